@@ -1,0 +1,114 @@
+/* The checkpoint store: VMs, the checkpoint tree and the operation journal, in one SQLite file.
+ * Every image operation is journaled as intent before it starts and done after (DESIGN.md #6). */
+#pragma once
+#include <glib.h>
+#include <stdint.h>
+
+G_BEGIN_DECLS
+
+#define SP_STORE_DEFAULT_PATH "/var/lib/stillpoint/store.db"
+#define SP_STORE_ENV "STILLPOINT_STORE"
+#define SP_NAME_MAX_CHARS 100
+
+typedef struct SpStore SpStore;
+
+typedef struct {
+    int64_t id;
+    char *name;
+    char *qmp_socket;
+    char *agent_socket;   /* may be NULL: no agent configured */
+    char *driver;         /* "qemu" or "hook" */
+    char *hook_command;   /* NULL unless driver is "hook" */
+    char *overlay_dir;    /* NULL: next to each disk's current image */
+    int64_t current;      /* checkpoint the VM runs on, 0 = none */
+    int64_t created_us;
+} SpVm;
+
+typedef struct {
+    char *disk;           /* device name, or node name when the disk has no device */
+    char *node;           /* block node that was the disk's top when the checkpoint was taken */
+    char *image;          /* image file frozen by the checkpoint (its content) */
+    char *overlay;        /* overlay the VM wrote to afterwards; NULL for the hook driver */
+    char *overlay_node;
+} SpCheckpointDisk;
+
+typedef struct {
+    int64_t id;
+    int64_t vm_id;
+    int64_t parent;       /* 0 = root */
+    char *name;
+    char *type;           /* "production" or "crash" */
+    char *consistency;    /* "application" or "crash" */
+    int64_t created_us;   /* wall clock, microseconds since the epoch */
+    GPtrArray *disks;     /* of SpCheckpointDisk */
+} SpCheckpoint;
+
+typedef enum {
+    SP_OP_INTENT,
+    SP_OP_DONE,
+    SP_OP_ROLLED_BACK,
+} SpOpState;
+
+typedef struct {
+    int64_t id;
+    int64_t vm_id;
+    char *kind;           /* "create" */
+    SpOpState state;
+    char *step;           /* last step reached, for diagnostics and recovery */
+    char *payload;        /* JSON text describing the plan (files, nodes) */
+    int64_t created_us;
+} SpOp;
+
+void sp_vm_free(SpVm *vm);
+void sp_checkpoint_disk_free(SpCheckpointDisk *disk);
+void sp_checkpoint_free(SpCheckpoint *cp);
+void sp_op_free(SpOp *op);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(SpVm, sp_vm_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(SpCheckpoint, sp_checkpoint_free)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(SpOp, sp_op_free)
+
+/* The store path: explicit > $STILLPOINT_STORE > SP_STORE_DEFAULT_PATH. */
+const char *sp_store_resolve_path(const char *explicit_path);
+
+/* Opens (creating the directory, file and schema when missing). */
+SpStore *sp_store_open(const char *path, GError **error);
+void sp_store_close(SpStore *store);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(SpStore, sp_store_close)
+const char *sp_store_get_path(SpStore *store);
+
+/* Names: VM names are 1-64 of [A-Za-z0-9._-] (they name lock files); checkpoint names are 1-100
+ * characters of valid UTF-8 with no control characters. */
+gboolean sp_vm_name_valid(const char *name, GError **error);
+gboolean sp_checkpoint_name_valid(const char *name, GError **error);
+
+gboolean sp_store_vm_add(SpStore *store, const SpVm *vm, int64_t *ret_id, GError **error);
+SpVm *sp_store_vm_get(SpStore *store, const char *name, GError **error);
+GPtrArray *sp_store_vm_list(SpStore *store, GError **error); /* of SpVm */
+/* Refuses while the VM has checkpoints unless force; removes only records, never images. */
+gboolean sp_store_vm_remove(SpStore *store, const char *name, gboolean force, GError **error);
+
+/* Records a checkpoint and makes it the VM's current one. The parent is the VM's current
+ * checkpoint. If op_id is not 0 the op is marked done in the same SQLite transaction, so a crash
+ * leaves either both or neither. */
+gboolean sp_store_checkpoint_add(SpStore *store, SpCheckpoint *cp, int64_t op_id,
+                                 int64_t *ret_id, GError **error);
+GPtrArray *sp_store_checkpoint_list(SpStore *store, int64_t vm_id, GError **error);
+gboolean sp_store_checkpoint_name_exists(SpStore *store, int64_t vm_id, const char *name,
+                                         gboolean *ret_exists, GError **error);
+
+/* The journal. */
+gboolean sp_store_op_begin(SpStore *store, int64_t vm_id, const char *kind, const char *payload,
+                           int64_t *ret_id, GError **error);
+gboolean sp_store_op_step(SpStore *store, int64_t op_id, const char *step, GError **error);
+gboolean sp_store_op_finish(SpStore *store, int64_t op_id, SpOpState state, GError **error);
+GPtrArray *sp_store_op_list_unfinished(SpStore *store, int64_t vm_id, GError **error);
+SpOp *sp_store_op_get(SpStore *store, int64_t op_id, GError **error);
+
+/* The per-VM lock: an flock on "<store>.<vm>.lock" next to the store. Held until the lock is
+ * freed (or the process dies). A second process gets G_IO_ERROR_BUSY naming the holder's pid. */
+typedef struct SpVmLock SpVmLock;
+SpVmLock *sp_vm_lock_acquire(SpStore *store, const char *vm_name, GError **error);
+void sp_vm_lock_release(SpVmLock *lock);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(SpVmLock, sp_vm_lock_release)
+
+G_END_DECLS

@@ -1,0 +1,708 @@
+/* The checkpoint store in SQLite: schema, VMs, the checkpoint tree, the operation journal and the
+ * per-VM lock. Library code: errors go up as GError, nothing is logged here. */
+#include "stillpoint/store.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <gio/gio.h>
+#include <sqlite3.h>
+#include <string.h>
+#include <sys/file.h>
+#include <unistd.h>
+
+struct SpStore {
+    sqlite3 *db;
+    char *path;
+};
+
+struct SpVmLock {
+    int fd;
+    char *path;
+};
+
+/* Version 1 of the schema. Times are microseconds since the epoch. */
+static const char schema_sql[] =
+    "PRAGMA foreign_keys = ON;"
+    "CREATE TABLE IF NOT EXISTS vms ("
+    "  id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, qmp TEXT NOT NULL, agent TEXT,"
+    "  driver TEXT NOT NULL, hook_command TEXT, overlay_dir TEXT, current INTEGER,"
+    "  created INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS checkpoints ("
+    "  id INTEGER PRIMARY KEY, vm_id INTEGER NOT NULL REFERENCES vms(id) ON DELETE CASCADE,"
+    "  parent INTEGER REFERENCES checkpoints(id), name TEXT NOT NULL, type TEXT NOT NULL,"
+    "  consistency TEXT NOT NULL, created INTEGER NOT NULL);"
+    "CREATE TABLE IF NOT EXISTS checkpoint_disks ("
+    "  checkpoint_id INTEGER NOT NULL REFERENCES checkpoints(id) ON DELETE CASCADE,"
+    "  disk TEXT NOT NULL, node TEXT NOT NULL, image TEXT NOT NULL, overlay TEXT,"
+    "  overlay_node TEXT);"
+    "CREATE TABLE IF NOT EXISTS ops ("
+    "  id INTEGER PRIMARY KEY, vm_id INTEGER NOT NULL REFERENCES vms(id) ON DELETE CASCADE,"
+    "  kind TEXT NOT NULL, state TEXT NOT NULL, step TEXT NOT NULL, payload TEXT NOT NULL,"
+    "  created INTEGER NOT NULL, finished INTEGER);"
+    "PRAGMA user_version = 1;";
+
+static const char *op_state_names[] = {"intent", "done", "rolled-back"};
+
+void sp_vm_free(SpVm *vm)
+{
+    if (vm == NULL)
+        return;
+    g_free(vm->name);
+    g_free(vm->qmp_socket);
+    g_free(vm->agent_socket);
+    g_free(vm->driver);
+    g_free(vm->hook_command);
+    g_free(vm->overlay_dir);
+    g_free(vm);
+}
+
+void sp_checkpoint_disk_free(SpCheckpointDisk *disk)
+{
+    if (disk == NULL)
+        return;
+    g_free(disk->disk);
+    g_free(disk->node);
+    g_free(disk->image);
+    g_free(disk->overlay);
+    g_free(disk->overlay_node);
+    g_free(disk);
+}
+
+void sp_checkpoint_free(SpCheckpoint *cp)
+{
+    if (cp == NULL)
+        return;
+    g_free(cp->name);
+    g_free(cp->type);
+    g_free(cp->consistency);
+    if (cp->disks != NULL)
+        g_ptr_array_unref(cp->disks);
+    g_free(cp);
+}
+
+void sp_op_free(SpOp *op)
+{
+    if (op == NULL)
+        return;
+    g_free(op->kind);
+    g_free(op->step);
+    g_free(op->payload);
+    g_free(op);
+}
+
+const char *sp_store_resolve_path(const char *explicit_path)
+{
+    const char *env = g_getenv(SP_STORE_ENV);
+    if (explicit_path != NULL && explicit_path[0] != '\0')
+        return explicit_path;
+    if (env != NULL && env[0] != '\0')
+        return env;
+    return SP_STORE_DEFAULT_PATH;
+}
+
+const char *sp_store_get_path(SpStore *store)
+{
+    return store->path;
+}
+
+static gboolean db_error(SpStore *store, int rc, const char *what, GError **error)
+{
+    int code = (rc == SQLITE_BUSY || rc == SQLITE_LOCKED) ? G_IO_ERROR_BUSY : G_IO_ERROR_FAILED;
+    g_set_error(error, G_IO_ERROR, code, "checkpoint store %s: %s: %s", store->path, what,
+                sqlite3_errmsg(store->db));
+    return FALSE;
+}
+
+static gboolean db_exec(SpStore *store, const char *sql, GError **error)
+{
+    int rc = sqlite3_exec(store->db, sql, NULL, NULL, NULL);
+    if (rc != SQLITE_OK)
+        return db_error(store, rc, sql, error);
+    return TRUE;
+}
+
+static sqlite3_stmt *db_prepare(SpStore *store, const char *sql, GError **error)
+{
+    sqlite3_stmt *stmt = NULL;
+    int rc = sqlite3_prepare_v2(store->db, sql, -1, &stmt, NULL);
+    if (rc != SQLITE_OK) {
+        db_error(store, rc, "prepare", error);
+        return NULL;
+    }
+    return stmt;
+}
+
+typedef sqlite3_stmt SpStmt;
+static void stmt_finalize(SpStmt *stmt)
+{
+    sqlite3_finalize(stmt);
+}
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(SpStmt, stmt_finalize)
+
+/* Steps a statement that returns no rows. */
+static gboolean db_step_done(SpStore *store, sqlite3_stmt *stmt, const char *what, GError **error)
+{
+    int rc = sqlite3_step(stmt);
+    if (rc != SQLITE_DONE)
+        return db_error(store, rc, what, error);
+    return TRUE;
+}
+
+static char *col_text(sqlite3_stmt *stmt, int col)
+{
+    const unsigned char *t = sqlite3_column_text(stmt, col);
+    return t != NULL ? g_strdup((const char *)t) : NULL;
+}
+
+static void bind_text_or_null(sqlite3_stmt *stmt, int idx, const char *s)
+{
+    if (s != NULL)
+        sqlite3_bind_text(stmt, idx, s, -1, SQLITE_TRANSIENT);
+    else
+        sqlite3_bind_null(stmt, idx);
+}
+
+SpStore *sp_store_open(const char *path, GError **error)
+{
+    g_autoptr(SpStore) store = g_new0(SpStore, 1);
+    g_autofree char *dir = g_path_get_dirname(path);
+    int rc;
+
+    store->path = g_strdup(path);
+    if (g_mkdir_with_parents(dir, 0700) != 0) {
+        int errsv = errno;
+        g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errsv),
+                    "checkpoint store %s: cannot create directory %s: %s", path, dir,
+                    g_strerror(errsv));
+        return NULL;
+    }
+    rc = sqlite3_open_v2(path, &store->db,
+                         SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX, NULL);
+    if (rc != SQLITE_OK) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "checkpoint store %s: cannot open: %s",
+                    path, store->db != NULL ? sqlite3_errmsg(store->db) : sqlite3_errstr(rc));
+        return NULL;
+    }
+    /* Another process may hold the write lock briefly; a journal write must wait, not fail. */
+    sqlite3_busy_timeout(store->db, 10000);
+    /* WAL + FULL: a committed journal entry survives a crash of the process or the host. */
+    if (!db_exec(store, "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;", error))
+        return NULL;
+    if (!db_exec(store, schema_sql, error))
+        return NULL;
+    return g_steal_pointer(&store);
+}
+
+void sp_store_close(SpStore *store)
+{
+    if (store == NULL)
+        return;
+    if (store->db != NULL)
+        sqlite3_close(store->db);
+    g_free(store->path);
+    g_free(store);
+}
+
+gboolean sp_vm_name_valid(const char *name, GError **error)
+{
+    size_t len = name != NULL ? strlen(name) : 0;
+    if (len == 0 || len > 64) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                    "VM name must be 1 to 64 characters");
+        return FALSE;
+    }
+    for (size_t i = 0; i < len; i++) {
+        char c = name[i];
+        if (!g_ascii_isalnum(c) && c != '.' && c != '_' && c != '-') {
+            g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                        "VM name '%s': only letters, digits, '.', '_' and '-' are allowed", name);
+            return FALSE;
+        }
+    }
+    if (name[0] == '.' || name[0] == '-') {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                    "VM name '%s' must not start with '.' or '-'", name);
+        return FALSE;
+    }
+    return TRUE;
+}
+
+gboolean sp_checkpoint_name_valid(const char *name, GError **error)
+{
+    glong chars;
+    if (name == NULL || !g_utf8_validate(name, -1, NULL)) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                    "checkpoint name is not valid UTF-8");
+        return FALSE;
+    }
+    chars = g_utf8_strlen(name, -1);
+    if (chars < 1 || chars > SP_NAME_MAX_CHARS) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                    "checkpoint name must be 1 to %d characters (got %ld)", SP_NAME_MAX_CHARS,
+                    chars);
+        return FALSE;
+    }
+    for (const char *p = name; *p != '\0'; p = g_utf8_next_char(p)) {
+        if (g_unichar_iscntrl(g_utf8_get_char(p))) {
+            g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                        "checkpoint name must not contain control characters");
+            return FALSE;
+        }
+    }
+    return TRUE;
+}
+
+gboolean sp_store_vm_add(SpStore *store, const SpVm *vm, int64_t *ret_id, GError **error)
+{
+    g_autoptr(SpStmt) stmt = NULL;
+    int rc;
+
+    if (!sp_vm_name_valid(vm->name, error))
+        return FALSE;
+    stmt = db_prepare(store,
+                      "INSERT INTO vms (name, qmp, agent, driver, hook_command, overlay_dir, "
+                      "created) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                      error);
+    if (stmt == NULL)
+        return FALSE;
+    sqlite3_bind_text(stmt, 1, vm->name, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(stmt, 2, vm->qmp_socket, -1, SQLITE_TRANSIENT);
+    bind_text_or_null(stmt, 3, vm->agent_socket);
+    sqlite3_bind_text(stmt, 4, vm->driver != NULL ? vm->driver : "qemu", -1, SQLITE_TRANSIENT);
+    bind_text_or_null(stmt, 5, vm->hook_command);
+    bind_text_or_null(stmt, 6, vm->overlay_dir);
+    sqlite3_bind_int64(stmt, 7, g_get_real_time());
+    rc = sqlite3_step(stmt);
+    if (rc == SQLITE_CONSTRAINT) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_EXISTS,
+                    "VM '%s' is already registered in %s", vm->name, store->path);
+        return FALSE;
+    }
+    if (rc != SQLITE_DONE)
+        return db_error(store, rc, "adding VM", error);
+    if (ret_id != NULL)
+        *ret_id = sqlite3_last_insert_rowid(store->db);
+    return TRUE;
+}
+
+static SpVm *vm_from_row(sqlite3_stmt *stmt)
+{
+    SpVm *vm = g_new0(SpVm, 1);
+    vm->id = sqlite3_column_int64(stmt, 0);
+    vm->name = col_text(stmt, 1);
+    vm->qmp_socket = col_text(stmt, 2);
+    vm->agent_socket = col_text(stmt, 3);
+    vm->driver = col_text(stmt, 4);
+    vm->hook_command = col_text(stmt, 5);
+    vm->overlay_dir = col_text(stmt, 6);
+    vm->current = sqlite3_column_int64(stmt, 7);
+    vm->created_us = sqlite3_column_int64(stmt, 8);
+    return vm;
+}
+
+#define VM_COLUMNS "id, name, qmp, agent, driver, hook_command, overlay_dir, current, created"
+
+SpVm *sp_store_vm_get(SpStore *store, const char *name, GError **error)
+{
+    g_autoptr(SpStmt) stmt = db_prepare(store, "SELECT " VM_COLUMNS " FROM vms WHERE name = ?",
+                                        error);
+    int rc;
+    if (stmt == NULL)
+        return NULL;
+    sqlite3_bind_text(stmt, 1, name, -1, SQLITE_TRANSIENT);
+    rc = sqlite3_step(stmt);
+    if (rc == SQLITE_DONE) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
+                    "VM '%s' is not registered (see 'stillpoint vm list', or add it with "
+                    "'stillpoint vm add')", name);
+        return NULL;
+    }
+    if (rc != SQLITE_ROW) {
+        db_error(store, rc, "reading VM", error);
+        return NULL;
+    }
+    return vm_from_row(stmt);
+}
+
+GPtrArray *sp_store_vm_list(SpStore *store, GError **error)
+{
+    g_autoptr(SpStmt) stmt = db_prepare(store, "SELECT " VM_COLUMNS " FROM vms ORDER BY name",
+                                        error);
+    g_autoptr(GPtrArray) vms = g_ptr_array_new_with_free_func((GDestroyNotify)sp_vm_free);
+    int rc;
+    if (stmt == NULL)
+        return NULL;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW)
+        g_ptr_array_add(vms, vm_from_row(stmt));
+    if (rc != SQLITE_DONE) {
+        db_error(store, rc, "listing VMs", error);
+        return NULL;
+    }
+    return g_steal_pointer(&vms);
+}
+
+gboolean sp_store_vm_remove(SpStore *store, const char *name, gboolean force, GError **error)
+{
+    g_autoptr(SpVm) vm = sp_store_vm_get(store, name, error);
+    g_autoptr(SpStmt) count = NULL;
+    g_autoptr(SpStmt) del = NULL;
+    int64_t n;
+
+    if (vm == NULL)
+        return FALSE;
+    count = db_prepare(store,
+                       "SELECT (SELECT COUNT(*) FROM checkpoints WHERE vm_id = ?1) + "
+                       "(SELECT COUNT(*) FROM ops WHERE vm_id = ?1 AND state = 'intent')",
+                       error);
+    if (count == NULL)
+        return FALSE;
+    sqlite3_bind_int64(count, 1, vm->id);
+    if (sqlite3_step(count) != SQLITE_ROW)
+        return db_error(store, SQLITE_ERROR, "counting checkpoints", error);
+    n = sqlite3_column_int64(count, 0);
+    if (n > 0 && !force) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_EMPTY,
+                    "VM '%s' has %" G_GINT64_FORMAT " checkpoints or unfinished operations; "
+                    "use --force to forget them (image files are kept)",
+                    name, n);
+        return FALSE;
+    }
+    del = db_prepare(store, "DELETE FROM vms WHERE id = ?", error);
+    if (del == NULL)
+        return FALSE;
+    sqlite3_bind_int64(del, 1, vm->id);
+    return db_step_done(store, del, "removing VM", error);
+}
+
+static gboolean checkpoint_insert_disks(SpStore *store, const SpCheckpoint *cp, GError **error)
+{
+    g_autoptr(SpStmt) stmt = db_prepare(store,
+                                        "INSERT INTO checkpoint_disks (checkpoint_id, disk, node, "
+                                        "image, overlay, overlay_node) VALUES (?, ?, ?, ?, ?, ?)",
+                                        error);
+    if (stmt == NULL)
+        return FALSE;
+    for (guint i = 0; cp->disks != NULL && i < cp->disks->len; i++) {
+        SpCheckpointDisk *d = g_ptr_array_index(cp->disks, i);
+        sqlite3_reset(stmt);
+        sqlite3_bind_int64(stmt, 1, cp->id);
+        sqlite3_bind_text(stmt, 2, d->disk, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(stmt, 3, d->node, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_text(stmt, 4, d->image, -1, SQLITE_TRANSIENT);
+        bind_text_or_null(stmt, 5, d->overlay);
+        bind_text_or_null(stmt, 6, d->overlay_node);
+        if (!db_step_done(store, stmt, "recording checkpoint disk", error))
+            return FALSE;
+    }
+    return TRUE;
+}
+
+static gboolean op_set_state(SpStore *store, int64_t op_id, SpOpState state, GError **error)
+{
+    g_autoptr(SpStmt) stmt = db_prepare(store,
+                                        "UPDATE ops SET state = ?, finished = ? WHERE id = ?",
+                                        error);
+    if (stmt == NULL)
+        return FALSE;
+    sqlite3_bind_text(stmt, 1, op_state_names[state], -1, SQLITE_STATIC);
+    sqlite3_bind_int64(stmt, 2, g_get_real_time());
+    sqlite3_bind_int64(stmt, 3, op_id);
+    return db_step_done(store, stmt, "finishing operation", error);
+}
+
+static gboolean checkpoint_add_locked(SpStore *store, SpCheckpoint *cp, int64_t op_id,
+                                      GError **error)
+{
+    g_autoptr(SpStmt) cur = db_prepare(store, "SELECT current FROM vms WHERE id = ?", error);
+    g_autoptr(SpStmt) ins = NULL;
+    g_autoptr(SpStmt) upd = NULL;
+
+    if (cur == NULL)
+        return FALSE;
+    sqlite3_bind_int64(cur, 1, cp->vm_id);
+    if (sqlite3_step(cur) != SQLITE_ROW) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
+                    "checkpoint '%s': its VM (id %" G_GINT64_FORMAT ") is not registered",
+                    cp->name, cp->vm_id);
+        return FALSE;
+    }
+    cp->parent = sqlite3_column_int64(cur, 0);
+    ins = db_prepare(store,
+                     "INSERT INTO checkpoints (vm_id, parent, name, type, consistency, created) "
+                     "VALUES (?, ?, ?, ?, ?, ?)",
+                     error);
+    if (ins == NULL)
+        return FALSE;
+    sqlite3_bind_int64(ins, 1, cp->vm_id);
+    if (cp->parent != 0)
+        sqlite3_bind_int64(ins, 2, cp->parent);
+    else
+        sqlite3_bind_null(ins, 2);
+    sqlite3_bind_text(ins, 3, cp->name, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(ins, 4, cp->type, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(ins, 5, cp->consistency, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(ins, 6, cp->created_us != 0 ? cp->created_us : g_get_real_time());
+    if (!db_step_done(store, ins, "recording checkpoint", error))
+        return FALSE;
+    cp->id = sqlite3_last_insert_rowid(store->db);
+    if (!checkpoint_insert_disks(store, cp, error))
+        return FALSE;
+    upd = db_prepare(store, "UPDATE vms SET current = ? WHERE id = ?", error);
+    if (upd == NULL)
+        return FALSE;
+    sqlite3_bind_int64(upd, 1, cp->id);
+    sqlite3_bind_int64(upd, 2, cp->vm_id);
+    if (!db_step_done(store, upd, "setting current checkpoint", error))
+        return FALSE;
+    if (op_id != 0 && !op_set_state(store, op_id, SP_OP_DONE, error))
+        return FALSE;
+    return TRUE;
+}
+
+gboolean sp_store_checkpoint_add(SpStore *store, SpCheckpoint *cp, int64_t op_id,
+                                 int64_t *ret_id, GError **error)
+{
+    if (!sp_checkpoint_name_valid(cp->name, error))
+        return FALSE;
+    if (!db_exec(store, "BEGIN IMMEDIATE", error))
+        return FALSE;
+    if (!checkpoint_add_locked(store, cp, op_id, error)) {
+        sqlite3_exec(store->db, "ROLLBACK", NULL, NULL, NULL);
+        return FALSE;
+    }
+    if (!db_exec(store, "COMMIT", error)) {
+        sqlite3_exec(store->db, "ROLLBACK", NULL, NULL, NULL);
+        return FALSE;
+    }
+    if (ret_id != NULL)
+        *ret_id = cp->id;
+    return TRUE;
+}
+
+static gboolean checkpoint_load_disks(SpStore *store, SpCheckpoint *cp, GError **error)
+{
+    g_autoptr(SpStmt) stmt = db_prepare(store,
+                                        "SELECT disk, node, image, overlay, overlay_node FROM "
+                                        "checkpoint_disks WHERE checkpoint_id = ? ORDER BY rowid",
+                                        error);
+    int rc;
+    if (stmt == NULL)
+        return FALSE;
+    sqlite3_bind_int64(stmt, 1, cp->id);
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        SpCheckpointDisk *d = g_new0(SpCheckpointDisk, 1);
+        d->disk = col_text(stmt, 0);
+        d->node = col_text(stmt, 1);
+        d->image = col_text(stmt, 2);
+        d->overlay = col_text(stmt, 3);
+        d->overlay_node = col_text(stmt, 4);
+        g_ptr_array_add(cp->disks, d);
+    }
+    if (rc != SQLITE_DONE)
+        return db_error(store, rc, "reading checkpoint disks", error);
+    return TRUE;
+}
+
+GPtrArray *sp_store_checkpoint_list(SpStore *store, int64_t vm_id, GError **error)
+{
+    g_autoptr(SpStmt) stmt = db_prepare(store,
+                                        "SELECT id, vm_id, parent, name, type, consistency, "
+                                        "created FROM checkpoints WHERE vm_id = ? ORDER BY id",
+                                        error);
+    g_autoptr(GPtrArray) cps = g_ptr_array_new_with_free_func((GDestroyNotify)sp_checkpoint_free);
+    int rc;
+    if (stmt == NULL)
+        return NULL;
+    sqlite3_bind_int64(stmt, 1, vm_id);
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
+        SpCheckpoint *cp = g_new0(SpCheckpoint, 1);
+        cp->id = sqlite3_column_int64(stmt, 0);
+        cp->vm_id = sqlite3_column_int64(stmt, 1);
+        cp->parent = sqlite3_column_int64(stmt, 2);
+        cp->name = col_text(stmt, 3);
+        cp->type = col_text(stmt, 4);
+        cp->consistency = col_text(stmt, 5);
+        cp->created_us = sqlite3_column_int64(stmt, 6);
+        cp->disks = g_ptr_array_new_with_free_func((GDestroyNotify)sp_checkpoint_disk_free);
+        g_ptr_array_add(cps, cp);
+    }
+    if (rc != SQLITE_DONE) {
+        db_error(store, rc, "listing checkpoints", error);
+        return NULL;
+    }
+    for (guint i = 0; i < cps->len; i++) {
+        if (!checkpoint_load_disks(store, g_ptr_array_index(cps, i), error))
+            return NULL;
+    }
+    return g_steal_pointer(&cps);
+}
+
+gboolean sp_store_checkpoint_name_exists(SpStore *store, int64_t vm_id, const char *name,
+                                         gboolean *ret_exists, GError **error)
+{
+    g_autoptr(SpStmt) stmt = db_prepare(store,
+                                        "SELECT 1 FROM checkpoints WHERE vm_id = ? AND name = ?",
+                                        error);
+    int rc;
+    if (stmt == NULL)
+        return FALSE;
+    sqlite3_bind_int64(stmt, 1, vm_id);
+    sqlite3_bind_text(stmt, 2, name, -1, SQLITE_TRANSIENT);
+    rc = sqlite3_step(stmt);
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return db_error(store, rc, "looking up checkpoint name", error);
+    *ret_exists = rc == SQLITE_ROW;
+    return TRUE;
+}
+
+gboolean sp_store_op_begin(SpStore *store, int64_t vm_id, const char *kind, const char *payload,
+                           int64_t *ret_id, GError **error)
+{
+    g_autoptr(SpStmt) stmt = db_prepare(store,
+                                        "INSERT INTO ops (vm_id, kind, state, step, payload, "
+                                        "created) VALUES (?, ?, 'intent', 'planned', ?, ?)",
+                                        error);
+    if (stmt == NULL)
+        return FALSE;
+    sqlite3_bind_int64(stmt, 1, vm_id);
+    sqlite3_bind_text(stmt, 2, kind, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(stmt, 3, payload, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(stmt, 4, g_get_real_time());
+    if (!db_step_done(store, stmt, "journaling operation", error))
+        return FALSE;
+    *ret_id = sqlite3_last_insert_rowid(store->db);
+    return TRUE;
+}
+
+gboolean sp_store_op_step(SpStore *store, int64_t op_id, const char *step, GError **error)
+{
+    g_autoptr(SpStmt) stmt = db_prepare(store, "UPDATE ops SET step = ? WHERE id = ?", error);
+    if (stmt == NULL)
+        return FALSE;
+    sqlite3_bind_text(stmt, 1, step, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(stmt, 2, op_id);
+    return db_step_done(store, stmt, "journaling step", error);
+}
+
+gboolean sp_store_op_finish(SpStore *store, int64_t op_id, SpOpState state, GError **error)
+{
+    return op_set_state(store, op_id, state, error);
+}
+
+static SpOp *op_from_row(sqlite3_stmt *stmt)
+{
+    SpOp *op = g_new0(SpOp, 1);
+    g_autofree char *state = NULL;
+    op->id = sqlite3_column_int64(stmt, 0);
+    op->vm_id = sqlite3_column_int64(stmt, 1);
+    op->kind = col_text(stmt, 2);
+    state = col_text(stmt, 3);
+    op->state = SP_OP_INTENT;
+    for (guint i = 0; i < G_N_ELEMENTS(op_state_names); i++) {
+        if (g_strcmp0(state, op_state_names[i]) == 0)
+            op->state = (SpOpState)i;
+    }
+    op->step = col_text(stmt, 4);
+    op->payload = col_text(stmt, 5);
+    op->created_us = sqlite3_column_int64(stmt, 6);
+    return op;
+}
+
+#define OP_COLUMNS "id, vm_id, kind, state, step, payload, created"
+
+GPtrArray *sp_store_op_list_unfinished(SpStore *store, int64_t vm_id, GError **error)
+{
+    g_autoptr(SpStmt) stmt = db_prepare(store,
+                                        "SELECT " OP_COLUMNS " FROM ops WHERE vm_id = ? AND "
+                                        "state = 'intent' ORDER BY id",
+                                        error);
+    g_autoptr(GPtrArray) ops = g_ptr_array_new_with_free_func((GDestroyNotify)sp_op_free);
+    int rc;
+    if (stmt == NULL)
+        return NULL;
+    sqlite3_bind_int64(stmt, 1, vm_id);
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW)
+        g_ptr_array_add(ops, op_from_row(stmt));
+    if (rc != SQLITE_DONE) {
+        db_error(store, rc, "listing operations", error);
+        return NULL;
+    }
+    return g_steal_pointer(&ops);
+}
+
+SpOp *sp_store_op_get(SpStore *store, int64_t op_id, GError **error)
+{
+    g_autoptr(SpStmt) stmt = db_prepare(store, "SELECT " OP_COLUMNS " FROM ops WHERE id = ?",
+                                        error);
+    int rc;
+    if (stmt == NULL)
+        return NULL;
+    sqlite3_bind_int64(stmt, 1, op_id);
+    rc = sqlite3_step(stmt);
+    if (rc != SQLITE_ROW) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
+                    "operation %" G_GINT64_FORMAT " is not in the journal", op_id);
+        return NULL;
+    }
+    return op_from_row(stmt);
+}
+
+/* Reads the pid the current holder wrote into the lock file, for the error message. */
+static long lock_holder_pid(int fd)
+{
+    char buf[32] = {0};
+    ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+    if (n <= 0)
+        return 0;
+    return strtol(buf, NULL, 10);
+}
+
+SpVmLock *sp_vm_lock_acquire(SpStore *store, const char *vm_name, GError **error)
+{
+    g_autoptr(SpVmLock) lock = g_new0(SpVmLock, 1);
+    char pid[32];
+    int len;
+
+    if (!sp_vm_name_valid(vm_name, error))
+        return NULL;
+    lock->fd = -1;
+    lock->path = g_strdup_printf("%s.%s.lock", store->path, vm_name);
+    lock->fd = open(lock->path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (lock->fd < 0) {
+        int errsv = errno;
+        g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errsv),
+                    "VM '%s': cannot open lock file %s: %s", vm_name, lock->path,
+                    g_strerror(errsv));
+        return NULL;
+    }
+    if (flock(lock->fd, LOCK_EX | LOCK_NB) != 0) {
+        int errsv = errno;
+        if (errsv == EWOULDBLOCK) {
+            long holder = lock_holder_pid(lock->fd);
+            g_set_error(error, G_IO_ERROR, G_IO_ERROR_BUSY,
+                        "VM '%s' is busy: another stillpoint process (pid %ld) is working on "
+                        "it; wait for it to finish (lock %s)",
+                        vm_name, holder, lock->path);
+        } else {
+            g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errsv),
+                        "VM '%s': cannot lock %s: %s", vm_name, lock->path, g_strerror(errsv));
+        }
+        return NULL;
+    }
+    len = g_snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
+    if (ftruncate(lock->fd, 0) != 0 || pwrite(lock->fd, pid, (size_t)len, 0) != len) {
+        /* The pid is only for the message of a second process; the lock is what matters. */
+    }
+    return g_steal_pointer(&lock);
+}
+
+void sp_vm_lock_release(SpVmLock *lock)
+{
+    if (lock == NULL)
+        return;
+    /* The file stays: unlinking it would let two processes lock two different inodes. */
+    if (lock->fd >= 0)
+        close(lock->fd);
+    g_free(lock->path);
+    g_free(lock);
+}

@@ -1,0 +1,305 @@
+/* The checkpoint store against a real SQLite file in a temporary directory. */
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <setjmp.h>
+#include <cmocka.h>
+
+#include <gio/gio.h>
+#include <glib/gstdio.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "stillpoint/store.h"
+
+typedef struct {
+    char *dir;
+    char *path;
+    SpStore *store;
+} Fixture;
+
+static int setup(void **state)
+{
+    Fixture *f = g_new0(Fixture, 1);
+    g_autoptr(GError) error = NULL;
+    f->dir = g_dir_make_tmp("sp-store-XXXXXX", &error);
+    assert_non_null(f->dir);
+    f->path = g_build_filename(f->dir, "sub", "store.db", NULL);
+    f->store = sp_store_open(f->path, &error);
+    assert_null(error);
+    assert_non_null(f->store);
+    *state = f;
+    return 0;
+}
+
+static void rm_rf(const char *dir)
+{
+    g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
+    const char *name;
+    while (d != NULL && (name = g_dir_read_name(d)) != NULL) {
+        g_autofree char *p = g_build_filename(dir, name, NULL);
+        if (g_file_test(p, G_FILE_TEST_IS_DIR))
+            rm_rf(p);
+        else
+            g_unlink(p);
+    }
+    g_rmdir(dir);
+}
+
+static int teardown(void **state)
+{
+    Fixture *f = *state;
+    sp_store_close(f->store);
+    rm_rf(f->dir);
+    g_free(f->dir);
+    g_free(f->path);
+    g_free(f);
+    return 0;
+}
+
+static int64_t add_vm(SpStore *store, const char *name)
+{
+    SpVm vm = {.name = (char *)name, .qmp_socket = (char *)"/run/qmp.sock",
+               .agent_socket = (char *)"/run/agent.sock", .driver = (char *)"qemu"};
+    g_autoptr(GError) error = NULL;
+    int64_t id = 0;
+    assert_true(sp_store_vm_add(store, &vm, &id, &error));
+    assert_null(error);
+    return id;
+}
+
+static SpCheckpoint *make_checkpoint(int64_t vm_id, const char *name, const char *image,
+                                     const char *overlay)
+{
+    SpCheckpoint *cp = g_new0(SpCheckpoint, 1);
+    SpCheckpointDisk *d = g_new0(SpCheckpointDisk, 1);
+    cp->vm_id = vm_id;
+    cp->name = g_strdup(name);
+    cp->type = g_strdup("production");
+    cp->consistency = g_strdup("application");
+    cp->disks = g_ptr_array_new_with_free_func((GDestroyNotify)sp_checkpoint_disk_free);
+    d->disk = g_strdup("virtio0");
+    d->node = g_strdup("disk0");
+    d->image = g_strdup(image);
+    d->overlay = g_strdup(overlay);
+    d->overlay_node = g_strdup("sp-1-0");
+    g_ptr_array_add(cp->disks, d);
+    return cp;
+}
+
+static void test_vm_add_get_list_remove(void **state)
+{
+    Fixture *f = *state;
+    g_autoptr(GError) error = NULL;
+    g_autoptr(SpVm) vm = NULL;
+    g_autoptr(GPtrArray) vms = NULL;
+    SpVm dup = {.name = (char *)"web", .qmp_socket = (char *)"/x", .driver = (char *)"qemu"};
+
+    add_vm(f->store, "web");
+    add_vm(f->store, "db");
+    vm = sp_store_vm_get(f->store, "web", &error);
+    assert_non_null(vm);
+    assert_string_equal(vm->qmp_socket, "/run/qmp.sock");
+    assert_string_equal(vm->agent_socket, "/run/agent.sock");
+    assert_int_equal(vm->current, 0);
+
+    assert_false(sp_store_vm_add(f->store, &dup, NULL, &error));
+    assert_true(g_error_matches(error, G_IO_ERROR, G_IO_ERROR_EXISTS));
+    g_clear_error(&error);
+
+    vms = sp_store_vm_list(f->store, &error);
+    assert_int_equal(vms->len, 2);
+    assert_string_equal(((SpVm *)g_ptr_array_index(vms, 0))->name, "db");
+
+    assert_true(sp_store_vm_remove(f->store, "db", FALSE, &error));
+    assert_null(sp_store_vm_get(f->store, "db", &error));
+    assert_true(g_error_matches(error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND));
+}
+
+static void test_vm_name_rejects_path_characters(void **state)
+{
+    g_autoptr(GError) error = NULL;
+    assert_false(sp_vm_name_valid("../etc", &error));
+    assert_true(g_error_matches(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT));
+    g_clear_error(&error);
+    assert_false(sp_vm_name_valid("", &error));
+    g_clear_error(&error);
+    assert_true(sp_vm_name_valid("vm-1.test_a", &error));
+}
+
+static void test_checkpoint_name_limits(void **state)
+{
+    g_autoptr(GError) error = NULL;
+    g_autofree char *hundred = g_strnfill(100, 'a');
+    g_autofree char *too_long = g_strnfill(101, 'a');
+    /* 100 characters of 2-byte UTF-8 is still 100 characters. */
+    GString *accents = g_string_new(NULL);
+    for (int i = 0; i < 100; i++)
+        g_string_append(accents, "\xc3\xa9");
+
+    assert_true(sp_checkpoint_name_valid(hundred, &error));
+    assert_true(sp_checkpoint_name_valid(accents->str, &error));
+    assert_false(sp_checkpoint_name_valid(too_long, &error));
+    g_clear_error(&error);
+    assert_false(sp_checkpoint_name_valid("", &error));
+    g_clear_error(&error);
+    assert_false(sp_checkpoint_name_valid("a\tb", &error));
+    g_clear_error(&error);
+    assert_false(sp_checkpoint_name_valid("a\xc2\x85" "b", &error)); /* U+0085 is a control */
+    g_clear_error(&error);
+    assert_false(sp_checkpoint_name_valid("\xff", &error));
+    g_string_free(accents, TRUE);
+}
+
+static void test_checkpoints_form_a_tree_and_track_current(void **state)
+{
+    Fixture *f = *state;
+    g_autoptr(GError) error = NULL;
+    int64_t vm_id = add_vm(f->store, "web");
+    g_autoptr(SpCheckpoint) a = make_checkpoint(vm_id, "a", "/img/base.qcow2", "/img/a.qcow2");
+    g_autoptr(SpCheckpoint) b = make_checkpoint(vm_id, "b", "/img/a.qcow2", "/img/b.qcow2");
+    g_autoptr(GPtrArray) list = NULL;
+    g_autoptr(SpVm) vm = NULL;
+    int64_t id_a = 0, id_b = 0;
+    gboolean exists = FALSE;
+
+    assert_true(sp_store_checkpoint_add(f->store, a, 0, &id_a, &error));
+    assert_true(sp_store_checkpoint_add(f->store, b, 0, &id_b, &error));
+    assert_int_equal(a->parent, 0);
+    assert_int_equal(b->parent, id_a);
+
+    vm = sp_store_vm_get(f->store, "web", &error);
+    assert_int_equal(vm->current, id_b);
+
+    list = sp_store_checkpoint_list(f->store, vm_id, &error);
+    assert_int_equal(list->len, 2);
+    SpCheckpoint *lb = g_ptr_array_index(list, 1);
+    assert_int_equal(lb->parent, id_a);
+    assert_string_equal(lb->consistency, "application");
+    assert_int_equal(lb->disks->len, 1);
+    assert_string_equal(((SpCheckpointDisk *)g_ptr_array_index(lb->disks, 0))->overlay,
+                        "/img/b.qcow2");
+
+    assert_true(sp_store_checkpoint_name_exists(f->store, vm_id, "a", &exists, &error));
+    assert_true(exists);
+    assert_true(sp_store_checkpoint_name_exists(f->store, vm_id, "zz", &exists, &error));
+    assert_false(exists);
+
+    /* A VM with checkpoints is only forgotten on purpose. */
+    assert_false(sp_store_vm_remove(f->store, "web", FALSE, &error));
+    assert_true(g_error_matches(error, G_IO_ERROR, G_IO_ERROR_NOT_EMPTY));
+    g_clear_error(&error);
+    assert_true(sp_store_vm_remove(f->store, "web", TRUE, &error));
+}
+
+static void test_journal_done_with_checkpoint_atomically(void **state)
+{
+    Fixture *f = *state;
+    g_autoptr(GError) error = NULL;
+    int64_t vm_id = add_vm(f->store, "web");
+    g_autoptr(SpCheckpoint) a = make_checkpoint(vm_id, "a", "/img/base.qcow2", "/img/a.qcow2");
+    g_autoptr(GPtrArray) open_ops = NULL;
+    g_autoptr(GPtrArray) after = NULL;
+    g_autoptr(SpOp) op = NULL;
+    int64_t op_id = 0;
+
+    assert_true(sp_store_op_begin(f->store, vm_id, "create", "{\"x\":1}", &op_id, &error));
+    assert_true(sp_store_op_step(f->store, op_id, "overlays-created", &error));
+    open_ops = sp_store_op_list_unfinished(f->store, vm_id, &error);
+    assert_int_equal(open_ops->len, 1);
+    assert_string_equal(((SpOp *)g_ptr_array_index(open_ops, 0))->step, "overlays-created");
+    assert_string_equal(((SpOp *)g_ptr_array_index(open_ops, 0))->payload, "{\"x\":1}");
+
+    assert_true(sp_store_checkpoint_add(f->store, a, op_id, NULL, &error));
+    after = sp_store_op_list_unfinished(f->store, vm_id, &error);
+    assert_int_equal(after->len, 0);
+    op = sp_store_op_get(f->store, op_id, &error);
+    assert_int_equal(op->state, SP_OP_DONE);
+}
+
+static void test_journal_survives_reopen(void **state)
+{
+    Fixture *f = *state;
+    g_autoptr(GError) error = NULL;
+    int64_t vm_id = add_vm(f->store, "web");
+    g_autoptr(GPtrArray) ops = NULL;
+    int64_t op_id = 0;
+
+    assert_true(sp_store_op_begin(f->store, vm_id, "create", "{}", &op_id, &error));
+    sp_store_close(f->store);
+    f->store = sp_store_open(f->path, &error);
+    assert_non_null(f->store);
+    ops = sp_store_op_list_unfinished(f->store, vm_id, &error);
+    assert_int_equal(ops->len, 1);
+    assert_true(sp_store_op_finish(f->store, op_id, SP_OP_ROLLED_BACK, &error));
+    g_ptr_array_unref(ops);
+    ops = sp_store_op_list_unfinished(f->store, vm_id, &error);
+    assert_int_equal(ops->len, 0);
+}
+
+static void test_second_locker_gets_busy_naming_the_holder(void **state)
+{
+    Fixture *f = *state;
+    g_autoptr(GError) error = NULL;
+    g_autoptr(SpVmLock) lock = sp_vm_lock_acquire(f->store, "web", &error);
+    g_autoptr(SpVmLock) other = NULL;
+    int pipefd[2];
+    char result = 0;
+    pid_t pid;
+
+    assert_non_null(lock);
+    /* flock is per open file description: a second process must be refused. */
+    assert_int_equal(pipe(pipefd), 0);
+    pid = fork();
+    if (pid == 0) {
+        g_autoptr(GError) child_error = NULL;
+        SpVmLock *l = sp_vm_lock_acquire(f->store, "web", &child_error);
+        char r = (l == NULL && g_error_matches(child_error, G_IO_ERROR, G_IO_ERROR_BUSY) &&
+                  strstr(child_error->message, "busy") != NULL)
+                     ? 'y'
+                     : 'n';
+        if (write(pipefd[1], &r, 1) != 1)
+            _exit(2);
+        _exit(0);
+    }
+    assert_int_equal(read(pipefd[0], &result, 1), 1);
+    waitpid(pid, NULL, 0);
+    close(pipefd[0]);
+    close(pipefd[1]);
+    assert_int_equal(result, 'y');
+
+    /* Another VM is independent; releasing lets the next one in. */
+    other = sp_vm_lock_acquire(f->store, "db", &error);
+    assert_non_null(other);
+    sp_vm_lock_release(g_steal_pointer(&lock));
+    lock = sp_vm_lock_acquire(f->store, "web", &error);
+    assert_non_null(lock);
+}
+
+static void test_store_path_resolution(void **state)
+{
+    g_unsetenv(SP_STORE_ENV);
+    assert_string_equal(sp_store_resolve_path(NULL), SP_STORE_DEFAULT_PATH);
+    g_setenv(SP_STORE_ENV, "/tmp/env.db", TRUE);
+    assert_string_equal(sp_store_resolve_path(NULL), "/tmp/env.db");
+    assert_string_equal(sp_store_resolve_path("/tmp/opt.db"), "/tmp/opt.db");
+    g_unsetenv(SP_STORE_ENV);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_vm_add_get_list_remove, setup, teardown),
+        cmocka_unit_test(test_vm_name_rejects_path_characters),
+        cmocka_unit_test(test_checkpoint_name_limits),
+        cmocka_unit_test_setup_teardown(test_checkpoints_form_a_tree_and_track_current, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_journal_done_with_checkpoint_atomically, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_journal_survives_reopen, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_second_locker_gets_busy_naming_the_holder, setup,
+                                        teardown),
+        cmocka_unit_test(test_store_path_resolution),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
