@@ -1,0 +1,21 @@
+# The Windows agent's tests: the mingw-w64 binaries of SP_WINDOWS_BUILD_DIR run under wine
+# (which has no VSS: they use the fake VSS backend), and the protocol conformance test that
+# drives both agents.
+set(SP_WINE_TESTS_DIR ${CMAKE_CURRENT_LIST_DIR})
+set(SP_CONFORMANCE ${CMAKE_CURRENT_LIST_DIR}/../conformance/agent-conformance.py)
+set(SP_PYTHON /usr/bin/python3)
+
+find_program(SP_WINE wine)
+if(SP_WINDOWS_BUILD_DIR AND SP_WINE)
+  set(winexe ${SP_WINDOWS_BUILD_DIR}/agent-windows)
+  set(wineprefix ${CMAKE_BINARY_DIR}/wineprefix)
+  set(winerun ${SP_WINE_TESTS_DIR}/wine-run.sh ${wineprefix})
+
+  add_test(NAME windows/wineprefix COMMAND ${winerun} 300 --init)
+  set_tests_properties(windows/wineprefix PROPERTIES FIXTURES_SETUP wine TIMEOUT 320)
+
+  add_test(NAME windows/vss-freezer COMMAND ${winerun} 60 ${winexe}/test-vss-freezer.exe)
+  set_tests_properties(windows/vss-freezer PROPERTIES FIXTURES_REQUIRED wine TIMEOUT 90)
+elseif(SP_WINDOWS_BUILD_DIR)
+  message(STATUS "wine not found: the Windows agent's tests are not registered")
+endif()
