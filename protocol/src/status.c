@@ -19,6 +19,7 @@ const char *sp_status_str(int status)
     case SP_E_NOT_OBJECT: return "not a JSON object";
     case SP_E_MISSING: return "missing member";
     case SP_E_TYPE: return "member of wrong type";
+    case SP_E_UNEXPECTED: return "unexpected member";
     }
     return "unknown error";
 }

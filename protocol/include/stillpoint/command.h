@@ -32,7 +32,9 @@ typedef struct {
 
 void sp_command_error_set(SpCommandError *err, const char *klass, const char *code,
                           const char *fmt, ...)
-#if defined(__GNUC__)
+#if defined(__MINGW32__) /* the library formats with mingw's C99 printf, not msvcrt's */
+    __attribute__((format(gnu_printf, 4, 5)))
+#elif defined(__GNUC__)
     __attribute__((format(printf, 4, 5)))
 #endif
     ;

@@ -9,7 +9,7 @@ typedef enum {
     SP_JSON_NULL,
     SP_JSON_BOOL,
     SP_JSON_INT,     /* integers that fit int64_t */
-    SP_JSON_DOUBLE,  /* numbers with a fraction or exponent, or integers beyond int64 (see parse) */
+    SP_JSON_DOUBLE,  /* numbers with a fraction or exponent (integers beyond int64 are SP_E_RANGE) */
     SP_JSON_STRING,  /* UTF-8, may contain U+0000 (length is explicit) */
     SP_JSON_ARRAY,
     SP_JSON_OBJECT,  /* members keep their insertion order; keys are unique */

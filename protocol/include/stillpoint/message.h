@@ -19,7 +19,7 @@ typedef struct {
 
 /* Why a request could not be parsed, in QGA's words ("QMP input lacks member 'execute'"). */
 typedef struct {
-    int status;       /* SP_E_NOT_OBJECT, SP_E_MISSING, SP_E_TYPE */
+    int status;       /* SP_E_NOT_OBJECT, SP_E_MISSING, SP_E_TYPE, SP_E_UNEXPECTED */
     char desc[160];
 } SpRequestError;
 

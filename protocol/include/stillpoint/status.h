@@ -17,6 +17,7 @@ typedef enum {
     SP_E_NOT_OBJECT = -12,  /* a message that must be an object is not */
     SP_E_MISSING = -13,     /* a required member is missing */
     SP_E_TYPE = -14,        /* a member has the wrong type */
+    SP_E_UNEXPECTED = -15,  /* a message has a member it must not have */
 } SpStatus;
 
 /* A short, stable English description of a status code ("invalid UTF-8"). Never NULL. */
