@@ -127,10 +127,12 @@ static int parse_u_escape(Parser *p)
     if (cp >= 0xDC00 && cp <= 0xDFFF)
         return fail(p, SP_E_UTF8, at);
     if (cp >= 0xD800 && cp <= 0xDBFF) {
-        if (p->pos + 2 > p->len)
-            return fail_end(p);
-        if (p->s[p->pos] != '\\' || p->s[p->pos + 1] != 'u')
-            return fail(p, SP_E_UTF8, at);
+        for (size_t i = 0; i < 2; i++) {
+            if (p->pos + i >= p->len)
+                return fail_end(p);
+            if (p->s[p->pos + i] != "\\u"[i])
+                return fail(p, SP_E_UTF8, at);
+        }
         r = read_u_escape(p, p->pos, &low);
         if (r < 0)
             return r;
