@@ -1,0 +1,55 @@
+/* The guest agent client: the protocol over the VM's agent socket, with per-command deadlines and
+ * guest-sync-delimited resync after a timeout. Uses the leased stillpoint-freeze/-thaw with a
+ * stillpoint agent and falls back to the standard guest-fsfreeze-* with a stock qemu-ga. */
+#pragma once
+#include <glib.h>
+#include "stillpoint/channel.h"
+
+G_BEGIN_DECLS
+
+#define SP_AGENT_SYNC_TIMEOUT_MS 5000
+#define SP_AGENT_FREEZE_TIMEOUT_MS 60000 /* freezing runs hooks and writers in the guest */
+#define SP_AGENT_THAW_TIMEOUT_MS 30000
+
+/* Errors the coordinator tells apart (domain SP_AGENT_ERROR). */
+typedef enum {
+    SP_AGENT_ERROR_UNREACHABLE, /* no socket, or nothing answers the sync */
+    SP_AGENT_ERROR_TIMEOUT,     /* a command passed its deadline */
+    SP_AGENT_ERROR_COMMAND,     /* the agent answered with an error */
+    SP_AGENT_ERROR_PROTOCOL,    /* an answer we cannot understand */
+} SpAgentError;
+#define SP_AGENT_ERROR sp_agent_error_quark()
+GQuark sp_agent_error_quark(void);
+
+typedef struct SpAgent SpAgent;
+
+typedef struct {
+    gint64 epoch;     /* stillpoint: the lease's epoch; 0 with qemu-ga */
+    guint frozen;     /* filesystems frozen */
+    guint skipped;    /* filesystems the agent could not freeze (stillpoint only) */
+} SpFreezeResult;
+
+typedef struct {
+    gboolean consistent; /* the freeze held continuously until this thaw */
+    gint64 held_ms;      /* -1 when the agent does not say */
+} SpThawResult;
+
+/* Connects and syncs (guest-sync-delimited), then asks for stillpoint-capabilities. */
+SpAgent *sp_agent_connect(const char *path, guint timeout_ms, GError **error);
+void sp_agent_free(SpAgent *agent);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(SpAgent, sp_agent_free)
+
+gboolean sp_agent_is_stillpoint(SpAgent *agent);
+/* Runs a command; returns its "return" value (owned). After a timeout, resyncs the stream so the
+ * late reply cannot be taken for the next command's. */
+SpJson *sp_agent_execute(SpAgent *agent, const char *command, SpJson *arguments, guint timeout_ms,
+                         GError **error);
+gboolean sp_agent_sync(SpAgent *agent, guint timeout_ms, GError **error);
+
+gboolean sp_agent_freeze(SpAgent *agent, guint lease_ms, SpFreezeResult *ret, GError **error);
+gboolean sp_agent_thaw(SpAgent *agent, const SpFreezeResult *freeze, SpThawResult *ret,
+                       GError **error);
+/* "thawed" or "frozen" (guest-fsfreeze-status). */
+char *sp_agent_fsfreeze_status(SpAgent *agent, GError **error);
+
+G_END_DECLS

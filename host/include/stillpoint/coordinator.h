@@ -1,0 +1,41 @@
+/* The coordinator: a production checkpoint, step by step (DESIGN.md): lock, journal, prepare,
+ * freeze, one transaction, thaw (always), record. And recovery of interrupted operations. */
+#pragma once
+#include <glib.h>
+#include "stillpoint/store.h"
+
+G_BEGIN_DECLS
+
+typedef enum {
+    SP_QUIESCE_FAIL,  /* no consistent freeze: no checkpoint */
+    SP_QUIESCE_CRASH, /* no consistent freeze: a crash-consistent checkpoint that says so */
+} SpQuiescePolicy;
+
+typedef struct {
+    const char *name;            /* NULL: "VM (MM/DD/YYYY - hh:mm:ss)" */
+    gboolean crash_only;         /* --type crash: do not freeze at all */
+    SpQuiescePolicy on_quiesce_failure;
+} SpCreateOptions;
+
+typedef void (*SpProgressFn)(const char *message, gpointer user_data);
+
+/* Timeouts a caller (and the tests) can tighten. */
+#define SP_QMP_CONNECT_TIMEOUT_MS 5000
+
+/* Creates a checkpoint of vm (the caller holds the VM's lock). Returns the recorded checkpoint.
+ * warnings (may be NULL) collects what went wrong but did not fail the operation. */
+SpCheckpoint *sp_coordinator_create(SpStore *store, SpVm *vm, const SpCreateOptions *opts,
+                                    SpProgressFn progress, gpointer user_data, GError **error);
+
+/* Finishes or rolls back the VM's unfinished operations (the caller holds the VM's lock).
+ * *ret_recovered (may be NULL) counts the operations resolved. */
+gboolean sp_coordinator_recover(SpStore *store, SpVm *vm, guint *ret_recovered,
+                                SpProgressFn progress, gpointer user_data, GError **error);
+
+/* "web (11/26/2026 - 04:05:56)", local time, as Hyper-V names checkpoints. */
+char *sp_checkpoint_default_name(const char *vm_name, GDateTime *when);
+
+/* The lease for a freeze: long enough for the work inside the window, no longer. */
+guint sp_coordinator_lease_ms(guint n_disks);
+
+G_END_DECLS

@@ -1,0 +1,85 @@
+/* The hypervisor driver interface: discover disks, prepare (outside the frozen window), snapshot
+ * all disks at once (inside it), abort what was prepared, and recover after a crash. */
+#pragma once
+#include <glib.h>
+#include "stillpoint/qmp.h"
+#include "stillpoint/store.h"
+
+G_BEGIN_DECLS
+
+typedef struct {
+    char *name;      /* device id (qdev) or BlockBackend name; the node name when neither */
+    char *node;      /* the disk's top block node now */
+    char *image;     /* the top node's image file */
+    char *format;    /* its format driver: qcow2, raw */
+    gint64 size;     /* virtual size in bytes */
+    char *serial;    /* the device's serial property, NULL when none */
+} SpDisk;
+
+void sp_disk_free(SpDisk *disk);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(SpDisk, sp_disk_free)
+
+/* One disk's part of a checkpoint: the image that will be frozen and the overlay on top. */
+typedef struct {
+    SpDisk *disk;
+    char *overlay;       /* overlay image path (NULL for drivers without overlays) */
+    char *overlay_node;  /* its block node name */
+    gboolean created;    /* overlay file created by us in this run */
+    gboolean added;      /* overlay node added by us in this run */
+} SpPlanDisk;
+
+typedef struct {
+    char *vm_name;
+    char *checkpoint_name;
+    char *type;          /* "production" or "crash", as requested */
+    int64_t op_id;
+    GPtrArray *disks;    /* of SpPlanDisk */
+} SpSnapshotPlan;
+
+SpSnapshotPlan *sp_snapshot_plan_new(const char *vm_name, const char *checkpoint_name);
+void sp_snapshot_plan_free(SpSnapshotPlan *plan);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(SpSnapshotPlan, sp_snapshot_plan_free)
+/* The plan as JSON text for the journal, and back (files and nodes only). */
+char *sp_snapshot_plan_to_json(const SpSnapshotPlan *plan);
+SpSnapshotPlan *sp_snapshot_plan_from_json(const char *text, GError **error);
+
+typedef struct SpDriver SpDriver;
+
+typedef struct {
+    const char *name;
+    /* Fills plan->disks' overlay/overlay_node; called before journaling. */
+    gboolean (*plan)(SpDriver *drv, SpSnapshotPlan *plan, const char *overlay_dir, GError **error);
+    gboolean (*prepare)(SpDriver *drv, SpSnapshotPlan *plan, GError **error);
+    gboolean (*snapshot)(SpDriver *drv, SpSnapshotPlan *plan, guint timeout_ms, GError **error);
+    /* Best effort: removes whatever prepare made (nodes, files). */
+    gboolean (*abort)(SpDriver *drv, SpSnapshotPlan *plan, GError **error);
+    /* After a crash: did the snapshot take effect? */
+    gboolean (*committed)(SpDriver *drv, SpSnapshotPlan *plan, gboolean *ret_committed,
+                          GError **error);
+    void (*free)(SpDriver *drv);
+} SpDriverOps;
+
+struct SpDriver {
+    const SpDriverOps *ops;
+    SpQmp *qmp;         /* borrowed; NULL when the VM has no QMP socket */
+    SpVm *vm;           /* borrowed */
+};
+
+/* Disks from QMP: query-block entries with a medium, file-backed. */
+GPtrArray *sp_qmp_discover_disks(SpQmp *qmp, GError **error);
+
+SpDriver *sp_driver_new(SpVm *vm, SpQmp *qmp, GError **error);
+void sp_driver_free(SpDriver *drv);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(SpDriver, sp_driver_free)
+
+extern const SpDriverOps sp_driver_qemu_ops;
+extern const SpDriverOps sp_driver_hook_ops;
+
+#define SP_HOOK_DEFAULT_TIMEOUT_MS 30000
+
+/* Test-only fault injection: STILLPOINT_TEST_CRASH_AT=step kills the process (SIGKILL) when it
+ * reaches step; STILLPOINT_TEST_FAIL_AT=step makes that step fail for real where possible. */
+void sp_fault_crash_point(const char *step);
+gboolean sp_fault_fail_at(const char *step);
+
+G_END_DECLS

@@ -1,0 +1,200 @@
+/* Guest agent client. The channel can hold a stale reply after a timeout (the guest answered
+ * late) or garbage from a previous client; guest-sync-delimited puts a 0xFF before its reply, and
+ * everything before that byte is dropped, so the stream is in step again. */
+#include "stillpoint/agent.h"
+
+#include <gio/gio.h>
+#include <string.h>
+
+#include "stillpoint/message.h"
+
+G_DEFINE_QUARK(sp-agent-error-quark, sp_agent_error)
+
+struct SpAgent {
+    SpChannel *ch;
+    gboolean stillpoint;
+};
+
+void sp_agent_free(SpAgent *agent)
+{
+    if (agent == NULL)
+        return;
+    sp_channel_free(agent->ch);
+    g_free(agent);
+}
+
+gboolean sp_agent_is_stillpoint(SpAgent *agent)
+{
+    return agent->stillpoint;
+}
+
+gboolean sp_agent_sync(SpAgent *agent, guint timeout_ms, GError **error)
+{
+    gint64 deadline = sp_deadline_in_ms(timeout_ms);
+    /* 31 bits: qemu-ga parses the id as an int. */
+    gint64 id = g_random_int_range(1, G_MAXINT32);
+    static const char ff = '\xff';
+    g_autoptr(SpJson) args = sp_json_new_object();
+    g_autoptr(SpJson) request = NULL;
+    guint resyncs;
+
+    sp_json_object_set_int(args, "id", id);
+    request = sp_request_new("guest-sync-delimited", g_steal_pointer(&args), NULL);
+    /* A 0xFF first makes the agent drop any partial request it holds. */
+    if (!sp_channel_send_raw(agent->ch, &ff, 1, deadline, error) ||
+        !sp_channel_send(agent->ch, request, deadline, error)) {
+        g_prefix_error(error, "syncing with the guest agent: ");
+        return FALSE;
+    }
+    sp_channel_flush(agent->ch);
+    resyncs = sp_channel_resync_count(agent->ch);
+    for (;;) {
+        g_autoptr(GError) local = NULL;
+        g_autoptr(SpJson) msg = sp_channel_recv(agent->ch, deadline, &local);
+        if (msg == NULL) {
+            g_set_error(error, SP_AGENT_ERROR, SP_AGENT_ERROR_UNREACHABLE,
+                        "guest agent on %s does not answer guest-sync-delimited (%s); is the "
+                        "agent running in the guest?",
+                        sp_channel_get_path(agent->ch), local->message);
+            return FALSE;
+        }
+        /* Only a reply after the 0xFF counts; QGA echoes the id as "return". */
+        if (sp_channel_resync_count(agent->ch) == resyncs)
+            continue;
+        if (sp_json_object_get_int(msg, "return", -1) == id)
+            return TRUE;
+    }
+}
+
+SpAgent *sp_agent_connect(const char *path, guint timeout_ms, GError **error)
+{
+    g_autoptr(SpAgent) agent = g_new0(SpAgent, 1);
+    g_autoptr(SpJson) caps = NULL;
+    g_autoptr(GError) local = NULL;
+
+    agent->ch = sp_channel_connect_unix(path, "agent socket", sp_deadline_in_ms(timeout_ms),
+                                        &local);
+    if (agent->ch == NULL) {
+        g_set_error(error, SP_AGENT_ERROR, SP_AGENT_ERROR_UNREACHABLE, "%s", local->message);
+        return NULL;
+    }
+    if (!sp_agent_sync(agent, timeout_ms, error))
+        return NULL;
+    caps = sp_agent_execute(agent, "stillpoint-capabilities", NULL, timeout_ms, &local);
+    if (caps != NULL) {
+        agent->stillpoint = TRUE;
+    } else if (g_error_matches(local, SP_AGENT_ERROR, SP_AGENT_ERROR_COMMAND)) {
+        agent->stillpoint = FALSE; /* a stock qemu-ga: CommandNotFound */
+    } else {
+        g_propagate_error(error, g_steal_pointer(&local));
+        return NULL;
+    }
+    return g_steal_pointer(&agent);
+}
+
+SpJson *sp_agent_execute(SpAgent *agent, const char *command, SpJson *arguments, guint timeout_ms,
+                         GError **error)
+{
+    gint64 deadline = sp_deadline_in_ms(timeout_ms);
+    g_autoptr(SpJson) request = sp_request_new(command, arguments, NULL);
+    g_autoptr(SpJson) reply = NULL;
+    g_autoptr(GError) local = NULL;
+    const SpJson *ret = NULL;
+    const char *klass = NULL, *desc = NULL, *code = NULL;
+
+    if (!sp_channel_send(agent->ch, request, deadline, &local) ||
+        (reply = sp_channel_recv(agent->ch, deadline, &local)) == NULL) {
+        gboolean timeout = g_error_matches(local, G_IO_ERROR, G_IO_ERROR_TIMED_OUT);
+        if (timeout) {
+            /* Best effort: the next command must not read this one's late reply. */
+            sp_agent_sync(agent, SP_AGENT_SYNC_TIMEOUT_MS, NULL);
+        }
+        g_set_error(error, SP_AGENT_ERROR,
+                    timeout ? SP_AGENT_ERROR_TIMEOUT : SP_AGENT_ERROR_UNREACHABLE,
+                    "guest agent command %s: %s", command, local->message);
+        return NULL;
+    }
+    if (sp_reply_parse(reply, &ret, &klass, &desc, &code) != SP_OK) {
+        g_set_error(error, SP_AGENT_ERROR, SP_AGENT_ERROR_PROTOCOL,
+                    "guest agent command %s: malformed reply", command);
+        return NULL;
+    }
+    if (ret == NULL) {
+        g_set_error(error, SP_AGENT_ERROR, SP_AGENT_ERROR_COMMAND,
+                    "guest agent command %s failed: %s%s%s%s", command,
+                    desc != NULL ? desc : (klass != NULL ? klass : "error"),
+                    code != NULL ? " (" : "", code != NULL ? code : "", code != NULL ? ")" : "");
+        return NULL;
+    }
+    return sp_json_copy(ret);
+}
+
+gboolean sp_agent_freeze(SpAgent *agent, guint lease_ms, SpFreezeResult *ret, GError **error)
+{
+    g_autoptr(SpJson) reply = NULL;
+    SpFreezeResult r = {0};
+
+    if (agent->stillpoint) {
+        g_autoptr(SpJson) args = sp_json_new_object();
+        sp_json_object_set_int(args, "lease-ms", lease_ms);
+        reply = sp_agent_execute(agent, "stillpoint-freeze", g_steal_pointer(&args),
+                                 SP_AGENT_FREEZE_TIMEOUT_MS, error);
+        if (reply == NULL)
+            return FALSE;
+        r.epoch = sp_json_object_get_int(reply, "epoch", 0);
+        r.frozen = (guint)sp_json_array_len(sp_json_object_get(reply, "frozen"));
+        r.skipped = (guint)sp_json_array_len(sp_json_object_get(reply, "skipped"));
+    } else {
+        reply = sp_agent_execute(agent, "guest-fsfreeze-freeze", NULL, SP_AGENT_FREEZE_TIMEOUT_MS,
+                                 error);
+        if (reply == NULL)
+            return FALSE;
+        r.frozen = (guint)MAX(sp_json_get_int(reply), 0);
+    }
+    *ret = r;
+    return TRUE;
+}
+
+char *sp_agent_fsfreeze_status(SpAgent *agent, GError **error)
+{
+    g_autoptr(SpJson) reply = sp_agent_execute(agent, "guest-fsfreeze-status", NULL,
+                                               SP_AGENT_SYNC_TIMEOUT_MS, error);
+    if (reply == NULL)
+        return NULL;
+    if (sp_json_get_string(reply) == NULL) {
+        g_set_error(error, SP_AGENT_ERROR, SP_AGENT_ERROR_PROTOCOL,
+                    "guest-fsfreeze-status: the answer is not a string");
+        return NULL;
+    }
+    return g_strdup(sp_json_get_string(reply));
+}
+
+gboolean sp_agent_thaw(SpAgent *agent, const SpFreezeResult *freeze, SpThawResult *ret,
+                       GError **error)
+{
+    g_autoptr(SpJson) reply = NULL;
+    SpThawResult r = {.held_ms = -1};
+
+    if (agent->stillpoint) {
+        g_autoptr(SpJson) args = sp_json_new_object();
+        sp_json_object_set_int(args, "epoch", freeze->epoch);
+        reply = sp_agent_execute(agent, "stillpoint-thaw", g_steal_pointer(&args),
+                                 SP_AGENT_THAW_TIMEOUT_MS, error);
+        if (reply == NULL)
+            return FALSE;
+        r.consistent = sp_json_object_get_bool(reply, "consistent", FALSE);
+        r.held_ms = sp_json_object_get_int(reply, "held-ms", -1);
+    } else {
+        /* qemu-ga never thaws on its own; if it still says frozen, the freeze held. */
+        g_autofree char *status = sp_agent_fsfreeze_status(agent, error);
+        if (status == NULL)
+            return FALSE;
+        reply = sp_agent_execute(agent, "guest-fsfreeze-thaw", NULL, SP_AGENT_THAW_TIMEOUT_MS,
+                                 error);
+        if (reply == NULL)
+            return FALSE;
+        r.consistent = g_strcmp0(status, "frozen") == 0;
+    }
+    *ret = r;
+    return TRUE;
+}

@@ -1,0 +1,436 @@
+/* The coordinator: sequences a checkpoint (prepare → freeze → one transaction → thaw → record)
+ * with every step journaled, and recovers operations a crash interrupted. Thaw always happens
+ * once a freeze was asked for, whatever failed after it. */
+#include "stillpoint/coordinator.h"
+
+#include <gio/gio.h>
+#include <string.h>
+
+#include "stillpoint/agent.h"
+#include "stillpoint/driver.h"
+#include "stillpoint/qmp.h"
+
+/* Journal steps, in order. "freezing" is written before the freeze is sent: from then on a
+ * recovery must make sure the guest is thawed. */
+#define STEP_PREPARED "prepared"
+#define STEP_FREEZING "freezing"
+#define STEP_FROZEN "frozen"
+#define STEP_SNAPSHOTTED "snapshotted"
+#define STEP_THAWED_CONSISTENT "thawed-consistent"
+#define STEP_THAWED_CRASH "thawed-crash"
+
+typedef struct {
+    SpStore *store;
+    SpVm *vm;
+    SpProgressFn progress;
+    gpointer user_data;
+    SpQmp *qmp;       /* NULL for a hook VM without QMP */
+    SpDriver *driver;
+    SpAgent *agent;   /* NULL when not connected */
+    SpSnapshotPlan *plan;
+    gboolean freeze_sent;
+    SpFreezeResult freeze;
+} CreateRun;
+
+static void say(CreateRun *run, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+static void say(CreateRun *run, const char *fmt, ...)
+{
+    g_autofree char *msg = NULL;
+    va_list ap;
+    if (run->progress == NULL)
+        return;
+    va_start(ap, fmt);
+    msg = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    run->progress(msg, run->user_data);
+}
+
+char *sp_checkpoint_default_name(const char *vm_name, GDateTime *when)
+{
+    g_autofree char *stamp = g_date_time_format(when, "%m/%d/%Y - %H:%M:%S");
+    g_autofree char *name = g_strdup_printf("%s (%s)", vm_name, stamp);
+    /* VM names are at most 64 characters, so this stays under 100. */
+    return g_steal_pointer(&name);
+}
+
+guint sp_coordinator_lease_ms(guint n_disks)
+{
+    /* The window holds one transaction (opening nothing: overlays are pre-opened) and the thaw
+     * round trip; a slow TCG guest and a busy host get generous slack, a dead host does not. */
+    return 15000 + 2000 * MAX(n_disks, 1);
+}
+
+static gboolean journal_step(CreateRun *run, const char *step, GError **error)
+{
+    if (!sp_store_op_step(run->store, run->plan->op_id, step, error))
+        return FALSE;
+    sp_fault_crash_point(step);
+    return TRUE;
+}
+
+/* Thaw after a freeze was asked for. When the freeze call itself failed (a timeout), the guest
+ * may be frozen anyway: ask its status and thaw through the standard command. */
+static gboolean thaw_guest(CreateRun *run, gboolean freeze_ok, SpThawResult *ret, GError **error)
+{
+    g_autofree char *status = NULL;
+    g_autoptr(SpJson) reply = NULL;
+    SpThawResult r = {.held_ms = -1};
+
+    if (freeze_ok) {
+        say(run, "thawing the guest");
+        return sp_agent_thaw(run->agent, &run->freeze, ret, error);
+    }
+    status = sp_agent_fsfreeze_status(run->agent, error);
+    if (status == NULL)
+        return FALSE;
+    if (g_strcmp0(status, "frozen") == 0) {
+        say(run, "the guest is frozen after a failed freeze: thawing it");
+        reply = sp_agent_execute(run->agent, "guest-fsfreeze-thaw", NULL,
+                                 SP_AGENT_THAW_TIMEOUT_MS, error);
+        if (reply == NULL)
+            return FALSE;
+    }
+    *ret = r;
+    return TRUE;
+}
+
+/* Undo prepare and close the journal entry as rolled back; the original error stays the one
+ * reported, cleanup trouble is added to it. */
+static void roll_back(CreateRun *run, GError **error)
+{
+    g_autoptr(GError) local = NULL;
+    if (!run->driver->ops->abort(run->driver, run->plan, &local)) {
+        g_prefix_error(error, "(cleanup failed too: %s; the journal keeps operation %" G_GINT64_FORMAT
+                       " for the next run) ",
+                       local->message, run->plan->op_id);
+        return;
+    }
+    if (!sp_store_op_finish(run->store, run->plan->op_id, SP_OP_ROLLED_BACK, &local))
+        g_prefix_error(error, "(journal: %s) ", local->message);
+}
+
+static gboolean connect_agent(CreateRun *run, GError **error)
+{
+    if (run->vm->agent_socket == NULL || run->vm->agent_socket[0] == '\0') {
+        g_set_error(error, SP_AGENT_ERROR, SP_AGENT_ERROR_UNREACHABLE,
+                    "VM '%s' has no agent socket configured", run->vm->name);
+        return FALSE;
+    }
+    say(run, "connecting to the guest agent on %s", run->vm->agent_socket);
+    run->agent = sp_agent_connect(run->vm->agent_socket, SP_AGENT_SYNC_TIMEOUT_MS, error);
+    if (run->agent == NULL)
+        return FALSE;
+    say(run, "guest agent: %s", sp_agent_is_stillpoint(run->agent) ? "stillpoint (leased freeze)"
+                                                                   : "qemu-ga (standard fsfreeze)");
+    return TRUE;
+}
+
+/* Freeze the guest. FALSE with error when the guest could not be quiesced. */
+static gboolean freeze_guest(CreateRun *run, guint lease_ms, GError **error)
+{
+    if (!connect_agent(run, error))
+        return FALSE;
+    if (!journal_step(run, STEP_FREEZING, error))
+        return FALSE;
+    run->freeze_sent = TRUE;
+    say(run, "freezing the guest's filesystems (lease %u ms)", lease_ms);
+    if (!sp_agent_freeze(run->agent, lease_ms, &run->freeze, error))
+        return FALSE;
+    if (run->freeze.frozen == 0) {
+        g_set_error(error, SP_AGENT_ERROR, SP_AGENT_ERROR_COMMAND,
+                    "the guest agent froze no filesystem");
+        return FALSE;
+    }
+    return journal_step(run, STEP_FROZEN, error);
+}
+
+static gboolean plan_create(CreateRun *run, const SpCreateOptions *opts, GError **error)
+{
+    g_autoptr(GDateTime) now = g_date_time_new_now_local();
+    g_autofree char *name = opts->name != NULL ? g_strdup(opts->name)
+                                               : sp_checkpoint_default_name(run->vm->name, now);
+    g_autoptr(GPtrArray) disks = NULL;
+    g_autofree char *payload = NULL;
+
+    if (!sp_checkpoint_name_valid(name, error))
+        return FALSE;
+    run->plan = sp_snapshot_plan_new(run->vm->name, name);
+    run->plan->type = g_strdup(opts->crash_only ? "crash" : "production");
+    if (run->qmp != NULL) {
+        disks = sp_qmp_discover_disks(run->qmp, error);
+        if (disks == NULL)
+            return FALSE;
+        if (disks->len == 0 && run->driver->ops == &sp_driver_qemu_ops) {
+            g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
+                        "VM '%s' has no writable disk to checkpoint", run->vm->name);
+            return FALSE;
+        }
+        for (guint i = 0; i < disks->len; i++) {
+            SpPlanDisk *pd = g_new0(SpPlanDisk, 1);
+            pd->disk = g_steal_pointer(&g_ptr_array_index(disks, i));
+            g_ptr_array_add(run->plan->disks, pd);
+        }
+    }
+    if (!run->driver->ops->plan(run->driver, run->plan, run->vm->overlay_dir, error))
+        return FALSE;
+    payload = sp_snapshot_plan_to_json(run->plan);
+    /* Intent before any image is touched: a crash from here on is found by recovery. */
+    if (!sp_store_op_begin(run->store, run->vm->id, "create", payload, &run->plan->op_id, error))
+        return FALSE;
+    sp_fault_crash_point("planned");
+    return TRUE;
+}
+
+static SpCheckpoint *checkpoint_from_plan(SpSnapshotPlan *plan, int64_t vm_id,
+                                          const char *consistency)
+{
+    SpCheckpoint *cp = g_new0(SpCheckpoint, 1);
+    cp->vm_id = vm_id;
+    cp->name = g_strdup(plan->checkpoint_name);
+    cp->type = g_strdup(plan->type != NULL ? plan->type : "production");
+    cp->consistency = g_strdup(consistency);
+    cp->created_us = g_get_real_time();
+    cp->disks = g_ptr_array_new_with_free_func((GDestroyNotify)sp_checkpoint_disk_free);
+    for (guint i = 0; i < plan->disks->len; i++) {
+        SpPlanDisk *pd = g_ptr_array_index(plan->disks, i);
+        SpCheckpointDisk *d = g_new0(SpCheckpointDisk, 1);
+        d->disk = g_strdup(pd->disk->name);
+        d->node = g_strdup(pd->disk->node);
+        d->image = g_strdup(pd->disk->image);
+        d->overlay = g_strdup(pd->overlay);
+        d->overlay_node = g_strdup(pd->overlay_node);
+        g_ptr_array_add(cp->disks, d);
+    }
+    return cp;
+}
+
+/* Inside the frozen window: the transaction, then the thaw, whatever happened. */
+static gboolean snapshot_and_thaw(CreateRun *run, gboolean frozen, guint lease_ms,
+                                  gboolean *ret_consistent, GError **error)
+{
+    g_autoptr(GError) snap_error = NULL;
+    g_autoptr(GError) thaw_error = NULL;
+    SpThawResult thaw = {0};
+    guint timeout_ms = lease_ms > 4000 ? lease_ms - 3000 : lease_ms;
+    gboolean snapped;
+
+    say(run, "snapshotting %u disk(s) in one transaction", run->plan->disks->len);
+    snapped = run->driver->ops->snapshot(run->driver, run->plan, timeout_ms, &snap_error);
+    if (snapped)
+        snapped = journal_step(run, STEP_SNAPSHOTTED, &snap_error);
+    *ret_consistent = FALSE;
+    if (run->freeze_sent) {
+        if (!thaw_guest(run, frozen, &thaw, &thaw_error)) {
+            /* The lease (stillpoint) or nothing (qemu-ga) thaws now; say so loudly. */
+            say(run, "WARNING: thawing the guest failed: %s", thaw_error->message);
+        } else {
+            *ret_consistent = frozen && thaw.consistent;
+            if (frozen && !thaw.consistent)
+                say(run, "WARNING: the agent reports the freeze did not hold until the thaw");
+        }
+    }
+    if (!snapped) {
+        g_propagate_error(error, g_steal_pointer(&snap_error));
+        if (thaw_error != NULL)
+            g_prefix_error(error, "(thaw failed too: %s) ", thaw_error->message);
+        return FALSE;
+    }
+    return journal_step(run, *ret_consistent ? STEP_THAWED_CONSISTENT : STEP_THAWED_CRASH, error);
+}
+
+static void create_run_clear(CreateRun *run)
+{
+    sp_agent_free(run->agent);
+    sp_snapshot_plan_free(run->plan);
+    sp_driver_free(run->driver);
+    sp_qmp_free(run->qmp);
+}
+
+static gboolean connect_qmp(CreateRun *run, GError **error)
+{
+    if (run->vm->qmp_socket == NULL || run->vm->qmp_socket[0] == '\0')
+        return TRUE; /* a hook VM without QMP */
+    say(run, "connecting to QMP on %s", run->vm->qmp_socket);
+    run->qmp = sp_qmp_connect(run->vm->qmp_socket, SP_QMP_CONNECT_TIMEOUT_MS, error);
+    if (run->qmp == NULL) {
+        g_prefix_error(error, "VM '%s': ", run->vm->name);
+        return FALSE;
+    }
+    return TRUE;
+}
+
+/* Freeze per policy. Returns FALSE only when the checkpoint must not be made. */
+static gboolean quiesce(CreateRun *run, const SpCreateOptions *opts, guint lease_ms,
+                        gboolean *ret_frozen, GError **error)
+{
+    g_autoptr(GError) local = NULL;
+    *ret_frozen = FALSE;
+    if (opts->crash_only)
+        return TRUE;
+    if (freeze_guest(run, lease_ms, &local)) {
+        *ret_frozen = TRUE;
+        return TRUE;
+    }
+    if (opts->on_quiesce_failure == SP_QUIESCE_CRASH) {
+        say(run, "WARNING: could not quiesce the guest (%s); making a crash-consistent "
+                 "checkpoint as --on-quiesce-failure=crash asks",
+            local->message);
+        return TRUE;
+    }
+    g_propagate_prefixed_error(error, g_steal_pointer(&local),
+                               "VM '%s': could not quiesce the guest, no checkpoint was made "
+                               "(--on-quiesce-failure=crash makes a crash-consistent one): ",
+                               run->vm->name);
+    return FALSE;
+}
+
+static void thaw_after_failed_freeze(CreateRun *run)
+{
+    g_autoptr(GError) local = NULL;
+    SpThawResult ignored;
+    if (!run->freeze_sent || run->agent == NULL)
+        return;
+    if (!thaw_guest(run, FALSE, &ignored, &local))
+        say(run, "WARNING: thawing the guest failed: %s", local->message);
+}
+
+SpCheckpoint *sp_coordinator_create(SpStore *store, SpVm *vm, const SpCreateOptions *opts,
+                                    SpProgressFn progress, gpointer user_data, GError **error)
+{
+    CreateRun run = {.store = store, .vm = vm, .progress = progress, .user_data = user_data};
+    g_autoptr(SpCheckpoint) cp = NULL;
+    gboolean frozen = FALSE, consistent = FALSE;
+    guint lease_ms;
+
+    if (!sp_coordinator_recover(store, vm, NULL, progress, user_data, error))
+        goto fail;
+    if (!connect_qmp(&run, error))
+        goto fail;
+    if ((run.driver = sp_driver_new(vm, run.qmp, error)) == NULL)
+        goto fail;
+    if (!plan_create(&run, opts, error))
+        goto fail;
+    say(&run, "preparing %u overlay(s) before the freeze", run.plan->disks->len);
+    if (!run.driver->ops->prepare(run.driver, run.plan, error) ||
+        !journal_step(&run, STEP_PREPARED, error)) {
+        roll_back(&run, error);
+        goto fail;
+    }
+    lease_ms = sp_coordinator_lease_ms(run.plan->disks->len);
+    if (!quiesce(&run, opts, lease_ms, &frozen, error)) {
+        thaw_after_failed_freeze(&run);
+        roll_back(&run, error);
+        goto fail;
+    }
+    if (!snapshot_and_thaw(&run, frozen, lease_ms, &consistent, error)) {
+        roll_back(&run, error);
+        goto fail;
+    }
+    cp = checkpoint_from_plan(run.plan, vm->id, consistent ? "application" : "crash");
+    if (!sp_store_checkpoint_add(store, cp, run.plan->op_id, NULL, error))
+        goto fail; /* the journal keeps the op: the next run records it */
+    sp_fault_crash_point("recorded");
+    create_run_clear(&run);
+    return g_steal_pointer(&cp);
+fail:
+    create_run_clear(&run);
+    return NULL;
+}
+
+/* After a crash with a freeze possibly in force: thaw, through the standard command (both agents
+ * answer it; a stillpoint agent also thaws by itself when its lease ends or we hang up). */
+static void recover_thaw(CreateRun *run)
+{
+    g_autoptr(GError) local = NULL;
+    g_autofree char *status = NULL;
+    if (run->vm->agent_socket == NULL)
+        return;
+    run->agent = sp_agent_connect(run->vm->agent_socket, SP_AGENT_SYNC_TIMEOUT_MS, &local);
+    if (run->agent != NULL)
+        status = sp_agent_fsfreeze_status(run->agent, &local);
+    if (status != NULL && g_strcmp0(status, "frozen") == 0) {
+        g_autoptr(SpJson) r = sp_agent_execute(run->agent, "guest-fsfreeze-thaw", NULL,
+                                               SP_AGENT_THAW_TIMEOUT_MS, &local);
+        if (r != NULL)
+            say(run, "recovery: thawed the guest left frozen by an interrupted run");
+    }
+    if (local != NULL)
+        say(run, "WARNING: recovery could not check the guest's freeze state: %s", local->message);
+    g_clear_pointer(&run->agent, sp_agent_free);
+}
+
+static gboolean recover_create(CreateRun *run, SpOp *op, GError **error)
+{
+    g_autoptr(SpCheckpoint) cp = NULL;
+    gboolean committed = FALSE;
+
+    run->plan = sp_snapshot_plan_from_json(op->payload, error);
+    if (run->plan == NULL)
+        return FALSE;
+    run->plan->op_id = op->id;
+    if (g_strcmp0(op->step, STEP_FREEZING) == 0 || g_strcmp0(op->step, STEP_FROZEN) == 0 ||
+        g_strcmp0(op->step, STEP_SNAPSHOTTED) == 0)
+        recover_thaw(run);
+    if (!run->driver->ops->committed(run->driver, run->plan, &committed, error))
+        return FALSE;
+    if (!committed) {
+        say(run, "recovery: operation %" G_GINT64_FORMAT " (checkpoint '%s', step %s) did not "
+                 "take effect: removing its overlays",
+            op->id, run->plan->checkpoint_name, op->step);
+        if (!run->driver->ops->abort(run->driver, run->plan, error))
+            return FALSE;
+        return sp_store_op_finish(run->store, op->id, SP_OP_ROLLED_BACK, error);
+    }
+    /* The VM runs on the overlays: the checkpoint exists. Only a journaled thaw verdict makes it
+     * application-consistent. */
+    cp = checkpoint_from_plan(run->plan, run->vm->id,
+                              g_strcmp0(op->step, STEP_THAWED_CONSISTENT) == 0 ? "application"
+                                                                               : "crash");
+    say(run, "recovery: recording checkpoint '%s' (%s-consistent) of an interrupted run",
+        cp->name, cp->consistency);
+    return sp_store_checkpoint_add(run->store, cp, op->id, NULL, error);
+}
+
+gboolean sp_coordinator_recover(SpStore *store, SpVm *vm, guint *ret_recovered,
+                                SpProgressFn progress, gpointer user_data, GError **error)
+{
+    g_autoptr(GPtrArray) ops = sp_store_op_list_unfinished(store, vm->id, error);
+    CreateRun run = {.store = store, .vm = vm, .progress = progress, .user_data = user_data};
+    guint done = 0;
+    gboolean ok = FALSE;
+
+    if (ops == NULL)
+        return FALSE;
+    if (ops->len == 0) {
+        ok = TRUE;
+        goto out;
+    }
+    if (!connect_qmp(&run, error) || (run.driver = sp_driver_new(vm, run.qmp, error)) == NULL) {
+        g_prefix_error(error, "VM '%s' has %u unfinished operation(s) that need the VM to be "
+                              "reachable to be resolved: ",
+                       vm->name, ops->len);
+        goto out;
+    }
+    for (guint i = 0; i < ops->len; i++) {
+        SpOp *op = g_ptr_array_index(ops, i);
+        if (g_strcmp0(op->kind, "create") != 0) {
+            g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+                        "VM '%s': unfinished operation %" G_GINT64_FORMAT " of unknown kind '%s'",
+                        vm->name, op->id, op->kind);
+            goto out;
+        }
+        if (!recover_create(&run, op, error)) {
+            g_prefix_error(error, "VM '%s': recovering operation %" G_GINT64_FORMAT ": ",
+                           vm->name, op->id);
+            goto out;
+        }
+        g_clear_pointer(&run.plan, sp_snapshot_plan_free);
+        done++;
+    }
+    ok = TRUE;
+out:
+    if (ret_recovered != NULL)
+        *ret_recovered = done;
+    create_run_clear(&run);
+    return ok;
+}

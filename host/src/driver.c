@@ -1,0 +1,233 @@
+/* What all drivers share: disks, the snapshot plan and its journal form, disk discovery from QMP,
+ * the driver factory, and the test-only fault points. */
+#include "stillpoint/driver.h"
+
+#include <gio/gio.h>
+#include <signal.h>
+#include <string.h>
+
+void sp_disk_free(SpDisk *disk)
+{
+    if (disk == NULL)
+        return;
+    g_free(disk->name);
+    g_free(disk->node);
+    g_free(disk->image);
+    g_free(disk->format);
+    g_free(disk->serial);
+    g_free(disk);
+}
+
+static void plan_disk_free(SpPlanDisk *pd)
+{
+    sp_disk_free(pd->disk);
+    g_free(pd->overlay);
+    g_free(pd->overlay_node);
+    g_free(pd);
+}
+
+SpSnapshotPlan *sp_snapshot_plan_new(const char *vm_name, const char *checkpoint_name)
+{
+    SpSnapshotPlan *plan = g_new0(SpSnapshotPlan, 1);
+    plan->vm_name = g_strdup(vm_name);
+    plan->checkpoint_name = g_strdup(checkpoint_name);
+    plan->disks = g_ptr_array_new_with_free_func((GDestroyNotify)plan_disk_free);
+    return plan;
+}
+
+void sp_snapshot_plan_free(SpSnapshotPlan *plan)
+{
+    if (plan == NULL)
+        return;
+    g_free(plan->vm_name);
+    g_free(plan->checkpoint_name);
+    g_free(plan->type);
+    g_ptr_array_unref(plan->disks);
+    g_free(plan);
+}
+
+static void set_opt_string(SpJson *obj, const char *key, const char *s)
+{
+    if (s != NULL)
+        sp_json_object_set_string(obj, key, s);
+}
+
+char *sp_snapshot_plan_to_json(const SpSnapshotPlan *plan)
+{
+    g_autoptr(SpJson) root = sp_json_new_object();
+    SpJson *disks = sp_json_new_array();
+    sp_json_object_set_string(root, "vm", plan->vm_name);
+    sp_json_object_set_string(root, "name", plan->checkpoint_name);
+    set_opt_string(root, "type", plan->type);
+    for (guint i = 0; i < plan->disks->len; i++) {
+        SpPlanDisk *pd = g_ptr_array_index(plan->disks, i);
+        SpJson *d = sp_json_new_object();
+        sp_json_object_set_string(d, "disk", pd->disk->name);
+        sp_json_object_set_string(d, "node", pd->disk->node);
+        sp_json_object_set_string(d, "image", pd->disk->image);
+        set_opt_string(d, "format", pd->disk->format);
+        sp_json_object_set_int(d, "size", pd->disk->size);
+        set_opt_string(d, "serial", pd->disk->serial);
+        set_opt_string(d, "overlay", pd->overlay);
+        set_opt_string(d, "overlay-node", pd->overlay_node);
+        sp_json_array_append(disks, d);
+    }
+    sp_json_object_set(root, "disks", disks);
+    return sp_json_serialize(root, NULL);
+}
+
+static char *dup_member(const SpJson *obj, const char *key)
+{
+    return g_strdup(sp_json_object_get_string(obj, key));
+}
+
+SpSnapshotPlan *sp_snapshot_plan_from_json(const char *text, GError **error)
+{
+    g_autoptr(SpJson) root = NULL;
+    g_autoptr(SpSnapshotPlan) plan = NULL;
+    const SpJson *disks;
+    SpJsonError jerr;
+
+    if (sp_json_parse(text, strlen(text), NULL, &root, &jerr) != SP_OK ||
+        sp_json_type(root) != SP_JSON_OBJECT) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                    "journal entry is not a valid plan");
+        return NULL;
+    }
+    plan = sp_snapshot_plan_new(sp_json_object_get_string(root, "vm"),
+                                sp_json_object_get_string(root, "name"));
+    plan->type = dup_member(root, "type");
+    disks = sp_json_object_get(root, "disks");
+    for (size_t i = 0; i < sp_json_array_len(disks); i++) {
+        const SpJson *d = sp_json_array_get(disks, i);
+        SpPlanDisk *pd = g_new0(SpPlanDisk, 1);
+        pd->disk = g_new0(SpDisk, 1);
+        pd->disk->name = dup_member(d, "disk");
+        pd->disk->node = dup_member(d, "node");
+        pd->disk->image = dup_member(d, "image");
+        pd->disk->format = dup_member(d, "format");
+        pd->disk->size = sp_json_object_get_int(d, "size", 0);
+        pd->disk->serial = dup_member(d, "serial");
+        pd->overlay = dup_member(d, "overlay");
+        pd->overlay_node = dup_member(d, "overlay-node");
+        /* After a crash we do not know how far it got: abort must try everything. */
+        pd->created = pd->overlay != NULL;
+        pd->added = pd->overlay_node != NULL;
+        g_ptr_array_add(plan->disks, pd);
+    }
+    return g_steal_pointer(&plan);
+}
+
+/* The device's serial, when the device has one (virtio-blk, scsi-hd); NULL otherwise. */
+static char *disk_serial(SpQmp *qmp, const char *qdev)
+{
+    g_autofree char *path = NULL;
+    g_autoptr(SpJson) args = NULL;
+    g_autoptr(SpJson) ret = NULL;
+    if (qdev == NULL || qdev[0] == '\0')
+        return NULL;
+    path = g_strdup(qdev);
+    if (g_str_has_suffix(path, "/virtio-backend"))
+        path[strlen(path) - strlen("/virtio-backend")] = '\0';
+    args = sp_json_new_object();
+    sp_json_object_set_string(args, "path", path);
+    sp_json_object_set_string(args, "property", "serial");
+    ret = sp_qmp_execute(qmp, "qom-get", g_steal_pointer(&args), SP_QMP_DEFAULT_TIMEOUT_MS, NULL);
+    if (ret == NULL || sp_json_get_string(ret) == NULL || sp_json_get_string(ret)[0] == '\0')
+        return NULL;
+    return g_strdup(sp_json_get_string(ret));
+}
+
+static char *disk_name(const SpJson *entry, const SpJson *inserted)
+{
+    const char *device = sp_json_object_get_string(entry, "device");
+    const char *qdev = sp_json_object_get_string(entry, "qdev");
+    if (device != NULL && device[0] != '\0')
+        return g_strdup(device);
+    if (qdev != NULL && qdev[0] != '\0') {
+        g_auto(GStrv) parts = g_strsplit(qdev, "/", -1);
+        guint n = g_strv_length(parts);
+        /* "/machine/peripheral/vd0/virtio-backend" names the device "vd0". */
+        for (guint i = n; i > 0; i--) {
+            if (parts[i - 1][0] != '\0' && g_strcmp0(parts[i - 1], "virtio-backend") != 0)
+                return g_strdup(parts[i - 1]);
+        }
+    }
+    return g_strdup(sp_json_object_get_string(inserted, "node-name"));
+}
+
+GPtrArray *sp_qmp_discover_disks(SpQmp *qmp, GError **error)
+{
+    g_autoptr(SpJson) blocks = sp_qmp_execute(qmp, "query-block", NULL, SP_QMP_DEFAULT_TIMEOUT_MS,
+                                              error);
+    g_autoptr(GPtrArray) disks = g_ptr_array_new_with_free_func((GDestroyNotify)sp_disk_free);
+    if (blocks == NULL)
+        return NULL;
+    for (size_t i = 0; i < sp_json_array_len(blocks); i++) {
+        const SpJson *entry = sp_json_array_get(blocks, i);
+        const SpJson *inserted = sp_json_object_get(entry, "inserted");
+        const SpJson *image = sp_json_object_get(inserted, "image");
+        const char *file = sp_json_object_get_string(inserted, "file");
+        g_autoptr(SpDisk) disk = NULL;
+
+        /* Empty drives and read-only media (a CD-ROM) have nothing to checkpoint. */
+        if (inserted == NULL || sp_json_object_get_bool(inserted, "ro", FALSE))
+            continue;
+        if (file == NULL || file[0] != '/') {
+            g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+                        "disk %s: its image '%s' is not a local file; only file-backed disks "
+                        "can get an overlay",
+                        sp_json_object_get_string(entry, "qdev"), file != NULL ? file : "");
+            return NULL;
+        }
+        disk = g_new0(SpDisk, 1);
+        disk->name = disk_name(entry, inserted);
+        disk->node = dup_member(inserted, "node-name");
+        disk->image = g_strdup(file);
+        disk->format = dup_member(inserted, "drv");
+        disk->size = sp_json_object_get_int(image, "virtual-size", 0);
+        disk->serial = disk_serial(qmp, sp_json_object_get_string(entry, "qdev"));
+        g_ptr_array_add(disks, g_steal_pointer(&disk));
+    }
+    return g_steal_pointer(&disks);
+}
+
+SpDriver *sp_driver_new(SpVm *vm, SpQmp *qmp, GError **error)
+{
+    const SpDriverOps *ops = NULL;
+    SpDriver *drv;
+    if (g_strcmp0(vm->driver, "qemu") == 0)
+        ops = &sp_driver_qemu_ops;
+    else if (g_strcmp0(vm->driver, "hook") == 0)
+        ops = &sp_driver_hook_ops;
+    if (ops == NULL) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+                    "VM '%s': unknown driver '%s' (known: qemu, hook)", vm->name, vm->driver);
+        return NULL;
+    }
+    drv = g_new0(SpDriver, 1);
+    drv->ops = ops;
+    drv->vm = vm;
+    drv->qmp = qmp;
+    return drv;
+}
+
+void sp_driver_free(SpDriver *drv)
+{
+    if (drv == NULL)
+        return;
+    if (drv->ops->free != NULL)
+        drv->ops->free(drv);
+    g_free(drv);
+}
+
+void sp_fault_crash_point(const char *step)
+{
+    if (g_strcmp0(g_getenv("STILLPOINT_TEST_CRASH_AT"), step) == 0)
+        raise(SIGKILL);
+}
+
+gboolean sp_fault_fail_at(const char *step)
+{
+    return g_strcmp0(g_getenv("STILLPOINT_TEST_FAIL_AT"), step) == 0;
+}

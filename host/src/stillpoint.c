@@ -1,0 +1,556 @@
+/* stillpoint: the command-line coordinator. Registers VMs, makes and lists checkpoints.
+ *   stillpoint [--store PATH] [--json] vm add|list|remove|recover ...
+ *   stillpoint [--store PATH] [--json] checkpoint create|list VM ... */
+#include <gio/gio.h>
+#include <locale.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "stillpoint/channel.h"
+#include "stillpoint/coordinator.h"
+#include "stillpoint/driver.h"
+#include "stillpoint/qmp.h"
+#include "stillpoint/store.h"
+
+typedef struct {
+    char *store_path;
+    gboolean json;
+    gboolean quiet;
+} Globals;
+
+static Globals globals;
+
+static const GOptionEntry global_entries[] = {
+    {"store", 0, 0, G_OPTION_ARG_FILENAME, &globals.store_path,
+     "Checkpoint store (default $" SP_STORE_ENV " or " SP_STORE_DEFAULT_PATH ")", "PATH"},
+    {"json", 0, 0, G_OPTION_ARG_NONE, &globals.json, "Print the result as JSON", NULL},
+    {"quiet", 'q', 0, G_OPTION_ARG_NONE, &globals.quiet, "Do not print progress", NULL},
+    G_OPTION_ENTRY_NULL};
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: stillpoint [--store PATH] [--json] COMMAND ...\n"
+            "\n"
+            "Application-consistent checkpoints of virtual machines.\n"
+            "\n"
+            "Commands:\n"
+            "  vm add NAME --qmp SOCKET [--agent SOCKET] [--driver qemu|hook]\n"
+            "         [--hook-command CMD] [--overlay-dir DIR]   register a VM\n"
+            "  vm list                                           list registered VMs\n"
+            "  vm remove NAME [--force]                          forget a VM (keeps images)\n"
+            "  vm recover NAME                                   finish or roll back interrupted\n"
+            "                                                    operations\n"
+            "  checkpoint create VM [--name N] [--type production|crash]\n"
+            "         [--on-quiesce-failure fail|crash]          make a checkpoint\n"
+            "  checkpoint list VM                                show the checkpoint tree\n"
+            "\n"
+            "Every command takes --help. The store is $" SP_STORE_ENV " or " SP_STORE_DEFAULT_PATH
+            "\nunless --store is given.\n");
+}
+
+static void progress_cb(const char *message, gpointer user_data)
+{
+    if (!globals.quiet)
+        fprintf(stderr, "stillpoint: %s\n", message);
+}
+
+/* Parses a subcommand's options (plus the global ones). Leaves positional arguments in argv. */
+static gboolean parse_options(const char *params, const char *summary, const GOptionEntry *entries,
+                              int *argc, char ***argv, GError **error)
+{
+    g_autoptr(GOptionContext) ctx = g_option_context_new(params);
+    g_option_context_add_main_entries(ctx, global_entries, NULL);
+    if (entries != NULL)
+        g_option_context_add_main_entries(ctx, entries, NULL);
+    g_option_context_set_summary(ctx, summary);
+    return g_option_context_parse(ctx, argc, argv, error);
+}
+
+static SpStore *open_store(GError **error)
+{
+    return sp_store_open(sp_store_resolve_path(globals.store_path), error);
+}
+
+static void print_json(SpJson *value)
+{
+    g_autofree char *text = sp_json_serialize(value, NULL);
+    printf("%s\n", text != NULL ? text : "null");
+}
+
+static char *format_time(int64_t us)
+{
+    g_autoptr(GDateTime) t = g_date_time_new_from_unix_local(us / G_USEC_PER_SEC);
+    return t != NULL ? g_date_time_format(t, "%Y-%m-%d %H:%M:%S") : g_strdup("?");
+}
+
+static char *format_iso(int64_t us)
+{
+    g_autoptr(GDateTime) t = g_date_time_new_from_unix_utc(us / G_USEC_PER_SEC);
+    return t != NULL ? g_date_time_format_iso8601(t) : g_strdup("");
+}
+
+/* ---- vm ---- */
+
+static gboolean show_discovered_disks(const char *qmp_socket, GError **error)
+{
+    g_autoptr(SpQmp) qmp = sp_qmp_connect(qmp_socket, SP_QMP_CONNECT_TIMEOUT_MS, error);
+    g_autoptr(GPtrArray) disks = NULL;
+    if (qmp == NULL)
+        return FALSE;
+    disks = sp_qmp_discover_disks(qmp, error);
+    if (disks == NULL)
+        return FALSE;
+    for (guint i = 0; i < disks->len; i++) {
+        SpDisk *d = g_ptr_array_index(disks, i);
+        if (!globals.quiet)
+            fprintf(stderr, "stillpoint:   disk %s: %s (%s, node %s%s%s)\n", d->name, d->image,
+                    d->format, d->node, d->serial != NULL ? ", serial " : "",
+                    d->serial != NULL ? d->serial : "");
+    }
+    return TRUE;
+}
+
+static int cmd_vm_add(int argc, char **argv)
+{
+    g_autofree char *qmp = NULL, *agent = NULL, *driver = NULL, *hook = NULL, *overlay_dir = NULL;
+    const GOptionEntry entries[] = {
+        {"qmp", 0, 0, G_OPTION_ARG_FILENAME, &qmp, "The VM's QMP unix socket", "SOCKET"},
+        {"agent", 0, 0, G_OPTION_ARG_FILENAME, &agent, "The VM's guest agent unix socket",
+         "SOCKET"},
+        {"driver", 0, 0, G_OPTION_ARG_STRING, &driver, "qemu (default) or hook", "DRIVER"},
+        {"hook-command", 0, 0, G_OPTION_ARG_STRING, &hook,
+         "hook driver: command run between freeze and thaw", "CMD"},
+        {"overlay-dir", 0, 0, G_OPTION_ARG_FILENAME, &overlay_dir,
+         "Directory for overlays (default: next to each disk's image)", "DIR"},
+        G_OPTION_ENTRY_NULL};
+    g_autoptr(GError) error = NULL;
+    g_autoptr(SpStore) store = NULL;
+    SpVm vm = {0};
+    int64_t id = 0;
+
+    if (!parse_options("NAME", "Register a VM. Its disks are discovered from QMP.", entries,
+                       &argc, &argv, &error))
+        goto fail;
+    if (argc != 2) {
+        g_set_error(&error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                    "vm add: expected one VM name (see --help)");
+        goto fail;
+    }
+    if (driver == NULL)
+        driver = g_strdup("qemu");
+    if (g_strcmp0(driver, "qemu") != 0 && g_strcmp0(driver, "hook") != 0) {
+        g_set_error(&error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                    "vm add: unknown driver '%s' (qemu or hook)", driver);
+        goto fail;
+    }
+    if (qmp == NULL && g_strcmp0(driver, "qemu") == 0) {
+        g_set_error(&error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                    "vm add: --qmp SOCKET is required with the qemu driver");
+        goto fail;
+    }
+    if (g_strcmp0(driver, "hook") == 0 && hook == NULL) {
+        g_set_error(&error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                    "vm add: --hook-command CMD is required with the hook driver");
+        goto fail;
+    }
+    vm = (SpVm){.name = argv[1], .qmp_socket = qmp != NULL ? qmp : (char *)"", .agent_socket = agent,
+                .driver = driver, .hook_command = hook, .overlay_dir = overlay_dir};
+    store = open_store(&error);
+    if (store == NULL || !sp_store_vm_add(store, &vm, &id, &error))
+        goto fail;
+    progress_cb("registered the VM", NULL);
+    if (qmp != NULL) {
+        g_autoptr(GError) local = NULL;
+        if (!show_discovered_disks(qmp, &local))
+            fprintf(stderr, "stillpoint: WARNING: VM '%s' registered, but its disks could not "
+                            "be discovered now: %s\n",
+                    argv[1], local->message);
+    }
+    if (globals.json) {
+        g_autoptr(SpJson) out = sp_json_new_object();
+        sp_json_object_set_string(out, "name", argv[1]);
+        sp_json_object_set_int(out, "id", id);
+        print_json(out);
+    }
+    return 0;
+fail:
+    fprintf(stderr, "stillpoint: %s\n", error->message);
+    return 1;
+}
+
+static SpJson *vm_to_json(const SpVm *vm)
+{
+    SpJson *o = sp_json_new_object();
+    sp_json_object_set_string(o, "name", vm->name);
+    sp_json_object_set_string(o, "driver", vm->driver);
+    sp_json_object_set_string(o, "qmp", vm->qmp_socket);
+    sp_json_object_set(o, "agent", vm->agent_socket != NULL ? sp_json_new_string(vm->agent_socket)
+                                                            : sp_json_new_null());
+    if (vm->hook_command != NULL)
+        sp_json_object_set_string(o, "hook-command", vm->hook_command);
+    if (vm->overlay_dir != NULL)
+        sp_json_object_set_string(o, "overlay-dir", vm->overlay_dir);
+    sp_json_object_set(o, "current", vm->current != 0 ? sp_json_new_int(vm->current)
+                                                      : sp_json_new_null());
+    return o;
+}
+
+static int cmd_vm_list(int argc, char **argv)
+{
+    g_autoptr(GError) error = NULL;
+    g_autoptr(SpStore) store = NULL;
+    g_autoptr(GPtrArray) vms = NULL;
+
+    if (!parse_options("", "List registered VMs.", NULL, &argc, &argv, &error))
+        goto fail;
+    store = open_store(&error);
+    if (store == NULL || (vms = sp_store_vm_list(store, &error)) == NULL)
+        goto fail;
+    if (globals.json) {
+        g_autoptr(SpJson) out = sp_json_new_array();
+        for (guint i = 0; i < vms->len; i++)
+            sp_json_array_append(out, vm_to_json(g_ptr_array_index(vms, i)));
+        print_json(out);
+        return 0;
+    }
+    if (vms->len == 0)
+        printf("no VMs registered (add one with 'stillpoint vm add')\n");
+    for (guint i = 0; i < vms->len; i++) {
+        SpVm *vm = g_ptr_array_index(vms, i);
+        printf("%-20s driver=%s qmp=%s agent=%s\n", vm->name, vm->driver, vm->qmp_socket,
+               vm->agent_socket != NULL ? vm->agent_socket : "(none)");
+    }
+    return 0;
+fail:
+    fprintf(stderr, "stillpoint: %s\n", error->message);
+    return 1;
+}
+
+static int cmd_vm_remove(int argc, char **argv)
+{
+    gboolean force = FALSE;
+    const GOptionEntry entries[] = {
+        {"force", 0, 0, G_OPTION_ARG_NONE, &force,
+         "Also forget the VM's checkpoint records (image files are kept)", NULL},
+        G_OPTION_ENTRY_NULL};
+    g_autoptr(GError) error = NULL;
+    g_autoptr(SpStore) store = NULL;
+    g_autoptr(SpVmLock) lock = NULL;
+
+    if (!parse_options("NAME", "Forget a VM. Image files are never deleted.", entries, &argc,
+                       &argv, &error))
+        goto fail;
+    if (argc != 2) {
+        g_set_error(&error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                    "vm remove: expected one VM name");
+        goto fail;
+    }
+    store = open_store(&error);
+    if (store == NULL || (lock = sp_vm_lock_acquire(store, argv[1], &error)) == NULL ||
+        !sp_store_vm_remove(store, argv[1], force, &error))
+        goto fail;
+    return 0;
+fail:
+    fprintf(stderr, "stillpoint: %s\n", error->message);
+    return 1;
+}
+
+/* Opens the store, locks and loads the VM, and resolves interrupted operations. */
+static gboolean open_vm(const char *name, gboolean recover, SpStore **ret_store, SpVmLock **ret_lock,
+                        SpVm **ret_vm, GError **error)
+{
+    g_autoptr(SpStore) store = open_store(error);
+    g_autoptr(SpVmLock) lock = NULL;
+    g_autoptr(SpVm) vm = NULL;
+    if (store == NULL)
+        return FALSE;
+    if ((vm = sp_store_vm_get(store, name, error)) == NULL)
+        return FALSE;
+    if ((lock = sp_vm_lock_acquire(store, name, error)) == NULL)
+        return FALSE;
+    if (recover && !sp_coordinator_recover(store, vm, NULL, progress_cb, NULL, error))
+        return FALSE;
+    *ret_store = g_steal_pointer(&store);
+    *ret_lock = g_steal_pointer(&lock);
+    *ret_vm = g_steal_pointer(&vm);
+    return TRUE;
+}
+
+static int cmd_vm_recover(int argc, char **argv)
+{
+    g_autoptr(GError) error = NULL;
+    g_autoptr(SpStore) store = NULL;
+    g_autoptr(SpVmLock) lock = NULL;
+    g_autoptr(SpVm) vm = NULL;
+
+    if (!parse_options("NAME", "Finish or roll back a VM's interrupted operations.", NULL, &argc,
+                       &argv, &error))
+        goto fail;
+    if (argc != 2) {
+        g_set_error(&error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                    "vm recover: expected one VM name");
+        goto fail;
+    }
+    if (!open_vm(argv[1], TRUE, &store, &lock, &vm, &error))
+        goto fail;
+    return 0;
+fail:
+    fprintf(stderr, "stillpoint: %s\n", error->message);
+    return 1;
+}
+
+/* ---- checkpoint ---- */
+
+static int cmd_checkpoint_create(int argc, char **argv)
+{
+    g_autofree char *name = NULL, *type = NULL, *policy = NULL;
+    const GOptionEntry entries[] = {
+        {"name", 0, 0, G_OPTION_ARG_STRING, &name,
+         "Checkpoint name, 1-100 characters (default \"VM (MM/DD/YYYY - hh:mm:ss)\")", "NAME"},
+        {"type", 0, 0, G_OPTION_ARG_STRING, &type,
+         "production (default: quiesce the guest) or crash (no quiescing)", "TYPE"},
+        {"on-quiesce-failure", 0, 0, G_OPTION_ARG_STRING, &policy,
+         "fail (default) or crash: make a crash-consistent checkpoint instead", "POLICY"},
+        G_OPTION_ENTRY_NULL};
+    g_autoptr(GError) error = NULL;
+    g_autoptr(SpStore) store = NULL;
+    g_autoptr(SpVmLock) lock = NULL;
+    g_autoptr(SpVm) vm = NULL;
+    g_autoptr(SpCheckpoint) cp = NULL;
+    SpCreateOptions opts = {0};
+
+    if (!parse_options("VM", "Make a checkpoint: freeze the guest, snapshot every disk in one "
+                             "transaction, thaw.",
+                       entries, &argc, &argv, &error))
+        goto fail;
+    if (argc != 2) {
+        g_set_error(&error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                    "checkpoint create: expected one VM name (see --help)");
+        goto fail;
+    }
+    if (type != NULL && g_strcmp0(type, "production") != 0 && g_strcmp0(type, "crash") != 0) {
+        g_set_error(&error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                    "checkpoint create: --type must be production or crash, not '%s'", type);
+        goto fail;
+    }
+    if (policy != NULL && g_strcmp0(policy, "fail") != 0 && g_strcmp0(policy, "crash") != 0) {
+        g_set_error(&error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                    "checkpoint create: --on-quiesce-failure must be fail or crash, not '%s'",
+                    policy);
+        goto fail;
+    }
+    if (name != NULL && !sp_checkpoint_name_valid(name, &error))
+        goto fail;
+    opts.name = name;
+    opts.crash_only = g_strcmp0(type, "crash") == 0;
+    opts.on_quiesce_failure = g_strcmp0(policy, "crash") == 0 ? SP_QUIESCE_CRASH : SP_QUIESCE_FAIL;
+    if (!open_vm(argv[1], FALSE, &store, &lock, &vm, &error))
+        goto fail;
+    cp = sp_coordinator_create(store, vm, &opts, progress_cb, NULL, &error);
+    if (cp == NULL)
+        goto fail;
+    if (globals.json) {
+        g_autoptr(SpJson) out = sp_json_new_object();
+        sp_json_object_set_int(out, "id", cp->id);
+        sp_json_object_set_string(out, "name", cp->name);
+        sp_json_object_set_string(out, "type", cp->type);
+        sp_json_object_set_string(out, "consistency", cp->consistency);
+        print_json(out);
+    } else {
+        printf("checkpoint %" G_GINT64_FORMAT " '%s' of VM '%s': %s-consistent\n", cp->id,
+               cp->name, vm->name, cp->consistency);
+    }
+    return 0;
+fail:
+    fprintf(stderr, "stillpoint: %s\n", error->message);
+    return 1;
+}
+
+/* Bytes the overlay holds on disk; -1 when the file is missing. */
+static gint64 overlay_bytes(const char *path)
+{
+    struct stat st;
+    if (path == NULL)
+        return 0;
+    if (stat(path, &st) != 0)
+        return -1;
+    return (gint64)st.st_blocks * 512;
+}
+
+static gint64 checkpoint_bytes(const SpCheckpoint *cp, gboolean *ret_missing)
+{
+    gint64 total = 0;
+    *ret_missing = FALSE;
+    for (guint i = 0; i < cp->disks->len; i++) {
+        SpCheckpointDisk *d = g_ptr_array_index(cp->disks, i);
+        gint64 n = overlay_bytes(d->overlay);
+        if (n < 0 || !g_file_test(d->image, G_FILE_TEST_EXISTS))
+            *ret_missing = TRUE;
+        total += MAX(n, 0);
+    }
+    return total;
+}
+
+static SpJson *checkpoint_to_json(const SpCheckpoint *cp, int64_t current)
+{
+    SpJson *o = sp_json_new_object();
+    SpJson *disks = sp_json_new_array();
+    g_autofree char *iso = format_iso(cp->created_us);
+    gboolean missing;
+    gint64 bytes = checkpoint_bytes(cp, &missing);
+    sp_json_object_set_int(o, "id", cp->id);
+    sp_json_object_set(o, "parent", cp->parent != 0 ? sp_json_new_int(cp->parent)
+                                                    : sp_json_new_null());
+    sp_json_object_set_string(o, "name", cp->name);
+    sp_json_object_set_string(o, "type", cp->type);
+    sp_json_object_set_string(o, "consistency", cp->consistency);
+    sp_json_object_set_string(o, "created", iso);
+    sp_json_object_set_int(o, "overlay-bytes", bytes);
+    sp_json_object_set_bool(o, "current", cp->id == current);
+    sp_json_object_set_bool(o, "missing-files", missing);
+    for (guint i = 0; i < cp->disks->len; i++) {
+        SpCheckpointDisk *d = g_ptr_array_index(cp->disks, i);
+        SpJson *dj = sp_json_new_object();
+        sp_json_object_set_string(dj, "disk", d->disk);
+        sp_json_object_set_string(dj, "image", d->image);
+        sp_json_object_set(dj, "overlay", d->overlay != NULL ? sp_json_new_string(d->overlay)
+                                                             : sp_json_new_null());
+        sp_json_object_set_int(dj, "overlay-bytes", overlay_bytes(d->overlay));
+        sp_json_array_append(disks, dj);
+    }
+    sp_json_object_set(o, "disks", disks);
+    return o;
+}
+
+static void print_tree(GPtrArray *cps, int64_t parent, int64_t current, const char *prefix)
+{
+    g_autoptr(GPtrArray) children = g_ptr_array_new();
+    for (guint i = 0; i < cps->len; i++) {
+        SpCheckpoint *cp = g_ptr_array_index(cps, i);
+        if (cp->parent == parent)
+            g_ptr_array_add(children, cp);
+    }
+    for (guint i = 0; i < children->len; i++) {
+        SpCheckpoint *cp = g_ptr_array_index(children, i);
+        gboolean last = i + 1 == children->len;
+        g_autofree char *when = format_time(cp->created_us);
+        g_autofree char *size = NULL;
+        g_autofree char *sub = g_strconcat(prefix, last ? "   " : "│  ", NULL);
+        gboolean missing;
+        size = g_format_size((guint64)checkpoint_bytes(cp, &missing));
+        printf("%s%s #%" G_GINT64_FORMAT " %s\n", prefix, last ? "└─" : "├─", cp->id, cp->name);
+        printf("%s%s   %s, %s-consistent, %s, overlay %s%s%s\n", prefix, last ? "  " : "│ ",
+               cp->type, cp->consistency, when, size, missing ? ", FILES MISSING" : "",
+               cp->id == current ? "   <- now (the VM runs on this checkpoint)" : "");
+        print_tree(cps, cp->id, current, sub);
+    }
+}
+
+static int cmd_checkpoint_list(int argc, char **argv)
+{
+    g_autoptr(GError) error = NULL;
+    g_autoptr(SpStore) store = NULL;
+    g_autoptr(SpVmLock) lock = NULL;
+    g_autoptr(SpVm) vm = NULL;
+    g_autoptr(GPtrArray) cps = NULL;
+    g_autoptr(GError) recover_error = NULL;
+
+    if (!parse_options("VM", "Show a VM's checkpoints as a tree.", NULL, &argc, &argv, &error))
+        goto fail;
+    if (argc != 2) {
+        g_set_error(&error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                    "checkpoint list: expected one VM name");
+        goto fail;
+    }
+    if (!open_vm(argv[1], FALSE, &store, &lock, &vm, &error))
+        goto fail;
+    /* Listing must work with the VM off: an unresolvable recovery is only a warning here. */
+    if (!sp_coordinator_recover(store, vm, NULL, progress_cb, NULL, &recover_error))
+        fprintf(stderr, "stillpoint: WARNING: %s\n", recover_error->message);
+    sp_vm_free(g_steal_pointer(&vm));
+    if ((vm = sp_store_vm_get(store, argv[1], &error)) == NULL)
+        goto fail;
+    if ((cps = sp_store_checkpoint_list(store, vm->id, &error)) == NULL)
+        goto fail;
+    if (globals.json) {
+        g_autoptr(SpJson) out = sp_json_new_object();
+        SpJson *arr = sp_json_new_array();
+        sp_json_object_set_string(out, "vm", vm->name);
+        sp_json_object_set(out, "current", vm->current != 0 ? sp_json_new_int(vm->current)
+                                                            : sp_json_new_null());
+        for (guint i = 0; i < cps->len; i++)
+            sp_json_array_append(arr, checkpoint_to_json(g_ptr_array_index(cps, i), vm->current));
+        sp_json_object_set(out, "checkpoints", arr);
+        print_json(out);
+        return 0;
+    }
+    printf("%s%s\n", vm->name, cps->len == 0 ? " (no checkpoints)" : "");
+    print_tree(cps, 0, vm->current, "");
+    return 0;
+fail:
+    fprintf(stderr, "stillpoint: %s\n", error->message);
+    return 1;
+}
+
+typedef struct {
+    const char *group;
+    const char *name;
+    int (*fn)(int argc, char **argv);
+} Command;
+
+static const Command commands[] = {
+    {"vm", "add", cmd_vm_add},
+    {"vm", "list", cmd_vm_list},
+    {"vm", "remove", cmd_vm_remove},
+    {"vm", "recover", cmd_vm_recover},
+    {"checkpoint", "create", cmd_checkpoint_create},
+    {"checkpoint", "list", cmd_checkpoint_list},
+};
+
+int main(int argc, char **argv)
+{
+    g_autoptr(GPtrArray) rest = g_ptr_array_new();
+    const char *group = NULL, *name = NULL;
+    g_autofree char *prog = NULL;
+
+    setlocale(LC_ALL, "");
+    /* The group and command are the first two non-option words; everything else goes to the
+     * command's own option parser (so --store/--json may come anywhere). */
+    g_ptr_array_add(rest, argv[0]);
+    for (int i = 1; i < argc; i++) {
+        gboolean takes_value = g_strcmp0(argv[i], "--store") == 0;
+        if (argv[i][0] != '-' && group == NULL) {
+            group = argv[i];
+        } else if (argv[i][0] != '-' && name == NULL) {
+            name = argv[i];
+        } else {
+            g_ptr_array_add(rest, argv[i]);
+            if (takes_value && i + 1 < argc)
+                g_ptr_array_add(rest, argv[++i]);
+        }
+    }
+    for (guint i = 0; i < G_N_ELEMENTS(commands); i++) {
+        if (g_strcmp0(commands[i].group, group) == 0 && g_strcmp0(commands[i].name, name) == 0) {
+            prog = g_strdup_printf("stillpoint %s %s", group, name);
+            g_set_prgname(prog);
+            g_ptr_array_add(rest, NULL);
+            return commands[i].fn((int)rest->len - 1, (char **)rest->pdata);
+        }
+    }
+    for (guint i = 1; i < rest->len; i++) {
+        const char *a = g_ptr_array_index(rest, i);
+        if (g_strcmp0(a, "--help") == 0 || g_strcmp0(a, "-h") == 0) {
+            usage(stdout);
+            return 0;
+        }
+    }
+    if (group == NULL)
+        fprintf(stderr, "stillpoint: no command given\n\n");
+    else
+        fprintf(stderr, "stillpoint: unknown command '%s%s%s'\n\n", group, name ? " " : "",
+                name ? name : "");
+    usage(stderr);
+    return 2;
+}
