@@ -7,3 +7,28 @@ set(SP_GUEST_SRC ${CMAKE_CURRENT_SOURCE_DIR}/guest)
 add_executable(sp-workload ${SP_GUEST_SRC}/workload.c)
 target_compile_options(sp-workload PRIVATE -fno-sanitize=all -O2)
 target_link_options(sp-workload PRIVATE -fno-sanitize=all -static -pthread)
+
+# build-guest runs as the fixture of the guest tests: it downloads the Debian kernel and qemu-ga
+# once (cached in the build tree) and rebuilds the initramfs only when an input changed.
+set(SP_GUEST_DIR ${CMAKE_CURRENT_BINARY_DIR}/guest)
+set(sp_guest_build_args --out ${SP_GUEST_DIR} --workload $<TARGET_FILE:sp-workload>)
+set(sp_guest_agents qemu-ga)
+if(TARGET stillpoint-agent)
+  list(APPEND sp_guest_build_args --agent $<TARGET_FILE:stillpoint-agent>)
+  list(APPEND sp_guest_agents stillpoint)
+endif()
+add_test(NAME guest/build-guest COMMAND ${SP_GUEST_SRC}/build-guest ${sp_guest_build_args})
+set_tests_properties(guest/build-guest PROPERTIES
+  LABELS guest FIXTURES_SETUP sp-guest-image TIMEOUT 600)
+
+# Each test boots one VM; RESOURCE_LOCK vm keeps VMs (also the e2e tests') from running at once.
+foreach(agent IN LISTS sp_guest_agents)
+  foreach(test boot-ping fsinfo-serials freeze-blocks-writes-loses-none)
+    add_test(NAME guest/${agent}/${test}
+      COMMAND /usr/bin/python3 ${SP_GUEST_SRC}/test_guest.py
+              --guest ${SP_GUEST_DIR} --run-dir ${CMAKE_CURRENT_BINARY_DIR}/guest-runs/${agent}-${test}
+              --workload-bin $<TARGET_FILE:sp-workload> --agent ${agent} ${test})
+    set_tests_properties(guest/${agent}/${test} PROPERTIES
+      LABELS guest RESOURCE_LOCK vm FIXTURES_REQUIRED sp-guest-image TIMEOUT 240)
+  endforeach()
+endforeach()

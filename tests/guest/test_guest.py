@@ -1,0 +1,161 @@
+#!/usr/bin/python3
+"""The guest tests: boot the test guest with an agent (stock qemu-ga or stillpoint-agent) and check
+the standard guest-agent contract on a real VM. One test per run, named on the command line:
+
+  test_guest.py --guest DIR --run-dir DIR --workload-bin BIN --agent NAME TEST
+  TEST: boot-ping | fsinfo-serials | freeze-blocks-writes-loses-none
+
+Each test prints its measurements (boot-to-ping, freeze/thaw times, the stall the workload saw)."""
+import argparse
+import os
+import sys
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from spguest import Disk, Guest, QgaError, check_image  # noqa: E402
+
+BOOT_TO_PING_LIMIT_S = 30.0
+FREEZE_HOLD_S = 2.0
+WORKLOAD_INTERVAL_MS = 50
+RECORD_FILE = "records"
+
+
+class TestFailure(Exception):
+    pass
+
+
+def expect(cond, what):
+    if not cond:
+        raise TestFailure(what)
+
+
+def measure(name, value, unit="s"):
+    print(f"measure: {name} = {value:.2f} {unit}" if isinstance(value, float) else
+          f"measure: {name} = {value} {unit}", flush=True)
+
+
+def test_boot_ping(a):
+    """The guest boots and its agent answers guest-ping within the time limit."""
+    with Guest(a.guest, a.run_dir, agent=a.agent, disks=[Disk("data0")], fresh=True,
+               lifetime=120) as g:
+        measure("boot-to-ping", g.boot_to_ping)
+        expect(g.boot_to_ping < BOOT_TO_PING_LIMIT_S,
+               f"boot-to-ping took {g.boot_to_ping:.1f} s, over {BOOT_TO_PING_LIMIT_S:.0f} s")
+        expect(g.qga("guest-ping") == {}, "guest-ping did not return {}")
+        info = g.qga("guest-info")
+        names = {c["name"] for c in info["supported_commands"] if c.get("enabled", True)}
+        for cmd in ("guest-sync-delimited", "guest-fsfreeze-freeze", "guest-fsfreeze-thaw",
+                    "guest-fsfreeze-status", "guest-get-fsinfo"):
+            expect(cmd in names, f"guest-info does not list {cmd} as enabled: {sorted(names)}")
+        print(f"agent version {info.get('version')}")
+
+
+def test_fsinfo_serials(a):
+    """guest-get-fsinfo shows each data disk, mounted at /mnt/SERIAL, with its serial."""
+    disks = [Disk("data0", "ext4"), Disk("data1", "xfs")]
+    with Guest(a.guest, a.run_dir, agent=a.agent, disks=disks, fresh=True, lifetime=120) as g:
+        measure("boot-to-ping", g.boot_to_ping)
+        fsinfo = g.qga("guest-get-fsinfo")
+        for d in disks:
+            mounts = [fs for fs in fsinfo if fs.get("mountpoint") == f"/mnt/{d.serial}"]
+            expect(len(mounts) == 1, f"/mnt/{d.serial} is not in guest-get-fsinfo: {fsinfo}")
+            fs = mounts[0]
+            expect(fs.get("type") == d.fs, f"/mnt/{d.serial} has type {fs.get('type')}, not {d.fs}")
+            serials = [disk.get("serial") for disk in fs.get("disk", [])]
+            expect(serials == [d.serial], f"/mnt/{d.serial} shows disk serials {serials}")
+            expect(fs["disk"][0].get("bus-type") == "virtio",
+                   f"/mnt/{d.serial} is on bus {fs['disk'][0].get('bus-type')}, not virtio")
+            print(f"{fs['mountpoint']}: {fs['type']} on {fs['disk'][0].get('dev')} serial {serials[0]}")
+
+
+def test_freeze_blocks_writes_loses_none(a):
+    """guest-fsfreeze-freeze blocks the workload's writes on both data disks until the thaw, and
+    every record written before the stop is on the disks afterwards, in the guest and in the
+    image read on the host."""
+    disks = [Disk("data0", "ext4"), Disk("data1", "xfs")]
+    files = [f"/mnt/{d.serial}/{RECORD_FILE}" for d in disks]
+    workload = ["--interval-ms", str(WORKLOAD_INTERVAL_MS)] + files
+    with Guest(a.guest, a.run_dir, agent=a.agent, disks=disks, workload=workload, fresh=True,
+               lifetime=150) as g:
+        measure("boot-to-ping", g.boot_to_ping)
+        report = g.workload("wait 20")
+        expect("error" not in report, f"the workload did not reach record 20: {report}")
+        expect(g.qga("guest-fsfreeze-status") == "thawed", "the guest starts frozen")
+
+        t = time.monotonic()
+        frozen = g.qga("guest-fsfreeze-freeze")
+        measure("freeze call", time.monotonic() - t)
+        try:
+            expect(frozen == len(disks), f"froze {frozen} filesystems, expected {len(disks)}")
+            expect(g.qga("guest-fsfreeze-status") == "frozen", "status is not frozen after freeze")
+            # While frozen, the agent refuses what could touch a disk (qemu-ga's rule).
+            try:
+                g.qga("guest-get-fsinfo")
+                raise TestFailure("guest-get-fsinfo was allowed while frozen")
+            except QgaError as e:
+                expect(e.cls == "CommandNotFound", f"frozen refusal has class {e.cls}: {e.desc}")
+            before = g.workload("report")
+            time.sleep(FREEZE_HOLD_S)  # the frozen window the workload has to feel
+            during = g.workload("report")
+        finally:
+            t = time.monotonic()
+            thawed = g.qga("guest-fsfreeze-thaw")
+            measure("thaw call", time.monotonic() - t)
+        expect(thawed == len(disks), f"thawed {thawed} filesystems, expected {len(disks)}")
+        expect(g.qga("guest-fsfreeze-status") == "thawed", "status is not thawed after thaw")
+
+        expect(during["last"] == before["last"],
+               f"records {before['last'] + 1}..{during['last']} were written while frozen")
+        blocked = during["inflight_record"]
+        expect(blocked == before["last"] + 1 and during["inflight_ms"] >= FREEZE_HOLD_S * 1000 * 0.9,
+               f"no write was blocked through the freeze: {during}")
+        resumed = g.workload(f"wait {during['last'] + 20}")
+        expect("error" not in resumed, f"writes did not resume after the thaw: {resumed}")
+
+        final = g.workload("stop")
+        stalls = {s["record"]: s["ms"] for s in final["stalls"]}
+        expect(blocked in stalls and stalls[blocked] >= FREEZE_HOLD_S * 1000 * 0.9,
+               f"record {blocked} does not show the freeze as a stall: {final['stalls']}")
+        measure("write blocked by the freeze", stalls[blocked], "ms")
+        measure("write latency p50", final["latency_us"]["p50"], "us")
+        last = final["last"]
+        for c in g.workload("check")["files"]:
+            expect(c["ok"] and c["highest"] == last,
+                   f"in the guest, {c['file']} does not hold records 1..{last} intact: {c}")
+    # The VM is down (QMP quit flushed the images): read the ext4 image on the host.
+    c = check_image(g.image("data0"), "/" + RECORD_FILE, a.workload_bin, expect=last)
+    expect(c["ok"], f"the data0 image does not hold records 1..{last} intact: {c}")
+    print(f"records 1..{last} intact in the guest (ext4, xfs) and in the data0 image")
+
+
+TESTS = {
+    "boot-ping": test_boot_ping,
+    "fsinfo-serials": test_fsinfo_serials,
+    "freeze-blocks-writes-loses-none": test_freeze_blocks_writes_loses_none,
+}
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--guest", required=True)
+    p.add_argument("--run-dir", required=True)
+    p.add_argument("--workload-bin", required=True)
+    p.add_argument("--agent", default="qemu-ga")
+    p.add_argument("test", choices=sorted(TESTS))
+    a = p.parse_args()
+    t = time.monotonic()
+    try:
+        TESTS[a.test](a)
+    except TestFailure as e:
+        print(f"FAIL {a.agent}/{a.test}: {e}", file=sys.stderr)
+        console = os.path.join(a.run_dir, "console.log")
+        if os.path.exists(console):
+            with open(console, errors="replace") as f:
+                print("console.log (end):\n" + "".join(f.readlines()[-30:]), file=sys.stderr)
+        return 1
+    measure("test", time.monotonic() - t)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
