@@ -1,0 +1,576 @@
+/* backend-linux: freeze = plan → hooks → open+syncfs → state file → FIFREEZE → lease timer;
+ * thaw = FITHAW in reverse → state file removed → logs flushed → thaw hooks. */
+#define _GNU_SOURCE
+#include "backend-linux.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/statvfs.h>
+#include <sys/sysmacros.h>
+#include <unistd.h>
+#include "blockdev.h"
+#include "hooks.h"
+#include "lease.h"
+#include "log.h"
+#include "mountinfo.h"
+#include "planner.h"
+#include "state.h"
+
+struct SpLinuxBackend {
+    const SpConfig *config;
+    char *mountinfo_path;
+    char *sysfs_root;
+    SpFreezer freezer;
+    SpLease lease;
+    SpHooks *hooks;
+    guint lease_timer;
+    GArray *frozen_fs;     /* SpFsEntry of the current freeze, for status */
+    GArray *status_fs;     /* copy handed out by status */
+};
+
+static gint64 now_ms(void)
+{
+    return g_get_monotonic_time() / 1000;
+}
+
+static void fs_entry_clear(SpFsEntry *e)
+{
+    g_free(e->mountpoint);
+    g_free(e->fstype);
+    g_free(e->device);
+}
+
+void sp_freeze_result_clear(SpFreezeResult *r)
+{
+    for (size_t i = 0; i < r->n_frozen; i++)
+        fs_entry_clear(&r->frozen[i]);
+    for (size_t i = 0; i < r->n_skipped; i++) {
+        g_free(r->skipped[i].mountpoint);
+        g_free(r->skipped[i].fstype);
+        g_free(r->skipped[i].primary);
+    }
+    g_free(r->frozen);
+    g_free(r->skipped);
+    memset(r, 0, sizeof(*r));
+}
+
+static void set_error(SpBackendError *err, const char *code, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
+static void set_error(SpBackendError *err, const char *code, const char *fmt, ...)
+{
+    va_list ap;
+    err->code = code;
+    va_start(ap, fmt);
+    vsnprintf(err->desc, sizeof(err->desc), fmt, ap);
+    va_end(ap);
+}
+
+SpLinuxBackend *sp_linux_backend_new(const SpConfig *config, const SpLinuxBackendOptions *opts)
+{
+    SpLinuxBackend *b = g_new0(SpLinuxBackend, 1);
+    static const SpLinuxBackendOptions no_opts;
+
+    opts = opts ? opts : &no_opts;
+    b->config = config;
+    b->mountinfo_path = g_strdup(opts->mountinfo_path);
+    b->sysfs_root = g_strdup(opts->sysfs_root ? opts->sysfs_root : "/sys");
+    sp_freezer_init(&b->freezer, opts->fs_ops, opts->fs_ops_userdata);
+    /* Epochs start at the wall clock in ms, so a restarted agent never reuses one. */
+    sp_lease_init(&b->lease, g_get_real_time() / 1000);
+    b->hooks = sp_hooks_new(config->hook_path, config->hook_dir, config->hook_timeout_ms);
+    b->frozen_fs = g_array_new(FALSE, TRUE, sizeof(SpFsEntry));
+    g_array_set_clear_func(b->frozen_fs, (GDestroyNotify)fs_entry_clear);
+    b->status_fs = g_array_new(FALSE, TRUE, sizeof(SpFsEntry));
+    g_array_set_clear_func(b->status_fs, (GDestroyNotify)fs_entry_clear);
+    return b;
+}
+
+static void thaw_now(SpLinuxBackend *b, SpThawReason reason, SpThawResult *ret);
+
+void sp_linux_backend_free(SpLinuxBackend *b)
+{
+    if (!b)
+        return;
+    if (b->lease.frozen) {
+        SpThawResult r;
+        thaw_now(b, SP_THAW_SHUTDOWN, &r);
+    }
+    sp_freezer_clear(&b->freezer);
+    sp_hooks_free(b->hooks);
+    g_array_unref(b->frozen_fs);
+    g_array_unref(b->status_fs);
+    g_free(b->mountinfo_path);
+    g_free(b->sysfs_root);
+    g_free(b);
+}
+
+gboolean sp_linux_backend_is_frozen(SpLinuxBackend *b)
+{
+    return b->lease.frozen;
+}
+
+/* ---- planning ---- */
+
+typedef struct {
+    SpLinuxBackend *b;
+    const char *const *serials;
+    size_t n_serials;
+    GHashTable *seen;   /* serials that matched some filesystem */
+} DiskSelect;
+
+static bool select_dev_cb(dev_t dev, void *userdata)
+{
+    DiskSelect *ds = userdata;
+    g_autoptr(GPtrArray) disks = sp_blockdev_disks(ds->b->sysfs_root, dev);
+    bool hit = false;
+
+    for (guint i = 0; i < disks->len; i++) {
+        const SpDisk *d = disks->pdata[i];
+        for (size_t s = 0; d->serial && s < ds->n_serials; s++) {
+            if (strcmp(d->serial, ds->serials[s]) == 0) {
+                g_hash_table_add(ds->seen, (gpointer)ds->serials[s]);
+                hit = true;
+            }
+        }
+    }
+    return hit;
+}
+
+static size_t backing_devs_cb(dev_t dev, dev_t *ret, size_t max, void *userdata)
+{
+    SpLinuxBackend *b = userdata;
+    return sp_blockdev_loop_backing(b->sysfs_root, dev, ret, max);
+}
+
+/* The standard commands ignore mountpoints that are not mounted, as qemu-ga does. */
+static char **existing_mountpoints(const SpMountTable *table, const SpFreezeRequest *req)
+{
+    GPtrArray *out = g_ptr_array_new();
+    for (size_t i = 0; i < req->n_names; i++)
+        if (sp_mount_table_find(table, req->names[i]))
+            g_ptr_array_add(out, g_strdup(req->names[i]));
+    g_ptr_array_add(out, NULL);
+    return (char **)g_ptr_array_free(out, FALSE);
+}
+
+static int build_plan(SpLinuxBackend *b, const SpFreezeRequest *req, SpFreezePlan **ret,
+                      SpBackendError *err)
+{
+    SpMountTable *table = NULL;
+    SpPlanOptions o = {
+        .exclude_mountpoints = (const char *const *)b->config->exclude_mountpoints,
+        .exclude_types = (const char *const *)b->config->exclude_types,
+        .backing_devs = backing_devs_cb,
+        .backing_userdata = b,
+    };
+    g_auto(GStrv) selected = NULL;
+    g_autoptr(GPtrArray) names = NULL;
+    DiskSelect ds = {.b = b, .serials = req->names, .n_serials = req->n_names};
+    const char *missing = NULL;
+    int r = sp_mountinfo_read(b->mountinfo_path, &table);
+
+    if (r < 0) {
+        set_error(err, SP_CODE_DISCOVERY_FAILED, "cannot read the mount table %s: %s",
+                  b->mountinfo_path ? b->mountinfo_path : "/proc/self/mountinfo", g_strerror(-r));
+        return -1;
+    }
+    if (req->kind == SP_SELECT_MOUNTPOINTS && req->standard) {
+        selected = existing_mountpoints(table, req);
+        o.mountpoints = (const char *const *)selected;
+    } else if (req->kind == SP_SELECT_MOUNTPOINTS) {
+        names = g_ptr_array_new();
+        for (size_t i = 0; i < req->n_names; i++)
+            g_ptr_array_add(names, (gpointer)req->names[i]);
+        g_ptr_array_add(names, NULL);
+        o.mountpoints = (const char *const *)names->pdata;
+    } else if (req->kind == SP_SELECT_DISKS) {
+        ds.seen = g_hash_table_new(g_str_hash, g_str_equal);
+        o.select_dev = select_dev_cb;
+        o.select_userdata = &ds;
+    }
+    r = sp_plan_build(table, &o, ret, &missing);
+    if (r == -ENOENT)
+        set_error(err, SP_CODE_UNKNOWN_MOUNTPOINT, "%s is not a mountpoint in this guest", missing);
+    else if (r < 0)
+        set_error(err, SP_CODE_INTERNAL, "planning the freeze failed: %s", g_strerror(-r));
+    for (size_t i = 0; r == 0 && ds.seen && i < req->n_names; i++) {
+        if (!g_hash_table_contains(ds.seen, req->names[i])) {
+            set_error(err, SP_CODE_UNKNOWN_DISK, "no mounted filesystem is on a disk with serial %s",
+                      req->names[i]);
+            sp_plan_free(*ret);
+            r = -ENOENT;
+        }
+    }
+    if (ds.seen)
+        g_hash_table_unref(ds.seen);
+    sp_mount_table_free(table);
+    return r < 0 ? -1 : 0;
+}
+
+/* ---- state file ---- */
+
+static int write_state(SpLinuxBackend *b, const SpFreezePlan *plan, gint64 epoch)
+{
+    g_autofree SpStateFs *fs = g_new0(SpStateFs, plan->n_targets + 1);
+    for (size_t i = 0; i < plan->n_targets; i++) {
+        fs[i].dev = plan->targets[i].dev;
+        fs[i].mountpoint = plan->targets[i].mountpoint;
+    }
+    return sp_state_write(b->config->state_dir, (long)getpid(), epoch, fs, plan->n_targets);
+}
+
+/* ---- freeze ---- */
+
+static gboolean lease_expired_cb(gpointer data)
+{
+    SpLinuxBackend *b = data;
+    SpThawResult r;
+
+    b->lease_timer = 0;
+    thaw_now(b, SP_THAW_EXPIRED, &r);
+    g_warning("lease of %" G_GINT64_FORMAT " ms for freeze %" G_GINT64_FORMAT " ran out: thawed "
+              "%zu filesystem(s) by itself; the freeze is not consistent",
+              b->lease.lease_ms, r.epoch, r.n_thawed);
+    return G_SOURCE_REMOVE;
+}
+
+static void fill_result(SpLinuxBackend *b, const SpFreezePlan *plan, SpFreezeResult *ret)
+{
+    ret->frozen = g_new0(SpFsEntry, plan->n_targets + 1);
+    ret->n_frozen = plan->n_targets;
+    for (size_t i = 0; i < plan->n_targets; i++) {
+        const SpPlanTarget *t = &plan->targets[i];
+        SpFsEntry e = {g_strdup(t->mountpoint), g_strdup(t->fstype), g_strdup(t->source)};
+        ret->frozen[i] = e;
+        e.mountpoint = g_strdup(t->mountpoint);
+        e.fstype = g_strdup(t->fstype);
+        e.device = g_strdup(t->source);
+        g_array_append_val(b->frozen_fs, e);
+    }
+    ret->skipped = g_new0(SpSkipEntry, plan->n_skips + 1);
+    ret->n_skipped = plan->n_skips;
+    for (size_t i = 0; i < plan->n_skips; i++) {
+        const SpPlanSkip *s = &plan->skips[i];
+        ret->skipped[i].mountpoint = g_strdup(s->mountpoint);
+        ret->skipped[i].fstype = g_strdup(s->fstype);
+        ret->skipped[i].reason = sp_skip_reason_str(s->reason);
+        ret->skipped[i].primary = g_strdup(s->primary);
+    }
+}
+
+static void hooks_release(SpLinuxBackend *b)
+{
+    g_autoptr(GError) e = NULL;
+    if (!sp_hooks_thaw(b->hooks, &e))
+        g_warning("after the failed freeze: %s", e->message);
+}
+
+/* Everything between the hooks: open+syncfs, record, FIFREEZE. */
+static int freeze_plan(SpLinuxBackend *b, SpFreezePlan *plan, gint64 epoch, SpBackendError *err)
+{
+    SpFreezerFailure fail = {0};
+    int r = sp_freezer_prepare(&b->freezer, plan, &fail);
+
+    if (r < 0) {
+        set_error(err, SP_CODE_FREEZE_FAILED, "failed to %s %s: %s", fail.op, fail.mountpoint,
+                  g_strerror(fail.err));
+        return -1;
+    }
+    /* Recorded before the first FIFREEZE: a crash from here on is recovered by the next start. */
+    r = write_state(b, plan, epoch);
+    if (r < 0) {
+        sp_freezer_clear(&b->freezer);
+        set_error(err, SP_CODE_STATE_FAILED, "cannot record the freeze in %s/%s: %s (the agent "
+                  "refuses to freeze what it could not thaw after a crash)",
+                  b->config->state_dir, SP_STATE_FILE, g_strerror(-r));
+        return -1;
+    }
+    sp_log_set_frozen(TRUE);
+    r = sp_freezer_freeze(&b->freezer, plan, &fail);
+    if (r < 0) {
+        sp_log_set_frozen(FALSE);
+        (void)sp_state_remove(b->config->state_dir);
+        set_error(err, SP_CODE_FREEZE_FAILED, "failed to %s %s: %s", fail.op, fail.mountpoint,
+                  g_strerror(fail.err));
+        return -1;
+    }
+    /* EOPNOTSUPP/EBUSY targets left the plan: record exactly what we hold. /run is tmpfs. */
+    if (write_state(b, plan, epoch) < 0)
+        g_warning("cannot update %s/%s", b->config->state_dir, SP_STATE_FILE);
+    return 0;
+}
+
+static int backend_freeze(void *self, const SpFreezeRequest *req, SpFreezeResult *ret,
+                          SpBackendError *err)
+{
+    SpLinuxBackend *b = self;
+    SpFreezePlan *plan = NULL;
+    g_autoptr(GError) hook_error = NULL;
+    gint64 lease_ms = req->lease_ms > 0 ? req->lease_ms : b->config->default_lease_ms;
+    gint64 epoch;
+
+    if (b->lease.frozen) {
+        set_error(err, SP_CODE_ALREADY_FROZEN, "filesystems are already frozen (freeze %"
+                  G_GINT64_FORMAT "); thaw first", b->lease.epoch);
+        return -1;
+    }
+    if (lease_ms < SP_MIN_LEASE_MS || lease_ms > b->config->max_lease_ms) {
+        set_error(err, SP_CODE_LEASE_OUT_OF_RANGE, "lease %" G_GINT64_FORMAT " ms is outside %d..%"
+                  G_GINT64_FORMAT " ms", lease_ms, SP_MIN_LEASE_MS, b->config->max_lease_ms);
+        return -1;
+    }
+    if (build_plan(b, req, &plan, err) < 0)
+        return -1;
+    if (!sp_hooks_freeze(b->hooks, &hook_error)) {
+        set_error(err, SP_CODE_HOOK_FAILED, "freeze hook failed, nothing was frozen: %s",
+                  hook_error->message);
+        sp_plan_free(plan);
+        return -1;
+    }
+    epoch = b->lease.epoch + 1;
+    if (freeze_plan(b, plan, epoch, err) < 0) {
+        g_warning("%s", err->desc);
+        hooks_release(b);
+        sp_plan_free(plan);
+        return -1;
+    }
+    epoch = sp_lease_begin(&b->lease, now_ms(), lease_ms, req->channel,
+                           b->config->thaw_on_hangup);
+    b->lease_timer = g_timeout_add_full(G_PRIORITY_HIGH, (guint)lease_ms, lease_expired_cb, b, NULL);
+    fill_result(b, plan, ret);
+    ret->epoch = epoch;
+    ret->lease_ms = lease_ms;
+    g_message("froze %zu filesystem(s) (freeze %" G_GINT64_FORMAT ", lease %" G_GINT64_FORMAT
+              " ms, %zu skipped)", plan->n_targets, epoch, lease_ms, plan->n_skips);
+    sp_plan_free(plan);
+    return 0;
+}
+
+/* ---- thaw ---- */
+
+static void thaw_now(SpLinuxBackend *b, SpThawReason reason, SpThawResult *ret)
+{
+    SpThawReport report;
+    int r = sp_freezer_thaw_all(&b->freezer, &report);
+    g_autoptr(GError) hook_error = NULL;
+
+    if (b->lease_timer) {
+        g_source_remove(b->lease_timer);
+        b->lease_timer = 0;
+    }
+    sp_lease_end(&b->lease, now_ms(), reason, report.n_not_frozen > 0 || report.n_failed > 0);
+    g_array_set_size(b->frozen_fs, 0);
+    (void)sp_state_remove(b->config->state_dir);
+    sp_log_set_frozen(FALSE);
+    if (r < 0)
+        g_warning("failed to thaw %s: %s", report.failure.mountpoint, g_strerror(report.failure.err));
+    if (report.n_not_frozen > 0)
+        g_warning("%zu filesystem(s) had been thawed by someone else during freeze %" G_GINT64_FORMAT,
+                  report.n_not_frozen, b->lease.last_epoch);
+    g_message("thawed %zu filesystem(s) (freeze %" G_GINT64_FORMAT ", %s, held %" G_GINT64_FORMAT
+              " ms, %s)", report.n_thawed, b->lease.last_epoch, sp_thaw_reason_str(reason),
+              b->lease.last_held_ms, b->lease.last_consistent ? "consistent" : "not consistent");
+    if (!sp_hooks_thaw(b->hooks, &hook_error))
+        g_warning("thaw hook: %s", hook_error->message);
+    ret->epoch = b->lease.last_epoch;
+    ret->n_thawed = report.n_thawed;
+    ret->consistent = b->lease.last_consistent;
+    ret->reason = sp_thaw_reason_str(reason);
+    ret->held_ms = b->lease.last_held_ms;
+}
+
+static void last_thaw(SpLinuxBackend *b, SpThawResult *ret)
+{
+    ret->epoch = b->lease.last_epoch;
+    ret->n_thawed = 0;
+    ret->consistent = b->lease.last_consistent;
+    ret->reason = sp_thaw_reason_str(b->lease.last_reason);
+    ret->held_ms = b->lease.last_held_ms;
+}
+
+static int backend_thaw(void *self, int64_t epoch, bool standard, SpThawResult *ret,
+                        SpBackendError *err)
+{
+    SpLinuxBackend *b = self;
+
+    memset(ret, 0, sizeof(*ret));
+    if (b->lease.frozen) {
+        if (epoch != 0 && epoch != b->lease.epoch) {
+            set_error(err, SP_CODE_EPOCH_MISMATCH, "freeze %" G_GINT64_FORMAT " is not the current "
+                      "one (%" G_GINT64_FORMAT "); not thawing another client's freeze",
+                      epoch, b->lease.epoch);
+            return -1;
+        }
+        thaw_now(b, SP_THAW_REQUESTED, ret);
+        return 0;
+    }
+    if (standard)
+        return 0; /* qemu-ga: thawing a thawed guest returns 0 */
+    /* Already thawed by the agent itself (lease, hang-up): say so, with consistent false. */
+    if (b->lease.last_valid && (epoch == 0 || epoch == b->lease.last_epoch) &&
+        b->lease.last_reason != SP_THAW_REQUESTED) {
+        last_thaw(b, ret);
+        return 0;
+    }
+    if (epoch != 0 && epoch != b->lease.last_epoch) {
+        set_error(err, SP_CODE_EPOCH_MISMATCH, "freeze %" G_GINT64_FORMAT " is not the last one (%"
+                  G_GINT64_FORMAT ")", epoch, b->lease.last_epoch);
+        return -1;
+    }
+    set_error(err, SP_CODE_NOT_FROZEN, "no filesystems are frozen");
+    return -1;
+}
+
+static void backend_status(void *self, SpFreezeStatus *ret)
+{
+    SpLinuxBackend *b = self;
+    gint64 now = now_ms();
+
+    memset(ret, 0, sizeof(*ret));
+    ret->frozen = b->lease.frozen;
+    ret->epoch = b->lease.frozen ? b->lease.epoch : b->lease.last_epoch;
+    ret->lease_ms = b->lease.lease_ms;
+    ret->remaining_ms = sp_lease_remaining_ms(&b->lease, now);
+    ret->held_ms = b->lease.frozen ? now - b->lease.frozen_at_ms : b->lease.last_held_ms;
+    g_array_set_size(b->status_fs, 0);
+    for (guint i = 0; i < b->frozen_fs->len; i++) {
+        const SpFsEntry *s = &g_array_index(b->frozen_fs, SpFsEntry, i);
+        SpFsEntry e = {g_strdup(s->mountpoint), g_strdup(s->fstype), g_strdup(s->device)};
+        g_array_append_val(b->status_fs, e);
+    }
+    ret->frozen_fs = (SpFsEntry *)(void *)b->status_fs->data;
+    ret->n_frozen_fs = b->status_fs->len;
+    ret->has_last_thaw = b->lease.last_valid;
+    if (b->lease.last_valid)
+        last_thaw(b, &ret->last_thaw);
+}
+
+/* ---- guest-get-fsinfo ---- */
+
+static SpJson *disk_json(const SpDisk *d)
+{
+    SpJson *o = sp_json_new_object(), *pci = sp_json_new_object();
+
+    sp_json_object_set_int(pci, "domain", d->pci_domain);
+    sp_json_object_set_int(pci, "bus", d->pci_bus);
+    sp_json_object_set_int(pci, "slot", d->pci_slot);
+    sp_json_object_set_int(pci, "function", d->pci_function);
+    sp_json_object_set(o, "pci-controller", pci);
+    sp_json_object_set_string(o, "bus-type", d->bus_type);
+    sp_json_object_set_int(o, "bus", d->bus);
+    sp_json_object_set_int(o, "target", d->target);
+    sp_json_object_set_int(o, "unit", d->unit);
+    if (d->serial)
+        sp_json_object_set_string(o, "serial", d->serial);
+    sp_json_object_set_string(o, "dev", d->dev);
+    return o;
+}
+
+static SpJson *fs_json(SpLinuxBackend *b, const SpMount *m)
+{
+    SpJson *o = sp_json_new_object(), *disks = sp_json_new_array();
+    g_autofree char *name = sp_blockdev_name(b->sysfs_root, sp_mount_dev(m));
+    g_autoptr(GPtrArray) list = sp_blockdev_disks(b->sysfs_root, sp_mount_dev(m));
+    struct statvfs sv;
+
+    sp_json_object_set_string(o, "name", name ? name : m->source);
+    sp_json_object_set_string(o, "mountpoint", m->mountpoint);
+    sp_json_object_set_string(o, "type", m->fstype);
+    if (statvfs(m->mountpoint, &sv) == 0) {
+        sp_json_object_set_int(o, "used-bytes", (int64_t)((sv.f_blocks - sv.f_bfree) * sv.f_frsize));
+        sp_json_object_set_int(o, "total-bytes", (int64_t)((sv.f_blocks - sv.f_bfree + sv.f_bavail) * sv.f_frsize));
+    }
+    for (guint i = 0; i < list->len; i++)
+        sp_json_array_append(disks, disk_json(list->pdata[i]));
+    sp_json_object_set(o, "disk", disks);
+    return o;
+}
+
+static SpJson *backend_fsinfo(void *self, SpBackendError *err)
+{
+    SpLinuxBackend *b = self;
+    SpMountTable *table = NULL;
+    SpJson *out;
+    int r = sp_mountinfo_read(b->mountinfo_path, &table);
+
+    if (r < 0) {
+        set_error(err, SP_CODE_DISCOVERY_FAILED, "cannot read the mount table: %s", g_strerror(-r));
+        return NULL;
+    }
+    out = sp_json_new_array();
+    /* qemu-ga lists filesystems on real block devices, newest mount first. */
+    for (size_t i = table->n_mounts; i > 0; i--) {
+        const SpMount *m = &table->mounts[i - 1];
+        if (m->major == 0)
+            continue;
+        sp_json_array_append(out, fs_json(b, m));
+    }
+    sp_mount_table_free(table);
+    return out;
+}
+
+static const SpFreezeBackendOps linux_ops = {
+    .freeze = backend_freeze,
+    .thaw = backend_thaw,
+    .status = backend_status,
+    .fsinfo = backend_fsinfo,
+};
+
+SpFreezeBackend sp_linux_backend_interface(SpLinuxBackend *b)
+{
+    SpFreezeBackend iface = {&linux_ops, b};
+    return iface;
+}
+
+void sp_linux_backend_channel_closed(SpLinuxBackend *b, unsigned channel)
+{
+    SpThawResult r;
+
+    if (!sp_lease_hangup_thaws(&b->lease, channel))
+        return;
+    thaw_now(b, SP_THAW_HANGUP, &r);
+    g_warning("the channel that froze (freeze %" G_GINT64_FORMAT ") hung up: thawed %zu "
+              "filesystem(s); the freeze is not consistent", r.epoch, r.n_thawed);
+}
+
+void sp_linux_backend_thaw_for_shutdown(SpLinuxBackend *b)
+{
+    SpThawResult r;
+
+    if (!b->lease.frozen)
+        return;
+    thaw_now(b, SP_THAW_SHUTDOWN, &r);
+}
+
+int sp_linux_backend_recover(SpLinuxBackend *b)
+{
+    SpState *state = NULL;
+    int r = sp_state_read(b->config->state_dir, &state), n = 0;
+
+    if (r == -ENOENT)
+        return 0;
+    if (r < 0) {
+        g_warning("ignoring unreadable state file %s/%s: %s", b->config->state_dir, SP_STATE_FILE,
+                  g_strerror(-r));
+        (void)sp_state_remove(b->config->state_dir);
+        return 0;
+    }
+    /* Reverse freeze order, as a thaw always goes. */
+    for (size_t i = state->n_fs; i > 0; i--) {
+        const SpStateFs *fs = &state->fs[i - 1];
+        r = sp_freezer_thaw_recorded(b->freezer.ops, b->freezer.userdata, fs->mountpoint, fs->dev);
+        if (r > 0) {
+            n++;
+            g_warning("thawed %s, left frozen by a previous agent (pid %ld, freeze %" G_GINT64_FORMAT
+                      ")", fs->mountpoint, state->pid, state->epoch);
+        } else if (r < 0) {
+            g_warning("cannot thaw %s left frozen by a previous agent: %s", fs->mountpoint,
+                      g_strerror(-r));
+        }
+    }
+    if (state->epoch > b->lease.epoch)
+        b->lease.epoch = state->epoch;
+    sp_state_free(state);
+    (void)sp_state_remove(b->config->state_dir);
+    return n;
+}

@@ -1,0 +1,30 @@
+/* backend-linux: the Linux freeze backend — plans with mountinfo and sysfs, runs hooks, freezes
+ * with FIFREEZE under a lease, records what it froze in the state directory. GLib main loop. */
+#pragma once
+#include <glib.h>
+#include "config.h"
+#include "freeze-backend.h"
+#include "freezer.h"
+
+typedef struct SpLinuxBackend SpLinuxBackend;
+
+typedef struct {
+    const char *mountinfo_path;  /* NULL = /proc/self/mountinfo */
+    const char *sysfs_root;      /* NULL = /sys */
+    const SpFsOps *fs_ops;       /* NULL = the real system calls */
+    void *fs_ops_userdata;
+} SpLinuxBackendOptions;
+
+SpLinuxBackend *sp_linux_backend_new(const SpConfig *config, const SpLinuxBackendOptions *opts);
+/* Thaws anything still frozen (reason "shutdown") and frees. */
+void sp_linux_backend_free(SpLinuxBackend *backend);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(SpLinuxBackend, sp_linux_backend_free)
+
+SpFreezeBackend sp_linux_backend_interface(SpLinuxBackend *backend);
+gboolean sp_linux_backend_is_frozen(SpLinuxBackend *backend);
+/* A channel hung up: thaw if it owns the freeze and the config says so. */
+void sp_linux_backend_channel_closed(SpLinuxBackend *backend, unsigned channel);
+/* Thaw now, for this reason (SIGTERM). */
+void sp_linux_backend_thaw_for_shutdown(SpLinuxBackend *backend);
+/* At start: thaw what a crashed agent's state file says it froze. Returns how many it thawed. */
+int sp_linux_backend_recover(SpLinuxBackend *backend);

@@ -1,0 +1,244 @@
+/* blockdev: sysfs walks from a dev_t down to the disks the hypervisor provides. */
+#define _GNU_SOURCE
+#include "blockdev.h"
+
+#include <blkid.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/sysmacros.h>
+
+/* dm over md over partitions: a real stack is never this deep; a loop in sysfs would be. */
+#define SP_BLOCKDEV_MAX_DEPTH 8
+
+void sp_disk_free(SpDisk *d)
+{
+    if (!d)
+        return;
+    g_free(d->name);
+    g_free(d->dev);
+    g_free(d->serial);
+    g_free(d);
+}
+
+static char *read_attr(const char *dir, const char *attr)
+{
+    g_autofree char *p = g_build_filename(dir, attr, NULL);
+    char *s = NULL;
+
+    if (!g_file_get_contents(p, &s, NULL, NULL))
+        return NULL;
+    g_strstrip(s);
+    if (*s == '\0') {
+        g_free(s);
+        return NULL;
+    }
+    return s;
+}
+
+/* /sys/dev/block/M:m resolved to its /sys/devices/... directory. */
+static char *dev_dir(const char *sysfs_root, dev_t dev)
+{
+    g_autofree char *link = g_strdup_printf("%s/dev/block/%u:%u", sysfs_root, major(dev), minor(dev));
+    char *real = realpath(link, NULL);
+    char *r = real ? g_strdup(real) : NULL;
+    free(real);
+    return r;
+}
+
+char *sp_blockdev_name(const char *sysfs_root, dev_t dev)
+{
+    g_autofree char *dir = dev_dir(sysfs_root, dev);
+    return dir ? g_path_get_basename(dir) : NULL;
+}
+
+static void parse_pci(SpDisk *d, const char *path)
+{
+    g_auto(GStrv) parts = g_strsplit(path, "/", -1);
+    for (guint i = 0; parts[i]; i++) {
+        unsigned dom, bus, slot, fn;
+        char tail;
+        /* The last PCI function on the path is the disk's controller. */
+        if (sscanf(parts[i], "%4x:%2x:%2x.%1x%c", &dom, &bus, &slot, &fn, &tail) == 4) {
+            d->pci_domain = (int)dom;
+            d->pci_bus = (int)bus;
+            d->pci_slot = (int)slot;
+            d->pci_function = (int)fn;
+        }
+    }
+}
+
+static void parse_scsi_address(SpDisk *d, const char *path)
+{
+    g_auto(GStrv) parts = g_strsplit(path, "/", -1);
+    for (guint i = 0; parts[i]; i++) {
+        unsigned h, c, t, l;
+        char tail;
+        if (sscanf(parts[i], "%u:%u:%u:%u%c", &h, &c, &t, &l, &tail) == 4) {
+            d->bus = (int)c;
+            d->target = (int)t;
+            d->unit = (int)l;
+        }
+    }
+}
+
+static const char *bus_type_of(const char *name, const char *path)
+{
+    if (g_str_has_prefix(name, "vd"))
+        return "virtio";
+    if (g_str_has_prefix(name, "nvme"))
+        return "nvme";
+    if (strstr(path, "/ata"))
+        return "sata";
+    if (strstr(path, "/virtio") && strstr(path, "/host"))
+        return "scsi"; /* virtio-scsi */
+    if (strstr(path, "/host") && strstr(path, "/target"))
+        return "scsi";
+    if (strstr(path, "/usb"))
+        return "usb";
+    return "unknown";
+}
+
+static char *disk_serial(const char *dir)
+{
+    static const char *const attrs[] = {"serial", "device/serial", "device/wwid", NULL};
+    for (guint i = 0; attrs[i]; i++) {
+        char *s = read_attr(dir, attrs[i]);
+        if (s)
+            return s;
+    }
+    return NULL;
+}
+
+static SpDisk *disk_new(const char *dir)
+{
+    SpDisk *d = g_new0(SpDisk, 1);
+
+    d->name = g_path_get_basename(dir);
+    d->dev = g_strdup_printf("/dev/%s", d->name);
+    d->serial = disk_serial(dir);
+    d->pci_domain = d->pci_bus = d->pci_slot = d->pci_function = -1;
+    d->bus_type = bus_type_of(d->name, dir);
+    parse_pci(d, dir);
+    parse_scsi_address(d, dir);
+    return d;
+}
+
+static void collect_disks(const char *dir, GPtrArray *out, int depth)
+{
+    g_autofree char *slaves = NULL;
+    g_autoptr(GDir) sd = NULL;
+    g_autofree char *partition = read_attr(dir, "partition");
+    gboolean any = FALSE;
+    const char *name;
+
+    if (depth > SP_BLOCKDEV_MAX_DEPTH)
+        return;
+    if (partition) {
+        g_autofree char *parent = g_path_get_dirname(dir);
+        collect_disks(parent, out, depth + 1);
+        return;
+    }
+    slaves = g_build_filename(dir, "slaves", NULL);
+    sd = g_dir_open(slaves, 0, NULL);
+    while (sd && (name = g_dir_read_name(sd)) != NULL) {
+        g_autofree char *link = g_build_filename(slaves, name, NULL);
+        char *real = realpath(link, NULL);
+        if (real) {
+            collect_disks(real, out, depth + 1);
+            free(real);
+            any = TRUE;
+        }
+    }
+    if (!any) {
+        g_autofree char *base = g_path_get_basename(dir);
+        for (guint i = 0; i < out->len; i++)
+            if (strcmp(((SpDisk *)out->pdata[i])->name, base) == 0)
+                return;
+        g_ptr_array_add(out, disk_new(dir));
+    }
+}
+
+GPtrArray *sp_blockdev_disks(const char *sysfs_root, dev_t dev)
+{
+    GPtrArray *out = g_ptr_array_new_with_free_func((GDestroyNotify)sp_disk_free);
+    g_autofree char *dir = dev_dir(sysfs_root, dev);
+
+    if (dir)
+        collect_disks(dir, out, 0);
+    return out;
+}
+
+static void collect_backing(const char *dir, dev_t *ret, gsize max, gsize *n, int depth)
+{
+    g_autofree char *partition = read_attr(dir, "partition");
+    g_autofree char *backing = NULL;
+    g_autofree char *slaves = NULL;
+    g_autoptr(GDir) sd = NULL;
+    const char *name;
+
+    if (depth > SP_BLOCKDEV_MAX_DEPTH)
+        return;
+    if (partition) {
+        g_autofree char *parent = g_path_get_dirname(dir);
+        collect_backing(parent, ret, max, n, depth + 1);
+        return;
+    }
+    backing = read_attr(dir, "loop/backing_file");
+    if (backing) {
+        struct stat st;
+        if (stat(backing, &st) == 0 && *n < max)
+            ret[(*n)++] = st.st_dev;
+    }
+    slaves = g_build_filename(dir, "slaves", NULL);
+    sd = g_dir_open(slaves, 0, NULL);
+    while (sd && (name = g_dir_read_name(sd)) != NULL) {
+        g_autofree char *link = g_build_filename(slaves, name, NULL);
+        char *real = realpath(link, NULL);
+        if (real) {
+            collect_backing(real, ret, max, n, depth + 1);
+            free(real);
+        }
+    }
+}
+
+gsize sp_blockdev_loop_backing(const char *sysfs_root, dev_t dev, dev_t *ret, gsize max)
+{
+    g_autofree char *dir = NULL;
+    gsize n = 0;
+
+    if (major(dev) == 0)
+        return 0;
+    dir = dev_dir(sysfs_root, dev);
+    if (dir)
+        collect_backing(dir, ret, max, &n, 0);
+    return n;
+}
+
+static char *probe_value(blkid_probe pr, const char *name)
+{
+    const char *v = NULL;
+    if (blkid_probe_lookup_value(pr, name, &v, NULL) == 0 && v)
+        return g_strdup(v);
+    return NULL;
+}
+
+gboolean sp_blockdev_probe(const char *devnode, char **ret_type, char **ret_uuid, char **ret_label)
+{
+    /* A probe reads the device directly and keeps no cache file: nothing is written. */
+    blkid_probe pr = blkid_new_probe_from_filename(devnode);
+
+    if (!pr)
+        return FALSE;
+    blkid_probe_enable_superblocks(pr, 1);
+    blkid_probe_set_superblocks_flags(pr, BLKID_SUBLKS_TYPE | BLKID_SUBLKS_UUID | BLKID_SUBLKS_LABEL);
+    if (blkid_do_safeprobe(pr) != 0) {
+        blkid_free_probe(pr);
+        return FALSE;
+    }
+    *ret_type = probe_value(pr, "TYPE");
+    *ret_uuid = probe_value(pr, "UUID");
+    *ret_label = probe_value(pr, "LABEL");
+    blkid_free_probe(pr);
+    return TRUE;
+}

@@ -1,0 +1,27 @@
+/* blockdev: map a filesystem's device to the virtual disks under it, through sysfs (partitions,
+ * device-mapper/LVM, md, loop), and identify devices with libblkid. */
+#pragma once
+#include <glib.h>
+#include <sys/types.h>
+
+typedef struct {
+    char *name;          /* kernel name: "vda" */
+    char *dev;           /* "/dev/vda" */
+    char *serial;        /* NULL when the disk has none */
+    const char *bus_type;/* qemu-ga GuestDiskBusType name: "virtio", "scsi", "ide", "sata", "nvme", "unknown" */
+    int pci_domain, pci_bus, pci_slot, pci_function; /* -1 when not on PCI */
+    int bus, target, unit;
+} SpDisk;
+
+void sp_disk_free(SpDisk *disk);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(SpDisk, sp_disk_free)
+
+/* sysfs_root: "/sys" (tests pass a fixture tree). */
+/* The kernel name of a block device ("vda1", "dm-0"), or NULL. */
+char *sp_blockdev_name(const char *sysfs_root, dev_t dev);
+/* The whole disks holding dev (a partition's disk, a dm/md device's members, recursively). */
+GPtrArray *sp_blockdev_disks(const char *sysfs_root, dev_t dev);
+/* Devices (st_dev) of the filesystems holding the backing files of loop devices under dev. */
+gsize sp_blockdev_loop_backing(const char *sysfs_root, dev_t dev, dev_t *ret, gsize max);
+/* libblkid: filesystem type, UUID and label of a device node (each may come back NULL). */
+gboolean sp_blockdev_probe(const char *devnode, char **ret_type, char **ret_uuid, char **ret_label);

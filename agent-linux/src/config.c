@@ -1,0 +1,139 @@
+/* config: read agent.conf. Sections [transports], [freeze], [hooks]; see data/agent.conf. */
+#include "config.h"
+
+#include <errno.h>
+#include "state.h"
+
+SpConfig *sp_config_new(void)
+{
+    SpConfig *c = g_new0(SpConfig, 1);
+    c->state_dir = g_strdup(SP_STATE_DIR_DEFAULT);
+    c->default_lease_ms = SP_DEFAULT_LEASE_MS;
+    c->max_lease_ms = SP_MAX_LEASE_MS;
+    c->thaw_on_hangup = TRUE;
+    c->hook_timeout_ms = SP_HOOK_TIMEOUT_MS_DEFAULT;
+    c->exclude_mountpoints = g_new0(char *, 1);
+    c->exclude_types = g_new0(char *, 1);
+    return c;
+}
+
+void sp_config_free(SpConfig *c)
+{
+    if (!c)
+        return;
+    g_strfreev(c->virtio_ports);
+    g_strfreev(c->unix_sockets);
+    g_free(c->vsock_ports);
+    g_free(c->state_dir);
+    g_strfreev(c->exclude_mountpoints);
+    g_strfreev(c->exclude_types);
+    g_free(c->hook_path);
+    g_free(c->hook_dir);
+    g_free(c);
+}
+
+static gboolean get_ms(GKeyFile *kf, const char *group, const char *key, gint64 min, gint64 max,
+                       gint64 *ret, GError **error)
+{
+    GError *local = NULL;
+    gint64 v;
+
+    if (!g_key_file_has_key(kf, group, key, NULL))
+        return TRUE;
+    v = g_key_file_get_int64(kf, group, key, &local);
+    if (local) {
+        g_propagate_error(error, local);
+        return FALSE;
+    }
+    if (v < min || v > max) {
+        g_set_error(error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_INVALID_VALUE,
+                    "[%s] %s = %" G_GINT64_FORMAT " is out of range %" G_GINT64_FORMAT "..%"
+                    G_GINT64_FORMAT, group, key, v, min, max);
+        return FALSE;
+    }
+    *ret = v;
+    return TRUE;
+}
+
+static void replace_list(GKeyFile *kf, const char *group, const char *key, char ***list)
+{
+    char **v = g_key_file_get_string_list(kf, group, key, NULL, NULL);
+    if (v) {
+        g_strfreev(*list);
+        *list = v;
+    }
+}
+
+static void replace_string(GKeyFile *kf, const char *group, const char *key, char **s)
+{
+    char *v = g_key_file_get_string(kf, group, key, NULL);
+    if (v) {
+        g_free(*s);
+        /* An empty value switches the feature off. */
+        *s = *v ? v : NULL;
+        if (!*s)
+            g_free(v);
+    }
+}
+
+static gboolean load_transports(SpConfig *c, GKeyFile *kf, GError **error)
+{
+    gsize n = 0;
+
+    replace_list(kf, "transports", "virtio-ports", &c->virtio_ports);
+    replace_list(kf, "transports", "unix-sockets", &c->unix_sockets);
+    if (g_key_file_has_key(kf, "transports", "vsock-ports", NULL)) {
+        GError *local = NULL;
+        int *ports = g_key_file_get_integer_list(kf, "transports", "vsock-ports", &n, &local);
+        if (local) {
+            g_propagate_error(error, local);
+            return FALSE;
+        }
+        g_free(c->vsock_ports);
+        c->vsock_ports = ports;
+        c->n_vsock_ports = n;
+    }
+    return TRUE;
+}
+
+gboolean sp_config_load(SpConfig *c, const char *path, gboolean required, GError **error)
+{
+    g_autoptr(GKeyFile) kf = g_key_file_new();
+    GError *local = NULL;
+
+    if (!g_key_file_load_from_file(kf, path, G_KEY_FILE_NONE, &local)) {
+        if (!required && g_error_matches(local, G_FILE_ERROR, G_FILE_ERROR_NOENT)) {
+            g_error_free(local);
+            return TRUE;
+        }
+        g_propagate_prefixed_error(error, local, "%s: ", path);
+        return FALSE;
+    }
+    if (!load_transports(c, kf, error))
+        goto fail;
+    replace_string(kf, "agent", "state-dir", &c->state_dir);
+    if (!c->state_dir)
+        c->state_dir = g_strdup(SP_STATE_DIR_DEFAULT);
+    if (g_key_file_has_key(kf, "agent", "verbose", NULL))
+        c->verbose = g_key_file_get_boolean(kf, "agent", "verbose", NULL);
+    if (!get_ms(kf, "freeze", "max-lease-ms", SP_MIN_LEASE_MS, G_MAXINT32, &c->max_lease_ms, error) ||
+        !get_ms(kf, "freeze", "default-lease-ms", SP_MIN_LEASE_MS, c->max_lease_ms,
+                &c->default_lease_ms, error) ||
+        !get_ms(kf, "hooks", "timeout-ms", 1, G_MAXINT32, &c->hook_timeout_ms, error))
+        goto fail;
+    replace_list(kf, "freeze", "exclude-mountpoints", &c->exclude_mountpoints);
+    replace_list(kf, "freeze", "exclude-types", &c->exclude_types);
+    if (g_key_file_has_key(kf, "freeze", "thaw-on-hangup", NULL)) {
+        c->thaw_on_hangup = g_key_file_get_boolean(kf, "freeze", "thaw-on-hangup", &local);
+        if (local) {
+            g_propagate_error(error, local);
+            goto fail;
+        }
+    }
+    replace_string(kf, "hooks", "fsfreeze-hook", &c->hook_path);
+    replace_string(kf, "hooks", "fsfreeze-hook-dir", &c->hook_dir);
+    return TRUE;
+fail:
+    g_prefix_error(error, "%s: ", path);
+    return FALSE;
+}

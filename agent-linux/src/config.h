@@ -1,0 +1,33 @@
+/* config: /etc/stillpoint/agent.conf (GKeyFile) and its defaults. */
+#pragma once
+#include <glib.h>
+
+#define SP_CONFIG_PATH_DEFAULT "/etc/stillpoint/agent.conf"
+#define SP_VIRTIO_PORT_DEFAULT "/dev/virtio-ports/org.qemu.guest_agent.0"
+#define SP_DEFAULT_LEASE_MS 60000      /* long enough for libvirt's freeze→snapshot→thaw */
+#define SP_MAX_LEASE_MS (3600 * 1000)  /* nobody needs a guest frozen for more than an hour */
+#define SP_MIN_LEASE_MS 100
+#define SP_HOOK_TIMEOUT_MS_DEFAULT 30000
+
+typedef struct {
+    char **virtio_ports;        /* character devices to serve; NULL-terminated */
+    char **unix_sockets;        /* socket paths to listen on */
+    int *vsock_ports;           /* ports to listen on (any CID) */
+    gsize n_vsock_ports;
+    char *state_dir;
+    gint64 default_lease_ms;    /* for the standard guest-fsfreeze-* commands */
+    gint64 max_lease_ms;
+    char **exclude_mountpoints; /* fnmatch patterns */
+    char **exclude_types;
+    gboolean thaw_on_hangup;    /* the channel that froze hangs up → thaw */
+    char *hook_path;            /* qemu-ga style fsfreeze-hook; NULL = none */
+    char *hook_dir;             /* fsfreeze-hook.d; NULL = none */
+    gint64 hook_timeout_ms;
+    gboolean verbose;
+} SpConfig;
+
+/* Defaults, then the file (a missing file is fine unless required). */
+SpConfig *sp_config_new(void);
+gboolean sp_config_load(SpConfig *config, const char *path, gboolean required, GError **error);
+void sp_config_free(SpConfig *config);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(SpConfig, sp_config_free)

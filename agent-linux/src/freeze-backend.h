@@ -1,0 +1,104 @@
+/* freeze-backend: what the command handlers (commands.c) need from a platform to quiesce it.
+ * The Linux backend (backend-linux.c) implements it with FIFREEZE; a Windows agent implements
+ * the same contract with VSS, so the command semantics live in one place. Plain C. */
+#pragma once
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include "stillpoint/json.h"
+
+typedef enum {
+    SP_SELECT_ALL,          /* every freezable filesystem */
+    SP_SELECT_MOUNTPOINTS,  /* names = mountpoints */
+    SP_SELECT_DISKS,        /* names = disk serials */
+} SpSelectKind;
+
+typedef struct {
+    SpSelectKind kind;
+    const char *const *names;
+    size_t n_names;
+    int64_t lease_ms;       /* 0 = the configured default */
+    unsigned channel;       /* the channel asking: its hang-up may thaw */
+    bool standard;          /* a guest-fsfreeze-* command (qemu-ga semantics) */
+} SpFreezeRequest;
+
+typedef struct {
+    char *mountpoint;
+    char *fstype;
+    char *device;           /* "/dev/vda1" or NULL */
+} SpFsEntry;
+
+typedef struct {
+    char *mountpoint;
+    char *fstype;
+    const char *reason;     /* stable name: "read-only", "frozen-by-other", ... (PROTOCOL.md) */
+    char *primary;          /* "same-filesystem": frozen through this mountpoint */
+} SpSkipEntry;
+
+typedef struct {
+    SpFsEntry *frozen;
+    size_t n_frozen;
+    SpSkipEntry *skipped;
+    size_t n_skipped;
+    int64_t epoch;
+    int64_t lease_ms;
+} SpFreezeResult;
+
+typedef struct {
+    int64_t epoch;
+    size_t n_thawed;
+    bool consistent;        /* held continuously from the freeze reply to this thaw */
+    const char *reason;     /* how the freeze ended: "requested", "lease-expired", ... */
+    int64_t held_ms;
+} SpThawResult;
+
+typedef struct {
+    bool frozen;
+    int64_t epoch;          /* current or last; 0 = never frozen */
+    int64_t lease_ms;
+    int64_t remaining_ms;
+    int64_t held_ms;        /* so far, or of the last freeze */
+    SpFsEntry *frozen_fs;   /* owned by the backend; valid until the next call */
+    size_t n_frozen_fs;
+    bool has_last_thaw;
+    SpThawResult last_thaw;
+} SpFreezeStatus;
+
+/* A failure: a stable code (PROTOCOL.md "Error codes") and a sentence for humans. */
+typedef struct {
+    const char *code;       /* static string */
+    char desc[512];
+} SpBackendError;
+
+typedef struct {
+    /* 0 on success, -1 with err set. */
+    int (*freeze)(void *self, const SpFreezeRequest *req, SpFreezeResult *ret, SpBackendError *err);
+    /* epoch 0 = whatever is frozen. standard: qemu-ga semantics (thawing nothing is not an error). */
+    int (*thaw)(void *self, int64_t epoch, bool standard, SpThawResult *ret, SpBackendError *err);
+    void (*status)(void *self, SpFreezeStatus *ret);
+    /* guest-get-fsinfo's return value, in qemu-ga's shape. */
+    SpJson *(*fsinfo)(void *self, SpBackendError *err);
+} SpFreezeBackendOps;
+
+typedef struct {
+    const SpFreezeBackendOps *ops;
+    void *self;
+} SpFreezeBackend;
+
+void sp_freeze_result_clear(SpFreezeResult *result);
+
+/* Stable error codes of the stillpoint- commands. */
+#define SP_CODE_INVALID_ARGUMENT "invalid-argument"
+#define SP_CODE_ALREADY_FROZEN "already-frozen"
+#define SP_CODE_NOT_FROZEN "not-frozen"
+#define SP_CODE_EPOCH_MISMATCH "epoch-mismatch"
+#define SP_CODE_UNKNOWN_MOUNTPOINT "unknown-mountpoint"
+#define SP_CODE_UNKNOWN_DISK "unknown-disk"
+#define SP_CODE_LEASE_OUT_OF_RANGE "lease-out-of-range"
+#define SP_CODE_HOOK_FAILED "hook-failed"
+#define SP_CODE_FREEZE_FAILED "freeze-failed"
+#define SP_CODE_THAW_FAILED "thaw-failed"
+#define SP_CODE_STATE_FAILED "state-failed"
+#define SP_CODE_DISCOVERY_FAILED "discovery-failed"
+#define SP_CODE_INTERNAL "internal-error"
+#define SP_CODE_UNKNOWN_COMMAND "unknown-command"

@@ -1,0 +1,228 @@
+/* hooks: run freeze/thaw scripts with a timeout, refusing scripts others could have changed. */
+#define _GNU_SOURCE
+#include "hooks.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#define SP_HOOK_OUTPUT_MAX 4096
+
+G_DEFINE_QUARK(sp-hooks-error-quark, sp_hooks_error)
+
+struct SpHooks {
+    GPtrArray *scripts;   /* in freeze order */
+    gint64 timeout_ms;
+    guint n_frozen;       /* how many got "freeze" successfully, for the thaw after a failure */
+    char *init_error;     /* a problem found while listing */
+};
+
+static gboolean script_is_safe(const char *path, GError **error)
+{
+    struct stat st;
+
+    if (stat(path, &st) < 0) {
+        g_set_error(error, SP_HOOKS_ERROR, SP_HOOKS_ERROR_SPAWN, "hook %s: %s", path,
+                    g_strerror(errno));
+        return FALSE;
+    }
+    /* Azure and GCP refuse these too: a script anyone can edit runs as root at freeze time. */
+    if (st.st_uid != 0 || (st.st_mode & (S_IWGRP | S_IWOTH))) {
+        g_set_error(error, SP_HOOKS_ERROR, SP_HOOKS_ERROR_UNSAFE,
+                    "hook %s refused: it must be owned by root and not writable by group or "
+                    "others (chown root %s; chmod go-w %s)", path, path, path);
+        return FALSE;
+    }
+    return TRUE;
+}
+
+static int cmp_str_cb(gconstpointer a, gconstpointer b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+SpHooks *sp_hooks_new(const char *hook_path, const char *hook_dir, gint64 timeout_ms)
+{
+    SpHooks *h = g_new0(SpHooks, 1);
+    g_autoptr(GDir) dir = NULL;
+
+    h->scripts = g_ptr_array_new_with_free_func(g_free);
+    h->timeout_ms = timeout_ms;
+    if (hook_path && g_file_test(hook_path, G_FILE_TEST_EXISTS))
+        g_ptr_array_add(h->scripts, g_strdup(hook_path));
+    if (hook_dir)
+        dir = g_dir_open(hook_dir, 0, NULL);
+    if (dir) {
+        g_autoptr(GPtrArray) found = g_ptr_array_new_with_free_func(g_free);
+        const char *name;
+        while ((name = g_dir_read_name(dir)) != NULL) {
+            g_autofree char *p = g_build_filename(hook_dir, name, NULL);
+            /* Like run-parts: skip editor backups and package manager leftovers. */
+            if (name[0] == '.' || g_str_has_suffix(name, "~") || g_str_has_suffix(name, ".dpkg-old") ||
+                g_str_has_suffix(name, ".rpmsave") || !g_file_test(p, G_FILE_TEST_IS_REGULAR) ||
+                !g_file_test(p, G_FILE_TEST_IS_EXECUTABLE))
+                continue;
+            g_ptr_array_add(found, g_steal_pointer(&p));
+        }
+        g_ptr_array_sort(found, cmp_str_cb);
+        for (guint i = 0; i < found->len; i++)
+            g_ptr_array_add(h->scripts, g_strdup(found->pdata[i]));
+    }
+    return h;
+}
+
+void sp_hooks_free(SpHooks *h)
+{
+    if (!h)
+        return;
+    g_ptr_array_unref(h->scripts);
+    g_free(h->init_error);
+    g_free(h);
+}
+
+static int pidfd_open_compat(pid_t pid)
+{
+#ifdef SYS_pidfd_open
+    return (int)syscall(SYS_pidfd_open, pid, 0);
+#else
+    errno = ENOSYS;
+    return -1;
+#endif
+}
+
+static void child_exec(const char *path, const char *action, int out_fd)
+{
+    const char *argv[] = {path, action, NULL};
+    int devnull = open("/dev/null", O_RDONLY);
+
+    setpgid(0, 0);
+    if (devnull >= 0)
+        dup2(devnull, STDIN_FILENO);
+    dup2(out_fd, STDOUT_FILENO);
+    dup2(out_fd, STDERR_FILENO);
+    execv(path, (char *const *)argv);
+    _exit(127);
+}
+
+/* Wait for pid until deadline, collecting its output. Returns TRUE when it exited (status set). */
+static gboolean wait_child(pid_t pid, int out_fd, gint64 deadline_us, GString *output, int *status)
+{
+    int pidfd = pidfd_open_compat(pid);
+    gboolean out_open = TRUE;
+
+    for (;;) {
+        struct pollfd pfd[2] = {{.fd = out_fd, .events = POLLIN}, {.fd = pidfd, .events = POLLIN}};
+        gint64 left = (deadline_us - g_get_monotonic_time()) / 1000;
+        int timeout = pidfd < 0 ? (int)MIN(left, 10) : (int)MIN(left, G_MAXINT);
+
+        if (waitpid(pid, status, WNOHANG) == pid)
+            break;
+        if (left <= 0) {
+            if (pidfd >= 0)
+                close(pidfd);
+            return FALSE;
+        }
+        if (!out_open)
+            pfd[0].fd = -1;
+        if (poll(pfd, 2, MAX(timeout, 1)) > 0 && (pfd[0].revents & (POLLIN | POLLHUP))) {
+            char buf[512];
+            ssize_t n = read(out_fd, buf, sizeof(buf));
+            if (n <= 0)
+                out_open = FALSE;
+            else if (output->len < SP_HOOK_OUTPUT_MAX)
+                g_string_append_len(output, buf, MIN((gsize)n, SP_HOOK_OUTPUT_MAX - output->len));
+        }
+    }
+    if (pidfd >= 0)
+        close(pidfd);
+    return TRUE;
+}
+
+static gboolean run_script(SpHooks *h, const char *path, const char *action, GError **error)
+{
+    g_autoptr(GString) output = g_string_new(NULL);
+    int pipefd[2], status = 0;
+    pid_t pid;
+    gboolean exited;
+
+    if (!script_is_safe(path, error))
+        return FALSE;
+    if (pipe2(pipefd, O_CLOEXEC) < 0 || (pid = fork()) < 0) {
+        g_set_error(error, SP_HOOKS_ERROR, SP_HOOKS_ERROR_SPAWN, "hook %s %s: %s", path, action,
+                    g_strerror(errno));
+        return FALSE;
+    }
+    if (pid == 0)
+        child_exec(path, action, pipefd[1]);
+    close(pipefd[1]);
+    exited = wait_child(pid, pipefd[0], g_get_monotonic_time() + h->timeout_ms * 1000, output, &status);
+    close(pipefd[0]);
+    if (!exited) {
+        kill(-pid, SIGKILL);
+        kill(pid, SIGKILL);
+        waitpid(pid, &status, 0);
+        g_set_error(error, SP_HOOKS_ERROR, SP_HOOKS_ERROR_TIMEOUT,
+                    "hook %s %s did not finish within %" G_GINT64_FORMAT " ms and was killed",
+                    path, action, h->timeout_ms);
+        return FALSE;
+    }
+    g_strchomp(output->str);
+    if (output->len > 0)
+        g_info("hook %s %s: %s", path, action, output->str);
+    if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        g_set_error(error, SP_HOOKS_ERROR, SP_HOOKS_ERROR_FAILED, "hook %s %s failed (%s %d)", path,
+                    action, WIFEXITED(status) ? "exit status" : "signal",
+                    WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
+        return FALSE;
+    }
+    return TRUE;
+}
+
+static void thaw_first(SpHooks *h, guint n)
+{
+    for (guint i = n; i > 0; i--) {
+        g_autoptr(GError) e = NULL;
+        if (!run_script(h, h->scripts->pdata[i - 1], "thaw", &e))
+            g_warning("%s", e->message);
+    }
+}
+
+gboolean sp_hooks_freeze(SpHooks *h, GError **error)
+{
+    h->n_frozen = 0;
+    for (guint i = 0; i < h->scripts->len; i++) {
+        if (!run_script(h, h->scripts->pdata[i], "freeze", error)) {
+            /* Tell the scripts that did freeze to let go; the failed one gets thaw too, as it
+             * may have half-frozen its application. */
+            thaw_first(h, i + 1);
+            return FALSE;
+        }
+        h->n_frozen = i + 1;
+    }
+    return TRUE;
+}
+
+gboolean sp_hooks_thaw(SpHooks *h, GError **error)
+{
+    gboolean ok = TRUE;
+    for (guint i = h->scripts->len; i > 0; i--) {
+        GError *e = NULL;
+        if (!run_script(h, h->scripts->pdata[i - 1], "thaw", &e)) {
+            if (ok)
+                g_propagate_error(error, e);
+            else {
+                g_warning("%s", e->message);
+                g_error_free(e);
+            }
+            ok = FALSE;
+        }
+    }
+    h->n_frozen = 0;
+    return ok;
+}

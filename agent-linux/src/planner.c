@@ -1,0 +1,301 @@
+/* planner: one target per superblock, ordered so that nothing is frozen before a filesystem
+ * that depends on it, and every skipped mount carries its reason. */
+#define _GNU_SOURCE
+#include "planner.h"
+
+#include <errno.h>
+#include <fnmatch.h>
+#include <stdlib.h>
+#include <string.h>
+
+static const char *const skip_names[] = {
+    [SP_SKIP_PSEUDO] = "pseudo",
+    [SP_SKIP_MEMORY] = "memory",
+    [SP_SKIP_NETWORK] = "network",
+    [SP_SKIP_FUSE] = "fuse",
+    [SP_SKIP_STACKED] = "stacked",
+    [SP_SKIP_NO_BLOCK_DEVICE] = "no-block-device",
+    [SP_SKIP_READ_ONLY] = "read-only",
+    [SP_SKIP_EXCLUDED] = "excluded",
+    [SP_SKIP_SAME_FILESYSTEM] = "same-filesystem",
+    [SP_SKIP_NOT_SUPPORTED] = "not-supported",
+    [SP_SKIP_FROZEN_BY_OTHER] = "frozen-by-other",
+};
+
+const char *sp_skip_reason_str(SpSkipReason reason)
+{
+    if ((size_t)reason < sizeof(skip_names) / sizeof(skip_names[0]) && skip_names[reason])
+        return skip_names[reason];
+    return "unknown";
+}
+
+static bool in_list(const char *s, const char *const *list)
+{
+    for (size_t i = 0; list && list[i]; i++)
+        if (strcmp(s, list[i]) == 0)
+            return true;
+    return false;
+}
+
+static const char *const pseudo_types[] = {
+    "proc", "sysfs", "devtmpfs", "devpts", "cgroup", "cgroup2", "securityfs", "debugfs",
+    "tracefs", "pstore", "bpf", "configfs", "mqueue", "hugetlbfs", "autofs", "binfmt_misc",
+    "fusectl", "efivarfs", "rpc_pipefs", "nsfs", "selinuxfs", "rootfs", "nfsd", "usbfs",
+    "xenfs", "vboxsf_pseudo", "devfs", "pipefs", "sockfs", "anon_inodefs", NULL,
+};
+static const char *const memory_types[] = {"tmpfs", "ramfs", "zram_tmpfs", NULL};
+static const char *const network_types[] = {
+    "nfs", "nfs4", "cifs", "smb3", "smbfs", "ceph", "9p", "virtiofs", "glusterfs", "afs",
+    "ncpfs", "lustre", "coda", "vboxsf", "vmhgfs", "orangefs", "beegfs", NULL,
+};
+static const char *const stacked_types[] = {"overlay", "aufs", "unionfs", "ecryptfs", NULL};
+/* Filesystems on block devices that report an anonymous (major 0) st_dev. */
+static const char *const anon_dev_block_types[] = {"btrfs", "bcachefs", NULL};
+
+bool sp_plan_classify(const SpMount *m, SpSkipReason *ret)
+{
+    if (in_list(m->fstype, pseudo_types))
+        *ret = SP_SKIP_PSEUDO;
+    else if (in_list(m->fstype, memory_types))
+        *ret = SP_SKIP_MEMORY;
+    else if (in_list(m->fstype, network_types))
+        *ret = SP_SKIP_NETWORK;
+    else if (strcmp(m->fstype, "fuse") == 0 || strcmp(m->fstype, "fuseblk") == 0 ||
+             strncmp(m->fstype, "fuse.", 5) == 0)
+        *ret = SP_SKIP_FUSE;
+    else if (in_list(m->fstype, stacked_types))
+        *ret = SP_SKIP_STACKED;
+    else if (m->major == 0 && !in_list(m->fstype, anon_dev_block_types))
+        *ret = SP_SKIP_NO_BLOCK_DEVICE;
+    else if (sp_mount_sb_readonly(m))
+        *ret = SP_SKIP_READ_ONLY;
+    else
+        return false;
+    return true;
+}
+
+static bool excluded(const SpMount *m, const SpPlanOptions *o)
+{
+    for (size_t i = 0; o->exclude_mountpoints && o->exclude_mountpoints[i]; i++)
+        if (fnmatch(o->exclude_mountpoints[i], m->mountpoint, FNM_PATHNAME) == 0)
+            return true;
+    return in_list(m->fstype, o->exclude_types);
+}
+
+void sp_plan_free(SpFreezePlan *plan)
+{
+    if (!plan)
+        return;
+    for (size_t i = 0; i < plan->n_targets; i++) {
+        free(plan->targets[i].mountpoint);
+        free(plan->targets[i].fstype);
+        free(plan->targets[i].source);
+    }
+    for (size_t i = 0; i < plan->n_skips; i++) {
+        free(plan->skips[i].mountpoint);
+        free(plan->skips[i].fstype);
+        free(plan->skips[i].primary);
+    }
+    free(plan->targets);
+    free(plan->skips);
+    free(plan);
+}
+
+static int add_skip(SpFreezePlan *p, const char *mountpoint, const char *fstype,
+                    SpSkipReason reason, const char *primary)
+{
+    SpPlanSkip *ns = realloc(p->skips, (p->n_skips + 1) * sizeof(*ns));
+    SpPlanSkip *s;
+
+    if (!ns)
+        return -ENOMEM;
+    p->skips = ns;
+    s = &p->skips[p->n_skips];
+    s->mountpoint = strdup(mountpoint);
+    s->fstype = strdup(fstype);
+    s->primary = primary ? strdup(primary) : NULL;
+    s->reason = reason;
+    p->n_skips++;
+    if (!s->mountpoint || !s->fstype || (primary && !s->primary))
+        return -ENOMEM;
+    return 0;
+}
+
+static int add_target(SpFreezePlan *p, const SpMount *m)
+{
+    SpPlanTarget *nt = realloc(p->targets, (p->n_targets + 1) * sizeof(*nt));
+    SpPlanTarget *t;
+
+    if (!nt)
+        return -ENOMEM;
+    p->targets = nt;
+    t = &p->targets[p->n_targets];
+    memset(t, 0, sizeof(*t));
+    t->dev = sp_mount_dev(m);
+    t->mountpoint = strdup(m->mountpoint);
+    t->fstype = strdup(m->fstype);
+    t->source = strdup(m->source);
+    p->n_targets++;
+    if (!t->mountpoint || !t->fstype || !t->source)
+        return -ENOMEM;
+    return 0;
+}
+
+static ssize_t find_target(const SpFreezePlan *p, dev_t dev)
+{
+    for (size_t i = 0; i < p->n_targets; i++)
+        if (p->targets[i].dev == dev)
+            return (ssize_t)i;
+    return -1;
+}
+
+static bool selected(const SpMount *m, const SpPlanOptions *o)
+{
+    if (o->mountpoints && !in_list(m->mountpoint, o->mountpoints))
+        return false;
+    if (o->select_dev && !o->select_dev(sp_mount_dev(m), o->select_userdata))
+        return false;
+    return true;
+}
+
+/* A filesystem whose device is backed by a file on filesystem G must be frozen before G (else
+ * flushing it writes into a frozen G and blocks forever): G's wave is later than its own. */
+static void assign_waves(SpFreezePlan *p, const SpPlanOptions *o)
+{
+    bool changed = true;
+
+    if (!o->backing_devs)
+        return;
+    /* Relax until stable; bounded by the number of targets (a cycle cannot be real). */
+    for (size_t round = 0; changed && round <= p->n_targets; round++) {
+        changed = false;
+        for (size_t i = 0; i < p->n_targets; i++) {
+            dev_t backing[16];
+            size_t n = o->backing_devs(p->targets[i].dev, backing, 16, o->backing_userdata);
+            for (size_t b = 0; b < n && b < 16; b++) {
+                ssize_t g = find_target(p, backing[b]);
+                if (g >= 0 && (size_t)g != i && p->targets[g].wave <= p->targets[i].wave) {
+                    p->targets[g].wave = p->targets[i].wave + 1;
+                    changed = true;
+                }
+            }
+        }
+    }
+}
+
+static int cmp_wave(const void *a, const void *b)
+{
+    const SpPlanTarget *x = a, *y = b;
+    return (x->wave > y->wave) - (x->wave < y->wave);
+}
+
+/* Stable sort by wave, keeping reverse mount order inside a wave (qsort is not stable, so
+ * insertion sort: plans are small). */
+static void sort_by_wave(SpFreezePlan *p)
+{
+    for (size_t i = 1; i < p->n_targets; i++) {
+        SpPlanTarget t = p->targets[i];
+        size_t j = i;
+        while (j > 0 && cmp_wave(&p->targets[j - 1], &t) > 0) {
+            p->targets[j] = p->targets[j - 1];
+            j--;
+        }
+        p->targets[j] = t;
+    }
+}
+
+static int check_selection(const SpMountTable *table, const SpPlanOptions *o, const char **ret_missing)
+{
+    for (size_t i = 0; o->mountpoints && o->mountpoints[i]; i++) {
+        if (!sp_mount_table_find(table, o->mountpoints[i])) {
+            if (ret_missing)
+                *ret_missing = o->mountpoints[i];
+            return -ENOENT;
+        }
+    }
+    return 0;
+}
+
+/* The first (earliest) mount of a superblock names it; later mounts are its bind mounts. */
+static const SpMount *first_mount_of(const SpMountTable *table, dev_t dev)
+{
+    for (size_t i = 0; i < table->n_mounts; i++)
+        if (sp_mount_dev(&table->mounts[i]) == dev)
+            return &table->mounts[i];
+    return NULL;
+}
+
+static int plan_mount(SpFreezePlan *p, const SpMountTable *table, const SpMount *m,
+                      const SpPlanOptions *o)
+{
+    SpSkipReason reason;
+    const SpMount *first;
+    ssize_t t;
+
+    if (sp_plan_classify(m, &reason))
+        return add_skip(p, m->mountpoint, m->fstype, reason, NULL);
+    if (excluded(m, o))
+        return add_skip(p, m->mountpoint, m->fstype, SP_SKIP_EXCLUDED, NULL);
+    t = find_target(p, sp_mount_dev(m));
+    if (t >= 0)
+        return add_skip(p, m->mountpoint, m->fstype, SP_SKIP_SAME_FILESYSTEM,
+                        p->targets[t].mountpoint);
+    first = first_mount_of(table, sp_mount_dev(m));
+    /* Freeze through the original mount when it is selected too, so reports name it. */
+    if (first && first != m && selected(first, o) && !excluded(first, o)) {
+        int r = add_target(p, first);
+        if (r < 0)
+            return r;
+        return add_skip(p, m->mountpoint, m->fstype, SP_SKIP_SAME_FILESYSTEM, first->mountpoint);
+    }
+    return add_target(p, m);
+}
+
+int sp_plan_build(const SpMountTable *table, const SpPlanOptions *opts, SpFreezePlan **ret,
+                  const char **ret_missing)
+{
+    static const SpPlanOptions no_opts;
+    const SpPlanOptions *o = opts ? opts : &no_opts;
+    SpFreezePlan *p;
+    int r = check_selection(table, o, ret_missing);
+
+    if (r < 0)
+        return r;
+    p = calloc(1, sizeof(*p));
+    if (!p)
+        return -ENOMEM;
+    /* Reverse mount order: a filesystem mounted on (or from a file in) another was mounted
+     * after it, so it is frozen first (qemu-ga and open-vm-tools do the same). */
+    for (size_t i = table->n_mounts; i > 0; i--) {
+        const SpMount *m = &table->mounts[i - 1];
+        if (!selected(m, o))
+            continue;
+        r = plan_mount(p, table, m, o);
+        if (r < 0) {
+            sp_plan_free(p);
+            return r;
+        }
+    }
+    assign_waves(p, o);
+    sort_by_wave(p);
+    *ret = p;
+    return 0;
+}
+
+int sp_plan_skip_target(SpFreezePlan *plan, size_t index, SpSkipReason reason)
+{
+    SpPlanTarget t;
+    int r;
+
+    if (index >= plan->n_targets)
+        return -EINVAL;
+    t = plan->targets[index];
+    r = add_skip(plan, t.mountpoint, t.fstype, reason, NULL);
+    memmove(&plan->targets[index], &plan->targets[index + 1],
+            (plan->n_targets - index - 1) * sizeof(t));
+    plan->n_targets--;
+    free(t.mountpoint);
+    free(t.fstype);
+    free(t.source);
+    return r;
+}
