@@ -375,7 +375,8 @@ static int parse_member(Parser *p, unsigned depth, SpJson *object)
     key = malloc(key_len + 1);
     if (!key)
         return SP_E_NOMEM;
-    memcpy(key, p->scratch, key_len);
+    if (key_len > 0) /* an empty key leaves the scratch buffer unallocated */
+        memcpy(key, p->scratch, key_len);
     if (sp_json_object_find(object, key, key_len) != SIZE_MAX)
         r = fail(p, SP_E_DUPLICATE_KEY, key_pos);
     else if ((r = parse_value(p, depth, &value)) >= 0)

@@ -213,7 +213,8 @@ int sp_json_object_append(SpJson *object, const char *key, size_t key_len, SpJso
         sp_json_free(value);
         return SP_E_NOMEM;
     }
-    memcpy(m->key, key, key_len);
+    if (key_len > 0)
+        memcpy(m->key, key, key_len);
     m->key[key_len] = '\0';
     m->key_len = key_len;
     m->value = value;

@@ -84,6 +84,17 @@ static void test_parse_int64_limits_exact_and_beyond_is_range(void **state)
     assert_int_equal(parse_status("[1,99999999999999999999999999999999999999]"), SP_E_RANGE);
 }
 
+static void test_parse_empty_key_and_empty_string(void **state)
+{
+    SpJson *v = parse_ok("{\"\":\"\"}");
+    const SpJson *member = NULL;
+
+    assert_string_equal(sp_json_object_member(v, 0, &member), "");
+    assert_string_equal(sp_json_get_string(member), "");
+    assert_int_equal(parse_status("{\"\":1,\"\":2}"), SP_E_DUPLICATE_KEY);
+    assert_json_text(v, "{\"\":\"\"}");
+}
+
 static void test_parse_huge_numbers_are_range_not_rounded(void **state)
 {
     char big[2000];
@@ -663,6 +674,7 @@ int main(void)
         cmocka_unit_test(test_parse_accepts_every_scalar_type),
         cmocka_unit_test(test_parse_keeps_member_order_and_nesting),
         cmocka_unit_test(test_parse_int64_limits_exact_and_beyond_is_range),
+        cmocka_unit_test(test_parse_empty_key_and_empty_string),
         cmocka_unit_test(test_parse_huge_numbers_are_range_not_rounded),
         cmocka_unit_test(test_parse_tiny_double_underflows_to_zero),
         cmocka_unit_test(test_parse_number_grammar_is_strict),
