@@ -27,6 +27,7 @@ BOOT-OPTIONS:
                      --interval-ms,50,/mnt/data0/records
   --memory MB (512)  --boot-timeout S (60)  --lifetime S (boot: none, start: 1800)
   --append ARGS      extra kernel command line   --console-stdio  serial console on the terminal
+  --vsock CID        add a vhost-vsock-pci device with that guest CID (needs /dev/vhost-vsock)
 Files in DIR: qmp.sock qga.sock workload.sock (or under /tmp when DIR's path is too long for a
   socket; info.json has the real paths), console.log, qemu.pid, supervisor.pid, info.json.
 QEMU names: data disk SERIAL is format node "disk-SERIAL" on protocol node "file-SERIAL", attached
@@ -228,13 +229,14 @@ def _read_env(path):
 class Guest:
     def __init__(self, guest_dir, run_dir, agent="qemu-ga", disks=(), workload=None, agent_args=(),
                  memory=512, append="", lifetime=None, fresh=False, console_stdio=False,
-                 qemu="qemu-system-x86_64"):
+                 qemu="qemu-system-x86_64", vsock_cid=None):
         self.guest_dir = os.path.abspath(guest_dir or os.environ.get("SP_GUEST_DIR", ""))
         self.run_dir = os.path.abspath(run_dir)
         self.agent, self.agent_args = agent, list(agent_args)
         self.disks, self.workload_args = list(disks), list(workload or [])
         self.memory, self.append, self.lifetime = memory, append, lifetime
         self.fresh, self.console_stdio, self.qemu = fresh, console_stdio, qemu
+        self.vsock_cid = vsock_cid
         self.proc = None
         self.boot_to_ping = None
         self._sock_dir = None
@@ -301,6 +303,8 @@ class Guest:
                "-device", f"virtserialport,bus=vser0.0,chardev=qga0,name={QGA_PORT}",
                "-chardev", f"socket,id=wl0,path={self.workload_path},server=on,wait=off",
                "-device", f"virtserialport,bus=vser0.0,chardev=wl0,name={WORKLOAD_PORT}"]
+        if self.vsock_cid:
+            cmd += ["-device", f"vhost-vsock-pci,guest-cid={self.vsock_cid}"]
         cmd += ["-serial", "mon:stdio"] if self.console_stdio else ["-serial", f"file:{self.console}"]
         for d in self.disks:
             cmd += ["-blockdev", f"driver=file,filename={self.image(d.serial)},node-name=file-{d.serial}",
@@ -531,13 +535,14 @@ def _boot_options(p):
     p.add_argument("--lifetime", type=float)
     p.add_argument("--append", default="")
     p.add_argument("--console-stdio", action="store_true")
+    p.add_argument("--vsock", type=int)
 
 
 def _guest_from_args(a, lifetime):
     return Guest(a.guest, a.dir, agent=a.agent, disks=[Disk.parse(s) for s in a.disk],
                  workload=a.workload.split(",") if a.workload else None, agent_args=a.agent_arg,
                  memory=a.memory, append=a.append, lifetime=lifetime, fresh=a.fresh,
-                 console_stdio=a.console_stdio)
+                 console_stdio=a.console_stdio, vsock_cid=a.vsock)
 
 
 def _write_info(guest, extra=None):
