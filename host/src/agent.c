@@ -13,6 +13,8 @@ G_DEFINE_QUARK(sp-agent-error-quark, sp_agent_error)
 struct SpAgent {
     SpChannel *ch;
     gboolean stillpoint;
+    gint64 min_lease_ms; /* from stillpoint-capabilities; 0 = unknown */
+    gint64 max_lease_ms;
 };
 
 void sp_agent_free(SpAgent *agent)
@@ -82,7 +84,10 @@ SpAgent *sp_agent_connect(const char *path, guint timeout_ms, GError **error)
         return NULL;
     caps = sp_agent_execute(agent, "stillpoint-capabilities", NULL, timeout_ms, &local);
     if (caps != NULL) {
+        const SpJson *freeze = sp_json_object_get(caps, "freeze");
         agent->stillpoint = TRUE;
+        agent->min_lease_ms = sp_json_object_get_int(freeze, "min-lease-ms", 0);
+        agent->max_lease_ms = sp_json_object_get_int(freeze, "max-lease-ms", 0);
     } else if (g_error_matches(local, SP_AGENT_ERROR, SP_AGENT_ERROR_COMMAND)) {
         agent->stillpoint = FALSE; /* a stock qemu-ga: CommandNotFound */
     } else {
@@ -129,6 +134,15 @@ SpJson *sp_agent_execute(SpAgent *agent, const char *command, SpJson *arguments,
     return sp_json_copy(ret);
 }
 
+/* STILLPOINT_AGENT_TIMEOUT_MS caps every agent deadline (tests use it to make a stuck agent
+ * time out quickly). */
+static guint agent_timeout(guint default_ms)
+{
+    const char *env = g_getenv("STILLPOINT_AGENT_TIMEOUT_MS");
+    guint64 v = env != NULL ? g_ascii_strtoull(env, NULL, 10) : 0;
+    return v > 0 && v < default_ms ? (guint)v : default_ms;
+}
+
 gboolean sp_agent_freeze(SpAgent *agent, guint lease_ms, SpFreezeResult *ret, GError **error)
 {
     g_autoptr(SpJson) reply = NULL;
@@ -136,17 +150,23 @@ gboolean sp_agent_freeze(SpAgent *agent, guint lease_ms, SpFreezeResult *ret, GE
 
     if (agent->stillpoint) {
         g_autoptr(SpJson) args = sp_json_new_object();
-        sp_json_object_set_int(args, "lease-ms", lease_ms);
+        gint64 lease = lease_ms;
+        /* The agent refuses a lease outside its configured range: stay inside it. */
+        if (agent->max_lease_ms > 0 && lease > agent->max_lease_ms)
+            lease = agent->max_lease_ms;
+        if (lease < agent->min_lease_ms)
+            lease = agent->min_lease_ms;
+        sp_json_object_set_int(args, "lease-ms", lease);
         reply = sp_agent_execute(agent, "stillpoint-freeze", g_steal_pointer(&args),
-                                 SP_AGENT_FREEZE_TIMEOUT_MS, error);
+                                 agent_timeout(SP_AGENT_FREEZE_TIMEOUT_MS), error);
         if (reply == NULL)
             return FALSE;
         r.epoch = sp_json_object_get_int(reply, "epoch", 0);
         r.frozen = (guint)sp_json_array_len(sp_json_object_get(reply, "frozen"));
         r.skipped = (guint)sp_json_array_len(sp_json_object_get(reply, "skipped"));
     } else {
-        reply = sp_agent_execute(agent, "guest-fsfreeze-freeze", NULL, SP_AGENT_FREEZE_TIMEOUT_MS,
-                                 error);
+        reply = sp_agent_execute(agent, "guest-fsfreeze-freeze", NULL,
+                                 agent_timeout(SP_AGENT_FREEZE_TIMEOUT_MS), error);
         if (reply == NULL)
             return FALSE;
         r.frozen = (guint)MAX(sp_json_get_int(reply), 0);
@@ -179,7 +199,7 @@ gboolean sp_agent_thaw(SpAgent *agent, const SpFreezeResult *freeze, SpThawResul
         g_autoptr(SpJson) args = sp_json_new_object();
         sp_json_object_set_int(args, "epoch", freeze->epoch);
         reply = sp_agent_execute(agent, "stillpoint-thaw", g_steal_pointer(&args),
-                                 SP_AGENT_THAW_TIMEOUT_MS, error);
+                                 agent_timeout(SP_AGENT_THAW_TIMEOUT_MS), error);
         if (reply == NULL)
             return FALSE;
         r.consistent = sp_json_object_get_bool(reply, "consistent", FALSE);
@@ -189,7 +209,8 @@ gboolean sp_agent_thaw(SpAgent *agent, const SpFreezeResult *freeze, SpThawResul
         g_autofree char *status = sp_agent_fsfreeze_status(agent, error);
         if (status == NULL)
             return FALSE;
-        reply = sp_agent_execute(agent, "guest-fsfreeze-thaw", NULL, SP_AGENT_THAW_TIMEOUT_MS,
+        reply = sp_agent_execute(agent, "guest-fsfreeze-thaw", NULL,
+                                 agent_timeout(SP_AGENT_THAW_TIMEOUT_MS),
                                  error);
         if (reply == NULL)
             return FALSE;

@@ -40,6 +40,7 @@ static void usage(FILE *out)
             "         [--hook-command CMD] [--overlay-dir DIR]   register a VM\n"
             "  vm list                                           list registered VMs\n"
             "  vm remove NAME [--force]                          forget a VM (keeps images)\n"
+            "  vm disks NAME                                     the VM's disks, as QMP reports them\n"
             "  vm recover NAME                                   finish or roll back interrupted\n"
             "                                                    operations\n"
             "  checkpoint create VM [--name N] [--type production|crash]\n"
@@ -301,6 +302,57 @@ fail:
     return 1;
 }
 
+static int cmd_vm_disks(int argc, char **argv)
+{
+    g_autoptr(GError) error = NULL;
+    g_autoptr(SpStore) store = NULL;
+    g_autoptr(SpVm) vm = NULL;
+    g_autoptr(SpQmp) qmp = NULL;
+    g_autoptr(GPtrArray) disks = NULL;
+
+    if (!parse_options("NAME", "Show the disks QMP reports for a VM, and the image each one "
+                               "writes to now.",
+                       NULL, &argc, &argv, &error))
+        goto fail;
+    if (argc != 2) {
+        g_set_error(&error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                    "vm disks: expected one VM name");
+        goto fail;
+    }
+    store = open_store(&error);
+    if (store == NULL || (vm = sp_store_vm_get(store, argv[1], &error)) == NULL)
+        goto fail;
+    qmp = sp_qmp_connect(vm->qmp_socket, SP_QMP_CONNECT_TIMEOUT_MS, &error);
+    if (qmp == NULL || (disks = sp_qmp_discover_disks(qmp, &error)) == NULL)
+        goto fail;
+    if (globals.json) {
+        g_autoptr(SpJson) out = sp_json_new_array();
+        for (guint i = 0; i < disks->len; i++) {
+            SpDisk *d = g_ptr_array_index(disks, i);
+            SpJson *o = sp_json_new_object();
+            sp_json_object_set_string(o, "disk", d->name);
+            sp_json_object_set_string(o, "node", d->node);
+            sp_json_object_set_string(o, "image", d->image);
+            sp_json_object_set_string(o, "format", d->format);
+            sp_json_object_set_int(o, "size", d->size);
+            sp_json_object_set(o, "serial", d->serial != NULL ? sp_json_new_string(d->serial)
+                                                              : sp_json_new_null());
+            sp_json_array_append(out, o);
+        }
+        print_json(out);
+        return 0;
+    }
+    for (guint i = 0; i < disks->len; i++) {
+        SpDisk *d = g_ptr_array_index(disks, i);
+        printf("%s node=%s format=%s serial=%s image=%s\n", d->name, d->node, d->format,
+               d->serial != NULL ? d->serial : "-", d->image);
+    }
+    return 0;
+fail:
+    fprintf(stderr, "stillpoint: %s\n", error->message);
+    return 1;
+}
+
 /* ---- checkpoint ---- */
 
 static int cmd_checkpoint_create(int argc, char **argv)
@@ -505,6 +557,7 @@ static const Command commands[] = {
     {"vm", "list", cmd_vm_list},
     {"vm", "remove", cmd_vm_remove},
     {"vm", "recover", cmd_vm_recover},
+    {"vm", "disks", cmd_vm_disks},
     {"checkpoint", "create", cmd_checkpoint_create},
     {"checkpoint", "list", cmd_checkpoint_list},
 };

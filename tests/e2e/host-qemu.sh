@@ -1,0 +1,260 @@
+#!/usr/bin/env bash
+# host/qemu/* — the stillpoint CLI against a real QEMU (paused q35 with two virtio-blk disks on
+# real qcow2 images, QMP) and sp-fake-agent, without booting a guest: sequencing, failure paths,
+# the journal and recovery.   host-qemu.sh CASE
+set -euo pipefail
+case_name=${1:?usage: host-qemu.sh CASE}
+SP=${SP_STILLPOINT:?}
+FAKE=${SP_FAKE_AGENT:?}
+command -v qemu-system-x86_64 >/dev/null && command -v qemu-img >/dev/null && command -v jq >/dev/null \
+  || { echo "SKIP: qemu-system-x86_64, qemu-img or jq missing"; exit 77; }
+
+T=$(mktemp -d /tmp/sp-host-qemu.XXXXXX)
+export STILLPOINT_STORE=$T/store.db
+QEMU_PID= AGENT_PID=
+cleanup() {
+  [ -n "$AGENT_PID" ] && kill "$AGENT_PID" 2>/dev/null || true
+  [ -n "$QEMU_PID" ] && kill "$QEMU_PID" 2>/dev/null || true
+  wait 2>/dev/null || true
+  rm -rf "$T"
+}
+trap cleanup EXIT
+
+fail() { echo "FAIL ($case_name): $*" >&2; exit 1; }
+check() { local what=$1; shift; "$@" || fail "$what"; echo "ok - $what"; }
+
+start_qemu() {
+  mkdir -p "$T/img"
+  qemu-img create -q -f qcow2 "$T/img/a.qcow2" 64M
+  qemu-img create -q -f qcow2 "$T/img/b.qcow2" 32M
+  qemu-system-x86_64 -machine q35 -accel tcg -S -nodefaults -display none \
+    -qmp "unix:$T/qmp.sock,server=on,wait=off" \
+    -blockdev "driver=qcow2,node-name=disk0,file.driver=file,file.filename=$T/img/a.qcow2" \
+    -device virtio-blk-pci,drive=disk0,id=vda,serial=SPDATA0 \
+    -blockdev "driver=qcow2,node-name=disk1,file.driver=file,file.filename=$T/img/b.qcow2" \
+    -device virtio-blk-pci,drive=disk1,id=vdb,serial=SPDATA1 &
+  QEMU_PID=$!
+  wait_socket "$T/qmp.sock"
+}
+
+start_agent() { # [fake-agent options]
+  [ -n "$AGENT_PID" ] && { kill "$AGENT_PID"; wait "$AGENT_PID" 2>/dev/null || true; }
+  rm -f "$T/agent.sock"
+  "$FAKE" --socket "$T/agent.sock" --log "$T/agent.log" "$@" &
+  AGENT_PID=$!
+  wait_socket "$T/agent.sock"
+}
+
+wait_socket() { # readiness, not sleep: the socket exists once the server listens
+  for _ in $(seq 200); do [ -S "$1" ] && return 0; sleep 0.05; done
+  fail "socket $1 never appeared"
+}
+
+list_json() { "$SP" --json checkpoint list "$1" 2>/dev/null; }
+n_checkpoints() { list_json "$1" | jq '.checkpoints | length'; }
+n_images() { find "$T/img" -name '*.qcow2' | wc -l; }
+top_nodes() { "$SP" --json vm disks "$1" | jq -r '[.[].node] | join(" ")'; }
+agent_events() { grep -v '^cmd ' "$T/agent.log" 2>/dev/null | tr '\n' ' ' | sed 's/ $//'; }
+log_has_order() { # the agent log has these lines in this order
+  local pattern; pattern=$(printf '%s.*' "$@"); tr '\n' ' ' <"$T/agent.log" | grep -q -- "$pattern"
+}
+
+# Every checkpoint's files exist, every overlay file belongs to a checkpoint, nothing is pending.
+store_consistent() {
+  local vm=$1 json files
+  json=$(list_json "$vm")
+  [ "$(echo "$json" | jq '[.checkpoints[] | select(."missing-files")] | length')" = 0 ] || return 1
+  files=$(echo "$json" | jq -r '.checkpoints[].disks[].overlay' | sort)
+  [ "$files" = "$(find "$T/img" -name "$vm-*.qcow2" | sort)" ] || return 1
+  [ "$(sqlite3 "$STILLPOINT_STORE" "select count(*) from ops where state='intent'")" = 0 ]
+}
+
+# The VM's disks run on the current checkpoint's overlays, each backed by its frozen image.
+chain_matches_current() {
+  local vm=$1 json
+  json=$(list_json "$vm")
+  [ "$(echo "$json" | jq -r '.checkpoints[] | select(.current) | [.disks[].overlay] | join(" ")')" \
+    = "$("$SP" --json vm disks "$vm" | jq -r '[.[].image] | join(" ")')" ] || return 1
+  for i in 0 1; do
+    local overlay image
+    overlay=$(echo "$json" | jq -r ".checkpoints[] | select(.current) | .disks[$i].overlay")
+    image=$(echo "$json" | jq -r ".checkpoints[] | select(.current) | .disks[$i].image")
+    qemu-img info -U --output=json "$overlay" | jq -e --arg b "$image" '."backing-filename" == $b' \
+      >/dev/null || return 1
+  done
+}
+
+register() { # name [vm add options]
+  local name=$1; shift
+  "$SP" -q vm add "$name" --qmp "$T/qmp.sock" "$@"
+}
+
+case "$case_name" in
+two-disks)
+  start_qemu; start_agent
+  register vm1 --agent "$T/agent.sock"
+  out=$("$SP" checkpoint create vm1 --name first 2>"$T/err") || { cat "$T/err"; fail "create"; }
+  check "reported application-consistent" grep -q "application-consistent" <<<"$out"
+  check "freeze then thaw, lease sized for two disks" \
+    [ "$(agent_events)" = "freeze lease-ms 19000 thaw" ]
+  check "one transaction in the window" grep -q "snapshotting 2 disk(s) in one transaction" "$T/err"
+  check "both disks moved to the new overlays" chain_matches_current vm1
+  "$SP" -q checkpoint create vm1 || fail "second create"
+  json=$(list_json vm1)
+  check "tree: second is a child of first" \
+    [ "$(echo "$json" | jq '.checkpoints[1].parent == .checkpoints[0].id')" = true ]
+  check "second is current and application-consistent" \
+    [ "$(echo "$json" | jq -r '.checkpoints[1] | "\(.current) \(.consistency) \(.type)"')" \
+      = "true application production" ]
+  check "default name is 'VM (MM/DD/YYYY - hh:mm:ss)'" \
+    grep -Eq '^vm1 \([0-9]{2}/[0-9]{2}/[0-9]{4} - [0-9]{2}:[0-9]{2}:[0-9]{2}\)$' \
+    <<<"$(echo "$json" | jq -r '.checkpoints[1].name')"
+  check "chain follows the current checkpoint" chain_matches_current vm1
+  check "store and files agree" store_consistent vm1
+  "$SP" checkpoint list vm1 >"$T/tree"
+  check "tree output marks the current checkpoint" grep -q "<- now" "$T/tree"
+  ;;
+transaction-failure)
+  start_qemu; start_agent
+  register vm1 --agent "$T/agent.sock"
+  before=$(top_nodes vm1)
+  if STILLPOINT_TEST_FAIL_AT=transaction "$SP" checkpoint create vm1 2>"$T/err"; then
+    fail "create succeeded despite a failed transaction"
+  fi
+  check "error names the transaction" grep -q "QMP command transaction failed" "$T/err"
+  check "guest thawed after the failed transaction" [ "$(agent_events)" = "freeze lease-ms 19000 thaw" ]
+  check "no stray overlay" [ "$(n_images)" = 2 ]
+  check "no record" [ "$(n_checkpoints vm1)" = 0 ]
+  check "disks still on their images" [ "$(top_nodes vm1)" = "$before" ]
+  check "store consistent" store_consistent vm1
+  "$SP" -q checkpoint create vm1 || fail "create after the failure"
+  check "the next create works" [ "$(n_checkpoints vm1)" = 1 ]
+  ;;
+no-agent)
+  start_qemu
+  register vm1 --agent "$T/nobody-listens.sock"
+  if "$SP" checkpoint create vm1 2>"$T/err"; then fail "create without agent succeeded"; fi
+  check "clear error" grep -q "could not quiesce the guest, no checkpoint was made" "$T/err"
+  check "no stray overlay" [ "$(n_images)" = 2 ]
+  check "no record" [ "$(n_checkpoints vm1)" = 0 ]
+  "$SP" -q checkpoint create vm1 --on-quiesce-failure crash || fail "crash fallback"
+  check "fallback recorded as crash-consistent" \
+    [ "$(list_json vm1 | jq -r '.checkpoints[0].consistency')" = crash ]
+  "$SP" -q checkpoint create vm1 --type crash --name "crash type" || fail "--type crash"
+  check "--type crash recorded" \
+    [ "$(list_json vm1 | jq -r '.checkpoints[1] | "\(.type) \(.consistency)"')" = "crash crash" ]
+  check "store consistent" store_consistent vm1
+  if "$SP" checkpoint create vm1 --name "$(printf 'a%.0s' $(seq 101))" 2>"$T/err"; then
+    fail "101-character name accepted"
+  fi
+  check "name limit enforced" grep -q "1 to 100 characters" "$T/err"
+  if "$SP" checkpoint create vm1 --name "$(printf 'a\tb')" 2>"$T/err"; then
+    fail "control character accepted"
+  fi
+  check "no control characters" grep -q "control characters" "$T/err"
+  ;;
+agent-timeout)
+  start_qemu; start_agent --freeze-delay-ms 2500
+  register vm1 --agent "$T/agent.sock"
+  if STILLPOINT_AGENT_TIMEOUT_MS=800 "$SP" checkpoint create vm1 2>"$T/err"; then
+    fail "create succeeded with a timed-out freeze"
+  fi
+  check "error says the agent timed out" grep -q "timed out" "$T/err"
+  check "the late freeze was thawed" log_has_order freeze thaw
+  check "guest not frozen at the end" [ "$(agent_events | awk '{print $NF}')" = thaw ]
+  check "no stray overlay" [ "$(n_images)" = 2 ]
+  check "no record" [ "$(n_checkpoints vm1)" = 0 ]
+  ;;
+qga)
+  start_qemu; start_agent --qga
+  register vm1 --agent "$T/agent.sock"
+  "$SP" checkpoint create vm1 2>"$T/err" || { cat "$T/err"; fail "create with qemu-ga"; }
+  check "detected a stock qemu-ga" grep -q "qemu-ga (standard fsfreeze)" "$T/err"
+  check "standard commands used" \
+    log_has_order "cmd guest-fsfreeze-freeze" "cmd guest-fsfreeze-status" "cmd guest-fsfreeze-thaw"
+  check "application-consistent" [ "$(list_json vm1 | jq -r '.checkpoints[0].consistency')" = application ]
+  ;;
+lock)
+  start_qemu; start_agent --freeze-delay-ms 2000
+  register vm1 --agent "$T/agent.sock"
+  "$SP" -q checkpoint create vm1 --name slow & slow=$!
+  until grep -q "cmd stillpoint-freeze" "$T/agent.log" 2>/dev/null; do sleep 0.05; done
+  if "$SP" checkpoint create vm1 --name second 2>"$T/err"; then fail "second process got in"; fi
+  check "second process told the VM is busy" grep -q "VM 'vm1' is busy: another stillpoint process (pid $slow)" "$T/err"
+  wait $slow || fail "first create"
+  check "only the first checkpoint exists" [ "$(list_json vm1 | jq -r '.checkpoints[].name')" = slow ]
+  ;;
+crash-recovery)
+  start_qemu; start_agent
+  register vm1 --agent "$T/agent.sock"
+  for step in planned prepared freezing frozen snapshotted thawed-consistent recorded; do
+    set +e; STILLPOINT_TEST_CRASH_AT=$step "$SP" -q checkpoint create vm1 --name "killed at $step" 2>/dev/null
+    rc=$?; set -e
+    [ $rc = 137 ] || fail "not killed at $step (rc $rc)"
+    "$SP" -q vm recover vm1 || fail "recovery after $step"
+    check "after a kill at $step: store and files agree" store_consistent vm1
+    "$SP" -q checkpoint create vm1 --name "after $step" || fail "create after a kill at $step"
+    check "after a kill at $step: the rerun is consistent" \
+      [ "$(list_json vm1 | jq -r '.checkpoints[-1].consistency')" = application ]
+    check "after a kill at $step: chain follows the tree" chain_matches_current vm1
+  done
+  names=$(list_json vm1 | jq -r '[.checkpoints[].name] | join(",")')
+  # A kill after the transaction keeps the checkpoint (the VM runs on it), recorded as
+  # crash-consistent unless the thaw verdict was journaled; a kill before it leaves nothing.
+  check "kills before the transaction left no checkpoint" \
+    bash -c "! grep -Eq 'killed at (planned|prepared|freezing|frozen)' <<<'$names'"
+  check "kills after the transaction were recorded" \
+    [ "$(list_json vm1 | jq -r '[.checkpoints[] | select(.name | startswith("killed")) | "\(.name)=\(.consistency)"] | join(",")')" \
+      = "killed at snapshotted=crash,killed at thawed-consistent=application,killed at recorded=application" ]
+  # qemu-ga does not thaw when the host dies: recovery must.
+  start_agent --qga
+  set +e; STILLPOINT_TEST_CRASH_AT=frozen "$SP" -q checkpoint create vm1 2>/dev/null; set -e
+  check "qemu-ga left frozen by the kill" [ "$(agent_events | awk '{print $NF}')" = freeze ]
+  "$SP" -q checkpoint list vm1 >/dev/null
+  check "recovery thawed the qemu-ga guest" [ "$(agent_events | awk '{print $NF}')" = thaw ]
+  check "store consistent" store_consistent vm1
+  ;;
+hook)
+  start_qemu; start_agent
+  register vm1 --agent "$T/agent.sock" --driver hook \
+    --hook-command "env | grep ^STILLPOINT_ | sort > '$T/hook.env'; echo hook >> '$T/agent.log'"
+  "$SP" -q checkpoint create vm1 --name "hooked" || fail "hook create"
+  check "hook ran inside the frozen window" [ "$(agent_events)" = "freeze lease-ms 19000 hook thaw" ]
+  check "hook saw the VM" grep -qx "STILLPOINT_VM=vm1" "$T/hook.env"
+  check "hook saw the checkpoint" grep -qx "STILLPOINT_CHECKPOINT=hooked" "$T/hook.env"
+  check "hook saw the disks" grep -qx "STILLPOINT_DISKS=vda vdb" "$T/hook.env"
+  check "hook saw disk images" grep -qx "STILLPOINT_DISK_1_IMAGE=$T/img/b.qcow2" "$T/hook.env"
+  check "recorded application-consistent" [ "$(list_json vm1 | jq -r '.checkpoints[0].consistency')" = application ]
+  register vm2 --agent "$T/agent.sock" --driver hook --hook-command "exit 3"
+  : >"$T/agent.log"
+  if "$SP" checkpoint create vm2 2>"$T/err"; then fail "failing hook accepted"; fi
+  check "failing hook: clear error" grep -q "hook command failed (exit status 3)" "$T/err"
+  check "failing hook: thawed" [ "$(agent_events)" = "freeze lease-ms 19000 thaw" ]
+  check "failing hook: no record" [ "$(n_checkpoints vm2)" = 0 ]
+  register vm3 --agent "$T/agent.sock" --driver hook --hook-command "sleep 30"
+  : >"$T/agent.log"
+  start=$(date +%s)
+  if STILLPOINT_HOOK_TIMEOUT_MS=500 "$SP" checkpoint create vm3 2>"$T/err"; then fail "stuck hook accepted"; fi
+  check "stuck hook killed at its deadline" grep -q "did not finish within 500 ms" "$T/err"
+  check "stuck hook: quickly" [ $(( $(date +%s) - start )) -lt 10 ]
+  check "stuck hook: thawed" [ "$(agent_events)" = "freeze lease-ms 19000 thaw" ]
+  ;;
+overlay-dir)
+  start_qemu; start_agent
+  touch "$T/not-a-dir"
+  register vm1 --agent "$T/agent.sock" --overlay-dir "$T/not-a-dir/overlays"
+  if "$SP" checkpoint create vm1 2>"$T/err"; then fail "create into an unusable overlay dir"; fi
+  check "error names the overlay" grep -q "cannot create overlay $T/not-a-dir/overlays/" "$T/err"
+  check "overlays are made before the freeze: the guest was never frozen" [ "$(agent_events)" = "" ]
+  check "no stray overlay" [ "$(n_images)" = 2 ]
+  check "no record" [ "$(n_checkpoints vm1)" = 0 ]
+  mkdir "$T/overlays"
+  register vm2 --agent "$T/agent.sock" --overlay-dir "$T/overlays"
+  "$SP" -q checkpoint create vm2 || fail "create with an overlay dir"
+  check "overlays went to the overlay dir" [ "$(find "$T/overlays" -name 'vm2-*.qcow2' | wc -l)" = 2 ]
+  ;;
+*)
+  fail "unknown case"
+  ;;
+esac
+echo "PASS host/qemu/$case_name"

@@ -1,0 +1,18 @@
+# End-to-end tests of the host coordinator (stillpoint CLI).
+#  host/qemu/*  real QEMU (paused q35, real qcow2 images, QMP) + sp-fake-agent: the sequencing,
+#               the journal and recovery, without booting a guest.
+#  host/guest/* the real test guest (tests/guest) with stillpoint-agent or stock qemu-ga.
+add_executable(sp-fake-agent ${CMAKE_CURRENT_LIST_DIR}/sp-fake-agent.c)
+target_link_libraries(sp-fake-agent PRIVATE stillpoint-protocol)
+
+set(SP_HOST_QEMU_CASES two-disks transaction-failure no-agent agent-timeout qga lock
+    crash-recovery hook overlay-dir)
+foreach(case IN LISTS SP_HOST_QEMU_CASES)
+  add_test(NAME host/qemu/${case}
+           COMMAND ${CMAKE_CURRENT_LIST_DIR}/host-qemu.sh ${case})
+  set_tests_properties(host/qemu/${case} PROPERTIES
+    TIMEOUT 180
+    RESOURCE_LOCK vm
+    SKIP_RETURN_CODE 77
+    ENVIRONMENT "SP_STILLPOINT=$<TARGET_FILE:stillpoint>;SP_FAKE_AGENT=$<TARGET_FILE:sp-fake-agent>")
+endforeach()
