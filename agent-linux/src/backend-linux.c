@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/sysmacros.h>
 #include <unistd.h>
@@ -265,6 +266,18 @@ static void hooks_release(SpLinuxBackend *b)
         g_warning("after the failed freeze: %s", e->message);
 }
 
+static gboolean state_dir_frozen(SpLinuxBackend *b, const SpFreezePlan *plan)
+{
+    struct stat st;
+
+    if (stat(b->config->state_dir, &st) < 0)
+        return TRUE; /* cannot tell: do not risk it */
+    for (size_t i = 0; i < plan->n_targets; i++)
+        if (plan->targets[i].dev == st.st_dev)
+            return TRUE;
+    return FALSE;
+}
+
 /* Everything between the hooks: open+syncfs, record, FIFREEZE. */
 static int freeze_plan(SpLinuxBackend *b, SpFreezePlan *plan, gint64 epoch, SpBackendError *err)
 {
@@ -294,8 +307,9 @@ static int freeze_plan(SpLinuxBackend *b, SpFreezePlan *plan, gint64 epoch, SpBa
                   g_strerror(fail.err));
         return -1;
     }
-    /* EOPNOTSUPP/EBUSY targets left the plan: record exactly what we hold. /run is tmpfs. */
-    if (write_state(b, plan, epoch) < 0)
+    /* EOPNOTSUPP/EBUSY targets left the plan: record exactly what we hold — unless the state
+     * directory is on a filesystem we just froze (no tmpfs /run): writing there would block. */
+    if (!state_dir_frozen(b, plan) && write_state(b, plan, epoch) < 0)
         g_warning("cannot update %s/%s", b->config->state_dir, SP_STATE_FILE);
     return 0;
 }

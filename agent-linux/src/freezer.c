@@ -189,12 +189,14 @@ static int record_frozen(SpFreezer *f, const SpPlanTarget *t, int fd)
 /* Sort out one wave's results: record successes, move EOPNOTSUPP/EBUSY to the skips (advancing
  * *i_io, the plan index of the wave's next target, past the rest). Returns the first hard error. */
 static int collect_wave(SpFreezer *f, SpFreezePlan *plan, FreezeJob *jobs, size_t *i_io,
-                        size_t end, SpFreezerFailure *ret_fail)
+                        size_t begin, size_t end, SpFreezerFailure *ret_fail)
 {
     int first_err = 0;
-    size_t i = *i_io, j = *i_io;
+    size_t i = *i_io;
 
-    for (; j < end; j++) {
+    /* jobs[j] (indexed like the prepared fds) belongs to plan target i, which only advances
+     * when the target stays in the plan. */
+    for (size_t j = begin; j < end; j++) {
         int res = jobs[j].result;
         if (res == 0) {
             /* An fd is owned by exactly one place: the frozen list from now on. */
@@ -244,7 +246,7 @@ int sp_freezer_freeze(SpFreezer *f, SpFreezePlan *plan, SpFreezerFailure *ret_fa
             k++;
         }
         freeze_wave(f, jobs, pos, end);
-        r = collect_wave(f, plan, jobs, &ti, end, ret_fail);
+        r = collect_wave(f, plan, jobs, &ti, pos, end, ret_fail);
         pos = end;
     }
     free(jobs);

@@ -15,10 +15,23 @@
 #define SP_STATE_MAGIC "stillpoint-agent-state 1"
 #define SP_STATE_MAX_FS 4096
 
+/* mkdir -p: a minimal guest (busybox initramfs) may not have /run/stillpoint's parents. */
 static int ensure_dir(const char *dir)
 {
-    if (mkdir(dir, 0700) < 0 && errno != EEXIST)
-        return -errno;
+    char path[4096];
+    size_t len = strlen(dir);
+
+    if (len == 0 || len >= sizeof(path))
+        return -ENAMETOOLONG;
+    memcpy(path, dir, len + 1);
+    for (size_t i = 1; i <= len; i++) {
+        if (path[i] != '/' && path[i] != '\0')
+            continue;
+        path[i] = '\0';
+        if (mkdir(path, 0700) < 0 && errno != EEXIST)
+            return -errno;
+        path[i] = i == len ? '\0' : '/';
+    }
     return 0;
 }
 

@@ -1,0 +1,24 @@
+# Integration tests of stillpoint-agent: real ext4/xfs on loop devices, the real agent on a unix
+# socket (root; skipped otherwise). One ctest test per scenario of agent-freeze.py.
+set(SP_AGENT_IT_SCENARIOS
+  freeze_all_counts_each_filesystem_once
+  writer_blocks_until_thaw
+  freeze_list_freezes_only_that_mountpoint
+  lease_expiry_thaws_and_thaw_reports_inconsistent
+  client_hangup_thaws
+  other_client_hangup_does_not_thaw
+  restart_after_kill_thaws
+  failing_hook_aborts_freeze
+  hook_timeout_and_unsafe_hook
+  hook_runs_around_freeze
+  bad_input_gets_errors_and_agent_keeps_serving
+  frozen_agent_refuses_other_commands
+  filesystem_frozen_by_someone_else_is_reported_not_thawed
+  get_fsinfo_lists_test_filesystems)
+foreach(scenario IN LISTS SP_AGENT_IT_SCENARIOS)
+  add_test(NAME agent/integration/${scenario}
+           COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/agent-freeze.py
+                   $<TARGET_FILE:stillpoint-agent> ${scenario})
+  set_tests_properties(agent/integration/${scenario} PROPERTIES
+    SKIP_RETURN_CODE 77 TIMEOUT 120 LABELS "agent;integration;root")
+endforeach()
