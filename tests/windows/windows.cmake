@@ -16,6 +16,27 @@ if(SP_WINDOWS_BUILD_DIR AND SP_WINE)
 
   add_test(NAME windows/vss-freezer COMMAND ${winerun} 60 ${winexe}/test-vss-freezer.exe)
   set_tests_properties(windows/vss-freezer PROPERTIES FIXTURES_REQUIRED wine TIMEOUT 90)
+
+  add_test(NAME windows/agent-help COMMAND ${winerun} 30 ${winexe}/stillpoint-agent.exe --help)
+  set_tests_properties(windows/agent-help PROPERTIES FIXTURES_REQUIRED wine TIMEOUT 60
+                       PASS_REGULAR_EXPRESSION "--install.*--uninstall.*--fake-vss")
+
+  # The shared conformance test, against the agent on its fake VSS (harmless: --freeze).
+  add_test(NAME windows/agent-conformance
+           COMMAND ${SP_PYTHON} ${SP_CONFORMANCE} --connect tcp:127.0.0.1:{port} --freeze
+                   --timeout 60 --
+                   ${winerun} 120 ${winexe}/stillpoint-agent.exe --tcp 127.0.0.1:{port}
+                   --fake-vss)
+  set_tests_properties(windows/agent-conformance PROPERTIES FIXTURES_REQUIRED wine TIMEOUT 180)
 elseif(SP_WINDOWS_BUILD_DIR)
   message(STATUS "wine not found: the Windows agent's tests are not registered")
+endif()
+
+# The same conformance file against the Linux agent, unprivileged on a unix socket. No freeze
+# tests: they would freeze the build host's filesystems (integration tests freeze loop devices).
+if(TARGET stillpoint-agent)
+  add_test(NAME conformance/linux-agent
+           COMMAND ${SP_PYTHON} ${SP_CONFORMANCE} --connect unix:{socket} --
+                   $<TARGET_FILE:stillpoint-agent> --unix {socket} --state-dir {tmpdir}/state)
+  set_tests_properties(conformance/linux-agent PROPERTIES TIMEOUT 60)
 endif()

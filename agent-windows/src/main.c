@@ -1,0 +1,260 @@
+/* stillpoint-agent.exe: the Windows guest agent. Options, the backend choice, and the run
+ * function shared by the console and the service. */
+#include <winsock2.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "agent.h"
+#include "log.h"
+#include "service.h"
+#include "transport.h"
+#include "vss-backend.h"
+#include "vss-freezer.h"
+
+typedef struct {
+    bool console, service, install, uninstall, verbose;
+    const char *tcp;
+    wchar_t *device;
+    bool fake_vss;
+    char *fake_spec;
+    SpVssBackupType backup_type;
+    DWORD lease_ms;
+} Options;
+
+static Options options;
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "Usage: stillpoint-agent.exe [OPTIONS]\n"
+            "The stillpoint guest agent for Windows: VSS-consistent freezes for the host, over\n"
+            "the qemu guest agent protocol.\n\n"
+            "  --console            run in this console (the default without --service)\n"
+            "  --service            run under the service control manager\n"
+            "  --install            install and start the service, register the VSS provider\n"
+            "  --uninstall          stop and remove the service, unregister the provider\n"
+            "  --device PATH        virtio-serial port (default %ls)\n"
+            "  --tcp 127.0.0.1:PORT serve loopback TCP instead (PORT 0 picks one and prints it)\n"
+            "  --fake-vss[=SPEC]    simulate VSS (writers and provider) instead of using it:\n"
+            "                       for tests, e.g. under wine, which has no VSS. Also\n"
+            "                       STILLPOINT_VSS=fake and STILLPOINT_FAKE_VSS=SPEC, SPEC being\n"
+            "                       commit-delay-ms=N,hold-limit-ms=N,failing-writer=NAME,\n"
+            "                       fail=STEP,volumes=N\n"
+            "  --backup-type TYPE   copy (default: leaves application backup chains alone) or full\n"
+            "  --lease-ms N         lease of the standard guest-fsfreeze-* commands (default %u;\n"
+            "                       VSS holds writes for at most %u ms whatever the lease)\n"
+            "  --verbose            debug logging\n"
+            "  --help, --version\n",
+            SP_VIRTIO_SERIAL_PATH, SP_AGENT_DEFAULT_LEASE_MS, SP_VSS_FLUSH_HOLD_LIMIT_MS);
+}
+
+static wchar_t *widen(const char *s)
+{
+    int n = MultiByteToWideChar(CP_UTF8, 0, s, -1, NULL, 0);
+    wchar_t *w = n > 0 ? calloc((size_t)n, sizeof(wchar_t)) : NULL;
+    if (w)
+        MultiByteToWideChar(CP_UTF8, 0, s, -1, w, n);
+    return w;
+}
+
+/* Needs an argument: returns it, or NULL after complaining. */
+static const char *option_value(int argc, char **argv, int *i)
+{
+    if (*i + 1 >= argc) {
+        fprintf(stderr, "stillpoint-agent: %s needs a value (see --help)\n", argv[*i]);
+        return NULL;
+    }
+    return argv[++*i];
+}
+
+/* 0 = go on, 1 = exit 0 (help/version), -1 = exit 2 (bad usage). */
+static int parse_options(int argc, char **argv, Options *o)
+{
+    o->backup_type = SP_VSS_BT_COPY;
+    o->lease_ms = SP_AGENT_DEFAULT_LEASE_MS;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v;
+        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+            usage(stdout);
+            return 1;
+        } else if (strcmp(a, "--version") == 0) {
+            printf("stillpoint-agent %s (protocol %s)\n", SP_AGENT_VERSION, SP_PROTOCOL_VERSION);
+            return 1;
+        } else if (strcmp(a, "--console") == 0) {
+            o->console = true;
+        } else if (strcmp(a, "--service") == 0) {
+            o->service = true;
+        } else if (strcmp(a, "--install") == 0) {
+            o->install = true;
+        } else if (strcmp(a, "--uninstall") == 0) {
+            o->uninstall = true;
+        } else if (strcmp(a, "--verbose") == 0) {
+            o->verbose = true;
+        } else if (strcmp(a, "--fake-vss") == 0) {
+            o->fake_vss = true;
+        } else if (strncmp(a, "--fake-vss=", 11) == 0) {
+            o->fake_vss = true;
+            o->fake_spec = _strdup(a + 11);
+        } else if (strcmp(a, "--tcp") == 0) {
+            if (!(o->tcp = option_value(argc, argv, &i)))
+                return -1;
+        } else if (strcmp(a, "--device") == 0) {
+            if (!(v = option_value(argc, argv, &i)))
+                return -1;
+            o->device = widen(v);
+        } else if (strcmp(a, "--backup-type") == 0) {
+            if (!(v = option_value(argc, argv, &i)))
+                return -1;
+            if (strcmp(v, "copy") == 0) {
+                o->backup_type = SP_VSS_BT_COPY;
+            } else if (strcmp(v, "full") == 0) {
+                o->backup_type = SP_VSS_BT_FULL;
+            } else {
+                fprintf(stderr, "stillpoint-agent: --backup-type is copy or full, not '%s'\n", v);
+                return -1;
+            }
+        } else if (strcmp(a, "--lease-ms") == 0) {
+            if (!(v = option_value(argc, argv, &i)))
+                return -1;
+            char *end;
+            unsigned long n = strtoul(v, &end, 10);
+            if (!*v || *end || n < SP_AGENT_MIN_LEASE_MS || n > SP_AGENT_MAX_LEASE_MS) {
+                fprintf(stderr, "stillpoint-agent: --lease-ms must be %u..%u, not '%s'\n",
+                        SP_AGENT_MIN_LEASE_MS, SP_AGENT_MAX_LEASE_MS, v);
+                return -1;
+            }
+            o->lease_ms = (DWORD)n;
+        } else {
+            fprintf(stderr, "stillpoint-agent: unknown option '%s' (see --help)\n", a);
+            return -1;
+        }
+    }
+    int modes = o->console + o->service + o->install + o->uninstall;
+    if (modes > 1) {
+        fprintf(stderr, "stillpoint-agent: --console, --service, --install and --uninstall "
+                        "exclude each other\n");
+        return -1;
+    }
+    const char *env = getenv("STILLPOINT_VSS");
+    if (env && strcmp(env, "fake") == 0)
+        o->fake_vss = true;
+    env = getenv("STILLPOINT_FAKE_VSS");
+    if (env && !o->fake_spec) {
+        o->fake_vss = true;
+        o->fake_spec = _strdup(env);
+    }
+    return 0;
+}
+
+static SpVssBackend *make_backend(void)
+{
+    if (options.fake_vss) {
+        SpVssFakeConfig config = { 0 };
+        if (options.fake_spec && !sp_vss_fake_config_parse(options.fake_spec, &config)) {
+            sp_log(SP_LOG_ERROR, "bad fake VSS spec (see --help)");
+            return NULL;
+        }
+        sp_log(SP_LOG_WARNING, "VSS backend: FAKE (simulated writers and provider, nothing is "
+                               "really frozen; for tests only)");
+        return sp_vss_backend_fake_new(&config);
+    }
+    HRESULT hr;
+    SpVssBackend *b = sp_vss_backend_real_new(&hr);
+    if (!b)
+        sp_log(SP_LOG_ERROR, "cannot start the VSS requester: error 0x%08lx%s", (unsigned long)hr,
+               hr == HRESULT_FROM_WIN32(ERROR_ALREADY_EXISTS)
+                   ? " (another stillpoint agent is running)"
+                   : hr == HRESULT_FROM_WIN32(ERROR_ACCESS_DENIED)
+                         ? " (run as SYSTEM or an administrator)"
+                         : "");
+    else
+        sp_log(SP_LOG_INFO, "VSS backend: vss (real Volume Shadow Copy Service)");
+    return b;
+}
+
+static SpTransport *make_transport(void)
+{
+    if (options.tcp) {
+        char err[256];
+        unsigned port = 0;
+        SpTransport *t = sp_transport_tcp_new(options.tcp, &port, err, sizeof(err));
+        if (!t) {
+            sp_log(SP_LOG_ERROR, "%s", err);
+            return NULL;
+        }
+        /* The test harness waits for this line (and reads the port from it). */
+        printf("stillpoint-agent: listening on tcp port %u\n", port);
+        fflush(stdout);
+        return t;
+    }
+    return sp_transport_serial_new(options.device ? options.device : SP_VIRTIO_SERIAL_PATH);
+}
+
+static void freezer_state_cb(SpVssState state, void *userdata)
+{
+    /* Nothing is written to disk from "freezing" until thawed. */
+    sp_log_hold(state != SP_VSS_STATE_THAWED);
+}
+
+static int run(HANDLE stop)
+{
+    int r = 1;
+    SpVssBackend *backend = make_backend();
+    SpTransport *transport = backend ? make_transport() : NULL;
+    SpVssFreezerConfig fconfig = { .backend = backend, .backup_type = options.backup_type };
+    SpVssFreezer *freezer = transport ? sp_vss_freezer_new(&fconfig) : NULL;
+    if (freezer) {
+        sp_vss_freezer_set_state_cb(freezer, freezer_state_cb, NULL);
+        SpAgent agent = { .freezer = freezer, .backend_name = backend->ops->name,
+                          .default_lease_ms = options.lease_ms, .transport = transport,
+                          .stop = stop };
+        sp_log(SP_LOG_INFO, "stillpoint-agent %s serving on %s", SP_AGENT_VERSION,
+               transport->ops->name);
+        r = sp_agent_serve(&agent) < 0 ? 1 : 0;
+    }
+    sp_vss_freezer_free(freezer); /* thaws anything still frozen */
+    if (transport)
+        transport->ops->free(transport);
+    if (backend)
+        backend->ops->free(backend);
+    sp_log(SP_LOG_INFO, "stillpoint-agent stopped");
+    return r;
+}
+
+static HANDLE console_stop;
+
+static BOOL WINAPI console_ctrl_cb(DWORD type)
+{
+    SetEvent(console_stop);
+    return TRUE;
+}
+
+int main(int argc, char **argv)
+{
+    int r = parse_options(argc, argv, &options);
+    if (r)
+        return r > 0 ? 0 : 2;
+    if (options.install)
+        return sp_service_install();
+    if (options.uninstall)
+        return sp_service_uninstall();
+    if (options.service) {
+        wchar_t path[MAX_PATH];
+        DWORD n = GetEnvironmentVariableW(L"ProgramData", path, MAX_PATH - 40);
+        if (n > 0 && n < MAX_PATH - 40) {
+            wcscat(path, L"\\stillpoint");
+            CreateDirectoryW(path, NULL);
+            wcscat(path, L"\\agent.log");
+        }
+        sp_log_open(n > 0 && n < MAX_PATH - 40 ? path : NULL, options.verbose);
+        r = sp_service_dispatch(run);
+    } else {
+        sp_log_open(NULL, options.verbose);
+        console_stop = CreateEventW(NULL, TRUE, FALSE, NULL);
+        SetConsoleCtrlHandler(console_ctrl_cb, TRUE);
+        r = run(console_stop);
+    }
+    sp_log_close();
+    return r;
+}
