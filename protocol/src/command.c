@@ -65,7 +65,13 @@ size_t sp_command_count(const SpCommandTable *table)
     return n;
 }
 
-/* Run the handler and turn what it produced into the reply. */
+static bool is_extension(const char *name)
+{
+    return strncmp(name, SP_EXTENSION_PREFIX, strlen(SP_EXTENSION_PREFIX)) == 0;
+}
+
+/* Run the handler and turn what it produced into the reply. A code set by the handler of a
+ * standard command is dropped: those answer exactly as qemu-ga does. */
 static SpJson *run_handler(const SpCommand *cmd, void *ctx, const SpJson *args, const SpJson *id)
 {
     SpCommandError err = { 0 };
@@ -76,7 +82,7 @@ static SpJson *run_handler(const SpCommand *cmd, void *ctx, const SpJson *args, 
         sp_json_free(ret);
         err.desc[sizeof(err.desc) - 1] = '\0';
         return sp_reply_new_error(err.klass ? err.klass : SP_ERROR_CLASS_GENERIC, err.desc,
-                                  err.code, id);
+                                  is_extension(cmd->name) ? err.code : NULL, id);
     }
     return sp_reply_new_return(ret, id);
 }
@@ -84,7 +90,7 @@ static SpJson *run_handler(const SpCommand *cmd, void *ctx, const SpJson *args, 
 /* Look the command up and apply the frozen allow-list; NULL with *ret_reply set on refusal. */
 static const SpCommand *resolve(const SpCommandTable *table, const SpJson *message,
                                 const SpRequest *req, bool frozen, const SpJson *id,
-                                SpJson **ret_reply)
+                                SpJson **ret_reply, const char **ret_code)
 {
     const SpJson *execute = sp_json_object_get(message, "execute");
     /* A name with an embedded U+0000 must not match the command it starts with. */
@@ -95,15 +101,35 @@ static const SpCommand *resolve(const SpCommandTable *table, const SpJson *messa
     if (!cmd) {
         *ret_reply = sp_command_reply_errorf(SP_ERROR_CLASS_COMMAND_NOT_FOUND, id,
                                              "The command %s has not been found", req->execute);
+        *ret_code = SP_ERROR_CODE_COMMAND_NOT_FOUND;
         return NULL;
     }
     if (frozen && !(cmd->flags & SP_CMD_ALLOWED_WHILE_FROZEN)) {
         *ret_reply = sp_command_reply_errorf(SP_ERROR_CLASS_COMMAND_NOT_FOUND, id,
                                              "Command %s has been disabled: " SP_DISABLED_REASON,
                                              req->execute);
+        *ret_code = SP_ERROR_CODE_COMMAND_DISABLED;
         return NULL;
     }
     return cmd;
+}
+
+/* stillpoint- commands promise a machine-readable code with every error, also for the errors
+ * the dispatcher raises before the handler runs. Without memory for it the error still goes out. */
+static SpJson *with_code(SpJson *reply, const char *execute, const char *code)
+{
+    size_t pos;
+    SpJsonMember *error;
+
+    if (!reply || !is_extension(execute))
+        return reply;
+    pos = sp_json_object_find(reply, "error", 5);
+    if (pos == SIZE_MAX)
+        return reply;
+    error = &reply->u.obj.members[pos];
+    if (!sp_json_object_get(error->value, "code"))
+        (void)sp_json_object_set_string(error->value, "code", code);
+    return reply;
 }
 
 static bool is_error_reply(const SpJson *reply)
@@ -120,16 +146,22 @@ SpJson *sp_command_dispatch(const SpCommandTable *table, void *ctx, const SpJson
     SpRequestError rerr;
     SpJson *reply = NULL, *empty = NULL;
     const SpCommand *cmd;
+    const char *code = NULL;
     unsigned flags = 0;
 
     if (sp_request_parse(message, &req, &rerr) < 0) {
         reply = sp_reply_new_error(SP_ERROR_CLASS_GENERIC, rerr.desc, NULL, id);
-    } else if ((cmd = resolve(table, message, &req, frozen, id, &reply)) != NULL) {
+    } else if ((cmd = resolve(table, message, &req, frozen, id, &reply, &code)) == NULL) {
+        reply = with_code(reply, req.execute, code);
+    } else {
         flags = cmd->flags;
         if (!req.arguments)
             req.arguments = empty = sp_json_new_object();
         if (req.arguments && sp_command_check_args(cmd->args, req.arguments, id, &reply) == SP_OK)
-            reply = run_handler(cmd, ctx, req.arguments, id);
+            reply = with_code(run_handler(cmd, ctx, req.arguments, id), req.execute,
+                              SP_ERROR_CODE_FAILED);
+        else
+            reply = with_code(reply, req.execute, SP_ERROR_CODE_INVALID_ARGUMENTS);
         sp_json_free(empty);
     }
     /* An error is always answered, even for a command that normally sends no reply. */

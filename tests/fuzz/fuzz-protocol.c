@@ -40,8 +40,10 @@ static const SpCommand commands[] = {
     { "guest-ping", echo_cb, NULL, SP_CMD_ALLOWED_WHILE_FROZEN },
     { "guest-sync-delimited", echo_cb, sync_args,
       SP_CMD_ALLOWED_WHILE_FROZEN | SP_CMD_DELIMITED_REPLY },
-    { "guest-fsfreeze-freeze-list", fail_cb, list_args, 0 },
+    { "guest-fsfreeze-freeze-list", fail_cb, list_args, 0 }, /* its code must be dropped */
     { "typed", echo_cb, typed_args, SP_CMD_NO_REPLY },
+    { "stillpoint-freeze", fail_cb, sync_args, 0 },
+    { "stillpoint-status", echo_cb, NULL, SP_CMD_ALLOWED_WHILE_FROZEN },
     { 0 },
 };
 static const SpCommandTable table = { commands };
@@ -134,10 +136,15 @@ static void serve(const SpFrame *frame, bool frozen)
                        : sp_command_reply_for_bad_input(r, err.message);
     if (reply) {
         const SpJson *ret = NULL;
-        const char *klass = NULL;
-        CHECK(sp_reply_parse(reply, &ret, &klass, NULL, NULL) == SP_OK);
+        const char *klass = NULL, *code = NULL;
+        SpRequest req;
+        CHECK(sp_reply_parse(reply, &ret, &klass, NULL, &code) == SP_OK);
         CHECK((ret == NULL) != (klass == NULL));
         CHECK(!(flags & SP_CMD_NO_REPLY) || ret);
+        /* Every error of a stillpoint- command has a code, and only those have one. */
+        if (klass && msg && sp_request_parse(msg, &req, NULL) == SP_OK)
+            CHECK((code != NULL) == (strncmp(req.execute, SP_EXTENSION_PREFIX,
+                                              strlen(SP_EXTENSION_PREFIX)) == 0));
         check_round_trip(reply);
     }
     sp_json_free(reply);

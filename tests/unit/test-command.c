@@ -42,6 +42,13 @@ static SpJson *fail_with_value_cb(void *ctx, const SpJson *args, SpCommandError 
     return sp_json_new_string("ignored"); /* must be freed by dispatch (ASan checks) */
 }
 
+static SpJson *plain_fail_cb(void *ctx, const SpJson *args, SpCommandError *err)
+{
+    remember_args(ctx, args);
+    snprintf(err->desc, sizeof(err->desc), "it broke"); /* no class, no code */
+    return NULL;
+}
+
 static const SpArgSpec sync_args[] = { { "id", SP_ARG_INT, false }, { 0 } };
 static const SpArgSpec typed_args[] = {
     { "s", SP_ARG_STRING, true }, { "i", SP_ARG_INT, true },   { "b", SP_ARG_BOOL, true },
@@ -57,6 +64,10 @@ static const SpCommand commands[] = {
     { "fails", fail_cb, NULL, SP_CMD_NO_REPLY },
     { "fails-with-value", fail_with_value_cb, NULL, 0 },
     { "quiet", ping_cb, NULL, SP_CMD_NO_REPLY },
+    { "stillpoint-freeze", ping_cb, sync_args, 0 },
+    { "stillpoint-thaw", fail_cb, NULL, SP_CMD_ALLOWED_WHILE_FROZEN },
+    { "stillpoint-status", plain_fail_cb, NULL, SP_CMD_ALLOWED_WHILE_FROZEN },
+    { "plain-fail", plain_fail_cb, NULL, 0 },
     { 0 },
 };
 static const SpCommandTable table = { commands };
@@ -101,14 +112,15 @@ static void test_dispatch_handler_returning_null_replies_empty_object(void **sta
     assert_string_equal(ctx.last_args, "{}");
 }
 
-static void test_dispatch_handler_error_keeps_class_desc_and_code(void **state)
+static void test_dispatch_handler_error_keeps_class_and_desc(void **state)
 {
     Ctx ctx = { 0 };
     unsigned flags = 0;
 
+    /* A standard command answers like qemu-ga: the handler's code is not sent. */
     assert_string_equal(dispatch(&ctx, "{\"execute\":\"fails\",\"id\":1}", false, &flags),
                         "{\"error\":{\"class\":\"GenericError\",\"desc\":\"lease on / expired after "
-                        "60000 ms\",\"code\":\"lease-expired\"},\"id\":1}");
+                        "60000 ms\"},\"id\":1}");
     /* An error is always sent, even by a command that normally has no reply. */
     assert_int_equal(flags, 0);
     assert_string_equal(dispatch(&ctx, "{\"execute\":\"fails-with-value\"}", false, NULL),
@@ -246,6 +258,36 @@ static void test_dispatch_bad_envelope_is_generic_error_with_id(void **state)
     assert_int_equal(ctx.calls, 0);
 }
 
+static void test_dispatch_stillpoint_errors_always_carry_a_code(void **state)
+{
+    Ctx ctx = { 0 };
+
+    assert_string_equal(dispatch(&ctx, "{\"execute\":\"stillpoint-nope\"}", false, NULL),
+                        "{\"error\":{\"class\":\"CommandNotFound\",\"desc\":\"The command "
+                        "stillpoint-nope has not been found\",\"code\":\"command-not-found\"}}");
+    assert_string_equal(dispatch(&ctx, "{\"execute\":\"stillpoint-freeze\",\"id\":1}", true, NULL),
+                        "{\"error\":{\"class\":\"CommandNotFound\",\"desc\":\"Command "
+                        "stillpoint-freeze has been disabled: the command is not allowed\","
+                        "\"code\":\"command-disabled\"},\"id\":1}");
+    assert_string_equal(dispatch(&ctx, "{\"execute\":\"stillpoint-freeze\"}", false, NULL),
+                        "{\"error\":{\"class\":\"GenericError\",\"desc\":\"Parameter 'id' is "
+                        "missing\",\"code\":\"invalid-arguments\"}}");
+    /* The handler's own code is kept; a handler without one gets "failed". */
+    assert_string_equal(dispatch(&ctx, "{\"execute\":\"stillpoint-thaw\"}", true, NULL),
+                        "{\"error\":{\"class\":\"GenericError\",\"desc\":\"lease on / expired "
+                        "after 60000 ms\",\"code\":\"lease-expired\"}}");
+    assert_string_equal(dispatch(&ctx, "{\"execute\":\"stillpoint-status\"}", false, NULL),
+                        "{\"error\":{\"class\":\"GenericError\",\"desc\":\"it broke\","
+                        "\"code\":\"failed\"}}");
+    /* Standard commands keep qemu-ga's exact replies, without a code. */
+    assert_string_equal(dispatch(&ctx, "{\"execute\":\"plain-fail\"}", false, NULL),
+                        "{\"error\":{\"class\":\"GenericError\",\"desc\":\"it broke\"}}");
+    assert_string_equal(dispatch(&ctx, "{\"execute\":\"stillpoint-freeze\",\"arguments\":"
+                                       "{\"id\":3}}",
+                                 false, NULL),
+                        "{\"return\":{}}");
+}
+
 static void test_reply_for_bad_input_uses_qemu_parser_texts(void **state)
 {
     assert_json_text(sp_command_reply_for_bad_input(SP_E_TOO_LARGE, NULL),
@@ -266,7 +308,7 @@ static void test_find_and_count_walk_the_table(void **state)
 {
     const SpCommandTable empty = { NULL };
 
-    assert_int_equal(sp_command_count(&table), 6);
+    assert_int_equal(sp_command_count(&table), 10);
     assert_int_equal(sp_command_count(&empty), 0);
     assert_int_equal(sp_command_count(NULL), 0);
     assert_ptr_equal(sp_command_find(&table, "typed"), &commands[2]);
@@ -297,7 +339,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_dispatch_runs_handler_and_echoes_id),
         cmocka_unit_test(test_dispatch_handler_returning_null_replies_empty_object),
-        cmocka_unit_test(test_dispatch_handler_error_keeps_class_desc_and_code),
+        cmocka_unit_test(test_dispatch_handler_error_keeps_class_and_desc),
         cmocka_unit_test(test_dispatch_no_reply_flag_survives_success),
         cmocka_unit_test(test_dispatch_unknown_command_is_command_not_found),
         cmocka_unit_test(test_dispatch_name_with_embedded_nul_is_not_found),
@@ -307,6 +349,7 @@ int main(void)
         cmocka_unit_test(test_dispatch_accepts_every_matching_type),
         cmocka_unit_test(test_dispatch_unexpected_argument_is_named),
         cmocka_unit_test(test_dispatch_bad_envelope_is_generic_error_with_id),
+        cmocka_unit_test(test_dispatch_stillpoint_errors_always_carry_a_code),
         cmocka_unit_test(test_reply_for_bad_input_uses_qemu_parser_texts),
         cmocka_unit_test(test_find_and_count_walk_the_table),
         cmocka_unit_test(test_command_error_set_formats_and_defaults_class),

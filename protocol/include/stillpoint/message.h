@@ -10,6 +10,15 @@
 #define SP_ERROR_CLASS_DEVICE_NOT_ACTIVE "DeviceNotActive"
 #define SP_ERROR_CLASS_DEVICE_NOT_FOUND "DeviceNotFound"
 
+/* Commands of the stillpoint extensions carry this prefix; every error they answer has a "code"
+ * member (PROTOCOL.md "Error codes"). Standard QGA commands never get one. */
+#define SP_EXTENSION_PREFIX "stillpoint-"
+/* Codes the dispatcher itself sets for stillpoint- commands; handlers define their own. */
+#define SP_ERROR_CODE_COMMAND_NOT_FOUND "command-not-found"
+#define SP_ERROR_CODE_COMMAND_DISABLED "command-disabled"
+#define SP_ERROR_CODE_INVALID_ARGUMENTS "invalid-arguments"
+#define SP_ERROR_CODE_FAILED "failed" /* a handler's error that named no code */
+
 /* A parsed request. It borrows from the SpJson it was parsed from. */
 typedef struct {
     const char *execute;        /* command name */
