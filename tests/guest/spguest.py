@@ -40,6 +40,9 @@ Python (tests/guest/test_guest.py):
   from spguest import Guest, Disk
   with Guest(guest_dir, run_dir, agent="qemu-ga", disks=[Disk("data0")], workload=[...]) as g:
       g.qga("guest-ping"); g.workload("report"); g.qmp("query-block")
+  g.qga() keeps one agent connection open (stillpoint-agent thaws when the channel that froze
+  hangs up, so `spguest.py qga` calls, one connection each, cannot hold a freeze); call
+  g.qga_disconnect() before another client uses the port: QEMU serves one client at a time.
 A Guest is shut down on leaving the block, at interpreter exit, on SIGTERM/SIGINT, after its
 lifetime, and (PR_SET_PDEATHSIG) when the process that started QEMU dies.
 """
@@ -261,6 +264,7 @@ class Guest:
         self.qga_path = os.path.join(sock_dir, "qga.sock")
         self.workload_path = os.path.join(sock_dir, "workload.sock")
         self._workload_conn = None
+        self._qga_conn = None
 
     # -- lifecycle -------------------------------------------------------------------------------
 
@@ -396,6 +400,7 @@ class Guest:
         if self._workload_conn:
             self._workload_conn.close()
             self._workload_conn = None
+        self.qga_disconnect()
         if self.proc and self.proc.poll() is None:
             try:
                 q = QmpClient(self.qmp_path, timeout=5)
@@ -416,15 +421,27 @@ class Guest:
     # -- talking to the guest --------------------------------------------------------------------
 
     def qga(self, command, arguments=None, timeout=60.0):
-        """One agent command on a fresh, synced connection; returns "return" or raises QgaError."""
+        """One agent command; returns its "return" or raises QgaError. The connection stays open
+        between commands: stillpoint-agent thaws when the channel that froze hangs up."""
         self._check_alive(f"running {command}")
-        client = QgaClient(self.qga_path)
-        try:
+        if not self._qga_conn:
+            client = QgaClient(self.qga_path)
             if not client.sync(timeout=10):
+                client.close()
                 raise GuestError(f"the agent did not answer guest-sync-delimited before {command}")
-            return client.execute(command, arguments, timeout)
-        finally:
-            client.close()
+            self._qga_conn = client
+        try:
+            return self._qga_conn.execute(command, arguments, timeout)
+        except (OSError, ValueError, TimeoutError):
+            self.qga_disconnect()  # the stream may hold a late answer: resync on the next command
+            raise
+
+    def qga_disconnect(self):
+        """Hangs up the agent channel, e.g. to let another client (the stillpoint CLI) use it:
+        QEMU serves one client at a time."""
+        if self._qga_conn:
+            self._qga_conn.close()
+            self._qga_conn = None
 
     def qmp(self, command, arguments=None, timeout=30.0):
         client = QmpClient(self.qmp_path)
