@@ -237,6 +237,8 @@ static int plan_mount(SpFreezePlan *p, const SpMountTable *table, const SpMount 
     if (excluded(m, o))
         return add_skip(p, m->mountpoint, m->fstype, SP_SKIP_EXCLUDED, NULL);
     t = find_target(p, sp_mount_dev(m));
+    if (t >= 0 && strcmp(p->targets[t].mountpoint, m->mountpoint) == 0)
+        return 0; /* the mount we freeze it through (added when a later bind mount was seen) */
     if (t >= 0)
         return add_skip(p, m->mountpoint, m->fstype, SP_SKIP_SAME_FILESYSTEM,
                         p->targets[t].mountpoint);

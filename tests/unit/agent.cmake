@@ -1,0 +1,12 @@
+# Unit tests of the Linux agent (cmocka, fakes for the system calls): ctest names agent/*.
+pkg_check_modules(SP_AGENT_CMOCKA REQUIRED IMPORTED_TARGET cmocka)
+foreach(name mountinfo planner freezer lease state commands config)
+  if(EXISTS ${CMAKE_CURRENT_LIST_DIR}/test-${name}.c)
+    add_executable(test-agent-${name} ${CMAKE_CURRENT_LIST_DIR}/test-${name}.c)
+    target_link_libraries(test-agent-${name} PRIVATE stillpoint-agent-core PkgConfig::SP_AGENT_CMOCKA)
+    target_compile_definitions(test-agent-${name} PRIVATE
+      SP_FIXTURES_DIR="${CMAKE_CURRENT_LIST_DIR}/fixtures"
+      SP_AGENT_DATA_DIR="${PROJECT_SOURCE_DIR}/agent-linux/data")
+    add_test(NAME agent/${name} COMMAND test-agent-${name})
+  endif()
+endforeach()
