@@ -8,6 +8,8 @@
 #include "vss-freezer.h"
 
 #define SP_AGENT_VERSION "0.1.0"
+/* guest-info's version: the qemu-ga whose replies both agents match (as agent-linux). */
+#define SP_AGENT_QGA_VERSION "8.2.0"
 /* The lease of the standard guest-fsfreeze-* commands, as on Linux; VSS caps it at 10 s. */
 #define SP_AGENT_DEFAULT_LEASE_MS 60000u
 #define SP_AGENT_MIN_LEASE_MS 100u

@@ -6,12 +6,16 @@
 #include <string.h>
 #include "log.h"
 
-/* Stable codes of the stillpoint- errors (protocol/PROTOCOL.md, "Error codes"). */
+/* Stable codes of the stillpoint- errors our handlers raise: the Linux agent's
+ * (agent-linux/src/freeze-backend.h). The dispatcher adds its own (command-not-found,
+ * command-disabled, invalid-arguments, failed; protocol/PROTOCOL.md "Error codes"). */
+#define CODE_INVALID_ARGUMENT "invalid-argument"
 #define CODE_ALREADY_FROZEN "already-frozen"
 #define CODE_NOT_FROZEN "not-frozen"
-#define CODE_BAD_LEASE "invalid-lease"
-#define CODE_BAD_MOUNTPOINT "invalid-mountpoint"
-#define CODE_EPOCH "epoch-mismatch"
+#define CODE_EPOCH_MISMATCH "epoch-mismatch"
+#define CODE_UNKNOWN_MOUNTPOINT "unknown-mountpoint"
+#define CODE_UNKNOWN_DISK "unknown-disk"
+#define CODE_LEASE_OUT_OF_RANGE "lease-out-of-range"
 #define CODE_FREEZE_FAILED "freeze-failed"
 
 static SpAgent *agent_of(void *ctx) { return ctx; }
@@ -30,8 +34,8 @@ static void freezer_error(SpCommandError *err, const SpVssError *verr, bool exte
     switch (verr->code) {
     case SP_VSS_E_BUSY: code = CODE_ALREADY_FROZEN; break;
     case SP_VSS_E_NOT_FROZEN: code = CODE_NOT_FROZEN; break;
-    case SP_VSS_E_BAD_VOLUME: code = CODE_BAD_MOUNTPOINT; break;
-    case SP_VSS_E_EPOCH: code = CODE_EPOCH; break;
+    case SP_VSS_E_BAD_VOLUME: code = CODE_UNKNOWN_MOUNTPOINT; break;
+    case SP_VSS_E_EPOCH: code = CODE_EPOCH_MISMATCH; break;
     default: break;
     }
     sp_command_error_set(err, SP_ERROR_CLASS_GENERIC, extension ? code : NULL, "%s",
@@ -66,7 +70,7 @@ static SpJson *cmd_info(void *ctx, const SpJson *args, SpCommandError *err)
         sp_json_object_set_bool(entry, "success-response", !(c->flags & SP_CMD_NO_REPLY));
         sp_json_array_append(list, entry);
     }
-    sp_json_object_set_string(ret, "version", SP_AGENT_VERSION);
+    sp_json_object_set_string(ret, "version", SP_AGENT_QGA_VERSION);
     sp_json_object_set(ret, "supported_commands", list);
     return ret;
 }
@@ -77,22 +81,36 @@ static SpJson *cmd_fsfreeze_status(void *ctx, const SpJson *args, SpCommandError
     return sp_json_new_string(frozen ? "frozen" : "thawed");
 }
 
-/* Copies a JSON list of mount points into wide strings; NULL on allocation failure. */
-static wchar_t **mounts_from_json(const SpJson *list, size_t *ret_n)
+/* The mount points of a JSON string list as wide strings (NULL-terminated array); with
+ * known_only, those that are not a snapshottable volume are dropped (the standard command
+ * ignores them, as qemu-ga does). NULL on allocation failure. */
+static wchar_t **mounts_from_json(SpAgent *agent, const SpJson *list, bool known_only,
+                                  size_t *ret_n)
 {
-    size_t n = sp_json_array_len(list);
-    wchar_t **mounts = calloc(n + 1, sizeof(*mounts));
-    for (size_t i = 0; mounts && i < n; i++) {
+    SpVssVolume volumes[SP_VSS_MAX_VOLUMES];
+    size_t n_volumes = 0, n = 0;
+    if (known_only &&
+        sp_vss_freezer_list_volumes(agent->freezer, volumes, SP_VSS_MAX_VOLUMES, &n_volumes) < 0)
+        n_volumes = 0;
+    wchar_t **mounts = calloc(sp_json_array_len(list) + 1, sizeof(*mounts));
+    for (size_t i = 0; mounts && i < sp_json_array_len(list); i++) {
         const char *s = sp_json_get_string(sp_json_array_get(list, i));
         int len = MultiByteToWideChar(CP_UTF8, 0, s, -1, NULL, 0);
-        mounts[i] = len > 0 ? calloc((size_t)len, sizeof(wchar_t)) : NULL;
-        if (!mounts[i]) {
-            for (size_t j = 0; j < i; j++)
+        wchar_t *w = len > 0 ? calloc((size_t)len, sizeof(wchar_t)) : NULL;
+        if (!w) {
+            for (size_t j = 0; j < n; j++)
                 free(mounts[j]);
             free(mounts);
             return NULL;
         }
-        MultiByteToWideChar(CP_UTF8, 0, s, -1, mounts[i], len);
+        MultiByteToWideChar(CP_UTF8, 0, s, -1, w, len);
+        bool known = !known_only;
+        for (size_t v = 0; !known && v < n_volumes; v++)
+            known = sp_vss_mount_matches(volumes[v].mount, w);
+        if (known)
+            mounts[n++] = w;
+        else
+            free(w);
     }
     *ret_n = n;
     return mounts;
@@ -105,23 +123,13 @@ static void mounts_free(wchar_t **mounts)
     free(mounts);
 }
 
-/* Runs a freeze; returns false with err set on failure. */
-static bool do_freeze(SpAgent *agent, const SpJson *mountpoints, DWORD lease_ms,
+/* Runs a freeze of mounts (n 0 = every volume); returns false with err set on failure. */
+static bool do_freeze(SpAgent *agent, wchar_t **mounts, size_t n, DWORD lease_ms,
                       SpVssFreezeResult *fr, SpCommandError *err, bool extension)
 {
-    size_t n = 0;
-    wchar_t **mounts = NULL;
-    if (mountpoints) {
-        mounts = mounts_from_json(mountpoints, &n);
-        if (!mounts) {
-            sp_command_error_set(err, NULL, NULL, "out of memory");
-            return false;
-        }
-    }
     SpVssError verr = { 0 };
     int r = sp_vss_freezer_freeze(agent->freezer, (const wchar_t *const *)mounts, n, lease_ms, fr,
                                   &verr);
-    mounts_free(mounts);
     if (r < 0) {
         sp_log(SP_LOG_ERROR, "freeze failed: %s", verr.desc);
         freezer_error(err, &verr, extension);
@@ -136,7 +144,7 @@ static SpJson *cmd_fsfreeze_freeze(void *ctx, const SpJson *args, SpCommandError
 {
     SpAgent *agent = agent_of(ctx);
     SpVssFreezeResult fr;
-    if (!do_freeze(agent, NULL, agent->default_lease_ms, &fr, err, false))
+    if (!do_freeze(agent, NULL, 0, agent->default_lease_ms, &fr, err, false))
         return NULL;
     return sp_json_new_int((int64_t)fr.n_frozen);
 }
@@ -146,10 +154,22 @@ static SpJson *cmd_fsfreeze_freeze_list(void *ctx, const SpJson *args, SpCommand
     SpAgent *agent = agent_of(ctx);
     SpVssFreezeResult fr;
     const SpJson *list = sp_json_object_get(args, "mountpoints");
-    if (!do_freeze(agent, list && sp_json_array_len(list) ? list : NULL, agent->default_lease_ms,
-                   &fr, err, false))
-        return NULL;
-    return sp_json_new_int((int64_t)fr.n_frozen);
+    size_t n = 0;
+    wchar_t **mounts = NULL;
+    if (list) {
+        mounts = mounts_from_json(agent, list, true, &n);
+        if (!mounts) {
+            sp_command_error_set(err, NULL, NULL, "out of memory");
+            return NULL;
+        }
+        if (n == 0) { /* none of them is mounted: nothing to freeze */
+            mounts_free(mounts);
+            return sp_json_new_int(0);
+        }
+    }
+    bool ok = do_freeze(agent, mounts, n, agent->default_lease_ms, &fr, err, false);
+    mounts_free(mounts);
+    return ok ? sp_json_new_int((int64_t)fr.n_frozen) : NULL;
 }
 
 /* Thaws and logs the outcome. */
@@ -158,42 +178,58 @@ static int do_thaw(SpAgent *agent, uint64_t epoch, SpVssThawResult *tr, SpVssErr
     int r = sp_vss_freezer_thaw(agent->freezer, epoch, tr, verr);
     if (r == SP_VSS_OK)
         sp_log(tr->consistent ? SP_LOG_INFO : SP_LOG_WARNING,
-               "thawed epoch %llu after %llu ms: %s%s%s", (unsigned long long)tr->epoch,
+               "thaw of epoch %llu after %llu ms: %s%s%s", (unsigned long long)tr->epoch,
                (unsigned long long)tr->held_ms,
                tr->consistent ? "consistent" : sp_vss_end_str(tr->end),
                tr->failed_writer[0] ? ", writer " : "", tr->failed_writer);
     return r;
 }
 
-/* qemu-ga: the number of volumes thawed, 0 when nothing was frozen; a freeze that did not hold
- * (VSS's 10 s limit, a writer) is an error, since the snapshot taken meanwhile is not consistent. */
+/* The standard thaw fails, as qemu-ga's Windows agent does, when VSS's limit or a writer broke
+ * the freeze: the snapshot the host took meanwhile is not consistent. */
+static bool standard_thaw_error(const SpVssThawResult *tr, SpCommandError *err)
+{
+    if (tr->end == SP_VSS_END_HOLD_LIMIT) {
+        sp_command_error_set(err, NULL, NULL,
+                             "couldn't hold writes: fsfreeze is limited up to %u seconds",
+                             SP_VSS_FLUSH_HOLD_LIMIT_MS / 1000);
+        return true;
+    }
+    if (tr->end == SP_VSS_END_WRITER_FAILED || tr->end == SP_VSS_END_SNAPSHOT_FAILED) {
+        sp_command_error_set(err, NULL, NULL, "the VSS freeze failed: %s%s%s",
+                             sp_vss_end_str(tr->end), tr->failed_writer[0] ? ": writer " : "",
+                             tr->failed_writer);
+        return true;
+    }
+    return false;
+}
+
+/* qemu-ga: the number of volumes thawed, 0 when nothing was frozen. */
 static SpJson *cmd_fsfreeze_thaw(void *ctx, const SpJson *args, SpCommandError *err)
 {
+    SpAgent *agent = agent_of(ctx);
     SpVssThawResult tr;
     SpVssError verr = { 0 };
-    int r = do_thaw(agent_of(ctx), 0, &tr, &verr);
+    if (sp_vss_freezer_state(agent->freezer) == SP_VSS_STATE_THAWED) {
+        if (sp_vss_freezer_take_automatic_thaw(agent->freezer, &tr) &&
+            standard_thaw_error(&tr, err))
+            return NULL;
+        return sp_json_new_int(0);
+    }
+    int r = do_thaw(agent, 0, &tr, &verr);
     if (r == SP_VSS_E_NOT_FROZEN)
         return sp_json_new_int(0);
     if (r < 0) {
         freezer_error(err, &verr, false);
         return NULL;
     }
-    if (tr.end == SP_VSS_END_HOLD_LIMIT) {
-        sp_command_error_set(err, NULL, NULL,
-                             "couldn't hold writes: fsfreeze is limited up to %u seconds",
-                             SP_VSS_FLUSH_HOLD_LIMIT_MS / 1000);
+    if (standard_thaw_error(&tr, err))
         return NULL;
-    }
-    if (!tr.consistent) {
-        sp_command_error_set(err, NULL, NULL, "the freeze did not hold until thaw: %s%s%s",
-                             sp_vss_end_str(tr.end), tr.failed_writer[0] ? ": writer " : "",
-                             tr.failed_writer);
-        return NULL;
-    }
     return sp_json_new_int((int64_t)tr.n_thawed);
 }
 
-static SpJson *volume_json(const SpVssVolume *v)
+/* guest-get-fsinfo's entry for a volume (qemu-ga's Windows fields we know). */
+static SpJson *fsinfo_json(const SpVssVolume *v)
 {
     char buf[MAX_PATH * 3];
     SpJson *o = sp_json_new_object();
@@ -217,52 +253,132 @@ static SpJson *cmd_get_fsinfo(void *ctx, const SpJson *args, SpCommandError *err
     }
     SpJson *list = sp_json_new_array();
     for (size_t i = 0; i < n; i++)
-        sp_json_array_append(list, volume_json(&volumes[i]));
+        sp_json_array_append(list, fsinfo_json(&volumes[i]));
     return list;
 }
+
+/* ---- stillpoint- extensions: the Linux agent's replies, plus what VSS adds ---- */
 
 static SpJson *cmd_capabilities(void *ctx, const SpJson *args, SpCommandError *err)
 {
     SpAgent *agent = agent_of(ctx);
-    SpJson *ret = sp_json_new_object();
-    sp_json_object_set_string(ret, "version", SP_AGENT_VERSION);
-    sp_json_object_set_string(ret, "protocol", SP_PROTOCOL_VERSION);
-    sp_json_object_set_string(ret, "os", "windows");
-    sp_json_object_set_string(ret, "freeze-backend", agent->backend_name);
-    sp_json_object_set_bool(ret, "leased-freeze", true);
-    sp_json_object_set_bool(ret, "writers", true);
-    sp_json_object_set_int(ret, "default-lease-ms", agent->default_lease_ms);
-    sp_json_object_set_int(ret, "max-lease-ms", SP_AGENT_MAX_LEASE_MS);
-    sp_json_object_set_int(ret, "hold-limit-ms", SP_VSS_FLUSH_HOLD_LIMIT_MS);
-    return ret;
+    SpJson *o = sp_json_new_object(), *freeze = sp_json_new_object();
+    SpJson *cmds = sp_json_new_array(), *sel = sp_json_new_array();
+    for (const SpCommand *c = sp_agent_commands.commands; c->name; c++)
+        sp_json_array_append(cmds, sp_json_new_string(c->name));
+    sp_json_array_append(sel, sp_json_new_string("all"));
+    sp_json_array_append(sel, sp_json_new_string("mountpoints"));
+    sp_json_object_set_string(o, "protocol", SP_PROTOCOL_VERSION);
+    sp_json_object_set_string(o, "agent", "stillpoint-agent");
+    sp_json_object_set_string(o, "version", SP_AGENT_VERSION);
+    sp_json_object_set_string(o, "platform", "windows");
+    sp_json_object_set(o, "commands", cmds);
+    sp_json_object_set_int(freeze, "default-lease-ms", agent->default_lease_ms);
+    sp_json_object_set_int(freeze, "min-lease-ms", SP_AGENT_MIN_LEASE_MS);
+    sp_json_object_set_int(freeze, "max-lease-ms", SP_AGENT_MAX_LEASE_MS);
+    sp_json_object_set(freeze, "select", sel);
+    sp_json_object_set_bool(freeze, "thaw-on-hangup", true);
+    sp_json_object_set_bool(freeze, "hooks", false);
+    sp_json_object_set_bool(freeze, "writers", true);
+    /* Windows only: VSS's flush-and-hold limit caps every lease, and which VSS is used. */
+    sp_json_object_set_int(freeze, "hold-limit-ms", SP_VSS_FLUSH_HOLD_LIMIT_MS);
+    sp_json_object_set_string(freeze, "backend", agent->backend_name);
+    sp_json_object_set(o, "freeze", freeze);
+    return o;
+}
+
+static SpJson *volume_json(const SpVssVolume *v)
+{
+    char buf[MAX_PATH * 3];
+    SpJson *o = sp_json_new_object();
+    to_utf8(v->mount, buf, sizeof(buf));
+    sp_json_object_set_string(o, "mountpoint", buf);
+    to_utf8(v->fstype, buf, sizeof(buf));
+    sp_json_object_set_string(o, "type", buf);
+    to_utf8(v->name, buf, sizeof(buf));
+    sp_json_object_set_string(o, "device", buf);
+    return o;
+}
+
+static SpJson *volumes_json(const SpVssVolume *v, size_t n)
+{
+    SpJson *list = sp_json_new_array();
+    for (size_t i = 0; i < n; i++)
+        sp_json_array_append(list, volume_json(&v[i]));
+    return list;
+}
+
+/* The checks the Linux agent makes on a name list, with its words. */
+static bool check_names(const SpJson *list, const char *what, SpCommandError *err)
+{
+    if (list && sp_json_array_len(list) == 0) {
+        sp_command_error_set(err, NULL, CODE_INVALID_ARGUMENT,
+                             "'%s' is empty: omit it to freeze every filesystem", what);
+        return false;
+    }
+    for (size_t i = 0; list && i < sp_json_array_len(list); i++) {
+        const SpJson *item = sp_json_array_get(list, i);
+        const char *s = sp_json_get_string(item);
+        if (!s || !*s || strlen(s) != sp_json_get_string_len(item)) {
+            sp_command_error_set(err, NULL, CODE_INVALID_ARGUMENT,
+                                 "'%s' item %zu is empty or contains NUL", what, i);
+            return false;
+        }
+    }
+    return true;
 }
 
 static SpJson *cmd_sp_freeze(void *ctx, const SpJson *args, SpCommandError *err)
 {
     SpAgent *agent = agent_of(ctx);
+    const SpJson *mps = sp_json_object_get(args, "mountpoints");
+    const SpJson *disks = sp_json_object_get(args, "disks");
+    if (mps && disks) {
+        sp_command_error_set(err, NULL, CODE_INVALID_ARGUMENT,
+                             "give 'mountpoints' or 'disks', not both");
+        return NULL;
+    }
+    if (!check_names(mps, "mountpoints", err) || !check_names(disks, "disks", err))
+        return NULL;
     int64_t lease = sp_json_object_get_int(args, "lease-ms", agent->default_lease_ms);
     if (lease < SP_AGENT_MIN_LEASE_MS || lease > SP_AGENT_MAX_LEASE_MS) {
-        sp_command_error_set(err, NULL, CODE_BAD_LEASE,
-                             "lease-ms %lld is out of range: it must be %u..%u",
-                             (long long)lease, SP_AGENT_MIN_LEASE_MS, SP_AGENT_MAX_LEASE_MS);
+        sp_command_error_set(err, NULL, CODE_LEASE_OUT_OF_RANGE,
+                             "'lease-ms' must be between %u and %u", SP_AGENT_MIN_LEASE_MS,
+                             SP_AGENT_MAX_LEASE_MS);
+        return NULL;
+    }
+    if (sp_vss_freezer_state(agent->freezer) != SP_VSS_STATE_THAWED) {
+        sp_command_error_set(err, NULL, CODE_ALREADY_FROZEN,
+                             "the volumes are already frozen: thaw first");
+        return NULL;
+    }
+    if (disks) {
+        /* Needs the disk serials of each volume (IOCTL_STORAGE_QUERY_PROPERTY): not yet. */
+        sp_command_error_set(err, NULL, CODE_UNKNOWN_DISK,
+                             "no volume is on a disk with serial %s: the Windows agent cannot "
+                             "select disks by serial yet, give 'mountpoints'",
+                             sp_json_get_string(sp_json_array_get(disks, 0)));
+        return NULL;
+    }
+    size_t n = 0;
+    wchar_t **mounts = mps ? mounts_from_json(agent, mps, false, &n) : NULL;
+    if (mps && !mounts) {
+        sp_command_error_set(err, NULL, CODE_FREEZE_FAILED, "out of memory");
         return NULL;
     }
     SpVssFreezeResult fr;
-    if (!do_freeze(agent, sp_json_object_get(args, "mountpoints"), (DWORD)lease, &fr, err, true))
+    bool ok = do_freeze(agent, mounts, n, (DWORD)lease, &fr, err, true);
+    mounts_free(mounts);
+    if (!ok)
         return NULL;
-    SpJson *ret = sp_json_new_object(), *frozen = sp_json_new_array();
-    char buf[MAX_PATH * 3];
-    for (size_t i = 0; i < fr.n_frozen; i++) {
-        to_utf8(fr.frozen[i].mount, buf, sizeof(buf));
-        sp_json_array_append(frozen, sp_json_new_string(buf));
-    }
-    sp_json_object_set(ret, "frozen", frozen);
-    sp_json_object_set(ret, "skipped", sp_json_new_array());
-    sp_json_object_set_int(ret, "epoch", (int64_t)fr.epoch);
+    SpJson *o = sp_json_new_object();
+    sp_json_object_set_int(o, "epoch", (int64_t)fr.epoch);
     /* The window VSS grants: the lease, capped by the flush-and-hold limit. */
-    sp_json_object_set_int(ret, "lease-ms", fr.lease_ms);
-    sp_json_object_set_int(ret, "hold-limit-ms", fr.hold_limit_ms);
-    return ret;
+    sp_json_object_set_int(o, "lease-ms", fr.lease_ms);
+    sp_json_object_set(o, "frozen", volumes_json(fr.frozen, fr.n_frozen));
+    sp_json_object_set(o, "skipped", sp_json_new_array());
+    sp_json_object_set_int(o, "hold-limit-ms", fr.hold_limit_ms);
+    return o;
 }
 
 static SpJson *writers_json(const SpVssThawResult *tr)
@@ -282,7 +398,7 @@ static SpJson *writers_json(const SpVssThawResult *tr)
     return list;
 }
 
-/* Our words for why a freeze ended, shared with the Linux agent where they mean the same. */
+/* Why a freeze ended, in the Linux agent's words where they mean the same. */
 static const char *end_reason(SpVssEnd end)
 {
     switch (end) {
@@ -293,51 +409,64 @@ static const char *end_reason(SpVssEnd end)
     }
 }
 
+static SpJson *thaw_json(const SpVssThawResult *tr)
+{
+    SpJson *o = sp_json_new_object();
+    sp_json_object_set_int(o, "epoch", (int64_t)tr->epoch);
+    sp_json_object_set_int(o, "thawed", (int64_t)tr->n_thawed);
+    sp_json_object_set_bool(o, "consistent", tr->consistent);
+    sp_json_object_set_string(o, "reason", end_reason(tr->end));
+    sp_json_object_set_int(o, "held-ms", (int64_t)tr->held_ms);
+    if (tr->failed_writer[0])
+        sp_json_object_set_string(o, "failed-writer", tr->failed_writer);
+    sp_json_object_set(o, "writers", writers_json(tr));
+    return o;
+}
+
 static SpJson *cmd_sp_thaw(void *ctx, const SpJson *args, SpCommandError *err)
 {
     SpVssThawResult tr;
     SpVssError verr = { 0 };
     int64_t epoch = sp_json_object_get_int(args, "epoch", 0);
-    if (epoch < 0) {
-        sp_command_error_set(err, NULL, CODE_EPOCH, "epoch %lld is not a freeze's epoch",
-                             (long long)epoch);
+    if (sp_json_object_get(args, "epoch") && epoch <= 0) {
+        sp_command_error_set(err, NULL, CODE_INVALID_ARGUMENT,
+                             "'epoch' must be the positive number stillpoint-freeze returned");
         return NULL;
     }
     if (do_thaw(agent_of(ctx), (uint64_t)epoch, &tr, &verr) < 0) {
         freezer_error(err, &verr, true);
         return NULL;
     }
-    SpJson *ret = sp_json_new_object();
-    sp_json_object_set_bool(ret, "consistent", tr.consistent);
-    sp_json_object_set_int(ret, "held-ms", (int64_t)tr.held_ms);
-    sp_json_object_set_int(ret, "epoch", (int64_t)tr.epoch);
-    sp_json_object_set_string(ret, "reason", end_reason(tr.end));
-    sp_json_object_set_int(ret, "thawed", (int64_t)tr.n_thawed);
-    if (tr.failed_writer[0])
-        sp_json_object_set_string(ret, "failed-writer", tr.failed_writer);
-    sp_json_object_set(ret, "writers", writers_json(&tr));
-    return ret;
+    return thaw_json(&tr);
 }
 
 static SpJson *cmd_sp_status(void *ctx, const SpJson *args, SpCommandError *err)
 {
-    SpAgent *agent = agent_of(ctx);
-    SpVssState state = sp_vss_freezer_state(agent->freezer);
-    SpJson *ret = sp_json_new_object();
-    sp_json_object_set_string(ret, "state", state == SP_VSS_STATE_FROZEN     ? "frozen"
-                                            : state == SP_VSS_STATE_FREEZING ? "freezing"
-                                                                             : "thawed");
-    sp_json_object_set_string(ret, "freeze-backend", agent->backend_name);
-    return ret;
+    SpVssStatusInfo st;
+    sp_vss_freezer_status(agent_of(ctx)->freezer, &st);
+    bool frozen = st.state != SP_VSS_STATE_THAWED;
+    SpJson *o = sp_json_new_object();
+    sp_json_object_set_string(o, "status", frozen ? "frozen" : "thawed");
+    sp_json_object_set_int(o, "epoch", (int64_t)st.epoch);
+    if (st.state == SP_VSS_STATE_FROZEN) {
+        sp_json_object_set_int(o, "lease-ms", (int64_t)st.lease_ms);
+        sp_json_object_set_int(o, "remaining-ms", (int64_t)st.remaining_ms);
+        sp_json_object_set_int(o, "held-ms", (int64_t)st.held_ms);
+    }
+    sp_json_object_set(o, "frozen", volumes_json(st.frozen, st.n_frozen));
+    if (st.have_last)
+        sp_json_object_set(o, "last-thaw", thaw_json(&st.last));
+    return o;
 }
 
-static const SpArgSpec sync_args[] = { { "id", SP_ARG_INT, false }, { NULL } };
+static const SpArgSpec sync_args[] = { { "id", SP_ARG_INT, false }, { NULL, 0, false } };
 static const SpArgSpec freeze_list_args[] = { { "mountpoints", SP_ARG_STRING_LIST, true },
-                                              { NULL } };
-static const SpArgSpec sp_freeze_args[] = { { "lease-ms", SP_ARG_INT, true },
-                                            { "mountpoints", SP_ARG_STRING_LIST, true },
-                                            { NULL } };
-static const SpArgSpec sp_thaw_args[] = { { "epoch", SP_ARG_INT, true }, { NULL } };
+                                              { NULL, 0, false } };
+static const SpArgSpec sp_freeze_args[] = { { "mountpoints", SP_ARG_STRING_LIST, true },
+                                            { "disks", SP_ARG_STRING_LIST, true },
+                                            { "lease-ms", SP_ARG_INT, true },
+                                            { NULL, 0, false } };
+static const SpArgSpec sp_thaw_args[] = { { "epoch", SP_ARG_INT, true }, { NULL, 0, false } };
 
 #define FROZEN_OK SP_CMD_ALLOWED_WHILE_FROZEN
 
@@ -351,8 +480,9 @@ static const SpCommand commands[] = {
     { "guest-fsfreeze-freeze-list", cmd_fsfreeze_freeze_list, freeze_list_args, 0 },
     { "guest-fsfreeze-thaw", cmd_fsfreeze_thaw, NULL, FROZEN_OK },
     { "guest-get-fsinfo", cmd_get_fsinfo, NULL, 0 },
+    /* The extensions answer while frozen: freeze says "already-frozen" itself, with a code. */
     { "stillpoint-capabilities", cmd_capabilities, NULL, FROZEN_OK },
-    { "stillpoint-freeze", cmd_sp_freeze, sp_freeze_args, 0 },
+    { "stillpoint-freeze", cmd_sp_freeze, sp_freeze_args, FROZEN_OK },
     { "stillpoint-thaw", cmd_sp_thaw, sp_thaw_args, FROZEN_OK },
     { "stillpoint-status", cmd_sp_status, NULL, FROZEN_OK },
     { NULL, NULL, NULL, 0 },

@@ -20,8 +20,11 @@ struct SpVssFreezer {
     SpVssEnd deadline_end;      /* what running out of the window means: lease or hold limit */
     size_t n_frozen;
     SpVssVolume frozen[SP_VSS_MAX_VOLUMES];
-    bool have_report;           /* the agent thawed on its own; the next thaw reports it */
-    SpVssThawResult report;
+    /* The last thaw. After an automatic one (lease, limit, hang-up) stillpoint-thaw keeps
+     * reporting it, consistent:false, as the Linux agent does; guest-fsfreeze-thaw sees it once. */
+    bool have_last, last_automatic, last_unseen_by_standard;
+    SpVssThawResult last;
+    DWORD window_ms;
     HANDLE cancel;              /* manual-reset: abandon the freeze in progress */
     HANDLE wake;                /* auto-reset: the watchdog re-reads the state */
     HANDLE watchdog;
@@ -144,6 +147,11 @@ static void finish_thaw(SpVssFreezer *f, SpVssEnd end, SpVssThawResult *ret)
     ret->consistent = end == SP_VSS_END_NONE;
     ret->n_thawed = f->n_frozen;
     f->n_frozen = 0;
+    if (ret != &f->last)
+        f->last = *ret;
+    f->have_last = true;
+    f->last_automatic = ret == &f->last; /* the watchdog, a hang-up or a stop thawed */
+    f->last_unseen_by_standard = f->last_automatic;
     set_state(f, SP_VSS_STATE_THAWED);
 }
 
@@ -176,10 +184,8 @@ static DWORD WINAPI watchdog_thread_cb(void *userdata)
         else if (w != WAIT_TIMEOUT)
             return 1;
         EnterCriticalSection(&f->op_lock);
-        if (sp_vss_freezer_state(f) == SP_VSS_STATE_FROZEN && f->epoch == epoch) {
-            finish_thaw(f, why, &f->report);
-            f->have_report = true;
-        }
+        if (sp_vss_freezer_state(f) == SP_VSS_STATE_FROZEN && f->epoch == epoch)
+            finish_thaw(f, why, &f->last);
         LeaveCriticalSection(&f->op_lock);
     }
 }
@@ -248,7 +254,7 @@ int sp_vss_freezer_list_volumes(SpVssFreezer *f, SpVssVolume *ret, size_t max, s
 }
 
 /* "C:", "c:\" and "C:\" name the same mount point. */
-static bool mount_matches(const wchar_t *mount, const wchar_t *wanted)
+bool sp_vss_mount_matches(const wchar_t *mount, const wchar_t *wanted)
 {
     size_t a = wcslen(mount), b = wcslen(wanted);
     while (a > 0 && mount[a - 1] == L'\\')
@@ -277,7 +283,7 @@ static int select_volumes(SpVssFreezer *f, const wchar_t *const *mounts, size_t 
     }
     for (size_t i = 0; i < n_mounts && f->n_frozen < SP_VSS_MAX_VOLUMES; i++) {
         size_t j = 0;
-        while (j < n_all && !mount_matches(all[j].mount, mounts[i]))
+        while (j < n_all && !sp_vss_mount_matches(all[j].mount, mounts[i]))
             j++;
         if (j == n_all) {
             set_error(err, SP_VSS_E_BAD_VOLUME, NULL, S_OK,
@@ -360,7 +366,7 @@ int sp_vss_freezer_freeze(SpVssFreezer *f, const wchar_t *const *mounts, size_t 
         LeaveCriticalSection(&f->op_lock);
         return r;
     }
-    f->have_report = false; /* a new freeze supersedes an unreported automatic thaw */
+    f->have_last = false; /* a new freeze supersedes the last thaw's report */
     ResetEvent(f->cancel);
     f->cancel_reason = SP_VSS_END_NONE;
     set_state(f, SP_VSS_STATE_FREEZING);
@@ -391,6 +397,7 @@ int sp_vss_freezer_freeze(SpVssFreezer *f, const wchar_t *const *mounts, size_t 
     ret->epoch = f->epoch;
     ret->lease_ms = window;
     ret->hold_limit_ms = limit;
+    f->window_ms = window;
     LeaveCriticalSection(&f->op_lock);
     return SP_VSS_OK;
 }
@@ -421,11 +428,16 @@ int sp_vss_freezer_thaw(SpVssFreezer *f, uint64_t epoch, SpVssThawResult *ret, S
         } else {
             finish_thaw(f, SP_VSS_END_NONE, ret);
         }
-    } else if (f->have_report && (!epoch || epoch == f->report.epoch)) {
-        *ret = f->report;
-        f->have_report = false;
+    } else if (epoch && f->have_last && epoch != f->last.epoch) {
+        set_error(err, SP_VSS_E_EPOCH, NULL, S_OK, "freeze %llu is not the last one (%llu)",
+                  (unsigned long long)epoch, (unsigned long long)f->last.epoch);
+        r = SP_VSS_E_EPOCH;
+    } else if (f->have_last && f->last_automatic) {
+        /* Already thawed by the agent itself: say so again, consistent:false. */
+        *ret = f->last;
+        ret->n_thawed = 0;
     } else {
-        set_error(err, SP_VSS_E_NOT_FROZEN, NULL, S_OK, "the volumes are not frozen");
+        set_error(err, SP_VSS_E_NOT_FROZEN, NULL, S_OK, "no volumes are frozen");
         r = SP_VSS_E_NOT_FROZEN;
     }
     LeaveCriticalSection(&f->op_lock);
@@ -436,10 +448,43 @@ void sp_vss_freezer_end(SpVssFreezer *f, SpVssEnd why)
 {
     cancel_freezing(f, why);
     EnterCriticalSection(&f->op_lock);
-    if (sp_vss_freezer_state(f) == SP_VSS_STATE_FROZEN) {
-        finish_thaw(f, why, &f->report);
-        f->have_report = true;
+    if (sp_vss_freezer_state(f) == SP_VSS_STATE_FROZEN)
+        finish_thaw(f, why, &f->last);
+    LeaveCriticalSection(&f->op_lock);
+}
+
+bool sp_vss_freezer_take_automatic_thaw(SpVssFreezer *f, SpVssThawResult *ret)
+{
+    EnterCriticalSection(&f->op_lock);
+    bool unseen = sp_vss_freezer_state(f) == SP_VSS_STATE_THAWED && f->have_last &&
+                  f->last_unseen_by_standard;
+    if (unseen) {
+        *ret = f->last;
+        f->last_unseen_by_standard = false;
     }
+    LeaveCriticalSection(&f->op_lock);
+    return unseen;
+}
+
+void sp_vss_freezer_status(SpVssFreezer *f, SpVssStatusInfo *ret)
+{
+    memset(ret, 0, sizeof(*ret));
+    EnterCriticalSection(&f->op_lock);
+    ret->state = sp_vss_freezer_state(f);
+    if (ret->state == SP_VSS_STATE_FROZEN) {
+        ULONGLONG now = GetTickCount64();
+        ret->epoch = f->epoch;
+        ret->lease_ms = f->window_ms;
+        ret->held_ms = now - f->frozen_at;
+        ret->remaining_ms = f->deadline > now ? f->deadline - now : 0;
+        ret->n_frozen = f->n_frozen;
+        memcpy(ret->frozen, f->frozen, f->n_frozen * sizeof(f->frozen[0]));
+    } else if (f->have_last) {
+        ret->epoch = f->last.epoch;
+    }
+    ret->have_last = f->have_last;
+    if (f->have_last)
+        ret->last = f->last;
     LeaveCriticalSection(&f->op_lock);
 }
 

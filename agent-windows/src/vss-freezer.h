@@ -78,18 +78,36 @@ void sp_vss_freezer_free(SpVssFreezer *f); /* thaws first; accepts NULL */
  * lease_ms 0 = the hold limit. Blocks until frozen or failed. */
 int sp_vss_freezer_freeze(SpVssFreezer *f, const wchar_t *const *mounts, size_t n_mounts,
                           DWORD lease_ms, SpVssFreezeResult *ret, SpVssError *err);
-/* epoch 0 = whichever freeze is held. After the agent thawed on its own (lease, limit, hangup),
- * the first thaw still reports that freeze, consistent:false; a second gets SP_VSS_E_NOT_FROZEN. */
+/* epoch 0 = whichever freeze is held. After the agent thawed on its own (lease, limit, hang-up)
+ * every thaw reports that freeze again (consistent:false, n_thawed 0) until the next freeze, as
+ * on Linux; after a requested thaw, SP_VSS_E_NOT_FROZEN. */
 int sp_vss_freezer_thaw(SpVssFreezer *f, uint64_t epoch, SpVssThawResult *ret, SpVssError *err);
 /* The host side hung up (or the service stops): thaw now, or cancel a freeze in progress. */
 void sp_vss_freezer_end(SpVssFreezer *f, SpVssEnd why);
 
 SpVssState sp_vss_freezer_state(SpVssFreezer *f);
+
+/* guest-fsfreeze-thaw on a thawed agent: the automatic thaw it has not seen yet, once. */
+bool sp_vss_freezer_take_automatic_thaw(SpVssFreezer *f, SpVssThawResult *ret);
+
+typedef struct {
+    SpVssState state;
+    uint64_t epoch;          /* of the freeze held, or of the last one */
+    uint64_t lease_ms, held_ms, remaining_ms; /* while frozen */
+    size_t n_frozen;
+    SpVssVolume frozen[SP_VSS_MAX_VOLUMES];
+    bool have_last;
+    SpVssThawResult last;
+} SpVssStatusInfo;
+void sp_vss_freezer_status(SpVssFreezer *f, SpVssStatusInfo *ret);
 /* The volumes a freeze would cover (for guest-get-fsinfo and freeze-list). */
 int sp_vss_freezer_list_volumes(SpVssFreezer *f, SpVssVolume *ret, size_t max, size_t *ret_n);
 /* Called (from any thread) whenever the state changes, e.g. to hold logs while frozen. */
 void sp_vss_freezer_set_state_cb(SpVssFreezer *f, void (*cb)(SpVssState state, void *userdata),
                                  void *userdata);
+
+/* Whether a volume's mount point is the one a client named ("c:" is "C:\"). */
+bool sp_vss_mount_matches(const wchar_t *mount, const wchar_t *wanted);
 
 const char *sp_vss_end_str(SpVssEnd end);
 const char *sp_vss_status_str(int status);

@@ -99,10 +99,12 @@ class Client:
         return r["return"]
 
 
-def expect_error(reply, klass, desc=None, desc_prefix=None):
+def expect_error(reply, klass, desc=None, desc_prefix=None, code=None):
     check("error" in reply, "expected an error, got %s" % reply)
     err = reply["error"]
     check(err.get("class") == klass, "expected class %s, got %s" % (klass, err))
+    if code is not None:
+        check(err.get("code") == code, "expected code %s, got %s" % (code, err))
     check(isinstance(err.get("desc"), str), "error without a desc: %s" % err)
     if desc is not None:
         check(err["desc"] == desc, "expected desc %r, got %r" % (desc, err["desc"]))
@@ -163,9 +165,45 @@ def test_fsfreeze_status_is_thawed(c, args):
     check(c.ok("guest-fsfreeze-status") == "thawed", "guest-fsfreeze-status")
 
 
-def test_stillpoint_status_and_capabilities_are_objects(c, args):
-    check(isinstance(c.ok("stillpoint-status"), dict), "stillpoint-status")
-    check(isinstance(c.ok("stillpoint-capabilities"), dict), "stillpoint-capabilities")
+def test_stillpoint_status_when_thawed(c, args):
+    st = c.ok("stillpoint-status")
+    check(st.get("status") == "thawed", "status: %s" % st)
+    check(isinstance(st.get("epoch"), int), "epoch: %s" % st)
+    check(st.get("frozen") == [], "frozen: %s" % st)
+
+
+def test_stillpoint_capabilities(c, args):
+    cap = c.ok("stillpoint-capabilities")
+    check(cap.get("agent") == "stillpoint-agent", "agent: %s" % cap)
+    check(cap.get("platform") in ("linux", "windows"), "platform: %s" % cap)
+    check(isinstance(cap.get("protocol"), str), "protocol: %s" % cap)
+    check({"stillpoint-freeze", "stillpoint-thaw"} <= set(cap.get("commands", [])),
+          "commands: %s" % cap)
+    f = cap.get("freeze", {})
+    for key in ("default-lease-ms", "min-lease-ms", "max-lease-ms"):
+        check(isinstance(f.get(key), int), "freeze.%s: %s" % (key, cap))
+    check(f["min-lease-ms"] <= f["default-lease-ms"] <= f["max-lease-ms"], "lease bounds")
+    check("all" in f.get("select", []), "freeze.select: %s" % cap)
+
+
+def test_stillpoint_errors_carry_codes(c, args):
+    # None of these freezes anything: each is refused before the freeze starts.
+    expect_error(c.call("stillpoint-thaw"), "GenericError", code="not-frozen")
+    expect_error(c.call("stillpoint-thaw", {"epoch": 0}), "GenericError",
+                 code="invalid-argument")
+    expect_error(c.call("stillpoint-freeze", {"lease-ms": 1}), "GenericError",
+                 code="lease-out-of-range")
+    expect_error(c.call("stillpoint-freeze", {"mountpoints": []}), "GenericError",
+                 code="invalid-argument")
+    expect_error(c.call("stillpoint-freeze", {"lease-ms": "long"}), "GenericError",
+                 desc="Invalid parameter type for 'lease-ms', expected: integer",
+                 code="invalid-arguments")
+    expect_error(c.call("stillpoint-no-such-command"), "CommandNotFound",
+                 code="command-not-found")
+    # Standard commands keep qemu-ga's errors: no code.
+    r = c.call("guest-no-such-command")
+    check("code" not in r.get("error", {}), "a standard error has a code: %s" % r)
+    check(c.ok("guest-fsfreeze-status") == "thawed", "a refused freeze froze")
 
 
 def test_unknown_command_is_command_not_found(c, args):
@@ -258,13 +296,27 @@ def test_stillpoint_freeze_and_thaw_report_epoch_and_consistency(c, args):
         a["mountpoints"] = [args.freeze_mountpoint]
     r = c.ok("stillpoint-freeze", a)
     check(isinstance(r.get("frozen"), list) and r["frozen"], "frozen: %s" % r)
+    for fs in r["frozen"]:
+        check(isinstance(fs.get("mountpoint"), str) and isinstance(fs.get("type"), str),
+              "frozen entry %s" % fs)
     check(isinstance(r.get("skipped"), list), "skipped: %s" % r)
-    check(isinstance(r.get("epoch"), int), "epoch: %s" % r)
-    expect_error(c.call("stillpoint-freeze", a), "CommandNotFound",
-                 desc="Command stillpoint-freeze has been disabled: the command is not allowed")
+    check(isinstance(r.get("epoch"), int) and r["epoch"] > 0, "epoch: %s" % r)
+    check(isinstance(r.get("lease-ms"), int) and 0 < r["lease-ms"] <= 30000, "lease-ms: %s" % r)
+    expect_error(c.call("stillpoint-freeze", a), "GenericError", code="already-frozen")
+    st = c.ok("stillpoint-status")
+    check(st.get("status") == "frozen" and st.get("epoch") == r["epoch"], "status: %s" % st)
+    for key in ("lease-ms", "remaining-ms", "held-ms"):
+        check(isinstance(st.get(key), int), "status.%s: %s" % (key, st))
+    check(len(st.get("frozen", [])) == len(r["frozen"]), "status.frozen: %s" % st)
+    expect_error(c.call("stillpoint-thaw", {"epoch": r["epoch"] + 1000}), "GenericError",
+                 code="epoch-mismatch")
     t = c.ok("stillpoint-thaw", {"epoch": r["epoch"]})
     check(t.get("consistent") is True, "consistent: %s" % t)
+    check(t.get("reason") == "requested", "reason: %s" % t)
+    check(t.get("epoch") == r["epoch"], "thaw epoch: %s" % t)
+    check(t.get("thawed") == len(r["frozen"]), "thawed: %s" % t)
     check(isinstance(t.get("held-ms"), int) and t["held-ms"] >= 0, "held-ms: %s" % t)
+    expect_error(c.call("stillpoint-thaw"), "GenericError", code="not-frozen")
     r2 = c.ok("stillpoint-freeze", a)
     check(r2["epoch"] > r["epoch"], "epochs increase")
     check(c.ok("stillpoint-thaw")["consistent"] is True, "second thaw")
@@ -288,6 +340,12 @@ def test_thaw_reports_inconsistent_after_lease_expiry(c, args):
     check(wait_status(c, "thawed", 10), "still frozen after the lease")
     t = c.ok("stillpoint-thaw", {"epoch": r["epoch"]})
     check(t.get("consistent") is False, "consistent after expiry: %s" % t)
+    check(t.get("reason") == "lease-expired", "reason after expiry: %s" % t)
+    # Asked again, the agent says the same, and has thawed nothing more.
+    t2 = c.ok("stillpoint-thaw")
+    check(t2.get("consistent") is False and t2.get("thawed") == 0, "second thaw: %s" % t2)
+    # The standard thaw has nothing to thaw.
+    check(c.ok("guest-fsfreeze-thaw") == 0, "guest-fsfreeze-thaw after expiry")
 
 
 def test_hangup_thaws(c, args):
@@ -301,6 +359,7 @@ def test_hangup_thaws(c, args):
         check(wait_status(c2, "thawed", 10), "still frozen after the host hung up")
         t = c2.ok("stillpoint-thaw")
         check(t.get("consistent") is False, "consistent after hang-up: %s" % t)
+        check(t.get("reason") == "channel-hangup", "reason after hang-up: %s" % t)
     finally:
         c2.close()
 
