@@ -304,6 +304,66 @@ static void test_reply_for_bad_input_uses_qemu_parser_texts(void **state)
                      "error\"}}");
 }
 
+/* The loop an agent runs: framer -> parser -> dispatch, one reply line per frame. */
+typedef struct {
+    Ctx ctx;
+    char out[2048];
+    size_t len;
+} Agent;
+
+static void agent_frame_cb(const SpFrame *frame, void *userdata)
+{
+    Agent *a = userdata;
+    SpJson *msg = NULL, *reply = NULL;
+    SpJsonError err;
+    unsigned flags = 0;
+    char *text;
+
+    if (frame->kind == SP_FRAME_RESYNC)
+        return;
+    if (frame->kind == SP_FRAME_ERROR)
+        reply = sp_command_reply_for_bad_input(frame->status, NULL);
+    else if (sp_json_parse(frame->data, frame->len, NULL, &msg, &err) != SP_OK)
+        reply = sp_command_reply_for_bad_input(err.status, err.message);
+    else
+        reply = sp_command_dispatch(&table, &a->ctx, msg, false, &flags);
+    text = sp_json_serialize(reply, NULL);
+    assert_non_null(text);
+    a->len += (size_t)snprintf(a->out + a->len, sizeof(a->out) - a->len, "%s%s\n",
+                               flags & SP_CMD_DELIMITED_REPLY ? "<FF>" : "", text);
+    free(text);
+    sp_json_free(reply);
+    sp_json_free(msg);
+}
+
+static void test_agent_loop_answers_every_kind_of_bad_frame(void **state)
+{
+    static const char stream[] =
+        "\xff{\"execute\":\"guest-sync-delimited\",\"arguments\":{\"id\":77}}"
+        "{\"execute\":\"guest-ping\",\"arguments\":{\"pad\":\"\xff" /* cut by a resync */
+        "{\"execute\":\"guest-ping\",\"id\":\"a\0b\"}"              /* NUL byte */
+        "{\"execute\":\"guest-ping\",\"id\":\"\xc0\xaf\"}"         /* overlong UTF-8 */
+        "{\"execute\":\"guest-ping\",\"id\":{\"x\":1,\"x\":2}}"    /* duplicate key */
+        "oops\n"                                                    /* garbage */
+        "{\"execute\":\"guest-ping\",\"id\":1}";
+    const char *want =
+        "<FF>{\"return\":77}\n"
+        "{\"error\":{\"class\":\"GenericError\",\"desc\":\"JSON parse error, NUL byte in input at "
+        "byte 31\"}}\n"
+        "{\"error\":{\"class\":\"GenericError\",\"desc\":\"JSON parse error, invalid UTF-8 at byte "
+        "30\"}}\n"
+        "{\"error\":{\"class\":\"GenericError\",\"desc\":\"JSON parse error, duplicate object member "
+        "at byte 36\"}}\n"
+        "{\"error\":{\"class\":\"GenericError\",\"desc\":\"JSON parse error, syntax error\"}}\n"
+        "{\"return\":{},\"id\":1}\n";
+    Agent agent = { 0 };
+    SpFramer *f = sp_framer_new(0);
+
+    assert_int_equal(sp_framer_feed(f, stream, sizeof(stream) - 1, agent_frame_cb, &agent), SP_OK);
+    assert_string_equal(agent.out, want);
+    sp_framer_free(f);
+}
+
 static void test_find_and_count_walk_the_table(void **state)
 {
     const SpCommandTable empty = { NULL };
@@ -351,6 +411,7 @@ int main(void)
         cmocka_unit_test(test_dispatch_bad_envelope_is_generic_error_with_id),
         cmocka_unit_test(test_dispatch_stillpoint_errors_always_carry_a_code),
         cmocka_unit_test(test_reply_for_bad_input_uses_qemu_parser_texts),
+        cmocka_unit_test(test_agent_loop_answers_every_kind_of_bad_frame),
         cmocka_unit_test(test_find_and_count_walk_the_table),
         cmocka_unit_test(test_command_error_set_formats_and_defaults_class),
     };

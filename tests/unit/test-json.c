@@ -610,6 +610,11 @@ static void test_array_append_and_index(void **state)
     assert_int_equal(sp_json_get_int(sp_json_array_get(a, 9)), 9);
     assert_null(sp_json_array_get(a, 10));
     sp_json_free(a);
+    a = sp_json_new_array();
+    assert_int_equal(sp_json_array_append(a, sp_json_new_bool(true)), SP_OK);
+    assert_int_equal(sp_json_array_append(a, sp_json_new_string_len("x\0y", 3)), SP_OK);
+    assert_int_equal(sp_json_array_append(a, sp_json_new_double(0.5)), SP_OK);
+    assert_json_text(a, "[true,\"x\\u0000y\",0.5]");
 }
 
 static void test_copy_is_deep_and_equal(void **state)
