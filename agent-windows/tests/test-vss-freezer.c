@@ -163,7 +163,7 @@ static void test_thaw_reports_inconsistent_after_lease_expiry(Fixture *fx)
     CHECK(sp_vss_freezer_thaw(fx->freezer, 0, &tr, NULL) == SP_VSS_OK);
     CHECK(!tr.consistent);
     CHECK(tr.end == SP_VSS_END_LEASE_EXPIRED);
-    CHECK(tr.n_thawed == 2);
+    CHECK(tr.n_thawed == 0); /* the agent thawed them, not this call */
     CHECK(tr.held_ms >= 100);
     /* Reported again (as on Linux), but nothing more was thawed; another epoch is refused. */
     CHECK(sp_vss_freezer_thaw(fx->freezer, fr.epoch, &tr, &err) == SP_VSS_OK);
