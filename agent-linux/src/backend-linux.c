@@ -42,20 +42,6 @@ static void fs_entry_clear(SpFsEntry *e)
     g_free(e->device);
 }
 
-void sp_freeze_result_clear(SpFreezeResult *r)
-{
-    for (size_t i = 0; i < r->n_frozen; i++)
-        fs_entry_clear(&r->frozen[i]);
-    for (size_t i = 0; i < r->n_skipped; i++) {
-        g_free(r->skipped[i].mountpoint);
-        g_free(r->skipped[i].fstype);
-        g_free(r->skipped[i].primary);
-    }
-    g_free(r->frozen);
-    g_free(r->skipped);
-    memset(r, 0, sizeof(*r));
-}
-
 static void set_error(SpBackendError *err, const char *code, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
 static void set_error(SpBackendError *err, const char *code, const char *fmt, ...)
 {

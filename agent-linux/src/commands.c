@@ -7,6 +7,23 @@
 #include <string.h>
 #include "stillpoint/protocol.h"
 
+void sp_freeze_result_clear(SpFreezeResult *r)
+{
+    for (size_t i = 0; i < r->n_frozen; i++) {
+        free(r->frozen[i].mountpoint);
+        free(r->frozen[i].fstype);
+        free(r->frozen[i].device);
+    }
+    for (size_t i = 0; i < r->n_skipped; i++) {
+        free(r->skipped[i].mountpoint);
+        free(r->skipped[i].fstype);
+        free(r->skipped[i].primary);
+    }
+    free(r->frozen);
+    free(r->skipped);
+    memset(r, 0, sizeof(*r));
+}
+
 static SpJson *fs_entry_json(const SpFsEntry *e)
 {
     SpJson *o = sp_json_new_object();
@@ -202,14 +219,14 @@ static SpJson *freeze_result_json(const SpFreezeResult *res)
 static bool check_names(const SpJson *list, const char *what, SpCommandError *err)
 {
     if (list && sp_json_array_len(list) == 0) {
-        sp_command_error_set(err, SP_ERROR_CLASS_GENERIC, SP_CODE_INVALID_ARGUMENT,
+        sp_command_error_set(err, SP_ERROR_CLASS_GENERIC, SP_ERROR_CODE_INVALID_ARGUMENTS,
                              "'%s' is empty: omit it to freeze every filesystem", what);
         return false;
     }
     for (size_t i = 0; list && i < sp_json_array_len(list); i++) {
         const char *s = sp_json_get_string(sp_json_array_get(list, i));
         if (!s || !*s || strlen(s) != sp_json_get_string_len(sp_json_array_get(list, i))) {
-            sp_command_error_set(err, SP_ERROR_CLASS_GENERIC, SP_CODE_INVALID_ARGUMENT,
+            sp_command_error_set(err, SP_ERROR_CLASS_GENERIC, SP_ERROR_CODE_INVALID_ARGUMENTS,
                                  "'%s' item %zu is empty or contains NUL", what, i);
             return false;
         }
@@ -230,7 +247,7 @@ static SpJson *cmd_sp_freeze(void *ctx, const SpJson *args, SpCommandError *err)
     SpJson *reply;
 
     if (mps && disks) {
-        sp_command_error_set(err, SP_ERROR_CLASS_GENERIC, SP_CODE_INVALID_ARGUMENT,
+        sp_command_error_set(err, SP_ERROR_CLASS_GENERIC, SP_ERROR_CODE_INVALID_ARGUMENTS,
                              "give 'mountpoints' or 'disks', not both");
         return NULL;
     }
@@ -279,7 +296,7 @@ static SpJson *cmd_sp_thaw(void *ctx, const SpJson *args, SpCommandError *err)
     int64_t epoch = sp_json_object_get_int(args, "epoch", 0);
 
     if (sp_json_object_get(args, "epoch") && epoch <= 0) {
-        sp_command_error_set(err, SP_ERROR_CLASS_GENERIC, SP_CODE_INVALID_ARGUMENT,
+        sp_command_error_set(err, SP_ERROR_CLASS_GENERIC, SP_ERROR_CODE_INVALID_ARGUMENTS,
                              "'epoch' must be the positive number stillpoint-freeze returned");
         return NULL;
     }
@@ -348,35 +365,14 @@ const SpCommandTable *sp_commands_table(void)
     return &table;
 }
 
-/* Every stillpoint- error carries a code. The library's own errors (unknown command, argument
- * checks) have none, as qemu-ga's replies have none: add it for the extensions only. */
-static void add_missing_code(const SpJson *message, SpJson *reply)
-{
-    const char *name = sp_json_object_get_string(message, "execute");
-    const SpJson *error = sp_json_object_get(reply, "error");
-    SpJson *e;
-    const char *klass;
-
-    if (!name || strncmp(name, "stillpoint-", 11) != 0 || !error ||
-        sp_json_object_get(error, "code"))
-        return;
-    e = sp_json_object_take(reply, "error");
-    klass = sp_json_object_get_string(e, "class");
-    sp_json_object_set_string(e, "code", klass && strcmp(klass, SP_ERROR_CLASS_COMMAND_NOT_FOUND) == 0
-                                             ? SP_CODE_UNKNOWN_COMMAND : SP_CODE_INVALID_ARGUMENT);
-    sp_json_object_set(reply, "error", e);
-}
-
 SpJson *sp_commands_dispatch(SpCommands *c, unsigned channel, const SpJson *message,
                              unsigned *ret_flags)
 {
     SpFreezeStatus st;
 
-    SpJson *reply;
-
     c->channel = channel;
     c->backend.ops->status(c->backend.self, &st);
-    reply = sp_command_dispatch(&table, c, message, st.frozen, ret_flags);
-    add_missing_code(message, reply);
-    return reply;
+    /* The library adds the dispatcher's codes (command-not-found, invalid-arguments, ...) to
+     * stillpoint- errors; handlers name their own. */
+    return sp_command_dispatch(&table, c, message, st.frozen, ret_flags);
 }

@@ -85,10 +85,10 @@ typedef struct {
     void *self;
 } SpFreezeBackend;
 
+/* Frees what a backend put in a result (with free(): backends allocate with malloc). */
 void sp_freeze_result_clear(SpFreezeResult *result);
 
-/* Stable error codes of the stillpoint- commands. */
-#define SP_CODE_INVALID_ARGUMENT "invalid-argument"
+/* Stable error codes of the stillpoint- commands (besides the dispatcher's SP_ERROR_CODE_*). */
 #define SP_CODE_ALREADY_FROZEN "already-frozen"
 #define SP_CODE_NOT_FROZEN "not-frozen"
 #define SP_CODE_EPOCH_MISMATCH "epoch-mismatch"
@@ -101,4 +101,3 @@ void sp_freeze_result_clear(SpFreezeResult *result);
 #define SP_CODE_STATE_FAILED "state-failed"
 #define SP_CODE_DISCOVERY_FAILED "discovery-failed"
 #define SP_CODE_INTERNAL "internal-error"
-#define SP_CODE_UNKNOWN_COMMAND "unknown-command"
