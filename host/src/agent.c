@@ -134,11 +134,11 @@ SpJson *sp_agent_execute(SpAgent *agent, const char *command, SpJson *arguments,
     return sp_json_copy(ret);
 }
 
-/* STILLPOINT_AGENT_TIMEOUT_MS caps every agent deadline (tests use it to make a stuck agent
- * time out quickly). */
-static guint agent_timeout(guint default_ms)
+/* STILLPOINT_AGENT_FREEZE_TIMEOUT_MS caps the freeze's deadline (tests use it to make a slow
+ * freeze time out quickly); the thaw keeps its own, so the thaw after such a timeout works. */
+static guint freeze_timeout(guint default_ms)
 {
-    const char *env = g_getenv("STILLPOINT_AGENT_TIMEOUT_MS");
+    const char *env = g_getenv("STILLPOINT_AGENT_FREEZE_TIMEOUT_MS");
     guint64 v = env != NULL ? g_ascii_strtoull(env, NULL, 10) : 0;
     return v > 0 && v < default_ms ? (guint)v : default_ms;
 }
@@ -158,7 +158,7 @@ gboolean sp_agent_freeze(SpAgent *agent, guint lease_ms, SpFreezeResult *ret, GE
             lease = agent->min_lease_ms;
         sp_json_object_set_int(args, "lease-ms", lease);
         reply = sp_agent_execute(agent, "stillpoint-freeze", g_steal_pointer(&args),
-                                 agent_timeout(SP_AGENT_FREEZE_TIMEOUT_MS), error);
+                                 freeze_timeout(SP_AGENT_FREEZE_TIMEOUT_MS), error);
         if (reply == NULL)
             return FALSE;
         r.epoch = sp_json_object_get_int(reply, "epoch", 0);
@@ -166,7 +166,7 @@ gboolean sp_agent_freeze(SpAgent *agent, guint lease_ms, SpFreezeResult *ret, GE
         r.skipped = (guint)sp_json_array_len(sp_json_object_get(reply, "skipped"));
     } else {
         reply = sp_agent_execute(agent, "guest-fsfreeze-freeze", NULL,
-                                 agent_timeout(SP_AGENT_FREEZE_TIMEOUT_MS), error);
+                                 freeze_timeout(SP_AGENT_FREEZE_TIMEOUT_MS), error);
         if (reply == NULL)
             return FALSE;
         r.frozen = (guint)MAX(sp_json_get_int(reply), 0);
@@ -199,7 +199,7 @@ gboolean sp_agent_thaw(SpAgent *agent, const SpFreezeResult *freeze, SpThawResul
         g_autoptr(SpJson) args = sp_json_new_object();
         sp_json_object_set_int(args, "epoch", freeze->epoch);
         reply = sp_agent_execute(agent, "stillpoint-thaw", g_steal_pointer(&args),
-                                 agent_timeout(SP_AGENT_THAW_TIMEOUT_MS), error);
+                                 SP_AGENT_THAW_TIMEOUT_MS, error);
         if (reply == NULL)
             return FALSE;
         r.consistent = sp_json_object_get_bool(reply, "consistent", FALSE);
@@ -210,7 +210,7 @@ gboolean sp_agent_thaw(SpAgent *agent, const SpFreezeResult *freeze, SpThawResul
         if (status == NULL)
             return FALSE;
         reply = sp_agent_execute(agent, "guest-fsfreeze-thaw", NULL,
-                                 agent_timeout(SP_AGENT_THAW_TIMEOUT_MS),
+                                 SP_AGENT_THAW_TIMEOUT_MS,
                                  error);
         if (reply == NULL)
             return FALSE;

@@ -154,7 +154,8 @@ static gboolean qemu_abort(SpDriver *drv, SpSnapshotPlan *plan, GError **error)
             pd->added = FALSE;
         }
         if (pd->created) {
-            if (g_unlink(pd->overlay) != 0 && errno != ENOENT) {
+            /* ENOTDIR: the directory itself is missing, so the file cannot exist. */
+            if (g_unlink(pd->overlay) != 0 && errno != ENOENT && errno != ENOTDIR) {
                 int errsv = errno;
                 if (ok)
                     g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errsv),

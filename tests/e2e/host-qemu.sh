@@ -156,7 +156,7 @@ no-agent)
 agent-timeout)
   start_qemu; start_agent --freeze-delay-ms 2500
   register vm1 --agent "$T/agent.sock"
-  if STILLPOINT_AGENT_TIMEOUT_MS=800 "$SP" checkpoint create vm1 2>"$T/err"; then
+  if STILLPOINT_AGENT_FREEZE_TIMEOUT_MS=800 "$SP" checkpoint create vm1 2>"$T/err"; then
     fail "create succeeded with a timed-out freeze"
   fi
   check "error says the agent timed out" grep -q "timed out" "$T/err"
@@ -248,6 +248,7 @@ overlay-dir)
   check "overlays are made before the freeze: the guest was never frozen" [ "$(agent_events)" = "" ]
   check "no stray overlay" [ "$(n_images)" = 2 ]
   check "no record" [ "$(n_checkpoints vm1)" = 0 ]
+  check "journal closed" [ "$(sqlite3 "$STILLPOINT_STORE" "select state from ops")" = rolled-back ]
   mkdir "$T/overlays"
   register vm2 --agent "$T/agent.sock" --overlay-dir "$T/overlays"
   "$SP" -q checkpoint create vm2 || fail "create with an overlay dir"

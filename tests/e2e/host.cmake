@@ -16,3 +16,21 @@ foreach(case IN LISTS SP_HOST_QEMU_CASES)
     SKIP_RETURN_CODE 77
     ENVIRONMENT "SP_STILLPOINT=$<TARGET_FILE:stillpoint>;SP_FAKE_AGENT=$<TARGET_FILE:sp-fake-agent>")
 endforeach()
+
+# host/guest/*: the real test guest (tests/guest/guest.cmake builds it as a fixture).
+if(DEFINED SP_GUEST_DIR)
+  foreach(run stillpoint/consistent stillpoint/failures stillpoint/kill9 qemu-ga/qga)
+    string(REGEX REPLACE "/.*" "" agent ${run})
+    string(REGEX REPLACE ".*/" "" case ${run})
+    if(agent STREQUAL "stillpoint" AND NOT TARGET stillpoint-agent)
+      continue()
+    endif()
+    add_test(NAME host/guest/${run}
+      COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/host_guest.py
+              --guest ${SP_GUEST_DIR} --run-dir ${CMAKE_CURRENT_BINARY_DIR}/host-guest-runs/${agent}-${case}
+              --stillpoint $<TARGET_FILE:stillpoint> --workload-bin $<TARGET_FILE:sp-workload>
+              --agent ${agent} ${case})
+    set_tests_properties(host/guest/${run} PROPERTIES
+      LABELS "guest;e2e" RESOURCE_LOCK vm FIXTURES_REQUIRED sp-guest-image TIMEOUT 600)
+  endforeach()
+endif()

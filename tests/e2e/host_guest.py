@@ -1,0 +1,242 @@
+#!/usr/bin/python3
+"""host/guest/* — the stillpoint CLI against the real test guest (tests/guest/spguest.py): a Linux
+VM under QEMU TCG with qcow2 data disks, sp-workload writing numbered records to them, and
+stillpoint-agent or stock qemu-ga on virtio-serial.
+
+  host_guest.py --guest DIR --run-dir DIR --stillpoint BIN --workload-bin BIN --agent NAME CASE
+
+CASE: consistent   production checkpoints while the workload writes to two disks
+      failures    every failure path thaws, leaves no overlay and no record
+      kill9       kill -9 at each step of create, then a rerun is consistent
+Each case boots one VM (ctest's RESOURCE_LOCK vm keeps them from overlapping)."""
+import argparse
+import glob
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "guest"))
+from spguest import Disk, Guest, check_image  # noqa: E402
+
+STEPS = ["planned", "prepared", "freezing", "frozen", "snapshotted", "thawed-consistent",
+         "recorded"]
+
+
+class Fail(Exception):
+    pass
+
+
+def ok(cond, what):
+    if not cond:
+        raise Fail(what)
+    print(f"ok - {what}", flush=True)
+
+
+class Ctx:
+    def __init__(self, a, guest):
+        self.a, self.g = a, guest
+        self.store = os.path.join(a.run_dir, "store.db")
+        for f in glob.glob(self.store + "*"):
+            os.unlink(f)
+
+    def sp(self, *args, env=None, check=True):
+        # QEMU serves one agent client at a time: let the CLI have the channel.
+        self.g.qga_disconnect()
+        e = dict(os.environ, STILLPOINT_STORE=self.store, **(env or {}))
+        r = subprocess.run([self.a.stillpoint, *args], capture_output=True, text=True, env=e)
+        if check and r.returncode != 0:
+            raise Fail(f"stillpoint {' '.join(args)}: exit {r.returncode}\n{r.stderr}")
+        return r
+
+    def add_vm(self, name, qmp=None, agent=None, extra=()):
+        agent = self.g.qga_path if agent is None else agent
+        self.sp("-q", "vm", "add", name, "--qmp", qmp or self.g.qmp_path, "--agent", agent, *extra)
+
+    def checkpoints(self, vm):
+        return json.loads(self.sp("--json", "-q", "checkpoint", "list", vm).stdout)["checkpoints"]
+
+    def frozen(self):
+        try:
+            return self.g.qga("guest-fsfreeze-status", timeout=20) == "frozen"
+        finally:
+            self.g.qga_disconnect()
+
+    def images(self):
+        return sorted(glob.glob(os.path.join(self.g.run_dir, "*.qcow2")))
+
+    def top_nodes(self):
+        return [b["inserted"]["node-name"] for b in self.g.qmp("query-block") if "inserted" in b]
+
+    def check_frozen_image(self, image, what):
+        """The image as the checkpoint froze it: e2fsck -fn clean, records a prefix, no torn."""
+        with tempfile.TemporaryDirectory(prefix="sp-e2e-") as tmp:
+            raw = os.path.join(tmp, "disk.raw")
+            subprocess.run(["qemu-img", "convert", "-U", "-O", "raw", image, raw], check=True)
+            fsck = subprocess.run(["e2fsck", "-fn", raw], capture_output=True, text=True)
+            ok(fsck.returncode == 0, f"{what}: e2fsck -fn is clean (status {fsck.returncode})")
+        report = check_image(image, "/records", self.a.workload_bin)
+        ok(report["ok"] and report["torn"] == 0 and report["gaps"] == 0,
+           f"{what}: records are a prefix with no torn record ({report})")
+        return report
+
+    def store_consistent(self, vm):
+        cps = self.checkpoints(vm)
+        ok(not any(c["missing-files"] for c in cps), f"{vm}: no checkpoint points at a missing file")
+        overlays = sorted(d["overlay"] for c in cps for d in c["disks"])
+        ours = sorted(glob.glob(os.path.join(self.g.run_dir, f"{vm}-*.qcow2")))
+        ok(overlays == ours, f"{vm}: every overlay file belongs to a checkpoint")
+        pending = subprocess.run(["sqlite3", self.store,
+                                  "select count(*) from ops where state='intent'"],
+                                 capture_output=True, text=True, check=True).stdout.strip()
+        ok(pending == "0", f"{vm}: no unfinished operation in the journal")
+        current = [c for c in cps if c["current"]]
+        if current:
+            tops = [b["inserted"]["file"] for b in self.g.qmp("query-block") if "inserted" in b]
+            ok(tops == [d["overlay"] for d in current[0]["disks"]],
+               f"{vm}: the VM runs on the current checkpoint's overlays")
+
+
+def case_consistent(c):
+    c.g.workload("wait 20 60000")
+    c.add_vm("vm1")
+    r = c.sp("checkpoint", "create", "vm1", "--name", "first")
+    ok("application-consistent" in r.stdout, "first checkpoint is application-consistent")
+    ok("snapshotting 2 disk(s) in one transaction" in r.stderr, "both disks in one transaction")
+    ok(not c.frozen(), "guest thawed after the checkpoint")
+    first = c.checkpoints("vm1")[0]
+    reports = [c.check_frozen_image(d["image"], f"first/{d['disk']}") for d in first["disks"]]
+    h = [rep["highest"] for rep in reports]
+    # sp-workload writes record N to every file before N+1: one instant across both disks means
+    # the two images differ by at most the one record in flight.
+    ok(min(h) >= 20 and abs(h[0] - h[1]) <= 1, f"both disks frozen at the same instant ({h})")
+    after = c.g.workload("report")["last"]
+    c.g.workload(f"wait {after + 20} 60000")
+    ok(c.g.workload("report")["last"] >= after + 20, "the VM goes on writing to the new overlays")
+    r = c.sp("checkpoint", "create", "vm1")
+    cps = c.checkpoints("vm1")
+    ok(len(cps) == 2 and cps[1]["parent"] == cps[0]["id"] and cps[1]["current"],
+       "second checkpoint is the first's child and current")
+    ok(cps[1]["consistency"] == "application", "second checkpoint is application-consistent")
+    reports2 = [c.check_frozen_image(d["image"], f"second/{d['disk']}") for d in cps[1]["disks"]]
+    ok(all(r2["highest"] > r1["highest"] for r1, r2 in zip(reports, reports2)),
+       "the second checkpoint holds the records written after the first")
+    # The first checkpoint's images are untouched by the VM's later writes.
+    again = [check_image(d["image"], "/records", c.a.workload_bin)["highest"] for d in first["disks"]]
+    ok(again == h, "the first checkpoint's images did not change")
+    tree = c.sp("checkpoint", "list", "vm1").stdout
+    ok("<- now" in tree and "first" in tree, "the tree marks the current checkpoint")
+    c.store_consistent("vm1")
+
+
+def case_failures(c):
+    c.g.workload("wait 10 60000")
+    base = c.images()
+    nodes = c.top_nodes()
+
+    def no_trace(vm, what):
+        ok(not c.frozen(), f"{what}: guest not frozen")
+        ok(c.images() == base, f"{what}: no stray overlay")
+        ok(c.checkpoints(vm) == [], f"{what}: no record")
+        ok(c.top_nodes() == nodes, f"{what}: disks still on their images")
+
+    blocker = os.path.join(c.a.run_dir, "not-a-directory")
+    open(blocker, "w").close()
+    c.add_vm("baddir", extra=("--overlay-dir", os.path.join(blocker, "overlays")))
+    r = c.sp("checkpoint", "create", "baddir", check=False)
+    ok(r.returncode != 0 and "cannot create overlay" in r.stderr,
+       f"overlay dir not writable: clear error ({r.stderr.strip().splitlines()[-1]})")
+    ok("freezing" not in r.stderr, "overlay dir not writable: caught before the freeze")
+    no_trace("baddir", "overlay dir not writable")
+
+    c.add_vm("vm1")
+    r = c.sp("checkpoint", "create", "vm1", env={"STILLPOINT_TEST_FAIL_AT": "transaction"},
+             check=False)
+    ok(r.returncode != 0 and "QMP command transaction failed" in r.stderr,
+       "transaction fails: clear error")
+    ok("thawing" in r.stderr or "thawed" in r.stderr, "transaction fails: thaw was sent")
+    no_trace("vm1", "transaction fails")
+
+    r = c.sp("checkpoint", "create", "vm1", env={"STILLPOINT_AGENT_FREEZE_TIMEOUT_MS": "1"},
+             check=False)
+    ok(r.returncode != 0 and "timed out" in r.stderr, "agent times out: clear error")
+    no_trace("vm1", "agent times out")
+
+    c.add_vm("noagent", agent=os.path.join(c.a.run_dir, "no-agent-here.sock"))
+    r = c.sp("checkpoint", "create", "noagent", check=False)
+    ok(r.returncode != 0 and "could not quiesce the guest" in r.stderr,
+       "agent not present: clear error")
+    no_trace("noagent", "agent not present")
+
+    c.add_vm("noqmp", qmp=os.path.join(c.a.run_dir, "qmp-gone.sock"))
+    r = c.sp("checkpoint", "create", "noqmp", check=False)
+    ok(r.returncode != 0 and "QMP socket" in r.stderr, "QMP socket gone: clear error")
+    no_trace("noqmp", "QMP socket gone")
+
+    r = c.sp("checkpoint", "create", "vm1")
+    ok("application-consistent" in r.stdout, "after all that, a checkpoint works")
+    c.check_frozen_image(c.checkpoints("vm1")[0]["disks"][0]["image"], "after failures")
+    c.store_consistent("vm1")
+
+
+def case_kill9(c):
+    c.g.workload("wait 10 60000")
+    c.add_vm("vm1")
+    for step in STEPS:
+        r = c.sp("checkpoint", "create", "vm1", "--name", f"killed at {step}",
+                 env={"STILLPOINT_TEST_CRASH_AT": step}, check=False)
+        ok(r.returncode == -9, f"killed at {step}")
+        r = c.sp("checkpoint", "create", "vm1", "--name", f"after {step}")
+        ok("application-consistent" in r.stdout, f"after a kill at {step}: the rerun is consistent")
+        ok(not c.frozen(), f"after a kill at {step}: guest not frozen")
+        c.store_consistent("vm1")
+    last = c.checkpoints("vm1")[-1]
+    c.check_frozen_image(last["disks"][0]["image"], "last checkpoint after the kills")
+
+
+def case_qga(c):
+    c.g.workload("wait 10 60000")
+    c.add_vm("vm1")
+    r = c.sp("checkpoint", "create", "vm1")
+    ok("qemu-ga (standard fsfreeze)" in r.stderr, "stock qemu-ga detected")
+    ok("application-consistent" in r.stdout, "application-consistent through the standard commands")
+    ok(not c.frozen(), "guest thawed")
+    c.check_frozen_image(c.checkpoints("vm1")[0]["disks"][0]["image"], "qemu-ga checkpoint")
+    c.store_consistent("vm1")
+
+
+CASES = {"consistent": (case_consistent, ["data0", "data1"]),
+         "failures": (case_failures, ["data0"]),
+         "kill9": (case_kill9, ["data0"]),
+         "qga": (case_qga, ["data0"])}
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--guest", required=True)
+    p.add_argument("--run-dir", required=True)
+    p.add_argument("--stillpoint", required=True)
+    p.add_argument("--workload-bin", required=True)
+    p.add_argument("--agent", default="stillpoint")
+    p.add_argument("case", choices=sorted(CASES))
+    a = p.parse_args()
+    fn, serials = CASES[a.case]
+    shutil.rmtree(a.run_dir, ignore_errors=True)
+    os.makedirs(a.run_dir)
+    files = [f"/mnt/{s}/records" for s in serials]
+    with Guest(a.guest, a.run_dir, agent=a.agent, disks=[Disk(s) for s in serials],
+               workload=["--interval-ms", "20"] + files, lifetime=600, fresh=True) as g:
+        try:
+            fn(Ctx(a, g))
+        except Fail as e:
+            print(f"FAIL host/guest/{a.agent}/{a.case}: {e}", file=sys.stderr)
+            print(g.console_tail(), file=sys.stderr)
+            return 1
+    print(f"PASS host/guest/{a.agent}/{a.case}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
