@@ -19,12 +19,19 @@
 #define SP_PROVIDER_DLL L"stillpoint-vss-provider.dll"
 
 /* The agent creates the events (only SYSTEM and Administrators may open them); the provider,
- * loaded by the VSS service, opens them during CommitSnapshots:
+ * loaded by the VSS service, opens them:
+ *   armed    agent → provider: a stillpoint freeze is in progress; only then does the provider
+ *            claim volumes, so that VSS never picks it for another requester's backup
  *   frozen   provider → agent: writers are frozen and the provider holds the writes
  *   release  agent → provider: return from CommitSnapshots now
  *   expired  provider → agent: the hold limit passed before release; the provider let go */
+#define SP_EVENT_ARMED L"Global\\stillpoint-vss-armed"
 #define SP_EVENT_FROZEN L"Global\\stillpoint-vss-frozen"
 #define SP_EVENT_RELEASE L"Global\\stillpoint-vss-release"
 #define SP_EVENT_EXPIRED L"Global\\stillpoint-vss-expired"
+/* The provider returns from CommitSnapshots this long after "frozen" at the latest: inside
+ * Windows' 10 s flush-and-hold limit, with a margin for VSS's own work, so that VSS never fails
+ * the set with VSS_E_FLUSH_WRITES_TIMEOUT while we hold. */
+#define SP_PROVIDER_HOLD_MS 9500u
 /* Protected DACL: SYSTEM and the Administrators group get full access, nobody else any. */
 #define SP_EVENT_SDDL L"D:P(A;;GA;;;SY)(A;;GA;;;BA)"

@@ -21,7 +21,7 @@ typedef struct {
     bool com_initialized;
     IVssBackupComponents *vss;
     IVssAsync *snapshot;   /* DoSnapshotSet in progress */
-    HANDLE frozen, release, expired;
+    HANDLE armed, frozen, release, expired;
 } RealBackend;
 
 static RealBackend *real(SpVssBackend *b) { return (RealBackend *)b; }
@@ -89,6 +89,7 @@ static HRESULT real_init_for_backup(SpVssBackend *b, SpVssBackupType type)
     ResetEvent(r->frozen);
     ResetEvent(r->release);
     ResetEvent(r->expired);
+    SetEvent(r->armed); /* from now until close, our provider claims the volumes */
     HRESULT hr = CreateVssBackupComponents(&r->vss);
     if (FAILED(hr))
         return hr;
@@ -255,6 +256,7 @@ static void real_close(SpVssBackend *b)
         IVssBackupComponents_Release(r->vss);
         r->vss = NULL;
     }
+    ResetEvent(r->armed);
 }
 
 static void real_free(SpVssBackend *b)
@@ -263,6 +265,8 @@ static void real_free(SpVssBackend *b)
     if (!r)
         return;
     real_close(b);
+    if (r->armed)
+        CloseHandle(r->armed);
     if (r->frozen)
         CloseHandle(r->frozen);
     if (r->release)
@@ -313,7 +317,9 @@ SpVssBackend *sp_vss_backend_real_new(HRESULT *ret_hr)
             hr = S_OK;
     }
     if (SUCCEEDED(hr)) {
-        r->frozen = sp_named_event_create(SP_EVENT_FROZEN);
+        r->armed = sp_named_event_create(SP_EVENT_ARMED);
+        if (r->armed)
+            r->frozen = sp_named_event_create(SP_EVENT_FROZEN);
         if (r->frozen)
             r->release = sp_named_event_create(SP_EVENT_RELEASE);
         if (r->release)

@@ -17,6 +17,9 @@ if(SP_WINDOWS_BUILD_DIR AND SP_WINE)
   add_test(NAME windows/vss-freezer COMMAND ${winerun} 60 ${winexe}/test-vss-freezer.exe)
   set_tests_properties(windows/vss-freezer PROPERTIES FIXTURES_REQUIRED wine TIMEOUT 90)
 
+  add_test(NAME windows/vss-provider COMMAND ${winerun} 60 ${winexe}/test-provider.exe)
+  set_tests_properties(windows/vss-provider PROPERTIES FIXTURES_REQUIRED wine TIMEOUT 90)
+
   add_test(NAME windows/agent-help COMMAND ${winerun} 30 ${winexe}/stillpoint-agent.exe --help)
   set_tests_properties(windows/agent-help PROPERTIES FIXTURES_REQUIRED wine TIMEOUT 60
                        PASS_REGULAR_EXPRESSION "--install.*--uninstall.*--fake-vss")

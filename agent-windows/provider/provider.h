@@ -1,0 +1,14 @@
+/* The stillpoint VSS software provider: a COM object VSS loads to commit our snapshot sets.
+ * It makes no snapshot (the host does, of the whole disk); its CommitSnapshots holds the frozen
+ * window between the agent's named events. */
+#pragma once
+#define COBJMACROS
+#include <windows.h>
+#include <vss.h>
+#include <vsprov.h>
+
+/* Live objects and server locks: DllCanUnloadNow answers from them. */
+extern LONG sp_provider_live;
+
+/* A new provider object, answering riid. */
+HRESULT sp_provider_create(REFIID riid, void **ret);

@@ -1,0 +1,175 @@
+/* Tests of the VSS provider DLL's hold logic, without VSS (runs under wine): load the DLL, get
+ * the provider from its class factory, and play the agent's side of the named events. */
+#define COBJMACROS
+#include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
+#include <windows.h>
+#include <vss.h>
+#include <vsprov.h>
+#include <vsserror.h>
+#include "named-events.h"
+#include "provider-ids.h"
+
+static int failures;
+static const char *current;
+
+#define CHECK(cond)                                                                    \
+    do {                                                                               \
+        if (!(cond)) {                                                                 \
+            fprintf(stderr, "  %s:%d: %s: check failed: %s\n", __FILE__, __LINE__,     \
+                    current, #cond);                                                   \
+            failures++;                                                                \
+            return;                                                                    \
+        }                                                                              \
+    } while (0)
+
+typedef HRESULT(WINAPI *GetClassObjectFn)(REFCLSID, REFIID, void **);
+
+static IClassFactory *factory;
+static HANDLE armed, frozen, release_event, expired;
+
+typedef struct {
+    IVssProviderCreateSnapshotSet *create;
+    HRESULT hr;
+} CommitJob;
+
+static DWORD WINAPI commit_cb(void *userdata)
+{
+    CommitJob *job = userdata;
+    job->hr = IVssProviderCreateSnapshotSet_CommitSnapshots(job->create, GUID_NULL);
+    return 0;
+}
+
+static bool create_events(void)
+{
+    armed = sp_named_event_create(SP_EVENT_ARMED);
+    frozen = sp_named_event_create(SP_EVENT_FROZEN);
+    release_event = sp_named_event_create(SP_EVENT_RELEASE);
+    expired = sp_named_event_create(SP_EVENT_EXPIRED);
+    return armed && frozen && release_event && expired;
+}
+
+static void close_events(void)
+{
+    HANDLE *all[] = { &armed, &frozen, &release_event, &expired };
+    for (size_t i = 0; i < 4; i++)
+        if (*all[i]) {
+            CloseHandle(*all[i]);
+            *all[i] = NULL;
+        }
+}
+
+static void test_claims_volumes_only_while_armed(void)
+{
+    IVssSoftwareSnapshotProvider *p = NULL;
+    WINBOOL supported = TRUE;
+    CHECK(SUCCEEDED(IClassFactory_CreateInstance(factory, NULL, &IID_IVssSoftwareSnapshotProvider,
+                                                 (void **)&p)));
+    CHECK(SUCCEEDED(IVssSoftwareSnapshotProvider_IsVolumeSupported(p, (VSS_PWSZ)L"C:\\",
+                                                                   &supported)));
+    CHECK(!supported);
+    CHECK(create_events());
+    SetEvent(armed);
+    CHECK(SUCCEEDED(IVssSoftwareSnapshotProvider_IsVolumeSupported(p, (VSS_PWSZ)L"C:\\",
+                                                                   &supported)));
+    CHECK(supported);
+    /* One object, three interfaces. */
+    IVssProviderCreateSnapshotSet *c = NULL;
+    CHECK(SUCCEEDED(IVssSoftwareSnapshotProvider_QueryInterface(
+        p, &IID_IVssProviderCreateSnapshotSet, (void **)&c)));
+    IVssProviderCreateSnapshotSet_Release(c);
+    IVssSoftwareSnapshotProvider_Release(p);
+    close_events();
+}
+
+static void test_commit_signals_frozen_and_holds_until_release(void)
+{
+    CommitJob job = { 0 };
+    CHECK(create_events());
+    CHECK(SUCCEEDED(IClassFactory_CreateInstance(factory, NULL, &IID_IVssProviderCreateSnapshotSet,
+                                                 (void **)&job.create)));
+    HANDLE t = CreateThread(NULL, 0, commit_cb, &job, 0, NULL);
+    CHECK(t);
+    CHECK(WaitForSingleObject(frozen, 5000) == WAIT_OBJECT_0);
+    /* Holding: CommitSnapshots has not returned. */
+    CHECK(WaitForSingleObject(t, 200) == WAIT_TIMEOUT);
+    SetEvent(release_event);
+    CHECK(WaitForSingleObject(t, 5000) == WAIT_OBJECT_0);
+    CloseHandle(t);
+    CHECK(job.hr == S_OK);
+    CHECK(WaitForSingleObject(expired, 0) == WAIT_TIMEOUT);
+    IVssProviderCreateSnapshotSet_Release(job.create);
+    close_events();
+}
+
+static void test_commit_without_agent_vetoes(void)
+{
+    IVssProviderCreateSnapshotSet *c = NULL;
+    CHECK(SUCCEEDED(IClassFactory_CreateInstance(factory, NULL, &IID_IVssProviderCreateSnapshotSet,
+                                                 (void **)&c)));
+    CHECK(IVssProviderCreateSnapshotSet_CommitSnapshots(c, GUID_NULL) == VSS_E_PROVIDER_VETO);
+    IVssProviderCreateSnapshotSet_Release(c);
+}
+
+static void test_commit_lets_go_at_the_hold_limit(void)
+{
+    CommitJob job = { 0 };
+    CHECK(create_events());
+    CHECK(SUCCEEDED(IClassFactory_CreateInstance(factory, NULL, &IID_IVssProviderCreateSnapshotSet,
+                                                 (void **)&job.create)));
+    ULONGLONG start = GetTickCount64();
+    HANDLE t = CreateThread(NULL, 0, commit_cb, &job, 0, NULL);
+    CHECK(t);
+    CHECK(WaitForSingleObject(expired, SP_PROVIDER_HOLD_MS + 2000) == WAIT_OBJECT_0);
+    CHECK(WaitForSingleObject(t, 5000) == WAIT_OBJECT_0);
+    ULONGLONG took = GetTickCount64() - start;
+    CloseHandle(t);
+    CHECK(job.hr == S_OK);
+    CHECK(took >= SP_PROVIDER_HOLD_MS - 50 && took < 10000); /* inside Windows' 10 s */
+    IVssProviderCreateSnapshotSet_Release(job.create);
+    close_events();
+}
+
+int main(int argc, char **argv)
+{
+    const wchar_t *dll = L"stillpoint-vss-provider.dll";
+    wchar_t path[MAX_PATH];
+    if (argc > 1) {
+        MultiByteToWideChar(CP_UTF8, 0, argv[1], -1, path, MAX_PATH);
+        dll = path;
+    }
+    HMODULE m = LoadLibraryW(dll);
+    FARPROC p = m ? GetProcAddress(m, "DllGetClassObject") : NULL;
+    GetClassObjectFn get = NULL;
+    const GUID clsid = SP_PROVIDER_CLSID_INIT;
+    if (p)
+        memcpy(&get, &p, sizeof(get));
+    if (!get || FAILED(get(&clsid, &IID_IClassFactory, (void **)&factory))) {
+        fprintf(stderr, "cannot load the provider's class factory from %ls (error %lu)\n", dll,
+                GetLastError());
+        return 1;
+    }
+    static const struct {
+        const char *name;
+        void (*fn)(void);
+    } tests[] = {
+        { "claims_volumes_only_while_armed", test_claims_volumes_only_while_armed },
+        { "commit_signals_frozen_and_holds_until_release",
+          test_commit_signals_frozen_and_holds_until_release },
+        { "commit_without_agent_vetoes", test_commit_without_agent_vetoes },
+        { "commit_lets_go_at_the_hold_limit", test_commit_lets_go_at_the_hold_limit },
+    };
+    size_t n = sizeof(tests) / sizeof(tests[0]);
+    printf("VSS provider DLL tests, without VSS: the agent's events played by the test (%zu)\n", n);
+    for (size_t i = 0; i < n; i++) {
+        int before = failures;
+        current = tests[i].name;
+        tests[i].fn();
+        close_events();
+        printf("%s %zu - %s\n", failures == before ? "ok" : "not ok", i + 1, current);
+        fflush(stdout);
+    }
+    printf("%s: %d of %zu tests failed\n", failures ? "FAIL" : "PASS", failures, n);
+    return failures ? 1 : 0;
+}
