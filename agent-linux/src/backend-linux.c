@@ -91,6 +91,11 @@ void sp_linux_backend_free(SpLinuxBackend *b)
     g_free(b);
 }
 
+guint sp_linux_backend_hook_count(SpLinuxBackend *b)
+{
+    return sp_hooks_count(b->hooks);
+}
+
 gboolean sp_linux_backend_is_frozen(SpLinuxBackend *b)
 {
     return b->lease.frozen;

@@ -1,7 +1,6 @@
 /* config: read agent.conf. Sections [transports], [freeze], [hooks]; see data/agent.conf. */
 #include "config.h"
 
-#include <errno.h>
 #include "state.h"
 
 SpConfig *sp_config_new(void)
@@ -12,6 +11,9 @@ SpConfig *sp_config_new(void)
     c->max_lease_ms = SP_MAX_LEASE_MS;
     c->thaw_on_hangup = TRUE;
     c->hook_timeout_ms = SP_HOOK_TIMEOUT_MS_DEFAULT;
+    /* Used when they exist; an empty value in the file switches them off. */
+    c->hook_path = g_strdup(SP_HOOK_PATH_DEFAULT);
+    c->hook_dir = g_strdup(SP_HOOK_DIR_DEFAULT);
     c->exclude_mountpoints = g_new0(char *, 1);
     c->exclude_types = g_new0(char *, 1);
     return c;

@@ -8,6 +8,8 @@
 #define SP_MAX_LEASE_MS (3600 * 1000)  /* nobody needs a guest frozen for more than an hour */
 #define SP_MIN_LEASE_MS 100
 #define SP_HOOK_TIMEOUT_MS_DEFAULT 30000
+#define SP_HOOK_PATH_DEFAULT "/etc/stillpoint/fsfreeze-hook"
+#define SP_HOOK_DIR_DEFAULT "/etc/stillpoint/fsfreeze-hook.d"
 
 typedef struct {
     char **virtio_ports;        /* character devices to serve; NULL-terminated */

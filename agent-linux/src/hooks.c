@@ -20,7 +20,6 @@ struct SpHooks {
     GPtrArray *scripts;   /* in freeze order */
     gint64 timeout_ms;
     guint n_frozen;       /* how many got "freeze" successfully, for the thaw after a failure */
-    char *init_error;     /* a problem found while listing */
 };
 
 static gboolean script_is_safe(const char *path, GError **error)
@@ -77,12 +76,16 @@ SpHooks *sp_hooks_new(const char *hook_path, const char *hook_dir, gint64 timeou
     return h;
 }
 
+guint sp_hooks_count(const SpHooks *h)
+{
+    return h->scripts->len;
+}
+
 void sp_hooks_free(SpHooks *h)
 {
     if (!h)
         return;
     g_ptr_array_unref(h->scripts);
-    g_free(h->init_error);
     g_free(h);
 }
 

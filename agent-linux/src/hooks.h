@@ -18,6 +18,7 @@ typedef struct SpHooks SpHooks;
  * order for "freeze" and in reverse for "thaw" (may be NULL or absent). */
 SpHooks *sp_hooks_new(const char *hook_path, const char *hook_dir, gint64 timeout_ms);
 void sp_hooks_free(SpHooks *hooks);
+guint sp_hooks_count(const SpHooks *hooks); /* scripts found */
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(SpHooks, sp_hooks_free)
 
 /* Run every freeze hook. When one fails, the hooks that had already been told "freeze" are

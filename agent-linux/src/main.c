@@ -192,7 +192,7 @@ static int run(const SpConfig *config, int ready_fd)
     a.commands.max_lease_ms = config->max_lease_ms;
     a.commands.min_lease_ms = SP_MIN_LEASE_MS;
     a.commands.thaw_on_hangup = config->thaw_on_hangup;
-    a.commands.hooks = config->hook_path != NULL || config->hook_dir != NULL;
+    a.commands.hooks = sp_linux_backend_hook_count(a.backend) > 0;
     a.loop = g_main_loop_new(NULL, FALSE);
     transport = sp_transport_new(request_cb, hangup_cb, &a);
     if (!start_transports(transport, config, &error)) {

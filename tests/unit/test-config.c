@@ -1,0 +1,92 @@
+/* config: the shipped example parses to the defaults; values and range errors are honoured. */
+#include "agent-test.h"
+
+#include <glib/gstdio.h>
+#include <unistd.h>
+#include "config.h"
+
+static char *write_conf(const char *text)
+{
+    char *path = NULL;
+    int fd = g_file_open_tmp("sp-test-agent-XXXXXX.conf", &path, NULL);
+    assert_true(fd >= 0);
+    close(fd);
+    assert_true(g_file_set_contents(path, text, -1, NULL));
+    return path;
+}
+
+static void test_shipped_example_gives_the_defaults(void **state)
+{
+    g_autoptr(SpConfig) c = sp_config_new();
+    g_autoptr(GError) e = NULL;
+
+    assert_true(sp_config_load(c, SP_AGENT_DATA_DIR "/agent.conf", TRUE, &e));
+    assert_null(c->virtio_ports);
+    assert_int_equal(c->default_lease_ms, SP_DEFAULT_LEASE_MS);
+    assert_int_equal(c->max_lease_ms, SP_MAX_LEASE_MS);
+    assert_true(c->thaw_on_hangup);
+    assert_string_equal(c->state_dir, "/run/stillpoint");
+    assert_string_equal(c->hook_path, SP_HOOK_PATH_DEFAULT);
+    assert_int_equal(g_strv_length(c->exclude_mountpoints), 0);
+}
+
+static void test_values_are_read(void **state)
+{
+    g_autofree char *path = write_conf(
+        "[transports]\nvirtio-ports=/dev/vport0p1;/dev/vport0p2\nvsock-ports=1234\nunix-sockets=/run/a.sock\n"
+        "[agent]\nstate-dir=/run/sp-test\n"
+        "[freeze]\ndefault-lease-ms=5000\nmax-lease-ms=10000\nexclude-mountpoints=/mnt/*;/srv\n"
+        "exclude-types=vfat\nthaw-on-hangup=false\n"
+        "[hooks]\nfsfreeze-hook=\ntimeout-ms=250\n");
+    g_autoptr(SpConfig) c = sp_config_new();
+    g_autoptr(GError) e = NULL;
+
+    assert_true(sp_config_load(c, path, TRUE, &e));
+    assert_int_equal(g_strv_length(c->virtio_ports), 2);
+    assert_string_equal(c->virtio_ports[1], "/dev/vport0p2");
+    assert_int_equal(c->n_vsock_ports, 1);
+    assert_int_equal(c->vsock_ports[0], 1234);
+    assert_string_equal(c->unix_sockets[0], "/run/a.sock");
+    assert_string_equal(c->state_dir, "/run/sp-test");
+    assert_int_equal(c->default_lease_ms, 5000);
+    assert_int_equal(c->max_lease_ms, 10000);
+    assert_string_equal(c->exclude_mountpoints[0], "/mnt/*");
+    assert_string_equal(c->exclude_types[0], "vfat");
+    assert_false(c->thaw_on_hangup);
+    assert_null(c->hook_path); /* empty value: no hook */
+    assert_int_equal(c->hook_timeout_ms, 250);
+    g_unlink(path);
+}
+
+static void test_out_of_range_lease_names_file_and_key(void **state)
+{
+    g_autofree char *path = write_conf("[freeze]\nmax-lease-ms=1000\ndefault-lease-ms=5000\n");
+    g_autoptr(SpConfig) c = sp_config_new();
+    g_autoptr(GError) e = NULL;
+
+    assert_false(sp_config_load(c, path, TRUE, &e));
+    assert_non_null(strstr(e->message, path));
+    assert_non_null(strstr(e->message, "default-lease-ms"));
+    g_unlink(path);
+}
+
+static void test_missing_file_is_an_error_only_when_required(void **state)
+{
+    g_autoptr(SpConfig) c = sp_config_new();
+    g_autoptr(GError) e = NULL;
+
+    assert_true(sp_config_load(c, "/nonexistent/agent.conf", FALSE, &e));
+    assert_false(sp_config_load(c, "/nonexistent/agent.conf", TRUE, &e));
+    assert_true(g_error_matches(e, G_FILE_ERROR, G_FILE_ERROR_NOENT));
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_shipped_example_gives_the_defaults),
+        cmocka_unit_test(test_values_are_read),
+        cmocka_unit_test(test_out_of_range_lease_names_file_and_key),
+        cmocka_unit_test(test_missing_file_is_an_error_only_when_required),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
