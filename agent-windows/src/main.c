@@ -40,7 +40,7 @@ static void usage(FILE *out)
             "                       for tests, e.g. under wine, which has no VSS. Also\n"
             "                       STILLPOINT_VSS=fake and STILLPOINT_FAKE_VSS=SPEC, SPEC being\n"
             "                       commit-delay-ms=N,hold-limit-ms=N,failing-writer=NAME,\n"
-            "                       fail=STEP,volumes=N\n"
+            "                       fail=STEP,fail-hr=HEX,volumes=N\n"
             "  --backup-type TYPE   copy (default: leaves application backup chains alone) or full\n"
             "  --lease-ms N         lease of the standard guest-fsfreeze-* commands (default %u;\n"
             "                       VSS holds writes for at most %u ms whatever the lease)\n"

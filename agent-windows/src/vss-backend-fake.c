@@ -277,12 +277,12 @@ SpVssBackupType sp_vss_backend_fake_backup_type(SpVssBackend *b)
     return fake(b)->backup_type;
 }
 
-static bool parse_ulong(const char *s, unsigned long *ret)
+static bool parse_ulong(const char *s, int base, unsigned long *ret)
 {
     char *end;
     if (!*s)
         return false;
-    unsigned long v = strtoul(s, &end, 10);
+    unsigned long v = strtoul(s, &end, base);
     if (*end)
         return false;
     *ret = v;
@@ -302,11 +302,14 @@ bool sp_vss_fake_config_parse(char *spec, SpVssFakeConfig *ret)
         *eq = '\0';
         const char *key = item, *value = eq + 1;
         unsigned long v = 0;
-        if (strcmp(key, "commit-delay-ms") == 0 && parse_ulong(value, &v))
+        if (strcmp(key, "commit-delay-ms") == 0 && parse_ulong(value, 10, &v))
             c.commit_delay_ms = (DWORD)v;
-        else if (strcmp(key, "hold-limit-ms") == 0 && parse_ulong(value, &v))
+        else if (strcmp(key, "hold-limit-ms") == 0 && parse_ulong(value, 10, &v))
             c.hold_limit_ms = (DWORD)v;
-        else if (strcmp(key, "volumes") == 0 && parse_ulong(value, &v) && v <= SP_VSS_MAX_VOLUMES)
+        else if (strcmp(key, "fail-hr") == 0 && parse_ulong(value, 16, &v) && v <= 0xffffffffUL)
+            c.fail_hr = (HRESULT)(DWORD)v;
+        else if (strcmp(key, "volumes") == 0 && parse_ulong(value, 10, &v) &&
+                 v <= SP_VSS_MAX_VOLUMES)
             c.n_volumes = v;
         else if (strcmp(key, "fail") == 0 && *value)
             c.fail_step = value;

@@ -106,6 +106,7 @@ SpVssBackend *sp_vss_backend_fake_new(const SpVssFakeConfig *config);
 const char *sp_vss_backend_fake_calls(SpVssBackend *b);
 /* The backup type of the last init_for_backup. */
 SpVssBackupType sp_vss_backend_fake_backup_type(SpVssBackend *b);
-/* "commit-delay-ms=50,hold-limit-ms=200,fail=prepare_for_backup,failing-writer=NAME,volumes=3".
+/* "commit-delay-ms=50,hold-limit-ms=200,fail=prepare_for_backup,fail-hr=80042318,
+ * failing-writer=NAME,volumes=3" (fail-hr in hex; fail=commit fails the set before "frozen").
  * Strings point into spec, which must outlive the config. Returns false on a malformed spec. */
 bool sp_vss_fake_config_parse(char *spec, SpVssFakeConfig *ret);

@@ -305,13 +305,15 @@ static void test_freeze_list_selects_mount_points(Fixture *fx)
 
 static void test_fake_config_parses_and_rejects(Fixture *fx)
 {
-    char ok[] = "commit-delay-ms=5,hold-limit-ms=200,fail=commit,failing-writer=X W,volumes=3";
+    char ok[] = "commit-delay-ms=5,hold-limit-ms=200,fail=commit,fail-hr=0x80042318,"
+                "failing-writer=X W,volumes=3";
     char bad[] = "hold-limit-ms=abc";
     char unknown[] = "colour=blue";
     SpVssFakeConfig c;
     CHECK(sp_vss_fake_config_parse(ok, &c));
     CHECK(c.commit_delay_ms == 5 && c.hold_limit_ms == 200 && c.n_volumes == 3);
     CHECK_STR(c.fail_step, "commit");
+    CHECK(c.fail_hr == (HRESULT)0x80042318L);
     CHECK_STR(c.failing_writer, "X W");
     CHECK(!sp_vss_fake_config_parse(bad, &c));
     CHECK(!sp_vss_fake_config_parse(unknown, &c));

@@ -31,6 +31,12 @@ if(SP_WINDOWS_BUILD_DIR AND SP_WINE)
                    ${winerun} 120 ${winexe}/stillpoint-agent.exe --tcp 127.0.0.1:{port}
                    --fake-vss)
   set_tests_properties(windows/agent-conformance PROPERTIES FIXTURES_REQUIRED wine TIMEOUT 180)
+
+  # VSS outcomes through the protocol: writer failure, the hold limit, a failing VSS call.
+  add_test(NAME windows/agent-vss-scenarios
+           COMMAND ${SP_PYTHON} ${SP_WINE_TESTS_DIR}/agent-vss-scenarios.py --timeout 60 --
+                   ${winerun} 120 ${winexe}/stillpoint-agent.exe --tcp 127.0.0.1:{port})
+  set_tests_properties(windows/agent-vss-scenarios PROPERTIES FIXTURES_REQUIRED wine TIMEOUT 300)
 elseif(SP_WINDOWS_BUILD_DIR)
   message(STATUS "wine not found: the Windows agent's tests are not registered")
 endif()

@@ -1,0 +1,137 @@
+#!/usr/bin/python3
+"""VSS outcomes through the Windows agent's protocol, on its fake VSS backend (under wine):
+a writer failing at freeze, the provider's hold limit, a VSS call failing. Each scenario starts
+the agent with its own STILLPOINT_FAKE_VSS spec.
+
+  agent-vss-scenarios.py [--timeout S] -- AGENT-COMMAND ... --tcp 127.0.0.1:{port}
+"""
+import argparse
+import importlib.util
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+spec = importlib.util.spec_from_file_location(
+    "conformance", os.path.join(HERE, "..", "conformance", "agent-conformance.py"))
+conf = importlib.util.module_from_spec(spec)
+spec.loader.exec_module(conf)
+check, expect_error, Failure = conf.check, conf.expect_error, conf.Failure
+
+
+def scenario_writer_failing_at_freeze(c):
+    r = c.ok("stillpoint-freeze", {"lease-ms": 30000})
+    t = c.ok("stillpoint-thaw", {"epoch": r["epoch"]})
+    check(t["consistent"] is False, "consistent: %s" % t)
+    check(t["reason"] == "writer-failed", "reason: %s" % t)
+    check(t.get("failed-writer") == "SqlServerWriter", "failed-writer: %s" % t)
+    failed = [w for w in t["writers"] if w["failed"]]
+    check(len(failed) == 1 and failed[0]["state"] == "failed-at-freeze", "writers: %s" % t)
+    # The standard thaw fails: the snapshot taken meanwhile is not consistent.
+    check(c.ok("guest-fsfreeze-freeze") == 2, "standard freeze")
+    expect_error(c.call("guest-fsfreeze-thaw"), "GenericError",
+                 desc="the VSS freeze failed: writer-failed: writer SqlServerWriter")
+    check(c.ok("guest-fsfreeze-status") == "thawed", "thawed after the failed thaw")
+
+
+def scenario_provider_hold_limit(c):
+    r = c.ok("stillpoint-freeze", {"lease-ms": 30000})
+    check(r["lease-ms"] == 10000 and r["hold-limit-ms"] == 10000, "window: %s" % r)
+    check(conf.wait_status(c, "thawed", 10), "still frozen after the provider let go")
+    t = c.ok("stillpoint-thaw")
+    check(t["consistent"] is False and t["reason"] == "hold-limit", "thaw: %s" % t)
+    st = c.ok("stillpoint-status")
+    check(st["last-thaw"]["reason"] == "hold-limit", "status: %s" % st)
+    check(c.ok("guest-fsfreeze-freeze") == 2, "standard freeze")
+    check(conf.wait_status(c, "thawed", 10), "still frozen after the provider let go (2)")
+    expect_error(c.call("guest-fsfreeze-thaw"), "GenericError",
+                 desc="couldn't hold writes: fsfreeze is limited up to 10 seconds")
+    check(c.ok("guest-fsfreeze-thaw") == 0, "reported once to the standard thaw")
+
+
+def scenario_vss_call_failing(c):
+    r = c.call("stillpoint-freeze", {"lease-ms": 30000})
+    expect_error(r, "GenericError", code="freeze-failed")
+    check("prepare_for_backup" in r["error"]["desc"] and "0x80042318" in r["error"]["desc"],
+          "desc names the step and the error: %s" % r)
+    check(c.ok("guest-fsfreeze-status") == "thawed", "status after a failed freeze")
+    expect_error(c.call("guest-fsfreeze-freeze"), "GenericError")
+    check(c.ok("stillpoint-status")["status"] == "thawed", "stillpoint-status")
+
+
+def scenario_capabilities_name_the_fake_backend(c):
+    cap = c.ok("stillpoint-capabilities")
+    check(cap["platform"] == "windows", "platform: %s" % cap)
+    check(cap["freeze"]["backend"] == "fake", "backend: %s" % cap)
+    check(cap["freeze"]["hold-limit-ms"] == 10000, "hold-limit-ms: %s" % cap)
+    check(cap["freeze"]["writers"] is True, "writers: %s" % cap)
+
+
+SCENARIOS = [
+    (scenario_writer_failing_at_freeze, "failing-writer=SqlServerWriter"),
+    (scenario_provider_hold_limit, "hold-limit-ms=300"),
+    (scenario_vss_call_failing, "fail=prepare_for_backup,fail-hr=80042318"),
+    (scenario_capabilities_name_the_fake_backend, "volumes=2"),
+]
+
+
+def run_scenario(fn, fake_spec, cmd, timeout, tmp):
+    port = str(conf.free_port())
+    argv = [a.replace("{port}", port) for a in cmd]
+    env = dict(os.environ, STILLPOINT_FAKE_VSS=fake_spec)
+    log = open(os.path.join(tmp, fn.__name__ + ".log"), "w+b")
+    proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env,
+                            start_new_session=True)
+    args = argparse.Namespace(connect="tcp:127.0.0.1:" + port, timeout=timeout)
+    c = None
+    try:
+        conf.wait_for_agent(args, proc)
+        c = conf.Client(args.connect, timeout)
+        fn(c)
+        return None
+    except (Failure, OSError, ValueError, KeyError, TypeError) as e:
+        log.seek(0)
+        return "%s: %s\n%s" % (type(e).__name__, e, log.read().decode(errors="replace"))
+    finally:
+        if c:
+            c.close()
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGTERM)
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)
+                proc.wait()
+        log.close()
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    p.add_argument("--timeout", type=float, default=60.0)
+    p.add_argument("agent", nargs=argparse.REMAINDER)
+    args = p.parse_args()
+    cmd = args.agent[1:] if args.agent[:1] == ["--"] else args.agent
+    if not cmd:
+        p.error("give the agent command after --")
+    failures = 0
+    with tempfile.TemporaryDirectory(prefix="sp-vss-scenarios-") as tmp:
+        print("1..%d" % len(SCENARIOS))
+        for i, (fn, fake_spec) in enumerate(SCENARIOS, 1):
+            name = fn.__name__[len("scenario_"):]
+            err = run_scenario(fn, fake_spec, cmd, args.timeout, tmp)
+            if err:
+                failures += 1
+                print("not ok %d - %s (STILLPOINT_FAKE_VSS=%s): %s" % (i, name, fake_spec,
+                      err.replace("\n", "\n# ")))
+            else:
+                print("ok %d - %s (STILLPOINT_FAKE_VSS=%s)" % (i, name, fake_spec))
+            sys.stdout.flush()
+    print("# %d of %d failed" % (failures, len(SCENARIOS)))
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
