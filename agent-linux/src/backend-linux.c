@@ -184,7 +184,7 @@ static int build_plan(SpLinuxBackend *b, const SpFreezeRequest *req, SpFreezePla
     if (r == -ENOENT)
         set_error(err, SP_CODE_UNKNOWN_MOUNTPOINT, "%s is not a mountpoint in this guest", missing);
     else if (r < 0)
-        set_error(err, SP_CODE_INTERNAL, "planning the freeze failed: %s", g_strerror(-r));
+        set_error(err, SP_ERROR_CODE_FAILED, "planning the freeze failed: %s", g_strerror(-r));
     for (size_t i = 0; r == 0 && ds.seen && i < req->n_names; i++) {
         if (!g_hash_table_contains(ds.seen, req->names[i])) {
             set_error(err, SP_CODE_UNKNOWN_DISK, "no mounted filesystem is on a disk with serial %s",

@@ -219,14 +219,14 @@ static SpJson *freeze_result_json(const SpFreezeResult *res)
 static bool check_names(const SpJson *list, const char *what, SpCommandError *err)
 {
     if (list && sp_json_array_len(list) == 0) {
-        sp_command_error_set(err, SP_ERROR_CLASS_GENERIC, SP_ERROR_CODE_INVALID_ARGUMENTS,
+        sp_command_error_set(err, SP_ERROR_CLASS_GENERIC, SP_CODE_INVALID_ARGUMENT,
                              "'%s' is empty: omit it to freeze every filesystem", what);
         return false;
     }
     for (size_t i = 0; list && i < sp_json_array_len(list); i++) {
         const char *s = sp_json_get_string(sp_json_array_get(list, i));
         if (!s || !*s || strlen(s) != sp_json_get_string_len(sp_json_array_get(list, i))) {
-            sp_command_error_set(err, SP_ERROR_CLASS_GENERIC, SP_ERROR_CODE_INVALID_ARGUMENTS,
+            sp_command_error_set(err, SP_ERROR_CLASS_GENERIC, SP_CODE_INVALID_ARGUMENT,
                                  "'%s' item %zu is empty or contains NUL", what, i);
             return false;
         }
@@ -247,7 +247,7 @@ static SpJson *cmd_sp_freeze(void *ctx, const SpJson *args, SpCommandError *err)
     SpJson *reply;
 
     if (mps && disks) {
-        sp_command_error_set(err, SP_ERROR_CLASS_GENERIC, SP_ERROR_CODE_INVALID_ARGUMENTS,
+        sp_command_error_set(err, SP_ERROR_CLASS_GENERIC, SP_CODE_INVALID_ARGUMENT,
                              "give 'mountpoints' or 'disks', not both");
         return NULL;
     }
@@ -296,7 +296,7 @@ static SpJson *cmd_sp_thaw(void *ctx, const SpJson *args, SpCommandError *err)
     int64_t epoch = sp_json_object_get_int(args, "epoch", 0);
 
     if (sp_json_object_get(args, "epoch") && epoch <= 0) {
-        sp_command_error_set(err, SP_ERROR_CLASS_GENERIC, SP_ERROR_CODE_INVALID_ARGUMENTS,
+        sp_command_error_set(err, SP_ERROR_CLASS_GENERIC, SP_CODE_INVALID_ARGUMENT,
                              "'epoch' must be the positive number stillpoint-freeze returned");
         return NULL;
     }

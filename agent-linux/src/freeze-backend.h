@@ -6,6 +6,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include "stillpoint/json.h"
+#include "stillpoint/message.h"
 
 typedef enum {
     SP_SELECT_ALL,          /* every freezable filesystem */
@@ -89,6 +90,9 @@ typedef struct {
 void sp_freeze_result_clear(SpFreezeResult *result);
 
 /* Stable error codes of the stillpoint- commands (besides the dispatcher's SP_ERROR_CODE_*). */
+/* An argument of the right type with a value that cannot be used (the dispatcher answers
+ * wrong types and unknown arguments with SP_ERROR_CODE_INVALID_ARGUMENTS). */
+#define SP_CODE_INVALID_ARGUMENT "invalid-argument"
 #define SP_CODE_ALREADY_FROZEN "already-frozen"
 #define SP_CODE_NOT_FROZEN "not-frozen"
 #define SP_CODE_EPOCH_MISMATCH "epoch-mismatch"
@@ -97,7 +101,5 @@ void sp_freeze_result_clear(SpFreezeResult *result);
 #define SP_CODE_LEASE_OUT_OF_RANGE "lease-out-of-range"
 #define SP_CODE_HOOK_FAILED "hook-failed"
 #define SP_CODE_FREEZE_FAILED "freeze-failed"
-#define SP_CODE_THAW_FAILED "thaw-failed"
 #define SP_CODE_STATE_FAILED "state-failed"
 #define SP_CODE_DISCOVERY_FAILED "discovery-failed"
-#define SP_CODE_INTERNAL "internal-error"

@@ -450,7 +450,7 @@ def test_bad_input_gets_errors_and_agent_keeps_serving(env):
     e = c.error("stillpoint-freeze", {"lease-ms": 10})
     check(e.get("code") == "lease-out-of-range", str(e))
     e = c.error("stillpoint-freeze", {"mountpoints": ["/"], "disks": ["x"]})
-    check(e.get("code") == "invalid-arguments", str(e))
+    check(e.get("code") == "invalid-argument", str(e))
     e = c.error("stillpoint-thaw")
     check(e.get("code") == "not-frozen", str(e))
     c.send_raw(b'\xff{"execute":"guest-sync-delimited","arguments":{"id":7}}\n')

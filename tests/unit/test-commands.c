@@ -270,13 +270,13 @@ static void test_stillpoint_freeze_argument_errors_have_codes(void **state)
     assert_reply(f, "{\"execute\":\"stillpoint-freeze\",\"arguments\":{\"lease-ms\":3600001}}",
                  "{\"error\":{\"class\":\"GenericError\",\"desc\":\"'lease-ms' must be between 100 and 3600000\",\"code\":\"lease-out-of-range\"}}");
     assert_reply(f, "{\"execute\":\"stillpoint-freeze\",\"arguments\":{\"mountpoints\":[\"/\"],\"disks\":[\"a\"]}}",
-                 "{\"error\":{\"class\":\"GenericError\",\"desc\":\"give 'mountpoints' or 'disks', not both\",\"code\":\"invalid-arguments\"}}");
+                 "{\"error\":{\"class\":\"GenericError\",\"desc\":\"give 'mountpoints' or 'disks', not both\",\"code\":\"invalid-argument\"}}");
     assert_reply(f, "{\"execute\":\"stillpoint-freeze\",\"arguments\":{\"mountpoints\":[]}}",
-                 "{\"error\":{\"class\":\"GenericError\",\"desc\":\"'mountpoints' is empty: omit it to freeze every filesystem\",\"code\":\"invalid-arguments\"}}");
+                 "{\"error\":{\"class\":\"GenericError\",\"desc\":\"'mountpoints' is empty: omit it to freeze every filesystem\",\"code\":\"invalid-argument\"}}");
     assert_reply(f, "{\"execute\":\"stillpoint-freeze\",\"arguments\":{\"disks\":[\"\"]}}",
-                 "{\"error\":{\"class\":\"GenericError\",\"desc\":\"'disks' item 0 is empty or contains NUL\",\"code\":\"invalid-arguments\"}}");
+                 "{\"error\":{\"class\":\"GenericError\",\"desc\":\"'disks' item 0 is empty or contains NUL\",\"code\":\"invalid-argument\"}}");
     assert_reply(f, "{\"execute\":\"stillpoint-freeze\",\"arguments\":{\"mountpoints\":[\"/a\\u0000b\"]}}",
-                 "{\"error\":{\"class\":\"GenericError\",\"desc\":\"'mountpoints' item 0 is empty or contains NUL\",\"code\":\"invalid-arguments\"}}");
+                 "{\"error\":{\"class\":\"GenericError\",\"desc\":\"'mountpoints' item 0 is empty or contains NUL\",\"code\":\"invalid-argument\"}}");
     assert_reply(f, "{\"execute\":\"stillpoint-freeze\",\"arguments\":{\"lease\":5}}",
                  "{\"error\":{\"class\":\"GenericError\",\"desc\":\"Parameter 'lease' is unexpected\",\"code\":\"invalid-arguments\"}}");
     assert_int_equal(f->backend.freezes, 0);
@@ -304,7 +304,7 @@ static void test_stillpoint_thaw_reports_consistency_and_checks_epoch(void **sta
     assert_int_equal(f->backend.last_thaw_epoch, 41);
     assert_false(f->backend.last_thaw_standard);
     assert_reply(f, "{\"execute\":\"stillpoint-thaw\",\"arguments\":{\"epoch\":0}}",
-                 "{\"error\":{\"class\":\"GenericError\",\"desc\":\"'epoch' must be the positive number stillpoint-freeze returned\",\"code\":\"invalid-arguments\"}}");
+                 "{\"error\":{\"class\":\"GenericError\",\"desc\":\"'epoch' must be the positive number stillpoint-freeze returned\",\"code\":\"invalid-argument\"}}");
     assert_reply(f, "{\"execute\":\"stillpoint-thaw\",\"arguments\":{\"epoch\":1.5}}",
                  "{\"error\":{\"class\":\"GenericError\",\"desc\":\"Invalid parameter type for 'epoch', expected: integer\",\"code\":\"invalid-arguments\"}}");
 }
