@@ -516,11 +516,19 @@ static int cmd_checkpoint_list(int argc, char **argv)
                     "checkpoint list: expected one VM name");
         goto fail;
     }
-    if (!open_vm(argv[1], FALSE, &store, &lock, &vm, &error))
+    store = open_store(&error);
+    if (store == NULL || (vm = sp_store_vm_get(store, argv[1], &error)) == NULL)
         goto fail;
-    /* Listing must work with the VM off: an unresolvable recovery is only a warning here. */
-    if (!sp_coordinator_recover(store, vm, NULL, progress_cb, NULL, &recover_error))
-        fprintf(stderr, "stillpoint: WARNING: %s\n", recover_error->message);
+    /* Recovery needs the VM's lock; while another process works on the VM, its operation is not
+     * interrupted but in progress, so list what is recorded and leave it alone. */
+    lock = sp_vm_lock_acquire(store, argv[1], &recover_error);
+    if (lock != NULL) {
+        /* Listing must work with the VM off: an unresolvable recovery is only a warning here. */
+        if (!sp_coordinator_recover(store, vm, NULL, progress_cb, NULL, &recover_error))
+            fprintf(stderr, "stillpoint: WARNING: %s\n", recover_error->message);
+    } else if (!globals.quiet) {
+        fprintf(stderr, "stillpoint: note: %s\n", recover_error->message);
+    }
     sp_vm_free(g_steal_pointer(&vm));
     if ((vm = sp_store_vm_get(store, argv[1], &error)) == NULL)
         goto fail;

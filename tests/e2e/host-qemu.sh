@@ -181,6 +181,8 @@ lock)
   until grep -q "cmd stillpoint-freeze" "$T/agent.log" 2>/dev/null; do sleep 0.05; done
   if "$SP" checkpoint create vm1 --name second 2>"$T/err"; then fail "second process got in"; fi
   check "second process told the VM is busy" grep -q "VM 'vm1' is busy: another stillpoint process (pid $slow)" "$T/err"
+  "$SP" checkpoint list vm1 >/dev/null 2>"$T/err" || fail "list while busy"
+  check "list works meanwhile, leaving the operation in progress alone" grep -q "note: VM 'vm1' is busy" "$T/err"
   wait $slow || fail "first create"
   check "only the first checkpoint exists" [ "$(list_json vm1 | jq -r '.checkpoints[].name')" = slow ]
   ;;
