@@ -484,6 +484,7 @@ static SpJson *fs_json(SpLinuxBackend *b, const SpMount *m)
     if (statvfs(m->mountpoint, &sv) == 0) {
         sp_json_object_set_int(o, "used-bytes", (int64_t)((sv.f_blocks - sv.f_bfree) * sv.f_frsize));
         sp_json_object_set_int(o, "total-bytes", (int64_t)((sv.f_blocks - sv.f_bfree + sv.f_bavail) * sv.f_frsize));
+        sp_json_object_set_int(o, "total-bytes-privileged", (int64_t)(sv.f_blocks * sv.f_frsize));
     }
     for (guint i = 0; i < list->len; i++)
         sp_json_array_append(disks, disk_json(list->pdata[i]));

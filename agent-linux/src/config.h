@@ -4,6 +4,7 @@
 
 #define SP_CONFIG_PATH_DEFAULT "/etc/stillpoint/agent.conf"
 #define SP_VIRTIO_PORT_DEFAULT "/dev/virtio-ports/org.qemu.guest_agent.0"
+#define SP_VIRTIO_PORT_OWN "/dev/virtio-ports/org.stillpoint.agent.0"
 #define SP_DEFAULT_LEASE_MS 60000      /* long enough for libvirt's freeze→snapshot→thaw */
 #define SP_MAX_LEASE_MS (3600 * 1000)  /* nobody needs a guest frozen for more than an hour */
 #define SP_MIN_LEASE_MS 100

@@ -117,8 +117,11 @@ static gboolean apply_options(SpConfig *config, const Options *o, GError **error
         }
     }
     if (!config->virtio_ports && !config->unix_sockets && config->n_vsock_ports == 0) {
-        config->virtio_ports = g_new0(char *, 2);
+        /* qemu-ga's port, and our own when the VM has one (so qemu-ga can keep the other). */
+        config->virtio_ports = g_new0(char *, 3);
         config->virtio_ports[0] = g_strdup(SP_VIRTIO_PORT_DEFAULT);
+        if (g_file_test(SP_VIRTIO_PORT_OWN, G_FILE_TEST_EXISTS))
+            config->virtio_ports[1] = g_strdup(SP_VIRTIO_PORT_OWN);
     }
     if (o->state_dir) {
         g_free(config->state_dir);
