@@ -184,11 +184,11 @@ class Env:
         run("mount", "-t", "tmpfs", "tmpfs", self.path("tmp"))
         self.mounts.append(self.path("tmp"))
 
-    def write_config(self, extra=""):
+    def write_config(self, extra="", lease_ms=20000):
         excluded = ";".join(fnmatch_escape(m) for m in self.pre_existing)
         with open(self.conf, "w") as f:
             f.write("[freeze]\n# never freeze the machine running the test\n"
-                    "exclude-mountpoints=%s\ndefault-lease-ms=20000\n%s" % (excluded, extra))
+                    "exclude-mountpoints=%s\ndefault-lease-ms=%d\n%s" % (excluded, lease_ms, extra))
 
     def set_hook(self, body):
         self.hook = self.path("fsfreeze-hook")
@@ -511,6 +511,67 @@ def test_get_fsinfo_lists_test_filesystems(env):
     check(len(disk) == 1 and disk[0]["dev"].startswith("/dev/loop"), str(disk))
     check(by_mp[env.path("ext4")]["total-bytes"] > 0, "sizes")
     check(env.path("tmp") not in by_mp, "tmpfs is not on a block device")
+    env.stop_agent()
+
+
+def test_hook_dir_runs_in_name_order_and_thaws_in_reverse(env):
+    env.standard_layout()
+    marker = env.path("hook-calls")
+    hook_dir = env.path("hook.d")
+    os.makedirs(hook_dir)
+    for name in ("20-db", "10-app", "30-cache", ".hidden", "40-backup~"):
+        with open(os.path.join(hook_dir, name), "w") as f:
+            f.write('#!/bin/sh\necho "%s $1" >> %s\n' % (name, marker))
+        os.chmod(os.path.join(hook_dir, name), 0o755)
+    env.write_config("[hooks]\nfsfreeze-hook=\nfsfreeze-hook-dir=%s\n" % hook_dir)
+    c = env.start_agent()
+    check(c.ok("stillpoint-capabilities")["freeze"]["hooks"] is True, "hooks reported")
+    c.ok("stillpoint-freeze", {"mountpoints": [env.path("xfs")]})
+    c.ok("stillpoint-thaw")
+    with open(marker) as f:
+        calls = f.read().splitlines()
+    check(calls == ["10-app freeze", "20-db freeze", "30-cache freeze",
+                    "30-cache thaw", "20-db thaw", "10-app thaw"], "hook order: %s" % calls)
+    env.stop_agent()
+
+
+def test_standard_freeze_gets_the_configured_default_lease(env):
+    env.standard_layout()
+    env.write_config(lease_ms=600)
+    c = env.start_agent()
+    check(c.ok("guest-fsfreeze-freeze-list", {"mountpoints": [env.path("ext4")]}) == 1, "one")
+    env.writer("ext4", "f").finish("after the default lease ran out")
+    check(c.ok("guest-fsfreeze-status") == "thawed", "thawed by itself")
+    # qemu-ga semantics: thawing a thawed guest is not an error.
+    check(c.ok("guest-fsfreeze-thaw") == 0, "nothing left to thaw")
+    env.stop_agent()
+
+
+def test_sigterm_thaws_before_exit(env):
+    env.standard_layout()
+    c = env.start_agent()
+    c.ok("guest-fsfreeze-freeze")
+    w = env.writer("xfs", "f")
+    check(w.blocked(), "frozen")
+    env.stop_agent()   # asserts exit status 0 (and no leaks under ASan)
+    w.finish("after SIGTERM")
+    check(not os.path.exists(os.path.join(env.state_dir, "frozen")), "state removed")
+
+
+def test_log_lines_are_held_while_frozen(env):
+    env.standard_layout()
+    c = env.start_agent()
+    log = env.path("agent.log")
+    c.ok("stillpoint-freeze", {"mountpoints": [env.path("xfs")]})
+    c.error("stillpoint-freeze")          # refused: logs nothing either way
+    with open(log) as f:
+        held = f.read()
+    check("froze" not in held, "a log line was written while frozen: %s" % held)
+    c.ok("stillpoint-thaw")
+    with open(log) as f:
+        text = f.read()
+    check("froze 1 filesystem" in text and "thawed 1 filesystem" in text, text)
+    check(text.index("froze 1") < text.index("thawed 1"), "order kept")
     env.stop_agent()
 
 

@@ -14,7 +14,11 @@ set(SP_AGENT_IT_SCENARIOS
   bad_input_gets_errors_and_agent_keeps_serving
   frozen_agent_refuses_other_commands
   filesystem_frozen_by_someone_else_is_reported_not_thawed
-  get_fsinfo_lists_test_filesystems)
+  get_fsinfo_lists_test_filesystems
+  hook_dir_runs_in_name_order_and_thaws_in_reverse
+  standard_freeze_gets_the_configured_default_lease
+  sigterm_thaws_before_exit
+  log_lines_are_held_while_frozen)
 foreach(scenario IN LISTS SP_AGENT_IT_SCENARIOS)
   add_test(NAME agent/integration/${scenario}
            COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/agent-freeze.py
