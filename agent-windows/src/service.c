@@ -7,6 +7,7 @@
 #include <wchar.h>
 #include <objbase.h>
 #include "log.h"
+#include "complus.h"
 #include "provider-ids.h"
 
 /* How long the SCM may wait for us to stop: a thaw waits for VSS's BackupComplete. */
@@ -116,6 +117,34 @@ static HRESULT call_provider(const char *entry)
     return hr;
 }
 
+/* The provider DLL as a COM+ server application; COM+ calls its DllRegisterServer, which
+ * registers it with VSS. */
+static HRESULT register_provider(void)
+{
+    wchar_t dll[MAX_PATH];
+    if (!sibling_path(SP_PROVIDER_DLL, dll, MAX_PATH))
+        return HRESULT_FROM_WIN32(ERROR_FILENAME_EXCED_RANGE);
+    if (GetFileAttributesW(dll) == INVALID_FILE_ATTRIBUTES)
+        return HRESULT_FROM_WIN32(GetLastError());
+    HRESULT hr = CoInitializeEx(NULL, COINIT_MULTITHREADED);
+    bool com = SUCCEEDED(hr);
+    hr = sp_complus_install(SP_PROVIDER_NAME, dll);
+    if (com)
+        CoUninitialize();
+    return hr;
+}
+
+static HRESULT unregister_provider(void)
+{
+    HRESULT hr = call_provider("DllUnregisterServer");
+    HRESULT hr2 = CoInitializeEx(NULL, COINIT_MULTITHREADED);
+    bool com = SUCCEEDED(hr2);
+    hr2 = sp_complus_uninstall(SP_PROVIDER_NAME);
+    if (com)
+        CoUninitialize();
+    return FAILED(hr) ? hr : hr2;
+}
+
 int sp_service_install(void)
 {
     wchar_t exe[MAX_PATH], cmdline[MAX_PATH + 16];
@@ -124,7 +153,7 @@ int sp_service_install(void)
         fprintf(stderr, "stillpoint-agent: cannot find my own path (error %lu)\n", GetLastError());
         return 1;
     }
-    HRESULT hr = call_provider("DllRegisterServer");
+    HRESULT hr = register_provider();
     if (FAILED(hr)) {
         fprintf(stderr, "stillpoint-agent: registering the VSS provider %ls failed: error "
                         "0x%08lx (is it next to the exe? are you an administrator?)\n",
@@ -186,7 +215,7 @@ int sp_service_uninstall(void)
     }
     if (scm)
         CloseServiceHandle(scm);
-    HRESULT hr = call_provider("DllUnregisterServer");
+    HRESULT hr = unregister_provider();
     if (FAILED(hr)) {
         fprintf(stderr, "stillpoint-agent: unregistering the VSS provider failed: error "
                         "0x%08lx\n", (unsigned long)hr);
