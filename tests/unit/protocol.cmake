@@ -9,6 +9,19 @@ foreach(name json framer message command)
   endif()
 endforeach()
 
+# A locale whose decimal point is ',' (built into the build tree, no root needed) proves that
+# numbers do not depend on the C locale; without localedef that test skips.
+find_program(SP_LOCALEDEF localedef)
+set(sp_locale_dir ${CMAKE_CURRENT_BINARY_DIR}/locale)
+if(SP_LOCALEDEF AND NOT EXISTS ${sp_locale_dir}/de_DE.UTF-8/LC_NUMERIC)
+  file(MAKE_DIRECTORY ${sp_locale_dir})
+  execute_process(COMMAND ${SP_LOCALEDEF} -c -i de_DE -f UTF-8 ${sp_locale_dir}/de_DE.UTF-8
+                  RESULT_VARIABLE sp_localedef_result OUTPUT_QUIET ERROR_QUIET)
+endif()
+if(EXISTS ${sp_locale_dir}/de_DE.UTF-8/LC_NUMERIC)
+  set_tests_properties(protocol/json PROPERTIES ENVIRONMENT LOCPATH=${sp_locale_dir})
+endif()
+
 # Allocation failures: the allocator is wrapped with GNU ld's --wrap, so every allocation the
 # library makes can be failed in turn.
 if(CMAKE_C_COMPILER_ID MATCHES "Clang|GNU" AND NOT APPLE)

@@ -167,6 +167,8 @@ static void test_oversize_object_is_one_error_and_skipped_with_nesting(void **st
     assert_string_equal(frames_of("{\"a\":[{\"b\":\"}}}\"},{}],\"c\":{}}{\"ok\":1}", 10),
                         "E-6|O{\"ok\":1}|");
     assert_string_equal(frames_of("{\"a\":\"0123456789\"}{}", 10), "E-6|O{}|");
+    /* The byte that crosses the limit may be the closing brace itself. */
+    assert_string_equal(frames_of("{\"a\":1234}{}", 9), "E-6|O{}|");
 }
 
 static void test_resync_byte_ends_skipping_of_oversize_object(void **state)
