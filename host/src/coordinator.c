@@ -359,6 +359,12 @@ static void recover_thaw(CreateRun *run)
     g_clear_pointer(&run->agent, sp_agent_free);
 }
 
+static gboolean step_after_transaction(const char *step)
+{
+    return g_strcmp0(step, STEP_SNAPSHOTTED) == 0 || g_strcmp0(step, STEP_THAWED_CONSISTENT) == 0 ||
+           g_strcmp0(step, STEP_THAWED_CRASH) == 0;
+}
+
 static gboolean recover_create(CreateRun *run, SpOp *op, GError **error)
 {
     g_autoptr(SpCheckpoint) cp = NULL;
@@ -373,6 +379,19 @@ static gboolean recover_create(CreateRun *run, SpOp *op, GError **error)
         recover_thaw(run);
     if (!run->driver->ops->committed(run->driver, run->plan, &committed, error))
         return FALSE;
+    if (!committed && step_after_transaction(op->step)) {
+        /* The transaction was journaled as done, yet QEMU no longer runs on the overlays (a
+         * restart?). They may hold writes made since: never delete them on a guess. */
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED,
+                    "checkpoint '%s' was taken, but the VM no longer runs on its overlays (was "
+                    "QEMU restarted on other images?); they are kept, check them with 'qemu-img "
+                    "info --backing-chain' (first: %s)",
+                    run->plan->checkpoint_name,
+                    run->plan->disks->len > 0
+                        ? ((SpPlanDisk *)g_ptr_array_index(run->plan->disks, 0))->overlay
+                        : "none");
+        return FALSE;
+    }
     if (!committed) {
         say(run, "recovery: operation %" G_GINT64_FORMAT " (checkpoint '%s', step %s) did not "
                  "take effect: removing its overlays",

@@ -23,10 +23,13 @@ trap cleanup EXIT
 fail() { echo "FAIL ($case_name): $*" >&2; exit 1; }
 check() { local what=$1; shift; "$@" || fail "$what"; echo "ok - $what"; }
 
-start_qemu() {
+start_qemu() { # [keep]: reuse the images
   mkdir -p "$T/img"
-  qemu-img create -q -f qcow2 "$T/img/a.qcow2" 64M
-  qemu-img create -q -f qcow2 "$T/img/b.qcow2" 32M
+  if [ "${1:-}" != keep ]; then
+    qemu-img create -q -f qcow2 "$T/img/a.qcow2" 64M
+    qemu-img create -q -f qcow2 "$T/img/b.qcow2" 32M
+  fi
+  rm -f "$T/qmp.sock"
   qemu-system-x86_64 -machine q35 -accel tcg -S -nodefaults -display none \
     -qmp "unix:$T/qmp.sock,server=on,wait=off" \
     -blockdev "driver=qcow2,node-name=disk0,file.driver=file,file.filename=$T/img/a.qcow2" \
@@ -215,6 +218,20 @@ crash-recovery)
   "$SP" -q checkpoint list vm1 >/dev/null
   check "recovery thawed the qemu-ga guest" [ "$(agent_events | awk '{print $NF}')" = thaw ]
   check "store consistent" store_consistent vm1
+  ;;
+restarted)
+  # The transaction happened, then the CLI died and QEMU was restarted on the old images: the
+  # overlays may hold writes, so recovery keeps them and says so instead of guessing.
+  start_qemu; start_agent
+  register vm1 --agent "$T/agent.sock"
+  set +e; STILLPOINT_TEST_CRASH_AT=snapshotted "$SP" -q checkpoint create vm1 2>/dev/null; set -e
+  kill "$QEMU_PID"; wait "$QEMU_PID" 2>/dev/null || true
+  start_qemu keep
+  if "$SP" vm recover vm1 2>"$T/err"; then fail "recovery guessed"; fi
+  check "recovery explains" grep -q "the VM no longer runs on its overlays" "$T/err"
+  check "overlays kept" [ "$(n_images)" = 4 ]
+  check "operation kept in the journal" \
+    [ "$(sqlite3 "$STILLPOINT_STORE" "select count(*) from ops where state='intent'")" = 1 ]
   ;;
 hook)
   start_qemu; start_agent
