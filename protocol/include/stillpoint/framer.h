@@ -31,7 +31,8 @@ typedef struct {
     int status;       /* SP_OK for objects and resyncs */
 } SpFrame;
 
-/* Called once per frame, in stream order. Callers that want one message at a time queue them. */
+/* Called once per frame, in stream order. Callers that want one message at a time queue them.
+ * The callback may call sp_framer_reset, but must not feed or free the framer it came from. */
 typedef void (*SpFrameCb)(const SpFrame *frame, void *userdata);
 
 typedef struct SpFramer SpFramer;
