@@ -26,3 +26,13 @@ foreach(scenario IN LISTS SP_AGENT_IT_SCENARIOS)
   set_tests_properties(agent/integration/${scenario} PROPERTIES
     SKIP_RETURN_CODE 77 TIMEOUT 120 LABELS "agent;integration;root")
 endforeach()
+
+# The agent on a real virtio-serial port in the test guest (tests/guest): selection by disk
+# serial, thaw when the host side of the port hangs up. Boots a VM, so it shares the guest
+# tests' image fixture and VM lock.
+add_test(NAME agent/virtio/serial-selection-and-hangup-thaw
+         COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/agent-virtio.py
+                 --guest ${CMAKE_CURRENT_BINARY_DIR}/guest
+                 --run-dir ${CMAKE_CURRENT_BINARY_DIR}/agent-virtio-run)
+set_tests_properties(agent/virtio/serial-selection-and-hangup-thaw PROPERTIES
+  LABELS "agent;guest" RESOURCE_LOCK vm FIXTURES_REQUIRED sp-guest-image TIMEOUT 240)
