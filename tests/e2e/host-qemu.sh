@@ -11,6 +11,10 @@ command -v qemu-system-x86_64 >/dev/null && command -v qemu-img >/dev/null && co
 
 T=$(mktemp -d /tmp/sp-host-qemu.XXXXXX)
 export STILLPOINT_STORE=$T/store.db
+# Sanitizer reports go to files, so that a leak on an expected-failure path is not mistaken for
+# the expected failure; any report fails the test at the end.
+export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}log_path=$T/sanitizer"
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}log_path=$T/sanitizer"
 QEMU_PID= AGENT_PID=
 cleanup() {
   [ -n "$AGENT_PID" ] && kill "$AGENT_PID" 2>/dev/null || true
@@ -277,4 +281,5 @@ overlay-dir)
   fail "unknown case"
   ;;
 esac
+if ls "$T"/sanitizer.* >/dev/null 2>&1; then cat "$T"/sanitizer.* >&2; fail "sanitizer report"; fi
 echo "PASS host/qemu/$case_name"

@@ -35,10 +35,17 @@ def ok(cond, what):
     print(f"ok - {what}", flush=True)
 
 
+def check_sanitizers(c):
+    reports = glob.glob(c.sanitizer_log + ".*")
+    text = "".join(open(r).read() for r in reports)
+    ok(not reports, "no sanitizer report from the CLI" + (f":\n{text}" if text else ""))
+
+
 class Ctx:
     def __init__(self, a, guest):
         self.a, self.g = a, guest
         self.store = os.path.join(a.run_dir, "store.db")
+        self.sanitizer_log = os.path.join(a.run_dir, "sanitizer")
         for f in glob.glob(self.store + "*"):
             os.unlink(f)
 
@@ -46,6 +53,10 @@ class Ctx:
         # QEMU serves one agent client at a time: let the CLI have the channel.
         self.g.qga_disconnect()
         e = dict(os.environ, STILLPOINT_STORE=self.store, **(env or {}))
+        # Sanitizer reports go to files: a leak on an expected-failure path must not pass as
+        # the expected failure. check_sanitizers() fails the case on any report.
+        for var in ("ASAN_OPTIONS", "UBSAN_OPTIONS"):
+            e[var] = ":".join(filter(None, [e.get(var), f"log_path={self.sanitizer_log}"]))
         r = subprocess.run([self.a.stillpoint, *args], capture_output=True, text=True, env=e)
         if check and r.returncode != 0:
             raise Fail(f"stillpoint {' '.join(args)}: exit {r.returncode}\n{r.stderr}")
@@ -229,7 +240,9 @@ def main():
     with Guest(a.guest, a.run_dir, agent=a.agent, disks=[Disk(s) for s in serials],
                workload=["--interval-ms", "20"] + files, lifetime=600, fresh=True) as g:
         try:
-            fn(Ctx(a, g))
+            ctx = Ctx(a, g)
+            fn(ctx)
+            check_sanitizers(ctx)
         except Fail as e:
             print(f"FAIL host/guest/{a.agent}/{a.case}: {e}", file=sys.stderr)
             print(g.console_tail(), file=sys.stderr)
