@@ -78,7 +78,8 @@ const SpJson *sp_json_array_get(const SpJson *array, size_t index); /* NULL if o
 
 size_t sp_json_object_len(const SpJson *object);
 const SpJson *sp_json_object_get(const SpJson *object, const char *key); /* NULL if absent */
-/* Iterate members in order: index 0..len-1; returns the key and sets *ret_value. */
+/* Iterate members in order: index 0..len-1; returns the key and sets *ret_value. Keys are
+ * compared with their full length everywhere; a key containing U+0000 reads as cut there. */
 const char *sp_json_object_member(const SpJson *object, size_t index, const SpJson **ret_value);
 /* Typed lookups: NULL / fallback when absent or of another type. */
 const char *sp_json_object_get_string(const SpJson *object, const char *key);
