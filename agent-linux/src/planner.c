@@ -149,6 +149,22 @@ static ssize_t find_target(const SpFreezePlan *p, dev_t dev)
     return -1;
 }
 
+/* btrfs gives each subvolume its own anonymous st_dev, but they share one superblock: freezing
+ * a second subvolume would fail with EBUSY and look like someone else's freeze. Same type on
+ * the same source device = same filesystem. */
+static ssize_t find_target_of(const SpFreezePlan *p, const SpMount *m)
+{
+    ssize_t t = find_target(p, sp_mount_dev(m));
+
+    if (t >= 0 || !in_list(m->fstype, anon_dev_block_types))
+        return t;
+    for (size_t i = 0; i < p->n_targets; i++)
+        if (strcmp(p->targets[i].fstype, m->fstype) == 0 &&
+            strcmp(p->targets[i].source, m->source) == 0)
+            return (ssize_t)i;
+    return -1;
+}
+
 static bool selected(const SpMount *m, const SpPlanOptions *o)
 {
     if (o->mountpoints && !in_list(m->mountpoint, o->mountpoints))
@@ -216,11 +232,19 @@ static int check_selection(const SpMountTable *table, const SpPlanOptions *o, co
     return 0;
 }
 
+static bool same_filesystem(const SpMount *a, const SpMount *b)
+{
+    if (sp_mount_dev(a) == sp_mount_dev(b))
+        return true;
+    return in_list(a->fstype, anon_dev_block_types) && strcmp(a->fstype, b->fstype) == 0 &&
+           strcmp(a->source, b->source) == 0;
+}
+
 /* The first (earliest) mount of a superblock names it; later mounts are its bind mounts. */
-static const SpMount *first_mount_of(const SpMountTable *table, dev_t dev)
+static const SpMount *first_mount_of(const SpMountTable *table, const SpMount *m)
 {
     for (size_t i = 0; i < table->n_mounts; i++)
-        if (sp_mount_dev(&table->mounts[i]) == dev)
+        if (same_filesystem(&table->mounts[i], m))
             return &table->mounts[i];
     return NULL;
 }
@@ -236,13 +260,13 @@ static int plan_mount(SpFreezePlan *p, const SpMountTable *table, const SpMount 
         return add_skip(p, m->mountpoint, m->fstype, reason, NULL);
     if (excluded(m, o))
         return add_skip(p, m->mountpoint, m->fstype, SP_SKIP_EXCLUDED, NULL);
-    t = find_target(p, sp_mount_dev(m));
+    t = find_target_of(p, m);
     if (t >= 0 && strcmp(p->targets[t].mountpoint, m->mountpoint) == 0)
         return 0; /* the mount we freeze it through (added when a later bind mount was seen) */
     if (t >= 0)
         return add_skip(p, m->mountpoint, m->fstype, SP_SKIP_SAME_FILESYSTEM,
                         p->targets[t].mountpoint);
-    first = first_mount_of(table, sp_mount_dev(m));
+    first = first_mount_of(table, m);
     /* Freeze through the original mount when it is selected too, so reports name it. */
     if (first && first != m && selected(first, o) && !excluded(first, o)) {
         int r = add_target(p, first);

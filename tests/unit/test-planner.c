@@ -216,6 +216,9 @@ static void test_btrfs_on_anonymous_device_is_freezable(void **state)
 
     assert_string_equal(p->targets[0].mountpoint, "/btr");
     assert_null(skip_of(p, "/btr"));
+    /* Another subvolume: its own anonymous dev, the same superblock. */
+    assert_int_equal(skip_of(p, "/btr-home")->reason, SP_SKIP_SAME_FILESYSTEM);
+    assert_string_equal(skip_of(p, "/btr-home")->primary, "/btr");
     sp_plan_free(p);
     sp_mount_table_free(t);
 }
