@@ -228,7 +228,29 @@ static SpJson *cmd_fsfreeze_thaw(void *ctx, const SpJson *args, SpCommandError *
     return sp_json_new_int((int64_t)tr.n_thawed);
 }
 
-/* guest-get-fsinfo's entry for a volume (qemu-ga's Windows fields we know). */
+/* PROTOCOL.md's DISK. Windows does not say which PCI controller a disk hangs off without
+ * SetupAPI; -1 means unknown, as qemu-ga's Windows agent reports it when it cannot tell. */
+static SpJson *disk_json(const SpVssDisk *d)
+{
+    SpJson *o = sp_json_new_object(), *pci = sp_json_new_object();
+    char dev[32];
+    sp_json_object_set_int(pci, "domain", -1);
+    sp_json_object_set_int(pci, "bus", -1);
+    sp_json_object_set_int(pci, "slot", -1);
+    sp_json_object_set_int(pci, "function", -1);
+    sp_json_object_set(o, "pci-controller", pci);
+    sp_json_object_set_string(o, "bus-type", d->bus_type);
+    sp_json_object_set_int(o, "bus", d->bus);
+    sp_json_object_set_int(o, "target", d->target);
+    sp_json_object_set_int(o, "unit", d->unit);
+    if (d->serial[0])
+        sp_json_object_set_string(o, "serial", d->serial);
+    snprintf(dev, sizeof(dev), "\\\\.\\PhysicalDrive%u", d->number);
+    sp_json_object_set_string(o, "dev", dev);
+    return o;
+}
+
+/* guest-get-fsinfo's entry for a volume. */
 static SpJson *fsinfo_json(const SpVssVolume *v)
 {
     char buf[MAX_PATH * 3];
@@ -239,7 +261,10 @@ static SpJson *fsinfo_json(const SpVssVolume *v)
     sp_json_object_set_string(o, "mountpoint", buf);
     to_utf8(v->fstype, buf, sizeof(buf));
     sp_json_object_set_string(o, "type", buf);
-    sp_json_object_set(o, "disk", sp_json_new_array());
+    SpJson *disks = sp_json_new_array();
+    for (size_t i = 0; i < v->n_disks; i++)
+        sp_json_array_append(disks, disk_json(&v->disks[i]));
+    sp_json_object_set(o, "disk", disks);
     return o;
 }
 
@@ -268,6 +293,7 @@ static SpJson *cmd_capabilities(void *ctx, const SpJson *args, SpCommandError *e
         sp_json_array_append(cmds, sp_json_new_string(c->name));
     sp_json_array_append(sel, sp_json_new_string("all"));
     sp_json_array_append(sel, sp_json_new_string("mountpoints"));
+    sp_json_array_append(sel, sp_json_new_string("disks"));
     sp_json_object_set_string(o, "protocol", SP_PROTOCOL_VERSION);
     sp_json_object_set_string(o, "agent", "stillpoint-agent");
     sp_json_object_set_string(o, "version", SP_AGENT_VERSION);
@@ -328,6 +354,51 @@ static bool check_names(const SpJson *list, const char *what, SpCommandError *er
     return true;
 }
 
+/* The mount points of every volume on the disks with these serials (the host knows its disks
+ * by the serial it gave them). An unknown serial is an error, as on Linux. */
+static bool mounts_of_disks(SpAgent *agent, const SpJson *serials, wchar_t ***ret_mounts,
+                            size_t *ret_n, SpCommandError *err)
+{
+    SpVssVolume volumes[SP_VSS_MAX_VOLUMES];
+    size_t n_volumes = 0, n = 0;
+    if (sp_vss_freezer_list_volumes(agent->freezer, volumes, SP_VSS_MAX_VOLUMES, &n_volumes) < 0) {
+        sp_command_error_set(err, NULL, CODE_FREEZE_FAILED, "cannot list the volumes");
+        return false;
+    }
+    bool picked[SP_VSS_MAX_VOLUMES] = { false };
+    for (size_t i = 0; i < sp_json_array_len(serials); i++) {
+        const char *serial = sp_json_get_string(sp_json_array_get(serials, i));
+        bool found = false;
+        for (size_t v = 0; v < n_volumes; v++)
+            for (size_t d = 0; d < volumes[v].n_disks; d++)
+                if (strcmp(volumes[v].disks[d].serial, serial) == 0)
+                    found = picked[v] = true;
+        if (!found) {
+            sp_command_error_set(err, NULL, CODE_UNKNOWN_DISK,
+                                 "no mounted filesystem is on a disk with serial %s", serial);
+            return false;
+        }
+    }
+    wchar_t **mounts = calloc(n_volumes + 1, sizeof(*mounts));
+    for (size_t v = 0; mounts && v < n_volumes; v++) {
+        if (!picked[v])
+            continue;
+        if (!(mounts[n] = _wcsdup(volumes[v].mount))) {
+            mounts_free(mounts);
+            mounts = NULL;
+            break;
+        }
+        n++;
+    }
+    if (!mounts) {
+        sp_command_error_set(err, NULL, CODE_FREEZE_FAILED, "out of memory");
+        return false;
+    }
+    *ret_mounts = mounts;
+    *ret_n = n;
+    return true;
+}
+
 static SpJson *cmd_sp_freeze(void *ctx, const SpJson *args, SpCommandError *err)
 {
     SpAgent *agent = agent_of(ctx);
@@ -352,17 +423,13 @@ static SpJson *cmd_sp_freeze(void *ctx, const SpJson *args, SpCommandError *err)
                              "the volumes are already frozen: thaw first");
         return NULL;
     }
-    if (disks) {
-        /* Needs the disk serials of each volume (IOCTL_STORAGE_QUERY_PROPERTY): not yet. */
-        sp_command_error_set(err, NULL, CODE_UNKNOWN_DISK,
-                             "no volume is on a disk with serial %s: the Windows agent cannot "
-                             "select disks by serial yet, give 'mountpoints'",
-                             sp_json_get_string(sp_json_array_get(disks, 0)));
-        return NULL;
-    }
     size_t n = 0;
-    wchar_t **mounts = mps ? mounts_from_json(agent, mps, false, &n) : NULL;
-    if (mps && !mounts) {
+    wchar_t **mounts = NULL;
+    if (disks && !mounts_of_disks(agent, disks, &mounts, &n, err))
+        return NULL;
+    if (mps)
+        mounts = mounts_from_json(agent, mps, false, &n);
+    if ((mps || disks) && !mounts) {
         sp_command_error_set(err, NULL, CODE_FREEZE_FAILED, "out of memory");
         return NULL;
     }

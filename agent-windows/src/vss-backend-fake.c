@@ -46,6 +46,13 @@ static HRESULT fake_list_volumes(SpVssBackend *b, SpVssVolume *ret, size_t max, 
         swprintf(ret[i].name, SP_VSS_VOLUME_MAX, L"\\\\?\\Volume{fake-%02u}\\", (unsigned)i);
         swprintf(ret[i].mount, MAX_PATH, L"%c:\\", (wchar_t)(L'C' + i));
         wcscpy(ret[i].fstype, i == 0 ? L"NTFS" : L"ReFS");
+        ret[i].n_disks = 1;
+        snprintf(ret[i].disks[0].serial, SP_VSS_SERIAL_MAX, "fake-disk-%u", (unsigned)i);
+        snprintf(ret[i].disks[0].bus_type, sizeof(ret[i].disks[0].bus_type), "scsi");
+        ret[i].disks[0].bus = 0;
+        ret[i].disks[0].target = (int)i;
+        ret[i].disks[0].unit = 0;
+        ret[i].disks[0].number = (unsigned)i;
     }
     *ret_n = n;
     return S_OK;

@@ -76,6 +76,7 @@ static HRESULT real_list_volumes(SpVssBackend *b, SpVssVolume *ret, size_t max, 
             continue;
         wcsncpy(v->name, name, SP_VSS_VOLUME_MAX - 1);
         wcsncpy(v->mount, paths, MAX_PATH - 1);
+        sp_volume_disks(v);
         n++;
     } while (n < max && FindNextVolumeW(find, name, SP_VSS_VOLUME_MAX));
     FindVolumeClose(find);

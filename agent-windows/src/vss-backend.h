@@ -30,10 +30,23 @@ typedef struct {
     HRESULT failure;                    /* hrWriterFailure, S_OK when none */
 } SpVssWriterStatus;
 
+#define SP_VSS_MAX_VOLUME_DISKS 4
+#define SP_VSS_SERIAL_MAX 64
+
+/* A disk a volume lives on, as guest-get-fsinfo reports it (PROTOCOL.md DISK). */
+typedef struct {
+    char serial[SP_VSS_SERIAL_MAX];   /* "" when the disk has none */
+    char bus_type[24];                /* PROTOCOL.md's BUS names: "scsi", "sata", "nvme"... */
+    int bus, target, unit;            /* SCSI address; -1 when unknown */
+    unsigned number;                  /* \\.\PhysicalDriveN */
+} SpVssDisk;
+
 typedef struct {
     wchar_t name[SP_VSS_VOLUME_MAX];  /* \\?\Volume{GUID}\ (or a fake name) */
     wchar_t mount[MAX_PATH];          /* first mount point, "C:\" */
     wchar_t fstype[16];               /* NTFS, ReFS */
+    size_t n_disks;
+    SpVssDisk disks[SP_VSS_MAX_VOLUME_DISKS];
 } SpVssVolume;
 
 typedef struct SpVssBackend SpVssBackend;
@@ -89,6 +102,8 @@ const char *sp_vss_writer_state_str(int state);
 
 /* The real backend (COM/VSS). NULL with *ret_hr set when COM cannot be initialized. */
 SpVssBackend *sp_vss_backend_real_new(HRESULT *ret_hr);
+/* Fills v->disks from the volume's extents (IOCTLs; used by the real backend). */
+void sp_volume_disks(SpVssVolume *v);
 
 /* The fake backend. Its behaviour is set by a config; the agent builds one from the
  * STILLPOINT_FAKE_VSS environment variable (see sp_vss_fake_config_parse). */

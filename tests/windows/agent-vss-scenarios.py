@@ -70,18 +70,55 @@ def scenario_capabilities_name_the_fake_backend(c):
     check(cap["freeze"]["writers"] is True, "writers: %s" % cap)
 
 
+def scenario_volumes_selected_by_disk_serial(c):
+    fs = c.ok("guest-get-fsinfo")
+    check(len(fs) == 3, "fsinfo: %s" % fs)
+    serials = [d.get("serial") for f in fs for d in f["disk"]]
+    check(serials == ["fake-disk-0", "fake-disk-1", "fake-disk-2"], "serials: %s" % serials)
+    for f in fs:
+        for d in f["disk"]:
+            check(set(d) >= {"pci-controller", "bus-type", "bus", "target", "unit"}, "disk %s" % d)
+    r = c.ok("stillpoint-freeze", {"disks": ["fake-disk-1", "fake-disk-2"], "lease-ms": 30000})
+    check([f["mountpoint"] for f in r["frozen"]] == ["D:\\", "E:\\"], "frozen: %s" % r)
+    check(c.ok("stillpoint-thaw")["thawed"] == 2, "thaw")
+    expect_error(c.call("stillpoint-freeze", {"disks": ["no-such-disk"]}), "GenericError",
+                 code="unknown-disk", desc="no mounted filesystem is on a disk with serial "
+                                           "no-such-disk")
+    expect_error(c.call("stillpoint-freeze", {"disks": ["fake-disk-0"], "mountpoints": ["C:"]}),
+                 "GenericError", code="invalid-argument")
+    check(c.ok("guest-fsfreeze-status") == "thawed", "status")
+
+
+def scenario_real_vss_backend_under_wine_refuses_to_freeze(c):
+    # The real backend starts (COM, the restricted named events), but wine has no VSS (and no
+    # NTFS volume): every freeze must fail cleanly and leave the guest thawed.
+    check(c.ok("stillpoint-capabilities")["freeze"]["backend"] == "vss", "backend")
+    check(isinstance(c.ok("guest-get-fsinfo"), list), "fsinfo")
+    expect_error(c.call("guest-fsfreeze-freeze"), "GenericError")
+    expect_error(c.call("stillpoint-freeze", {"lease-ms": 1000}), "GenericError",
+                 code="freeze-failed")
+    check(c.ok("guest-fsfreeze-status") == "thawed", "status")
+    check(c.ok("guest-fsfreeze-thaw") == 0, "thaw")
+
+
 SCENARIOS = [
     (scenario_writer_failing_at_freeze, "failing-writer=SqlServerWriter"),
     (scenario_provider_hold_limit, "hold-limit-ms=300"),
     (scenario_vss_call_failing, "fail=prepare_for_backup,fail-hr=80042318"),
     (scenario_capabilities_name_the_fake_backend, "volumes=2"),
+    (scenario_volumes_selected_by_disk_serial, "volumes=3"),
+    (scenario_real_vss_backend_under_wine_refuses_to_freeze, None),
 ]
 
 
 def run_scenario(fn, fake_spec, cmd, timeout, tmp):
     port = str(conf.free_port())
     argv = [a.replace("{port}", port) for a in cmd]
-    env = dict(os.environ, STILLPOINT_FAKE_VSS=fake_spec)
+    env = dict(os.environ)
+    env.pop("STILLPOINT_VSS", None)
+    env.pop("STILLPOINT_FAKE_VSS", None)
+    if fake_spec:
+        env["STILLPOINT_FAKE_VSS"] = fake_spec
     log = open(os.path.join(tmp, fn.__name__ + ".log"), "w+b")
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env,
                             start_new_session=True)
@@ -124,10 +161,11 @@ def main():
             err = run_scenario(fn, fake_spec, cmd, args.timeout, tmp)
             if err:
                 failures += 1
-                print("not ok %d - %s (STILLPOINT_FAKE_VSS=%s): %s" % (i, name, fake_spec,
-                      err.replace("\n", "\n# ")))
+                print("not ok %d - %s (STILLPOINT_FAKE_VSS=%s): %s" % (
+                    i, name, fake_spec or "unset: real VSS", err.replace("\n", "\n# ")))
             else:
-                print("ok %d - %s (STILLPOINT_FAKE_VSS=%s)" % (i, name, fake_spec))
+                print("ok %d - %s (STILLPOINT_FAKE_VSS=%s)" % (i, name,
+                                                             fake_spec or "unset: real VSS"))
             sys.stdout.flush()
     print("# %d of %d failed" % (failures, len(SCENARIOS)))
     return 1 if failures else 0
