@@ -22,17 +22,30 @@ struct SpHooks {
     guint n_frozen;       /* how many got "freeze" successfully, for the thaw after a failure */
 };
 
+static gboolean owned_by_root_not_shared(const struct stat *st)
+{
+    return st->st_uid == 0 && !(st->st_mode & (S_IWGRP | S_IWOTH));
+}
+
 static gboolean script_is_safe(const char *path, GError **error)
 {
+    g_autofree char *dir = g_path_get_dirname(path);
     struct stat st;
 
+    /* Whoever can write the directory can swap the script. */
+    if (stat(dir, &st) == 0 && !owned_by_root_not_shared(&st)) {
+        g_set_error(error, SP_HOOKS_ERROR, SP_HOOKS_ERROR_UNSAFE,
+                    "hook %s refused: its directory %s must be owned by root and not writable by "
+                    "group or others (chown root %s; chmod go-w %s)", path, dir, dir, dir);
+        return FALSE;
+    }
     if (stat(path, &st) < 0) {
         g_set_error(error, SP_HOOKS_ERROR, SP_HOOKS_ERROR_SPAWN, "hook %s: %s", path,
                     g_strerror(errno));
         return FALSE;
     }
     /* Azure and GCP refuse these too: a script anyone can edit runs as root at freeze time. */
-    if (st.st_uid != 0 || (st.st_mode & (S_IWGRP | S_IWOTH))) {
+    if (!owned_by_root_not_shared(&st)) {
         g_set_error(error, SP_HOOKS_ERROR, SP_HOOKS_ERROR_UNSAFE,
                     "hook %s refused: it must be owned by root and not writable by group or "
                     "others (chown root %s; chmod go-w %s)", path, path, path);

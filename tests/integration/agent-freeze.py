@@ -413,6 +413,13 @@ def test_hook_timeout_and_unsafe_hook(env):
     os.chmod(env.hook, 0o777)   # writable by others: refused
     e = c.error("stillpoint-freeze")
     check(e.get("code") == "hook-failed" and "refused" in e["desc"], str(e))
+    os.chmod(env.hook, 0o755)
+    os.chmod(env.base, 0o777)   # a directory others can write: they could swap the script
+    try:
+        e = c.error("stillpoint-freeze")
+        check(e.get("code") == "hook-failed" and "its directory" in e["desc"], str(e))
+    finally:
+        os.chmod(env.base, 0o700)
     check(c.ok("guest-fsfreeze-status") == "thawed", "nothing frozen")
     env.stop_agent()
 
