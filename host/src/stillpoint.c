@@ -3,6 +3,7 @@
  *   stillpoint [--store PATH] [--json] checkpoint create|list VM ... */
 #include <gio/gio.h>
 #include <locale.h>
+#include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -49,6 +50,25 @@ static void usage(FILE *out)
             "\n"
             "Every command takes --help. The store is $" SP_STORE_ENV " or " SP_STORE_DEFAULT_PATH
             "\nunless --store is given.\n");
+}
+
+static volatile sig_atomic_t interrupted;
+
+static void interrupt_cb(int sig)
+{
+    interrupted = sig;
+}
+
+/* While a checkpoint is being made, SIGINT/SIGTERM/SIGHUP are held until it is done or rolled
+ * back: dying between freeze and thaw would leave a qemu-ga guest frozen. Every step has a
+ * deadline, so this delays the exit by a bounded time. */
+static void defer_termination(void)
+{
+    struct sigaction sa = {.sa_handler = interrupt_cb, .sa_flags = SA_RESTART};
+    sigemptyset(&sa.sa_mask);
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
 }
 
 static void progress_cb(const char *message, gpointer user_data)
@@ -400,7 +420,11 @@ static int cmd_checkpoint_create(int argc, char **argv)
     opts.on_quiesce_failure = g_strcmp0(policy, "crash") == 0 ? SP_QUIESCE_CRASH : SP_QUIESCE_FAIL;
     if (!open_vm(argv[1], FALSE, &store, &lock, &vm, &error))
         goto fail;
+    defer_termination();
     cp = sp_coordinator_create(store, vm, &opts, progress_cb, NULL, &error);
+    if (interrupted)
+        fprintf(stderr, "stillpoint: interrupted (signal %d): finished the operation first\n",
+                (int)interrupted);
     if (cp == NULL)
         goto fail;
     if (globals.json) {

@@ -223,6 +223,18 @@ crash-recovery)
   check "recovery thawed the qemu-ga guest" [ "$(agent_events | awk '{print $NF}')" = thaw ]
   check "store consistent" store_consistent vm1
   ;;
+sigterm)
+  # SIGTERM while the guest is frozen: a qemu-ga guest would stay frozen if the CLI died there.
+  start_qemu; start_agent --qga --freeze-delay-ms 1500
+  register vm1 --agent "$T/agent.sock"
+  "$SP" checkpoint create vm1 2>"$T/err" & pid=$!
+  until grep -q "cmd guest-fsfreeze-freeze" "$T/agent.log" 2>/dev/null; do sleep 0.05; done
+  kill -TERM $pid
+  wait $pid || fail "create did not finish after SIGTERM"
+  check "says it finished first" grep -q "interrupted (signal 15): finished the operation first" "$T/err"
+  check "the guest was thawed" [ "$(agent_events)" = "freeze thaw" ]
+  check "the checkpoint was recorded" [ "$(n_checkpoints vm1)" = 1 ]
+  ;;
 restarted)
   # The transaction happened, then the CLI died and QEMU was restarted on the old images: the
   # overlays may hold writes, so recovery keeps them and says so instead of guessing.
