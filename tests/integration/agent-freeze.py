@@ -108,11 +108,22 @@ class Writer:
 
     def __init__(self, path, data="written\n"):
         self.path, self.data = path, data
-        code = ("import os,sys\nfd=os.open(sys.argv[1],os.O_WRONLY|os.O_CREAT|os.O_TRUNC,0o644)\n"
+        # It says "go" just before its first system call on the filesystem, so that "still
+        # running BLOCKED_GRACE_S later" means blocked, not slow to start.
+        code = ("import os,sys\nprint('go',flush=True)\n"
+                "fd=os.open(sys.argv[1],os.O_WRONLY|os.O_CREAT|os.O_TRUNC,0o644)\n"
                 "os.write(fd,sys.argv[2].encode())\nos.fsync(fd)\n")
-        self.proc = subprocess.Popen([sys.executable, "-c", code, path, data])
+        self.proc = subprocess.Popen([sys.executable, "-c", code, path, data],
+                                     stdout=subprocess.PIPE)
+        self.started = False
+
+    def wait_started(self):
+        if not self.started:
+            check(self.proc.stdout.readline() == b"go\n", "writer to %s did not start" % self.path)
+            self.started = True
 
     def blocked(self):
+        self.wait_started()
         try:
             self.proc.wait(timeout=BLOCKED_GRACE_S)
             return False
@@ -120,10 +131,12 @@ class Writer:
             return True
 
     def finish(self, what):
+        self.wait_started()
         try:
             rc = self.proc.wait(timeout=PROMPT_S)
         except subprocess.TimeoutExpired:
             raise TestFailure("%s: writer to %s still blocked" % (what, self.path))
+        self.proc.stdout.close()
         check(rc == 0, "%s: writer to %s failed (%d)" % (what, self.path, rc))
         with open(self.path) as f:
             check(f.read() == self.data, "%s: %s lost its data" % (what, self.path))
@@ -131,6 +144,8 @@ class Writer:
     def kill(self):
         if self.proc.poll() is None:
             self.proc.kill()
+            self.proc.wait()
+        self.proc.stdout.close()
 
 
 class Env:
