@@ -17,8 +17,11 @@ if(SP_WINDOWS_BUILD_DIR AND SP_WINE)
   add_test(NAME windows/vss-freezer COMMAND ${winerun} 60 ${winexe}/test-vss-freezer.exe)
   set_tests_properties(windows/vss-freezer PROPERTIES FIXTURES_REQUIRED wine TIMEOUT 90)
 
+  # The provider test and the real-backend agent both create the named events of the wine
+  # prefix's Global namespace: never at the same time.
   add_test(NAME windows/vss-provider COMMAND ${winerun} 60 ${winexe}/test-provider.exe)
-  set_tests_properties(windows/vss-provider PROPERTIES FIXTURES_REQUIRED wine TIMEOUT 90)
+  set_tests_properties(windows/vss-provider PROPERTIES FIXTURES_REQUIRED wine TIMEOUT 90
+                       RESOURCE_LOCK stillpoint-vss-events)
 
   add_test(NAME windows/agent-help COMMAND ${winerun} 30 ${winexe}/stillpoint-agent.exe --help)
   set_tests_properties(windows/agent-help PROPERTIES FIXTURES_REQUIRED wine TIMEOUT 60
@@ -32,11 +35,19 @@ if(SP_WINDOWS_BUILD_DIR AND SP_WINE)
                    --fake-vss)
   set_tests_properties(windows/agent-conformance PROPERTIES FIXTURES_REQUIRED wine TIMEOUT 180)
 
-  # VSS outcomes through the protocol: writer failure, the hold limit, a failing VSS call.
+  # VSS outcomes through the protocol: writer failure, the hold limit, a failing VSS call,
+  # disk selection; and the real backend, which must refuse to freeze under wine.
   add_test(NAME windows/agent-vss-scenarios
-           COMMAND ${SP_PYTHON} ${SP_WINE_TESTS_DIR}/agent-vss-scenarios.py --timeout 60 --
-                   ${winerun} 120 ${winexe}/stillpoint-agent.exe --tcp 127.0.0.1:{port})
+           COMMAND ${SP_PYTHON} ${SP_WINE_TESTS_DIR}/agent-vss-scenarios.py --timeout 60
+                   --backend fake -- ${winerun} 120 ${winexe}/stillpoint-agent.exe
+                   --tcp 127.0.0.1:{port})
   set_tests_properties(windows/agent-vss-scenarios PROPERTIES FIXTURES_REQUIRED wine TIMEOUT 300)
+  add_test(NAME windows/agent-real-vss-under-wine
+           COMMAND ${SP_PYTHON} ${SP_WINE_TESTS_DIR}/agent-vss-scenarios.py --timeout 60
+                   --backend real -- ${winerun} 120 ${winexe}/stillpoint-agent.exe
+                   --tcp 127.0.0.1:{port})
+  set_tests_properties(windows/agent-real-vss-under-wine PROPERTIES FIXTURES_REQUIRED wine
+                       TIMEOUT 120 RESOURCE_LOCK stillpoint-vss-events)
 elseif(SP_WINDOWS_BUILD_DIR)
   message(STATUS "wine not found: the Windows agent's tests are not registered")
 endif()
