@@ -136,11 +136,15 @@ gboolean sp_channel_send_raw(SpChannel *ch, const void *data, gsize len, gint64 
                 return FALSE;
             continue;
         }
+        if (n < 0 && (errno == EPIPE || errno == ECONNRESET)) {
+            g_set_error(error, G_IO_ERROR, G_IO_ERROR_CONNECTION_CLOSED,
+                        "%s %s: the peer closed the connection", ch->what, ch->path);
+            return FALSE;
+        }
         if (n < 0) {
             int errsv = errno;
-            g_set_error(error, G_IO_ERROR,
-                        errsv == EPIPE ? G_IO_ERROR_CONNECTION_CLOSED : g_io_error_from_errno(errsv),
-                        "%s %s: send: %s", ch->what, ch->path, g_strerror(errsv));
+            g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errsv), "%s %s: send: %s",
+                        ch->what, ch->path, g_strerror(errsv));
             return FALSE;
         }
         p += n;
@@ -204,6 +208,8 @@ SpJson *sp_channel_recv(SpChannel *ch, gint64 deadline, GError **error)
                 return NULL;
             continue;
         }
+        if (n < 0 && errno == ECONNRESET)
+            n = 0; /* the same as a hang-up */
         if (n < 0) {
             int errsv = errno;
             g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errsv), "%s %s: recv: %s",

@@ -223,6 +223,23 @@ crash-recovery)
   check "recovery thawed the qemu-ga guest" [ "$(agent_events | awk '{print $NF}')" = thaw ]
   check "store consistent" store_consistent vm1
   ;;
+qmp-gone)
+  # QEMU dies while the guest is frozen (before the transaction): thaw anyway, record nothing;
+  # its overlays stay in the journal until QEMU is back and recovery can tell they are unused.
+  start_qemu; start_agent --qga --freeze-delay-ms 1500
+  register vm1 --agent "$T/agent.sock"
+  "$SP" checkpoint create vm1 2>"$T/err" & pid=$!
+  until grep -q "cmd guest-fsfreeze-freeze" "$T/agent.log" 2>/dev/null; do sleep 0.05; done
+  kill -KILL "$QEMU_PID"; wait "$QEMU_PID" 2>/dev/null || true
+  if wait $pid; then fail "create succeeded without QEMU"; fi
+  check "clear error names QMP" grep -q "QMP command transaction: QMP socket .*: the peer closed the connection" "$T/err"
+  check "the guest was thawed" [ "$(agent_events)" = "freeze thaw" ]
+  check "no record" [ "$(n_checkpoints vm1)" = 0 ]
+  start_qemu keep
+  "$SP" -q vm recover vm1 || fail "recovery with QEMU back"
+  check "recovery removed the unused overlays" [ "$(n_images)" = 2 ]
+  check "store consistent" store_consistent vm1
+  ;;
 sigterm)
   # SIGTERM while the guest is frozen: a qemu-ga guest would stay frozen if the CLI died there.
   start_qemu; start_agent --qga --freeze-delay-ms 1500
