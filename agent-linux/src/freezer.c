@@ -101,6 +101,70 @@ bool sp_freezer_is_frozen(const SpFreezer *f)
     return f->n_frozen > 0;
 }
 
+/* One system call on one prepared fd, possibly on its own thread. */
+typedef struct {
+    SpFreezer *f;
+    int (*op)(int fd, void *userdata); /* syncfs or freeze */
+    int fd;
+    int result;
+    pthread_t thread;
+    bool started;
+} FreezeJob;
+
+static void *job_cb(void *data)
+{
+    FreezeJob *job = data;
+    job->result = job->op(job->fd, job->f->userdata);
+    return NULL;
+}
+
+/* Run jobs [begin, end) of one wave; independent filesystems are flushed and frozen
+ * concurrently, so the window is as long as the slowest, not the sum. */
+static void run_wave(FreezeJob *jobs, size_t begin, size_t end)
+{
+    if (end - begin == 1) {
+        job_cb(&jobs[begin]);
+        return;
+    }
+    for (size_t i = begin; i < end; i++)
+        jobs[i].started = pthread_create(&jobs[i].thread, NULL, job_cb, &jobs[i]) == 0;
+    for (size_t i = begin; i < end; i++) {
+        if (jobs[i].started)
+            pthread_join(jobs[i].thread, NULL);
+        else
+            job_cb(&jobs[i]); /* no thread available: do it here */
+    }
+}
+
+/* syncfs every prepared target, wave by wave, in parallel inside a wave. */
+static int sync_all(SpFreezer *f, const SpFreezePlan *plan, SpFreezerFailure *ret_fail)
+{
+    size_t n = plan->n_targets, pos = 0;
+    FreezeJob *jobs = calloc(n ? n : 1, sizeof(*jobs));
+    int r = 0;
+
+    if (!jobs)
+        return -ENOMEM;
+    while (pos < n) {
+        size_t end = pos;
+        while (end < n && plan->targets[end].wave == plan->targets[pos].wave &&
+               end - pos < SP_FREEZER_MAX_PARALLEL) {
+            jobs[end] = (FreezeJob){.f = f, .op = f->ops->syncfs, .fd = f->fds[end]};
+            end++;
+        }
+        run_wave(jobs, pos, end);
+        pos = end;
+    }
+    for (size_t i = 0; i < n && r == 0; i++) {
+        if (jobs[i].result < 0) {
+            r = jobs[i].result;
+            set_failure(ret_fail, "syncfs", plan->targets[i].mountpoint, -r);
+        }
+    }
+    free(jobs);
+    return r;
+}
+
 int sp_freezer_prepare(SpFreezer *f, const SpFreezePlan *plan, SpFreezerFailure *ret_fail)
 {
     if (f->n_frozen > 0)
@@ -133,48 +197,10 @@ int sp_freezer_prepare(SpFreezer *f, const SpFreezePlan *plan, SpFreezerFailure 
             return r;
         }
     }
-    for (size_t i = 0; i < plan->n_targets; i++) {
-        int r = f->ops->syncfs(f->fds[i], f->userdata);
-        if (r < 0) {
-            set_failure(ret_fail, "syncfs", plan->targets[i].mountpoint, -r);
-            close_prepared(f);
-            return r;
-        }
-    }
-    return 0;
-}
-
-typedef struct {
-    SpFreezer *f;
-    int fd;
-    int result;
-    pthread_t thread;
-    bool started;
-} FreezeJob;
-
-static void *freeze_job_cb(void *data)
-{
-    FreezeJob *job = data;
-    job->result = job->f->ops->freeze(job->fd, job->f->userdata);
-    return NULL;
-}
-
-/* FIFREEZE targets [begin, end) of one wave; independent filesystems freeze concurrently so the
- * window is as long as the slowest, not the sum. */
-static void freeze_wave(SpFreezer *f, FreezeJob *jobs, size_t begin, size_t end)
-{
-    if (end - begin == 1) {
-        freeze_job_cb(&jobs[begin]);
-        return;
-    }
-    for (size_t i = begin; i < end; i++)
-        jobs[i].started = pthread_create(&jobs[i].thread, NULL, freeze_job_cb, &jobs[i]) == 0;
-    for (size_t i = begin; i < end; i++) {
-        if (jobs[i].started)
-            pthread_join(jobs[i].thread, NULL);
-        else
-            freeze_job_cb(&jobs[i]); /* no thread available: do it here */
-    }
+    int r = sync_all(f, plan, ret_fail);
+    if (r < 0)
+        close_prepared(f);
+    return r;
 }
 
 static int record_frozen(SpFreezer *f, const SpPlanTarget *t, int fd)
@@ -240,12 +266,11 @@ int sp_freezer_freeze(SpFreezer *f, SpFreezePlan *plan, SpFreezerFailure *ret_fa
         size_t end = pos, k = ti;
         while (end < n && k < plan->n_targets && plan->targets[k].wave == wave &&
                end - pos < SP_FREEZER_MAX_PARALLEL) {
-            jobs[end].f = f;
-            jobs[end].fd = f->fds[end];
+            jobs[end] = (FreezeJob){.f = f, .op = f->ops->freeze, .fd = f->fds[end]};
             end++;
             k++;
         }
-        freeze_wave(f, jobs, pos, end);
+        run_wave(jobs, pos, end);
         r = collect_wave(f, plan, jobs, &ti, pos, end, ret_fail);
         pos = end;
     }

@@ -56,7 +56,10 @@ static int fake_fstat_dev(int fd, dev_t *ret, void *ud)
 
 static int fake_syncfs(int fd, void *ud)
 {
-    ((Fake *)ud)->synced++;
+    Fake *f = ud;
+    pthread_mutex_lock(&f->lock); /* called from the freezer's threads */
+    f->synced++;
+    pthread_mutex_unlock(&f->lock);
     return 0;
 }
 
@@ -81,6 +84,7 @@ static int fake_thaw(int fd, void *ud)
 {
     Fake *f = ud;
     int i = fd - 100;
+    /* Thaws run on the caller's thread, one at a time. */
 
     fake_log(f, 'T', i);
     if (f->thaw_err[i])
