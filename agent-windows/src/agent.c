@@ -78,8 +78,10 @@ static void serve_peer(SpAgent *agent)
     }
     agent->transport->ops->hangup(agent->transport);
     if (sp_vss_freezer_state(agent->freezer) != SP_VSS_STATE_THAWED) {
-        sp_log(SP_LOG_WARNING, "the host hung up while the volumes were frozen: thawing");
-        sp_vss_freezer_end(agent->freezer, SP_VSS_END_HANGUP);
+        bool stopping = WaitForSingleObject(agent->stop, 0) == WAIT_OBJECT_0;
+        sp_log(SP_LOG_WARNING, "%s while the volumes were frozen: thawing",
+               stopping ? "stopping" : "the host hung up");
+        sp_vss_freezer_end(agent->freezer, stopping ? SP_VSS_END_STOPPED : SP_VSS_END_HANGUP);
     }
 }
 

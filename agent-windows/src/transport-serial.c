@@ -15,6 +15,7 @@ typedef struct {
     SpTransport base;
     wchar_t *path;
     HANDLE port;
+    bool broken; /* the other end is gone for good: reopen rather than read again */
     OVERLAPPED rd, wr;
 } SerialTransport;
 
@@ -64,12 +65,20 @@ static int serial_read(SpTransport *t, void *buf, size_t len, HANDLE stop)
     ResetEvent(s->rd.hEvent);
     if (!ReadFile(s->port, buf, len > MAXDWORD ? MAXDWORD : (DWORD)len, &n, &s->rd)) {
         DWORD error = GetLastError();
-        if (error != ERROR_IO_PENDING) {
-            sp_log(SP_LOG_ERROR, "reading %ls failed: error %lu", s->path, error);
-            return -1;
+        if (error == ERROR_IO_PENDING && finish_io(s, &s->rd, stop, &n) == 0)
+            return (int)n;
+        if (error == ERROR_IO_PENDING) {
+            if (WaitForSingleObject(stop, 0) == WAIT_OBJECT_0)
+                return -1;
+            error = GetLastError();
         }
-        if (finish_io(s, &s->rd, stop, &n) < 0)
-            return -1;
+        if (error == ERROR_BROKEN_PIPE || error == ERROR_PIPE_NOT_CONNECTED ||
+            error == ERROR_DEVICE_NOT_CONNECTED) {
+            s->broken = true; /* a hang-up: the next session reopens the port */
+            return 0;
+        }
+        sp_log(SP_LOG_ERROR, "reading %ls failed: error %lu", s->path, error);
+        return -1;
     }
     /* A zero-byte read happens when the host side closes its chardev: treat it as a hang-up. */
     return (int)n;
@@ -92,10 +101,6 @@ static int serial_write(SpTransport *t, const void *buf, size_t len)
     return 0;
 }
 
-static void serial_hangup(SpTransport *t)
-{
-}
-
 static void serial_close(SpTransport *t)
 {
     SerialTransport *s = serial(t);
@@ -103,6 +108,13 @@ static void serial_close(SpTransport *t)
         CloseHandle(s->port);
         s->port = INVALID_HANDLE_VALUE;
     }
+    s->broken = false;
+}
+
+static void serial_hangup(SpTransport *t)
+{
+    if (serial(t)->broken)
+        serial_close(t);
 }
 
 static void serial_free(SpTransport *t)

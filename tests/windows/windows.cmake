@@ -23,6 +23,10 @@ if(SP_WINDOWS_BUILD_DIR AND SP_WINE)
   set_tests_properties(windows/vss-provider PROPERTIES FIXTURES_REQUIRED wine TIMEOUT 90
                        RESOURCE_LOCK stillpoint-vss-events)
 
+  add_test(NAME windows/transport-serial
+           COMMAND ${winerun} 60 ${winexe}/test-transport-serial.exe)
+  set_tests_properties(windows/transport-serial PROPERTIES FIXTURES_REQUIRED wine TIMEOUT 90)
+
   add_test(NAME windows/agent-help COMMAND ${winerun} 30 ${winexe}/stillpoint-agent.exe --help)
   set_tests_properties(windows/agent-help PROPERTIES FIXTURES_REQUIRED wine TIMEOUT 60
                        PASS_REGULAR_EXPRESSION "--install.*--uninstall.*--fake-vss")
@@ -48,7 +52,16 @@ if(SP_WINDOWS_BUILD_DIR AND SP_WINE)
                    --tcp 127.0.0.1:{port})
   set_tests_properties(windows/agent-real-vss-under-wine PROPERTIES FIXTURES_REQUIRED wine
                        TIMEOUT 120 RESOURCE_LOCK stillpoint-vss-events)
-elseif(SP_WINDOWS_BUILD_DIR)
+endif()
+
+# The installer layout of the Windows tree (no wine needed).
+if(SP_WINDOWS_BUILD_DIR)
+  add_test(NAME windows/install-layout
+           COMMAND ${SP_WINE_TESTS_DIR}/check-install.sh ${CMAKE_COMMAND} ${SP_WINDOWS_BUILD_DIR}
+                   ${CMAKE_CURRENT_BINARY_DIR}/windows-install)
+endif()
+
+if(SP_WINDOWS_BUILD_DIR AND NOT SP_WINE)
   message(STATUS "wine not found: the Windows agent's tests are not registered")
 endif()
 
