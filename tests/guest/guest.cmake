@@ -8,6 +8,11 @@ add_executable(sp-workload ${SP_GUEST_SRC}/workload.c)
 target_compile_options(sp-workload PRIVATE -fno-sanitize=all -O2)
 target_link_options(sp-workload PRIVATE -fno-sanitize=all -static -pthread)
 
+# The record checker on the host, no VM.
+add_test(NAME guest/workload-checker COMMAND /usr/bin/python3 ${SP_GUEST_SRC}/test_workload.py
+                                             $<TARGET_FILE:sp-workload>)
+set_tests_properties(guest/workload-checker PROPERTIES LABELS guest TIMEOUT 60)
+
 # build-guest runs as the fixture of the guest tests: it downloads the Debian kernel and qemu-ga
 # once (cached in the build tree) and rebuilds the initramfs only when an input changed.
 set(SP_GUEST_DIR ${CMAKE_CURRENT_BINARY_DIR}/guest)
@@ -20,6 +25,12 @@ endif()
 add_test(NAME guest/build-guest COMMAND ${SP_GUEST_SRC}/build-guest ${sp_guest_build_args})
 set_tests_properties(guest/build-guest PROPERTIES
   LABELS guest FIXTURES_SETUP sp-guest-image TIMEOUT 600)
+
+add_test(NAME guest/runner-leaves-no-qemu
+  COMMAND /usr/bin/python3 ${SP_GUEST_SRC}/test_runner.py
+          --guest ${SP_GUEST_DIR} --run-dir ${CMAKE_CURRENT_BINARY_DIR}/guest-runs/runner)
+set_tests_properties(guest/runner-leaves-no-qemu PROPERTIES
+  LABELS guest RESOURCE_LOCK vm FIXTURES_REQUIRED sp-guest-image TIMEOUT 240)
 
 # Each test boots one VM; RESOURCE_LOCK vm keeps VMs (also the e2e tests') from running at once.
 foreach(agent IN LISTS sp_guest_agents)
