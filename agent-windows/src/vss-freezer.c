@@ -304,6 +304,36 @@ static bool cancelled(SpVssFreezer *f)
     return WaitForSingleObject(f->cancel, 0) == WAIT_OBJECT_0;
 }
 
+/* The VSS errors a user meets, by name, with what to do when there is something to do. */
+const char *sp_vss_hresult_str(HRESULT hr)
+{
+    switch ((unsigned long)hr) {
+    case 0x80042301UL: return "VSS_E_BAD_STATE";
+    case 0x80042302UL: return "VSS_E_UNEXPECTED";
+    case 0x80042304UL:
+        return "VSS_E_PROVIDER_NOT_REGISTERED: run 'stillpoint-agent.exe --install'";
+    case 0x80042306UL: return "VSS_E_PROVIDER_VETO";
+    case 0x8004230CUL: return "VSS_E_VOLUME_NOT_SUPPORTED";
+    case 0x8004230EUL: return "VSS_E_VOLUME_NOT_SUPPORTED_BY_PROVIDER";
+    case 0x8004230FUL: return "VSS_E_UNEXPECTED_PROVIDER_ERROR";
+    case 0x80042313UL: return "VSS_E_FLUSH_WRITES_TIMEOUT";
+    case 0x80042314UL: return "VSS_E_HOLD_WRITES_TIMEOUT";
+    case 0x80042315UL: return "VSS_E_UNEXPECTED_WRITER_ERROR";
+    case 0x80042316UL:
+        return "VSS_E_SNAPSHOT_SET_IN_PROGRESS: another backup is running, retry later";
+    case 0x80042318UL:
+        return "VSS_E_WRITER_INFRASTRUCTURE: see 'vssadmin list writers'";
+    case 0x80042319UL: return "VSS_E_WRITER_NOT_RESPONDING: see 'vssadmin list writers'";
+    case 0x8004231BUL: return "VSS_E_UNSUPPORTED_CONTEXT";
+    case 0x800423F2UL: return "VSS_E_WRITERERROR_TIMEOUT";
+    case 0x800423F4UL: return "VSS_E_WRITERERROR_NONRETRYABLE";
+    case 0x80070005UL: return "E_ACCESSDENIED: run as SYSTEM or an administrator";
+    case 0x80070422UL: return "the VSS service is disabled";
+    case 0x80004001UL: return "E_NOTIMPL: no VSS here (wine?)";
+    }
+    return "";
+}
+
 #define STEP(call, name)                                                                    \
     do {                                                                                    \
         if (cancelled(f)) {                                                                 \
@@ -314,8 +344,9 @@ static bool cancelled(SpVssFreezer *f)
         }                                                                                   \
         HRESULT step_hr = (call);                                                           \
         if (FAILED(step_hr)) {                                                              \
-            set_error(err, SP_VSS_E_BACKEND, name, step_hr, "VSS %s failed: error 0x%08lx", \
-                      name, (unsigned long)step_hr);                                        \
+            const char *why = sp_vss_hresult_str(step_hr);                                  \
+            set_error(err, SP_VSS_E_BACKEND, name, step_hr, "VSS %s failed: error 0x%08lx%s%s%s", \
+                      name, (unsigned long)step_hr, *why ? " (" : "", why, *why ? ")" : "");    \
             return SP_VSS_E_BACKEND;                                                        \
         }                                                                                   \
     } while (0)
@@ -345,8 +376,10 @@ static int run_freeze_sequence(SpVssFreezer *f, SpVssError *err)
         return SP_VSS_E_TIMEOUT;
     }
     if (FAILED(hr)) {
+        const char *why = sp_vss_hresult_str(hr);
         set_error(err, SP_VSS_E_BACKEND, "do_snapshot_set", hr,
-                  "VSS snapshot set failed before freezing: error 0x%08lx", (unsigned long)hr);
+                  "VSS snapshot set failed before freezing: error 0x%08lx%s%s%s",
+                  (unsigned long)hr, *why ? " (" : "", why, *why ? ")" : "");
         return SP_VSS_E_BACKEND;
     }
     return SP_VSS_OK;

@@ -110,4 +110,6 @@ void sp_vss_freezer_set_state_cb(SpVssFreezer *f, void (*cb)(SpVssState state, v
 bool sp_vss_mount_matches(const wchar_t *mount, const wchar_t *wanted);
 
 const char *sp_vss_end_str(SpVssEnd end);
+/* The name of a VSS error and a hint ("" when unknown). */
+const char *sp_vss_hresult_str(HRESULT hr);
 const char *sp_vss_status_str(int status);

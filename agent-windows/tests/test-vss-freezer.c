@@ -253,7 +253,7 @@ static void test_failed_step_aborts_and_names_the_step(Fixture *fx)
     CHECK(sp_vss_freezer_freeze(fx->freezer, NULL, 0, 0, &fr, &err) == SP_VSS_E_BACKEND);
     CHECK_STR(err.step, "prepare_for_backup");
     CHECK(err.hr == (HRESULT)0x80042318L);
-    CHECK(strstr(err.desc, "0x80042318") != NULL);
+    CHECK(strstr(err.desc, "0x80042318 (VSS_E_WRITER_INFRASTRUCTURE") != NULL);
     CHECK(sp_vss_freezer_state(fx->freezer) == SP_VSS_STATE_THAWED);
     CHECK_STR(sp_vss_backend_fake_calls(fx->backend),
               "init_for_backup,gather_writer_metadata,start_snapshot_set,add_volume,add_volume,"
