@@ -192,6 +192,13 @@ GPtrArray *sp_qmp_discover_disks(SpQmp *qmp, GError **error)
     return g_steal_pointer(&disks);
 }
 
+static const SpDriverOps *registered_ops;
+
+void sp_driver_register(const SpDriverOps *ops)
+{
+    registered_ops = ops;
+}
+
 SpDriver *sp_driver_new(SpVm *vm, SpQmp *qmp, GError **error)
 {
     const SpDriverOps *ops = NULL;
@@ -200,6 +207,8 @@ SpDriver *sp_driver_new(SpVm *vm, SpQmp *qmp, GError **error)
         ops = &sp_driver_qemu_ops;
     else if (g_strcmp0(vm->driver, "hook") == 0)
         ops = &sp_driver_hook_ops;
+    else if (registered_ops != NULL && g_strcmp0(vm->driver, registered_ops->name) == 0)
+        ops = registered_ops;
     if (ops == NULL) {
         g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
                     "VM '%s': unknown driver '%s' (known: qemu, hook)", vm->name, vm->driver);

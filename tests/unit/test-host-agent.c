@@ -7,130 +7,16 @@
 #include <cmocka.h>
 
 #include <gio/gio.h>
-#include <glib/gstdio.h>
 #include <string.h>
-#include <sys/socket.h>
-#include <sys/un.h>
-#include <unistd.h>
 
+#include "host-fake-agent.h"
 #include "stillpoint/agent.h"
-#include "stillpoint/framer.h"
-#include "stillpoint/message.h"
-
-/* A fake agent: answers each request with what handler returns (raw bytes, may be NULL = no
- * answer), after delay_ms. Runs in a thread until the client hangs up. */
-typedef char *(*FakeHandler)(const char *execute, const SpJson *args, guint *delay_ms);
-
-typedef struct {
-    char *dir;
-    char *path;
-    int listen_fd;
-    GThread *thread;
-    FakeHandler handler;
-    GMutex lock;
-    GPtrArray *seen; /* "execute args-json" lines */
-} Fake;
-
-typedef struct {
-    Fake *fake;
-    int fd;
-} FrameCtx;
-
-static void fake_frame_cb(const SpFrame *frame, void *userdata)
-{
-    FrameCtx *fc = userdata;
-    g_autoptr(SpJson) msg = NULL;
-    SpRequest req;
-    g_autofree char *reply = NULL;
-    g_autofree char *args_text = NULL;
-    guint delay_ms = 0;
-
-    if (frame->kind != SP_FRAME_OBJECT)
-        return;
-    if (sp_json_parse(frame->data, frame->len, NULL, &msg, NULL) != SP_OK ||
-        sp_request_parse(msg, &req, NULL) != SP_OK)
-        return;
-    args_text = req.arguments != NULL ? sp_json_serialize(req.arguments, NULL) : g_strdup("{}");
-    g_mutex_lock(&fc->fake->lock);
-    g_ptr_array_add(fc->fake->seen, g_strdup_printf("%s %s", req.execute, args_text));
-    g_mutex_unlock(&fc->fake->lock);
-    reply = fc->fake->handler(req.execute, req.arguments, &delay_ms);
-    if (delay_ms > 0)
-        g_usleep(delay_ms * 1000);
-    if (reply != NULL && write(fc->fd, reply, strlen(reply)) < 0)
-        return;
-}
-
-static gpointer fake_thread(gpointer data)
-{
-    Fake *fake = data;
-    FrameCtx fc = {.fake = fake};
-    SpFramer *framer = sp_framer_new(0);
-    char buf[4096];
-    ssize_t n;
-
-    fc.fd = accept(fake->listen_fd, NULL, NULL);
-    while (fc.fd >= 0 && (n = read(fc.fd, buf, sizeof(buf))) > 0)
-        sp_framer_feed(framer, buf, (size_t)n, fake_frame_cb, &fc);
-    if (fc.fd >= 0)
-        close(fc.fd);
-    sp_framer_free(framer);
-    return NULL;
-}
-
-static Fake *fake_start(FakeHandler handler)
-{
-    Fake *fake = g_new0(Fake, 1);
-    struct sockaddr_un addr = {.sun_family = AF_UNIX};
-    fake->dir = g_dir_make_tmp("sp-agent-XXXXXX", NULL);
-    fake->path = g_build_filename(fake->dir, "agent.sock", NULL);
-    fake->handler = handler;
-    fake->seen = g_ptr_array_new_with_free_func(g_free);
-    g_mutex_init(&fake->lock);
-    g_strlcpy(addr.sun_path, fake->path, sizeof(addr.sun_path));
-    fake->listen_fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    assert_int_equal(bind(fake->listen_fd, (struct sockaddr *)&addr, sizeof(addr)), 0);
-    assert_int_equal(listen(fake->listen_fd, 1), 0);
-    fake->thread = g_thread_new("fake-agent", fake_thread, fake);
-    return fake;
-}
-
-static void fake_stop(Fake *fake)
-{
-    /* The client has hung up by now (the agent was freed); the thread sees EOF. */
-    g_thread_join(fake->thread);
-    close(fake->listen_fd);
-    g_unlink(fake->path);
-    g_rmdir(fake->dir);
-    g_ptr_array_unref(fake->seen);
-    g_mutex_clear(&fake->lock);
-    g_free(fake->path);
-    g_free(fake->dir);
-    g_free(fake);
-}
-
-static gboolean fake_saw(Fake *fake, const char *line)
-{
-    gboolean found = FALSE;
-    g_mutex_lock(&fake->lock);
-    for (guint i = 0; i < fake->seen->len; i++)
-        found |= g_strcmp0(g_ptr_array_index(fake->seen, i), line) == 0;
-    g_mutex_unlock(&fake->lock);
-    return found;
-}
-
-/* Answers guest-sync-delimited as qemu-ga does: 0xFF, then the id. */
-static char *sync_reply(const SpJson *args)
-{
-    return g_strdup_printf("\xff{\"return\": %" G_GINT64_FORMAT "}\n",
-                           sp_json_object_get_int(args, "id", 0));
-}
 
 static char *qemu_ga_handler(const char *execute, const SpJson *args, guint *delay_ms)
 {
     if (g_strcmp0(execute, "guest-sync-delimited") == 0) {
         /* Stale bytes from an earlier client come first: they must be skipped. */
-        g_autofree char *sync = sync_reply(args);
+        g_autofree char *sync = fake_agent_sync_reply(args);
         return g_strconcat("{\"return\": 7}\n{\"garb", sync, NULL);
     }
     if (g_strcmp0(execute, "guest-fsfreeze-freeze") == 0)
@@ -146,9 +32,9 @@ static char *qemu_ga_handler(const char *execute, const SpJson *args, guint *del
 
 static void test_qemu_ga_fallback_uses_standard_fsfreeze(void **state)
 {
-    Fake *fake = fake_start(qemu_ga_handler);
+    FakeAgent *fake = fake_agent_start(qemu_ga_handler);
     g_autoptr(GError) error = NULL;
-    SpAgent *agent = sp_agent_connect(fake->path, 2000, &error);
+    SpAgent *agent = sp_agent_connect(fake_agent_path(fake), 2000, &error);
     SpFreezeResult fr = {0};
     SpThawResult tr = {0};
 
@@ -159,16 +45,16 @@ static void test_qemu_ga_fallback_uses_standard_fsfreeze(void **state)
     assert_true(sp_agent_thaw(agent, &fr, &tr, &error));
     /* Still frozen right before the thaw: the freeze held. */
     assert_true(tr.consistent);
-    assert_true(fake_saw(fake, "guest-fsfreeze-freeze {}"));
-    assert_true(fake_saw(fake, "guest-fsfreeze-thaw {}"));
+    assert_true(fake_agent_saw(fake, "guest-fsfreeze-freeze {}"));
+    assert_true(fake_agent_saw(fake, "guest-fsfreeze-thaw {}"));
     sp_agent_free(agent);
-    fake_stop(fake);
+    fake_agent_stop(fake);
 }
 
 static char *stillpoint_handler(const char *execute, const SpJson *args, guint *delay_ms)
 {
     if (g_strcmp0(execute, "guest-sync-delimited") == 0)
-        return sync_reply(args);
+        return fake_agent_sync_reply(args);
     if (g_strcmp0(execute, "stillpoint-capabilities") == 0)
         return g_strdup("{\"return\": {\"version\": \"1\"}}\n");
     if (g_strcmp0(execute, "stillpoint-freeze") == 0)
@@ -181,9 +67,9 @@ static char *stillpoint_handler(const char *execute, const SpJson *args, guint *
 
 static void test_stillpoint_agent_gets_leased_freeze_and_epoch_thaw(void **state)
 {
-    Fake *fake = fake_start(stillpoint_handler);
+    FakeAgent *fake = fake_agent_start(stillpoint_handler);
     g_autoptr(GError) error = NULL;
-    SpAgent *agent = sp_agent_connect(fake->path, 2000, &error);
+    SpAgent *agent = sp_agent_connect(fake_agent_path(fake), 2000, &error);
     SpFreezeResult fr = {0};
     SpThawResult tr = {0};
 
@@ -192,20 +78,20 @@ static void test_stillpoint_agent_gets_leased_freeze_and_epoch_thaw(void **state
     assert_true(sp_agent_freeze(agent, 17000, &fr, &error));
     assert_int_equal(fr.epoch, 42);
     assert_int_equal(fr.frozen, 2);
-    assert_true(fake_saw(fake, "stillpoint-freeze {\"lease-ms\":17000}"));
+    assert_true(fake_agent_saw(fake, "stillpoint-freeze {\"lease-ms\":17000}"));
     assert_true(sp_agent_thaw(agent, &fr, &tr, &error));
-    assert_true(fake_saw(fake, "stillpoint-thaw {\"epoch\":42}"));
+    assert_true(fake_agent_saw(fake, "stillpoint-thaw {\"epoch\":42}"));
     /* The agent's verdict is reported as is: the lease ran out, not consistent. */
     assert_false(tr.consistent);
     assert_int_equal(tr.held_ms, 1234);
     sp_agent_free(agent);
-    fake_stop(fake);
+    fake_agent_stop(fake);
 }
 
 static char *slow_handler(const char *execute, const SpJson *args, guint *delay_ms)
 {
     if (g_strcmp0(execute, "guest-sync-delimited") == 0)
-        return sync_reply(args);
+        return fake_agent_sync_reply(args);
     if (g_strcmp0(execute, "guest-info") == 0) {
         *delay_ms = 300; /* answers, but after the client's deadline */
         return g_strdup("{\"return\": \"late\"}\n");
@@ -217,9 +103,9 @@ static char *slow_handler(const char *execute, const SpJson *args, guint *delay_
 
 static void test_timeout_resyncs_so_late_reply_is_not_taken_for_the_next(void **state)
 {
-    Fake *fake = fake_start(slow_handler);
+    FakeAgent *fake = fake_agent_start(slow_handler);
     g_autoptr(GError) error = NULL;
-    SpAgent *agent = sp_agent_connect(fake->path, 2000, &error);
+    SpAgent *agent = sp_agent_connect(fake_agent_path(fake), 2000, &error);
     g_autoptr(SpJson) info = NULL;
     g_autoptr(SpJson) pong = NULL;
 
@@ -232,7 +118,7 @@ static void test_timeout_resyncs_so_late_reply_is_not_taken_for_the_next(void **
     assert_non_null(pong);
     assert_string_equal(sp_json_get_string(pong), "pong");
     sp_agent_free(agent);
-    fake_stop(fake);
+    fake_agent_stop(fake);
 }
 
 static char *mute_handler(const char *execute, const SpJson *args, guint *delay_ms)
@@ -242,13 +128,13 @@ static char *mute_handler(const char *execute, const SpJson *args, guint *delay_
 
 static void test_silent_agent_is_unreachable(void **state)
 {
-    Fake *fake = fake_start(mute_handler);
+    FakeAgent *fake = fake_agent_start(mute_handler);
     g_autoptr(GError) error = NULL;
-    SpAgent *agent = sp_agent_connect(fake->path, 200, &error);
+    SpAgent *agent = sp_agent_connect(fake_agent_path(fake), 200, &error);
     assert_null(agent);
     assert_true(g_error_matches(error, SP_AGENT_ERROR, SP_AGENT_ERROR_UNREACHABLE));
     assert_non_null(strstr(error->message, "guest-sync-delimited"));
-    fake_stop(fake);
+    fake_agent_stop(fake);
 }
 
 static void test_missing_socket_is_unreachable(void **state)

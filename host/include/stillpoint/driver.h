@@ -72,6 +72,9 @@ SpDriver *sp_driver_new(SpVm *vm, SpQmp *qmp, GError **error);
 void sp_driver_free(SpDriver *drv);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(SpDriver, sp_driver_free)
 
+/* Makes another driver available by its ops->name (the unit tests' fake driver). */
+void sp_driver_register(const SpDriverOps *ops);
+
 extern const SpDriverOps sp_driver_qemu_ops;
 extern const SpDriverOps sp_driver_hook_ops;
 
