@@ -299,6 +299,12 @@ static int select_volumes(SpVssFreezer *f, const wchar_t *const *mounts, size_t 
     return SP_VSS_OK;
 }
 
+static const char *cancel_str(SpVssFreezer *f)
+{
+    return f->cancel_reason == SP_VSS_END_NONE ? "a thaw was requested"
+                                               : sp_vss_end_str(f->cancel_reason);
+}
+
 static bool cancelled(SpVssFreezer *f)
 {
     return WaitForSingleObject(f->cancel, 0) == WAIT_OBJECT_0;
@@ -338,8 +344,7 @@ const char *sp_vss_hresult_str(HRESULT hr)
     do {                                                                                    \
         if (cancelled(f)) {                                                                 \
             set_error(err, SP_VSS_E_ABORTED, name, E_ABORT,                                 \
-                      "freeze abandoned before %s: %s", name,                               \
-                      sp_vss_end_str(f->cancel_reason));                                    \
+                      "freeze abandoned before %s: %s", name, cancel_str(f));               \
             return SP_VSS_E_ABORTED;                                                        \
         }                                                                                   \
         HRESULT step_hr = (call);                                                           \
@@ -365,8 +370,7 @@ static int run_freeze_sequence(SpVssFreezer *f, SpVssError *err)
     HRESULT hr = b->ops->wait_frozen(b, f->config.frozen_timeout_ms, f->cancel);
     if (hr == E_ABORT) {
         set_error(err, SP_VSS_E_ABORTED, "wait_frozen", hr,
-                  "freeze abandoned before the provider committed: %s",
-                  sp_vss_end_str(f->cancel_reason));
+                  "freeze abandoned before the provider committed: %s", cancel_str(f));
         return SP_VSS_E_ABORTED;
     }
     if (hr == HRESULT_FROM_WIN32(ERROR_TIMEOUT)) {

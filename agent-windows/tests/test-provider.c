@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <windows.h>
+#include <sddl.h>
 #include <vss.h>
 #include <vsprov.h>
 #include <vsserror.h>
@@ -21,6 +22,17 @@ static const char *current;
                     current, #cond);                                                   \
             failures++;                                                                \
             return;                                                                    \
+        }                                                                              \
+    } while (0)
+
+/* CHECK for tests that must free what they hold. */
+#define CHECK_OR_DONE(cond)                                                            \
+    do {                                                                               \
+        if (!(cond)) {                                                                 \
+            fprintf(stderr, "  %s:%d: %s: check failed: %s\n", __FILE__, __LINE__,    \
+                    current, #cond);                                                   \
+            failures++;                                                                \
+            goto done;                                                                 \
         }                                                                              \
     } while (0)
 
@@ -103,6 +115,36 @@ static void test_commit_signals_frozen_and_holds_until_release(void)
     close_events();
 }
 
+/* Never a NULL DACL: anyone could signal "release" and end a freeze early. */
+static void test_named_events_are_restricted_to_system_and_administrators(void)
+{
+    PSECURITY_DESCRIPTOR sd = NULL;
+    wchar_t *sddl = NULL;
+    CHECK_OR_DONE(create_events());
+    DWORD need = 0;
+    GetKernelObjectSecurity(release_event, DACL_SECURITY_INFORMATION, NULL, 0, &need);
+    CHECK_OR_DONE(need > 0);
+    sd = LocalAlloc(LPTR, need);
+    CHECK_OR_DONE(sd);
+    CHECK_OR_DONE(GetKernelObjectSecurity(release_event, DACL_SECURITY_INFORMATION, sd, need, &need));
+    CHECK_OR_DONE(ConvertSecurityDescriptorToStringSecurityDescriptorW(sd, SDDL_REVISION_1,
+                                                               DACL_SECURITY_INFORMATION, &sddl,
+                                                               NULL));
+    printf("  # release event DACL: %ls\n", sddl);
+    CHECK_OR_DONE(wcsncmp(sddl, L"D:P", 3) == 0);          /* present and protected */
+    CHECK_OR_DONE(wcsstr(sddl, L";;;SY)") && wcsstr(sddl, L";;;BA)"));
+    size_t aces = 0;
+    for (const wchar_t *p = sddl; (p = wcschr(p, L'(')) != NULL; p++)
+        aces++;
+    CHECK_OR_DONE(aces == 2);                              /* nobody else: no WD, no AU, no IU */
+done:
+    if (sddl)
+        LocalFree(sddl);
+    if (sd)
+        LocalFree(sd);
+    close_events();
+}
+
 static void test_commit_without_agent_vetoes(void)
 {
     IVssProviderCreateSnapshotSet *c = NULL;
@@ -157,6 +199,8 @@ int main(int argc, char **argv)
         { "claims_volumes_only_while_armed", test_claims_volumes_only_while_armed },
         { "commit_signals_frozen_and_holds_until_release",
           test_commit_signals_frozen_and_holds_until_release },
+        { "named_events_are_restricted_to_system_and_administrators",
+          test_named_events_are_restricted_to_system_and_administrators },
         { "commit_without_agent_vetoes", test_commit_without_agent_vetoes },
         { "commit_lets_go_at_the_hold_limit", test_commit_lets_go_at_the_hold_limit },
     };
