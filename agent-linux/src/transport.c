@@ -177,7 +177,7 @@ static void frame_cb(const SpFrame *frame, void *userdata)
 {
     Channel *c = userdata;
     SpJsonError jerr = {0};
-    SpJson *message = NULL;
+    SpJson *message = NULL, *reply;
     unsigned flags = 0;
 
     if (frame->kind == SP_FRAME_RESYNC)
@@ -191,7 +191,9 @@ static void frame_cb(const SpFrame *frame, void *userdata)
         return;
     }
     c->host_attached = TRUE;
-    channel_send(c, c->t->request_fn(c->id, message, &flags, c->t->userdata), flags);
+    /* Two statements: flags is only set once the request has run. */
+    reply = c->t->request_fn(c->id, message, &flags, c->t->userdata);
+    channel_send(c, reply, flags);
     sp_json_free(message);
 }
 
