@@ -56,7 +56,7 @@ gboolean sp_agent_sync(SpAgent *agent, guint timeout_ms, GError **error)
         if (msg == NULL) {
             g_set_error(error, SP_AGENT_ERROR, SP_AGENT_ERROR_UNREACHABLE,
                         "guest agent on %s does not answer guest-sync-delimited (%s); is the "
-                        "agent running in the guest?",
+                        "agent running in the guest, and no other client connected to the socket?",
                         sp_channel_get_path(agent->ch), local->message);
             return FALSE;
         }

@@ -100,7 +100,8 @@ static void roll_back(CreateRun *run, GError **error)
 {
     g_autoptr(GError) local = NULL;
     if (!run->driver->ops->abort(run->driver, run->plan, &local)) {
-        g_prefix_error(error, "(cleanup failed too: %s; the journal keeps operation %" G_GINT64_FORMAT
+        g_prefix_error(error,
+                       "(cleanup failed too: %s; the journal keeps operation %" G_GINT64_FORMAT
                        " for the next run) ",
                        local->message, run->plan->op_id);
         return;

@@ -181,7 +181,8 @@ static gboolean qemu_committed(SpDriver *drv, SpSnapshotPlan *plan, gboolean *re
         SpPlanDisk *pd = g_ptr_array_index(plan->disks, i);
         for (guint j = 0; j < disks->len; j++) {
             SpDisk *d = g_ptr_array_index(disks, j);
-            if (g_strcmp0(d->node, pd->overlay_node) == 0 || g_strcmp0(d->image, pd->overlay) == 0) {
+            if (g_strcmp0(d->node, pd->overlay_node) == 0 ||
+                g_strcmp0(d->image, pd->overlay) == 0) {
                 on_overlay++;
                 break;
             }

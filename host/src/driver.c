@@ -175,8 +175,8 @@ GPtrArray *sp_qmp_discover_disks(SpQmp *qmp, GError **error)
             continue;
         if (file == NULL || file[0] != '/') {
             g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
-                        "disk %s: its image '%s' is not a local file; only file-backed disks "
-                        "can get an overlay",
+                        "disk %s: its image '%s' is not a local file named by an absolute path; "
+                        "only such disks can get an overlay",
                         sp_json_object_get_string(entry, "qdev"), file != NULL ? file : "");
             return NULL;
         }

@@ -41,7 +41,8 @@ SpQmp *sp_qmp_connect(const char *path, guint timeout_ms, GError **error)
         return NULL;
     greeting = sp_channel_recv(qmp->ch, deadline, error);
     if (greeting == NULL) {
-        g_prefix_error(error, "no QMP greeting: ");
+        g_prefix_error(error, "no QMP greeting (QEMU serves one QMP client at a time: is another "
+                              "one connected?): ");
         return NULL;
     }
     if (sp_json_object_get(greeting, "QMP") == NULL) {

@@ -41,7 +41,7 @@ static void usage(FILE *out)
             "         [--hook-command CMD] [--overlay-dir DIR]   register a VM\n"
             "  vm list                                           list registered VMs\n"
             "  vm remove NAME [--force]                          forget a VM (keeps images)\n"
-            "  vm disks NAME                                     the VM's disks, as QMP reports them\n"
+            "  vm disks NAME                                     the VM's disks, from QMP\n"
             "  vm recover NAME                                   finish or roll back interrupted\n"
             "                                                    operations\n"
             "  checkpoint create VM [--name N] [--type production|crash]\n"
@@ -176,8 +176,12 @@ static int cmd_vm_add(int argc, char **argv)
                     "vm add: --hook-command CMD is required with the hook driver");
         goto fail;
     }
-    vm = (SpVm){.name = argv[1], .qmp_socket = qmp != NULL ? qmp : (char *)"", .agent_socket = agent,
-                .driver = driver, .hook_command = hook, .overlay_dir = overlay_dir};
+    vm = (SpVm){.name = argv[1],
+                .qmp_socket = qmp != NULL ? qmp : (char *)"",
+                .agent_socket = agent,
+                .driver = driver,
+                .hook_command = hook,
+                .overlay_dir = overlay_dir};
     store = open_store(&error);
     if (store == NULL || !sp_store_vm_add(store, &vm, &id, &error))
         goto fail;
@@ -279,8 +283,8 @@ fail:
 }
 
 /* Opens the store, locks and loads the VM, and resolves interrupted operations. */
-static gboolean open_vm(const char *name, gboolean recover, SpStore **ret_store, SpVmLock **ret_lock,
-                        SpVm **ret_vm, GError **error)
+static gboolean open_vm(const char *name, gboolean recover, SpStore **ret_store,
+                        SpVmLock **ret_lock, SpVm **ret_vm, GError **error)
 {
     g_autoptr(SpStore) store = open_store(error);
     g_autoptr(SpVmLock) lock = NULL;
