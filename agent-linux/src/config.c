@@ -98,6 +98,34 @@ static gboolean load_transports(SpConfig *c, GKeyFile *kf, GError **error)
     return TRUE;
 }
 
+/* A misspelt key would silently fall back to a default (an exclusion that excludes nothing):
+ * unknown groups and keys are errors. */
+static gboolean check_keys(GKeyFile *kf, GError **error)
+{
+    static const char *const known[] = {
+        "transports/virtio-ports", "transports/vsock-ports", "transports/unix-sockets",
+        "agent/state-dir", "agent/verbose",
+        "freeze/default-lease-ms", "freeze/max-lease-ms", "freeze/exclude-mountpoints",
+        "freeze/exclude-types", "freeze/thaw-on-hangup",
+        "hooks/fsfreeze-hook", "hooks/fsfreeze-hook-dir", "hooks/timeout-ms", NULL,
+    };
+    g_auto(GStrv) groups = g_key_file_get_groups(kf, NULL);
+
+    for (guint g = 0; groups[g]; g++) {
+        g_auto(GStrv) keys = g_key_file_get_keys(kf, groups[g], NULL, NULL);
+        for (guint k = 0; keys && keys[k]; k++) {
+            g_autofree char *name = g_strdup_printf("%s/%s", groups[g], keys[k]);
+            if (!g_strv_contains(known, name)) {
+                g_set_error(error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_KEY_NOT_FOUND,
+                            "unknown key '%s' in group [%s] (the example agent.conf lists every "
+                            "key)", keys[k], groups[g]);
+                return FALSE;
+            }
+        }
+    }
+    return TRUE;
+}
+
 gboolean sp_config_load(SpConfig *c, const char *path, gboolean required, GError **error)
 {
     g_autoptr(GKeyFile) kf = g_key_file_new();
@@ -111,7 +139,7 @@ gboolean sp_config_load(SpConfig *c, const char *path, gboolean required, GError
         g_propagate_prefixed_error(error, local, "%s: ", path);
         return FALSE;
     }
-    if (!load_transports(c, kf, error))
+    if (!check_keys(kf, error) || !load_transports(c, kf, error))
         goto fail;
     replace_string(kf, "agent", "state-dir", &c->state_dir);
     if (!c->state_dir)

@@ -70,6 +70,19 @@ static void test_out_of_range_lease_names_file_and_key(void **state)
     g_unlink(path);
 }
 
+static void test_unknown_key_is_an_error(void **state)
+{
+    g_autofree char *path = write_conf("[freeze]\nexclude-mountpoint=/srv\n");
+    g_autoptr(SpConfig) c = sp_config_new();
+    g_autoptr(GError) e = NULL;
+
+    /* A typo must not silently freeze what was meant to be excluded. */
+    assert_false(sp_config_load(c, path, TRUE, &e));
+    assert_non_null(strstr(e->message, "exclude-mountpoint"));
+    assert_non_null(strstr(e->message, path));
+    g_unlink(path);
+}
+
 static void test_missing_file_is_an_error_only_when_required(void **state)
 {
     g_autoptr(SpConfig) c = sp_config_new();
@@ -86,6 +99,7 @@ int main(void)
         cmocka_unit_test(test_shipped_example_gives_the_defaults),
         cmocka_unit_test(test_values_are_read),
         cmocka_unit_test(test_out_of_range_lease_names_file_and_key),
+        cmocka_unit_test(test_unknown_key_is_an_error),
         cmocka_unit_test(test_missing_file_is_an_error_only_when_required),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
