@@ -389,6 +389,17 @@ static int run_freeze_sequence(SpVssFreezer *f, SpVssError *err)
     return SP_VSS_OK;
 }
 
+/* Epochs only grow, also across agent restarts (PROTOCOL.md): the wall clock in ms, or one more
+ * than the last when two freezes fall in the same millisecond or the clock went back. */
+static uint64_t next_epoch(uint64_t last)
+{
+    FILETIME ft;
+    GetSystemTimeAsFileTime(&ft);
+    uint64_t ticks = ((uint64_t)ft.dwHighDateTime << 32) | ft.dwLowDateTime; /* 100 ns, 1601 */
+    uint64_t unix_ms = (ticks - 116444736000000000ULL) / 10000;
+    return unix_ms > last ? unix_ms : last + 1;
+}
+
 int sp_vss_freezer_freeze(SpVssFreezer *f, const wchar_t *const *mounts, size_t n_mounts,
                           DWORD lease_ms, SpVssFreezeResult *ret, SpVssError *err)
 {
@@ -420,7 +431,8 @@ int sp_vss_freezer_freeze(SpVssFreezer *f, const wchar_t *const *mounts, size_t 
     DWORD limit = f->config.hold_limit_ms;
     DWORD window = lease_ms && lease_ms < limit ? lease_ms : limit;
     AcquireSRWLockExclusive(&f->state_lock);
-    f->epoch = ++f->last_epoch;
+    f->epoch = next_epoch(f->last_epoch);
+    f->last_epoch = f->epoch;
     f->frozen_at = GetTickCount64();
     f->deadline = f->frozen_at + window;
     f->deadline_end = lease_ms && lease_ms < limit ? SP_VSS_END_LEASE_EXPIRED
