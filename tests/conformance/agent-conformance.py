@@ -317,6 +317,11 @@ def test_stillpoint_freeze_and_thaw_report_epoch_and_consistency(c, args):
     check(t.get("thawed") == len(r["frozen"]), "thawed: %s" % t)
     check(isinstance(t.get("held-ms"), int) and t["held-ms"] >= 0, "held-ms: %s" % t)
     expect_error(c.call("stillpoint-thaw"), "GenericError", code="not-frozen")
+    st = c.ok("stillpoint-status")
+    check(st.get("status") == "thawed" and st.get("frozen") == [], "status after thaw: %s" % st)
+    last = st.get("last-thaw", {})
+    check(last.get("epoch") == r["epoch"] and last.get("consistent") is True
+          and last.get("reason") == "requested", "last-thaw: %s" % st)
     r2 = c.ok("stillpoint-freeze", a)
     check(r2["epoch"] > r["epoch"], "epochs increase")
     check(c.ok("stillpoint-thaw")["consistent"] is True, "second thaw")
