@@ -23,6 +23,19 @@ typedef struct {
 } Options;
 
 static Options options;
+/* The running freezer, for stop requests that arrive on another thread (console, SCM). */
+static SpVssFreezer *running_freezer;
+static SRWLOCK running_lock = SRWLOCK_INIT; /* the freezer is not freed under a stop request */
+
+/* A stop abandons a freeze still in progress (writers can take a minute); one already held is
+ * thawed by the session loop as it ends. */
+static void on_stop(void)
+{
+    AcquireSRWLockShared(&running_lock);
+    if (running_freezer)
+        sp_vss_freezer_cancel(running_freezer, SP_VSS_END_STOPPED);
+    ReleaseSRWLockShared(&running_lock);
+}
 
 static void usage(FILE *out)
 {
@@ -211,7 +224,13 @@ static int run(HANDLE stop)
                           .stop = stop };
         sp_log(SP_LOG_INFO, "stillpoint-agent %s serving on %s", SP_AGENT_VERSION,
                transport->ops->name);
+        AcquireSRWLockExclusive(&running_lock);
+        running_freezer = freezer;
+        ReleaseSRWLockExclusive(&running_lock);
         r = sp_agent_serve(&agent) < 0 ? 1 : 0;
+        AcquireSRWLockExclusive(&running_lock);
+        running_freezer = NULL;
+        ReleaseSRWLockExclusive(&running_lock);
     }
     sp_vss_freezer_free(freezer); /* thaws anything still frozen */
     if (transport)
@@ -226,6 +245,7 @@ static HANDLE console_stop;
 
 static BOOL WINAPI console_ctrl_cb(DWORD type)
 {
+    on_stop();
     SetEvent(console_stop);
     return TRUE;
 }
@@ -248,7 +268,7 @@ int main(int argc, char **argv)
             wcscat(path, L"\\agent.log");
         }
         sp_log_open(n > 0 && n < MAX_PATH - 40 ? path : NULL, options.verbose);
-        r = sp_service_dispatch(run);
+        r = sp_service_dispatch(run, on_stop);
     } else {
         sp_log_open(NULL, options.verbose);
         console_stop = CreateEventW(NULL, TRUE, FALSE, NULL);

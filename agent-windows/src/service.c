@@ -17,6 +17,7 @@ static SERVICE_STATUS_HANDLE status_handle;
 static SERVICE_STATUS status;
 static HANDLE stop_event;
 static SpServiceRunFn run_fn;
+static SpServiceStopFn stop_fn;
 
 static void report(DWORD state, DWORD exit_code, DWORD wait_hint)
 {
@@ -38,6 +39,8 @@ static DWORD WINAPI control_cb(DWORD control, DWORD type, void *data, void *cont
     case SERVICE_CONTROL_STOP:
     case SERVICE_CONTROL_SHUTDOWN:
         report(SERVICE_STOP_PENDING, NO_ERROR, SP_SERVICE_STOP_WAIT_HINT_MS);
+        if (stop_fn)
+            stop_fn();
         SetEvent(stop_event);
         return NO_ERROR;
     case SERVICE_CONTROL_INTERROGATE:
@@ -64,11 +67,12 @@ static void WINAPI service_main_cb(DWORD argc, wchar_t **argv)
     report(SERVICE_STOPPED, r ? ERROR_SERVICE_SPECIFIC_ERROR : NO_ERROR, 0);
 }
 
-int sp_service_dispatch(SpServiceRunFn run)
+int sp_service_dispatch(SpServiceRunFn run, SpServiceStopFn on_stop)
 {
     static wchar_t name[] = SP_SERVICE_NAME;
     SERVICE_TABLE_ENTRYW table[] = { { name, service_main_cb }, { NULL, NULL } };
     run_fn = run;
+    stop_fn = on_stop;
     if (!StartServiceCtrlDispatcherW(table)) {
         DWORD error = GetLastError();
         fprintf(stderr, "stillpoint-agent: --service must be started by the service control "

@@ -11,5 +11,9 @@ typedef int (*SpServiceRunFn)(HANDLE stop);
 
 int sp_service_install(void);   /* exit codes: 0 ok, 1 failure (reported on stderr) */
 int sp_service_uninstall(void);
+/* Called on the control handler's thread when a stop arrives (before stop is signalled); must
+ * return at once. */
+typedef void (*SpServiceStopFn)(void);
+
 /* Hands the process to the service control manager; returns when the service stopped. */
-int sp_service_dispatch(SpServiceRunFn run);
+int sp_service_dispatch(SpServiceRunFn run, SpServiceStopFn on_stop);

@@ -463,6 +463,11 @@ static void cancel_freezing(SpVssFreezer *f, SpVssEnd why)
         SetEvent(f->cancel);
 }
 
+void sp_vss_freezer_cancel(SpVssFreezer *f, SpVssEnd why)
+{
+    cancel_freezing(f, why);
+}
+
 int sp_vss_freezer_thaw(SpVssFreezer *f, uint64_t epoch, SpVssThawResult *ret, SpVssError *err)
 {
     cancel_freezing(f, SP_VSS_END_NONE);

@@ -84,6 +84,9 @@ int sp_vss_freezer_freeze(SpVssFreezer *f, const wchar_t *const *mounts, size_t 
 int sp_vss_freezer_thaw(SpVssFreezer *f, uint64_t epoch, SpVssThawResult *ret, SpVssError *err);
 /* The host side hung up (or the service stops): thaw now, or cancel a freeze in progress. */
 void sp_vss_freezer_end(SpVssFreezer *f, SpVssEnd why);
+/* Abandons a freeze in progress and returns at once (safe from a control handler); a freeze
+ * already held is left to sp_vss_freezer_end. */
+void sp_vss_freezer_cancel(SpVssFreezer *f, SpVssEnd why);
 
 SpVssState sp_vss_freezer_state(SpVssFreezer *f);
 
