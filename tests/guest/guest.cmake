@@ -33,8 +33,13 @@ set_tests_properties(guest/runner-leaves-no-qemu PROPERTIES
   LABELS guest RESOURCE_LOCK vm FIXTURES_REQUIRED sp-guest-image TIMEOUT 240)
 
 # Each test boots one VM; RESOURCE_LOCK vm keeps VMs (also the e2e tests') from running at once.
+# The standard-command tests run against both agents (the fair comparison); the stillpoint-
+# extension tests against stillpoint-agent only.
+set(sp_guest_tests_qemu-ga boot-ping fsinfo-serials freeze-blocks-writes-loses-none)
+set(sp_guest_tests_stillpoint ${sp_guest_tests_qemu-ga}
+    leased-freeze-by-disk-is-consistent lease-expiry-thaws-by-itself)
 foreach(agent IN LISTS sp_guest_agents)
-  foreach(test boot-ping fsinfo-serials freeze-blocks-writes-loses-none)
+  foreach(test IN LISTS sp_guest_tests_${agent})
     add_test(NAME guest/${agent}/${test}
       COMMAND /usr/bin/python3 ${SP_GUEST_SRC}/test_guest.py
               --guest ${SP_GUEST_DIR} --run-dir ${CMAKE_CURRENT_BINARY_DIR}/guest-runs/${agent}-${test}

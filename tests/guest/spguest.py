@@ -70,11 +70,13 @@ class GuestError(Exception):
 
 
 class QgaError(GuestError):
-    """The agent answered with an error: .cls is its "class", .desc its "desc"."""
+    """The agent answered with an error: .cls is its "class", .desc its "desc", .code the
+    stable "code" of a stillpoint- command's error (None from qemu-ga)."""
 
     def __init__(self, command, error):
         self.cls = error.get("class", "")
         self.desc = error.get("desc", "")
+        self.code = error.get("code")
         super().__init__(f"{command}: {self.cls}: {self.desc}")
 
 

@@ -3,7 +3,8 @@
 the standard guest-agent contract on a real VM. One test per run, named on the command line:
 
   test_guest.py --guest DIR --run-dir DIR --workload-bin BIN --agent NAME TEST
-  TEST: boot-ping | fsinfo-serials | freeze-blocks-writes-loses-none
+  TEST: boot-ping | fsinfo-serials | freeze-blocks-writes-loses-none   (any agent)
+        leased-freeze-by-disk-is-consistent | lease-expiry-thaws-by-itself (stillpoint-agent)
 
 Each test prints its measurements (boot-to-ping, freeze/thaw times, the stall the workload saw)."""
 import argparse
@@ -130,10 +131,78 @@ def test_freeze_blocks_writes_loses_none(a):
     print(f"records 1..{last} intact in the guest (ext4, xfs) and in the data0 image")
 
 
+def _boot_with_workload(a, lifetime=150):
+    disks = [Disk("data0", "ext4"), Disk("data1", "xfs")]
+    files = [f"/mnt/{d.serial}/{RECORD_FILE}" for d in disks]
+    workload = ["--interval-ms", str(WORKLOAD_INTERVAL_MS)] + files
+    return Guest(a.guest, a.run_dir, agent=a.agent, disks=disks, workload=workload, fresh=True,
+                 lifetime=lifetime)
+
+
+def _stop_and_check(g):
+    final = g.workload("stop")
+    for c in g.workload("check")["files"]:
+        expect(c["ok"] and c["highest"] == final["last"],
+               f"{c['file']} does not hold records 1..{final['last']} intact: {c}")
+    return final
+
+
+def test_leased_freeze_by_disk_is_consistent(a):
+    """stillpoint-freeze of one disk (by serial) freezes just its filesystem, holds the writes,
+    and stillpoint-thaw within the lease reports a consistent freeze held as long as it was."""
+    with _boot_with_workload(a) as g:
+        measure("boot-to-ping", g.boot_to_ping)
+        expect("error" not in g.workload("wait 20"), "the workload did not reach record 20")
+        freeze = g.qga("stillpoint-freeze", {"disks": ["data1"], "lease-ms": 30000})
+        try:
+            mounts = [f["mountpoint"] for f in freeze["frozen"]]
+            expect(mounts == ["/mnt/data1"], f"froze {mounts}, expected only /mnt/data1")
+            status = g.qga("stillpoint-status")
+            expect(status["status"] == "frozen" and status["epoch"] == freeze["epoch"], f"{status}")
+            before = g.workload("report")
+            time.sleep(FREEZE_HOLD_S)  # the frozen window
+            during = g.workload("report")
+        finally:
+            thaw = g.qga("stillpoint-thaw", {"epoch": freeze["epoch"]})
+        expect(thaw["consistent"] is True and thaw["reason"] == "requested" and thaw["thawed"] == 1,
+               f"thaw: {thaw}")
+        expect(thaw["held-ms"] >= FREEZE_HOLD_S * 1000, f"held only {thaw['held-ms']} ms: {thaw}")
+        measure("held", thaw["held-ms"], "ms")
+        expect(during["last"] == before["last"], "records were written while /mnt/data1 was frozen")
+        expect("error" not in g.workload(f"wait {during['last'] + 10}"), "writes did not resume")
+        _stop_and_check(g)
+
+
+def test_lease_expiry_thaws_by_itself(a):
+    """A stillpoint-freeze nobody thaws ends when its lease runs out: the workload's writes
+    resume by themselves, and the late thaw reports the freeze as not consistent."""
+    lease_ms = 1500
+    with _boot_with_workload(a) as g:
+        measure("boot-to-ping", g.boot_to_ping)
+        expect("error" not in g.workload("wait 20"), "the workload did not reach record 20")
+        freeze = g.qga("stillpoint-freeze", {"lease-ms": lease_ms})
+        expect(len(freeze["frozen"]) == 2, f"froze {freeze['frozen']}, expected both data disks")
+        frozen_at = g.workload("report")["last"]
+        resumed = g.workload(f"wait {frozen_at + 10} 30000")  # no thaw from us
+        expect("error" not in resumed, f"writes did not resume after the lease: {resumed}")
+        thaw = g.qga("stillpoint-thaw", {"epoch": freeze["epoch"]})
+        expect(thaw["consistent"] is False and thaw["reason"] == "lease-expired" and thaw["thawed"] == 0,
+               f"late thaw: {thaw}")
+        expect(lease_ms <= thaw["held-ms"] < lease_ms + 5000, f"held {thaw['held-ms']} ms: {thaw}")
+        measure("held until the lease ran out", thaw["held-ms"], "ms")
+        final = _stop_and_check(g)
+        longest = max(s["ms"] for s in final["stalls"]) if final["stalls"] else 0
+        expect(longest >= lease_ms * 0.9, f"no write was blocked for the lease: {final['stalls']}")
+        measure("write blocked by the leased freeze", longest, "ms")
+
+
 TESTS = {
     "boot-ping": test_boot_ping,
     "fsinfo-serials": test_fsinfo_serials,
     "freeze-blocks-writes-loses-none": test_freeze_blocks_writes_loses_none,
+    # stillpoint-agent's extensions (protocol/PROTOCOL.md)
+    "leased-freeze-by-disk-is-consistent": test_leased_freeze_by_disk_is_consistent,
+    "lease-expiry-thaws-by-itself": test_lease_expiry_thaws_by_itself,
 }
 
 
