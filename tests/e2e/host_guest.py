@@ -125,7 +125,12 @@ def case_consistent(c):
     ok(min(h) >= 20 and abs(h[0] - h[1]) <= 1, f"both disks frozen at the same instant ({h})")
     after = c.g.workload("report")["last"]
     c.g.workload(f"wait {after + 20} 60000")
-    ok(c.g.workload("report")["last"] >= after + 20, "the VM goes on writing to the new overlays")
+    ok(c.g.workload("report")["last"] >= after + 20, "the VM goes on writing")
+    for d in first["disks"]:
+        m = json.loads(subprocess.run(["qemu-img", "map", "-U", "--output=json", d["overlay"]],
+                                      capture_output=True, text=True, check=True).stdout)
+        ok(any(e["data"] and e["depth"] == 0 for e in m),
+           f"first/{d['disk']}: the writes since land in the new overlay")
     r = c.sp("checkpoint", "create", "vm1")
     cps = c.checkpoints("vm1")
     ok(len(cps) == 2 and cps[1]["parent"] == cps[0]["id"] and cps[1]["current"],
