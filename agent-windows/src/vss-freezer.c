@@ -109,7 +109,11 @@ static void finish_thaw(SpVssFreezer *f, SpVssEnd end, SpVssThawResult *ret)
     DWORD limit = f->config.hold_limit_ms;
     memset(ret, 0, sizeof(*ret));
     ret->epoch = f->epoch;
-    ret->held_ms = GetTickCount64() - f->frozen_at;
+    ULONGLONG now = GetTickCount64();
+    ret->held_ms = now - f->frozen_at;
+    /* A requested thaw that lost the race with the deadline is late all the same. */
+    if (end == SP_VSS_END_NONE && now > f->deadline)
+        end = f->deadline_end;
 
     /* Release first: the provider holds every write of the volumes until it returns. */
     b->ops->release(b);
