@@ -378,7 +378,9 @@ static gboolean recover_create(CreateRun *run, SpOp *op, GError **error)
     if (g_strcmp0(op->step, STEP_FREEZING) == 0 || g_strcmp0(op->step, STEP_FROZEN) == 0 ||
         g_strcmp0(op->step, STEP_SNAPSHOTTED) == 0)
         recover_thaw(run);
-    if (!run->driver->ops->committed(run->driver, run->plan, &committed, error))
+    if (run->driver->ops->committed == NULL)
+        committed = step_after_transaction(op->step);
+    else if (!run->driver->ops->committed(run->driver, run->plan, &committed, error))
         return FALSE;
     if (!committed && step_after_transaction(op->step)) {
         /* The transaction was journaled as done, yet QEMU no longer runs on the overlays (a

@@ -129,19 +129,11 @@ static gboolean hook_snapshot(SpDriver *drv, SpSnapshotPlan *plan, guint timeout
     return TRUE;
 }
 
-static gboolean hook_committed(SpDriver *drv, SpSnapshotPlan *plan, gboolean *ret_committed,
-                               GError **error)
-{
-    /* The hook's storage is opaque to us: an interrupted run is not recorded. */
-    *ret_committed = FALSE;
-    return TRUE;
-}
-
 const SpDriverOps sp_driver_hook_ops = {
     .name = "hook",
     .plan = hook_plan,
     .prepare = hook_noop,
     .snapshot = hook_snapshot,
     .abort = hook_noop,
-    .committed = hook_committed,
+    .committed = NULL, /* the journal decides */
 };

@@ -277,6 +277,14 @@ hook)
   check "hook saw the disks" grep -qx "STILLPOINT_DISKS=vda vdb" "$T/hook.env"
   check "hook saw disk images" grep -qx "STILLPOINT_DISK_1_IMAGE=$T/img/b.qcow2" "$T/hook.env"
   check "recorded application-consistent" [ "$(list_json vm1 | jq -r '.checkpoints[0].consistency')" = application ]
+  # The hook's storage is opaque: after a kill, the journal decides whether its snapshot was made.
+  set +e; STILLPOINT_TEST_CRASH_AT=frozen "$SP" -q checkpoint create vm1 --name "killed before" 2>/dev/null
+  STILLPOINT_TEST_CRASH_AT=snapshotted "$SP" -q checkpoint create vm1 --name "killed after" 2>/dev/null
+  set -e
+  "$SP" -q vm recover vm1 || fail "hook recovery"
+  check "hook: a run killed after its snapshot is recorded, crash-consistent; one killed before is not" \
+    [ "$(list_json vm1 | jq -r '[.checkpoints[] | "\(.name)=\(.consistency)"] | join(",")')" \
+      = "hooked=application,killed after=crash" ]
   register vm2 --agent "$T/agent.sock" --driver hook --hook-command "exit 3"
   : >"$T/agent.log"
   if "$SP" checkpoint create vm2 2>"$T/err"; then fail "failing hook accepted"; fi

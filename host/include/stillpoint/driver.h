@@ -53,7 +53,9 @@ typedef struct {
     gboolean (*snapshot)(SpDriver *drv, SpSnapshotPlan *plan, guint timeout_ms, GError **error);
     /* Best effort: removes whatever prepare made (nodes, files). */
     gboolean (*abort)(SpDriver *drv, SpSnapshotPlan *plan, GError **error);
-    /* After a crash: did the snapshot take effect? */
+    /* After a crash: did the snapshot take effect? NULL when the driver cannot tell (the hook
+     * driver's storage is opaque): then the journal decides, by whether the snapshot step was
+     * recorded as done. */
     gboolean (*committed)(SpDriver *drv, SpSnapshotPlan *plan, gboolean *ret_committed,
                           GError **error);
     void (*free)(SpDriver *drv);
