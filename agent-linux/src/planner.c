@@ -267,12 +267,19 @@ static int plan_mount(SpFreezePlan *p, const SpMountTable *table, const SpMount 
         return add_skip(p, m->mountpoint, m->fstype, SP_SKIP_SAME_FILESYSTEM,
                         p->targets[t].mountpoint);
     first = first_mount_of(table, m);
-    /* Freeze through the original mount when it is selected too, so reports name it. */
-    if (first && first != m && selected(first, o) && !excluded(first, o)) {
-        int r = add_target(p, first);
-        if (r < 0)
-            return r;
-        return add_skip(p, m->mountpoint, m->fstype, SP_SKIP_SAME_FILESYSTEM, first->mountpoint);
+    /* Freeze through the original mount when it is selected too, so reports name it (and
+     * only when it would be frozen itself: a table can be inconsistent while it changes). */
+    if (first && first != m && selected(first, o) && !excluded(first, o) &&
+        !sp_plan_classify(first, &reason) && strcmp(first->fstype, m->fstype) == 0) {
+        ssize_t ft = find_target(p, sp_mount_dev(first));
+        if (ft < 0) {
+            int r = add_target(p, first);
+            if (r < 0)
+                return r;
+            ft = (ssize_t)p->n_targets - 1;
+        }
+        return add_skip(p, m->mountpoint, m->fstype, SP_SKIP_SAME_FILESYSTEM,
+                        p->targets[ft].mountpoint);
     }
     return add_target(p, m);
 }

@@ -223,6 +223,32 @@ static void test_btrfs_on_anonymous_device_is_freezable(void **state)
     sp_mount_table_free(t);
 }
 
+/* Tables read while mounts change can be inconsistent (found by fuzz-mountinfo): the plan must
+ * still hold each device once and never freeze through a mount it would skip. */
+static void test_inconsistent_table_still_plans_each_device_once(void **state)
+{
+    const char text[] =
+        "28 1 254:32 / /archive rw - ext4 /dev/vdc ro\n"
+        "42 28 254:48 / /b rw - btrfs /dev/vdd rw\n"
+        "45 28 0:36 /home /b-home rw - btrfs /dev/vdd rw\n"
+        "46 28 254:32 / /opt rw - btrfs /dev/vdd rw\n"
+        "47 28 254:48 / /b rw - weirdfs /dev/vdd rw\n";
+    SpMountTable *t = NULL;
+    SpFreezePlan *p;
+
+    assert_int_equal(sp_mountinfo_parse(text, strlen(text), &t), 0);
+    p = plan_of(t, NULL);
+    for (size_t i = 0; i < p->n_targets; i++) {
+        assert_string_not_equal(p->targets[i].mountpoint, "/archive");
+        for (size_t j = i + 1; j < p->n_targets; j++)
+            assert_true(p->targets[i].dev != p->targets[j].dev);
+    }
+    assert_skip(p, "/archive", "read-only");
+    assert_true(p->n_targets + p->n_skips <= t->n_mounts);
+    sp_plan_free(p);
+    sp_mount_table_free(t);
+}
+
 static void test_skip_target_moves_it_to_skips(void **state)
 {
     SpMountTable *t = table_of("nested-loop.mountinfo");
@@ -261,6 +287,7 @@ int main(void)
         cmocka_unit_test(test_plan_selects_by_device),
         cmocka_unit_test(test_loop_backed_filesystem_is_frozen_before_its_host),
         cmocka_unit_test(test_btrfs_on_anonymous_device_is_freezable),
+        cmocka_unit_test(test_inconsistent_table_still_plans_each_device_once),
         cmocka_unit_test(test_skip_target_moves_it_to_skips),
         cmocka_unit_test(test_skip_reason_names_are_stable),
     };
