@@ -40,6 +40,21 @@ static void fs_entry_clear(SpFsEntry *e)
     g_free(e->mountpoint);
     g_free(e->fstype);
     g_free(e->device);
+    g_free(e->uuid);
+    g_free(e->label);
+}
+
+static void fs_entry_free(SpFsEntry *e)
+{
+    fs_entry_clear(e);
+    g_free(e);
+}
+
+static SpFsEntry fs_entry_copy(const SpFsEntry *e)
+{
+    SpFsEntry c = {g_strdup(e->mountpoint), g_strdup(e->fstype), g_strdup(e->device),
+                   g_strdup(e->uuid), g_strdup(e->label)};
+    return c;
 }
 
 static void set_error(SpBackendError *err, const char *code, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
@@ -226,18 +241,39 @@ static gboolean lease_expired_cb(gpointer data)
     return G_SOURCE_REMOVE;
 }
 
-static void fill_result(SpLinuxBackend *b, const SpFreezePlan *plan, SpFreezeResult *ret)
+/* Identify each target with libblkid before anything is frozen (the reply must not wait on
+ * probes inside the window): mountpoint -> SpFsEntry with uuid and label. */
+static GHashTable *probe_targets(const SpFreezePlan *plan)
+{
+    GHashTable *ids = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, (GDestroyNotify)fs_entry_free);
+
+    for (size_t i = 0; i < plan->n_targets; i++) {
+        const SpPlanTarget *t = &plan->targets[i];
+        SpFsEntry *e = g_new0(SpFsEntry, 1);
+        char *type = NULL;
+
+        e->mountpoint = g_strdup(t->mountpoint);
+        if (g_str_has_prefix(t->source, "/dev/") &&
+            sp_blockdev_probe(t->source, &type, &e->uuid, &e->label))
+            g_free(type);
+        g_hash_table_replace(ids, e->mountpoint, e);
+    }
+    return ids;
+}
+
+static void fill_result(SpLinuxBackend *b, const SpFreezePlan *plan, GHashTable *ids,
+                        SpFreezeResult *ret)
 {
     ret->frozen = g_new0(SpFsEntry, plan->n_targets + 1);
     ret->n_frozen = plan->n_targets;
     for (size_t i = 0; i < plan->n_targets; i++) {
         const SpPlanTarget *t = &plan->targets[i];
-        SpFsEntry e = {g_strdup(t->mountpoint), g_strdup(t->fstype), g_strdup(t->source)};
-        ret->frozen[i] = e;
-        e.mountpoint = g_strdup(t->mountpoint);
-        e.fstype = g_strdup(t->fstype);
-        e.device = g_strdup(t->source);
-        g_array_append_val(b->frozen_fs, e);
+        const SpFsEntry *id = g_hash_table_lookup(ids, t->mountpoint);
+        SpFsEntry e = {(char *)t->mountpoint, t->fstype, t->source, id ? id->uuid : NULL,
+                       id ? id->label : NULL};
+        SpFsEntry kept = fs_entry_copy(&e);
+        ret->frozen[i] = fs_entry_copy(&e);
+        g_array_append_val(b->frozen_fs, kept);
     }
     ret->skipped = g_new0(SpSkipEntry, plan->n_skips + 1);
     ret->n_skipped = plan->n_skips;
@@ -305,27 +341,35 @@ static int freeze_plan(SpLinuxBackend *b, SpFreezePlan *plan, gint64 epoch, SpBa
     return 0;
 }
 
+static gboolean check_request(SpLinuxBackend *b, gint64 lease_ms, SpBackendError *err)
+{
+    if (b->lease.frozen) {
+        set_error(err, SP_CODE_ALREADY_FROZEN, "filesystems are already frozen (freeze %"
+                  G_GINT64_FORMAT "); thaw first", b->lease.epoch);
+        return FALSE;
+    }
+    if (lease_ms < SP_MIN_LEASE_MS || lease_ms > b->config->max_lease_ms) {
+        set_error(err, SP_CODE_LEASE_OUT_OF_RANGE, "lease %" G_GINT64_FORMAT " ms is outside %d..%"
+                  G_GINT64_FORMAT " ms", lease_ms, SP_MIN_LEASE_MS, b->config->max_lease_ms);
+        return FALSE;
+    }
+    return TRUE;
+}
+
 static int backend_freeze(void *self, const SpFreezeRequest *req, SpFreezeResult *ret,
                           SpBackendError *err)
 {
     SpLinuxBackend *b = self;
     SpFreezePlan *plan = NULL;
     g_autoptr(GError) hook_error = NULL;
+    g_autoptr(GHashTable) ids = NULL;
     gint64 lease_ms = req->lease_ms > 0 ? req->lease_ms : b->config->default_lease_ms;
     gint64 epoch;
 
-    if (b->lease.frozen) {
-        set_error(err, SP_CODE_ALREADY_FROZEN, "filesystems are already frozen (freeze %"
-                  G_GINT64_FORMAT "); thaw first", b->lease.epoch);
+    if (!check_request(b, lease_ms, err) || build_plan(b, req, &plan, err) < 0)
         return -1;
-    }
-    if (lease_ms < SP_MIN_LEASE_MS || lease_ms > b->config->max_lease_ms) {
-        set_error(err, SP_CODE_LEASE_OUT_OF_RANGE, "lease %" G_GINT64_FORMAT " ms is outside %d..%"
-                  G_GINT64_FORMAT " ms", lease_ms, SP_MIN_LEASE_MS, b->config->max_lease_ms);
-        return -1;
-    }
-    if (build_plan(b, req, &plan, err) < 0)
-        return -1;
+    /* The standard commands answer a count: no need to identify anything. */
+    ids = req->standard ? g_hash_table_new(g_str_hash, g_str_equal) : probe_targets(plan);
     if (!sp_hooks_freeze(b->hooks, &hook_error)) {
         set_error(err, SP_CODE_HOOK_FAILED, "freeze hook failed, nothing was frozen: %s",
                   hook_error->message);
@@ -342,7 +386,7 @@ static int backend_freeze(void *self, const SpFreezeRequest *req, SpFreezeResult
     epoch = sp_lease_begin(&b->lease, now_ms(), lease_ms, req->channel,
                            b->config->thaw_on_hangup);
     b->lease_timer = g_timeout_add_full(G_PRIORITY_HIGH, (guint)lease_ms, lease_expired_cb, b, NULL);
-    fill_result(b, plan, ret);
+    fill_result(b, plan, ids, ret);
     ret->epoch = epoch;
     ret->lease_ms = lease_ms;
     g_message("froze %zu filesystem(s) (freeze %" G_GINT64_FORMAT ", lease %" G_GINT64_FORMAT
@@ -440,7 +484,7 @@ static void backend_status(void *self, SpFreezeStatus *ret)
     g_array_set_size(b->status_fs, 0);
     for (guint i = 0; i < b->frozen_fs->len; i++) {
         const SpFsEntry *s = &g_array_index(b->frozen_fs, SpFsEntry, i);
-        SpFsEntry e = {g_strdup(s->mountpoint), g_strdup(s->fstype), g_strdup(s->device)};
+        SpFsEntry e = fs_entry_copy(s);
         g_array_append_val(b->status_fs, e);
     }
     ret->frozen_fs = (SpFsEntry *)(void *)b->status_fs->data;

@@ -13,6 +13,8 @@ void sp_freeze_result_clear(SpFreezeResult *r)
         free(r->frozen[i].mountpoint);
         free(r->frozen[i].fstype);
         free(r->frozen[i].device);
+        free(r->frozen[i].uuid);
+        free(r->frozen[i].label);
     }
     for (size_t i = 0; i < r->n_skipped; i++) {
         free(r->skipped[i].mountpoint);
@@ -31,6 +33,10 @@ static SpJson *fs_entry_json(const SpFsEntry *e)
     sp_json_object_set_string(o, "type", e->fstype);
     if (e->device)
         sp_json_object_set_string(o, "device", e->device);
+    if (e->uuid)
+        sp_json_object_set_string(o, "uuid", e->uuid);
+    if (e->label)
+        sp_json_object_set_string(o, "label", e->label);
     return o;
 }
 

@@ -27,6 +27,8 @@ typedef struct {
     char *mountpoint;
     char *fstype;
     char *device;           /* "/dev/vda1" or NULL */
+    char *uuid;             /* filesystem UUID (libblkid), or NULL */
+    char *label;            /* filesystem label, or NULL */
 } SpFsEntry;
 
 typedef struct {

@@ -300,6 +300,10 @@ def test_freeze_all_counts_each_filesystem_once(env):
     order = [f["mountpoint"] for f in r["frozen"]]
     check(order.index(env.path("ext4", "nested")) < order.index(env.path("ext4")),
           "loop-backed filesystem frozen before its parent: %s" % order)
+    # Identified with libblkid, as blkid(8) sees them.
+    for f in r["frozen"]:
+        uuid = run("blkid", "-p", "-s", "UUID", "-o", "value", f["device"]).stdout.decode().strip()
+        check(f.get("uuid") == uuid, "uuid of %s: %s, blkid says %s" % (f["mountpoint"], f, uuid))
     t = c.ok("stillpoint-thaw", {"epoch": r["epoch"]})
     check(t["thawed"] == 3 and t["consistent"] is True and t["reason"] == "requested", str(t))
     env.stop_agent()

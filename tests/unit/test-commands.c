@@ -32,8 +32,8 @@ static int fake_freeze(void *self, const SpFreezeRequest *req, SpFreezeResult *r
     b->frozen = true;
     ret->frozen = calloc(2, sizeof(SpFsEntry));
     ret->n_frozen = 2;
-    ret->frozen[0] = (SpFsEntry){strdup("/srv"), strdup("xfs"), strdup("/dev/vdb")};
-    ret->frozen[1] = (SpFsEntry){strdup("/"), strdup("ext4"), NULL};
+    ret->frozen[0] = (SpFsEntry){strdup("/srv"), strdup("xfs"), strdup("/dev/vdb"), strdup("5e1f-u"), strdup("data")};
+    ret->frozen[1] = (SpFsEntry){strdup("/"), strdup("ext4"), NULL, NULL, NULL};
     ret->skipped = calloc(1, sizeof(SpSkipEntry));
     ret->n_skipped = 1;
     ret->skipped[0] = (SpSkipEntry){strdup("/mnt/b"), strdup("xfs"), "same-filesystem", strdup("/srv")};
@@ -241,7 +241,7 @@ static void test_stillpoint_freeze_reply_names_frozen_and_skipped(void **state)
 
     assert_reply(f, "{\"execute\":\"stillpoint-freeze\",\"arguments\":{\"lease-ms\":5000}}",
                  "{\"return\":{\"epoch\":41,\"lease-ms\":5000,\"frozen\":[{\"mountpoint\":\"/srv\",\"type\":\"xfs\","
-                 "\"device\":\"/dev/vdb\"},{\"mountpoint\":\"/\",\"type\":\"ext4\"}],\"skipped\":[{\"mountpoint\":"
+                 "\"device\":\"/dev/vdb\",\"uuid\":\"5e1f-u\",\"label\":\"data\"},{\"mountpoint\":\"/\",\"type\":\"ext4\"}],\"skipped\":[{\"mountpoint\":"
                  "\"/mnt/b\",\"type\":\"xfs\",\"reason\":\"same-filesystem\",\"primary\":\"/srv\"}]}}");
     assert_false(f->backend.last.standard);
     assert_int_equal(f->backend.last.lease_ms, 5000);
