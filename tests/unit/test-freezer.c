@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <pthread.h>
 #include <sys/sysmacros.h>
+#include <time.h>
 #include "freezer.h"
 
 /* A fake filesystem per fd: fd = 100 + index into the plan's mountpoints. */
@@ -20,6 +21,10 @@ typedef struct {
     bool open[N_FAKE];
     char log[512];           /* "F1 F0 T0 T1": calls in order */
     int synced;
+    int barrier;             /* > 0: each freeze waits until this many are in FIFREEZE at once */
+    int inside;
+    bool overlapped;
+    pthread_cond_t cond;
 } Fake;
 
 static int fake_index(Fake *f, const char *path)
@@ -63,12 +68,29 @@ static int fake_syncfs(int fd, void *ud)
     return 0;
 }
 
+/* Wait (bounded) until `barrier` freezes are in flight together: proves they run concurrently. */
+static void fake_barrier(Fake *f)
+{
+    struct timespec deadline;
+
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec += 5;
+    f->inside++;
+    pthread_cond_broadcast(&f->cond);
+    while (f->inside < f->barrier)
+        if (pthread_cond_timedwait(&f->cond, &f->lock, &deadline) != 0)
+            return;
+    f->overlapped = true;
+}
+
 static int fake_freeze(int fd, void *ud)
 {
     Fake *f = ud;
     int i = fd - 100, r = 0;
 
     pthread_mutex_lock(&f->lock);
+    if (f->barrier)
+        fake_barrier(f);
     if (f->freeze_err[i])
         r = -f->freeze_err[i];
     else if (f->frozen[i])
@@ -113,6 +135,7 @@ static SpFreezePlan *make_plan(Fake *f, size_t n, const unsigned *waves)
 
     memset(f, 0, sizeof(*f));
     pthread_mutex_init(&f->lock, NULL);
+    pthread_cond_init(&f->cond, NULL);
     p->targets = calloc(n, sizeof(*p->targets));
     p->n_targets = n;
     for (size_t i = 0; i < n; i++) {
@@ -170,6 +193,26 @@ static void test_independent_filesystems_all_freeze_in_one_wave(void **state)
     assert_int_equal(sp_freezer_thaw_all(&fr, &rep), 0);
     assert_int_equal(rep.n_thawed, 5);
     assert_all_closed(&f);
+    sp_plan_free(p);
+}
+
+static void test_a_wave_freezes_concurrently(void **state)
+{
+    static const unsigned waves[] = {0, 0, 0, 1};
+    Fake f;
+    SpFreezePlan *p = make_plan(&f, 4, waves);
+    SpFreezer fr;
+    SpThawReport rep;
+
+    f.barrier = 3; /* the three of wave 0 must be inside FIFREEZE at the same time */
+    sp_freezer_init(&fr, &fake_ops, &f);
+    assert_int_equal(sp_freezer_prepare(&fr, p, NULL), 0);
+    f.inside = 0;
+    assert_int_equal(sp_freezer_freeze(&fr, p, NULL), 4);
+    assert_true(f.overlapped);
+    /* Wave 1 only starts when wave 0 is done. */
+    assert_string_equal(f.log + strlen(f.log) - 2, "F3");
+    assert_int_equal(sp_freezer_thaw_all(&fr, &rep), 0);
     sp_plan_free(p);
 }
 
@@ -348,6 +391,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_freeze_then_thaw_exactly_what_was_frozen_in_reverse),
         cmocka_unit_test(test_independent_filesystems_all_freeze_in_one_wave),
+        cmocka_unit_test(test_a_wave_freezes_concurrently),
         cmocka_unit_test(test_failed_freeze_thaws_what_it_froze_and_names_the_filesystem),
         cmocka_unit_test(test_ebusy_means_frozen_by_someone_else_and_is_never_thawed),
         cmocka_unit_test(test_eopnotsupp_is_skipped_as_not_supported),
