@@ -205,9 +205,12 @@ static SpCheckpoint *checkpoint_from_plan(SpSnapshotPlan *plan, int64_t vm_id,
     return cp;
 }
 
-/* Inside the frozen window: the transaction, then the thaw, whatever happened. */
+static void thaw_by_new_connection(CreateRun *run);
+
+/* Inside the frozen window: the transaction, then the thaw, whatever happened. On failure,
+ * *ret_taken says whether the snapshot took effect anyway (then it must not be rolled back). */
 static gboolean snapshot_and_thaw(CreateRun *run, gboolean frozen, guint lease_ms,
-                                  gboolean *ret_consistent, GError **error)
+                                  gboolean *ret_consistent, gboolean *ret_taken, GError **error)
 {
     g_autoptr(GError) snap_error = NULL;
     g_autoptr(GError) thaw_error = NULL;
@@ -217,13 +220,15 @@ static gboolean snapshot_and_thaw(CreateRun *run, gboolean frozen, guint lease_m
 
     say(run, "snapshotting %u disk(s) in one transaction", run->plan->disks->len);
     snapped = run->driver->ops->snapshot(run->driver, run->plan, timeout_ms, &snap_error);
+    *ret_taken = snapped;
     if (snapped)
         snapped = journal_step(run, STEP_SNAPSHOTTED, &snap_error);
     *ret_consistent = FALSE;
     if (run->freeze_sent) {
         if (!thaw_guest(run, frozen, &thaw, &thaw_error)) {
-            /* The lease (stillpoint) or nothing (qemu-ga) thaws now; say so loudly. */
-            say(run, "WARNING: thawing the guest failed: %s", thaw_error->message);
+            say(run, "WARNING: thawing the guest failed: %s; trying again on a new connection",
+                thaw_error->message);
+            thaw_by_new_connection(run);
         } else {
             *ret_consistent = frozen && thaw.consistent;
             if (frozen && !thaw.consistent)
@@ -291,8 +296,11 @@ static void thaw_after_failed_freeze(CreateRun *run)
     SpThawResult ignored;
     if (!run->freeze_sent || run->agent == NULL)
         return;
-    if (!thaw_guest(run, FALSE, &ignored, &local))
-        say(run, "WARNING: thawing the guest failed: %s", local->message);
+    if (!thaw_guest(run, FALSE, &ignored, &local)) {
+        say(run, "WARNING: thawing the guest failed: %s; trying again on a new connection",
+            local->message);
+        thaw_by_new_connection(run);
+    }
 }
 
 SpCheckpoint *sp_coordinator_create(SpStore *store, SpVm *vm, const SpCreateOptions *opts,
@@ -300,7 +308,7 @@ SpCheckpoint *sp_coordinator_create(SpStore *store, SpVm *vm, const SpCreateOpti
 {
     CreateRun run = {.store = store, .vm = vm, .progress = progress, .user_data = user_data};
     g_autoptr(SpCheckpoint) cp = NULL;
-    gboolean frozen = FALSE, consistent = FALSE;
+    gboolean frozen = FALSE, consistent = FALSE, taken = FALSE;
     guint lease_ms;
 
     if (!sp_coordinator_recover(store, vm, NULL, progress, user_data, error))
@@ -323,8 +331,12 @@ SpCheckpoint *sp_coordinator_create(SpStore *store, SpVm *vm, const SpCreateOpti
         roll_back(&run, error);
         goto fail;
     }
-    if (!snapshot_and_thaw(&run, frozen, lease_ms, &consistent, error)) {
-        roll_back(&run, error);
+    if (!snapshot_and_thaw(&run, frozen, lease_ms, &consistent, &taken, error)) {
+        if (taken)
+            g_prefix_error(error, "the VM runs on the new overlays, but recording the checkpoint "
+                                  "failed (the next run finishes it): ");
+        else
+            roll_back(&run, error);
         goto fail;
     }
     cp = checkpoint_from_plan(run.plan, vm->id, consistent ? "application" : "crash");
@@ -338,14 +350,16 @@ fail:
     return NULL;
 }
 
-/* After a crash with a freeze possibly in force: thaw, through the standard command (both agents
- * answer it; a stillpoint agent also thaws by itself when its lease ends or we hang up). */
-static void recover_thaw(CreateRun *run)
+/* A freeze possibly in force (after a crash, or a broken connection): thaw through the standard
+ * command on a new connection (both agents answer it; a stillpoint agent also thaws by itself when
+ * its lease ends or the channel that froze hangs up). */
+static void thaw_by_new_connection(CreateRun *run)
 {
     g_autoptr(GError) local = NULL;
     g_autofree char *status = NULL;
     if (run->vm->agent_socket == NULL)
         return;
+    g_clear_pointer(&run->agent, sp_agent_free);
     run->agent = sp_agent_connect(run->vm->agent_socket, SP_AGENT_SYNC_TIMEOUT_MS, &local);
     if (run->agent != NULL)
         status = sp_agent_fsfreeze_status(run->agent, &local);
@@ -353,10 +367,10 @@ static void recover_thaw(CreateRun *run)
         g_autoptr(SpJson) r = sp_agent_execute(run->agent, "guest-fsfreeze-thaw", NULL,
                                                SP_AGENT_THAW_TIMEOUT_MS, &local);
         if (r != NULL)
-            say(run, "recovery: thawed the guest left frozen by an interrupted run");
+            say(run, "thawed the guest left frozen");
     }
     if (local != NULL)
-        say(run, "WARNING: recovery could not check the guest's freeze state: %s", local->message);
+        say(run, "WARNING: could not check the guest's freeze state: %s", local->message);
     g_clear_pointer(&run->agent, sp_agent_free);
 }
 
@@ -377,7 +391,7 @@ static gboolean recover_create(CreateRun *run, SpOp *op, GError **error)
     run->plan->op_id = op->id;
     if (g_strcmp0(op->step, STEP_FREEZING) == 0 || g_strcmp0(op->step, STEP_FROZEN) == 0 ||
         g_strcmp0(op->step, STEP_SNAPSHOTTED) == 0)
-        recover_thaw(run);
+        thaw_by_new_connection(run);
     if (run->driver->ops->committed == NULL)
         committed = step_after_transaction(op->step);
     else if (!run->driver->ops->committed(run->driver, run->plan, &committed, error))

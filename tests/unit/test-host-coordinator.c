@@ -22,6 +22,7 @@ static struct {
     gboolean committed;     /* what the fake driver's recovery sees */
     gboolean consistent;    /* what the fake agent's thaw says */
     gboolean refuse_freeze; /* the fake agent refuses stillpoint-freeze */
+    gboolean refuse_thaw;   /* ... and stillpoint-thaw */
     gboolean frozen;
 } fx;
 
@@ -105,6 +106,10 @@ static char *agent_handler(const char *execute, const SpJson *args, guint *delay
                         "\"skipped\": []}}\n");
     }
     if (g_strcmp0(execute, "stillpoint-thaw") == 0) {
+        if (fx.refuse_thaw) {
+            event("thaw-refused");
+            return g_strdup("{\"error\": {\"class\": \"GenericError\", \"desc\": \"no\"}}\n");
+        }
         event("thaw");
         fx.frozen = FALSE;
         return g_strdup_printf("{\"return\": {\"epoch\": 5, \"consistent\": %s, \"held-ms\": 3}}\n",
@@ -247,6 +252,21 @@ static void test_freeze_that_did_not_hold_is_recorded_crash_consistent(void **st
     assert_string_equal(cp->consistency, "crash");
 }
 
+static void test_failed_thaw_is_retried_and_not_called_consistent(void **state)
+{
+    Fixture *f = *state;
+    g_autoptr(GError) error = NULL;
+    g_autoptr(SpCheckpoint) cp = NULL;
+
+    fx.refuse_thaw = TRUE;
+    cp = create(f, NULL, &error);
+    assert_non_null(cp);
+    /* The standard thaw on a fresh connection gets the guest going again. */
+    assert_string_equal(events->str, "plan prepare freeze snapshot thaw-refused thaw");
+    assert_false(fx.frozen);
+    assert_string_equal(cp->consistency, "crash");
+}
+
 static void test_refused_freeze_fails_by_default(void **state)
 {
     Fixture *f = *state;
@@ -376,6 +396,7 @@ int main(void)
         T(test_failed_snapshot_thaws_then_cleans_up_and_records_nothing),
         T(test_failed_prepare_never_freezes),
         T(test_freeze_that_did_not_hold_is_recorded_crash_consistent),
+        T(test_failed_thaw_is_retried_and_not_called_consistent),
         T(test_refused_freeze_fails_by_default),
         T(test_refused_freeze_with_crash_policy_records_crash),
         T(test_crash_type_never_freezes),
