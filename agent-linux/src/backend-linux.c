@@ -455,9 +455,11 @@ static int backend_thaw(void *self, int64_t epoch, bool standard, SpThawResult *
     }
     if (standard)
         return 0; /* qemu-ga: thawing a thawed guest returns 0 */
-    /* Already thawed by the agent itself (lease, hang-up): say so, with consistent false. */
-    if (b->lease.last_valid && (epoch == 0 || epoch == b->lease.last_epoch) &&
-        b->lease.last_reason != SP_THAW_REQUESTED) {
+    /* Already thawed by the agent itself (lease, hang-up): say so, with consistent false. A
+     * thaw repeated with the last epoch (a host retrying after a lost reply) gets the same
+     * verdict again. */
+    if (b->lease.last_valid &&
+        (epoch == b->lease.last_epoch || (epoch == 0 && b->lease.last_reason != SP_THAW_REQUESTED))) {
         last_thaw(b, ret);
         return 0;
     }

@@ -306,6 +306,11 @@ def test_freeze_all_counts_each_filesystem_once(env):
         check(f.get("uuid") == uuid, "uuid of %s: %s, blkid says %s" % (f["mountpoint"], f, uuid))
     t = c.ok("stillpoint-thaw", {"epoch": r["epoch"]})
     check(t["thawed"] == 3 and t["consistent"] is True and t["reason"] == "requested", str(t))
+    # A host whose reply got lost asks again: same verdict, nothing thawed twice.
+    again = c.ok("stillpoint-thaw", {"epoch": r["epoch"]})
+    check(again["thawed"] == 0 and again["consistent"] is True and again["epoch"] == r["epoch"],
+          str(again))
+    check(c.error("stillpoint-thaw").get("code") == "not-frozen", "no epoch: not frozen")
     env.stop_agent()
 
 
