@@ -218,7 +218,10 @@ static gboolean snapshot_and_thaw(CreateRun *run, gboolean frozen, guint lease_m
     guint timeout_ms = lease_ms > 4000 ? lease_ms - 3000 : lease_ms;
     gboolean snapped;
 
-    say(run, "snapshotting %u disk(s) in one transaction", run->plan->disks->len);
+    if (run->driver->ops == &sp_driver_qemu_ops)
+        say(run, "snapshotting %u disk(s) in one transaction", run->plan->disks->len);
+    else
+        say(run, "taking the snapshot through the %s driver", run->driver->ops->name);
     snapped = run->driver->ops->snapshot(run->driver, run->plan, timeout_ms, &snap_error);
     *ret_taken = snapped;
     if (snapped)
@@ -319,7 +322,8 @@ SpCheckpoint *sp_coordinator_create(SpStore *store, SpVm *vm, const SpCreateOpti
         goto fail;
     if (!plan_create(&run, opts, error))
         goto fail;
-    say(&run, "preparing %u overlay(s) before the freeze", run.plan->disks->len);
+    if (run.driver->ops == &sp_driver_qemu_ops)
+        say(&run, "preparing %u overlay(s) before the freeze", run.plan->disks->len);
     if (!run.driver->ops->prepare(run.driver, run.plan, error) ||
         !journal_step(&run, STEP_PREPARED, error)) {
         roll_back(&run, error);

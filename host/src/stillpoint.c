@@ -346,6 +346,11 @@ static int cmd_vm_disks(int argc, char **argv)
     store = open_store(&error);
     if (store == NULL || (vm = sp_store_vm_get(store, argv[1], &error)) == NULL)
         goto fail;
+    if (vm->qmp_socket == NULL || vm->qmp_socket[0] == '\0') {
+        g_set_error(&error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
+                    "VM '%s' has no QMP socket: its disks are not known to stillpoint", vm->name);
+        goto fail;
+    }
     qmp = sp_qmp_connect(vm->qmp_socket, SP_QMP_CONNECT_TIMEOUT_MS, &error);
     if (qmp == NULL || (disks = sp_qmp_discover_disks(qmp, &error)) == NULL)
         goto fail;

@@ -362,7 +362,7 @@ gboolean sp_store_vm_remove(SpStore *store, const char *name, gboolean force, GE
     n = sqlite3_column_int64(count, 0);
     if (n > 0 && !force) {
         g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_EMPTY,
-                    "VM '%s' has %" G_GINT64_FORMAT " checkpoints or unfinished operations; "
+                    "VM '%s' has %" G_GINT64_FORMAT " checkpoint(s) or unfinished operation(s); "
                     "use --force to forget them (image files are kept)",
                     name, n);
         return FALSE;
