@@ -154,28 +154,50 @@ static gboolean start_transports(SpTransport *t, const SpConfig *config, GError 
     return TRUE;
 }
 
-/* Readiness, for systemd (Type=notify) and for tests (--ready-fd): no one has to poll for it. */
-static void notify_ready(int ready_fd)
+/* sd_notify(3) without libsystemd: one datagram to $NOTIFY_SOCKET (nothing when unset). */
+static void sd_notify_send(const char *state)
 {
     const char *sock = g_getenv("NOTIFY_SOCKET");
+    struct sockaddr_un addr = {.sun_family = AF_UNIX};
+    socklen_t len;
+    int fd;
+
+    if (!sock || (sock[0] != '/' && sock[0] != '@') || strlen(sock) >= sizeof(addr.sun_path))
+        return;
+    strcpy(addr.sun_path, sock);
+    if (addr.sun_path[0] == '@')
+        addr.sun_path[0] = '\0';
+    len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(sock));
+    fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    if (fd >= 0) {
+        (void)sendto(fd, state, strlen(state), MSG_NOSIGNAL, (struct sockaddr *)&addr, len);
+        close(fd);
+    }
+}
+
+static gboolean watchdog_cb(gpointer data)
+{
+    sd_notify_send("WATCHDOG=1");
+    return G_SOURCE_CONTINUE;
+}
+
+/* Readiness, for systemd (Type=notify) and for tests (--ready-fd): no one has to poll for it.
+ * Under WatchdogSec=, a main loop that stops turning (a bug while frozen) gets the agent killed
+ * and restarted, and the restarted agent thaws. */
+static void notify_ready(int ready_fd)
+{
+    const char *usec = g_getenv("WATCHDOG_USEC");
+    guint64 interval_us = usec ? g_ascii_strtoull(usec, NULL, 10) : 0;
 
     if (ready_fd > 0) {
         if (write(ready_fd, "READY\n", 6) != 6)
             g_warning("--ready-fd %d: %s", ready_fd, g_strerror(errno));
         close(ready_fd);
     }
-    if (sock && (sock[0] == '/' || sock[0] == '@') && strlen(sock) < sizeof(((struct sockaddr_un *)0)->sun_path)) {
-        struct sockaddr_un addr = {.sun_family = AF_UNIX};
-        int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-        socklen_t len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + strlen(sock));
-        strcpy(addr.sun_path, sock);
-        if (addr.sun_path[0] == '@')
-            addr.sun_path[0] = '\0';
-        if (fd >= 0) {
-            (void)sendto(fd, "READY=1", 7, MSG_NOSIGNAL, (struct sockaddr *)&addr, len);
-            close(fd);
-        }
-    }
+    sd_notify_send("READY=1");
+    if (interval_us >= 2000)
+        g_timeout_add_full(G_PRIORITY_HIGH, (guint)MIN(interval_us / 2000, G_MAXUINT), watchdog_cb,
+                           NULL, NULL);
 }
 
 static int run(const SpConfig *config, int ready_fd)

@@ -606,6 +606,28 @@ def test_log_lines_are_held_while_frozen(env):
     env.stop_agent()
 
 
+def test_systemd_notify_ready_and_watchdog(env):
+    """Type=notify and WatchdogSec= without libsystemd: READY=1, then WATCHDOG=1 pings."""
+    path = env.path("notify.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(path)
+    sock.settimeout(PROMPT_S)
+    os.environ["NOTIFY_SOCKET"] = path
+    os.environ["WATCHDOG_USEC"] = "200000"
+    try:
+        env.start_agent()
+    finally:
+        del os.environ["NOTIFY_SOCKET"], os.environ["WATCHDOG_USEC"]
+    check(sock.recv(64) == b"READY=1", "READY=1 first")
+    t0 = time.monotonic()
+    for _ in range(3):
+        check(sock.recv(64) == b"WATCHDOG=1", "watchdog ping")
+    # Pings every half interval: three take about 300 ms.
+    check(time.monotonic() - t0 < 2.0, "pings too slow")
+    env.stop_agent()
+    sock.close()
+
+
 def private_mount_namespace():
     """Our mounts stay ours: invisible to the machine, and gone when we exit."""
     CLONE_NEWNS = 0x00020000

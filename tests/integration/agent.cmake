@@ -18,7 +18,8 @@ set(SP_AGENT_IT_SCENARIOS
   hook_dir_runs_in_name_order_and_thaws_in_reverse
   standard_freeze_gets_the_configured_default_lease
   sigterm_thaws_before_exit
-  log_lines_are_held_while_frozen)
+  log_lines_are_held_while_frozen
+  systemd_notify_ready_and_watchdog)
 foreach(scenario IN LISTS SP_AGENT_IT_SCENARIOS)
   add_test(NAME agent/integration/${scenario}
            COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/agent-freeze.py
