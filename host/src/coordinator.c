@@ -205,7 +205,7 @@ static SpCheckpoint *checkpoint_from_plan(SpSnapshotPlan *plan, int64_t vm_id,
     return cp;
 }
 
-static void thaw_by_new_connection(CreateRun *run);
+static gboolean thaw_by_new_connection(CreateRun *run, gboolean frozen, SpThawResult *ret);
 
 /* Inside the frozen window: the transaction, then the thaw, whatever happened. On failure,
  * *ret_taken says whether the snapshot took effect anyway (then it must not be rolled back). */
@@ -228,11 +228,13 @@ static gboolean snapshot_and_thaw(CreateRun *run, gboolean frozen, guint lease_m
         snapped = journal_step(run, STEP_SNAPSHOTTED, &snap_error);
     *ret_consistent = FALSE;
     if (run->freeze_sent) {
-        if (!thaw_guest(run, frozen, &thaw, &thaw_error)) {
+        gboolean thawed = thaw_guest(run, frozen, &thaw, &thaw_error);
+        if (!thawed) {
             say(run, "WARNING: thawing the guest failed: %s; trying again on a new connection",
                 thaw_error->message);
-            thaw_by_new_connection(run);
-        } else {
+            thawed = thaw_by_new_connection(run, frozen, &thaw);
+        }
+        if (thawed) {
             *ret_consistent = frozen && thaw.consistent;
             if (frozen && !thaw.consistent)
                 say(run, "WARNING: the agent reports the freeze did not hold until the thaw");
@@ -302,7 +304,7 @@ static void thaw_after_failed_freeze(CreateRun *run)
     if (!thaw_guest(run, FALSE, &ignored, &local)) {
         say(run, "WARNING: thawing the guest failed: %s; trying again on a new connection",
             local->message);
-        thaw_by_new_connection(run);
+        thaw_by_new_connection(run, FALSE, &ignored);
     }
 }
 
@@ -354,28 +356,44 @@ fail:
     return NULL;
 }
 
-/* A freeze possibly in force (after a crash, or a broken connection): thaw through the standard
- * command on a new connection (both agents answer it; a stillpoint agent also thaws by itself when
- * its lease ends or the channel that froze hangs up). */
-static void thaw_by_new_connection(CreateRun *run)
+/* A freeze possibly in force (after a crash, or a broken connection): thaw on a new connection.
+ * With a stillpoint agent and a freeze of ours, stillpoint-thaw with its epoch gives the verdict
+ * (repeated, it answers what the first thaw did, so a lost reply costs nothing); otherwise the
+ * standard guest-fsfreeze-thaw, which both agents answer. Returns TRUE when *ret holds a verdict
+ * or the guest is not frozen. (A stillpoint agent also thaws by itself when its lease ends or the
+ * channel that froze hangs up.) */
+static gboolean thaw_by_new_connection(CreateRun *run, gboolean frozen, SpThawResult *ret)
 {
     g_autoptr(GError) local = NULL;
     g_autofree char *status = NULL;
+    SpThawResult r = {.held_ms = -1};
+    gboolean ok = FALSE;
+
     if (run->vm->agent_socket == NULL)
-        return;
+        return FALSE;
     g_clear_pointer(&run->agent, sp_agent_free);
     run->agent = sp_agent_connect(run->vm->agent_socket, SP_AGENT_SYNC_TIMEOUT_MS, &local);
+    if (run->agent != NULL && frozen && sp_agent_is_stillpoint(run->agent) &&
+        sp_agent_thaw(run->agent, &run->freeze, &r, NULL)) {
+        *ret = r;
+        ok = TRUE;
+    }
     if (run->agent != NULL)
         status = sp_agent_fsfreeze_status(run->agent, &local);
     if (status != NULL && g_strcmp0(status, "frozen") == 0) {
-        g_autoptr(SpJson) r = sp_agent_execute(run->agent, "guest-fsfreeze-thaw", NULL,
-                                               SP_AGENT_THAW_TIMEOUT_MS, &local);
-        if (r != NULL)
+        g_autoptr(SpJson) reply = sp_agent_execute(run->agent, "guest-fsfreeze-thaw", NULL,
+                                                   SP_AGENT_THAW_TIMEOUT_MS, &local);
+        if (reply != NULL)
             say(run, "thawed the guest left frozen");
+        ok = reply != NULL;
+    } else if (status != NULL && !ok) {
+        *ret = r; /* thawed, but no verdict: not consistent */
+        ok = TRUE;
     }
     if (local != NULL)
         say(run, "WARNING: could not check the guest's freeze state: %s", local->message);
     g_clear_pointer(&run->agent, sp_agent_free);
+    return ok;
 }
 
 static gboolean step_after_transaction(const char *step)
@@ -388,6 +406,7 @@ static gboolean recover_create(CreateRun *run, SpOp *op, GError **error)
 {
     g_autoptr(SpCheckpoint) cp = NULL;
     gboolean committed = FALSE;
+    SpThawResult ignored;
 
     run->plan = sp_snapshot_plan_from_json(op->payload, error);
     if (run->plan == NULL)
@@ -395,7 +414,7 @@ static gboolean recover_create(CreateRun *run, SpOp *op, GError **error)
     run->plan->op_id = op->id;
     if (g_strcmp0(op->step, STEP_FREEZING) == 0 || g_strcmp0(op->step, STEP_FROZEN) == 0 ||
         g_strcmp0(op->step, STEP_SNAPSHOTTED) == 0)
-        thaw_by_new_connection(run);
+        thaw_by_new_connection(run, FALSE, &ignored);
     if (run->driver->ops->committed == NULL)
         committed = step_after_transaction(op->step);
     else if (!run->driver->ops->committed(run->driver, run->plan, &committed, error))
