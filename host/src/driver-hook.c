@@ -73,11 +73,16 @@ static void hook_set_env(GSubprocessLauncher *l, SpSnapshotPlan *plan)
     g_subprocess_launcher_setenv(l, "STILLPOINT_DISKS", names->str, TRUE);
 }
 
-static guint hook_timeout_ms(void)
+/* The VM's configured deadline; STILLPOINT_HOOK_TIMEOUT_MS overrides it (tests). */
+static guint hook_timeout_ms(const SpVm *vm)
 {
     const char *env = g_getenv("STILLPOINT_HOOK_TIMEOUT_MS");
     guint64 v = env != NULL ? g_ascii_strtoull(env, NULL, 10) : 0;
-    return v > 0 && v < G_MAXUINT ? (guint)v : SP_HOOK_DEFAULT_TIMEOUT_MS;
+    if (v > 0 && v < G_MAXUINT)
+        return (guint)v;
+    if (vm->hook_timeout_ms > 0 && vm->hook_timeout_ms < G_MAXUINT)
+        return (guint)vm->hook_timeout_ms;
+    return SP_HOOK_DEFAULT_TIMEOUT_MS;
 }
 
 static gboolean hook_snapshot(SpDriver *drv, SpSnapshotPlan *plan, guint timeout_ms,
@@ -88,7 +93,7 @@ static gboolean hook_snapshot(SpDriver *drv, SpSnapshotPlan *plan, guint timeout
     g_autoptr(GMainContext) ctx = g_main_context_new();
     g_autoptr(GSource) timer = NULL;
     HookWait w = {0};
-    guint hook_ms = hook_timeout_ms();
+    guint hook_ms = hook_timeout_ms(drv->vm);
 
     hook_set_env(l, plan);
     g_subprocess_launcher_set_child_setup(l, child_setup_cb, NULL, NULL);

@@ -38,7 +38,8 @@ static void usage(FILE *out)
             "\n"
             "Commands:\n"
             "  vm add NAME --qmp SOCKET [--agent SOCKET] [--driver qemu|hook]\n"
-            "         [--hook-command CMD] [--overlay-dir DIR]   register a VM\n"
+            "         [--hook-command CMD [--hook-timeout S]] [--overlay-dir DIR]\n"
+            "                                                    register a VM\n"
             "  vm list                                           list registered VMs\n"
             "  vm remove NAME [--force]                          forget a VM (keeps images)\n"
             "  vm disks NAME                                     the VM's disks, from QMP\n"
@@ -136,6 +137,7 @@ static gboolean show_discovered_disks(const char *qmp_socket, GError **error)
 static int cmd_vm_add(int argc, char **argv)
 {
     g_autofree char *qmp = NULL, *agent = NULL, *driver = NULL, *hook = NULL, *overlay_dir = NULL;
+    gint hook_timeout = 0;
     const GOptionEntry entries[] = {
         {"qmp", 0, 0, G_OPTION_ARG_FILENAME, &qmp, "The VM's QMP unix socket", "SOCKET"},
         {"agent", 0, 0, G_OPTION_ARG_FILENAME, &agent, "The VM's guest agent unix socket",
@@ -143,6 +145,8 @@ static int cmd_vm_add(int argc, char **argv)
         {"driver", 0, 0, G_OPTION_ARG_STRING, &driver, "qemu (default) or hook", "DRIVER"},
         {"hook-command", 0, 0, G_OPTION_ARG_STRING, &hook,
          "hook driver: command run between freeze and thaw", "CMD"},
+        {"hook-timeout", 0, 0, G_OPTION_ARG_INT, &hook_timeout,
+         "hook driver: seconds the command may take (default 30)", "SECONDS"},
         {"overlay-dir", 0, 0, G_OPTION_ARG_FILENAME, &overlay_dir,
          "Directory for overlays (default: next to each disk's image)", "DIR"},
         G_OPTION_ENTRY_NULL};
@@ -181,7 +185,13 @@ static int cmd_vm_add(int argc, char **argv)
                 .agent_socket = agent,
                 .driver = driver,
                 .hook_command = hook,
-                .overlay_dir = overlay_dir};
+                .overlay_dir = overlay_dir,
+                .hook_timeout_ms = (int64_t)hook_timeout * 1000};
+    if (hook_timeout < 0 || hook_timeout > 3600) {
+        g_set_error(&error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                    "vm add: --hook-timeout must be 1 to 3600 seconds");
+        goto fail;
+    }
     store = open_store(&error);
     if (store == NULL || !sp_store_vm_add(store, &vm, &id, &error))
         goto fail;
@@ -215,6 +225,8 @@ static SpJson *vm_to_json(const SpVm *vm)
                                                             : sp_json_new_null());
     if (vm->hook_command != NULL)
         sp_json_object_set_string(o, "hook-command", vm->hook_command);
+    if (vm->hook_timeout_ms > 0)
+        sp_json_object_set_int(o, "hook-timeout-ms", vm->hook_timeout_ms);
     if (vm->overlay_dir != NULL)
         sp_json_object_set_string(o, "overlay-dir", vm->overlay_dir);
     sp_json_object_set(o, "current", vm->current != 0 ? sp_json_new_int(vm->current)

@@ -26,7 +26,7 @@ static const char schema_sql[] =
     "CREATE TABLE IF NOT EXISTS vms ("
     "  id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE, qmp TEXT NOT NULL, agent TEXT,"
     "  driver TEXT NOT NULL, hook_command TEXT, overlay_dir TEXT, current INTEGER,"
-    "  created INTEGER NOT NULL);"
+    "  created INTEGER NOT NULL, hook_timeout_ms INTEGER);"
     "CREATE TABLE IF NOT EXISTS checkpoints ("
     "  id INTEGER PRIMARY KEY, vm_id INTEGER NOT NULL REFERENCES vms(id) ON DELETE CASCADE,"
     "  parent INTEGER REFERENCES checkpoints(id), name TEXT NOT NULL, type TEXT NOT NULL,"
@@ -261,7 +261,7 @@ gboolean sp_store_vm_add(SpStore *store, const SpVm *vm, int64_t *ret_id, GError
         return FALSE;
     stmt = db_prepare(store,
                       "INSERT INTO vms (name, qmp, agent, driver, hook_command, overlay_dir, "
-                      "created) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                      "created, hook_timeout_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                       error);
     if (stmt == NULL)
         return FALSE;
@@ -272,6 +272,10 @@ gboolean sp_store_vm_add(SpStore *store, const SpVm *vm, int64_t *ret_id, GError
     bind_text_or_null(stmt, 5, vm->hook_command);
     bind_text_or_null(stmt, 6, vm->overlay_dir);
     sqlite3_bind_int64(stmt, 7, g_get_real_time());
+    if (vm->hook_timeout_ms > 0)
+        sqlite3_bind_int64(stmt, 8, vm->hook_timeout_ms);
+    else
+        sqlite3_bind_null(stmt, 8);
     rc = sqlite3_step(stmt);
     if (rc == SQLITE_CONSTRAINT) {
         g_set_error(error, G_IO_ERROR, G_IO_ERROR_EXISTS,
@@ -297,10 +301,12 @@ static SpVm *vm_from_row(sqlite3_stmt *stmt)
     vm->overlay_dir = col_text(stmt, 6);
     vm->current = sqlite3_column_int64(stmt, 7);
     vm->created_us = sqlite3_column_int64(stmt, 8);
+    vm->hook_timeout_ms = sqlite3_column_int64(stmt, 9);
     return vm;
 }
 
-#define VM_COLUMNS "id, name, qmp, agent, driver, hook_command, overlay_dir, current, created"
+#define VM_COLUMNS                                                                                 \
+    "id, name, qmp, agent, driver, hook_command, overlay_dir, current, created, hook_timeout_ms"
 
 SpVm *sp_store_vm_get(SpStore *store, const char *name, GError **error)
 {

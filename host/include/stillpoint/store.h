@@ -19,6 +19,7 @@ typedef struct {
     char *agent_socket;   /* may be NULL: no agent configured */
     char *driver;         /* "qemu" or "hook" */
     char *hook_command;   /* NULL unless driver is "hook" */
+    int64_t hook_timeout_ms; /* the hook's deadline; 0 = the default */
     char *overlay_dir;    /* NULL: next to each disk's current image */
     int64_t current;      /* checkpoint the VM runs on, 0 = none */
     int64_t created_us;
