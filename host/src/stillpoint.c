@@ -134,6 +134,32 @@ static gboolean show_discovered_disks(const char *qmp_socket, GError **error)
     return TRUE;
 }
 
+static gboolean vm_add_options_valid(const char *driver, const char *qmp, const char *hook,
+                                     gint hook_timeout, GError **error)
+{
+    if (g_strcmp0(driver, "qemu") != 0 && g_strcmp0(driver, "hook") != 0) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                    "vm add: unknown driver '%s' (qemu or hook)", driver);
+        return FALSE;
+    }
+    if (qmp == NULL && g_strcmp0(driver, "qemu") == 0) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                    "vm add: --qmp SOCKET is required with the qemu driver");
+        return FALSE;
+    }
+    if (g_strcmp0(driver, "hook") == 0 && hook == NULL) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                    "vm add: --hook-command CMD is required with the hook driver");
+        return FALSE;
+    }
+    if (hook_timeout < 0 || hook_timeout > 3600) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                    "vm add: --hook-timeout must be 1 to 3600 seconds");
+        return FALSE;
+    }
+    return TRUE;
+}
+
 static int cmd_vm_add(int argc, char **argv)
 {
     g_autofree char *qmp = NULL, *agent = NULL, *driver = NULL, *hook = NULL, *overlay_dir = NULL;
@@ -165,21 +191,8 @@ static int cmd_vm_add(int argc, char **argv)
     }
     if (driver == NULL)
         driver = g_strdup("qemu");
-    if (g_strcmp0(driver, "qemu") != 0 && g_strcmp0(driver, "hook") != 0) {
-        g_set_error(&error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                    "vm add: unknown driver '%s' (qemu or hook)", driver);
+    if (!vm_add_options_valid(driver, qmp, hook, hook_timeout, &error))
         goto fail;
-    }
-    if (qmp == NULL && g_strcmp0(driver, "qemu") == 0) {
-        g_set_error(&error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                    "vm add: --qmp SOCKET is required with the qemu driver");
-        goto fail;
-    }
-    if (g_strcmp0(driver, "hook") == 0 && hook == NULL) {
-        g_set_error(&error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                    "vm add: --hook-command CMD is required with the hook driver");
-        goto fail;
-    }
     vm = (SpVm){.name = argv[1],
                 .qmp_socket = qmp != NULL ? qmp : (char *)"",
                 .agent_socket = agent,
@@ -187,11 +200,6 @@ static int cmd_vm_add(int argc, char **argv)
                 .hook_command = hook,
                 .overlay_dir = overlay_dir,
                 .hook_timeout_ms = (int64_t)hook_timeout * 1000};
-    if (hook_timeout < 0 || hook_timeout > 3600) {
-        g_set_error(&error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                    "vm add: --hook-timeout must be 1 to 3600 seconds");
-        goto fail;
-    }
     store = open_store(&error);
     if (store == NULL || !sp_store_vm_add(store, &vm, &id, &error))
         goto fail;
@@ -396,6 +404,28 @@ fail:
 
 /* ---- checkpoint ---- */
 
+static gboolean create_options_parse(const char *name, const char *type, const char *policy,
+                                     SpCreateOptions *ret, GError **error)
+{
+    if (type != NULL && g_strcmp0(type, "production") != 0 && g_strcmp0(type, "crash") != 0) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                    "checkpoint create: --type must be production or crash, not '%s'", type);
+        return FALSE;
+    }
+    if (policy != NULL && g_strcmp0(policy, "fail") != 0 && g_strcmp0(policy, "crash") != 0) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                    "checkpoint create: --on-quiesce-failure must be fail or crash, not '%s'",
+                    policy);
+        return FALSE;
+    }
+    if (name != NULL && !sp_checkpoint_name_valid(name, error))
+        return FALSE;
+    ret->name = name;
+    ret->crash_only = g_strcmp0(type, "crash") == 0;
+    ret->on_quiesce_failure = g_strcmp0(policy, "crash") == 0 ? SP_QUIESCE_CRASH : SP_QUIESCE_FAIL;
+    return TRUE;
+}
+
 static int cmd_checkpoint_create(int argc, char **argv)
 {
     g_autofree char *name = NULL, *type = NULL, *policy = NULL;
@@ -423,22 +453,8 @@ static int cmd_checkpoint_create(int argc, char **argv)
                     "checkpoint create: expected one VM name (see --help)");
         goto fail;
     }
-    if (type != NULL && g_strcmp0(type, "production") != 0 && g_strcmp0(type, "crash") != 0) {
-        g_set_error(&error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                    "checkpoint create: --type must be production or crash, not '%s'", type);
+    if (!create_options_parse(name, type, policy, &opts, &error))
         goto fail;
-    }
-    if (policy != NULL && g_strcmp0(policy, "fail") != 0 && g_strcmp0(policy, "crash") != 0) {
-        g_set_error(&error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                    "checkpoint create: --on-quiesce-failure must be fail or crash, not '%s'",
-                    policy);
-        goto fail;
-    }
-    if (name != NULL && !sp_checkpoint_name_valid(name, &error))
-        goto fail;
-    opts.name = name;
-    opts.crash_only = g_strcmp0(type, "crash") == 0;
-    opts.on_quiesce_failure = g_strcmp0(policy, "crash") == 0 ? SP_QUIESCE_CRASH : SP_QUIESCE_FAIL;
     if (!open_vm(argv[1], FALSE, &store, &lock, &vm, &error))
         goto fail;
     defer_termination();
