@@ -11,6 +11,7 @@ foreach(case IN LISTS SP_HOST_QEMU_CASES)
   add_test(NAME host/qemu/${case}
            COMMAND ${CMAKE_CURRENT_LIST_DIR}/host-qemu.sh ${case})
   set_tests_properties(host/qemu/${case} PROPERTIES
+    LABELS e2e
     TIMEOUT 180
     RESOURCE_LOCK vm
     SKIP_RETURN_CODE 77
