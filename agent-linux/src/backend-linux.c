@@ -4,6 +4,7 @@
 #include "backend-linux.h"
 
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -118,6 +119,19 @@ gboolean sp_linux_backend_is_frozen(SpLinuxBackend *b)
 
 /* ---- planning ---- */
 
+/* The superblock (mountinfo major:minor) a path is on: st_dev would not do (btrfs subvolumes
+ * have their own). */
+static int path_sb_dev(const char *path, dev_t *ret)
+{
+    int r, fd = open(path, O_PATH | O_CLOEXEC);
+
+    if (fd < 0)
+        return -errno;
+    r = sp_fd_sb_dev(fd, ret);
+    close(fd);
+    return r;
+}
+
 typedef struct {
     SpLinuxBackend *b;
     const char *const *serials;
@@ -146,7 +160,13 @@ static bool select_dev_cb(dev_t dev, void *userdata)
 static size_t backing_devs_cb(dev_t dev, dev_t *ret, size_t max, void *userdata)
 {
     SpLinuxBackend *b = userdata;
-    return sp_blockdev_loop_backing(b->sysfs_root, dev, ret, max);
+    g_autoptr(GPtrArray) files = sp_blockdev_loop_backing(b->sysfs_root, dev);
+    size_t n = 0;
+
+    for (guint i = 0; i < files->len && n < max; i++)
+        if (path_sb_dev(files->pdata[i], &ret[n]) == 0)
+            n++;
+    return n;
 }
 
 /* The standard commands ignore mountpoints that are not mounted, as qemu-ga does. */
@@ -295,12 +315,12 @@ static void hooks_release(SpLinuxBackend *b)
 
 static gboolean state_dir_frozen(SpLinuxBackend *b, const SpFreezePlan *plan)
 {
-    struct stat st;
+    dev_t dev;
 
-    if (stat(b->config->state_dir, &st) < 0)
+    if (path_sb_dev(b->config->state_dir, &dev) < 0)
         return TRUE; /* cannot tell: do not risk it */
     for (size_t i = 0; i < plan->n_targets; i++)
-        if (plan->targets[i].dev == st.st_dev)
+        if (plan->targets[i].dev == dev)
             return TRUE;
     return FALSE;
 }

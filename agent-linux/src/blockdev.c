@@ -5,7 +5,6 @@
 #include <blkid.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/sysmacros.h>
 
 /* dm over md over partitions: a real stack is never this deep; a loop in sysfs would be. */
@@ -169,50 +168,47 @@ GPtrArray *sp_blockdev_disks(const char *sysfs_root, dev_t dev)
     return out;
 }
 
-static void collect_backing(const char *dir, dev_t *ret, gsize max, gsize *n, int depth)
+static void collect_backing(const char *dir, GPtrArray *out, int depth)
 {
     g_autofree char *partition = read_attr(dir, "partition");
-    g_autofree char *backing = NULL;
     g_autofree char *slaves = NULL;
     g_autoptr(GDir) sd = NULL;
+    char *backing;
     const char *name;
 
     if (depth > SP_BLOCKDEV_MAX_DEPTH)
         return;
     if (partition) {
         g_autofree char *parent = g_path_get_dirname(dir);
-        collect_backing(parent, ret, max, n, depth + 1);
+        collect_backing(parent, out, depth + 1);
         return;
     }
     backing = read_attr(dir, "loop/backing_file");
-    if (backing) {
-        struct stat st;
-        if (stat(backing, &st) == 0 && *n < max)
-            ret[(*n)++] = st.st_dev;
-    }
+    if (backing)
+        g_ptr_array_add(out, backing);
     slaves = g_build_filename(dir, "slaves", NULL);
     sd = g_dir_open(slaves, 0, NULL);
     while (sd && (name = g_dir_read_name(sd)) != NULL) {
         g_autofree char *link = g_build_filename(slaves, name, NULL);
         char *real = realpath(link, NULL);
         if (real) {
-            collect_backing(real, ret, max, n, depth + 1);
+            collect_backing(real, out, depth + 1);
             free(real);
         }
     }
 }
 
-gsize sp_blockdev_loop_backing(const char *sysfs_root, dev_t dev, dev_t *ret, gsize max)
+GPtrArray *sp_blockdev_loop_backing(const char *sysfs_root, dev_t dev)
 {
+    GPtrArray *out = g_ptr_array_new_with_free_func(g_free);
     g_autofree char *dir = NULL;
-    gsize n = 0;
 
     if (major(dev) == 0)
-        return 0;
+        return out;
     dir = dev_dir(sysfs_root, dev);
     if (dir)
-        collect_backing(dir, ret, max, &n, 0);
-    return n;
+        collect_backing(dir, out, 0);
+    return out;
 }
 
 static char *probe_value(blkid_probe pr, const char *name)

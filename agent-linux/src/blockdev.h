@@ -21,7 +21,8 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(SpDisk, sp_disk_free)
 char *sp_blockdev_name(const char *sysfs_root, dev_t dev);
 /* The whole disks holding dev (a partition's disk, a dm/md device's members, recursively). */
 GPtrArray *sp_blockdev_disks(const char *sysfs_root, dev_t dev);
-/* Devices (st_dev) of the filesystems holding the backing files of loop devices under dev. */
-gsize sp_blockdev_loop_backing(const char *sysfs_root, dev_t dev, dev_t *ret, gsize max);
+/* Backing files of the loop devices under dev (through partitions, dm, md): their
+ * filesystems must be frozen after the one on dev. */
+GPtrArray *sp_blockdev_loop_backing(const char *sysfs_root, dev_t dev);
 /* libblkid: filesystem type, UUID and label of a device node (each may come back NULL). */
 gboolean sp_blockdev_probe(const char *devnode, char **ret_type, char **ret_uuid, char **ret_label);

@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
-#include <sys/stat.h>
 #include <unistd.h>
+#include "mountinfo.h"
 
 /* At most this many FIFREEZE calls run at once inside one wave. */
 #define SP_FREEZER_MAX_PARALLEL 16
@@ -23,13 +23,54 @@ static int linux_open_dir(const char *path, void *ud)
     return fd < 0 ? -errno : fd;
 }
 
-static int linux_fstat_dev(int fd, dev_t *ret, void *ud)
+int sp_fd_mount_id(int fd, int *ret)
 {
-    struct stat st;
-    if (fstat(fd, &st) < 0)
+    char path[64], buf[512];
+    ssize_t n;
+    const char *p;
+    int info;
+
+    snprintf(path, sizeof(path), "/proc/self/fdinfo/%d", fd);
+    info = open(path, O_RDONLY | O_CLOEXEC);
+    if (info < 0)
         return -errno;
-    *ret = st.st_dev;
+    n = read(info, buf, sizeof(buf) - 1);
+    close(info);
+    if (n < 0)
+        return -errno;
+    buf[n] = '\0';
+    p = strstr(buf, "mnt_id:");
+    if (!p || sscanf(p, "mnt_id: %d", ret) != 1)
+        return -ENOTSUP; /* kernels before 3.15 */
     return 0;
+}
+
+/* mnt_id from fdinfo, then that mount's major:minor from mountinfo. */
+int sp_fd_sb_dev(int fd, dev_t *ret)
+{
+    SpMountTable *table = NULL;
+    int id, r = sp_fd_mount_id(fd, &id);
+
+    if (r < 0)
+        return r;
+    r = sp_mountinfo_read(NULL, &table);
+    if (r < 0)
+        return r;
+    r = -ENOENT;
+    for (size_t i = 0; i < table->n_mounts; i++) {
+        if (table->mounts[i].id == id) {
+            *ret = sp_mount_dev(&table->mounts[i]);
+            r = 0;
+            break;
+        }
+    }
+    sp_mount_table_free(table);
+    return r;
+}
+
+static int linux_sb_dev(int fd, dev_t *ret, void *ud)
+{
+    return sp_fd_sb_dev(fd, ret);
 }
 
 static int linux_syncfs(int fd, void *ud)
@@ -58,7 +99,7 @@ static void linux_close(int fd, void *ud)
 
 const SpFsOps sp_fs_ops_linux = {
     .open_dir = linux_open_dir,
-    .fstat_dev = linux_fstat_dev,
+    .sb_dev = linux_sb_dev,
     .syncfs = linux_syncfs,
     .freeze = linux_freeze,
     .thaw = linux_thaw,
@@ -192,9 +233,9 @@ int sp_freezer_prepare(SpFreezer *f, const SpFreezePlan *plan, SpFreezerFailure 
             return fd;
         }
         f->fds[i] = fd;
-        r = f->ops->fstat_dev(fd, &dev, f->userdata);
+        r = f->ops->sb_dev(fd, &dev, f->userdata);
         if (r == 0 && dev != t->dev)
-            r = -ESTALE; /* something was mounted over it since we planned */
+            r = -ESTALE; /* another filesystem was mounted over it since we planned */
         if (r < 0) {
             set_failure(ret_fail, "open", t->mountpoint, -r);
             close_prepared(f);
@@ -323,7 +364,7 @@ int sp_freezer_thaw_recorded(const SpFsOps *ops, void *userdata, const char *mou
     fd = ops->open_dir(mountpoint, userdata);
     if (fd < 0)
         return fd == -ENOENT ? 0 : fd;
-    r = ops->fstat_dev(fd, &actual, userdata);
+    r = ops->sb_dev(fd, &actual, userdata);
     if (r == 0 && actual != dev)
         r = 0; /* another filesystem is mounted there now: not ours to thaw */
     else if (r == 0) {

@@ -8,7 +8,9 @@
 
 typedef struct {
     int (*open_dir)(const char *path, void *userdata);       /* fd or -errno */
-    int (*fstat_dev)(int fd, dev_t *ret, void *userdata);    /* st_dev of the open directory */
+    /* The superblock an open directory is on, as mountinfo names it (major:minor). Not always
+     * fstat's st_dev: btrfs subvolumes have their own st_dev, mountinfo the superblock's. */
+    int (*sb_dev)(int fd, dev_t *ret, void *userdata);
     int (*syncfs)(int fd, void *userdata);                   /* 0 or -errno */
     int (*freeze)(int fd, void *userdata);                   /* FIFREEZE: 0 or -errno */
     int (*thaw)(int fd, void *userdata);                     /* FITHAW: 0 or -errno */
@@ -17,6 +19,11 @@ typedef struct {
 
 /* The real system calls. */
 extern const SpFsOps sp_fs_ops_linux;
+
+/* The ID of the mount an open fd is on (mountinfo's first field), from /proc/self/fdinfo. */
+int sp_fd_mount_id(int fd, int *ret);
+/* The superblock device (mountinfo's major:minor) of the mount an open fd is on. */
+int sp_fd_sb_dev(int fd, dev_t *ret);
 
 typedef struct {
     dev_t dev;
