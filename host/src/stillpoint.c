@@ -404,6 +404,8 @@ fail:
 
 /* ---- checkpoint ---- */
 
+static SpJson *checkpoint_to_json(const SpCheckpoint *cp, int64_t current);
+
 static gboolean create_options_parse(const char *name, const char *type, const char *policy,
                                      SpCreateOptions *ret, GError **error)
 {
@@ -465,11 +467,7 @@ static int cmd_checkpoint_create(int argc, char **argv)
     if (cp == NULL)
         goto fail;
     if (globals.json) {
-        g_autoptr(SpJson) out = sp_json_new_object();
-        sp_json_object_set_int(out, "id", cp->id);
-        sp_json_object_set_string(out, "name", cp->name);
-        sp_json_object_set_string(out, "type", cp->type);
-        sp_json_object_set_string(out, "consistency", cp->consistency);
+        g_autoptr(SpJson) out = checkpoint_to_json(cp, cp->id);
         print_json(out);
     } else {
         printf("checkpoint %" G_GINT64_FORMAT " '%s' of VM '%s': %s-consistent\n", cp->id,
