@@ -139,11 +139,29 @@ typedef struct {
     GHashTable *seen;   /* serials that matched some filesystem */
 } DiskSelect;
 
-static bool select_dev_cb(dev_t dev, void *userdata)
+/* The block device under a mount: its own major:minor, or for filesystems with an anonymous
+ * one (btrfs) the device node it was mounted from, as qemu-ga resolves it. 0 when none. */
+static dev_t mount_block_dev(const SpMount *m)
+{
+    struct stat st;
+
+    if (m->major != 0)
+        return sp_mount_dev(m);
+    if (g_str_has_prefix(m->source, "/dev/") && stat(m->source, &st) == 0 && S_ISBLK(st.st_mode))
+        return st.st_rdev;
+    return 0;
+}
+
+static bool select_mount_cb(const SpMount *m, void *userdata)
 {
     DiskSelect *ds = userdata;
-    g_autoptr(GPtrArray) disks = sp_blockdev_disks(ds->b->sysfs_root, dev);
+    dev_t dev = mount_block_dev(m);
+    g_autoptr(GPtrArray) disks = NULL;
     bool hit = false;
+
+    if (dev == 0)
+        return false;
+    disks = sp_blockdev_disks(ds->b->sysfs_root, dev);
 
     for (guint i = 0; i < disks->len; i++) {
         const SpDisk *d = disks->pdata[i];
@@ -212,7 +230,7 @@ static int build_plan(SpLinuxBackend *b, const SpFreezeRequest *req, SpFreezePla
         o.mountpoints = (const char *const *)names->pdata;
     } else if (req->kind == SP_SELECT_DISKS) {
         ds.seen = g_hash_table_new(g_str_hash, g_str_equal);
-        o.select_dev = select_dev_cb;
+        o.select_mount = select_mount_cb;
         o.select_userdata = &ds;
     }
     r = sp_plan_build(table, &o, ret, &missing);
@@ -540,8 +558,8 @@ static SpJson *disk_json(const SpDisk *d)
 static SpJson *fs_json(SpLinuxBackend *b, const SpMount *m)
 {
     SpJson *o = sp_json_new_object(), *disks = sp_json_new_array();
-    g_autofree char *name = sp_blockdev_name(b->sysfs_root, sp_mount_dev(m));
-    g_autoptr(GPtrArray) list = sp_blockdev_disks(b->sysfs_root, sp_mount_dev(m));
+    g_autofree char *name = sp_blockdev_name(b->sysfs_root, mount_block_dev(m));
+    g_autoptr(GPtrArray) list = sp_blockdev_disks(b->sysfs_root, mount_block_dev(m));
     struct statvfs sv;
 
     sp_json_object_set_string(o, "name", name ? name : m->source);
@@ -573,7 +591,7 @@ static SpJson *backend_fsinfo(void *self, SpBackendError *err)
     /* qemu-ga lists filesystems on real block devices, newest mount first. */
     for (size_t i = table->n_mounts; i > 0; i--) {
         const SpMount *m = &table->mounts[i - 1];
-        if (m->major == 0)
+        if (mount_block_dev(m) == 0)
             continue;
         sp_json_array_append(out, fs_json(b, m));
     }

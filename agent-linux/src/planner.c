@@ -169,7 +169,7 @@ static bool selected(const SpMount *m, const SpPlanOptions *o)
 {
     if (o->mountpoints && !in_list(m->mountpoint, o->mountpoints))
         return false;
-    if (o->select_dev && !o->select_dev(sp_mount_dev(m), o->select_userdata))
+    if (o->select_mount && !o->select_mount(m, o->select_userdata))
         return false;
     return true;
 }

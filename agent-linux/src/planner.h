@@ -50,8 +50,8 @@ typedef struct {
     const char *const *exclude_mountpoints; /* NULL-terminated; exact paths or fnmatch patterns */
     const char *const *exclude_types;       /* NULL-terminated */
     const char *const *mountpoints;         /* NULL-terminated selection; NULL = everything */
-    /* Selection by disk: keep a filesystem when this returns true for its device (NULL = all). */
-    bool (*select_dev)(dev_t dev, void *userdata);
+    /* Selection by disk: keep a mount when this returns true for it (NULL = all). */
+    bool (*select_mount)(const SpMount *mount, void *userdata);
     void *select_userdata;
     /* Where a filesystem's device is a loop (possibly under dm/md), the devices of the
      * filesystems holding its backing files; it must be frozen before them. NULL = none. */

@@ -650,6 +650,10 @@ def test_btrfs_subvolumes_are_one_filesystem(env):
     env.mount(img, env.path("b"), "subvol=sub-b")
     check(os.stat(env.path("a")).st_dev != os.stat(env.path("b")).st_dev, "subvolume st_dev differ")
     c = env.start_agent()
+    # Anonymous st_dev, but the disk under it is known (from the device it was mounted from).
+    fs = {f["mountpoint"]: f for f in c.ok("guest-get-fsinfo")}
+    check(fs[env.path("a")]["type"] == "btrfs", str(fs.get(env.path("a"))))
+    check([d["dev"][:9] for d in fs[env.path("a")]["disk"]] == ["/dev/loop"], str(fs[env.path("a")]))
     r = c.ok("stillpoint-freeze")
     check(frozen_mountpoints(r) == [env.path("a")], "one superblock, frozen once: %s" % r)
     check(skipped(r).get(env.path("b")) == "same-filesystem", str(r))

@@ -158,16 +158,16 @@ static void test_plan_with_unknown_mountpoint_fails_with_enoent(void **state)
     sp_mount_table_free(t);
 }
 
-static bool select_vdb_cb(dev_t dev, void *userdata)
+static bool select_vdb_cb(const SpMount *m, void *userdata)
 {
     (*(int *)userdata)++;
-    return dev == makedev(254, 16);
+    return sp_mount_dev(m) == makedev(254, 16);
 }
 
 static void test_plan_selects_by_device(void **state)
 {
     int calls = 0;
-    SpPlanOptions o = {.select_dev = select_vdb_cb, .select_userdata = &calls};
+    SpPlanOptions o = {.select_mount = select_vdb_cb, .select_userdata = &calls};
     SpMountTable *t = table_of("nested-loop.mountinfo");
     SpFreezePlan *p = plan_of(t, &o);
 
