@@ -74,12 +74,25 @@ bool sp_plan_classify(const SpMount *m, SpSkipReason *ret)
     return true;
 }
 
-static bool excluded(const SpMount *m, const SpPlanOptions *o)
+static bool excluded_itself(const SpMount *m, const SpPlanOptions *o)
 {
     for (size_t i = 0; o->exclude_mountpoints && o->exclude_mountpoints[i]; i++)
         if (fnmatch(o->exclude_mountpoints[i], m->mountpoint, FNM_PATHNAME) == 0)
             return true;
     return in_list(m->fstype, o->exclude_types);
+}
+
+/* Excluding a mountpoint excludes its filesystem: freezing it through another (bind) mount
+ * would freeze the excluded mountpoint all the same. */
+static bool excluded(const SpMountTable *table, const SpMount *m, const SpPlanOptions *o)
+{
+    if (excluded_itself(m, o))
+        return true;
+    for (size_t i = 0; i < table->n_mounts; i++)
+        if (sp_mount_dev(&table->mounts[i]) == sp_mount_dev(m) &&
+            excluded_itself(&table->mounts[i], o))
+            return true;
+    return false;
 }
 
 void sp_plan_free(SpFreezePlan *plan)
@@ -258,7 +271,7 @@ static int plan_mount(SpFreezePlan *p, const SpMountTable *table, const SpMount 
 
     if (sp_plan_classify(m, &reason))
         return add_skip(p, m->mountpoint, m->fstype, reason, NULL);
-    if (excluded(m, o))
+    if (excluded(table, m, o))
         return add_skip(p, m->mountpoint, m->fstype, SP_SKIP_EXCLUDED, NULL);
     t = find_target_of(p, m);
     if (t >= 0 && strcmp(p->targets[t].mountpoint, m->mountpoint) == 0)
@@ -269,7 +282,7 @@ static int plan_mount(SpFreezePlan *p, const SpMountTable *table, const SpMount 
     first = first_mount_of(table, m);
     /* Freeze through the original mount when it is selected too, so reports name it (and
      * only when it would be frozen itself: a table can be inconsistent while it changes). */
-    if (first && first != m && selected(first, o) && !excluded(first, o) &&
+    if (first && first != m && selected(first, o) && !excluded(table, first, o) &&
         !sp_plan_classify(first, &reason) && strcmp(first->fstype, m->fstype) == 0) {
         ssize_t ft = find_target(p, sp_mount_dev(first));
         if (ft < 0) {

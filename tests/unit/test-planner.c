@@ -116,6 +116,22 @@ static void test_plan_excludes_by_mountpoint_pattern_and_type(void **state)
     sp_mount_table_free(t);
 }
 
+static void test_excluding_a_mountpoint_excludes_its_filesystem_everywhere(void **state)
+{
+    /* /srv/shared is a bind of /home's filesystem: freezing it would freeze /home. */
+    static const char *const mps[] = {"/home", NULL};
+    SpPlanOptions o = {.exclude_mountpoints = mps};
+    SpMountTable *t = table_of("debian-vm.mountinfo");
+    SpFreezePlan *p = plan_of(t, &o);
+
+    assert_skip(p, "/home", "excluded");
+    assert_skip(p, "/srv/shared", "excluded");
+    for (size_t i = 0; i < p->n_targets; i++)
+        assert_true(p->targets[i].dev != makedev(253, 0));
+    sp_plan_free(p);
+    sp_mount_table_free(t);
+}
+
 static void test_plan_selects_mountpoints(void **state)
 {
     static const char *const sel[] = {"/home", "/boot", NULL};
@@ -281,6 +297,7 @@ int main(void)
         cmocka_unit_test(test_bind_mount_is_frozen_through_its_original),
         cmocka_unit_test(test_plan_skips_what_cannot_be_frozen_with_reasons),
         cmocka_unit_test(test_plan_excludes_by_mountpoint_pattern_and_type),
+        cmocka_unit_test(test_excluding_a_mountpoint_excludes_its_filesystem_everywhere),
         cmocka_unit_test(test_plan_selects_mountpoints),
         cmocka_unit_test(test_plan_selecting_a_bind_mount_freezes_its_filesystem),
         cmocka_unit_test(test_plan_with_unknown_mountpoint_fails_with_enoent),
