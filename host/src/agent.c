@@ -164,6 +164,14 @@ gboolean sp_agent_freeze(SpAgent *agent, guint lease_ms, SpFreezeResult *ret, GE
         r.epoch = sp_json_object_get_int(reply, "epoch", 0);
         r.frozen = (guint)sp_json_array_len(sp_json_object_get(reply, "frozen"));
         r.skipped = (guint)sp_json_array_len(sp_json_object_get(reply, "skipped"));
+        /* Without its epoch the freeze cannot be thawed by stillpoint-thaw: refuse it, so the
+         * caller takes the failed-freeze path (which thaws through the standard command). */
+        if (r.epoch <= 0) {
+            g_set_error(error, SP_AGENT_ERROR, SP_AGENT_ERROR_PROTOCOL,
+                        "guest agent command stillpoint-freeze: the reply has no positive "
+                        "epoch");
+            return FALSE;
+        }
     } else {
         reply = sp_agent_execute(agent, "guest-fsfreeze-freeze", NULL,
                                  freeze_timeout(SP_AGENT_FREEZE_TIMEOUT_MS), error);

@@ -180,6 +180,16 @@ GPtrArray *sp_qmp_discover_disks(SpQmp *qmp, GError **error)
                         sp_json_object_get_string(entry, "qdev"), file != NULL ? file : "");
             return NULL;
         }
+        /* blockdev-snapshot names the disk by its node: a disk without one cannot be part of
+         * the checkpoint, and leaving it out would make the checkpoint incomplete. */
+        if (sp_json_object_get_string(inserted, "node-name") == NULL ||
+            sp_json_object_get_string(inserted, "node-name")[0] == '\0') {
+            g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+                        "disk with image %s: QMP reports no block node name for it, so it "
+                        "cannot be snapshotted",
+                        file);
+            return NULL;
+        }
         disk = g_new0(SpDisk, 1);
         disk->name = disk_name(entry, inserted);
         disk->node = dup_member(inserted, "node-name");

@@ -89,9 +89,9 @@ static void run(const char *path)
         for (guint i = 0; i < disks->len; i++) {
             const SpDisk *d = g_ptr_array_index(disks, i);
             CHECK(d->image != NULL && d->image[0] == '/');
-            /* Known bug: an entry without device, qdev and node-name gives a disk without a
-             * name and node, which the store refuses only after the snapshot took effect. */
-            CHECK(!strict || (d->name != NULL && d->node != NULL));
+            /* An entry without a node name is refused at discovery (once a known bug: the store
+             * refused such a disk only after the snapshot took effect). */
+            CHECK(d->name != NULL && d->node != NULL);
             if (verbose)
                 printf("disk %s node %s image %s serial %s\n", d->name, d->node, d->image,
                        d->serial);
