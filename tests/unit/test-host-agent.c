@@ -88,6 +88,28 @@ static void test_stillpoint_agent_gets_leased_freeze_and_epoch_thaw(void **state
     fake_agent_stop(fake);
 }
 
+static char *no_epoch_handler(const char *execute, const SpJson *args, guint *delay_ms)
+{
+    if (g_strcmp0(execute, "stillpoint-freeze") == 0)
+        return g_strdup("{\"return\": {\"frozen\": [\"/\"], \"skipped\": []}}\n");
+    return stillpoint_handler(execute, args, delay_ms);
+}
+
+static void test_freeze_without_epoch_is_refused(void **state)
+{
+    FakeAgent *fake = fake_agent_start(no_epoch_handler);
+    g_autoptr(GError) error = NULL;
+    SpAgent *agent = sp_agent_connect(fake_agent_path(fake), 2000, &error);
+    SpFreezeResult fr = {0};
+
+    assert_non_null(agent);
+    /* It could not be thawed by epoch: the caller must take the failed-freeze path. */
+    assert_false(sp_agent_freeze(agent, 10000, &fr, &error));
+    assert_true(g_error_matches(error, SP_AGENT_ERROR, SP_AGENT_ERROR_PROTOCOL));
+    sp_agent_free(agent);
+    fake_agent_stop(fake);
+}
+
 static char *slow_handler(const char *execute, const SpJson *args, guint *delay_ms)
 {
     if (g_strcmp0(execute, "guest-sync-delimited") == 0)
@@ -151,6 +173,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_qemu_ga_fallback_uses_standard_fsfreeze),
         cmocka_unit_test(test_stillpoint_agent_gets_leased_freeze_and_epoch_thaw),
+        cmocka_unit_test(test_freeze_without_epoch_is_refused),
         cmocka_unit_test(test_timeout_resyncs_so_late_reply_is_not_taken_for_the_next),
         cmocka_unit_test(test_silent_agent_is_unreachable),
         cmocka_unit_test(test_missing_socket_is_unreachable),

@@ -126,6 +126,13 @@ static char *qemu_handler(const char *execute, const char *id, guint *delay_ms)
     }
     if (g_strcmp0(execute, "fast") == 0)
         return g_strdup_printf("{\"return\": \"fast\", \"id\": %s}\r\n", id);
+    if (g_strcmp0(execute, "query-block") == 0)
+        return g_strdup_printf(
+            "{\"return\": [{\"device\": \"\", "
+            "\"qdev\": \"/machine/peripheral/vda/virtio-backend\", "
+            "\"inserted\": {\"file\": \"/img/a.qcow2\", \"drv\": \"qcow2\", \"ro\": false, "
+            "\"image\": {\"virtual-size\": 1024}}}], \"id\": %s}\r\n",
+            id);
     if (g_strcmp0(execute, "emit") == 0)
         return g_strdup_printf(
             "{\"return\": {}, \"id\": %s}\r\n"
@@ -220,6 +227,23 @@ static void test_missing_qmp_socket_names_the_path(void **state)
     assert_non_null(strstr(error->message, "QMP socket /nonexistent/qmp.sock: cannot connect"));
 }
 
+static void test_disk_without_node_name_is_refused_at_discovery(void **state)
+{
+    Fake *fake = fake_start(qemu_handler, qmp_greeting);
+    g_autoptr(GError) error = NULL;
+    SpQmp *qmp = sp_qmp_connect(fake->path, 2000, &error);
+    g_autoptr(GPtrArray) disks = NULL;
+
+    assert_non_null(qmp);
+    /* blockdev-snapshot needs the node: better no checkpoint than one missing a disk. */
+    disks = sp_qmp_discover_disks(qmp, &error);
+    assert_null(disks);
+    assert_true(g_error_matches(error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED));
+    assert_non_null(strstr(error->message, "/img/a.qcow2"));
+    sp_qmp_free(qmp);
+    fake_stop(fake);
+}
+
 static void test_plan_round_trips_through_the_journal(void **state)
 {
     g_autoptr(SpSnapshotPlan) plan = sp_snapshot_plan_new("web", "before \"upgrade\"");
@@ -279,6 +303,7 @@ int main(void)
         cmocka_unit_test(test_qmp_error_names_command_class_and_desc),
         cmocka_unit_test(test_agent_socket_is_not_taken_for_qmp),
         cmocka_unit_test(test_missing_qmp_socket_names_the_path),
+        cmocka_unit_test(test_disk_without_node_name_is_refused_at_discovery),
         cmocka_unit_test(test_plan_round_trips_through_the_journal),
         cmocka_unit_test(test_default_name_is_hyper_v_style),
         cmocka_unit_test(test_lease_grows_with_disks),
