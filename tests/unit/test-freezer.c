@@ -13,7 +13,7 @@
 typedef struct {
     pthread_mutex_t lock;
     const char *paths[N_FAKE];
-    dev_t devs[N_FAKE];      /* what fstat reports */
+    dev_t devs[N_FAKE];      /* the superblock each mountpoint is on now */
     int open_err[N_FAKE];
     int freeze_err[N_FAKE];
     int thaw_err[N_FAKE];
@@ -53,7 +53,7 @@ static int fake_open(const char *path, void *ud)
     return 100 + i;
 }
 
-static int fake_fstat_dev(int fd, dev_t *ret, void *ud)
+static int fake_sb_dev(int fd, dev_t *ret, void *ud)
 {
     *ret = ((Fake *)ud)->devs[fd - 100];
     return 0;
@@ -124,7 +124,7 @@ static void fake_close(int fd, void *ud)
     f->open[fd - 100] = false;
 }
 
-static const SpFsOps fake_ops = {fake_open, fake_fstat_dev, fake_syncfs, fake_freeze, fake_thaw,
+static const SpFsOps fake_ops = {fake_open, fake_sb_dev, fake_syncfs, fake_freeze, fake_thaw,
                                  fake_close};
 
 /* A plan over n fake filesystems /fs0../fsN, all in wave 0 unless waves says otherwise. */
