@@ -73,6 +73,7 @@ typedef struct {
         bool done;
         int error;           /* errno of the failed write, 0 = none */
         char error_path[256];
+        const char *control; /* the control channel's path, NULL = none */
 } SpWl;
 
 typedef struct {
@@ -501,8 +502,8 @@ static void control_command(SpWl *wl, char *line, SpBuf *b)
 
 static void *control_thread(void *arg)
 {
-        SpWl *wl = ((void **)arg)[0];
-        const char *path = ((void **)arg)[1];
+        SpWl *wl = arg;
+        const char *path = wl->control;
         int fd = open(path, O_RDWR | O_CLOEXEC);
         if (fd < 0) {
                 fprintf(stderr, "sp-workload: opening control channel %s: %s\n", path, strerror(errno));
@@ -610,7 +611,7 @@ static int cmd_check(int argc, char **argv)
         return ok ? 0 : 1;
 }
 
-static int parse_write_options(SpWl *wl, int argc, char **argv, const char **ret_control, bool *ret_resume)
+static int parse_write_options(SpWl *wl, int argc, char **argv, bool *ret_resume)
 {
         static const struct option opts[] = {
                 { "interval-ms", required_argument, NULL, 'i' },
@@ -634,7 +635,7 @@ static int parse_write_options(SpWl *wl, int argc, char **argv, const char **ret
                 case 'n': ok = parse_u64(optarg, &count); break;
                 case 'r': *ret_resume = true; break;
                 case 't': ok = parse_u64(optarg, &stall) && stall <= 3600000; break;
-                case 'c': *ret_control = optarg; break;
+                case 'c': wl->control = optarg; break;
                 case 'h': usage(stdout); exit(0);
                 default: ok = false;
                 }
@@ -674,9 +675,8 @@ static uint64_t resume_point(const SpWl *wl)
 static int cmd_write(int argc, char **argv)
 {
         static SpWl wl = { .lock = PTHREAD_MUTEX_INITIALIZER, .progress = PTHREAD_COND_INITIALIZER };
-        const char *control = NULL;
         bool resume = false;
-        if (parse_write_options(&wl, argc, argv, &control, &resume) < 0)
+        if (parse_write_options(&wl, argc, argv, &resume) < 0)
                 return 2;
         wl.first = resume ? resume_point(&wl) : 1;
         for (size_t i = 0; i < wl.n_files; i++) {
@@ -701,12 +701,9 @@ static int cmd_write(int argc, char **argv)
         fflush(stdout);
         if (pthread_create(&writer, NULL, writer_thread, &wl) != 0)
                 return 1;
-        static void *control_args[2];
         pthread_t ctl;
-        if (control) {
-                control_args[0] = &wl;
-                control_args[1] = (void *)control;
-                if (pthread_create(&ctl, NULL, control_thread, control_args) != 0)
+        if (wl.control) {
+                if (pthread_create(&ctl, NULL, control_thread, &wl) != 0)
                         return 1;
                 pthread_detach(ctl);
         }
@@ -720,7 +717,7 @@ static int cmd_write(int argc, char **argv)
                 }
                 /* The writer ended (--count reached or a write failed): with a control channel,
                  * stay to answer `check` and `report`. */
-                if (sig == SIGUSR2 && control) {
+                if (sig == SIGUSR2 && wl.control) {
                         print_report(&wl, "final");
                         continue;
                 }
