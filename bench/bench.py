@@ -419,6 +419,8 @@ def run_window(cfg, tools, n_disks, results):
                         f"txn {rec['transaction_ms']}, to-thaw {rec['to_thaw_ms']}, thaw {rec['thaw_ms']}")
             results["window"].append({"load": load, "disks": n_disks, "baseline_stall_ms": baseline,
                                       "checkpoints": recs})
+        if cfg.diag and n_disks == 1:
+            results["diag"] = run_diag(cfg, vm, n_disks)
         g.helper("load idle")
         results["footprint"].setdefault("after", []).append(g.helper("proc"))
         vm.close()  # B's agent connection too: QEMU serves one client per port
@@ -429,6 +431,57 @@ def run_window(cfg, tools, n_disks, results):
         if vm:
             vm.close()
         g.stop()
+
+
+def run_diag(cfg, vm, n_disks):
+    """Where an agent's freeze time goes, without any snapshot: freeze then thaw at once, over the
+    same channels, for stillpoint-agent's extension (exactly the line the CLI sent), the same
+    agent's standard command, and qemu-ga; plus one bare syncfs in the guest."""
+    g = vm.g
+    cli_freeze = None
+    for t, d, line in vm.px_sp.since(0):
+        if d == "up" and b'"stillpoint-freeze"' in line:
+            cli_freeze = json.loads(line.strip(b"\xff"))
+    sp = QgaClient(vm.px_sp.path)
+    if not sp.sync(timeout=10):
+        raise GuestError("stillpoint-agent does not answer guest-sync-delimited")
+    variants = [("stillpoint-agent, stillpoint-freeze as the CLI sends it", sp,
+                 cli_freeze["execute"], cli_freeze.get("arguments"), "stillpoint-thaw"),
+                ("stillpoint-agent, guest-fsfreeze-freeze", sp, "guest-fsfreeze-freeze", None,
+                 "guest-fsfreeze-thaw"),
+                ("qemu-ga, guest-fsfreeze-freeze", vm.qga, "guest-fsfreeze-freeze", None,
+                 "guest-fsfreeze-thaw")]
+    out = {"cli_freeze": cli_freeze, "runs": [], "syncfs_idle_ms": []}
+    try:
+        for load in ("buffered", "idle"):  # the window loop left the buffered writer running
+            g.helper(load_line(load, n_disks, cfg.mbps))
+            if load == "idle":
+                for _ in range(3):
+                    out["syncfs_idle_ms"].append(g.helper("syncfs /mnt/d0")["us"] / 1000)
+            for rep in range(cfg.diag_reps):
+                for k in range(len(variants)):
+                    name, client, freeze, args, thaw = variants[(k + rep) % len(variants)]
+                    time.sleep(cfg.gap)
+                    dirty = g.helper("meminfo")["dirty_kb"]
+                    agent = "qemu-ga" if client is vm.qga else "stillpoint"
+                    cpu0 = agent_cpu(g)[agent]
+                    mark = g.helper("mark")["now_ns"]
+                    t0 = time.monotonic()
+                    client.execute(freeze, args)
+                    t1 = time.monotonic()
+                    client.execute(thaw)
+                    t2 = time.monotonic()
+                    time.sleep(cfg.settle)
+                    stall = g.helper(f"stall {mark}")["max_us"] / 1000
+                    cpu = agent_cpu(g)[agent] - cpu0
+                    out["runs"].append({"load": load, "variant": name, "freeze_ms": round((t1 - t0) * 1000, 2),
+                                        "thaw_ms": round((t2 - t1) * 1000, 2), "stall_ms": stall,
+                                        "dirty_kb": dirty, "cpu_ms": round(cpu, 1)})
+                    log(f"diag {load:8s} {name}: freeze {(t1 - t0) * 1000:.1f} ms, thaw "
+                        f"{(t2 - t1) * 1000:.1f} ms, stall {stall:.1f} ms, agent CPU {cpu:.0f} ms")
+    finally:
+        sp.close()
+    return out
 
 
 def startup(g, reps):
@@ -558,12 +611,14 @@ def main(argv):
     a = p.parse_args(argv)
     a.loads = ["idle", "fsync", "buffered"]
     if a.quick:
-        a.reps, a.settle, a.gap, a.warmup, a.mbps = 2, 0.4, 1.0, 0.5, 12
-        a.disk_counts, a.scale, a.scale_reps, a.merge_mib, a.startup_reps = [1, 4], [2], 1, [64], 2
+        a.reps, a.settle, a.gap, a.warmup, a.mbps = 2, 0.3, 0.8, 0.5, 12
+        a.disk_counts, a.scale, a.scale_reps, a.merge_mib, a.startup_reps = [1, 4], [2], 1, [64], 1
+        a.diag, a.diag_reps = True, 1
     else:
         a.reps, a.settle, a.gap, a.warmup, a.mbps = 6, 0.5, 3.0, 4.0, 12
         a.disk_counts, a.scale, a.scale_reps, a.merge_mib, a.startup_reps = \
             [1, 4], [1, 2, 4], 3, [16, 64, 256], 5
+        a.diag, a.diag_reps = True, 4
     tools = {"guest": a.guest, "cli": a.cli, "agent": a.agent, "qga": a.qga}
     results = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                "quick": a.quick, "machine": machine(), "binaries": binary_sizes(tools),

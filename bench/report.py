@@ -94,6 +94,32 @@ def breakdown_table(res):
     return out
 
 
+def diag_table(res):
+    d = res.get("diag")
+    if not d:
+        return []
+    out = ["", "## Where the freeze step's time goes (1 filesystem, no snapshot: freeze, then thaw at once)", "",
+           "Same guest, same channels; medians in ms. The first row sends exactly the "
+           f"`stillpoint-freeze` the CLI sent (`{json.dumps(d['cli_freeze'].get('arguments'))}`).", "",
+           "| load | agent, command | n | freeze | thaw | stall | agent CPU (freeze+thaw) | dirty MiB |",
+           "|---|---|---|---|---|---|---|---|"]
+    variants = []
+    for r in d["runs"]:
+        if (r["load"], r["variant"]) not in variants:
+            variants.append((r["load"], r["variant"]))
+    for load, v in variants:
+        rs = [r for r in d["runs"] if r["load"] == load and r["variant"] == v]
+        g = lambda k: med([r[k] for r in rs])
+        stall = "—" if load == "idle" else f(g("stall_ms"))
+        cpu = statistics.mean([r.get("cpu_ms", 0) for r in rs])
+        out.append(f"| {load} | {v} | {len(rs)} | {f(g('freeze_ms'), 1)} | {f(g('thaw_ms'), 1)} | {stall} "
+                   f"| {f(cpu, 0)} (mean) | {f(g('dirty_kb') / 1024, 1)} |")
+    sy = d.get("syncfs_idle_ms", [])
+    out += ["", f"One `syncfs` of the idle data filesystem in the guest: {', '.join(f(x, 1) for x in sy)} ms "
+            "(a device cache flush that QEMU turns into an fdatasync of the qcow2 on the host)."]
+    return out
+
+
 def e2e_table(res):
     out = ["", "## End-to-end create latency", "",
            "A: `stillpoint checkpoint create` from exec to exit (the checkpoint is recorded in the "
@@ -190,7 +216,8 @@ def markdown(res, png):
            f"{res['params']['gap_s']} s between checkpoints; buffered writer "
            f"{res['params']['buffered_mib_s']} MiB/s in 64 KiB writes; fsync writer 4 KiB + fsync "
            f"every 20 ms per filesystem. Took {res['duration_s']} s.", ""]
-    out += window_tables(res) + breakdown_table(res) + e2e_table(res) + footprint_table(res)
+    out += window_tables(res) + breakdown_table(res) + diag_table(res) + e2e_table(res)
+    out += footprint_table(res)
     out += scale_table(res) + merge_table(res)
     out += ["", f"![window distributions]({os.path.basename(png)})", ""]
     return "\n".join(out)

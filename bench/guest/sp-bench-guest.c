@@ -16,6 +16,7 @@
  *   proc                   per agent: pid, rss/pss/hwm in kB, CPU ticks (utime+stime); "hz"
  *   meminfo                Dirty and Writeback in kB
  *   sync                   sync(2): write back every dirty page now
+ *   syncfs DIR             time one syncfs(2) of DIR's filesystem: {"us"}
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -371,6 +372,17 @@ static void handle(char *line, char *out, size_t len)
         } else if (strcmp(argv[0], "sync") == 0) {
                 sync();
                 snprintf(out, len, "{\"synced\": true}");
+        } else if (strcmp(argv[0], "syncfs") == 0 && argc == 2) {
+                int fd = open(argv[1], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+                int64_t t0 = now_ns();
+                int r = fd < 0 ? -1 : syncfs(fd);
+                int64_t t1 = now_ns();
+                if (fd >= 0)
+                        close(fd);
+                if (r < 0)
+                        snprintf(out, len, "{\"error\": \"syncfs %s: %s\"}", argv[1], strerror(errno));
+                else
+                        snprintf(out, len, "{\"us\": %" PRId64 "}", (t1 - t0) / 1000);
         } else if (strcmp(argv[0], "meminfo") == 0) {
                 snprintf(out, len, "{\"dirty_kb\": %ld, \"writeback_kb\": %ld}",
                          status_kb(0, "meminfo", "Dirty"), status_kb(0, "meminfo", "Writeback"));
