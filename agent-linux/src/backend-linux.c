@@ -107,6 +107,11 @@ void sp_linux_backend_free(SpLinuxBackend *b)
     g_free(b);
 }
 
+void sp_linux_backend_set_keepalive(SpLinuxBackend *b, void (*fn)(void *data), void *data)
+{
+    sp_hooks_set_keepalive(b->hooks, fn, data);
+}
+
 guint sp_linux_backend_hook_count(SpLinuxBackend *b)
 {
     return sp_hooks_count(b->hooks);

@@ -23,6 +23,8 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(SpLinuxBackend, sp_linux_backend_free)
 SpFreezeBackend sp_linux_backend_interface(SpLinuxBackend *backend);
 gboolean sp_linux_backend_is_frozen(SpLinuxBackend *backend);
 guint sp_linux_backend_hook_count(SpLinuxBackend *backend);
+/* See sp_hooks_set_keepalive(). */
+void sp_linux_backend_set_keepalive(SpLinuxBackend *backend, void (*fn)(void *data), void *data);
 /* A channel hung up: thaw if it owns the freeze and the config says so. */
 void sp_linux_backend_channel_closed(SpLinuxBackend *backend, unsigned channel);
 /* Thaw now, for this reason (SIGTERM). */

@@ -19,6 +19,8 @@ G_DEFINE_QUARK(sp-hooks-error-quark, sp_hooks_error)
 struct SpHooks {
     GPtrArray *scripts;   /* in freeze order */
     gint64 timeout_ms;
+    void (*keepalive)(void *data);
+    void *keepalive_data;
     guint n_frozen;       /* how many got "freeze" successfully, for the thaw after a failure */
 };
 
@@ -89,6 +91,12 @@ SpHooks *sp_hooks_new(const char *hook_path, const char *hook_dir, gint64 timeou
     return h;
 }
 
+void sp_hooks_set_keepalive(SpHooks *h, void (*fn)(void *data), void *data)
+{
+    h->keepalive = fn;
+    h->keepalive_data = data;
+}
+
 guint sp_hooks_count(const SpHooks *h)
 {
     return h->scripts->len;
@@ -127,7 +135,8 @@ static void child_exec(const char *path, const char *action, int out_fd)
 }
 
 /* Wait for pid until deadline, collecting its output. Returns TRUE when it exited (status set). */
-static gboolean wait_child(pid_t pid, int out_fd, gint64 deadline_us, GString *output, int *status)
+static gboolean wait_child(SpHooks *h, pid_t pid, int out_fd, gint64 deadline_us, GString *output,
+                           int *status)
 {
     int pidfd = pidfd_open_compat(pid);
     gboolean out_open = TRUE;
@@ -135,7 +144,11 @@ static gboolean wait_child(pid_t pid, int out_fd, gint64 deadline_us, GString *o
     for (;;) {
         struct pollfd pfd[2] = {{.fd = out_fd, .events = POLLIN}, {.fd = pidfd, .events = POLLIN}};
         gint64 left = (deadline_us - g_get_monotonic_time()) / 1000;
-        int timeout = pidfd < 0 ? (int)MIN(left, 10) : (int)MIN(left, G_MAXINT);
+        /* Without a pidfd (kernels before 5.3) the exit is noticed by polling every 10 ms. */
+        int timeout = pidfd < 0 ? (int)MIN(left, 10) : (int)MIN(left, 250);
+
+        if (h->keepalive)
+            h->keepalive(h->keepalive_data);
 
         if (waitpid(pid, status, WNOHANG) == pid)
             break;
@@ -177,7 +190,8 @@ static gboolean run_script(SpHooks *h, const char *path, const char *action, GEr
     if (pid == 0)
         child_exec(path, action, pipefd[1]);
     close(pipefd[1]);
-    exited = wait_child(pid, pipefd[0], g_get_monotonic_time() + h->timeout_ms * 1000, output, &status);
+    exited = wait_child(h, pid, pipefd[0], g_get_monotonic_time() + h->timeout_ms * 1000, output,
+                        &status);
     close(pipefd[0]);
     if (!exited) {
         kill(-pid, SIGKILL);

@@ -19,6 +19,9 @@ typedef struct SpHooks SpHooks;
 SpHooks *sp_hooks_new(const char *hook_path, const char *hook_dir, gint64 timeout_ms);
 void sp_hooks_free(SpHooks *hooks);
 guint sp_hooks_count(const SpHooks *hooks); /* scripts found */
+/* Called every 250 ms while a script runs (the main loop is not turning then): lets the
+ * agent tell systemd's watchdog it is alive through a long hook. */
+void sp_hooks_set_keepalive(SpHooks *hooks, void (*fn)(void *data), void *data);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(SpHooks, sp_hooks_free)
 
 /* Run every freeze hook. When one fails, the hooks that had already been told "freeze" are

@@ -19,6 +19,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import traceback
 
@@ -628,6 +629,44 @@ def test_systemd_notify_ready_and_watchdog(env):
         check(sock.recv(64) == b"WATCHDOG=1", "watchdog ping")
     # Pings every half interval: three take about 300 ms.
     check(time.monotonic() - t0 < 2.0, "pings too slow")
+    env.stop_agent()
+    sock.close()
+
+
+def test_watchdog_is_fed_while_a_hook_runs(env):
+    """The main loop waits for a freeze hook; the agent still tells systemd it is alive."""
+    env.standard_layout()
+    env.set_hook('[ "$1" = freeze ] && sleep 2\nexit 0\n')
+    env.write_config("[hooks]\nfsfreeze-hook=%s\ntimeout-ms=10000\n" % env.hook)
+    path = env.path("notify.sock")
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(path)
+    sock.settimeout(PROMPT_S)
+    os.environ["NOTIFY_SOCKET"] = path
+    os.environ["WATCHDOG_USEC"] = "600000"
+    try:
+        c = env.start_agent()
+    finally:
+        del os.environ["NOTIFY_SOCKET"], os.environ["WATCHDOG_USEC"]
+    check(sock.recv(64) == b"READY=1", "READY=1 first")
+    result = {}
+    caller = threading.Thread(target=lambda: result.update(r=c.ok("stillpoint-freeze", {
+        "mountpoints": [env.path("xfs")]})))
+    t0 = time.monotonic()
+    caller.start()
+    pings = []
+    while caller.is_alive():
+        sock.settimeout(0.2)
+        try:
+            if sock.recv(64) == b"WATCHDOG=1":
+                pings.append(time.monotonic() - t0)
+        except socket.timeout:
+            pass
+    caller.join()
+    during = [t for t in pings if 0.5 < t < 1.9]
+    check(len(during) >= 1, "no watchdog ping during the 2 s hook: %s" % pings)
+    check(len(result["r"]["frozen"]) == 1, str(result))
+    c.ok("stillpoint-thaw")
     env.stop_agent()
     sock.close()
 
