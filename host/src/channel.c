@@ -200,7 +200,12 @@ SpJson *sp_channel_recv(SpChannel *ch, gint64 deadline, GError **error)
 {
     char buf[8192];
     while (g_queue_is_empty(&ch->queue)) {
-        ssize_t n = recv(ch->fd, buf, sizeof(buf), 0);
+        ssize_t n;
+        /* A peer that always has more to send never makes recv() wait: check the deadline. */
+        if (g_get_monotonic_time() >= deadline &&
+            !channel_poll(ch, 0, deadline, "waiting for a reply", error))
+            return NULL;
+        n = recv(ch->fd, buf, sizeof(buf), 0);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {

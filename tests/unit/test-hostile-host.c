@@ -131,6 +131,19 @@ static void qmp_wrong_id_trickle(HostilePeer *peer, int fd)
     }
 }
 
+static void qmp_wrong_id_flood(HostilePeer *peer, int fd)
+{
+    g_autoptr(SpJson) req = qmp_negotiate(peer, fd);
+    g_autoptr(GString) chunk = g_string_new(NULL);
+
+    if (req == NULL)
+        return;
+    while (chunk->len < 60000)
+        g_string_append_printf(chunk, "{\"return\": {}, \"id\": %" G_GINT64_FORMAT "}\n"
+                               "{\"event\": \"RESUME\"}\n", request_id(req) + 1);
+    hostile_peer_flood(peer, fd, chunk->str, chunk->len);
+}
+
 static void qmp_close_mid_reply(HostilePeer *peer, int fd)
 {
     g_autoptr(SpJson) req = qmp_negotiate(peer, fd);
@@ -243,6 +256,19 @@ static void test_qmp_replies_to_the_wrong_id_time_out(void **state)
 
     assert_null(ret);
     assert_in_range(ms, TIMEOUT_MS - 50, TIMEOUT_MS + SLACK_MS);
+    assert_true(g_error_matches(error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT));
+}
+
+static void test_qmp_flood_of_wrong_ids_still_times_out(void **state)
+{
+    g_autoptr(GError) error = NULL;
+    gint64 ms = 0;
+    g_autoptr(SpJson) ret = qmp_run(qmp_wrong_id_flood, TIMEOUT_MS, &error, &ms);
+
+    /* The peer never lets recv() wait, so only a deadline check between reads stops this (it
+     * once took 2-4 times the deadline here, and without bound on a slower client). */
+    assert_null(ret);
+    assert_in_range(ms, 0, TIMEOUT_MS + 700);
     assert_true(g_error_matches(error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT));
 }
 
@@ -419,6 +445,7 @@ int main(void)
         cmocka_unit_test(test_qmp_invalid_utf8_reply_is_dropped_and_the_next_one_taken),
         cmocka_unit_test(test_qmp_invalid_utf8_reply_only_times_out),
         cmocka_unit_test(test_qmp_replies_to_the_wrong_id_time_out),
+        cmocka_unit_test(test_qmp_flood_of_wrong_ids_still_times_out),
         cmocka_unit_test(test_qmp_hang_up_mid_reply_is_a_closed_connection),
         cmocka_unit_test(test_agent_that_never_answers_is_unreachable_by_the_deadline),
         cmocka_unit_test(test_agent_slow_loris_sync_is_unreachable_by_the_deadline),
