@@ -52,7 +52,9 @@ SpQmp *sp_qmp_connect(const char *path, guint timeout_ms, GError **error)
                     path);
         return NULL;
     }
-    caps = sp_qmp_execute(qmp, "qmp_capabilities", NULL, timeout_ms, error);
+    /* What is left of timeout_ms: connecting, greeting and negotiating share the one timeout. */
+    caps = sp_qmp_execute(qmp, "qmp_capabilities", NULL,
+                          (guint)MAX((deadline - g_get_monotonic_time()) / 1000, 0), error);
     if (caps == NULL)
         return NULL;
     return g_steal_pointer(&qmp);

@@ -64,6 +64,14 @@ static void qmp_slow_greeting(HostilePeer *peer, int fd)
     hostile_peer_trickle(peer, fd, greeting, 100);
 }
 
+/* The greeting just before the deadline, then silence. */
+static void qmp_late_greeting(HostilePeer *peer, int fd)
+{
+    g_usleep((TIMEOUT_MS - 200) * 1000);
+    if (hostile_peer_send(fd, greeting, strlen(greeting)))
+        hostile_peer_drain(peer, fd);
+}
+
 static void qmp_slow_reply(HostilePeer *peer, int fd)
 {
     g_autoptr(SpJson) req = qmp_negotiate(peer, fd);
@@ -179,6 +187,21 @@ static void test_qmp_slow_loris_greeting_times_out(void **state)
     assert_null(qmp);
     assert_within(start, TIMEOUT_MS);
     assert_true(g_error_matches(error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT));
+    hostile_peer_stop(peer);
+}
+
+static void test_qmp_connect_is_bounded_by_its_one_timeout(void **state)
+{
+    HostilePeer *peer = hostile_peer_start(qmp_late_greeting);
+    g_autoptr(GError) error = NULL;
+    gint64 start = now_ms();
+    SpQmp *qmp = sp_qmp_connect(hostile_peer_path(peer), TIMEOUT_MS, &error);
+
+    /* "Connects, reads the greeting and negotiates capabilities, all within timeout_ms." */
+    assert_null(qmp);
+    assert_in_range(now_ms() - start, TIMEOUT_MS - 50, TIMEOUT_MS + 400);
+    assert_true(g_error_matches(error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT));
+    assert_non_null(strstr(error->message, "qmp_capabilities"));
     hostile_peer_stop(peer);
 }
 
@@ -440,6 +463,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_qmp_greeting_that_never_comes_times_out),
         cmocka_unit_test(test_qmp_slow_loris_greeting_times_out),
+        cmocka_unit_test(test_qmp_connect_is_bounded_by_its_one_timeout),
         cmocka_unit_test(test_qmp_slow_loris_reply_times_out),
         cmocka_unit_test(test_qmp_endless_line_is_bounded_in_time_and_memory),
         cmocka_unit_test(test_qmp_invalid_utf8_reply_is_dropped_and_the_next_one_taken),
