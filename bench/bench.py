@@ -297,9 +297,14 @@ class Vm:
         ma, mq = self.px_sp.mark(), self.px_qmp_a.mark()
         t0 = time.monotonic()
         out = self.sp("checkpoint", "create", self.name)
-        e2e = time.monotonic() - t0
-        rec = window_record(self.px_sp.since(ma), self.px_qmp_a.since(mq))
-        rec.update(e2e_ms=round(e2e * 1000, 2), consistency=out.get("consistency"))
+        t1 = time.monotonic()
+        events = self.px_sp.since(ma)
+        rec = window_record(events, self.px_qmp_a.since(mq))
+        fs, _, _, tr = agent_window(events)
+        # Outside the window: exec -> freeze sent (lock, journal, discovery, overlays), and
+        # thaw answered -> exit (record, journal).
+        rec.update(e2e_ms=round((t1 - t0) * 1000, 2), before_ms=round((fs - t0) * 1000, 2),
+                   after_ms=round((t1 - tr) * 1000, 2), consistency=out.get("consistency"))
         return rec
 
     def checkpoint_b(self):
@@ -438,10 +443,15 @@ def run_diag(cfg, vm, n_disks):
     same channels, for stillpoint-agent's extension (exactly the line the CLI sent), the same
     agent's standard command, and qemu-ga; plus one bare syncfs in the guest."""
     g = vm.g
-    cli_freeze = None
+    cli_freeze, cli_commands = None, []
     for t, d, line in vm.px_sp.since(0):
         if d == "up" and b'"stillpoint-freeze"' in line:
             cli_freeze = json.loads(line.strip(b"\xff"))
+        if d == "up":
+            try:
+                cli_commands.append(json.loads(line.strip(b"\xff"))["execute"])
+            except (ValueError, KeyError):
+                pass
     sp = QgaClient(vm.px_sp.path)
     if not sp.sync(timeout=10):
         raise GuestError("stillpoint-agent does not answer guest-sync-delimited")
@@ -451,7 +461,10 @@ def run_diag(cfg, vm, n_disks):
                  "guest-fsfreeze-thaw"),
                 ("qemu-ga, guest-fsfreeze-freeze", vm.qga, "guest-fsfreeze-freeze", None,
                  "guest-fsfreeze-thaw")]
-    out = {"cli_freeze": cli_freeze, "runs": [], "syncfs_idle_ms": []}
+    # The agent commands of one `checkpoint create` (they all count in its CPU per checkpoint).
+    per_cp = len(cli_commands) // max(1, sum(c == "stillpoint-freeze" for c in cli_commands))
+    out = {"cli_freeze": cli_freeze, "cli_commands": cli_commands[-per_cp:], "runs": [],
+           "syncfs_idle_ms": []}
     try:
         for load in ("buffered", "idle"):  # the window loop left the buffered writer running
             g.helper(load_line(load, n_disks, cfg.mbps))

@@ -114,6 +114,8 @@ def diag_table(res):
         cpu = statistics.mean([r.get("cpu_ms", 0) for r in rs])
         out.append(f"| {load} | {v} | {len(rs)} | {f(g('freeze_ms'), 1)} | {f(g('thaw_ms'), 1)} | {stall} "
                    f"| {f(cpu, 0)} (mean) | {f(g('dirty_kb') / 1024, 1)} |")
+    out += ["", "The agent commands one `stillpoint checkpoint create` sends: "
+            + ", ".join(f"`{c}`" for c in d.get("cli_commands", [])) + "."]
     sy = d.get("syncfs_idle_ms", [])
     out += ["", f"One `syncfs` of the idle data filesystem in the guest: {', '.join(f(x, 1) for x in sy)} ms "
             "(a device cache flush that QEMU turns into an fdatasync of the qcow2 on the host)."]
@@ -125,14 +127,17 @@ def e2e_table(res):
            "A: `stillpoint checkpoint create` from exec to exit (the checkpoint is recorded in the "
            "store). B: the bare QMP/agent sequence from the freeze to the thaw answer (libvirt's own "
            "bookkeeping not included). Outside = the share of end-to-end outside the frozen window.", "",
-           "| filesystems | load | A end-to-end | A window | A outside | B end-to-end | B window |",
-           "|---|---|---|---|---|---|---|"]
+           "| filesystems | load | A end-to-end | A before the freeze | A window | A after the thaw "
+           "| A outside | B end-to-end | B window |",
+           "|---|---|---|---|---|---|---|---|---|"]
     for sc in res["window"]:
         recs = sc["checkpoints"]
         ea, wa = med(side(recs, "A", "e2e_ms")), med(side(recs, "A", "window_ms"))
         eb, wb = med(side(recs, "B", "e2e_ms")), med(side(recs, "B", "window_ms"))
         outside = f"{100 * (ea - wa) / ea:.0f} %" if ea else "—"
-        out.append(f"| {sc['disks']} | {sc['load']} | {f(ea)} | {f(wa)} | {outside} | {f(eb)} | {f(wb)} |")
+        bef, aft = med(side(recs, "A", "before_ms")), med(side(recs, "A", "after_ms"))
+        out.append(f"| {sc['disks']} | {sc['load']} | {f(ea)} | {f(bef)} | {f(wa)} | {f(aft)} | {outside} "
+                   f"| {f(eb)} | {f(wb)} |")
     return out
 
 
@@ -156,7 +161,7 @@ def footprint_table(res):
     row("RSS after all freezes, kB", g(after, "stillpoint", "rss_kb"), g(after, "qemu-ga", "rss_kb"))
     row("peak RSS (VmHWM), kB", g(after, "stillpoint", "hwm_kb"), g(after, "qemu-ga", "hwm_kb"))
     n = len(cpu["A"])
-    row(f"CPU per checkpoint, ms (mean of {n}; 10 ms ticks)", statistics.mean(cpu["A"]) if cpu["A"] else None,
+    row(f"CPU per checkpoint (all its agent commands), ms (mean of {n}; 10 ms ticks)", statistics.mean(cpu["A"]) if cpu["A"] else None,
         statistics.mean(cpu["B"]) if cpu["B"] else None, 1)
     row("start-up: exec → port open, ms (median)", med(startup.get("stillpoint", [])),
         med(startup.get("qemu-ga", [])), 1)
@@ -240,6 +245,18 @@ def plot(res, png):
                         for j, r in enumerate(recs):
                             x = i + (-0.18 if s == "A" else 0.18) + (j - len(recs) / 2) * 0.02
                             fh.write(f"{x:.3f} {max(r[kind], 0.1):.2f}\n")
+        meds = {}
+        for s in ("A", "B"):
+            for kind in ("window_ms", "stall_ms"):
+                path = os.path.join(tmp, f"{s}-{kind}-median.dat")
+                meds[(s, kind)] = path
+                with open(path, "w") as fh:
+                    for i, sc in enumerate(scen):
+                        if kind == "stall_ms" and sc["load"] == "idle":
+                            continue
+                        v = med([r[kind] for r in sc["checkpoints"] if r["side"] == s])
+                        x = i + (-0.18 if s == "A" else 0.18)
+                        fh.write(f"{x:.3f} {max(v, 0.1):.2f} 0.12\n")
         tics = ", ".join(f'"{sc["load"]}\\n{sc["disks"]} fs" {i}' for i, sc in enumerate(scen))
         gp = f"""
 set terminal pngcairo size 1100,800 font ",10"
@@ -250,12 +267,17 @@ set logscale y
 set xrange [-0.6:{len(scen) - 0.4}]
 set xtics ({tics})
 set key top left
+set bmargin 4
 set ylabel "freeze sent -> thaw answered (ms)"
 plot "{files[('A', 'window_ms')]}" using 1:2 with points pt 7 ps 1 lc rgb "#1f77b4" title "A stillpoint", \\
-     "{files[('B', 'window_ms')]}" using 1:2 with points pt 9 ps 1 lc rgb "#d62728" title "B qemu-ga"
+     "{files[('B', 'window_ms')]}" using 1:2 with points pt 9 ps 1 lc rgb "#d62728" title "B qemu-ga", \\
+     "{meds[('A', 'window_ms')]}" using 1:2:3 with xerrorbars pt 0 lw 3 lc rgb "#1f77b4" title "median", \\
+     "{meds[('B', 'window_ms')]}" using 1:2:3 with xerrorbars pt 0 lw 3 lc rgb "#d62728" notitle
 set ylabel "longest in-guest write stall (ms)"
 plot "{files[('A', 'stall_ms')]}" using 1:2 with points pt 7 ps 1 lc rgb "#1f77b4" title "A stillpoint", \\
-     "{files[('B', 'stall_ms')]}" using 1:2 with points pt 9 ps 1 lc rgb "#d62728" title "B qemu-ga"
+     "{files[('B', 'stall_ms')]}" using 1:2 with points pt 9 ps 1 lc rgb "#d62728" title "B qemu-ga", \\
+     "{meds[('A', 'stall_ms')]}" using 1:2:3 with xerrorbars pt 0 lw 3 lc rgb "#1f77b4" title "median", \\
+     "{meds[('B', 'stall_ms')]}" using 1:2:3 with xerrorbars pt 0 lw 3 lc rgb "#d62728" notitle
 unset multiplot
 """
         subprocess.run(["gnuplot"], input=gp, text=True, check=True)
