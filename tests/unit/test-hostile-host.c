@@ -246,7 +246,7 @@ static void test_qmp_endless_line_is_bounded_in_time_and_memory(void **state)
     assert_null(ret);
     assert_in_range(ms, 0, TIMEOUT_MS + SLACK_MS);
     assert_non_null(error);
-    /* One frame of at most SP_CHANNEL_MAX_FRAME is ever held (ASan's quarantine aside). */
+    /* One frame of at most SP_CHANNEL_MAX_FRAME is ever held (hostile.cmake keeps ASan's quarantine small). */
     assert_true(grown_kib < 64 * 1024);
 }
 
