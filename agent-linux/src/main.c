@@ -258,12 +258,21 @@ static int run(const SpConfig *config, int ready_fd)
     return EXIT_SUCCESS;
 }
 
+static void options_clear(Options *o)
+{
+    g_free(o->config_path);
+    g_strfreev(o->virtio);
+    g_strfreev(o->unix_sockets);
+    g_strfreev(o->vsock);
+    g_free(o->state_dir);
+}
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(Options, options_clear)
+
 int main(int argc, char **argv)
 {
-    Options o = {0};
+    g_auto(Options) o = {0};
     g_autoptr(SpConfig) config = sp_config_new();
     g_autoptr(GError) error = NULL;
-    int r;
 
     signal(SIGPIPE, SIG_IGN);
     if (!parse_options(&argc, &argv, &o, &error)) {
@@ -281,11 +290,5 @@ int main(int argc, char **argv)
         return 2;
     }
     sp_log_init(config->verbose);
-    r = run(config, o.ready_fd);
-    g_free(o.config_path);
-    g_strfreev(o.virtio);
-    g_strfreev(o.unix_sockets);
-    g_strfreev(o.vsock);
-    g_free(o.state_dir);
-    return r;
+    return run(config, o.ready_fd);
 }

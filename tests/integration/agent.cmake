@@ -39,3 +39,23 @@ add_test(NAME agent/virtio/serial-selection-and-hangup-thaw
                  --run-dir ${CMAKE_CURRENT_BINARY_DIR}/agent-virtio-run)
 set_tests_properties(agent/virtio/serial-selection-and-hangup-thaw PROPERTIES
   LABELS "agent;guest" RESOURCE_LOCK vm FIXTURES_REQUIRED sp-guest-image TIMEOUT 240)
+
+# The command line: --help, and the exit status and message of each way of failing to start.
+add_test(NAME agent/cli/help COMMAND stillpoint-agent --help)
+set_tests_properties(agent/cli/help PROPERTIES
+  PASS_REGULAR_EXPRESSION "--virtio=PATH.*--unix=PATH.*--vsock=PORT.*--state-dir=DIR")
+add_test(NAME agent/cli/exit-status
+         COMMAND /bin/sh -c [=[
+set -u
+agent=$0; tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
+"$agent" --bogus 2>/dev/null; test $? -eq 2 || { echo "unknown option: not 2"; exit 1; }
+"$agent" --config "$tmp/none.conf" 2>"$tmp/err"; test $? -eq 2 || { echo "missing config: not 2"; exit 1; }
+grep -q "$tmp/none.conf" "$tmp/err" || { echo "missing config not named"; exit 1; }
+printf '[freeze]\nexclude-mountpoint=/srv\n' >"$tmp/typo.conf"
+"$agent" --config "$tmp/typo.conf" 2>"$tmp/err"; test $? -eq 2 || { echo "typo: not 2"; exit 1; }
+grep -q "unknown key 'exclude-mountpoint'" "$tmp/err" || { echo "typo not named"; exit 1; }
+"$agent" --virtio "$tmp/no-port" --state-dir "$tmp/state" 2>"$tmp/err"
+test $? -eq 1 || { echo "missing port: not 1"; exit 1; }
+grep -q "cannot open virtio-serial port $tmp/no-port" "$tmp/err" || { echo "port not named"; cat "$tmp/err"; exit 1; }
+echo ok
+]=] $<TARGET_FILE:stillpoint-agent>)
