@@ -1,6 +1,6 @@
 # Unit tests of the Linux agent (cmocka, fakes for the system calls): ctest names agent/*.
 pkg_check_modules(SP_AGENT_CMOCKA REQUIRED IMPORTED_TARGET cmocka)
-foreach(name mountinfo planner freezer lease state commands config blockdev)
+foreach(name mountinfo planner freezer lease state commands config blockdev log)
   if(EXISTS ${CMAKE_CURRENT_LIST_DIR}/test-${name}.c)
     add_executable(test-agent-${name} ${CMAKE_CURRENT_LIST_DIR}/test-${name}.c)
     target_link_libraries(test-agent-${name} PRIVATE stillpoint-agent-core PkgConfig::SP_AGENT_CMOCKA)
