@@ -1,9 +1,9 @@
-# Valgrind (memcheck) over the unit tests, with zero reports. Valgrind and ASan do not mix, so the
-# test valgrind/unit configures and builds a separate tree without sanitizers in
-# ${CMAKE_BINARY_DIR}/valgrind-tree, with just the unit test programs, and runs their tests there
-# under valgrind --error-exitcode=1 --leak-check=full (tests/unit/valgrind/run.cmake).
+# Valgrind (memcheck) over the unit tests and the fuzz corpora's replays, with zero reports.
+# Valgrind and ASan do not mix, so the test valgrind/unit configures and builds a separate tree
+# without sanitizers in ${CMAKE_BINARY_DIR}/valgrind-tree, with just those test programs, and runs
+# their tests there under valgrind --error-exitcode=1 --leak-check=full (valgrind/run.cmake).
 # This fragment sorts last in tests/unit/, so every unit test is registered by now; the later
-# groups (integration, guest, e2e, fuzz) are not unit tests and are not included.
+# groups (integration, guest, e2e) are not unit tests and are not included.
 find_program(SP_VALGRIND valgrind)
 
 # hostile/* measure deadlines and memory; valgrind's 20-50x slowdown is not what they measure.
@@ -13,26 +13,38 @@ get_property(sp_valgrind_targets DIRECTORY PROPERTY BUILDSYSTEM_TARGETS)
 list(FILTER sp_valgrind_targets INCLUDE REGEX "^test-")
 list(FILTER sp_valgrind_targets EXCLUDE REGEX "^test-hostile-")
 
-if(SP_VALGRIND_TREE)
-  # Inside the valgrind tree: ctest runs each unit test program through valgrind.
-  foreach(target IN LISTS sp_valgrind_targets)
-    set_property(TARGET ${target} PROPERTY CROSSCOMPILING_EMULATOR
-                 ${SP_VALGRIND} --error-exitcode=1 --leak-check=full --errors-for-leak-kinds=definite,possible
-                 --track-fds=no --quiet
-                 --suppressions=${CMAKE_CURRENT_LIST_DIR}/valgrind/valgrind.supp)
-  endforeach()
-elseif(SP_VALGRIND)
-  cmake_host_system_information(RESULT sp_valgrind_jobs QUERY NUMBER_OF_LOGICAL_CORES)
-  string(REPLACE ";" "|" sp_valgrind_regex "${sp_valgrind_tests}")
-  add_test(NAME valgrind/unit
-           COMMAND ${CMAKE_COMMAND}
-                   -DSOURCE_DIR=${PROJECT_SOURCE_DIR}
-                   -DTREE=${CMAKE_BINARY_DIR}/valgrind-tree
-                   -DGENERATOR=${CMAKE_GENERATOR}
-                   -DC_COMPILER=${CMAKE_C_COMPILER}
-                   "-DTARGETS=${sp_valgrind_targets}"
-                   "-DTESTS=^(${sp_valgrind_regex})$"
-                   -DJOBS=${sp_valgrind_jobs}
-                   -P ${CMAKE_CURRENT_LIST_DIR}/valgrind/run.cmake)
-  set_tests_properties(valgrind/unit PROPERTIES TIMEOUT 900 RUN_SERIAL FALSE)
-endif()
+# The fuzz targets' replays of their corpora (tests/fuzz/, registered later) run under valgrind
+# too: it sees uninitialised reads, which ASan does not. They are collected when the whole
+# directory is done.
+function(sp_valgrind_finish)
+  get_property(tests DIRECTORY PROPERTY TESTS)
+  list(FILTER tests INCLUDE REGEX "fuzz.*-replay$")
+  get_property(targets DIRECTORY PROPERTY BUILDSYSTEM_TARGETS)
+  list(FILTER targets INCLUDE REGEX "^fuzz-.*-replay$")
+  list(APPEND tests ${sp_valgrind_tests})
+  list(APPEND targets ${sp_valgrind_targets})
+  if(SP_VALGRIND_TREE)
+    # Inside the valgrind tree: ctest runs each of these programs through valgrind.
+    foreach(target IN LISTS targets)
+      set_property(TARGET ${target} PROPERTY CROSSCOMPILING_EMULATOR
+                   ${SP_VALGRIND} --error-exitcode=1 --leak-check=full
+                   --errors-for-leak-kinds=definite,possible --quiet
+                   --suppressions=${PROJECT_SOURCE_DIR}/tests/unit/valgrind/valgrind.supp)
+    endforeach()
+  elseif(SP_VALGRIND)
+    cmake_host_system_information(RESULT jobs QUERY NUMBER_OF_LOGICAL_CORES)
+    string(REPLACE ";" "|" regex "${tests}")
+    add_test(NAME valgrind/unit
+             COMMAND ${CMAKE_COMMAND}
+                     -DSOURCE_DIR=${PROJECT_SOURCE_DIR}
+                     -DTREE=${CMAKE_BINARY_DIR}/valgrind-tree
+                     -DGENERATOR=${CMAKE_GENERATOR}
+                     -DC_COMPILER=${CMAKE_C_COMPILER}
+                     "-DTARGETS=${targets}"
+                     "-DTESTS=^(${regex})$"
+                     -DJOBS=${jobs}
+                     -P ${PROJECT_SOURCE_DIR}/tests/unit/valgrind/run.cmake)
+    set_tests_properties(valgrind/unit PROPERTIES TIMEOUT 900)
+  endif()
+endfunction()
+cmake_language(DEFER CALL sp_valgrind_finish)
