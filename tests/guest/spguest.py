@@ -252,6 +252,7 @@ class Guest:
                 raise GuestError(f"{self.guest_dir}/{name} is missing: run tests/guest/build-guest "
                                  "(or set SP_GUEST_DIR / --guest to its --out directory)")
         env = _read_env(os.path.join(self.guest_dir, "guest.env"))
+        self.kernel = os.path.join(self.guest_dir, env.get("KERNEL", "vmlinuz"))
         if agent != "none" and agent not in env.get("AGENTS", "").split():
             raise GuestError(f"the guest in {self.guest_dir} has no agent '{agent}' "
                              f"(it has: {env.get('AGENTS')}); rebuild it with build-guest --agent")
@@ -282,7 +283,10 @@ class Guest:
 
     def _kernel_cmdline(self):
         ports = [QGA_PORT] + ([WORKLOAD_PORT] if self.workload_args else [])
-        args = ["console=ttyS0", "panic=-1", "loglevel=4", f"sp.agent={self.agent}",
+        # A test VM: skip the crypto self-tests and the speculation mitigations, which cost
+        # seconds of boot under TCG.
+        args = ["console=ttyS0", "panic=-1", "loglevel=4", "cryptomgr.notests", "mitigations=off",
+                f"sp.agent={self.agent}",
                 "sp.ports=" + ",".join(ports)]
         if self.disks:
             args.append("sp.disks=" + ",".join(d.serial for d in self.disks))
@@ -299,7 +303,7 @@ class Guest:
         cmd = [self.qemu, "-accel", "tcg", "-m", str(self.memory), "-smp", "1",
                "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
                "-name", "stillpoint-test-guest",
-               "-kernel", os.path.join(self.guest_dir, "vmlinuz"),
+               "-kernel", self.kernel,
                "-initrd", os.path.join(self.guest_dir, "initrd.img"),
                "-append", self._kernel_cmdline(),
                "-pidfile", os.path.join(self.run_dir, "qemu.pid"),
@@ -365,8 +369,9 @@ class Guest:
     def wait_ready(self, timeout=60.0):
         """Waits until the agent answers guest-ping; returns the seconds since launch."""
         try:
-            wait_for_agent(self.qga_path, time.monotonic() + timeout,
-                           lambda: self._check_alive("booting"))
+            # Keep the connection that saw the ping: no hang-up and reconnect right after boot.
+            self._qga_conn = wait_for_agent(self.qga_path, time.monotonic() + timeout,
+                                            lambda: self._check_alive("booting"))
         except TimeoutError:
             raise GuestError(f"the agent did not answer guest-ping within {timeout:.0f} s\n"
                              f"console.log (end):\n{self.console_tail()}") from None
@@ -426,12 +431,19 @@ class Guest:
         """One agent command; returns its "return" or raises QgaError. The connection stays open
         between commands: stillpoint-agent thaws when the channel that froze hangs up."""
         self._check_alive(f"running {command}")
-        if not self._qga_conn:
+        for attempt in (1, 2):
+            if self._qga_conn:
+                break
             client = QgaClient(self.qga_path)
-            if not client.sync(timeout=10):
-                client.close()
-                raise GuestError(f"the agent did not answer guest-sync-delimited before {command}")
-            self._qga_conn = client
+            if client.sync(timeout=10):
+                self._qga_conn = client
+                break
+            client.close()
+            sys.stderr.write(f"spguest: no answer to guest-sync-delimited before {command} "
+                             f"(connection {attempt} of 2)\n")
+        else:
+            raise GuestError(f"the agent did not answer guest-sync-delimited before {command}\n"
+                             f"console.log (end):\n{self.console_tail()}")
         try:
             return self._qga_conn.execute(command, arguments, timeout)
         except (OSError, ValueError, TimeoutError):
@@ -470,8 +482,9 @@ class Guest:
 
 
 def wait_for_agent(qga_path, deadline, check_alive):
-    """Returns once the agent at qga_path answers guest-ping; raises TimeoutError at deadline.
-    check_alive() raises when the VM died, so a crash is reported at once, not at the deadline."""
+    """Returns a QgaClient once the agent at qga_path answered guest-ping on it; raises
+    TimeoutError at deadline. check_alive() raises when the VM died, so a crash is reported at
+    once, not at the deadline."""
     while True:
         check_alive()
         if time.monotonic() > deadline:
@@ -489,11 +502,10 @@ def wait_for_agent(qga_path, deadline, check_alive):
                 check_alive()
                 if client.sync(timeout=1.0):
                     client.execute("guest-ping", timeout=10)
-                    return
+                    return client
         except (ConnectionError, OSError, TimeoutError):
             pass
-        finally:
-            client.close()
+        client.close()
 
 
 class WorkloadClient:
@@ -651,7 +663,7 @@ def cmd_start(a):
                 with open(os.path.join(run_dir, "supervisor.log")) as f:
                     raise GuestError(f"the VM stopped while booting:\n{f.read()[-2000:]}")
         try:
-            wait_for_agent(info["qga"], deadline, check_alive)
+            wait_for_agent(info["qga"], deadline, check_alive).close()  # the port is the caller's
         except TimeoutError:
             raise GuestError(f"the agent did not answer guest-ping within {a.boot_timeout:.0f} s; "
                              f"see {info['console']}") from None
