@@ -427,7 +427,8 @@ static int backend_freeze(void *self, const SpFreezeRequest *req, SpFreezeResult
         return -1;
     }
     epoch = sp_lease_begin(&b->lease, now_ms(), lease_ms, req->channel,
-                           b->config->thaw_on_hangup);
+                           req->standard ? b->config->standard_thaw_on_hangup
+                                         : b->config->thaw_on_hangup);
     b->lease_timer = g_timeout_add_full(G_PRIORITY_HIGH, (guint)lease_ms, lease_expired_cb, b, NULL);
     fill_result(b, plan, ids, ret);
     ret->epoch = epoch;

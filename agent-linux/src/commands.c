@@ -195,6 +195,7 @@ static SpJson *cmd_sp_capabilities(void *ctx, const SpJson *args, SpCommandError
     sp_json_object_set_int(freeze, "max-lease-ms", c->max_lease_ms);
     sp_json_object_set(freeze, "select", sel);
     sp_json_object_set_bool(freeze, "thaw-on-hangup", c->thaw_on_hangup);
+    sp_json_object_set_bool(freeze, "standard-thaw-on-hangup", c->standard_thaw_on_hangup);
     sp_json_object_set_bool(freeze, "hooks", c->hooks);
     sp_json_object_set_bool(freeze, "writers", false);
     sp_json_object_set(o, "freeze", freeze);

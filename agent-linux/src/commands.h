@@ -13,7 +13,7 @@ typedef struct {
     unsigned channel;       /* the channel whose request is being dispatched */
     const char *version;    /* stillpoint-agent version */
     int64_t default_lease_ms, max_lease_ms, min_lease_ms;
-    bool thaw_on_hangup;
+    bool thaw_on_hangup, standard_thaw_on_hangup;
     bool hooks;
 } SpCommands;
 

@@ -10,6 +10,7 @@ SpConfig *sp_config_new(void)
     c->default_lease_ms = SP_DEFAULT_LEASE_MS;
     c->max_lease_ms = SP_MAX_LEASE_MS;
     c->thaw_on_hangup = TRUE;
+    c->standard_thaw_on_hangup = FALSE;
     c->hook_timeout_ms = SP_HOOK_TIMEOUT_MS_DEFAULT;
     /* Used when they exist; an empty value in the file switches them off. */
     c->hook_path = g_strdup(SP_HOOK_PATH_DEFAULT);
@@ -51,6 +52,24 @@ static gboolean get_ms(GKeyFile *kf, const char *group, const char *key, gint64 
         g_set_error(error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_INVALID_VALUE,
                     "[%s] %s = %" G_GINT64_FORMAT " is out of range %" G_GINT64_FORMAT "..%"
                     G_GINT64_FORMAT, group, key, v, min, max);
+        return FALSE;
+    }
+    *ret = v;
+    return TRUE;
+}
+
+/* Leaves *ret alone when the key is absent; a value that is not a boolean is an error. */
+static gboolean get_bool(GKeyFile *kf, const char *group, const char *key, gboolean *ret,
+                         GError **error)
+{
+    GError *local = NULL;
+    gboolean v;
+
+    if (!g_key_file_has_key(kf, group, key, NULL))
+        return TRUE;
+    v = g_key_file_get_boolean(kf, group, key, &local);
+    if (local) {
+        g_propagate_error(error, local);
         return FALSE;
     }
     *ret = v;
@@ -107,6 +126,7 @@ static gboolean check_keys(GKeyFile *kf, GError **error)
         "agent/state-dir", "agent/verbose",
         "freeze/default-lease-ms", "freeze/max-lease-ms", "freeze/exclude-mountpoints",
         "freeze/exclude-types", "freeze/thaw-on-hangup",
+        "freeze/standard-thaw-on-hangup",
         "hooks/fsfreeze-hook", "hooks/fsfreeze-hook-dir", "hooks/timeout-ms", NULL,
     };
     g_auto(GStrv) groups = g_key_file_get_groups(kf, NULL);
@@ -144,22 +164,17 @@ gboolean sp_config_load(SpConfig *c, const char *path, gboolean required, GError
     replace_string(kf, "agent", "state-dir", &c->state_dir);
     if (!c->state_dir)
         c->state_dir = g_strdup(SP_STATE_DIR_DEFAULT);
-    if (g_key_file_has_key(kf, "agent", "verbose", NULL))
-        c->verbose = g_key_file_get_boolean(kf, "agent", "verbose", NULL);
-    if (!get_ms(kf, "freeze", "max-lease-ms", SP_MIN_LEASE_MS, G_MAXINT32, &c->max_lease_ms, error) ||
+    if (!get_bool(kf, "agent", "verbose", &c->verbose, error) ||
+        !get_ms(kf, "freeze", "max-lease-ms", SP_MIN_LEASE_MS, G_MAXINT32, &c->max_lease_ms, error) ||
         !get_ms(kf, "freeze", "default-lease-ms", SP_MIN_LEASE_MS, c->max_lease_ms,
                 &c->default_lease_ms, error) ||
         !get_ms(kf, "hooks", "timeout-ms", 1, G_MAXINT32, &c->hook_timeout_ms, error))
         goto fail;
     replace_list(kf, "freeze", "exclude-mountpoints", &c->exclude_mountpoints);
     replace_list(kf, "freeze", "exclude-types", &c->exclude_types);
-    if (g_key_file_has_key(kf, "freeze", "thaw-on-hangup", NULL)) {
-        c->thaw_on_hangup = g_key_file_get_boolean(kf, "freeze", "thaw-on-hangup", &local);
-        if (local) {
-            g_propagate_error(error, local);
-            goto fail;
-        }
-    }
+    if (!get_bool(kf, "freeze", "thaw-on-hangup", &c->thaw_on_hangup, error) ||
+        !get_bool(kf, "freeze", "standard-thaw-on-hangup", &c->standard_thaw_on_hangup, error))
+        goto fail;
     replace_string(kf, "hooks", "fsfreeze-hook", &c->hook_path);
     replace_string(kf, "hooks", "fsfreeze-hook-dir", &c->hook_dir);
     return TRUE;

@@ -22,7 +22,9 @@ typedef struct {
     gint64 max_lease_ms;
     char **exclude_mountpoints; /* fnmatch patterns */
     char **exclude_types;
-    gboolean thaw_on_hangup;    /* the channel that froze hangs up → thaw */
+    gboolean thaw_on_hangup;    /* the channel of a stillpoint-freeze hangs up → thaw */
+    gboolean standard_thaw_on_hangup; /* the same for guest-fsfreeze-*: off, as qemu-ga, because
+                                       * some hosts (Proxmox) reconnect for every command */
     char *hook_path;            /* qemu-ga style fsfreeze-hook; NULL = none */
     char *hook_dir;             /* fsfreeze-hook.d; NULL = none */
     gint64 hook_timeout_ms;

@@ -235,6 +235,7 @@ static int run(const SpConfig *config, int ready_fd)
     a.commands.max_lease_ms = config->max_lease_ms;
     a.commands.min_lease_ms = SP_MIN_LEASE_MS;
     a.commands.thaw_on_hangup = config->thaw_on_hangup;
+    a.commands.standard_thaw_on_hangup = config->standard_thaw_on_hangup;
     a.commands.hooks = sp_linux_backend_hook_count(a.backend) > 0;
     a.loop = g_main_loop_new(NULL, FALSE);
     transport = sp_transport_new(request_cb, hangup_cb, &a);

@@ -395,6 +395,22 @@ def test_other_client_hangup_does_not_thaw(env):
     env.stop_agent()
 
 
+def test_standard_freeze_survives_hangup_until_thaw_on_another_connection(env):
+    # Proxmox-style hosts send guest-fsfreeze-freeze and -thaw on separate connections.
+    env.standard_layout()
+    c = env.start_agent()
+    n = c.ok("guest-fsfreeze-freeze-list", {"mountpoints": [env.path("ext4")]})
+    check(n == 1, "froze one: %s" % n)
+    c.close()
+    w = env.writer("ext4", "f")
+    check(w.blocked(), "still frozen after the freezing client hung up")
+    c2 = Client(env.sock)
+    check(c2.ok("guest-fsfreeze-status") == "frozen", "status after hang-up")
+    check(c2.ok("guest-fsfreeze-thaw") == 1, "thawed on the new connection")
+    w.finish("after the thaw")
+    env.stop_agent()
+
+
 def test_restart_after_kill_thaws(env):
     env.standard_layout()
     c = env.start_agent()

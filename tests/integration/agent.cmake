@@ -7,6 +7,7 @@ set(SP_AGENT_IT_SCENARIOS
   lease_expiry_thaws_and_thaw_reports_inconsistent
   client_hangup_thaws
   other_client_hangup_does_not_thaw
+  standard_freeze_survives_hangup_until_thaw_on_another_connection
   restart_after_kill_thaws
   failing_hook_aborts_freeze
   hook_timeout_and_unsafe_hook

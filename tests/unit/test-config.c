@@ -25,6 +25,7 @@ static void test_shipped_example_gives_the_defaults(void **state)
     assert_int_equal(c->default_lease_ms, SP_DEFAULT_LEASE_MS);
     assert_int_equal(c->max_lease_ms, SP_MAX_LEASE_MS);
     assert_true(c->thaw_on_hangup);
+    assert_false(c->standard_thaw_on_hangup); /* qemu-ga semantics for guest-fsfreeze-* */
     assert_string_equal(c->state_dir, "/run/stillpoint");
     assert_string_equal(c->hook_path, SP_HOOK_PATH_DEFAULT);
     assert_int_equal(g_strv_length(c->exclude_mountpoints), 0);
@@ -36,7 +37,7 @@ static void test_values_are_read(void **state)
         "[transports]\nvirtio-ports=/dev/vport0p1;/dev/vport0p2\nvsock-ports=1234\nunix-sockets=/run/a.sock\n"
         "[agent]\nstate-dir=/run/sp-test\n"
         "[freeze]\ndefault-lease-ms=5000\nmax-lease-ms=10000\nexclude-mountpoints=/mnt/*;/srv\n"
-        "exclude-types=vfat\nthaw-on-hangup=false\n"
+        "exclude-types=vfat\nthaw-on-hangup=false\nstandard-thaw-on-hangup=true\n"
         "[hooks]\nfsfreeze-hook=\ntimeout-ms=250\n");
     g_autoptr(SpConfig) c = sp_config_new();
     g_autoptr(GError) e = NULL;
@@ -53,6 +54,7 @@ static void test_values_are_read(void **state)
     assert_string_equal(c->exclude_mountpoints[0], "/mnt/*");
     assert_string_equal(c->exclude_types[0], "vfat");
     assert_false(c->thaw_on_hangup);
+    assert_true(c->standard_thaw_on_hangup);
     assert_null(c->hook_path); /* empty value: no hook */
     assert_int_equal(c->hook_timeout_ms, 250);
     g_unlink(path);
