@@ -1,5 +1,5 @@
-# The test guest (tests/guest/README section in the top README): a Debian kernel and a busybox
-# initramfs booted under QEMU TCG, with stock qemu-ga or stillpoint-agent on virtio-serial.
+# The test guest (see "Booting the test guest by hand" in README.md): a Debian kernel and a
+# busybox initramfs booted under QEMU TCG, with stock qemu-ga or stillpoint-agent on virtio-serial.
 set(SP_GUEST_SRC ${CMAKE_CURRENT_SOURCE_DIR}/guest)
 
 # The in-guest workload runs alone in the initramfs: static, and without the sanitizers the rest
