@@ -8,6 +8,7 @@
 
 #include "stillpoint/agent.h"
 #include "stillpoint/driver.h"
+#include "stillpoint/ops.h"
 #include "stillpoint/qmp.h"
 
 /* Journal steps, in order. "freezing" is written before the freeze is sent: from then on a
@@ -450,6 +451,26 @@ static gboolean recover_create(CreateRun *run, SpOp *op, GError **error)
     return sp_store_checkpoint_add(run->store, cp, op->id, NULL, error);
 }
 
+/* Tree operations (op-*.c): a delete is finished (live when QEMU runs, else offline), an export
+ * rolled back. A create is left to recover_create. */
+static gboolean recover_other(CreateRun *run, SpOp *op, GError **error)
+{
+    SpOpReport report = {.progress = run->progress, .user_data = run->user_data};
+    gboolean ok;
+    if (g_strcmp0(op->kind, "export") == 0) {
+        ok = sp_op_recover_export(run->store, op, error);
+    } else if (g_strcmp0(op->kind, "delete") == 0) {
+        ok = (run->qmp != NULL || sp_op_connect_qmp_if_running(run->vm, &run->qmp, error)) &&
+             sp_op_recover_delete(run->store, run->vm, run->qmp, op, &report, error);
+    } else {
+        g_return_val_if_reached(FALSE);
+    }
+    if (!ok)
+        g_prefix_error(error, "VM '%s': recovering operation %" G_GINT64_FORMAT " (%s): ",
+                       run->vm->name, op->id, op->kind);
+    return ok;
+}
+
 gboolean sp_coordinator_recover(SpStore *store, SpVm *vm, guint *ret_recovered,
                                 SpProgressFn progress, gpointer user_data, GError **error)
 {
@@ -464,14 +485,22 @@ gboolean sp_coordinator_recover(SpStore *store, SpVm *vm, guint *ret_recovered,
         ok = TRUE;
         goto out;
     }
-    if (!connect_qmp(&run, error) || (run.driver = sp_driver_new(vm, run.qmp, error)) == NULL) {
-        g_prefix_error(error, "VM '%s' has %u unfinished operation(s) that need the VM to be "
-                              "reachable to be resolved: ",
-                       vm->name, ops->len);
-        goto out;
-    }
     for (guint i = 0; i < ops->len; i++) {
         SpOp *op = g_ptr_array_index(ops, i);
+        if (g_strcmp0(op->kind, "delete") == 0 || g_strcmp0(op->kind, "export") == 0) {
+            if (!recover_other(&run, op, error))
+                goto out;
+            done++;
+            continue;
+        }
+        if (run.driver == NULL &&
+            ((run.qmp == NULL && !connect_qmp(&run, error)) ||
+             (run.driver = sp_driver_new(vm, run.qmp, error)) == NULL)) {
+            g_prefix_error(error, "VM '%s' has %u unfinished operation(s) that need the VM to be "
+                                  "reachable to be resolved: ",
+                           vm->name, ops->len);
+            goto out;
+        }
         if (g_strcmp0(op->kind, "create") != 0) {
             g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
                         "VM '%s': unfinished operation %" G_GINT64_FORMAT " of unknown kind '%s'",

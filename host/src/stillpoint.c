@@ -1,16 +1,18 @@
-/* stillpoint: the command-line coordinator. Registers VMs, makes and lists checkpoints.
+/* stillpoint: the command-line coordinator. Registers VMs, makes, lists and manages checkpoints.
  *   stillpoint [--store PATH] [--json] vm add|list|remove|recover ...
- *   stillpoint [--store PATH] [--json] checkpoint create|list VM ... */
+ *   stillpoint [--store PATH] [--json] checkpoint create|list|delete|rename|export VM ... */
 #include <gio/gio.h>
 #include <locale.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "stillpoint/channel.h"
 #include "stillpoint/coordinator.h"
 #include "stillpoint/driver.h"
+#include "stillpoint/ops.h"
 #include "stillpoint/qmp.h"
 #include "stillpoint/store.h"
 
@@ -48,6 +50,10 @@ static void usage(FILE *out)
             "  checkpoint create VM [--name N] [--type production|crash]\n"
             "         [--on-quiesce-failure fail|crash]          make a checkpoint\n"
             "  checkpoint list VM                                show the checkpoint tree\n"
+            "  checkpoint delete VM CP [--subtree]               merge a checkpoint away\n"
+            "  checkpoint rename VM CP NEW-NAME                  rename (1-100 characters)\n"
+            "  checkpoint export VM CP DIR [--format qcow2|raw]  standalone copy of its disks\n"
+            "(CP is a checkpoint's name, or its id as #ID)\n"
             "\n"
             "Every command takes --help. The store is $" SP_STORE_ENV " or " SP_STORE_DEFAULT_PATH
             "\nunless --store is given.\n");
@@ -613,6 +619,136 @@ fail:
     return 1;
 }
 
+/* ---- delete, rename, export (the work is in op-*.c) ---- */
+
+/* A bar on a terminal, a JSON line per change with --json, nothing otherwise. */
+static void percent_cb(const char *disk, double percent, gpointer user_data)
+{
+    static int last = -1;
+    int pct = (int)percent;
+    if (pct == last)
+        return;
+    last = pct;
+    if (globals.json) {
+        g_autoptr(SpJson) o = sp_json_new_object();
+        sp_json_object_set_string(o, "event", "progress");
+        sp_json_object_set_string(o, "disk", disk);
+        sp_json_object_set_int(o, "percent", pct);
+        print_json(o);
+        fflush(stdout);
+    } else if (!globals.quiet && isatty(STDERR_FILENO)) {
+        char bar[41];
+        memset(bar, '#', (size_t)(pct * 40 / 100));
+        memset(bar + pct * 40 / 100, ' ', (size_t)(40 - pct * 40 / 100));
+        bar[40] = '\0';
+        fprintf(stderr, "\r%-8s [%s] %3d%%%s", disk, bar, pct, pct >= 100 ? "\n" : "");
+    }
+}
+
+static gboolean expect_args(int argc, int n, const char *what, GError **error)
+{
+    if (argc == n)
+        return TRUE;
+    g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "checkpoint %s: expected %s",
+                what, n == 3 ? "VM CP" : n == 4 ? "VM CP ARG" : "arguments");
+    return FALSE;
+}
+
+static int cmd_checkpoint_delete(int argc, char **argv)
+{
+    gboolean subtree = FALSE;
+    const GOptionEntry entries[] = {
+        {"subtree", 0, 0, G_OPTION_ARG_NONE, &subtree,
+         "Also delete every checkpoint below it", NULL},
+        G_OPTION_ENTRY_NULL};
+    g_autoptr(GError) error = NULL;
+    g_autoptr(SpStore) store = NULL;
+    g_autoptr(SpVmLock) lock = NULL;
+    g_autoptr(SpVm) vm = NULL;
+    SpOpReport report = {.progress = progress_cb, .percent = percent_cb};
+
+    if (!parse_options("VM CP", "Delete a checkpoint by merging it into its neighbour: the VM's "
+                                "present and the other checkpoints keep all their data. Live "
+                                "when the VM runs, offline otherwise.",
+                       entries, &argc, &argv, &error) ||
+        !expect_args(argc, 3, "delete", &error) ||
+        !open_vm(argv[1], TRUE, &store, &lock, &vm, &error))
+        goto fail;
+    defer_termination();
+    if (!sp_op_delete(store, vm, argv[2], subtree, &report, &error))
+        goto fail;
+    if (globals.json) {
+        g_autoptr(SpJson) o = sp_json_new_object();
+        sp_json_object_set_string(o, "event", "deleted");
+        sp_json_object_set_string(o, "checkpoint", argv[2]);
+        sp_json_object_set_bool(o, "subtree", subtree);
+        print_json(o);
+    } else {
+        printf("deleted checkpoint '%s'%s of VM '%s'\n", argv[2], subtree ? " and its subtree" : "",
+               vm->name);
+    }
+    return 0;
+fail:
+    fprintf(stderr, "stillpoint: %s\n", error->message);
+    return 1;
+}
+
+static int cmd_checkpoint_rename(int argc, char **argv)
+{
+    g_autoptr(GError) error = NULL;
+    g_autoptr(SpStore) store = NULL;
+    g_autoptr(SpVmLock) lock = NULL;
+    g_autoptr(SpVm) vm = NULL;
+
+    if (!parse_options("VM CP NEW-NAME", "Rename a checkpoint: 1-100 characters, no control "
+                                         "characters, unique among the VM's checkpoints.",
+                       NULL, &argc, &argv, &error) ||
+        !expect_args(argc, 4, "rename", &error) ||
+        !open_vm(argv[1], FALSE, &store, &lock, &vm, &error) ||
+        !sp_op_rename(store, vm, argv[2], argv[3], &error))
+        goto fail;
+    return 0;
+fail:
+    fprintf(stderr, "stillpoint: %s\n", error->message);
+    return 1;
+}
+
+static int cmd_checkpoint_export(int argc, char **argv)
+{
+    g_autofree char *format = NULL, *manifest = NULL;
+    const GOptionEntry entries[] = {
+        {"format", 0, 0, G_OPTION_ARG_STRING, &format, "qcow2 (default) or raw", "FORMAT"},
+        G_OPTION_ENTRY_NULL};
+    g_autoptr(GError) error = NULL;
+    g_autoptr(SpStore) store = NULL;
+    g_autoptr(SpVmLock) lock = NULL;
+    g_autoptr(SpVm) vm = NULL;
+    SpOpReport report = {.progress = progress_cb, .percent = percent_cb};
+
+    if (!parse_options("VM CP DIR", "Write a standalone, flattened copy of every disk at the "
+                                    "checkpoint, and manifest.json, into DIR. Works while the "
+                                    "VM runs.",
+                       entries, &argc, &argv, &error) ||
+        !expect_args(argc, 4, "export", &error) ||
+        !open_vm(argv[1], TRUE, &store, &lock, &vm, &error))
+        goto fail;
+    defer_termination();
+    if (!sp_op_export(store, vm, argv[2], argv[3], format, &report, &manifest, &error))
+        goto fail;
+    if (globals.json) {
+        g_autoptr(SpJson) o = sp_json_new_object();
+        sp_json_object_set_string(o, "event", "exported");
+        sp_json_object_set_string(o, "manifest", manifest);
+        print_json(o);
+    } else {
+        printf("exported checkpoint '%s' of VM '%s': %s\n", argv[2], vm->name, manifest);
+    }
+    return 0;
+fail:
+    fprintf(stderr, "stillpoint: %s\n", error->message);
+    return 1;
+}
+
 typedef struct {
     const char *group;
     const char *name;
@@ -627,6 +763,9 @@ static const Command commands[] = {
     {"vm", "disks", cmd_vm_disks},
     {"checkpoint", "create", cmd_checkpoint_create},
     {"checkpoint", "list", cmd_checkpoint_list},
+    {"checkpoint", "delete", cmd_checkpoint_delete},
+    {"checkpoint", "rename", cmd_checkpoint_rename},
+    {"checkpoint", "export", cmd_checkpoint_export},
 };
 
 int main(int argc, char **argv)

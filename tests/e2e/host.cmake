@@ -18,6 +18,19 @@ foreach(case IN LISTS SP_HOST_QEMU_CASES)
     ENVIRONMENT "SP_STILLPOINT=$<TARGET_FILE:stillpoint>;SP_FAKE_AGENT=$<TARGET_FILE:sp-fake-agent>")
 endforeach()
 
+# host/ops/*: delete (merge, live and offline), delete --subtree, rename, export; data checked.
+set(SP_HOST_OPS_CASES delete-live delete-offline delete-while-writing delete-kill9 subtree rename
+    export)
+foreach(case IN LISTS SP_HOST_OPS_CASES)
+  add_test(NAME host/ops/${case} COMMAND ${CMAKE_CURRENT_LIST_DIR}/host-ops.sh ${case})
+  set_tests_properties(host/ops/${case} PROPERTIES
+    LABELS e2e
+    TIMEOUT 300
+    RESOURCE_LOCK vm
+    SKIP_RETURN_CODE 77
+    ENVIRONMENT "SP_STILLPOINT=$<TARGET_FILE:stillpoint>")
+endforeach()
+
 # host/guest/*: the real test guest (tests/guest/guest.cmake builds it as a fixture).
 if(DEFINED SP_GUEST_DIR)
   foreach(run stillpoint/consistent stillpoint/failures stillpoint/kill9 qemu-ga/qga)

@@ -97,6 +97,24 @@ GPtrArray *sp_store_checkpoint_list(SpStore *store, int64_t vm_id, GError **erro
 gboolean sp_store_checkpoint_name_exists(SpStore *store, int64_t vm_id, const char *name,
                                          gboolean *ret_exists, GError **error);
 
+/* Tree edits for delete and rename. Each runs inside the caller's transaction when one is open
+ * (sp_store_transaction_begin), so a multi-step edit lands at once or not at all. */
+gboolean sp_store_transaction_begin(SpStore *store, GError **error);
+gboolean sp_store_transaction_commit(SpStore *store, GError **error);
+void sp_store_transaction_rollback(SpStore *store);
+gboolean sp_store_checkpoint_set_disk_image(SpStore *store, int64_t cp_id, const char *disk,
+                                            const char *image, GError **error);
+gboolean sp_store_checkpoint_set_disk_overlay(SpStore *store, int64_t cp_id, const char *disk,
+                                              const char *overlay, const char *overlay_node,
+                                              GError **error);
+/* Removes one checkpoint record: its children move up to its parent, and when it was the VM's
+ * current checkpoint its parent (or none) becomes current. Image files are not touched. */
+gboolean sp_store_checkpoint_remove(SpStore *store, int64_t cp_id, GError **error);
+/* Validates the name and its uniqueness among the VM's other checkpoints before changing it:
+ * G_IO_ERROR_INVALID_ARGUMENT or G_IO_ERROR_EXISTS, and nothing changed. */
+gboolean sp_store_checkpoint_rename(SpStore *store, int64_t cp_id, const char *name,
+                                    GError **error);
+
 /* The journal. */
 gboolean sp_store_op_begin(SpStore *store, int64_t vm_id, const char *kind, const char *payload,
                            int64_t *ret_id, GError **error);

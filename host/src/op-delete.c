@@ -1,0 +1,609 @@
+/* Deleting a checkpoint = merging it away, the .avhdx merge of the seed. On qcow2 chains a
+ * checkpoint C is its frozen image I; the one image that depends on I (a child checkpoint's
+ * image, or the VM's present overlay when C is current) is committed down into I, whoever
+ * depended on that image is pointed at I, and only then is the merged file removed. Nothing
+ * the present or another checkpoint reads changes content.
+ *
+ * Journal: intent (the plan) -> "merged:DISK" per disk -> "recorded" (the tree edit, in the same
+ * SQLite transaction) -> files removed -> done. A delete is always finished, never rolled back:
+ * once a commit has started, I no longer holds C's state. */
+#include "op-util.h"
+
+#include <gio/gio.h>
+#include <string.h>
+
+#include "stillpoint/channel.h"
+#include "stillpoint/driver.h"
+
+#define STEP_RECORDED "recorded"
+
+typedef struct {
+    char *disk;
+    char *mode;        /* "commit": top into base; "unlink": base has no dependent; "keep" */
+    char *base;        /* the checkpoint's image */
+    char *top;         /* commit: the one image that depends on base */
+    int64_t child;     /* commit: checkpoint whose image top is; 0 = top is the VM's present */
+    gboolean live;     /* top is in the running VM's graph: QMP block-commit */
+    gboolean active;   /* ... and the VM writes to it: active commit (ready, complete) */
+    char *job;         /* block job id (deterministic: a recovery finds the job again) */
+    GPtrArray *rebase; /* images not in the running graph whose backing is top */
+    gboolean merged;   /* journaled as merged (recovery skips it) */
+} DelDisk;
+
+typedef struct {
+    int64_t op_id;
+    int64_t cp_id;
+    char *cp_name;
+    int64_t parent;
+    GPtrArray *disks; /* of DelDisk */
+} DelPlan;
+
+static void del_disk_free(DelDisk *d)
+{
+    g_free(d->disk);
+    g_free(d->mode);
+    g_free(d->base);
+    g_free(d->top);
+    g_free(d->job);
+    g_ptr_array_unref(d->rebase);
+    g_free(d);
+}
+
+static DelDisk *del_disk_new(void)
+{
+    DelDisk *d = g_new0(DelDisk, 1);
+    d->rebase = g_ptr_array_new_with_free_func(g_free);
+    return d;
+}
+
+static void del_plan_free(DelPlan *p)
+{
+    if (p == NULL)
+        return;
+    g_free(p->cp_name);
+    g_ptr_array_unref(p->disks);
+    g_free(p);
+}
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(DelPlan, del_plan_free)
+
+static DelPlan *del_plan_new(void)
+{
+    DelPlan *p = g_new0(DelPlan, 1);
+    p->disks = g_ptr_array_new_with_free_func((GDestroyNotify)del_disk_free);
+    return p;
+}
+
+static char *plan_to_json(const DelPlan *p)
+{
+    g_autoptr(SpJson) root = sp_json_new_object();
+    SpJson *disks = sp_json_new_array();
+    sp_json_object_set_int(root, "checkpoint", p->cp_id);
+    sp_json_object_set_string(root, "name", p->cp_name);
+    sp_json_object_set_int(root, "parent", p->parent);
+    for (guint i = 0; i < p->disks->len; i++) {
+        DelDisk *d = g_ptr_array_index(p->disks, i);
+        SpJson *o = sp_json_new_object();
+        SpJson *rb = sp_json_new_array();
+        sp_json_object_set_string(o, "disk", d->disk);
+        sp_json_object_set_string(o, "mode", d->mode);
+        sp_json_object_set_string(o, "base", d->base);
+        if (d->top != NULL)
+            sp_json_object_set_string(o, "top", d->top);
+        sp_json_object_set_int(o, "child", d->child);
+        sp_json_object_set_bool(o, "live", d->live);
+        sp_json_object_set_bool(o, "active", d->active);
+        if (d->job != NULL)
+            sp_json_object_set_string(o, "job", d->job);
+        for (guint j = 0; j < d->rebase->len; j++)
+            sp_json_array_append(rb, sp_json_new_string(g_ptr_array_index(d->rebase, j)));
+        sp_json_object_set(o, "rebase", rb);
+        sp_json_array_append(disks, o);
+    }
+    sp_json_object_set(root, "disks", disks);
+    return sp_json_serialize(root, NULL);
+}
+
+static char *dup_str(const SpJson *o, const char *key)
+{
+    return g_strdup(sp_json_object_get_string(o, key));
+}
+
+static DelPlan *plan_from_json(const char *text, GError **error)
+{
+    g_autoptr(SpJson) root = NULL;
+    g_autoptr(DelPlan) p = del_plan_new();
+    const SpJson *disks;
+
+    if (sp_json_parse(text, strlen(text), NULL, &root, NULL) != SP_OK ||
+        (disks = sp_json_object_get(root, "disks")) == NULL) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                    "journal entry is not a valid delete plan");
+        return NULL;
+    }
+    p->cp_id = sp_json_object_get_int(root, "checkpoint", 0);
+    p->cp_name = dup_str(root, "name");
+    p->parent = sp_json_object_get_int(root, "parent", 0);
+    for (size_t i = 0; i < sp_json_array_len(disks); i++) {
+        const SpJson *o = sp_json_array_get(disks, i);
+        const SpJson *rb = sp_json_object_get(o, "rebase");
+        DelDisk *d = del_disk_new();
+        d->disk = dup_str(o, "disk");
+        d->mode = dup_str(o, "mode");
+        d->base = dup_str(o, "base");
+        d->top = dup_str(o, "top");
+        d->child = sp_json_object_get_int(o, "child", 0);
+        d->live = sp_json_object_get_bool(o, "live", false);
+        d->active = sp_json_object_get_bool(o, "active", false);
+        d->job = dup_str(o, "job");
+        for (size_t j = 0; j < sp_json_array_len(rb); j++)
+            g_ptr_array_add(d->rebase, g_strdup(sp_json_get_string(sp_json_array_get(rb, j))));
+        if (d->disk == NULL || d->mode == NULL || d->base == NULL) {
+            del_disk_free(d);
+            g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                        "journal entry is not a valid delete plan (disk %zu)", i);
+            return NULL;
+        }
+        g_ptr_array_add(p->disks, d);
+    }
+    return g_steal_pointer(&p);
+}
+
+static const SpCheckpointDisk *cp_disk(const SpCheckpoint *cp, const char *disk)
+{
+    for (guint i = 0; cp->disks != NULL && i < cp->disks->len; i++) {
+        const SpCheckpointDisk *d = g_ptr_array_index(cp->disks, i);
+        if (g_strcmp0(d->disk, disk) == 0)
+            return d;
+    }
+    return NULL;
+}
+
+static void add_unique(GPtrArray *arr, const char *s)
+{
+    for (guint i = 0; i < arr->len; i++)
+        if (g_strcmp0(g_ptr_array_index(arr, i), s) == 0)
+            return;
+    g_ptr_array_add(arr, g_strdup(s));
+}
+
+/* The images whose backing file is checkpoint cp's image of disk: its children's images and,
+ * when cp is the VM's current checkpoint, the VM's present overlay. ret_child gets the
+ * checkpoint owning the first one (0 for the present). */
+static GPtrArray *dependents(GPtrArray *cps, const SpVm *vm, const SpCheckpoint *cp,
+                             const char *disk, int64_t *ret_child)
+{
+    GPtrArray *deps = g_ptr_array_new_with_free_func(g_free);
+    *ret_child = 0;
+    for (guint i = 0; i < cps->len; i++) {
+        const SpCheckpoint *k = g_ptr_array_index(cps, i);
+        const SpCheckpointDisk *kd = k->parent == cp->id ? cp_disk(k, disk) : NULL;
+        if (kd == NULL)
+            continue;
+        if (deps->len == 0)
+            *ret_child = k->id;
+        add_unique(deps, kd->image);
+    }
+    if (vm->current == cp->id) {
+        const SpCheckpointDisk *d = cp_disk(cp, disk);
+        if (d != NULL && d->overlay != NULL) {
+            if (deps->len == 0)
+                *ret_child = 0;
+            add_unique(deps, d->overlay);
+        }
+    }
+    return deps;
+}
+
+static SpCheckpoint *find_by_id(GPtrArray *cps, int64_t id)
+{
+    for (guint i = 0; i < cps->len; i++)
+        if (((SpCheckpoint *)g_ptr_array_index(cps, i))->id == id)
+            return g_ptr_array_index(cps, i);
+    return NULL;
+}
+
+/* Plans one disk: which file merges into which, and what else must be re-pointed. */
+static gboolean plan_disk(GPtrArray *cps, const SpVm *vm, const SpCheckpoint *cp,
+                          const SpCheckpointDisk *cd, SpQmp *qmp, DelDisk *d, GError **error)
+{
+    g_autoptr(GPtrArray) deps = dependents(cps, vm, cp, cd->disk, &d->child);
+    SpLiveImage li = {0};
+
+    d->disk = g_strdup(cd->disk);
+    d->base = g_strdup(cd->image);
+    if (deps->len > 1) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+                    "checkpoint '%s', disk %s: %u branches depend on its image %s; delete all but "
+                    "one of them first",
+                    cp->name, cd->disk, deps->len, cd->image);
+        return FALSE;
+    }
+    if (deps->len == 0) {
+        /* A root checkpoint's image is the VM's own disk: never ours to remove. */
+        d->mode = g_strdup(cp->parent != 0 ? "unlink" : "keep");
+        if (qmp != NULL && !sp_op_live_find(qmp, cd->image, &li, error))
+            return FALSE;
+        if (li.found) {
+            sp_live_image_clear(&li);
+            g_set_error(error, G_IO_ERROR, G_IO_ERROR_BUSY,
+                        "checkpoint '%s', disk %s: the running VM still reads %s", cp->name,
+                        cd->disk, cd->image);
+            return FALSE;
+        }
+        return TRUE;
+    }
+    d->mode = g_strdup("commit");
+    d->top = g_strdup(g_ptr_array_index(deps, 0));
+    if (qmp != NULL && !sp_op_live_find(qmp, d->top, &li, error))
+        return FALSE;
+    d->live = li.found;
+    d->active = li.active;
+    sp_live_image_clear(&li);
+    /* Whatever used top as its backing file is re-pointed at base afterwards; QEMU does that
+     * itself for the image above top in the running chain. */
+    if (d->child != 0) {
+        const SpCheckpoint *k = find_by_id(cps, d->child);
+        g_autoptr(GPtrArray) above = dependents(cps, vm, k, cd->disk, &(int64_t){0});
+        for (guint i = 0; i < above->len; i++) {
+            const char *img = g_ptr_array_index(above, i);
+            if (qmp != NULL && !sp_op_live_find(qmp, img, &li, error))
+                return FALSE;
+            if (!li.found)
+                add_unique(d->rebase, img);
+            sp_live_image_clear(&li);
+        }
+    }
+    return TRUE;
+}
+
+/* ---- running the plan ---- */
+
+typedef struct {
+    SpStore *store;
+    SpVm *vm;
+    SpQmp *qmp;
+    const SpOpReport *report;
+    DelPlan *plan;
+} DelRun;
+
+static gboolean journal(DelRun *run, const char *step, GError **error)
+{
+    if (!sp_store_op_step(run->store, run->plan->op_id, step, error))
+        return FALSE;
+    sp_fault_crash_point(step);
+    return TRUE;
+}
+
+static gboolean block_commit(DelRun *run, DelDisk *d, GError **error)
+{
+    SpLiveImage top = {0}, base = {0};
+    g_autoptr(SpJson) args = sp_json_new_object();
+    g_autoptr(SpJson) ret = NULL;
+    gboolean ok = FALSE;
+
+    if (!sp_op_live_find(run->qmp, d->top, &top, error) ||
+        !sp_op_live_find(run->qmp, d->base, &base, error))
+        goto out;
+    if (!top.found || !base.found) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED,
+                    "disk %s: %s or %s is no longer in the running VM's chain", d->disk, d->top,
+                    d->base);
+        goto out;
+    }
+    sp_json_object_set_string(args, "job-id", d->job);
+    sp_json_object_set_string(args, "device", top.root_node);
+    sp_json_object_set_string(args, "top-node", top.node);
+    sp_json_object_set_string(args, "base-node", base.node);
+    /* Test-only: a throttled job, so a test can write while it runs. */
+    if (g_getenv("STILLPOINT_TEST_COMMIT_SPEED") != NULL)
+        sp_json_object_set_int(args, "speed",
+                               g_ascii_strtoll(g_getenv("STILLPOINT_TEST_COMMIT_SPEED"), NULL, 10));
+    /* Kept until dismissed: a recovery can still read how it ended. */
+    sp_json_object_set_bool(args, "auto-dismiss", false);
+    ret = sp_qmp_execute(run->qmp, "block-commit", g_steal_pointer(&args),
+                         SP_QMP_DEFAULT_TIMEOUT_MS, error);
+    if (ret == NULL)
+        goto out;
+    sp_fault_crash_point("committing");
+    ok = sp_op_block_job_wait(run->qmp, d->job, run->report, d->disk, NULL, error);
+out:
+    sp_live_image_clear(&top);
+    sp_live_image_clear(&base);
+    return ok;
+}
+
+/* The overlay was added by blockdev-add (checkpoint create), so the monitor still holds it open
+ * after it left the chain: close it before its file goes. */
+static void release_top(DelRun *run, DelDisk *d)
+{
+    g_autofree char *node = NULL;
+    g_autoptr(SpJson) args = sp_json_new_object();
+    g_autoptr(SpJson) ret = NULL;
+    g_autoptr(GError) local = NULL;
+    if (!sp_op_node_for_file(run->qmp, d->top, &node, NULL))
+        return; /* not open (any more) */
+    sp_json_object_set_string(args, "node-name", node);
+    ret = sp_qmp_execute(run->qmp, "blockdev-del", g_steal_pointer(&args),
+                         SP_QMP_DEFAULT_TIMEOUT_MS, &local);
+    if (ret == NULL)
+        sp_op_say(run->report, "note: disk %s: node %s stays open in QEMU: %s", d->disk, node,
+                  local->message);
+}
+
+/* Live: resumes the job a killed run left, or finds the merge done, or starts it. */
+static gboolean merge_live(DelRun *run, DelDisk *d, GError **error)
+{
+    SpLiveImage top = {0};
+    gboolean gone = TRUE;
+
+    if (!sp_op_block_job_wait(run->qmp, d->job, run->report, d->disk, &gone, error))
+        return FALSE;
+    if (!sp_op_live_find(run->qmp, d->top, &top, error))
+        return FALSE;
+    if (top.found) {
+        sp_live_image_clear(&top);
+        sp_op_say(run->report, "disk %s: merging %s into %s (live%s)", d->disk, d->top, d->base,
+                  d->active ? ", active layer" : "");
+        if (!block_commit(run, d, error))
+            return FALSE;
+    }
+    /* merged (by this run's job, or the killed run's) */
+    release_top(run, d);
+    return TRUE;
+}
+
+static gboolean merge_offline(DelRun *run, DelDisk *d, GError **error)
+{
+    g_autofree char *fmt = sp_op_image_format(d->base, error);
+    if (fmt == NULL)
+        return FALSE;
+    sp_op_say(run->report, "disk %s: merging %s into %s (offline)", d->disk, d->top, d->base);
+    /* -d: top stays intact, so a run killed mid-copy can simply copy again. */
+    {
+        const char *argv[] = {"commit", "-p", "-d", "-f", "qcow2", "-b", d->base, d->top, NULL};
+        if (!sp_op_qemu_img(run->report, d->disk, argv, error))
+            return FALSE;
+    }
+    return TRUE;
+}
+
+static gboolean rebase_dependents(DelRun *run, DelDisk *d, GError **error)
+{
+    g_autofree char *fmt = NULL;
+    if (d->rebase->len == 0)
+        return TRUE;
+    if ((fmt = sp_op_image_format(d->base, error)) == NULL)
+        return FALSE;
+    for (guint i = 0; i < d->rebase->len; i++) {
+        /* -u: only the header changes; base now holds everything top held. */
+        const char *argv[] = {"rebase", "-u", "-f", "qcow2", "-b", d->base, "-F", fmt,
+                              g_ptr_array_index(d->rebase, i), NULL};
+        if (!sp_op_qemu_img(NULL, d->disk, argv, error))
+            return FALSE;
+    }
+    return TRUE;
+}
+
+static gboolean merge_disk(DelRun *run, DelDisk *d, GError **error)
+{
+    g_autofree char *step = g_strdup_printf("merged:%s", d->disk);
+    if (strcmp(d->mode, "commit") != 0 || d->merged)
+        return TRUE;
+    if (d->live && run->qmp != NULL) {
+        if (!merge_live(run, d, error))
+            return FALSE;
+    } else if (d->live && d->active) {
+        /* Planned live, QEMU gone now: the VM may have written to base after the pivot, and a
+         * second copy of top would overwrite that. Only a human can tell. */
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED,
+                    "disk %s: the live merge of %s into %s was interrupted and QEMU is no longer "
+                    "running; check with 'qemu-img info --backing-chain' which image holds the "
+                    "VM's latest data before going on",
+                    d->disk, d->top, d->base);
+        return FALSE;
+    } else if (!merge_offline(run, d, error)) {
+        return FALSE;
+    }
+    if (!rebase_dependents(run, d, error))
+        return FALSE;
+    return journal(run, step, error);
+}
+
+static gboolean record(DelRun *run, GError **error)
+{
+    DelPlan *p = run->plan;
+    if (!sp_store_transaction_begin(run->store, error))
+        return FALSE;
+    for (guint i = 0; i < p->disks->len; i++) {
+        DelDisk *d = g_ptr_array_index(p->disks, i);
+        gboolean ok = TRUE;
+        if (strcmp(d->mode, "commit") != 0)
+            continue;
+        if (d->child != 0)
+            ok = sp_store_checkpoint_set_disk_image(run->store, d->child, d->disk, d->base, error);
+        else if (p->parent != 0)
+            ok = sp_store_checkpoint_set_disk_overlay(run->store, p->parent, d->disk, d->base,
+                                                      NULL, error);
+        if (!ok)
+            goto fail;
+    }
+    if (!sp_store_checkpoint_remove(run->store, p->cp_id, error) ||
+        !sp_store_op_step(run->store, p->op_id, STEP_RECORDED, error))
+        goto fail;
+    if (!sp_store_transaction_commit(run->store, error))
+        return FALSE;
+    sp_fault_crash_point(STEP_RECORDED);
+    return TRUE;
+fail:
+    sp_store_transaction_rollback(run->store);
+    return FALSE;
+}
+
+/* Is path still named by any checkpoint of the VM (as image or overlay)? */
+static gboolean still_referenced(DelRun *run, const char *path, gboolean *ret, GError **error)
+{
+    g_autoptr(GPtrArray) cps = sp_store_checkpoint_list(run->store, run->vm->id, error);
+    *ret = FALSE;
+    if (cps == NULL)
+        return FALSE;
+    for (guint i = 0; i < cps->len; i++) {
+        SpCheckpoint *cp = g_ptr_array_index(cps, i);
+        for (guint j = 0; j < cp->disks->len; j++) {
+            SpCheckpointDisk *cd = g_ptr_array_index(cp->disks, j);
+            if (g_strcmp0(cd->image, path) == 0 || g_strcmp0(cd->overlay, path) == 0)
+                *ret = TRUE;
+        }
+    }
+    return TRUE;
+}
+
+static gboolean remove_files(DelRun *run, GError **error)
+{
+    for (guint i = 0; i < run->plan->disks->len; i++) {
+        DelDisk *d = g_ptr_array_index(run->plan->disks, i);
+        const char *victim = strcmp(d->mode, "commit") == 0   ? d->top
+                             : strcmp(d->mode, "unlink") == 0 ? d->base
+                                                              : NULL;
+        gboolean referenced = FALSE;
+        if (victim == NULL)
+            continue;
+        if (!still_referenced(run, victim, &referenced, error))
+            return FALSE;
+        if (referenced) {
+            sp_op_say(run->report, "note: disk %s: %s is still referenced; kept", d->disk,
+                      victim);
+            continue;
+        }
+        if (!sp_op_unlink(victim, error))
+            return FALSE;
+    }
+    return sp_store_op_finish(run->store, run->plan->op_id, SP_OP_DONE, error);
+}
+
+static gboolean run_plan(DelRun *run, gboolean recorded, GError **error)
+{
+    if (!recorded) {
+        for (guint i = 0; i < run->plan->disks->len; i++) {
+            DelDisk *d = g_ptr_array_index(run->plan->disks, i);
+            if (!merge_disk(run, d, error)) {
+                g_prefix_error(error, "deleting checkpoint '%s': ", run->plan->cp_name);
+                return FALSE;
+            }
+        }
+        if (!record(run, error))
+            return FALSE;
+    }
+    return remove_files(run, error);
+}
+
+static DelPlan *make_plan(SpStore *store, SpVm *vm, SpQmp *qmp, const SpCheckpoint *cp,
+                          GError **error)
+{
+    g_autoptr(GPtrArray) cps = sp_store_checkpoint_list(store, vm->id, error);
+    g_autoptr(DelPlan) p = del_plan_new();
+    if (cps == NULL)
+        return NULL;
+    p->cp_id = cp->id;
+    p->cp_name = g_strdup(cp->name);
+    p->parent = cp->parent;
+    for (guint i = 0; i < cp->disks->len; i++) {
+        DelDisk *d = del_disk_new();
+        g_ptr_array_add(p->disks, d);
+        if (!plan_disk(cps, vm, cp, g_ptr_array_index(cp->disks, i), qmp, d, error))
+            return NULL;
+    }
+    return g_steal_pointer(&p);
+}
+
+static gboolean delete_one(SpStore *store, SpVm *vm, SpQmp *qmp, int64_t cp_id,
+                           const SpOpReport *report, GError **error)
+{
+    g_autofree char *ref = g_strdup_printf("#%" G_GINT64_FORMAT, cp_id);
+    g_autoptr(SpCheckpoint) cp = NULL;
+    g_autoptr(SpVm) fresh = sp_store_vm_get(store, vm->name, error);
+    g_autoptr(DelPlan) plan = NULL;
+    g_autofree char *payload = NULL;
+    DelRun run = {.store = store, .vm = fresh, .qmp = qmp, .report = report};
+
+    if (fresh == NULL || (cp = sp_op_find_checkpoint(store, fresh, ref, error)) == NULL)
+        return FALSE;
+    if ((plan = make_plan(store, fresh, qmp, cp, error)) == NULL)
+        return FALSE;
+    for (guint i = 0; i < plan->disks->len; i++) {
+        DelDisk *d = g_ptr_array_index(plan->disks, i);
+        if (strcmp(d->mode, "commit") == 0)
+            d->job = g_strdup_printf("sp-del-%" G_GINT64_FORMAT "-%u", cp->id, i);
+    }
+    payload = plan_to_json(plan);
+    if (!sp_store_op_begin(store, fresh->id, "delete", payload, &plan->op_id, error))
+        return FALSE;
+    sp_fault_crash_point("planned");
+    sp_op_say(report, "deleting checkpoint '%s' (#%" G_GINT64_FORMAT ")%s", cp->name, cp->id,
+              qmp != NULL ? " while the VM runs" : "");
+    run.plan = plan;
+    return run_plan(&run, FALSE, error);
+}
+
+/* Descendants of id, leaves first. */
+static void collect_post_order(GPtrArray *cps, int64_t id, GArray *out)
+{
+    for (guint i = 0; i < cps->len; i++) {
+        SpCheckpoint *k = g_ptr_array_index(cps, i);
+        if (k->parent == id)
+            collect_post_order(cps, k->id, out);
+    }
+    g_array_append_val(out, id);
+}
+
+gboolean sp_op_delete(SpStore *store, SpVm *vm, const char *ref, gboolean subtree,
+                      const SpOpReport *report, GError **error)
+{
+    g_autoptr(SpCheckpoint) cp = sp_op_find_checkpoint(store, vm, ref, error);
+    g_autoptr(GPtrArray) cps = NULL;
+    g_autoptr(GArray) order = g_array_new(FALSE, FALSE, sizeof(int64_t));
+    g_autoptr(SpQmp) qmp = NULL;
+
+    if (cp == NULL)
+        return FALSE;
+    if ((cps = sp_store_checkpoint_list(store, vm->id, error)) == NULL)
+        return FALSE;
+    if (!sp_op_connect_qmp_if_running(vm, &qmp, error))
+        return FALSE;
+    if (subtree)
+        collect_post_order(cps, cp->id, order);
+    else
+        g_array_append_val(order, cp->id);
+    for (guint i = 0; i < order->len; i++) {
+        if (!delete_one(store, vm, qmp, g_array_index(order, int64_t, i), report, error))
+            return FALSE;
+    }
+    return TRUE;
+}
+
+gboolean sp_op_recover_delete(SpStore *store, SpVm *vm, SpQmp *qmp, SpOp *op,
+                              const SpOpReport *report, GError **error)
+{
+    g_autoptr(DelPlan) plan = plan_from_json(op->payload, error);
+    DelRun run = {.store = store, .vm = vm, .qmp = qmp, .report = report};
+    if (plan == NULL)
+        return FALSE;
+    plan->op_id = op->id;
+    run.plan = plan;
+    sp_op_say(report, "recovery: finishing the deletion of checkpoint '%s' (step %s)",
+              plan->cp_name, op->step);
+    if (g_strcmp0(op->step, STEP_RECORDED) == 0)
+        return remove_files(&run, error);
+    for (guint i = 0; i < plan->disks->len; i++) {
+        DelDisk *d = g_ptr_array_index(plan->disks, i);
+        g_autofree char *step = g_strdup_printf("merged:%s", d->disk);
+        /* Disks journaled as merged before this one are done; redoing an offline commit of an
+         * intact top is harmless, and a live one is found done or resumed. */
+        if (g_strcmp0(op->step, step) == 0) {
+            for (guint j = 0; j <= i; j++)
+                ((DelDisk *)g_ptr_array_index(plan->disks, j))->merged = TRUE;
+        }
+    }
+    if (!run_plan(&run, FALSE, error))
+        return FALSE;
+    return TRUE;
+}

@@ -1,0 +1,208 @@
+/* Export: a standalone, flattened copy of every disk at a checkpoint, plus manifest.json. The
+ * checkpoint's images are read-only backing files of the running VM (or of nothing), so
+ * qemu-img convert reads a chain that does not change under it. Copies are written under a
+ * temporary name and renamed at the end; the journal lists them so a killed export is cleaned
+ * up (rolled back) by the next run. */
+#include "op-util.h"
+
+#include <errno.h>
+#include <gio/gio.h>
+#include <glib/gstdio.h>
+#include <string.h>
+
+#include "stillpoint/channel.h"
+#include "stillpoint/driver.h"
+
+static char *safe_name(const char *s)
+{
+    char *c = g_strdup(s);
+    g_strcanon(c, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789.-_", '_');
+    return c;
+}
+
+static SpJson *manifest_new(const SpVm *vm, const SpCheckpoint *cp)
+{
+    SpJson *m = sp_json_new_object();
+    g_autoptr(GDateTime) t = g_date_time_new_from_unix_utc(cp->created_us / G_USEC_PER_SEC);
+    g_autofree char *iso = t != NULL ? g_date_time_format_iso8601(t) : g_strdup("");
+    sp_json_object_set_int(m, "stillpoint-export", 1);
+    sp_json_object_set_string(m, "vm", vm->name);
+    sp_json_object_set_int(m, "checkpoint-id", cp->id);
+    sp_json_object_set_string(m, "checkpoint", cp->name);
+    sp_json_object_set_string(m, "type", cp->type);
+    sp_json_object_set_string(m, "consistency", cp->consistency);
+    sp_json_object_set_string(m, "created", iso);
+    return m;
+}
+
+static gboolean remove_partial(const SpJson *files, GError **error)
+{
+    for (size_t i = 0; i < sp_json_array_len(files); i++) {
+        const char *f = sp_json_get_string(sp_json_array_get(files, i));
+        if (f != NULL && !sp_op_unlink(f, error))
+            return FALSE;
+    }
+    return TRUE;
+}
+
+gboolean sp_op_recover_export(SpStore *store, SpOp *op, GError **error)
+{
+    g_autoptr(SpJson) plan = NULL;
+    if (sp_json_parse(op->payload, strlen(op->payload), NULL, &plan, NULL) != SP_OK) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                    "journal entry is not a valid export plan");
+        return FALSE;
+    }
+    if (!remove_partial(sp_json_object_get(plan, "partial"), error))
+        return FALSE;
+    return sp_store_op_finish(store, op->id, SP_OP_ROLLED_BACK, error);
+}
+
+typedef struct {
+    GPtrArray *partial; /* temporary files */
+    GPtrArray *final;   /* their final names */
+} ExportFiles;
+
+static gboolean plan_files(const SpVm *vm, const SpCheckpoint *cp, const char *dir,
+                           const char *format, ExportFiles *f, GError **error)
+{
+    for (guint i = 0; i < cp->disks->len; i++) {
+        SpCheckpointDisk *d = g_ptr_array_index(cp->disks, i);
+        g_autofree char *disk = safe_name(d->disk);
+        g_autofree char *base = g_strdup_printf("%s-%s.%s", vm->name, disk, format);
+        g_autofree char *tmp = g_strdup_printf(".%s.partial", base);
+        char *path = g_build_filename(dir, base, NULL);
+        g_ptr_array_add(f->final, path);
+        g_ptr_array_add(f->partial, g_build_filename(dir, tmp, NULL));
+        if (g_file_test(path, G_FILE_TEST_EXISTS)) {
+            g_set_error(error, G_IO_ERROR, G_IO_ERROR_EXISTS,
+                        "export of checkpoint '%s': %s already exists; choose an empty "
+                        "directory",
+                        cp->name, path);
+            return FALSE;
+        }
+    }
+    return TRUE;
+}
+
+static char *payload_for(const ExportFiles *f, const char *manifest)
+{
+    g_autoptr(SpJson) o = sp_json_new_object();
+    SpJson *arr = sp_json_new_array();
+    for (guint i = 0; i < f->partial->len; i++)
+        sp_json_array_append(arr, sp_json_new_string(g_ptr_array_index(f->partial, i)));
+    for (guint i = 0; i < f->final->len; i++)
+        sp_json_array_append(arr, sp_json_new_string(g_ptr_array_index(f->final, i)));
+    sp_json_array_append(arr, sp_json_new_string(manifest));
+    sp_json_object_set(o, "partial", arr);
+    return sp_json_serialize(o, NULL);
+}
+
+static gboolean copy_disks(const SpCheckpoint *cp, const char *format, const ExportFiles *f,
+                           const SpOpReport *report, SpJson *disks, GError **error)
+{
+    for (guint i = 0; i < cp->disks->len; i++) {
+        SpCheckpointDisk *d = g_ptr_array_index(cp->disks, i);
+        const char *tmp = g_ptr_array_index(f->partial, i);
+        /* No -B: the result is flattened, with no backing file. */
+        const char *argv[] = {"convert", "-p", "-O", format, d->image, tmp, NULL};
+        SpJson *o = sp_json_new_object();
+        sp_op_say(report, "disk %s: copying %s and its backing chain to %s", d->disk, d->image,
+                  (const char *)g_ptr_array_index(f->final, i));
+        sp_json_array_append(disks, o);
+        if (!sp_op_qemu_img(report, d->disk, argv, error))
+            return FALSE;
+        sp_fault_crash_point("exporting");
+        sp_json_object_set_string(o, "disk", d->disk);
+        {
+            g_autofree char *file = g_path_get_basename(g_ptr_array_index(f->final, i));
+            sp_json_object_set_string(o, "file", file);
+        }
+        sp_json_object_set_string(o, "format", format);
+    }
+    return TRUE;
+}
+
+static gboolean finish_files(const ExportFiles *f, GError **error)
+{
+    for (guint i = 0; i < f->partial->len; i++) {
+        const char *from = g_ptr_array_index(f->partial, i);
+        const char *to = g_ptr_array_index(f->final, i);
+        if (g_rename(from, to) != 0) {
+            int errsv = errno;
+            g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errsv), "renaming %s to %s: %s",
+                        from, to, g_strerror(errsv));
+            return FALSE;
+        }
+    }
+    return TRUE;
+}
+
+gboolean sp_op_export(SpStore *store, SpVm *vm, const char *ref, const char *dir,
+                      const char *format, const SpOpReport *report, char **ret_manifest,
+                      GError **error)
+{
+    g_autoptr(SpCheckpoint) cp = NULL;
+    g_autoptr(GPtrArray) partial = g_ptr_array_new_with_free_func(g_free);
+    g_autoptr(GPtrArray) final = g_ptr_array_new_with_free_func(g_free);
+    ExportFiles f = {.partial = partial, .final = final};
+    g_autoptr(SpJson) manifest = NULL;
+    g_autofree char *payload = NULL, *text = NULL, *mpath = NULL;
+    g_autoptr(GError) cleanup = NULL;
+    SpJson *disks = sp_json_new_array();
+    int64_t op_id = 0;
+
+    if (format == NULL)
+        format = "qcow2";
+    if (g_strcmp0(format, "qcow2") != 0 && g_strcmp0(format, "raw") != 0) {
+        sp_json_free(disks);
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                    "export: --format must be qcow2 or raw, not '%s'", format);
+        return FALSE;
+    }
+    if ((cp = sp_op_find_checkpoint(store, vm, ref, error)) == NULL) {
+        sp_json_free(disks);
+        return FALSE;
+    }
+    manifest = manifest_new(vm, cp);
+    sp_json_object_set(manifest, "disks", disks);
+    mpath = g_build_filename(dir, "manifest.json", NULL);
+    if (g_mkdir_with_parents(dir, 0755) != 0) {
+        int errsv = errno;
+        g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errsv),
+                    "export: cannot create directory %s: %s", dir, g_strerror(errsv));
+        return FALSE;
+    }
+    if (!plan_files(vm, cp, dir, format, &f, error))
+        return FALSE;
+    if (g_file_test(mpath, G_FILE_TEST_EXISTS)) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_EXISTS,
+                    "export: %s already exists; choose an empty directory", mpath);
+        return FALSE;
+    }
+    payload = payload_for(&f, mpath);
+    if (!sp_store_op_begin(store, vm->id, "export", payload, &op_id, error))
+        return FALSE;
+    sp_fault_crash_point("planned");
+    if (!copy_disks(cp, format, &f, report, disks, error) || !finish_files(&f, error))
+        goto fail;
+    text = sp_json_serialize(manifest, NULL);
+    if (!g_file_set_contents(mpath, text, -1, error))
+        goto fail;
+    if (!sp_store_op_finish(store, op_id, SP_OP_DONE, error))
+        return FALSE;
+    if (ret_manifest != NULL)
+        *ret_manifest = g_steal_pointer(&mpath);
+    return TRUE;
+fail:
+    {
+        g_autofree char *pl = payload_for(&f, mpath);
+        g_autoptr(SpJson) parsed = NULL;
+        if (sp_json_parse(pl, strlen(pl), NULL, &parsed, NULL) == SP_OK &&
+            remove_partial(sp_json_object_get(parsed, "partial"), &cleanup))
+            sp_store_op_finish(store, op_id, SP_OP_ROLLED_BACK, &cleanup);
+        if (cleanup != NULL)
+            g_prefix_error(error, "(cleanup failed too: %s) ", cleanup->message);
+    }
+    return FALSE;
+}

@@ -1,0 +1,312 @@
+#!/usr/bin/env bash
+# host/ops/* — checkpoint delete (merge), delete --subtree, rename and export against a real QEMU
+# (paused q35, two virtio-blk disks on qcow2 images). Data is written into the disks through
+# QEMU's own block layer (HMP qemu-io) and read back from the image files, so every check is on
+# content, not exit codes.   host-ops.sh CASE
+set -euo pipefail
+case_name=${1:?usage: host-ops.sh CASE}
+SP=${SP_STILLPOINT:?}
+command -v qemu-system-x86_64 >/dev/null && command -v qemu-img >/dev/null &&
+  command -v qemu-io >/dev/null && command -v jq >/dev/null && command -v sqlite3 >/dev/null \
+  || { echo "SKIP: qemu-system-x86_64, qemu-img, qemu-io, jq or sqlite3 missing"; exit 77; }
+
+T=$(mktemp -d /tmp/sp-host-ops.XXXXXX)
+export STILLPOINT_STORE=$T/store.db
+export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}log_path=$T/sanitizer"
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}log_path=$T/sanitizer"
+QEMU_PID=
+cleanup() {
+  [ -n "$QEMU_PID" ] && kill "$QEMU_PID" 2>/dev/null || true
+  wait 2>/dev/null || true
+  rm -rf "$T"
+}
+trap cleanup EXIT
+
+fail() { echo "FAIL ($case_name): $*" >&2; [ -n "${SP_DEBUG:-}" ] && { list_json vm1; ls -la "$T/img"; for f in "$T"/img/*; do qemu-img info -U "$f" | grep -E "image|backing"; done; } >&2; exit 1; }
+check() { local what=$1; shift; "$@" || fail "$what"; echo "ok - $what"; }
+
+wait_socket() {
+  for _ in $(seq 400); do [ -S "$1" ] && return 0; sleep 0.05; done
+  fail "socket $1 never appeared"
+}
+
+start_qemu() { # [keep]
+  mkdir -p "$T/img"
+  if [ "${1:-}" != keep ]; then
+    qemu-img create -q -f qcow2 "$T/img/a.qcow2" 64M
+    qemu-img create -q -f qcow2 "$T/img/b.qcow2" 32M
+  fi
+  rm -f "$T/qmp.sock" "$T/mon.sock"
+  # qmp.sock is stillpoint's; mon.sock is the test's own monitor, usable while stillpoint works.
+  qemu-system-x86_64 -machine q35 -accel tcg -S -nodefaults -display none \
+    -qmp "unix:$T/qmp.sock,server=on,wait=off" -qmp "unix:$T/mon.sock,server=on,wait=off" \
+    -blockdev "driver=qcow2,node-name=disk0,file.driver=file,file.filename=$T/img/a.qcow2" \
+    -device virtio-blk-pci,drive=disk0,id=vda,serial=SPDATA0 \
+    -blockdev "driver=qcow2,node-name=disk1,file.driver=file,file.filename=$T/img/b.qcow2" \
+    -device virtio-blk-pci,drive=disk1,id=vdb,serial=SPDATA1 >"$T/qemu.out" &
+  QEMU_PID=$!
+  wait_socket "$T/qmp.sock"; wait_socket "$T/mon.sock"
+}
+
+stop_qemu() {
+  kill "$QEMU_PID"; wait "$QEMU_PID" 2>/dev/null || true; QEMU_PID=
+}
+
+# mon CMD-JSON...: runs QMP commands on the test's monitor, prints each return value.
+mon() {
+  python3 - "$T/mon.sock" "$@" <<'PY'
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); f = s.makefile("rw")
+json.loads(f.readline())
+def run(cmd):
+    f.write(json.dumps(cmd) + "\n"); f.flush()
+    while True:
+        m = json.loads(f.readline())
+        if "return" in m: return m["return"]
+        if "error" in m: sys.exit("QMP error: %s" % m["error"])
+run({"execute": "qmp_capabilities"})
+for c in sys.argv[2:]:
+    print(json.dumps(run(json.loads(c))))
+PY
+}
+
+# write DEV PATTERN OFFSET-MB [MB]: the VM writes (through its block layer, like a guest would).
+write() {
+  local out
+  out=$(mon "{\"execute\":\"human-monitor-command\",\"arguments\":{\"command-line\":\"qemu-io -d /machine/peripheral/$1/virtio-backend \\\"write -P $2 ${3}M ${4:-1}M\\\"\"}}")
+  [ "$out" = "\"\"" ] || fail "write $* failed: $out"
+}
+
+# settle: QEMU writes its qcow2 metadata back on a flush (as a guest's fsync causes); an outside
+# reader of the image files needs one first.
+settle() {
+  [ -n "$QEMU_PID" ] || return 0
+  local d
+  for d in vda vdb; do
+    mon "{\"execute\":\"human-monitor-command\",\"arguments\":{\"command-line\":\"qemu-io -d /machine/peripheral/$d/virtio-backend flush\"}}" >/dev/null
+  done
+}
+
+# holds FILE PATTERN OFFSET-MB [MB]: the image (read through its backing chain) holds the data.
+holds() {
+  local out
+  out=$(qemu-io -r -U -f qcow2 -c "read -P $2 ${3}M ${4:-1}M" "$1" 2>&1)
+  grep -q "^read " <<<"$out" && ! grep -q "failed" <<<"$out"
+}
+lacks() { ! holds "$@"; }
+
+list_json() { "$SP" --json checkpoint list "$1" 2>/dev/null; }
+cp_field() { list_json "$1" | jq -r --arg n "$2" ".checkpoints[] | select(.name == \$n) | $3"; }
+n_checkpoints() { list_json "$1" | jq '.checkpoints | length'; }
+chain_len() { qemu-img info -U --backing-chain --output=json "$1" | jq length; }
+running_image() { "$SP" --json vm disks "$1" | jq -r ".[] | select(.disk == \"$2\") | .image"; }
+clean() { qemu-img check -q "$1" >/dev/null 2>&1 || qemu-img check -U -q "$1"; }
+pending_ops() { sqlite3 "$STILLPOINT_STORE" "select count(*) from ops where state='intent'"; }
+
+# Every checkpoint's files exist, every overlay on disk belongs to the tree, nothing is pending.
+store_consistent() {
+  local vm=$1 json files
+  json=$(list_json "$vm")
+  [ "$(echo "$json" | jq '[.checkpoints[] | select(."missing-files")] | length')" = 0 ] || return 1
+  files=$(echo "$json" | jq -r '.checkpoints[].disks[] | .image, .overlay' | grep "/$vm-" | sort -u)
+  [ "$files" = "$(find "$T/img" -name "$vm-*.qcow2" | sort)" ] || return 1
+  [ "$(pending_ops)" = 0 ]
+}
+
+register() { "$SP" -q vm add "$1" --qmp "$T/qmp.sock"; }
+create() { "$SP" -q checkpoint create vm1 --type crash --name "$1" || fail "create $1"; }
+
+# A, B and the present: 0x11 at 0M before A, 0x22 at 1M before B, 0x33 at 2M after B.
+three_states() {
+  write vda 0x00 2 # a rerun on the same disk starts without the last run's 0x33
+  write vda 0x11 0; create A
+  write vda 0x22 1; create B
+  write vda 0x33 2
+}
+
+# B and the present hold what they held; nothing of later states leaks into B.
+b_and_present_intact() {
+  local bimg now
+  settle
+  bimg=$(cp_field vm1 B '.disks[0].image'); now=$(cp_field vm1 B '.disks[0].overlay')
+  holds "$bimg" 0x11 0 && holds "$bimg" 0x22 1 && lacks "$bimg" 0x33 2 &&
+    holds "$now" 0x11 0 && holds "$now" 0x22 1 && holds "$now" 0x33 2
+}
+
+case "$case_name" in
+delete-live)
+  start_qemu; register vm1; three_states
+  a_overlay=$(cp_field vm1 A '.disks[0].overlay')
+  before=$(chain_len "$(running_image vm1 vda)")
+  "$SP" checkpoint delete vm1 A 2>"$T/err" || { cat "$T/err"; fail "live delete of A"; }
+  check "merged live" grep -q "merging .* (live)" "$T/err"
+  check "A is gone, B is now the root" \
+    [ "$(list_json vm1 | jq -r '[.checkpoints[] | "\(.name):\(.parent)"] | join(",")')" = "B:null" ]
+  check "B and the present hold every record they held" b_and_present_intact
+  check "the chain is one link shorter" [ "$(chain_len "$(running_image vm1 vda)")" = $((before - 1)) ]
+  check "A's overlay removed" [ ! -e "$a_overlay" ]
+  check "qemu-img check clean" clean "$T/img/a.qcow2"
+  check "store and files agree" store_consistent vm1
+  # The active layer: B is current, so its overlay (the present) is committed into B's image
+  # (ready, then complete) and the VM runs on it.
+  "$SP" checkpoint delete vm1 B 2>"$T/err" || { cat "$T/err"; fail "live delete of B"; }
+  check "active commit" grep -q "(live, active layer)" "$T/err"
+  check "no checkpoint left" [ "$(n_checkpoints vm1)" = 0 ]
+  settle
+  check "the VM runs on its original image" [ "$(running_image vm1 vda)" = "$T/img/a.qcow2" ]
+  check "the present holds everything" \
+    bash -c "$(declare -f holds); holds $T/img/a.qcow2 0x11 0 && holds $T/img/a.qcow2 0x22 1 && holds $T/img/a.qcow2 0x33 2"
+  check "no overlay left" [ "$(find "$T/img" -name 'vm1-*' | wc -l)" = 0 ]
+  write vda 0x44 3
+  settle
+  check "the VM writes to its image again" holds "$T/img/a.qcow2" 0x44 3
+  ;;
+delete-offline)
+  start_qemu; register vm1; three_states
+  stop_qemu
+  a_overlay=$(cp_field vm1 A '.disks[0].overlay')
+  now=$(cp_field vm1 B '.disks[0].overlay')
+  before=$(chain_len "$now")
+  "$SP" checkpoint delete vm1 A 2>"$T/err" || { cat "$T/err"; fail "offline delete of A"; }
+  check "merged offline" grep -q "merging .* (offline)" "$T/err"
+  check "B and the present hold every record they held" b_and_present_intact
+  check "the chain is one link shorter" [ "$(chain_len "$now")" = $((before - 1)) ]
+  check "the present's backing file is re-pointed" \
+    [ "$(qemu-img info --output=json "$now" | jq -r '."backing-filename"')" = "$T/img/a.qcow2" ]
+  check "A's overlay removed" [ ! -e "$a_overlay" ]
+  check "qemu-img check clean" clean "$T/img/a.qcow2"
+  check "store and files agree" store_consistent vm1
+  "$SP" --json checkpoint delete vm1 B >"$T/out" 2>"$T/err" || { cat "$T/err"; fail "offline delete of B"; }
+  check "--json: progress lines with percentages" \
+    jq -se '[.[] | select(.event == "progress")] | length > 0 and (map(.percent) | max) == 100' "$T/out" >/dev/null
+  check "--json: the result" jq -se '.[-1].event == "deleted"' "$T/out" >/dev/null
+  check "the image holds the present" \
+    bash -c "$(declare -f holds); holds $T/img/a.qcow2 0x11 0 && holds $T/img/a.qcow2 0x22 1 && holds $T/img/a.qcow2 0x33 2"
+  check "no overlay left" [ "$(find "$T/img" -name 'vm1-*' | wc -l)" = 0 ]
+  start_qemu keep
+  check "QEMU starts on the merged image" [ "$(running_image vm1 vda)" = "$T/img/a.qcow2" ]
+  ;;
+delete-while-writing)
+  # The VM writes 24 MiB while its active layer is committed at a throttled speed: the job mirrors
+  # those writes, and after the pivot the image holds every byte.
+  start_qemu; register vm1
+  write vda 0x11 0 8; create A
+  write vda 0x22 8 8
+  STILLPOINT_TEST_COMMIT_SPEED=$((4 * 1024 * 1024)) "$SP" checkpoint delete vm1 A 2>"$T/err" & pid=$!
+  until mon '{"execute":"query-block-jobs"}' | grep -q '"type": "commit"'; do sleep 0.05; done
+  for i in 0 1 2; do write vda 0x5$i $((16 + i * 8)) 8; done
+  wait $pid || { cat "$T/err"; fail "delete while writing"; }
+  settle
+  check "the writes happened while the job ran" grep -q "(live, active layer)" "$T/err"
+  for i in 0 1 2; do
+    check "write $i made during the merge is in the image" holds "$T/img/a.qcow2" 0x5$i $((16 + i * 8)) 8
+  done
+  check "older data too" bash -c "$(declare -f holds); holds $T/img/a.qcow2 0x11 0 8 && holds $T/img/a.qcow2 0x22 8 8"
+  check "qemu-img check clean" clean "$T/img/a.qcow2"
+  ;;
+delete-kill9)
+  start_qemu; register vm1
+  for step in planned committing merged:vda recorded; do
+    three_states
+    set +e; STILLPOINT_TEST_CRASH_AT=$step "$SP" -q checkpoint delete vm1 A 2>/dev/null; rc=$?; set -e
+    [ $rc = 137 ] || fail "not killed at $step (rc $rc)"
+    check "after a kill at $step: the operation is pending" [ "$(pending_ops)" = 1 ]
+    "$SP" vm recover vm1 2>"$T/err" || { cat "$T/err"; fail "recovery after $step"; }
+    check "after a kill at $step: A is gone" [ "$(list_json vm1 | jq -r '[.checkpoints[].name] | join(",")')" = B ]
+    check "after a kill at $step: no data lost" b_and_present_intact
+    check "after a kill at $step: store and files agree" store_consistent vm1
+    check "after a kill at $step: image clean" clean "$T/img/a.qcow2"
+    "$SP" -q checkpoint delete vm1 B || fail "cleanup after $step"
+  done
+  # Killed while an active commit waits for its pivot: the job stays READY in QEMU, the next run
+  # completes it.
+  three_states
+  "$SP" -q checkpoint delete vm1 A || fail "delete A"
+  set +e; STILLPOINT_TEST_CRASH_AT=committing "$SP" -q checkpoint delete vm1 B 2>/dev/null; set -e
+  check "active commit left waiting in QEMU" bash -c "$(declare -f mon); T=$T; mon '{\"execute\":\"query-block-jobs\"}' | grep -q commit"
+  "$SP" -q vm recover vm1 || fail "recovery of an active commit"
+  check "active commit: completed, the VM runs on its image" [ "$(running_image vm1 vda)" = "$T/img/a.qcow2" ]
+  settle
+  check "active commit: no data lost" \
+    bash -c "$(declare -f holds); holds $T/img/a.qcow2 0x11 0 && holds $T/img/a.qcow2 0x22 1 && holds $T/img/a.qcow2 0x33 2"
+  check "active commit: no checkpoint, no overlay left" \
+    [ "$(n_checkpoints vm1) $(find "$T/img" -name 'vm1-*' | wc -l) $(pending_ops)" = "0 0 0" ]
+  # Offline: killed inside the merge, the rerun commits again from the intact top.
+  three_states; stop_qemu
+  set +e; STILLPOINT_TEST_CRASH_AT=merged:vda "$SP" -q checkpoint delete vm1 A 2>/dev/null; set -e
+  "$SP" -q vm recover vm1 || fail "offline recovery"
+  check "offline kill: no data lost" b_and_present_intact
+  check "offline kill: store and files agree" store_consistent vm1
+  ;;
+subtree)
+  start_qemu; register vm1
+  write vda 0x11 0; create A
+  write vda 0x22 1; create B
+  write vda 0x33 2; create C
+  write vda 0x44 3
+  if "$SP" checkpoint delete vm1 nosuch 2>"$T/err"; then fail "deleted a missing checkpoint"; fi
+  check "a missing checkpoint is named" grep -q "VM 'vm1' has no checkpoint 'nosuch'" "$T/err"
+  "$SP" -q checkpoint delete vm1 B --subtree || fail "subtree delete"
+  check "exactly B and C went; A stays" [ "$(list_json vm1 | jq -r '[.checkpoints[].name] | join(",")')" = A ]
+  check "A is current" [ "$(cp_field vm1 A .current)" = true ]
+  now=$(running_image vm1 vda); settle
+  check "the present keeps every write" \
+    bash -c "$(declare -f holds); holds $now 0x11 0 && holds $now 0x22 1 && holds $now 0x33 2 && holds $now 0x44 3"
+  check "A still holds only its own" \
+    bash -c "$(declare -f holds lacks); holds $T/img/a.qcow2 0x11 0 && lacks $T/img/a.qcow2 0x22 1"
+  check "store and files agree" store_consistent vm1
+  ;;
+rename)
+  start_qemu; register vm1; create A; create B
+  name100=$(printf 'n%.0s' $(seq 100)); name101=$(printf 'n%.0s' $(seq 101))
+  bad() { # what new-name expected-message
+    if "$SP" checkpoint rename vm1 A "$2" 2>"$T/err"; then fail "$1 accepted"; fi
+    check "$1 refused" grep -q "$3" "$T/err"
+    check "$1: nothing changed" [ "$(list_json vm1 | jq -r '[.checkpoints[].name] | join(",")')" = A,B ]
+  }
+  bad "empty name" "" "1 to 100 characters (got 0)"
+  bad "101 characters" "$name101" "1 to 100 characters (got 101)"
+  bad "a duplicate" B "is already named 'B'"
+  bad "a tab" "$(printf 'a\tb')" "control characters"
+  bad "a newline" "$(printf 'a\nb')" "control characters"
+  bad "an escape" "$(printf 'a\033b')" "control characters"
+  "$SP" checkpoint rename vm1 A x || fail "1 character"
+  check "1 character accepted" [ "$(list_json vm1 | jq -r '.checkpoints[0].name')" = x ]
+  "$SP" checkpoint rename vm1 x "$name100" || fail "100 characters"
+  check "100 characters accepted" [ "$(list_json vm1 | jq -r '.checkpoints[0].name')" = "$name100" ]
+  "$SP" checkpoint rename vm1 '#1' "ünïcödé – 100 chars max" || fail "by id, unicode"
+  check "renamed by id, unicode kept" [ "$(list_json vm1 | jq -r '.checkpoints[0].name')" = "ünïcödé – 100 chars max" ]
+  "$SP" checkpoint rename vm1 B B || fail "renaming to its own name"
+  check "renaming to its own name is fine" [ "$(list_json vm1 | jq -r '.checkpoints[1].name')" = B ]
+  ;;
+export)
+  start_qemu; register vm1
+  write vda 0x11 0; write vdb 0x55 0; create A
+  write vda 0x22 1
+  settle
+  "$SP" -q checkpoint export vm1 A "$T/out" || fail "export while running"
+  check "manifest names both disks" \
+    [ "$(jq -r '[.checkpoint, (.disks[] | .file)] | join(" ")' "$T/out/manifest.json")" = "A vm1-vda.qcow2 vm1-vdb.qcow2" ]
+  for f in "$T/out/vm1-vda.qcow2" "$T/out/vm1-vdb.qcow2"; do
+    check "$(basename "$f") has no backing file" \
+      [ "$(qemu-img info --output=json "$f" | jq -r '."backing-filename" // "none"')" = none ]
+    check "$(basename "$f") is clean" qemu-img check -q "$f"
+  done
+  check "the export holds A's data and nothing later" \
+    bash -c "$(declare -f holds lacks); holds $T/out/vm1-vda.qcow2 0x11 0 && lacks $T/out/vm1-vda.qcow2 0x22 1 && holds $T/out/vm1-vdb.qcow2 0x55 0"
+  if "$SP" checkpoint export vm1 A "$T/out" 2>"$T/err"; then fail "export over an existing one"; fi
+  check "refuses to overwrite" grep -q "already exists" "$T/err"
+  "$SP" -q checkpoint export vm1 A "$T/raw" --format raw || fail "raw export"
+  check "raw export is raw and holds A" \
+    bash -c "[ \"\$(qemu-img info --output=json $T/raw/vm1-vda.raw | jq -r .format)\" = raw ] && cmp -n 1048576 $T/raw/vm1-vda.raw <(head -c 1048576 /dev/zero | tr '\\0' '\\021')"
+  set +e; STILLPOINT_TEST_CRASH_AT=exporting "$SP" -q checkpoint export vm1 A "$T/killed" 2>/dev/null; set -e
+  "$SP" -q vm recover vm1 || fail "recovery of a killed export"
+  check "a killed export is cleaned up" [ -z "$(ls -A "$T/killed")" ]
+  check "journal closed" [ "$(pending_ops)" = 0 ]
+  ;;
+*)
+  fail "unknown case"
+  ;;
+esac
+if ls "$T"/sanitizer.* >/dev/null 2>&1; then cat "$T"/sanitizer.* >&2; fail "sanitizer report"; fi
+echo "PASS host/ops/$case_name"
