@@ -23,7 +23,9 @@ import time
 
 BENCH = os.path.dirname(os.path.abspath(__file__))
 TOP = os.path.dirname(BENCH)
-sys.path.insert(0, os.path.join(TOP, "tests", "guest"))
+# The runner of the tree being measured (bench/run passes --src, the snapshot of HEAD it built).
+_src = sys.argv[sys.argv.index("--src") + 1] if "--src" in sys.argv[:-1] else TOP
+sys.path.insert(0, os.path.join(_src, "tests", "guest"))
 from spguest import (Disk, Guest, GuestError, QgaClient, WorkloadClient, QGA_PORT,  # noqa: E402
                      WORKLOAD_PORT, _read_line)
 
@@ -406,6 +408,7 @@ def run_window(cfg, tools, n_disks, results):
         vm = Vm(g, f"bench{n_disks}", os.path.join(work, "store.db"), tools["cli"], work)
         for load in cfg.loads:
             g.helper(load_line(load, n_disks, cfg.mbps))
+            results.setdefault("loadavg_samples", []).append(os.getloadavg()[0])
             time.sleep(cfg.warmup if load != "idle" else 0.5)
             # The first checkpoint finds what later ones find: one gap's worth of dirty pages.
             g.helper("sync")
@@ -431,6 +434,7 @@ def run_window(cfg, tools, n_disks, results):
         vm.close()  # B's agent connection too: QEMU serves one client per port
         vm = None
         if n_disks == 1:
+            results["footprint"]["idle_cpu"] = idle_cpu(g, cfg.idle_cpu_s)
             results["footprint"]["startup"] = startup(g, cfg.startup_reps)
     finally:
         if vm:
@@ -494,6 +498,26 @@ def run_diag(cfg, vm, n_disks):
                         f"{(t2 - t1) * 1000:.1f} ms, stall {stall:.1f} ms, agent CPU {cpu:.0f} ms")
     finally:
         sp.close()
+    return out
+
+
+def idle_cpu(g, seconds):
+    """Each agent's CPU per second doing nothing, with no host on its port and with one."""
+    out = {}
+    for state in ("no host", "host connected"):
+        clients = []
+        if state == "host connected":
+            for path in (g.qga_path, g.sp_path):
+                c = QgaClient(path)
+                c.sync(timeout=10)
+                clients.append(c)
+        c0 = agent_cpu(g)
+        time.sleep(seconds)
+        c1 = agent_cpu(g)
+        for c in clients:
+            c.close()
+        out[state] = {k: round((c1[k] - c0[k]) / seconds, 1) for k in c0}
+    log(f"idle CPU, ms per s: {out}")
     return out
 
 
@@ -616,6 +640,7 @@ def main(argv):
     p.add_argument("--quick", action="store_true")
     p.add_argument("--work", required=True)
     p.add_argument("--guest", required=True)
+    p.add_argument("--src", default=TOP, help="source tree measured (its tests/guest/spguest.py)")
     p.add_argument("--cli", required=True)
     p.add_argument("--agent", required=True)
     p.add_argument("--qga", required=True)
@@ -626,12 +651,12 @@ def main(argv):
     if a.quick:
         a.reps, a.settle, a.gap, a.warmup, a.mbps = 2, 0.3, 0.8, 0.5, 12
         a.disk_counts, a.scale, a.scale_reps, a.merge_mib, a.startup_reps = [1, 4], [2], 1, [64], 1
-        a.diag, a.diag_reps = True, 1
+        a.diag, a.diag_reps, a.idle_cpu_s = True, 1, 2.0
     else:
         a.reps, a.settle, a.gap, a.warmup, a.mbps = 6, 0.5, 3.0, 4.0, 12
         a.disk_counts, a.scale, a.scale_reps, a.merge_mib, a.startup_reps = \
             [1, 4], [1, 2, 4], 3, [16, 64, 256], 5
-        a.diag, a.diag_reps = True, 4
+        a.diag, a.diag_reps, a.idle_cpu_s = True, 4, 5.0
     tools = {"guest": a.guest, "cli": a.cli, "agent": a.agent, "qga": a.qga}
     results = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                "quick": a.quick, "machine": machine(), "binaries": binary_sizes(tools),

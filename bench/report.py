@@ -163,6 +163,10 @@ def footprint_table(res):
     n = len(cpu["A"])
     row(f"CPU per checkpoint (all its agent commands), ms (mean of {n}; 10 ms ticks)", statistics.mean(cpu["A"]) if cpu["A"] else None,
         statistics.mean(cpu["B"]) if cpu["B"] else None, 1)
+    ic = fp.get("idle_cpu", {})
+    for state in ("no host", "host connected"):
+        if state in ic:
+            row(f"CPU idle, {state}, ms per s", ic[state].get("stillpoint"), ic[state].get("qemu-ga"), 1)
     row("start-up: exec → port open, ms (median)", med(startup.get("stillpoint", [])),
         med(startup.get("qemu-ga", [])), 1)
     row("binary, kB", bins["stillpoint"]["bytes"] / 1024, bins["qemu-ga"]["bytes"] / 1024)
@@ -205,7 +209,10 @@ def merge_table(res):
 def markdown(res, png):
     m = res["machine"]
     la0, la1 = ", ".join(m["loadavg_start"]), ", ".join(m["loadavg_end"])
-    busy = float(m["loadavg_start"][0]) > 0.5 * m["cores"] or float(m["loadavg_end"][0]) > 0.5 * m["cores"]
+    samples = res.get("loadavg_samples", [])
+    during = f"; 1-min load average sampled during the run: {min(samples):.1f}–{max(samples):.1f}" \
+        if samples else ""
+    busy = max([float(m["loadavg_start"][0]), float(m["loadavg_end"][0])] + samples) > 0.5 * m["cores"] + 1.5
     out = [f"# stillpoint benchmarks: {res['date']} on {m['host']}" + (" (quick run)" if res["quick"] else ""),
            "",
            f"Machine: {m['cpu']}, {m['cores']} cores, {m['mem_mb']} MiB, Linux {m['kernel']}, "
@@ -213,10 +220,11 @@ def markdown(res, png):
            "several times a KVM host's; read the A/B ratios). Guest: Debian kernel, busybox "
            "initramfs, 1 vCPU, 512 MiB, ext4 data disks (qcow2, virtio-blk).",
            "",
-           f"Load average (1, 5, 15 min) at start {la0}, at end {la1}"
-           + (" — other engineers were using the CPU during this run (builds, tests, their own "
-              "VMs), so absolute numbers are noisy; A and B were interleaved on the same guest so "
-              "the noise falls on both." if busy else "."),
+           f"Load average (1, 5, 15 min) at start {la0}, at end {la1}{during}. This run's own VM "
+           "accounts for about 1–1.5 of it"
+           + (" (N for the N-VM scale part); the rest is other engineers' builds, tests and VMs on "
+              "the same 2 cores, so absolute numbers are noisy. A and B were interleaved on the "
+              "same guest, so the noise falls on both." if busy else "."),
            f"Run: {res['params']['reps']} checkpoints per side and load, alternating (AB, BA, ...), "
            f"{res['params']['gap_s']} s between checkpoints; buffered writer "
            f"{res['params']['buffered_mib_s']} MiB/s in 64 KiB writes; fsync writer 4 KiB + fsync "
