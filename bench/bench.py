@@ -233,6 +233,9 @@ class BenchGuest(Guest):
                 break
             except TimeoutError:
                 continue
+            except OSError:  # QEMU went away: say why
+                self._check_alive("booting")
+                raise
         self._workload_conn = client
         self.boot_to_ping = time.monotonic() - self.t_launch
         return self.boot_to_ping
