@@ -296,7 +296,8 @@ class Vm:
                            capture_output=True, text=True)
         if r.returncode != 0:
             raise GuestError(f"stillpoint {' '.join(args)}: {r.stderr.strip()}")
-        return json.loads(r.stdout) if r.stdout.strip().startswith("{") else r.stdout
+        lines = [l for l in r.stdout.splitlines() if l.startswith("{")]
+        return json.loads(lines[-1]) if lines else r.stdout
 
     def checkpoint_a(self):
         ma, mq = self.px_sp.mark(), self.px_qmp_a.mark()
@@ -576,6 +577,10 @@ def run_scale(cfg, tools, results):
                     + ", ".join(f"{o['window_ms']:.0f}" for o in out) + " ms")
                 time.sleep(cfg.settle)
             results["scale"].append({"vms": n, "rounds": rounds})
+            if n == cfg.scale[0] and "merge" in cfg.only_parts:
+                for g in guests[1:]:
+                    g.helper("load idle")  # the others stay quiet while vm0 merges
+                run_delete(cfg, vms[0], results)
         finally:
             for vm in vms:
                 vm.close()
@@ -583,7 +588,23 @@ def run_scale(cfg, tools, results):
                 g.stop()
 
 
-# -- merge: qemu-img commit vs data written ----------------------------------------------------
+# -- merge: checkpoint delete and qemu-img commit vs data written -------------------------------
+
+def run_delete(cfg, vm, results):
+    """Live merge of the current checkpoint (the active layer: block-commit, ready, complete)
+    after MIB MiB were written into the VM's overlay since the checkpoint was made."""
+    vm.g.helper("load idle")
+    for mib in cfg.merge_mib:
+        cp = vm.sp("checkpoint", "create", vm.name)
+        fill = vm.g.helper(f"fill /mnt/d0 {mib}")
+        t0 = time.monotonic()
+        vm.sp("checkpoint", "delete", vm.name, f"#{cp['id']}")
+        dt = time.monotonic() - t0
+        results["delete"].append({"mib": mib, "delete_ms": round(dt * 1000, 1),
+                                  "mib_per_s": round(mib / dt, 1),
+                                  "fill_ms": round(fill["us"] / 1000, 1)})
+        log(f"delete: live merge of a checkpoint with {mib} MiB written since took {dt * 1000:.0f} ms")
+
 
 def run_merge(cfg, results):
     work = os.path.join(cfg.work, "merge")
@@ -653,21 +674,21 @@ def main(argv):
     a.loads = ["idle", "fsync", "buffered"]
     if a.quick:
         a.reps, a.settle, a.gap, a.warmup, a.mbps = 2, 0.3, 0.8, 0.5, 12
-        a.disk_counts, a.scale, a.scale_reps, a.merge_mib, a.startup_reps = [1, 4], [2], 1, [64], 1
+        a.disk_counts, a.scale, a.scale_reps, a.merge_mib, a.startup_reps = [1, 4], [2], 1, [48], 1
         a.diag, a.diag_reps, a.idle_cpu_s = True, 1, 2.0
     else:
         a.reps, a.settle, a.gap, a.warmup, a.mbps = 6, 0.5, 3.0, 4.0, 12
         a.disk_counts, a.scale, a.scale_reps, a.merge_mib, a.startup_reps = \
-            [1, 4], [1, 2, 4], 3, [16, 64, 256], 5
+            [1, 4], [1, 2, 4], 3, [16, 64, 160], 5
         a.diag, a.diag_reps, a.idle_cpu_s = True, 4, 5.0
     tools = {"guest": a.guest, "cli": a.cli, "agent": a.agent, "qga": a.qga}
     results = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
                "quick": a.quick, "machine": machine(), "binaries": binary_sizes(tools),
                "params": {"reps": a.reps, "settle_s": a.settle, "gap_s": a.gap, "warmup_s": a.warmup,
                           "buffered_mib_s": a.mbps, "disk_size": DISK_SIZE},
-               "window": [], "footprint": {}, "scale": [], "merge": []}
+               "window": [], "footprint": {}, "scale": [], "merge": [], "delete": []}
     t0 = time.monotonic()
-    only = a.only.split(",")
+    only = a.only_parts = a.only.split(",")
     if "window" in only:
         for n in a.disk_counts:
             run_window(a, tools, n, results)

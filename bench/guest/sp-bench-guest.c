@@ -17,6 +17,7 @@
  *   meminfo                Dirty and Writeback in kB
  *   sync                   sync(2): write back every dirty page now
  *   syncfs DIR             time one syncfs(2) of DIR's filesystem: {"us"}
+ *   fill DIR MIB           write MIB MiB of new data to DIR/bench-fill (1 MiB writes), fsync: {"us"}
  */
 #define _GNU_SOURCE
 #include <dirent.h>
@@ -345,6 +346,34 @@ static void proc_report(char *out, size_t len)
                 snprintf(out + o, len - o, "}");
 }
 
+/* New data (a counter in every 8 bytes) so that nothing is shared or zero in the overlay. */
+static void fill(const char *dir, int mib, char *out, size_t len)
+{
+        static uint64_t counter;
+        char path[300];
+        size_t chunk = 1 << 20;
+        uint64_t *buf = malloc(chunk);
+        snprintf(path, sizeof(path), "%s/bench-fill", dir);
+        int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        int64_t t0 = now_ns();
+        int err = fd < 0 || buf == NULL ? errno : 0;
+        for (int i = 0; !err && i < mib; i++) {
+                for (size_t k = 0; k < chunk / 8; k++)
+                        buf[k] = ++counter;
+                if (write(fd, buf, chunk) != (ssize_t)chunk)
+                        err = errno ? errno : EIO;
+        }
+        if (!err && fsync(fd) != 0)
+                err = errno;
+        if (fd >= 0)
+                close(fd);
+        free(buf);
+        if (err)
+                snprintf(out, len, "{\"error\": \"fill %s: %s\"}", path, strerror(err));
+        else
+                snprintf(out, len, "{\"us\": %" PRId64 "}", (now_ns() - t0) / 1000);
+}
+
 static void handle(char *line, char *out, size_t len)
 {
         char *argv[16];
@@ -383,6 +412,8 @@ static void handle(char *line, char *out, size_t len)
                         snprintf(out, len, "{\"error\": \"syncfs %s: %s\"}", argv[1], strerror(errno));
                 else
                         snprintf(out, len, "{\"us\": %" PRId64 "}", (t1 - t0) / 1000);
+        } else if (strcmp(argv[0], "fill") == 0 && argc == 3) {
+                fill(argv[1], atoi(argv[2]), out, len);
         } else if (strcmp(argv[0], "meminfo") == 0) {
                 snprintf(out, len, "{\"dirty_kb\": %ld, \"writeback_kb\": %ld}",
                          status_kb(0, "meminfo", "Dirty"), status_kb(0, "meminfo", "Writeback"));
