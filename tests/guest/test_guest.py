@@ -114,6 +114,8 @@ def test_freeze_blocks_writes_loses_none(a):
         resumed = g.workload(f"wait {during['last'] + 20}")
         expect("error" not in resumed, f"writes did not resume after the thaw: {resumed}")
 
+        samples = g.workload("latencies")["samples"]
+        expect(len(samples) >= resumed["writes"], f"{len(samples)} latencies for {resumed['writes']} writes")
         final = g.workload("stop")
         stalls = {s["record"]: s["ms"] for s in final["stalls"]}
         expect(blocked in stalls and stalls[blocked] >= FREEZE_HOLD_S * 1000 * 0.9,
@@ -196,6 +198,19 @@ def test_lease_expiry_thaws_by_itself(a):
         measure("write blocked by the leased freeze", longest, "ms")
 
 
+# What must never appear on the guest's console: a sanitizer report or a crash of the agent
+# (abort_on_error makes ASan end it), a kernel oops or warning.
+CONSOLE_ALARMS = ("AddressSanitizer", "UndefinedBehaviorSanitizer", "runtime error:",
+                  "exited with status", "Kernel panic", "BUG:", "WARNING:", "Call Trace")
+
+
+def check_console(run_dir):
+    with open(os.path.join(run_dir, "console.log"), errors="replace") as f:
+        lines = f.read().splitlines()
+    bad = [line for line in lines if any(alarm in line for alarm in CONSOLE_ALARMS)]
+    expect(not bad, "the guest console reports trouble:\n" + "\n".join(bad[:20]))
+
+
 TESTS = {
     "boot-ping": test_boot_ping,
     "fsinfo-serials": test_fsinfo_serials,
@@ -219,6 +234,7 @@ def main():
     t = time.monotonic()
     try:
         TESTS[a.test](a)
+        check_console(a.run_dir)
     except (TestFailure, QgaError) as e:
         print(f"FAIL {a.agent}/{a.test}: {e}", file=sys.stderr)
         console = os.path.join(a.run_dir, "console.log")
