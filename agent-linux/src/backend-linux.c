@@ -1,5 +1,6 @@
-/* backend-linux: freeze = plan → hooks → open+syncfs → state file → FIFREEZE → lease timer;
- * thaw = FITHAW in reverse → state file removed → logs flushed → thaw hooks. */
+/* backend-linux: freeze = plan → hooks → writers Prepare, Freeze → open+syncfs → state file →
+ * FIFREEZE → lease timer; thaw = FITHAW in reverse → state file removed → logs flushed →
+ * writers Thaw → thaw hooks. */
 #define _GNU_SOURCE
 #include "backend-linux.h"
 
@@ -26,6 +27,9 @@ struct SpLinuxBackend {
     SpFreezer freezer;
     SpLease lease;
     SpHooks *hooks;
+    SpWriters *writers;    /* borrowed; NULL = none */
+    SpWriterReport *status_writers;
+    size_t n_status_writers;
     guint lease_timer;
     GArray *frozen_fs;     /* SpFsEntry of the current freeze, for status */
     GArray *status_fs;     /* copy handed out by status */
@@ -102,6 +106,7 @@ void sp_linux_backend_free(SpLinuxBackend *b)
     sp_hooks_free(b->hooks);
     g_array_unref(b->frozen_fs);
     g_array_unref(b->status_fs);
+    sp_writer_reports_free(b->status_writers, b->n_status_writers);
     g_free(b->mountinfo_path);
     g_free(b->sysfs_root);
     g_free(b);
@@ -110,6 +115,11 @@ void sp_linux_backend_free(SpLinuxBackend *b)
 void sp_linux_backend_set_keepalive(SpLinuxBackend *b, void (*fn)(void *data), void *data)
 {
     sp_hooks_set_keepalive(b->hooks, fn, data);
+}
+
+void sp_linux_backend_set_writers(SpLinuxBackend *b, SpWriters *writers)
+{
+    b->writers = writers;
 }
 
 guint sp_linux_backend_hook_count(SpLinuxBackend *b)
@@ -405,6 +415,7 @@ static int backend_freeze(void *self, const SpFreezeRequest *req, SpFreezeResult
     SpLinuxBackend *b = self;
     SpFreezePlan *plan = NULL;
     g_autoptr(GError) hook_error = NULL;
+    g_autoptr(GError) writer_error = NULL;
     g_autoptr(GHashTable) ids = NULL;
     gint64 lease_ms = req->lease_ms > 0 ? req->lease_ms : b->config->default_lease_ms;
     gint64 epoch;
@@ -420,8 +431,18 @@ static int backend_freeze(void *self, const SpFreezeRequest *req, SpFreezeResult
         return -1;
     }
     epoch = b->lease.epoch + 1;
+    /* Writers flush and hold their writes before syncfs, so the flush carries them. */
+    if (b->writers && !sp_writers_freeze(b->writers, epoch, &writer_error)) {
+        set_error(err, SP_CODE_WRITER_FAILED, "%s; nothing was frozen", writer_error->message);
+        g_warning("%s", err->desc);
+        hooks_release(b);
+        sp_plan_free(plan);
+        return -1;
+    }
     if (freeze_plan(b, plan, epoch, err) < 0) {
         g_warning("%s", err->desc);
+        if (b->writers)
+            sp_writers_thaw(b->writers, epoch, "aborted", FALSE);
         hooks_release(b);
         sp_plan_free(plan);
         return -1;
@@ -431,6 +452,8 @@ static int backend_freeze(void *self, const SpFreezeRequest *req, SpFreezeResult
                                          : b->config->thaw_on_hangup);
     b->lease_timer = g_timeout_add_full(G_PRIORITY_HIGH, (guint)lease_ms, lease_expired_cb, b, NULL);
     fill_result(b, plan, ids, ret);
+    if (b->writers)
+        ret->writers = sp_writers_reports(b->writers, &ret->n_writers);
     ret->epoch = epoch;
     ret->lease_ms = lease_ms;
     g_message("froze %zu filesystem(s) (freeze %" G_GINT64_FORMAT ", lease %" G_GINT64_FORMAT
@@ -463,6 +486,10 @@ static void thaw_now(SpLinuxBackend *b, SpThawReason reason, SpThawResult *ret)
     g_message("thawed %zu filesystem(s) (freeze %" G_GINT64_FORMAT ", %s, held %" G_GINT64_FORMAT
               " ms, %s)", report.n_thawed, b->lease.last_epoch, sp_thaw_reason_str(reason),
               b->lease.last_held_ms, b->lease.last_consistent ? "consistent" : "not consistent");
+    /* After FITHAW: a writer releasing its writes must find the disks writable. */
+    if (b->writers)
+        sp_writers_thaw(b->writers, b->lease.last_epoch, sp_thaw_reason_str(reason),
+                        b->lease.last_consistent);
     if (!sp_hooks_thaw(b->hooks, &hook_error))
         g_warning("thaw hook: %s", hook_error->message);
     ret->epoch = b->lease.last_epoch;
@@ -538,6 +565,13 @@ static void backend_status(void *self, SpFreezeStatus *ret)
     ret->has_last_thaw = b->lease.last_valid;
     if (b->lease.last_valid)
         last_thaw(b, &ret->last_thaw);
+    sp_writer_reports_free(b->status_writers, b->n_status_writers);
+    b->status_writers = NULL;
+    b->n_status_writers = 0;
+    if (b->writers)
+        b->status_writers = sp_writers_reports(b->writers, &b->n_status_writers);
+    ret->writers = b->status_writers;
+    ret->n_writers = b->n_status_writers;
 }
 
 /* ---- guest-get-fsinfo ---- */

@@ -5,6 +5,7 @@
 #include "config.h"
 #include "freeze-backend.h"
 #include "freezer.h"
+#include "writers.h"
 
 typedef struct SpLinuxBackend SpLinuxBackend;
 
@@ -25,6 +26,8 @@ gboolean sp_linux_backend_is_frozen(SpLinuxBackend *backend);
 guint sp_linux_backend_hook_count(SpLinuxBackend *backend);
 /* See sp_hooks_set_keepalive(). */
 void sp_linux_backend_set_keepalive(SpLinuxBackend *backend, void (*fn)(void *data), void *data);
+/* Application writers to call around every freeze (NULL = none); borrowed. */
+void sp_linux_backend_set_writers(SpLinuxBackend *backend, SpWriters *writers);
 /* A channel hung up: thaw if it owns the freeze and the config says so. */
 void sp_linux_backend_channel_closed(SpLinuxBackend *backend, unsigned channel);
 /* Thaw now, for this reason (SIGTERM). */

@@ -23,7 +23,18 @@ void sp_freeze_result_clear(SpFreezeResult *r)
     }
     free(r->frozen);
     free(r->skipped);
+    sp_writer_reports_free(r->writers, r->n_writers);
     memset(r, 0, sizeof(*r));
+}
+
+void sp_writer_reports_free(SpWriterReport *reports, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        free(reports[i].name);
+        free(reports[i].message);
+        free(reports[i].thaw_message);
+    }
+    free(reports);
 }
 
 static SpJson *fs_entry_json(const SpFsEntry *e)
@@ -197,9 +208,31 @@ static SpJson *cmd_sp_capabilities(void *ctx, const SpJson *args, SpCommandError
     sp_json_object_set_bool(freeze, "thaw-on-hangup", c->thaw_on_hangup);
     sp_json_object_set_bool(freeze, "standard-thaw-on-hangup", c->standard_thaw_on_hangup);
     sp_json_object_set_bool(freeze, "hooks", c->hooks);
-    sp_json_object_set_bool(freeze, "writers", false);
+    sp_json_object_set_bool(freeze, "writers", c->writers);
     sp_json_object_set(o, "freeze", freeze);
     return o;
+}
+
+/* One entry per writer that took part: its last phase and how it went, then its thaw. */
+static SpJson *writers_json(const SpWriterReport *w, size_t n)
+{
+    SpJson *a = sp_json_new_array();
+
+    for (size_t i = 0; i < n; i++) {
+        SpJson *e = sp_json_new_object();
+        sp_json_object_set_string(e, "name", w[i].name);
+        sp_json_object_set_string(e, "phase", w[i].phase ? w[i].phase : "prepare");
+        sp_json_object_set_string(e, "result", w[i].result ? w[i].result : "ok");
+        sp_json_object_set_int(e, "ms", w[i].ms);
+        if (w[i].message)
+            sp_json_object_set_string(e, "message", w[i].message);
+        if (w[i].thaw_result)
+            sp_json_object_set_string(e, "thaw", w[i].thaw_result);
+        if (w[i].thaw_message)
+            sp_json_object_set_string(e, "thaw-message", w[i].thaw_message);
+        sp_json_array_append(a, e);
+    }
+    return a;
 }
 
 static SpJson *freeze_result_json(const SpFreezeResult *res)
@@ -220,6 +253,7 @@ static SpJson *freeze_result_json(const SpFreezeResult *res)
     sp_json_object_set_int(o, "lease-ms", res->lease_ms);
     sp_json_object_set(o, "frozen", fs_list_json(res->frozen, res->n_frozen));
     sp_json_object_set(o, "skipped", skipped);
+    sp_json_object_set(o, "writers", writers_json(res->writers, res->n_writers));
     return o;
 }
 
@@ -331,6 +365,7 @@ static SpJson *cmd_sp_status(void *ctx, const SpJson *args, SpCommandError *err)
     sp_json_object_set(o, "frozen", fs_list_json(st.frozen_fs, st.n_frozen_fs));
     if (st.has_last_thaw)
         sp_json_object_set(o, "last-thaw", thaw_json(&st.last_thaw));
+    sp_json_object_set(o, "writers", writers_json(st.writers, st.n_writers));
     return o;
 }
 

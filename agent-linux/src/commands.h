@@ -15,6 +15,7 @@ typedef struct {
     int64_t default_lease_ms, max_lease_ms, min_lease_ms;
     bool thaw_on_hangup, standard_thaw_on_hangup;
     bool hooks;
+    bool writers;           /* application writers are served (when a system bus runs) */
 } SpCommands;
 
 const SpCommandTable *sp_commands_table(void);

@@ -12,6 +12,9 @@ SpConfig *sp_config_new(void)
     c->thaw_on_hangup = TRUE;
     c->standard_thaw_on_hangup = FALSE;
     c->hook_timeout_ms = SP_HOOK_TIMEOUT_MS_DEFAULT;
+    c->writers = TRUE;
+    c->writers_timeout_ms = SP_WRITERS_TIMEOUT_MS;
+    c->writers_abort = TRUE;
     /* Used when they exist; an empty value in the file switches them off. */
     c->hook_path = g_strdup(SP_HOOK_PATH_DEFAULT);
     c->hook_dir = g_strdup(SP_HOOK_DIR_DEFAULT);
@@ -117,6 +120,23 @@ static gboolean load_transports(SpConfig *c, GKeyFile *kf, GError **error)
     return TRUE;
 }
 
+static gboolean load_writers(SpConfig *c, GKeyFile *kf, GError **error)
+{
+    g_autofree char *on_failure = g_key_file_get_string(kf, "writers", "on-failure", NULL);
+
+    if (!get_bool(kf, "writers", "enabled", &c->writers, error) ||
+        !get_ms(kf, "writers", "timeout-ms", 1, G_MAXINT32, &c->writers_timeout_ms, error))
+        return FALSE;
+    if (on_failure && !g_str_equal(on_failure, "abort") && !g_str_equal(on_failure, "continue")) {
+        g_set_error(error, G_KEY_FILE_ERROR, G_KEY_FILE_ERROR_INVALID_VALUE,
+                    "[writers] on-failure = %s: use abort or continue", on_failure);
+        return FALSE;
+    }
+    if (on_failure)
+        c->writers_abort = g_str_equal(on_failure, "abort");
+    return TRUE;
+}
+
 /* A misspelt key would silently fall back to a default (an exclusion that excludes nothing):
  * unknown groups and keys are errors. */
 static gboolean check_keys(GKeyFile *kf, GError **error)
@@ -127,7 +147,8 @@ static gboolean check_keys(GKeyFile *kf, GError **error)
         "freeze/default-lease-ms", "freeze/max-lease-ms", "freeze/exclude-mountpoints",
         "freeze/exclude-types", "freeze/thaw-on-hangup",
         "freeze/standard-thaw-on-hangup",
-        "hooks/fsfreeze-hook", "hooks/fsfreeze-hook-dir", "hooks/timeout-ms", NULL,
+        "hooks/fsfreeze-hook", "hooks/fsfreeze-hook-dir", "hooks/timeout-ms",
+        "writers/enabled", "writers/timeout-ms", "writers/on-failure", NULL,
     };
     g_auto(GStrv) groups = g_key_file_get_groups(kf, NULL);
 
@@ -177,6 +198,8 @@ gboolean sp_config_load(SpConfig *c, const char *path, gboolean required, GError
         goto fail;
     replace_string(kf, "hooks", "fsfreeze-hook", &c->hook_path);
     replace_string(kf, "hooks", "fsfreeze-hook-dir", &c->hook_dir);
+    if (!load_writers(c, kf, error))
+        goto fail;
     return TRUE;
 fail:
     g_prefix_error(error, "%s: ", path);

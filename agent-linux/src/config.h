@@ -11,6 +11,7 @@
 #define SP_HOOK_TIMEOUT_MS_DEFAULT 30000
 #define SP_HOOK_PATH_DEFAULT "/etc/stillpoint/fsfreeze-hook"
 #define SP_HOOK_DIR_DEFAULT "/etc/stillpoint/fsfreeze-hook.d"
+#define SP_WRITERS_TIMEOUT_MS 10000    /* each writer round (Prepare, Freeze, Thaw) */
 
 typedef struct {
     char **virtio_ports;        /* character devices to serve; NULL-terminated */
@@ -28,6 +29,9 @@ typedef struct {
     char *hook_path;            /* qemu-ga style fsfreeze-hook; NULL = none */
     char *hook_dir;             /* fsfreeze-hook.d; NULL = none */
     gint64 hook_timeout_ms;
+    gboolean writers;           /* serve application writers on the system bus (when one runs) */
+    gint64 writers_timeout_ms;  /* deadline of each round of calls to the writers */
+    gboolean writers_abort;     /* a failed writer fails the freeze (on-failure=abort) */
     gboolean verbose;
 } SpConfig;
 

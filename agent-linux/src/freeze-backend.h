@@ -38,9 +38,24 @@ typedef struct {
     char *primary;          /* "same-filesystem": frozen through this mountpoint */
 } SpSkipEntry;
 
+/* What one application writer did in a freeze (writers.c; VSS writers on Windows). */
+typedef struct {
+    char *name;
+    const char *phase;        /* the last phase it was asked: "prepare" or "freeze" (static) */
+    const char *result;       /* "ok", "failed", "timeout", "vanished" (static) */
+    char *message;            /* the writer's error, or NULL */
+    int64_t ms;               /* how long that phase took it */
+    const char *thaw_result;  /* NULL until told Thaw; then as result */
+    char *thaw_message;
+} SpWriterReport;
+
+void sp_writer_reports_free(SpWriterReport *reports, size_t n);
+
 typedef struct {
     SpFsEntry *frozen;
     size_t n_frozen;
+    SpWriterReport *writers;
+    size_t n_writers;
     SpSkipEntry *skipped;
     size_t n_skipped;
     int64_t epoch;
@@ -65,6 +80,8 @@ typedef struct {
     size_t n_frozen_fs;
     bool has_last_thaw;
     SpThawResult last_thaw;
+    SpWriterReport *writers;  /* of the current or last freeze; owned by the backend */
+    size_t n_writers;
 } SpFreezeStatus;
 
 /* A failure: a stable code (PROTOCOL.md "Error codes") and a sentence for humans. */
@@ -102,6 +119,7 @@ void sp_freeze_result_clear(SpFreezeResult *result);
 #define SP_CODE_UNKNOWN_DISK "unknown-disk"
 #define SP_CODE_LEASE_OUT_OF_RANGE "lease-out-of-range"
 #define SP_CODE_HOOK_FAILED "hook-failed"
+#define SP_CODE_WRITER_FAILED "writer-failed"
 #define SP_CODE_FREEZE_FAILED "freeze-failed"
 #define SP_CODE_STATE_FAILED "state-failed"
 #define SP_CODE_DISCOVERY_FAILED "discovery-failed"

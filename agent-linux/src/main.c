@@ -23,6 +23,7 @@
 
 typedef struct {
     SpLinuxBackend *backend;
+    SpWriters *writers;
     SpCommands commands;
     GMainLoop *loop;
 } Agent;
@@ -229,6 +230,11 @@ static int run(const SpConfig *config, int ready_fd)
     if (n > 0)
         g_warning("thawed %d filesystem(s) a previous agent left frozen", n);
     sp_linux_backend_set_keepalive(a.backend, hook_keepalive_cb, NULL);
+    if (config->writers) {
+        a.writers = sp_writers_new(config->writers_timeout_ms, config->writers_abort);
+        sp_writers_set_keepalive(a.writers, hook_keepalive_cb, NULL);
+        sp_linux_backend_set_writers(a.backend, a.writers);
+    }
     a.commands.backend = sp_linux_backend_interface(a.backend);
     a.commands.version = SP_AGENT_VERSION;
     a.commands.default_lease_ms = config->default_lease_ms;
@@ -237,11 +243,13 @@ static int run(const SpConfig *config, int ready_fd)
     a.commands.thaw_on_hangup = config->thaw_on_hangup;
     a.commands.standard_thaw_on_hangup = config->standard_thaw_on_hangup;
     a.commands.hooks = sp_linux_backend_hook_count(a.backend) > 0;
+    a.commands.writers = a.writers != NULL;
     a.loop = g_main_loop_new(NULL, FALSE);
     transport = sp_transport_new(request_cb, hangup_cb, &a);
     if (!start_transports(transport, config, &error)) {
         g_critical("%s", error->message);
         sp_linux_backend_free(a.backend);
+        sp_writers_free(a.writers);
         g_main_loop_unref(a.loop);
         return EXIT_FAILURE;
     }
@@ -253,7 +261,9 @@ static int run(const SpConfig *config, int ready_fd)
               SP_AGENT_VERSION, config->default_lease_ms, config->state_dir);
     g_main_loop_run(a.loop);
     g_clear_pointer(&transport, sp_transport_free);
+    /* The backend thaws (and tells the writers) first. */
     sp_linux_backend_free(a.backend);
+    sp_writers_free(a.writers);
     g_main_loop_unref(a.loop);
     g_message("stopped");
     return EXIT_SUCCESS;

@@ -37,6 +37,10 @@ static int fake_freeze(void *self, const SpFreezeRequest *req, SpFreezeResult *r
     ret->skipped = calloc(1, sizeof(SpSkipEntry));
     ret->n_skipped = 1;
     ret->skipped[0] = (SpSkipEntry){strdup("/mnt/b"), strdup("xfs"), "same-filesystem", strdup("/srv")};
+    ret->writers = calloc(2, sizeof(SpWriterReport));
+    ret->n_writers = 2;
+    ret->writers[0] = (SpWriterReport){strdup("db"), "freeze", "ok", NULL, 7, NULL, NULL};
+    ret->writers[1] = (SpWriterReport){strdup("mail"), "prepare", "timeout", strdup("Timeout was reached"), 500, NULL, NULL};
     ret->epoch = 41;
     ret->lease_ms = req->lease_ms ? req->lease_ms : 60000;
     return 0;
@@ -64,8 +68,12 @@ static void fake_status(void *self, SpFreezeStatus *ret)
 {
     FakeBackend *b = self;
     memset(ret, 0, sizeof(*ret));
+    static SpWriterReport writers[] = {{"db", "freeze", "ok", NULL, 7, "failed", "disk full"}};
+
     ret->frozen = b->frozen;
     ret->epoch = 41;
+    ret->writers = writers;
+    ret->n_writers = 1;
 }
 
 static SpJson *fake_fsinfo(void *self, SpBackendError *err)
@@ -242,7 +250,10 @@ static void test_stillpoint_freeze_reply_names_frozen_and_skipped(void **state)
     assert_reply(f, "{\"execute\":\"stillpoint-freeze\",\"arguments\":{\"lease-ms\":5000}}",
                  "{\"return\":{\"epoch\":41,\"lease-ms\":5000,\"frozen\":[{\"mountpoint\":\"/srv\",\"type\":\"xfs\","
                  "\"device\":\"/dev/vdb\",\"uuid\":\"5e1f-u\",\"label\":\"data\"},{\"mountpoint\":\"/\",\"type\":\"ext4\"}],\"skipped\":[{\"mountpoint\":"
-                 "\"/mnt/b\",\"type\":\"xfs\",\"reason\":\"same-filesystem\",\"primary\":\"/srv\"}]}}");
+                 "\"/mnt/b\",\"type\":\"xfs\",\"reason\":\"same-filesystem\",\"primary\":\"/srv\"}],"
+                 "\"writers\":[{\"name\":\"db\",\"phase\":\"freeze\",\"result\":\"ok\",\"ms\":7},"
+                 "{\"name\":\"mail\",\"phase\":\"prepare\",\"result\":\"timeout\",\"ms\":500,"
+                 "\"message\":\"Timeout was reached\"}]}}");
     assert_false(f->backend.last.standard);
     assert_int_equal(f->backend.last.lease_ms, 5000);
 }
@@ -317,6 +328,8 @@ static void test_stillpoint_commands_answer_while_frozen(void **state)
     f->backend.frozen = true;
     r = call(f, "{\"execute\":\"stillpoint-status\"}", NULL);
     assert_non_null(strstr(r, "\"status\":\"frozen\""));
+    assert_non_null(strstr(r, "\"writers\":[{\"name\":\"db\",\"phase\":\"freeze\",\"result\":\"ok\","
+                              "\"ms\":7,\"thaw\":\"failed\",\"thaw-message\":\"disk full\"}]"));
     r = call(f, "{\"execute\":\"stillpoint-capabilities\"}", NULL);
     assert_non_null(strstr(r, "\"protocol\":\"" SP_PROTOCOL_VERSION "\""));
     assert_non_null(strstr(r, "\"version\":\"9.9.9\""));
