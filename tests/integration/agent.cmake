@@ -60,3 +60,23 @@ test $? -eq 1 || { echo "missing port: not 1"; exit 1; }
 grep -q "cannot open virtio-serial port $tmp/no-port" "$tmp/err" || { echo "port not named"; cat "$tmp/err"; exit 1; }
 echo ok
 ]=] $<TARGET_FILE:stillpoint-agent>)
+
+# Application writers: a private system-like dbus-daemon that includes the agent's bus policy,
+# the example writer (a SQLite database on a loop-mounted ext4), the real agent (root).
+set(SP_AGENT_WRITER_SCENARIOS
+  writers_called_in_order_around_the_freeze
+  lease_expiry_tells_writers_to_thaw
+  writer_deadline_miss_aborts_the_freeze
+  writer_failure_goes_on_when_configured
+  writer_crash_mid_freeze_aborts_and_is_forgotten
+  unregistration
+  bus_policy_allows_only_root_and_the_group
+  agent_without_a_bus_works_as_before)
+foreach(scenario IN LISTS SP_AGENT_WRITER_SCENARIOS)
+  add_test(NAME agent/dbus/${scenario}
+           COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/agent-writers.py
+                   $<TARGET_FILE:stillpoint-agent> $<TARGET_FILE:sp-example-writer>
+                   ${PROJECT_BINARY_DIR}/agent-linux/org.stillpoint.Agent1.conf ${scenario})
+  set_tests_properties(agent/dbus/${scenario} PROPERTIES
+    SKIP_RETURN_CODE 77 TIMEOUT 120 LABELS "agent;integration;root;dbus")
+endforeach()

@@ -1,0 +1,357 @@
+#!/usr/bin/python3
+"""Application writers of stillpoint-agent, on a private system-like bus and real loop-mounted
+filesystems.
+
+Usage: agent-writers.py AGENT EXAMPLE_WRITER BUS_POLICY SCENARIO   (as root; 77 = skipped)
+
+A private dbus-daemon is started with a configuration like the system bus's (default deny of
+method calls) that includes the agent's own policy file, so the policy is tested too; nothing
+under /etc or /usr/share/dbus-1 is read or touched. The agent and the example writer
+(sp-example-writer, a SQLite database on a test filesystem) find the bus through
+DBUS_SYSTEM_BUS_ADDRESS. The filesystem helpers come from agent-freeze.py.
+"""
+import importlib.util
+import os
+import pwd
+import shutil
+import sqlite3
+import subprocess
+import sys
+import time
+import traceback
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+_spec = importlib.util.spec_from_file_location("agent_freeze", os.path.join(HERE, "agent-freeze.py"))
+af = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(af)
+check, TestFailure, Skip, PROMPT_S = af.check, af.TestFailure, af.Skip, af.PROMPT_S
+
+BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>system</type>
+  <listen>unix:path=%(socket)s</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="*"/>
+    <deny own="*"/>
+    <deny send_type="method_call"/>
+    <allow send_type="signal"/>
+    <allow send_requested_reply="true" send_type="method_return"/>
+    <allow send_requested_reply="true" send_type="error"/>
+    <allow receive_type="method_call"/>
+    <allow receive_type="method_return"/>
+    <allow receive_type="error"/>
+    <allow receive_type="signal"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
+  </policy>
+  <include>%(policy)s</include>
+</busconfig>
+"""
+
+
+class WriterEnv(af.Env):
+    def __init__(self, agent_bin, writer_bin, policy):
+        super().__init__(agent_bin)
+        self.writer_bin, self.policy = writer_bin, policy
+        self.bus = None
+        self.apps = []
+
+    def start_bus(self, policy=None):
+        sock = self.path("bus.sock")
+        conf = self.path("bus.conf")
+        with open(conf, "w") as f:
+            f.write(BUS_CONFIG % {"socket": sock, "policy": policy or self.policy})
+        self.bus = subprocess.Popen(["dbus-daemon", "--nofork", "--nopidfile", "--config-file", conf,
+                                     "--print-address=1"], stdout=subprocess.PIPE,
+                                    stderr=open(self.path("bus.log"), "ab"))
+        line = self.bus.stdout.readline()   # printed once it listens
+        check(line.startswith(b"unix:"), "dbus-daemon did not start (see bus.log)")
+        self.address = "unix:path=" + sock
+        os.environ["DBUS_SYSTEM_BUS_ADDRESS"] = self.address
+
+    def fs(self):
+        """One ext4 test filesystem, holding the database."""
+        self.mount(self.image("ext4", "ext4", 64), self.path("ext4"))
+        return self.path("ext4", "app.db")
+
+    def start_writer(self, *args, user=None, group=None, name=None, expect_ready=True):
+        log = self.path("writer-%d.log" % len(self.apps))
+        with open(log, "w"):
+            os.chmod(log, 0o666)   # for writers running as nobody
+        r, w = os.pipe()
+        argv = [self.writer_bin, "--database", self.path("ext4", "app.db"), "--log", log,
+                "--ready-fd", str(w)] + list(args)
+        if name:
+            argv += ["--name", name]
+        err = open(self.path("writer-%d.err" % len(self.apps)), "ab")
+        p = subprocess.Popen(argv, pass_fds=(w,), stderr=err, user=user, group=group,
+                             extra_groups=[] if user else None)
+        os.close(w)
+        with os.fdopen(r) as ready:
+            line = ready.readline()
+        if expect_ready:
+            check(line == "READY\n", "writer did not register (see %s)" % err.name)
+        p.log, p.err = log, err.name
+        self.apps.append(p)
+        return p
+
+    def gdbus(self, method, *args):
+        return subprocess.run(["gdbus", "call", "--address", self.address, "--dest",
+                               "org.stillpoint.Agent1", "--object-path", "/org/stillpoint/Agent1",
+                               "--method", "org.stillpoint.Agent1." + method] + list(args),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                              timeout=PROMPT_S)
+
+    def list_writers(self):
+        r = self.gdbus("ListWriters")
+        check(r.returncode == 0, "ListWriters failed: %s" % r.stderr)
+        return r.stdout
+
+    def cleanup(self):
+        for p in self.apps:
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        super().cleanup()
+        if self.bus:
+            self.bus.kill()
+            self.bus.wait()
+
+    def dump_log(self):
+        super().dump_log()
+        for p in self.apps:
+            for f in (p.err,):
+                try:
+                    sys.stderr.write(open(f, errors="replace").read())
+                except OSError:
+                    pass
+
+
+def events(p):
+    """The example writer's log: [(phase, epoch, monotonic seconds, detail)]."""
+    out = []
+    with open(p.log) as f:
+        for line in f:
+            seq, phase, epoch, us, *detail = line.split()
+            out.append((phase, int(epoch), int(us) / 1e6, " ".join(detail)))
+    return out
+
+
+def wait_for(cond, what):
+    deadline = time.monotonic() + PROMPT_S
+    while not cond():
+        check(time.monotonic() < deadline, "timed out waiting for " + what)
+        time.sleep(0.02)
+
+
+def writers_conf(extra=""):
+    return "[writers]\n" + extra
+
+
+# ---- scenarios ----
+
+def test_writers_called_in_order_around_the_freeze(env):
+    env.start_bus()
+    env.fs()
+    env.write_config(writers_conf("timeout-ms=5000\n"))
+    c = env.start_agent()
+    w = env.start_writer()
+    check("sqlite-example" in env.list_writers(), "writer not listed")
+    check(c.ok("stillpoint-capabilities")["freeze"]["writers"] is True, "capabilities: writers")
+    t0 = time.monotonic()
+    reply = c.ok("stillpoint-freeze", {"mountpoints": [env.path("ext4")], "lease-ms": 20000})
+    t1 = time.monotonic()
+    check([(x["name"], x["phase"], x["result"]) for x in reply["writers"]] ==
+          [("sqlite-example", "freeze", "ok")], "freeze reply writers: %s" % reply["writers"])
+    # The filesystem is frozen now (a write blocks) and the writer holds the database's lock.
+    blocked = env.writer("ext4", "after-freeze")
+    check(blocked.blocked(), "the filesystem was not frozen after the freeze reply")
+    ev = events(w)
+    check([e[0] for e in ev] == ["prepare", "freeze"], "calls before the thaw: %s" % ev)
+    check(t0 < ev[0][2] < ev[1][2] < t1, "prepare/freeze not inside the freeze call")
+    check(ev[0][1] == reply["epoch"] == ev[1][1], "epoch passed to the writer")
+    st = c.ok("stillpoint-status")
+    check(st["writers"][0]["result"] == "ok" and "thaw" not in st["writers"][0], "status: %s" % st)
+    t2 = time.monotonic()
+    th = c.ok("stillpoint-thaw", {"epoch": reply["epoch"]})
+    check(th["consistent"], "thaw not consistent: %s" % th)
+    blocked.finish("after thaw")
+    ev = events(w)
+    check([e[0] for e in ev] == ["prepare", "freeze", "thaw"], "calls: %s" % ev)
+    check(ev[2][2] > t2 and ev[2][3] == "requested consistent", "thaw: %s" % (ev[2],))
+    check(c.ok("stillpoint-status")["writers"][0]["thaw"] == "ok", "status after thaw")
+    # The writer wrote its record on Thaw: only possible once the filesystem was thawed.
+    db = sqlite3.connect(env.path("ext4", "app.db"), timeout=PROMPT_S)
+    rows = db.execute("SELECT epoch, reason, consistent FROM stillpoint_freezes").fetchall()
+    db.close()
+    check(rows == [(reply["epoch"], "requested", 1)], "database rows: %s" % rows)
+    env.stop_agent()
+
+
+def test_lease_expiry_tells_writers_to_thaw(env):
+    env.start_bus()
+    env.fs()
+    env.write_config(writers_conf())
+    c = env.start_agent()
+    w = env.start_writer()
+    reply = c.ok("stillpoint-freeze", {"mountpoints": [env.path("ext4")], "lease-ms": 300})
+    wait_for(lambda: [e[0] for e in events(w)] == ["prepare", "freeze", "thaw"], "thaw after the lease")
+    check(events(w)[2][3] == "lease-expired inconsistent", "thaw reason: %s" % (events(w)[2],))
+    check(c.ok("stillpoint-thaw", {"epoch": reply["epoch"]})["consistent"] is False, "consistent")
+    env.stop_agent()
+
+
+def test_writer_deadline_miss_aborts_the_freeze(env):
+    env.start_bus()
+    env.fs()
+    env.write_config(writers_conf("timeout-ms=400\n"))
+    c = env.start_agent()
+    w = env.start_writer("--delay-in", "freeze", "--delay-ms", "1500")
+    t0 = time.monotonic()
+    err = c.error("stillpoint-freeze", {"mountpoints": [env.path("ext4")]})
+    check(time.monotonic() - t0 < 3, "the agent waited too long for the writer")
+    check(err["code"] == "writer-failed", "code: %s" % err)
+    check("sqlite-example did not answer freeze within 400 ms" in err["desc"], "desc: %s" % err)
+    check(c.ok("stillpoint-status")["status"] == "thawed", "frozen after an aborted freeze")
+    env.writer("ext4", "not-frozen").finish("after the aborted freeze")
+    # Every writer asked to prepare is told to thaw, reason "aborted".
+    wait_for(lambda: "thaw" in [e[0] for e in events(w)], "Thaw after the abort")
+    check([e for e in events(w) if e[0] == "thaw"][0][3] == "aborted inconsistent", "reason")
+    st = c.ok("stillpoint-status")["writers"][0]
+    check((st["phase"], st["result"]) == ("freeze", "timeout"), "status: %s" % st)
+    env.stop_agent()
+
+
+def test_writer_failure_goes_on_when_configured(env):
+    env.start_bus()
+    env.fs()
+    env.write_config(writers_conf("on-failure=continue\n"))
+    c = env.start_agent()
+    w = env.start_writer("--fail-in", "prepare")
+    reply = c.ok("stillpoint-freeze", {"mountpoints": [env.path("ext4")]})
+    wr = reply["writers"][0]
+    check((wr["phase"], wr["result"]) == ("prepare", "failed"), "reply: %s" % wr)
+    check("failing on purpose" in wr["message"], "message: %s" % wr)
+    check([e[0] for e in events(w)] == ["prepare"], "a failed writer is not asked to Freeze")
+    c.ok("stillpoint-thaw", {"epoch": reply["epoch"]})
+    check([e[0] for e in events(w)] == ["prepare", "thaw"], "but is told Thaw: %s" % events(w))
+    env.stop_agent()
+
+
+def test_writer_crash_mid_freeze_aborts_and_is_forgotten(env):
+    env.start_bus()
+    env.fs()
+    env.write_config(writers_conf("timeout-ms=5000\n"))
+    c = env.start_agent()
+    w = env.start_writer("--exit-in", "freeze")
+    t0 = time.monotonic()
+    err = c.error("stillpoint-freeze", {"mountpoints": [env.path("ext4")]})
+    check(time.monotonic() - t0 < 4, "a crashed writer was waited for until the deadline")
+    check(err["code"] == "writer-failed" and "left the bus during freeze" in err["desc"], "%s" % err)
+    check(w.wait(timeout=PROMPT_S) == 3, "writer did not crash as asked")
+    wait_for(lambda: "sqlite-example" not in env.list_writers(), "the crashed writer to be forgotten")
+    reply = c.ok("stillpoint-freeze", {"mountpoints": [env.path("ext4")]})
+    check(reply["writers"] == [], "a forgotten writer was called: %s" % reply["writers"])
+    c.ok("stillpoint-thaw", {"epoch": reply["epoch"]})
+    env.stop_agent()
+
+
+def test_unregistration(env):
+    env.start_bus()
+    env.fs()
+    env.write_config(writers_conf())
+    c = env.start_agent()
+    w = env.start_writer()
+    other = env.gdbus("UnregisterWriter", "sqlite-example")
+    check(other.returncode != 0 and "NotRegistered" in other.stderr,
+          "another connection unregistered the writer: %s" % other.stderr)
+    taken = env.gdbus("RegisterWriter", "sqlite-example", "/x")
+    check(taken.returncode != 0 and "NameTaken" in taken.stderr, "name taken: %s" % taken.stderr)
+    bad = env.gdbus("RegisterWriter", "no spaces", "/x")
+    check(bad.returncode != 0 and "InvalidArgs" in bad.stderr, "bad name: %s" % bad.stderr)
+    w.terminate()   # the example writer unregisters on SIGTERM
+    check(w.wait(timeout=PROMPT_S) == 0, "writer exit status")
+    check("sqlite-example" not in env.list_writers(), "still registered")
+    with open(env.path("agent.log")) as f:
+        check("writer sqlite-example unregistered" in f.read(), "the agent did not log it")
+    reply = c.ok("stillpoint-freeze", {"mountpoints": [env.path("ext4")]})
+    check(reply["writers"] == [], "an unregistered writer was called")
+    c.ok("stillpoint-thaw", {"epoch": reply["epoch"]})
+    env.stop_agent()
+
+
+def test_bus_policy_allows_only_root_and_the_group(env):
+    # The installed policy with the group set to nogroup: nobody in nogroup may register,
+    # nobody in no group may not.
+    with open(env.policy) as f:
+        policy = f.read()
+    start = policy.index('<policy group="') + len('<policy group="')
+    group = policy[start:policy.index('"', start)]
+    copy = env.path("policy.conf")
+    with open(copy, "w") as f:
+        f.write(policy.replace('group="%s"' % group, 'group="nogroup"'))
+    env.start_bus(copy)
+    env.fs()
+    os.chmod(env.base, 0o755)
+    os.chmod(env.path("ext4"), 0o777)
+    env.write_config(writers_conf())
+    env.start_agent()
+    try:
+        pwd.getpwnam("nobody")
+    except KeyError:
+        raise Skip("no user nobody")
+    denied = env.start_writer(user="nobody", group="daemon", expect_ready=False)
+    check(denied.wait(timeout=PROMPT_S) == 1, "a writer outside the group registered")
+    with open(denied.err) as f:
+        check("Rejected send message" in f.read(), "not refused by the bus policy")
+    env.start_writer(user="nobody", group="nogroup", name="in-group")
+    check("in-group" in env.list_writers(), "a writer in the group could not register")
+    env.stop_agent()
+
+
+def test_agent_without_a_bus_works_as_before(env):
+    os.environ["DBUS_SYSTEM_BUS_ADDRESS"] = "unix:path=" + env.path("no-bus.sock")
+    env.fs()
+    env.write_config(writers_conf())
+    c = env.start_agent()
+    reply = c.ok("stillpoint-freeze", {"mountpoints": [env.path("ext4")]})
+    check(reply["writers"] == [], "writers without a bus: %s" % reply["writers"])
+    c.ok("stillpoint-thaw", {"epoch": reply["epoch"]})
+    env.stop_agent()
+
+
+SCENARIOS = {name[5:]: fn for name, fn in globals().items() if name.startswith("test_")}
+
+
+def main():
+    if len(sys.argv) != 5 or sys.argv[4] not in SCENARIOS:
+        sys.stderr.write("usage: %s AGENT WRITER POLICY {%s}\n" % (sys.argv[0], ",".join(sorted(SCENARIOS))))
+        return 2
+    if os.geteuid() != 0:
+        print("skipped: needs root (loop devices, mount, FIFREEZE)")
+        return af.SKIP
+    for tool in ("mkfs.ext4", "mount", "umount", "dbus-daemon", "gdbus"):
+        if not shutil.which(tool):
+            print("skipped: %s not installed" % tool)
+            return af.SKIP
+    af.private_mount_namespace()
+    env = WriterEnv(sys.argv[1], sys.argv[2], sys.argv[3])
+    try:
+        SCENARIOS[sys.argv[4]](env)
+    except Skip as e:
+        print("skipped: %s" % e)
+        return af.SKIP
+    except Exception:
+        traceback.print_exc()
+        env.dump_log()
+        return 1
+    finally:
+        env.cleanup()
+    print("ok: %s" % sys.argv[4])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
