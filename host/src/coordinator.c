@@ -350,6 +350,9 @@ SpCheckpoint *sp_coordinator_create(SpStore *store, SpVm *vm, const SpCreateOpti
     if (!sp_store_checkpoint_add(store, cp, run.plan->op_id, NULL, error))
         goto fail; /* the journal keeps the op: the next run records it */
     sp_fault_crash_point("recorded");
+    /* A launcher using the stable paths (checkpoint apply) must reopen the new overlays. */
+    if (!sp_op_sync_links(store, vm, NULL, error))
+        goto fail;
     create_run_clear(&run);
     return g_steal_pointer(&cp);
 fail:
@@ -452,13 +455,15 @@ static gboolean recover_create(CreateRun *run, SpOp *op, GError **error)
 }
 
 /* Tree operations (op-*.c): a delete is finished (live when QEMU runs, else offline), an export
- * rolled back. A create is left to recover_create. */
+ * rolled back, an apply finished once recorded and rolled back before. */
 static gboolean recover_other(CreateRun *run, SpOp *op, GError **error)
 {
     SpOpReport report = {.progress = run->progress, .user_data = run->user_data};
     gboolean ok;
     if (g_strcmp0(op->kind, "export") == 0) {
         ok = sp_op_recover_export(run->store, op, error);
+    } else if (g_strcmp0(op->kind, "apply") == 0) {
+        ok = sp_op_recover_apply(run->store, run->vm, op, &report, error);
     } else if (g_strcmp0(op->kind, "delete") == 0) {
         ok = (run->qmp != NULL || sp_op_connect_qmp_if_running(run->vm, &run->qmp, error)) &&
              sp_op_recover_delete(run->store, run->vm, run->qmp, op, &report, error);
@@ -482,12 +487,13 @@ gboolean sp_coordinator_recover(SpStore *store, SpVm *vm, guint *ret_recovered,
     if (ops == NULL)
         return FALSE;
     if (ops->len == 0) {
-        ok = TRUE;
+        ok = sp_op_sync_links(store, vm, NULL, error);
         goto out;
     }
     for (guint i = 0; i < ops->len; i++) {
         SpOp *op = g_ptr_array_index(ops, i);
-        if (g_strcmp0(op->kind, "delete") == 0 || g_strcmp0(op->kind, "export") == 0) {
+        if (g_strcmp0(op->kind, "delete") == 0 || g_strcmp0(op->kind, "export") == 0 ||
+            g_strcmp0(op->kind, "apply") == 0) {
             if (!recover_other(&run, op, error))
                 goto out;
             done++;
@@ -515,7 +521,8 @@ gboolean sp_coordinator_recover(SpStore *store, SpVm *vm, guint *ret_recovered,
         g_clear_pointer(&run.plan, sp_snapshot_plan_free);
         done++;
     }
-    ok = TRUE;
+    /* A run killed between its record and its links: the links follow the tree again. */
+    ok = sp_op_sync_links(store, vm, NULL, error);
 out:
     if (ret_recovered != NULL)
         *ret_recovered = done;

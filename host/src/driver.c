@@ -3,6 +3,7 @@
 #include "stillpoint/driver.h"
 
 #include <gio/gio.h>
+#include <stdlib.h>
 #include <signal.h>
 #include <string.h>
 
@@ -193,7 +194,13 @@ GPtrArray *sp_qmp_discover_disks(SpQmp *qmp, GError **error)
         disk = g_new0(SpDisk, 1);
         disk->name = disk_name(entry, inserted);
         disk->node = dup_member(inserted, "node-name");
-        disk->image = g_strdup(file);
+        /* A launcher may open a stable symlink (see checkpoint apply): overlays and records
+         * must name the file itself, or re-pointing the link would change what they mean. */
+        {
+            char *real = realpath(file, NULL);
+            disk->image = g_strdup(real != NULL ? real : file);
+            free(real);
+        }
         disk->format = dup_member(inserted, "drv");
         disk->size = sp_json_object_get_int(image, "virtual-size", 0);
         disk->serial = disk_serial(qmp, sp_json_object_get_string(entry, "qdev"));

@@ -28,6 +28,7 @@ typedef struct {
     char *job;         /* block job id (deterministic: a recovery finds the job again) */
     GPtrArray *rebase; /* images not in the running graph whose backing is top */
     gboolean merged;   /* journaled as merged (recovery skips it) */
+    gboolean unlink_parent_overlay; /* unlink: the parent still names base as its overlay */
 } DelDisk;
 
 typedef struct {
@@ -92,6 +93,7 @@ static char *plan_to_json(const DelPlan *p)
         sp_json_object_set_int(o, "child", d->child);
         sp_json_object_set_bool(o, "live", d->live);
         sp_json_object_set_bool(o, "active", d->active);
+        sp_json_object_set_bool(o, "clear-parent-overlay", d->unlink_parent_overlay);
         if (d->job != NULL)
             sp_json_object_set_string(o, "job", d->job);
         for (guint j = 0; j < d->rebase->len; j++)
@@ -134,6 +136,7 @@ static DelPlan *plan_from_json(const char *text, GError **error)
         d->child = sp_json_object_get_int(o, "child", 0);
         d->live = sp_json_object_get_bool(o, "live", false);
         d->active = sp_json_object_get_bool(o, "active", false);
+        d->unlink_parent_overlay = sp_json_object_get_bool(o, "clear-parent-overlay", false);
         d->job = dup_str(o, "job");
         for (size_t j = 0; j < sp_json_array_len(rb); j++)
             g_ptr_array_add(d->rebase, g_strdup(sp_json_get_string(sp_json_array_get(rb, j))));
@@ -221,6 +224,11 @@ static gboolean plan_disk(GPtrArray *cps, const SpVm *vm, const SpCheckpoint *cp
     if (deps->len == 0) {
         /* A root checkpoint's image is the VM's own disk: never ours to remove. */
         d->mode = g_strdup(cp->parent != 0 ? "unlink" : "keep");
+        if (cp->parent != 0) {
+            const SpCheckpoint *parent = find_by_id(cps, cp->parent);
+            const SpCheckpointDisk *pd = parent != NULL ? cp_disk(parent, cd->disk) : NULL;
+            d->unlink_parent_overlay = pd != NULL && g_strcmp0(pd->overlay, cd->image) == 0;
+        }
         if (qmp != NULL && !sp_op_live_find(qmp, cd->image, &li, error))
             return FALSE;
         if (li.found) {
@@ -417,6 +425,10 @@ static gboolean record(DelRun *run, GError **error)
     for (guint i = 0; i < p->disks->len; i++) {
         DelDisk *d = g_ptr_array_index(p->disks, i);
         gboolean ok = TRUE;
+        if (d->unlink_parent_overlay &&
+            !sp_store_checkpoint_set_disk_overlay(run->store, p->parent, d->disk, NULL, NULL,
+                                                  error))
+            goto fail;
         if (strcmp(d->mode, "commit") != 0)
             continue;
         if (d->child != 0)
@@ -459,6 +471,15 @@ static gboolean still_referenced(DelRun *run, const char *path, gboolean *ret, G
 
 static gboolean remove_files(DelRun *run, GError **error)
 {
+    g_autoptr(GHashTable) bases = g_hash_table_new(g_str_hash, g_str_equal);
+    /* The VM's stable paths follow the present before a file they may name goes. */
+    for (guint i = 0; i < run->plan->disks->len; i++) {
+        DelDisk *d = g_ptr_array_index(run->plan->disks, i);
+        if (strcmp(d->mode, "commit") == 0 && d->child == 0)
+            g_hash_table_insert(bases, d->disk, d->base);
+    }
+    if (!sp_op_sync_links(run->store, run->vm, bases, error))
+        return FALSE;
     for (guint i = 0; i < run->plan->disks->len; i++) {
         DelDisk *d = g_ptr_array_index(run->plan->disks, i);
         const char *victim = strcmp(d->mode, "commit") == 0   ? d->top

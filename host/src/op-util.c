@@ -7,6 +7,7 @@
 #include <glib/gstdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 
 #include "stillpoint/channel.h"
 
@@ -218,12 +219,24 @@ void sp_live_image_clear(SpLiveImage *li)
     li->found = li->active = FALSE;
 }
 
+/* QEMU names a file the way it was opened (maybe through a symlink); the store by real path. */
+static gboolean same_file(const char *a, const char *b)
+{
+    struct stat sa, sb;
+    if (a == NULL || b == NULL)
+        return FALSE;
+    if (strcmp(a, b) == 0)
+        return TRUE;
+    return stat(a, &sa) == 0 && stat(b, &sb) == 0 && sa.st_dev == sb.st_dev &&
+           sa.st_ino == sb.st_ino;
+}
+
 /* Is filename somewhere in the chain of this image info (query-block's inserted.image)? */
 static gboolean chain_has(const SpJson *info, const char *filename, gboolean *ret_top)
 {
     *ret_top = TRUE;
     for (guint depth = 0; info != NULL && depth < 1000; depth++) {
-        if (g_strcmp0(sp_json_object_get_string(info, "filename"), filename) == 0)
+        if (same_file(sp_json_object_get_string(info, "filename"), filename))
             return TRUE;
         info = sp_json_object_get(info, "backing-image");
         *ret_top = FALSE;
@@ -244,7 +257,7 @@ gboolean sp_op_node_for_file(SpQmp *qmp, const char *filename, char **ret_node, 
         const SpJson *n = sp_json_array_get(nodes, i);
         const char *drv = sp_json_object_get_string(n, "drv");
         /* The protocol node (drv "file") names the same file: we want the format node. */
-        if (g_strcmp0(sp_json_object_get_string(n, "file"), filename) == 0 &&
+        if (same_file(sp_json_object_get_string(n, "file"), filename) &&
             g_strcmp0(drv, "file") != 0 && g_strcmp0(drv, "host_device") != 0) {
             *ret_node = g_strdup(sp_json_object_get_string(n, "node-name"));
             return TRUE;

@@ -53,6 +53,8 @@ static void usage(FILE *out)
             "  checkpoint delete VM CP [--subtree]               merge a checkpoint away\n"
             "  checkpoint rename VM CP NEW-NAME                  rename (1-100 characters)\n"
             "  checkpoint export VM CP DIR [--format qcow2|raw]  standalone copy of its disks\n"
+            "  checkpoint apply VM CP [--save-current NAME] [--force]\n"
+            "                                                    revert the (stopped) VM to CP\n"
             "(CP is a checkpoint's name, or its id as #ID)\n"
             "\n"
             "Every command takes --help. The store is $" SP_STORE_ENV " or " SP_STORE_DEFAULT_PATH
@@ -749,6 +751,67 @@ fail:
     return 1;
 }
 
+static int cmd_checkpoint_apply(int argc, char **argv)
+{
+    g_autofree char *save = NULL;
+    gboolean force = FALSE;
+    const GOptionEntry entries[] = {
+        {"save-current", 0, 0, G_OPTION_ARG_STRING, &save,
+         "First keep the present as a checkpoint with this name", "NAME"},
+        {"force", 0, 0, G_OPTION_ARG_NONE, &force,
+         "Stop a running VM first (QMP quit: like pulling the plug)", NULL},
+        G_OPTION_ENTRY_NULL};
+    g_autoptr(GError) error = NULL;
+    g_autoptr(SpStore) store = NULL;
+    g_autoptr(SpVmLock) lock = NULL;
+    g_autoptr(SpVm) vm = NULL;
+    g_autoptr(GPtrArray) cps = NULL;
+    SpOpReport report = {.progress = progress_cb};
+
+    if (!parse_options("VM CP", "Revert the VM to a checkpoint. The VM must be off (or --force). "
+                                "Each disk gets a new overlay on the checkpoint's image, and the "
+                                "stable path <store dir>/vms/VM/DISK.qcow2 is re-pointed to it: "
+                                "start the VM from those paths.",
+                       entries, &argc, &argv, &error) ||
+        !expect_args(argc, 3, "apply", &error) ||
+        !open_vm(argv[1], TRUE, &store, &lock, &vm, &error))
+        goto fail;
+    defer_termination();
+    if (!sp_op_apply(store, vm, argv[2], save, force, &report, &error))
+        goto fail;
+    sp_vm_free(g_steal_pointer(&vm));
+    if ((vm = sp_store_vm_get(store, argv[1], &error)) == NULL ||
+        (cps = sp_store_checkpoint_list(store, vm->id, &error)) == NULL)
+        goto fail;
+    for (guint i = 0; i < cps->len; i++) {
+        SpCheckpoint *cp = g_ptr_array_index(cps, i);
+        if (cp->id != vm->current)
+            continue;
+        if (globals.json) {
+            g_autoptr(SpJson) out = checkpoint_to_json(cp, vm->current);
+            SpJson *links = sp_json_new_object();
+            for (guint j = 0; j < cp->disks->len; j++) {
+                SpCheckpointDisk *d = g_ptr_array_index(cp->disks, j);
+                g_autofree char *link = sp_op_disk_link(store, vm->name, d->disk);
+                sp_json_object_set_string(links, d->disk, link);
+            }
+            sp_json_object_set(out, "links", links);
+            print_json(out);
+        } else {
+            printf("VM '%s' is at checkpoint '%s'; start it from:\n", vm->name, cp->name);
+            for (guint j = 0; j < cp->disks->len; j++) {
+                SpCheckpointDisk *d = g_ptr_array_index(cp->disks, j);
+                g_autofree char *link = sp_op_disk_link(store, vm->name, d->disk);
+                printf("  %s: %s\n", d->disk, link);
+            }
+        }
+    }
+    return 0;
+fail:
+    fprintf(stderr, "stillpoint: %s\n", error->message);
+    return 1;
+}
+
 typedef struct {
     const char *group;
     const char *name;
@@ -766,6 +829,7 @@ static const Command commands[] = {
     {"checkpoint", "delete", cmd_checkpoint_delete},
     {"checkpoint", "rename", cmd_checkpoint_rename},
     {"checkpoint", "export", cmd_checkpoint_export},
+    {"checkpoint", "apply", cmd_checkpoint_apply},
 };
 
 int main(int argc, char **argv)

@@ -825,3 +825,23 @@ gboolean sp_store_checkpoint_rename(SpStore *store, int64_t cp_id, const char *n
     }
     return TRUE;
 }
+
+gboolean sp_store_checkpoint_insert(SpStore *store, SpCheckpoint *cp, GError **error)
+{
+    if (!sp_checkpoint_name_valid(cp->name, error))
+        return FALSE;
+    return checkpoint_add_locked(store, cp, 0, error);
+}
+
+gboolean sp_store_vm_set_current(SpStore *store, int64_t vm_id, int64_t cp_id, GError **error)
+{
+    g_autoptr(SpStmt) stmt = db_prepare(store, "UPDATE vms SET current = ? WHERE id = ?", error);
+    if (stmt == NULL)
+        return FALSE;
+    if (cp_id != 0)
+        sqlite3_bind_int64(stmt, 1, cp_id);
+    else
+        sqlite3_bind_null(stmt, 1);
+    sqlite3_bind_int64(stmt, 2, vm_id);
+    return db_step_done(store, stmt, "setting current checkpoint", error);
+}

@@ -40,9 +40,9 @@ start_qemu() { # [keep]
   # qmp.sock is stillpoint's; mon.sock is the test's own monitor, usable while stillpoint works.
   qemu-system-x86_64 -machine q35 -accel tcg -S -nodefaults -display none \
     -qmp "unix:$T/qmp.sock,server=on,wait=off" -qmp "unix:$T/mon.sock,server=on,wait=off" \
-    -blockdev "driver=qcow2,node-name=disk0,file.driver=file,file.filename=$T/img/a.qcow2" \
+    -blockdev "driver=qcow2,node-name=disk0,file.driver=file,file.filename=${IMG_A:-$T/img/a.qcow2}" \
     -device virtio-blk-pci,drive=disk0,id=vda,serial=SPDATA0 \
-    -blockdev "driver=qcow2,node-name=disk1,file.driver=file,file.filename=$T/img/b.qcow2" \
+    -blockdev "driver=qcow2,node-name=disk1,file.driver=file,file.filename=${IMG_B:-$T/img/b.qcow2}" \
     -device virtio-blk-pci,drive=disk1,id=vdb,serial=SPDATA1 >"$T/qemu.out" &
   QEMU_PID=$!
   wait_socket "$T/qmp.sock"; wait_socket "$T/mon.sock"
@@ -303,6 +303,58 @@ export)
   "$SP" -q vm recover vm1 || fail "recovery of a killed export"
   check "a killed export is cleaned up" [ -z "$(ls -A "$T/killed")" ]
   check "journal closed" [ "$(pending_ops)" = 0 ]
+  ;;
+apply)
+  start_qemu; register vm1; three_states
+  write vdb 0x55 0
+  if "$SP" checkpoint apply vm1 A 2>"$T/err"; then fail "applied to a running VM"; fi
+  check "a running VM is refused without --force" grep -q "VM 'vm1' is running; shut it down first, or pass --force" "$T/err"
+  b_image=$(cp_field vm1 B '.disks[0].image')
+  "$SP" checkpoint apply vm1 A --save-current S --force >"$T/out" 2>"$T/err" || { cat "$T/err"; fail "apply --force"; }
+  wait "$QEMU_PID" 2>/dev/null || true; QEMU_PID=
+  check "--force stopped QEMU" grep -q "stopping VM 'vm1' (QMP quit" "$T/err"
+  link=$T/vms/vm1/vda.qcow2
+  check "the output names the stable paths" grep -q "vda: $link" "$T/out"
+  check "the stable path is a link to A's new overlay" \
+    [ "$(readlink "$link")" = "$(cp_field vm1 A '.disks[0].overlay')" ]
+  check "A's new overlay sits on A's image" \
+    [ "$(qemu-img info --output=json "$link" | jq -r '."backing-filename"')" = "$T/img/a.qcow2" ]
+  check "the stable path shows exactly A's data" \
+    bash -c "$(declare -f holds lacks); holds $link 0x11 0 && lacks $link 0x22 1 && lacks $link 0x33 2"
+  check "--save-current kept the present as S, under B" \
+    [ "$(list_json vm1 | jq -r '[.checkpoints[] | "\(.name)<\(.parent)"] | join(",")')" = "A<null,B<1,S<2" ]
+  s_image=$(cp_field vm1 S '.disks[0].image')
+  check "S holds the present's data" bash -c "$(declare -f holds); holds $s_image 0x33 2"
+  check "B untouched" bash -c "$(declare -f holds lacks); holds $b_image 0x22 1 && lacks $b_image 0x33 2"
+  check "A is current" [ "$(cp_field vm1 A .current)" = true ]
+  IMG_A=$link IMG_B=$T/vms/vm1/vdb.qcow2 start_qemu keep
+  check "QEMU started from the stable paths runs on A's new overlay" \
+    [ "$(running_image vm1 vda)" = "$(readlink "$link")" ]
+  write vda 0x66 4; create C
+  check "a new checkpoint after apply is a child of A: a second branch" \
+    [ "$(cp_field vm1 C .parent)" = "$(cp_field vm1 A .id)" ]
+  settle
+  c_image=$(cp_field vm1 C '.disks[0].image')
+  check "C holds A's data and the write after apply" \
+    bash -c "$(declare -f holds lacks); holds $c_image 0x11 0 && holds $c_image 0x66 4 && lacks $c_image 0x22 1"
+  if "$SP" checkpoint delete vm1 A 2>"$T/err"; then fail "deleted a branch point"; fi
+  check "a branch point is not merged" grep -q "2 branches depend on its image" "$T/err"
+  "$SP" -q checkpoint delete vm1 B --subtree || fail "delete the old branch"
+  check "the old branch is gone, A and C stay" \
+    [ "$(list_json vm1 | jq -r '[.checkpoints[].name] | join(",")')" = "A,C" ]
+  check "store and files agree" store_consistent vm1
+  stop_qemu
+  # Apply again, discarding the present; killed before and after the record.
+  set +e; STILLPOINT_TEST_CRASH_AT=prepared "$SP" -q checkpoint apply vm1 A 2>/dev/null; set -e
+  "$SP" -q vm recover vm1 || fail "recovery of an apply killed before its record"
+  check "killed before the record: rolled back" \
+    [ "$(readlink "$link") $(cp_field vm1 C .current)" = "$(cp_field vm1 C '.disks[0].overlay') true" ]
+  check "killed before the record: store and files agree" store_consistent vm1
+  set +e; STILLPOINT_TEST_CRASH_AT=recorded "$SP" -q checkpoint apply vm1 A 2>/dev/null; set -e
+  "$SP" -q vm recover vm1 || fail "recovery of an apply killed after its record"
+  check "killed after the record: finished, the link follows" \
+    [ "$(readlink "$link") $(cp_field vm1 A .current)" = "$(cp_field vm1 A '.disks[0].overlay') true" ]
+  check "killed after the record: the discarded present is gone, store and files agree" store_consistent vm1
   ;;
 *)
   fail "unknown case"

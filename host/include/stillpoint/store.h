@@ -107,6 +107,10 @@ gboolean sp_store_checkpoint_set_disk_image(SpStore *store, int64_t cp_id, const
 gboolean sp_store_checkpoint_set_disk_overlay(SpStore *store, int64_t cp_id, const char *disk,
                                               const char *overlay, const char *overlay_node,
                                               GError **error);
+/* Records a checkpoint under the VM's current one inside the caller's transaction, and makes it
+ * current (sp_store_checkpoint_add without its own transaction). */
+gboolean sp_store_checkpoint_insert(SpStore *store, SpCheckpoint *cp, GError **error);
+gboolean sp_store_vm_set_current(SpStore *store, int64_t vm_id, int64_t cp_id, GError **error);
 /* Removes one checkpoint record: its children move up to its parent, and when it was the VM's
  * current checkpoint its parent (or none) becomes current. Image files are not touched. */
 gboolean sp_store_checkpoint_remove(SpStore *store, int64_t cp_id, GError **error);

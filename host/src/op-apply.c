@@ -1,0 +1,469 @@
+/* Apply (revert): the VM returns to a checkpoint. For a production checkpoint that means: the VM
+ * is off, each disk gets a new overlay on top of the checkpoint's image (its other branches stay
+ * as they are), and the stable per-disk path the VM's launcher opens is re-pointed to the new
+ * overlay with rename(2) of a symlink, atomic for anyone opening it.
+ *
+ * Journal: intent (the plan) -> "prepared" (overlays created) -> "recorded" (tree edit, same
+ * SQLite transaction) -> links re-pointed, discarded present removed -> done. Before "recorded"
+ * a recovery rolls back (removes the new overlays); from it on, it finishes. */
+#include "op-util.h"
+
+#include <errno.h>
+#include <gio/gio.h>
+#include <glib/gstdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "stillpoint/channel.h"
+#include "stillpoint/driver.h"
+
+#define STEP_PREPARED "prepared"
+#define STEP_RECORDED "recorded"
+#define QUIT_WAIT_MS 30000
+
+typedef struct {
+    char *disk;
+    char *image;    /* the checkpoint's image: the new overlay's backing file */
+    char *overlay;  /* the new overlay */
+    char *present;  /* what the VM ran on (the current checkpoint's overlay); may be NULL */
+    char *link;
+} ApplyDisk;
+
+typedef struct {
+    int64_t op_id;
+    int64_t target;
+    char *target_name;
+    int64_t old_current;
+    char *save;      /* name of the checkpoint that keeps the present, or NULL */
+    GPtrArray *disks;
+} ApplyPlan;
+
+static void apply_disk_free(ApplyDisk *d)
+{
+    g_free(d->disk);
+    g_free(d->image);
+    g_free(d->overlay);
+    g_free(d->present);
+    g_free(d->link);
+    g_free(d);
+}
+
+static void apply_plan_free(ApplyPlan *p)
+{
+    if (p == NULL)
+        return;
+    g_free(p->target_name);
+    g_free(p->save);
+    g_ptr_array_unref(p->disks);
+    g_free(p);
+}
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(ApplyPlan, apply_plan_free)
+
+static ApplyPlan *apply_plan_new(void)
+{
+    ApplyPlan *p = g_new0(ApplyPlan, 1);
+    p->disks = g_ptr_array_new_with_free_func((GDestroyNotify)apply_disk_free);
+    return p;
+}
+
+char *sp_op_disk_link(SpStore *store, const char *vm_name, const char *disk)
+{
+    g_autofree char *dir = g_path_get_dirname(sp_store_get_path(store));
+    g_autofree char *base = g_strdup_printf("%s.qcow2", disk);
+    g_strcanon(base, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789.-_", '_');
+    return g_build_filename(dir, "vms", vm_name, base, NULL);
+}
+
+static void set_opt(SpJson *o, const char *k, const char *v)
+{
+    if (v != NULL)
+        sp_json_object_set_string(o, k, v);
+}
+
+static char *plan_to_json(const ApplyPlan *p)
+{
+    g_autoptr(SpJson) root = sp_json_new_object();
+    SpJson *disks = sp_json_new_array();
+    sp_json_object_set_int(root, "target", p->target);
+    sp_json_object_set_string(root, "name", p->target_name);
+    sp_json_object_set_int(root, "old-current", p->old_current);
+    set_opt(root, "save", p->save);
+    for (guint i = 0; i < p->disks->len; i++) {
+        ApplyDisk *d = g_ptr_array_index(p->disks, i);
+        SpJson *o = sp_json_new_object();
+        set_opt(o, "disk", d->disk);
+        set_opt(o, "image", d->image);
+        set_opt(o, "overlay", d->overlay);
+        set_opt(o, "present", d->present);
+        set_opt(o, "link", d->link);
+        sp_json_array_append(disks, o);
+    }
+    sp_json_object_set(root, "disks", disks);
+    return sp_json_serialize(root, NULL);
+}
+
+static char *dup_str(const SpJson *o, const char *k)
+{
+    return g_strdup(sp_json_object_get_string(o, k));
+}
+
+static ApplyPlan *plan_from_json(const char *text, GError **error)
+{
+    g_autoptr(SpJson) root = NULL;
+    g_autoptr(ApplyPlan) p = apply_plan_new();
+    const SpJson *disks;
+    if (sp_json_parse(text, strlen(text), NULL, &root, NULL) != SP_OK ||
+        (disks = sp_json_object_get(root, "disks")) == NULL) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                    "journal entry is not a valid apply plan");
+        return NULL;
+    }
+    p->target = sp_json_object_get_int(root, "target", 0);
+    p->target_name = dup_str(root, "name");
+    p->old_current = sp_json_object_get_int(root, "old-current", 0);
+    p->save = dup_str(root, "save");
+    for (size_t i = 0; i < sp_json_array_len(disks); i++) {
+        const SpJson *o = sp_json_array_get(disks, i);
+        ApplyDisk *d = g_new0(ApplyDisk, 1);
+        d->disk = dup_str(o, "disk");
+        d->image = dup_str(o, "image");
+        d->overlay = dup_str(o, "overlay");
+        d->present = dup_str(o, "present");
+        d->link = dup_str(o, "link");
+        g_ptr_array_add(p->disks, d);
+        if (d->disk == NULL || d->image == NULL || d->overlay == NULL || d->link == NULL) {
+            g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                        "journal entry is not a valid apply plan (disk %zu)", i);
+            return NULL;
+        }
+    }
+    return g_steal_pointer(&p);
+}
+
+/* The VM must be off. With force, a running QEMU is told to quit and waited for. */
+static gboolean ensure_off(SpVm *vm, gboolean force, const SpOpReport *report, GError **error)
+{
+    g_autoptr(SpQmp) qmp = NULL;
+    gint64 deadline = g_get_monotonic_time() + QUIT_WAIT_MS * 1000;
+    if (!sp_op_connect_qmp_if_running(vm, &qmp, error))
+        return FALSE;
+    if (qmp == NULL)
+        return TRUE;
+    if (!force) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_BUSY,
+                    "VM '%s' is running; shut it down first, or pass --force to stop it now "
+                    "(QMP quit: like pulling the plug, unsaved guest data is lost)",
+                    vm->name);
+        return FALSE;
+    }
+    sp_op_say(report, "stopping VM '%s' (QMP quit, as --force asks)", vm->name);
+    /* The reply may be lost as QEMU exits: whether it stopped is checked below. */
+    sp_json_free(sp_qmp_execute(qmp, "quit", NULL, SP_QMP_DEFAULT_TIMEOUT_MS, NULL));
+    g_clear_pointer(&qmp, sp_qmp_free);
+    /* Off = nothing listens on the QMP socket any more. */
+    while (g_get_monotonic_time() < deadline) {
+        g_autoptr(GError) local = NULL;
+        if (sp_op_connect_qmp_if_running(vm, &qmp, &local) && qmp == NULL)
+            return TRUE;
+        g_clear_pointer(&qmp, sp_qmp_free);
+        g_usleep(100 * 1000);
+    }
+    g_set_error(error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
+                "VM '%s' still answers on its QMP socket %u s after quit", vm->name,
+                QUIT_WAIT_MS / 1000);
+    return FALSE;
+}
+
+static const SpCheckpointDisk *cp_disk(const SpCheckpoint *cp, const char *disk)
+{
+    for (guint i = 0; cp != NULL && i < cp->disks->len; i++) {
+        const SpCheckpointDisk *d = g_ptr_array_index(cp->disks, i);
+        if (g_strcmp0(d->disk, disk) == 0)
+            return d;
+    }
+    return NULL;
+}
+
+static ApplyPlan *make_plan(SpStore *store, SpVm *vm, const SpCheckpoint *target,
+                            const char *save, GError **error)
+{
+    g_autoptr(ApplyPlan) p = apply_plan_new();
+    g_autoptr(SpCheckpoint) current = NULL;
+    g_autoptr(GDateTime) now = g_date_time_new_now_utc();
+    g_autofree char *stamp = g_date_time_format(now, "%Y%m%dT%H%M%S");
+    guint32 nonce = g_random_int();
+
+    if (vm->current != 0) {
+        g_autofree char *ref = g_strdup_printf("#%" G_GINT64_FORMAT, vm->current);
+        if ((current = sp_op_find_checkpoint(store, vm, ref, error)) == NULL)
+            return NULL;
+    } else if (save != NULL) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+                    "VM '%s' runs on no checkpoint's overlay, so --save-current has nothing "
+                    "stillpoint knows to keep; make a checkpoint while it runs instead",
+                    vm->name);
+        return NULL;
+    }
+    p->target = target->id;
+    p->target_name = g_strdup(target->name);
+    p->old_current = vm->current;
+    p->save = g_strdup(save);
+    for (guint i = 0; i < target->disks->len; i++) {
+        const SpCheckpointDisk *td = g_ptr_array_index(target->disks, i);
+        const SpCheckpointDisk *cd = cp_disk(current, td->disk);
+        ApplyDisk *d = g_new0(ApplyDisk, 1);
+        g_autofree char *dir = vm->overlay_dir != NULL ? g_strdup(vm->overlay_dir)
+                                                       : g_path_get_dirname(td->image);
+        g_autofree char *base = g_strdup_printf("%s-%s-%s-%08x.qcow2", vm->name, td->disk, stamp,
+                                                nonce);
+        g_strcanon(base, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789.-_", '_');
+        d->disk = g_strdup(td->disk);
+        d->image = g_strdup(td->image);
+        d->overlay = g_build_filename(dir, base, NULL);
+        d->present = cd != NULL ? g_strdup(cd->overlay) : NULL;
+        d->link = sp_op_disk_link(store, vm->name, td->disk);
+        g_ptr_array_add(p->disks, d);
+    }
+    return g_steal_pointer(&p);
+}
+
+static gboolean create_overlays(ApplyPlan *p, GError **error)
+{
+    for (guint i = 0; i < p->disks->len; i++) {
+        ApplyDisk *d = g_ptr_array_index(p->disks, i);
+        g_autofree char *fmt = sp_op_image_format(d->image, error);
+        if (fmt == NULL)
+            return FALSE;
+        const char *argv[] = {"create", "-q", "-f", "qcow2", "-b", d->image, "-F", fmt,
+                              d->overlay, NULL};
+        if (!sp_op_qemu_img(NULL, d->disk, argv, error))
+            return FALSE;
+    }
+    return TRUE;
+}
+
+static gboolean remove_overlays(ApplyPlan *p, GError **error)
+{
+    for (guint i = 0; i < p->disks->len; i++) {
+        ApplyDisk *d = g_ptr_array_index(p->disks, i);
+        if (!sp_op_unlink(d->overlay, error))
+            return FALSE;
+    }
+    return TRUE;
+}
+
+static SpCheckpoint *saved_checkpoint(const ApplyPlan *p, int64_t vm_id)
+{
+    SpCheckpoint *cp = g_new0(SpCheckpoint, 1);
+    cp->vm_id = vm_id;
+    cp->name = g_strdup(p->save);
+    /* Taken with the VM off, perhaps stopped by --force: nothing vouches for the guest. */
+    cp->type = g_strdup("crash");
+    cp->consistency = g_strdup("crash");
+    cp->disks = g_ptr_array_new_with_free_func((GDestroyNotify)sp_checkpoint_disk_free);
+    for (guint i = 0; i < p->disks->len; i++) {
+        ApplyDisk *d = g_ptr_array_index(p->disks, i);
+        SpCheckpointDisk *cd = g_new0(SpCheckpointDisk, 1);
+        cd->disk = g_strdup(d->disk);
+        cd->node = g_strdup("");
+        cd->image = g_strdup(d->present);
+        g_ptr_array_add(cp->disks, cd);
+    }
+    return cp;
+}
+
+static gboolean record(SpStore *store, SpVm *vm, ApplyPlan *p, GError **error)
+{
+    if (!sp_store_transaction_begin(store, error))
+        return FALSE;
+    if (p->save != NULL) {
+        g_autoptr(SpCheckpoint) s = saved_checkpoint(p, vm->id);
+        if (!sp_store_checkpoint_insert(store, s, error))
+            goto fail;
+    }
+    for (guint i = 0; i < p->disks->len; i++) {
+        ApplyDisk *d = g_ptr_array_index(p->disks, i);
+        /* A discarded present is no checkpoint's overlay any more. */
+        if (p->save == NULL && p->old_current != 0 && p->old_current != p->target &&
+            !sp_store_checkpoint_set_disk_overlay(store, p->old_current, d->disk, NULL, NULL,
+                                                  error))
+            goto fail;
+        if (!sp_store_checkpoint_set_disk_overlay(store, p->target, d->disk, d->overlay, NULL,
+                                                  error))
+            goto fail;
+    }
+    if (!sp_store_vm_set_current(store, vm->id, p->target, error) ||
+        !sp_store_op_step(store, p->op_id, STEP_RECORDED, error))
+        goto fail;
+    if (!sp_store_transaction_commit(store, error))
+        return FALSE;
+    sp_fault_crash_point(STEP_RECORDED);
+    return TRUE;
+fail:
+    sp_store_transaction_rollback(store);
+    return FALSE;
+}
+
+/* symlink to a temporary name, then rename over the link: openers see the old or the new. */
+static gboolean point_link(const ApplyDisk *d, GError **error)
+{
+    g_autofree char *dir = g_path_get_dirname(d->link);
+    g_autofree char *tmp = g_strdup_printf("%s.new", d->link);
+    if (g_mkdir_with_parents(dir, 0755) != 0 || (g_unlink(tmp) != 0 && errno != ENOENT) ||
+        symlink(d->overlay, tmp) != 0 || g_rename(tmp, d->link) != 0) {
+        int errsv = errno;
+        g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errsv),
+                    "disk %s: pointing %s at %s: %s", d->disk, d->link, d->overlay,
+                    g_strerror(errsv));
+        return FALSE;
+    }
+    return TRUE;
+}
+
+static gboolean repoint_if_present(SpStore *store, SpVm *vm, const char *disk,
+                                   const char *target, GError **error)
+{
+    ApplyDisk d = {.disk = (char *)disk, .overlay = (char *)target};
+    g_autofree char *link = sp_op_disk_link(store, vm->name, disk);
+    g_autofree char *now = g_file_read_link(link, NULL);
+    if (now == NULL || target == NULL || g_strcmp0(now, target) == 0)
+        return TRUE; /* no link (the launcher does not use them), or already right */
+    d.link = link;
+    return point_link(&d, error);
+}
+
+gboolean sp_op_sync_links(SpStore *store, SpVm *vm, GHashTable *image_if_none, GError **error)
+{
+    g_autoptr(SpVm) fresh = sp_store_vm_get(store, vm->name, error);
+    g_autoptr(SpCheckpoint) cp = NULL;
+    g_autofree char *ref = NULL;
+    if (fresh == NULL)
+        return FALSE;
+    if (fresh->current == 0) {
+        GHashTableIter it;
+        gpointer k, v;
+        if (image_if_none == NULL)
+            return TRUE;
+        g_hash_table_iter_init(&it, image_if_none);
+        while (g_hash_table_iter_next(&it, &k, &v))
+            if (!repoint_if_present(store, fresh, k, v, error))
+                return FALSE;
+        return TRUE;
+    }
+    ref = g_strdup_printf("#%" G_GINT64_FORMAT, fresh->current);
+    if ((cp = sp_op_find_checkpoint(store, fresh, ref, error)) == NULL)
+        return FALSE;
+    for (guint i = 0; i < cp->disks->len; i++) {
+        SpCheckpointDisk *d = g_ptr_array_index(cp->disks, i);
+        if (!repoint_if_present(store, fresh, d->disk, d->overlay, error))
+            return FALSE;
+    }
+    return TRUE;
+}
+
+static gboolean referenced(SpStore *store, SpVm *vm, const char *path, gboolean *ret,
+                           GError **error)
+{
+    g_autoptr(GPtrArray) cps = sp_store_checkpoint_list(store, vm->id, error);
+    *ret = FALSE;
+    if (cps == NULL)
+        return FALSE;
+    for (guint i = 0; i < cps->len; i++) {
+        SpCheckpoint *cp = g_ptr_array_index(cps, i);
+        for (guint j = 0; j < cp->disks->len; j++) {
+            SpCheckpointDisk *cd = g_ptr_array_index(cp->disks, j);
+            if (g_strcmp0(cd->image, path) == 0 || g_strcmp0(cd->overlay, path) == 0)
+                *ret = TRUE;
+        }
+    }
+    return TRUE;
+}
+
+static gboolean finish(SpStore *store, SpVm *vm, ApplyPlan *p, const SpOpReport *report,
+                       GError **error)
+{
+    for (guint i = 0; i < p->disks->len; i++) {
+        ApplyDisk *d = g_ptr_array_index(p->disks, i);
+        gboolean ref = TRUE;
+        if (!point_link(d, error))
+            return FALSE;
+        sp_op_say(report, "disk %s: %s -> %s", d->disk, d->link, d->overlay);
+        /* The discarded present goes, unless a checkpoint names it (it was saved). */
+        if (d->present == NULL || !referenced(store, vm, d->present, &ref, error))
+            continue;
+        if (!ref) {
+            sp_op_say(report, "disk %s: discarding the changes since the checkpoint (%s)",
+                      d->disk, d->present);
+            if (!sp_op_unlink(d->present, error))
+                return FALSE;
+        }
+    }
+    return sp_store_op_finish(store, p->op_id, SP_OP_DONE, error);
+}
+
+static gboolean prepare(SpStore *store, SpVm *vm, ApplyPlan *plan, GError **error)
+{
+    if (!create_overlays(plan, error) ||
+        !sp_store_op_step(store, plan->op_id, STEP_PREPARED, error))
+        return FALSE;
+    sp_fault_crash_point(STEP_PREPARED);
+    return record(store, vm, plan, error);
+}
+
+gboolean sp_op_apply(SpStore *store, SpVm *vm, const char *ref, const char *save_current,
+                     gboolean force, const SpOpReport *report, GError **error)
+{
+    g_autoptr(SpCheckpoint) target = NULL;
+    g_autoptr(ApplyPlan) plan = NULL;
+    g_autofree char *payload = NULL;
+    gboolean exists = FALSE;
+
+    if ((target = sp_op_find_checkpoint(store, vm, ref, error)) == NULL)
+        return FALSE;
+    if (save_current != NULL) {
+        if (!sp_checkpoint_name_valid(save_current, error) ||
+            !sp_store_checkpoint_name_exists(store, vm->id, save_current, &exists, error))
+            return FALSE;
+        if (exists) {
+            g_set_error(error, G_IO_ERROR, G_IO_ERROR_EXISTS,
+                        "VM '%s' already has a checkpoint named '%s'", vm->name, save_current);
+            return FALSE;
+        }
+    }
+    if ((plan = make_plan(store, vm, target, save_current, error)) == NULL)
+        return FALSE;
+    if (!ensure_off(vm, force, report, error))
+        return FALSE;
+    payload = plan_to_json(plan);
+    if (!sp_store_op_begin(store, vm->id, "apply", payload, &plan->op_id, error))
+        return FALSE;
+    sp_fault_crash_point("planned");
+    sp_op_say(report, "applying checkpoint '%s'%s%s", target->name,
+              save_current != NULL ? ", keeping the present as " : "",
+              save_current != NULL ? save_current : "");
+    if (!prepare(store, vm, plan, error)) {
+        g_autoptr(GError) local = NULL;
+        if (!remove_overlays(plan, &local) ||
+            !sp_store_op_finish(store, plan->op_id, SP_OP_ROLLED_BACK, &local))
+            g_prefix_error(error, "(cleanup failed too: %s) ", local->message);
+        return FALSE;
+    }
+    return finish(store, vm, plan, report, error);
+}
+
+gboolean sp_op_recover_apply(SpStore *store, SpVm *vm, SpOp *op, const SpOpReport *report,
+                             GError **error)
+{
+    g_autoptr(ApplyPlan) plan = plan_from_json(op->payload, error);
+    if (plan == NULL)
+        return FALSE;
+    plan->op_id = op->id;
+    if (g_strcmp0(op->step, STEP_RECORDED) == 0) {
+        sp_op_say(report, "recovery: finishing the apply of checkpoint '%s'", plan->target_name);
+        return finish(store, vm, plan, report, error);
+    }
+    sp_op_say(report, "recovery: rolling back the apply of checkpoint '%s' (step %s)",
+              plan->target_name, op->step);
+    return remove_overlays(plan, error) &&
+           sp_store_op_finish(store, op->id, SP_OP_ROLLED_BACK, error);
+}
