@@ -8,6 +8,8 @@ stillpoint-agent or stock qemu-ga on virtio-serial.
 CASE: consistent   production checkpoints while the workload writes to two disks
       failures    every failure path thaws, leaves no overlay and no record
       kill9       kill -9 at each step of create, then a rerun is consistent
+      ops         delete (live, inner and active layer) while the workload writes, export while
+                  it runs, apply --force --save-current, then a second boot from the stable paths
 Each case boots one VM (ctest's RESOURCE_LOCK vm keeps them from overlapping)."""
 import argparse
 import glob
@@ -223,10 +225,94 @@ def case_qga(c):
     c.store_consistent("vm1")
 
 
+def records(c, image, what):
+    return c.check_frozen_image(image, what)["highest"]
+
+
+def case_ops(c):
+    wl = c.g.workload
+    wl("wait 20 60000")
+    c.add_vm("vm1")
+    c.sp("checkpoint", "create", "vm1", "--name", "A")
+    cp_a = c.checkpoints("vm1")[0]
+    h_a = records(c, cp_a["disks"][0]["image"], "A")
+    wl(f"wait {wl('report')['last'] + 20} 60000")
+    c.sp("checkpoint", "create", "vm1", "--name", "B")
+    h_b = records(c, c.checkpoints("vm1")[1]["disks"][0]["image"], "B")
+    ok(h_b > h_a, f"B holds more records than A ({h_a} < {h_b})")
+    wl(f"wait {wl('report')['last'] + 20} 60000")
+
+    # Export while the VM writes: standalone, clean, exactly B's records.
+    out = os.path.join(c.a.run_dir, "export")
+    c.sp("checkpoint", "export", "vm1", "B", out)
+    manifest = json.load(open(os.path.join(out, "manifest.json")))
+    exported = os.path.join(out, manifest["disks"][0]["file"])
+    info = json.loads(subprocess.run(["qemu-img", "info", "--output=json", exported],
+                                     capture_output=True, text=True, check=True).stdout)
+    ok("backing-filename" not in info, "the export has no backing file")
+    ok(records(c, exported, "export of B") == h_b, "the export holds exactly B's records")
+
+    # Delete A live (an inner commit) while the workload writes.
+    before = wl("report")["last"]
+    c.sp("checkpoint", "delete", "vm1", "A")
+    cps = c.checkpoints("vm1")
+    ok([x["name"] for x in cps] == ["B"], "A is gone, B stays")
+    ok(records(c, cps[0]["disks"][0]["image"], "B after deleting A") == h_b,
+       "B holds exactly the records it held")
+    wl(f"wait {before + 20} 60000")
+    ok(wl("report")["stopped"] is False, "the workload ran on through the merge")
+
+    # Delete the active layer (C, current) while the workload writes, then check with a fresh
+    # consistent checkpoint D that every record is there, without a gap.
+    c.sp("checkpoint", "create", "vm1", "--name", "C")
+    wl(f"wait {wl('report')['last'] + 20} 60000")
+    c.sp("checkpoint", "delete", "vm1", "C")
+    during = wl("report")["last"]
+    wl(f"wait {during + 20} 60000")
+    c.sp("checkpoint", "create", "vm1", "--name", "D")
+    cps = c.checkpoints("vm1")
+    ok([x["name"] for x in cps] == ["B", "D"], "C is gone; D follows B")
+    h_d = records(c, cps[1]["disks"][0]["image"], "D")
+    ok(h_d >= during + 20, f"D holds every record written during and after the merge ({h_d})")
+    c.store_consistent("vm1")
+
+    # Apply B: QEMU is stopped (--force), the present kept as NOW, the stable path re-pointed.
+    r = c.sp("checkpoint", "apply", "vm1", "B", "--force", "--save-current", "NOW")
+    links = {}
+    for line in r.stdout.splitlines():
+        if line.startswith("  ") and ": " in line:
+            disk, link = line.strip().split(": ", 1)
+            links[disk] = link
+    ok(len(links) == 1, f"apply names the stable path ({links})")
+    link = next(iter(links.values()))
+    ok(records(c, link, "the stable path after apply") == h_b,
+       "the stable path holds exactly B's records")
+    ok([x["name"] for x in c.checkpoints("vm1")] == ["B", "D", "NOW"], "the present was kept")
+    c.g.stop()
+
+    # Boot from the stable path: the workload resumes right after B's last record.
+    run2 = os.path.join(c.a.run_dir, "after-apply")
+    os.makedirs(run2, exist_ok=True)
+    serial = c.g.disks[0].serial
+    os.symlink(link, os.path.join(run2, f"{serial}.qcow2"))
+    with Guest(c.a.guest, run2, agent=c.a.agent, disks=[Disk(serial)],
+               workload=["--resume", "--interval-ms", "20", f"/mnt/{serial}/records"],
+               lifetime=300) as g2:
+        first = g2.workload("report")["first"]
+        ok(first == h_b + 1, f"the booted guest saw exactly B's {h_b} records (resumed at {first})")
+        g2.workload(f"wait {first + 10} 60000")
+        top = [b["inserted"]["file"] for b in g2.qmp("query-block") if "inserted" in b][0]
+        ok(os.path.realpath(top) == os.path.realpath(link), "it runs on the new overlay")
+    ok(records(c, link, "after the second boot") >= h_b + 10, "its writes went to the new overlay")
+    ok(records(c, c.checkpoints("vm1")[0]["disks"][0]["image"], "B after all") == h_b,
+       "B itself is unchanged")
+
+
 CASES = {"consistent": (case_consistent, ["data0", "data1"]),
          "failures": (case_failures, ["data0"]),
          "kill9": (case_kill9, ["data0"]),
-         "qga": (case_qga, ["data0"])}
+         "qga": (case_qga, ["data0"]),
+         "ops": (case_ops, ["data0"])}
 
 
 def main():
