@@ -175,10 +175,11 @@ GPtrArray *sp_qmp_discover_disks(SpQmp *qmp, GError **error)
         if (inserted == NULL || sp_json_object_get_bool(inserted, "ro", FALSE))
             continue;
         if (file == NULL || file[0] != '/') {
+            g_autofree char *name = disk_name(entry, inserted); /* "qdev" alone may be absent */
             g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
                         "disk %s: its image '%s' is not a local file named by an absolute path; "
                         "only such disks can get an overlay",
-                        sp_json_object_get_string(entry, "qdev"), file != NULL ? file : "");
+                        name != NULL ? name : "(unnamed)", file != NULL ? file : "");
             return NULL;
         }
         /* blockdev-snapshot names the disk by its node: a disk without one cannot be part of

@@ -33,8 +33,10 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 
 static void say(const char *what, const GError *error)
 {
-    if (verbose)
+    if (verbose) {
         printf("%s: %s\n", what, error != NULL ? error->message : "ok");
+        fflush(stdout);
+    }
 }
 
 /* The driver's steps that only talk QMP (no image files): committed, snapshot, abort. */
@@ -43,7 +45,7 @@ static void drive(SpQmp *qmp, GPtrArray *disks)
     SpDriver drv = {.ops = &sp_driver_qemu_ops, .qmp = qmp};
     g_autoptr(SpSnapshotPlan) plan = sp_snapshot_plan_new("fuzz", "cp");
     g_autoptr(GError) error = NULL;
-    gboolean committed = FALSE;
+    gboolean committed = FALSE, ok;
 
     for (guint i = 0; disks->len > 0; i++) {
         SpPlanDisk *pd = g_new0(SpPlanDisk, 1);
@@ -54,17 +56,20 @@ static void drive(SpQmp *qmp, GPtrArray *disks)
         pd->created = FALSE; /* abort must not unlink anything */
         g_ptr_array_add(plan->disks, pd);
     }
-    if (!drv.ops->committed(&drv, plan, &committed, &error))
-        CHECK_ERROR(error);
+    ok = drv.ops->committed(&drv, plan, &committed, &error);
     say("committed", error);
-    g_clear_error(&error);
-    if (!drv.ops->snapshot(&drv, plan, 5000, &error))
+    if (!ok)
         CHECK_ERROR(error);
+    g_clear_error(&error);
+    ok = drv.ops->snapshot(&drv, plan, 5000, &error);
     say("snapshot", error);
-    g_clear_error(&error);
-    if (!drv.ops->abort(&drv, plan, &error))
+    if (!ok)
         CHECK_ERROR(error);
+    g_clear_error(&error);
+    ok = drv.ops->abort(&drv, plan, &error);
     say("abort", error);
+    if (!ok)
+        CHECK_ERROR(error);
 }
 
 static void run(const char *path)

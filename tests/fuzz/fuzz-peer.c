@@ -21,6 +21,8 @@ struct FuzzPeer {
     size_t size;
 };
 
+bool fuzz_peer_input_says_null;
+
 static char peer_dirs[4][64];
 static int n_peer_dirs;
 
@@ -94,6 +96,7 @@ void fuzz_peer_start(FuzzPeer *peer, const uint8_t *data, size_t size)
 {
     peer->data = data;
     peer->size = size;
+    fuzz_peer_input_says_null = memmem(data, size, "(null)", 6) != NULL;
     peer->thread = g_thread_new("fuzz-peer", peer_thread, peer);
 }
 
