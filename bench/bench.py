@@ -665,6 +665,7 @@ def main(argv):
     p.add_argument("--work", required=True)
     p.add_argument("--guest", required=True)
     p.add_argument("--src", default=TOP, help="source tree measured (its tests/guest/spguest.py)")
+    p.add_argument("--commit", default="", help="the commit measured")
     p.add_argument("--cli", required=True)
     p.add_argument("--agent", required=True)
     p.add_argument("--qga", required=True)
@@ -683,7 +684,7 @@ def main(argv):
         a.diag, a.diag_reps, a.idle_cpu_s = True, 4, 5.0
     tools = {"guest": a.guest, "cli": a.cli, "agent": a.agent, "qga": a.qga}
     results = {"date": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-               "quick": a.quick, "machine": machine(), "binaries": binary_sizes(tools),
+               "quick": a.quick, "commit": a.commit, "machine": machine(), "binaries": binary_sizes(tools),
                "params": {"reps": a.reps, "settle_s": a.settle, "gap_s": a.gap, "warmup_s": a.warmup,
                           "buffered_mib_s": a.mbps, "disk_size": DISK_SIZE},
                "window": [], "footprint": {}, "scale": [], "merge": [], "delete": []}

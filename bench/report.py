@@ -221,7 +221,7 @@ def markdown(res, png):
         if samples else ""
     busy = max([float(m["loadavg_start"][0]), float(m["loadavg_end"][0])] + samples) > 0.5 * m["cores"] + 1.5
     out = [f"# stillpoint benchmarks: {res['date']} on {m['host']}" + (" (quick run)" if res["quick"] else ""),
-           "",
+           "", f"Measured: commit `{res.get('commit') or 'unknown'}` (Release build, no sanitizers).", "",
            f"Machine: {m['cpu']}, {m['cores']} cores, {m['mem_mb']} MiB, Linux {m['kernel']}, "
            f"{m['qemu']}, accelerator **{m['accel'].upper()}** (emulated CPU: absolute times are "
            "several times a KVM host's; read the A/B ratios). Guest: Debian kernel, busybox "
