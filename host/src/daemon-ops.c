@@ -1,0 +1,354 @@
+/* daemon-ops: stillpointd's methods on a worker thread — the same library calls the CLI makes,
+ * each job with its own store connection (SQLite connections are not shared across threads)
+ * and the VM's lock held for anything that changes the VM. */
+#include "daemon-ops.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "stillpoint/coordinator.h"
+#include "stillpoint/ops.h"
+#include "stillpoint/store.h"
+
+void sp_daemon_job_free(SpDaemonJob *job)
+{
+    if (job == NULL)
+        return;
+    g_free(job->store_path);
+    g_free(job->vm);
+    g_clear_pointer(&job->parameters, g_variant_unref);
+    g_free(job);
+}
+
+static void progress_cb(const char *message, gpointer user_data)
+{
+    SpDaemonJob *job = user_data;
+    job->progress(job, message, -1, job->progress_data);
+}
+
+static void percent_cb(const char *disk, double percent, gpointer user_data)
+{
+    SpDaemonJob *job = user_data;
+    job->progress(job, disk, percent, job->progress_data);
+}
+
+/* ---- values ---- */
+
+static GVariant *vm_to_variant(const SpVm *vm)
+{
+    GVariantBuilder b;
+
+    g_variant_builder_init(&b, G_VARIANT_TYPE_VARDICT);
+    g_variant_builder_add(&b, "{sv}", "name", g_variant_new_string(vm->name));
+    g_variant_builder_add(&b, "{sv}", "driver", g_variant_new_string(vm->driver));
+    g_variant_builder_add(&b, "{sv}", "qmp-socket", g_variant_new_string(vm->qmp_socket ? vm->qmp_socket : ""));
+    if (vm->agent_socket != NULL)
+        g_variant_builder_add(&b, "{sv}", "agent-socket", g_variant_new_string(vm->agent_socket));
+    if (vm->hook_command != NULL)
+        g_variant_builder_add(&b, "{sv}", "hook-command", g_variant_new_string(vm->hook_command));
+    if (vm->hook_timeout_ms > 0)
+        g_variant_builder_add(&b, "{sv}", "hook-timeout-ms", g_variant_new_int64(vm->hook_timeout_ms));
+    if (vm->overlay_dir != NULL)
+        g_variant_builder_add(&b, "{sv}", "overlay-dir", g_variant_new_string(vm->overlay_dir));
+    g_variant_builder_add(&b, "{sv}", "current", g_variant_new_int64(vm->current));
+    return g_variant_builder_end(&b);
+}
+
+static GVariant *checkpoint_to_variant(const SpCheckpoint *cp, int64_t current)
+{
+    GVariantBuilder b, disks;
+
+    g_variant_builder_init(&disks, G_VARIANT_TYPE_STRING_ARRAY);
+    for (guint i = 0; cp->disks != NULL && i < cp->disks->len; i++) {
+        const SpCheckpointDisk *d = cp->disks->pdata[i];
+        g_variant_builder_add(&disks, "s", d->disk);
+    }
+    g_variant_builder_init(&b, G_VARIANT_TYPE_VARDICT);
+    g_variant_builder_add(&b, "{sv}", "id", g_variant_new_int64(cp->id));
+    g_variant_builder_add(&b, "{sv}", "parent", g_variant_new_int64(cp->parent));
+    g_variant_builder_add(&b, "{sv}", "name", g_variant_new_string(cp->name));
+    g_variant_builder_add(&b, "{sv}", "type", g_variant_new_string(cp->type));
+    g_variant_builder_add(&b, "{sv}", "consistency", g_variant_new_string(cp->consistency));
+    g_variant_builder_add(&b, "{sv}", "created-us", g_variant_new_int64(cp->created_us));
+    g_variant_builder_add(&b, "{sv}", "current", g_variant_new_boolean(cp->id == current));
+    g_variant_builder_add(&b, "{sv}", "disks", g_variant_builder_end(&disks));
+    return g_variant_builder_end(&b);
+}
+
+/* Opens the store, loads and locks the VM, and finishes interrupted operations, as the CLI. */
+static gboolean open_vm(SpDaemonJob *job, gboolean recover, SpStore **ret_store,
+                        SpVmLock **ret_lock, SpVm **ret_vm, GError **error)
+{
+    g_autoptr(SpStore) store = sp_store_open(job->store_path, error);
+    g_autoptr(SpVmLock) lock = NULL;
+    g_autoptr(SpVm) vm = NULL;
+
+    if (store == NULL || (vm = sp_store_vm_get(store, job->vm, error)) == NULL ||
+        (lock = sp_vm_lock_acquire(store, job->vm, error)) == NULL)
+        return FALSE;
+    if (recover && !sp_coordinator_recover(store, vm, NULL, progress_cb, job, error))
+        return FALSE;
+    *ret_store = g_steal_pointer(&store);
+    *ret_lock = g_steal_pointer(&lock);
+    *ret_vm = g_steal_pointer(&vm);
+    return TRUE;
+}
+
+/* ---- the methods ---- */
+
+static GVariant *run_list_vms(SpDaemonJob *job, GError **error)
+{
+    g_autoptr(SpStore) store = sp_store_open(job->store_path, error);
+    g_autoptr(GPtrArray) vms = NULL;
+    GVariantBuilder b;
+
+    if (store == NULL || (vms = sp_store_vm_list(store, error)) == NULL)
+        return NULL;
+    g_variant_builder_init(&b, G_VARIANT_TYPE("aa{sv}"));
+    for (guint i = 0; i < vms->len; i++)
+        g_variant_builder_add_value(&b, vm_to_variant(vms->pdata[i]));
+    return g_variant_new("(aa{sv})", &b);
+}
+
+static GVariant *run_add_vm(SpDaemonJob *job, GError **error)
+{
+    g_autoptr(GVariant) opts = NULL;
+    const char *name, *qmp = NULL, *agent = NULL, *driver = "qemu", *hook = NULL, *dir = NULL;
+    gint64 hook_timeout_ms = 0;
+    g_autoptr(SpStore) store = NULL;
+    SpVm vm;
+
+    g_variant_get(job->parameters, "(&s@a{sv})", &name, &opts);
+    g_variant_lookup(opts, "qmp-socket", "&s", &qmp);
+    g_variant_lookup(opts, "agent-socket", "&s", &agent);
+    g_variant_lookup(opts, "driver", "&s", &driver);
+    g_variant_lookup(opts, "hook-command", "&s", &hook);
+    g_variant_lookup(opts, "hook-timeout-ms", "x", &hook_timeout_ms);
+    g_variant_lookup(opts, "overlay-dir", "&s", &dir);
+    if (g_strcmp0(driver, "qemu") != 0 && g_strcmp0(driver, "hook") != 0) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                    "unknown driver '%s' (qemu or hook)", driver);
+        return NULL;
+    }
+    if ((g_str_equal(driver, "qemu") && qmp == NULL) || (g_str_equal(driver, "hook") && hook == NULL) ||
+        hook_timeout_ms < 0 || hook_timeout_ms > 3600 * 1000) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                    "VM '%s': the qemu driver needs qmp-socket, the hook driver hook-command; "
+                    "hook-timeout-ms is at most 3600000", name);
+        return NULL;
+    }
+    vm = (SpVm){.name = (char *)name, .qmp_socket = (char *)(qmp ? qmp : ""),
+                .agent_socket = (char *)agent, .driver = (char *)driver,
+                .hook_command = (char *)hook, .overlay_dir = (char *)dir,
+                .hook_timeout_ms = hook_timeout_ms};
+    store = sp_store_open(job->store_path, error);
+    if (store == NULL || !sp_store_vm_add(store, &vm, NULL, error))
+        return NULL;
+    return g_variant_new("()");
+}
+
+static GVariant *run_remove_vm(SpDaemonJob *job, GError **error)
+{
+    const char *name;
+    gboolean force;
+    g_autoptr(SpStore) store = NULL;
+    g_autoptr(SpVmLock) lock = NULL;
+
+    g_variant_get(job->parameters, "(&sb)", &name, &force);
+    store = sp_store_open(job->store_path, error);
+    if (store == NULL || (lock = sp_vm_lock_acquire(store, name, error)) == NULL ||
+        !sp_store_vm_remove(store, name, force, error))
+        return NULL;
+    return g_variant_new("()");
+}
+
+static GVariant *run_list_checkpoints(SpDaemonJob *job, GError **error)
+{
+    g_autoptr(SpStore) store = sp_store_open(job->store_path, error);
+    g_autoptr(SpVm) vm = NULL;
+    g_autoptr(GPtrArray) cps = NULL;
+    GVariantBuilder b;
+
+    if (store == NULL || (vm = sp_store_vm_get(store, job->vm, error)) == NULL ||
+        (cps = sp_store_checkpoint_list(store, vm->id, error)) == NULL)
+        return NULL;
+    g_variant_builder_init(&b, G_VARIANT_TYPE("aa{sv}"));
+    for (guint i = 0; i < cps->len; i++)
+        g_variant_builder_add_value(&b, checkpoint_to_variant(cps->pdata[i], vm->current));
+    return g_variant_new("(aa{sv})", &b);
+}
+
+static GVariant *run_create(SpDaemonJob *job, GError **error)
+{
+    g_autoptr(GVariant) opts = NULL;
+    const char *name = NULL, *type = NULL, *policy = NULL;
+    g_autoptr(SpStore) store = NULL;
+    g_autoptr(SpVmLock) lock = NULL;
+    g_autoptr(SpVm) vm = NULL;
+    g_autoptr(SpCheckpoint) cp = NULL;
+    SpCreateOptions o = {0};
+
+    g_variant_get(job->parameters, "(&s@a{sv})", NULL, &opts);
+    g_variant_lookup(opts, "name", "&s", &name);
+    g_variant_lookup(opts, "type", "&s", &type);
+    g_variant_lookup(opts, "on-quiesce-failure", "&s", &policy);
+    if ((type && !g_str_equal(type, "production") && !g_str_equal(type, "crash")) ||
+        (policy && !g_str_equal(policy, "fail") && !g_str_equal(policy, "crash"))) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                    "type is production or crash; on-quiesce-failure is fail or crash");
+        return NULL;
+    }
+    if (name != NULL && !sp_checkpoint_name_valid(name, error))
+        return NULL;
+    o.name = name;
+    o.crash_only = g_strcmp0(type, "crash") == 0;
+    o.on_quiesce_failure = g_strcmp0(policy, "crash") == 0 ? SP_QUIESCE_CRASH : SP_QUIESCE_FAIL;
+    if (!open_vm(job, FALSE, &store, &lock, &vm, error))
+        return NULL;
+    cp = sp_coordinator_create(store, vm, &o, progress_cb, job, error);
+    if (cp == NULL)
+        return NULL;
+    return g_variant_new("(@a{sv})", checkpoint_to_variant(cp, cp->id));
+}
+
+static GVariant *run_delete(SpDaemonJob *job, GError **error)
+{
+    const char *ref;
+    gboolean subtree;
+    g_autoptr(SpStore) store = NULL;
+    g_autoptr(SpVmLock) lock = NULL;
+    g_autoptr(SpVm) vm = NULL;
+    SpOpReport report = {.progress = progress_cb, .percent = percent_cb, .user_data = job};
+
+    g_variant_get(job->parameters, "(&s&sb)", NULL, &ref, &subtree);
+    if (!open_vm(job, TRUE, &store, &lock, &vm, error) ||
+        !sp_op_delete(store, vm, ref, subtree, &report, error))
+        return NULL;
+    return g_variant_new("()");
+}
+
+static GVariant *run_rename(SpDaemonJob *job, GError **error)
+{
+    const char *ref, *new_name;
+    g_autoptr(SpStore) store = NULL;
+    g_autoptr(SpVmLock) lock = NULL;
+    g_autoptr(SpVm) vm = NULL;
+
+    g_variant_get(job->parameters, "(&s&s&s)", NULL, &ref, &new_name);
+    if (!open_vm(job, TRUE, &store, &lock, &vm, error) ||
+        !sp_op_rename(store, vm, ref, new_name, error))
+        return NULL;
+    return g_variant_new("()");
+}
+
+/* The daemon runs as root: it writes only into a directory the caller owns (not a symlink),
+ * and gives what it wrote to the caller. */
+static gboolean export_dir_allowed(const char *dir, guint32 uid, GError **error)
+{
+    struct stat st;
+
+    if (!g_path_is_absolute(dir) || lstat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                    "export directory %s: give the absolute path of an existing directory", dir);
+        return FALSE;
+    }
+    if (uid != 0 && st.st_uid != uid) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_PERMISSION_DENIED,
+                    "export directory %s is not yours (owner uid %u): stillpointd exports only "
+                    "into a directory the caller owns", dir, (guint)st.st_uid);
+        return FALSE;
+    }
+    return TRUE;
+}
+
+static void give_to_caller(const char *dir, guint32 uid, GHashTable *before)
+{
+    g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
+    const char *name;
+
+    while (d != NULL && uid != 0 && (name = g_dir_read_name(d)) != NULL) {
+        g_autofree char *path = NULL;
+        if (g_hash_table_contains(before, name))
+            continue;
+        path = g_build_filename(dir, name, NULL);
+        if (lchown(path, uid, (gid_t)-1) < 0)
+            g_warning("export: cannot give %s to uid %u: %s", path, uid, g_strerror(errno));
+    }
+}
+
+static GVariant *run_export(SpDaemonJob *job, GError **error)
+{
+    const char *ref, *dir, *format;
+    g_autoptr(SpStore) store = NULL;
+    g_autoptr(SpVmLock) lock = NULL;
+    g_autoptr(SpVm) vm = NULL;
+    g_autofree char *manifest = NULL;
+    g_autoptr(GHashTable) before = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
+    g_autoptr(GDir) d = NULL;
+    const char *name;
+    SpOpReport report = {.progress = progress_cb, .percent = percent_cb, .user_data = job};
+
+    g_variant_get(job->parameters, "(&s&s&s&s)", NULL, &ref, &dir, &format);
+    if (!export_dir_allowed(dir, job->caller_uid, error))
+        return NULL;
+    d = g_dir_open(dir, 0, NULL);
+    while (d != NULL && (name = g_dir_read_name(d)) != NULL)
+        g_hash_table_add(before, g_strdup(name));
+    if (!open_vm(job, TRUE, &store, &lock, &vm, error) ||
+        !sp_op_export(store, vm, ref, dir, *format ? format : NULL, &report, &manifest, error))
+        return NULL;
+    give_to_caller(dir, job->caller_uid, before);
+    return g_variant_new("(s)", manifest);
+}
+
+static GVariant *run_apply(SpDaemonJob *job, GError **error)
+{
+#ifdef SP_HAVE_OP_APPLY
+    g_autoptr(GVariant) opts = NULL;
+    const char *ref, *save = NULL;
+    gboolean force = FALSE;
+    g_autoptr(SpStore) store = NULL;
+    g_autoptr(SpVmLock) lock = NULL;
+    g_autoptr(SpVm) vm = NULL;
+    SpOpReport report = {.progress = progress_cb, .percent = percent_cb, .user_data = job};
+
+    g_variant_get(job->parameters, "(&s&s@a{sv})", NULL, &ref, &opts);
+    g_variant_lookup(opts, "save-current", "&s", &save);
+    g_variant_lookup(opts, "force", "b", &force);
+    if (!open_vm(job, TRUE, &store, &lock, &vm, error) ||
+        !sp_op_apply(store, vm, ref, save, force, &report, error))
+        return NULL;
+    return g_variant_new("()");
+#else
+    g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+                "checkpoint apply is not in this build of stillpointd yet");
+    return NULL;
+#endif
+}
+
+static const struct {
+    const char *method;
+    GVariant *(*run)(SpDaemonJob *job, GError **error);
+} methods[] = {
+    {"ListVms", run_list_vms},
+    {"AddVm", run_add_vm},
+    {"RemoveVm", run_remove_vm},
+    {"ListCheckpoints", run_list_checkpoints},
+    {"CreateCheckpoint", run_create},
+    {"DeleteCheckpoint", run_delete},
+    {"RenameCheckpoint", run_rename},
+    {"ExportCheckpoint", run_export},
+    {"ApplyCheckpoint", run_apply},
+};
+
+GVariant *sp_daemon_job_run(SpDaemonJob *job, GError **error)
+{
+    for (gsize i = 0; i < G_N_ELEMENTS(methods); i++)
+        if (g_str_equal(methods[i].method, job->method))
+            return methods[i].run(job, error);
+    g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED, "unknown method %s", job->method);
+    return NULL;
+}

@@ -1,0 +1,391 @@
+/* stillpointd: the checkpoint coordinator on the system bus (org.stillpoint.Coordinator1).
+ * Each method asks the authority (polkit) for its action first, then runs the same library
+ * calls as the CLI on a worker thread, emitting Progress as it goes. */
+#include <errno.h>
+#include <glib-unix.h>
+#include <locale.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
+
+#include "daemon-authority.h"
+#include "daemon-ops.h"
+#include "sp-coordinator1-generated.h"
+#include "stillpoint/store.h"
+
+#define SP_DAEMON_BUS_NAME "org.stillpoint.Coordinator1"
+#define SP_DAEMON_OBJECT_PATH "/org/stillpoint/Coordinator1"
+#define SP_DAEMON_ERROR "org.stillpoint.Coordinator1.Error."
+/* Jobs running at once; more are refused (Busy), since any peer may ask. */
+#define SP_DAEMON_MAX_JOBS 8
+
+typedef struct {
+    GMainLoop *loop;
+    SpAuthority *authority;
+    SpCoordinator1 *skeleton;
+    char *store_path;
+    int ready_fd;
+    guint jobs;
+    gboolean stopping;
+    int status;
+} Daemon;
+
+/* Which polkit action each method needs (org.stillpoint.policy). */
+static const struct {
+    const char *method;
+    const char *action;
+    const char *operation;   /* for Progress; NULL = quick */
+    const char *refusal;     /* "not authorized to ..." */
+} actions[] = {
+    {"ListVms", "org.stillpoint.read", NULL, "list VMs"},
+    {"ListCheckpoints", "org.stillpoint.read", NULL, "list checkpoints"},
+    {"AddVm", "org.stillpoint.vm.admin", NULL, "register VMs"},
+    {"RemoveVm", "org.stillpoint.vm.admin", NULL, "remove VMs"},
+    {"CreateCheckpoint", "org.stillpoint.checkpoint.create", "create", "create checkpoints"},
+    {"ExportCheckpoint", "org.stillpoint.checkpoint.export", "export", "export checkpoints"},
+    {"ApplyCheckpoint", "org.stillpoint.checkpoint.apply", "apply", "apply checkpoints"},
+    {"DeleteCheckpoint", "org.stillpoint.checkpoint.delete", "delete", "delete checkpoints"},
+    {"RenameCheckpoint", "org.stillpoint.checkpoint.rename", NULL, "rename checkpoints"},
+};
+
+typedef struct {
+    Daemon *daemon;
+    GDBusMethodInvocation *invocation;
+    SpDaemonJob *job;
+    const char *action;
+    const char *refusal;
+} Call;
+
+static void call_free(Call *c)
+{
+    g_object_unref(c->invocation);
+    sp_daemon_job_free(c->job);
+    g_free(c);
+}
+
+static void return_error(GDBusMethodInvocation *inv, const GError *e)
+{
+    const char *name = "Failed";
+
+    if (g_error_matches(e, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT) ||
+        g_error_matches(e, G_IO_ERROR, G_IO_ERROR_EXISTS))
+        name = "InvalidArgs";
+    else if (g_error_matches(e, G_IO_ERROR, G_IO_ERROR_NOT_FOUND))
+        name = "NotFound";
+    else if (g_error_matches(e, G_IO_ERROR, G_IO_ERROR_BUSY))
+        name = "Busy";
+    else if (g_error_matches(e, G_IO_ERROR, G_IO_ERROR_PERMISSION_DENIED))
+        name = "NotAuthorized";
+    {
+        g_autofree char *full = g_strconcat(SP_DAEMON_ERROR, name, NULL);
+        g_dbus_method_invocation_return_dbus_error(inv, full, e->message);
+    }
+}
+
+/* ---- Progress: from the worker thread to the main loop ---- */
+
+typedef struct {
+    Daemon *daemon;
+    char *vm, *operation, *message;
+    double percent;
+} ProgressMsg;
+
+static gboolean emit_progress_cb(gpointer data)
+{
+    ProgressMsg *m = data;
+    sp_coordinator1_emit_progress(m->daemon->skeleton, m->vm, m->operation, m->message, m->percent);
+    g_free(m->vm);
+    g_free(m->operation);
+    g_free(m->message);
+    g_free(m);
+    return G_SOURCE_REMOVE;
+}
+
+static void job_progress_cb(const SpDaemonJob *job, const char *message, double percent,
+                            gpointer user_data)
+{
+    ProgressMsg *m = g_new0(ProgressMsg, 1);
+
+    m->daemon = user_data;
+    m->vm = g_strdup(job->vm ? job->vm : "");
+    m->operation = g_strdup(job->operation ? job->operation : "");
+    m->message = g_strdup(message);
+    m->percent = percent;
+    g_main_context_invoke(NULL, emit_progress_cb, m);
+}
+
+/* ---- running a job ---- */
+
+static void job_thread_cb(GTask *task, gpointer source, gpointer data, GCancellable *cancellable)
+{
+    Call *c = data;
+    GError *error = NULL;
+    GVariant *reply = sp_daemon_job_run(c->job, &error);
+
+    if (reply == NULL)
+        g_task_return_error(task, error);
+    else
+        g_task_return_pointer(task, g_variant_ref_sink(reply), (GDestroyNotify)g_variant_unref);
+}
+
+static void job_done_cb(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+    Call *c = g_task_get_task_data(G_TASK(res));
+    Daemon *d = c->daemon;
+    g_autoptr(GError) error = NULL;
+    GVariant *reply = g_task_propagate_pointer(G_TASK(res), &error);
+
+    if (reply == NULL) {
+        g_message("%s %s by uid %u failed: %s", c->job->method, c->job->vm ? c->job->vm : "",
+                  c->job->caller_uid, error->message);
+        return_error(c->invocation, error);
+    } else {
+        g_dbus_method_invocation_return_value(c->invocation, reply);
+        g_variant_unref(reply);
+    }
+    if (--d->jobs == 0 && d->stopping)
+        g_main_loop_quit(d->loop);
+}
+
+static void start_job(Call *c)
+{
+    GTask *task = g_task_new(NULL, NULL, job_done_cb, NULL);
+
+    c->daemon->jobs++;
+    g_task_set_task_data(task, c, (GDestroyNotify)call_free);
+    g_task_run_in_thread(task, job_thread_cb);
+    g_object_unref(task);
+}
+
+/* The caller's uid, for what the job gives back (exports). The authority already asked the
+ * bus; this asks again, bounded, rather than trusting a cache. */
+static void uid_cb(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+    Call *c = user_data;
+    g_autoptr(GError) error = NULL;
+    g_autoptr(GVariant) reply = g_dbus_connection_call_finish(G_DBUS_CONNECTION(source), res, &error);
+
+    if (reply == NULL) {
+        c->daemon->jobs--;
+        g_dbus_method_invocation_return_dbus_error(c->invocation, SP_DAEMON_ERROR "Failed",
+                                                   error->message);
+        call_free(c);
+        return;
+    }
+    g_variant_get(reply, "(u)", &c->job->caller_uid);
+    c->daemon->jobs--;   /* start_job counts it again */
+    start_job(c);
+}
+
+static void authorized_cb(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+    Call *c = user_data;
+    Daemon *d = c->daemon;
+    g_autoptr(GError) error = NULL;
+
+    if (!sp_authority_check_finish(d->authority, res, &error)) {
+        g_autofree char *msg = g_strdup_printf(
+            "not authorized to %s: this needs the polkit action %s (%s); ask an administrator "
+            "for that role. Nothing was changed.", c->refusal, c->action, error->message);
+        g_message("refused %s %s: %s", c->job->method, c->job->vm ? c->job->vm : "", error->message);
+        d->jobs--;
+        g_dbus_method_invocation_return_dbus_error(c->invocation, SP_DAEMON_ERROR "NotAuthorized", msg);
+        call_free(c);
+        if (d->jobs == 0 && d->stopping)
+            g_main_loop_quit(d->loop);
+        return;
+    }
+    g_dbus_connection_call(g_dbus_method_invocation_get_connection(c->invocation),
+                           "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                           "GetConnectionUnixUser",
+                           g_variant_new("(s)", g_dbus_method_invocation_get_sender(c->invocation)),
+                           G_VARIANT_TYPE("(u)"), G_DBUS_CALL_FLAGS_NONE, 5000, NULL, uid_cb, c);
+}
+
+/* Every method comes here, the action chosen by the method's name. */
+static gboolean dispatch(Daemon *d, GDBusMethodInvocation *inv)
+{
+    const char *method = g_dbus_method_invocation_get_method_name(inv);
+    GVariant *params = g_dbus_method_invocation_get_parameters(inv);
+    Call *c;
+
+    for (gsize i = 0; i < G_N_ELEMENTS(actions); i++) {
+        if (!g_str_equal(actions[i].method, method))
+            continue;
+        if (d->jobs >= SP_DAEMON_MAX_JOBS || d->stopping) {
+            g_dbus_method_invocation_return_dbus_error(inv, SP_DAEMON_ERROR "Busy",
+                d->stopping ? "stillpointd is stopping" : "too many operations at once; retry later");
+            return TRUE;
+        }
+        c = g_new0(Call, 1);
+        c->daemon = d;
+        c->invocation = g_object_ref(inv);
+        c->action = actions[i].action;
+        c->refusal = actions[i].refusal;
+        c->job = g_new0(SpDaemonJob, 1);
+        c->job->method = actions[i].method;
+        c->job->operation = actions[i].operation;
+        c->job->store_path = g_strdup(d->store_path);
+        c->job->parameters = g_variant_ref(params);
+        if (!g_str_equal(method, "ListVms"))   /* the others name a VM first */
+            g_variant_get_child(params, 0, "s", &c->job->vm);
+        c->job->progress = job_progress_cb;
+        c->job->progress_data = d;
+        d->jobs++;
+        sp_authority_check(d->authority, inv, c->action, NULL, authorized_cb, c);
+        return TRUE;
+    }
+    return FALSE;
+}
+
+/* The generated signals, each with its own arguments: all go to dispatch(), which reads the
+ * parameters from the invocation. */
+static gboolean handle_list_vms_cb(SpCoordinator1 *s, GDBusMethodInvocation *inv, gpointer d)
+{
+    return dispatch(d, inv);
+}
+
+static gboolean handle_vm_cb(SpCoordinator1 *s, GDBusMethodInvocation *inv, const char *vm,
+                             gpointer d)
+{
+    return dispatch(d, inv);
+}
+
+static gboolean handle_vm_x_cb(SpCoordinator1 *s, GDBusMethodInvocation *inv, const char *vm,
+                               gpointer x, gpointer d)
+{
+    return dispatch(d, inv);
+}
+
+static gboolean handle_vm_x_x_cb(SpCoordinator1 *s, GDBusMethodInvocation *inv, const char *vm,
+                                 const char *cp, gpointer x, gpointer d)
+{
+    return dispatch(d, inv);
+}
+
+static gboolean handle_export_cb(SpCoordinator1 *s, GDBusMethodInvocation *inv, const char *vm,
+                                 const char *cp, const char *dir, const char *format, gpointer d)
+{
+    return dispatch(d, inv);
+}
+
+static void connect_handlers(Daemon *d)
+{
+    g_signal_connect(d->skeleton, "handle-list-vms", G_CALLBACK(handle_list_vms_cb), d);
+    g_signal_connect(d->skeleton, "handle-list-checkpoints", G_CALLBACK(handle_vm_cb), d);
+    g_signal_connect(d->skeleton, "handle-add-vm", G_CALLBACK(handle_vm_x_cb), d);
+    g_signal_connect(d->skeleton, "handle-remove-vm", G_CALLBACK(handle_vm_x_cb), d);
+    g_signal_connect(d->skeleton, "handle-create-checkpoint", G_CALLBACK(handle_vm_x_cb), d);
+    g_signal_connect(d->skeleton, "handle-delete-checkpoint", G_CALLBACK(handle_vm_x_x_cb), d);
+    g_signal_connect(d->skeleton, "handle-rename-checkpoint", G_CALLBACK(handle_vm_x_x_cb), d);
+    g_signal_connect(d->skeleton, "handle-apply-checkpoint", G_CALLBACK(handle_vm_x_x_cb), d);
+    g_signal_connect(d->skeleton, "handle-export-checkpoint", G_CALLBACK(handle_export_cb), d);
+}
+
+/* ---- the bus ---- */
+
+static void bus_acquired_cb(GDBusConnection *bus, const char *name, gpointer user_data)
+{
+    Daemon *d = user_data;
+    g_autoptr(GError) error = NULL;
+
+    g_dbus_connection_set_exit_on_close(bus, FALSE);
+    if (!g_dbus_interface_skeleton_export(G_DBUS_INTERFACE_SKELETON(d->skeleton), bus,
+                                          SP_DAEMON_OBJECT_PATH, &error)) {
+        g_critical("cannot export %s: %s", SP_DAEMON_OBJECT_PATH, error->message);
+        d->status = EXIT_FAILURE;
+        g_main_loop_quit(d->loop);
+    }
+}
+
+static void name_acquired_cb(GDBusConnection *bus, const char *name, gpointer user_data)
+{
+    Daemon *d = user_data;
+
+    g_message("serving %s (store %s, authority: %s)", name, d->store_path, d->authority->ops->name);
+    if (d->ready_fd > 0) {
+        if (write(d->ready_fd, "READY\n", 6) != 6)
+            g_warning("--ready-fd: %s", g_strerror(errno));
+        close(d->ready_fd);
+        d->ready_fd = 0;
+    }
+}
+
+static void name_lost_cb(GDBusConnection *bus, const char *name, gpointer user_data)
+{
+    Daemon *d = user_data;
+
+    g_critical(bus == NULL ? "cannot connect to the system bus" :
+               "cannot own %s on the system bus (another stillpointd, or the bus policy "
+               "org.stillpoint.Coordinator1.conf is not installed)", name);
+    d->status = EXIT_FAILURE;
+    d->stopping = TRUE;
+    if (d->jobs == 0)
+        g_main_loop_quit(d->loop);
+}
+
+/* Jobs in flight finish first: one may be between freeze and thaw. */
+static gboolean signal_cb(gpointer user_data)
+{
+    Daemon *d = user_data;
+
+    d->stopping = TRUE;
+    if (d->jobs == 0)
+        g_main_loop_quit(d->loop);
+    else
+        g_message("stopping after %u operation(s) in progress", d->jobs);
+    return G_SOURCE_CONTINUE;
+}
+
+int main(int argc, char **argv)
+{
+    g_autofree char *store = NULL, *rules = NULL;
+    int ready_fd = 0;
+    const GOptionEntry entries[] = {
+        {"store", 0, 0, G_OPTION_ARG_FILENAME, &store,
+         "Checkpoint store (default $" SP_STORE_ENV " or " SP_STORE_DEFAULT_PATH ")", "PATH"},
+        {"rules", 0, 0, G_OPTION_ARG_FILENAME, &rules,
+         "Decide with this rules file instead of polkit ([actions] ACTION=user:U;group:G;uid:N)",
+         "FILE"},
+        {"ready-fd", 0, 0, G_OPTION_ARG_INT, &ready_fd,
+         "Write READY to this file descriptor once serving", "FD"},
+        G_OPTION_ENTRY_NULL};
+    g_autoptr(GOptionContext) ctx = g_option_context_new(NULL);
+    g_autoptr(GError) error = NULL;
+    Daemon d = {0};
+    guint owner;
+
+    setlocale(LC_ALL, "");
+    signal(SIGPIPE, SIG_IGN);
+    g_option_context_set_summary(ctx, "The stillpoint checkpoint coordinator on the system bus "
+                                 "(org.stillpoint.Coordinator1), with polkit roles.");
+    g_option_context_add_main_entries(ctx, entries, NULL);
+    if (!g_option_context_parse(ctx, &argc, &argv, &error)) {
+        fprintf(stderr, "stillpointd: %s (try --help)\n", error->message);
+        return 2;
+    }
+    d.store_path = g_strdup(sp_store_resolve_path(store));
+    d.ready_fd = ready_fd;
+    d.authority = rules ? sp_authority_file_new(rules, &error) : sp_authority_polkit_new();
+    if (d.authority == NULL) {
+        fprintf(stderr, "stillpointd: %s\n", error->message);
+        g_free(d.store_path);
+        return 2;
+    }
+    d.loop = g_main_loop_new(NULL, FALSE);
+    d.skeleton = sp_coordinator1_skeleton_new();
+    connect_handlers(&d);
+    owner = g_bus_own_name(G_BUS_TYPE_SYSTEM, SP_DAEMON_BUS_NAME, G_BUS_NAME_OWNER_FLAGS_DO_NOT_QUEUE,
+                           bus_acquired_cb, name_acquired_cb, name_lost_cb, &d, NULL);
+    g_unix_signal_add(SIGTERM, signal_cb, &d);
+    g_unix_signal_add(SIGINT, signal_cb, &d);
+    g_main_loop_run(d.loop);
+    g_bus_unown_name(owner);
+    g_dbus_interface_skeleton_unexport(G_DBUS_INTERFACE_SKELETON(d.skeleton));
+    g_object_unref(d.skeleton);
+    g_main_loop_unref(d.loop);
+    sp_authority_free(d.authority);
+    g_free(d.store_path);
+    return d.status;
+}

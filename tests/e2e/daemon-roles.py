@@ -1,0 +1,295 @@
+#!/usr/bin/python3
+"""stillpointd and its roles, on a private system-like bus.
+
+Usage: daemon-roles.py STILLPOINTD STILLPOINT FAKE_AGENT BUS_POLICY SCENARIO   (root; 77 = skip)
+
+A private dbus-daemon with a configuration like the system bus's (method calls denied by
+default) includes stillpointd's own policy file; nothing under /etc or /usr/share is touched.
+The VM is a paused QEMU (no guest) with real qcow2 disks and sp-fake-agent as its guest agent,
+as in host-qemu.sh. Callers that are not root run as nobody, in the group nogroup (the
+"backup operator") or in the group daemon (no role).
+
+Authorities (README "Roles"):
+  rules_file: stillpointd --rules FILE, the test authority behind the same interface as polkit.
+  polkit:     the real polkit client code (libpolkit-gobject) asking a mock polkitd
+              (python-dbusmock's polkitd template) on the private bus: polkitd itself cannot
+              run here (it needs the system bus and reads actions only from /usr/share).
+"""
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+import traceback
+
+SKIP = 77
+PROMPT_S = 30
+OPERATOR = {"user": "nobody", "group": "nogroup", "extra_groups": []}
+NO_ROLE = {"user": "nobody", "group": "daemon", "extra_groups": []}
+BACKUP_ACTIONS = ["org.stillpoint.read", "org.stillpoint.checkpoint.create",
+                  "org.stillpoint.checkpoint.export"]
+
+BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>system</type>
+  <listen>unix:path=%(socket)s</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow user="*"/>
+    <deny own="*"/>
+    <deny send_type="method_call"/>
+    <allow send_type="signal"/>
+    <allow send_requested_reply="true" send_type="method_return"/>
+    <allow send_requested_reply="true" send_type="error"/>
+    <allow receive_type="method_call"/>
+    <allow receive_type="method_return"/>
+    <allow receive_type="error"/>
+    <allow receive_type="signal"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus"/>
+    <allow send_destination="org.freedesktop.DBus" send_interface="org.freedesktop.DBus.Introspectable"/>
+    <!-- the mock polkitd (on a real system, polkit's own policy file says this) -->
+    <allow send_destination="org.freedesktop.PolicyKit1"/>
+  </policy>
+  <policy user="root">
+    <allow own="org.freedesktop.PolicyKit1"/>
+    <!-- dbusmock's control interface -->
+    <allow send_interface="org.freedesktop.DBus.Mock"/>
+  </policy>
+  <include>%(policy)s</include>
+</busconfig>
+"""
+
+
+class TestFailure(Exception):
+    pass
+
+
+def check(cond, what):
+    if not cond:
+        raise TestFailure(what)
+    print("ok - " + what)
+
+
+class Env:
+    def __init__(self, daemon, cli, fake_agent, policy):
+        self.daemon_bin, self.cli, self.fake_agent, self.policy = daemon, cli, fake_agent, policy
+        self.base = tempfile.mkdtemp(prefix="sp-daemon-")
+        os.chmod(self.base, 0o755)
+        self.procs = []
+        self.env = dict(os.environ)
+
+    def path(self, *p):
+        return os.path.join(self.base, *p)
+
+    def spawn(self, argv, **kw):
+        p = subprocess.Popen(argv, env=self.env, **kw)
+        self.procs.append(p)
+        return p
+
+    def wait_socket(self, path):
+        deadline = time.monotonic() + PROMPT_S
+        while not os.path.exists(path):
+            if time.monotonic() > deadline:
+                raise TestFailure("socket %s never appeared" % path)
+            time.sleep(0.05)
+
+    def start_bus(self):
+        sock = self.path("bus.sock")
+        with open(self.path("bus.conf"), "w") as f:
+            f.write(BUS_CONFIG % {"socket": sock, "policy": self.policy})
+        bus = self.spawn(["dbus-daemon", "--nofork", "--nopidfile", "--config-file",
+                          self.path("bus.conf"), "--print-address=1"], stdout=subprocess.PIPE)
+        check(bus.stdout.readline().startswith(b"unix:"), "private bus started")
+        self.address = "unix:path=" + sock
+        self.env["DBUS_SYSTEM_BUS_ADDRESS"] = self.address
+
+    def start_vm(self):
+        os.makedirs(self.path("img"))
+        subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", self.path("img", "a.qcow2"), "32M"],
+                       check=True)
+        self.spawn(["qemu-system-x86_64", "-machine", "q35", "-accel", "tcg", "-S", "-nodefaults",
+                    "-display", "none", "-qmp", "unix:%s,server=on,wait=off" % self.path("qmp.sock"),
+                    "-blockdev", "driver=qcow2,node-name=disk0,file.driver=file,file.filename=%s"
+                    % self.path("img", "a.qcow2"),
+                    "-device", "virtio-blk-pci,drive=disk0,id=vda,serial=SPDATA0"])
+        self.spawn([self.fake_agent, "--socket", self.path("agent.sock"), "--log",
+                    self.path("agent.log")])
+        self.wait_socket(self.path("qmp.sock"))
+        self.wait_socket(self.path("agent.sock"))
+
+    def start_daemon(self, *args):
+        r, w = os.pipe()
+        self.daemon_log = open(self.path("daemon.log"), "ab")
+        self.daemon = self.spawn([self.daemon_bin, "--store", self.path("store.db"), "--ready-fd",
+                                  str(w)] + list(args), pass_fds=(w,), stderr=self.daemon_log)
+        os.close(w)
+        with os.fdopen(r) as ready:
+            check(ready.readline() == "READY\n", "stillpointd serving")
+
+    def call(self, who, method, *args):
+        """gdbus call as root (who=None) or another user; (ok, output)."""
+        kw = dict(who or {})
+        r = subprocess.run(["gdbus", "call", "--address", self.address, "--dest",
+                            "org.stillpoint.Coordinator1", "--object-path",
+                            "/org/stillpoint/Coordinator1", "--method",
+                            "org.stillpoint.Coordinator1." + method] + list(args),
+                           stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                           timeout=PROMPT_S * 4, env=self.env, **kw)
+        return r.returncode == 0, (r.stdout if r.returncode == 0 else r.stderr)
+
+    def ok(self, who, method, *args):
+        ok, out = self.call(who, method, *args)
+        check(ok, "%s %s allowed (%s)" % (who["group"] if who else "root", method, out.strip()[:300]))
+        return out
+
+    def refused(self, who, method, *args):
+        ok, out = self.call(who, method, *args)
+        check(not ok and "NotAuthorized" in out and "Nothing was changed" in out,
+              "%s %s refused with a clear error (%s)" % (who["group"], method, out.strip()[:300]))
+
+    def snapshot(self):
+        """What a refusal must not change: the store's records and every image file."""
+        ok, records = self.call(None, "ListCheckpoints", "vm1")
+        files = sorted((p, os.stat(os.path.join(self.path("img"), p)).st_mtime_ns)
+                       for p in os.listdir(self.path("img")))
+        return records, files
+
+    def stop_daemon(self):
+        self.daemon.send_signal(signal.SIGTERM)
+        check(self.daemon.wait(timeout=PROMPT_S) == 0, "stillpointd exits cleanly on SIGTERM")
+
+    def cleanup(self):
+        for p in reversed(self.procs):
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+        shutil.rmtree(self.base, ignore_errors=True)
+
+
+def roles(env, operator_setup):
+    env.ok(None, "AddVm", "vm1", "{'qmp-socket': <'%s'>, 'agent-socket': <'%s'>}"
+           % (env.path("qmp.sock"), env.path("agent.sock")))
+    # Progress signals while the operator creates a checkpoint.
+    monitor = env.spawn(["gdbus", "monitor", "--address", env.address, "--dest",
+                         "org.stillpoint.Coordinator1"], stdout=subprocess.PIPE, text=True)
+    time.sleep(0.3)   # gdbus monitor has no readiness signal; signals before it are not needed
+    out = env.ok(OPERATOR, "CreateCheckpoint", "vm1", "{'name': <'nightly'>}")
+    check("'consistency': <'application'>" in out, "an application-consistent checkpoint")
+    monitor.send_signal(signal.SIGTERM)
+    progress = monitor.communicate(timeout=PROMPT_S)[0]
+    check("Progress ('vm1', 'create'," in progress, "Progress signals during create")
+    check("nightly" in env.ok(OPERATOR, "ListCheckpoints", "vm1"), "the operator lists checkpoints")
+    # Export into a directory the operator owns: the copy is theirs.
+    out_dir = env.path("export")
+    os.makedirs(out_dir)
+    os.chown(out_dir, 65534, 65534)
+    out = env.ok(OPERATOR, "ExportCheckpoint", "vm1", "nightly", out_dir, "qcow2")
+    manifest = os.path.join(out_dir, "manifest.json")
+    check(os.path.exists(manifest) and os.stat(manifest).st_uid == 65534,
+          "export written and given to the operator")
+    with open(manifest) as f:
+        check(json.load(f)["checkpoint"] == "nightly", "the manifest names the checkpoint")
+    ok, msg = env.call(OPERATOR, "ExportCheckpoint", "vm1", "nightly", env.base, "qcow2")
+    check(not ok and "is not yours" in msg, "no export into a directory the operator does not own")
+    before = env.snapshot()
+    env.refused(OPERATOR, "ApplyCheckpoint", "vm1", "nightly", "{'force': <true>}")
+    env.refused(OPERATOR, "DeleteCheckpoint", "vm1", "nightly", "false")
+    env.refused(OPERATOR, "RenameCheckpoint", "vm1", "nightly", "renamed")
+    env.refused(OPERATOR, "RemoveVm", "vm1", "true")
+    env.refused(NO_ROLE, "CreateCheckpoint", "vm1", "{}")
+    env.refused(NO_ROLE, "ListVms")
+    check(env.snapshot() == before, "nothing changed on refusal (records and image files)")
+    # Root may do what the operator may not.
+    env.ok(None, "RenameCheckpoint", "vm1", "nightly", "kept")
+    env.ok(None, "DeleteCheckpoint", "vm1", "kept", "false")
+    check("kept" not in env.ok(None, "ListCheckpoints", "vm1"), "root deletes")
+    env.stop_daemon()
+
+
+def test_rules_file(env):
+    env.start_bus()
+    env.start_vm()
+    rules = env.path("rules.conf")
+    with open(rules, "w") as f:
+        f.write("[actions]\n" + "".join("%s=group:nogroup\n" % a for a in BACKUP_ACTIONS))
+    env.start_daemon("--rules", rules)
+    roles(env, None)
+
+
+def test_polkit(env):
+    try:
+        import dbusmock  # noqa: F401
+    except ImportError:
+        raise SkipTest("python3-dbusmock is not installed")
+    env.start_bus()
+    env.start_vm()
+    env.spawn([sys.executable, "-m", "dbusmock", "--system", "--template", "polkitd"],
+              stdout=subprocess.DEVNULL)
+    subprocess.run(["gdbus", "wait", "--address", env.address, "--timeout", str(PROMPT_S),
+                    "org.freedesktop.PolicyKit1"], check=True, env=env.env)
+    # The mock allows exactly what 50-stillpoint-backup.rules grants the backup group. It does
+    # not look at the caller, so the no-role caller is left out of this scenario.
+    subprocess.run(["gdbus", "call", "--address", env.address, "--dest",
+                    "org.freedesktop.PolicyKit1", "--object-path",
+                    "/org/freedesktop/PolicyKit1/Authority", "--method",
+                    "org.freedesktop.DBus.Mock.SetAllowed", str(BACKUP_ACTIONS)],
+                   check=True, stdout=subprocess.DEVNULL, env=env.env)
+    env.start_daemon()
+    env.ok(None, "AddVm", "vm1", "{'qmp-socket': <'%s'>, 'agent-socket': <'%s'>}"
+           % (env.path("qmp.sock"), env.path("agent.sock")))
+    env.ok(OPERATOR, "CreateCheckpoint", "vm1", "{'name': <'nightly'>}")
+    out_dir = env.path("export")
+    os.makedirs(out_dir)
+    os.chown(out_dir, 65534, 65534)
+    env.ok(OPERATOR, "ExportCheckpoint", "vm1", "nightly", out_dir, "raw")
+    before = env.snapshot()
+    env.refused(OPERATOR, "ApplyCheckpoint", "vm1", "nightly", "{}")
+    env.refused(OPERATOR, "DeleteCheckpoint", "vm1", "nightly", "false")
+    check(env.snapshot() == before, "nothing changed on refusal")
+    env.stop_daemon()
+
+
+class SkipTest(Exception):
+    pass
+
+
+SCENARIOS = {name[5:]: fn for name, fn in globals().items() if name.startswith("test_")}
+
+
+def main():
+    if len(sys.argv) != 6 or sys.argv[5] not in SCENARIOS:
+        sys.stderr.write("usage: %s STILLPOINTD STILLPOINT FAKE_AGENT POLICY {%s}\n"
+                         % (sys.argv[0], ",".join(SCENARIOS)))
+        return 2
+    if os.geteuid() != 0:
+        print("skipped: needs root (the daemon runs as root; callers run as nobody)")
+        return SKIP
+    for tool in ("dbus-daemon", "gdbus", "qemu-system-x86_64", "qemu-img"):
+        if not shutil.which(tool):
+            print("skipped: %s not installed" % tool)
+            return SKIP
+    env = Env(*sys.argv[1:5])
+    try:
+        SCENARIOS[sys.argv[5]](env)
+    except SkipTest as e:
+        print("skipped: %s" % e)
+        return SKIP
+    except Exception:
+        traceback.print_exc()
+        try:
+            sys.stderr.write(open(env.path("daemon.log"), errors="replace").read())
+        except OSError:
+            pass
+        return 1
+    finally:
+        env.cleanup()
+    print("ok: %s" % sys.argv[5])
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
