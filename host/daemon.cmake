@@ -20,6 +20,8 @@ target_compile_options(stillpoint-daemon-dbus PRIVATE -w)  # generated code
 add_executable(stillpointd src/stillpointd.c src/daemon-ops.c src/daemon-authority.c
                src/daemon-authority-polkit.c)
 target_link_libraries(stillpointd PRIVATE stillpoint-host stillpoint-daemon-dbus PkgConfig::SP_DAEMON_DEPS)
+# The CLI's way through the daemon (stillpoint --daemon, or automatically when not root).
+target_sources(stillpoint PRIVATE src/daemon-client.c)
 # ApplyCheckpoint answers "not in this build" until the library has checkpoint apply.
 get_target_property(sp_host_sources stillpoint-host SOURCES)
 if("src/op-apply.c" IN_LIST sp_host_sources)

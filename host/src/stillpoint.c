@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "daemon-client.h"
 #include "stillpoint/channel.h"
 #include "stillpoint/coordinator.h"
 #include "stillpoint/driver.h"
@@ -837,8 +838,12 @@ int main(int argc, char **argv)
     g_autoptr(GPtrArray) rest = g_ptr_array_new();
     const char *group = NULL, *name = NULL;
     g_autofree char *prog = NULL;
+    int status;
 
     setlocale(LC_ALL, "");
+    /* Through stillpointd when asked (--daemon), or when not root and the daemon runs. */
+    if (sp_daemon_client_try(argc, argv, &status))
+        return status;
     /* The group and command are the first two non-option words; everything else goes to the
      * command's own option parser (so --store/--json may come anywhere). */
     g_ptr_array_add(rest, argv[0]);

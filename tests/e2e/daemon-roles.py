@@ -151,6 +151,11 @@ class Env:
         check(not ok and "NotAuthorized" in out and "Nothing was changed" in out,
               "%s %s refused with a clear error (%s)" % (who["group"], method, out.strip()[:300]))
 
+    def cli_run(self, who, *args):
+        return subprocess.run([self.cli] + list(args), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, timeout=PROMPT_S * 4,
+                              env=self.env, cwd="/", **dict(who or {}))
+
     def snapshot(self):
         """What a refusal must not change: the store's records and every image file."""
         ok, records = self.call(None, "ListCheckpoints", "vm1")
@@ -203,10 +208,20 @@ def roles(env, operator_setup):
     env.refused(NO_ROLE, "CreateCheckpoint", "vm1", "{}")
     env.refused(NO_ROLE, "ListVms")
     check(env.snapshot() == before, "nothing changed on refusal (records and image files)")
+    # The CLI goes through the daemon by itself when not root (and with --daemon when root).
+    r = env.cli_run(OPERATOR, "checkpoint", "create", "vm1", "--name", "via-cli")
+    check(r.returncode == 0 and "'via-cli' of VM 'vm1': application-consistent" in r.stdout,
+          "the operator's CLI creates through stillpointd (%s%s)" % (r.stdout, r.stderr))
+    r = env.cli_run(OPERATOR, "checkpoint", "delete", "vm1", "via-cli")
+    check(r.returncode == 1 and "not authorized to delete checkpoints" in r.stderr,
+          "the operator's CLI is refused delete (%s)" % r.stderr.strip())
+    r = env.cli_run(None, "--daemon", "--json", "checkpoint", "list", "vm1")
+    check(r.returncode == 0 and [c["name"] for c in json.loads(r.stdout)] == ["nightly", "via-cli"],
+          "root's CLI lists through stillpointd (%s%s)" % (r.stdout, r.stderr))
     # Root may do what the operator may not.
     env.ok(None, "RenameCheckpoint", "vm1", "nightly", "kept")
     env.ok(None, "DeleteCheckpoint", "vm1", "kept", "false")
-    check("kept" not in env.ok(None, "ListCheckpoints", "vm1"), "root deletes")
+    check("'kept'" not in env.ok(None, "ListCheckpoints", "vm1"), "root deletes")
     env.stop_daemon()
 
 

@@ -1,0 +1,379 @@
+/* daemon-client: `stillpoint --daemon ...` — the same commands, asked of stillpointd over the
+ * system bus (polkit decides), with its Progress signals printed as the CLI prints progress. */
+#include "daemon-client.h"
+
+#include <gio/gio.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "stillpoint/channel.h"   /* SpJson autoptr */
+
+#define BUS_NAME "org.stillpoint.Coordinator1"
+#define OBJECT_PATH "/org/stillpoint/Coordinator1"
+#define PROBE_TIMEOUT_MS 1000
+
+typedef struct {
+    gboolean json, quiet;
+    GDBusConnection *bus;
+    GMainLoop *loop;
+    GVariant *reply;
+    GError *error;
+} Client;
+
+/* ---- values ---- */
+
+static SpJson *variant_to_json(GVariant *v)
+{
+    if (g_variant_is_of_type(v, G_VARIANT_TYPE_STRING))
+        return sp_json_new_string(g_variant_get_string(v, NULL));
+    if (g_variant_is_of_type(v, G_VARIANT_TYPE_INT64))
+        return sp_json_new_int(g_variant_get_int64(v));
+    if (g_variant_is_of_type(v, G_VARIANT_TYPE_BOOLEAN))
+        return sp_json_new_bool(g_variant_get_boolean(v));
+    if (g_variant_is_of_type(v, G_VARIANT_TYPE_VARIANT)) {
+        g_autoptr(GVariant) inner = g_variant_get_variant(v);
+        return variant_to_json(inner);
+    }
+    if (g_variant_is_of_type(v, G_VARIANT_TYPE_VARDICT)) {
+        SpJson *o = sp_json_new_object();
+        GVariantIter it;
+        const char *key;
+        GVariant *value;
+        g_variant_iter_init(&it, v);
+        while (g_variant_iter_next(&it, "{&sv}", &key, &value)) {
+            sp_json_object_set(o, key, variant_to_json(value));
+            g_variant_unref(value);
+        }
+        return o;
+    }
+    if (g_variant_is_container(v)) {
+        SpJson *a = sp_json_new_array();
+        for (gsize i = 0; i < g_variant_n_children(v); i++) {
+            g_autoptr(GVariant) child = g_variant_get_child_value(v, i);
+            sp_json_array_append(a, variant_to_json(child));
+        }
+        return a;
+    }
+    return sp_json_new_null();
+}
+
+static void print_json(SpJson *value)
+{
+    g_autofree char *text = sp_json_serialize(value, NULL);
+    printf("%s\n", text != NULL ? text : "null");
+}
+
+/* ---- calls ---- */
+
+static void progress_cb(GDBusConnection *bus, const char *sender, const char *path,
+                        const char *iface, const char *signal, GVariant *params, gpointer data)
+{
+    Client *c = data;
+    const char *vm, *op, *message;
+    double percent;
+
+    if (c->quiet)
+        return;
+    g_variant_get(params, "(&s&s&sd)", &vm, &op, &message, &percent);
+    if (percent >= 0)
+        fprintf(stderr, "stillpoint: %s: %s %.0f%%\n", vm, message, percent);
+    else
+        fprintf(stderr, "stillpoint: %s\n", message);
+}
+
+static void reply_cb(GObject *source, GAsyncResult *res, gpointer data)
+{
+    Client *c = data;
+    c->reply = g_dbus_connection_call_finish(G_DBUS_CONNECTION(source), res, &c->error);
+    g_main_loop_quit(c->loop);
+}
+
+/* Calls method; operations may take long (a merge), polkit may ask for a password. */
+static GVariant *call(Client *c, const char *method, GVariant *params, GError **error)
+{
+    guint sub = g_dbus_connection_signal_subscribe(c->bus, BUS_NAME, BUS_NAME, "Progress",
+                                                   OBJECT_PATH, NULL, G_DBUS_SIGNAL_FLAGS_NONE,
+                                                   progress_cb, c, NULL);
+
+    c->loop = g_main_loop_new(NULL, FALSE);
+    g_dbus_connection_call(c->bus, BUS_NAME, OBJECT_PATH, BUS_NAME, method, params, NULL,
+                           G_DBUS_CALL_FLAGS_ALLOW_INTERACTIVE_AUTHORIZATION, G_MAXINT, NULL,
+                           reply_cb, c);
+    g_main_loop_run(c->loop);
+    g_dbus_connection_signal_unsubscribe(c->bus, sub);
+    g_clear_pointer(&c->loop, g_main_loop_unref);
+    if (c->reply == NULL) {
+        g_dbus_error_strip_remote_error(c->error);
+        g_propagate_error(error, c->error);
+        c->error = NULL;
+        return NULL;
+    }
+    return g_steal_pointer(&c->reply);
+}
+
+/* ---- commands ---- */
+
+typedef struct {
+    char *qmp, *agent, *driver, *hook, *overlay_dir, *name, *type, *policy, *format, *save;
+    gint hook_timeout;
+    gboolean force, subtree;
+} Opts;
+
+static void opts_clear(Opts *o)
+{
+    g_free(o->qmp);
+    g_free(o->agent);
+    g_free(o->driver);
+    g_free(o->hook);
+    g_free(o->overlay_dir);
+    g_free(o->name);
+    g_free(o->type);
+    g_free(o->policy);
+    g_free(o->format);
+    g_free(o->save);
+}
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(Opts, opts_clear)
+
+static gboolean parse(int *argc, char ***argv, Opts *o, Client *c, GError **error)
+{
+    const GOptionEntry entries[] = {
+        {"json", 0, 0, G_OPTION_ARG_NONE, &c->json, "Print the result as JSON", NULL},
+        {"quiet", 'q', 0, G_OPTION_ARG_NONE, &c->quiet, "Do not print progress", NULL},
+        {"qmp", 0, 0, G_OPTION_ARG_FILENAME, &o->qmp, "vm add: QMP socket", "SOCKET"},
+        {"agent", 0, 0, G_OPTION_ARG_FILENAME, &o->agent, "vm add: agent socket", "SOCKET"},
+        {"driver", 0, 0, G_OPTION_ARG_STRING, &o->driver, "vm add: qemu or hook", "DRIVER"},
+        {"hook-command", 0, 0, G_OPTION_ARG_STRING, &o->hook, "vm add: hook command", "CMD"},
+        {"hook-timeout", 0, 0, G_OPTION_ARG_INT, &o->hook_timeout, "vm add: seconds", "S"},
+        {"overlay-dir", 0, 0, G_OPTION_ARG_FILENAME, &o->overlay_dir, "vm add: overlays", "DIR"},
+        {"force", 0, 0, G_OPTION_ARG_NONE, &o->force, "vm remove, checkpoint apply", NULL},
+        {"name", 0, 0, G_OPTION_ARG_STRING, &o->name, "create: checkpoint name", "NAME"},
+        {"type", 0, 0, G_OPTION_ARG_STRING, &o->type, "create: production or crash", "TYPE"},
+        {"on-quiesce-failure", 0, 0, G_OPTION_ARG_STRING, &o->policy, "create: fail or crash", "P"},
+        {"subtree", 0, 0, G_OPTION_ARG_NONE, &o->subtree, "delete: with descendants", NULL},
+        {"format", 0, 0, G_OPTION_ARG_STRING, &o->format, "export: qcow2 or raw", "FORMAT"},
+        {"save-current", 0, 0, G_OPTION_ARG_STRING, &o->save, "apply: keep the present", "NAME"},
+        G_OPTION_ENTRY_NULL};
+    g_autoptr(GOptionContext) ctx = g_option_context_new("COMMAND ...");
+
+    g_option_context_set_summary(ctx, "stillpoint through stillpointd (see stillpoint --help).");
+    g_option_context_add_main_entries(ctx, entries, NULL);
+    return g_option_context_parse(ctx, argc, argv, error);
+}
+
+static GVariant *dict(GVariantBuilder *b)
+{
+    return g_variant_builder_end(b);   /* leaves b cleared */
+}
+
+static void add_s(GVariantBuilder *b, const char *key, const char *value)
+{
+    if (value != NULL)
+        g_variant_builder_add(b, "{sv}", key, g_variant_new_string(value));
+}
+
+static gboolean expect(int argc, int n, const char *what, GError **error)
+{
+    if (argc == n)
+        return TRUE;
+    g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "%s: expected %d argument(s)",
+                what, n - 2);
+    return FALSE;
+}
+
+static void print_checkpoints(Client *c, GVariant *list)
+{
+    GVariantIter it;
+    GVariant *cp;
+
+    g_variant_iter_init(&it, list);
+    while ((cp = g_variant_iter_next_value(&it)) != NULL) {
+        gint64 id = 0, parent = 0;
+        const char *name = "", *consistency = "";
+        gboolean current = FALSE;
+        g_variant_lookup(cp, "id", "x", &id);
+        g_variant_lookup(cp, "parent", "x", &parent);
+        g_variant_lookup(cp, "name", "&s", &name);
+        g_variant_lookup(cp, "consistency", "&s", &consistency);
+        g_variant_lookup(cp, "current", "b", &current);
+        printf("#%" G_GINT64_FORMAT " %s (%s-consistent, parent #%" G_GINT64_FORMAT ")%s\n", id,
+               name, consistency, parent, current ? " <- current" : "");
+        g_variant_unref(cp);
+    }
+}
+
+static gboolean run(Client *c, const char *group, const char *name, int argc, char **argv,
+                    Opts *o, GError **error)
+{
+    g_autoptr(GVariant) r = NULL;
+    g_autoptr(GVariant) value = NULL;
+    g_autoptr(SpJson) out = NULL;
+    g_auto(GVariantBuilder) b = G_VARIANT_BUILDER_INIT(G_VARIANT_TYPE_VARDICT);
+
+    if (g_str_equal(group, "vm") && g_str_equal(name, "list")) {
+        if ((r = call(c, "ListVms", NULL, error)) == NULL)
+            return FALSE;
+        if (!c->json) {
+            g_autoptr(GVariant) list = g_variant_get_child_value(r, 0);
+            GVariantIter it;
+            GVariant *vm;
+            g_variant_iter_init(&it, list);
+            while ((vm = g_variant_iter_next_value(&it)) != NULL) {
+                const char *vname = "", *driver = "";
+                g_variant_lookup(vm, "name", "&s", &vname);
+                g_variant_lookup(vm, "driver", "&s", &driver);
+                printf("%s (%s)\n", vname, driver);
+                g_variant_unref(vm);
+            }
+            return TRUE;
+        }
+    } else if (g_str_equal(group, "vm") && g_str_equal(name, "add")) {
+        add_s(&b, "qmp-socket", o->qmp);
+        add_s(&b, "agent-socket", o->agent);
+        add_s(&b, "driver", o->driver);
+        add_s(&b, "hook-command", o->hook);
+        add_s(&b, "overlay-dir", o->overlay_dir);
+        if (o->hook_timeout > 0)
+            g_variant_builder_add(&b, "{sv}", "hook-timeout-ms", g_variant_new_int64(o->hook_timeout * 1000LL));
+        if (!expect(argc, 3, "vm add", error) ||
+            (r = call(c, "AddVm", g_variant_new("(s@a{sv})", argv[2], dict(&b)), error)) == NULL)
+            return FALSE;
+    } else if (g_str_equal(group, "vm") && g_str_equal(name, "remove")) {
+        if (!expect(argc, 3, "vm remove", error) ||
+            (r = call(c, "RemoveVm", g_variant_new("(sb)", argv[2], o->force), error)) == NULL)
+            return FALSE;
+    } else if (g_str_equal(group, "checkpoint") && g_str_equal(name, "list")) {
+        if (!expect(argc, 3, "checkpoint list", error) ||
+            (r = call(c, "ListCheckpoints", g_variant_new("(s)", argv[2]), error)) == NULL)
+            return FALSE;
+        if (!c->json) {
+            g_autoptr(GVariant) list = g_variant_get_child_value(r, 0);
+            print_checkpoints(c, list);
+            return TRUE;
+        }
+    } else if (g_str_equal(group, "checkpoint") && g_str_equal(name, "create")) {
+        add_s(&b, "name", o->name);
+        add_s(&b, "type", o->type);
+        add_s(&b, "on-quiesce-failure", o->policy);
+        if (!expect(argc, 3, "checkpoint create", error) ||
+            (r = call(c, "CreateCheckpoint", g_variant_new("(s@a{sv})", argv[2], dict(&b)), error)) == NULL)
+            return FALSE;
+        if (!c->json) {
+            g_autoptr(GVariant) cp = g_variant_get_child_value(r, 0);
+            gint64 id = 0;
+            const char *cname = "", *consistency = "";
+            g_variant_lookup(cp, "id", "x", &id);
+            g_variant_lookup(cp, "name", "&s", &cname);
+            g_variant_lookup(cp, "consistency", "&s", &consistency);
+            printf("checkpoint %" G_GINT64_FORMAT " '%s' of VM '%s': %s-consistent\n", id, cname,
+                   argv[2], consistency);
+            return TRUE;
+        }
+    } else if (g_str_equal(group, "checkpoint") && g_str_equal(name, "delete")) {
+        if (!expect(argc, 4, "checkpoint delete", error) ||
+            (r = call(c, "DeleteCheckpoint", g_variant_new("(ssb)", argv[2], argv[3], o->subtree), error)) == NULL)
+            return FALSE;
+    } else if (g_str_equal(group, "checkpoint") && g_str_equal(name, "rename")) {
+        if (!expect(argc, 5, "checkpoint rename", error) ||
+            (r = call(c, "RenameCheckpoint", g_variant_new("(sss)", argv[2], argv[3], argv[4]), error)) == NULL)
+            return FALSE;
+    } else if (g_str_equal(group, "checkpoint") && g_str_equal(name, "export")) {
+        g_autofree char *dir = NULL;
+        if (!expect(argc, 5, "checkpoint export", error))
+            return FALSE;
+        /* The daemon does not share our working directory. */
+        dir = g_canonicalize_filename(argv[4], NULL);
+        if ((r = call(c, "ExportCheckpoint", g_variant_new("(ssss)", argv[2], argv[3], dir,
+                                                           o->format ? o->format : ""), error)) == NULL)
+            return FALSE;
+        if (!c->json) {
+            const char *manifest;
+            g_variant_get(r, "(&s)", &manifest);
+            printf("exported checkpoint '%s' of VM '%s': %s\n", argv[3], argv[2], manifest);
+            return TRUE;
+        }
+    } else if (g_str_equal(group, "checkpoint") && g_str_equal(name, "apply")) {
+        add_s(&b, "save-current", o->save);
+        if (o->force)
+            g_variant_builder_add(&b, "{sv}", "force", g_variant_new_boolean(TRUE));
+        if (!expect(argc, 4, "checkpoint apply", error) ||
+            (r = call(c, "ApplyCheckpoint", g_variant_new("(ss@a{sv})", argv[2], argv[3], dict(&b)), error)) == NULL)
+            return FALSE;
+    } else {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+                    "'%s %s' is not available through stillpointd", group, name);
+        return FALSE;
+    }
+    if (g_variant_n_children(r) == 0)
+        return TRUE;
+    value = g_variant_get_child_value(r, 0);
+    out = variant_to_json(value);
+    print_json(out);
+    return TRUE;
+}
+
+static gboolean daemon_runs(GDBusConnection *bus)
+{
+    g_autoptr(GVariant) r = g_dbus_connection_call_sync(
+        bus, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus", "NameHasOwner",
+        g_variant_new("(s)", BUS_NAME), G_VARIANT_TYPE("(b)"), G_DBUS_CALL_FLAGS_NONE,
+        PROBE_TIMEOUT_MS, NULL, NULL);
+    gboolean owned = FALSE;
+
+    if (r != NULL)
+        g_variant_get(r, "(b)", &owned);
+    return owned;
+}
+
+gboolean sp_daemon_client_try(int argc, char **argv, int *ret_status)
+{
+    gboolean forced = FALSE, direct = FALSE;
+    g_autoptr(GPtrArray) rest = g_ptr_array_new();
+    g_autoptr(GError) error = NULL;
+    g_auto(Opts) o = {0};
+    Client c = {0};
+    const char *group = NULL, *name = NULL;
+    int n;
+    char **args;
+
+    for (int i = 1; i < argc; i++) {
+        forced |= g_str_equal(argv[i], "--daemon");
+        direct |= g_str_has_prefix(argv[i], "--store") || g_str_equal(argv[i], "--help") ||
+                  g_str_equal(argv[i], "-h");
+    }
+    if (direct && !forced)
+        return FALSE;
+    if (!forced && geteuid() == 0)
+        return FALSE;   /* root uses the store directly, as before */
+    c.bus = g_bus_get_sync(G_BUS_TYPE_SYSTEM, NULL, forced ? &error : NULL);
+    if (c.bus == NULL || !daemon_runs(c.bus)) {
+        g_clear_object(&c.bus);
+        if (!forced)
+            return FALSE;
+        fprintf(stderr, "stillpoint: --daemon: stillpointd is not running on the system bus%s%s\n",
+                error ? ": " : "", error ? error->message : "");
+        *ret_status = 1;
+        return TRUE;
+    }
+    g_ptr_array_add(rest, argv[0]);
+    for (int i = 1; i < argc; i++)
+        if (!g_str_equal(argv[i], "--daemon"))
+            g_ptr_array_add(rest, argv[i]);
+    g_ptr_array_add(rest, NULL);
+    n = (int)rest->len - 1;
+    args = (char **)rest->pdata;
+    if (!parse(&n, &args, &o, &c, &error) || n < 3) {
+        fprintf(stderr, "stillpoint: %s\n", error ? error->message : "no command given");
+        *ret_status = 2;
+        g_object_unref(c.bus);
+        return TRUE;
+    }
+    group = args[1];
+    name = args[2];
+    /* Shift so that argv[2] is the first argument after the command, as run() expects. */
+    *ret_status = run(&c, group, name, n - 1, args + 1, &o, &error) ? 0 : 1;
+    if (*ret_status != 0)
+        fprintf(stderr, "stillpoint: %s\n", error->message);
+    g_object_unref(c.bus);
+    return TRUE;
+}
