@@ -181,7 +181,10 @@ def roles(env, operator_setup):
     # Progress signals while the operator creates a checkpoint.
     monitor = env.spawn(["gdbus", "monitor", "--address", env.address, "--dest",
                          "org.stillpoint.Coordinator1"], stdout=subprocess.PIPE, text=True)
-    time.sleep(0.3)   # gdbus monitor has no readiness signal; signals before it are not needed
+    # Ready once it has resolved the name's owner (its match rules are in place by then).
+    for line in monitor.stdout:
+        if "is owned by" in line:
+            break
     out = env.ok(OPERATOR, "CreateCheckpoint", "vm1", "{'name': <'nightly'>}")
     check("'consistency': <'application'>" in out, "an application-consistent checkpoint")
     monitor.send_signal(signal.SIGTERM)
