@@ -4,12 +4,14 @@
 #include "stillpoint/coordinator.h"
 
 #include <gio/gio.h>
+#include <glib/gstdio.h>
 #include <string.h>
 
 #include "stillpoint/agent.h"
 #include "stillpoint/driver.h"
 #include "stillpoint/ops.h"
 #include "stillpoint/qmp.h"
+#include "stillpoint/standard.h"
 
 /* Journal steps, in order. "freezing" is written before the freeze is sent: from then on a
  * recovery must make sure the guest is thawed. */
@@ -19,6 +21,10 @@
 #define STEP_SNAPSHOTTED "snapshotted"
 #define STEP_THAWED_CONSISTENT "thawed-consistent"
 #define STEP_THAWED_CRASH "thawed-crash"
+/* Standard checkpoints: the VM is stopped from "stopping" until it is resumed. */
+#define STEP_STOPPING "stopping"
+#define STEP_STOPPED "stopped"
+#define STEP_STATE_SAVED "state-saved"
 
 typedef struct {
     SpStore *store;
@@ -107,6 +113,8 @@ static void roll_back(CreateRun *run, GError **error)
                        local->message, run->plan->op_id);
         return;
     }
+    if (run->plan->state_file != NULL)
+        g_unlink(run->plan->state_file);
     if (!sp_store_op_finish(run->store, run->plan->op_id, SP_OP_ROLLED_BACK, &local))
         g_prefix_error(error, "(journal: %s) ", local->message);
 }
@@ -157,7 +165,8 @@ static gboolean plan_create(CreateRun *run, const SpCreateOptions *opts, GError 
     if (!sp_checkpoint_name_valid(name, error))
         return FALSE;
     run->plan = sp_snapshot_plan_new(run->vm->name, name);
-    run->plan->type = g_strdup(opts->crash_only ? "crash" : "production");
+    run->plan->type = g_strdup(opts->crash_only ? "crash" : opts->standard ? "standard"
+                                                                           : "production");
     if (run->qmp != NULL) {
         disks = sp_qmp_discover_disks(run->qmp, error);
         if (disks == NULL)
@@ -175,6 +184,21 @@ static gboolean plan_create(CreateRun *run, const SpCreateOptions *opts, GError 
     }
     if (!run->driver->ops->plan(run->driver, run->plan, run->vm->overlay_dir, error))
         return FALSE;
+    /* A standard checkpoint (asked for, or the fallback) saves its state next to its first
+     * overlay. */
+    if ((opts->standard || opts->on_quiesce_failure == SP_QUIESCE_STANDARD) &&
+        !opts->crash_only) {
+        SpPlanDisk *pd0 = run->plan->disks->len > 0 ? g_ptr_array_index(run->plan->disks, 0)
+                                                     : NULL;
+        if (pd0 == NULL || pd0->overlay == NULL || run->qmp == NULL) {
+            g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+                        "VM '%s': standard checkpoints need the qemu driver", run->vm->name);
+            return FALSE;
+        }
+        run->plan->state_file = g_strdup_printf("%.*s.vmstate",
+                                                (int)(strlen(pd0->overlay) - strlen(".qcow2")),
+                                                pd0->overlay);
+    }
     payload = sp_snapshot_plan_to_json(run->plan);
     /* Intent before any image is touched: a crash from here on is found by recovery. */
     if (!sp_store_op_begin(run->store, run->vm->id, "create", payload, &run->plan->op_id, error))
@@ -192,6 +216,8 @@ static SpCheckpoint *checkpoint_from_plan(SpSnapshotPlan *plan, int64_t vm_id,
     cp->type = g_strdup(plan->type != NULL ? plan->type : "production");
     cp->consistency = g_strdup(consistency);
     cp->created_us = g_get_real_time();
+    if (g_strcmp0(plan->type, "standard") == 0)
+        cp->state = g_strdup(plan->state_file);
     cp->disks = g_ptr_array_new_with_free_func((GDestroyNotify)sp_checkpoint_disk_free);
     for (guint i = 0; i < plan->disks->len; i++) {
         SpPlanDisk *pd = g_ptr_array_index(plan->disks, i);
@@ -250,6 +276,54 @@ static gboolean snapshot_and_thaw(CreateRun *run, gboolean frozen, guint lease_m
     return journal_step(run, *ret_consistent ? STEP_THAWED_CONSISTENT : STEP_THAWED_CRASH, error);
 }
 
+/* A standard checkpoint: stop, snapshot, save the state, run on. The VM is resumed whatever
+ * failed after the stop. On failure *ret_taken says whether the snapshot took effect. */
+static gboolean standard_snapshot(CreateRun *run, gboolean *ret_taken, GError **error)
+{
+    g_autoptr(GError) local = NULL;
+    g_autofree char *payload = NULL;
+    gboolean was_running = FALSE, ok;
+
+    g_autofree char *status = NULL;
+
+    *ret_taken = FALSE;
+    run->plan->type = (g_free(run->plan->type), g_strdup("standard"));
+    /* Recovery must know this is a standard run and whether to run the VM again. */
+    if (!sp_standard_runstate(run->qmp, &status, error))
+        return FALSE;
+    run->plan->was_running = g_strcmp0(status, "running") == 0;
+    payload = sp_snapshot_plan_to_json(run->plan);
+    if (!sp_store_op_set_payload(run->store, run->plan->op_id, payload, error))
+        return FALSE;
+    say(run, "stopping the VM to save its memory with the disks (a standard checkpoint)");
+    if (!journal_step(run, STEP_STOPPING, error) ||
+        !sp_standard_stop(run->qmp, &was_running, error))
+        return FALSE;
+    was_running = run->plan->was_running;
+    ok = journal_step(run, STEP_STOPPED, error);
+    if (ok) {
+        ok = run->driver->ops->snapshot(run->driver, run->plan, SP_QMP_DEFAULT_TIMEOUT_MS, error);
+        *ret_taken = ok;
+    }
+    if (ok)
+        ok = journal_step(run, STEP_SNAPSHOTTED, error);
+    if (ok) {
+        say(run, "saving the VM's device and memory state to %s", run->plan->state_file);
+        ok = sp_standard_save(run->qmp, run->plan->state_file, error) &&
+             journal_step(run, STEP_STATE_SAVED, error);
+    }
+    if (!sp_standard_resume(run->qmp, was_running, &local)) {
+        if (ok) {
+            g_propagate_prefixed_error(error, g_steal_pointer(&local),
+                                       "VM '%s' could not be resumed after its checkpoint: ",
+                                       run->vm->name);
+            return FALSE;
+        }
+        g_prefix_error(error, "(resuming the VM failed too: %s) ", local->message);
+    }
+    return ok;
+}
+
 static void create_run_clear(CreateRun *run)
 {
     sp_agent_free(run->agent);
@@ -277,10 +351,16 @@ static gboolean quiesce(CreateRun *run, const SpCreateOptions *opts, guint lease
 {
     g_autoptr(GError) local = NULL;
     *ret_frozen = FALSE;
-    if (opts->crash_only)
+    if (opts->crash_only || opts->standard)
         return TRUE;
     if (freeze_guest(run, lease_ms, &local)) {
         *ret_frozen = TRUE;
+        return TRUE;
+    }
+    if (opts->on_quiesce_failure == SP_QUIESCE_STANDARD) {
+        say(run, "WARNING: could not quiesce the guest (%s); making a standard checkpoint (the "
+                 "VM's memory is saved) as --on-quiesce-failure=standard asks",
+            local->message);
         return TRUE;
     }
     if (opts->on_quiesce_failure == SP_QUIESCE_CRASH) {
@@ -338,13 +418,28 @@ SpCheckpoint *sp_coordinator_create(SpStore *store, SpVm *vm, const SpCreateOpti
         roll_back(&run, error);
         goto fail;
     }
-    if (!snapshot_and_thaw(&run, frozen, lease_ms, &consistent, &taken, error)) {
+    if (run.plan->state_file != NULL && !frozen) {
+        if (!standard_snapshot(&run, &taken, error)) {
+            if (taken)
+                g_prefix_error(error, "the VM runs on the new overlays, but its state was not "
+                                      "saved (the next run records a crash-consistent "
+                                      "checkpoint): ");
+            else
+                roll_back(&run, error);
+            goto fail;
+        }
+    } else if (!snapshot_and_thaw(&run, frozen, lease_ms, &consistent, &taken, error)) {
         if (taken)
             g_prefix_error(error, "the VM runs on the new overlays, but recording the checkpoint "
                                   "failed (the next run finishes it): ");
         else
             roll_back(&run, error);
         goto fail;
+    }
+    if (run.plan->state_file != NULL && !frozen) {
+        /* The state file is the standard checkpoint's; a production one does not keep it. */
+    } else if (run.plan->state_file != NULL) {
+        g_clear_pointer(&run.plan->state_file, g_free);
     }
     cp = checkpoint_from_plan(run.plan, vm->id, consistent ? "application" : "crash");
     if (!sp_store_checkpoint_add(store, cp, run.plan->op_id, NULL, error))
@@ -403,7 +498,35 @@ static gboolean thaw_by_new_connection(CreateRun *run, gboolean frozen, SpThawRe
 static gboolean step_after_transaction(const char *step)
 {
     return g_strcmp0(step, STEP_SNAPSHOTTED) == 0 || g_strcmp0(step, STEP_THAWED_CONSISTENT) == 0 ||
-           g_strcmp0(step, STEP_THAWED_CRASH) == 0;
+           g_strcmp0(step, STEP_THAWED_CRASH) == 0 || g_strcmp0(step, STEP_STATE_SAVED) == 0;
+}
+
+/* A standard checkpoint interrupted while the VM was stopped: cancel a save in progress, run the
+ * VM again if it ran, and keep the state file only if its save was journaled complete. */
+static gboolean recover_standard(CreateRun *run, SpOp *op, GError **error)
+{
+    if (g_strcmp0(run->plan->type, "standard") != 0) {
+        /* A production run with the standard fallback that did not fall back. */
+        g_unlink(run->plan->state_file);
+        g_clear_pointer(&run->plan->state_file, g_free);
+        return TRUE;
+    }
+    gboolean stopped = g_strcmp0(op->step, STEP_STOPPING) == 0 ||
+                       g_strcmp0(op->step, STEP_STOPPED) == 0 ||
+                       g_strcmp0(op->step, STEP_SNAPSHOTTED) == 0 ||
+                       g_strcmp0(op->step, STEP_STATE_SAVED) == 0;
+    if (stopped) {
+        say(run, "recovery: the VM was stopped for a standard checkpoint: %s",
+            run->plan->was_running ? "running it again" : "it stays paused, as it was");
+        if (!sp_standard_cancel(run->qmp, error) ||
+            !sp_standard_resume(run->qmp, run->plan->was_running, error))
+            return FALSE;
+    }
+    if (g_strcmp0(op->step, STEP_STATE_SAVED) != 0) {
+        g_unlink(run->plan->state_file);
+        run->plan->type = (g_free(run->plan->type), g_strdup("crash"));
+    }
+    return TRUE;
 }
 
 static gboolean recover_create(CreateRun *run, SpOp *op, GError **error)
@@ -416,6 +539,9 @@ static gboolean recover_create(CreateRun *run, SpOp *op, GError **error)
     if (run->plan == NULL)
         return FALSE;
     run->plan->op_id = op->id;
+    if (run->plan->state_file != NULL && run->qmp != NULL &&
+        !recover_standard(run, op, error))
+        return FALSE;
     if (g_strcmp0(op->step, STEP_FREEZING) == 0 || g_strcmp0(op->step, STEP_FROZEN) == 0 ||
         g_strcmp0(op->step, STEP_SNAPSHOTTED) == 0)
         thaw_by_new_connection(run, FALSE, &ignored);

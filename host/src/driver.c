@@ -43,6 +43,7 @@ void sp_snapshot_plan_free(SpSnapshotPlan *plan)
     g_free(plan->vm_name);
     g_free(plan->checkpoint_name);
     g_free(plan->type);
+    g_free(plan->state_file);
     g_ptr_array_unref(plan->disks);
     g_free(plan);
 }
@@ -60,6 +61,8 @@ char *sp_snapshot_plan_to_json(const SpSnapshotPlan *plan)
     sp_json_object_set_string(root, "vm", plan->vm_name);
     sp_json_object_set_string(root, "name", plan->checkpoint_name);
     set_opt_string(root, "type", plan->type);
+    set_opt_string(root, "state-file", plan->state_file);
+    sp_json_object_set_bool(root, "was-running", plan->was_running);
     for (guint i = 0; i < plan->disks->len; i++) {
         SpPlanDisk *pd = g_ptr_array_index(plan->disks, i);
         SpJson *d = sp_json_new_object();
@@ -98,6 +101,8 @@ SpSnapshotPlan *sp_snapshot_plan_from_json(const char *text, GError **error)
     plan = sp_snapshot_plan_new(sp_json_object_get_string(root, "vm"),
                                 sp_json_object_get_string(root, "name"));
     plan->type = dup_member(root, "type");
+    plan->state_file = dup_member(root, "state-file");
+    plan->was_running = sp_json_object_get_bool(root, "was-running", false);
     disks = sp_json_object_get(root, "disks");
     for (size_t i = 0; i < sp_json_array_len(disks); i++) {
         const SpJson *d = sp_json_array_get(disks, i);

@@ -16,6 +16,7 @@
 
 #include "stillpoint/channel.h"
 #include "stillpoint/driver.h"
+#include "stillpoint/standard.h"
 
 #define STEP_PREPARED "prepared"
 #define STEP_RECORDED "recorded"
@@ -466,4 +467,76 @@ gboolean sp_op_recover_apply(SpStore *store, SpVm *vm, SpOp *op, const SpOpRepor
               plan->target_name, op->step);
     return remove_overlays(plan, error) &&
            sp_store_op_finish(store, op->id, SP_OP_ROLLED_BACK, error);
+}
+
+/* Has anything been written to the overlay itself (not its backing chain)? */
+static gboolean overlay_written(const char *overlay, gboolean *ret, GError **error)
+{
+    g_autoptr(GSubprocess) proc = NULL;
+    g_autofree char *out = NULL;
+    g_autoptr(SpJson) map = NULL;
+    *ret = TRUE;
+    proc = g_subprocess_new(G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_SILENCE,
+                            error, "qemu-img", "map", "-U", "--output=json", overlay, NULL);
+    if (proc == NULL || !g_subprocess_communicate_utf8(proc, NULL, NULL, &out, NULL, error))
+        return FALSE;
+    if (out == NULL || sp_json_parse(out, strlen(out), NULL, &map, NULL) != SP_OK) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "qemu-img map %s failed", overlay);
+        return FALSE;
+    }
+    *ret = FALSE;
+    for (size_t i = 0; i < sp_json_array_len(map); i++) {
+        const SpJson *e = sp_json_array_get(map, i);
+        if (sp_json_object_get_int(e, "depth", 1) == 0 && sp_json_object_get_bool(e, "data", false))
+            *ret = TRUE;
+    }
+    return TRUE;
+}
+
+gboolean sp_op_resume(SpStore *store, SpVm *vm, const SpOpReport *report, GError **error)
+{
+    g_autoptr(SpCheckpoint) cp = NULL;
+    g_autoptr(SpQmp) qmp = NULL;
+    g_autofree char *ref = g_strdup_printf("#%" G_GINT64_FORMAT, vm->current);
+    g_autofree char *status = NULL;
+    g_autoptr(SpJson) ret = NULL;
+
+    if (vm->current == 0 || (cp = sp_op_find_checkpoint(store, vm, ref, error)) == NULL ||
+        cp->state == NULL) {
+        if (error != NULL && *error == NULL)
+            g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                        "VM '%s' is not at a standard checkpoint: nothing to resume (apply one "
+                        "first)",
+                        vm->name);
+        return FALSE;
+    }
+    for (guint i = 0; i < cp->disks->len; i++) {
+        SpCheckpointDisk *d = g_ptr_array_index(cp->disks, i);
+        gboolean written = TRUE;
+        if (!overlay_written(d->overlay, &written, error))
+            return FALSE;
+        if (written) {
+            g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED,
+                        "VM '%s', disk %s: written since checkpoint '%s' was applied; its saved "
+                        "memory no longer matches the disk (apply it again first)",
+                        vm->name, d->disk, cp->name);
+            return FALSE;
+        }
+    }
+    if (!sp_op_connect_qmp_if_running(vm, &qmp, error))
+        return FALSE;
+    if (qmp == NULL || !sp_standard_runstate(qmp, &status, error) ||
+        g_strcmp0(status, "inmigrate") != 0) {
+        if (error != NULL && *error == NULL)
+            g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED,
+                        "VM '%s': start QEMU with '-incoming defer' from the stable disk paths "
+                        "first (QEMU is %s)",
+                        vm->name, qmp == NULL ? "not running" : status);
+        return FALSE;
+    }
+    sp_op_say(report, "loading the VM's state from %s", cp->state);
+    if (!sp_standard_load(qmp, cp->state, error))
+        return FALSE;
+    ret = sp_qmp_execute(qmp, "cont", NULL, SP_QMP_DEFAULT_TIMEOUT_MS, error);
+    return ret != NULL;
 }

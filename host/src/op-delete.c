@@ -36,6 +36,7 @@ typedef struct {
     int64_t cp_id;
     char *cp_name;
     int64_t parent;
+    char *state;      /* a standard checkpoint's saved state, removed with it */
     GPtrArray *disks; /* of DelDisk */
 } DelPlan;
 
@@ -62,6 +63,7 @@ static void del_plan_free(DelPlan *p)
     if (p == NULL)
         return;
     g_free(p->cp_name);
+    g_free(p->state);
     g_ptr_array_unref(p->disks);
     g_free(p);
 }
@@ -81,6 +83,8 @@ static char *plan_to_json(const DelPlan *p)
     sp_json_object_set_int(root, "checkpoint", p->cp_id);
     sp_json_object_set_string(root, "name", p->cp_name);
     sp_json_object_set_int(root, "parent", p->parent);
+    if (p->state != NULL)
+        sp_json_object_set_string(root, "state", p->state);
     for (guint i = 0; i < p->disks->len; i++) {
         DelDisk *d = g_ptr_array_index(p->disks, i);
         SpJson *o = sp_json_new_object();
@@ -125,6 +129,7 @@ static DelPlan *plan_from_json(const char *text, GError **error)
     p->cp_id = sp_json_object_get_int(root, "checkpoint", 0);
     p->cp_name = dup_str(root, "name");
     p->parent = sp_json_object_get_int(root, "parent", 0);
+    p->state = dup_str(root, "state");
     for (size_t i = 0; i < sp_json_array_len(disks); i++) {
         const SpJson *o = sp_json_array_get(disks, i);
         const SpJson *rb = sp_json_object_get(o, "rebase");
@@ -498,6 +503,8 @@ static gboolean remove_files(DelRun *run, GError **error)
         if (!sp_op_unlink(victim, error))
             return FALSE;
     }
+    if (run->plan->state != NULL && !sp_op_unlink(run->plan->state, error))
+        return FALSE;
     return sp_store_op_finish(run->store, run->plan->op_id, SP_OP_DONE, error);
 }
 
@@ -527,6 +534,7 @@ static DelPlan *make_plan(SpStore *store, SpVm *vm, SpQmp *qmp, const SpCheckpoi
     p->cp_id = cp->id;
     p->cp_name = g_strdup(cp->name);
     p->parent = cp->parent;
+    p->state = g_strdup(cp->state);
     for (guint i = 0; i < cp->disks->len; i++) {
         DelDisk *d = del_disk_new();
         g_ptr_array_add(p->disks, d);

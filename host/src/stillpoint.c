@@ -48,14 +48,16 @@ static void usage(FILE *out)
             "  vm disks NAME                                     the VM's disks, from QMP\n"
             "  vm recover NAME                                   finish or roll back interrupted\n"
             "                                                    operations\n"
-            "  checkpoint create VM [--name N] [--type production|crash]\n"
-            "         [--on-quiesce-failure fail|crash]          make a checkpoint\n"
+            "  checkpoint create VM [--name N] [--type production|standard|crash]\n"
+            "         [--on-quiesce-failure fail|crash|standard] make a checkpoint\n"
             "  checkpoint list VM                                show the checkpoint tree\n"
             "  checkpoint delete VM CP [--subtree]               merge a checkpoint away\n"
             "  checkpoint rename VM CP NEW-NAME                  rename (1-100 characters)\n"
             "  checkpoint export VM CP DIR [--format qcow2|raw]  standalone copy of its disks\n"
             "  checkpoint apply VM CP [--save-current NAME] [--force]\n"
             "                                                    revert the (stopped) VM to CP\n"
+            "  checkpoint resume VM                              load a standard checkpoint's\n"
+            "                                                    memory into QEMU -incoming defer\n"
             "(CP is a checkpoint's name, or its id as #ID)\n"
             "\n"
             "Every command takes --help. The store is $" SP_STORE_ENV " or " SP_STORE_DEFAULT_PATH
@@ -418,14 +420,18 @@ static SpJson *checkpoint_to_json(const SpCheckpoint *cp, int64_t current);
 static gboolean create_options_parse(const char *name, const char *type, const char *policy,
                                      SpCreateOptions *ret, GError **error)
 {
-    if (type != NULL && g_strcmp0(type, "production") != 0 && g_strcmp0(type, "crash") != 0) {
+    if (type != NULL && g_strcmp0(type, "production") != 0 && g_strcmp0(type, "crash") != 0 &&
+        g_strcmp0(type, "standard") != 0) {
         g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                    "checkpoint create: --type must be production or crash, not '%s'", type);
+                    "checkpoint create: --type must be production, standard or crash, not '%s'",
+                    type);
         return FALSE;
     }
-    if (policy != NULL && g_strcmp0(policy, "fail") != 0 && g_strcmp0(policy, "crash") != 0) {
+    if (policy != NULL && g_strcmp0(policy, "fail") != 0 && g_strcmp0(policy, "crash") != 0 &&
+        g_strcmp0(policy, "standard") != 0) {
         g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                    "checkpoint create: --on-quiesce-failure must be fail or crash, not '%s'",
+                    "checkpoint create: --on-quiesce-failure must be fail, crash or standard, "
+                    "not '%s'",
                     policy);
         return FALSE;
     }
@@ -433,7 +439,10 @@ static gboolean create_options_parse(const char *name, const char *type, const c
         return FALSE;
     ret->name = name;
     ret->crash_only = g_strcmp0(type, "crash") == 0;
-    ret->on_quiesce_failure = g_strcmp0(policy, "crash") == 0 ? SP_QUIESCE_CRASH : SP_QUIESCE_FAIL;
+    ret->standard = g_strcmp0(type, "standard") == 0;
+    ret->on_quiesce_failure = g_strcmp0(policy, "crash") == 0      ? SP_QUIESCE_CRASH
+                              : g_strcmp0(policy, "standard") == 0 ? SP_QUIESCE_STANDARD
+                                                                   : SP_QUIESCE_FAIL;
     return TRUE;
 }
 
@@ -444,9 +453,11 @@ static int cmd_checkpoint_create(int argc, char **argv)
         {"name", 0, 0, G_OPTION_ARG_STRING, &name,
          "Checkpoint name, 1-100 characters (default \"VM (MM/DD/YYYY - hh:mm:ss)\")", "NAME"},
         {"type", 0, 0, G_OPTION_ARG_STRING, &type,
-         "production (default: quiesce the guest) or crash (no quiescing)", "TYPE"},
+         "production (default: quiesce the guest), standard (save the VM's memory too) or "
+         "crash (no quiescing)",
+         "TYPE"},
         {"on-quiesce-failure", 0, 0, G_OPTION_ARG_STRING, &policy,
-         "fail (default) or crash: make a crash-consistent checkpoint instead", "POLICY"},
+         "fail (default), crash or standard: make that kind of checkpoint instead", "POLICY"},
         G_OPTION_ENTRY_NULL};
     g_autoptr(GError) error = NULL;
     g_autoptr(SpStore) store = NULL;
@@ -479,8 +490,13 @@ static int cmd_checkpoint_create(int argc, char **argv)
         g_autoptr(SpJson) out = checkpoint_to_json(cp, cp->id);
         print_json(out);
     } else {
-        printf("checkpoint %" G_GINT64_FORMAT " '%s' of VM '%s': %s-consistent\n", cp->id,
-               cp->name, vm->name, cp->consistency);
+        if (cp->state != NULL)
+            printf("checkpoint %" G_GINT64_FORMAT " '%s' of VM '%s': standard (its memory and "
+                   "device state are saved in %s)\n",
+                   cp->id, cp->name, vm->name, cp->state);
+        else
+            printf("checkpoint %" G_GINT64_FORMAT " '%s' of VM '%s': %s-consistent\n", cp->id,
+                   cp->name, vm->name, cp->consistency);
     }
     return 0;
 fail:
@@ -508,6 +524,8 @@ static gint64 checkpoint_bytes(const SpCheckpoint *cp, gboolean *ret_missing)
         gint64 n = overlay_bytes(d->overlay);
         if (n < 0 || !g_file_test(d->image, G_FILE_TEST_EXISTS))
             *ret_missing = TRUE;
+        if (i == 0 && cp->state != NULL && !g_file_test(cp->state, G_FILE_TEST_EXISTS))
+            *ret_missing = TRUE;
         total += MAX(n, 0);
     }
     return total;
@@ -530,6 +548,8 @@ static SpJson *checkpoint_to_json(const SpCheckpoint *cp, int64_t current)
     sp_json_object_set_int(o, "overlay-bytes", bytes);
     sp_json_object_set_bool(o, "current", cp->id == current);
     sp_json_object_set_bool(o, "missing-files", missing);
+    sp_json_object_set(o, "state", cp->state != NULL ? sp_json_new_string(cp->state)
+                                                     : sp_json_new_null());
     for (guint i = 0; i < cp->disks->len; i++) {
         SpCheckpointDisk *d = g_ptr_array_index(cp->disks, i);
         SpJson *dj = sp_json_new_object();
@@ -805,8 +825,36 @@ static int cmd_checkpoint_apply(int argc, char **argv)
                 g_autofree char *link = sp_op_disk_link(store, vm->name, d->disk);
                 printf("  %s: %s\n", d->disk, link);
             }
+            if (cp->state != NULL)
+                printf("It is a standard checkpoint: start QEMU with the same options plus "
+                       "'-incoming defer', then run 'stillpoint checkpoint resume %s' to "
+                       "continue from its saved memory.\n",
+                       vm->name);
         }
     }
+    return 0;
+fail:
+    fprintf(stderr, "stillpoint: %s\n", error->message);
+    return 1;
+}
+
+static int cmd_checkpoint_resume(int argc, char **argv)
+{
+    g_autoptr(GError) error = NULL;
+    g_autoptr(SpStore) store = NULL;
+    g_autoptr(SpVmLock) lock = NULL;
+    g_autoptr(SpVm) vm = NULL;
+    SpOpReport report = {.progress = progress_cb};
+
+    if (!parse_options("VM", "After applying a standard checkpoint: load its saved device and "
+                             "memory state into the VM's QEMU, started with '-incoming defer' "
+                             "from the stable disk paths, and run it.",
+                       NULL, &argc, &argv, &error) ||
+        !expect_args(argc, 2, "resume", &error) ||
+        !open_vm(argv[1], TRUE, &store, &lock, &vm, &error) ||
+        !sp_op_resume(store, vm, &report, &error))
+        goto fail;
+    printf("VM '%s' runs on from its standard checkpoint\n", vm->name);
     return 0;
 fail:
     fprintf(stderr, "stillpoint: %s\n", error->message);
@@ -831,6 +879,7 @@ static const Command commands[] = {
     {"checkpoint", "rename", cmd_checkpoint_rename},
     {"checkpoint", "export", cmd_checkpoint_export},
     {"checkpoint", "apply", cmd_checkpoint_apply},
+    {"checkpoint", "resume", cmd_checkpoint_resume},
 };
 
 int main(int argc, char **argv)

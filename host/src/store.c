@@ -75,6 +75,7 @@ void sp_checkpoint_free(SpCheckpoint *cp)
     g_free(cp->name);
     g_free(cp->type);
     g_free(cp->consistency);
+    g_free(cp->state);
     if (cp->disks != NULL)
         g_ptr_array_unref(cp->disks);
     g_free(cp);
@@ -189,6 +190,12 @@ SpStore *sp_store_open(const char *path, GError **error)
     if (!db_exec(store, "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;", error))
         return NULL;
     if (!db_exec(store, schema_sql, error))
+        return NULL;
+    /* Version 2: standard checkpoints name their saved state. */
+    if (sqlite3_exec(store->db, "SELECT state FROM checkpoints LIMIT 0", NULL, NULL, NULL) !=
+            SQLITE_OK &&
+        !db_exec(store, "ALTER TABLE checkpoints ADD COLUMN state TEXT; PRAGMA user_version = 2;",
+                 error))
         return NULL;
     return g_steal_pointer(&store);
 }
@@ -434,8 +441,8 @@ static gboolean checkpoint_add_locked(SpStore *store, SpCheckpoint *cp, int64_t 
     }
     cp->parent = sqlite3_column_int64(cur, 0);
     ins = db_prepare(store,
-                     "INSERT INTO checkpoints (vm_id, parent, name, type, consistency, created) "
-                     "VALUES (?, ?, ?, ?, ?, ?)",
+                     "INSERT INTO checkpoints (vm_id, parent, name, type, consistency, created, "
+                     "state) VALUES (?, ?, ?, ?, ?, ?, ?)",
                      error);
     if (ins == NULL)
         return FALSE;
@@ -448,6 +455,7 @@ static gboolean checkpoint_add_locked(SpStore *store, SpCheckpoint *cp, int64_t 
     sqlite3_bind_text(ins, 4, cp->type, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(ins, 5, cp->consistency, -1, SQLITE_TRANSIENT);
     sqlite3_bind_int64(ins, 6, cp->created_us != 0 ? cp->created_us : g_get_real_time());
+    bind_text_or_null(ins, 7, cp->state);
     if (!db_step_done(store, ins, "recording checkpoint", error))
         return FALSE;
     cp->id = sqlite3_last_insert_rowid(store->db);
@@ -513,7 +521,8 @@ GPtrArray *sp_store_checkpoint_list(SpStore *store, int64_t vm_id, GError **erro
 {
     g_autoptr(SpStmt) stmt = db_prepare(store,
                                         "SELECT id, vm_id, parent, name, type, consistency, "
-                                        "created FROM checkpoints WHERE vm_id = ? ORDER BY id",
+                                        "created, state FROM checkpoints WHERE vm_id = ? "
+                                        "ORDER BY id",
                                         error);
     g_autoptr(GPtrArray) cps = g_ptr_array_new_with_free_func((GDestroyNotify)sp_checkpoint_free);
     int rc;
@@ -529,6 +538,7 @@ GPtrArray *sp_store_checkpoint_list(SpStore *store, int64_t vm_id, GError **erro
         cp->type = col_text(stmt, 4);
         cp->consistency = col_text(stmt, 5);
         cp->created_us = sqlite3_column_int64(stmt, 6);
+        cp->state = col_text(stmt, 7);
         cp->disks = g_ptr_array_new_with_free_func((GDestroyNotify)sp_checkpoint_disk_free);
         g_ptr_array_add(cps, cp);
     }
@@ -844,4 +854,15 @@ gboolean sp_store_vm_set_current(SpStore *store, int64_t vm_id, int64_t cp_id, G
         sqlite3_bind_null(stmt, 1);
     sqlite3_bind_int64(stmt, 2, vm_id);
     return db_step_done(store, stmt, "setting current checkpoint", error);
+}
+
+gboolean sp_store_op_set_payload(SpStore *store, int64_t op_id, const char *payload,
+                                 GError **error)
+{
+    g_autoptr(SpStmt) stmt = db_prepare(store, "UPDATE ops SET payload = ? WHERE id = ?", error);
+    if (stmt == NULL)
+        return FALSE;
+    sqlite3_bind_text(stmt, 1, payload, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(stmt, 2, op_id);
+    return db_step_done(store, stmt, "journaling the plan", error);
 }

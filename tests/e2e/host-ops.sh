@@ -38,7 +38,7 @@ start_qemu() { # [keep]
   fi
   rm -f "$T/qmp.sock" "$T/mon.sock"
   # qmp.sock is stillpoint's; mon.sock is the test's own monitor, usable while stillpoint works.
-  qemu-system-x86_64 -machine q35 -accel tcg -S -nodefaults -display none \
+  qemu-system-x86_64 -machine q35 -accel tcg -S -nodefaults -display none ${INCOMING:+-incoming defer} \
     -qmp "unix:$T/qmp.sock,server=on,wait=off" -qmp "unix:$T/mon.sock,server=on,wait=off" \
     -blockdev "driver=qcow2,node-name=disk0,file.driver=file,file.filename=${IMG_A:-$T/img/a.qcow2}" \
     -device virtio-blk-pci,drive=disk0,id=vda,serial=SPDATA0 \
@@ -355,6 +355,48 @@ apply)
   check "killed after the record: finished, the link follows" \
     [ "$(readlink "$link") $(cp_field vm1 A .current)" = "$(cp_field vm1 A '.disks[0].overlay') true" ]
   check "killed after the record: the discarded present is gone, store and files agree" store_consistent vm1
+  ;;
+standard)
+  status() { mon '{"execute":"query-status"}' | jq -r .status; }
+  start_qemu; register vm1   # no agent: a production request cannot quiesce
+  mon '{"execute":"cont"}' >/dev/null
+  write vda 0x11 0
+  "$SP" checkpoint create vm1 --type standard --name S 2>"$T/err" || { cat "$T/err"; fail "create --type standard"; }
+  check "the VM was stopped for it" grep -q "stopping the VM to save its memory" "$T/err"
+  check "and runs again" [ "$(status)" = running ]
+  state=$(cp_field vm1 S .state)
+  check "its memory and device state were saved" [ -s "$state" ]
+  check "recorded as standard" [ "$(cp_field vm1 S .type)" = standard ]
+  write vda 0x22 1
+  "$SP" checkpoint create vm1 --name F --on-quiesce-failure standard 2>"$T/err" || { cat "$T/err"; fail "fallback"; }
+  check "--on-quiesce-failure standard falls back, and says so" grep -q "making a standard checkpoint" "$T/err"
+  check "the fallback is recorded as standard, with its state" \
+    [ "$(cp_field vm1 F .type)" = standard ] && [ -s "$(cp_field vm1 F .state)" ]
+  f_state=$(cp_field vm1 F .state)
+  "$SP" -q checkpoint delete vm1 F || fail "delete F"
+  check "deleting a standard checkpoint removes its state file" [ ! -e "$f_state" ]
+  check "the VM still runs" [ "$(status)" = running ]
+  # Killed while the VM is stopped: recovery runs it again and keeps no half state.
+  set +e; STILLPOINT_TEST_CRASH_AT=stopped "$SP" -q checkpoint create vm1 --type standard --name K 2>/dev/null; set -e
+  check "killed while stopped: the VM is paused" [ "$(status)" = paused ]
+  "$SP" -q vm recover vm1 || fail "recovery of a killed standard create"
+  check "recovery ran the VM again" [ "$(status)" = running ]
+  check "no record, no state file of the killed run" \
+    [ "$(list_json vm1 | jq -r '[.checkpoints[].name] | join(",")') $(find "$T/img" -name '*.vmstate' | wc -l)" = "S 1" ]
+  write vda 0x33 2
+  "$SP" checkpoint apply vm1 S --force >"$T/out" 2>"$T/err" || { cat "$T/err"; fail "apply S"; }
+  wait "$QEMU_PID" 2>/dev/null || true; QEMU_PID=
+  check "apply says how to resume" grep -q "start QEMU with the same options plus '-incoming defer'" "$T/out"
+  if "$SP" checkpoint resume vm1 2>"$T/err"; then fail "resumed with no QEMU"; fi
+  check "resume without QEMU explains" grep -q "start QEMU with '-incoming defer'" "$T/err"
+  INCOMING=1 IMG_A=$T/vms/vm1/vda.qcow2 IMG_B=$T/vms/vm1/vdb.qcow2 start_qemu keep
+  check "QEMU waits for the state" [ "$(status)" = inmigrate ]
+  "$SP" checkpoint resume vm1 2>"$T/err" || { cat "$T/err"; fail "resume"; }
+  check "the VM runs on from the saved state" [ "$(status)" = running ]
+  settle
+  check "its disk is S's: before S yes, after S no" \
+    bash -c "$(declare -f holds lacks); holds $T/vms/vm1/vda.qcow2 0x11 0 && lacks $T/vms/vm1/vda.qcow2 0x22 1 && lacks $T/vms/vm1/vda.qcow2 0x33 2"
+  check "store and files agree" store_consistent vm1
   ;;
 *)
   fail "unknown case"

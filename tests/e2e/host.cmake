@@ -20,7 +20,7 @@ endforeach()
 
 # host/ops/*: delete (merge, live and offline), delete --subtree, rename, export; data checked.
 set(SP_HOST_OPS_CASES delete-live delete-offline delete-while-writing delete-kill9 subtree rename
-    export apply)
+    export apply standard)
 foreach(case IN LISTS SP_HOST_OPS_CASES)
   add_test(NAME host/ops/${case} COMMAND ${CMAKE_CURRENT_LIST_DIR}/host-ops.sh ${case})
   set_tests_properties(host/ops/${case} PROPERTIES
@@ -33,7 +33,8 @@ endforeach()
 
 # host/guest/*: the real test guest (tests/guest/guest.cmake builds it as a fixture).
 if(DEFINED SP_GUEST_DIR)
-  foreach(run stillpoint/consistent stillpoint/failures stillpoint/kill9 stillpoint/ops qemu-ga/qga)
+  foreach(run stillpoint/consistent stillpoint/failures stillpoint/kill9 stillpoint/ops
+              stillpoint/standard qemu-ga/qga)
     string(REGEX REPLACE "/.*" "" agent ${run})
     string(REGEX REPLACE ".*/" "" case ${run})
     if(agent STREQUAL "stillpoint" AND NOT TARGET stillpoint-agent)

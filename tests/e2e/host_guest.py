@@ -10,6 +10,9 @@ CASE: consistent   production checkpoints while the workload writes to two disks
       kill9       kill -9 at each step of create, then a rerun is consistent
       ops         delete (live, inner and active layer) while the workload writes, export while
                   it runs, apply --force --save-current, then a second boot from the stable paths
+      standard    a standard checkpoint while the workload writes; apply it, start QEMU with
+                  -incoming defer on the stable paths, resume: the same workload process runs on
+                  from the saved point
 Each case boots one VM (ctest's RESOURCE_LOCK vm keeps them from overlapping)."""
 import argparse
 import glob
@@ -19,6 +22,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "guest"))
 from spguest import Disk, Guest, check_image  # noqa: E402
@@ -308,11 +312,66 @@ def case_ops(c):
        "B itself is unchanged")
 
 
+class IncomingGuest(Guest):
+    """The same VM started again on the stable disk paths, waiting for its state (-incoming)."""
+
+    def __init__(self, *args, links, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.links = links
+
+    def image(self, serial):
+        return self.links[serial]
+
+    def qemu_command(self):
+        return super().qemu_command() + ["-incoming", "defer"]
+
+
+def case_standard(c):
+    wl = c.g.workload
+    wl("wait 20 60000")
+    c.add_vm("vm1")
+    first = wl("report")["first"]
+    before = wl("report")["last"]
+    r = c.sp("checkpoint", "create", "vm1", "--type", "standard", "--name", "S")
+    at_s = wl("report")["last"]
+    cp = c.checkpoints("vm1")[0]
+    ok(cp["type"] == "standard" and cp["state"] and os.path.getsize(cp["state"]) > 0,
+       "a standard checkpoint with its saved state")
+    ok("stopping the VM to save its memory" in r.stderr, "the VM was stopped for it")
+    wl(f"wait {at_s + 40} 60000")
+    later = wl("report")["last"]
+    ok(later >= at_s + 40, "the VM runs on after the checkpoint")
+    r = c.sp("checkpoint", "apply", "vm1", "S", "--force")
+    ok("-incoming defer" in r.stdout, "apply says how to resume")
+    serial = c.g.disks[0].serial
+    link = os.path.join(os.path.dirname(c.store), "vms", "vm1", f"vd-{serial}.qcow2")
+    g2 = IncomingGuest(c.a.guest, c.a.run_dir, agent=c.a.agent, disks=[Disk(serial)],
+                       workload=c.g.workload_args, lifetime=300, links={serial: link})
+    g2.qmp_path, g2.qga_path, g2.workload_path = c.g.qmp_path, c.g.qga_path, c.g.workload_path
+    try:
+        g2.launch()
+        deadline = time.monotonic() + 30
+        while not os.path.exists(g2.qmp_path) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        c.sp("checkpoint", "resume", "vm1")
+        ok(g2.qmp("query-status")["status"] == "running", "the VM runs from the saved state")
+        rep = g2.workload("report")
+        ok(rep["first"] == first, "it is the same workload process, not a new boot")
+        ok(before <= rep["last"] < later,
+           f"its counter went back to the saved point and continues ({before} <= {rep['last']} "
+           f"< {later})")
+        g2.workload(f"wait {rep['last'] + 20} 60000")
+        ok(g2.workload("report")["last"] >= rep["last"] + 20, "and it keeps writing")
+    finally:
+        g2.stop()
+
+
 CASES = {"consistent": (case_consistent, ["data0", "data1"]),
          "failures": (case_failures, ["data0"]),
          "kill9": (case_kill9, ["data0"]),
          "qga": (case_qga, ["data0"]),
-         "ops": (case_ops, ["data0"])}
+         "ops": (case_ops, ["data0"]),
+         "standard": (case_standard, ["data0"])}
 
 
 def main():

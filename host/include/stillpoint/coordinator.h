@@ -9,11 +9,13 @@ G_BEGIN_DECLS
 typedef enum {
     SP_QUIESCE_FAIL,  /* no consistent freeze: no checkpoint */
     SP_QUIESCE_CRASH, /* no consistent freeze: a crash-consistent checkpoint that says so */
+    SP_QUIESCE_STANDARD, /* no consistent freeze: a standard checkpoint (memory state saved) */
 } SpQuiescePolicy;
 
 typedef struct {
     const char *name;            /* NULL: "VM (MM/DD/YYYY - hh:mm:ss)" */
     gboolean crash_only;         /* --type crash: do not freeze at all */
+    gboolean standard;           /* --type standard: stop, save the memory state, no freeze */
     SpQuiescePolicy on_quiesce_failure;
 } SpCreateOptions;
 

@@ -31,7 +31,9 @@ typedef struct {
 typedef struct {
     char *vm_name;
     char *checkpoint_name;
-    char *type;          /* "production" or "crash", as requested */
+    char *type;          /* "production", "crash" or "standard", as requested */
+    char *state_file;    /* standard: where the device and memory state is saved */
+    gboolean was_running;/* standard: the VM ran before it was stopped (resume it after) */
     int64_t op_id;
     GPtrArray *disks;    /* of SpPlanDisk */
 } SpSnapshotPlan;

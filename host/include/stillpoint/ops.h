@@ -46,6 +46,10 @@ gboolean sp_op_export(SpStore *store, SpVm *vm, const char *ref, const char *dir
  * sp_op_disk_link(), is re-pointed to it atomically. */
 gboolean sp_op_apply(SpStore *store, SpVm *vm, const char *ref, const char *save_current,
                      gboolean force, const SpOpReport *report, GError **error);
+/* After applying a standard checkpoint, with the VM's QEMU started with -incoming defer: loads
+ * the saved state and runs the VM. Refused when the disks were written since the apply (the
+ * memory would no longer match them). */
+gboolean sp_op_resume(SpStore *store, SpVm *vm, const SpOpReport *report, GError **error);
 /* "<store dir>/vms/VM/DISK.qcow2": a symlink to the image the VM runs on after an apply. */
 char *sp_op_disk_link(SpStore *store, const char *vm_name, const char *disk);
 /* Keeps the stable paths that exist pointing at what the VM writes to now (the current

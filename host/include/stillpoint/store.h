@@ -38,10 +38,11 @@ typedef struct {
     int64_t vm_id;
     int64_t parent;       /* 0 = root */
     char *name;
-    char *type;           /* "production" or "crash" */
+    char *type;           /* "production", "crash" or "standard" */
     char *consistency;    /* "application" or "crash" */
     int64_t created_us;   /* wall clock, microseconds since the epoch */
     GPtrArray *disks;     /* of SpCheckpointDisk */
+    char *state;          /* standard checkpoints: the saved device and memory state; else NULL */
 } SpCheckpoint;
 
 typedef enum {
@@ -123,6 +124,8 @@ gboolean sp_store_checkpoint_rename(SpStore *store, int64_t cp_id, const char *n
 gboolean sp_store_op_begin(SpStore *store, int64_t vm_id, const char *kind, const char *payload,
                            int64_t *ret_id, GError **error);
 gboolean sp_store_op_step(SpStore *store, int64_t op_id, const char *step, GError **error);
+gboolean sp_store_op_set_payload(SpStore *store, int64_t op_id, const char *payload,
+                                 GError **error);
 gboolean sp_store_op_finish(SpStore *store, int64_t op_id, SpOpState state, GError **error);
 GPtrArray *sp_store_op_list_unfinished(SpStore *store, int64_t vm_id, GError **error);
 SpOp *sp_store_op_get(SpStore *store, int64_t op_id, GError **error);
