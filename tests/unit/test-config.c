@@ -29,6 +29,27 @@ static void test_shipped_example_gives_the_defaults(void **state)
     assert_string_equal(c->state_dir, "/run/stillpoint");
     assert_string_equal(c->hook_path, SP_HOOK_PATH_DEFAULT);
     assert_int_equal(g_strv_length(c->exclude_mountpoints), 0);
+    assert_true(c->writers);
+    assert_int_equal(c->writers_timeout_ms, SP_WRITERS_TIMEOUT_MS);
+    assert_true(c->writers_abort); /* a failed writer fails the freeze unless told otherwise */
+}
+
+static void test_writers_values_are_read_and_checked(void **state)
+{
+    g_autofree char *path = write_conf("[writers]\nenabled=false\ntimeout-ms=1500\non-failure=continue\n");
+    g_autofree char *bad = write_conf("[writers]\non-failure=ignore\n");
+    g_autoptr(SpConfig) c = sp_config_new();
+    g_autoptr(GError) e = NULL;
+
+    assert_true(sp_config_load(c, path, TRUE, &e));
+    assert_false(c->writers);
+    assert_int_equal(c->writers_timeout_ms, 1500);
+    assert_false(c->writers_abort);
+    assert_false(sp_config_load(c, bad, TRUE, &e));
+    assert_non_null(strstr(e->message, "on-failure = ignore: use abort or continue"));
+    assert_non_null(strstr(e->message, bad));
+    g_unlink(path);
+    g_unlink(bad);
 }
 
 static void test_values_are_read(void **state)
@@ -100,6 +121,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_shipped_example_gives_the_defaults),
         cmocka_unit_test(test_values_are_read),
+        cmocka_unit_test(test_writers_values_are_read_and_checked),
         cmocka_unit_test(test_out_of_range_lease_names_file_and_key),
         cmocka_unit_test(test_unknown_key_is_an_error),
         cmocka_unit_test(test_missing_file_is_an_error_only_when_required),
