@@ -1,4 +1,5 @@
-/* stillpoint: the command-line coordinator. Registers VMs, makes, lists and manages checkpoints.
+/* stillpoint: the command-line coordinator. Registers VMs, makes, lists and manages checkpoints
+ * (the tree operations' commands are in cli-ops.c).
  *   stillpoint [--store PATH] [--json] vm add|list|remove|recover ...
  *   stillpoint [--store PATH] [--json] checkpoint create|list|delete|rename|export VM ... */
 #include <gio/gio.h>
@@ -7,23 +8,16 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <unistd.h>
 
 #include "daemon-client.h"
 #include "stillpoint/channel.h"
 #include "stillpoint/coordinator.h"
 #include "stillpoint/driver.h"
-#include "stillpoint/ops.h"
 #include "stillpoint/qmp.h"
 #include "stillpoint/store.h"
+#include "cli.h"
 
-typedef struct {
-    char *store_path;
-    gboolean json;
-    gboolean quiet;
-} Globals;
-
-static Globals globals;
+Globals globals;
 
 static const GOptionEntry global_entries[] = {
     {"store", 0, 0, G_OPTION_ARG_FILENAME, &globals.store_path,
@@ -64,7 +58,7 @@ static void usage(FILE *out)
             "\nunless --store is given.\n");
 }
 
-static volatile sig_atomic_t interrupted;
+volatile sig_atomic_t interrupted;
 
 static void interrupt_cb(int sig)
 {
@@ -74,7 +68,7 @@ static void interrupt_cb(int sig)
 /* While a checkpoint is being made, SIGINT/SIGTERM/SIGHUP are held until it is done or rolled
  * back: dying between freeze and thaw would leave a qemu-ga guest frozen. Every step has a
  * deadline, so this delays the exit by a bounded time. */
-static void defer_termination(void)
+void defer_termination(void)
 {
     struct sigaction sa = {.sa_handler = interrupt_cb, .sa_flags = SA_RESTART};
     sigemptyset(&sa.sa_mask);
@@ -83,14 +77,14 @@ static void defer_termination(void)
     sigaction(SIGHUP, &sa, NULL);
 }
 
-static void progress_cb(const char *message, gpointer user_data)
+void progress_cb(const char *message, gpointer user_data)
 {
     if (!globals.quiet)
         fprintf(stderr, "stillpoint: %s\n", message);
 }
 
 /* Parses a subcommand's options (plus the global ones). Leaves positional arguments in argv. */
-static gboolean parse_options(const char *params, const char *summary, const GOptionEntry *entries,
+gboolean parse_options(const char *params, const char *summary, const GOptionEntry *entries,
                               int *argc, char ***argv, GError **error)
 {
     g_autoptr(GOptionContext) ctx = g_option_context_new(params);
@@ -106,7 +100,7 @@ static SpStore *open_store(GError **error)
     return sp_store_open(sp_store_resolve_path(globals.store_path), error);
 }
 
-static void print_json(SpJson *value)
+void print_json(SpJson *value)
 {
     g_autofree char *text = sp_json_serialize(value, NULL);
     printf("%s\n", text != NULL ? text : "null");
@@ -314,7 +308,7 @@ fail:
 }
 
 /* Opens the store, locks and loads the VM, and resolves interrupted operations. */
-static gboolean open_vm(const char *name, gboolean recover, SpStore **ret_store,
+gboolean open_vm(const char *name, gboolean recover, SpStore **ret_store,
                         SpVmLock **ret_lock, SpVm **ret_vm, GError **error)
 {
     g_autoptr(SpStore) store = open_store(error);
@@ -415,7 +409,6 @@ fail:
 
 /* ---- checkpoint ---- */
 
-static SpJson *checkpoint_to_json(const SpCheckpoint *cp, int64_t current);
 
 static gboolean create_options_parse(const char *name, const char *type, const char *policy,
                                      SpCreateOptions *ret, GError **error)
@@ -531,7 +524,7 @@ static gint64 checkpoint_bytes(const SpCheckpoint *cp, gboolean *ret_missing)
     return total;
 }
 
-static SpJson *checkpoint_to_json(const SpCheckpoint *cp, int64_t current)
+SpJson *checkpoint_to_json(const SpCheckpoint *cp, int64_t current)
 {
     SpJson *o = sp_json_new_object();
     SpJson *disks = sp_json_new_array();
@@ -636,225 +629,6 @@ static int cmd_checkpoint_list(int argc, char **argv)
     }
     printf("%s%s\n", vm->name, cps->len == 0 ? " (no checkpoints)" : "");
     print_tree(cps, 0, vm->current, "");
-    return 0;
-fail:
-    fprintf(stderr, "stillpoint: %s\n", error->message);
-    return 1;
-}
-
-/* ---- delete, rename, export (the work is in op-*.c) ---- */
-
-/* A bar on a terminal, a JSON line per change with --json, nothing otherwise. */
-static void percent_cb(const char *disk, double percent, gpointer user_data)
-{
-    static int last = -1;
-    int pct = (int)percent;
-    if (pct == last)
-        return;
-    last = pct;
-    if (globals.json) {
-        g_autoptr(SpJson) o = sp_json_new_object();
-        sp_json_object_set_string(o, "event", "progress");
-        sp_json_object_set_string(o, "disk", disk);
-        sp_json_object_set_int(o, "percent", pct);
-        print_json(o);
-        fflush(stdout);
-    } else if (!globals.quiet && isatty(STDERR_FILENO)) {
-        char bar[41];
-        memset(bar, '#', (size_t)(pct * 40 / 100));
-        memset(bar + pct * 40 / 100, ' ', (size_t)(40 - pct * 40 / 100));
-        bar[40] = '\0';
-        fprintf(stderr, "\r%-8s [%s] %3d%%%s", disk, bar, pct, pct >= 100 ? "\n" : "");
-    }
-}
-
-static gboolean expect_args(int argc, int n, const char *what, GError **error)
-{
-    if (argc == n)
-        return TRUE;
-    g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "checkpoint %s: expected %s",
-                what, n == 3 ? "VM CP" : n == 4 ? "VM CP ARG" : "arguments");
-    return FALSE;
-}
-
-static int cmd_checkpoint_delete(int argc, char **argv)
-{
-    gboolean subtree = FALSE;
-    const GOptionEntry entries[] = {
-        {"subtree", 0, 0, G_OPTION_ARG_NONE, &subtree,
-         "Also delete every checkpoint below it", NULL},
-        G_OPTION_ENTRY_NULL};
-    g_autoptr(GError) error = NULL;
-    g_autoptr(SpStore) store = NULL;
-    g_autoptr(SpVmLock) lock = NULL;
-    g_autoptr(SpVm) vm = NULL;
-    SpOpReport report = {.progress = progress_cb, .percent = percent_cb};
-
-    if (!parse_options("VM CP", "Delete a checkpoint by merging it into its neighbour: the VM's "
-                                "present and the other checkpoints keep all their data. Live "
-                                "when the VM runs, offline otherwise.",
-                       entries, &argc, &argv, &error) ||
-        !expect_args(argc, 3, "delete", &error) ||
-        !open_vm(argv[1], TRUE, &store, &lock, &vm, &error))
-        goto fail;
-    defer_termination();
-    if (!sp_op_delete(store, vm, argv[2], subtree, &report, &error))
-        goto fail;
-    if (globals.json) {
-        g_autoptr(SpJson) o = sp_json_new_object();
-        sp_json_object_set_string(o, "event", "deleted");
-        sp_json_object_set_string(o, "checkpoint", argv[2]);
-        sp_json_object_set_bool(o, "subtree", subtree);
-        print_json(o);
-    } else {
-        printf("deleted checkpoint '%s'%s of VM '%s'\n", argv[2], subtree ? " and its subtree" : "",
-               vm->name);
-    }
-    return 0;
-fail:
-    fprintf(stderr, "stillpoint: %s\n", error->message);
-    return 1;
-}
-
-static int cmd_checkpoint_rename(int argc, char **argv)
-{
-    g_autoptr(GError) error = NULL;
-    g_autoptr(SpStore) store = NULL;
-    g_autoptr(SpVmLock) lock = NULL;
-    g_autoptr(SpVm) vm = NULL;
-
-    if (!parse_options("VM CP NEW-NAME", "Rename a checkpoint: 1-100 characters, no control "
-                                         "characters, unique among the VM's checkpoints.",
-                       NULL, &argc, &argv, &error) ||
-        !expect_args(argc, 4, "rename", &error) ||
-        !open_vm(argv[1], FALSE, &store, &lock, &vm, &error) ||
-        !sp_op_rename(store, vm, argv[2], argv[3], &error))
-        goto fail;
-    return 0;
-fail:
-    fprintf(stderr, "stillpoint: %s\n", error->message);
-    return 1;
-}
-
-static int cmd_checkpoint_export(int argc, char **argv)
-{
-    g_autofree char *format = NULL, *manifest = NULL;
-    const GOptionEntry entries[] = {
-        {"format", 0, 0, G_OPTION_ARG_STRING, &format, "qcow2 (default) or raw", "FORMAT"},
-        G_OPTION_ENTRY_NULL};
-    g_autoptr(GError) error = NULL;
-    g_autoptr(SpStore) store = NULL;
-    g_autoptr(SpVmLock) lock = NULL;
-    g_autoptr(SpVm) vm = NULL;
-    SpOpReport report = {.progress = progress_cb, .percent = percent_cb};
-
-    if (!parse_options("VM CP DIR", "Write a standalone, flattened copy of every disk at the "
-                                    "checkpoint, and manifest.json, into DIR. Works while the "
-                                    "VM runs.",
-                       entries, &argc, &argv, &error) ||
-        !expect_args(argc, 4, "export", &error) ||
-        !open_vm(argv[1], TRUE, &store, &lock, &vm, &error))
-        goto fail;
-    defer_termination();
-    if (!sp_op_export(store, vm, argv[2], argv[3], format, &report, &manifest, &error))
-        goto fail;
-    if (globals.json) {
-        g_autoptr(SpJson) o = sp_json_new_object();
-        sp_json_object_set_string(o, "event", "exported");
-        sp_json_object_set_string(o, "manifest", manifest);
-        print_json(o);
-    } else {
-        printf("exported checkpoint '%s' of VM '%s': %s\n", argv[2], vm->name, manifest);
-    }
-    return 0;
-fail:
-    fprintf(stderr, "stillpoint: %s\n", error->message);
-    return 1;
-}
-
-static int cmd_checkpoint_apply(int argc, char **argv)
-{
-    g_autofree char *save = NULL;
-    gboolean force = FALSE;
-    const GOptionEntry entries[] = {
-        {"save-current", 0, 0, G_OPTION_ARG_STRING, &save,
-         "First keep the present as a checkpoint with this name", "NAME"},
-        {"force", 0, 0, G_OPTION_ARG_NONE, &force,
-         "Stop a running VM first (QMP quit: like pulling the plug)", NULL},
-        G_OPTION_ENTRY_NULL};
-    g_autoptr(GError) error = NULL;
-    g_autoptr(SpStore) store = NULL;
-    g_autoptr(SpVmLock) lock = NULL;
-    g_autoptr(SpVm) vm = NULL;
-    g_autoptr(GPtrArray) cps = NULL;
-    SpOpReport report = {.progress = progress_cb};
-
-    if (!parse_options("VM CP", "Revert the VM to a checkpoint. The VM must be off (or --force). "
-                                "Each disk gets a new overlay on the checkpoint's image, and the "
-                                "stable path <store dir>/vms/VM/DISK.qcow2 is re-pointed to it: "
-                                "start the VM from those paths.",
-                       entries, &argc, &argv, &error) ||
-        !expect_args(argc, 3, "apply", &error) ||
-        !open_vm(argv[1], TRUE, &store, &lock, &vm, &error))
-        goto fail;
-    defer_termination();
-    if (!sp_op_apply(store, vm, argv[2], save, force, &report, &error))
-        goto fail;
-    sp_vm_free(g_steal_pointer(&vm));
-    if ((vm = sp_store_vm_get(store, argv[1], &error)) == NULL ||
-        (cps = sp_store_checkpoint_list(store, vm->id, &error)) == NULL)
-        goto fail;
-    for (guint i = 0; i < cps->len; i++) {
-        SpCheckpoint *cp = g_ptr_array_index(cps, i);
-        if (cp->id != vm->current)
-            continue;
-        if (globals.json) {
-            g_autoptr(SpJson) out = checkpoint_to_json(cp, vm->current);
-            SpJson *links = sp_json_new_object();
-            for (guint j = 0; j < cp->disks->len; j++) {
-                SpCheckpointDisk *d = g_ptr_array_index(cp->disks, j);
-                g_autofree char *link = sp_op_disk_link(store, vm->name, d->disk);
-                sp_json_object_set_string(links, d->disk, link);
-            }
-            sp_json_object_set(out, "links", links);
-            print_json(out);
-        } else {
-            printf("VM '%s' is at checkpoint '%s'; start it from:\n", vm->name, cp->name);
-            for (guint j = 0; j < cp->disks->len; j++) {
-                SpCheckpointDisk *d = g_ptr_array_index(cp->disks, j);
-                g_autofree char *link = sp_op_disk_link(store, vm->name, d->disk);
-                printf("  %s: %s\n", d->disk, link);
-            }
-            if (cp->state != NULL)
-                printf("It is a standard checkpoint: start QEMU with the same options plus "
-                       "'-incoming defer', then run 'stillpoint checkpoint resume %s' to "
-                       "continue from its saved memory.\n",
-                       vm->name);
-        }
-    }
-    return 0;
-fail:
-    fprintf(stderr, "stillpoint: %s\n", error->message);
-    return 1;
-}
-
-static int cmd_checkpoint_resume(int argc, char **argv)
-{
-    g_autoptr(GError) error = NULL;
-    g_autoptr(SpStore) store = NULL;
-    g_autoptr(SpVmLock) lock = NULL;
-    g_autoptr(SpVm) vm = NULL;
-    SpOpReport report = {.progress = progress_cb};
-
-    if (!parse_options("VM", "After applying a standard checkpoint: load its saved device and "
-                             "memory state into the VM's QEMU, started with '-incoming defer' "
-                             "from the stable disk paths, and run it.",
-                       NULL, &argc, &argv, &error) ||
-        !expect_args(argc, 2, "resume", &error) ||
-        !open_vm(argv[1], TRUE, &store, &lock, &vm, &error) ||
-        !sp_op_resume(store, vm, &report, &error))
-        goto fail;
-    printf("VM '%s' runs on from its standard checkpoint\n", vm->name);
     return 0;
 fail:
     fprintf(stderr, "stillpoint: %s\n", error->message);
