@@ -3,6 +3,7 @@
  * and the VM's lock held for anything that changes the VM. */
 #include "daemon-ops.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
@@ -244,15 +245,36 @@ static GVariant *run_rename(SpDaemonJob *job, GError **error)
     return g_variant_new("()");
 }
 
-/* The daemon runs as root: it writes only into a directory the caller owns (not a symlink),
- * and gives what it wrote to the caller. */
-static gboolean export_dir_allowed(const char *dir, guint32 uid, GError **error)
+/* The daemon runs as root and the caller owns the export directory, so the caller could swap
+ * paths under it (a symlink to /etc in place of a file or of the directory). So: open the
+ * caller's directory once (no symlinks, owner checked on the open file), make a new directory
+ * in it that only root can write, and export into that one through /proc/PID/fd/N, which names
+ * the directory itself whatever happens to paths. The result is given to the caller at the end. */
+typedef struct {
+    int dir_fd;       /* the caller's directory */
+    int stage_fd;     /* our new directory in it */
+    char *name;       /* its name */
+} ExportDir;
+
+static void export_dir_clear(ExportDir *e)
+{
+    if (e->stage_fd >= 0)
+        close(e->stage_fd);
+    if (e->dir_fd >= 0)
+        close(e->dir_fd);
+    g_free(e->name);
+}
+
+static gboolean export_dir_open(ExportDir *e, const char *dir, const char *vm, guint32 uid,
+                                GError **error)
 {
     struct stat st;
 
-    if (!g_path_is_absolute(dir) || lstat(dir, &st) < 0 || !S_ISDIR(st.st_mode)) {
+    e->dir_fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (!g_path_is_absolute(dir) || e->dir_fd < 0 || fstat(e->dir_fd, &st) < 0) {
         g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                    "export directory %s: give the absolute path of an existing directory", dir);
+                    "export directory %s: give the absolute path of an existing directory (not a "
+                    "symlink)", dir);
         return FALSE;
     }
     if (uid != 0 && st.st_uid != uid) {
@@ -261,22 +283,41 @@ static gboolean export_dir_allowed(const char *dir, guint32 uid, GError **error)
                     "into a directory the caller owns", dir, (guint)st.st_uid);
         return FALSE;
     }
+    e->name = g_strdup_printf("%s-%" G_GINT64_FORMAT, vm, g_get_real_time());
+    if (mkdirat(e->dir_fd, e->name, 0700) < 0 ||
+        (e->stage_fd = openat(e->dir_fd, e->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0 ||
+        fstat(e->stage_fd, &st) < 0 || st.st_uid != geteuid()) {
+        int errsv = errno;
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "export directory %s/%s: cannot "
+                    "create it: %s", dir, e->name, g_strerror(errsv));
+        return FALSE;
+    }
     return TRUE;
 }
 
-static void give_to_caller(const char *dir, guint32 uid, GHashTable *before)
+/* Gives (uid != 0) or removes (on failure) what is in our directory, by fd only. */
+static void export_dir_finish(ExportDir *e, guint32 uid, gboolean ok)
 {
-    g_autoptr(GDir) d = g_dir_open(dir, 0, NULL);
-    const char *name;
+    int fd = dup(e->stage_fd);
+    DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+    struct dirent *ent;
 
-    while (d != NULL && uid != 0 && (name = g_dir_read_name(d)) != NULL) {
-        g_autofree char *path = NULL;
-        if (g_hash_table_contains(before, name))
+    while (d != NULL && (ent = readdir(d)) != NULL) {
+        if (g_str_equal(ent->d_name, ".") || g_str_equal(ent->d_name, ".."))
             continue;
-        path = g_build_filename(dir, name, NULL);
-        if (lchown(path, uid, (gid_t)-1) < 0)
-            g_warning("export: cannot give %s to uid %u: %s", path, uid, g_strerror(errno));
+        if (!ok)
+            (void)unlinkat(e->stage_fd, ent->d_name, 0);
+        else if (uid != 0 && fchownat(e->stage_fd, ent->d_name, uid, (gid_t)-1, AT_SYMLINK_NOFOLLOW) < 0)
+            g_warning("export: cannot give %s to uid %u: %s", ent->d_name, uid, g_strerror(errno));
     }
+    if (d != NULL)
+        closedir(d);
+    else if (fd >= 0)
+        close(fd);
+    if (!ok)
+        (void)unlinkat(e->dir_fd, e->name, AT_REMOVEDIR);
+    else if (uid != 0 && (fchown(e->stage_fd, uid, (gid_t)-1) < 0 || fchmod(e->stage_fd, 0755) < 0))
+        g_warning("export: cannot give %s to uid %u: %s", e->name, uid, g_strerror(errno));
 }
 
 static GVariant *run_export(SpDaemonJob *job, GError **error)
@@ -285,23 +326,27 @@ static GVariant *run_export(SpDaemonJob *job, GError **error)
     g_autoptr(SpStore) store = NULL;
     g_autoptr(SpVmLock) lock = NULL;
     g_autoptr(SpVm) vm = NULL;
-    g_autofree char *manifest = NULL;
-    g_autoptr(GHashTable) before = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, NULL);
-    g_autoptr(GDir) d = NULL;
-    const char *name;
+    g_autofree char *manifest = NULL, *stage = NULL;
+    ExportDir e = {.dir_fd = -1, .stage_fd = -1};
+    GVariant *reply = NULL;
+    gboolean ok;
     SpOpReport report = {.progress = progress_cb, .percent = percent_cb, .user_data = job};
 
     g_variant_get(job->parameters, "(&s&s&s&s)", NULL, &ref, &dir, &format);
-    if (!export_dir_allowed(dir, job->caller_uid, error))
-        return NULL;
-    d = g_dir_open(dir, 0, NULL);
-    while (d != NULL && (name = g_dir_read_name(d)) != NULL)
-        g_hash_table_add(before, g_strdup(name));
     if (!open_vm(job, TRUE, &store, &lock, &vm, error) ||
-        !sp_op_export(store, vm, ref, dir, *format ? format : NULL, &report, &manifest, error))
+        !export_dir_open(&e, dir, vm->name, job->caller_uid, error)) {
+        export_dir_clear(&e);
         return NULL;
-    give_to_caller(dir, job->caller_uid, before);
-    return g_variant_new("(s)", manifest);
+    }
+    stage = g_strdup_printf("/proc/%d/fd/%d", (int)getpid(), e.stage_fd);
+    ok = sp_op_export(store, vm, ref, stage, *format ? format : NULL, &report, &manifest, error);
+    export_dir_finish(&e, job->caller_uid, ok);
+    if (ok) {
+        g_autofree char *path = g_build_filename(dir, e.name, "manifest.json", NULL);
+        reply = g_variant_new("(s)", path);
+    }
+    export_dir_clear(&e);
+    return reply;
 }
 
 static GVariant *run_apply(SpDaemonJob *job, GError **error)

@@ -196,13 +196,23 @@ def roles(env, operator_setup):
     os.makedirs(out_dir)
     os.chown(out_dir, 65534, 65534)
     out = env.ok(OPERATOR, "ExportCheckpoint", "vm1", "nightly", out_dir, "qcow2")
-    manifest = os.path.join(out_dir, "manifest.json")
-    check(os.path.exists(manifest) and os.stat(manifest).st_uid == 65534,
-          "export written and given to the operator")
+    manifest = out.split("'")[1]
+    check(os.path.dirname(os.path.dirname(manifest)) == out_dir, "export in a new directory")
+    check(all(os.stat(os.path.join(os.path.dirname(manifest), f)).st_uid == 65534
+              for f in os.listdir(os.path.dirname(manifest))) and
+          os.stat(os.path.dirname(manifest)).st_uid == 65534, "export given to the operator")
+    disk = os.path.join(os.path.dirname(manifest), "vm1-vda.qcow2")
+    check(os.path.exists(disk) and subprocess.run(["qemu-img", "check", "-q", disk]).returncode == 0,
+          "the exported disk is a sound image (%s)" % os.listdir(os.path.dirname(manifest)))
     with open(manifest) as f:
-        check(json.load(f)["checkpoint"] == "nightly", "the manifest names the checkpoint")
+        m = json.load(f)
+    check(m["checkpoint"] == "nightly" and "/proc/" not in json.dumps(m),
+          "the manifest names the checkpoint and no staging path: %s" % m)
     ok, msg = env.call(OPERATOR, "ExportCheckpoint", "vm1", "nightly", env.base, "qcow2")
     check(not ok and "is not yours" in msg, "no export into a directory the operator does not own")
+    os.symlink(out_dir, env.path("link"))
+    ok, msg = env.call(OPERATOR, "ExportCheckpoint", "vm1", "nightly", env.path("link"), "qcow2")
+    check(not ok and "not a symlink" in msg, "no export through a symlink")
     before = env.snapshot()
     env.refused(OPERATOR, "ApplyCheckpoint", "vm1", "nightly", "{'force': <true>}")
     env.refused(OPERATOR, "DeleteCheckpoint", "vm1", "nightly", "false")
