@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "stillpoint/channel.h"   /* SpJson autoptr */
+#include "stillpoint/store.h"
 
 #define BUS_NAME "org.stillpoint.Coordinator1"
 #define OBJECT_PATH "/org/stillpoint/Coordinator1"
@@ -341,6 +342,8 @@ gboolean sp_daemon_client_try(int argc, char **argv, int *ret_status)
         direct |= g_str_has_prefix(argv[i], "--store") || g_str_equal(argv[i], "--help") ||
                   g_str_equal(argv[i], "-h");
     }
+    /* An explicit store ($STILLPOINT_STORE too) means that store, directly. */
+    direct |= g_getenv(SP_STORE_ENV) != NULL;
     if (direct && !forced)
         return FALSE;
     if (!forced && geteuid() == 0)
