@@ -140,6 +140,8 @@ delete-live)
   before=$(chain_len "$(running_image vm1 vda)")
   "$SP" checkpoint delete vm1 A 2>"$T/err" || { cat "$T/err"; fail "live delete of A"; }
   check "merged live" grep -q "merging .* (live)" "$T/err"
+  # Read before any flush of the test's own: the merged clusters are on disk already.
+  check "the merged clusters are in A's image on disk right after the delete" holds "$T/img/a.qcow2" 0x22 1
   check "A is gone, B is now the root" \
     [ "$(list_json vm1 | jq -r '[.checkpoints[] | "\(.name):\(.parent)"] | join(",")')" = "B:null" ]
   check "B and the present hold every record they held" b_and_present_intact
