@@ -10,6 +10,8 @@
 G_DEFINE_QUARK(sp-writers-error-quark, sp_writers_error)
 
 #define SP_WRITERS_KEEPALIVE_MS 250
+/* Without a bus (the agent started before dbus-daemon, or it restarted), try again this often. */
+#define SP_WRITERS_RETRY_S 5
 #define SP_WRITERS_ERROR_PREFIX "org.stillpoint.Agent1.Error."
 
 typedef struct {
@@ -33,6 +35,8 @@ struct SpWriters {
     gint64 timeout_ms;
     gboolean abort_on_failure;
     guint owner_id;
+    guint retry_id;
+    gboolean off_logged;    /* "writers are off" said once per outage */
     GDBusConnection *bus;
     SpAgent1 *skeleton;
     GPtrArray *registry;    /* Registration, in registration order */
@@ -208,18 +212,38 @@ static void bus_acquired_cb(GDBusConnection *bus, const char *name, gpointer dat
 
 static void name_acquired_cb(GDBusConnection *bus, const char *name, gpointer data)
 {
+    SpWriters *w = data;
+
+    w->off_logged = FALSE;
     g_message("application writers: serving %s on the system bus", name);
+}
+
+static void own_name(SpWriters *w);
+
+static gboolean retry_cb(gpointer data)
+{
+    SpWriters *w = data;
+
+    w->retry_id = 0;
+    g_bus_unown_name(w->owner_id);
+    own_name(w);
+    return G_SOURCE_REMOVE;
 }
 
 static void name_lost_cb(GDBusConnection *bus, const char *name, gpointer data)
 {
     SpWriters *w = data;
 
-    if (!bus)
+    if (!w->off_logged && !bus)
         g_message("no system bus: application writers are off until one runs");
-    else
-        g_warning("lost or could not own %s on the system bus (another agent, or the bus policy "
-                  "org.stillpoint.Agent1.conf is not installed): application writers are off", name);
+    else if (!w->off_logged)
+        g_warning("lost or could not own %s on the system bus (the bus restarted, another agent, "
+                  "or the bus policy org.stillpoint.Agent1.conf is not installed): application "
+                  "writers are off until it can be owned", name);
+    w->off_logged = TRUE;
+    /* GDBus does not reconnect by itself. */
+    if (w->retry_id == 0)
+        w->retry_id = g_timeout_add_seconds(SP_WRITERS_RETRY_S, retry_cb, w);
     /* Whoever registered can no longer be told anything through us. */
     g_ptr_array_set_size(w->registry, 0);
     if (w->bus && g_dbus_interface_skeleton_has_connection(G_DBUS_INTERFACE_SKELETON(w->skeleton), w->bus))
@@ -239,16 +263,23 @@ SpWriters *sp_writers_new(gint64 timeout_ms, gboolean abort_on_failure)
     g_signal_connect(w->skeleton, "handle-register-writer", G_CALLBACK(handle_register_cb), w);
     g_signal_connect(w->skeleton, "handle-unregister-writer", G_CALLBACK(handle_unregister_cb), w);
     g_signal_connect(w->skeleton, "handle-list-writers", G_CALLBACK(handle_list_cb), w);
+    own_name(w);
+    return w;
+}
+
+static void own_name(SpWriters *w)
+{
     w->owner_id = g_bus_own_name(G_BUS_TYPE_SYSTEM, SP_WRITERS_BUS_NAME,
                                  G_BUS_NAME_OWNER_FLAGS_DO_NOT_QUEUE, bus_acquired_cb,
                                  name_acquired_cb, name_lost_cb, w, NULL);
-    return w;
 }
 
 void sp_writers_free(SpWriters *w)
 {
     if (!w)
         return;
+    if (w->retry_id)
+        g_source_remove(w->retry_id);
     g_bus_unown_name(w->owner_id);
     g_ptr_array_unref(w->registry);
     g_ptr_array_unref(w->round);

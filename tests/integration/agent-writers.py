@@ -67,7 +67,7 @@ class WriterEnv(af.Env):
                                      "--print-address=1"], stdout=subprocess.PIPE,
                                     stderr=open(self.path("bus.log"), "ab"))
         line = self.bus.stdout.readline()   # printed once it listens
-        check(line.startswith(b"unix:"), "dbus-daemon did not start (see bus.log)")
+        check(line.startswith(b"unix:"), "dbus-daemon did not start: %s" % open(self.path("bus.log")).read()[-500:])
         self.address = "unix:path=" + sock
         os.environ["DBUS_SYSTEM_BUS_ADDRESS"] = self.address
 
@@ -308,6 +308,40 @@ def test_bus_policy_allows_only_root_and_the_group(env):
         check("Rejected send message" in f.read(), "not refused by the bus policy")
     env.start_writer(user="nobody", group="nogroup", name="in-group")
     check("in-group" in env.list_writers(), "a writer in the group could not register")
+    env.stop_agent()
+
+
+def test_bus_started_after_the_agent_is_used(env):
+    # The agent comes up first (early boot, or dbus-daemon restarting): it keeps trying.
+    os.environ["DBUS_SYSTEM_BUS_ADDRESS"] = "unix:path=" + env.path("bus.sock")
+    env.fs()
+    env.write_config(writers_conf())
+    c = env.start_agent()
+    env.start_bus()
+    w = env.start_writer()   # registers once the agent owns its name (within its retry interval)
+    reply = c.ok("stillpoint-freeze", {"mountpoints": [env.path("ext4")]})
+    check([x["result"] for x in reply["writers"]] == ["ok"], "writers: %s" % reply["writers"])
+    c.ok("stillpoint-thaw", {"epoch": reply["epoch"]})
+    check([e[0] for e in events(w)] == ["prepare", "freeze", "thaw"], "calls: %s" % events(w))
+    env.stop_agent()
+
+
+def test_bus_restart_is_survived(env):
+    env.start_bus()
+    env.fs()
+    env.write_config(writers_conf())
+    c = env.start_agent()
+    env.start_writer()
+    env.bus.kill()     # the writer's connection closes with it (and the writer exits)
+    env.bus.wait()
+    os.unlink(env.path("bus.sock"))
+    env.start_bus()
+    w = env.start_writer()   # registers once the agent is back on the new bus
+    check(env.agent.poll() is None, "the agent survived the bus")
+    reply = c.ok("stillpoint-freeze", {"mountpoints": [env.path("ext4")]})
+    check([x["result"] for x in reply["writers"]] == ["ok"], "writers: %s" % reply["writers"])
+    c.ok("stillpoint-thaw", {"epoch": reply["epoch"]})
+    check([e[0] for e in events(w)] == ["prepare", "freeze", "thaw"], "calls: %s" % events(w))
     env.stop_agent()
 
 

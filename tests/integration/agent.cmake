@@ -71,6 +71,8 @@ set(SP_AGENT_WRITER_SCENARIOS
   writer_crash_mid_freeze_aborts_and_is_forgotten
   unregistration
   bus_policy_allows_only_root_and_the_group
+  bus_started_after_the_agent_is_used
+  bus_restart_is_survived
   agent_without_a_bus_works_as_before)
 foreach(scenario IN LISTS SP_AGENT_WRITER_SCENARIOS)
   add_test(NAME agent/dbus/${scenario}
