@@ -165,6 +165,8 @@ static gboolean plan_create(CreateRun *run, const SpCreateOptions *opts, GError 
     if (!sp_checkpoint_name_valid(name, error))
         return FALSE;
     run->plan = sp_snapshot_plan_new(run->vm->name, name);
+    run->plan->bitmap_add = opts->bitmap_add;
+    run->plan->bitmap_disable = opts->bitmap_disable;
     run->plan->type = g_strdup(opts->crash_only ? "crash" : opts->standard ? "standard"
                                                                            : "production");
     if (run->qmp != NULL) {

@@ -98,6 +98,29 @@ static gboolean qemu_prepare(SpDriver *drv, SpSnapshotPlan *plan, GError **error
     return TRUE;
 }
 
+/* Backup sessions: the new bitmap starts clean at the instant of the checkpoint (the commit that
+ * ends the session dirties it with everything written since), the previous one stops there. */
+static void add_bitmap_actions(SpJson *actions, const char *node, const SpSnapshotPlan *plan)
+{
+    if (plan->bitmap_add != NULL) {
+        SpJson *action = sp_json_new_object(), *data = sp_json_new_object();
+        sp_json_object_set_string(data, "node", node);
+        sp_json_object_set_string(data, "name", plan->bitmap_add);
+        sp_json_object_set_bool(data, "persistent", true);
+        sp_json_object_set_string(action, "type", "block-dirty-bitmap-add");
+        sp_json_object_set(action, "data", data);
+        sp_json_array_append(actions, action);
+    }
+    if (plan->bitmap_disable != NULL) {
+        SpJson *action = sp_json_new_object(), *data = sp_json_new_object();
+        sp_json_object_set_string(data, "node", node);
+        sp_json_object_set_string(data, "name", plan->bitmap_disable);
+        sp_json_object_set_string(action, "type", "block-dirty-bitmap-disable");
+        sp_json_object_set(action, "data", data);
+        sp_json_array_append(actions, action);
+    }
+}
+
 static gboolean qemu_snapshot(SpDriver *drv, SpSnapshotPlan *plan, guint timeout_ms,
                               GError **error)
 {
@@ -110,6 +133,8 @@ static gboolean qemu_snapshot(SpDriver *drv, SpSnapshotPlan *plan, guint timeout
         SpJson *action = sp_json_new_object();
         SpJson *data = sp_json_new_object();
         const char *overlay = pd->overlay_node;
+        /* Before the node becomes a backing file: it is still the writable top here. */
+        add_bitmap_actions(actions, pd->disk->node, plan);
         /* Test fault: a real transaction failure, on the last action, so QEMU must undo the
          * actions before it. */
         if (sp_fault_fail_at("transaction") && i + 1 == plan->disks->len)

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "cli-backup.h"
 #include "daemon-client.h"
 #include "stillpoint/channel.h"
 #include "stillpoint/coordinator.h"
@@ -52,6 +53,12 @@ static void usage(FILE *out)
             "                                                    revert the (stopped) VM to CP\n"
             "  checkpoint resume VM                              load a standard checkpoint's\n"
             "                                                    memory into QEMU -incoming defer\n"
+            "  backup begin VM [--incremental]                   production checkpoint + read-only\n"
+            "                                                    NBD export of every disk\n"
+            "  backup end VM [--keep] [--failed]                 remove exports, merge back\n"
+            "  backup status VM                                  the session (open or last)\n"
+            "  hook pre VM [--incremental] | hook post VM [--status N]\n"
+            "                                                    a backup job's pre/post script\n"
             "(CP is a checkpoint's name, or its id as #ID)\n"
             "\n"
             "Every command takes --help. The store is $" SP_STORE_ENV " or " SP_STORE_DEFAULT_PATH
@@ -654,6 +661,11 @@ static const Command commands[] = {
     {"checkpoint", "export", cmd_checkpoint_export},
     {"checkpoint", "apply", cmd_checkpoint_apply},
     {"checkpoint", "resume", cmd_checkpoint_resume},
+    {"backup", "begin", sp_cli_backup_begin},
+    {"backup", "end", sp_cli_backup_end},
+    {"backup", "status", sp_cli_backup_status},
+    {"hook", "pre", sp_cli_hook_pre},
+    {"hook", "post", sp_cli_hook_post},
 };
 
 int main(int argc, char **argv)

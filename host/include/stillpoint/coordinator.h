@@ -17,6 +17,8 @@ typedef struct {
     gboolean crash_only;         /* --type crash: do not freeze at all */
     gboolean standard;           /* --type standard: stop, save the memory state, no freeze */
     SpQuiescePolicy on_quiesce_failure;
+    const char *bitmap_add;      /* backup.c: dirty bitmaps changed in the transaction (qemu) */
+    const char *bitmap_disable;
 } SpCreateOptions;
 
 typedef void (*SpProgressFn)(const char *message, gpointer user_data);

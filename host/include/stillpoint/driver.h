@@ -36,6 +36,10 @@ typedef struct {
     gboolean was_running;/* standard: the VM ran before it was stopped (resume it after) */
     int64_t op_id;
     GPtrArray *disks;    /* of SpPlanDisk */
+    /* Backup sessions (backup.c), borrowed from SpCreateOptions: a persistent dirty bitmap added
+     * on every frozen node, and one disabled there, in the snapshot's transaction. */
+    const char *bitmap_add;
+    const char *bitmap_disable;
 } SpSnapshotPlan;
 
 SpSnapshotPlan *sp_snapshot_plan_new(const char *vm_name, const char *checkpoint_name);

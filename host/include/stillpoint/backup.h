@@ -1,0 +1,34 @@
+/* Backup sessions: a production checkpoint held open as a stable, read-only point in time (image
+ * paths and an NBD export from the running QEMU) while the guest runs on, then merged back. */
+#pragma once
+#include <glib.h>
+#include "stillpoint/coordinator.h"
+#include "stillpoint/channel.h" /* SpJson with g_autoptr */
+#include "stillpoint/store.h"
+
+G_BEGIN_DECLS
+
+/* Begins a session (the caller holds the VM's lock): a production checkpoint whose transaction
+ * also adds a persistent dirty bitmap on every frozen node, then an NBD export of each frozen
+ * node on a unix socket next to the store. With incremental, the previous session's bitmap
+ * (stopped in the same transaction) is exposed as qemu:dirty-bitmap:NAME and its changed extents
+ * are listed. Returns the session as JSON (README "For backup tools"). */
+SpJson *sp_backup_begin(SpStore *store, SpVm *vm, gboolean incremental, SpProgressFn progress,
+                        gpointer user_data, GError **error);
+
+/* Ends the open session: removes the exports, then merges the temporary checkpoint back (or, with
+ * keep, keeps it as an ordinary checkpoint). aborted: the tool did not finish, so the next
+ * incremental still starts from the previous good backup. Ending is idempotent: each step is journaled in the
+ * session file and a repeated end resumes where one stopped. */
+gboolean sp_backup_end(SpStore *store, SpVm *vm, gboolean keep, gboolean aborted,
+                       SpProgressFn progress, gpointer user_data, GError **error);
+
+/* The session file's content (NULL and no error when the VM never had a session). */
+SpJson *sp_backup_status(SpStore *store, SpVm *vm, GError **error);
+
+/* A session left half-begun or half-ended by a crash, or open with its exports gone (QEMU
+ * restarted), is ended; an open one with live exports is left for "backup end". */
+gboolean sp_backup_recover(SpStore *store, SpVm *vm, SpProgressFn progress, gpointer user_data,
+                           GError **error);
+
+G_END_DECLS
