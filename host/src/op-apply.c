@@ -419,7 +419,8 @@ gboolean sp_op_apply(SpStore *store, SpVm *vm, const char *ref, const char *save
     g_autofree char *payload = NULL;
     gboolean exists = FALSE;
 
-    if ((target = sp_op_find_checkpoint(store, vm, ref, error)) == NULL)
+    if (!sp_op_images_ours(vm, "revert to", error) ||
+        (target = sp_op_find_checkpoint(store, vm, ref, error)) == NULL)
         return FALSE;
     if (save_current != NULL) {
         if (!sp_checkpoint_name_valid(save_current, error) ||

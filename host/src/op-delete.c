@@ -247,6 +247,13 @@ static gboolean plan_disk(GPtrArray *cps, const SpVm *vm, const SpCheckpoint *cp
     }
     d->mode = g_strdup("commit");
     d->top = g_strdup(g_ptr_array_index(deps, 0));
+    if (g_strcmp0(d->top, d->base) == 0) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED,
+                    "checkpoint '%s', disk %s: the store names %s as both its image and the "
+                    "image above it; refusing to merge a file into itself",
+                    cp->name, cd->disk, d->base);
+        return FALSE;
+    }
     if (qmp != NULL && !sp_op_live_find(qmp, d->top, &li, error))
         return FALSE;
     d->live = li.found;
@@ -619,7 +626,7 @@ gboolean sp_op_delete(SpStore *store, SpVm *vm, const char *ref, gboolean subtre
     g_autoptr(GArray) order = g_array_new(FALSE, FALSE, sizeof(int64_t));
     g_autoptr(SpQmp) qmp = NULL;
 
-    if (cp == NULL)
+    if (cp == NULL || !sp_op_images_ours(vm, "merge", error))
         return FALSE;
     if ((cps = sp_store_checkpoint_list(store, vm->id, error)) == NULL)
         return FALSE;

@@ -160,7 +160,8 @@ gboolean sp_op_export(SpStore *store, SpVm *vm, const char *ref, const char *dir
                     "export: --format must be qcow2 or raw, not '%s'", format);
         return FALSE;
     }
-    if ((cp = sp_op_find_checkpoint(store, vm, ref, error)) == NULL) {
+    if (!sp_op_images_ours(vm, "copy", error) ||
+        (cp = sp_op_find_checkpoint(store, vm, ref, error)) == NULL) {
         sp_json_free(disks);
         return FALSE;
     }

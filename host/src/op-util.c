@@ -377,3 +377,15 @@ gboolean sp_op_unlink(const char *path, GError **error)
     }
     return TRUE;
 }
+
+gboolean sp_op_images_ours(const SpVm *vm, const char *what, GError **error)
+{
+    if (g_strcmp0(vm->driver, "hook") != 0)
+        return TRUE;
+    g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+                "VM '%s' uses the hook driver: its checkpoints live in the hook's storage (LVM, "
+                "ZFS, a cloud API), which stillpoint cannot %s; do it there and remove the record "
+                "with 'stillpoint vm remove --force' if needed",
+                vm->name, what);
+    return FALSE;
+}

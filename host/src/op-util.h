@@ -35,3 +35,6 @@ gboolean sp_op_block_job_wait(SpQmp *qmp, const char *job_id, const SpOpReport *
 
 /* Removes a file; a missing one is fine. */
 gboolean sp_op_unlink(const char *path, GError **error);
+
+/* The tree operations work on qcow2 chains stillpoint made; a hook VM's snapshots are opaque. */
+gboolean sp_op_images_ours(const SpVm *vm, const char *what, GError **error);
