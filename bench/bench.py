@@ -477,6 +477,7 @@ def run_diag(cfg, vm, n_disks):
         for load in ("buffered", "idle"):  # the window loop left the buffered writer running
             g.helper(load_line(load, n_disks, cfg.mbps))
             if load == "idle":
+                g.helper("sync")  # the buffered writer's pages must not land in the first freeze
                 for _ in range(3):
                     out["syncfs_idle_ms"].append(g.helper("syncfs /mnt/d0")["us"] / 1000)
             for rep in range(cfg.diag_reps):
