@@ -258,10 +258,20 @@ def case_ops(c):
     ok(records(c, exported, "export of B") == h_b, "the export holds exactly B's records")
 
     # Delete A live (an inner commit) while the workload writes.
+    def chain_len():
+        top = [b["inserted"]["file"] for b in c.g.qmp("query-block") if "inserted" in b][0]
+        return len(json.loads(subprocess.run(
+            ["qemu-img", "info", "-U", "--backing-chain", "--output=json", top],
+            capture_output=True, text=True, check=True).stdout))
+    links_before = chain_len()
     before = wl("report")["last"]
     c.sp("checkpoint", "delete", "vm1", "A")
     cps = c.checkpoints("vm1")
     ok([x["name"] for x in cps] == ["B"], "A is gone, B stays")
+    ok(chain_len() == links_before - 1, f"the chain is one link shorter ({links_before} before)")
+    chk = subprocess.run(["qemu-img", "check", "-U", cps[0]["disks"][0]["image"]],
+                         capture_output=True, text=True)
+    ok(chk.returncode == 0, f"qemu-img check of the merged image is clean ({chk.stdout.strip()})")
     ok(records(c, cps[0]["disks"][0]["image"], "B after deleting A") == h_b,
        "B holds exactly the records it held")
     wl(f"wait {before + 20} 60000")
