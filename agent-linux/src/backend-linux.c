@@ -522,6 +522,8 @@ static int backend_thaw(void *self, int64_t epoch, bool standard, SpThawResult *
             return -1;
         }
         thaw_now(b, SP_THAW_REQUESTED, ret);
+        if (b->writers)
+            ret->writers = sp_writers_reports(b->writers, &ret->n_writers);
         return 0;
     }
     if (standard)
@@ -532,6 +534,8 @@ static int backend_thaw(void *self, int64_t epoch, bool standard, SpThawResult *
     if (b->lease.last_valid &&
         (epoch == b->lease.last_epoch || (epoch == 0 && b->lease.last_reason != SP_THAW_REQUESTED))) {
         last_thaw(b, ret);
+        if (b->writers)
+            ret->writers = sp_writers_reports(b->writers, &ret->n_writers);
         return 0;
     }
     if (epoch != 0 && epoch != b->lease.last_epoch) {

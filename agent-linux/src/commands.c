@@ -169,6 +169,7 @@ static SpJson *cmd_fsfreeze_thaw(void *ctx, const SpJson *args, SpCommandError *
         backend_error(err, &be, false);
         return NULL;
     }
+    sp_writer_reports_free(res.writers, res.n_writers);
     return sp_json_new_int((int64_t)res.n_thawed);
 }
 
@@ -334,6 +335,7 @@ static SpJson *cmd_sp_thaw(void *ctx, const SpJson *args, SpCommandError *err)
     SpCommands *c = ctx;
     SpThawResult res;
     SpBackendError be = {0};
+    SpJson *reply;
     int64_t epoch = sp_json_object_get_int(args, "epoch", 0);
 
     if (sp_json_object_get(args, "epoch") && epoch <= 0) {
@@ -345,7 +347,10 @@ static SpJson *cmd_sp_thaw(void *ctx, const SpJson *args, SpCommandError *err)
         backend_error(err, &be, true);
         return NULL;
     }
-    return thaw_json(&res);
+    reply = thaw_json(&res);
+    sp_json_object_set(reply, "writers", writers_json(res.writers, res.n_writers));
+    sp_writer_reports_free(res.writers, res.n_writers);
+    return reply;
 }
 
 static SpJson *cmd_sp_status(void *ctx, const SpJson *args, SpCommandError *err)

@@ -68,6 +68,9 @@ typedef struct {
     bool consistent;        /* held continuously from the freeze reply to this thaw */
     const char *reason;     /* how the freeze ended: "requested", "lease-expired", ... */
     int64_t held_ms;
+    SpWriterReport *writers; /* the thaw commands' replies: the writers of that freeze, with
+                              * their Thaw results (malloc'd; sp_writer_reports_free) */
+    size_t n_writers;
 } SpThawResult;
 
 typedef struct {

@@ -177,6 +177,8 @@ def test_writers_called_in_order_around_the_freeze(env):
     t2 = time.monotonic()
     th = c.ok("stillpoint-thaw", {"epoch": reply["epoch"]})
     check(th["consistent"], "thaw not consistent: %s" % th)
+    check([(x["name"], x["thaw"]) for x in th["writers"]] == [("sqlite-example", "ok")],
+          "thaw reply writers: %s" % th["writers"])
     blocked.finish("after thaw")
     ev = events(w)
     check([e[0] for e in ev] == ["prepare", "freeze", "thaw"], "calls: %s" % ev)

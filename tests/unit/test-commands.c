@@ -60,6 +60,9 @@ static int fake_thaw(void *self, int64_t epoch, bool standard, SpThawResult *ret
     }
     *ret = (SpThawResult){.epoch = 41, .n_thawed = b->frozen ? 2 : 0, .consistent = true,
                           .reason = "requested", .held_ms = 12};
+    ret->writers = calloc(1, sizeof(SpWriterReport));
+    ret->n_writers = 1;
+    ret->writers[0] = (SpWriterReport){strdup("db"), "freeze", "ok", NULL, 7, "ok", NULL};
     b->frozen = false;
     return 0;
 }
@@ -311,7 +314,8 @@ static void test_stillpoint_thaw_reports_consistency_and_checks_epoch(void **sta
 
     f->backend.frozen = true;
     assert_reply(f, "{\"execute\":\"stillpoint-thaw\",\"arguments\":{\"epoch\":41}}",
-                 "{\"return\":{\"epoch\":41,\"thawed\":2,\"consistent\":true,\"reason\":\"requested\",\"held-ms\":12}}");
+                 "{\"return\":{\"epoch\":41,\"thawed\":2,\"consistent\":true,\"reason\":\"requested\",\"held-ms\":12,"
+                 "\"writers\":[{\"name\":\"db\",\"phase\":\"freeze\",\"result\":\"ok\",\"ms\":7,\"thaw\":\"ok\"}]}}");
     assert_int_equal(f->backend.last_thaw_epoch, 41);
     assert_false(f->backend.last_thaw_standard);
     assert_reply(f, "{\"execute\":\"stillpoint-thaw\",\"arguments\":{\"epoch\":0}}",
