@@ -11,10 +11,15 @@
 static void percent_cb(const char *disk, double percent, gpointer user_data)
 {
     static int last = -1;
+    static char *last_disk;
     int pct = (int)percent;
-    if (pct == last)
+    if (pct == last && g_strcmp0(disk, last_disk) == 0)
         return;
     last = pct;
+    if (g_strcmp0(disk, last_disk) != 0) {
+        g_free(last_disk);
+        last_disk = g_strdup(disk);
+    }
     if (globals.json) {
         g_autoptr(SpJson) o = sp_json_new_object();
         sp_json_object_set_string(o, "event", "progress");
