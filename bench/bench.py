@@ -307,10 +307,19 @@ class Vm:
         events = self.px_sp.since(ma)
         rec = window_record(events, self.px_qmp_a.since(mq))
         fs, _, _, tr = agent_window(events)
+        # The agent's own account: held-ms = FIFREEZE done -> FITHAW, without the pre-freeze syncfs.
+        held = None
+        for t, d, line in events:
+            if d == "down" and b'"held-ms"' in line:
+                try:
+                    held = json.loads(line.strip(b"\xff"))["return"]["held-ms"]
+                except (ValueError, KeyError, TypeError):
+                    pass
         # Outside the window: exec -> freeze sent (lock, journal, discovery, overlays), and
         # thaw answered -> exit (record, journal).
         rec.update(e2e_ms=round((t1 - t0) * 1000, 2), before_ms=round((fs - t0) * 1000, 2),
-                   after_ms=round((t1 - tr) * 1000, 2), consistency=out.get("consistency"))
+                   after_ms=round((t1 - tr) * 1000, 2), held_ms=held,
+                   consistency=out.get("consistency"))
         return rec
 
     def checkpoint_b(self):

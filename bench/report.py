@@ -82,15 +82,19 @@ def breakdown_table(res):
     out = ["", "## Inside the window (medians, ms)", "",
            "freeze = freeze sent → answered; prep = answered → `transaction` sent (B creates and "
            "opens the overlays here, as libvirt does); transaction = QMP `transaction` round trip; "
-           "to-thaw = transaction answered → thaw sent; thaw = thaw sent → answered.", "",
-           "| filesystems | load | side | freeze | prep | transaction | to-thaw | thaw | window |",
-           "|---|---|---|---|---|---|---|---|---|"]
+           "to-thaw = transaction answered → thaw sent; thaw = thaw sent → answered. held = "
+           "stillpoint-agent's own `held-ms` from the thaw reply: last FIFREEZE → FITHAW, i.e. "
+           "without the pre-freeze syncfs (qemu-ga reports nothing like it).", "",
+           "| filesystems | load | side | freeze | prep | transaction | to-thaw | thaw | window | held |",
+           "|---|---|---|---|---|---|---|---|---|---|"]
     for sc in res["window"]:
         for s in ("A", "B"):
             recs = sc["checkpoints"]
             cols = [f(med(side(recs, s, k)), 1) for k in
                     ("freeze_ms", "prep_ms", "transaction_ms", "to_thaw_ms", "thaw_ms", "window_ms")]
-            out.append(f"| {sc['disks']} | {sc['load']} | {s} {SIDE_NAME[s]} | " + " | ".join(cols) + " |")
+            held = f(med(side(recs, s, "held_ms"))) if s == "A" else "—"
+            out.append(f"| {sc['disks']} | {sc['load']} | {s} {SIDE_NAME[s]} | " + " | ".join(cols)
+                       + f" | {held} |")
     return out
 
 
