@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "cli-backup.h"
+#include "cli-group.h"
 #include "daemon-client.h"
 #include "stillpoint/channel.h"
 #include "stillpoint/coordinator.h"
@@ -53,6 +54,8 @@ static void usage(FILE *out)
             "                                                    revert the (stopped) VM to CP\n"
             "  checkpoint resume VM                              load a standard checkpoint's\n"
             "                                                    memory into QEMU -incoming defer\n"
+            "  checkpoint create --group G [--name N]            one instant across a group's VMs\n"
+            "  group create G VM... | group list | group remove G consistency groups\n"
             "  backup begin VM [--incremental]                   production checkpoint + read-only\n"
             "                                                    NBD export of every disk\n"
             "  backup end VM [--keep] [--failed]                 remove exports, merge back\n"
@@ -448,8 +451,10 @@ static gboolean create_options_parse(const char *name, const char *type, const c
 
 static int cmd_checkpoint_create(int argc, char **argv)
 {
-    g_autofree char *name = NULL, *type = NULL, *policy = NULL;
+    g_autofree char *name = NULL, *type = NULL, *policy = NULL, *group = NULL;
     const GOptionEntry entries[] = {
+        {"group", 0, 0, G_OPTION_ARG_STRING, &group,
+         "Instead of one VM: every VM of a consistency group, at one instant", "GROUP"},
         {"name", 0, 0, G_OPTION_ARG_STRING, &name,
          "Checkpoint name, 1-100 characters (default \"VM (MM/DD/YYYY - hh:mm:ss)\")", "NAME"},
         {"type", 0, 0, G_OPTION_ARG_STRING, &type,
@@ -470,9 +475,12 @@ static int cmd_checkpoint_create(int argc, char **argv)
                              "transaction, thaw.",
                        entries, &argc, &argv, &error))
         goto fail;
-    if (argc != 2) {
+    if (group != NULL && argc == 1 && type == NULL && policy == NULL)
+        return sp_cli_group_checkpoint(group, name);
+    if (argc != 2 || group != NULL) {
         g_set_error(&error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                    "checkpoint create: expected one VM name (see --help)");
+                    "checkpoint create: expected one VM name, or --group GROUP (production "
+                    "checkpoints only) without one (see --help)");
         goto fail;
     }
     if (!create_options_parse(name, type, policy, &opts, &error))
@@ -666,6 +674,9 @@ static const Command commands[] = {
     {"backup", "status", sp_cli_backup_status},
     {"hook", "pre", sp_cli_hook_pre},
     {"hook", "post", sp_cli_hook_post},
+    {"group", "create", sp_cli_group_create},
+    {"group", "list", sp_cli_group_list},
+    {"group", "remove", sp_cli_group_remove},
 };
 
 int main(int argc, char **argv)

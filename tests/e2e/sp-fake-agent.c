@@ -2,6 +2,8 @@
  * the real protocol (libstillpoint-protocol's framer and command table), freezes nothing, and
  * appends every command it runs to a log so tests can check the order (freeze ... thaw).
  *   sp-fake-agent --socket PATH --log FILE [--qga] [--freeze-delay-ms N] [--hang-on-freeze]
+ *                 [--fail-freeze]
+ * --fail-freeze: every freeze fails (an application writer refused), nothing stays frozen.
  * --qga: answer like a stock qemu-ga (no stillpoint- commands). A stillpoint fake thaws when the
  * host hangs up, as the real agent does; a qga fake stays frozen, as qemu-ga does. */
 #define _GNU_SOURCE
@@ -21,6 +23,7 @@ static struct {
     FILE *log;
     bool qga;
     int freeze_delay_ms;
+    bool fail_freeze;
     bool frozen;
     int64_t epoch;
     struct timespec frozen_at;
@@ -64,8 +67,21 @@ static void do_thaw(const char *how)
     fake.frozen = false;
 }
 
+static bool freeze_refused(SpCommandError *err)
+{
+    if (!fake.fail_freeze)
+        return false;
+    if (fake.freeze_delay_ms > 0)
+        usleep((useconds_t)fake.freeze_delay_ms * 1000);
+    log_line("freeze-failed");
+    sp_command_error_set(err, SP_ERROR_CLASS_GENERIC, NULL, "fake: a writer refused to freeze");
+    return true;
+}
+
 static SpJson *cmd_fsfreeze(void *ctx, const SpJson *args, SpCommandError *err)
 {
+    if (freeze_refused(err))
+        return NULL;
     do_freeze();
     return sp_json_new_int(1);
 }
@@ -93,6 +109,11 @@ static SpJson *cmd_sp_freeze(void *ctx, const SpJson *args, SpCommandError *err)
     SpJson *o = sp_json_new_object();
     SpJson *frozen = sp_json_new_array();
     char line[64];
+    if (freeze_refused(err)) {
+        sp_json_free(o);
+        sp_json_free(frozen);
+        return NULL;
+    }
     do_freeze();
     snprintf(line, sizeof(line), "lease-ms %lld",
              (long long)sp_json_object_get_int(args, "lease-ms", 0));
@@ -188,6 +209,7 @@ int main(int argc, char **argv)
                                          {"log", required_argument, NULL, 'l'},
                                          {"qga", no_argument, NULL, 'q'},
                                          {"freeze-delay-ms", required_argument, NULL, 'd'},
+                                         {"fail-freeze", no_argument, NULL, 'f'},
                                          {NULL, 0, NULL, 0}};
     const char *path = NULL, *log_path = NULL;
     struct sockaddr_un addr = {.sun_family = AF_UNIX};
@@ -200,6 +222,7 @@ int main(int argc, char **argv)
         case 'l': log_path = optarg; break;
         case 'q': fake.qga = true; break;
         case 'd': fake.freeze_delay_ms = atoi(optarg); break;
+        case 'f': fake.fail_freeze = true; break;
         default: return 2;
         }
     }
