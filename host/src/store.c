@@ -1,6 +1,7 @@
 /* The checkpoint store in SQLite: schema, VMs, the checkpoint tree, the operation journal and the
  * per-VM lock. Library code: errors go up as GError, nothing is logged here. */
 #include "stillpoint/store.h"
+#include "store-internal.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -10,10 +11,6 @@
 #include <sys/file.h>
 #include <unistd.h>
 
-struct SpStore {
-    sqlite3 *db;
-    char *path;
-};
 
 struct SpVmLock {
     int fd;
@@ -106,7 +103,7 @@ const char *sp_store_get_path(SpStore *store)
     return store->path;
 }
 
-static gboolean db_error(SpStore *store, int rc, const char *what, GError **error)
+gboolean sp_db_error(SpStore *store, int rc, const char *what, GError **error)
 {
     int code = (rc == SQLITE_BUSY || rc == SQLITE_LOCKED) ? G_IO_ERROR_BUSY : G_IO_ERROR_FAILED;
     g_set_error(error, G_IO_ERROR, code, "checkpoint store %s: %s: %s", store->path, what,
@@ -114,38 +111,33 @@ static gboolean db_error(SpStore *store, int rc, const char *what, GError **erro
     return FALSE;
 }
 
-static gboolean db_exec(SpStore *store, const char *sql, GError **error)
+gboolean sp_db_exec(SpStore *store, const char *sql, GError **error)
 {
     int rc = sqlite3_exec(store->db, sql, NULL, NULL, NULL);
     if (rc != SQLITE_OK)
-        return db_error(store, rc, sql, error);
+        return sp_db_error(store, rc, sql, error);
     return TRUE;
 }
 
-static sqlite3_stmt *db_prepare(SpStore *store, const char *sql, GError **error)
+sqlite3_stmt *sp_db_prepare(SpStore *store, const char *sql, GError **error)
 {
     sqlite3_stmt *stmt = NULL;
     int rc = sqlite3_prepare_v2(store->db, sql, -1, &stmt, NULL);
     if (rc != SQLITE_OK) {
-        db_error(store, rc, "prepare", error);
+        sp_db_error(store, rc, "prepare", error);
         return NULL;
     }
     return stmt;
 }
 
-typedef sqlite3_stmt SpStmt;
-static void stmt_finalize(SpStmt *stmt)
-{
-    sqlite3_finalize(stmt);
-}
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(SpStmt, stmt_finalize)
 
 /* Steps a statement that returns no rows. */
-static gboolean db_step_done(SpStore *store, sqlite3_stmt *stmt, const char *what, GError **error)
+gboolean sp_db_step_done(SpStore *store, sqlite3_stmt *stmt, const char *what,
+                         GError **error)
 {
     int rc = sqlite3_step(stmt);
     if (rc != SQLITE_DONE)
-        return db_error(store, rc, what, error);
+        return sp_db_error(store, rc, what, error);
     return TRUE;
 }
 
@@ -155,7 +147,7 @@ static char *col_text(sqlite3_stmt *stmt, int col)
     return t != NULL ? g_strdup((const char *)t) : NULL;
 }
 
-static void bind_text_or_null(sqlite3_stmt *stmt, int idx, const char *s)
+void sp_db_bind_text_or_null(sqlite3_stmt *stmt, int idx, const char *s)
 {
     if (s != NULL)
         sqlite3_bind_text(stmt, idx, s, -1, SQLITE_TRANSIENT);
@@ -187,14 +179,14 @@ SpStore *sp_store_open(const char *path, GError **error)
     /* Another process may hold the write lock briefly; a journal write must wait, not fail. */
     sqlite3_busy_timeout(store->db, 10000);
     /* WAL + FULL: a committed journal entry survives a crash of the process or the host. */
-    if (!db_exec(store, "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;", error))
+    if (!sp_db_exec(store, "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;", error))
         return NULL;
-    if (!db_exec(store, schema_sql, error))
+    if (!sp_db_exec(store, schema_sql, error))
         return NULL;
     /* Version 2: standard checkpoints name their saved state. */
     if (sqlite3_exec(store->db, "SELECT state FROM checkpoints LIMIT 0", NULL, NULL, NULL) !=
             SQLITE_OK &&
-        !db_exec(store, "ALTER TABLE checkpoints ADD COLUMN state TEXT; PRAGMA user_version = 2;",
+        !sp_db_exec(store, "ALTER TABLE checkpoints ADD COLUMN state TEXT; PRAGMA user_version = 2;",
                  error))
         return NULL;
     return g_steal_pointer(&store);
@@ -266,7 +258,7 @@ gboolean sp_store_vm_add(SpStore *store, const SpVm *vm, int64_t *ret_id, GError
 
     if (!sp_vm_name_valid(vm->name, error))
         return FALSE;
-    stmt = db_prepare(store,
+    stmt = sp_db_prepare(store,
                       "INSERT INTO vms (name, qmp, agent, driver, hook_command, overlay_dir, "
                       "created, hook_timeout_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                       error);
@@ -274,10 +266,10 @@ gboolean sp_store_vm_add(SpStore *store, const SpVm *vm, int64_t *ret_id, GError
         return FALSE;
     sqlite3_bind_text(stmt, 1, vm->name, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(stmt, 2, vm->qmp_socket, -1, SQLITE_TRANSIENT);
-    bind_text_or_null(stmt, 3, vm->agent_socket);
+    sp_db_bind_text_or_null(stmt, 3, vm->agent_socket);
     sqlite3_bind_text(stmt, 4, vm->driver != NULL ? vm->driver : "qemu", -1, SQLITE_TRANSIENT);
-    bind_text_or_null(stmt, 5, vm->hook_command);
-    bind_text_or_null(stmt, 6, vm->overlay_dir);
+    sp_db_bind_text_or_null(stmt, 5, vm->hook_command);
+    sp_db_bind_text_or_null(stmt, 6, vm->overlay_dir);
     sqlite3_bind_int64(stmt, 7, g_get_real_time());
     if (vm->hook_timeout_ms > 0)
         sqlite3_bind_int64(stmt, 8, vm->hook_timeout_ms);
@@ -290,7 +282,7 @@ gboolean sp_store_vm_add(SpStore *store, const SpVm *vm, int64_t *ret_id, GError
         return FALSE;
     }
     if (rc != SQLITE_DONE)
-        return db_error(store, rc, "adding VM", error);
+        return sp_db_error(store, rc, "adding VM", error);
     if (ret_id != NULL)
         *ret_id = sqlite3_last_insert_rowid(store->db);
     return TRUE;
@@ -317,7 +309,7 @@ static SpVm *vm_from_row(sqlite3_stmt *stmt)
 
 SpVm *sp_store_vm_get(SpStore *store, const char *name, GError **error)
 {
-    g_autoptr(SpStmt) stmt = db_prepare(store, "SELECT " VM_COLUMNS " FROM vms WHERE name = ?",
+    g_autoptr(SpStmt) stmt = sp_db_prepare(store, "SELECT " VM_COLUMNS " FROM vms WHERE name = ?",
                                         error);
     int rc;
     if (stmt == NULL)
@@ -331,7 +323,7 @@ SpVm *sp_store_vm_get(SpStore *store, const char *name, GError **error)
         return NULL;
     }
     if (rc != SQLITE_ROW) {
-        db_error(store, rc, "reading VM", error);
+        sp_db_error(store, rc, "reading VM", error);
         return NULL;
     }
     return vm_from_row(stmt);
@@ -339,7 +331,7 @@ SpVm *sp_store_vm_get(SpStore *store, const char *name, GError **error)
 
 GPtrArray *sp_store_vm_list(SpStore *store, GError **error)
 {
-    g_autoptr(SpStmt) stmt = db_prepare(store, "SELECT " VM_COLUMNS " FROM vms ORDER BY name",
+    g_autoptr(SpStmt) stmt = sp_db_prepare(store, "SELECT " VM_COLUMNS " FROM vms ORDER BY name",
                                         error);
     g_autoptr(GPtrArray) vms = g_ptr_array_new_with_free_func((GDestroyNotify)sp_vm_free);
     int rc;
@@ -348,7 +340,7 @@ GPtrArray *sp_store_vm_list(SpStore *store, GError **error)
     while ((rc = sqlite3_step(stmt)) == SQLITE_ROW)
         g_ptr_array_add(vms, vm_from_row(stmt));
     if (rc != SQLITE_DONE) {
-        db_error(store, rc, "listing VMs", error);
+        sp_db_error(store, rc, "listing VMs", error);
         return NULL;
     }
     return g_steal_pointer(&vms);
@@ -363,7 +355,7 @@ gboolean sp_store_vm_remove(SpStore *store, const char *name, gboolean force, GE
 
     if (vm == NULL)
         return FALSE;
-    count = db_prepare(store,
+    count = sp_db_prepare(store,
                        "SELECT (SELECT COUNT(*) FROM checkpoints WHERE vm_id = ?1) + "
                        "(SELECT COUNT(*) FROM ops WHERE vm_id = ?1 AND state = 'intent')",
                        error);
@@ -371,7 +363,7 @@ gboolean sp_store_vm_remove(SpStore *store, const char *name, gboolean force, GE
         return FALSE;
     sqlite3_bind_int64(count, 1, vm->id);
     if (sqlite3_step(count) != SQLITE_ROW)
-        return db_error(store, SQLITE_ERROR, "counting checkpoints", error);
+        return sp_db_error(store, SQLITE_ERROR, "counting checkpoints", error);
     n = sqlite3_column_int64(count, 0);
     if (n > 0 && !force) {
         g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_EMPTY,
@@ -380,16 +372,16 @@ gboolean sp_store_vm_remove(SpStore *store, const char *name, gboolean force, GE
                     name, n);
         return FALSE;
     }
-    del = db_prepare(store, "DELETE FROM vms WHERE id = ?", error);
+    del = sp_db_prepare(store, "DELETE FROM vms WHERE id = ?", error);
     if (del == NULL)
         return FALSE;
     sqlite3_bind_int64(del, 1, vm->id);
-    return db_step_done(store, del, "removing VM", error);
+    return sp_db_step_done(store, del, "removing VM", error);
 }
 
 static gboolean checkpoint_insert_disks(SpStore *store, const SpCheckpoint *cp, GError **error)
 {
-    g_autoptr(SpStmt) stmt = db_prepare(store,
+    g_autoptr(SpStmt) stmt = sp_db_prepare(store,
                                         "INSERT INTO checkpoint_disks (checkpoint_id, disk, node, "
                                         "image, overlay, overlay_node) VALUES (?, ?, ?, ?, ?, ?)",
                                         error);
@@ -402,9 +394,9 @@ static gboolean checkpoint_insert_disks(SpStore *store, const SpCheckpoint *cp, 
         sqlite3_bind_text(stmt, 2, d->disk, -1, SQLITE_TRANSIENT);
         sqlite3_bind_text(stmt, 3, d->node, -1, SQLITE_TRANSIENT);
         sqlite3_bind_text(stmt, 4, d->image, -1, SQLITE_TRANSIENT);
-        bind_text_or_null(stmt, 5, d->overlay);
-        bind_text_or_null(stmt, 6, d->overlay_node);
-        if (!db_step_done(store, stmt, "recording checkpoint disk", error))
+        sp_db_bind_text_or_null(stmt, 5, d->overlay);
+        sp_db_bind_text_or_null(stmt, 6, d->overlay_node);
+        if (!sp_db_step_done(store, stmt, "recording checkpoint disk", error))
             return FALSE;
     }
     return TRUE;
@@ -412,7 +404,7 @@ static gboolean checkpoint_insert_disks(SpStore *store, const SpCheckpoint *cp, 
 
 static gboolean op_set_state(SpStore *store, int64_t op_id, SpOpState state, GError **error)
 {
-    g_autoptr(SpStmt) stmt = db_prepare(store,
+    g_autoptr(SpStmt) stmt = sp_db_prepare(store,
                                         "UPDATE ops SET state = ?, finished = ? WHERE id = ?",
                                         error);
     if (stmt == NULL)
@@ -420,13 +412,13 @@ static gboolean op_set_state(SpStore *store, int64_t op_id, SpOpState state, GEr
     sqlite3_bind_text(stmt, 1, op_state_names[state], -1, SQLITE_STATIC);
     sqlite3_bind_int64(stmt, 2, g_get_real_time());
     sqlite3_bind_int64(stmt, 3, op_id);
-    return db_step_done(store, stmt, "finishing operation", error);
+    return sp_db_step_done(store, stmt, "finishing operation", error);
 }
 
 static gboolean checkpoint_add_locked(SpStore *store, SpCheckpoint *cp, int64_t op_id,
                                       GError **error)
 {
-    g_autoptr(SpStmt) cur = db_prepare(store, "SELECT current FROM vms WHERE id = ?", error);
+    g_autoptr(SpStmt) cur = sp_db_prepare(store, "SELECT current FROM vms WHERE id = ?", error);
     g_autoptr(SpStmt) ins = NULL;
     g_autoptr(SpStmt) upd = NULL;
 
@@ -440,7 +432,7 @@ static gboolean checkpoint_add_locked(SpStore *store, SpCheckpoint *cp, int64_t 
         return FALSE;
     }
     cp->parent = sqlite3_column_int64(cur, 0);
-    ins = db_prepare(store,
+    ins = sp_db_prepare(store,
                      "INSERT INTO checkpoints (vm_id, parent, name, type, consistency, created, "
                      "state) VALUES (?, ?, ?, ?, ?, ?, ?)",
                      error);
@@ -455,18 +447,18 @@ static gboolean checkpoint_add_locked(SpStore *store, SpCheckpoint *cp, int64_t 
     sqlite3_bind_text(ins, 4, cp->type, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(ins, 5, cp->consistency, -1, SQLITE_TRANSIENT);
     sqlite3_bind_int64(ins, 6, cp->created_us != 0 ? cp->created_us : g_get_real_time());
-    bind_text_or_null(ins, 7, cp->state);
-    if (!db_step_done(store, ins, "recording checkpoint", error))
+    sp_db_bind_text_or_null(ins, 7, cp->state);
+    if (!sp_db_step_done(store, ins, "recording checkpoint", error))
         return FALSE;
     cp->id = sqlite3_last_insert_rowid(store->db);
     if (!checkpoint_insert_disks(store, cp, error))
         return FALSE;
-    upd = db_prepare(store, "UPDATE vms SET current = ? WHERE id = ?", error);
+    upd = sp_db_prepare(store, "UPDATE vms SET current = ? WHERE id = ?", error);
     if (upd == NULL)
         return FALSE;
     sqlite3_bind_int64(upd, 1, cp->id);
     sqlite3_bind_int64(upd, 2, cp->vm_id);
-    if (!db_step_done(store, upd, "setting current checkpoint", error))
+    if (!sp_db_step_done(store, upd, "setting current checkpoint", error))
         return FALSE;
     if (op_id != 0 && !op_set_state(store, op_id, SP_OP_DONE, error))
         return FALSE;
@@ -478,13 +470,13 @@ gboolean sp_store_checkpoint_add(SpStore *store, SpCheckpoint *cp, int64_t op_id
 {
     if (!sp_checkpoint_name_valid(cp->name, error))
         return FALSE;
-    if (!db_exec(store, "BEGIN IMMEDIATE", error))
+    if (!sp_db_exec(store, "BEGIN IMMEDIATE", error))
         return FALSE;
     if (!checkpoint_add_locked(store, cp, op_id, error)) {
         sqlite3_exec(store->db, "ROLLBACK", NULL, NULL, NULL);
         return FALSE;
     }
-    if (!db_exec(store, "COMMIT", error)) {
+    if (!sp_db_exec(store, "COMMIT", error)) {
         sqlite3_exec(store->db, "ROLLBACK", NULL, NULL, NULL);
         return FALSE;
     }
@@ -495,7 +487,7 @@ gboolean sp_store_checkpoint_add(SpStore *store, SpCheckpoint *cp, int64_t op_id
 
 static gboolean checkpoint_load_disks(SpStore *store, SpCheckpoint *cp, GError **error)
 {
-    g_autoptr(SpStmt) stmt = db_prepare(store,
+    g_autoptr(SpStmt) stmt = sp_db_prepare(store,
                                         "SELECT disk, node, image, overlay, overlay_node FROM "
                                         "checkpoint_disks WHERE checkpoint_id = ? ORDER BY rowid",
                                         error);
@@ -513,13 +505,13 @@ static gboolean checkpoint_load_disks(SpStore *store, SpCheckpoint *cp, GError *
         g_ptr_array_add(cp->disks, d);
     }
     if (rc != SQLITE_DONE)
-        return db_error(store, rc, "reading checkpoint disks", error);
+        return sp_db_error(store, rc, "reading checkpoint disks", error);
     return TRUE;
 }
 
 GPtrArray *sp_store_checkpoint_list(SpStore *store, int64_t vm_id, GError **error)
 {
-    g_autoptr(SpStmt) stmt = db_prepare(store,
+    g_autoptr(SpStmt) stmt = sp_db_prepare(store,
                                         "SELECT id, vm_id, parent, name, type, consistency, "
                                         "created, state FROM checkpoints WHERE vm_id = ? "
                                         "ORDER BY id",
@@ -543,7 +535,7 @@ GPtrArray *sp_store_checkpoint_list(SpStore *store, int64_t vm_id, GError **erro
         g_ptr_array_add(cps, cp);
     }
     if (rc != SQLITE_DONE) {
-        db_error(store, rc, "listing checkpoints", error);
+        sp_db_error(store, rc, "listing checkpoints", error);
         return NULL;
     }
     for (guint i = 0; i < cps->len; i++) {
@@ -556,7 +548,7 @@ GPtrArray *sp_store_checkpoint_list(SpStore *store, int64_t vm_id, GError **erro
 gboolean sp_store_checkpoint_name_exists(SpStore *store, int64_t vm_id, const char *name,
                                          gboolean *ret_exists, GError **error)
 {
-    g_autoptr(SpStmt) stmt = db_prepare(store,
+    g_autoptr(SpStmt) stmt = sp_db_prepare(store,
                                         "SELECT 1 FROM checkpoints WHERE vm_id = ? AND name = ?",
                                         error);
     int rc;
@@ -566,7 +558,7 @@ gboolean sp_store_checkpoint_name_exists(SpStore *store, int64_t vm_id, const ch
     sqlite3_bind_text(stmt, 2, name, -1, SQLITE_TRANSIENT);
     rc = sqlite3_step(stmt);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
-        return db_error(store, rc, "looking up checkpoint name", error);
+        return sp_db_error(store, rc, "looking up checkpoint name", error);
     *ret_exists = rc == SQLITE_ROW;
     return TRUE;
 }
@@ -574,7 +566,7 @@ gboolean sp_store_checkpoint_name_exists(SpStore *store, int64_t vm_id, const ch
 gboolean sp_store_op_begin(SpStore *store, int64_t vm_id, const char *kind, const char *payload,
                            int64_t *ret_id, GError **error)
 {
-    g_autoptr(SpStmt) stmt = db_prepare(store,
+    g_autoptr(SpStmt) stmt = sp_db_prepare(store,
                                         "INSERT INTO ops (vm_id, kind, state, step, payload, "
                                         "created) VALUES (?, ?, 'intent', 'planned', ?, ?)",
                                         error);
@@ -584,7 +576,7 @@ gboolean sp_store_op_begin(SpStore *store, int64_t vm_id, const char *kind, cons
     sqlite3_bind_text(stmt, 2, kind, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(stmt, 3, payload, -1, SQLITE_TRANSIENT);
     sqlite3_bind_int64(stmt, 4, g_get_real_time());
-    if (!db_step_done(store, stmt, "journaling operation", error))
+    if (!sp_db_step_done(store, stmt, "journaling operation", error))
         return FALSE;
     *ret_id = sqlite3_last_insert_rowid(store->db);
     return TRUE;
@@ -592,12 +584,12 @@ gboolean sp_store_op_begin(SpStore *store, int64_t vm_id, const char *kind, cons
 
 gboolean sp_store_op_step(SpStore *store, int64_t op_id, const char *step, GError **error)
 {
-    g_autoptr(SpStmt) stmt = db_prepare(store, "UPDATE ops SET step = ? WHERE id = ?", error);
+    g_autoptr(SpStmt) stmt = sp_db_prepare(store, "UPDATE ops SET step = ? WHERE id = ?", error);
     if (stmt == NULL)
         return FALSE;
     sqlite3_bind_text(stmt, 1, step, -1, SQLITE_TRANSIENT);
     sqlite3_bind_int64(stmt, 2, op_id);
-    return db_step_done(store, stmt, "journaling step", error);
+    return sp_db_step_done(store, stmt, "journaling step", error);
 }
 
 gboolean sp_store_op_finish(SpStore *store, int64_t op_id, SpOpState state, GError **error)
@@ -628,7 +620,7 @@ static SpOp *op_from_row(sqlite3_stmt *stmt)
 
 GPtrArray *sp_store_op_list_unfinished(SpStore *store, int64_t vm_id, GError **error)
 {
-    g_autoptr(SpStmt) stmt = db_prepare(store,
+    g_autoptr(SpStmt) stmt = sp_db_prepare(store,
                                         "SELECT " OP_COLUMNS " FROM ops WHERE vm_id = ? AND "
                                         "state = 'intent' ORDER BY id",
                                         error);
@@ -640,7 +632,7 @@ GPtrArray *sp_store_op_list_unfinished(SpStore *store, int64_t vm_id, GError **e
     while ((rc = sqlite3_step(stmt)) == SQLITE_ROW)
         g_ptr_array_add(ops, op_from_row(stmt));
     if (rc != SQLITE_DONE) {
-        db_error(store, rc, "listing operations", error);
+        sp_db_error(store, rc, "listing operations", error);
         return NULL;
     }
     return g_steal_pointer(&ops);
@@ -648,7 +640,7 @@ GPtrArray *sp_store_op_list_unfinished(SpStore *store, int64_t vm_id, GError **e
 
 SpOp *sp_store_op_get(SpStore *store, int64_t op_id, GError **error)
 {
-    g_autoptr(SpStmt) stmt = db_prepare(store, "SELECT " OP_COLUMNS " FROM ops WHERE id = ?",
+    g_autoptr(SpStmt) stmt = sp_db_prepare(store, "SELECT " OP_COLUMNS " FROM ops WHERE id = ?",
                                         error);
     int rc;
     if (stmt == NULL)
@@ -723,146 +715,9 @@ void sp_vm_lock_release(SpVmLock *lock)
     g_free(lock);
 }
 
-gboolean sp_store_transaction_begin(SpStore *store, GError **error)
-{
-    return db_exec(store, "BEGIN IMMEDIATE", error);
-}
-
-gboolean sp_store_transaction_commit(SpStore *store, GError **error)
-{
-    if (db_exec(store, "COMMIT", error))
-        return TRUE;
-    sqlite3_exec(store->db, "ROLLBACK", NULL, NULL, NULL);
-    return FALSE;
-}
-
-void sp_store_transaction_rollback(SpStore *store)
-{
-    sqlite3_exec(store->db, "ROLLBACK", NULL, NULL, NULL);
-}
-
-gboolean sp_store_checkpoint_set_disk_image(SpStore *store, int64_t cp_id, const char *disk,
-                                            const char *image, GError **error)
-{
-    g_autoptr(SpStmt) stmt = db_prepare(store,
-                                        "UPDATE checkpoint_disks SET image = ? WHERE "
-                                        "checkpoint_id = ? AND disk = ?",
-                                        error);
-    if (stmt == NULL)
-        return FALSE;
-    sqlite3_bind_text(stmt, 1, image, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(stmt, 2, cp_id);
-    sqlite3_bind_text(stmt, 3, disk, -1, SQLITE_TRANSIENT);
-    return db_step_done(store, stmt, "updating checkpoint image", error);
-}
-
-gboolean sp_store_checkpoint_set_disk_overlay(SpStore *store, int64_t cp_id, const char *disk,
-                                              const char *overlay, const char *overlay_node,
-                                              GError **error)
-{
-    g_autoptr(SpStmt) stmt = db_prepare(store,
-                                        "UPDATE checkpoint_disks SET overlay = ?, overlay_node = "
-                                        "? WHERE checkpoint_id = ? AND disk = ?",
-                                        error);
-    if (stmt == NULL)
-        return FALSE;
-    bind_text_or_null(stmt, 1, overlay);
-    bind_text_or_null(stmt, 2, overlay_node);
-    sqlite3_bind_int64(stmt, 3, cp_id);
-    sqlite3_bind_text(stmt, 4, disk, -1, SQLITE_TRANSIENT);
-    return db_step_done(store, stmt, "updating checkpoint overlay", error);
-}
-
-gboolean sp_store_checkpoint_remove(SpStore *store, int64_t cp_id, GError **error)
-{
-    static const char *const sql[] = {
-        /* children move up to the parent (NULL for a root) */
-        "UPDATE checkpoints SET parent = (SELECT parent FROM checkpoints WHERE id = ?1) "
-        "WHERE parent = ?1",
-        "UPDATE vms SET current = (SELECT parent FROM checkpoints WHERE id = ?1) "
-        "WHERE current = ?1",
-        "DELETE FROM checkpoints WHERE id = ?1",
-    };
-    for (guint i = 0; i < G_N_ELEMENTS(sql); i++) {
-        g_autoptr(SpStmt) stmt = db_prepare(store, sql[i], error);
-        if (stmt == NULL)
-            return FALSE;
-        sqlite3_bind_int64(stmt, 1, cp_id);
-        if (!db_step_done(store, stmt, "removing checkpoint", error))
-            return FALSE;
-    }
-    return TRUE;
-}
-
-gboolean sp_store_checkpoint_rename(SpStore *store, int64_t cp_id, const char *name,
-                                    GError **error)
-{
-    g_autoptr(SpStmt) dup = NULL;
-    g_autoptr(SpStmt) upd = NULL;
-    int rc;
-
-    if (!sp_checkpoint_name_valid(name, error))
-        return FALSE;
-    dup = db_prepare(store,
-                     "SELECT id FROM checkpoints WHERE name = ?1 AND id != ?2 AND vm_id = "
-                     "(SELECT vm_id FROM checkpoints WHERE id = ?2)",
-                     error);
-    if (dup == NULL)
-        return FALSE;
-    sqlite3_bind_text(dup, 1, name, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(dup, 2, cp_id);
-    rc = sqlite3_step(dup);
-    if (rc == SQLITE_ROW) {
-        g_set_error(error, G_IO_ERROR, G_IO_ERROR_EXISTS,
-                    "checkpoint #%" G_GINT64_FORMAT " is already named '%s'; names are unique "
-                    "per VM",
-                    (int64_t)sqlite3_column_int64(dup, 0), name);
-        return FALSE;
-    }
-    if (rc != SQLITE_DONE)
-        return db_error(store, rc, "looking up checkpoint name", error);
-    upd = db_prepare(store, "UPDATE checkpoints SET name = ? WHERE id = ?", error);
-    if (upd == NULL)
-        return FALSE;
-    sqlite3_bind_text(upd, 1, name, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(upd, 2, cp_id);
-    if (!db_step_done(store, upd, "renaming checkpoint", error))
-        return FALSE;
-    if (sqlite3_changes(store->db) != 1) {
-        g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
-                    "checkpoint #%" G_GINT64_FORMAT " does not exist", cp_id);
-        return FALSE;
-    }
-    return TRUE;
-}
-
 gboolean sp_store_checkpoint_insert(SpStore *store, SpCheckpoint *cp, GError **error)
 {
     if (!sp_checkpoint_name_valid(cp->name, error))
         return FALSE;
     return checkpoint_add_locked(store, cp, 0, error);
-}
-
-gboolean sp_store_vm_set_current(SpStore *store, int64_t vm_id, int64_t cp_id, GError **error)
-{
-    g_autoptr(SpStmt) stmt = db_prepare(store, "UPDATE vms SET current = ? WHERE id = ?", error);
-    if (stmt == NULL)
-        return FALSE;
-    if (cp_id != 0)
-        sqlite3_bind_int64(stmt, 1, cp_id);
-    else
-        sqlite3_bind_null(stmt, 1);
-    sqlite3_bind_int64(stmt, 2, vm_id);
-    return db_step_done(store, stmt, "setting current checkpoint", error);
-}
-
-gboolean sp_store_op_set_payload(SpStore *store, int64_t op_id, const char *payload,
-                                 GError **error)
-{
-    g_autoptr(SpStmt) stmt = db_prepare(store, "UPDATE ops SET payload = ? WHERE id = ?", error);
-    if (stmt == NULL)
-        return FALSE;
-    sqlite3_bind_text(stmt, 1, payload, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(stmt, 2, op_id);
-    return db_step_done(store, stmt, "journaling the plan", error);
 }

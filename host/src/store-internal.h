@@ -1,0 +1,26 @@
+/* Inside the checkpoint store: its struct and the SQLite helpers store.c and store-tree.c share. */
+#pragma once
+#include <glib.h>
+#include <sqlite3.h>
+
+#include "stillpoint/store.h"
+
+struct SpStore {
+    sqlite3 *db;
+    char *path;
+};
+
+typedef sqlite3_stmt SpStmt;
+static inline void sp_stmt_finalize(SpStmt *stmt)
+{
+    sqlite3_finalize(stmt);
+}
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(SpStmt, sp_stmt_finalize)
+
+/* Sets error from SQLite's message (G_IO_ERROR_BUSY when locked) and returns FALSE. */
+gboolean sp_db_error(SpStore *store, int rc, const char *what, GError **error);
+gboolean sp_db_exec(SpStore *store, const char *sql, GError **error);
+sqlite3_stmt *sp_db_prepare(SpStore *store, const char *sql, GError **error);
+/* Steps a statement that returns no rows. */
+gboolean sp_db_step_done(SpStore *store, sqlite3_stmt *stmt, const char *what, GError **error);
+void sp_db_bind_text_or_null(sqlite3_stmt *stmt, int idx, const char *s);

@@ -1,0 +1,144 @@
+/* The checkpoint store's tree edits for delete, rename and apply, and journal updates they need;
+ * each runs inside the caller's transaction when one is open. */
+#include <gio/gio.h>
+#include <sqlite3.h>
+
+#include "stillpoint/store.h"
+#include "store-internal.h"
+
+gboolean sp_store_transaction_begin(SpStore *store, GError **error)
+{
+    return sp_db_exec(store, "BEGIN IMMEDIATE", error);
+}
+
+gboolean sp_store_transaction_commit(SpStore *store, GError **error)
+{
+    if (sp_db_exec(store, "COMMIT", error))
+        return TRUE;
+    sqlite3_exec(store->db, "ROLLBACK", NULL, NULL, NULL);
+    return FALSE;
+}
+
+void sp_store_transaction_rollback(SpStore *store)
+{
+    sqlite3_exec(store->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+gboolean sp_store_checkpoint_set_disk_image(SpStore *store, int64_t cp_id, const char *disk,
+                                            const char *image, GError **error)
+{
+    g_autoptr(SpStmt) stmt = sp_db_prepare(store,
+                                        "UPDATE checkpoint_disks SET image = ? WHERE "
+                                        "checkpoint_id = ? AND disk = ?",
+                                        error);
+    if (stmt == NULL)
+        return FALSE;
+    sqlite3_bind_text(stmt, 1, image, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(stmt, 2, cp_id);
+    sqlite3_bind_text(stmt, 3, disk, -1, SQLITE_TRANSIENT);
+    return sp_db_step_done(store, stmt, "updating checkpoint image", error);
+}
+
+gboolean sp_store_checkpoint_set_disk_overlay(SpStore *store, int64_t cp_id, const char *disk,
+                                              const char *overlay, const char *overlay_node,
+                                              GError **error)
+{
+    g_autoptr(SpStmt) stmt = sp_db_prepare(store,
+                                        "UPDATE checkpoint_disks SET overlay = ?, overlay_node = "
+                                        "? WHERE checkpoint_id = ? AND disk = ?",
+                                        error);
+    if (stmt == NULL)
+        return FALSE;
+    sp_db_bind_text_or_null(stmt, 1, overlay);
+    sp_db_bind_text_or_null(stmt, 2, overlay_node);
+    sqlite3_bind_int64(stmt, 3, cp_id);
+    sqlite3_bind_text(stmt, 4, disk, -1, SQLITE_TRANSIENT);
+    return sp_db_step_done(store, stmt, "updating checkpoint overlay", error);
+}
+
+gboolean sp_store_checkpoint_remove(SpStore *store, int64_t cp_id, GError **error)
+{
+    static const char *const sql[] = {
+        /* children move up to the parent (NULL for a root) */
+        "UPDATE checkpoints SET parent = (SELECT parent FROM checkpoints WHERE id = ?1) "
+        "WHERE parent = ?1",
+        "UPDATE vms SET current = (SELECT parent FROM checkpoints WHERE id = ?1) "
+        "WHERE current = ?1",
+        "DELETE FROM checkpoints WHERE id = ?1",
+    };
+    for (guint i = 0; i < G_N_ELEMENTS(sql); i++) {
+        g_autoptr(SpStmt) stmt = sp_db_prepare(store, sql[i], error);
+        if (stmt == NULL)
+            return FALSE;
+        sqlite3_bind_int64(stmt, 1, cp_id);
+        if (!sp_db_step_done(store, stmt, "removing checkpoint", error))
+            return FALSE;
+    }
+    return TRUE;
+}
+
+gboolean sp_store_checkpoint_rename(SpStore *store, int64_t cp_id, const char *name,
+                                    GError **error)
+{
+    g_autoptr(SpStmt) dup = NULL;
+    g_autoptr(SpStmt) upd = NULL;
+    int rc;
+
+    if (!sp_checkpoint_name_valid(name, error))
+        return FALSE;
+    dup = sp_db_prepare(store,
+                     "SELECT id FROM checkpoints WHERE name = ?1 AND id != ?2 AND vm_id = "
+                     "(SELECT vm_id FROM checkpoints WHERE id = ?2)",
+                     error);
+    if (dup == NULL)
+        return FALSE;
+    sqlite3_bind_text(dup, 1, name, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(dup, 2, cp_id);
+    rc = sqlite3_step(dup);
+    if (rc == SQLITE_ROW) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_EXISTS,
+                    "checkpoint #%" G_GINT64_FORMAT " is already named '%s'; names are unique "
+                    "per VM",
+                    (int64_t)sqlite3_column_int64(dup, 0), name);
+        return FALSE;
+    }
+    if (rc != SQLITE_DONE)
+        return sp_db_error(store, rc, "looking up checkpoint name", error);
+    upd = sp_db_prepare(store, "UPDATE checkpoints SET name = ? WHERE id = ?", error);
+    if (upd == NULL)
+        return FALSE;
+    sqlite3_bind_text(upd, 1, name, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(upd, 2, cp_id);
+    if (!sp_db_step_done(store, upd, "renaming checkpoint", error))
+        return FALSE;
+    if (sqlite3_changes(store->db) != 1) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
+                    "checkpoint #%" G_GINT64_FORMAT " does not exist", cp_id);
+        return FALSE;
+    }
+    return TRUE;
+}
+
+gboolean sp_store_vm_set_current(SpStore *store, int64_t vm_id, int64_t cp_id, GError **error)
+{
+    g_autoptr(SpStmt) stmt = sp_db_prepare(store, "UPDATE vms SET current = ? WHERE id = ?", error);
+    if (stmt == NULL)
+        return FALSE;
+    if (cp_id != 0)
+        sqlite3_bind_int64(stmt, 1, cp_id);
+    else
+        sqlite3_bind_null(stmt, 1);
+    sqlite3_bind_int64(stmt, 2, vm_id);
+    return sp_db_step_done(store, stmt, "setting current checkpoint", error);
+}
+
+gboolean sp_store_op_set_payload(SpStore *store, int64_t op_id, const char *payload,
+                                 GError **error)
+{
+    g_autoptr(SpStmt) stmt = sp_db_prepare(store, "UPDATE ops SET payload = ? WHERE id = ?", error);
+    if (stmt == NULL)
+        return FALSE;
+    sqlite3_bind_text(stmt, 1, payload, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_int64(stmt, 2, op_id);
+    return sp_db_step_done(store, stmt, "journaling the plan", error);
+}
