@@ -83,8 +83,9 @@ def breakdown_table(res):
            "freeze = freeze sent → answered; prep = answered → `transaction` sent (B creates and "
            "opens the overlays here, as libvirt does); transaction = QMP `transaction` round trip; "
            "to-thaw = transaction answered → thaw sent; thaw = thaw sent → answered. held = "
-           "stillpoint-agent's own `held-ms` from the thaw reply: last FIFREEZE → FITHAW, i.e. "
-           "without the pre-freeze syncfs (qemu-ga reports nothing like it).", "",
+           "stillpoint-agent's own `held-ms` from the thaw reply: from the moment every filesystem is "
+           "frozen (the last FIFREEZE returned) to the thaw; it leaves out the pre-freeze syncfs and "
+           "FIFREEZE's own flush (qemu-ga reports nothing like it).", "",
            "| filesystems | load | side | freeze | prep | transaction | to-thaw | thaw | window | held |",
            "|---|---|---|---|---|---|---|---|---|---|"]
     for sc in res["window"]:
