@@ -313,6 +313,16 @@ static gboolean run(Client *c, const char *group, const char *name, int argc, ch
     return TRUE;
 }
 
+static gboolean offered(const char *group, const char *name)
+{
+    static const char *const commands[] = {
+        "vm list", "vm add", "vm remove", "checkpoint list", "checkpoint create",
+        "checkpoint delete", "checkpoint rename", "checkpoint export", "checkpoint apply", NULL,
+    };
+    g_autofree char *command = g_strdup_printf("%s %s", group ? group : "", name ? name : "");
+    return g_strv_contains(commands, command);
+}
+
 static gboolean daemon_runs(GDBusConnection *bus)
 {
     g_autoptr(GVariant) r = g_dbus_connection_call_sync(
@@ -337,13 +347,22 @@ gboolean sp_daemon_client_try(int argc, char **argv, int *ret_status)
     int n;
     char **args;
 
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1, words = 0; i < argc; i++) {
+        /* The group and command: the first two words that are not options. */
+        if (argv[i][0] != '-' && words < 2) {
+            if (words++ == 0)
+                group = argv[i];
+            else
+                name = argv[i];
+        }
         forced |= g_str_equal(argv[i], "--daemon");
         direct |= g_str_has_prefix(argv[i], "--store") || g_str_equal(argv[i], "--help") ||
                   g_str_equal(argv[i], "-h");
     }
     /* An explicit store ($STILLPOINT_STORE too) means that store, directly. */
     direct |= g_getenv(SP_STORE_ENV) != NULL;
+    /* What the daemon does not offer (vm disks, backup, group, ...) stays direct. */
+    direct |= !offered(group, name);
     if (direct && !forced)
         return FALSE;
     if (!forced && geteuid() == 0)
