@@ -11,6 +11,7 @@
 
 #include "cli-backup.h"
 #include "cli-group.h"
+#include "cli-schedule.h"
 #include "daemon-client.h"
 #include "stillpoint/channel.h"
 #include "stillpoint/coordinator.h"
@@ -56,6 +57,9 @@ static void usage(FILE *out)
             "                                                    memory into QEMU -incoming defer\n"
             "  checkpoint create --group G [--name N]            one instant across a group's VMs\n"
             "  group create G VM... | group list | group remove G consistency groups\n"
+            "  checkpoint retention VM --keep N                  merge away the oldest beyond N\n"
+            "  schedule create VM [--on-calendar SPEC] [--keep N] [--unit-dir DIR]\n"
+            "                                                    a systemd timer for checkpoints\n"
             "  backup begin VM [--incremental]                   production checkpoint + read-only\n"
             "                                                    NBD export of every disk\n"
             "  backup end VM [--keep] [--failed]                 remove exports, merge back\n"
@@ -677,6 +681,8 @@ static const Command commands[] = {
     {"group", "create", sp_cli_group_create},
     {"group", "list", sp_cli_group_list},
     {"group", "remove", sp_cli_group_remove},
+    {"checkpoint", "retention", sp_cli_retention},
+    {"schedule", "create", sp_cli_schedule},
 };
 
 int main(int argc, char **argv)

@@ -1,6 +1,6 @@
 # backup/*: backup sessions (begin/end, NBD exports, incremental dirty bitmaps, crash recovery,
 # hook pre/post) against a real paused QEMU and sp-fake-agent (tests/e2e/backup.sh).
-set(SP_BACKUP_CASES session incremental crash hook)
+set(SP_BACKUP_CASES session incremental crash hook retention)
 foreach(case IN LISTS SP_BACKUP_CASES)
   add_test(NAME backup/${case} COMMAND ${CMAKE_CURRENT_LIST_DIR}/backup.sh ${case})
   set_tests_properties(backup/${case} PROPERTIES

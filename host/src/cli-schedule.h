@@ -1,0 +1,5 @@
+/* The stillpoint CLI's schedules and retention (cli-schedule.c). */
+#pragma once
+
+int sp_cli_retention(int argc, char **argv);
+int sp_cli_schedule(int argc, char **argv);
