@@ -195,7 +195,11 @@ delete-while-writing)
   write vda 0x11 0 8; create A
   write vda 0x22 8 8
   STILLPOINT_TEST_COMMIT_SPEED=$((4 * 1024 * 1024)) "$SP" checkpoint delete vm1 A 2>"$T/err" & pid=$!
-  until mon '{"execute":"query-block-jobs"}' | grep -q '"type": "commit"'; do sleep 0.05; done
+  for _ in $(seq 600); do
+    mon '{"execute":"query-block-jobs"}' | grep -q '"type": "commit"' && break
+    kill -0 $pid 2>/dev/null || fail "the delete ended before its job was seen"
+    sleep 0.05
+  done
   for i in 0 1 2; do write vda 0x5$i $((16 + i * 8)) 8; done
   wait $pid || { cat "$T/err"; fail "delete while writing"; }
   settle
