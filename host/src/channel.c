@@ -22,6 +22,8 @@ struct SpChannel {
     GQueue queue; /* of SpJson* */
     guint resyncs;
     guint dropped;
+    gboolean too_large; /* a message over SP_CHANNEL_MAX_FRAME arrived: never a valid reply */
+    guint invalid;      /* messages that were not JSON since the last resync */
 };
 
 static int remaining_ms(gint64 deadline)
@@ -175,17 +177,24 @@ static void frame_cb(const SpFrame *frame, void *userdata)
 
     switch (frame->kind) {
     case SP_FRAME_RESYNC:
+        /* Garbage before a 0xFF is what guest-sync-delimited exists to skip. */
         ch->resyncs++;
+        ch->invalid = 0;
         g_queue_clear_full(&ch->queue, (GDestroyNotify)sp_json_free);
         return;
     case SP_FRAME_ERROR:
         ch->dropped++;
+        if (frame->status == SP_E_TOO_LARGE)
+            ch->too_large = TRUE;
+        else
+            ch->invalid++;
         return;
     case SP_FRAME_OBJECT:
         break;
     }
     if (sp_json_parse(frame->data, frame->len, &limits, &value, NULL) != SP_OK) {
         ch->dropped++;
+        ch->invalid++;
         return;
     }
     /* Bounded: a peer flooding events cannot make us allocate without limit. */
@@ -196,20 +205,41 @@ static void frame_cb(const SpFrame *frame, void *userdata)
     g_queue_push_tail(&ch->queue, value);
 }
 
+/* A timeout after the peer sent messages that were not JSON says so: the user then knows the
+ * peer is talking, just not sensibly. */
+static gboolean wait_reply(SpChannel *ch, short events, gint64 deadline, GError **error)
+{
+    if (channel_poll(ch, events, deadline, "waiting for a reply", error))
+        return TRUE;
+    if (ch->invalid > 0 && g_error_matches(*error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT)) {
+        char *plain = (*error)->message;
+        (*error)->message = g_strdup_printf("%s (it sent %u message(s) that were not valid "
+                                            "JSON)", plain, ch->invalid);
+        g_free(plain);
+    }
+    return FALSE;
+}
+
 SpJson *sp_channel_recv(SpChannel *ch, gint64 deadline, GError **error)
 {
     char buf[8192];
     while (g_queue_is_empty(&ch->queue)) {
         ssize_t n;
+        if (ch->too_large) {
+            ch->too_large = FALSE;
+            g_set_error(error, G_IO_ERROR, G_IO_ERROR_MESSAGE_TOO_LARGE,
+                        "%s %s: the peer sent a message over the %d MiB limit", ch->what,
+                        ch->path, SP_CHANNEL_MAX_FRAME / (1024 * 1024));
+            return NULL;
+        }
         /* A peer that always has more to send never makes recv() wait: check the deadline. */
-        if (g_get_monotonic_time() >= deadline &&
-            !channel_poll(ch, 0, deadline, "waiting for a reply", error))
+        if (g_get_monotonic_time() >= deadline && !wait_reply(ch, 0, deadline, error))
             return NULL;
         n = recv(ch->fd, buf, sizeof(buf), 0);
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
-            if (!channel_poll(ch, POLLIN, deadline, "waiting for a reply", error))
+            if (!wait_reply(ch, POLLIN, deadline, error))
                 return NULL;
             continue;
         }
