@@ -1,0 +1,103 @@
+#!/usr/bin/env bash
+# libvirt/agent-interop — libvirt talking to stillpoint-agent: the test guest (tests/guest) runs
+# as a libvirt QEMU TCG domain on a private session daemon (its own XDG directories, started by
+# this script), with stillpoint-agent on libvirt's own org.qemu.guest_agent.0 channel. virsh
+# domfsfreeze/domfsthaw/domfsinfo and a disk-only snapshot with --quiesce must work unchanged.
+#   libvirt.sh GUEST_DIR
+set -euo pipefail
+GUEST=${1:?usage: libvirt.sh GUEST_DIR}
+command -v virsh >/dev/null && command -v libvirtd >/dev/null && command -v qemu-img >/dev/null \
+  || { echo "SKIP: virsh or libvirtd missing (libvirt-clients, libvirt-daemon-driver-qemu)"; exit 77; }
+[ -f "$GUEST/initrd.img" ] || { echo "SKIP: no test guest in $GUEST"; exit 77; }
+. "$GUEST/guest.env"
+
+T=$(mktemp -d /tmp/sp-libvirt.XXXXXX)
+# Root's libvirtd is always the privileged (system) daemon, configured in /etc/libvirt; an
+# unprivileged user gets a session daemon that lives in the XDG directories below. So as root,
+# the daemon and virsh run as nobody.
+AS=()
+if [ "$(id -u)" = 0 ]; then
+  command -v setpriv >/dev/null || { echo "SKIP: setpriv missing"; exit 77; }
+  AS=(setpriv --reuid=65534 --regid=65534 --clear-groups env HOME="$T")
+  chown 65534:65534 "$T"
+fi
+export XDG_CONFIG_HOME=$T/config XDG_CACHE_HOME=$T/cache XDG_RUNTIME_DIR=$T/run \
+  XDG_DATA_HOME=$T/data
+"${AS[@]}" mkdir -p "$XDG_CONFIG_HOME" "$XDG_CACHE_HOME" "$XDG_RUNTIME_DIR" "$XDG_DATA_HOME"
+chmod 700 "$XDG_RUNTIME_DIR"
+URI=qemu:///session
+DAEMON_PID=
+V() { "${AS[@]}" virsh -q -c "$URI" "$@"; }
+cleanup() {
+  V destroy sptest >/dev/null 2>&1 || true
+  [ -n "$DAEMON_PID" ] && kill "$DAEMON_PID" 2>/dev/null || true
+  wait 2>/dev/null || true
+  rm -rf "$T"
+}
+trap cleanup EXIT
+fail() { echo "FAIL (libvirt): $*" >&2; [ -f "$T/console.log" ] && tail -20 "$T/console.log" >&2; exit 1; }
+check() { local what=$1; shift; "$@" || fail "$what"; echo "ok - $what"; }
+
+# The session daemon, ours alone: started here, not autostarted, so its lifetime is the test's.
+"${AS[@]}" libvirtd --timeout 600 >"$T/libvirtd.log" 2>&1 &
+DAEMON_PID=$!
+for _ in $(seq 200); do V version >/dev/null 2>&1 && break; sleep 0.05; done
+V version >/dev/null 2>&1 || { cat "$T/libvirtd.log" >&2; fail "libvirtd did not answer"; }
+
+mkfs_disk() { # an ext4 data disk, as the guest's init mounts disks by serial
+  "${AS[@]}" qemu-img create -q -f raw "$T/data0.raw" 64M
+  "${AS[@]}" mkfs.ext4 -q -F "$T/data0.raw"
+  "${AS[@]}" qemu-img convert -O qcow2 "$T/data0.raw" "$T/data0.qcow2"; rm "$T/data0.raw"
+}
+mkfs_disk
+
+cat >"$T/dom.xml" <<EOF
+<domain type='qemu'>
+  <name>sptest</name>
+  <memory unit='MiB'>512</memory>
+  <vcpu>1</vcpu>
+  <os>
+    <type arch='x86_64' machine='q35'>hvm</type>
+    <kernel>$GUEST/$KERNEL</kernel>
+    <initrd>$GUEST/initrd.img</initrd>
+    <cmdline>console=ttyS0 panic=-1 loglevel=4 cryptomgr.notests mitigations=off sp.agent=stillpoint sp.ports=org.qemu.guest_agent.0 sp.disks=data0</cmdline>
+  </os>
+  <on_reboot>destroy</on_reboot>
+  <devices>
+    <disk type='file' device='disk'>
+      <driver name='qemu' type='qcow2'/>
+      <source file='$T/data0.qcow2'/>
+      <target dev='vda' bus='virtio'/>
+      <serial>data0</serial>
+    </disk>
+    <channel type='unix'>
+      <target type='virtio' name='org.qemu.guest_agent.0'/>
+    </channel>
+    <serial type='file'><source path='$T/console.log'/></serial>
+  </devices>
+</domain>
+EOF
+V create "$T/dom.xml" >/dev/null || fail "virsh create"
+# Readiness: the agent answers through libvirt's channel.
+for _ in $(seq 600); do
+  V qemu-agent-command sptest '{"execute":"guest-ping"}' >/dev/null 2>&1 && break; sleep 0.2
+done
+check "libvirt reaches stillpoint-agent (guest-ping)" V qemu-agent-command sptest '{"execute":"guest-ping"}'
+check "the agent says it is stillpoint-agent" \
+  bash -c "${AS[*]} virsh -q -c $URI qemu-agent-command sptest '{\"execute\":\"stillpoint-capabilities\"}' | grep -q stillpoint"
+check "virsh domfsinfo lists the data disk's filesystem" bash -c "${AS[*]} virsh -q -c $URI domfsinfo sptest | grep -q '/mnt/data0'"
+out=$("${AS[@]}" virsh -c "$URI" domfsfreeze sptest) || fail "domfsfreeze"
+check "virsh domfsfreeze froze filesystems ($out)" grep -q "Froze [1-9]" <<<"$out"
+check "status is frozen" bash -c "${AS[*]} virsh -q -c $URI qemu-agent-command sptest '{\"execute\":\"guest-fsfreeze-status\"}' | grep -q frozen"
+out=$("${AS[@]}" virsh -c "$URI" domfsthaw sptest) || fail "domfsthaw"
+check "virsh domfsthaw thawed them ($out)" grep -q "Thawed [1-9]" <<<"$out"
+check "status is thawed" bash -c "${AS[*]} virsh -q -c $URI qemu-agent-command sptest '{\"execute\":\"guest-fsfreeze-status\"}' | grep -q thawed"
+V snapshot-create-as sptest snap1 --disk-only --quiesce --atomic --no-metadata \
+  --diskspec "vda,file=$T/data0-snap1.qcow2" >/dev/null || fail "snapshot-create-as --quiesce"
+check "libvirt's --quiesce snapshot went through the agent and created the overlay" [ -f "$T/data0-snap1.qcow2" ]
+check "the guest is thawed after libvirt's quiesced snapshot" \
+  bash -c "${AS[*]} virsh -q -c $URI qemu-agent-command sptest '{\"execute\":\"guest-fsfreeze-status\"}' | grep -q thawed"
+qemu-img convert -U -O raw "$T/data0.qcow2" "$T/check.raw"
+check "the image libvirt froze through our agent is a clean ext4 (e2fsck -fn)" \
+  bash -c "e2fsck -fn '$T/check.raw' >/dev/null 2>&1"
+echo "PASS libvirt/agent-interop"
