@@ -19,7 +19,9 @@
 
 typedef struct {
     char *disk;
-    char *mode;        /* "commit": top into base; "unlink": base has no dependent; "keep" */
+    char *mode;        /* "commit": top into base; "unlink": base has no dependent; "keep";
+                        * "stream": several branches depend on base: base's data is copied up
+                        * into each of them (the rebase list), which then rest on the parent */
     char *base;        /* the checkpoint's image */
     char *top;         /* commit: the one image that depends on base */
     int64_t child;     /* commit: checkpoint whose image top is; 0 = top is the VM's present */
@@ -28,7 +30,9 @@ typedef struct {
     char *job;         /* block job id (deterministic: a recovery finds the job again) */
     GPtrArray *rebase; /* images not in the running graph whose backing is top */
     gboolean merged;   /* journaled as merged (recovery skips it) */
-    gboolean unlink_parent_overlay; /* unlink: the parent still names base as its overlay */
+    gboolean unlink_parent_overlay; /* the parent still names base as its overlay */
+    char *parent_image; /* stream: the parent checkpoint's image, the targets' new backing */
+    char *present;      /* stream: the VM's present overlay when the checkpoint is current */
 } DelDisk;
 
 typedef struct {
@@ -47,6 +51,8 @@ static void del_disk_free(DelDisk *d)
     g_free(d->base);
     g_free(d->top);
     g_free(d->job);
+    g_free(d->parent_image);
+    g_free(d->present);
     g_ptr_array_unref(d->rebase);
     g_free(d);
 }
@@ -98,6 +104,10 @@ static char *plan_to_json(const DelPlan *p)
         sp_json_object_set_bool(o, "live", d->live);
         sp_json_object_set_bool(o, "active", d->active);
         sp_json_object_set_bool(o, "clear-parent-overlay", d->unlink_parent_overlay);
+        if (d->parent_image != NULL)
+            sp_json_object_set_string(o, "parent-image", d->parent_image);
+        if (d->present != NULL)
+            sp_json_object_set_string(o, "present", d->present);
         if (d->job != NULL)
             sp_json_object_set_string(o, "job", d->job);
         for (guint j = 0; j < d->rebase->len; j++)
@@ -142,6 +152,8 @@ static DelPlan *plan_from_json(const char *text, GError **error)
         d->live = sp_json_object_get_bool(o, "live", false);
         d->active = sp_json_object_get_bool(o, "active", false);
         d->unlink_parent_overlay = sp_json_object_get_bool(o, "clear-parent-overlay", false);
+        d->parent_image = dup_str(o, "parent-image");
+        d->present = dup_str(o, "present");
         d->job = dup_str(o, "job");
         for (size_t j = 0; j < sp_json_array_len(rb); j++)
             g_ptr_array_add(d->rebase, g_strdup(sp_json_get_string(sp_json_array_get(rb, j))));
@@ -210,6 +222,32 @@ static SpCheckpoint *find_by_id(GPtrArray *cps, int64_t id)
     return NULL;
 }
 
+/* A branch point: each branch gets base's data copied up (safe qemu-img rebase offline,
+ * block-stream live) and then rests on the parent's image. A root's branches would each need a
+ * full copy of the disk: refused. */
+static gboolean plan_stream(GPtrArray *cps, const SpVm *vm, const SpCheckpoint *cp,
+                            const SpCheckpointDisk *cd, GPtrArray *deps, DelDisk *d,
+                            GError **error)
+{
+    const SpCheckpoint *parent = cp->parent != 0 ? find_by_id(cps, cp->parent) : NULL;
+    const SpCheckpointDisk *pd = parent != NULL ? cp_disk(parent, cd->disk) : NULL;
+    if (pd == NULL) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+                    "checkpoint '%s', disk %s: it is the root of %u branches, and deleting it "
+                    "would copy the whole disk into each; delete all but one branch first",
+                    cp->name, cd->disk, deps->len);
+        return FALSE;
+    }
+    d->mode = g_strdup("stream");
+    d->parent_image = g_strdup(pd->image);
+    d->unlink_parent_overlay = g_strcmp0(pd->overlay, cd->image) == 0;
+    if (vm->current == cp->id)
+        d->present = g_strdup(cd->overlay);
+    for (guint i = 0; i < deps->len; i++)
+        add_unique(d->rebase, g_ptr_array_index(deps, i));
+    return TRUE;
+}
+
 /* Plans one disk: which file merges into which, and what else must be re-pointed. */
 static gboolean plan_disk(GPtrArray *cps, const SpVm *vm, const SpCheckpoint *cp,
                           const SpCheckpointDisk *cd, SpQmp *qmp, DelDisk *d, GError **error)
@@ -219,13 +257,8 @@ static gboolean plan_disk(GPtrArray *cps, const SpVm *vm, const SpCheckpoint *cp
 
     d->disk = g_strdup(cd->disk);
     d->base = g_strdup(cd->image);
-    if (deps->len > 1) {
-        g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
-                    "checkpoint '%s', disk %s: %u branches depend on its image %s; delete all but "
-                    "one of them first",
-                    cp->name, cd->disk, deps->len, cd->image);
-        return FALSE;
-    }
+    if (deps->len > 1)
+        return plan_stream(cps, vm, cp, cd, deps, d, error);
     if (deps->len == 0) {
         /* A root checkpoint's image is the VM's own disk: never ours to remove. */
         d->mode = g_strdup(cp->parent != 0 ? "unlink" : "keep");
@@ -355,7 +388,7 @@ static void release_top(DelRun *run, DelDisk *d)
  * flush command (QEMU 7.2); HMP's qemu-io on the node name attaches a permission-less
  * BlockBackend, which does not disturb the VM's own. An active commit flushed before it was
  * ready. */
-static void flush_base(DelRun *run, DelDisk *d)
+static void flush_image(DelRun *run, const char *disk, const char *image)
 {
     g_autofree char *node = NULL;
     g_autofree char *line = NULL;
@@ -363,7 +396,7 @@ static void flush_base(DelRun *run, DelDisk *d)
     g_autoptr(SpJson) ret = NULL;
     g_autoptr(GError) local = NULL;
     const char *out;
-    if (d->active || !sp_op_node_for_file(run->qmp, d->base, &node, NULL))
+    if (!sp_op_node_for_file(run->qmp, image, &node, NULL))
         return;
     line = g_strdup_printf("qemu-io %s flush", node);
     sp_json_object_set_string(args, "command-line", line);
@@ -373,7 +406,13 @@ static void flush_base(DelRun *run, DelDisk *d)
     if (ret == NULL || (out != NULL && out[0] != '\0'))
         sp_op_say(run->report, "note: disk %s: could not flush %s (%s); QEMU writes it back on "
                                "its next flush",
-                  d->disk, d->base, ret == NULL ? local->message : out);
+                  disk, image, ret == NULL ? local->message : out);
+}
+
+static void flush_base(DelRun *run, DelDisk *d)
+{
+    if (!d->active)
+        flush_image(run, d->disk, d->base);
 }
 
 /* Live: resumes the job a killed run left, or finds the merge done, or starts it. */
@@ -431,10 +470,77 @@ static gboolean rebase_dependents(DelRun *run, DelDisk *d, GError **error)
     return TRUE;
 }
 
+static gboolean stream_live(DelRun *run, DelDisk *d, const char *target, guint idx,
+                            GError **error)
+{
+    g_autofree char *job = g_strdup_printf("%s-s%u", d->job, idx);
+    g_autofree char *target_node = NULL, *parent_node = NULL;
+    g_autoptr(SpJson) args = sp_json_new_object();
+    g_autoptr(SpJson) ret = NULL;
+    SpLiveImage base = {0};
+
+    if (!sp_op_block_job_wait(run->qmp, job, run->report, d->disk, NULL, error) ||
+        !sp_op_live_find(run->qmp, d->base, &base, error))
+        return FALSE;
+    if (!base.found)
+        return TRUE; /* streamed already: base left the running chain */
+    sp_live_image_clear(&base);
+    if (!sp_op_node_for_file(run->qmp, target, &target_node, error) ||
+        !sp_op_node_for_file(run->qmp, d->parent_image, &parent_node, error))
+        return FALSE;
+    sp_op_say(run->report, "disk %s: copying %s up into %s (live)", d->disk, d->base, target);
+    sp_json_object_set_string(args, "job-id", job);
+    sp_json_object_set_string(args, "device", target_node);
+    sp_json_object_set_string(args, "base-node", parent_node);
+    sp_json_object_set_bool(args, "auto-dismiss", false);
+    ret = sp_qmp_execute(run->qmp, "block-stream", g_steal_pointer(&args),
+                         SP_QMP_DEFAULT_TIMEOUT_MS, error);
+    if (ret == NULL)
+        return FALSE;
+    sp_fault_crash_point("streaming");
+    if (!sp_op_block_job_wait(run->qmp, job, run->report, d->disk, NULL, error))
+        return FALSE;
+    /* What was copied up must be durable before base goes. */
+    flush_image(run, d->disk, target);
+    return TRUE;
+}
+
+/* Every branch gets base's data and the parent's image as its backing file. */
+static gboolean stream_disk(DelRun *run, DelDisk *d, GError **error)
+{
+    g_autofree char *fmt = sp_op_image_format(d->parent_image, error);
+    if (fmt == NULL)
+        return FALSE;
+    for (guint i = 0; i < d->rebase->len; i++) {
+        const char *target = g_ptr_array_index(d->rebase, i);
+        SpLiveImage li = {0};
+        if (run->qmp != NULL && !sp_op_live_find(run->qmp, target, &li, error))
+            return FALSE;
+        if (li.found) {
+            sp_live_image_clear(&li);
+            if (!stream_live(run, d, target, i, error))
+                return FALSE;
+            continue;
+        }
+        sp_op_say(run->report, "disk %s: copying %s up into %s (offline)", d->disk, d->base,
+                  target);
+        /* Safe mode (no -u): what target shows stays the same, base's part is copied in. */
+        const char *argv[] = {"rebase", "-p", "-f", "qcow2", "-b", d->parent_image, "-F", fmt,
+                              target, NULL};
+        if (!sp_op_qemu_img(run->report, d->disk, argv, error))
+            return FALSE;
+    }
+    return TRUE;
+}
+
 static gboolean merge_disk(DelRun *run, DelDisk *d, GError **error)
 {
     g_autofree char *step = g_strdup_printf("merged:%s", d->disk);
-    if (strcmp(d->mode, "commit") != 0 || d->merged)
+    if (d->merged)
+        return TRUE;
+    if (strcmp(d->mode, "stream") == 0)
+        return stream_disk(run, d, error) && journal(run, step, error);
+    if (strcmp(d->mode, "commit") != 0)
         return TRUE;
     if (d->live && run->qmp != NULL) {
         if (!merge_live(run, d, error))
@@ -467,6 +573,10 @@ static gboolean record(DelRun *run, GError **error)
         if (d->unlink_parent_overlay &&
             !sp_store_checkpoint_set_disk_overlay(run->store, p->parent, d->disk, NULL, NULL,
                                                   error))
+            goto fail;
+        if (strcmp(d->mode, "stream") == 0 && d->present != NULL && p->parent != 0 &&
+            !sp_store_checkpoint_set_disk_overlay(run->store, p->parent, d->disk, d->present,
+                                                  NULL, error))
             goto fail;
         if (strcmp(d->mode, "commit") != 0)
             continue;
@@ -523,6 +633,7 @@ static gboolean remove_files(DelRun *run, GError **error)
         DelDisk *d = g_ptr_array_index(run->plan->disks, i);
         const char *victim = strcmp(d->mode, "commit") == 0   ? d->top
                              : strcmp(d->mode, "unlink") == 0 ? d->base
+                             : strcmp(d->mode, "stream") == 0 ? d->base
                                                               : NULL;
         gboolean referenced = FALSE;
         if (victim == NULL)
@@ -594,7 +705,7 @@ static gboolean delete_one(SpStore *store, SpVm *vm, SpQmp *qmp, int64_t cp_id,
         return FALSE;
     for (guint i = 0; i < plan->disks->len; i++) {
         DelDisk *d = g_ptr_array_index(plan->disks, i);
-        if (strcmp(d->mode, "commit") == 0)
+        if (strcmp(d->mode, "commit") == 0 || strcmp(d->mode, "stream") == 0)
             d->job = g_strdup_printf("sp-del-%" G_GINT64_FORMAT "-%u", cp->id, i);
     }
     payload = plan_to_json(plan);

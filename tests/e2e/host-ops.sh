@@ -353,7 +353,7 @@ apply)
   check "C holds A's data and the write after apply" \
     bash -c "$(declare -f holds lacks); holds $c_image 0x11 0 && holds $c_image 0x66 4 && lacks $c_image 0x22 1"
   if "$SP" checkpoint delete vm1 A 2>"$T/err"; then fail "deleted a branch point"; fi
-  check "a branch point is not merged" grep -q "2 branches depend on its image" "$T/err"
+  check "a root with two branches is not merged" grep -q "it is the root of 2 branches" "$T/err"
   "$SP" -q checkpoint delete vm1 B --subtree || fail "delete the old branch"
   check "the old branch is gone, A and C stay" \
     [ "$(list_json vm1 | jq -r '[.checkpoints[].name] | join(",")')" = "A,C" ]
@@ -370,6 +370,40 @@ apply)
   check "killed after the record: finished, the link follows" \
     [ "$(readlink "$link") $(cp_field vm1 A .current)" = "$(cp_field vm1 A '.disks[0].overlay') true" ]
   check "killed after the record: the discarded present is gone, store and files agree" store_consistent vm1
+  ;;
+branch-delete)
+  # R <- A <- B, then apply A: A has two branches (B, and the VM's present). Deleting A copies A's
+  # data up into both (the present live, by block-stream; B's image offline, by a safe rebase).
+  start_qemu; register vm1
+  write vda 0x10 5; create R
+  write vda 0x11 0; create A
+  write vda 0x22 1; create B
+  write vda 0x33 2
+  "$SP" -q checkpoint apply vm1 A --force || fail "apply A"
+  wait "$QEMU_PID" 2>/dev/null || true; QEMU_PID=
+  IMG_A=$T/vms/vm1/vda.qcow2 IMG_B=$T/vms/vm1/vdb.qcow2 start_qemu keep
+  write vda 0x66 4
+  a_image=$(cp_field vm1 A '.disks[0].image')
+  b_image=$(cp_field vm1 B '.disks[0].image')
+  now=$(running_image vm1 vda)
+  before=$(chain_len "$now")
+  "$SP" checkpoint delete vm1 A 2>"$T/err" || { cat "$T/err"; fail "delete a branch point"; }
+  check "the present got A's data live" grep -q "copying .* up into $now (live)" "$T/err"
+  check "B's image got it offline" grep -q "copying .* up into $b_image (offline)" "$T/err"
+  check "A is gone; B hangs under R; R is current" \
+    [ "$(list_json vm1 | jq -r '[.checkpoints[] | "\(.name)<\(.parent)/\(.current)"] | join(",")')" = "R<null/true,B<1/false" ]
+  settle
+  check "the present shows what it showed" \
+    bash -c "$(declare -f holds lacks); holds $now 0x10 5 && holds $now 0x11 0 && holds $now 0x66 4 && lacks $now 0x22 1"
+  check "B shows what it showed" \
+    bash -c "$(declare -f holds lacks); holds $b_image 0x10 5 && holds $b_image 0x11 0 && holds $b_image 0x22 1 && lacks $b_image 0x66 4"
+  check "the present's chain is one link shorter" [ "$(chain_len "$now")" = $((before - 1)) ]
+  check "A's image is gone" [ ! -e "$a_image" ]
+  check "both now rest on R's image" \
+    [ "$(qemu-img info -U --output=json "$b_image" | jq -r '."backing-filename"')" = "$(cp_field vm1 R '.disks[0].image')" ]
+  check "R's overlay is the present" [ "$(cp_field vm1 R '.disks[0].overlay')" = "$now" ]
+  check "store and files agree" store_consistent vm1
+  check "images clean" clean "$b_image"
   ;;
 standard)
   status() { mon '{"execute":"query-status"}' | jq -r .status; }
