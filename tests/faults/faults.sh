@@ -1,0 +1,241 @@
+#!/usr/bin/env bash
+# faults/* — fault injection against a real QEMU (paused q35, two virtio-blk disks on qcow2) and
+# sp-fake-agent: the coordinator killed mid-job, the agent stopped or killed while frozen, QEMU
+# stopped or killed mid-operation, the overlay directory full, the channel dropped, two
+# coordinators racing. Each case ends with: the guest thawed, the store and the files agree, the
+# chain QEMU runs on is the store's, qemu-img check clean, the data intact, a clear error.
+# Cases that host-qemu.sh / host-ops.sh / backup.sh already cover are not repeated here.
+#   faults.sh CASE
+set -euo pipefail
+case_name=${1:?usage: faults.sh CASE}
+SP=${SP_STILLPOINT:?}
+FAKE=${SP_FAKE_AGENT:?}
+for tool in qemu-system-x86_64 qemu-img qemu-io jq sqlite3 python3; do
+  command -v $tool >/dev/null || { echo "SKIP: $tool missing"; exit 77; }
+done
+
+T=$(mktemp -d /tmp/sp-faults.XXXXXX)
+export STILLPOINT_STORE=$T/store.db
+export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}log_path=$T/sanitizer"
+export UBSAN_OPTIONS="${UBSAN_OPTIONS:+$UBSAN_OPTIONS:}log_path=$T/sanitizer"
+QEMU_PID= AGENT_PID= MOUNTED=
+cleanup() {
+  [ -n "$AGENT_PID" ] && { kill -CONT "$AGENT_PID"; kill "$AGENT_PID"; } 2>/dev/null || true
+  [ -n "$QEMU_PID" ] && { kill -CONT "$QEMU_PID"; kill "$QEMU_PID"; } 2>/dev/null || true
+  wait 2>/dev/null || true
+  [ -n "$MOUNTED" ] && umount "$MOUNTED" 2>/dev/null || true
+  rm -rf "$T"
+}
+trap cleanup EXIT
+
+fail() { echo "FAIL ($case_name): $*" >&2; [ -f "$T/err" ] && sed 's/^/  stderr: /' "$T/err" >&2; exit 1; }
+check() { local what=$1; shift; "$@" || fail "$what"; echo "ok - $what"; }
+
+wait_socket() {
+  for _ in $(seq 400); do [ -S "$1" ] && return 0; sleep 0.05; done
+  fail "socket $1 never appeared"
+}
+wait_for() { # SECONDS COMMAND...: until COMMAND succeeds
+  local n=$(( $1 * 20 )); shift
+  for _ in $(seq "$n"); do "$@" && return 0; sleep 0.05; done
+  return 1
+}
+
+IMG_DIR=$T/img
+start_qemu() { # [keep]; IMG_A / IMG_B override the images QEMU opens
+  mkdir -p "$IMG_DIR"
+  if [ "${1:-}" != keep ]; then
+    qemu-img create -q -f qcow2 "$IMG_DIR/a.qcow2" 64M
+    qemu-img create -q -f qcow2 "$IMG_DIR/b.qcow2" 32M
+  fi
+  rm -f "$T/qmp.sock" "$T/mon.sock"
+  # qmp.sock is stillpoint's; mon.sock is the test's own monitor.
+  qemu-system-x86_64 -machine q35 -accel tcg -S -nodefaults -display none \
+    -qmp "unix:$T/qmp.sock,server=on,wait=off" -qmp "unix:$T/mon.sock,server=on,wait=off" \
+    -blockdev "driver=qcow2,node-name=disk0,file.driver=file,file.filename=${IMG_A:-$IMG_DIR/a.qcow2}" \
+    -device virtio-blk-pci,drive=disk0,id=vda,serial=SPDATA0 \
+    -blockdev "driver=qcow2,node-name=disk1,file.driver=file,file.filename=${IMG_B:-$IMG_DIR/b.qcow2}" \
+    -device virtio-blk-pci,drive=disk1,id=vdb,serial=SPDATA1 >"$T/qemu.out" 2>&1 &
+  QEMU_PID=$!
+  wait_socket "$T/qmp.sock"; wait_socket "$T/mon.sock"
+}
+kill_qemu() { kill -KILL "$QEMU_PID"; wait "$QEMU_PID" 2>/dev/null || true; QEMU_PID=; }
+# QEMU again, on the images the store says the VM runs on (what a management layer would do).
+restart_qemu_on_store() {
+  IMG_A=$(cur_overlay vda) IMG_B=$(cur_overlay vdb) start_qemu keep
+}
+
+start_agent() { # [fake-agent options]
+  stop_agent
+  rm -f "$T/agent.sock"
+  "$FAKE" --socket "$T/agent.sock" --log "$T/agent.log" "$@" &
+  AGENT_PID=$!
+  wait_socket "$T/agent.sock"
+}
+stop_agent() {
+  [ -n "$AGENT_PID" ] || return 0
+  kill -CONT "$AGENT_PID" 2>/dev/null || true
+  kill "$AGENT_PID" 2>/dev/null || true; wait "$AGENT_PID" 2>/dev/null || true; AGENT_PID=
+}
+agent_events() { grep -v '^cmd ' "$T/agent.log" 2>/dev/null | tr '\n' ' ' | sed 's/ $//'; }
+last_agent_event() { agent_events | awk '{print $NF}'; }
+# The guest is thawed: the fake answers guest-fsfreeze-status like the real agent.
+guest_thawed() {
+  python3 - "$T/agent.sock" <<'PY'
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX); s.settimeout(5); s.connect(sys.argv[1]); f = s.makefile("rw")
+f.write(json.dumps({"execute": "guest-fsfreeze-status"}) + "\n"); f.flush()
+sys.exit(0 if json.loads(f.readline()).get("return") == "thawed" else 1)
+PY
+}
+
+# mon CMD-JSON...: runs QMP commands on the test's monitor, prints each return value.
+mon() {
+  python3 - "$T/mon.sock" "$@" <<'PY'
+import json, socket, sys
+s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); f = s.makefile("rw")
+json.loads(f.readline())
+def run(cmd):
+    f.write(json.dumps(cmd) + "\n"); f.flush()
+    while True:
+        m = json.loads(f.readline())
+        if "return" in m: return m["return"]
+        if "error" in m: sys.exit("QMP error: %s" % m["error"])
+run({"execute": "qmp_capabilities"})
+for c in sys.argv[2:]:
+    print(json.dumps(run(json.loads(c))))
+PY
+}
+hmp_io() { # DEV QEMU-IO-COMMAND: the VM's block layer does it, as a guest would
+  local out
+  out=$(mon "{\"execute\":\"human-monitor-command\",\"arguments\":{\"command-line\":\"qemu-io -d /machine/peripheral/$1/virtio-backend \\\"$2\\\"\"}}")
+  [ "$out" = "\"\"" ] || fail "qemu-io $* in the VM: $out"
+}
+write() { hmp_io "$1" "write -P $2 ${3}M ${4:-1}M"; }  # DEV PATTERN OFFSET-MB [MB]
+settle() { [ -n "$QEMU_PID" ] || return 0; hmp_io vda flush; hmp_io vdb flush; }
+holds() { # FILE PATTERN OFFSET-MB [MB]: read through the file's backing chain
+  local out
+  out=$(qemu-io -r -U -f qcow2 -c "read -P $2 ${3}M ${4:-1}M" "$1" 2>&1)
+  grep -q "^read " <<<"$out" && ! grep -q "failed" <<<"$out"
+}
+jobs_running() { [ "$(mon '{"execute":"query-block-jobs"}' | jq length)" != 0 ]; }
+job_progressed() { mon '{"execute":"query-block-jobs"}' | jq -e '.[0].offset > 0' >/dev/null 2>&1; }
+
+list_json() { "$SP" --json checkpoint list vm1 2>/dev/null; }
+names() { list_json | jq -r '[.checkpoints[].name] | join(",")'; }
+cp_field() { list_json | jq -r --arg n "$1" ".checkpoints[] | select(.name == \$n) | $2"; }
+cur_overlay() { list_json | jq -r ".checkpoints[] | select(.current) | .disks[] | select(.disk == \"$1\") | .overlay"; }
+running_image() { "$SP" --json vm disks vm1 | jq -r ".[] | select(.disk == \"$1\") | .image"; }
+pending_ops() { sqlite3 "$STILLPOINT_STORE" "select count(*) from ops where state='intent'"; }
+register() { "$SP" -q vm add vm1 --qmp "$T/qmp.sock" "$@"; }
+create() { "$SP" -q checkpoint create vm1 --type crash --name "$1" >/dev/null || fail "create $1"; }
+
+# The store and the files agree: every file a checkpoint names exists, every overlay file in the
+# overlay directory belongs to a checkpoint, nothing is pending, every image checks clean, and
+# QEMU (when it runs) runs on the current checkpoint's overlays.
+consistent() {
+  local json files f d
+  json=$(list_json) || { echo "  list failed" >&2; return 1; }
+  [ "$(jq '[.checkpoints[] | select(."missing-files")] | length' <<<"$json")" = 0 ] ||
+    { echo "  missing files" >&2; return 1; }
+  files=$(jq -r '.checkpoints[].disks[] | .image, .overlay' <<<"$json" | grep "/vm1-" | sort -u || true)
+  [ "$files" = "$(find "${OVERLAY_DIR:-$IMG_DIR}" -name 'vm1-*.qcow2' | sort)" ] ||
+    { echo "  files on disk differ from the store's" >&2; return 1; }
+  [ "$(pending_ops)" = 0 ] || { echo "  an operation is pending" >&2; return 1; }
+  for f in $(jq -r '.checkpoints[].disks[] | .image, .overlay' <<<"$json" | sort -u) \
+           "$IMG_DIR/a.qcow2" "$IMG_DIR/b.qcow2"; do
+    qemu-img check -U -q "$f" >/dev/null 2>&1 || { echo "  qemu-img check $f" >&2; return 1; }
+  done
+  if [ -n "$QEMU_PID" ] && [ "$(jq '.checkpoints | length' <<<"$json")" != 0 ]; then
+    for d in vda vdb; do
+      [ "$(running_image $d)" = "$(cur_overlay $d)" ] || { echo "  $d runs elsewhere" >&2; return 1; }
+    done
+  fi
+}
+no_job_left() { [ -z "$QEMU_PID" ] || ! jobs_running; }
+
+# A, B and the present: 0x11 at 0M before A, 0x22 at 1M before B, 0x33 at 2M after B (vda);
+# vdb: 0x55 before A.
+three_states() {
+  write vda 0x11 0 "${1:-1}"; write vdb 0x55 0; create A
+  write vda 0x22 "${1:-1}" "${1:-1}"; create B
+  write vda 0x33 $(( 2 * ${1:-1} )) "${1:-1}"
+}
+data_intact() { # [MB per state]: B's image and the present hold what they held
+  local m=${1:-1} bimg now
+  settle
+  bimg=$(cp_field B '.disks[0].image'); now=$(cur_overlay vda)
+  holds "$bimg" 0x11 0 "$m" && holds "$bimg" 0x22 "$m" "$m" && ! holds "$bimg" 0x33 $((2 * m)) "$m" &&
+    holds "$now" 0x11 0 "$m" && holds "$now" 0x22 "$m" "$m" && holds "$now" 0x33 $((2 * m)) "$m" &&
+    holds "$(cur_overlay vdb)" 0x55 0
+}
+
+case "$case_name" in
+kill9-mid-merge)
+  # The CLI is killed while QEMU's commit job copies (throttled, seen to progress): the job runs
+  # on without it; the next run finishes the delete from the journal.
+  start_qemu; register
+  three_states 4
+  STILLPOINT_TEST_COMMIT_SPEED=$((2 * 1024 * 1024)) "$SP" -q checkpoint delete vm1 A 2>"$T/err" & pid=$!
+  wait_for 30 job_progressed || fail "no commit job seen"
+  kill -KILL $pid; wait $pid 2>/dev/null || true
+  check "killed mid-merge: the operation is pending" [ "$(pending_ops)" = 1 ]
+  "$SP" vm recover vm1 2>"$T/err" || fail "recovery of a delete killed mid-merge"
+  check "killed mid-merge: A is gone, B stays" [ "$(names)" = B ]
+  check "killed mid-merge: no data lost" data_intact 4
+  check "killed mid-merge: no job left in QEMU" no_job_left
+  check "killed mid-merge: store, files and chain agree" consistent
+  # Offline: the CLI is killed while its qemu-img commit runs; the orphaned qemu-img may still
+  # hold the image, and the rerun must neither corrupt nor lose anything.
+  create C; write vda 0x44 12 4
+  settle; kill_qemu
+  printf '#!/bin/sh\n[ "$1" = commit ] && touch %s/commit-started\nexec %s "$@"\n' "$T" "$(command -v qemu-img)" >"$T/qemu-img"
+  chmod +x "$T/qemu-img"; mkdir -p "$T/bin"; mv "$T/qemu-img" "$T/bin/"
+  PATH=$T/bin:$PATH "$SP" -q checkpoint delete vm1 B 2>"$T/err" & pid=$!
+  wait_for 30 test -e "$T/commit-started" || fail "the offline commit never started"
+  kill -KILL $pid; wait $pid 2>/dev/null || true
+  "$SP" vm recover vm1 2>"$T/err" || fail "recovery of an offline delete killed mid-commit"
+  check "offline kill: B is gone" [ "$(names)" = C ]
+  check "offline kill: store and files agree" consistent
+  now=$(cur_overlay vda)
+  check "offline kill: no data lost" bash -c "$(declare -f holds); holds $now 0x11 0 4 && holds $now 0x22 4 4 && holds $now 0x33 8 4 && holds $now 0x44 12 4"
+  restart_qemu_on_store
+  check "offline kill: QEMU starts on the store's chain" consistent
+  ;;
+kill9-planned)
+  # The first crash points of export, apply and backup begin (the later ones are in host-ops.sh
+  # and backup.sh): killed right after the journal entry, the next run cleans up.
+  start_qemu; start_agent; register --agent "$T/agent.sock"; three_states
+  set +e; STILLPOINT_TEST_CRASH_AT=planned "$SP" -q checkpoint export vm1 A "$T/out" 2>/dev/null; rc=$?; set -e
+  [ $rc = 137 ] || fail "export not killed at planned (rc $rc)"
+  "$SP" -q vm recover vm1 2>"$T/err" || fail "recovery of an export killed at planned"
+  check "export killed at planned: no partial export left" bash -c "[ ! -e $T/out ] || [ -z \"\$(ls -A $T/out)\" ]"
+  check "export killed at planned: consistent" consistent
+  "$SP" -q checkpoint export vm1 A "$T/out2" || fail "export after the kill"
+  check "export after the kill holds A" holds "$T/out2/vm1-vda.qcow2" 0x11 0
+  settle; kill_qemu
+  set +e; STILLPOINT_TEST_CRASH_AT=planned "$SP" -q checkpoint apply vm1 A 2>/dev/null; rc=$?; set -e
+  [ $rc = 137 ] || fail "apply not killed at planned (rc $rc)"
+  "$SP" -q vm recover vm1 2>"$T/err" || fail "recovery of an apply killed at planned"
+  check "apply killed at planned: B is still current" [ "$(cp_field B .current)" = true ]
+  check "apply killed at planned: no data lost" data_intact
+  check "apply killed at planned: consistent" consistent
+  restart_qemu_on_store
+  check "apply killed at planned: QEMU runs on the store's chain" consistent
+  set +e; STILLPOINT_TEST_CRASH_AT=backup-planned "$SP" -q backup begin vm1 >/dev/null 2>&1; rc=$?; set -e
+  [ $rc = 137 ] || fail "backup begin not killed at backup-planned (rc $rc)"
+  "$SP" backup begin vm1 >/dev/null 2>"$T/err" || fail "backup begin after the kill"
+  check "backup killed at backup-planned: the next begin says it cleaned up" grep -q "interrupted while beginning" "$T/err"
+  check "backup: the guest is thawed" guest_thawed
+  "$SP" -q backup end vm1 2>"$T/err" || fail "backup end"
+  check "backup killed at backup-planned: the checkpoints are A and B again" [ "$(names)" = A,B ]
+  check "backup killed at backup-planned: no export left" [ "$(mon '{"execute":"query-block-exports"}')" = "[]" ]
+  check "backup killed at backup-planned: no data lost" data_intact
+  check "backup killed at backup-planned: consistent" consistent
+  ;;
+*)
+  fail "unknown case"
+  ;;
+esac
+if ls "$T"/sanitizer.* >/dev/null 2>&1; then cat "$T"/sanitizer.* >&2; fail "sanitizer report"; fi
+echo "PASS faults/$case_name"
