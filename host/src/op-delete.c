@@ -511,6 +511,13 @@ static gboolean stream_disk(DelRun *run, DelDisk *d, GError **error)
     g_autofree char *fmt = sp_op_image_format(d->parent_image, error);
     if (fmt == NULL)
         return FALSE;
+    /* A job a killed run left is waited for and dismissed first: QEMU 7.2 crashed in
+     * query-named-block-nodes while a concluded block-stream job was not yet dismissed. */
+    for (guint i = 0; run->qmp != NULL && i < d->rebase->len; i++) {
+        g_autofree char *job = g_strdup_printf("%s-s%u", d->job, i);
+        if (!sp_op_block_job_wait(run->qmp, job, run->report, d->disk, NULL, error))
+            return FALSE;
+    }
     for (guint i = 0; i < d->rebase->len; i++) {
         const char *target = g_ptr_array_index(d->rebase, i);
         SpLiveImage li = {0};

@@ -373,7 +373,8 @@ apply)
   ;;
 branch-delete)
   # R <- A <- B, then apply A: A has two branches (B, and the VM's present). Deleting A copies A's
-  # data up into both (the present live, by block-stream; B's image offline, by a safe rebase).
+  # data up into both (the present live, by block-stream; B's image offline, by a safe rebase),
+  # here killed mid-copy and finished by the next command.
   start_qemu; register vm1
   write vda 0x10 5; create R
   write vda 0x11 0; create A
@@ -387,7 +388,10 @@ branch-delete)
   b_image=$(cp_field vm1 B '.disks[0].image')
   now=$(running_image vm1 vda)
   before=$(chain_len "$now")
-  "$SP" checkpoint delete vm1 A 2>"$T/err" || { cat "$T/err"; fail "delete a branch point"; }
+  # Killed once the live copy has started; the next command finishes it.
+  set +e; STILLPOINT_TEST_CRASH_AT=streaming "$SP" checkpoint delete vm1 A 2>"$T/err"; rc=$?; set -e
+  check "killed mid-copy" [ $rc = 137 ]
+  "$SP" vm recover vm1 2>>"$T/err" || { cat "$T/err"; fail "recovery of a branch-point delete"; }
   check "the present got A's data live" grep -q "copying .* up into $now (live)" "$T/err"
   check "B's image got it offline" grep -q "copying .* up into $b_image (offline)" "$T/err"
   check "A is gone; B hangs under R; R is current" \
