@@ -13,6 +13,7 @@
 #include "cli-group.h"
 #include "cli-schedule.h"
 #include "daemon-client.h"
+#include "stillpoint/backup.h"
 #include "stillpoint/channel.h"
 #include "stillpoint/coordinator.h"
 #include "stillpoint/driver.h"
@@ -357,7 +358,9 @@ static int cmd_vm_recover(int argc, char **argv)
                     "vm recover: expected one VM name");
         goto fail;
     }
-    if (!open_vm(argv[1], TRUE, &store, &lock, &vm, &error))
+    /* Also a backup session a crash left half-begun or half-ended (or whose exports are gone). */
+    if (!open_vm(argv[1], TRUE, &store, &lock, &vm, &error) ||
+        !sp_backup_recover(store, vm, progress_cb, NULL, &error))
         goto fail;
     return 0;
 fail:

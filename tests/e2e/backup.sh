@@ -206,6 +206,14 @@ crash)
   check "no checkpoint left" [ "$(n_checkpoints vm1)" = 0 ]
   check "exports gone" [ "$(mon '{"execute":"query-block-exports"}')" = "[]" ]
   check "data intact" vm_reads vda 0x11 0 1M
+  # vm recover ends an interrupted session too.
+  if STILLPOINT_TEST_CRASH_AT=backup-exported "$SP" -q backup begin vm1 >/dev/null 2>&1; then
+    fail "begin survived its crash point"
+  fi
+  "$SP" vm recover vm1 2>"$T/err" || { cat "$T/err"; fail "vm recover"; }
+  check "vm recover ended the interrupted session" \
+    [ "$("$SP" --json backup status vm1 | jq -r .state)/$(n_checkpoints vm1)" = closed/0 ]
+  check "and removed its exports" [ "$(mon '{"execute":"query-block-exports"}')" = "[]" ]
   # QEMU restarted under an open session: its exports are gone; the next begin ends it.
   "$SP" -q backup begin vm1 >/dev/null || fail "begin"
   mon '{"execute":"block-export-del","arguments":{"id":"sp-backup-vda","mode":"hard"}}' >/dev/null
