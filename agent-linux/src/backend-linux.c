@@ -33,6 +33,7 @@ struct SpLinuxBackend {
     guint lease_timer;
     GArray *frozen_fs;     /* SpFsEntry of the current freeze, for status */
     GArray *status_fs;     /* copy handed out by status */
+    GHashTable *probed;    /* "mount-id source" -> SpFsEntry: libblkid results, kept per mount */
 };
 
 static gint64 now_ms(void)
@@ -89,6 +90,8 @@ SpLinuxBackend *sp_linux_backend_new(const SpConfig *config, const SpLinuxBacken
     g_array_set_clear_func(b->frozen_fs, (GDestroyNotify)fs_entry_clear);
     b->status_fs = g_array_new(FALSE, TRUE, sizeof(SpFsEntry));
     g_array_set_clear_func(b->status_fs, (GDestroyNotify)fs_entry_clear);
+    b->probed = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
+                                      (GDestroyNotify)fs_entry_free);
     return b;
 }
 
@@ -106,6 +109,7 @@ void sp_linux_backend_free(SpLinuxBackend *b)
     sp_hooks_free(b->hooks);
     g_array_unref(b->frozen_fs);
     g_array_unref(b->status_fs);
+    g_hash_table_unref(b->probed);
     sp_writer_reports_free(b->status_writers, b->n_status_writers);
     g_free(b->mountinfo_path);
     g_free(b->sysfs_root);
@@ -294,21 +298,39 @@ static gboolean lease_expired_cb(gpointer data)
     return G_SOURCE_REMOVE;
 }
 
-/* Identify each target with libblkid before anything is frozen (the reply must not wait on
- * probes inside the window): mountpoint -> SpFsEntry with uuid and label. */
-static GHashTable *probe_targets(const SpFreezePlan *plan)
+/* The uuid and label of a target, probed with libblkid once per mount: probing reads the
+ * device and was most of a freeze's time (bench/), while both can only change through a new
+ * mount (mkfs, tune2fs on an unmounted filesystem), which gets a new mount ID. */
+static const SpFsEntry *probe_target(SpLinuxBackend *b, const SpPlanTarget *t)
+{
+    g_autofree char *key = g_strdup_printf("%d %s", t->mount_id, t->source);
+    SpFsEntry *e = g_hash_table_lookup(b->probed, key);
+    char *type = NULL;
+
+    if (e)
+        return e;
+    e = g_new0(SpFsEntry, 1);
+    if (g_str_has_prefix(t->source, "/dev/") &&
+        sp_blockdev_probe(t->source, &type, &e->uuid, &e->label))
+        g_free(type);
+    g_hash_table_replace(b->probed, g_steal_pointer(&key), e);
+    return e;
+}
+
+/* Identify each target before anything is frozen (the reply must not wait on probes inside
+ * the window): mountpoint -> SpFsEntry with uuid and label. */
+static GHashTable *probe_targets(SpLinuxBackend *b, const SpFreezePlan *plan)
 {
     GHashTable *ids = g_hash_table_new_full(g_str_hash, g_str_equal, NULL, (GDestroyNotify)fs_entry_free);
 
     for (size_t i = 0; i < plan->n_targets; i++) {
         const SpPlanTarget *t = &plan->targets[i];
+        const SpFsEntry *probed = probe_target(b, t);
         SpFsEntry *e = g_new0(SpFsEntry, 1);
-        char *type = NULL;
 
         e->mountpoint = g_strdup(t->mountpoint);
-        if (g_str_has_prefix(t->source, "/dev/") &&
-            sp_blockdev_probe(t->source, &type, &e->uuid, &e->label))
-            g_free(type);
+        e->uuid = g_strdup(probed->uuid);
+        e->label = g_strdup(probed->label);
         g_hash_table_replace(ids, e->mountpoint, e);
     }
     return ids;
@@ -423,7 +445,7 @@ static int backend_freeze(void *self, const SpFreezeRequest *req, SpFreezeResult
     if (!check_request(b, lease_ms, err) || build_plan(b, req, &plan, err) < 0)
         return -1;
     /* The standard commands answer a count: no need to identify anything. */
-    ids = req->standard ? g_hash_table_new(g_str_hash, g_str_equal) : probe_targets(plan);
+    ids = req->standard ? g_hash_table_new(g_str_hash, g_str_equal) : probe_targets(b, plan);
     if (!sp_hooks_freeze(b->hooks, &hook_error)) {
         set_error(err, SP_CODE_HOOK_FAILED, "freeze hook failed, nothing was frozen: %s",
                   hook_error->message);

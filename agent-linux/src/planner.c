@@ -145,6 +145,7 @@ static int add_target(SpFreezePlan *p, const SpMount *m)
     t = &p->targets[p->n_targets];
     memset(t, 0, sizeof(*t));
     t->dev = sp_mount_dev(m);
+    t->mount_id = m->id;
     t->mountpoint = strdup(m->mountpoint);
     t->fstype = strdup(m->fstype);
     t->source = strdup(m->source);

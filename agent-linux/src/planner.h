@@ -25,6 +25,7 @@ const char *sp_skip_reason_str(SpSkipReason reason);
 
 typedef struct {
     dev_t dev;
+    int mount_id;     /* mountinfo's mount ID: a new mount (e.g. after mkfs) gets a new one */
     char *mountpoint;
     char *fstype;
     char *source;
