@@ -301,6 +301,8 @@ static gboolean lease_expired_cb(gpointer data)
 /* The uuid and label of a target, probed with libblkid once per mount: probing reads the
  * device and was most of a freeze's time (bench/), while both can only change through a new
  * mount (mkfs, tune2fs on an unmounted filesystem), which gets a new mount ID. */
+#define SP_PROBE_CACHE_MAX 1024
+
 static const SpFsEntry *probe_target(SpLinuxBackend *b, const SpPlanTarget *t)
 {
     g_autofree char *key = g_strdup_printf("%d %s", t->mount_id, t->source);
@@ -309,6 +311,9 @@ static const SpFsEntry *probe_target(SpLinuxBackend *b, const SpPlanTarget *t)
 
     if (e)
         return e;
+    /* Mounts come and go (containers): start over rather than grow without bound. */
+    if (g_hash_table_size(b->probed) >= SP_PROBE_CACHE_MAX)
+        g_hash_table_remove_all(b->probed);
     e = g_new0(SpFsEntry, 1);
     if (g_str_has_prefix(t->source, "/dev/") &&
         sp_blockdev_probe(t->source, &type, &e->uuid, &e->label))
