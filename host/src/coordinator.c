@@ -75,6 +75,15 @@ static gboolean journal_step(CreateRun *run, const char *step, GError **error)
     return TRUE;
 }
 
+/* Steps taken while the guest is frozen: every millisecond there stalls its applications. */
+static gboolean journal_step_frozen(CreateRun *run, const char *step, GError **error)
+{
+    if (!sp_store_op_step_in_window(run->store, run->plan->op_id, step, error))
+        return FALSE;
+    sp_fault_crash_point(step);
+    return TRUE;
+}
+
 /* Thaw after a freeze was asked for. When the freeze call itself failed (a timeout), the guest
  * may be frozen anyway: ask its status and thaw through the standard command. */
 static gboolean thaw_guest(CreateRun *run, gboolean freeze_ok, SpThawResult *ret, GError **error)
@@ -151,7 +160,7 @@ static gboolean freeze_guest(CreateRun *run, guint lease_ms, GError **error)
                     "the guest agent froze no filesystem");
         return FALSE;
     }
-    return journal_step(run, STEP_FROZEN, error);
+    return journal_step_frozen(run, STEP_FROZEN, error);
 }
 
 static gboolean plan_create(CreateRun *run, const SpCreateOptions *opts, GError **error)
@@ -254,7 +263,7 @@ static gboolean snapshot_and_thaw(CreateRun *run, gboolean frozen, guint lease_m
     snapped = run->driver->ops->snapshot(run->driver, run->plan, timeout_ms, &snap_error);
     *ret_taken = snapped;
     if (snapped)
-        snapped = journal_step(run, STEP_SNAPSHOTTED, &snap_error);
+        snapped = journal_step_frozen(run, STEP_SNAPSHOTTED, &snap_error);
     *ret_consistent = FALSE;
     if (run->freeze_sent) {
         gboolean thawed = thaw_guest(run, frozen, &thaw, &thaw_error);

@@ -187,6 +187,15 @@ static gboolean step(Member *m, const char *name, GError **error)
     return TRUE;
 }
 
+/* A step while the members are frozen: not fsynced (sp_store_op_step_in_window). */
+static gboolean step_frozen(Member *m, const char *name, GError **error)
+{
+    if (!sp_store_op_step_in_window(m->store, m->plan->op_id, name, error))
+        return FALSE;
+    sp_fault_crash_point(name);
+    return TRUE;
+}
+
 /* Lock, recover, connect, plan and journal one member; nothing is touched yet. */
 static Member *member_open(SpStore *store, const char *vm_name, const char *cp_name,
                            const Report *r, GError **error)
@@ -339,7 +348,7 @@ static gboolean group_freeze(GPtrArray *members, GError **error)
         return FALSE;
     }
     for (guint i = 0; i < members->len; i++)
-        if (!step(g_ptr_array_index(members, i), STEP_FROZEN, error))
+        if (!step_frozen(g_ptr_array_index(members, i), STEP_FROZEN, error))
             return FALSE;
     return TRUE;
 }
@@ -353,7 +362,7 @@ static gboolean group_snapshot(GPtrArray *members, const Report *r, GError **err
         say(r, "VM '%s': snapshotting %u disk(s) in one transaction", m->vm->name,
             m->plan->disks->len);
         m->taken = m->driver->ops->snapshot(m->driver, m->plan, m->lease_ms / 2, error);
-        if (!m->taken || !step(m, STEP_SNAPSHOTTED, error)) {
+        if (!m->taken || !step_frozen(m, STEP_SNAPSHOTTED, error)) {
             g_prefix_error(error, "group member '%s': ", m->vm->name);
             return FALSE;
         }

@@ -592,6 +592,20 @@ gboolean sp_store_op_step(SpStore *store, int64_t op_id, const char *step, GErro
     return sp_db_step_done(store, stmt, "journaling step", error);
 }
 
+gboolean sp_store_op_step_in_window(SpStore *store, int64_t op_id, const char *step,
+                                    GError **error)
+{
+    /* In WAL mode, synchronous=NORMAL commits to the log without an fsync; the log stays
+     * consistent and the next FULL commit syncs it. */
+    gboolean ok;
+    if (!sp_db_exec(store, "PRAGMA synchronous = NORMAL;", error))
+        return FALSE;
+    ok = sp_store_op_step(store, op_id, step, error);
+    if (!sp_db_exec(store, "PRAGMA synchronous = FULL;", ok ? error : NULL))
+        return FALSE;
+    return ok;
+}
+
 gboolean sp_store_op_finish(SpStore *store, int64_t op_id, SpOpState state, GError **error)
 {
     return op_set_state(store, op_id, state, error);

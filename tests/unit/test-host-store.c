@@ -237,6 +237,31 @@ static void test_journal_survives_reopen(void **state)
     assert_int_equal(ops->len, 0);
 }
 
+static void test_frozen_window_step_is_seen_by_a_recovering_process(void **state)
+{
+    Fixture *f = *state;
+    g_autoptr(GError) error = NULL;
+    int64_t vm_id = add_vm(f->store, "web");
+    g_autoptr(GPtrArray) ops = NULL;
+    g_autoptr(SpOp) op = NULL;
+    SpStore *other = NULL;
+    int64_t op_id = 0;
+
+    assert_true(sp_store_op_begin(f->store, vm_id, "create", "{}", &op_id, &error));
+    assert_true(sp_store_op_step_in_window(f->store, op_id, "snapshotted", &error));
+    /* Another process (recovery after a kill -9) reads it without any later write. */
+    other = sp_store_open(f->path, &error);
+    assert_non_null(other);
+    ops = sp_store_op_list_unfinished(other, vm_id, &error);
+    assert_int_equal(ops->len, 1);
+    assert_string_equal(((SpOp *)g_ptr_array_index(ops, 0))->step, "snapshotted");
+    sp_store_close(other);
+    /* Ordinary (durable) steps go on afterwards. */
+    assert_true(sp_store_op_step(f->store, op_id, "thawed-consistent", &error));
+    op = sp_store_op_get(f->store, op_id, &error);
+    assert_string_equal(op->step, "thawed-consistent");
+}
+
 static void test_second_locker_gets_busy_naming_the_holder(void **state)
 {
     Fixture *f = *state;
@@ -297,6 +322,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_journal_done_with_checkpoint_atomically, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_journal_survives_reopen, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_frozen_window_step_is_seen_by_a_recovering_process,
+                                        setup, teardown),
         cmocka_unit_test_setup_teardown(test_second_locker_gets_busy_naming_the_holder, setup,
                                         teardown),
         cmocka_unit_test(test_store_path_resolution),
