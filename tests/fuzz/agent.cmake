@@ -8,8 +8,8 @@ set(sp_agent_fuzz_sources ${PROJECT_SOURCE_DIR}/agent-linux/src/mountinfo.c
                           ${PROJECT_SOURCE_DIR}/agent-linux/src/planner.c)
 set(sp_mountinfo_corpus ${CMAKE_CURRENT_LIST_DIR}/../unit/fixtures/mountinfo)
 
-add_executable(fuzz-mountinfo-replay ${CMAKE_CURRENT_LIST_DIR}/fuzz-mountinfo.c ${sp_agent_fuzz_sources})
-target_compile_definitions(fuzz-mountinfo-replay PRIVATE SP_FUZZ_REPLAY)
+add_executable(fuzz-mountinfo-replay ${CMAKE_CURRENT_LIST_DIR}/fuzz-mountinfo.c
+               ${CMAKE_CURRENT_LIST_DIR}/fuzz-replay.c ${sp_agent_fuzz_sources})
 target_include_directories(fuzz-mountinfo-replay PRIVATE ${PROJECT_SOURCE_DIR}/agent-linux/src)
 file(GLOB sp_mountinfo_seeds CONFIGURE_DEPENDS ${sp_mountinfo_corpus}/*)
 add_test(NAME agent/fuzz-mountinfo-replay COMMAND fuzz-mountinfo-replay ${sp_mountinfo_seeds})

@@ -1,5 +1,5 @@
 /* libFuzzer target for the agent's mount table handling: mountinfo parsing and the freeze
- * planner on whatever table parses. Built with -DSP_FUZZ_REPLAY it is `fuzz-mountinfo-replay
+ * planner on whatever table parses. Linked with fuzz-replay.c it is `fuzz-mountinfo-replay
  * FILE...`, replaying saved inputs (the mountinfo fixtures are its seed corpus). */
 #define _GNU_SOURCE
 #include <stdint.h>
@@ -64,23 +64,3 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     sp_mount_table_free(t);
     return 0;
 }
-
-#ifdef SP_FUZZ_REPLAY
-int main(int argc, char **argv)
-{
-    for (int i = 1; i < argc; i++) {
-        FILE *f = fopen(argv[i], "rb");
-        static uint8_t buf[1 << 20];
-        size_t n;
-
-        if (!f) {
-            fprintf(stderr, "%s: cannot open\n", argv[i]);
-            return 1;
-        }
-        n = fread(buf, 1, sizeof(buf), f);
-        fclose(f);
-        LLVMFuzzerTestOneInput(buf, n);
-    }
-    return 0;
-}
-#endif

@@ -1,5 +1,5 @@
 /* libFuzzer target for libstillpoint-protocol: parser, serializer round trip, framer and command
- * dispatch. Built with -DSP_FUZZ_REPLAY (no libFuzzer) it is `fuzz-protocol-replay FILE...`, which
+ * dispatch. Linked with fuzz-replay.c (no libFuzzer) it is `fuzz-protocol-replay FILE...`, which
  * replays saved inputs, e.g. a crash found by the fuzzer, with a plain build. */
 #include <stdint.h>
 #include <stdio.h>
@@ -194,51 +194,3 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     check_framer(data, size);
     return 0;
 }
-
-#ifdef SP_FUZZ_REPLAY
-static int replay(const char *path)
-{
-    FILE *f = fopen(path, "rb");
-    uint8_t *buf = NULL;
-    size_t len = 0, cap = 0, n;
-
-    if (!f) {
-        fprintf(stderr, "%s: cannot open\n", path);
-        return 1;
-    }
-    do {
-        if (len == cap) {
-            uint8_t *b = realloc(buf, cap = cap ? cap * 2 : 4096);
-            if (!b) {
-                fprintf(stderr, "%s: out of memory\n", path);
-                fclose(f);
-                free(buf);
-                return 1;
-            }
-            buf = b;
-        }
-        n = fread(buf + len, 1, cap - len, f);
-        len += n;
-    } while (n > 0);
-    fclose(f);
-    LLVMFuzzerTestOneInput(buf, len);
-    free(buf);
-    return 0;
-}
-
-int main(int argc, char **argv)
-{
-    int failed = 0;
-
-    if (argc < 2) {
-        fprintf(stderr, "usage: %s FILE...\nReplays fuzz inputs through the protocol checks.\n",
-                argv[0]);
-        return 2;
-    }
-    for (int i = 1; i < argc; i++)
-        failed |= replay(argv[i]);
-    if (!failed)
-        printf("replayed %d input(s)\n", argc - 1);
-    return failed;
-}
-#endif

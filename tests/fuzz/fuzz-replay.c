@@ -1,11 +1,12 @@
-/* main() of the replay builds of the hardening fuzz targets (fuzz-*-replay FILE...): runs each
+/* main() of the replay builds of every fuzz target (fuzz-*-replay FILE...): runs each
  * saved input once through LLVMFuzzerTestOneInput, without libFuzzer, so a crash the fuzzer found
  * can be replayed under a debugger or valgrind with any compiler. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 
-int LLVMFuzzerInitialize(int *argc, char ***argv);
+/* Optional, as in libFuzzer: targets without set-up do not define it. */
+__attribute__((weak)) int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static int replay(const char *path)
@@ -47,7 +48,8 @@ int main(int argc, char **argv)
                 argv[0]);
         return 2;
     }
-    LLVMFuzzerInitialize(&argc, &argv);
+    if (LLVMFuzzerInitialize)
+        LLVMFuzzerInitialize(&argc, &argv);
     for (int i = 1; i < argc; i++)
         failed |= replay(argv[i]);
     if (!failed)

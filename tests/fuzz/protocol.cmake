@@ -3,8 +3,8 @@
 set(SP_FUZZ_SECONDS 20 CACHE STRING "Seconds each libFuzzer target runs in the test suite")
 set(sp_protocol_corpus ${CMAKE_CURRENT_LIST_DIR}/corpus/protocol)
 
-add_executable(fuzz-protocol-replay ${CMAKE_CURRENT_LIST_DIR}/fuzz-protocol.c)
-target_compile_definitions(fuzz-protocol-replay PRIVATE SP_FUZZ_REPLAY)
+add_executable(fuzz-protocol-replay ${CMAKE_CURRENT_LIST_DIR}/fuzz-protocol.c
+               ${CMAKE_CURRENT_LIST_DIR}/fuzz-replay.c)
 target_link_libraries(fuzz-protocol-replay PRIVATE stillpoint-protocol)
 file(GLOB sp_protocol_seeds CONFIGURE_DEPENDS ${sp_protocol_corpus}/*)
 add_test(NAME protocol/fuzz-replay COMMAND fuzz-protocol-replay ${sp_protocol_seeds})
