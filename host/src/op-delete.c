@@ -293,18 +293,13 @@ static gboolean plan_disk(GPtrArray *cps, const SpVm *vm, const SpCheckpoint *cp
     d->active = li.active;
     sp_live_image_clear(&li);
     /* Whatever used top as its backing file is re-pointed at base afterwards; QEMU does that
-     * itself for the image above top in the running chain. */
+     * itself for the image above top in the running chain, so rebase_dependents skips what is
+     * live when it runs (a live plan finished offline, QEMU gone, must re-point that one too). */
     if (d->child != 0) {
         const SpCheckpoint *k = find_by_id(cps, d->child);
         g_autoptr(GPtrArray) above = dependents(cps, vm, k, cd->disk, &(int64_t){0});
-        for (guint i = 0; i < above->len; i++) {
-            const char *img = g_ptr_array_index(above, i);
-            if (qmp != NULL && !sp_op_live_find(qmp, img, &li, error))
-                return FALSE;
-            if (!li.found)
-                add_unique(d->rebase, img);
-            sp_live_image_clear(&li);
-        }
+        for (guint i = 0; i < above->len; i++)
+            add_unique(d->rebase, g_ptr_array_index(above, i));
     }
     return TRUE;
 }
@@ -464,6 +459,14 @@ static gboolean rebase_dependents(DelRun *run, DelDisk *d, GError **error)
         /* -u: only the header changes; base now holds everything top held. */
         const char *argv[] = {"rebase", "-u", "-f", "qcow2", "-b", d->base, "-F", fmt,
                               g_ptr_array_index(d->rebase, i), NULL};
+        SpLiveImage li = {0};
+        gboolean live;
+        if (run->qmp != NULL && !sp_op_live_find(run->qmp, argv[8], &li, error))
+            return FALSE;
+        live = li.found;
+        sp_live_image_clear(&li);
+        if (live)
+            continue; /* in the running chain: QEMU's commit re-pointed it */
         if (!sp_op_qemu_img(NULL, d->disk, argv, error))
             return FALSE;
     }
