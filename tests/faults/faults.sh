@@ -24,7 +24,7 @@ cleanup() {
   [ -n "$QEMU_PID" ] && { kill -CONT "$QEMU_PID"; kill "$QEMU_PID"; } 2>/dev/null || true
   wait 2>/dev/null || true
   [ -n "$MOUNTED" ] && umount "$MOUNTED" 2>/dev/null || true
-  rm -rf "$T"
+  [ -n "${SP_KEEP:-}" ] && echo "kept $T" >&2 || rm -rf "$T"
 }
 trap cleanup EXIT
 
@@ -68,7 +68,8 @@ restart_qemu_on_store() {
 start_agent() { # [fake-agent options]
   stop_agent
   rm -f "$T/agent.sock"
-  "$FAKE" --socket "$T/agent.sock" --log "$T/agent.log" "$@" &
+  # SIGPIPE ignored, as the real agent does (a reply to a host that hung up must not kill it).
+  (trap '' PIPE; exec "$FAKE" --socket "$T/agent.sock" --log "$T/agent.log" "$@") &
   AGENT_PID=$!
   wait_socket "$T/agent.sock"
 }
@@ -157,6 +158,7 @@ no_job_left() { [ -z "$QEMU_PID" ] || ! jobs_running; }
 # A, B and the present: 0x11 at 0M before A, 0x22 at 1M before B, 0x33 at 2M after B (vda);
 # vdb: 0x55 before A.
 three_states() {
+  write vda 0x00 $(( 2 * ${1:-1} )) "${1:-1}" # a rerun starts without the last run's 0x33
   write vda 0x11 0 "${1:-1}"; write vdb 0x55 0; create A
   write vda 0x22 "${1:-1}" "${1:-1}"; create B
   write vda 0x33 $(( 2 * ${1:-1} )) "${1:-1}"
@@ -232,6 +234,94 @@ kill9-planned)
   check "backup killed at backup-planned: no export left" [ "$(mon '{"execute":"query-block-exports"}')" = "[]" ]
   check "backup killed at backup-planned: no data lost" data_intact
   check "backup killed at backup-planned: consistent" consistent
+  ;;
+agent-stopped)
+  # The agent stops answering (SIGSTOP) while it freezes: the coordinator's deadline fires, it
+  # records nothing, and the guest is thawed once the agent runs again (it sees the hang-up).
+  start_qemu; start_agent --freeze-delay-ms 1000; register --agent "$T/agent.sock"
+  STILLPOINT_AGENT_FREEZE_TIMEOUT_MS=1500 "$SP" checkpoint create vm1 --name S >/dev/null 2>"$T/err" & pid=$!
+  wait_for 20 grep -q "cmd stillpoint-freeze" "$T/agent.log" || fail "no freeze seen"
+  kill -STOP "$AGENT_PID"
+  start=$(date +%s)
+  if wait $pid; then fail "create succeeded with a stopped agent"; fi
+  echo "  (the CLI gave up after $(( $(date +%s) - start )) s)"
+  check "the deadline fired in bounded time" [ $(( $(date +%s) - start )) -lt 45 ]
+  check "the error says the agent timed out" grep -q "timed out" "$T/err"
+  check "no checkpoint recorded" [ "$(names)" = "" ]
+  kill -CONT "$AGENT_PID"
+  check "the agent, running again, ends thawed" wait_for 10 guest_thawed
+  check "it thawed on the coordinator's hang-up" [ "$(last_agent_event)" = hangup-thaw ]
+  check "store and files agree, the VM on its images" consistent
+  check "the VM still runs on its own images" [ "$(running_image vda)" = "$IMG_DIR/a.qcow2" ]
+  "$SP" -q checkpoint create vm1 --name after >/dev/null || fail "create after the agent came back"
+  check "the next create is application-consistent" [ "$(cp_field after .consistency)" = application ]
+  check "consistent after the next create" consistent
+  ;;
+agent-killed-frozen)
+  # The agent dies inside the frozen window (the hook driver's command kills it between freeze
+  # and thaw): the snapshot is kept, but it is not recorded as application-consistent.
+  start_agent
+  "$SP" -q vm add vm1 --agent "$T/agent.sock" --driver hook \
+    --hook-command "kill -KILL $AGENT_PID; echo snap >>'$T/snaps'"
+  "$SP" checkpoint create vm1 --name K >/dev/null 2>"$T/err" && rc=0 || rc=$?
+  wait "$AGENT_PID" 2>/dev/null || true; AGENT_PID=
+  check "the agent was frozen when it died, never thawed" grep -Eqx "freeze lease-ms [0-9]+" <<<"$(agent_events)"
+  check "the thaw failure is reported" grep -qi "thaw" "$T/err"
+  check "the snapshot the hook made is kept" [ $rc = 0 ] && [ "$(wc -l <"$T/snaps")" = 1 ]
+  check "recorded, but not as application-consistent" [ "$(cp_field K .consistency)" = crash ]
+  check "nothing pending" [ "$(pending_ops)" = 0 ]
+  start_agent
+  check "a restarted agent is thawed" guest_thawed
+  "$SP" -q checkpoint create vm1 --name after >/dev/null 2>"$T/err" || fail "create after the agent restarted"
+  check "the next create is application-consistent" [ "$(cp_field after .consistency)" = application ]
+  ;;
+qemu-stopped)
+  # QEMU stops answering (SIGSTOP) while the guest is frozen, before the transaction: the QMP
+  # deadline fires, the guest is thawed, nothing is recorded; once QEMU runs again the next run
+  # leaves it on its own images with no stray overlay.
+  start_qemu; start_agent --freeze-delay-ms 1000; register --agent "$T/agent.sock"
+  "$SP" checkpoint create vm1 --name S >/dev/null 2>"$T/err" & pid=$!
+  wait_for 20 grep -q "cmd stillpoint-freeze" "$T/agent.log" || fail "no freeze seen"
+  kill -STOP "$QEMU_PID"
+  if wait $pid; then fail "create succeeded with a stopped QEMU"; fi
+  check "the error names QMP" grep -q "QMP" "$T/err"
+  check "the guest was thawed" [ "$(last_agent_event)" = thaw ] && guest_thawed
+  check "no checkpoint recorded" [ "$(names)" = "" ]
+  kill -CONT "$QEMU_PID"
+  sleep 1 # QEMU reads what was queued on the closed connection, if anything
+  "$SP" vm recover vm1 2>"$T/err" || fail "recovery with QEMU running again"
+  check "the VM runs on its own images" [ "$(running_image vda) $(running_image vdb)" = "$IMG_DIR/a.qcow2 $IMG_DIR/b.qcow2" ]
+  check "store and files agree, no stray overlay" consistent
+  check "no overlay file left" [ "$(find "$IMG_DIR" -name 'vm1-*' | wc -l)" = 0 ]
+  ;;
+qemu-killed-mid-commit)
+  # QEMU dies while a live merge's commit job copies: the CLI fails clearly and the delete stays
+  # pending. (1) QEMU is restarted on the store's chain and the next run finishes the merge live;
+  # (2) the next run comes while QEMU is still down and finishes it offline, re-pointing the
+  # overlay QEMU ran on (QEMU had that one in its chain), so QEMU starts on the store's chain.
+  start_qemu; register
+  for how in restarted down; do
+    three_states 4
+    settle
+    img_a=$(cur_overlay vda) img_b=$(cur_overlay vdb)
+    STILLPOINT_TEST_COMMIT_SPEED=$((2 * 1024 * 1024)) "$SP" checkpoint delete vm1 A 2>"$T/err" & pid=$!
+    wait_for 30 job_progressed || fail "no commit job seen"
+    kill_qemu
+    if wait $pid; then fail "delete succeeded without QEMU"; fi
+    check "$how: the error names the lost QMP connection" grep -q "QMP .*the peer closed the connection" "$T/err"
+    check "$how: the delete is pending" [ "$(pending_ops)" = 1 ]
+    [ $how = restarted ] && IMG_A=$img_a IMG_B=$img_b start_qemu keep
+    "$SP" vm recover vm1 2>"$T/err" || fail "$how: recovery"
+    [ $how = down ] && check "down: finished offline" grep -q "(offline)" "$T/err"
+    [ $how = down ] && restart_qemu_on_store
+    check "$how: A is gone, B stays" [ "$(names)" = B ]
+    check "$how: QEMU runs and reads the present" [ "$(running_image vda)" = "$(cur_overlay vda)" ]
+    check "$how: no data lost" data_intact 4
+    check "$how: no job left" no_job_left
+    check "$how: store, files and chain agree" consistent
+    "$SP" -q checkpoint delete vm1 B || fail "$how: delete B"
+    check "$how: back on the base images" [ "$(running_image vda)" = "$IMG_DIR/a.qcow2" ]
+  done
   ;;
 *)
   fail "unknown case"
