@@ -3,7 +3,7 @@
 # killed while frozen, QEMU stopped or killed mid-operation, a full overlay directory, the
 # channel dropped, coordinators racing. Each case checks thaw, store/files/chain, data, error.
 set(SP_FAULT_CASES kill9-mid-merge kill9-planned agent-stopped agent-killed-frozen qemu-stopped
-    qemu-killed-mid-commit)
+    qemu-killed-mid-commit enospc race channel-drop)
 foreach(case IN LISTS SP_FAULT_CASES)
   add_test(NAME faults/${case} COMMAND ${CMAKE_CURRENT_LIST_DIR}/faults.sh ${case})
   set_tests_properties(faults/${case} PROPERTIES

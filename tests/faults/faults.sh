@@ -323,6 +323,117 @@ qemu-killed-mid-commit)
     check "$how: back on the base images" [ "$(running_image vda)" = "$IMG_DIR/a.qcow2" ]
   done
   ;;
+enospc)
+  # The overlay directory is a 32 MiB tmpfs holding the base images too. Full during create: the
+  # overlays are made before the freeze, so the guest is never frozen and nothing is left. Full
+  # during a merge: the error says so, no checkpoint's data is lost, and once there is room the
+  # next run finishes the delete.
+  mkdir -p "$IMG_DIR"
+  mount -t tmpfs -o size=32M sp-faults "$IMG_DIR" 2>/dev/null || { echo "SKIP: cannot mount a tmpfs (not root?)"; exit 77; }
+  MOUNTED=$IMG_DIR
+  start_qemu; start_agent; register --agent "$T/agent.sock"
+  fill() { dd if=/dev/zero of="$IMG_DIR/filler" bs=64k 2>/dev/null || true; sync; }
+  three_states 2
+  fill
+  : >"$T/agent.log"
+  if "$SP" checkpoint create vm1 --name full >/dev/null 2>"$T/err"; then fail "create on a full overlay dir"; fi
+  check "create: the error says the disk is full" grep -q "No space left on device" "$T/err"
+  check "create: the guest was never frozen" [ "$(agent_events)" = "" ] && guest_thawed
+  check "create: no record" [ "$(names)" = A,B ]
+  check "create: store and files agree" consistent
+  m=2
+  for mode in live offline; do
+    [ $mode = offline ] && { rm -f "$IMG_DIR/filler"; settle; kill_qemu; fill; }
+    if "$SP" checkpoint delete vm1 A 2>"$T/err"; then fail "$mode merge on a full disk succeeded"; fi
+    check "$mode merge: the error says the disk is full" grep -q "No space left on device" "$T/err"
+    # A's image may hold part of B's data now: the delete stays pending, never rolled back.
+    check "$mode merge: the delete stays pending, A still listed" [ "$(pending_ops) $(names)" = "1 A,B" ]
+    check "$mode merge: B and the present keep their data" data_intact $m
+    rm -f "$IMG_DIR/filler"
+    "$SP" vm recover vm1 2>"$T/err" || fail "$mode merge: recovery with room again"
+    check "$mode merge: with room again, A is merged away" [ "$(names)" = B ]
+    check "$mode merge: no data lost" data_intact $m
+    check "$mode merge: store, files and chain agree" consistent
+    if [ $mode = live ]; then
+      check "live merge: the guest is thawed" guest_thawed
+      "$SP" -q checkpoint delete vm1 B >/dev/null || fail "delete B"
+      # 4 MiB states: B's data lands where a.qcow2 has no cluster yet, so the merge needs room.
+      m=4; three_states $m
+    fi
+  done
+  ;;
+race)
+  # Four coordinators start one create at once: exactly one wins, the others are told the VM is
+  # busy and leave nothing behind. Then every other operation is refused while a merge runs.
+  start_qemu; start_agent --freeze-delay-ms 1500; register --agent "$T/agent.sock"
+  pids=
+  for i in 1 2 3 4; do "$SP" checkpoint create vm1 --name "r$i" >/dev/null 2>"$T/err.$i" & pids="$pids $!"; done
+  won=0 busy=0
+  for p in $pids; do if wait "$p"; then won=$((won + 1)); fi; done
+  for i in 1 2 3 4; do grep -q "VM 'vm1' is busy: another stillpoint process" "$T/err.$i" && busy=$((busy + 1)); done
+  check "exactly one create won" [ $won = 1 ]
+  check "the three others got the lock error" [ $busy = 3 ]
+  check "one checkpoint, application-consistent" \
+    [ "$(list_json | jq -r '[.checkpoints[] | .consistency] | join(",")')" = application ]
+  check "one freeze, then a thaw" [ "$(agent_events | tr ' ' '\n' | grep -c '^freeze$')" = 1 ] && guest_thawed
+  check "store and files agree" consistent
+  start_agent
+  write vda 0x22 0 4; "$SP" -q checkpoint create vm1 --name B >/dev/null || fail "create B"
+  write vda 0x33 4 4
+  first=$(list_json | jq -r '.checkpoints[0].name')
+  STILLPOINT_TEST_COMMIT_SPEED=$((1024 * 1024)) "$SP" -q checkpoint delete vm1 "$first" 2>"$T/err" & pid=$!
+  wait_for 30 jobs_running || fail "no merge job seen"
+  for op in "checkpoint create vm1 --name X" "checkpoint delete vm1 B" "checkpoint rename vm1 B Y" \
+            "checkpoint apply vm1 B --force" "checkpoint export vm1 B $T/exp" "backup begin vm1"; do
+    # shellcheck disable=SC2086
+    if "$SP" $op >/dev/null 2>"$T/err.op"; then fail "'$op' ran during a merge"; fi
+    check "'${op% vm1*}' during a merge: the lock error" grep -q "VM 'vm1' is busy: another stillpoint process (pid $pid)" "$T/err.op"
+  done
+  wait $pid || fail "the merge"
+  check "after the race: exactly the merge happened" [ "$(names)" = B ]
+  check "after the race: no export was started" [ ! -e "$T/exp" ]
+  check "after the race: store, files and chain agree" consistent
+  settle; now=$(cur_overlay vda)
+  check "after the race: no data lost" bash -c "$(declare -f holds); holds $now 0x22 0 4 && holds $now 0x33 4 4"
+  ;;
+channel-drop)
+  # The channel drops while the agent freezes (the agent dies before answering): a clear error,
+  # nothing recorded; the next create connects anew and works.
+  start_qemu; start_agent --freeze-delay-ms 1000; register --agent "$T/agent.sock"
+  "$SP" checkpoint create vm1 --name D >/dev/null 2>"$T/err" & pid=$!
+  wait_for 20 grep -q "cmd stillpoint-freeze" "$T/agent.log" || fail "no freeze seen"
+  kill -KILL "$AGENT_PID"; wait "$AGENT_PID" 2>/dev/null || true; AGENT_PID=
+  if wait $pid; then fail "create succeeded with the channel gone"; fi
+  check "the error says the agent went away" grep -q "the peer closed the connection" "$T/err"
+  check "nothing recorded, no overlay left" [ "$(names)" = "" ] && consistent
+  start_agent
+  "$SP" -q checkpoint create vm1 --name after >/dev/null 2>"$T/err" || fail "create after the drop"
+  check "reconnected: application-consistent" [ "$(cp_field after .consistency)" = application ]
+  # The channel drops inside the frozen window and the agent is back at once (as systemd
+  # restarts it): the coordinator's thaw reconnects, finds the guest thawed, and does not call
+  # the checkpoint application-consistent (the freeze did not hold to the end).
+  stop_agent
+  cat >"$T/restart-agent" <<SH
+#!/bin/bash
+kill -KILL \$(cat "$T/agent.pid"); rm -f "$T/agent.sock"
+(trap '' PIPE; exec "$FAKE" --socket "$T/agent.sock" --log "$T/agent.log") >/dev/null 2>&1 &
+echo \$! >"$T/agent.pid"
+for _ in \$(seq 100); do [ -S "$T/agent.sock" ] && exit 0; sleep 0.05; done
+exit 1
+SH
+  chmod +x "$T/restart-agent"
+  rm -f "$T/agent.sock"
+  (trap '' PIPE; exec "$FAKE" --socket "$T/agent.sock" --log "$T/agent.log") & echo $! >"$T/agent.pid"
+  wait_socket "$T/agent.sock"
+  "$SP" -q vm add vm2 --agent "$T/agent.sock" --driver hook --hook-command "$T/restart-agent"
+  : >"$T/agent.log"
+  "$SP" checkpoint create vm2 --name R >/dev/null 2>"$T/err" || fail "create across a reconnect"
+  AGENT_PID=$(cat "$T/agent.pid")
+  check "the thaw went over a new connection" grep -q "trying again on a new connection" "$T/err"
+  check "recorded, not as application-consistent" \
+    [ "$("$SP" --json checkpoint list vm2 | jq -r '.checkpoints[0].consistency')" = crash ]
+  check "the restarted agent is thawed" guest_thawed
+  ;;
 *)
   fail "unknown case"
   ;;
