@@ -1,6 +1,6 @@
 /* backend-linux: freeze = plan → hooks → writers Prepare, Freeze → open+syncfs → state file →
  * FIFREEZE → lease timer; thaw = FITHAW in reverse → state file removed → logs flushed →
- * writers Thaw → thaw hooks. */
+ * writers Thaw → thaw hooks; flush = plan → open+syncfs on worker threads, bounded. */
 #define _GNU_SOURCE
 #include "backend-linux.h"
 
@@ -605,6 +605,133 @@ static void backend_status(void *self, SpFreezeStatus *ret)
     ret->n_writers = b->n_status_writers;
 }
 
+/* ---- flush ---- */
+
+/* One flush: its syncfs calls run on worker threads, one per filesystem, so that the main loop
+ * waits at most SP_FLUSH_DEADLINE_MS. Workers still running then finish on their own and the
+ * last one out (or the command) frees this. */
+typedef struct {
+    GMutex lock;
+    GCond cond;
+    gint refs;
+    const SpFsOps *ops;
+    void *userdata;
+    size_t done, failed;
+    int first_err;
+    char *first_mountpoint;
+} FlushRun;
+
+typedef struct {
+    FlushRun *run;
+    int fd;
+    char *mountpoint;
+} FlushJob;
+
+static void flush_run_unref(FlushRun *run)
+{
+    if (!g_atomic_int_dec_and_test(&run->refs))
+        return;
+    g_mutex_clear(&run->lock);
+    g_cond_clear(&run->cond);
+    g_free(run->first_mountpoint);
+    g_free(run);
+}
+
+static gpointer flush_job_cb(gpointer data)
+{
+    FlushJob *job = data;
+    FlushRun *run = job->run;
+    int r = run->ops->syncfs(job->fd, run->userdata);
+
+    run->ops->close(job->fd, run->userdata);
+    g_mutex_lock(&run->lock);
+    if (r < 0 && run->failed++ == 0) {
+        run->first_err = -r;
+        run->first_mountpoint = g_strdup(job->mountpoint);
+    }
+    run->done++;
+    g_cond_signal(&run->cond);
+    g_mutex_unlock(&run->lock);
+    g_free(job->mountpoint);
+    g_free(job);
+    flush_run_unref(run);
+    return NULL;
+}
+
+static int backend_flush(void *self, const SpFreezeRequest *req, SpFlushResult *ret,
+                         SpBackendError *err)
+{
+    SpLinuxBackend *b = self;
+    SpFreezePlan *plan = NULL;
+    FlushRun *run;
+    gint64 start = g_get_monotonic_time(), deadline = start + SP_FLUSH_DEADLINE_MS * 1000;
+    size_t n_started = 0;
+    int r = 0;
+
+    memset(ret, 0, sizeof(*ret));
+    if (b->lease.frozen) {
+        set_error(err, SP_CODE_ALREADY_FROZEN, "filesystems are frozen (freeze %" G_GINT64_FORMAT
+                  "): the freeze has flushed them", b->lease.epoch);
+        return -1;
+    }
+    if (build_plan(b, req, &plan, err) < 0)
+        return -1;
+    run = g_new0(FlushRun, 1);
+    g_mutex_init(&run->lock);
+    g_cond_init(&run->cond);
+    run->refs = 1;
+    run->ops = b->freezer.ops;
+    run->userdata = b->freezer.userdata;
+    for (size_t i = 0; i < plan->n_targets; i++) {
+        const SpPlanTarget *t = &plan->targets[i];
+        int fd = run->ops->open_dir(t->mountpoint, run->userdata);
+        FlushJob *job;
+        GThread *thread;
+
+        if (fd < 0) {
+            set_error(err, SP_CODE_FLUSH_FAILED, "failed to open %s: %s", t->mountpoint,
+                      g_strerror(-fd));
+            r = -1;
+            break;
+        }
+        job = g_new0(FlushJob, 1);
+        job->run = run;
+        job->fd = fd;
+        job->mountpoint = g_strdup(t->mountpoint);
+        g_atomic_int_inc(&run->refs);
+        thread = g_thread_try_new("sp-flush", flush_job_cb, job, NULL);
+        if (thread)
+            g_thread_unref(thread); /* detached: it may outlive the deadline */
+        else
+            flush_job_cb(job);      /* no thread available: do it here */
+        n_started++;
+    }
+    g_mutex_lock(&run->lock);
+    while (run->done < n_started)
+        if (!g_cond_wait_until(&run->cond, &run->lock, deadline))
+            break;
+    if (r == 0 && run->done < n_started) {
+        set_error(err, SP_CODE_FLUSH_TIMEOUT, "%zu of %zu filesystem(s) still flushing after %d ms "
+                  "(left to finish in the background)", n_started - run->done, n_started,
+                  SP_FLUSH_DEADLINE_MS);
+        r = -1;
+    } else if (r == 0 && run->failed > 0) {
+        set_error(err, SP_CODE_FLUSH_FAILED, "failed to syncfs %s: %s", run->first_mountpoint,
+                  g_strerror(run->first_err));
+        r = -1;
+    }
+    ret->n_flushed = run->done - run->failed;
+    g_mutex_unlock(&run->lock);
+    flush_run_unref(run);
+    ret->ms = (g_get_monotonic_time() - start) / 1000;
+    if (r < 0)
+        g_warning("flush: %s", err->desc);
+    else
+        g_message("flushed %zu filesystem(s) in %" G_GINT64_FORMAT " ms", ret->n_flushed, ret->ms);
+    sp_plan_free(plan);
+    return r;
+}
+
 /* ---- guest-get-fsinfo ---- */
 
 static SpJson *disk_json(const SpDisk *d)
@@ -675,6 +802,7 @@ static const SpFreezeBackendOps linux_ops = {
     .thaw = backend_thaw,
     .status = backend_status,
     .fsinfo = backend_fsinfo,
+    .flush = backend_flush,
 };
 
 SpFreezeBackend sp_linux_backend_interface(SpLinuxBackend *b)

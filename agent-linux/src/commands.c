@@ -319,6 +319,58 @@ static SpJson *cmd_sp_freeze(void *ctx, const SpJson *args, SpCommandError *err)
     return reply;
 }
 
+/* syncfs the selection without freezing: the host calls it just before stillpoint-freeze so that
+ * the flush inside the freeze has little left to write. Not while frozen (the freeze has
+ * flushed, and a syncfs would block on the frozen filesystems). */
+static SpJson *cmd_sp_flush(void *ctx, const SpJson *args, SpCommandError *err)
+{
+    SpCommands *c = ctx;
+    const SpJson *mps = sp_json_object_get(args, "mountpoints");
+    const SpJson *disks = sp_json_object_get(args, "disks");
+    const SpJson *list = mps ? mps : disks;
+    SpFreezeRequest req = {.kind = SP_SELECT_ALL, .channel = c->channel};
+    SpFlushResult res = {0};
+    SpBackendError be = {0};
+    SpFreezeStatus st;
+    const char **names = NULL;
+    SpJson *reply;
+
+    if (mps && disks) {
+        sp_command_error_set(err, SP_ERROR_CLASS_GENERIC, SP_CODE_INVALID_ARGUMENT,
+                             "give 'mountpoints' or 'disks', not both");
+        return NULL;
+    }
+    if (!check_names(mps, "mountpoints", err) || !check_names(disks, "disks", err))
+        return NULL;
+    c->backend.ops->status(c->backend.self, &st);
+    if (st.frozen) {
+        sp_command_error_set(err, SP_ERROR_CLASS_GENERIC, SP_CODE_ALREADY_FROZEN,
+                             "filesystems are frozen (freeze %lld): the freeze has flushed them",
+                             (long long)st.epoch);
+        return NULL;
+    }
+    if (!c->backend.ops->flush) {
+        sp_command_error_set(err, SP_ERROR_CLASS_GENERIC, SP_ERROR_CODE_FAILED,
+                             "this platform cannot flush without freezing");
+        return NULL;
+    }
+    if (list) {
+        names = string_list(list, &req.n_names);
+        req.names = names;
+        req.kind = mps ? SP_SELECT_MOUNTPOINTS : SP_SELECT_DISKS;
+    }
+    if (c->backend.ops->flush(c->backend.self, &req, &res, &be) < 0) {
+        free(names);
+        backend_error(err, &be, true);
+        return NULL;
+    }
+    free(names);
+    reply = sp_json_new_object();
+    sp_json_object_set_int(reply, "flushed", (int64_t)res.n_flushed);
+    sp_json_object_set_int(reply, "ms", res.ms);
+    return reply;
+}
+
 static SpJson *thaw_json(const SpThawResult *r)
 {
     SpJson *o = sp_json_new_object();
@@ -383,6 +435,9 @@ static const SpArgSpec sp_freeze_args[] = {{"mountpoints", SP_ARG_STRING_LIST, t
                                            {"disks", SP_ARG_STRING_LIST, true},
                                            {"lease-ms", SP_ARG_INT, true},
                                            {NULL, 0, false}};
+static const SpArgSpec sp_flush_args[] = {{"mountpoints", SP_ARG_STRING_LIST, true},
+                                          {"disks", SP_ARG_STRING_LIST, true},
+                                          {NULL, 0, false}};
 static const SpArgSpec sp_thaw_args[] = {{"epoch", SP_ARG_INT, true}, {NULL, 0, false}};
 
 enum { FROZEN_OK = SP_CMD_ALLOWED_WHILE_FROZEN };
@@ -400,6 +455,7 @@ static const SpCommand commands[] = {
     /* The extensions answer while frozen: freeze says "already-frozen" itself, with a code. */
     {"stillpoint-capabilities", cmd_sp_capabilities, NULL, FROZEN_OK},
     {"stillpoint-freeze", cmd_sp_freeze, sp_freeze_args, FROZEN_OK},
+    {"stillpoint-flush", cmd_sp_flush, sp_flush_args, FROZEN_OK},
     {"stillpoint-thaw", cmd_sp_thaw, sp_thaw_args, FROZEN_OK},
     {"stillpoint-status", cmd_sp_status, NULL, FROZEN_OK},
     {NULL, NULL, NULL, 0},

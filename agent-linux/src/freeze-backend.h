@@ -87,6 +87,17 @@ typedef struct {
     size_t n_writers;
 } SpFreezeStatus;
 
+/* stillpoint-flush: the selected filesystems syncfs'd without freezing, so that the freeze that
+ * follows has little left to write inside the frozen window. */
+typedef struct {
+    size_t n_flushed;       /* filesystems syncfs'd */
+    int64_t ms;             /* how long it took */
+} SpFlushResult;
+
+/* The longest a flush holds the agent's main loop: the syncfs calls run on worker threads and
+ * the command answers "flush-timeout" when they are not done by then (they go on, detached). */
+#define SP_FLUSH_DEADLINE_MS 5000
+
 /* A failure: a stable code (PROTOCOL.md "Error codes") and a sentence for humans. */
 typedef struct {
     const char *code;       /* static string */
@@ -101,6 +112,9 @@ typedef struct {
     void (*status)(void *self, SpFreezeStatus *ret);
     /* guest-get-fsinfo's return value, in qemu-ga's shape. */
     SpJson *(*fsinfo)(void *self, SpBackendError *err);
+    /* syncfs what req selects (its kind and names; lease and standard unused) without
+     * freezing, bounded by SP_FLUSH_DEADLINE_MS. Refused while frozen. NULL = not supported. */
+    int (*flush)(void *self, const SpFreezeRequest *req, SpFlushResult *ret, SpBackendError *err);
 } SpFreezeBackendOps;
 
 typedef struct {
@@ -126,3 +140,5 @@ void sp_freeze_result_clear(SpFreezeResult *result);
 #define SP_CODE_FREEZE_FAILED "freeze-failed"
 #define SP_CODE_STATE_FAILED "state-failed"
 #define SP_CODE_DISCOVERY_FAILED "discovery-failed"
+#define SP_CODE_FLUSH_FAILED "flush-failed"
+#define SP_CODE_FLUSH_TIMEOUT "flush-timeout"

@@ -12,6 +12,8 @@ G_DEFINE_QUARK(sp-writers-error-quark, sp_writers_error)
 #define SP_WRITERS_KEEPALIVE_MS 250
 /* Without a bus (the agent started before dbus-daemon, or it restarted), try again this often. */
 #define SP_WRITERS_RETRY_S 5
+/* Where GDBus finds the system bus when DBUS_SYSTEM_BUS_ADDRESS is not set. */
+#define SP_WRITERS_DEFAULT_BUS_SOCKET "/var/run/dbus/system_bus_socket"
 #define SP_WRITERS_ERROR_PREFIX "org.stillpoint.Agent1.Error."
 
 typedef struct {
@@ -219,14 +221,17 @@ static void name_acquired_cb(GDBusConnection *bus, const char *name, gpointer da
 }
 
 static void own_name(SpWriters *w);
+static void start(SpWriters *w);
 
 static gboolean retry_cb(gpointer data)
 {
     SpWriters *w = data;
 
     w->retry_id = 0;
-    g_bus_unown_name(w->owner_id);
-    own_name(w);
+    if (w->owner_id)
+        g_bus_unown_name(w->owner_id);
+    w->owner_id = 0;
+    start(w);
     return G_SOURCE_REMOVE;
 }
 
@@ -259,16 +264,67 @@ SpWriters *sp_writers_new(gint64 timeout_ms, gboolean abort_on_failure)
     w->abort_on_failure = abort_on_failure;
     w->registry = g_ptr_array_new_with_free_func((GDestroyNotify)registration_free);
     w->round = g_ptr_array_new_with_free_func((GDestroyNotify)participant_free);
-    w->skeleton = sp_agent1_skeleton_new();
-    g_signal_connect(w->skeleton, "handle-register-writer", G_CALLBACK(handle_register_cb), w);
-    g_signal_connect(w->skeleton, "handle-unregister-writer", G_CALLBACK(handle_unregister_cb), w);
-    g_signal_connect(w->skeleton, "handle-list-writers", G_CALLBACK(handle_list_cb), w);
-    own_name(w);
+    start(w);
     return w;
+}
+
+/* Whether a system bus may be running: the socket GDBus would connect to exists. TRUE too when
+ * the address names no socket file (abstract socket, tcp, ...): then only GDBus can tell. */
+static gboolean bus_may_run(void)
+{
+    const char *address = g_getenv("DBUS_SYSTEM_BUS_ADDRESS");
+    g_auto(GStrv) entries = NULL;
+
+    if (!address || !*address)
+        return g_file_test(SP_WRITERS_DEFAULT_BUS_SOCKET, G_FILE_TEST_EXISTS);
+    /* "unix:path=/run/dbus/system_bus_socket;unix:abstract=..." — GDBus tries each in turn. */
+    entries = g_strsplit(address, ";", -1);
+    for (guint i = 0; entries[i]; i++) {
+        const char *path = NULL;
+        g_auto(GStrv) keys = NULL;
+        g_autofree char *file = NULL;
+
+        if (!*entries[i])
+            continue;
+        if (!g_str_has_prefix(entries[i], "unix:"))
+            return TRUE;
+        keys = g_strsplit(entries[i] + strlen("unix:"), ",", -1);
+        for (guint k = 0; keys[k] && !path; k++)
+            if (g_str_has_prefix(keys[k], "path="))
+                path = keys[k] + strlen("path=");
+        if (!path)
+            return TRUE;
+        file = g_uri_unescape_string(path, NULL);
+        if (!file || g_file_test(file, G_FILE_TEST_EXISTS))
+            return TRUE;
+    }
+    return FALSE;
+}
+
+/* Own the bus name when a bus may run; otherwise look again on the timer, without GDBus: a
+ * connection attempt would start GDBus's worker thread and keep its state for nothing. */
+static void start(SpWriters *w)
+{
+    if (bus_may_run()) {
+        own_name(w);
+        return;
+    }
+    if (!w->off_logged)
+        g_message("no system bus: application writers are off until one runs");
+    w->off_logged = TRUE;
+    if (w->retry_id == 0)
+        w->retry_id = g_timeout_add_seconds(SP_WRITERS_RETRY_S, retry_cb, w);
 }
 
 static void own_name(SpWriters *w)
 {
+    if (!w->skeleton) {
+        w->skeleton = sp_agent1_skeleton_new();
+        g_signal_connect(w->skeleton, "handle-register-writer", G_CALLBACK(handle_register_cb), w);
+        g_signal_connect(w->skeleton, "handle-unregister-writer", G_CALLBACK(handle_unregister_cb),
+                         w);
+        g_signal_connect(w->skeleton, "handle-list-writers", G_CALLBACK(handle_list_cb), w);
+    }
     w->owner_id = g_bus_own_name(G_BUS_TYPE_SYSTEM, SP_WRITERS_BUS_NAME,
                                  G_BUS_NAME_OWNER_FLAGS_DO_NOT_QUEUE, bus_acquired_cb,
                                  name_acquired_cb, name_lost_cb, w, NULL);
@@ -280,7 +336,8 @@ void sp_writers_free(SpWriters *w)
         return;
     if (w->retry_id)
         g_source_remove(w->retry_id);
-    g_bus_unown_name(w->owner_id);
+    if (w->owner_id)
+        g_bus_unown_name(w->owner_id);
     g_ptr_array_unref(w->registry);
     g_ptr_array_unref(w->round);
     if (w->bus && g_dbus_interface_skeleton_has_connection(G_DBUS_INTERFACE_SKELETON(w->skeleton), w->bus))

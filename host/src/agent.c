@@ -15,6 +15,7 @@ struct SpAgent {
     gboolean stillpoint;
     gint64 min_lease_ms; /* from stillpoint-capabilities; 0 = unknown */
     gint64 max_lease_ms;
+    GStrv commands;      /* stillpoint-capabilities' "commands"; NULL with qemu-ga */
 };
 
 void sp_agent_free(SpAgent *agent)
@@ -22,12 +23,18 @@ void sp_agent_free(SpAgent *agent)
     if (agent == NULL)
         return;
     sp_channel_free(agent->ch);
+    g_strfreev(agent->commands);
     g_free(agent);
 }
 
 gboolean sp_agent_is_stillpoint(SpAgent *agent)
 {
     return agent->stillpoint;
+}
+
+gboolean sp_agent_has_command(SpAgent *agent, const char *command)
+{
+    return agent->commands != NULL && g_strv_contains((const char *const *)agent->commands, command);
 }
 
 gboolean sp_agent_sync(SpAgent *agent, guint timeout_ms, GError **error)
@@ -88,6 +95,15 @@ SpAgent *sp_agent_connect(const char *path, guint timeout_ms, GError **error)
         agent->stillpoint = TRUE;
         agent->min_lease_ms = sp_json_object_get_int(freeze, "min-lease-ms", 0);
         agent->max_lease_ms = sp_json_object_get_int(freeze, "max-lease-ms", 0);
+        const SpJson *cmds = sp_json_object_get(caps, "commands");
+        GPtrArray *names = g_ptr_array_new();
+        for (size_t i = 0; i < sp_json_array_len(cmds); i++) {
+            const char *name = sp_json_get_string(sp_json_array_get(cmds, i));
+            if (name != NULL)
+                g_ptr_array_add(names, g_strdup(name));
+        }
+        g_ptr_array_add(names, NULL);
+        agent->commands = (GStrv)g_ptr_array_free(names, FALSE);
     } else if (g_error_matches(local, SP_AGENT_ERROR, SP_AGENT_ERROR_COMMAND)) {
         agent->stillpoint = FALSE; /* a stock qemu-ga: CommandNotFound */
     } else {
@@ -180,6 +196,16 @@ gboolean sp_agent_freeze(SpAgent *agent, guint lease_ms, SpFreezeResult *ret, GE
         r.frozen = (guint)MAX(sp_json_get_int(reply), 0);
     }
     *ret = r;
+    return TRUE;
+}
+
+gboolean sp_agent_flush(SpAgent *agent, guint *ret_flushed, GError **error)
+{
+    g_autoptr(SpJson) reply = sp_agent_execute(agent, "stillpoint-flush", NULL,
+                                               SP_AGENT_FLUSH_TIMEOUT_MS, error);
+    if (reply == NULL)
+        return FALSE;
+    *ret_flushed = (guint)MAX(sp_json_object_get_int(reply, "flushed", 0), 0);
     return TRUE;
 }
 

@@ -720,6 +720,48 @@ def test_btrfs_subvolumes_are_one_filesystem(env):
     env.stop_agent()
 
 
+def loop_sectors_written(mp):
+    """Sectors written to the loop device mounted at mp (/sys/block/loopN/stat, field 7)."""
+    dev = run("findmnt", "-n", "-o", "SOURCE", mp).stdout.decode().strip()
+    with open("/sys/block/%s/stat" % os.path.basename(dev)) as f:
+        return int(f.read().split()[6])
+
+
+def test_flush_writes_dirty_data_without_freezing(env):
+    env.mount(env.image("ext4", "ext4", 96), env.path("ext4"))
+    env.mount(env.image("xfs", "xfs", 320), env.path("xfs"))
+    c = env.start_agent()
+    check("stillpoint-flush" in c.ok("stillpoint-capabilities")["commands"], "advertised")
+    size = 24 << 20
+    for fs in ("ext4", "xfs"):
+        with open(env.path(fs, "dirty"), "wb") as f:   # buffered: no fsync, pages stay dirty
+            f.write(os.urandom(size))
+    before = {fs: loop_sectors_written(env.path(fs)) for fs in ("ext4", "xfs")}
+    r = c.ok("stillpoint-flush", {"mountpoints": [env.path("ext4")]})
+    check(r["flushed"] == 1 and r["ms"] >= 0, str(r))
+    ext4 = loop_sectors_written(env.path("ext4")) - before["ext4"]
+    check(ext4 * 512 >= size, "ext4: %d bytes written by the flush, %d were dirty" % (ext4 * 512, size))
+    # Nothing was frozen: a writer goes straight through.
+    check(c.ok("guest-fsfreeze-status") == "thawed", "not frozen")
+    env.writer("ext4", "after-flush").finish("without a freeze")
+    r = c.ok("stillpoint-flush")
+    check(r["flushed"] == 2, "both test filesystems: %s" % r)
+    xfs = loop_sectors_written(env.path("xfs")) - before["xfs"]
+    check(xfs * 512 >= size, "xfs: %d bytes written by the flush, %d were dirty" % (xfs * 512, size))
+    check(c.error("stillpoint-flush", {"mountpoints": [env.path("nowhere")]}).get("code") ==
+          "unknown-mountpoint", "unknown mountpoint")
+    check(c.error("stillpoint-flush", {"disks": ["no-such-serial"]}).get("code") == "unknown-disk",
+          "unknown disk")
+    # Refused while frozen, and the freeze is untouched.
+    f = c.ok("stillpoint-freeze", {"lease-ms": 20000})
+    check(c.error("stillpoint-flush").get("code") == "already-frozen", "refused while frozen")
+    check(c.ok("stillpoint-status")["status"] == "frozen", "still frozen")
+    t = c.ok("stillpoint-thaw", {"epoch": f["epoch"]})
+    check(t["consistent"] is True, str(t))
+    check(c.ok("stillpoint-flush")["flushed"] == 2, "flushes again once thawed")
+    env.stop_agent()
+
+
 def private_mount_namespace():
     """Our mounts stay ours: invisible to the machine, and gone when we exit."""
     CLONE_NEWNS = 0x00020000

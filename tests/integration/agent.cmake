@@ -22,7 +22,8 @@ set(SP_AGENT_IT_SCENARIOS
   log_lines_are_held_while_frozen
   systemd_notify_ready_and_watchdog
   btrfs_subvolumes_are_one_filesystem
-  watchdog_is_fed_while_a_hook_runs)
+  watchdog_is_fed_while_a_hook_runs
+  flush_writes_dirty_data_without_freezing)
 foreach(scenario IN LISTS SP_AGENT_IT_SCENARIOS)
   add_test(NAME agent/integration/${scenario}
            COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/agent-freeze.py

@@ -7,7 +7,7 @@
 
 typedef struct {
     bool frozen;
-    int freezes, thaws;
+    int freezes, thaws, flushes;
     SpFreezeRequest last;       /* names not kept */
     char last_names[4][64];
     int64_t last_thaw_epoch;
@@ -84,7 +84,27 @@ static SpJson *fake_fsinfo(void *self, SpBackendError *err)
     return sp_json_new_array();
 }
 
-static const SpFreezeBackendOps fake_ops = {fake_freeze, fake_thaw, fake_status, fake_fsinfo};
+static int fake_flush(void *self, const SpFreezeRequest *req, SpFlushResult *ret, SpBackendError *err)
+{
+    FakeBackend *b = self;
+
+    b->flushes++;
+    b->last = *req;
+    for (size_t i = 0; i < req->n_names && i < 4; i++)
+        snprintf(b->last_names[i], sizeof(b->last_names[i]), "%s", req->names[i]);
+    b->last.names = NULL;
+    if (b->fail_code) {
+        err->code = b->fail_code;
+        snprintf(err->desc, sizeof(err->desc), "failed to syncfs /srv: Input/output error");
+        return -1;
+    }
+    ret->n_flushed = 2;
+    ret->ms = 9;
+    return 0;
+}
+
+static const SpFreezeBackendOps fake_ops = {fake_freeze, fake_thaw, fake_status, fake_fsinfo,
+                                            fake_flush};
 
 typedef struct {
     FakeBackend backend;
@@ -344,6 +364,48 @@ static void test_stillpoint_commands_answer_while_frozen(void **state)
                  "{\"error\":{\"class\":\"GenericError\",\"desc\":\"Parameter 'verbose' is unexpected\",\"code\":\"invalid-arguments\"}}");
 }
 
+static void test_stillpoint_flush_selects_and_reports_what_it_flushed(void **state)
+{
+    Fixture *f = *state;
+
+    assert_reply(f, "{\"execute\":\"stillpoint-flush\"}", "{\"return\":{\"flushed\":2,\"ms\":9}}");
+    assert_int_equal(f->backend.last.kind, SP_SELECT_ALL);
+    call(f, "{\"execute\":\"stillpoint-flush\",\"arguments\":{\"disks\":[\"QM0002\"]}}", NULL);
+    assert_int_equal(f->backend.last.kind, SP_SELECT_DISKS);
+    assert_string_equal(f->backend.last_names[0], "QM0002");
+    call(f, "{\"execute\":\"stillpoint-flush\",\"arguments\":{\"mountpoints\":[\"/srv\"]}}", NULL);
+    assert_int_equal(f->backend.last.kind, SP_SELECT_MOUNTPOINTS);
+    assert_string_equal(f->backend.last_names[0], "/srv");
+    assert_int_equal(f->backend.flushes, 3);
+    assert_int_equal(f->backend.freezes, 0);
+    assert_false(f->backend.frozen);
+    assert_non_null(strstr(call(f, "{\"execute\":\"stillpoint-capabilities\"}", NULL),
+                           "\"stillpoint-flush\""));
+    f->backend.fail_code = SP_CODE_FLUSH_TIMEOUT;
+    assert_reply(f, "{\"execute\":\"stillpoint-flush\"}",
+                 "{\"error\":{\"class\":\"GenericError\",\"desc\":\"failed to syncfs /srv: Input/output error\",\"code\":\"flush-timeout\"}}");
+}
+
+static void test_stillpoint_flush_argument_errors_and_refused_while_frozen(void **state)
+{
+    Fixture *f = *state;
+
+    assert_reply(f, "{\"execute\":\"stillpoint-flush\",\"arguments\":{\"mountpoints\":[\"/\"],\"disks\":[\"a\"]}}",
+                 "{\"error\":{\"class\":\"GenericError\",\"desc\":\"give 'mountpoints' or 'disks', not both\",\"code\":\"invalid-argument\"}}");
+    assert_reply(f, "{\"execute\":\"stillpoint-flush\",\"arguments\":{\"disks\":[]}}",
+                 "{\"error\":{\"class\":\"GenericError\",\"desc\":\"'disks' is empty: omit it to freeze every filesystem\",\"code\":\"invalid-argument\"}}");
+    assert_reply(f, "{\"execute\":\"stillpoint-flush\",\"arguments\":{\"mountpoints\":[\"\"]}}",
+                 "{\"error\":{\"class\":\"GenericError\",\"desc\":\"'mountpoints' item 0 is empty or contains NUL\",\"code\":\"invalid-argument\"}}");
+    assert_reply(f, "{\"execute\":\"stillpoint-flush\",\"arguments\":{\"mountpoints\":\"/srv\"}}",
+                 "{\"error\":{\"class\":\"GenericError\",\"desc\":\"Invalid parameter type for 'mountpoints', expected: array\",\"code\":\"invalid-arguments\"}}");
+    assert_reply(f, "{\"execute\":\"stillpoint-flush\",\"arguments\":{\"lease-ms\":1000}}",
+                 "{\"error\":{\"class\":\"GenericError\",\"desc\":\"Parameter 'lease-ms' is unexpected\",\"code\":\"invalid-arguments\"}}");
+    f->backend.frozen = true;
+    assert_reply(f, "{\"execute\":\"stillpoint-flush\"}",
+                 "{\"error\":{\"class\":\"GenericError\",\"desc\":\"filesystems are frozen (freeze 41): the freeze has flushed them\",\"code\":\"already-frozen\"}}");
+    assert_int_equal(f->backend.flushes, 0);
+}
+
 static void test_malformed_requests_get_qga_errors(void **state)
 {
     Fixture *f = *state;
@@ -372,6 +434,8 @@ int main(void)
         T(test_stillpoint_backend_errors_keep_their_code),
         T(test_stillpoint_thaw_reports_consistency_and_checks_epoch),
         T(test_stillpoint_commands_answer_while_frozen),
+        T(test_stillpoint_flush_selects_and_reports_what_it_flushed),
+        T(test_stillpoint_flush_argument_errors_and_refused_while_frozen),
         T(test_malformed_requests_get_qga_errors),
     };
 #undef T

@@ -88,6 +88,47 @@ static void test_stillpoint_agent_gets_leased_freeze_and_epoch_thaw(void **state
     fake_agent_stop(fake);
 }
 
+static char *flushing_handler(const char *execute, const SpJson *args, guint *delay_ms)
+{
+    if (g_strcmp0(execute, "stillpoint-capabilities") == 0)
+        return g_strdup("{\"return\": {\"version\": \"1\", \"commands\": [\"stillpoint-freeze\", "
+                        "\"stillpoint-flush\", \"stillpoint-thaw\"]}}\n");
+    if (g_strcmp0(execute, "stillpoint-flush") == 0)
+        return g_strdup("{\"return\": {\"flushed\": 3, \"ms\": 12}}\n");
+    return stillpoint_handler(execute, args, delay_ms);
+}
+
+static void test_flush_is_known_from_the_capabilities(void **state)
+{
+    FakeAgent *fake = fake_agent_start(flushing_handler);
+    g_autoptr(GError) error = NULL;
+    SpAgent *agent = sp_agent_connect(fake_agent_path(fake), 2000, &error);
+    guint flushed = 0;
+
+    assert_non_null(agent);
+    assert_true(sp_agent_has_command(agent, "stillpoint-flush"));
+    assert_false(sp_agent_has_command(agent, "stillpoint-nothing"));
+    assert_true(sp_agent_flush(agent, &flushed, &error));
+    assert_int_equal(flushed, 3);
+    assert_true(fake_agent_saw(fake, "stillpoint-flush {}"));
+    sp_agent_free(agent);
+    fake_agent_stop(fake);
+
+    /* An agent whose capabilities name no commands (older), and qemu-ga: no flush. */
+    fake = fake_agent_start(stillpoint_handler);
+    agent = sp_agent_connect(fake_agent_path(fake), 2000, &error);
+    assert_non_null(agent);
+    assert_false(sp_agent_has_command(agent, "stillpoint-flush"));
+    sp_agent_free(agent);
+    fake_agent_stop(fake);
+    fake = fake_agent_start(qemu_ga_handler);
+    agent = sp_agent_connect(fake_agent_path(fake), 2000, &error);
+    assert_non_null(agent);
+    assert_false(sp_agent_has_command(agent, "stillpoint-flush"));
+    sp_agent_free(agent);
+    fake_agent_stop(fake);
+}
+
 static char *no_epoch_handler(const char *execute, const SpJson *args, guint *delay_ms)
 {
     if (g_strcmp0(execute, "stillpoint-freeze") == 0)
@@ -173,6 +214,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_qemu_ga_fallback_uses_standard_fsfreeze),
         cmocka_unit_test(test_stillpoint_agent_gets_leased_freeze_and_epoch_thaw),
+        cmocka_unit_test(test_flush_is_known_from_the_capabilities),
         cmocka_unit_test(test_freeze_without_epoch_is_refused),
         cmocka_unit_test(test_timeout_resyncs_so_late_reply_is_not_taken_for_the_next),
         cmocka_unit_test(test_silent_agent_is_unreachable),

@@ -53,7 +53,8 @@ static SpJson *fake_fsinfo(void *self, SpBackendError *err)
     return sp_json_new_array();
 }
 
-static const SpFreezeBackendOps fake_ops = {fake_freeze, fake_thaw, fake_status, fake_fsinfo};
+static const SpFreezeBackendOps fake_ops = {fake_freeze, fake_thaw, fake_status, fake_fsinfo,
+                                            NULL /* no flush */};
 
 /* ---- the agent: transport + commands on a main loop thread ---- */
 

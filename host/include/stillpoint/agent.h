@@ -10,6 +10,7 @@ G_BEGIN_DECLS
 #define SP_AGENT_SYNC_TIMEOUT_MS 5000
 #define SP_AGENT_FREEZE_TIMEOUT_MS 60000 /* freezing runs hooks and writers in the guest */
 #define SP_AGENT_THAW_TIMEOUT_MS 30000
+#define SP_AGENT_FLUSH_TIMEOUT_MS 10000 /* the agent bounds its flush at 5 s */
 
 /* Errors the coordinator tells apart (domain SP_AGENT_ERROR). */
 typedef enum {
@@ -40,6 +41,8 @@ void sp_agent_free(SpAgent *agent);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(SpAgent, sp_agent_free)
 
 gboolean sp_agent_is_stillpoint(SpAgent *agent);
+/* Whether stillpoint-capabilities listed this command (FALSE with qemu-ga). */
+gboolean sp_agent_has_command(SpAgent *agent, const char *command);
 /* Runs a command; returns its "return" value (owned). After a timeout, resyncs the stream so the
  * late reply cannot be taken for the next command's. */
 SpJson *sp_agent_execute(SpAgent *agent, const char *command, SpJson *arguments, guint timeout_ms,
@@ -49,6 +52,9 @@ gboolean sp_agent_sync(SpAgent *agent, guint timeout_ms, GError **error);
 gboolean sp_agent_freeze(SpAgent *agent, guint lease_ms, SpFreezeResult *ret, GError **error);
 gboolean sp_agent_thaw(SpAgent *agent, const SpFreezeResult *freeze, SpThawResult *ret,
                        GError **error);
+/* stillpoint-flush: syncfs every filesystem the freeze would freeze, without freezing, so that
+ * the freeze that follows has little left to flush. *ret_flushed: how many. */
+gboolean sp_agent_flush(SpAgent *agent, guint *ret_flushed, GError **error);
 /* "thawed" or "frozen" (guest-fsfreeze-status). */
 char *sp_agent_fsfreeze_status(SpAgent *agent, GError **error);
 
