@@ -1,5 +1,6 @@
 /* The agent's session loop: read from the transport, frame, dispatch, reply; on hang-up thaw
- * what this peer froze (design rule 2), then wait for the next peer. */
+ * what this peer froze with stillpoint-freeze (design rule 2; a standard freeze only with
+ * standard_thaw_on_hangup), then wait for the next peer. */
 #include "agent.h"
 #include <stdlib.h>
 #include <string.h>
@@ -79,6 +80,12 @@ static void serve_peer(SpAgent *agent)
     agent->transport->ops->hangup(agent->transport);
     if (sp_vss_freezer_state(agent->freezer) != SP_VSS_STATE_THAWED) {
         bool stopping = WaitForSingleObject(agent->stop, 0) == WAIT_OBJECT_0;
+        if (!stopping && agent->standard_freeze && !agent->standard_thaw_on_hangup) {
+            /* As on Linux: the next connection thaws it, or the lease or VSS's limit does. */
+            sp_log(SP_LOG_INFO, "the host hung up while the volumes were frozen by a standard "
+                                "command: keeping the freeze");
+            return;
+        }
         sp_log(SP_LOG_WARNING, "%s while the volumes were frozen: thawing",
                stopping ? "stopping" : "the host hung up");
         sp_vss_freezer_end(agent->freezer, stopping ? SP_VSS_END_STOPPED : SP_VSS_END_HANGUP);

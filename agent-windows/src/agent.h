@@ -19,6 +19,11 @@ typedef struct {
     SpVssFreezer *freezer;      /* borrowed */
     const char *backend_name;   /* "vss" or "fake", reported by stillpoint-capabilities */
     DWORD default_lease_ms;
+    /* A hang-up thaws a freeze of stillpoint-freeze always, and one of the standard
+     * guest-fsfreeze-freeze(-list) only with this (off by default, as on Linux: hosts like
+     * Proxmox open a new connection per command; the lease and VSS's hold limit bound it). */
+    bool standard_thaw_on_hangup;
+    bool standard_freeze;       /* the freeze held (or last made) came from a standard command */
     SpTransport *transport;     /* borrowed */
     HANDLE stop;                /* borrowed; signalled to end sp_agent_serve */
     SpFramer *framer;

@@ -123,7 +123,8 @@ static void mounts_free(wchar_t **mounts)
     free(mounts);
 }
 
-/* Runs a freeze of mounts (n 0 = every volume); returns false with err set on failure. */
+/* Runs a freeze of mounts (n 0 = every volume); returns false with err set on failure. A
+ * standard freeze (!extension) is remembered as one: a hang-up does not thaw it by default. */
 static bool do_freeze(SpAgent *agent, wchar_t **mounts, size_t n, DWORD lease_ms,
                       SpVssFreezeResult *fr, SpCommandError *err, bool extension)
 {
@@ -135,6 +136,7 @@ static bool do_freeze(SpAgent *agent, wchar_t **mounts, size_t n, DWORD lease_ms
         freezer_error(err, &verr, extension);
         return false;
     }
+    agent->standard_freeze = !extension;
     sp_log(SP_LOG_INFO, "froze %zu volume(s), epoch %llu, window %lu ms", fr->n_frozen,
            (unsigned long long)fr->epoch, (unsigned long)fr->lease_ms);
     return true;
@@ -304,6 +306,7 @@ static SpJson *cmd_capabilities(void *ctx, const SpJson *args, SpCommandError *e
     sp_json_object_set_int(freeze, "max-lease-ms", SP_AGENT_MAX_LEASE_MS);
     sp_json_object_set(freeze, "select", sel);
     sp_json_object_set_bool(freeze, "thaw-on-hangup", true);
+    sp_json_object_set_bool(freeze, "standard-thaw-on-hangup", agent->standard_thaw_on_hangup);
     sp_json_object_set_bool(freeze, "hooks", false);
     sp_json_object_set_bool(freeze, "writers", true);
     /* Windows only: VSS's flush-and-hold limit caps every lease, and which VSS is used. */

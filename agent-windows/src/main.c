@@ -20,6 +20,7 @@ typedef struct {
     char *fake_spec;
     SpVssBackupType backup_type;
     DWORD lease_ms;
+    bool standard_thaw_on_hangup;
 } Options;
 
 static Options options;
@@ -57,6 +58,9 @@ static void usage(FILE *out)
             "  --backup-type TYPE   copy (default: leaves application backup chains alone) or full\n"
             "  --lease-ms N         lease of the standard guest-fsfreeze-* commands (default %u;\n"
             "                       VSS holds writes for at most %u ms whatever the lease)\n"
+            "  --standard-thaw-on-hangup\n"
+            "                       a hang-up also thaws a guest-fsfreeze-freeze(-list) (default:\n"
+            "                       only a stillpoint-freeze; the lease and VSS bound the other)\n"
             "  --verbose            debug logging\n"
             "  --help, --version\n",
             SP_VIRTIO_SERIAL_PATH, SP_AGENT_DEFAULT_LEASE_MS, SP_VSS_FLUSH_HOLD_LIMIT_MS);
@@ -102,6 +106,8 @@ static int parse_options(int argc, char **argv, Options *o)
             o->install = true;
         } else if (strcmp(a, "--uninstall") == 0) {
             o->uninstall = true;
+        } else if (strcmp(a, "--standard-thaw-on-hangup") == 0) {
+            o->standard_thaw_on_hangup = true;
         } else if (strcmp(a, "--verbose") == 0) {
             o->verbose = true;
         } else if (strcmp(a, "--fake-vss") == 0) {
@@ -220,7 +226,9 @@ static int run(HANDLE stop)
     if (freezer) {
         sp_vss_freezer_set_state_cb(freezer, freezer_state_cb, NULL);
         SpAgent agent = { .freezer = freezer, .backend_name = backend->ops->name,
-                          .default_lease_ms = options.lease_ms, .transport = transport,
+                          .default_lease_ms = options.lease_ms,
+                          .standard_thaw_on_hangup = options.standard_thaw_on_hangup,
+                          .transport = transport,
                           .stop = stop };
         sp_log(SP_LOG_INFO, "stillpoint-agent %s serving on %s", SP_AGENT_VERSION,
                transport->ops->name);

@@ -184,6 +184,8 @@ def test_stillpoint_capabilities(c, args):
         check(isinstance(f.get(key), int), "freeze.%s: %s" % (key, cap))
     check(f["min-lease-ms"] <= f["default-lease-ms"] <= f["max-lease-ms"], "lease bounds")
     check("all" in f.get("select", []), "freeze.select: %s" % cap)
+    for key in ("thaw-on-hangup", "standard-thaw-on-hangup"):
+        check(isinstance(f.get(key), bool), "freeze.%s: %s" % (key, cap))
 
 
 def test_stillpoint_errors_carry_codes(c, args):
@@ -369,10 +371,31 @@ def test_hangup_thaws(c, args):
         c2.close()
 
 
+def test_hangup_keeps_a_standard_freeze(c, args):
+    # Without standard-thaw-on-hangup (the default), a hang-up after guest-fsfreeze-freeze(-list)
+    # leaves the freeze to the next connection (hosts like Proxmox connect once per command).
+    f = c.ok("stillpoint-capabilities")["freeze"]
+    cmd, a = freeze_args(args)
+    n = c.ok(cmd, a)
+    c.close()
+    c2 = connect(args)
+    try:
+        if f["standard-thaw-on-hangup"]:
+            check(wait_status(c2, "thawed", 10), "still frozen after the host hung up")
+            return
+        check(c2.ok("guest-fsfreeze-status") == "frozen", "thawed by the hang-up")
+        check(c2.ok("stillpoint-status")["status"] == "frozen", "stillpoint-status")
+        check(c2.ok("guest-fsfreeze-thaw") == n, "thaw count on the new connection")
+        check(c2.ok("guest-fsfreeze-status") == "thawed", "status after thaw")
+    finally:
+        c2.close()
+
+
 BASIC = [v for k, v in sorted(globals().items()) if k.startswith("test_")]
 FREEZE = [test_fsfreeze_freeze_status_thaw,
           test_stillpoint_freeze_and_thaw_report_epoch_and_consistency,
-          test_thaw_reports_inconsistent_after_lease_expiry, test_hangup_thaws]
+          test_thaw_reports_inconsistent_after_lease_expiry, test_hangup_thaws,
+          test_hangup_keeps_a_standard_freeze]
 BASIC = [t for t in BASIC if t not in FREEZE]
 
 

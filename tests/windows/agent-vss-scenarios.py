@@ -93,6 +93,34 @@ def scenario_volumes_selected_by_disk_serial(c):
     check(c.ok("guest-fsfreeze-status") == "thawed", "status")
 
 
+def scenario_hangup_after_standard_and_extension_freezes(c):
+    # Default: a hang-up keeps a standard freeze (the next connection thaws it) but thaws a
+    # stillpoint-freeze.
+    check(c.ok("stillpoint-capabilities")["freeze"]["standard-thaw-on-hangup"] is False, "cap")
+    check(c.ok("guest-fsfreeze-freeze") == 2, "standard freeze")
+    c = c.reconnect()
+    check(c.ok("guest-fsfreeze-status") == "frozen", "a hang-up thawed the standard freeze")
+    check(c.ok("guest-fsfreeze-thaw") == 2, "thawed on the new connection")
+    st = c.ok("stillpoint-status")
+    check(st["status"] == "thawed" and st["last-thaw"]["reason"] == "requested", "%s" % st)
+    r = c.ok("stillpoint-freeze", {"lease-ms": 30000})
+    c = c.reconnect()
+    st = c.ok("stillpoint-status")
+    check(st["status"] == "thawed", "a hang-up left a stillpoint-freeze: %s" % st)
+    check(st["last-thaw"]["epoch"] == r["epoch"]
+          and st["last-thaw"]["reason"] == "channel-hangup", "last-thaw: %s" % st)
+    check(c.ok("guest-fsfreeze-thaw") == 0, "nothing left to thaw")
+
+
+def scenario_standard_thaw_on_hangup_option(c):
+    check(c.ok("stillpoint-capabilities")["freeze"]["standard-thaw-on-hangup"] is True, "cap")
+    check(c.ok("guest-fsfreeze-freeze-list", {"mountpoints": ["C:\\"]}) == 1, "standard freeze")
+    c = c.reconnect()
+    st = c.ok("stillpoint-status")
+    check(st["status"] == "thawed" and st["last-thaw"]["reason"] == "channel-hangup",
+          "status: %s" % st)
+
+
 def scenario_real_vss_backend_under_wine_refuses_to_freeze(c):
     # The real backend starts (COM, the restricted named events), but wine has no VSS (and no
     # NTFS volume): every freeze must fail cleanly and leave the guest thawed.
@@ -111,13 +139,34 @@ SCENARIOS = [
     (scenario_vss_call_failing, "fail=prepare_for_backup,fail-hr=80042318"),
     (scenario_capabilities_name_the_fake_backend, "volumes=2"),
     (scenario_volumes_selected_by_disk_serial, "volumes=3"),
+    (scenario_hangup_after_standard_and_extension_freezes, "volumes=2"),
+    (scenario_standard_thaw_on_hangup_option, "volumes=2", "--standard-thaw-on-hangup"),
     (scenario_real_vss_backend_under_wine_refuses_to_freeze, None),
 ]
 
 
-def run_scenario(fn, fake_spec, cmd, timeout, tmp):
+class Session:
+    """A client that can hang up and connect again (c = c.reconnect())."""
+
+    def __init__(self, connect, timeout):
+        self.connect, self.timeout = connect, timeout
+        self.client = conf.Client(connect, timeout)
+
+    def __getattr__(self, name):
+        return getattr(self.client, name)
+
+    def reconnect(self):
+        self.client.close()
+        self.client = conf.Client(self.connect, self.timeout)
+        return self
+
+    def close(self):
+        self.client.close()
+
+
+def run_scenario(fn, fake_spec, cmd, timeout, tmp, extra=()):
     port = str(conf.free_port())
-    argv = [a.replace("{port}", port) for a in cmd]
+    argv = [a.replace("{port}", port) for a in cmd] + list(extra)
     env = dict(os.environ)
     env.pop("STILLPOINT_VSS", None)
     env.pop("STILLPOINT_FAKE_VSS", None)
@@ -130,7 +179,7 @@ def run_scenario(fn, fake_spec, cmd, timeout, tmp):
     c = None
     try:
         conf.wait_for_agent(args, proc)
-        c = conf.Client(args.connect, timeout)
+        c = Session(args.connect, timeout)
         fn(c)
         return None
     except (Failure, OSError, ValueError, KeyError, TypeError) as e:
@@ -159,14 +208,14 @@ def main():
     cmd = args.agent[1:] if args.agent[:1] == ["--"] else args.agent
     if not cmd:
         p.error("give the agent command after --")
-    scenarios = [(fn, spec) for fn, spec in SCENARIOS
-                 if args.backend == "all" or (spec is None) == (args.backend == "real")]
+    scenarios = [(s[0], s[1], s[2:]) for s in SCENARIOS
+                 if args.backend == "all" or (s[1] is None) == (args.backend == "real")]
     failures = 0
     with tempfile.TemporaryDirectory(prefix="sp-vss-scenarios-") as tmp:
         print("1..%d" % len(scenarios))
-        for i, (fn, fake_spec) in enumerate(scenarios, 1):
+        for i, (fn, fake_spec, extra) in enumerate(scenarios, 1):
             name = fn.__name__[len("scenario_"):]
-            err = run_scenario(fn, fake_spec, cmd, args.timeout, tmp)
+            err = run_scenario(fn, fake_spec, cmd, args.timeout, tmp, extra)
             if err:
                 failures += 1
                 print("not ok %d - %s (STILLPOINT_FAKE_VSS=%s): %s" % (
