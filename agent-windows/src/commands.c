@@ -451,18 +451,50 @@ static SpJson *cmd_sp_freeze(void *ctx, const SpJson *args, SpCommandError *err)
     return o;
 }
 
+/* Where a writer failed, in the Linux agent's phase words (prepare, freeze) where they mean the
+ * same, else VSS's own; a writer that did not fail went through freeze, its last phase as on
+ * Linux. */
+static const char *writer_phase(int state)
+{
+    switch (state) {
+    case SP_VSS_WS_FAILED_AT_IDENTIFY: return "identify";
+    case SP_VSS_WS_FAILED_AT_IDENTIFY + 1: /* prepare-backup */
+    case SP_VSS_WS_FAILED_AT_IDENTIFY + 2: /* prepare-snapshot */
+        return "prepare";
+    case SP_VSS_WS_FAILED_AT_FREEZE: return "freeze";
+    case SP_VSS_WS_FAILED_AT_THAW: return "thaw";
+    case SP_VSS_WS_FAILED_AT_THAW + 1: return "post-snapshot";
+    case SP_VSS_WS_FAILED_AT_BACKUP_COMPLETE: return "backup-complete";
+    case SP_VSS_WS_FAILED_AT_BACKUP_COMPLETE + 1: return "pre-restore";
+    case SP_VSS_WS_FAILED_AT_BACKUP_COMPLETE + 2: return "post-restore";
+    case SP_VSS_WS_FAILED_AT_BACKUPSHUTDOWN: return "backup-shutdown";
+    default: return "freeze";
+    }
+}
+
+/* Each VSS writer as the Linux agent reports its writers (name, phase, result, message), plus
+ * VSS's own state. VSS does not time each writer: no "ms". */
 static SpJson *writers_json(const SpVssThawResult *tr)
 {
     SpJson *list = sp_json_new_array();
     for (size_t i = 0; i < tr->n_writers; i++) {
         const SpVssWriterStatus *w = &tr->writers[i];
         SpJson *o = sp_json_new_object();
-        char hr[16];
-        snprintf(hr, sizeof(hr), "0x%08lx", (unsigned long)w->failure);
+        bool failed = sp_vss_writer_state_failed(w->state);
         sp_json_object_set_string(o, "name", w->name);
+        sp_json_object_set_string(o, "phase", failed ? writer_phase(w->state) : "freeze");
+        sp_json_object_set_string(o, "result",
+                                  !failed ? "ok"
+                                  : (unsigned long)w->failure == 0x800423F2UL ? "timeout"
+                                                                              : "failed");
+        if (w->failure != S_OK) {
+            char msg[160];
+            const char *why = sp_vss_hresult_str(w->failure);
+            snprintf(msg, sizeof(msg), "error 0x%08lx%s%s", (unsigned long)w->failure,
+                     *why ? ": " : "", why);
+            sp_json_object_set_string(o, "message", msg);
+        }
         sp_json_object_set_string(o, "state", sp_vss_writer_state_str(w->state));
-        sp_json_object_set_bool(o, "failed", sp_vss_writer_state_failed(w->state));
-        sp_json_object_set_string(o, "error", hr);
         sp_json_array_append(list, o);
     }
     return list;

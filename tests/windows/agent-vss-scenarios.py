@@ -32,8 +32,20 @@ def scenario_writer_failing_at_freeze(c):
     check(t["consistent"] is False, "consistent: %s" % t)
     check(t["reason"] == "writer-failed", "reason: %s" % t)
     check(t.get("failed-writer") == "SqlServerWriter", "failed-writer: %s" % t)
-    failed = [w for w in t["writers"] if w["failed"]]
+    # The Linux agent's members (name, phase, result, message), plus VSS's state.
+    failed = [w for w in t["writers"] if w["result"] != "ok"]
     check(len(failed) == 1 and failed[0]["state"] == "failed-at-freeze", "writers: %s" % t)
+    w = failed[0]
+    check(w["name"] == "SqlServerWriter" and w["phase"] == "freeze"
+          and w["result"] == "timeout", "failed writer: %s" % w)
+    check(w["message"] == "error 0x800423f2: VSS_E_WRITERERROR_TIMEOUT", "message: %s" % w)
+    for ok in t["writers"]:
+        check({"name", "phase", "result", "state"} <= set(ok), "writer members: %s" % ok)
+        if ok is not w:
+            check((ok["phase"], ok["result"]) == ("freeze", "ok") and "message" not in ok,
+                  "writer: %s" % ok)
+    st = c.ok("stillpoint-status")
+    check(st["last-thaw"]["writers"] == t["writers"], "last-thaw.writers: %s" % st)
     # The standard thaw fails: the snapshot taken meanwhile is not consistent.
     check(c.ok("guest-fsfreeze-freeze") == 2, "standard freeze")
     expect_error(c.call("guest-fsfreeze-thaw"), "GenericError",
