@@ -7,6 +7,7 @@
 
 #include "stillpoint/channel.h"
 #include "stillpoint/store.h"
+#include "cli-render.h"   /* checkpoint_to_json */
 
 typedef struct {
     char *store_path;
@@ -27,7 +28,6 @@ void print_json(SpJson *value);
 /* Opens the store, locks and loads the VM, and (recover) resolves interrupted operations. */
 gboolean open_vm(const char *name, gboolean recover, SpStore **ret_store, SpVmLock **ret_lock,
                  SpVm **ret_vm, GError **error);
-SpJson *checkpoint_to_json(const SpCheckpoint *cp, int64_t current);
 
 int cmd_checkpoint_delete(int argc, char **argv);
 int cmd_checkpoint_rename(int argc, char **argv);

@@ -7,10 +7,10 @@
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 
 #include "cli-backup.h"
 #include "cli-group.h"
+#include "cli-render.h"
 #include "cli-schedule.h"
 #include "daemon-client.h"
 #include "stillpoint/backup.h"
@@ -33,7 +33,7 @@ static const GOptionEntry global_entries[] = {
 static void usage(FILE *out)
 {
     fprintf(out,
-            "Usage: stillpoint [--store PATH] [--json] COMMAND ...\n"
+            "Usage: stillpoint [--store PATH | --daemon] [--json] COMMAND ...\n"
             "\n"
             "Application-consistent checkpoints of virtual machines.\n"
             "\n"
@@ -70,7 +70,12 @@ static void usage(FILE *out)
             "(CP is a checkpoint's name, or its id as #ID)\n"
             "\n"
             "Every command takes --help. The store is $" SP_STORE_ENV " or " SP_STORE_DEFAULT_PATH
-            "\nunless --store is given.\n");
+            "\nunless --store is given.\n"
+            "\n"
+            "--daemon: go through stillpointd on the system bus (polkit decides who may do what;\n"
+            "vm add|list|remove and checkpoint create|list|delete|rename|export|apply). Without\n"
+            "--store or $" SP_STORE_ENV ", a user who is not root goes through it by itself when it\n"
+            "runs; the results are the same as working on the store directly.\n");
 }
 
 volatile sig_atomic_t interrupted;
@@ -119,18 +124,6 @@ void print_json(SpJson *value)
 {
     g_autofree char *text = sp_json_serialize(value, NULL);
     printf("%s\n", text != NULL ? text : "null");
-}
-
-static char *format_time(int64_t us)
-{
-    g_autoptr(GDateTime) t = g_date_time_new_from_unix_local(us / G_USEC_PER_SEC);
-    return t != NULL ? g_date_time_format(t, "%Y-%m-%d %H:%M:%S") : g_strdup("?");
-}
-
-static char *format_iso(int64_t us)
-{
-    g_autoptr(GDateTime) t = g_date_time_new_from_unix_utc(us / G_USEC_PER_SEC);
-    return t != NULL ? g_date_time_format_iso8601(t) : g_strdup("");
 }
 
 /* ---- vm ---- */
@@ -243,25 +236,6 @@ fail:
     return 1;
 }
 
-static SpJson *vm_to_json(const SpVm *vm)
-{
-    SpJson *o = sp_json_new_object();
-    sp_json_object_set_string(o, "name", vm->name);
-    sp_json_object_set_string(o, "driver", vm->driver);
-    sp_json_object_set_string(o, "qmp", vm->qmp_socket);
-    sp_json_object_set(o, "agent", vm->agent_socket != NULL ? sp_json_new_string(vm->agent_socket)
-                                                            : sp_json_new_null());
-    if (vm->hook_command != NULL)
-        sp_json_object_set_string(o, "hook-command", vm->hook_command);
-    if (vm->hook_timeout_ms > 0)
-        sp_json_object_set_int(o, "hook-timeout-ms", vm->hook_timeout_ms);
-    if (vm->overlay_dir != NULL)
-        sp_json_object_set_string(o, "overlay-dir", vm->overlay_dir);
-    sp_json_object_set(o, "current", vm->current != 0 ? sp_json_new_int(vm->current)
-                                                      : sp_json_new_null());
-    return o;
-}
-
 static int cmd_vm_list(int argc, char **argv)
 {
     g_autoptr(GError) error = NULL;
@@ -273,19 +247,9 @@ static int cmd_vm_list(int argc, char **argv)
     store = open_store(&error);
     if (store == NULL || (vms = sp_store_vm_list(store, &error)) == NULL)
         goto fail;
-    if (globals.json) {
-        g_autoptr(SpJson) out = sp_json_new_array();
-        for (guint i = 0; i < vms->len; i++)
-            sp_json_array_append(out, vm_to_json(g_ptr_array_index(vms, i)));
-        print_json(out);
-        return 0;
-    }
-    if (vms->len == 0)
-        printf("no VMs registered (add one with 'stillpoint vm add')\n");
-    for (guint i = 0; i < vms->len; i++) {
-        SpVm *vm = g_ptr_array_index(vms, i);
-        printf("%-20s driver=%s qmp=%s agent=%s\n", vm->name, vm->driver, vm->qmp_socket,
-               vm->agent_socket != NULL ? vm->agent_socket : "(none)");
+    {
+        g_autoptr(SpJson) doc = sp_cli_vm_list_json(vms);
+        sp_cli_print_vm_list(doc, globals.json);
     }
     return 0;
 fail:
@@ -519,90 +483,6 @@ fail:
     return 1;
 }
 
-/* Bytes the overlay holds on disk; -1 when the file is missing. */
-static gint64 overlay_bytes(const char *path)
-{
-    struct stat st;
-    if (path == NULL)
-        return 0;
-    if (stat(path, &st) != 0)
-        return -1;
-    return (gint64)st.st_blocks * 512;
-}
-
-static gint64 checkpoint_bytes(const SpCheckpoint *cp, gboolean *ret_missing)
-{
-    gint64 total = 0;
-    *ret_missing = FALSE;
-    for (guint i = 0; i < cp->disks->len; i++) {
-        SpCheckpointDisk *d = g_ptr_array_index(cp->disks, i);
-        gint64 n = overlay_bytes(d->overlay);
-        if (n < 0 || !g_file_test(d->image, G_FILE_TEST_EXISTS))
-            *ret_missing = TRUE;
-        if (i == 0 && cp->state != NULL && !g_file_test(cp->state, G_FILE_TEST_EXISTS))
-            *ret_missing = TRUE;
-        total += MAX(n, 0);
-    }
-    return total;
-}
-
-SpJson *checkpoint_to_json(const SpCheckpoint *cp, int64_t current)
-{
-    SpJson *o = sp_json_new_object();
-    SpJson *disks = sp_json_new_array();
-    g_autofree char *iso = format_iso(cp->created_us);
-    gboolean missing;
-    gint64 bytes = checkpoint_bytes(cp, &missing);
-    sp_json_object_set_int(o, "id", cp->id);
-    sp_json_object_set(o, "parent", cp->parent != 0 ? sp_json_new_int(cp->parent)
-                                                    : sp_json_new_null());
-    sp_json_object_set_string(o, "name", cp->name);
-    sp_json_object_set_string(o, "type", cp->type);
-    sp_json_object_set_string(o, "consistency", cp->consistency);
-    sp_json_object_set_string(o, "created", iso);
-    sp_json_object_set_int(o, "overlay-bytes", bytes);
-    sp_json_object_set_bool(o, "current", cp->id == current);
-    sp_json_object_set_bool(o, "missing-files", missing);
-    sp_json_object_set(o, "state", cp->state != NULL ? sp_json_new_string(cp->state)
-                                                     : sp_json_new_null());
-    for (guint i = 0; i < cp->disks->len; i++) {
-        SpCheckpointDisk *d = g_ptr_array_index(cp->disks, i);
-        SpJson *dj = sp_json_new_object();
-        sp_json_object_set_string(dj, "disk", d->disk);
-        sp_json_object_set_string(dj, "image", d->image);
-        sp_json_object_set(dj, "overlay", d->overlay != NULL ? sp_json_new_string(d->overlay)
-                                                             : sp_json_new_null());
-        sp_json_object_set_int(dj, "overlay-bytes", overlay_bytes(d->overlay));
-        sp_json_array_append(disks, dj);
-    }
-    sp_json_object_set(o, "disks", disks);
-    return o;
-}
-
-static void print_tree(GPtrArray *cps, int64_t parent, int64_t current, const char *prefix)
-{
-    g_autoptr(GPtrArray) children = g_ptr_array_new();
-    for (guint i = 0; i < cps->len; i++) {
-        SpCheckpoint *cp = g_ptr_array_index(cps, i);
-        if (cp->parent == parent)
-            g_ptr_array_add(children, cp);
-    }
-    for (guint i = 0; i < children->len; i++) {
-        SpCheckpoint *cp = g_ptr_array_index(children, i);
-        gboolean last = i + 1 == children->len;
-        g_autofree char *when = format_time(cp->created_us);
-        g_autofree char *size = NULL;
-        g_autofree char *sub = g_strconcat(prefix, last ? "   " : "│  ", NULL);
-        gboolean missing;
-        size = g_format_size((guint64)checkpoint_bytes(cp, &missing));
-        printf("%s%s #%" G_GINT64_FORMAT " %s\n", prefix, last ? "└─" : "├─", cp->id, cp->name);
-        printf("%s%s   %s, %s-consistent, %s, overlay %s%s%s\n", prefix, last ? "  " : "│ ",
-               cp->type, cp->consistency, when, size, missing ? ", FILES MISSING" : "",
-               cp->id == current ? "   <- now (the VM runs on this checkpoint)" : "");
-        print_tree(cps, cp->id, current, sub);
-    }
-}
-
 static int cmd_checkpoint_list(int argc, char **argv)
 {
     g_autoptr(GError) error = NULL;
@@ -637,20 +517,10 @@ static int cmd_checkpoint_list(int argc, char **argv)
         goto fail;
     if ((cps = sp_store_checkpoint_list(store, vm->id, &error)) == NULL)
         goto fail;
-    if (globals.json) {
-        g_autoptr(SpJson) out = sp_json_new_object();
-        SpJson *arr = sp_json_new_array();
-        sp_json_object_set_string(out, "vm", vm->name);
-        sp_json_object_set(out, "current", vm->current != 0 ? sp_json_new_int(vm->current)
-                                                            : sp_json_new_null());
-        for (guint i = 0; i < cps->len; i++)
-            sp_json_array_append(arr, checkpoint_to_json(g_ptr_array_index(cps, i), vm->current));
-        sp_json_object_set(out, "checkpoints", arr);
-        print_json(out);
-        return 0;
+    {
+        g_autoptr(SpJson) doc = sp_cli_checkpoint_list_json(vm, cps);
+        sp_cli_print_checkpoint_list(doc, globals.json);
     }
-    printf("%s%s\n", vm->name, cps->len == 0 ? " (no checkpoints)" : "");
-    print_tree(cps, 0, vm->current, "");
     return 0;
 fail:
     fprintf(stderr, "stillpoint: %s\n", error->message);

@@ -1,0 +1,187 @@
+/* cli-render: `vm list` and `checkpoint list` as one JSON document, and their text rendered
+ * from that document (direct and through stillpointd alike). */
+#include "cli-render.h"
+
+#include <stdio.h>
+#include <sys/stat.h>
+
+static char *format_iso(int64_t us)
+{
+    g_autoptr(GDateTime) t = g_date_time_new_from_unix_utc(us / G_USEC_PER_SEC);
+    return t != NULL ? g_date_time_format_iso8601(t) : g_strdup("");
+}
+
+/* The document's "created" (ISO 8601, UTC) in local time, as the tree shows it. */
+static char *format_local(const char *iso)
+{
+    g_autoptr(GDateTime) t = iso != NULL ? g_date_time_new_from_iso8601(iso, NULL) : NULL;
+    g_autoptr(GDateTime) local = t != NULL ? g_date_time_to_local(t) : NULL;
+    return local != NULL ? g_date_time_format(local, "%Y-%m-%d %H:%M:%S") : g_strdup("?");
+}
+
+/* Bytes the overlay holds on disk; -1 when the file is missing. */
+static gint64 overlay_bytes(const char *path)
+{
+    struct stat st;
+    if (path == NULL)
+        return 0;
+    if (stat(path, &st) != 0)
+        return -1;
+    return (gint64)st.st_blocks * 512;
+}
+
+static gint64 checkpoint_bytes(const SpCheckpoint *cp, gboolean *ret_missing)
+{
+    gint64 total = 0;
+    *ret_missing = FALSE;
+    for (guint i = 0; i < cp->disks->len; i++) {
+        SpCheckpointDisk *d = g_ptr_array_index(cp->disks, i);
+        gint64 n = overlay_bytes(d->overlay);
+        if (n < 0 || !g_file_test(d->image, G_FILE_TEST_EXISTS))
+            *ret_missing = TRUE;
+        if (i == 0 && cp->state != NULL && !g_file_test(cp->state, G_FILE_TEST_EXISTS))
+            *ret_missing = TRUE;
+        total += MAX(n, 0);
+    }
+    return total;
+}
+
+SpJson *checkpoint_to_json(const SpCheckpoint *cp, int64_t current)
+{
+    SpJson *o = sp_json_new_object();
+    SpJson *disks = sp_json_new_array();
+    g_autofree char *iso = format_iso(cp->created_us);
+    gboolean missing;
+    gint64 bytes = checkpoint_bytes(cp, &missing);
+    sp_json_object_set_int(o, "id", cp->id);
+    sp_json_object_set(o, "parent", cp->parent != 0 ? sp_json_new_int(cp->parent)
+                                                    : sp_json_new_null());
+    sp_json_object_set_string(o, "name", cp->name);
+    sp_json_object_set_string(o, "type", cp->type);
+    sp_json_object_set_string(o, "consistency", cp->consistency);
+    sp_json_object_set_string(o, "created", iso);
+    sp_json_object_set_int(o, "overlay-bytes", bytes);
+    sp_json_object_set_bool(o, "current", cp->id == current);
+    sp_json_object_set_bool(o, "missing-files", missing);
+    sp_json_object_set(o, "state", cp->state != NULL ? sp_json_new_string(cp->state)
+                                                     : sp_json_new_null());
+    for (guint i = 0; i < cp->disks->len; i++) {
+        SpCheckpointDisk *d = g_ptr_array_index(cp->disks, i);
+        SpJson *dj = sp_json_new_object();
+        sp_json_object_set_string(dj, "disk", d->disk);
+        sp_json_object_set_string(dj, "image", d->image);
+        sp_json_object_set(dj, "overlay", d->overlay != NULL ? sp_json_new_string(d->overlay)
+                                                             : sp_json_new_null());
+        sp_json_object_set_int(dj, "overlay-bytes", overlay_bytes(d->overlay));
+        sp_json_array_append(disks, dj);
+    }
+    sp_json_object_set(o, "disks", disks);
+    return o;
+}
+
+static SpJson *vm_to_json(const SpVm *vm)
+{
+    SpJson *o = sp_json_new_object();
+    sp_json_object_set_string(o, "name", vm->name);
+    sp_json_object_set_string(o, "driver", vm->driver);
+    sp_json_object_set_string(o, "qmp", vm->qmp_socket);
+    sp_json_object_set(o, "agent", vm->agent_socket != NULL ? sp_json_new_string(vm->agent_socket)
+                                                            : sp_json_new_null());
+    if (vm->hook_command != NULL)
+        sp_json_object_set_string(o, "hook-command", vm->hook_command);
+    if (vm->hook_timeout_ms > 0)
+        sp_json_object_set_int(o, "hook-timeout-ms", vm->hook_timeout_ms);
+    if (vm->overlay_dir != NULL)
+        sp_json_object_set_string(o, "overlay-dir", vm->overlay_dir);
+    sp_json_object_set(o, "current", vm->current != 0 ? sp_json_new_int(vm->current)
+                                                      : sp_json_new_null());
+    return o;
+}
+
+SpJson *sp_cli_vm_list_json(GPtrArray *vms)
+{
+    SpJson *out = sp_json_new_array();
+    for (guint i = 0; i < vms->len; i++)
+        sp_json_array_append(out, vm_to_json(g_ptr_array_index(vms, i)));
+    return out;
+}
+
+SpJson *sp_cli_checkpoint_list_json(const SpVm *vm, GPtrArray *cps)
+{
+    SpJson *out = sp_json_new_object();
+    SpJson *arr = sp_json_new_array();
+    sp_json_object_set_string(out, "vm", vm->name);
+    sp_json_object_set(out, "current", vm->current != 0 ? sp_json_new_int(vm->current)
+                                                        : sp_json_new_null());
+    for (guint i = 0; i < cps->len; i++)
+        sp_json_array_append(arr, checkpoint_to_json(g_ptr_array_index(cps, i), vm->current));
+    sp_json_object_set(out, "checkpoints", arr);
+    return out;
+}
+
+static gboolean print_as_json(const SpJson *doc, gboolean json)
+{
+    g_autofree char *text = NULL;
+    if (!json)
+        return FALSE;
+    text = sp_json_serialize(doc, NULL);
+    printf("%s\n", text != NULL ? text : "null");
+    return TRUE;
+}
+
+static const char *string_or(const SpJson *o, const char *key, const char *fallback)
+{
+    const char *s = sp_json_object_get_string(o, key);
+    return s != NULL ? s : fallback;
+}
+
+void sp_cli_print_vm_list(const SpJson *doc, gboolean json)
+{
+    if (print_as_json(doc, json))
+        return;
+    if (sp_json_array_len(doc) == 0)
+        printf("no VMs registered (add one with 'stillpoint vm add')\n");
+    for (size_t i = 0; i < sp_json_array_len(doc); i++) {
+        const SpJson *vm = sp_json_array_get(doc, i);
+        printf("%-20s driver=%s qmp=%s agent=%s\n", string_or(vm, "name", ""),
+               string_or(vm, "driver", ""), string_or(vm, "qmp", ""),
+               string_or(vm, "agent", "(none)"));
+    }
+}
+
+static void print_tree(const SpJson *cps, int64_t parent, const char *prefix)
+{
+    g_autoptr(GPtrArray) children = g_ptr_array_new();
+    for (size_t i = 0; i < sp_json_array_len(cps); i++) {
+        const SpJson *cp = sp_json_array_get(cps, i);
+        if (sp_json_object_get_int(cp, "parent", 0) == parent)
+            g_ptr_array_add(children, (gpointer)cp);
+    }
+    for (guint i = 0; i < children->len; i++) {
+        const SpJson *cp = g_ptr_array_index(children, i);
+        gboolean last = i + 1 == children->len;
+        int64_t id = sp_json_object_get_int(cp, "id", 0);
+        g_autofree char *when = format_local(sp_json_object_get_string(cp, "created"));
+        g_autofree char *size =
+            g_format_size((guint64)MAX(sp_json_object_get_int(cp, "overlay-bytes", 0), 0));
+        g_autofree char *sub = g_strconcat(prefix, last ? "   " : "│  ", NULL);
+        printf("%s%s #%" G_GINT64_FORMAT " %s\n", prefix, last ? "└─" : "├─", id,
+               string_or(cp, "name", ""));
+        printf("%s%s   %s, %s-consistent, %s, overlay %s%s%s\n", prefix, last ? "  " : "│ ",
+               string_or(cp, "type", ""), string_or(cp, "consistency", ""), when, size,
+               sp_json_object_get_bool(cp, "missing-files", false) ? ", FILES MISSING" : "",
+               sp_json_object_get_bool(cp, "current", false)
+                   ? "   <- now (the VM runs on this checkpoint)" : "");
+        print_tree(cps, id, sub);
+    }
+}
+
+void sp_cli_print_checkpoint_list(const SpJson *doc, gboolean json)
+{
+    const SpJson *cps = sp_json_object_get(doc, "checkpoints");
+    if (print_as_json(doc, json))
+        return;
+    printf("%s%s\n", string_or(doc, "vm", ""),
+           sp_json_array_len(cps) == 0 ? " (no checkpoints)" : "");
+    print_tree(cps, 0, "");
+}
