@@ -18,7 +18,7 @@ target_link_libraries(stillpoint-daemon-dbus PUBLIC PkgConfig::SP_DAEMON_DEPS)
 target_compile_options(stillpoint-daemon-dbus PRIVATE -w)  # generated code
 
 add_executable(stillpointd src/stillpointd.c src/daemon-ops.c src/daemon-authority.c
-               src/daemon-authority-polkit.c)
+               src/daemon-authority-polkit.c src/cli-render.c)
 target_link_libraries(stillpointd PRIVATE stillpoint-host stillpoint-daemon-dbus PkgConfig::SP_DAEMON_DEPS)
 # The CLI's way through the daemon (stillpoint --daemon, or automatically when not root).
 target_sources(stillpoint PRIVATE src/daemon-client.c)

@@ -7,6 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "cli-render.h"
 #include "stillpoint/channel.h"   /* SpJson autoptr */
 #include "stillpoint/store.h"
 
@@ -182,25 +183,29 @@ static gboolean expect(int argc, int n, const char *what, GError **error)
     return FALSE;
 }
 
-static void print_checkpoints(Client *c, GVariant *list)
+/* Calls a method returning the CLI's own JSON document (cli-render) and prints it with the
+ * same function as the CLI working directly. */
+static gboolean call_document(Client *c, const char *method, GVariant *params,
+                              void (*print)(const SpJson *doc, gboolean json), GError **error)
 {
-    GVariantIter it;
-    GVariant *cp;
+    g_autoptr(GVariant) r = call(c, method, params, error);
+    g_autoptr(SpJson) doc = NULL;
+    const SpJsonLimits limits = {.max_size = 256 * 1024 * 1024};
+    SpJsonError jerr = {0};
+    const char *text;
+    gsize len;
 
-    g_variant_iter_init(&it, list);
-    while ((cp = g_variant_iter_next_value(&it)) != NULL) {
-        gint64 id = 0, parent = 0;
-        const char *name = "", *consistency = "";
-        gboolean current = FALSE;
-        g_variant_lookup(cp, "id", "x", &id);
-        g_variant_lookup(cp, "parent", "x", &parent);
-        g_variant_lookup(cp, "name", "&s", &name);
-        g_variant_lookup(cp, "consistency", "&s", &consistency);
-        g_variant_lookup(cp, "current", "b", &current);
-        printf("#%" G_GINT64_FORMAT " %s (%s-consistent, parent #%" G_GINT64_FORMAT ")%s\n", id,
-               name, consistency, parent, current ? " <- current" : "");
-        g_variant_unref(cp);
+    if (r == NULL)
+        return FALSE;
+    g_variant_get(r, "(&s)", &text);
+    len = strlen(text);
+    if (sp_json_parse(text, len, &limits, &doc, &jerr) != 0) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                    "stillpointd's %s reply is not JSON: %s", method, jerr.message);
+        return FALSE;
     }
+    print(doc, c->json);
+    return TRUE;
 }
 
 static gboolean run(Client *c, const char *group, const char *name, int argc, char **argv,
@@ -212,22 +217,8 @@ static gboolean run(Client *c, const char *group, const char *name, int argc, ch
     g_auto(GVariantBuilder) b = G_VARIANT_BUILDER_INIT(G_VARIANT_TYPE_VARDICT);
 
     if (g_str_equal(group, "vm") && g_str_equal(name, "list")) {
-        if ((r = call(c, "ListVms", NULL, error)) == NULL)
-            return FALSE;
-        if (!c->json) {
-            g_autoptr(GVariant) list = g_variant_get_child_value(r, 0);
-            GVariantIter it;
-            GVariant *vm;
-            g_variant_iter_init(&it, list);
-            while ((vm = g_variant_iter_next_value(&it)) != NULL) {
-                const char *vname = "", *driver = "";
-                g_variant_lookup(vm, "name", "&s", &vname);
-                g_variant_lookup(vm, "driver", "&s", &driver);
-                printf("%s (%s)\n", vname, driver);
-                g_variant_unref(vm);
-            }
-            return TRUE;
-        }
+        return expect(argc, 2, "vm list", error) &&
+               call_document(c, "ListVmsJson", NULL, sp_cli_print_vm_list, error);
     } else if (g_str_equal(group, "vm") && g_str_equal(name, "add")) {
         add_s(&b, "qmp-socket", o->qmp);
         add_s(&b, "agent-socket", o->agent);
@@ -244,14 +235,9 @@ static gboolean run(Client *c, const char *group, const char *name, int argc, ch
             (r = call(c, "RemoveVm", g_variant_new("(sb)", argv[2], o->force), error)) == NULL)
             return FALSE;
     } else if (g_str_equal(group, "checkpoint") && g_str_equal(name, "list")) {
-        if (!expect(argc, 3, "checkpoint list", error) ||
-            (r = call(c, "ListCheckpoints", g_variant_new("(s)", argv[2]), error)) == NULL)
-            return FALSE;
-        if (!c->json) {
-            g_autoptr(GVariant) list = g_variant_get_child_value(r, 0);
-            print_checkpoints(c, list);
-            return TRUE;
-        }
+        return expect(argc, 3, "checkpoint list", error) &&
+               call_document(c, "ListCheckpointsJson", g_variant_new("(s)", argv[2]),
+                             sp_cli_print_checkpoint_list, error);
     } else if (g_str_equal(group, "checkpoint") && g_str_equal(name, "create")) {
         add_s(&b, "name", o->name);
         add_s(&b, "type", o->type);

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "cli-render.h"
 #include "stillpoint/coordinator.h"
 #include "stillpoint/ops.h"
 #include "stillpoint/store.h"
@@ -180,6 +181,51 @@ static GVariant *run_list_checkpoints(SpDaemonJob *job, GError **error)
     for (guint i = 0; i < cps->len; i++)
         g_variant_builder_add_value(&b, checkpoint_to_variant(cps->pdata[i], vm->current));
     return g_variant_new("(aa{sv})", &b);
+}
+
+/* The CLI's own documents (cli-render), so that it prints the same through the daemon. */
+static GVariant *json_reply(SpJson *doc, GError **error)
+{
+    g_autofree char *text = sp_json_serialize(doc, NULL);
+
+    sp_json_free(doc);
+    if (text == NULL) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "out of memory");
+        return NULL;
+    }
+    return g_variant_new("(s)", text);
+}
+
+static GVariant *run_list_vms_json(SpDaemonJob *job, GError **error)
+{
+    g_autoptr(SpStore) store = sp_store_open(job->store_path, error);
+    g_autoptr(GPtrArray) vms = NULL;
+
+    if (store == NULL || (vms = sp_store_vm_list(store, error)) == NULL)
+        return NULL;
+    return json_reply(sp_cli_vm_list_json(vms), error);
+}
+
+/* As `stillpoint checkpoint list`: interrupted operations are resolved first when the VM's
+ * lock is free (a failure is only logged: listing works with the VM off). */
+static GVariant *run_list_checkpoints_json(SpDaemonJob *job, GError **error)
+{
+    g_autoptr(SpStore) store = sp_store_open(job->store_path, error);
+    g_autoptr(SpVm) vm = NULL;
+    g_autoptr(SpVmLock) lock = NULL;
+    g_autoptr(GPtrArray) cps = NULL;
+    g_autoptr(GError) recover_error = NULL;
+
+    if (store == NULL || (vm = sp_store_vm_get(store, job->vm, error)) == NULL)
+        return NULL;
+    lock = sp_vm_lock_acquire(store, job->vm, &recover_error);
+    if (lock != NULL && !sp_coordinator_recover(store, vm, NULL, progress_cb, job, &recover_error))
+        g_message("checkpoint list %s: recovery: %s", job->vm, recover_error->message);
+    sp_vm_free(g_steal_pointer(&vm));
+    if ((vm = sp_store_vm_get(store, job->vm, error)) == NULL ||
+        (cps = sp_store_checkpoint_list(store, vm->id, error)) == NULL)
+        return NULL;
+    return json_reply(sp_cli_checkpoint_list_json(vm, cps), error);
 }
 
 static GVariant *run_create(SpDaemonJob *job, GError **error)
@@ -382,6 +428,8 @@ static const struct {
     {"AddVm", run_add_vm},
     {"RemoveVm", run_remove_vm},
     {"ListCheckpoints", run_list_checkpoints},
+    {"ListVmsJson", run_list_vms_json},
+    {"ListCheckpointsJson", run_list_checkpoints_json},
     {"CreateCheckpoint", run_create},
     {"DeleteCheckpoint", run_delete},
     {"RenameCheckpoint", run_rename},

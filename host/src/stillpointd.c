@@ -40,6 +40,8 @@ static const struct {
 } actions[] = {
     {"ListVms", "org.stillpoint.read", NULL, "list VMs"},
     {"ListCheckpoints", "org.stillpoint.read", NULL, "list checkpoints"},
+    {"ListVmsJson", "org.stillpoint.read", NULL, "list VMs"},
+    {"ListCheckpointsJson", "org.stillpoint.read", NULL, "list checkpoints"},
     {"AddVm", "org.stillpoint.vm.admin", NULL, "register VMs"},
     {"RemoveVm", "org.stillpoint.vm.admin", NULL, "remove VMs"},
     {"CreateCheckpoint", "org.stillpoint.checkpoint.create", "create", "create checkpoints"},
@@ -228,7 +230,7 @@ static gboolean dispatch(Daemon *d, GDBusMethodInvocation *inv)
         c->job->operation = actions[i].operation;
         c->job->store_path = g_strdup(d->store_path);
         c->job->parameters = g_variant_ref(params);
-        if (!g_str_equal(method, "ListVms"))   /* the others name a VM first */
+        if (g_variant_n_children(params) > 0)   /* all but ListVms* name a VM first */
             g_variant_get_child(params, 0, "s", &c->job->vm);
         c->job->progress = job_progress_cb;
         c->job->progress_data = d;
@@ -274,6 +276,8 @@ static void connect_handlers(Daemon *d)
 {
     g_signal_connect(d->skeleton, "handle-list-vms", G_CALLBACK(handle_list_vms_cb), d);
     g_signal_connect(d->skeleton, "handle-list-checkpoints", G_CALLBACK(handle_vm_cb), d);
+    g_signal_connect(d->skeleton, "handle-list-vms-json", G_CALLBACK(handle_list_vms_cb), d);
+    g_signal_connect(d->skeleton, "handle-list-checkpoints-json", G_CALLBACK(handle_vm_cb), d);
     g_signal_connect(d->skeleton, "handle-add-vm", G_CALLBACK(handle_vm_x_cb), d);
     g_signal_connect(d->skeleton, "handle-remove-vm", G_CALLBACK(handle_vm_x_cb), d);
     g_signal_connect(d->skeleton, "handle-create-checkpoint", G_CALLBACK(handle_vm_x_cb), d);

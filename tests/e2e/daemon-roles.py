@@ -175,6 +175,32 @@ class Env:
         shutil.rmtree(self.base, ignore_errors=True)
 
 
+def same_results(env):
+    """The CLI prints the same through stillpointd as on the store directly: the tree, the JSON
+    documents (with overlay-bytes, missing-files ...), the VM list; as root and as the operator."""
+    # One more checkpoint, so that the tree has depth to draw.
+    r = env.cli_run(None, "--daemon", "checkpoint", "create", "vm1", "--name", "child")
+    check(r.returncode == 0, "root creates a child through stillpointd (%s)" % r.stderr.strip())
+    for args in (["checkpoint", "list", "vm1"], ["--json", "checkpoint", "list", "vm1"],
+                 ["vm", "list"], ["--json", "vm", "list"]):
+        direct = env.cli_run(None, "--store", env.path("store.db"), *args)
+        check(direct.returncode == 0 and direct.stdout.strip(),
+              "%s directly (%s)" % (" ".join(args), direct.stderr.strip()))
+        for who in (None, OPERATOR):
+            via = env.cli_run(who, *(["--daemon"] if who is None else []), *args)
+            check(via.returncode == 0 and via.stdout == direct.stdout,
+                  "%s through stillpointd (%s) prints what it prints directly:\n%s---\n%s%s"
+                  % (" ".join(args), who["group"] if who else "root", direct.stdout, via.stdout,
+                     via.stderr))
+    doc = json.loads(direct.stdout)
+    check(doc[0]["name"] == "vm1" and "qmp" in doc[0], "vm list --json: the direct document")
+    doc = json.loads(env.cli_run(OPERATOR, "--json", "checkpoint", "list", "vm1").stdout)
+    check(all("overlay-bytes" in c and "missing-files" in c for c in doc["checkpoints"]),
+          "checkpoint list --json through stillpointd has overlay-bytes and missing-files")
+    r = env.cli_run(None, "--store", env.path("store.db"), "checkpoint", "list", "vm1")
+    check("└─" in r.stdout and "<- now" in r.stdout, "checkpoint list draws the tree:\n" + r.stdout)
+
+
 def roles(env, operator_setup):
     env.ok(None, "AddVm", "vm1", "{'qmp-socket': <'%s'>, 'agent-socket': <'%s'>}"
            % (env.path("qmp.sock"), env.path("agent.sock")))
@@ -229,8 +255,10 @@ def roles(env, operator_setup):
     check(r.returncode == 1 and "not authorized to delete checkpoints" in r.stderr,
           "the operator's CLI is refused delete (%s)" % r.stderr.strip())
     r = env.cli_run(None, "--daemon", "--json", "checkpoint", "list", "vm1")
-    check(r.returncode == 0 and [c["name"] for c in json.loads(r.stdout)] == ["nightly", "via-cli"],
+    check(r.returncode == 0 and
+          [c["name"] for c in json.loads(r.stdout)["checkpoints"]] == ["nightly", "via-cli"],
           "root's CLI lists through stillpointd (%s%s)" % (r.stdout, r.stderr))
+    same_results(env)
     # Root may do what the operator may not.
     env.ok(None, "RenameCheckpoint", "vm1", "nightly", "kept")
     env.ok(None, "DeleteCheckpoint", "vm1", "kept", "false")
