@@ -119,6 +119,24 @@ SpJson *sp_cli_checkpoint_list_json(const SpVm *vm, GPtrArray *cps)
     return out;
 }
 
+SpJson *sp_cli_vm_disks_json(GPtrArray *disks)
+{
+    SpJson *out = sp_json_new_array();
+    for (guint i = 0; i < disks->len; i++) {
+        SpDisk *d = g_ptr_array_index(disks, i);
+        SpJson *o = sp_json_new_object();
+        sp_json_object_set_string(o, "disk", d->name);
+        sp_json_object_set_string(o, "node", d->node);
+        sp_json_object_set_string(o, "image", d->image);
+        sp_json_object_set_string(o, "format", d->format);
+        sp_json_object_set_int(o, "size", d->size);
+        sp_json_object_set(o, "serial", d->serial != NULL ? sp_json_new_string(d->serial)
+                                                          : sp_json_new_null());
+        sp_json_array_append(out, o);
+    }
+    return out;
+}
+
 static gboolean print_as_json(const SpJson *doc, gboolean json)
 {
     g_autofree char *text = NULL;
@@ -184,4 +202,16 @@ void sp_cli_print_checkpoint_list(const SpJson *doc, gboolean json)
     printf("%s%s\n", string_or(doc, "vm", ""),
            sp_json_array_len(cps) == 0 ? " (no checkpoints)" : "");
     print_tree(cps, 0, "");
+}
+
+void sp_cli_print_vm_disks(const SpJson *doc, gboolean json)
+{
+    if (print_as_json(doc, json))
+        return;
+    for (size_t i = 0; i < sp_json_array_len(doc); i++) {
+        const SpJson *d = sp_json_array_get(doc, i);
+        printf("%s node=%s format=%s serial=%s image=%s\n", string_or(d, "disk", ""),
+               string_or(d, "node", ""), string_or(d, "format", ""), string_or(d, "serial", "-"),
+               string_or(d, "image", ""));
+    }
 }

@@ -219,6 +219,14 @@ static gboolean run(Client *c, const char *group, const char *name, int argc, ch
     if (g_str_equal(group, "vm") && g_str_equal(name, "list")) {
         return expect(argc, 2, "vm list", error) &&
                call_document(c, "ListVmsJson", NULL, sp_cli_print_vm_list, error);
+    } else if (g_str_equal(group, "vm") && g_str_equal(name, "disks")) {
+        return expect(argc, 3, "vm disks", error) &&
+               call_document(c, "VmDisksJson", g_variant_new("(s)", argv[2]),
+                             sp_cli_print_vm_disks, error);
+    } else if (g_str_equal(group, "vm") && g_str_equal(name, "recover")) {
+        if (!expect(argc, 3, "vm recover", error) ||
+            (r = call(c, "RecoverVm", g_variant_new("(s)", argv[2]), error)) == NULL)
+            return FALSE;
     } else if (g_str_equal(group, "vm") && g_str_equal(name, "add")) {
         add_s(&b, "qmp-socket", o->qmp);
         add_s(&b, "agent-socket", o->agent);
@@ -302,8 +310,9 @@ static gboolean run(Client *c, const char *group, const char *name, int argc, ch
 static gboolean offered(const char *group, const char *name)
 {
     static const char *const commands[] = {
-        "vm list", "vm add", "vm remove", "checkpoint list", "checkpoint create",
-        "checkpoint delete", "checkpoint rename", "checkpoint export", "checkpoint apply", NULL,
+        "vm list", "vm add", "vm remove", "vm disks", "vm recover", "checkpoint list",
+        "checkpoint create", "checkpoint delete", "checkpoint rename", "checkpoint export",
+        "checkpoint apply", NULL,
     };
     g_autofree char *command = g_strdup_printf("%s %s", group ? group : "", name ? name : "");
     return g_strv_contains(commands, command);

@@ -11,8 +11,10 @@
 #include <unistd.h>
 
 #include "cli-render.h"
+#include "stillpoint/backup.h"
 #include "stillpoint/coordinator.h"
 #include "stillpoint/ops.h"
+#include "stillpoint/qmp.h"
 #include "stillpoint/store.h"
 
 void sp_daemon_job_free(SpDaemonJob *job)
@@ -228,6 +230,39 @@ static GVariant *run_list_checkpoints_json(SpDaemonJob *job, GError **error)
     return json_reply(sp_cli_checkpoint_list_json(vm, cps), error);
 }
 
+static GVariant *run_vm_disks_json(SpDaemonJob *job, GError **error)
+{
+    g_autoptr(SpStore) store = sp_store_open(job->store_path, error);
+    g_autoptr(SpVm) vm = NULL;
+    g_autoptr(SpQmp) qmp = NULL;
+    g_autoptr(GPtrArray) disks = NULL;
+
+    if (store == NULL || (vm = sp_store_vm_get(store, job->vm, error)) == NULL)
+        return NULL;
+    if (vm->qmp_socket == NULL || vm->qmp_socket[0] == '\0') {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
+                    "VM '%s' has no QMP socket: its disks are not known to stillpoint", vm->name);
+        return NULL;
+    }
+    qmp = sp_qmp_connect(vm->qmp_socket, SP_QMP_CONNECT_TIMEOUT_MS, error);
+    if (qmp == NULL || (disks = sp_qmp_discover_disks(qmp, error)) == NULL)
+        return NULL;
+    return json_reply(sp_cli_vm_disks_json(disks), error);
+}
+
+/* As `stillpoint vm recover`: the VM's interrupted operations, then its backup session. */
+static GVariant *run_recover_vm(SpDaemonJob *job, GError **error)
+{
+    g_autoptr(SpStore) store = NULL;
+    g_autoptr(SpVmLock) lock = NULL;
+    g_autoptr(SpVm) vm = NULL;
+
+    if (!open_vm(job, TRUE, &store, &lock, &vm, error) ||
+        !sp_backup_recover(store, vm, progress_cb, job, error))
+        return NULL;
+    return g_variant_new("()");
+}
+
 static GVariant *run_create(SpDaemonJob *job, GError **error)
 {
     g_autoptr(GVariant) opts = NULL;
@@ -430,6 +465,8 @@ static const struct {
     {"ListCheckpoints", run_list_checkpoints},
     {"ListVmsJson", run_list_vms_json},
     {"ListCheckpointsJson", run_list_checkpoints_json},
+    {"VmDisksJson", run_vm_disks_json},
+    {"RecoverVm", run_recover_vm},
     {"CreateCheckpoint", run_create},
     {"DeleteCheckpoint", run_delete},
     {"RenameCheckpoint", run_rename},

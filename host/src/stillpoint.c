@@ -73,9 +73,9 @@ static void usage(FILE *out)
             "\nunless --store is given.\n"
             "\n"
             "--daemon: go through stillpointd on the system bus (polkit decides who may do what;\n"
-            "vm add|list|remove and checkpoint create|list|delete|rename|export|apply). Without\n"
-            "--store or $" SP_STORE_ENV ", a user who is not root goes through it by itself when it\n"
-            "runs; the results are the same as working on the store directly.\n");
+            "vm add|list|remove|disks|recover, checkpoint create|list|delete|rename|export|apply).\n"
+            "Without --store or $" SP_STORE_ENV ", a user who is not root goes through it by itself\n"
+            "when it runs; the results are the same as working on the store directly.\n");
 }
 
 volatile sig_atomic_t interrupted;
@@ -360,27 +360,9 @@ static int cmd_vm_disks(int argc, char **argv)
     qmp = sp_qmp_connect(vm->qmp_socket, SP_QMP_CONNECT_TIMEOUT_MS, &error);
     if (qmp == NULL || (disks = sp_qmp_discover_disks(qmp, &error)) == NULL)
         goto fail;
-    if (globals.json) {
-        g_autoptr(SpJson) out = sp_json_new_array();
-        for (guint i = 0; i < disks->len; i++) {
-            SpDisk *d = g_ptr_array_index(disks, i);
-            SpJson *o = sp_json_new_object();
-            sp_json_object_set_string(o, "disk", d->name);
-            sp_json_object_set_string(o, "node", d->node);
-            sp_json_object_set_string(o, "image", d->image);
-            sp_json_object_set_string(o, "format", d->format);
-            sp_json_object_set_int(o, "size", d->size);
-            sp_json_object_set(o, "serial", d->serial != NULL ? sp_json_new_string(d->serial)
-                                                              : sp_json_new_null());
-            sp_json_array_append(out, o);
-        }
-        print_json(out);
-        return 0;
-    }
-    for (guint i = 0; i < disks->len; i++) {
-        SpDisk *d = g_ptr_array_index(disks, i);
-        printf("%s node=%s format=%s serial=%s image=%s\n", d->name, d->node, d->format,
-               d->serial != NULL ? d->serial : "-", d->image);
+    {
+        g_autoptr(SpJson) doc = sp_cli_vm_disks_json(disks);
+        sp_cli_print_vm_disks(doc, globals.json);
     }
     return 0;
 fail:

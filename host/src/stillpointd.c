@@ -44,6 +44,8 @@ static const struct {
     {"ListCheckpointsJson", "org.stillpoint.read", NULL, "list checkpoints"},
     {"AddVm", "org.stillpoint.vm.admin", NULL, "register VMs"},
     {"RemoveVm", "org.stillpoint.vm.admin", NULL, "remove VMs"},
+    {"VmDisksJson", "org.stillpoint.read", NULL, "list a VM's disks"},
+    {"RecoverVm", "org.stillpoint.vm.admin", "recover", "recover VMs"},
     {"CreateCheckpoint", "org.stillpoint.checkpoint.create", "create", "create checkpoints"},
     {"ExportCheckpoint", "org.stillpoint.checkpoint.export", "export", "export checkpoints"},
     {"ApplyCheckpoint", "org.stillpoint.checkpoint.apply", "apply", "apply checkpoints"},
@@ -278,6 +280,8 @@ static void connect_handlers(Daemon *d)
     g_signal_connect(d->skeleton, "handle-list-checkpoints", G_CALLBACK(handle_vm_cb), d);
     g_signal_connect(d->skeleton, "handle-list-vms-json", G_CALLBACK(handle_list_vms_cb), d);
     g_signal_connect(d->skeleton, "handle-list-checkpoints-json", G_CALLBACK(handle_vm_cb), d);
+    g_signal_connect(d->skeleton, "handle-vm-disks-json", G_CALLBACK(handle_vm_cb), d);
+    g_signal_connect(d->skeleton, "handle-recover-vm", G_CALLBACK(handle_vm_cb), d);
     g_signal_connect(d->skeleton, "handle-add-vm", G_CALLBACK(handle_vm_x_cb), d);
     g_signal_connect(d->skeleton, "handle-remove-vm", G_CALLBACK(handle_vm_x_cb), d);
     g_signal_connect(d->skeleton, "handle-create-checkpoint", G_CALLBACK(handle_vm_x_cb), d);

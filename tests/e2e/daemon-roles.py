@@ -182,7 +182,8 @@ def same_results(env):
     r = env.cli_run(None, "--daemon", "checkpoint", "create", "vm1", "--name", "child")
     check(r.returncode == 0, "root creates a child through stillpointd (%s)" % r.stderr.strip())
     for args in (["checkpoint", "list", "vm1"], ["--json", "checkpoint", "list", "vm1"],
-                 ["vm", "list"], ["--json", "vm", "list"]):
+                 ["vm", "list"], ["--json", "vm", "list"], ["vm", "disks", "vm1"],
+                 ["--json", "vm", "disks", "vm1"]):
         direct = env.cli_run(None, "--store", env.path("store.db"), *args)
         check(direct.returncode == 0 and direct.stdout.strip(),
               "%s directly (%s)" % (" ".join(args), direct.stderr.strip()))
@@ -193,7 +194,13 @@ def same_results(env):
                   % (" ".join(args), who["group"] if who else "root", direct.stdout, via.stdout,
                      via.stderr))
     doc = json.loads(direct.stdout)
-    check(doc[0]["name"] == "vm1" and "qmp" in doc[0], "vm list --json: the direct document")
+    check(doc[0]["disk"] == "vda" and "image" in doc[0], "vm disks --json: the direct document")
+    # vm recover is a VM administrator's (org.stillpoint.vm.admin): root, not the operator.
+    r = env.cli_run(None, "--daemon", "vm", "recover", "vm1")
+    check(r.returncode == 0, "root recovers through stillpointd (%s)" % r.stderr.strip())
+    r = env.cli_run(OPERATOR, "vm", "recover", "vm1")
+    check(r.returncode == 1 and "not authorized to recover VMs" in r.stderr,
+          "the operator's CLI is refused vm recover (%s)" % r.stderr.strip())
     doc = json.loads(env.cli_run(OPERATOR, "--json", "checkpoint", "list", "vm1").stdout)
     check(all("overlay-bytes" in c and "missing-files" in c for c in doc["checkpoints"]),
           "checkpoint list --json through stillpointd has overlay-bytes and missing-files")
@@ -244,6 +251,7 @@ def roles(env, operator_setup):
     env.refused(OPERATOR, "DeleteCheckpoint", "vm1", "nightly", "false")
     env.refused(OPERATOR, "RenameCheckpoint", "vm1", "nightly", "renamed")
     env.refused(OPERATOR, "RemoveVm", "vm1", "true")
+    env.refused(OPERATOR, "RecoverVm", "vm1")
     env.refused(NO_ROLE, "CreateCheckpoint", "vm1", "{}")
     env.refused(NO_ROLE, "ListVms")
     check(env.snapshot() == before, "nothing changed on refusal (records and image files)")
