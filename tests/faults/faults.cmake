@@ -13,3 +13,14 @@ foreach(case IN LISTS SP_FAULT_CASES)
     SKIP_RETURN_CODE 77
     ENVIRONMENT "SP_STILLPOINT=$<TARGET_FILE:stillpoint>;SP_FAKE_AGENT=$<TARGET_FILE:sp-fake-agent>")
 endforeach()
+
+# faults/guest-lease: the real test guest with stillpoint-agent and the workload; the CLI is
+# stopped (SIGSTOP) inside the frozen window and the agent's lease must thaw the guest by itself.
+if(DEFINED SP_GUEST_DIR AND TARGET stillpoint-agent)
+  add_test(NAME faults/guest-lease
+    COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/lease_guest.py
+            --guest ${SP_GUEST_DIR} --run-dir ${CMAKE_CURRENT_BINARY_DIR}/faults-guest-lease
+            --stillpoint $<TARGET_FILE:stillpoint> --workload-bin $<TARGET_FILE:sp-workload>)
+  set_tests_properties(faults/guest-lease PROPERTIES
+    LABELS "guest;e2e;faults" RESOURCE_LOCK vm FIXTURES_REQUIRED sp-guest-image TIMEOUT 300)
+endif()
