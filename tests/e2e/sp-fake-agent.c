@@ -8,6 +8,7 @@
  * host hangs up, as the real agent does; a qga fake stays frozen, as qemu-ga does. */
 #define _GNU_SOURCE
 #include <getopt.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -231,6 +232,8 @@ int main(int argc, char **argv)
                         "[--freeze-delay-ms N]\n");
         return 2;
     }
+    /* As the real agent: a host that hung up before its reply is not a reason to die. */
+    signal(SIGPIPE, SIG_IGN);
     fake.log = fopen(log_path, "a");
     if (fake.log == NULL)
         return 1;
