@@ -25,12 +25,9 @@ cleanup() {
 trap cleanup EXIT
 
 fail() { echo "FAIL ($case_name): $*" >&2; exit 1; }
+source "$(dirname "${BASH_SOURCE[0]}")/qemu-test-lib.sh"
 check() { local what=$1; shift; "$@" || fail "$what"; echo "ok - $what"; }
 
-wait_socket() {
-  for _ in $(seq 400); do [ -S "$1" ] && return 0; sleep 0.05; done
-  fail "socket $1 never appeared"
-}
 
 start_qemu() {
   mkdir -p "$T/img"
@@ -54,23 +51,6 @@ start_agent() {
   wait_socket "$T/agent.sock"
 }
 
-# mon CMD-JSON...: QMP commands on the test's own monitor; prints each return value.
-mon() {
-  python3 - "$T/mon.sock" "$@" <<'PY'
-import json, socket, sys
-s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); f = s.makefile("rw")
-json.loads(f.readline())
-def run(cmd):
-    f.write(json.dumps(cmd) + "\n"); f.flush()
-    while True:
-        m = json.loads(f.readline())
-        if "return" in m: return m["return"]
-        if "error" in m: sys.exit("QMP error: %s" % m["error"])
-run({"execute": "qmp_capabilities"})
-for c in sys.argv[2:]:
-    print(json.dumps(run(json.loads(c))))
-PY
-}
 
 # io DEV "qemu-io command": the VM does it through its block layer, as a guest would.
 io() {

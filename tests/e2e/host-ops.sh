@@ -23,12 +23,9 @@ cleanup() {
 trap cleanup EXIT
 
 fail() { echo "FAIL ($case_name): $*" >&2; [ -n "${SP_DEBUG:-}" ] && { list_json vm1; ls -la "$T/img"; for f in "$T"/img/*; do qemu-img info -U "$f" | grep -E "image|backing"; done; } >&2; exit 1; }
+source "$(dirname "${BASH_SOURCE[0]}")/qemu-test-lib.sh"
 check() { local what=$1; shift; "$@" || fail "$what"; echo "ok - $what"; }
 
-wait_socket() {
-  for _ in $(seq 400); do [ -S "$1" ] && return 0; sleep 0.05; done
-  fail "socket $1 never appeared"
-}
 
 start_qemu() { # [keep]
   mkdir -p "$T/img"
@@ -52,23 +49,6 @@ stop_qemu() {
   kill "$QEMU_PID"; wait "$QEMU_PID" 2>/dev/null || true; QEMU_PID=
 }
 
-# mon CMD-JSON...: runs QMP commands on the test's monitor, prints each return value.
-mon() {
-  python3 - "$T/mon.sock" "$@" <<'PY'
-import json, socket, sys
-s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); f = s.makefile("rw")
-json.loads(f.readline())
-def run(cmd):
-    f.write(json.dumps(cmd) + "\n"); f.flush()
-    while True:
-        m = json.loads(f.readline())
-        if "return" in m: return m["return"]
-        if "error" in m: sys.exit("QMP error: %s" % m["error"])
-run({"execute": "qmp_capabilities"})
-for c in sys.argv[2:]:
-    print(json.dumps(run(json.loads(c))))
-PY
-}
 
 # write DEV PATTERN OFFSET-MB [MB]: the VM writes (through its block layer, like a guest would).
 write() {

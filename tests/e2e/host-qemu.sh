@@ -25,6 +25,7 @@ cleanup() {
 trap cleanup EXIT
 
 fail() { echo "FAIL ($case_name): $*" >&2; exit 1; }
+source "$(dirname "${BASH_SOURCE[0]}")/qemu-test-lib.sh"
 check() { local what=$1; shift; "$@" || fail "$what"; echo "ok - $what"; }
 
 start_qemu() { # [keep]: reuse the images
@@ -52,10 +53,6 @@ start_agent() { # [fake-agent options]
   wait_socket "$T/agent.sock"
 }
 
-wait_socket() { # readiness, not sleep: the socket exists once the server listens
-  for _ in $(seq 200); do [ -S "$1" ] && return 0; sleep 0.05; done
-  fail "socket $1 never appeared"
-}
 
 list_json() { "$SP" --json checkpoint list "$1" 2>/dev/null; }
 n_checkpoints() { list_json "$1" | jq '.checkpoints | length'; }

@@ -29,12 +29,9 @@ cleanup() {
 trap cleanup EXIT
 
 fail() { echo "FAIL ($case_name): $*" >&2; [ -f "$T/err" ] && sed 's/^/  stderr: /' "$T/err" >&2; exit 1; }
+source "$(dirname "${BASH_SOURCE[0]}")/../e2e/qemu-test-lib.sh"
 check() { local what=$1; shift; "$@" || fail "$what"; echo "ok - $what"; }
 
-wait_socket() {
-  for _ in $(seq 400); do [ -S "$1" ] && return 0; sleep 0.05; done
-  fail "socket $1 never appeared"
-}
 wait_for() { # SECONDS COMMAND...: until COMMAND succeeds
   local n=$(( $1 * 20 )); shift
   for _ in $(seq "$n"); do "$@" && return 0; sleep 0.05; done
@@ -90,23 +87,6 @@ sys.exit(0 if json.loads(f.readline()).get("return") == "thawed" else 1)
 PY
 }
 
-# mon CMD-JSON...: runs QMP commands on the test's monitor, prints each return value.
-mon() {
-  python3 - "$T/mon.sock" "$@" <<'PY'
-import json, socket, sys
-s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); f = s.makefile("rw")
-json.loads(f.readline())
-def run(cmd):
-    f.write(json.dumps(cmd) + "\n"); f.flush()
-    while True:
-        m = json.loads(f.readline())
-        if "return" in m: return m["return"]
-        if "error" in m: sys.exit("QMP error: %s" % m["error"])
-run({"execute": "qmp_capabilities"})
-for c in sys.argv[2:]:
-    print(json.dumps(run(json.loads(c))))
-PY
-}
 hmp_io() { # DEV QEMU-IO-COMMAND: the VM's block layer does it, as a guest would
   local out
   out=$(mon "{\"execute\":\"human-monitor-command\",\"arguments\":{\"command-line\":\"qemu-io -d /machine/peripheral/$1/virtio-backend \\\"$2\\\"\"}}")
