@@ -6,12 +6,14 @@
 #include <gio/gio.h>
 #include <string.h>
 
+#include "stillpoint/libvirt.h"
 #include "stillpoint/message.h"
 
 G_DEFINE_QUARK(sp-agent-error-quark, sp_agent_error)
 
 struct SpAgent {
-    SpChannel *ch;
+    SpChannel *ch;       /* the agent's socket; NULL when libvirt owns the channel */
+    SpLibvirt *lv;       /* ... then commands go through libvirt */
     gboolean stillpoint;
     gint64 min_lease_ms; /* from stillpoint-capabilities; 0 = unknown */
     gint64 max_lease_ms;
@@ -23,6 +25,7 @@ void sp_agent_free(SpAgent *agent)
     if (agent == NULL)
         return;
     sp_channel_free(agent->ch);
+    sp_libvirt_free(agent->lv);
     g_strfreev(agent->commands);
     g_free(agent);
 }
@@ -47,6 +50,8 @@ gboolean sp_agent_sync(SpAgent *agent, guint timeout_ms, GError **error)
     g_autoptr(SpJson) request = NULL;
     guint resyncs;
 
+    if (agent->lv != NULL)
+        return TRUE; /* libvirt syncs its own channel before every command */
     sp_json_object_set_int(args, "id", id);
     request = sp_request_new("guest-sync-delimited", g_steal_pointer(&args), NULL);
     /* A 0xFF first makes the agent drop any partial request it holds. */
@@ -75,21 +80,12 @@ gboolean sp_agent_sync(SpAgent *agent, guint timeout_ms, GError **error)
     }
 }
 
-SpAgent *sp_agent_connect(const char *path, guint timeout_ms, GError **error)
+/* Asks for stillpoint-capabilities: a stock qemu-ga answers CommandNotFound. */
+static gboolean learn_capabilities(SpAgent *agent, guint timeout_ms, GError **error)
 {
-    g_autoptr(SpAgent) agent = g_new0(SpAgent, 1);
-    g_autoptr(SpJson) caps = NULL;
     g_autoptr(GError) local = NULL;
-
-    agent->ch = sp_channel_connect_unix(path, "agent socket", sp_deadline_in_ms(timeout_ms),
-                                        &local);
-    if (agent->ch == NULL) {
-        g_set_error(error, SP_AGENT_ERROR, SP_AGENT_ERROR_UNREACHABLE, "%s", local->message);
-        return NULL;
-    }
-    if (!sp_agent_sync(agent, timeout_ms, error))
-        return NULL;
-    caps = sp_agent_execute(agent, "stillpoint-capabilities", NULL, timeout_ms, &local);
+    g_autoptr(SpJson) caps = sp_agent_execute(agent, "stillpoint-capabilities", NULL, timeout_ms,
+                                              &local);
     if (caps != NULL) {
         const SpJson *freeze = sp_json_object_get(caps, "freeze");
         agent->stillpoint = TRUE;
@@ -108,9 +104,78 @@ SpAgent *sp_agent_connect(const char *path, guint timeout_ms, GError **error)
         agent->stillpoint = FALSE; /* a stock qemu-ga: CommandNotFound */
     } else {
         g_propagate_error(error, g_steal_pointer(&local));
+        return FALSE;
+    }
+    return TRUE;
+}
+
+SpAgent *sp_agent_connect(const char *path, guint timeout_ms, GError **error)
+{
+    g_autoptr(SpAgent) agent = g_new0(SpAgent, 1);
+    g_autoptr(GError) local = NULL;
+
+    agent->ch = sp_channel_connect_unix(path, "agent socket", sp_deadline_in_ms(timeout_ms),
+                                        &local);
+    if (agent->ch == NULL) {
+        g_set_error(error, SP_AGENT_ERROR, SP_AGENT_ERROR_UNREACHABLE, "%s", local->message);
         return NULL;
     }
+    if (!sp_agent_sync(agent, timeout_ms, error) || !learn_capabilities(agent, timeout_ms, error))
+        return NULL;
     return g_steal_pointer(&agent);
+}
+
+SpAgent *sp_agent_connect_vm(const SpVm *vm, guint timeout_ms, GError **error)
+{
+    g_autoptr(SpAgent) agent = NULL;
+    g_autoptr(GError) local = NULL;
+
+    if (g_strcmp0(vm->driver, "libvirt") != 0) {
+        if (vm->agent_socket == NULL || vm->agent_socket[0] == '\0') {
+            g_set_error(error, SP_AGENT_ERROR, SP_AGENT_ERROR_UNREACHABLE,
+                        "VM '%s' has no agent socket configured", vm->name);
+            return NULL;
+        }
+        return sp_agent_connect(vm->agent_socket, timeout_ms, error);
+    }
+    agent = g_new0(SpAgent, 1);
+    agent->lv = sp_libvirt_open(vm->libvirt_uri, vm->libvirt_domain, &local);
+    if (agent->lv == NULL) {
+        g_set_error(error, SP_AGENT_ERROR, SP_AGENT_ERROR_UNREACHABLE, "%s", local->message);
+        return NULL;
+    }
+    if (!learn_capabilities(agent, timeout_ms, error))
+        return NULL;
+    return g_steal_pointer(&agent);
+}
+
+char *sp_agent_describe_vm(const SpVm *vm)
+{
+    if (g_strcmp0(vm->driver, "libvirt") == 0)
+        return g_strdup_printf("through libvirt (domain '%s')", vm->libvirt_domain);
+    return g_strdup_printf("on %s", vm->agent_socket);
+}
+
+/* One request/reply through libvirt: it owns the channel, the sync and the deadline. */
+static SpJson *exchange_libvirt(SpAgent *agent, SpJson *request, guint timeout_ms,
+                                GError **error)
+{
+    char *text = sp_json_serialize(request, NULL);
+    g_autofree char *reply = NULL;
+    SpJsonLimits limits = {.max_size = SP_CHANNEL_MAX_FRAME};
+    SpJson *msg = NULL;
+    if (text == NULL)
+        g_error("out of memory");
+    reply = sp_libvirt_agent_command(agent->lv, text, timeout_ms, error);
+    free(text);
+    if (reply == NULL)
+        return NULL;
+    if (sp_json_parse(reply, strlen(reply), &limits, &msg, NULL) != SP_OK) {
+        g_set_error(error, SP_AGENT_ERROR, SP_AGENT_ERROR_PROTOCOL,
+                    "libvirt passed on a reply that is not valid JSON");
+        return NULL;
+    }
+    return msg;
 }
 
 SpJson *sp_agent_execute(SpAgent *agent, const char *command, SpJson *arguments, guint timeout_ms,
@@ -123,7 +188,14 @@ SpJson *sp_agent_execute(SpAgent *agent, const char *command, SpJson *arguments,
     const SpJson *ret = NULL;
     const char *klass = NULL, *desc = NULL, *code = NULL;
 
-    if (!sp_channel_send(agent->ch, request, deadline, &local) ||
+    if (agent->lv != NULL) {
+        reply = exchange_libvirt(agent, request, timeout_ms, &local);
+        if (reply == NULL) {
+            g_set_error(error, SP_AGENT_ERROR, local->code, "guest agent command %s: %s",
+                        command, local->message);
+            return NULL;
+        }
+    } else if (!sp_channel_send(agent->ch, request, deadline, &local) ||
         (reply = sp_channel_recv(agent->ch, deadline, &local)) == NULL) {
         gboolean timeout = g_error_matches(local, G_IO_ERROR, G_IO_ERROR_TIMED_OUT);
         if (timeout) {

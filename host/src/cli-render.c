@@ -91,6 +91,10 @@ static SpJson *vm_to_json(const SpVm *vm)
         sp_json_object_set_string(o, "hook-command", vm->hook_command);
     if (vm->hook_timeout_ms > 0)
         sp_json_object_set_int(o, "hook-timeout-ms", vm->hook_timeout_ms);
+    if (vm->libvirt_domain != NULL)
+        sp_json_object_set_string(o, "libvirt-domain", vm->libvirt_domain);
+    if (vm->libvirt_uri != NULL)
+        sp_json_object_set_string(o, "libvirt-uri", vm->libvirt_uri);
     if (vm->overlay_dir != NULL)
         sp_json_object_set_string(o, "overlay-dir", vm->overlay_dir);
     sp_json_object_set(o, "current", vm->current != 0 ? sp_json_new_int(vm->current)
@@ -126,7 +130,8 @@ SpJson *sp_cli_vm_disks_json(GPtrArray *disks)
         SpDisk *d = g_ptr_array_index(disks, i);
         SpJson *o = sp_json_new_object();
         sp_json_object_set_string(o, "disk", d->name);
-        sp_json_object_set_string(o, "node", d->node);
+        sp_json_object_set(o, "node", d->node != NULL ? sp_json_new_string(d->node)
+                                                      : sp_json_new_null());
         sp_json_object_set_string(o, "image", d->image);
         sp_json_object_set_string(o, "format", d->format);
         sp_json_object_set_int(o, "size", d->size);
@@ -161,9 +166,13 @@ void sp_cli_print_vm_list(const SpJson *doc, gboolean json)
         printf("no VMs registered (add one with 'stillpoint vm add')\n");
     for (size_t i = 0; i < sp_json_array_len(doc); i++) {
         const SpJson *vm = sp_json_array_get(doc, i);
-        printf("%-20s driver=%s qmp=%s agent=%s\n", string_or(vm, "name", ""),
-               string_or(vm, "driver", ""), string_or(vm, "qmp", ""),
-               string_or(vm, "agent", "(none)"));
+        if (sp_json_object_get_string(vm, "libvirt-domain") != NULL)
+            printf("%-20s driver=libvirt domain=%s uri=%s\n", string_or(vm, "name", ""),
+                   string_or(vm, "libvirt-domain", ""), string_or(vm, "libvirt-uri", "(default)"));
+        else
+            printf("%-20s driver=%s qmp=%s agent=%s\n", string_or(vm, "name", ""),
+                   string_or(vm, "driver", ""), string_or(vm, "qmp", ""),
+                   string_or(vm, "agent", "(none)"));
     }
 }
 
@@ -211,7 +220,7 @@ void sp_cli_print_vm_disks(const SpJson *doc, gboolean json)
     for (size_t i = 0; i < sp_json_array_len(doc); i++) {
         const SpJson *d = sp_json_array_get(doc, i);
         printf("%s node=%s format=%s serial=%s image=%s\n", string_or(d, "disk", ""),
-               string_or(d, "node", ""), string_or(d, "format", ""), string_or(d, "serial", "-"),
+               string_or(d, "node", "-"), string_or(d, "format", ""), string_or(d, "serial", "-"),
                string_or(d, "image", ""));
     }
 }

@@ -130,13 +130,9 @@ static void roll_back(CreateRun *run, GError **error)
 
 static gboolean connect_agent(CreateRun *run, GError **error)
 {
-    if (run->vm->agent_socket == NULL || run->vm->agent_socket[0] == '\0') {
-        g_set_error(error, SP_AGENT_ERROR, SP_AGENT_ERROR_UNREACHABLE,
-                    "VM '%s' has no agent socket configured", run->vm->name);
-        return FALSE;
-    }
-    say(run, "connecting to the guest agent on %s", run->vm->agent_socket);
-    run->agent = sp_agent_connect(run->vm->agent_socket, SP_AGENT_SYNC_TIMEOUT_MS, error);
+    g_autofree char *where = sp_agent_describe_vm(run->vm);
+    say(run, "connecting to the guest agent %s", where);
+    run->agent = sp_agent_connect_vm(run->vm, SP_AGENT_SYNC_TIMEOUT_MS, error);
     if (run->agent == NULL)
         return FALSE;
     say(run, "guest agent: %s", sp_agent_is_stillpoint(run->agent) ? "stillpoint (leased freeze)"
@@ -498,10 +494,8 @@ static gboolean thaw_by_new_connection(CreateRun *run, gboolean frozen, SpThawRe
     SpThawResult r = {.held_ms = -1};
     gboolean ok = FALSE;
 
-    if (run->vm->agent_socket == NULL)
-        return FALSE;
     g_clear_pointer(&run->agent, sp_agent_free);
-    run->agent = sp_agent_connect(run->vm->agent_socket, SP_AGENT_SYNC_TIMEOUT_MS, &local);
+    run->agent = sp_agent_connect_vm(run->vm, SP_AGENT_SYNC_TIMEOUT_MS, &local);
     if (run->agent != NULL && frozen && sp_agent_is_stillpoint(run->agent) &&
         sp_agent_thaw(run->agent, &run->freeze, &r, NULL)) {
         *ret = r;

@@ -3,63 +3,14 @@
  * blockdev-snapshot actions: atomic across disks, and quick. */
 #include "stillpoint/driver.h"
 
-#include <errno.h>
 #include <gio/gio.h>
-#include <glib/gstdio.h>
 #include <string.h>
 
 static gboolean qemu_plan(SpDriver *drv, SpSnapshotPlan *plan, const char *overlay_dir,
                           GError **error)
 {
-    g_autoptr(GDateTime) now = g_date_time_new_now_utc();
-    g_autofree char *stamp = g_date_time_format(now, "%Y%m%dT%H%M%S");
-    guint32 nonce = g_random_int();
-
-    for (guint i = 0; i < plan->disks->len; i++) {
-        SpPlanDisk *pd = g_ptr_array_index(plan->disks, i);
-        g_autofree char *dir = overlay_dir != NULL ? g_strdup(overlay_dir)
-                                                   : g_path_get_dirname(pd->disk->image);
-        g_autofree char *base = g_strdup_printf("%s-%s-%s-%08x.qcow2", plan->vm_name,
-                                                pd->disk->name, stamp, nonce);
-        /* Disk names come from QMP; keep only what is safe in a file name. */
-        g_strcanon(base, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789.-_", '_');
-        pd->overlay = g_build_filename(dir, base, NULL);
-        /* Node names: a letter first, at most 31 characters. */
-        pd->overlay_node = g_strdup_printf("sp%08x-%u", nonce, i);
-        if (g_file_test(pd->overlay, G_FILE_TEST_EXISTS)) {
-            g_set_error(error, G_IO_ERROR, G_IO_ERROR_EXISTS,
-                        "disk %s: overlay %s already exists", pd->disk->name, pd->overlay);
-            return FALSE;
-        }
-    }
-    return TRUE;
-}
-
-static gboolean create_overlay_file(SpPlanDisk *pd, GError **error)
-{
-    g_autofree char *size = g_strdup_printf("%" G_GINT64_FORMAT, pd->disk->size);
-    g_autofree char *err_text = NULL;
-    g_autoptr(GSubprocess) proc = NULL;
-
-    /* -u: the base is open read-write in QEMU, so qemu-img must not open it; the size is known. */
-    proc = g_subprocess_new(G_SUBPROCESS_FLAGS_STDOUT_SILENCE | G_SUBPROCESS_FLAGS_STDERR_PIPE,
-                            error, "qemu-img", "create", "-q", "-f", "qcow2", "-u", "-b",
-                            pd->disk->image, "-F",
-                            pd->disk->format != NULL ? pd->disk->format : "qcow2", pd->overlay,
-                            size, NULL);
-    if (proc == NULL) {
-        g_prefix_error(error, "disk %s: cannot run qemu-img: ", pd->disk->name);
-        return FALSE;
-    }
-    if (!g_subprocess_communicate_utf8(proc, NULL, NULL, NULL, &err_text, error))
-        return FALSE;
-    if (!g_subprocess_get_if_exited(proc) || g_subprocess_get_exit_status(proc) != 0) {
-        g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED,
-                    "disk %s: cannot create overlay %s: %s", pd->disk->name, pd->overlay,
-                    err_text != NULL ? g_strstrip(err_text) : "qemu-img failed");
-        return FALSE;
-    }
-    return TRUE;
+    (void)drv;
+    return sp_plan_overlays(plan, overlay_dir, TRUE, error);
 }
 
 static gboolean add_overlay_node(SpDriver *drv, SpPlanDisk *pd, GError **error)
@@ -87,9 +38,7 @@ static gboolean qemu_prepare(SpDriver *drv, SpSnapshotPlan *plan, GError **error
 {
     for (guint i = 0; i < plan->disks->len; i++) {
         SpPlanDisk *pd = g_ptr_array_index(plan->disks, i);
-        /* Marked before the attempt: a half-written file is ours to remove too. */
-        pd->created = TRUE;
-        if (!create_overlay_file(pd, error))
+        if (!sp_overlay_create(pd, error))
             return FALSE;
         pd->added = TRUE;
         if (!add_overlay_node(drv, pd, error))
@@ -178,19 +127,8 @@ static gboolean qemu_abort(SpDriver *drv, SpSnapshotPlan *plan, GError **error)
             }
             pd->added = FALSE;
         }
-        if (pd->created) {
-            /* ENOTDIR: the directory itself is missing, so the file cannot exist. */
-            if (g_unlink(pd->overlay) != 0 && errno != ENOENT && errno != ENOTDIR) {
-                int errsv = errno;
-                if (ok)
-                    g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errsv),
-                                "disk %s: removing overlay %s: %s", pd->disk->name, pd->overlay,
-                                g_strerror(errsv));
-                ok = FALSE;
-                continue;
-            }
-            pd->created = FALSE;
-        }
+        if (!sp_overlay_remove(pd, ok ? error : NULL))
+            ok = FALSE;
     }
     return ok;
 }
@@ -199,29 +137,7 @@ static gboolean qemu_committed(SpDriver *drv, SpSnapshotPlan *plan, gboolean *re
                                GError **error)
 {
     g_autoptr(GPtrArray) disks = sp_qmp_discover_disks(drv->qmp, error);
-    guint on_overlay = 0;
-    if (disks == NULL)
-        return FALSE;
-    for (guint i = 0; i < plan->disks->len; i++) {
-        SpPlanDisk *pd = g_ptr_array_index(plan->disks, i);
-        for (guint j = 0; j < disks->len; j++) {
-            SpDisk *d = g_ptr_array_index(disks, j);
-            if (g_strcmp0(d->node, pd->overlay_node) == 0 ||
-                g_strcmp0(d->image, pd->overlay) == 0) {
-                on_overlay++;
-                break;
-            }
-        }
-    }
-    if (on_overlay != 0 && on_overlay != plan->disks->len) {
-        g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED,
-                    "VM '%s': only %u of %u disks run on the overlays of checkpoint '%s'; "
-                    "this needs a manual check (qemu-img info --backing-chain)",
-                    plan->vm_name, on_overlay, plan->disks->len, plan->checkpoint_name);
-        return FALSE;
-    }
-    *ret_committed = on_overlay != 0;
-    return TRUE;
+    return disks != NULL && sp_plan_committed(plan, disks, ret_committed, error);
 }
 
 const SpDriverOps sp_driver_qemu_ops = {

@@ -2,7 +2,9 @@
  * the driver factory, and the test-only fault points. */
 #include "stillpoint/driver.h"
 
+#include <errno.h>
 #include <gio/gio.h>
+#include <glib/gstdio.h>
 #include <stdlib.h>
 #include <signal.h>
 #include <string.h>
@@ -215,6 +217,105 @@ GPtrArray *sp_qmp_discover_disks(SpQmp *qmp, GError **error)
     return g_steal_pointer(&disks);
 }
 
+gboolean sp_plan_overlays(SpSnapshotPlan *plan, const char *overlay_dir, gboolean with_nodes,
+                          GError **error)
+{
+    g_autoptr(GDateTime) now = g_date_time_new_now_utc();
+    g_autofree char *stamp = g_date_time_format(now, "%Y%m%dT%H%M%S");
+    guint32 nonce = g_random_int();
+
+    for (guint i = 0; i < plan->disks->len; i++) {
+        SpPlanDisk *pd = g_ptr_array_index(plan->disks, i);
+        g_autofree char *dir = overlay_dir != NULL ? g_strdup(overlay_dir)
+                                                   : g_path_get_dirname(pd->disk->image);
+        g_autofree char *base = g_strdup_printf("%s-%s-%s-%08x.qcow2", plan->vm_name,
+                                                pd->disk->name, stamp, nonce);
+        /* Disk names come from the hypervisor; keep only what is safe in a file name. */
+        g_strcanon(base, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789.-_", '_');
+        pd->overlay = g_build_filename(dir, base, NULL);
+        /* Node names: a letter first, at most 31 characters. */
+        if (with_nodes)
+            pd->overlay_node = g_strdup_printf("sp%08x-%u", nonce, i);
+        if (g_file_test(pd->overlay, G_FILE_TEST_EXISTS)) {
+            g_set_error(error, G_IO_ERROR, G_IO_ERROR_EXISTS,
+                        "disk %s: overlay %s already exists", pd->disk->name, pd->overlay);
+            return FALSE;
+        }
+    }
+    return TRUE;
+}
+
+gboolean sp_overlay_create(SpPlanDisk *pd, GError **error)
+{
+    g_autofree char *size = g_strdup_printf("%" G_GINT64_FORMAT, pd->disk->size);
+    g_autofree char *err_text = NULL;
+    g_autoptr(GSubprocess) proc = NULL;
+
+    /* Marked before the attempt: a half-written file is ours to remove too. */
+    pd->created = TRUE;
+    /* -u: the base is open read-write in QEMU, so qemu-img must not open it; the size is known. */
+    proc = g_subprocess_new(G_SUBPROCESS_FLAGS_STDOUT_SILENCE | G_SUBPROCESS_FLAGS_STDERR_PIPE,
+                            error, "qemu-img", "create", "-q", "-f", "qcow2", "-u", "-b",
+                            pd->disk->image, "-F",
+                            pd->disk->format != NULL ? pd->disk->format : "qcow2", pd->overlay,
+                            size, NULL);
+    if (proc == NULL) {
+        g_prefix_error(error, "disk %s: cannot run qemu-img: ", pd->disk->name);
+        return FALSE;
+    }
+    if (!g_subprocess_communicate_utf8(proc, NULL, NULL, NULL, &err_text, error))
+        return FALSE;
+    if (!g_subprocess_get_if_exited(proc) || g_subprocess_get_exit_status(proc) != 0) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED,
+                    "disk %s: cannot create overlay %s: %s", pd->disk->name, pd->overlay,
+                    err_text != NULL ? g_strstrip(err_text) : "qemu-img failed");
+        return FALSE;
+    }
+    return TRUE;
+}
+
+gboolean sp_overlay_remove(SpPlanDisk *pd, GError **error)
+{
+    if (!pd->created)
+        return TRUE;
+    /* ENOTDIR: the directory itself is missing, so the file cannot exist. */
+    if (g_unlink(pd->overlay) != 0 && errno != ENOENT && errno != ENOTDIR) {
+        int errsv = errno;
+        g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errsv),
+                    "disk %s: removing overlay %s: %s", pd->disk->name, pd->overlay,
+                    g_strerror(errsv));
+        return FALSE;
+    }
+    pd->created = FALSE;
+    return TRUE;
+}
+
+gboolean sp_plan_committed(const SpSnapshotPlan *plan, GPtrArray *disks, gboolean *ret_committed,
+                           GError **error)
+{
+    guint on_overlay = 0;
+    for (guint i = 0; i < plan->disks->len; i++) {
+        SpPlanDisk *pd = g_ptr_array_index(plan->disks, i);
+        for (guint j = 0; j < disks->len; j++) {
+            SpDisk *d = g_ptr_array_index(disks, j);
+            if ((pd->overlay_node != NULL && g_strcmp0(d->node, pd->overlay_node) == 0) ||
+                g_strcmp0(d->image, pd->overlay) == 0) {
+                on_overlay++;
+                break;
+            }
+        }
+    }
+    if (on_overlay != 0 && on_overlay != plan->disks->len) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED,
+                    "VM '%s': only %u of %u disks run on the overlays of checkpoint '%s'; "
+                    "this needs a manual check (qemu-img info --backing-chain)",
+                    plan->vm_name, on_overlay, plan->disks->len, plan->checkpoint_name);
+        return FALSE;
+    }
+    *ret_committed = on_overlay != 0;
+    return TRUE;
+}
+
 static const SpDriverOps *registered_ops;
 
 void sp_driver_register(const SpDriverOps *ops)
@@ -230,11 +331,13 @@ SpDriver *sp_driver_new(SpVm *vm, SpQmp *qmp, GError **error)
         ops = &sp_driver_qemu_ops;
     else if (g_strcmp0(vm->driver, "hook") == 0)
         ops = &sp_driver_hook_ops;
+    else if (g_strcmp0(vm->driver, "libvirt") == 0)
+        ops = &sp_driver_libvirt_ops;
     else if (registered_ops != NULL && g_strcmp0(vm->driver, registered_ops->name) == 0)
         ops = registered_ops;
     if (ops == NULL) {
         g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
-                    "VM '%s': unknown driver '%s' (known: qemu, hook)", vm->name, vm->driver);
+                    "VM '%s': unknown driver '%s' (known: qemu, hook, libvirt)", vm->name, vm->driver);
         return NULL;
     }
     drv = g_new0(SpDriver, 1);

@@ -196,27 +196,20 @@ static gboolean step_frozen(Member *m, const char *name, GError **error)
     return TRUE;
 }
 
-/* Lock, recover, connect, plan and journal one member; nothing is touched yet. */
-static Member *member_open(SpStore *store, const char *vm_name, const char *cp_name,
-                           const Report *r, GError **error)
+/* A qemu member: QMP names the disks. */
+static gboolean plan_qemu_member(Member *m, const char *vm_name, const char *cp_name,
+                                 GError **error)
 {
-    Member *m = g_new0(Member, 1);
     g_autoptr(GPtrArray) disks = NULL;
-    g_autofree char *payload = NULL;
-    m->store = store;
-    if ((m->vm = sp_store_vm_get(store, vm_name, error)) == NULL ||
-        (m->lock = sp_vm_lock_acquire(store, vm_name, error)) == NULL ||
-        !sp_coordinator_recover(store, m->vm, NULL, r->progress, r->user_data, error))
-        goto fail;
     if (m->vm->qmp_socket == NULL || g_strcmp0(m->vm->driver, "qemu") != 0) {
         g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
-                    "VM '%s': group members need the qemu driver", vm_name);
-        goto fail;
+                    "VM '%s': group members need the qemu or libvirt driver", vm_name);
+        return FALSE;
     }
     if ((m->qmp = sp_qmp_connect(m->vm->qmp_socket, SP_QMP_CONNECT_TIMEOUT_MS, error)) == NULL ||
         (m->driver = sp_driver_new(m->vm, m->qmp, error)) == NULL ||
         (disks = sp_qmp_discover_disks(m->qmp, error)) == NULL)
-        goto fail;
+        return FALSE;
     m->plan = sp_snapshot_plan_new(vm_name, cp_name);
     m->plan->type = g_strdup("production");
     for (guint i = 0; i < disks->len; i++) {
@@ -227,6 +220,29 @@ static Member *member_open(SpStore *store, const char *vm_name, const char *cp_n
     if (m->plan->disks->len == 0) {
         g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND, "VM '%s' has no writable disk",
                     vm_name);
+        return FALSE;
+    }
+    return TRUE;
+}
+
+/* Lock, recover, connect, plan and journal one member; nothing is touched yet. */
+static Member *member_open(SpStore *store, const char *vm_name, const char *cp_name,
+                           const Report *r, GError **error)
+{
+    Member *m = g_new0(Member, 1);
+    g_autofree char *payload = NULL;
+    m->store = store;
+    if ((m->vm = sp_store_vm_get(store, vm_name, error)) == NULL ||
+        (m->lock = sp_vm_lock_acquire(store, vm_name, error)) == NULL ||
+        !sp_coordinator_recover(store, m->vm, NULL, r->progress, r->user_data, error))
+        goto fail;
+    if (g_strcmp0(m->vm->driver, "libvirt") == 0) {
+        /* libvirt's domain XML names the disks: the driver's plan finds them. */
+        if ((m->driver = sp_driver_new(m->vm, NULL, error)) == NULL)
+            goto fail;
+        m->plan = sp_snapshot_plan_new(vm_name, cp_name);
+        m->plan->type = g_strdup("production");
+    } else if (!plan_qemu_member(m, vm_name, cp_name, error)) {
         goto fail;
     }
     if (!m->driver->ops->plan(m->driver, m->plan, m->vm->overlay_dir, error))
@@ -305,13 +321,7 @@ static gboolean group_prepare(GPtrArray *members, guint lease_ms, const Report *
         if (!m->driver->ops->prepare(m->driver, m->plan, error) ||
             !step(m, STEP_PREPARED, error))
             goto fail;
-        if (m->vm->agent_socket == NULL) {
-            g_set_error(error, SP_AGENT_ERROR, SP_AGENT_ERROR_UNREACHABLE,
-                        "no agent socket configured");
-            goto fail;
-        }
-        if ((m->agent = sp_agent_connect(m->vm->agent_socket, SP_AGENT_SYNC_TIMEOUT_MS,
-                                         error)) == NULL)
+        if ((m->agent = sp_agent_connect_vm(m->vm, SP_AGENT_SYNC_TIMEOUT_MS, error)) == NULL)
             goto fail;
         continue;
 fail:

@@ -14,6 +14,7 @@
 
 #include "stillpoint/channel.h"
 #include "stillpoint/driver.h"
+#include "stillpoint/libvirt.h"
 
 #define STEP_RECORDED "recorded"
 
@@ -41,6 +42,7 @@ typedef struct {
     char *cp_name;
     int64_t parent;
     char *state;      /* a standard checkpoint's saved state, removed with it */
+    char *libvirt_snapshot; /* libvirt driver: the checkpoint in libvirt's snapshot list */
     GPtrArray *disks; /* of DelDisk */
 } DelPlan;
 
@@ -70,6 +72,7 @@ static void del_plan_free(DelPlan *p)
         return;
     g_free(p->cp_name);
     g_free(p->state);
+    g_free(p->libvirt_snapshot);
     g_ptr_array_unref(p->disks);
     g_free(p);
 }
@@ -91,6 +94,8 @@ static char *plan_to_json(const DelPlan *p)
     sp_json_object_set_int(root, "parent", p->parent);
     if (p->state != NULL)
         sp_json_object_set_string(root, "state", p->state);
+    if (p->libvirt_snapshot != NULL)
+        sp_json_object_set_string(root, "libvirt-snapshot", p->libvirt_snapshot);
     for (guint i = 0; i < p->disks->len; i++) {
         DelDisk *d = g_ptr_array_index(p->disks, i);
         SpJson *o = sp_json_new_object();
@@ -140,6 +145,7 @@ static DelPlan *plan_from_json(const char *text, GError **error)
     p->cp_name = dup_str(root, "name");
     p->parent = sp_json_object_get_int(root, "parent", 0);
     p->state = dup_str(root, "state");
+    p->libvirt_snapshot = dup_str(root, "libvirt-snapshot");
     for (size_t i = 0; i < sp_json_array_len(disks); i++) {
         const SpJson *o = sp_json_array_get(disks, i);
         const SpJson *rb = sp_json_object_get(o, "rebase");
@@ -248,9 +254,49 @@ static gboolean plan_stream(GPtrArray *cps, const SpVm *vm, const SpCheckpoint *
     return TRUE;
 }
 
+/* Where the running VM has image: in QEMU's graph (QMP), or in libvirt's chains for the libvirt
+ * driver (found and active only). Not found when the VM does not run (both NULL). */
+static gboolean find_live(SpQmp *qmp, SpLibvirt *lv, const char *image, SpLiveImage *li,
+                          GError **error)
+{
+    if (lv != NULL) {
+        g_autofree char *disk = NULL;
+        if (!sp_libvirt_find_image(lv, image, &disk, &li->active, error))
+            return FALSE;
+        li->found = disk != NULL;
+        return TRUE;
+    }
+    return qmp == NULL || sp_op_live_find(qmp, image, li, error);
+}
+
+/* libvirt's domain definition names the image it writes to; a file-level merge of that image
+ * (domain shut off) would leave the definition pointing at a removed file. */
+static gboolean libvirt_merge_possible(const SpVm *vm, SpLibvirt *lv, const SpCheckpoint *cp,
+                                       const DelDisk *d, GError **error)
+{
+    if (g_strcmp0(vm->driver, "libvirt") != 0)
+        return TRUE;
+    if (strcmp(d->mode, "stream") == 0) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+                    "checkpoint '%s', disk %s: branches are not supported with the libvirt "
+                    "driver", cp->name, d->disk);
+        return FALSE;
+    }
+    if (lv == NULL && strcmp(d->mode, "commit") == 0 && d->child == 0) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+                    "checkpoint '%s', disk %s: merging the image libvirt's domain '%s' writes to "
+                    "needs the domain running (libvirt moves its definition onto the merged "
+                    "image); start it, or delete an older checkpoint",
+                    cp->name, d->disk, vm->libvirt_domain);
+        return FALSE;
+    }
+    return TRUE;
+}
+
 /* Plans one disk: which file merges into which, and what else must be re-pointed. */
 static gboolean plan_disk(GPtrArray *cps, const SpVm *vm, const SpCheckpoint *cp,
-                          const SpCheckpointDisk *cd, SpQmp *qmp, DelDisk *d, GError **error)
+                          const SpCheckpointDisk *cd, SpQmp *qmp, SpLibvirt *lv, DelDisk *d,
+                          GError **error)
 {
     g_autoptr(GPtrArray) deps = dependents(cps, vm, cp, cd->disk, &d->child);
     SpLiveImage li = {0};
@@ -267,7 +313,7 @@ static gboolean plan_disk(GPtrArray *cps, const SpVm *vm, const SpCheckpoint *cp
             const SpCheckpointDisk *pd = parent != NULL ? cp_disk(parent, cd->disk) : NULL;
             d->unlink_parent_overlay = pd != NULL && g_strcmp0(pd->overlay, cd->image) == 0;
         }
-        if (qmp != NULL && !sp_op_live_find(qmp, cd->image, &li, error))
+        if (!find_live(qmp, lv, cd->image, &li, error))
             return FALSE;
         if (li.found) {
             sp_live_image_clear(&li);
@@ -287,7 +333,7 @@ static gboolean plan_disk(GPtrArray *cps, const SpVm *vm, const SpCheckpoint *cp
                     cp->name, cd->disk, d->base);
         return FALSE;
     }
-    if (qmp != NULL && !sp_op_live_find(qmp, d->top, &li, error))
+    if (!find_live(qmp, lv, d->top, &li, error))
         return FALSE;
     d->live = li.found;
     d->active = li.active;
@@ -310,6 +356,7 @@ typedef struct {
     SpStore *store;
     SpVm *vm;
     SpQmp *qmp;
+    SpLibvirt *lv;    /* the libvirt driver's running domain */
     const SpOpReport *report;
     DelPlan *plan;
 } DelRun;
@@ -433,6 +480,22 @@ static gboolean merge_live(DelRun *run, DelDisk *d, GError **error)
     return TRUE;
 }
 
+static void libvirt_progress(const char *disk, guint percent, gpointer user_data)
+{
+    sp_op_say(user_data, "disk %s: merged %u%%", disk, percent);
+}
+
+/* libvirt's block commit (and pivot): libvirt's chain, and so its definition, follow. A job a
+ * killed run left is found and finished first. */
+static gboolean merge_libvirt(DelRun *run, DelDisk *d, GError **error)
+{
+    sp_op_say(run->report, "disk %s: merging %s into %s (live, through libvirt%s)", d->disk,
+              d->top, d->base, d->active ? ", active layer" : "");
+    return sp_libvirt_block_commit(run->lv, d->disk, d->base, d->top, d->active,
+                                   run->report != NULL ? libvirt_progress : NULL,
+                                   (gpointer)run->report, error);
+}
+
 static gboolean merge_offline(DelRun *run, DelDisk *d, GError **error)
 {
     g_autofree char *fmt = sp_op_image_format(d->base, error);
@@ -461,7 +524,7 @@ static gboolean rebase_dependents(DelRun *run, DelDisk *d, GError **error)
                               g_ptr_array_index(d->rebase, i), NULL};
         SpLiveImage li = {0};
         gboolean live;
-        if (run->qmp != NULL && !sp_op_live_find(run->qmp, argv[8], &li, error))
+        if (!find_live(run->qmp, run->lv, argv[8], &li, error))
             return FALSE;
         live = li.found;
         sp_live_image_clear(&li);
@@ -552,7 +615,10 @@ static gboolean merge_disk(DelRun *run, DelDisk *d, GError **error)
         return stream_disk(run, d, error) && journal(run, step, error);
     if (strcmp(d->mode, "commit") != 0)
         return TRUE;
-    if (d->live && run->qmp != NULL) {
+    if (d->live && run->lv != NULL) {
+        if (!merge_libvirt(run, d, error))
+            return FALSE;
+    } else if (d->live && run->qmp != NULL) {
         if (!merge_live(run, d, error))
             return FALSE;
     } else if (d->live && d->active) {
@@ -628,6 +694,23 @@ static gboolean still_referenced(DelRun *run, const char *path, gboolean *ret, G
     return TRUE;
 }
 
+/* libvirt's snapshot list follows the tree: the merged checkpoint leaves it (its children move
+ * up to its parent there too). */
+static gboolean forget_libvirt_snapshot(DelRun *run, GError **error)
+{
+    g_autoptr(SpLibvirt) lv = NULL;
+    gboolean found = FALSE;
+    if (run->plan->libvirt_snapshot == NULL)
+        return TRUE;
+    if ((lv = sp_libvirt_open(run->vm->libvirt_uri, run->vm->libvirt_domain, error)) == NULL ||
+        !sp_libvirt_snapshot_forget(lv, run->plan->libvirt_snapshot, &found, error))
+        return FALSE;
+    if (!found)
+        sp_op_say(run->report, "note: libvirt lists no snapshot '%s' (already removed)",
+                  run->plan->libvirt_snapshot);
+    return TRUE;
+}
+
 static gboolean remove_files(DelRun *run, GError **error)
 {
     g_autoptr(GHashTable) bases = g_hash_table_new(g_str_hash, g_str_equal);
@@ -660,6 +743,8 @@ static gboolean remove_files(DelRun *run, GError **error)
     }
     if (run->plan->state != NULL && !sp_op_unlink(run->plan->state, error))
         return FALSE;
+    if (!forget_libvirt_snapshot(run, error))
+        return FALSE;
     return sp_store_op_finish(run->store, run->plan->op_id, SP_OP_DONE, error);
 }
 
@@ -679,8 +764,8 @@ static gboolean run_plan(DelRun *run, gboolean recorded, GError **error)
     return remove_files(run, error);
 }
 
-static DelPlan *make_plan(SpStore *store, SpVm *vm, SpQmp *qmp, const SpCheckpoint *cp,
-                          GError **error)
+static DelPlan *make_plan(SpStore *store, SpVm *vm, SpQmp *qmp, SpLibvirt *lv,
+                          const SpCheckpoint *cp, GError **error)
 {
     g_autoptr(GPtrArray) cps = sp_store_checkpoint_list(store, vm->id, error);
     g_autoptr(DelPlan) p = del_plan_new();
@@ -693,13 +778,19 @@ static DelPlan *make_plan(SpStore *store, SpVm *vm, SpQmp *qmp, const SpCheckpoi
     for (guint i = 0; i < cp->disks->len; i++) {
         DelDisk *d = del_disk_new();
         g_ptr_array_add(p->disks, d);
-        if (!plan_disk(cps, vm, cp, g_ptr_array_index(cp->disks, i), qmp, d, error))
+        if (!plan_disk(cps, vm, cp, g_ptr_array_index(cp->disks, i), qmp, lv, d, error) ||
+            !libvirt_merge_possible(vm, lv, cp, d, error))
             return NULL;
+    }
+    if (g_strcmp0(vm->driver, "libvirt") == 0 && cp->disks->len > 0) {
+        const SpCheckpointDisk *first = g_ptr_array_index(cp->disks, 0);
+        if (first->overlay != NULL)
+            p->libvirt_snapshot = sp_libvirt_snapshot_name(first->overlay);
     }
     return g_steal_pointer(&p);
 }
 
-static gboolean delete_one(SpStore *store, SpVm *vm, SpQmp *qmp, int64_t cp_id,
+static gboolean delete_one(SpStore *store, SpVm *vm, SpQmp *qmp, SpLibvirt *lv, int64_t cp_id,
                            const SpOpReport *report, GError **error)
 {
     g_autofree char *ref = g_strdup_printf("#%" G_GINT64_FORMAT, cp_id);
@@ -707,11 +798,11 @@ static gboolean delete_one(SpStore *store, SpVm *vm, SpQmp *qmp, int64_t cp_id,
     g_autoptr(SpVm) fresh = sp_store_vm_get(store, vm->name, error);
     g_autoptr(DelPlan) plan = NULL;
     g_autofree char *payload = NULL;
-    DelRun run = {.store = store, .vm = fresh, .qmp = qmp, .report = report};
+    DelRun run = {.store = store, .vm = fresh, .qmp = qmp, .lv = lv, .report = report};
 
     if (fresh == NULL || (cp = sp_op_find_checkpoint(store, fresh, ref, error)) == NULL)
         return FALSE;
-    if ((plan = make_plan(store, fresh, qmp, cp, error)) == NULL)
+    if ((plan = make_plan(store, fresh, qmp, lv, cp, error)) == NULL)
         return FALSE;
     for (guint i = 0; i < plan->disks->len; i++) {
         DelDisk *d = g_ptr_array_index(plan->disks, i);
@@ -723,7 +814,7 @@ static gboolean delete_one(SpStore *store, SpVm *vm, SpQmp *qmp, int64_t cp_id,
         return FALSE;
     sp_fault_crash_point("planned");
     sp_op_say(report, "deleting checkpoint '%s' (#%" G_GINT64_FORMAT ")%s", cp->name, cp->id,
-              qmp != NULL ? " while the VM runs" : "");
+              qmp != NULL || lv != NULL ? " while the VM runs" : "");
     run.plan = plan;
     return run_plan(&run, FALSE, error);
 }
@@ -746,19 +837,21 @@ gboolean sp_op_delete(SpStore *store, SpVm *vm, const char *ref, gboolean subtre
     g_autoptr(GPtrArray) cps = NULL;
     g_autoptr(GArray) order = g_array_new(FALSE, FALSE, sizeof(int64_t));
     g_autoptr(SpQmp) qmp = NULL;
+    g_autoptr(SpLibvirt) lv = NULL;
 
     if (cp == NULL || !sp_op_images_ours(vm, "merge", error))
         return FALSE;
     if ((cps = sp_store_checkpoint_list(store, vm->id, error)) == NULL)
         return FALSE;
-    if (!sp_op_connect_qmp_if_running(vm, &qmp, error))
+    if (!sp_op_connect_qmp_if_running(vm, &qmp, error) ||
+        !sp_libvirt_open_if_running(vm, &lv, error))
         return FALSE;
     if (subtree)
         collect_post_order(cps, cp->id, order);
     else
         g_array_append_val(order, cp->id);
     for (guint i = 0; i < order->len; i++) {
-        if (!delete_one(store, vm, qmp, g_array_index(order, int64_t, i), report, error))
+        if (!delete_one(store, vm, qmp, lv, g_array_index(order, int64_t, i), report, error))
             return FALSE;
     }
     return TRUE;
@@ -768,9 +861,11 @@ gboolean sp_op_recover_delete(SpStore *store, SpVm *vm, SpQmp *qmp, SpOp *op,
                               const SpOpReport *report, GError **error)
 {
     g_autoptr(DelPlan) plan = plan_from_json(op->payload, error);
+    g_autoptr(SpLibvirt) lv = NULL;
     DelRun run = {.store = store, .vm = vm, .qmp = qmp, .report = report};
-    if (plan == NULL)
+    if (plan == NULL || !sp_libvirt_open_if_running(vm, &lv, error))
         return FALSE;
+    run.lv = lv;
     plan->op_id = op->id;
     run.plan = plan;
     sp_op_say(report, "recovery: finishing the deletion of checkpoint '%s' (step %s)",

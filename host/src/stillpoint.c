@@ -17,6 +17,7 @@
 #include "stillpoint/channel.h"
 #include "stillpoint/coordinator.h"
 #include "stillpoint/driver.h"
+#include "stillpoint/libvirt.h"
 #include "stillpoint/qmp.h"
 #include "stillpoint/store.h"
 #include "cli.h"
@@ -128,31 +129,64 @@ void print_json(SpJson *value)
 
 /* ---- vm ---- */
 
-static gboolean show_discovered_disks(const char *qmp_socket, GError **error)
+/* The disks a checkpoint of the VM would hold, as QMP or libvirt sees them now. */
+static GPtrArray *discover_disks(const SpVm *vm, GError **error)
 {
-    g_autoptr(SpQmp) qmp = sp_qmp_connect(qmp_socket, SP_QMP_CONNECT_TIMEOUT_MS, error);
-    g_autoptr(GPtrArray) disks = NULL;
-    if (qmp == NULL)
-        return FALSE;
-    disks = sp_qmp_discover_disks(qmp, error);
+    g_autoptr(SpQmp) qmp = NULL;
+    g_autoptr(SpLibvirt) lv = NULL;
+
+    if (g_strcmp0(vm->driver, "libvirt") == 0) {
+        if ((lv = sp_libvirt_open(vm->libvirt_uri, vm->libvirt_domain, error)) == NULL)
+            return NULL;
+        return sp_libvirt_disks(lv, error);
+    }
+    if (vm->qmp_socket == NULL || vm->qmp_socket[0] == '\0') {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
+                    "VM '%s' has no QMP socket: its disks are not known to stillpoint", vm->name);
+        return NULL;
+    }
+    if ((qmp = sp_qmp_connect(vm->qmp_socket, SP_QMP_CONNECT_TIMEOUT_MS, error)) == NULL)
+        return NULL;
+    return sp_qmp_discover_disks(qmp, error);
+}
+
+static gboolean show_discovered_disks(const SpVm *vm, GError **error)
+{
+    g_autoptr(GPtrArray) disks = discover_disks(vm, error);
+    gboolean libvirt = g_strcmp0(vm->driver, "libvirt") == 0; /* its nodes are its own */
     if (disks == NULL)
         return FALSE;
     for (guint i = 0; i < disks->len; i++) {
         SpDisk *d = g_ptr_array_index(disks, i);
         if (!globals.quiet)
-            fprintf(stderr, "stillpoint:   disk %s: %s (%s, node %s%s%s)\n", d->name, d->image,
-                    d->format, d->node, d->serial != NULL ? ", serial " : "",
-                    d->serial != NULL ? d->serial : "");
+            fprintf(stderr, "stillpoint:   disk %s: %s (%s%s%s%s%s)\n", d->name, d->image,
+                    d->format, libvirt ? "" : ", node ", libvirt ? "" : d->node,
+                    d->serial != NULL ? ", serial " : "", d->serial != NULL ? d->serial : "");
     }
     return TRUE;
 }
 
-static gboolean vm_add_options_valid(const char *driver, const char *qmp, const char *hook,
-                                     gint hook_timeout, GError **error)
+static gboolean vm_add_options_valid(const SpVm *vm, gint hook_timeout, GError **error)
 {
-    if (g_strcmp0(driver, "qemu") != 0 && g_strcmp0(driver, "hook") != 0) {
+    const char *driver = vm->driver, *hook = vm->hook_command;
+    const char *qmp = vm->qmp_socket[0] != '\0' ? vm->qmp_socket : NULL;
+    gboolean libvirt = g_strcmp0(driver, "libvirt") == 0;
+
+    if (g_strcmp0(driver, "qemu") != 0 && g_strcmp0(driver, "hook") != 0 && !libvirt) {
         g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                    "vm add: unknown driver '%s' (qemu or hook)", driver);
+                    "vm add: unknown driver '%s' (qemu, hook or libvirt)", driver);
+        return FALSE;
+    }
+    if (libvirt != (vm->libvirt_domain != NULL) || (!libvirt && vm->libvirt_uri != NULL)) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                    libvirt ? "vm add: --domain NAME is required with the libvirt driver"
+                            : "vm add: --domain and --uri are for the libvirt driver");
+        return FALSE;
+    }
+    if (libvirt && (qmp != NULL || vm->agent_socket != NULL)) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                    "vm add: libvirt owns the domain's QMP and agent sockets; give --domain "
+                    "(and --uri), not --qmp or --agent");
         return FALSE;
     }
     if (qmp == NULL && g_strcmp0(driver, "qemu") == 0) {
@@ -176,12 +210,19 @@ static gboolean vm_add_options_valid(const char *driver, const char *qmp, const 
 static int cmd_vm_add(int argc, char **argv)
 {
     g_autofree char *qmp = NULL, *agent = NULL, *driver = NULL, *hook = NULL, *overlay_dir = NULL;
+    g_autofree char *domain = NULL, *uri = NULL;
     gint hook_timeout = 0;
     const GOptionEntry entries[] = {
         {"qmp", 0, 0, G_OPTION_ARG_FILENAME, &qmp, "The VM's QMP unix socket", "SOCKET"},
         {"agent", 0, 0, G_OPTION_ARG_FILENAME, &agent, "The VM's guest agent unix socket",
          "SOCKET"},
-        {"driver", 0, 0, G_OPTION_ARG_STRING, &driver, "qemu (default) or hook", "DRIVER"},
+        {"driver", 0, 0, G_OPTION_ARG_STRING, &driver, "qemu (default), libvirt or hook",
+         "DRIVER"},
+        {"domain", 0, 0, G_OPTION_ARG_STRING, &domain, "libvirt driver: the domain's name",
+         "NAME"},
+        {"uri", 0, 0, G_OPTION_ARG_STRING, &uri,
+         "libvirt driver: the connection URI, e.g. qemu+ssh://host/system (default: libvirt's)",
+         "URI"},
         {"hook-command", 0, 0, G_OPTION_ARG_STRING, &hook,
          "hook driver: command run between freeze and thaw", "CMD"},
         {"hook-timeout", 0, 0, G_OPTION_ARG_INT, &hook_timeout,
@@ -194,7 +235,7 @@ static int cmd_vm_add(int argc, char **argv)
     SpVm vm = {0};
     int64_t id = 0;
 
-    if (!parse_options("NAME", "Register a VM. Its disks are discovered from QMP.", entries,
+    if (!parse_options("NAME", "Register a VM. Its disks are discovered from QMP, or from libvirt's domain XML.", entries,
                        &argc, &argv, &error))
         goto fail;
     if (argc != 2) {
@@ -204,22 +245,24 @@ static int cmd_vm_add(int argc, char **argv)
     }
     if (driver == NULL)
         driver = g_strdup("qemu");
-    if (!vm_add_options_valid(driver, qmp, hook, hook_timeout, &error))
-        goto fail;
     vm = (SpVm){.name = argv[1],
                 .qmp_socket = qmp != NULL ? qmp : (char *)"",
                 .agent_socket = agent,
                 .driver = driver,
                 .hook_command = hook,
+                .libvirt_uri = uri,
+                .libvirt_domain = domain,
                 .overlay_dir = overlay_dir,
                 .hook_timeout_ms = (int64_t)hook_timeout * 1000};
+    if (!vm_add_options_valid(&vm, hook_timeout, &error))
+        goto fail;
     store = open_store(&error);
     if (store == NULL || !sp_store_vm_add(store, &vm, &id, &error))
         goto fail;
     progress_cb("registered the VM", NULL);
-    if (qmp != NULL) {
+    if (qmp != NULL || domain != NULL) {
         g_autoptr(GError) local = NULL;
-        if (!show_discovered_disks(qmp, &local))
+        if (!show_discovered_disks(&vm, &local))
             fprintf(stderr, "stillpoint: WARNING: VM '%s' registered, but its disks could not "
                             "be discovered now: %s\n",
                     argv[1], local->message);
@@ -337,11 +380,10 @@ static int cmd_vm_disks(int argc, char **argv)
     g_autoptr(GError) error = NULL;
     g_autoptr(SpStore) store = NULL;
     g_autoptr(SpVm) vm = NULL;
-    g_autoptr(SpQmp) qmp = NULL;
     g_autoptr(GPtrArray) disks = NULL;
 
-    if (!parse_options("NAME", "Show the disks QMP reports for a VM, and the image each one "
-                               "writes to now.",
+    if (!parse_options("NAME", "Show the disks QMP (or libvirt) reports for a VM, and the image "
+                               "each one writes to now.",
                        NULL, &argc, &argv, &error))
         goto fail;
     if (argc != 2) {
@@ -350,15 +392,8 @@ static int cmd_vm_disks(int argc, char **argv)
         goto fail;
     }
     store = open_store(&error);
-    if (store == NULL || (vm = sp_store_vm_get(store, argv[1], &error)) == NULL)
-        goto fail;
-    if (vm->qmp_socket == NULL || vm->qmp_socket[0] == '\0') {
-        g_set_error(&error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
-                    "VM '%s' has no QMP socket: its disks are not known to stillpoint", vm->name);
-        goto fail;
-    }
-    qmp = sp_qmp_connect(vm->qmp_socket, SP_QMP_CONNECT_TIMEOUT_MS, &error);
-    if (qmp == NULL || (disks = sp_qmp_discover_disks(qmp, &error)) == NULL)
+    if (store == NULL || (vm = sp_store_vm_get(store, argv[1], &error)) == NULL ||
+        (disks = discover_disks(vm, &error)) == NULL)
         goto fail;
     {
         g_autoptr(SpJson) doc = sp_cli_vm_disks_json(disks);

@@ -17,7 +17,8 @@ struct SpVmLock {
     char *path;
 };
 
-/* Version 1 of the schema. Times are microseconds since the epoch. */
+/* Version 1 of the schema; later versions add columns below (user_version says which). Times are
+ * microseconds since the epoch. */
 static const char schema_sql[] =
     "PRAGMA foreign_keys = ON;"
     "CREATE TABLE IF NOT EXISTS vms ("
@@ -35,8 +36,7 @@ static const char schema_sql[] =
     "CREATE TABLE IF NOT EXISTS ops ("
     "  id INTEGER PRIMARY KEY, vm_id INTEGER NOT NULL REFERENCES vms(id) ON DELETE CASCADE,"
     "  kind TEXT NOT NULL, state TEXT NOT NULL, step TEXT NOT NULL, payload TEXT NOT NULL,"
-    "  created INTEGER NOT NULL, finished INTEGER);"
-    "PRAGMA user_version = 1;";
+    "  created INTEGER NOT NULL, finished INTEGER);";
 
 static const char *op_state_names[] = {"intent", "done", "rolled-back"};
 
@@ -49,6 +49,8 @@ void sp_vm_free(SpVm *vm)
     g_free(vm->agent_socket);
     g_free(vm->driver);
     g_free(vm->hook_command);
+    g_free(vm->libvirt_uri);
+    g_free(vm->libvirt_domain);
     g_free(vm->overlay_dir);
     g_free(vm);
 }
@@ -186,8 +188,17 @@ SpStore *sp_store_open(const char *path, GError **error)
     /* Version 2: standard checkpoints name their saved state. */
     if (sqlite3_exec(store->db, "SELECT state FROM checkpoints LIMIT 0", NULL, NULL, NULL) !=
             SQLITE_OK &&
-        !sp_db_exec(store, "ALTER TABLE checkpoints ADD COLUMN state TEXT; PRAGMA user_version = 2;",
-                 error))
+        !sp_db_exec(store, "ALTER TABLE checkpoints ADD COLUMN state TEXT;", error))
+        return NULL;
+    /* Version 3: VMs of the libvirt driver name their domain and connection. */
+    if (sqlite3_exec(store->db, "SELECT libvirt_domain FROM vms LIMIT 0", NULL, NULL, NULL) !=
+            SQLITE_OK &&
+        !sp_db_exec(store,
+                    "BEGIN; ALTER TABLE vms ADD COLUMN libvirt_uri TEXT;"
+                    "ALTER TABLE vms ADD COLUMN libvirt_domain TEXT; COMMIT;",
+                    error))
+        return NULL;
+    if (!sp_db_exec(store, "PRAGMA user_version = 3;", error))
         return NULL;
     return g_steal_pointer(&store);
 }
@@ -260,7 +271,8 @@ gboolean sp_store_vm_add(SpStore *store, const SpVm *vm, int64_t *ret_id, GError
         return FALSE;
     stmt = sp_db_prepare(store,
                       "INSERT INTO vms (name, qmp, agent, driver, hook_command, overlay_dir, "
-                      "created, hook_timeout_ms) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                      "created, hook_timeout_ms, libvirt_uri, libvirt_domain) "
+                      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                       error);
     if (stmt == NULL)
         return FALSE;
@@ -275,6 +287,8 @@ gboolean sp_store_vm_add(SpStore *store, const SpVm *vm, int64_t *ret_id, GError
         sqlite3_bind_int64(stmt, 8, vm->hook_timeout_ms);
     else
         sqlite3_bind_null(stmt, 8);
+    sp_db_bind_text_or_null(stmt, 9, vm->libvirt_uri);
+    sp_db_bind_text_or_null(stmt, 10, vm->libvirt_domain);
     rc = sqlite3_step(stmt);
     if (rc == SQLITE_CONSTRAINT) {
         g_set_error(error, G_IO_ERROR, G_IO_ERROR_EXISTS,
@@ -301,11 +315,14 @@ static SpVm *vm_from_row(sqlite3_stmt *stmt)
     vm->current = sqlite3_column_int64(stmt, 7);
     vm->created_us = sqlite3_column_int64(stmt, 8);
     vm->hook_timeout_ms = sqlite3_column_int64(stmt, 9);
+    vm->libvirt_uri = col_text(stmt, 10);
+    vm->libvirt_domain = col_text(stmt, 11);
     return vm;
 }
 
 #define VM_COLUMNS                                                                                 \
-    "id, name, qmp, agent, driver, hook_command, overlay_dir, current, created, hook_timeout_ms"
+    "id, name, qmp, agent, driver, hook_command, overlay_dir, current, created, hook_timeout_ms, "  \
+    "libvirt_uri, libvirt_domain"
 
 SpVm *sp_store_vm_get(SpStore *store, const char *name, GError **error)
 {

@@ -4,6 +4,7 @@
 #pragma once
 #include <glib.h>
 #include "stillpoint/channel.h"
+#include "stillpoint/store.h"
 
 G_BEGIN_DECLS
 
@@ -37,6 +38,11 @@ typedef struct {
 
 /* Connects and syncs (guest-sync-delimited), then asks for stillpoint-capabilities. */
 SpAgent *sp_agent_connect(const char *path, guint timeout_ms, GError **error);
+/* The VM's agent: through libvirt for the libvirt driver (libvirt owns the channel; it syncs),
+ * else on its agent socket. */
+SpAgent *sp_agent_connect_vm(const SpVm *vm, guint timeout_ms, GError **error);
+/* "on SOCKET" or "through libvirt (domain 'D')", for progress messages. */
+char *sp_agent_describe_vm(const SpVm *vm);
 void sp_agent_free(SpAgent *agent);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(SpAgent, sp_agent_free)
 

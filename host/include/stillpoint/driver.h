@@ -9,7 +9,7 @@ G_BEGIN_DECLS
 
 typedef struct {
     char *name;      /* device id (qdev) or BlockBackend name; the node name when neither */
-    char *node;      /* the disk's top block node now */
+    char *node;      /* the disk's top block node now (libvirt driver: the disk's target) */
     char *image;     /* the top node's image file */
     char *format;    /* its format driver: qcow2, raw */
     gint64 size;     /* virtual size in bytes */
@@ -71,7 +71,21 @@ struct SpDriver {
     const SpDriverOps *ops;
     SpQmp *qmp;         /* borrowed; NULL when the VM has no QMP socket */
     SpVm *vm;           /* borrowed */
+    gpointer priv;      /* the driver's own (freed by ops->free) */
 };
+
+/* Overlays shared by the drivers that make them (qemu, libvirt): names a new qcow2 overlay for
+ * each planned disk, "<vm>-<disk>-<time>-<nonce>.qcow2" in overlay_dir or next to the disk's
+ * image (and a block node name for it when with_nodes); creates one (qemu-img, the disk's image
+ * as backing file, not opened: QEMU has it open read-write); removes one this run created. */
+gboolean sp_plan_overlays(SpSnapshotPlan *plan, const char *overlay_dir, gboolean with_nodes,
+                          GError **error);
+gboolean sp_overlay_create(SpPlanDisk *pd, GError **error);
+gboolean sp_overlay_remove(SpPlanDisk *pd, GError **error);
+/* After a crash: do the VM's disks (as discovered now) run on the plan's overlays? All or none;
+ * some is an error for a human to look at. */
+gboolean sp_plan_committed(const SpSnapshotPlan *plan, GPtrArray *disks, gboolean *ret_committed,
+                           GError **error);
 
 /* Disks from QMP: query-block entries with a medium, file-backed. */
 GPtrArray *sp_qmp_discover_disks(SpQmp *qmp, GError **error);
@@ -85,6 +99,7 @@ void sp_driver_register(const SpDriverOps *ops);
 
 extern const SpDriverOps sp_driver_qemu_ops;
 extern const SpDriverOps sp_driver_hook_ops;
+extern const SpDriverOps sp_driver_libvirt_ops;
 
 #define SP_HOOK_DEFAULT_TIMEOUT_MS 30000
 

@@ -17,7 +17,9 @@ typedef struct {
     char *name;
     char *qmp_socket;
     char *agent_socket;   /* may be NULL: no agent configured */
-    char *driver;         /* "qemu" or "hook" */
+    char *driver;         /* "qemu", "hook" or "libvirt" */
+    char *libvirt_uri;    /* libvirt driver: the connection URI, NULL = libvirt's default */
+    char *libvirt_domain; /* libvirt driver: the domain's name */
     char *hook_command;   /* NULL unless driver is "hook" */
     int64_t hook_timeout_ms; /* the hook's deadline; 0 = the default */
     char *overlay_dir;    /* NULL: next to each disk's current image */

@@ -1,0 +1,57 @@
+/* A libvirt domain as the coordinator sees it: libvirt owns QEMU's monitor and the agent channel,
+ * so everything goes through its C API — agent commands by passthrough, disk-only external
+ * snapshots (libvirt's metadata kept in step, its own quiesce never used), block commit. */
+#pragma once
+#include <glib.h>
+#include "stillpoint/store.h"
+
+G_BEGIN_DECLS
+
+typedef struct SpLibvirt SpLibvirt;
+
+/* Connects to uri (NULL: libvirt's default) and looks the domain up by name. */
+SpLibvirt *sp_libvirt_open(const char *uri, const char *domain, GError **error);
+void sp_libvirt_free(SpLibvirt *lv);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(SpLibvirt, sp_libvirt_free)
+
+/* For a VM of the libvirt driver whose domain runs: *ret is its handle; NULL otherwise (another
+ * driver, or the domain is shut off). FALSE only when libvirt cannot be asked. */
+gboolean sp_libvirt_open_if_running(const SpVm *vm, SpLibvirt **ret, GError **error);
+gboolean sp_libvirt_is_running(SpLibvirt *lv);
+const char *sp_libvirt_domain_name(SpLibvirt *lv);
+
+/* The domain's writable, file-backed disks (of SpDisk: name = target dev, image = the top of its
+ * chain). A writable disk that is not a local file is an error: it could not get an overlay. */
+GPtrArray *sp_libvirt_disks(SpLibvirt *lv, GError **error);
+
+/* Where file is in the running domain's backing chains: *ret_disk is the disk's target (NULL when
+ * no chain holds it) and *ret_active whether the domain writes to it. */
+gboolean sp_libvirt_find_image(SpLibvirt *lv, const char *file, char **ret_disk,
+                               gboolean *ret_active, GError **error);
+
+/* One guest agent command through virDomainQemuAgentCommand; returns the reply text. Errors are
+ * in the SP_AGENT_ERROR domain, told apart as the socket client tells them apart. */
+char *sp_libvirt_agent_command(SpLibvirt *lv, const char *request, guint timeout_ms,
+                               GError **error);
+
+/* A disk-only external snapshot of the disks in targets onto the pre-created overlays (same
+ * order), atomic across them, recorded in libvirt's snapshot list as name with description. */
+gboolean sp_libvirt_snapshot(SpLibvirt *lv, const char *name, const char *description,
+                             const char *const *targets, const char *const *overlays,
+                             GError **error);
+/* Removes snapshot name from libvirt's list (metadata only; images are ours). A snapshot that is
+ * not there is not an error: *ret_found says whether it was. */
+gboolean sp_libvirt_snapshot_forget(SpLibvirt *lv, const char *name, gboolean *ret_found,
+                                    GError **error);
+/* libvirt's snapshot name for a checkpoint whose first overlay is overlay (its basename). */
+char *sp_libvirt_snapshot_name(const char *overlay);
+
+typedef void (*SpLibvirtProgress)(const char *disk, guint percent, gpointer user_data);
+/* Merges top into base (its backing file) on disk target while the domain runs: block commit,
+ * and when active, the pivot onto base. Returns when libvirt's chain no longer holds top. A job
+ * already running on the disk (a killed run's) is waited for (and pivoted) first. */
+gboolean sp_libvirt_block_commit(SpLibvirt *lv, const char *target, const char *base,
+                                 const char *top, gboolean active, SpLibvirtProgress progress,
+                                 gpointer user_data, GError **error);
+
+G_END_DECLS

@@ -1,0 +1,503 @@
+/* The coordinator's side of a libvirt domain. libvirt's domain XML is the truth about disks and
+ * their chains (it tracks what its snapshots and block jobs did); it is read with GMarkup, which
+ * is enough for the few elements needed here. */
+#include "stillpoint/libvirt.h"
+
+#include <gio/gio.h>
+#include <libvirt/libvirt-qemu.h>
+#include <libvirt/libvirt.h>
+#include <libvirt/virterror.h>
+#include <string.h>
+
+#include "stillpoint/agent.h"
+#include "stillpoint/driver.h"
+
+#define JOB_POLL_MS 100
+#define JOB_STALL_LIMIT_MS 600000 /* a job that makes no progress for this long is stuck */
+
+struct SpLibvirt {
+    virConnectPtr conn;
+    virDomainPtr dom;
+    char *name;
+};
+
+/* libvirt prints every error to stderr by default; they are reported through GError instead. */
+static void quiet_errors(void *data, virErrorPtr err)
+{
+    (void)data;
+    (void)err;
+}
+
+static gpointer init_libvirt(gpointer data)
+{
+    (void)data;
+    virInitialize();
+    virSetErrorFunc(NULL, quiet_errors);
+    return NULL;
+}
+
+static const char *last_error(void)
+{
+    const char *msg = virGetLastErrorMessage();
+    return msg != NULL ? msg : "unknown libvirt error";
+}
+
+SpLibvirt *sp_libvirt_open(const char *uri, const char *domain, GError **error)
+{
+    static GOnce once = G_ONCE_INIT;
+    g_autoptr(SpLibvirt) lv = g_new0(SpLibvirt, 1);
+
+    g_once(&once, init_libvirt, NULL);
+    lv->name = g_strdup(domain);
+    lv->conn = virConnectOpen(uri);
+    if (lv->conn == NULL) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "cannot connect to libvirt at %s: %s",
+                    uri != NULL ? uri : "its default URI", last_error());
+        return NULL;
+    }
+    lv->dom = virDomainLookupByName(lv->conn, domain);
+    if (lv->dom == NULL) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND, "libvirt domain '%s': %s", domain,
+                    last_error());
+        return NULL;
+    }
+    return g_steal_pointer(&lv);
+}
+
+void sp_libvirt_free(SpLibvirt *lv)
+{
+    if (lv == NULL)
+        return;
+    if (lv->dom != NULL)
+        virDomainFree(lv->dom);
+    if (lv->conn != NULL)
+        virConnectClose(lv->conn);
+    g_free(lv->name);
+    g_free(lv);
+}
+
+const char *sp_libvirt_domain_name(SpLibvirt *lv)
+{
+    return lv->name;
+}
+
+gboolean sp_libvirt_is_running(SpLibvirt *lv)
+{
+    return virDomainIsActive(lv->dom) == 1;
+}
+
+gboolean sp_libvirt_open_if_running(const SpVm *vm, SpLibvirt **ret, GError **error)
+{
+    g_autoptr(SpLibvirt) lv = NULL;
+    *ret = NULL;
+    if (g_strcmp0(vm->driver, "libvirt") != 0)
+        return TRUE;
+    if ((lv = sp_libvirt_open(vm->libvirt_uri, vm->libvirt_domain, error)) == NULL) {
+        g_prefix_error(error, "VM '%s': ", vm->name);
+        return FALSE;
+    }
+    if (sp_libvirt_is_running(lv))
+        *ret = g_steal_pointer(&lv);
+    return TRUE;
+}
+
+/* ---- the domain XML ---- */
+
+typedef struct {
+    char *target;
+    char *type;     /* the <disk type>: file, block, network, volume */
+    char *device;   /* disk, cdrom, floppy, lun */
+    char *format;   /* <driver type> */
+    char *source;   /* the top of the chain */
+    char *serial;
+    gboolean readonly;
+    GPtrArray *chain; /* source first, then each backing file down */
+} XmlDisk;
+
+static void xml_disk_free(XmlDisk *d)
+{
+    g_free(d->target);
+    g_free(d->type);
+    g_free(d->device);
+    g_free(d->format);
+    g_free(d->source);
+    g_free(d->serial);
+    g_ptr_array_unref(d->chain);
+    g_free(d);
+}
+
+typedef struct {
+    GPtrArray *disks; /* of XmlDisk */
+    XmlDisk *cur;     /* the <disk> being read, NULL outside one */
+    int depth;
+    int disk_depth;   /* depth of cur's <disk> element */
+    gboolean in_serial;
+} XmlParse;
+
+static const char *attr(const char **names, const char **values, const char *name)
+{
+    for (guint i = 0; names[i] != NULL; i++)
+        if (strcmp(names[i], name) == 0)
+            return values[i];
+    return NULL;
+}
+
+static void on_start(GMarkupParseContext *ctx, const char *element, const char **names,
+                     const char **values, gpointer data, GError **error)
+{
+    XmlParse *p = data;
+    const GSList *stack = g_markup_parse_context_get_element_stack(ctx);
+    const char *parent = stack->next != NULL ? stack->next->data : NULL;
+    gboolean direct;
+    (void)error;
+
+    p->depth++;
+    if (p->cur == NULL) {
+        /* <domain><devices><disk>: the only disks that matter (not a snapshot's). */
+        if (strcmp(element, "disk") == 0 && g_strcmp0(parent, "devices") == 0 && p->depth == 3) {
+            p->cur = g_new0(XmlDisk, 1);
+            p->cur->chain = g_ptr_array_new_with_free_func(g_free);
+            p->cur->type = g_strdup(attr(names, values, "type"));
+            p->cur->device = g_strdup(attr(names, values, "device"));
+            p->disk_depth = p->depth;
+        }
+        return;
+    }
+    direct = p->depth == p->disk_depth + 1;
+    if (strcmp(element, "source") == 0) {
+        const char *file = attr(names, values, "file");
+        if (file != NULL)
+            g_ptr_array_add(p->cur->chain, g_strdup(file));
+        if (direct && p->cur->source == NULL)
+            p->cur->source = g_strdup(file != NULL ? file : "");
+    } else if (direct && strcmp(element, "driver") == 0) {
+        g_free(p->cur->format);
+        p->cur->format = g_strdup(attr(names, values, "type"));
+    } else if (direct && strcmp(element, "target") == 0) {
+        g_free(p->cur->target);
+        p->cur->target = g_strdup(attr(names, values, "dev"));
+    } else if (direct && strcmp(element, "readonly") == 0) {
+        p->cur->readonly = TRUE;
+    } else if (direct && strcmp(element, "serial") == 0) {
+        p->in_serial = TRUE;
+    }
+}
+
+static void on_end(GMarkupParseContext *ctx, const char *element, gpointer data, GError **error)
+{
+    XmlParse *p = data;
+    (void)ctx;
+    (void)element;
+    (void)error;
+    p->in_serial = FALSE;
+    if (p->cur != NULL && p->depth == p->disk_depth) {
+        g_ptr_array_add(p->disks, p->cur);
+        p->cur = NULL;
+    }
+    p->depth--;
+}
+
+static void on_text(GMarkupParseContext *ctx, const char *text, gsize len, gpointer data,
+                    GError **error)
+{
+    XmlParse *p = data;
+    (void)ctx;
+    (void)error;
+    if (p->in_serial && p->cur != NULL && p->cur->serial == NULL)
+        p->cur->serial = g_strndup(text, len);
+}
+
+static GPtrArray *parse_disks(const char *xml, GError **error)
+{
+    static const GMarkupParser parser = {on_start, on_end, on_text, NULL, NULL};
+    XmlParse p = {.disks = g_ptr_array_new_with_free_func((GDestroyNotify)xml_disk_free)};
+    GMarkupParseContext *ctx = g_markup_parse_context_new(&parser, 0, &p, NULL);
+    gboolean ok = g_markup_parse_context_parse(ctx, xml, -1, error) &&
+                  g_markup_parse_context_end_parse(ctx, error);
+    g_markup_parse_context_free(ctx);
+    if (p.cur != NULL)
+        xml_disk_free(p.cur);
+    if (!ok) {
+        g_prefix_error(error, "libvirt's domain XML: ");
+        g_ptr_array_unref(p.disks);
+        return NULL;
+    }
+    return p.disks;
+}
+
+static GPtrArray *domain_disks(SpLibvirt *lv, GError **error)
+{
+    char *xml = virDomainGetXMLDesc(lv->dom, 0);
+    GPtrArray *disks;
+    if (xml == NULL) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "libvirt domain '%s': %s", lv->name,
+                    last_error());
+        return NULL;
+    }
+    disks = parse_disks(xml, error);
+    free(xml);
+    return disks;
+}
+
+static gint64 disk_capacity(SpLibvirt *lv, const char *target, GError **error)
+{
+    virDomainBlockInfo info = {0};
+    if (virDomainGetBlockInfo(lv->dom, target, &info, 0) < 0) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "disk %s: its size: %s", target,
+                    last_error());
+        return -1;
+    }
+    return (gint64)info.capacity;
+}
+
+GPtrArray *sp_libvirt_disks(SpLibvirt *lv, GError **error)
+{
+    g_autoptr(GPtrArray) xml = domain_disks(lv, error);
+    g_autoptr(GPtrArray) disks = g_ptr_array_new_with_free_func((GDestroyNotify)sp_disk_free);
+    if (xml == NULL)
+        return NULL;
+    for (guint i = 0; i < xml->len; i++) {
+        XmlDisk *x = g_ptr_array_index(xml, i);
+        g_autoptr(SpDisk) disk = NULL;
+        /* Read-only media (a CD-ROM) have nothing to checkpoint. */
+        if (x->readonly || g_strcmp0(x->device, "cdrom") == 0 ||
+            g_strcmp0(x->device, "floppy") == 0)
+            continue;
+        if (g_strcmp0(x->type, "file") != 0 || x->source == NULL || x->source[0] != '/' ||
+            x->target == NULL) {
+            g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+                        "libvirt domain '%s', disk %s: a <disk type='%s'> is not a local image "
+                        "file, so it cannot get an overlay",
+                        lv->name, x->target != NULL ? x->target : "(no target)",
+                        x->type != NULL ? x->type : "?");
+            return NULL;
+        }
+        disk = g_new0(SpDisk, 1);
+        disk->name = g_strdup(x->target);
+        /* libvirt names its block nodes itself, and they change; the target is what stays. */
+        disk->node = g_strdup(x->target);
+        disk->image = g_strdup(x->source);
+        disk->format = g_strdup(x->format != NULL ? x->format : "raw");
+        disk->serial = g_strdup(x->serial);
+        if ((disk->size = disk_capacity(lv, x->target, error)) < 0)
+            return NULL;
+        g_ptr_array_add(disks, g_steal_pointer(&disk));
+    }
+    return g_steal_pointer(&disks);
+}
+
+gboolean sp_libvirt_find_image(SpLibvirt *lv, const char *file, char **ret_disk,
+                               gboolean *ret_active, GError **error)
+{
+    g_autoptr(GPtrArray) xml = domain_disks(lv, error);
+    *ret_disk = NULL;
+    *ret_active = FALSE;
+    if (xml == NULL)
+        return FALSE;
+    for (guint i = 0; i < xml->len; i++) {
+        XmlDisk *x = g_ptr_array_index(xml, i);
+        for (guint j = 0; j < x->chain->len; j++) {
+            if (g_strcmp0(g_ptr_array_index(x->chain, j), file) == 0) {
+                *ret_disk = g_strdup(x->target);
+                *ret_active = j == 0;
+                return TRUE;
+            }
+        }
+    }
+    return TRUE;
+}
+
+/* ---- the guest agent, through libvirt ---- */
+
+char *sp_libvirt_agent_command(SpLibvirt *lv, const char *request, guint timeout_ms,
+                               GError **error)
+{
+    /* libvirt counts in seconds; a sub-second deadline must not become "don't wait" (0). */
+    int seconds = (int)MAX((timeout_ms + 999) / 1000, 1);
+    char *reply = virDomainQemuAgentCommand(lv->dom, request, seconds, 0);
+    virErrorPtr err;
+    SpAgentError code = SP_AGENT_ERROR_COMMAND;
+    char *copy;
+
+    if (reply != NULL) {
+        copy = g_strdup(reply);
+        free(reply);
+        return copy;
+    }
+    err = virGetLastError();
+    /* libvirt answers an agent's error reply with an error of its own ("unable to execute QEMU
+     * agent command"), and a silent or absent agent with AGENT_UNRESPONSIVE. */
+    if (err != NULL && err->code == VIR_ERR_AGENT_UNRESPONSIVE)
+        code = strstr(last_error(), "timeout") != NULL ? SP_AGENT_ERROR_TIMEOUT
+                                                       : SP_AGENT_ERROR_UNREACHABLE;
+    else if (err != NULL && err->code == VIR_ERR_OPERATION_TIMEOUT)
+        code = SP_AGENT_ERROR_TIMEOUT;
+    else if (err != NULL && (err->code == VIR_ERR_OPERATION_INVALID ||
+                             err->code == VIR_ERR_NO_DOMAIN || err->code == VIR_ERR_SYSTEM_ERROR))
+        code = SP_AGENT_ERROR_UNREACHABLE;
+    else if (err != NULL && err->code == VIR_ERR_AGENT_UNSYNCED)
+        code = SP_AGENT_ERROR_PROTOCOL;
+    g_set_error(error, SP_AGENT_ERROR, code, "through libvirt (domain '%s'): %s", lv->name,
+                last_error());
+    return NULL;
+}
+
+/* ---- snapshots ---- */
+
+char *sp_libvirt_snapshot_name(const char *overlay)
+{
+    g_autofree char *base = g_path_get_basename(overlay);
+    if (g_str_has_suffix(base, ".qcow2"))
+        base[strlen(base) - strlen(".qcow2")] = '\0';
+    return g_steal_pointer(&base);
+}
+
+gboolean sp_libvirt_snapshot(SpLibvirt *lv, const char *name, const char *description,
+                             const char *const *targets, const char *const *overlays,
+                             GError **error)
+{
+    g_autoptr(GString) xml = g_string_new(NULL);
+    virDomainSnapshotPtr snap;
+    g_autofree char *head = g_markup_printf_escaped(
+        "<domainsnapshot><name>%s</name><description>%s</description><disks>", name,
+        description);
+
+    g_string_append(xml, head);
+    for (guint i = 0; targets[i] != NULL; i++) {
+        g_autofree char *disk = g_markup_printf_escaped(
+            "<disk name='%s' snapshot='external' type='file'><driver type='qcow2'/>"
+            "<source file='%s'/></disk>",
+            targets[i], overlays[i]);
+        g_string_append(xml, disk);
+    }
+    g_string_append(xml, "</disks></domainsnapshot>");
+    /* REUSE_EXT: the overlays were created before the freeze; no QUIESCE: the coordinator
+     * froze the guest itself, with a lease; ATOMIC: all disks or none. */
+    snap = virDomainSnapshotCreateXML(lv->dom, xml->str,
+                                      VIR_DOMAIN_SNAPSHOT_CREATE_DISK_ONLY |
+                                          VIR_DOMAIN_SNAPSHOT_CREATE_REUSE_EXT |
+                                          VIR_DOMAIN_SNAPSHOT_CREATE_ATOMIC);
+    if (snap == NULL) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED,
+                    "libvirt domain '%s': disk-only snapshot: %s", lv->name, last_error());
+        return FALSE;
+    }
+    virDomainSnapshotFree(snap);
+    return TRUE;
+}
+
+gboolean sp_libvirt_snapshot_forget(SpLibvirt *lv, const char *name, gboolean *ret_found,
+                                    GError **error)
+{
+    virDomainSnapshotPtr snap = virDomainSnapshotLookupByName(lv->dom, name, 0);
+    int rc;
+    *ret_found = FALSE;
+    if (snap == NULL) {
+        virErrorPtr err = virGetLastError();
+        if (err != NULL && err->code == VIR_ERR_NO_DOMAIN_SNAPSHOT)
+            return TRUE;
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "libvirt snapshot '%s': %s", name,
+                    last_error());
+        return FALSE;
+    }
+    *ret_found = TRUE;
+    /* Metadata only: the merge already happened; its children move up to its parent. */
+    rc = virDomainSnapshotDelete(snap, VIR_DOMAIN_SNAPSHOT_DELETE_METADATA_ONLY);
+    virDomainSnapshotFree(snap);
+    if (rc < 0) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED,
+                    "removing libvirt snapshot '%s' from domain '%s': %s", name, lv->name,
+                    last_error());
+        return FALSE;
+    }
+    return TRUE;
+}
+
+/* ---- block commit ---- */
+
+/* Waits for the disk's block job: until it is gone, or (active commit) ready to pivot, which it
+ * then does. Fails when the job stops making progress. */
+static gboolean wait_job(SpLibvirt *lv, const char *target, SpLibvirtProgress progress,
+                         gpointer user_data, GError **error)
+{
+    gint64 last_change = g_get_monotonic_time();
+    unsigned long long last_cur = 0;
+    int last_percent = -1;
+
+    for (;;) {
+        virDomainBlockJobInfo info = {0};
+        int rc = virDomainGetBlockJobInfo(lv->dom, target, &info, 0);
+        if (rc < 0) {
+            g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "disk %s: block job: %s", target,
+                        last_error());
+            return FALSE;
+        }
+        if (rc == 0)
+            return TRUE; /* finished (and libvirt has updated its chain) */
+        if (info.end > 0) {
+            int percent = (int)(info.cur * 100 / info.end);
+            if (progress != NULL && percent != last_percent)
+                progress(target, (guint)percent, user_data);
+            last_percent = percent;
+        }
+        /* libvirt reports cur == end for an active commit only once it is ready. */
+        if (info.type == VIR_DOMAIN_BLOCK_JOB_TYPE_ACTIVE_COMMIT && info.end > 0 &&
+            info.cur == info.end) {
+            if (virDomainBlockJobAbort(lv->dom, target, VIR_DOMAIN_BLOCK_JOB_ABORT_PIVOT) < 0) {
+                g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED,
+                            "disk %s: pivot onto the merged image: %s", target, last_error());
+                return FALSE;
+            }
+        }
+        if (info.cur != last_cur) {
+            last_cur = info.cur;
+            last_change = g_get_monotonic_time();
+        } else if (g_get_monotonic_time() - last_change > (gint64)JOB_STALL_LIMIT_MS * 1000) {
+            g_set_error(error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
+                        "disk %s: the block job made no progress for %d s; it is left running "
+                        "(see 'virsh blockjob')",
+                        target, JOB_STALL_LIMIT_MS / 1000);
+            return FALSE;
+        }
+        g_usleep(JOB_POLL_MS * 1000);
+    }
+}
+
+gboolean sp_libvirt_block_commit(SpLibvirt *lv, const char *target, const char *base,
+                                 const char *top, gboolean active, SpLibvirtProgress progress,
+                                 gpointer user_data, GError **error)
+{
+    g_autofree char *disk = NULL;
+    gboolean top_active = FALSE;
+    unsigned int flags = active ? VIR_DOMAIN_BLOCK_COMMIT_ACTIVE : 0;
+
+    /* A killed run's job first: it may have merged already, or be waiting for its pivot. */
+    if (!wait_job(lv, target, progress, user_data, error) ||
+        !sp_libvirt_find_image(lv, top, &disk, &top_active, error))
+        return FALSE;
+    if (disk == NULL)
+        return TRUE;
+    if (top_active != active) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED,
+                    "disk %s: %s is %s the active layer now, unlike when the merge was planned",
+                    target, top, top_active ? "" : "no longer");
+        return FALSE;
+    }
+    if (virDomainBlockCommit(lv->dom, target, base, top, 0, flags) < 0) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED,
+                    "disk %s: libvirt block commit of %s into %s: %s", target, top, base,
+                    last_error());
+        return FALSE;
+    }
+    g_clear_pointer(&disk, g_free);
+    if (!wait_job(lv, target, progress, user_data, error) ||
+        !sp_libvirt_find_image(lv, top, &disk, &top_active, error))
+        return FALSE;
+    if (disk != NULL) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED,
+                    "disk %s: the block job ended but libvirt's chain still holds %s", target,
+                    top);
+        return FALSE;
+    }
+    return TRUE;
+}
