@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
-# libvirt/agent-interop — libvirt talking to stillpoint-agent: the test guest (tests/guest) runs
-# as a libvirt QEMU TCG domain on a private session daemon (its own XDG directories, started by
-# this script), with stillpoint-agent on libvirt's own org.qemu.guest_agent.0 channel. virsh
-# domfsfreeze/domfsthaw/domfsinfo and a disk-only snapshot with --quiesce must work unchanged.
-#   libvirt.sh GUEST_DIR
+# libvirt/* — the test guest (tests/guest) runs as a libvirt QEMU TCG domain on a private session
+# daemon (its own XDG directories, started by this script), with stillpoint-agent on libvirt's
+# own org.qemu.guest_agent.0 channel.
+#   agent-interop  libvirt talking to our agent: virsh domfsfreeze/domfsthaw/domfsinfo and a
+#                  disk-only snapshot with --quiesce work unchanged.
+#   driver         stillpoint's libvirt driver (vm add --driver libvirt): production checkpoints
+#                  through libvirt while sp-workload writes, libvirt's snapshot list and chain in
+#                  step, delete = live block commit (inner and active layer), a failed snapshot
+#                  rolled back; the data checked in the images.
+#   libvirt.sh GUEST_DIR [agent-interop|driver]   (driver needs $SP_STILLPOINT and $SP_WORKLOAD)
 set -euo pipefail
-GUEST=${1:?usage: libvirt.sh GUEST_DIR}
+GUEST=${1:?usage: libvirt.sh GUEST_DIR [agent-interop|driver]}
+CASE=${2:-agent-interop}
 command -v virsh >/dev/null && command -v libvirtd >/dev/null && command -v qemu-img >/dev/null \
   || { echo "SKIP: virsh or libvirtd missing (libvirt-clients, libvirt-daemon-driver-qemu)"; exit 77; }
 [ -f "$GUEST/initrd.img" ] || { echo "SKIP: no test guest in $GUEST"; exit 77; }
@@ -30,6 +36,7 @@ DAEMON_PID=
 V() { "${AS[@]}" virsh -q -c "$URI" "$@"; }
 cleanup() {
   V destroy sptest >/dev/null 2>&1 || true
+  V undefine sptest --snapshots-metadata >/dev/null 2>&1 || true
   [ -n "$DAEMON_PID" ] && kill "$DAEMON_PID" 2>/dev/null || true
   wait 2>/dev/null || true
   rm -rf "$T"
@@ -51,6 +58,9 @@ mkfs_disk() { # an ext4 data disk, as the guest's init mounts disks by serial
 }
 mkfs_disk
 
+# The driver case runs sp-workload in the guest: records written continuously to the data disk.
+WORKLOAD_ARGS=
+[ "$CASE" = driver ] && WORKLOAD_ARGS=",org.stillpoint.workload.0 sp.workload=--interval-ms,5,/mnt/data0/records"
 cat >"$T/dom.xml" <<EOF
 <domain type='qemu'>
   <name>sptest</name>
@@ -60,7 +70,7 @@ cat >"$T/dom.xml" <<EOF
     <type arch='x86_64' machine='q35'>hvm</type>
     <kernel>$GUEST/$KERNEL</kernel>
     <initrd>$GUEST/initrd.img</initrd>
-    <cmdline>console=ttyS0 panic=-1 loglevel=4 cryptomgr.notests mitigations=off sp.agent=stillpoint sp.ports=org.qemu.guest_agent.0 sp.disks=data0</cmdline>
+    <cmdline>console=ttyS0 panic=-1 loglevel=4 cryptomgr.notests mitigations=off sp.agent=stillpoint sp.ports=org.qemu.guest_agent.0$WORKLOAD_ARGS sp.disks=data0</cmdline>
   </os>
   <on_reboot>destroy</on_reboot>
   <devices>
@@ -73,11 +83,18 @@ cat >"$T/dom.xml" <<EOF
     <channel type='unix'>
       <target type='virtio' name='org.qemu.guest_agent.0'/>
     </channel>
+    <channel type='unix'>
+      <source mode='bind' path='$T/workload.sock'/>
+      <target type='virtio' name='org.stillpoint.workload.0'/>
+    </channel>
     <serial type='file'><source path='$T/console.log'/></serial>
   </devices>
 </domain>
 EOF
-V create "$T/dom.xml" >/dev/null || fail "virsh create"
+# A persistent domain (defined, then started), as a user's would be: libvirt keeps snapshot
+# metadata and the disk chain in its definition.
+V define "$T/dom.xml" >/dev/null || fail "virsh define"
+V start sptest >/dev/null || fail "virsh start"
 # Readiness: the agent answers through libvirt's channel.
 for _ in $(seq 600); do
   V qemu-agent-command sptest '{"execute":"guest-ping"}' >/dev/null 2>&1 && break; sleep 0.2
@@ -85,6 +102,7 @@ done
 check "libvirt reaches stillpoint-agent (guest-ping)" V qemu-agent-command sptest '{"execute":"guest-ping"}'
 check "the agent says it is stillpoint-agent" \
   bash -c "${AS[*]} virsh -q -c $URI qemu-agent-command sptest '{\"execute\":\"stillpoint-capabilities\"}' | grep -q stillpoint"
+[ "$CASE" = driver ] && { . "$(dirname "$0")/libvirt-driver.sh"; exit 0; }
 check "virsh domfsinfo lists the data disk's filesystem" bash -c "${AS[*]} virsh -q -c $URI domfsinfo sptest | grep -q '/mnt/data0'"
 out=$("${AS[@]}" virsh -c "$URI" domfsfreeze sptest) || fail "domfsfreeze"
 check "virsh domfsfreeze froze filesystems ($out)" grep -q "Froze [1-9]" <<<"$out"

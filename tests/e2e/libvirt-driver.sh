@@ -1,0 +1,85 @@
+# libvirt/driver, sourced by libvirt.sh once the domain runs and its agent answers: stillpoint's
+# libvirt driver against the real session libvirtd, while sp-workload writes records to data0.
+: "${SP_STILLPOINT:?}" "${SP_WORKLOAD:?}"
+SPGUEST=$(dirname "$0")/../guest/spguest.py
+SP() { "${AS[@]}" env STILLPOINT_STORE="$T/store.db" "$SP_STILLPOINT" "$@"; }
+status() { V qemu-agent-command sptest '{"execute":"guest-fsfreeze-status"}' | jq -r .return; }
+top_image() { V domblklist sptest | awk '$1 == "vda" {print $2}'; }
+snapshots() { V snapshot-list sptest --name | sed '/^$/d' | sort | tr '\n' ' '; }
+cps() { SP --json -q checkpoint list web; }
+records_ok() { # IMAGE: e2fsck-clean ext4 whose /records are whole, valid records; prints count
+  local image=$1 raw=$T/check.raw report
+  qemu-img convert -U -O raw "$image" "$raw"
+  e2fsck -fn "$raw" >/dev/null 2>&1 || { rm -f "$raw"; return 1; }
+  rm -f "$raw"
+  report=$(python3 "$SPGUEST" check-image "$image" --file /records --workload "$SP_WORKLOAD") ||
+    return 1
+  jq -e .ok <<<"$report" >/dev/null && jq -r .valid <<<"$report"
+}
+
+out=$(SP vm add web --driver libvirt --domain sptest --uri "$URI" 2>&1) || fail "vm add: $out"
+check "vm add --driver libvirt registers the domain and lists its disk" \
+  grep -qF "disk vda: $T/data0.qcow2 (qcow2, serial data0)" <<<"$out"
+out=$(SP vm add bad --driver libvirt --domain sptest --qmp /x 2>&1) && fail "vm add took --qmp"
+check "vm add refuses --qmp with the libvirt driver" grep -q "libvirt owns" <<<"$out"
+[ "$(SP --json vm list | jq -r '.[0]."libvirt-domain"')" = sptest ] || fail "vm list names the domain"
+
+sleep 1 # some records before the first checkpoint
+out=$(SP checkpoint create web --name first 2>&1) || fail "checkpoint create: $out"
+check "the checkpoint went through libvirt's agent channel, leased" \
+  grep -q "through libvirt (domain 'sptest')" <<<"$out"
+check "it is application-consistent" grep -q "application-consistent" <<<"$out"
+check "the guest is thawed" [ "$(status)" = thawed ]
+overlay1=$(cps | jq -r '.checkpoints[0].disks[0].overlay')
+check "libvirt's domain writes to the checkpoint's overlay now" [ "$(top_image)" = "$overlay1" ]
+snap1=$(basename "$overlay1" .qcow2)
+check "libvirt lists the checkpoint as its snapshot" [ "$(snapshots)" = "$snap1 " ]
+check "libvirt's snapshot carries the checkpoint's name" \
+  bash -c "${AS[*]} virsh -q -c $URI snapshot-dumpxml sptest $snap1 | grep -q '<description>first</description>'"
+n1=$(records_ok "$T/data0.qcow2") || fail "the frozen image is not clean or its records are torn"
+check "the frozen image is clean ext4 holding $n1 whole records" [ "$n1" -gt 0 ]
+
+sleep 1
+SP -q checkpoint create web --name second >/dev/null || fail "second checkpoint"
+overlay2=$(cps | jq -r '.checkpoints[] | select(.name == "second") | .disks[0].overlay')
+snap2=$(basename "$overlay2" .qcow2)
+n2=$(records_ok "$overlay1") || fail "the second frozen image is not clean"
+check "the second checkpoint holds more records ($n2 > $n1)" [ "$n2" -gt "$n1" ]
+check "libvirt lists both snapshots" [ "$(snapshots)" = "$(printf '%s\n' "$snap1" "$snap2" | sort | tr '\n' ' ')" ]
+
+# A snapshot that fails inside the window: rolled back, nothing left, the guest thawed.
+out=$("${AS[@]}" env STILLPOINT_STORE="$T/store.db" STILLPOINT_TEST_FAIL_AT=transaction \
+      "$SP_STILLPOINT" checkpoint create web --name broken 2>&1) && fail "a failed snapshot succeeded"
+check "a failed snapshot is reported ($(tail -1 <<<"$out" | cut -c1-80)...)" grep -q "test fault" <<<"$out"
+check "... the guest is thawed" [ "$(status)" = thawed ]
+check "... no checkpoint recorded" [ "$(cps | jq '.checkpoints | length')" = 2 ]
+check "... libvirt's list is unchanged" [ "$(snapshots)" = "$(printf '%s\n' "$snap1" "$snap2" | sort | tr '\n' ' ')" ]
+check "... no overlay file left" [ "$(ls "$T" | grep -c '^web-vda-.*\.qcow2$')" = 2 ]
+
+# Delete = merge. The inner one first: overlay1 into data0 while the domain writes to overlay2.
+out=$(SP checkpoint delete web first 2>&1) || fail "delete first: $out"
+check "delete merged through libvirt's block commit" grep -q "through libvirt" <<<"$out"
+check "... the merged overlay is gone" [ ! -e "$overlay1" ]
+check "... libvirt's chain is overlay2 -> data0" \
+  bash -c "qemu-img info -U --output=json '$overlay2' | jq -e '.\"backing-filename\" == \"$T/data0.qcow2\"' >/dev/null"
+check "... libvirt's domain XML agrees" \
+  bash -c "! ${AS[*]} virsh -q -c $URI dumpxml sptest | grep -q '$overlay1'"
+check "... libvirt lists only the second snapshot" [ "$(snapshots)" = "$snap2 " ]
+check "... one checkpoint left, resting on data0" \
+  [ "$(cps | jq -r '.checkpoints[0].disks[0].image')" = "$T/data0.qcow2" ]
+n2b=$(records_ok "$T/data0.qcow2") || fail "data0 after the merge is not clean"
+check "data0 now holds the second checkpoint's records ($n2b = $n2)" [ "$n2b" = "$n2" ]
+
+# The current one: the active layer merges down and libvirt pivots the domain onto data0.
+out=$(SP checkpoint delete web second 2>&1) || fail "delete second: $out"
+check "delete of the current checkpoint merged the active layer" grep -q "active layer" <<<"$out"
+check "... libvirt's domain writes to data0 again" [ "$(top_image)" = "$T/data0.qcow2" ]
+check "... the overlay is gone" [ ! -e "$overlay2" ]
+check "... libvirt lists no snapshot" [ -z "$(snapshots)" ]
+check "... no checkpoint left" [ "$(cps | jq '.checkpoints | length')" = 0 ]
+check "the guest stays thawed" [ "$(status)" = thawed ]
+V domfsfreeze sptest >/dev/null || fail "domfsfreeze"
+n3=$(records_ok "$T/data0.qcow2") || { V domfsthaw sptest; fail "data0 after both merges is not clean"; }
+V domfsthaw sptest >/dev/null
+check "nothing was lost: data0 holds every record written ($n3 > $n2)" [ "$n3" -gt "$n2" ]
+echo "PASS libvirt/driver"
