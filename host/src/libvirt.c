@@ -413,6 +413,60 @@ gboolean sp_libvirt_snapshot_forget(SpLibvirt *lv, const char *name, gboolean *r
     return TRUE;
 }
 
+/* The snapshot's XML with its <description> replaced (or added after <name>). */
+static char *with_description(const char *xml, const char *description)
+{
+    g_autofree char *element = g_markup_printf_escaped("<description>%s</description>",
+                                                       description);
+    const char *start = strstr(xml, "<description>");
+    const char *end = start != NULL ? strstr(start, "</description>") : NULL;
+    if (start != NULL && end != NULL)
+        return g_strdup_printf("%.*s%s%s", (int)(start - xml), xml, element,
+                               end + strlen("</description>"));
+    if ((end = strstr(xml, "</name>")) == NULL)
+        return NULL;
+    end += strlen("</name>");
+    return g_strdup_printf("%.*s%s%s", (int)(end - xml), xml, element, end);
+}
+
+gboolean sp_libvirt_snapshot_describe(SpLibvirt *lv, const char *name, const char *description,
+                                      gboolean *ret_found, GError **error)
+{
+    virDomainSnapshotPtr snap = virDomainSnapshotLookupByName(lv->dom, name, 0);
+    virDomainSnapshotPtr redefined = NULL;
+    char *xml = NULL;
+    g_autofree char *edited = NULL;
+
+    *ret_found = FALSE;
+    if (snap == NULL) {
+        virErrorPtr err = virGetLastError();
+        if (err != NULL && err->code == VIR_ERR_NO_DOMAIN_SNAPSHOT)
+            return TRUE;
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "libvirt snapshot '%s': %s", name,
+                    last_error());
+        return FALSE;
+    }
+    *ret_found = TRUE;
+    xml = virDomainSnapshotGetXMLDesc(snap, VIR_DOMAIN_SNAPSHOT_XML_SECURE);
+    virDomainSnapshotFree(snap);
+    if (xml == NULL || (edited = with_description(xml, description)) == NULL) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "libvirt snapshot '%s': %s", name,
+                    xml == NULL ? last_error() : "its XML has no <name>");
+        free(xml);
+        return FALSE;
+    }
+    free(xml);
+    redefined = virDomainSnapshotCreateXML(lv->dom, edited,
+                                           VIR_DOMAIN_SNAPSHOT_CREATE_REDEFINE);
+    if (redefined == NULL) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED,
+                    "libvirt snapshot '%s': updating its description: %s", name, last_error());
+        return FALSE;
+    }
+    virDomainSnapshotFree(redefined);
+    return TRUE;
+}
+
 /* ---- block commit ---- */
 
 /* Waits for the disk's block job: until it is gone, or (active commit) ready to pivot, which it

@@ -411,6 +411,21 @@ static gboolean prepare(SpStore *store, SpVm *vm, ApplyPlan *plan, GError **erro
     return record(store, vm, plan, error);
 }
 
+/* Applying re-points the VM at a checkpoint's images (stable per-disk links the launcher opens);
+ * a libvirt domain's definition names its images itself, and libvirt 9 cannot revert to an
+ * external snapshot, so this is not done for it yet. */
+static gboolean libvirt_can_apply(const SpVm *vm, GError **error)
+{
+    if (g_strcmp0(vm->driver, "libvirt") != 0)
+        return TRUE;
+    g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+                "VM '%s': applying a checkpoint is not supported with the libvirt driver yet "
+                "(libvirt's definition of domain '%s' would have to move onto the checkpoint's "
+                "images); export the checkpoint and define a domain on the copy instead",
+                vm->name, vm->libvirt_domain);
+    return FALSE;
+}
+
 gboolean sp_op_apply(SpStore *store, SpVm *vm, const char *ref, const char *save_current,
                      gboolean force, const SpOpReport *report, GError **error)
 {
@@ -419,7 +434,7 @@ gboolean sp_op_apply(SpStore *store, SpVm *vm, const char *ref, const char *save
     g_autofree char *payload = NULL;
     gboolean exists = FALSE;
 
-    if (!sp_op_images_ours(vm, "revert to", error) ||
+    if (!sp_op_images_ours(vm, "revert to", error) || !libvirt_can_apply(vm, error) ||
         (target = sp_op_find_checkpoint(store, vm, ref, error)) == NULL)
         return FALSE;
     if (save_current != NULL) {

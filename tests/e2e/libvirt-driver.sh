@@ -47,6 +47,12 @@ n2=$(records_ok "$overlay1") || fail "the second frozen image is not clean"
 check "the second checkpoint holds more records ($n2 > $n1)" [ "$n2" -gt "$n1" ]
 check "libvirt lists both snapshots" [ "$(snapshots)" = "$(printf '%s\n' "$snap1" "$snap2" | sort | tr '\n' ' ')" ]
 
+SP -q checkpoint rename web second "second (renamed)" || fail "rename"
+check "rename: libvirt's snapshot takes the new name as its description" \
+  bash -c "${AS[*]} virsh -q -c $URI snapshot-dumpxml sptest $snap2 | grep -qF '<description>second (renamed)</description>'"
+out=$(SP checkpoint apply web first 2>&1) && fail "apply went ahead on a libvirt domain"
+check "apply is refused with a clear error" grep -q "not supported with the libvirt driver" <<<"$out"
+
 # A snapshot that fails inside the window: rolled back, nothing left, the guest thawed.
 out=$("${AS[@]}" env STILLPOINT_STORE="$T/store.db" STILLPOINT_TEST_FAIL_AT=transaction \
       "$SP_STILLPOINT" checkpoint create web --name broken 2>&1) && fail "a failed snapshot succeeded"
@@ -71,13 +77,27 @@ n2b=$(records_ok "$T/data0.qcow2") || fail "data0 after the merge is not clean"
 check "data0 now holds the second checkpoint's records ($n2b = $n2)" [ "$n2b" = "$n2" ]
 
 # The current one: the active layer merges down and libvirt pivots the domain onto data0.
-out=$(SP checkpoint delete web second 2>&1) || fail "delete second: $out"
+out=$(SP checkpoint delete web "second (renamed)" 2>&1) || fail "delete second: $out"
 check "delete of the current checkpoint merged the active layer" grep -q "active layer" <<<"$out"
 check "... libvirt's domain writes to data0 again" [ "$(top_image)" = "$T/data0.qcow2" ]
 check "... the overlay is gone" [ ! -e "$overlay2" ]
 check "... libvirt lists no snapshot" [ -z "$(snapshots)" ]
 check "... no checkpoint left" [ "$(cps | jq '.checkpoints | length')" = 0 ]
 check "the guest stays thawed" [ "$(status)" = thawed ]
+
+# Killed right after libvirt's snapshot, the guest still frozen: the next run asks libvirt's
+# chain whether the snapshot took effect, thaws the guest and records the checkpoint.
+"${AS[@]}" env STILLPOINT_STORE="$T/store.db" STILLPOINT_TEST_CRASH_AT=snapshotted \
+  "$SP_STILLPOINT" -q checkpoint create web --name killed >/dev/null 2>&1 && fail "not killed"
+out=$(SP vm recover web 2>&1) || fail "vm recover: $out"
+check "after kill -9: the checkpoint is recorded" \
+  [ "$(cps | jq -r '[.checkpoints[].name] | join(",")')" = killed ]
+check "... the guest is thawed" [ "$(status)" = thawed ]
+overlay3=$(cps | jq -r '.checkpoints[0].disks[0].overlay')
+check "... libvirt writes to its overlay and lists its snapshot" \
+  [ "$(top_image)|$(snapshots)" = "$overlay3|$(basename "$overlay3" .qcow2) " ]
+SP -q checkpoint delete web killed || fail "delete killed"
+check "... and it merges away like any other" [ "$(top_image)|$(snapshots)" = "$T/data0.qcow2|" ]
 V domfsfreeze sptest >/dev/null || fail "domfsfreeze"
 n3=$(records_ok "$T/data0.qcow2") || { V domfsthaw sptest; fail "data0 after both merges is not clean"; }
 V domfsthaw sptest >/dev/null

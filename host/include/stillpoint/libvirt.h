@@ -43,6 +43,10 @@ gboolean sp_libvirt_snapshot(SpLibvirt *lv, const char *name, const char *descri
  * not there is not an error: *ret_found says whether it was. */
 gboolean sp_libvirt_snapshot_forget(SpLibvirt *lv, const char *name, gboolean *ret_found,
                                     GError **error);
+/* Sets snapshot name's description (the checkpoint's name) by redefining it. A snapshot that is
+ * not there is not an error: *ret_found says whether it was. */
+gboolean sp_libvirt_snapshot_describe(SpLibvirt *lv, const char *name, const char *description,
+                                      gboolean *ret_found, GError **error);
 /* libvirt's snapshot name for a checkpoint whose first overlay is overlay (its basename). */
 char *sp_libvirt_snapshot_name(const char *overlay);
 
