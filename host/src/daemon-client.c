@@ -117,7 +117,7 @@ static GVariant *call(Client *c, const char *method, GVariant *params, GError **
 /* ---- commands ---- */
 
 typedef struct {
-    char *qmp, *agent, *driver, *hook, *overlay_dir, *name, *type, *policy, *format, *save;
+    char *qmp, *agent, *driver, *hook, *overlay_dir, *domain, *uri, *name, *type, *policy, *format, *save;
     gint hook_timeout;
     gboolean force, subtree;
 } Opts;
@@ -129,6 +129,8 @@ static void opts_clear(Opts *o)
     g_free(o->driver);
     g_free(o->hook);
     g_free(o->overlay_dir);
+    g_free(o->domain);
+    g_free(o->uri);
     g_free(o->name);
     g_free(o->type);
     g_free(o->policy);
@@ -144,7 +146,10 @@ static gboolean parse(int *argc, char ***argv, Opts *o, Client *c, GError **erro
         {"quiet", 'q', 0, G_OPTION_ARG_NONE, &c->quiet, "Do not print progress", NULL},
         {"qmp", 0, 0, G_OPTION_ARG_FILENAME, &o->qmp, "vm add: QMP socket", "SOCKET"},
         {"agent", 0, 0, G_OPTION_ARG_FILENAME, &o->agent, "vm add: agent socket", "SOCKET"},
-        {"driver", 0, 0, G_OPTION_ARG_STRING, &o->driver, "vm add: qemu or hook", "DRIVER"},
+        {"driver", 0, 0, G_OPTION_ARG_STRING, &o->driver, "vm add: qemu, libvirt or hook",
+         "DRIVER"},
+        {"domain", 0, 0, G_OPTION_ARG_STRING, &o->domain, "vm add: libvirt domain", "NAME"},
+        {"uri", 0, 0, G_OPTION_ARG_STRING, &o->uri, "vm add: libvirt URI", "URI"},
         {"hook-command", 0, 0, G_OPTION_ARG_STRING, &o->hook, "vm add: hook command", "CMD"},
         {"hook-timeout", 0, 0, G_OPTION_ARG_INT, &o->hook_timeout, "vm add: seconds", "S"},
         {"overlay-dir", 0, 0, G_OPTION_ARG_FILENAME, &o->overlay_dir, "vm add: overlays", "DIR"},
@@ -233,6 +238,8 @@ static gboolean run(Client *c, const char *group, const char *name, int argc, ch
         add_s(&b, "driver", o->driver);
         add_s(&b, "hook-command", o->hook);
         add_s(&b, "overlay-dir", o->overlay_dir);
+        add_s(&b, "libvirt-domain", o->domain);
+        add_s(&b, "libvirt-uri", o->uri);
         if (o->hook_timeout > 0)
             g_variant_builder_add(&b, "{sv}", "hook-timeout-ms", g_variant_new_int64(o->hook_timeout * 1000LL));
         if (!expect(argc, 3, "vm add", error) ||

@@ -57,6 +57,10 @@ static GVariant *vm_to_variant(const SpVm *vm)
         g_variant_builder_add(&b, "{sv}", "hook-timeout-ms", g_variant_new_int64(vm->hook_timeout_ms));
     if (vm->overlay_dir != NULL)
         g_variant_builder_add(&b, "{sv}", "overlay-dir", g_variant_new_string(vm->overlay_dir));
+    if (vm->libvirt_domain != NULL)
+        g_variant_builder_add(&b, "{sv}", "libvirt-domain", g_variant_new_string(vm->libvirt_domain));
+    if (vm->libvirt_uri != NULL)
+        g_variant_builder_add(&b, "{sv}", "libvirt-uri", g_variant_new_string(vm->libvirt_uri));
     g_variant_builder_add(&b, "{sv}", "current", g_variant_new_int64(vm->current));
     return g_variant_builder_end(&b);
 }
@@ -121,6 +125,7 @@ static GVariant *run_add_vm(SpDaemonJob *job, GError **error)
 {
     g_autoptr(GVariant) opts = NULL;
     const char *name, *qmp = NULL, *agent = NULL, *driver = "qemu", *hook = NULL, *dir = NULL;
+    const char *domain = NULL, *uri = NULL;
     gint64 hook_timeout_ms = 0;
     g_autoptr(SpStore) store = NULL;
     SpVm vm;
@@ -132,22 +137,17 @@ static GVariant *run_add_vm(SpDaemonJob *job, GError **error)
     g_variant_lookup(opts, "hook-command", "&s", &hook);
     g_variant_lookup(opts, "hook-timeout-ms", "x", &hook_timeout_ms);
     g_variant_lookup(opts, "overlay-dir", "&s", &dir);
-    if (g_strcmp0(driver, "qemu") != 0 && g_strcmp0(driver, "hook") != 0) {
-        g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                    "unknown driver '%s' (qemu or hook)", driver);
-        return NULL;
-    }
-    if ((g_str_equal(driver, "qemu") && qmp == NULL) || (g_str_equal(driver, "hook") && hook == NULL) ||
-        hook_timeout_ms < 0 || hook_timeout_ms > 3600 * 1000) {
-        g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                    "VM '%s': the qemu driver needs qmp-socket, the hook driver hook-command; "
-                    "hook-timeout-ms is at most 3600000", name);
-        return NULL;
-    }
+    g_variant_lookup(opts, "libvirt-domain", "&s", &domain);
+    g_variant_lookup(opts, "libvirt-uri", "&s", &uri);
     vm = (SpVm){.name = (char *)name, .qmp_socket = (char *)(qmp ? qmp : ""),
                 .agent_socket = (char *)agent, .driver = (char *)driver,
                 .hook_command = (char *)hook, .overlay_dir = (char *)dir,
+                .libvirt_domain = (char *)domain, .libvirt_uri = (char *)uri,
                 .hook_timeout_ms = hook_timeout_ms};
+    if (!sp_vm_config_valid(&vm, error)) {
+        g_prefix_error(error, "VM '%s': ", name);
+        return NULL;
+    }
     store = sp_store_open(job->store_path, error);
     if (store == NULL || !sp_store_vm_add(store, &vm, NULL, error))
         return NULL;
@@ -234,18 +234,10 @@ static GVariant *run_vm_disks_json(SpDaemonJob *job, GError **error)
 {
     g_autoptr(SpStore) store = sp_store_open(job->store_path, error);
     g_autoptr(SpVm) vm = NULL;
-    g_autoptr(SpQmp) qmp = NULL;
     g_autoptr(GPtrArray) disks = NULL;
 
-    if (store == NULL || (vm = sp_store_vm_get(store, job->vm, error)) == NULL)
-        return NULL;
-    if (vm->qmp_socket == NULL || vm->qmp_socket[0] == '\0') {
-        g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
-                    "VM '%s' has no QMP socket: its disks are not known to stillpoint", vm->name);
-        return NULL;
-    }
-    qmp = sp_qmp_connect(vm->qmp_socket, SP_QMP_CONNECT_TIMEOUT_MS, error);
-    if (qmp == NULL || (disks = sp_qmp_discover_disks(qmp, error)) == NULL)
+    if (store == NULL || (vm = sp_store_vm_get(store, job->vm, error)) == NULL ||
+        (disks = sp_vm_discover_disks(vm, error)) == NULL)
         return NULL;
     return json_reply(sp_cli_vm_disks_json(disks), error);
 }

@@ -1,5 +1,6 @@
-/* What all drivers share: disks, the snapshot plan and its journal form, disk discovery from QMP,
- * the driver factory, and the test-only fault points. */
+/* What all drivers share: disks, the snapshot plan and its journal form, overlays, disk discovery
+ * (QMP, or libvirt), a VM's registration rules, the driver factory, and the test-only fault
+ * points. */
 #include "stillpoint/driver.h"
 
 #include <errno.h>
@@ -8,6 +9,9 @@
 #include <stdlib.h>
 #include <signal.h>
 #include <string.h>
+
+#include "stillpoint/coordinator.h"
+#include "stillpoint/libvirt.h"
 
 void sp_disk_free(SpDisk *disk)
 {
@@ -314,6 +318,58 @@ gboolean sp_plan_committed(const SpSnapshotPlan *plan, GPtrArray *disks, gboolea
     }
     *ret_committed = on_overlay != 0;
     return TRUE;
+}
+
+gboolean sp_vm_config_valid(const SpVm *vm, GError **error)
+{
+    const char *driver = vm->driver;
+    gboolean libvirt = g_strcmp0(driver, "libvirt") == 0;
+    gboolean has_qmp = vm->qmp_socket != NULL && vm->qmp_socket[0] != '\0';
+    const char *problem = NULL;
+
+    if (g_strcmp0(driver, "qemu") != 0 && g_strcmp0(driver, "hook") != 0 && !libvirt) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                    "unknown driver '%s' (qemu, hook or libvirt)", driver);
+        return FALSE;
+    }
+    if (libvirt && vm->libvirt_domain == NULL)
+        problem = "the libvirt driver needs the domain's name (--domain)";
+    else if (!libvirt && (vm->libvirt_domain != NULL || vm->libvirt_uri != NULL))
+        problem = "a libvirt domain and URI (--domain, --uri) are for the libvirt driver";
+    else if (libvirt && (has_qmp || vm->agent_socket != NULL))
+        problem = "libvirt owns the domain's QMP and agent sockets; give the domain (--domain, "
+                  "--uri), not --qmp or --agent";
+    else if (g_strcmp0(driver, "qemu") == 0 && !has_qmp)
+        problem = "the qemu driver needs the VM's QMP socket (--qmp)";
+    else if (g_strcmp0(driver, "hook") == 0 && vm->hook_command == NULL)
+        problem = "the hook driver needs its command (--hook-command)";
+    else if (vm->hook_timeout_ms < 0 || vm->hook_timeout_ms > 3600 * 1000)
+        problem = "the hook's timeout (--hook-timeout) is 1 to 3600 seconds";
+    if (problem != NULL) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "%s", problem);
+        return FALSE;
+    }
+    return TRUE;
+}
+
+GPtrArray *sp_vm_discover_disks(const SpVm *vm, GError **error)
+{
+    g_autoptr(SpQmp) qmp = NULL;
+    g_autoptr(SpLibvirt) lv = NULL;
+
+    if (g_strcmp0(vm->driver, "libvirt") == 0) {
+        if ((lv = sp_libvirt_open(vm->libvirt_uri, vm->libvirt_domain, error)) == NULL)
+            return NULL;
+        return sp_libvirt_disks(lv, error);
+    }
+    if (vm->qmp_socket == NULL || vm->qmp_socket[0] == '\0') {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
+                    "VM '%s' has no QMP socket: its disks are not known to stillpoint", vm->name);
+        return NULL;
+    }
+    if ((qmp = sp_qmp_connect(vm->qmp_socket, SP_QMP_CONNECT_TIMEOUT_MS, error)) == NULL)
+        return NULL;
+    return sp_qmp_discover_disks(qmp, error);
 }
 
 static const SpDriverOps *registered_ops;

@@ -129,30 +129,9 @@ void print_json(SpJson *value)
 
 /* ---- vm ---- */
 
-/* The disks a checkpoint of the VM would hold, as QMP or libvirt sees them now. */
-static GPtrArray *discover_disks(const SpVm *vm, GError **error)
-{
-    g_autoptr(SpQmp) qmp = NULL;
-    g_autoptr(SpLibvirt) lv = NULL;
-
-    if (g_strcmp0(vm->driver, "libvirt") == 0) {
-        if ((lv = sp_libvirt_open(vm->libvirt_uri, vm->libvirt_domain, error)) == NULL)
-            return NULL;
-        return sp_libvirt_disks(lv, error);
-    }
-    if (vm->qmp_socket == NULL || vm->qmp_socket[0] == '\0') {
-        g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
-                    "VM '%s' has no QMP socket: its disks are not known to stillpoint", vm->name);
-        return NULL;
-    }
-    if ((qmp = sp_qmp_connect(vm->qmp_socket, SP_QMP_CONNECT_TIMEOUT_MS, error)) == NULL)
-        return NULL;
-    return sp_qmp_discover_disks(qmp, error);
-}
-
 static gboolean show_discovered_disks(const SpVm *vm, GError **error)
 {
-    g_autoptr(GPtrArray) disks = discover_disks(vm, error);
+    g_autoptr(GPtrArray) disks = sp_vm_discover_disks(vm, error);
     gboolean libvirt = g_strcmp0(vm->driver, "libvirt") == 0; /* its nodes are its own */
     if (disks == NULL)
         return FALSE;
@@ -162,47 +141,6 @@ static gboolean show_discovered_disks(const SpVm *vm, GError **error)
             fprintf(stderr, "stillpoint:   disk %s: %s (%s%s%s%s%s)\n", d->name, d->image,
                     d->format, libvirt ? "" : ", node ", libvirt ? "" : d->node,
                     d->serial != NULL ? ", serial " : "", d->serial != NULL ? d->serial : "");
-    }
-    return TRUE;
-}
-
-static gboolean vm_add_options_valid(const SpVm *vm, gint hook_timeout, GError **error)
-{
-    const char *driver = vm->driver, *hook = vm->hook_command;
-    const char *qmp = vm->qmp_socket[0] != '\0' ? vm->qmp_socket : NULL;
-    gboolean libvirt = g_strcmp0(driver, "libvirt") == 0;
-
-    if (g_strcmp0(driver, "qemu") != 0 && g_strcmp0(driver, "hook") != 0 && !libvirt) {
-        g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                    "vm add: unknown driver '%s' (qemu, hook or libvirt)", driver);
-        return FALSE;
-    }
-    if (libvirt != (vm->libvirt_domain != NULL) || (!libvirt && vm->libvirt_uri != NULL)) {
-        g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                    libvirt ? "vm add: --domain NAME is required with the libvirt driver"
-                            : "vm add: --domain and --uri are for the libvirt driver");
-        return FALSE;
-    }
-    if (libvirt && (qmp != NULL || vm->agent_socket != NULL)) {
-        g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                    "vm add: libvirt owns the domain's QMP and agent sockets; give --domain "
-                    "(and --uri), not --qmp or --agent");
-        return FALSE;
-    }
-    if (qmp == NULL && g_strcmp0(driver, "qemu") == 0) {
-        g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                    "vm add: --qmp SOCKET is required with the qemu driver");
-        return FALSE;
-    }
-    if (g_strcmp0(driver, "hook") == 0 && hook == NULL) {
-        g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                    "vm add: --hook-command CMD is required with the hook driver");
-        return FALSE;
-    }
-    if (hook_timeout < 0 || hook_timeout > 3600) {
-        g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                    "vm add: --hook-timeout must be 1 to 3600 seconds");
-        return FALSE;
     }
     return TRUE;
 }
@@ -254,8 +192,10 @@ static int cmd_vm_add(int argc, char **argv)
                 .libvirt_domain = domain,
                 .overlay_dir = overlay_dir,
                 .hook_timeout_ms = (int64_t)hook_timeout * 1000};
-    if (!vm_add_options_valid(&vm, hook_timeout, &error))
+    if (!sp_vm_config_valid(&vm, &error)) {
+        g_prefix_error(&error, "vm add: ");
         goto fail;
+    }
     store = open_store(&error);
     if (store == NULL || !sp_store_vm_add(store, &vm, &id, &error))
         goto fail;
@@ -393,7 +333,7 @@ static int cmd_vm_disks(int argc, char **argv)
     }
     store = open_store(&error);
     if (store == NULL || (vm = sp_store_vm_get(store, argv[1], &error)) == NULL ||
-        (disks = discover_disks(vm, &error)) == NULL)
+        (disks = sp_vm_discover_disks(vm, &error)) == NULL)
         goto fail;
     {
         g_autoptr(SpJson) doc = sp_cli_vm_disks_json(disks);

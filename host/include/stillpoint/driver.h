@@ -87,6 +87,13 @@ gboolean sp_overlay_remove(SpPlanDisk *pd, GError **error);
 gboolean sp_plan_committed(const SpSnapshotPlan *plan, GPtrArray *disks, gboolean *ret_committed,
                            GError **error);
 
+/* A VM's registration is complete and coherent for its driver: qemu needs a QMP socket, hook a
+ * command (and a timeout of at most an hour), libvirt a domain and no sockets (libvirt owns
+ * them); domain and URI are the libvirt driver's only. */
+gboolean sp_vm_config_valid(const SpVm *vm, GError **error);
+/* The disks a checkpoint of the VM would hold, as QMP or libvirt sees them now. */
+GPtrArray *sp_vm_discover_disks(const SpVm *vm, GError **error);
+
 /* Disks from QMP: query-block entries with a medium, file-backed. */
 GPtrArray *sp_qmp_discover_disks(SpQmp *qmp, GError **error);
 
