@@ -1,9 +1,10 @@
 # libvirt/*: libvirt talking to stillpoint-agent (tests/e2e/libvirt.sh): the test guest as a
 # libvirt QEMU TCG domain on a private session libvirtd; virsh domfsfreeze/domfsthaw/domfsinfo and
 # snapshot-create-as --disk-only --quiesce through our agent; and stillpoint's libvirt driver
-# (create, list, delete, rollback) against that daemon. Skips without libvirt installed.
+# (create, list, delete, rollback) against that daemon, and a consistency group of two libvirt
+# domains each named by its own URI. Skips without libvirt installed.
 if(DEFINED SP_GUEST_DIR AND TARGET stillpoint-agent)
-  foreach(case IN ITEMS agent-interop driver)
+  foreach(case IN ITEMS agent-interop driver group)
     add_test(NAME libvirt/${case}
              COMMAND ${CMAKE_CURRENT_LIST_DIR}/libvirt.sh ${SP_GUEST_DIR} ${case})
     set_tests_properties(libvirt/${case} PROPERTIES

@@ -8,9 +8,12 @@
 #                  through libvirt while sp-workload writes, libvirt's snapshot list and chain in
 #                  step, delete = live block commit (inner and active layer), a failed snapshot
 #                  rolled back; the data checked in the images.
-#   libvirt.sh GUEST_DIR [agent-interop|driver]   (driver needs $SP_STILLPOINT and $SP_WORKLOAD)
+#   group          a consistency group of two libvirt domains, each registered by its own URI
+#                  (as members on other hosts would be): one instant, or none of them.
+#   libvirt.sh GUEST_DIR [agent-interop|driver|group]
+#   (driver and group need $SP_STILLPOINT and $SP_WORKLOAD)
 set -euo pipefail
-GUEST=${1:?usage: libvirt.sh GUEST_DIR [agent-interop|driver]}
+GUEST=${1:?usage: libvirt.sh GUEST_DIR [agent-interop|driver|group]}
 CASE=${2:-agent-interop}
 command -v virsh >/dev/null && command -v libvirtd >/dev/null && command -v qemu-img >/dev/null \
   || { echo "SKIP: virsh or libvirtd missing (libvirt-clients, libvirt-daemon-driver-qemu)"; exit 77; }
@@ -34,15 +37,22 @@ chmod 700 "$XDG_RUNTIME_DIR"
 URI=qemu:///session
 DAEMON_PID=
 V() { "${AS[@]}" virsh -q -c "$URI" "$@"; }
+DOMAINS=()
 cleanup() {
-  V destroy sptest >/dev/null 2>&1 || true
-  V undefine sptest --snapshots-metadata >/dev/null 2>&1 || true
+  for d in "${DOMAINS[@]}"; do
+    V destroy "$d" >/dev/null 2>&1 || true
+    V undefine "$d" --snapshots-metadata >/dev/null 2>&1 || true
+  done
   [ -n "$DAEMON_PID" ] && kill "$DAEMON_PID" 2>/dev/null || true
   wait 2>/dev/null || true
   rm -rf "$T"
 }
 trap cleanup EXIT
-fail() { echo "FAIL (libvirt): $*" >&2; [ -f "$T/console.log" ] && tail -20 "$T/console.log" >&2; exit 1; }
+fail() {
+  echo "FAIL (libvirt): $*" >&2
+  for log in "$T"/*-console.log; do [ -f "$log" ] && { echo "== $log" >&2; tail -20 "$log" >&2; }; done
+  exit 1
+}
 check() { local what=$1; shift; "$@" || fail "$what"; echo "ok - $what"; }
 
 # The session daemon, ours alone: started here, not autostarted, so its lifetime is the test's.
@@ -51,55 +61,72 @@ DAEMON_PID=$!
 for _ in $(seq 200); do V version >/dev/null 2>&1 && break; sleep 0.05; done
 V version >/dev/null 2>&1 || { cat "$T/libvirtd.log" >&2; fail "libvirtd did not answer"; }
 
-mkfs_disk() { # an ext4 data disk, as the guest's init mounts disks by serial
-  "${AS[@]}" qemu-img create -q -f raw "$T/data0.raw" 64M
-  "${AS[@]}" mkfs.ext4 -q -F "$T/data0.raw"
-  "${AS[@]}" qemu-img convert -O qcow2 "$T/data0.raw" "$T/data0.qcow2"; rm "$T/data0.raw"
+mkfs_disk() { # DISK: an ext4 data disk $T/DISK.qcow2, as the guest's init mounts disks by serial
+  "${AS[@]}" qemu-img create -q -f raw "$T/$1.raw" 64M
+  "${AS[@]}" mkfs.ext4 -q -F "$T/$1.raw"
+  "${AS[@]}" qemu-img convert -O qcow2 "$T/$1.raw" "$T/$1.qcow2"; rm "$T/$1.raw"
 }
-mkfs_disk
 
-# The driver case runs sp-workload in the guest: records written continuously to the data disk.
-WORKLOAD_ARGS=
-[ "$CASE" = driver ] && WORKLOAD_ARGS=",org.stillpoint.workload.0 sp.workload=--interval-ms,5,/mnt/data0/records"
-cat >"$T/dom.xml" <<EOF
+# start_domain NAME DISK [workload]: defines and starts a persistent domain (as a user's would
+# be: libvirt keeps snapshot metadata and the disk chain in its definition) on a fresh data disk
+# $T/DISK.qcow2, with sp-workload writing records to it when asked.
+start_domain() {
+  local name=$1 disk=$2 wl=
+  mkfs_disk "$disk"
+  [ "${3:-}" = workload ] &&
+    wl=",org.stillpoint.workload.0 sp.workload=--interval-ms,5,/mnt/$disk/records"
+  cat >"$T/$name.xml" <<EOF
 <domain type='qemu'>
-  <name>sptest</name>
+  <name>$name</name>
   <memory unit='MiB'>512</memory>
   <vcpu>1</vcpu>
   <os>
     <type arch='x86_64' machine='q35'>hvm</type>
     <kernel>$GUEST/$KERNEL</kernel>
     <initrd>$GUEST/initrd.img</initrd>
-    <cmdline>console=ttyS0 panic=-1 loglevel=4 cryptomgr.notests mitigations=off sp.agent=stillpoint sp.ports=org.qemu.guest_agent.0$WORKLOAD_ARGS sp.disks=data0</cmdline>
+    <cmdline>console=ttyS0 panic=-1 loglevel=4 cryptomgr.notests mitigations=off sp.agent=stillpoint sp.ports=org.qemu.guest_agent.0$wl sp.disks=$disk</cmdline>
   </os>
   <on_reboot>destroy</on_reboot>
   <devices>
     <disk type='file' device='disk'>
       <driver name='qemu' type='qcow2'/>
-      <source file='$T/data0.qcow2'/>
+      <source file='$T/$disk.qcow2'/>
       <target dev='vda' bus='virtio'/>
-      <serial>data0</serial>
+      <serial>$disk</serial>
     </disk>
     <channel type='unix'>
       <target type='virtio' name='org.qemu.guest_agent.0'/>
     </channel>
     <channel type='unix'>
-      <source mode='bind' path='$T/workload.sock'/>
+      <source mode='bind' path='$T/$name-workload.sock'/>
       <target type='virtio' name='org.stillpoint.workload.0'/>
     </channel>
-    <serial type='file'><source path='$T/console.log'/></serial>
+    <serial type='file'><source path='$T/$name-console.log'/></serial>
   </devices>
 </domain>
 EOF
-# A persistent domain (defined, then started), as a user's would be: libvirt keeps snapshot
-# metadata and the disk chain in its definition.
-V define "$T/dom.xml" >/dev/null || fail "virsh define"
-V start sptest >/dev/null || fail "virsh start"
-# Readiness: the agent answers through libvirt's channel.
-for _ in $(seq 600); do
-  V qemu-agent-command sptest '{"execute":"guest-ping"}' >/dev/null 2>&1 && break; sleep 0.2
-done
-check "libvirt reaches stillpoint-agent (guest-ping)" V qemu-agent-command sptest '{"execute":"guest-ping"}'
+  DOMAINS+=("$name")
+  V define "$T/$name.xml" >/dev/null || fail "virsh define $name"
+  V start "$name" >/dev/null || fail "virsh start $name"
+}
+
+wait_agent() { # NAME: until the agent answers through libvirt's channel
+  for _ in $(seq 600); do
+    V qemu-agent-command "$1" '{"execute":"guest-ping"}' >/dev/null 2>&1 && return 0; sleep 0.2
+  done
+  return 1
+}
+
+if [ "$CASE" = group ]; then
+  start_domain spweb web0 workload
+  start_domain spdb db0 workload
+  check "libvirt reaches both domains' agents" wait_agent spweb
+  wait_agent spdb || fail "spdb's agent does not answer"
+  . "$(dirname "$0")/libvirt-group.sh"
+  exit 0
+fi
+start_domain sptest data0 "$([ "$CASE" = driver ] && echo workload)"
+check "libvirt reaches stillpoint-agent (guest-ping)" wait_agent sptest
 check "the agent says it is stillpoint-agent" \
   bash -c "${AS[*]} virsh -q -c $URI qemu-agent-command sptest '{\"execute\":\"stillpoint-capabilities\"}' | grep -q stillpoint"
 [ "$CASE" = driver ] && { . "$(dirname "$0")/libvirt-driver.sh"; exit 0; }
