@@ -102,6 +102,7 @@ V domfsfreeze sptest >/dev/null || fail "domfsfreeze"
 n3=$(records_ok "$T/data0.qcow2") || { V domfsthaw sptest; fail "data0 after both merges is not clean"; }
 V domfsthaw sptest >/dev/null
 check "nothing was lost: data0 holds every record written ($n3 > $n2)" [ "$n3" -gt "$n2" ]
+grep -ho "tainted: [a-z-]*" "$XDG_CACHE_HOME/libvirt/qemu/log/sptest.log" 2>/dev/null | sort -u | sed "s/^/# libvirt: /" || true
 # For the record: how long the agent held each freeze (libvirt's snapshot call inside it).
 grep -ho "thawed .*held [0-9]* ms" "$T/sptest-console.log" | sed 's/^/# agent: /' || true
 echo "PASS libvirt/driver"
