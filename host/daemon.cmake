@@ -32,6 +32,7 @@ set(SP_POLKIT_ACTIONS_DIR "share/polkit-1/actions" CACHE STRING "Where polkit ac
 set(SP_DAEMON_SYSTEMD_UNIT_DIR "lib/systemd/system" CACHE STRING "Where stillpointd's unit is installed")
 configure_file(data/stillpointd.service.in stillpointd.service @ONLY)
 install(TARGETS stillpointd RUNTIME DESTINATION ${CMAKE_INSTALL_SBINDIR})
+install(FILES data/stillpointd.8 DESTINATION ${CMAKE_INSTALL_MANDIR}/man8)
 install(FILES data/org.stillpoint.Coordinator1.conf DESTINATION share/dbus-1/system.d)
 install(FILES data/org.stillpoint.Coordinator1.xml DESTINATION ${CMAKE_INSTALL_DATADIR}/dbus-1/interfaces)
 install(FILES data/org.stillpoint.policy DESTINATION ${SP_POLKIT_ACTIONS_DIR})
