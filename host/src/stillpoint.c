@@ -31,20 +31,23 @@ static const GOptionEntry global_entries[] = {
     {"quiet", 'q', 0, G_OPTION_ARG_NONE, &globals.quiet, "Do not print progress", NULL},
     G_OPTION_ENTRY_NULL};
 
+static gboolean known_group(const char *group);
+
 static void usage(FILE *out)
 {
     fprintf(out,
-            "Usage: stillpoint [--store PATH | --daemon] [--json] COMMAND ...\n"
+            "Usage: stillpoint [--store PATH | --daemon] [--json] [-q] COMMAND ...\n"
             "\n"
             "Application-consistent checkpoints of virtual machines.\n"
             "\n"
             "Commands:\n"
-            "  vm add NAME --qmp SOCKET [--agent SOCKET] [--driver qemu|hook]\n"
-            "         [--hook-command CMD [--hook-timeout S]] [--overlay-dir DIR]\n"
+            "  vm add NAME --qmp SOCKET [--agent SOCKET] [--overlay-dir DIR]\n"
+            "  vm add NAME --driver libvirt --domain D [--uri URI] [--overlay-dir DIR]\n"
+            "  vm add NAME --driver hook --hook-command CMD [--hook-timeout S] [--agent SOCKET]\n"
             "                                                    register a VM\n"
             "  vm list                                           list registered VMs\n"
             "  vm remove NAME [--force]                          forget a VM (keeps images)\n"
-            "  vm disks NAME                                     the VM's disks, from QMP\n"
+            "  vm disks NAME                                     the VM's disks (QMP, libvirt)\n"
             "  vm recover NAME                                   finish or roll back interrupted\n"
             "                                                    operations\n"
             "  checkpoint create VM [--name N] [--type production|standard|crash]\n"
@@ -515,6 +518,14 @@ static const Command commands[] = {
     {"schedule", "create", sp_cli_schedule},
 };
 
+static gboolean known_group(const char *group)
+{
+    for (guint i = 0; i < G_N_ELEMENTS(commands); i++)
+        if (g_strcmp0(commands[i].group, group) == 0)
+            return TRUE;
+    return FALSE;
+}
+
 int main(int argc, char **argv)
 {
     g_autoptr(GPtrArray) rest = g_ptr_array_new();
@@ -551,7 +562,9 @@ int main(int argc, char **argv)
     }
     for (guint i = 1; i < rest->len; i++) {
         const char *a = g_ptr_array_index(rest, i);
-        if (g_strcmp0(a, "--help") == 0 || g_strcmp0(a, "-h") == 0) {
+        /* Help for all, or for a command group ("stillpoint vm --help"); not for a typo. */
+        if ((g_strcmp0(a, "--help") == 0 || g_strcmp0(a, "-h") == 0) &&
+            (group == NULL || (name == NULL && known_group(group)))) {
             usage(stdout);
             return 0;
         }
