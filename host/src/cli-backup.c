@@ -232,8 +232,9 @@ int sp_cli_hook_pre(int argc, char **argv)
         g_string_append_printf(names, "%s%s", i ? " " : "", key);
     }
     print_var("STILLPOINT_DISKS", names->str);
-    fprintf(stderr, "stillpoint hook pre: OK: VM '%s' is ready to back up (%s-consistent)\n",
-            argv[1], sp_json_object_get_string(s, "consistency"));
+    if (!globals.quiet)
+        fprintf(stderr, "stillpoint hook pre: OK: VM '%s' is ready to back up (%s-consistent)\n",
+                argv[1], sp_json_object_get_string(s, "consistency"));
     return 0;
 }
 
@@ -255,8 +256,10 @@ int sp_cli_hook_post(int argc, char **argv)
         fprintf(stderr, "stillpoint hook post: FAILED: %s\n", error->message);
         return 1;
     }
-    fprintf(stderr, "stillpoint hook post: OK: backup session of VM '%s' ended (%s)\n", argv[1],
-            status != 0 ? "backup failed: the next incremental starts from the previous backup"
-                        : "backup complete");
+    if (!globals.quiet)
+        fprintf(stderr, "stillpoint hook post: OK: backup session of VM '%s' ended (%s)\n",
+                argv[1],
+                status != 0 ? "backup failed: the next incremental starts from the previous backup"
+                            : "backup complete");
     return 0;
 }

@@ -29,6 +29,16 @@ int sp_cli_group_create(int argc, char **argv)
     if ((store = open_store(&error)) == NULL ||
         !sp_group_create(store, argv[1], (const char *const *)argv + 2, &error))
         goto fail;
+    if (globals.json) {
+        g_autoptr(SpJson) out = sp_json_new_object();
+        SpJson *members = sp_json_new_array();
+        for (int i = 2; i < argc; i++)
+            sp_json_array_append(members, sp_json_new_string(argv[i]));
+        sp_json_object_set_string(out, "event", "group-created");
+        sp_json_object_set_string(out, "group", argv[1]);
+        sp_json_object_set(out, "members", members);
+        print_json(out);
+    }
     return 0;
 fail:
     fprintf(stderr, "stillpoint: %s\n", error->message);
@@ -50,6 +60,12 @@ int sp_cli_group_remove(int argc, char **argv)
     }
     if ((store = open_store(&error)) == NULL || !sp_group_remove(store, argv[1], &error))
         goto fail;
+    if (globals.json) {
+        g_autoptr(SpJson) out = sp_json_new_object();
+        sp_json_object_set_string(out, "event", "group-removed");
+        sp_json_object_set_string(out, "group", argv[1]);
+        print_json(out);
+    }
     return 0;
 fail:
     fprintf(stderr, "stillpoint: %s\n", error->message);

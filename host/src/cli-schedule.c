@@ -83,9 +83,17 @@ int sp_cli_retention(int argc, char **argv)
     defer_termination();
     if (!apply_retention(store, vm, (guint)keep, &deleted, &error))
         goto fail;
-    if (!globals.quiet)
+    if (globals.json) {
+        g_autoptr(SpJson) out = sp_json_new_object();
+        sp_json_object_set_string(out, "event", "retention");
+        sp_json_object_set_string(out, "vm", vm->name);
+        sp_json_object_set_int(out, "merged", deleted);
+        sp_json_object_set_int(out, "keep", keep);
+        print_json(out);
+    } else if (!globals.quiet) {
         fprintf(stderr, "stillpoint: VM '%s': %u checkpoint(s) merged away, at most %d kept\n",
                 vm->name, deleted, keep);
+    }
     return 0;
 fail:
     fprintf(stderr, "stillpoint: %s\n", error->message);
@@ -187,9 +195,17 @@ int sp_cli_schedule(int argc, char **argv)
                      calendar != NULL ? calendar : "daily", keep, sp_store_get_path(store),
                      &timer, &error))
         goto fail;
-    printf("wrote %s and its service; enable it with: systemctl daemon-reload && systemctl "
-           "enable --now %s\n",
-           timer, timer);
+    if (globals.json) {
+        g_autoptr(SpJson) out = sp_json_new_object();
+        sp_json_object_set_string(out, "event", "schedule-written");
+        sp_json_object_set_string(out, "vm", vm->name);
+        sp_json_object_set_string(out, "timer", timer);
+        print_json(out);
+    } else {
+        printf("wrote %s and its service; enable it with: systemctl daemon-reload && systemctl "
+               "enable --now %s\n",
+               timer, timer);
+    }
     return 0;
 fail:
     fprintf(stderr, "stillpoint: %s\n", error->message);
