@@ -10,6 +10,7 @@ struct SpQmp {
     SpChannel *ch;
     guint64 next_id;
     GQueue events; /* of SpJson* */
+    gboolean stalled; /* the last command timed out and QEMU has not answered since */
 };
 
 void sp_qmp_free(SpQmp *qmp)
@@ -69,29 +70,41 @@ static gboolean reply_is_ours(const SpJson *reply, guint64 id)
 SpJson *sp_qmp_execute(SpQmp *qmp, const char *command, SpJson *arguments, guint timeout_ms,
                        GError **error)
 {
-    gint64 deadline = sp_deadline_in_ms(timeout_ms);
+    /* QEMU that let a command time out is likely hung: the cleanup commands that follow (each
+     * with its own deadline) would each wait the full time for nothing. */
+    gint64 deadline = sp_deadline_in_ms(qmp->stalled ? MIN(timeout_ms, SP_QMP_STALLED_TIMEOUT_MS)
+                                                     : timeout_ms);
     guint64 id = ++qmp->next_id;
     g_autoptr(SpJson) id_value = sp_json_new_int((int64_t)id);
     g_autoptr(SpJson) request = sp_request_new(command, arguments, id_value);
+    g_autoptr(GError) send_error = NULL;
 
     if (request == NULL) {
         g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "QMP command %s: out of memory",
                     command);
         return NULL;
     }
-    if (!sp_channel_send(qmp->ch, request, deadline, error)) {
-        g_prefix_error(error, "QMP command %s: ", command);
+    if (!sp_channel_send(qmp->ch, request, deadline, &send_error)) {
+        if (g_error_matches(send_error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT))
+            qmp->stalled = TRUE;
+        g_propagate_prefixed_error(error, g_steal_pointer(&send_error), "QMP command %s: ",
+                                   command);
         return NULL;
     }
     for (;;) {
-        g_autoptr(SpJson) msg = sp_channel_recv(qmp->ch, deadline, error);
+        g_autoptr(GError) local = NULL;
+        g_autoptr(SpJson) msg = sp_channel_recv(qmp->ch, deadline, &local);
         const SpJson *ret = NULL;
         const char *klass = NULL, *desc = NULL, *code = NULL;
 
         if (msg == NULL) {
-            g_prefix_error(error, "QMP command %s: ", command);
+            if (g_error_matches(local, G_IO_ERROR, G_IO_ERROR_TIMED_OUT))
+                qmp->stalled = TRUE;
+            g_propagate_prefixed_error(error, g_steal_pointer(&local), "QMP command %s: ",
+                                       command);
             return NULL;
         }
+        qmp->stalled = FALSE; /* QEMU speaks again */
         if (sp_json_object_get(msg, "event") != NULL) {
             queue_event(qmp, g_steal_pointer(&msg));
             continue;

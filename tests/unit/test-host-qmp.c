@@ -1,5 +1,6 @@
 /* The QMP client against a scripted fake QMP server on a real unix socket: greeting and
- * capabilities, replies matched by id (a late reply is never taken for the next command's),
+ * capabilities, replies matched by id (a late reply is never taken for the next command's), a
+ * stuck QEMU not costing every cleanup command its full deadline,
  * events queued, QMP errors, and a socket that is not QMP. Plus the journal form of a plan. */
 #include <stdarg.h>
 #include <stddef.h>
@@ -126,6 +127,14 @@ static char *qemu_handler(const char *execute, const char *id, guint *delay_ms)
     }
     if (g_strcmp0(execute, "fast") == 0)
         return g_strdup_printf("{\"return\": \"fast\", \"id\": %s}\r\n", id);
+    if (g_strcmp0(execute, "hang") == 0) { /* QEMU stuck for 3 s; what is sent meanwhile waits */
+        *delay_ms = 3000;
+        return g_strdup_printf("{\"return\": \"hang\", \"id\": %s}\r\n", id);
+    }
+    if (g_strcmp0(execute, "slower") == 0) {
+        *delay_ms = 2500;
+        return g_strdup_printf("{\"return\": \"slower\", \"id\": %s}\r\n", id);
+    }
     if (g_strcmp0(execute, "query-block") == 0)
         return g_strdup_printf(
             "{\"return\": [{\"device\": \"\", "
@@ -186,6 +195,36 @@ static void test_late_reply_is_not_taken_for_the_next_command(void **state)
     fast = sp_qmp_execute(qmp, "fast", NULL, 2000, &error);
     assert_non_null(fast);
     assert_string_equal(sp_json_get_string(fast), "fast");
+    sp_qmp_free(qmp);
+    fake_stop(fake);
+}
+
+static void test_after_a_timeout_the_next_commands_wait_briefly_until_qemu_answers(void **state)
+{
+    Fake *fake = fake_start(qemu_handler, qmp_greeting);
+    g_autoptr(GError) error = NULL;
+    SpQmp *qmp = sp_qmp_connect(fake->path, 2000, &error);
+    g_autoptr(SpJson) ok = NULL;
+    g_autoptr(SpJson) slower = NULL;
+    gint64 start;
+
+    assert_non_null(qmp);
+    assert_null(sp_qmp_execute(qmp, "hang", NULL, 200, &error));
+    assert_true(g_error_matches(error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT));
+    g_clear_error(&error);
+    /* QEMU is still stuck: a cleanup command asking for 10 s gives up after the stalled cap. */
+    start = g_get_monotonic_time();
+    assert_null(sp_qmp_execute(qmp, "fast", NULL, 10000, &error));
+    assert_true(g_error_matches(error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT));
+    assert_true(g_get_monotonic_time() - start < (SP_QMP_STALLED_TIMEOUT_MS + 500) * 1000);
+    g_clear_error(&error);
+    /* QEMU answers again (the late replies are dropped): the command gets its reply... */
+    ok = sp_qmp_execute(qmp, "fast", NULL, 10000, &error);
+    assert_non_null(ok);
+    assert_string_equal(sp_json_get_string(ok), "fast");
+    /* ... and the next one its full deadline again (2.5 s > the stalled cap). */
+    slower = sp_qmp_execute(qmp, "slower", NULL, 10000, &error);
+    assert_non_null(slower);
     sp_qmp_free(qmp);
     fake_stop(fake);
 }
@@ -300,6 +339,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_connect_negotiates_and_keeps_events),
         cmocka_unit_test(test_late_reply_is_not_taken_for_the_next_command),
+        cmocka_unit_test(test_after_a_timeout_the_next_commands_wait_briefly_until_qemu_answers),
         cmocka_unit_test(test_qmp_error_names_command_class_and_desc),
         cmocka_unit_test(test_agent_socket_is_not_taken_for_qmp),
         cmocka_unit_test(test_missing_qmp_socket_names_the_path),

@@ -7,6 +7,8 @@ G_BEGIN_DECLS
 
 #define SP_QMP_MAX_EVENTS 128
 #define SP_QMP_DEFAULT_TIMEOUT_MS 10000
+/* After a command timed out, the next ones wait at most this long until QEMU answers again. */
+#define SP_QMP_STALLED_TIMEOUT_MS 2000
 
 typedef struct SpQmp SpQmp;
 
