@@ -1,39 +1,15 @@
 /* The stillpoint CLI's tree operations: checkpoint delete, rename, export, apply and resume. The
- * work is in the library (op-*.c); here are options, progress output and results. */
+ * work is in the library (op-*.c); here are options and progress output. What they print on
+ * stdout is rendered by cli-render.c, as through stillpointd. */
 #include <stdio.h>
-#include <string.h>
-#include <unistd.h>
 
 #include "cli.h"
 #include "stillpoint/ops.h"
 
-/* A bar on a terminal, a JSON line per change with --json, nothing otherwise. */
+/* A bar on a terminal, a JSON line per change with --json, nothing otherwise (cli-render). */
 static void percent_cb(const char *disk, double percent, gpointer user_data)
 {
-    static int last = -1;
-    static char *last_disk;
-    int pct = (int)percent;
-    if (pct == last && g_strcmp0(disk, last_disk) == 0)
-        return;
-    last = pct;
-    if (g_strcmp0(disk, last_disk) != 0) {
-        g_free(last_disk);
-        last_disk = g_strdup(disk);
-    }
-    if (globals.json) {
-        g_autoptr(SpJson) o = sp_json_new_object();
-        sp_json_object_set_string(o, "event", "progress");
-        sp_json_object_set_string(o, "disk", disk);
-        sp_json_object_set_int(o, "percent", pct);
-        print_json(o);
-        fflush(stdout);
-    } else if (!globals.quiet && isatty(STDERR_FILENO)) {
-        char bar[41];
-        memset(bar, '#', (size_t)(pct * 40 / 100));
-        memset(bar + pct * 40 / 100, ' ', (size_t)(40 - pct * 40 / 100));
-        bar[40] = '\0';
-        fprintf(stderr, "\r%-8s [%s] %3d%%%s", disk, bar, pct, pct >= 100 ? "\n" : "");
-    }
+    sp_cli_print_percent(disk, percent, globals.json, globals.quiet);
 }
 
 static gboolean expect_args(int argc, int n, const char *what, GError **error)
@@ -68,16 +44,7 @@ int cmd_checkpoint_delete(int argc, char **argv)
     defer_termination();
     if (!sp_op_delete(store, vm, argv[2], subtree, &report, &error))
         goto fail;
-    if (globals.json) {
-        g_autoptr(SpJson) o = sp_json_new_object();
-        sp_json_object_set_string(o, "event", "deleted");
-        sp_json_object_set_string(o, "checkpoint", argv[2]);
-        sp_json_object_set_bool(o, "subtree", subtree);
-        print_json(o);
-    } else {
-        printf("deleted checkpoint '%s'%s of VM '%s'\n", argv[2], subtree ? " and its subtree" : "",
-               vm->name);
-    }
+    sp_cli_print_checkpoint_deleted(vm->name, argv[2], subtree, globals.json);
     return 0;
 fail:
     fprintf(stderr, "stillpoint: %s\n", error->message);
@@ -126,14 +93,7 @@ int cmd_checkpoint_export(int argc, char **argv)
     defer_termination();
     if (!sp_op_export(store, vm, argv[2], argv[3], format, &report, &manifest, &error))
         goto fail;
-    if (globals.json) {
-        g_autoptr(SpJson) o = sp_json_new_object();
-        sp_json_object_set_string(o, "event", "exported");
-        sp_json_object_set_string(o, "manifest", manifest);
-        print_json(o);
-    } else {
-        printf("exported checkpoint '%s' of VM '%s': %s\n", argv[2], vm->name, manifest);
-    }
+    sp_cli_print_checkpoint_exported(vm->name, argv[2], manifest, globals.json);
     return 0;
 fail:
     fprintf(stderr, "stillpoint: %s\n", error->message);
@@ -154,7 +114,7 @@ int cmd_checkpoint_apply(int argc, char **argv)
     g_autoptr(SpStore) store = NULL;
     g_autoptr(SpVmLock) lock = NULL;
     g_autoptr(SpVm) vm = NULL;
-    g_autoptr(GPtrArray) cps = NULL;
+    g_autoptr(SpJson) doc = NULL;
     SpOpReport report = {.progress = progress_cb};
 
     if (!parse_options("VM CP", "Revert the VM to a checkpoint. The VM must be off (or --force). "
@@ -168,38 +128,9 @@ int cmd_checkpoint_apply(int argc, char **argv)
     defer_termination();
     if (!sp_op_apply(store, vm, argv[2], save, force, &report, &error))
         goto fail;
-    sp_vm_free(g_steal_pointer(&vm));
-    if ((vm = sp_store_vm_get(store, argv[1], &error)) == NULL ||
-        (cps = sp_store_checkpoint_list(store, vm->id, &error)) == NULL)
+    if ((doc = sp_cli_checkpoint_applied_json(store, vm->name, &error)) == NULL)
         goto fail;
-    for (guint i = 0; i < cps->len; i++) {
-        SpCheckpoint *cp = g_ptr_array_index(cps, i);
-        if (cp->id != vm->current)
-            continue;
-        if (globals.json) {
-            g_autoptr(SpJson) out = checkpoint_to_json(cp, vm->current);
-            SpJson *links = sp_json_new_object();
-            for (guint j = 0; j < cp->disks->len; j++) {
-                SpCheckpointDisk *d = g_ptr_array_index(cp->disks, j);
-                g_autofree char *link = sp_op_disk_link(store, vm->name, d->disk);
-                sp_json_object_set_string(links, d->disk, link);
-            }
-            sp_json_object_set(out, "links", links);
-            print_json(out);
-        } else {
-            printf("VM '%s' is at checkpoint '%s'; start it from:\n", vm->name, cp->name);
-            for (guint j = 0; j < cp->disks->len; j++) {
-                SpCheckpointDisk *d = g_ptr_array_index(cp->disks, j);
-                g_autofree char *link = sp_op_disk_link(store, vm->name, d->disk);
-                printf("  %s: %s\n", d->disk, link);
-            }
-            if (cp->state != NULL)
-                printf("It is a standard checkpoint: start QEMU with the same options plus "
-                       "'-incoming defer', then run 'stillpoint checkpoint resume %s' to "
-                       "continue from its saved memory.\n",
-                       vm->name);
-        }
-    }
+    sp_cli_print_checkpoint_applied(vm->name, doc, globals.json);
     return 0;
 fail:
     fprintf(stderr, "stillpoint: %s\n", error->message);

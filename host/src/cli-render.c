@@ -1,9 +1,14 @@
-/* cli-render: `vm list` and `checkpoint list` as one JSON document, and their text rendered
- * from that document (direct and through stillpointd alike). */
+/* cli-render: what the commands stillpointd offers print on stdout — `vm list`, `checkpoint
+ * list`, ... as one JSON document each, and their text rendered from that document (direct and
+ * through stillpointd alike). */
 #include "cli-render.h"
 
 #include <stdio.h>
+#include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
+
+#include "stillpoint/ops.h"   /* sp_op_disk_link */
 
 static char *format_iso(int64_t us)
 {
@@ -222,5 +227,128 @@ void sp_cli_print_vm_disks(const SpJson *doc, gboolean json)
         printf("%s node=%s format=%s serial=%s image=%s\n", string_or(d, "disk", ""),
                string_or(d, "node", "-"), string_or(d, "format", ""), string_or(d, "serial", "-"),
                string_or(d, "image", ""));
+    }
+}
+
+/* ---- results of the operations ---- */
+
+SpJson *sp_cli_vm_added_json(const char *name, int64_t id)
+{
+    SpJson *out = sp_json_new_object();
+    sp_json_object_set_string(out, "name", name);
+    sp_json_object_set_int(out, "id", id);
+    return out;
+}
+
+void sp_cli_print_vm_added(const SpJson *doc, gboolean json)
+{
+    print_as_json(doc, json);
+}
+
+void sp_cli_print_checkpoint_created(const char *vm, const SpJson *doc, gboolean json)
+{
+    const char *state = sp_json_object_get_string(doc, "state");
+    if (print_as_json(doc, json))
+        return;
+    if (state != NULL)
+        printf("checkpoint %" G_GINT64_FORMAT " '%s' of VM '%s': standard (its memory and "
+               "device state are saved in %s)\n",
+               sp_json_object_get_int(doc, "id", 0), string_or(doc, "name", ""), vm, state);
+    else
+        printf("checkpoint %" G_GINT64_FORMAT " '%s' of VM '%s': %s-consistent\n",
+               sp_json_object_get_int(doc, "id", 0), string_or(doc, "name", ""), vm,
+               string_or(doc, "consistency", ""));
+}
+
+void sp_cli_print_checkpoint_deleted(const char *vm, const char *ref, gboolean subtree,
+                                     gboolean json)
+{
+    g_autoptr(SpJson) o = sp_json_new_object();
+    sp_json_object_set_string(o, "event", "deleted");
+    sp_json_object_set_string(o, "checkpoint", ref);
+    sp_json_object_set_bool(o, "subtree", subtree);
+    if (!print_as_json(o, json))
+        printf("deleted checkpoint '%s'%s of VM '%s'\n", ref, subtree ? " and its subtree" : "",
+               vm);
+}
+
+void sp_cli_print_checkpoint_exported(const char *vm, const char *ref, const char *manifest,
+                                      gboolean json)
+{
+    g_autoptr(SpJson) o = sp_json_new_object();
+    sp_json_object_set_string(o, "event", "exported");
+    sp_json_object_set_string(o, "manifest", manifest);
+    if (!print_as_json(o, json))
+        printf("exported checkpoint '%s' of VM '%s': %s\n", ref, vm, manifest);
+}
+
+SpJson *sp_cli_checkpoint_applied_json(SpStore *store, const char *name, GError **error)
+{
+    g_autoptr(SpVm) vm = sp_store_vm_get(store, name, error);
+    g_autoptr(GPtrArray) cps = NULL;
+
+    if (vm == NULL || (cps = sp_store_checkpoint_list(store, vm->id, error)) == NULL)
+        return NULL;
+    for (guint i = 0; i < cps->len; i++) {
+        SpCheckpoint *cp = g_ptr_array_index(cps, i);
+        SpJson *out, *links;
+        if (cp->id != vm->current)
+            continue;
+        out = checkpoint_to_json(cp, vm->current);
+        links = sp_json_new_object();
+        for (guint j = 0; j < cp->disks->len; j++) {
+            SpCheckpointDisk *d = g_ptr_array_index(cp->disks, j);
+            g_autofree char *link = sp_op_disk_link(store, vm->name, d->disk);
+            sp_json_object_set_string(links, d->disk, link);
+        }
+        sp_json_object_set(out, "links", links);
+        return out;
+    }
+    return sp_json_new_null();
+}
+
+void sp_cli_print_checkpoint_applied(const char *vm, const SpJson *doc, gboolean json)
+{
+    const SpJson *disks = sp_json_object_get(doc, "disks");
+    const SpJson *links = sp_json_object_get(doc, "links");
+    if (sp_json_type(doc) != SP_JSON_OBJECT || print_as_json(doc, json))
+        return;
+    printf("VM '%s' is at checkpoint '%s'; start it from:\n", vm, string_or(doc, "name", ""));
+    for (size_t i = 0; i < sp_json_array_len(disks); i++) {
+        const char *disk = string_or(sp_json_array_get(disks, i), "disk", "");
+        printf("  %s: %s\n", disk, string_or(links, disk, ""));
+    }
+    if (sp_json_object_get_string(doc, "state") != NULL)
+        printf("It is a standard checkpoint: start QEMU with the same options plus "
+               "'-incoming defer', then run 'stillpoint checkpoint resume %s' to "
+               "continue from its saved memory.\n",
+               vm);
+}
+
+void sp_cli_print_percent(const char *disk, double percent, gboolean json, gboolean quiet)
+{
+    static int last = -1;
+    static char *last_disk;
+    int pct = (int)percent;
+    if (pct == last && g_strcmp0(disk, last_disk) == 0)
+        return;
+    last = pct;
+    if (g_strcmp0(disk, last_disk) != 0) {
+        g_free(last_disk);
+        last_disk = g_strdup(disk);
+    }
+    if (json) {
+        g_autoptr(SpJson) o = sp_json_new_object();
+        sp_json_object_set_string(o, "event", "progress");
+        sp_json_object_set_string(o, "disk", disk);
+        sp_json_object_set_int(o, "percent", pct);
+        print_as_json(o, TRUE);
+        fflush(stdout);
+    } else if (!quiet && isatty(STDERR_FILENO)) {
+        char bar[41];
+        memset(bar, '#', (size_t)(pct * 40 / 100));
+        memset(bar + pct * 40 / 100, ' ', (size_t)(40 - pct * 40 / 100));
+        bar[40] = '\0';
+        fprintf(stderr, "\r%-8s [%s] %3d%%%s", disk, bar, pct, pct >= 100 ? "\n" : "");
     }
 }

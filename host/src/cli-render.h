@@ -1,6 +1,7 @@
-/* cli-render: the documents `stillpoint vm list` and `checkpoint list` print, built once (by the
- * CLI working directly, and by stillpointd for the CLI through the daemon) and rendered from
- * that document by the same functions either way, so both ways print the same. */
+/* cli-render: what every stillpoint command that stillpointd offers prints on stdout. The
+ * documents (vm list, checkpoint list, a created or applied checkpoint, ...) are built once (by
+ * the CLI working directly, and by stillpointd for the CLI through the daemon) and rendered
+ * from that document by the same functions either way, so both ways print the same. */
 #pragma once
 #include <glib.h>
 
@@ -19,3 +20,23 @@ SpJson *sp_cli_vm_disks_json(GPtrArray *disks);
 void sp_cli_print_vm_list(const SpJson *doc, gboolean json);
 void sp_cli_print_checkpoint_list(const SpJson *doc, gboolean json);
 void sp_cli_print_vm_disks(const SpJson *doc, gboolean json);
+
+/* `vm add`: {"name", "id"}; printed only as JSON (the text goes to stderr as progress). */
+SpJson *sp_cli_vm_added_json(const char *name, int64_t id);
+void sp_cli_print_vm_added(const SpJson *doc, gboolean json);
+/* `checkpoint create`: doc is checkpoint_to_json(cp, cp->id). */
+void sp_cli_print_checkpoint_created(const char *vm, const SpJson *doc, gboolean json);
+/* `checkpoint delete` (ref as the user gave it). */
+void sp_cli_print_checkpoint_deleted(const char *vm, const char *ref, gboolean subtree,
+                                     gboolean json);
+/* `checkpoint export`: the manifest written. */
+void sp_cli_print_checkpoint_exported(const char *vm, const char *ref, const char *manifest,
+                                      gboolean json);
+/* `checkpoint apply`: the VM's current checkpoint (checkpoint_to_json) plus "links", the stable
+ * path of each disk to start the VM from; JSON null when the VM has no current checkpoint. */
+SpJson *sp_cli_checkpoint_applied_json(SpStore *store, const char *vm, GError **error);
+void sp_cli_print_checkpoint_applied(const char *vm, const SpJson *doc, gboolean json);
+/* The percentage of a long image job (merge, copy) on a disk: with json, a JSON line on stdout
+ * each time the whole percent changes; otherwise a bar on stderr when it is a terminal (not
+ * quiet). */
+void sp_cli_print_percent(const char *disk, double percent, gboolean json, gboolean quiet);

@@ -17,54 +17,12 @@
 
 typedef struct {
     gboolean json, quiet;
+    const char *vm;   /* the VM the command is about: only its Progress is ours */
     GDBusConnection *bus;
     GMainLoop *loop;
     GVariant *reply;
     GError *error;
 } Client;
-
-/* ---- values ---- */
-
-static SpJson *variant_to_json(GVariant *v)
-{
-    if (g_variant_is_of_type(v, G_VARIANT_TYPE_STRING))
-        return sp_json_new_string(g_variant_get_string(v, NULL));
-    if (g_variant_is_of_type(v, G_VARIANT_TYPE_INT64))
-        return sp_json_new_int(g_variant_get_int64(v));
-    if (g_variant_is_of_type(v, G_VARIANT_TYPE_BOOLEAN))
-        return sp_json_new_bool(g_variant_get_boolean(v));
-    if (g_variant_is_of_type(v, G_VARIANT_TYPE_VARIANT)) {
-        g_autoptr(GVariant) inner = g_variant_get_variant(v);
-        return variant_to_json(inner);
-    }
-    if (g_variant_is_of_type(v, G_VARIANT_TYPE_VARDICT)) {
-        SpJson *o = sp_json_new_object();
-        GVariantIter it;
-        const char *key;
-        GVariant *value;
-        g_variant_iter_init(&it, v);
-        while (g_variant_iter_next(&it, "{&sv}", &key, &value)) {
-            sp_json_object_set(o, key, variant_to_json(value));
-            g_variant_unref(value);
-        }
-        return o;
-    }
-    if (g_variant_is_container(v)) {
-        SpJson *a = sp_json_new_array();
-        for (gsize i = 0; i < g_variant_n_children(v); i++) {
-            g_autoptr(GVariant) child = g_variant_get_child_value(v, i);
-            sp_json_array_append(a, variant_to_json(child));
-        }
-        return a;
-    }
-    return sp_json_new_null();
-}
-
-static void print_json(SpJson *value)
-{
-    g_autofree char *text = sp_json_serialize(value, NULL);
-    printf("%s\n", text != NULL ? text : "null");
-}
 
 /* ---- calls ---- */
 
@@ -75,12 +33,16 @@ static void progress_cb(GDBusConnection *bus, const char *sender, const char *pa
     const char *vm, *op, *message;
     double percent;
 
-    if (c->quiet)
-        return;
     g_variant_get(params, "(&s&s&sd)", &vm, &op, &message, &percent);
+    /* The signal goes to every client: an operation on another VM is someone else's (ours
+     * holds this VM's lock, so no other operation on it runs meanwhile). */
+    if (c->vm != NULL && !g_str_equal(vm, c->vm))
+        return;
+    /* A percentage is about the disk named in message: as the CLI shows it directly (with
+     * --json, a line on stdout). */
     if (percent >= 0)
-        fprintf(stderr, "stillpoint: %s: %s %.0f%%\n", vm, message, percent);
-    else
+        sp_cli_print_percent(message, percent, c->json, c->quiet);
+    else if (!c->quiet)
         fprintf(stderr, "stillpoint: %s\n", message);
 }
 
@@ -155,8 +117,10 @@ static gboolean parse(int *argc, char ***argv, Opts *o, Client *c, GError **erro
         {"overlay-dir", 0, 0, G_OPTION_ARG_FILENAME, &o->overlay_dir, "vm add: overlays", "DIR"},
         {"force", 0, 0, G_OPTION_ARG_NONE, &o->force, "vm remove, checkpoint apply", NULL},
         {"name", 0, 0, G_OPTION_ARG_STRING, &o->name, "create: checkpoint name", "NAME"},
-        {"type", 0, 0, G_OPTION_ARG_STRING, &o->type, "create: production or crash", "TYPE"},
-        {"on-quiesce-failure", 0, 0, G_OPTION_ARG_STRING, &o->policy, "create: fail or crash", "P"},
+        {"type", 0, 0, G_OPTION_ARG_STRING, &o->type, "create: production, standard or crash",
+         "TYPE"},
+        {"on-quiesce-failure", 0, 0, G_OPTION_ARG_STRING, &o->policy,
+         "create: fail, crash or standard", "P"},
         {"subtree", 0, 0, G_OPTION_ARG_NONE, &o->subtree, "delete: with descendants", NULL},
         {"format", 0, 0, G_OPTION_ARG_STRING, &o->format, "export: qcow2 or raw", "FORMAT"},
         {"save-current", 0, 0, G_OPTION_ARG_STRING, &o->save, "apply: keep the present", "NAME"},
@@ -188,39 +152,58 @@ static gboolean expect(int argc, int n, const char *what, GError **error)
     return FALSE;
 }
 
-/* Calls a method returning the CLI's own JSON document (cli-render) and prints it with the
- * same function as the CLI working directly. */
+/* One of the CLI's own JSON documents (cli-render) in a reply. */
+static SpJson *parse_document(const char *method, const char *text, GError **error)
+{
+    const SpJsonLimits limits = {.max_size = 256 * 1024 * 1024};
+    SpJsonError jerr = {0};
+    SpJson *doc = NULL;
+
+    if (text == NULL || sp_json_parse(text, strlen(text), &limits, &doc, &jerr) != 0) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                    "stillpointd's %s reply is not JSON: %s", method,
+                    text == NULL ? "no document" : jerr.message);
+        return NULL;
+    }
+    return doc;
+}
+
+/* Calls a method whose reply is (s), one of the CLI's documents. */
+static SpJson *call_json(Client *c, const char *method, GVariant *params, GError **error)
+{
+    g_autoptr(GVariant) r = call(c, method, params, error);
+    const char *text;
+
+    if (r == NULL)
+        return NULL;
+    g_variant_get(r, "(&s)", &text);
+    return parse_document(method, text, error);
+}
+
+/* Calls a method returning a document and prints it with the same function as the CLI working
+ * directly. */
 static gboolean call_document(Client *c, const char *method, GVariant *params,
                               void (*print)(const SpJson *doc, gboolean json), GError **error)
 {
-    g_autoptr(GVariant) r = call(c, method, params, error);
-    g_autoptr(SpJson) doc = NULL;
-    const SpJsonLimits limits = {.max_size = 256 * 1024 * 1024};
-    SpJsonError jerr = {0};
-    const char *text;
-    gsize len;
+    g_autoptr(SpJson) doc = call_json(c, method, params, error);
 
-    if (r == NULL)
+    if (doc == NULL)
         return FALSE;
-    g_variant_get(r, "(&s)", &text);
-    len = strlen(text);
-    if (sp_json_parse(text, len, &limits, &doc, &jerr) != 0) {
-        g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-                    "stillpointd's %s reply is not JSON: %s", method, jerr.message);
-        return FALSE;
-    }
     print(doc, c->json);
     return TRUE;
 }
 
+/* Every command prints on stdout what it prints working on the store directly: the same
+ * cli-render function, from the same document (which stillpointd returns where only it has the
+ * data). Commands that print nothing directly print nothing here either. */
 static gboolean run(Client *c, const char *group, const char *name, int argc, char **argv,
                     Opts *o, GError **error)
 {
     g_autoptr(GVariant) r = NULL;
-    g_autoptr(GVariant) value = NULL;
-    g_autoptr(SpJson) out = NULL;
+    g_autoptr(SpJson) doc = NULL;
     g_auto(GVariantBuilder) b = G_VARIANT_BUILDER_INIT(G_VARIANT_TYPE_VARDICT);
 
+    c->vm = argc > 2 ? argv[2] : NULL;
     if (g_str_equal(group, "vm") && g_str_equal(name, "list")) {
         return expect(argc, 2, "vm list", error) &&
                call_document(c, "ListVmsJson", NULL, sp_cli_print_vm_list, error);
@@ -229,9 +212,8 @@ static gboolean run(Client *c, const char *group, const char *name, int argc, ch
                call_document(c, "VmDisksJson", g_variant_new("(s)", argv[2]),
                              sp_cli_print_vm_disks, error);
     } else if (g_str_equal(group, "vm") && g_str_equal(name, "recover")) {
-        if (!expect(argc, 3, "vm recover", error) ||
-            (r = call(c, "RecoverVm", g_variant_new("(s)", argv[2]), error)) == NULL)
-            return FALSE;
+        return expect(argc, 3, "vm recover", error) &&
+               (r = call(c, "RecoverVm", g_variant_new("(s)", argv[2]), error)) != NULL;
     } else if (g_str_equal(group, "vm") && g_str_equal(name, "add")) {
         add_s(&b, "qmp-socket", o->qmp);
         add_s(&b, "agent-socket", o->agent);
@@ -242,45 +224,43 @@ static gboolean run(Client *c, const char *group, const char *name, int argc, ch
         add_s(&b, "libvirt-uri", o->uri);
         if (o->hook_timeout > 0)
             g_variant_builder_add(&b, "{sv}", "hook-timeout-ms", g_variant_new_int64(o->hook_timeout * 1000LL));
-        if (!expect(argc, 3, "vm add", error) ||
-            (r = call(c, "AddVm", g_variant_new("(s@a{sv})", argv[2], dict(&b)), error)) == NULL)
-            return FALSE;
+        return expect(argc, 3, "vm add", error) &&
+               call_document(c, "AddVm", g_variant_new("(s@a{sv})", argv[2], dict(&b)),
+                             sp_cli_print_vm_added, error);
     } else if (g_str_equal(group, "vm") && g_str_equal(name, "remove")) {
-        if (!expect(argc, 3, "vm remove", error) ||
-            (r = call(c, "RemoveVm", g_variant_new("(sb)", argv[2], o->force), error)) == NULL)
-            return FALSE;
+        return expect(argc, 3, "vm remove", error) &&
+               (r = call(c, "RemoveVm", g_variant_new("(sb)", argv[2], o->force), error)) != NULL;
     } else if (g_str_equal(group, "checkpoint") && g_str_equal(name, "list")) {
         return expect(argc, 3, "checkpoint list", error) &&
                call_document(c, "ListCheckpointsJson", g_variant_new("(s)", argv[2]),
                              sp_cli_print_checkpoint_list, error);
     } else if (g_str_equal(group, "checkpoint") && g_str_equal(name, "create")) {
+        g_autoptr(GVariant) cp = NULL;
+        const char *text = NULL;
         add_s(&b, "name", o->name);
         add_s(&b, "type", o->type);
         add_s(&b, "on-quiesce-failure", o->policy);
         if (!expect(argc, 3, "checkpoint create", error) ||
             (r = call(c, "CreateCheckpoint", g_variant_new("(s@a{sv})", argv[2], dict(&b)), error)) == NULL)
             return FALSE;
-        if (!c->json) {
-            g_autoptr(GVariant) cp = g_variant_get_child_value(r, 0);
-            gint64 id = 0;
-            const char *cname = "", *consistency = "";
-            g_variant_lookup(cp, "id", "x", &id);
-            g_variant_lookup(cp, "name", "&s", &cname);
-            g_variant_lookup(cp, "consistency", "&s", &consistency);
-            printf("checkpoint %" G_GINT64_FORMAT " '%s' of VM '%s': %s-consistent\n", id, cname,
-                   argv[2], consistency);
-            return TRUE;
-        }
+        cp = g_variant_get_child_value(r, 0);
+        g_variant_lookup(cp, "document", "&s", &text);
+        if ((doc = parse_document("CreateCheckpoint", text, error)) == NULL)
+            return FALSE;
+        sp_cli_print_checkpoint_created(argv[2], doc, c->json);
+        return TRUE;
     } else if (g_str_equal(group, "checkpoint") && g_str_equal(name, "delete")) {
         if (!expect(argc, 4, "checkpoint delete", error) ||
             (r = call(c, "DeleteCheckpoint", g_variant_new("(ssb)", argv[2], argv[3], o->subtree), error)) == NULL)
             return FALSE;
+        sp_cli_print_checkpoint_deleted(argv[2], argv[3], o->subtree, c->json);
+        return TRUE;
     } else if (g_str_equal(group, "checkpoint") && g_str_equal(name, "rename")) {
-        if (!expect(argc, 5, "checkpoint rename", error) ||
-            (r = call(c, "RenameCheckpoint", g_variant_new("(sss)", argv[2], argv[3], argv[4]), error)) == NULL)
-            return FALSE;
+        return expect(argc, 5, "checkpoint rename", error) &&
+               (r = call(c, "RenameCheckpoint", g_variant_new("(sss)", argv[2], argv[3], argv[4]), error)) != NULL;
     } else if (g_str_equal(group, "checkpoint") && g_str_equal(name, "export")) {
         g_autofree char *dir = NULL;
+        const char *manifest;
         if (!expect(argc, 5, "checkpoint export", error))
             return FALSE;
         /* The daemon does not share our working directory. */
@@ -288,30 +268,22 @@ static gboolean run(Client *c, const char *group, const char *name, int argc, ch
         if ((r = call(c, "ExportCheckpoint", g_variant_new("(ssss)", argv[2], argv[3], dir,
                                                            o->format ? o->format : ""), error)) == NULL)
             return FALSE;
-        if (!c->json) {
-            const char *manifest;
-            g_variant_get(r, "(&s)", &manifest);
-            printf("exported checkpoint '%s' of VM '%s': %s\n", argv[3], argv[2], manifest);
-            return TRUE;
-        }
+        g_variant_get(r, "(&s)", &manifest);
+        sp_cli_print_checkpoint_exported(argv[2], argv[3], manifest, c->json);
+        return TRUE;
     } else if (g_str_equal(group, "checkpoint") && g_str_equal(name, "apply")) {
         add_s(&b, "save-current", o->save);
         if (o->force)
             g_variant_builder_add(&b, "{sv}", "force", g_variant_new_boolean(TRUE));
         if (!expect(argc, 4, "checkpoint apply", error) ||
-            (r = call(c, "ApplyCheckpoint", g_variant_new("(ss@a{sv})", argv[2], argv[3], dict(&b)), error)) == NULL)
+            (doc = call_json(c, "ApplyCheckpoint", g_variant_new("(ss@a{sv})", argv[2], argv[3], dict(&b)), error)) == NULL)
             return FALSE;
-    } else {
-        g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
-                    "'%s %s' is not available through stillpointd", group, name);
-        return FALSE;
-    }
-    if (g_variant_n_children(r) == 0)
+        sp_cli_print_checkpoint_applied(argv[2], doc, c->json);
         return TRUE;
-    value = g_variant_get_child_value(r, 0);
-    out = variant_to_json(value);
-    print_json(out);
-    return TRUE;
+    }
+    g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+                "'%s %s' is not available through stillpointd", group, name);
+    return FALSE;
 }
 
 static gboolean offered(const char *group, const char *name)

@@ -65,7 +65,9 @@ static GVariant *vm_to_variant(const SpVm *vm)
     return g_variant_builder_end(&b);
 }
 
-static GVariant *checkpoint_to_variant(const SpCheckpoint *cp, int64_t current)
+/* document: the JSON the CLI prints for it, or NULL (CreateCheckpoint's "document"). */
+static GVariant *checkpoint_to_variant(const SpCheckpoint *cp, int64_t current,
+                                       const char *document)
 {
     GVariantBuilder b, disks;
 
@@ -83,6 +85,8 @@ static GVariant *checkpoint_to_variant(const SpCheckpoint *cp, int64_t current)
     g_variant_builder_add(&b, "{sv}", "created-us", g_variant_new_int64(cp->created_us));
     g_variant_builder_add(&b, "{sv}", "current", g_variant_new_boolean(cp->id == current));
     g_variant_builder_add(&b, "{sv}", "disks", g_variant_builder_end(&disks));
+    if (document != NULL)
+        g_variant_builder_add(&b, "{sv}", "document", g_variant_new_string(document));
     return g_variant_builder_end(&b);
 }
 
@@ -107,6 +111,20 @@ static gboolean open_vm(SpDaemonJob *job, gboolean recover, SpStore **ret_store,
 
 /* ---- the methods ---- */
 
+/* The CLI's own documents (cli-render), so that it prints the same through the daemon. */
+static GVariant *json_reply(SpJson *doc, GError **error)
+{
+    g_autofree char *text = sp_json_serialize(doc, NULL);
+
+    sp_json_free(doc);
+    if (text == NULL) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "out of memory");
+        return NULL;
+    }
+    return g_variant_new("(s)", text);
+}
+
+
 static GVariant *run_list_vms(SpDaemonJob *job, GError **error)
 {
     g_autoptr(SpStore) store = sp_store_open(job->store_path, error);
@@ -127,6 +145,7 @@ static GVariant *run_add_vm(SpDaemonJob *job, GError **error)
     const char *name, *qmp = NULL, *agent = NULL, *driver = "qemu", *hook = NULL, *dir = NULL;
     const char *domain = NULL, *uri = NULL;
     gint64 hook_timeout_ms = 0;
+    int64_t id = 0;
     g_autoptr(SpStore) store = NULL;
     SpVm vm;
 
@@ -149,9 +168,9 @@ static GVariant *run_add_vm(SpDaemonJob *job, GError **error)
         return NULL;
     }
     store = sp_store_open(job->store_path, error);
-    if (store == NULL || !sp_store_vm_add(store, &vm, NULL, error))
+    if (store == NULL || !sp_store_vm_add(store, &vm, &id, error))
         return NULL;
-    return g_variant_new("()");
+    return json_reply(sp_cli_vm_added_json(name, id), error);   /* what vm add --json prints */
 }
 
 static GVariant *run_remove_vm(SpDaemonJob *job, GError **error)
@@ -181,21 +200,8 @@ static GVariant *run_list_checkpoints(SpDaemonJob *job, GError **error)
         return NULL;
     g_variant_builder_init(&b, G_VARIANT_TYPE("aa{sv}"));
     for (guint i = 0; i < cps->len; i++)
-        g_variant_builder_add_value(&b, checkpoint_to_variant(cps->pdata[i], vm->current));
+        g_variant_builder_add_value(&b, checkpoint_to_variant(cps->pdata[i], vm->current, NULL));
     return g_variant_new("(aa{sv})", &b);
-}
-
-/* The CLI's own documents (cli-render), so that it prints the same through the daemon. */
-static GVariant *json_reply(SpJson *doc, GError **error)
-{
-    g_autofree char *text = sp_json_serialize(doc, NULL);
-
-    sp_json_free(doc);
-    if (text == NULL) {
-        g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "out of memory");
-        return NULL;
-    }
-    return g_variant_new("(s)", text);
 }
 
 static GVariant *run_list_vms_json(SpDaemonJob *job, GError **error)
@@ -269,23 +275,42 @@ static GVariant *run_create(SpDaemonJob *job, GError **error)
     g_variant_lookup(opts, "name", "&s", &name);
     g_variant_lookup(opts, "type", "&s", &type);
     g_variant_lookup(opts, "on-quiesce-failure", "&s", &policy);
-    if ((type && !g_str_equal(type, "production") && !g_str_equal(type, "crash")) ||
-        (policy && !g_str_equal(policy, "fail") && !g_str_equal(policy, "crash"))) {
+    if (type != NULL && !g_str_equal(type, "production") && !g_str_equal(type, "standard") &&
+        !g_str_equal(type, "crash")) {
         g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                    "type is production or crash; on-quiesce-failure is fail or crash");
+                    "checkpoint create: type must be production, standard or crash, not '%s'", type);
+        return NULL;
+    }
+    if (policy != NULL && !g_str_equal(policy, "fail") && !g_str_equal(policy, "crash") &&
+        !g_str_equal(policy, "standard")) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                    "checkpoint create: on-quiesce-failure must be fail, crash or standard, not "
+                    "'%s'", policy);
         return NULL;
     }
     if (name != NULL && !sp_checkpoint_name_valid(name, error))
         return NULL;
     o.name = name;
     o.crash_only = g_strcmp0(type, "crash") == 0;
-    o.on_quiesce_failure = g_strcmp0(policy, "crash") == 0 ? SP_QUIESCE_CRASH : SP_QUIESCE_FAIL;
+    o.standard = g_strcmp0(type, "standard") == 0;
+    o.on_quiesce_failure = g_strcmp0(policy, "crash") == 0      ? SP_QUIESCE_CRASH
+                           : g_strcmp0(policy, "standard") == 0 ? SP_QUIESCE_STANDARD
+                                                                : SP_QUIESCE_FAIL;
     if (!open_vm(job, FALSE, &store, &lock, &vm, error))
         return NULL;
     cp = sp_coordinator_create(store, vm, &o, progress_cb, job, error);
     if (cp == NULL)
         return NULL;
-    return g_variant_new("(@a{sv})", checkpoint_to_variant(cp, cp->id));
+    {
+        /* The document the CLI prints for it (cli-render), so that it prints the same. */
+        g_autoptr(SpJson) doc = checkpoint_to_json(cp, cp->id);
+        g_autofree char *text = sp_json_serialize(doc, NULL);
+        if (text == NULL) {
+            g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "out of memory");
+            return NULL;
+        }
+        return g_variant_new("(@a{sv})", checkpoint_to_variant(cp, cp->id, text));
+    }
 }
 
 static GVariant *run_delete(SpDaemonJob *job, GError **error)
@@ -432,14 +457,16 @@ static GVariant *run_apply(SpDaemonJob *job, GError **error)
     g_autoptr(SpVmLock) lock = NULL;
     g_autoptr(SpVm) vm = NULL;
     SpOpReport report = {.progress = progress_cb, .percent = percent_cb, .user_data = job};
+    SpJson *doc;
 
     g_variant_get(job->parameters, "(&s&s@a{sv})", NULL, &ref, &opts);
     g_variant_lookup(opts, "save-current", "&s", &save);
     g_variant_lookup(opts, "force", "b", &force);
     if (!open_vm(job, TRUE, &store, &lock, &vm, error) ||
-        !sp_op_apply(store, vm, ref, save, force, &report, error))
+        !sp_op_apply(store, vm, ref, save, force, &report, error) ||
+        (doc = sp_cli_checkpoint_applied_json(store, vm->name, error)) == NULL)
         return NULL;
-    return g_variant_new("()");
+    return json_reply(doc, error);
 #else
     g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
                 "checkpoint apply is not in this build of stillpointd yet");

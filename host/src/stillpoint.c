@@ -210,11 +210,9 @@ static int cmd_vm_add(int argc, char **argv)
                             "be discovered now: %s\n",
                     argv[1], local->message);
     }
-    if (globals.json) {
-        g_autoptr(SpJson) out = sp_json_new_object();
-        sp_json_object_set_string(out, "name", argv[1]);
-        sp_json_object_set_int(out, "id", id);
-        print_json(out);
+    {
+        g_autoptr(SpJson) doc = sp_cli_vm_added_json(argv[1], id);
+        sp_cli_print_vm_added(doc, globals.json);
     }
     return 0;
 fail:
@@ -425,17 +423,9 @@ static int cmd_checkpoint_create(int argc, char **argv)
                 (int)interrupted);
     if (cp == NULL)
         goto fail;
-    if (globals.json) {
-        g_autoptr(SpJson) out = checkpoint_to_json(cp, cp->id);
-        print_json(out);
-    } else {
-        if (cp->state != NULL)
-            printf("checkpoint %" G_GINT64_FORMAT " '%s' of VM '%s': standard (its memory and "
-                   "device state are saved in %s)\n",
-                   cp->id, cp->name, vm->name, cp->state);
-        else
-            printf("checkpoint %" G_GINT64_FORMAT " '%s' of VM '%s': %s-consistent\n", cp->id,
-                   cp->name, vm->name, cp->consistency);
+    {
+        g_autoptr(SpJson) doc = checkpoint_to_json(cp, cp->id);
+        sp_cli_print_checkpoint_created(vm->name, doc, globals.json);
     }
     return 0;
 fail:
