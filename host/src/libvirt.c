@@ -386,21 +386,30 @@ gboolean sp_libvirt_snapshot(SpLibvirt *lv, const char *name, const char *descri
     return TRUE;
 }
 
+/* Snapshot name of the domain in *ret (NULL when libvirt has none by that name). */
+static gboolean find_snapshot(SpLibvirt *lv, const char *name, virDomainSnapshotPtr *ret,
+                              GError **error)
+{
+    virErrorPtr err;
+    if ((*ret = virDomainSnapshotLookupByName(lv->dom, name, 0)) != NULL)
+        return TRUE;
+    err = virGetLastError();
+    if (err != NULL && err->code == VIR_ERR_NO_DOMAIN_SNAPSHOT)
+        return TRUE;
+    g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "libvirt snapshot '%s': %s", name,
+                last_error());
+    return FALSE;
+}
+
 gboolean sp_libvirt_snapshot_forget(SpLibvirt *lv, const char *name, gboolean *ret_found,
                                     GError **error)
 {
-    virDomainSnapshotPtr snap = virDomainSnapshotLookupByName(lv->dom, name, 0);
+    virDomainSnapshotPtr snap = NULL;
     int rc;
-    *ret_found = FALSE;
-    if (snap == NULL) {
-        virErrorPtr err = virGetLastError();
-        if (err != NULL && err->code == VIR_ERR_NO_DOMAIN_SNAPSHOT)
-            return TRUE;
-        g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "libvirt snapshot '%s': %s", name,
-                    last_error());
+    if (!find_snapshot(lv, name, &snap, error))
         return FALSE;
-    }
-    *ret_found = TRUE;
+    if ((*ret_found = snap != NULL) == FALSE)
+        return TRUE;
     /* Metadata only: the merge already happened; its children move up to its parent. */
     rc = virDomainSnapshotDelete(snap, VIR_DOMAIN_SNAPSHOT_DELETE_METADATA_ONLY);
     virDomainSnapshotFree(snap);
@@ -432,21 +441,14 @@ static char *with_description(const char *xml, const char *description)
 gboolean sp_libvirt_snapshot_describe(SpLibvirt *lv, const char *name, const char *description,
                                       gboolean *ret_found, GError **error)
 {
-    virDomainSnapshotPtr snap = virDomainSnapshotLookupByName(lv->dom, name, 0);
-    virDomainSnapshotPtr redefined = NULL;
+    virDomainSnapshotPtr snap = NULL, redefined = NULL;
     char *xml = NULL;
     g_autofree char *edited = NULL;
 
-    *ret_found = FALSE;
-    if (snap == NULL) {
-        virErrorPtr err = virGetLastError();
-        if (err != NULL && err->code == VIR_ERR_NO_DOMAIN_SNAPSHOT)
-            return TRUE;
-        g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "libvirt snapshot '%s': %s", name,
-                    last_error());
+    if (!find_snapshot(lv, name, &snap, error))
         return FALSE;
-    }
-    *ret_found = TRUE;
+    if ((*ret_found = snap != NULL) == FALSE)
+        return TRUE;
     xml = virDomainSnapshotGetXMLDesc(snap, VIR_DOMAIN_SNAPSHOT_XML_SECURE);
     virDomainSnapshotFree(snap);
     if (xml == NULL || (edited = with_description(xml, description)) == NULL) {
