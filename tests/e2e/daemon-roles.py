@@ -17,6 +17,7 @@ Authorities (README "Roles"):
 """
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -116,9 +117,17 @@ class Env:
                     "-blockdev", "driver=qcow2,node-name=disk0,file.driver=file,file.filename=%s"
                     % self.path("img", "a.qcow2"),
                     "-device", "virtio-blk-pci,drive=disk0,id=vda,serial=SPDATA0"])
-        self.spawn([self.fake_agent, "--socket", self.path("agent.sock"), "--log",
-                    self.path("agent.log")])
+        self.start_agent()
         self.wait_socket(self.path("qmp.sock"))
+
+    def start_agent(self, *args):
+        """sp-fake-agent as the VM's agent (again: the one before is stopped)."""
+        if getattr(self, "agent", None):
+            self.agent.kill()
+            self.agent.wait()
+            os.unlink(self.path("agent.sock"))
+        self.agent = self.spawn([self.fake_agent, "--socket", self.path("agent.sock"), "--log",
+                                 self.path("agent.log")] + list(args))
         self.wait_socket(self.path("agent.sock"))
 
     def start_daemon(self, *args):
@@ -208,9 +217,149 @@ def same_results(env):
     check("└─" in r.stdout and "<- now" in r.stdout, "checkpoint list draws the tree:\n" + r.stdout)
 
 
+def direct(env, *args):
+    return env.cli_run(None, "--store", env.path("store.db"), *args)
+
+
+def via(env, *args, who=None):
+    return env.cli_run(who, *(["--daemon"] if who is None else []), *args)
+
+
+def ran(r, what):
+    check(r.returncode == 0, "%s (%s)" % (what, r.stderr.strip()[-600:]))
+    return r.stdout
+
+
+def same(what, d, v):
+    check(d == v, "%s prints the same through stillpointd as directly:\n%s---\n%s" % (what, d, v))
+
+
+def current_entry(env):
+    """The VM's current checkpoint, as direct `checkpoint list --json` prints it: (dict, text)."""
+    out = ran(direct(env, "--json", "checkpoint", "list", "vm1"), "checkpoint list --json")
+    doc = json.loads(out)
+    return next(c for c in doc["checkpoints"] if c["id"] == doc["current"]), out
+
+
+def normalise_checkpoint(out, cp):
+    """What differs between two checkpoints made (or applied) the same way, and only that: the
+    checkpoint's id and parent, its creation time, and its files (image, overlay, state)."""
+    for key in ("id", "parent"):
+        out = out.replace('"%s":%s,' % (key, json.dumps(cp[key])), '"%s":<%s>,' % (key, key))
+    out = out.replace("checkpoint %d '" % cp["id"], "checkpoint <id> '")
+    out = out.replace(json.dumps(cp["created"]), "<created>")
+    for d in cp["disks"]:
+        for key in ("image", "overlay"):
+            if d[key]:
+                out = out.replace(d[key], "<%s %s>" % (key, d["disk"]))
+    if cp["state"]:
+        out = out.replace(cp["state"], "<state>")
+    return out
+
+
+def same_outputs(env):
+    """Every other command stillpointd offers prints on stdout, as text and --json, what it
+    prints working on the store directly (stderr, the progress, may differ). Where two runs
+    cannot make the same object twice, only what truly differs is normalised: a created
+    checkpoint's id, parent, time and file names (normalise_checkpoint), the directory an export
+    through the daemon makes (VM-TIME, for the caller's safety), an applied checkpoint's new
+    overlay."""
+    qmp, agent = env.path("qmp.sock"), env.path("agent.sock")
+    for j in ([], ["--json"]):
+        # vm add / remove: the same id comes back (SQLite reuses the highest rowid).
+        add = j + ["vm", "add", "vm2", "--qmp", qmp, "--agent", agent]
+        remove = j + ["vm", "remove", "vm2"]
+        d_add, d_remove = ran(direct(env, *add), "vm add"), ran(direct(env, *remove), "vm remove")
+        v_add, v_remove = ran(via(env, *add), "vm add"), ran(via(env, *remove), "vm remove")
+        same(" ".join(add), d_add, v_add)
+        same(" ".join(remove), d_remove, v_remove)
+    check(json.loads(d_add) == {"name": "vm2", "id": 2}, "vm add --json: {name, id}")
+    # checkpoint create, of every type, and rename.
+    n = 0
+    for kind in ([], ["--type", "crash"], ["--type", "standard"],
+                 ["--on-quiesce-failure", "standard"]):
+        if kind[0:1] == ["--on-quiesce-failure"]:
+            env.start_agent("--fail-freeze")   # so that it falls back
+        for j in ([], ["--json"]):
+            create = j + ["checkpoint", "create", "vm1", "--name", "new"] + kind
+            outs = []
+            for run in (direct, via):
+                n += 1
+                out = ran(run(env, *create), " ".join(create))
+                cp, listed = current_entry(env)
+                if j:
+                    # Byte for byte the checkpoint's entry in the direct list.
+                    check(out.strip() in listed, "create --json prints the list's entry:\n%s%s"
+                          % (out, listed))
+                outs.append(normalise_checkpoint(out, cp))
+                rename = j + ["checkpoint", "rename", "vm1", "new", "new-%d" % n]
+                outs.append(ran(run(env, *rename), " ".join(rename)))
+            same(" ".join(create), outs[0], outs[2])
+            same("checkpoint rename", outs[1], outs[3])
+            if "standard" in kind:
+                check(cp["type"] == "standard" and cp["state"], "a standard checkpoint: %s" % cp)
+                if not j:
+                    check("standard (its memory and device state are saved in <state>)" in outs[2],
+                          "standard checkpoint text: %s" % outs[2])
+    env.start_agent()
+    # checkpoint export: the manifest is where each way puts it.
+    for j in ([], ["--json"]):
+        for fmt in ([], ["--format", "raw"]):
+            outs = []
+            for run, who in ((direct, None), (via, OPERATOR)):
+                n += 1
+                out_dir = env.path("export-%d" % n)
+                os.makedirs(out_dir)
+                if who:
+                    os.chown(out_dir, 65534, 65534)
+                export = j + ["checkpoint", "export", "vm1", "nightly", out_dir] + fmt
+                out = ran(run(env, *export, **({"who": who} if who else {})), " ".join(export))
+                manifest = [m for m in re.findall(r"(/\S*/manifest\.json)", out)]
+                check(len(manifest) == 1 and os.path.exists(manifest[0]) and
+                      manifest[0].startswith(out_dir + "/"), "export wrote %s" % manifest)
+                outs.append(out.replace(manifest[0], "<manifest>").replace(out_dir, "<dir>"))
+            same(" ".join(export), outs[0], outs[1])
+    # checkpoint delete, of a checkpoint and of a subtree, made the same way each time.
+    for j in ([], ["--json"]):
+        for subtree in ([], ["--subtree"]):
+            outs = []
+            for run in (direct, via):
+                for name in ["victim"] + (["victim-child"] if subtree else []):
+                    ran(direct(env, "-q", "checkpoint", "create", "vm1", "--type", "crash",
+                               "--name", name), "create " + name)
+                delete = j + ["checkpoint", "delete", "vm1", "victim"] + subtree
+                outs.append(ran(run(env, *delete), " ".join(delete)))
+            same(" ".join(delete), outs[0], outs[1])
+
+
+def same_apply(env):
+    """checkpoint apply (text and --json, production and standard): the links to start the VM
+    from are in the daemon's store directory. Stops the VM (--force)."""
+    d = json.loads(ran(direct(env, "--json", "checkpoint", "list", "vm1"), "list"))
+    standard = next(c["name"] for c in d["checkpoints"] if c["type"] == "standard")
+    for target in ("child", standard):
+        for j in ([], ["--json"]):
+            apply = j + ["checkpoint", "apply", "vm1", target, "--force"]
+            outs = []
+            for run in (direct, via):
+                out = ran(run(env, *apply), " ".join(apply))
+                cp, _ = current_entry(env)
+                check(cp["name"] == target, "applied %s" % target)
+                # Its overlay is new each time; nothing else differs.
+                for disk in cp["disks"]:
+                    out = out.replace(disk["overlay"], "<overlay %s>" % disk["disk"])
+                outs.append(out)
+            same(" ".join(apply), outs[0], outs[1])
+            if not j:
+                check(env.path("vms", "vm1", "vda.qcow2") in outs[1] and
+                      ("standard checkpoint" in outs[1]) == (target == standard),
+                      "apply names the link to start from:\n" + outs[1])
+
+
 def roles(env, operator_setup):
-    env.ok(None, "AddVm", "vm1", "{'qmp-socket': <'%s'>, 'agent-socket': <'%s'>}"
-           % (env.path("qmp.sock"), env.path("agent.sock")))
+    out = env.ok(None, "AddVm", "vm1", "{'qmp-socket': <'%s'>, 'agent-socket': <'%s'>}"
+                 % (env.path("qmp.sock"), env.path("agent.sock")))
+    check(out.strip() == """('{"name":"vm1","id":1}',)""", "AddVm returns what vm add --json prints")
     # Progress signals while the operator creates a checkpoint.
     monitor = env.spawn(["gdbus", "monitor", "--address", env.address, "--dest",
                          "org.stillpoint.Coordinator1"], stdout=subprocess.PIPE, text=True)
@@ -220,6 +369,8 @@ def roles(env, operator_setup):
             break
     out = env.ok(OPERATOR, "CreateCheckpoint", "vm1", "{'name': <'nightly'>}")
     check("'consistency': <'application'>" in out, "an application-consistent checkpoint")
+    check("'document': <'{\"id\":1,\"parent\":null,\"name\":\"nightly\"" in out,
+          "with the document the CLI prints for it")
     monitor.send_signal(signal.SIGTERM)
     progress = monitor.communicate(timeout=PROMPT_S)[0]
     check("Progress ('vm1', 'create'," in progress, "Progress signals during create")
@@ -267,10 +418,12 @@ def roles(env, operator_setup):
           [c["name"] for c in json.loads(r.stdout)["checkpoints"]] == ["nightly", "via-cli"],
           "root's CLI lists through stillpointd (%s%s)" % (r.stdout, r.stderr))
     same_results(env)
+    same_outputs(env)
     # Root may do what the operator may not.
     env.ok(None, "RenameCheckpoint", "vm1", "nightly", "kept")
     env.ok(None, "DeleteCheckpoint", "vm1", "kept", "false")
     check("'kept'" not in env.ok(None, "ListCheckpoints", "vm1"), "root deletes")
+    same_apply(env)
     env.stop_daemon()
 
 
