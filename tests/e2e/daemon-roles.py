@@ -274,6 +274,10 @@ def same_outputs(env):
         same(" ".join(add), d_add, v_add)
         same(" ".join(remove), d_remove, v_remove)
     check(json.loads(d_add) == {"name": "vm2", "id": 2}, "vm add --json: {name, id}")
+    for j in ([], ["--json"]):
+        recover = j + ["vm", "recover", "vm1"]
+        same(" ".join(recover), ran(direct(env, *recover), "vm recover"),
+             ran(via(env, *recover), "vm recover"))
     # checkpoint create, of every type, and rename.
     n = 0
     for kind in ([], ["--type", "crash"], ["--type", "standard"],
