@@ -18,7 +18,17 @@ struct SpAgent {
     gint64 min_lease_ms; /* from stillpoint-capabilities; 0 = unknown */
     gint64 max_lease_ms;
     GStrv commands;      /* stillpoint-capabilities' "commands"; NULL with qemu-ga */
+    gboolean stalled;    /* a command timed out and the agent has not answered since */
 };
+
+/* An agent that let a command time out is likely stopped or gone: what follows on this
+ * connection (the resync, the status, the thaw) waits briefly, not each its full deadline. A
+ * new connection (the coordinator's last thaw attempt) starts patient again; the lease thaws
+ * the guest whatever happens here. */
+static guint patience(const SpAgent *agent, guint timeout_ms)
+{
+    return agent->stalled ? MIN(timeout_ms, SP_AGENT_STALLED_TIMEOUT_MS) : timeout_ms;
+}
 
 void sp_agent_free(SpAgent *agent)
 {
@@ -42,7 +52,7 @@ gboolean sp_agent_has_command(SpAgent *agent, const char *command)
 
 gboolean sp_agent_sync(SpAgent *agent, guint timeout_ms, GError **error)
 {
-    gint64 deadline = sp_deadline_in_ms(timeout_ms);
+    gint64 deadline = sp_deadline_in_ms(patience(agent, timeout_ms));
     /* 31 bits: qemu-ga parses the id as an int. */
     gint64 id = g_random_int_range(1, G_MAXINT32);
     static const char ff = '\xff';
@@ -75,8 +85,10 @@ gboolean sp_agent_sync(SpAgent *agent, guint timeout_ms, GError **error)
         /* Only a reply after the 0xFF counts; QGA echoes the id as "return". */
         if (sp_channel_resync_count(agent->ch) == resyncs)
             continue;
-        if (sp_json_object_get_int(msg, "return", -1) == id)
+        if (sp_json_object_get_int(msg, "return", -1) == id) {
+            agent->stalled = FALSE;
             return TRUE;
+        }
     }
 }
 
@@ -181,16 +193,20 @@ static SpJson *exchange_libvirt(SpAgent *agent, SpJson *request, guint timeout_m
 SpJson *sp_agent_execute(SpAgent *agent, const char *command, SpJson *arguments, guint timeout_ms,
                          GError **error)
 {
-    gint64 deadline = sp_deadline_in_ms(timeout_ms);
+    gint64 deadline;
     g_autoptr(SpJson) request = sp_request_new(command, arguments, NULL);
     g_autoptr(SpJson) reply = NULL;
     g_autoptr(GError) local = NULL;
     const SpJson *ret = NULL;
     const char *klass = NULL, *desc = NULL, *code = NULL;
 
+    timeout_ms = patience(agent, timeout_ms);
+    deadline = sp_deadline_in_ms(timeout_ms);
     if (agent->lv != NULL) {
         reply = exchange_libvirt(agent, request, timeout_ms, &local);
         if (reply == NULL) {
+            if (local->code == SP_AGENT_ERROR_TIMEOUT)
+                agent->stalled = TRUE;
             g_set_error(error, SP_AGENT_ERROR, local->code, "guest agent command %s: %s",
                         command, local->message);
             return NULL;
@@ -199,6 +215,7 @@ SpJson *sp_agent_execute(SpAgent *agent, const char *command, SpJson *arguments,
         (reply = sp_channel_recv(agent->ch, deadline, &local)) == NULL) {
         gboolean timeout = g_error_matches(local, G_IO_ERROR, G_IO_ERROR_TIMED_OUT);
         if (timeout) {
+            agent->stalled = TRUE;
             /* Best effort: the next command must not read this one's late reply. */
             sp_agent_sync(agent, SP_AGENT_SYNC_TIMEOUT_MS, NULL);
         }
@@ -207,6 +224,7 @@ SpJson *sp_agent_execute(SpAgent *agent, const char *command, SpJson *arguments,
                     "guest agent command %s: %s", command, local->message);
         return NULL;
     }
+    agent->stalled = FALSE; /* it answers */
     if (sp_reply_parse(reply, &ret, &klass, &desc, &code) != SP_OK) {
         g_set_error(error, SP_AGENT_ERROR, SP_AGENT_ERROR_PROTOCOL,
                     "guest agent command %s: malformed reply", command);

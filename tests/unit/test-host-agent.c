@@ -1,5 +1,6 @@
 /* The agent client against a scripted fake agent on a real unix socket: sync past stale data,
- * resync after a timeout, stillpoint detection and the qemu-ga fallback. */
+ * resync after a timeout, a stopped agent not costing every later command its full deadline,
+ * stillpoint detection and the qemu-ga fallback. */
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -184,6 +185,42 @@ static void test_timeout_resyncs_so_late_reply_is_not_taken_for_the_next(void **
     fake_agent_stop(fake);
 }
 
+static char *stuck_handler(const char *execute, const SpJson *args, guint *delay_ms)
+{
+    char *reply = slow_handler(execute, args, delay_ms);
+    if (g_strcmp0(execute, "guest-info") == 0)
+        *delay_ms = 8000; /* stopped for 8 s: what is sent meanwhile waits behind it */
+    return reply;
+}
+
+static void test_after_a_timeout_the_next_commands_wait_briefly_until_the_agent_answers(
+    void **state)
+{
+    FakeAgent *fake = fake_agent_start(stuck_handler);
+    g_autoptr(GError) error = NULL;
+    SpAgent *agent = sp_agent_connect(fake_agent_path(fake), 2000, &error);
+    g_autoptr(SpJson) pong = NULL;
+    gint64 start;
+
+    assert_non_null(agent);
+    start = g_get_monotonic_time();
+    assert_null(sp_agent_execute(agent, "guest-info", NULL, 200, &error));
+    assert_true(g_error_matches(error, SP_AGENT_ERROR, SP_AGENT_ERROR_TIMEOUT));
+    g_clear_error(&error);
+    /* Still stopped: the resync inside the failed call, this status query (asking for 10 s) and
+     * its resync each give up after the stalled cap (3 x 2 s), before the agent wakes. */
+    assert_null(sp_agent_execute(agent, "guest-fsfreeze-status", NULL, 10000, &error));
+    assert_true(g_error_matches(error, SP_AGENT_ERROR, SP_AGENT_ERROR_TIMEOUT));
+    assert_true(g_get_monotonic_time() - start < 7500 * 1000);
+    g_clear_error(&error);
+    /* Awake again: a resync gets through, and the next command its full deadline. */
+    assert_true(sp_agent_sync(agent, 5000, &error) || sp_agent_sync(agent, 5000, &error));
+    pong = sp_agent_execute(agent, "guest-ping", NULL, 2000, &error);
+    assert_non_null(pong);
+    sp_agent_free(agent);
+    fake_agent_stop(fake);
+}
+
 static char *mute_handler(const char *execute, const SpJson *args, guint *delay_ms)
 {
     return NULL; /* the channel is open but nothing runs in the guest */
@@ -213,6 +250,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_qemu_ga_fallback_uses_standard_fsfreeze),
+        cmocka_unit_test(test_after_a_timeout_the_next_commands_wait_briefly_until_the_agent_answers),
         cmocka_unit_test(test_stillpoint_agent_gets_leased_freeze_and_epoch_thaw),
         cmocka_unit_test(test_flush_is_known_from_the_capabilities),
         cmocka_unit_test(test_freeze_without_epoch_is_refused),

@@ -12,6 +12,9 @@ G_BEGIN_DECLS
 #define SP_AGENT_FREEZE_TIMEOUT_MS 60000 /* freezing runs hooks and writers in the guest */
 #define SP_AGENT_THAW_TIMEOUT_MS 30000
 #define SP_AGENT_FLUSH_TIMEOUT_MS 10000 /* the agent bounds its flush at 5 s */
+/* After a command timed out, the next ones on that connection wait at most this long until the
+ * agent answers again. */
+#define SP_AGENT_STALLED_TIMEOUT_MS 2000
 
 /* Errors the coordinator tells apart (domain SP_AGENT_ERROR). */
 typedef enum {
