@@ -31,6 +31,7 @@ endif()
 set(SP_POLKIT_ACTIONS_DIR "share/polkit-1/actions" CACHE STRING "Where polkit actions are installed")
 set(SP_DAEMON_SYSTEMD_UNIT_DIR "lib/systemd/system" CACHE STRING "Where stillpointd's unit is installed")
 configure_file(data/stillpointd.service.in stillpointd.service @ONLY)
+configure_file(data/org.stillpoint.Coordinator1.service.in org.stillpoint.Coordinator1.service @ONLY)
 install(TARGETS stillpointd RUNTIME DESTINATION ${CMAKE_INSTALL_SBINDIR})
 install(FILES data/stillpointd.8 DESTINATION ${CMAKE_INSTALL_MANDIR}/man8)
 install(FILES data/org.stillpoint.Coordinator1.conf DESTINATION share/dbus-1/system.d)
@@ -38,3 +39,5 @@ install(FILES data/org.stillpoint.Coordinator1.xml DESTINATION ${CMAKE_INSTALL_D
 install(FILES data/org.stillpoint.policy DESTINATION ${SP_POLKIT_ACTIONS_DIR})
 install(FILES data/50-stillpoint-backup.rules DESTINATION ${CMAKE_INSTALL_DATADIR}/doc/stillpoint/examples)
 install(FILES ${CMAKE_CURRENT_BINARY_DIR}/stillpointd.service DESTINATION ${SP_DAEMON_SYSTEMD_UNIT_DIR})
+install(FILES ${CMAKE_CURRENT_BINARY_DIR}/org.stillpoint.Coordinator1.service
+        DESTINATION ${CMAKE_INSTALL_DATADIR}/dbus-1/system-services)

@@ -297,17 +297,34 @@ static gboolean offered(const char *group, const char *name)
     return g_strv_contains(commands, command);
 }
 
-static gboolean daemon_runs(GDBusConnection *bus)
+static GVariant *bus_call(GDBusConnection *bus, const char *method, GVariant *args,
+                          const char *reply_type)
 {
-    g_autoptr(GVariant) r = g_dbus_connection_call_sync(
-        bus, "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus", "NameHasOwner",
-        g_variant_new("(s)", BUS_NAME), G_VARIANT_TYPE("(b)"), G_DBUS_CALL_FLAGS_NONE,
-        PROBE_TIMEOUT_MS, NULL, NULL);
-    gboolean owned = FALSE;
+    return g_dbus_connection_call_sync(bus, "org.freedesktop.DBus", "/org/freedesktop/DBus",
+                                       "org.freedesktop.DBus", method, args,
+                                       G_VARIANT_TYPE(reply_type), G_DBUS_CALL_FLAGS_NONE,
+                                       PROBE_TIMEOUT_MS, NULL, NULL);
+}
 
-    if (r != NULL)
-        g_variant_get(r, "(b)", &owned);
-    return owned;
+/* stillpointd runs, or the bus starts it on the first call (its activation file, through
+ * systemd). */
+static gboolean daemon_reachable(GDBusConnection *bus)
+{
+    g_autoptr(GVariant) owned = bus_call(bus, "NameHasOwner", g_variant_new("(s)", BUS_NAME),
+                                         "(b)");
+    g_autoptr(GVariant) activatable = NULL, list = NULL;
+    g_autofree const char **names = NULL;
+    gboolean has_owner = FALSE;
+
+    if (owned != NULL)
+        g_variant_get(owned, "(b)", &has_owner);
+    if (has_owner)
+        return TRUE;
+    if ((activatable = bus_call(bus, "ListActivatableNames", NULL, "(as)")) == NULL)
+        return FALSE;
+    list = g_variant_get_child_value(activatable, 0);
+    names = g_variant_get_strv(list, NULL); /* points into list */
+    return g_strv_contains((const char *const *)names, BUS_NAME);
 }
 
 gboolean sp_daemon_client_try(int argc, char **argv, int *ret_status)
@@ -342,7 +359,7 @@ gboolean sp_daemon_client_try(int argc, char **argv, int *ret_status)
     if (!forced && geteuid() == 0)
         return FALSE;   /* root uses the store directly, as before */
     c.bus = g_bus_get_sync(G_BUS_TYPE_SYSTEM, NULL, forced ? &error : NULL);
-    if (c.bus == NULL || !daemon_runs(c.bus)) {
+    if (c.bus == NULL || !daemon_reachable(c.bus)) {
         g_clear_object(&c.bus);
         if (!forced)
             return FALSE;

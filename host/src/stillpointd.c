@@ -390,7 +390,9 @@ int main(int argc, char **argv)
     g_unix_signal_add(SIGINT, signal_cb, &d);
     g_main_loop_run(d.loop);
     g_bus_unown_name(owner);
-    g_dbus_interface_skeleton_unexport(G_DBUS_INTERFACE_SKELETON(d.skeleton));
+    /* Exported only once a bus connection came up. */
+    if (g_dbus_interface_skeleton_get_connection(G_DBUS_INTERFACE_SKELETON(d.skeleton)) != NULL)
+        g_dbus_interface_skeleton_unexport(G_DBUS_INTERFACE_SKELETON(d.skeleton));
     g_object_unref(d.skeleton);
     g_main_loop_unref(d.loop);
     sp_authority_free(d.authority);

@@ -36,8 +36,8 @@ BACKUP_ACTIONS = ["org.stillpoint.read", "org.stillpoint.checkpoint.create",
 BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
 <busconfig>
-  <type>system</type>
-  <listen>unix:path=%(socket)s</listen>
+  %(type)s
+  <listen>unix:path=%(socket)s</listen>%(servicedir)s
   <auth>EXTERNAL</auth>
   <policy context="default">
     <allow user="*"/>
@@ -98,10 +98,19 @@ class Env:
                 raise TestFailure("socket %s never appeared" % path)
             time.sleep(0.05)
 
-    def start_bus(self):
+    def start_bus(self, servicedir=None):
+        """A private bus like the system bus. With servicedir it activates the services there
+        itself: a bus of type "system" would hand activation to the setuid helper, which only
+        reads the real system's service directory."""
         sock = self.path("bus.sock")
         with open(self.path("bus.conf"), "w") as f:
-            f.write(BUS_CONFIG % {"socket": sock, "policy": self.policy})
+            f.write(BUS_CONFIG % {
+                "socket": sock, "policy": self.policy,
+                "type": "<type>system</type>" if servicedir is None else "",
+                "servicedir": "" if servicedir is None
+                else "\n  <servicedir>%s</servicedir>" % servicedir})
+        # Set before the bus starts: what it activates inherits its environment.
+        self.env["DBUS_SYSTEM_BUS_ADDRESS"] = "unix:path=" + sock
         bus = self.spawn(["dbus-daemon", "--nofork", "--nopidfile", "--config-file",
                           self.path("bus.conf"), "--print-address=1"], stdout=subprocess.PIPE)
         check(bus.stdout.readline().startswith(b"unix:"), "private bus started")
@@ -472,6 +481,38 @@ def test_polkit(env):
     env.refused(OPERATOR, "DeleteCheckpoint", "vm1", "nightly", "false")
     check(env.snapshot() == before, "nothing changed on refusal")
     env.stop_daemon()
+
+
+def test_activation(env):
+    """No daemon running, but an activation file (as installed in dbus-1/system-services): the
+    CLI's first call starts stillpointd through the bus, as root with --daemon and as the
+    operator by itself."""
+    services = env.path("services")
+    os.makedirs(services)
+    rules = env.path("rules.conf")
+    with open(rules, "w") as f:
+        f.write("[actions]\n" + "".join("%s=group:nogroup\n" % a for a in BACKUP_ACTIONS))
+    with open(os.path.join(services, "org.stillpoint.Coordinator1.service"), "w") as f:
+        f.write("[D-BUS Service]\nName=org.stillpoint.Coordinator1\nExec=%s --store %s --rules %s\n"
+                % (env.daemon_bin, env.path("store.db"), rules))
+    env.start_bus(servicedir=services)
+    owner = ["gdbus", "call", "--address", env.address, "--dest", "org.freedesktop.DBus",
+             "--object-path", "/org/freedesktop/DBus", "--method"]
+    r = subprocess.run(owner + ["org.freedesktop.DBus.NameHasOwner", "org.stillpoint.Coordinator1"],
+                       capture_output=True, text=True, env=env.env)
+    check(r.stdout.strip() == "(false,)", "no stillpointd runs at first")
+    out = ran(via(env, "vm", "list"), "root's 'stillpoint --daemon vm list' reached stillpointd")
+    check("no VMs registered" in out, "... through the daemon the bus started (%s)" % out.strip())
+    r = subprocess.run(owner + ["org.freedesktop.DBus.GetConnectionUnixProcessID",
+                                "org.stillpoint.Coordinator1"],
+                       capture_output=True, text=True, env=env.env)
+    pid = int(r.stdout.strip().strip("(,)").split()[-1].rstrip(",")) if r.returncode == 0 else 0
+    check(pid > 0, "stillpointd runs now, started by the bus (pid %d)" % pid)
+    try:
+        out = ran(via(env, "vm", "list", who=OPERATOR), "the operator's 'vm list' went through it")
+        check("no VMs registered" in out, "... with the same answer")
+    finally:
+        os.kill(pid, signal.SIGTERM)
 
 
 class SkipTest(Exception):
