@@ -65,6 +65,8 @@ int cmd_checkpoint_rename(int argc, char **argv)
         !open_vm(argv[1], FALSE, &store, &lock, &vm, &error) ||
         !sp_op_rename(store, vm, argv[2], argv[3], &error))
         goto fail;
+    sp_cli_print_json_event(globals.json, "renamed", "vm", vm->name, "checkpoint", argv[2],
+                            "name", argv[3], NULL);
     return 0;
 fail:
     fprintf(stderr, "stillpoint: %s\n", error->message);

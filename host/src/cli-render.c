@@ -272,6 +272,22 @@ void sp_cli_print_checkpoint_deleted(const char *vm, const char *ref, gboolean s
                vm);
 }
 
+void sp_cli_print_json_event(gboolean json, const char *event, ...)
+{
+    g_autoptr(SpJson) o = NULL;
+    const char *key;
+    va_list ap;
+    if (!json)
+        return;
+    o = sp_json_new_object();
+    sp_json_object_set_string(o, "event", event);
+    va_start(ap, event);
+    while ((key = va_arg(ap, const char *)) != NULL)
+        sp_json_object_set_string(o, key, va_arg(ap, const char *));
+    va_end(ap);
+    print_as_json(o, TRUE);
+}
+
 void sp_cli_print_checkpoint_exported(const char *vm, const char *ref, const char *manifest,
                                       gboolean json)
 {

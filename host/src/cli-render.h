@@ -29,6 +29,9 @@ void sp_cli_print_checkpoint_created(const char *vm, const SpJson *doc, gboolean
 /* `checkpoint delete` (ref as the user gave it). */
 void sp_cli_print_checkpoint_deleted(const char *vm, const char *ref, gboolean subtree,
                                      gboolean json);
+/* What quiet commands (rename, vm remove, vm recover) print with --json only:
+ * {"event": EVENT, KEY: VALUE, ...}; the pairs are strings, NULL-terminated. */
+void sp_cli_print_json_event(gboolean json, const char *event, ...) G_GNUC_NULL_TERMINATED;
 /* `checkpoint export`: the manifest written. */
 void sp_cli_print_checkpoint_exported(const char *vm, const char *ref, const char *manifest,
                                       gboolean json);

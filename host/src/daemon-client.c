@@ -212,8 +212,11 @@ static gboolean run(Client *c, const char *group, const char *name, int argc, ch
                call_document(c, "VmDisksJson", g_variant_new("(s)", argv[2]),
                              sp_cli_print_vm_disks, error);
     } else if (g_str_equal(group, "vm") && g_str_equal(name, "recover")) {
-        return expect(argc, 3, "vm recover", error) &&
-               (r = call(c, "RecoverVm", g_variant_new("(s)", argv[2]), error)) != NULL;
+        if (!expect(argc, 3, "vm recover", error) ||
+            (r = call(c, "RecoverVm", g_variant_new("(s)", argv[2]), error)) == NULL)
+            return FALSE;
+        sp_cli_print_json_event(c->json, "recovered", "vm", argv[2], NULL);
+        return TRUE;
     } else if (g_str_equal(group, "vm") && g_str_equal(name, "add")) {
         add_s(&b, "qmp-socket", o->qmp);
         add_s(&b, "agent-socket", o->agent);
@@ -228,8 +231,11 @@ static gboolean run(Client *c, const char *group, const char *name, int argc, ch
                call_document(c, "AddVm", g_variant_new("(s@a{sv})", argv[2], dict(&b)),
                              sp_cli_print_vm_added, error);
     } else if (g_str_equal(group, "vm") && g_str_equal(name, "remove")) {
-        return expect(argc, 3, "vm remove", error) &&
-               (r = call(c, "RemoveVm", g_variant_new("(sb)", argv[2], o->force), error)) != NULL;
+        if (!expect(argc, 3, "vm remove", error) ||
+            (r = call(c, "RemoveVm", g_variant_new("(sb)", argv[2], o->force), error)) == NULL)
+            return FALSE;
+        sp_cli_print_json_event(c->json, "vm-removed", "vm", argv[2], NULL);
+        return TRUE;
     } else if (g_str_equal(group, "checkpoint") && g_str_equal(name, "list")) {
         return expect(argc, 3, "checkpoint list", error) &&
                call_document(c, "ListCheckpointsJson", g_variant_new("(s)", argv[2]),
@@ -256,8 +262,13 @@ static gboolean run(Client *c, const char *group, const char *name, int argc, ch
         sp_cli_print_checkpoint_deleted(argv[2], argv[3], o->subtree, c->json);
         return TRUE;
     } else if (g_str_equal(group, "checkpoint") && g_str_equal(name, "rename")) {
-        return expect(argc, 5, "checkpoint rename", error) &&
-               (r = call(c, "RenameCheckpoint", g_variant_new("(sss)", argv[2], argv[3], argv[4]), error)) != NULL;
+        if (!expect(argc, 5, "checkpoint rename", error) ||
+            (r = call(c, "RenameCheckpoint", g_variant_new("(sss)", argv[2], argv[3], argv[4]),
+                      error)) == NULL)
+            return FALSE;
+        sp_cli_print_json_event(c->json, "renamed", "vm", argv[2], "checkpoint", argv[3], "name",
+                                argv[4], NULL);
+        return TRUE;
     } else if (g_str_equal(group, "checkpoint") && g_str_equal(name, "export")) {
         g_autofree char *dir = NULL;
         const char *manifest;
@@ -329,7 +340,7 @@ static gboolean daemon_reachable(GDBusConnection *bus)
 
 gboolean sp_daemon_client_try(int argc, char **argv, int *ret_status)
 {
-    gboolean forced = FALSE, direct = FALSE;
+    gboolean forced = FALSE, direct = FALSE, store = FALSE, help = FALSE, grouped = FALSE;
     g_autoptr(GPtrArray) rest = g_ptr_array_new();
     g_autoptr(GError) error = NULL;
     g_auto(Opts) o = {0};
@@ -347,9 +358,27 @@ gboolean sp_daemon_client_try(int argc, char **argv, int *ret_status)
                 name = argv[i];
         }
         forced |= g_str_equal(argv[i], "--daemon");
-        direct |= g_str_has_prefix(argv[i], "--store") || g_str_equal(argv[i], "--help") ||
-                  g_str_equal(argv[i], "-h");
+        store |= g_str_has_prefix(argv[i], "--store");
+        help |= g_str_equal(argv[i], "--help") || g_str_equal(argv[i], "-h");
+        grouped |= g_str_has_prefix(argv[i], "--group");
     }
+    if (forced && store) {
+        fprintf(stderr, "stillpoint: --daemon and --store exclude each other (the daemon uses "
+                        "its own store)\n");
+        *ret_status = 2;
+        return TRUE;
+    }
+    /* Help is the CLI's own, daemon or not; --daemon is then only left out. */
+    if (help)
+        return FALSE;
+    /* The daemon does not run consistency groups yet: say so, instead of "unknown option". */
+    if (grouped && g_strcmp0(group, "checkpoint") == 0 && (forced || geteuid() != 0)) {
+        fprintf(stderr, "stillpoint: checkpoint create --group is not served by stillpointd "
+                        "yet; run it as root (on the store directly)\n");
+        *ret_status = 1;
+        return TRUE;
+    }
+    direct |= store;
     /* An explicit store ($STILLPOINT_STORE too) means that store, directly. */
     direct |= g_getenv(SP_STORE_ENV) != NULL;
     /* What the daemon does not offer (vm disks, backup, group, ...) stays direct. */

@@ -264,6 +264,7 @@ static int cmd_vm_remove(int argc, char **argv)
     if (store == NULL || (lock = sp_vm_lock_acquire(store, argv[1], &error)) == NULL ||
         !sp_store_vm_remove(store, argv[1], force, &error))
         goto fail;
+    sp_cli_print_json_event(globals.json, "vm-removed", "vm", argv[1], NULL);
     return 0;
 fail:
     fprintf(stderr, "stillpoint: %s\n", error->message);
@@ -310,6 +311,7 @@ static int cmd_vm_recover(int argc, char **argv)
     if (!open_vm(argv[1], TRUE, &store, &lock, &vm, &error) ||
         !sp_backup_recover(store, vm, progress_cb, NULL, &error))
         goto fail;
+    sp_cli_print_json_event(globals.json, "recovered", "vm", argv[1], NULL);
     return 0;
 fail:
     fprintf(stderr, "stillpoint: %s\n", error->message);
@@ -532,6 +534,8 @@ int main(int argc, char **argv)
     g_ptr_array_add(rest, argv[0]);
     for (int i = 1; i < argc; i++) {
         gboolean takes_value = g_strcmp0(argv[i], "--store") == 0;
+        if (g_strcmp0(argv[i], "--daemon") == 0)
+            continue; /* here only with --help: the help is the same */
         if (argv[i][0] != '-' && group == NULL) {
             group = argv[i];
         } else if (argv[i][0] != '-' && name == NULL) {
