@@ -8,12 +8,14 @@
 #                  through libvirt while sp-workload writes, libvirt's snapshot list and chain in
 #                  step, delete = live block commit (inner and active layer), a failed snapshot
 #                  rolled back; the data checked in the images.
+#   driver-qga     the libvirt driver with stock qemu-ga in the guest: the standard freeze
+#                  through libvirt, the checkpoint application-consistent, merged away again.
 #   group          a consistency group of two libvirt domains, each registered by its own URI
 #                  (as members on other hosts would be): one instant, or none of them.
-#   libvirt.sh GUEST_DIR [agent-interop|driver|group]
-#   (driver and group need $SP_STILLPOINT and $SP_WORKLOAD)
+#   libvirt.sh GUEST_DIR [agent-interop|driver|driver-qga|group]
+#   (all but agent-interop need $SP_STILLPOINT and $SP_WORKLOAD)
 set -euo pipefail
-GUEST=${1:?usage: libvirt.sh GUEST_DIR [agent-interop|driver|group]}
+GUEST=${1:?usage: libvirt.sh GUEST_DIR [agent-interop|driver|driver-qga|group]}
 CASE=${2:-agent-interop}
 command -v virsh >/dev/null && command -v libvirtd >/dev/null && command -v qemu-img >/dev/null \
   || { echo "SKIP: virsh or libvirtd missing (libvirt-clients, libvirt-daemon-driver-qemu)"; exit 77; }
@@ -71,7 +73,7 @@ mkfs_disk() { # DISK: an ext4 data disk $T/DISK.qcow2, as the guest's init mount
 # be: libvirt keeps snapshot metadata and the disk chain in its definition) on a fresh data disk
 # $T/DISK.qcow2, with sp-workload writing records to it when asked.
 start_domain() {
-  local name=$1 disk=$2 wl=
+  local name=$1 disk=$2 wl= agent=${AGENT:-stillpoint}
   mkfs_disk "$disk"
   [ "${3:-}" = workload ] &&
     wl=",org.stillpoint.workload.0 sp.workload=--interval-ms,5,/mnt/$disk/records"
@@ -84,7 +86,7 @@ start_domain() {
     <type arch='x86_64' machine='q35'>hvm</type>
     <kernel>$GUEST/$KERNEL</kernel>
     <initrd>$GUEST/initrd.img</initrd>
-    <cmdline>console=ttyS0 panic=-1 loglevel=4 cryptomgr.notests mitigations=off sp.agent=stillpoint sp.ports=org.qemu.guest_agent.0$wl sp.disks=$disk</cmdline>
+    <cmdline>console=ttyS0 panic=-1 loglevel=4 cryptomgr.notests mitigations=off sp.agent=$agent sp.ports=org.qemu.guest_agent.0$wl sp.disks=$disk</cmdline>
   </os>
   <on_reboot>destroy</on_reboot>
   <devices>
@@ -117,6 +119,12 @@ wait_agent() { # NAME: until the agent answers through libvirt's channel
   return 1
 }
 
+if [ "$CASE" = driver-qga ]; then
+  AGENT=qemu-ga start_domain spqga data0 workload
+  check "libvirt reaches qemu-ga" wait_agent spqga
+  . "$(dirname "$0")/libvirt-driver-qga.sh"
+  exit 0
+fi
 if [ "$CASE" = group ]; then
   start_domain spweb web0 workload
   start_domain spdb db0 workload
