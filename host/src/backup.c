@@ -7,13 +7,19 @@
  * end, its bitmaps with it. The frozen node receives no guest write while the session is open, and
  * the block-commit that ends it writes exactly the clusters the guest changed meanwhile into that
  * node, which dirties the bitmap; after the merge the node is the disk's top again and the bitmap
- * keeps recording. So at the next begin it holds every change since this one. */
+ * keeps recording. So at the next begin it holds every change since this one.
+ *
+ * With the libvirt driver, libvirt owns QEMU's monitor: the exports come from a
+ * qemu-storage-daemon of the session's own (backup-qsd.c), and sessions are full backups only
+ * (no bitmaps in libvirt's QEMU behind its back). */
 #include "stillpoint/backup.h"
 
 #include <gio/gio.h>
 #include <glib/gstdio.h>
 #include <string.h>
 
+#include "backup-qsd.h"
+#include "op-util.h"
 #include "stillpoint/driver.h"
 #include "stillpoint/ops.h"
 #include "stillpoint/qmp.h"
@@ -49,6 +55,24 @@ static char *session_path(SpStore *store, const SpVm *vm)
 static char *nbd_socket_path(SpStore *store, const SpVm *vm)
 {
     return g_strdup_printf("%s.%s.nbd.sock", sp_store_get_path(store), vm->name);
+}
+
+/* The libvirt driver's export daemon: its monitor ("sock") and pid file ("pid"). */
+static char *qsd_path(SpStore *store, const SpVm *vm, const char *what)
+{
+    return g_strdup_printf("%s.%s.backup-qsd.%s", sp_store_get_path(store), vm->name, what);
+}
+
+static gboolean uses_qsd(const SpVm *vm)
+{
+    return g_strcmp0(vm->driver, "libvirt") == 0;
+}
+
+/* The QEMU whose NBD server holds the session's exports: the VM's, or the session's daemon. */
+static SpQmp *exporter_connect(SpStore *store, SpVm *vm, GError **error)
+{
+    g_autofree char *qsd = uses_qsd(vm) ? qsd_path(store, vm, "sock") : NULL;
+    return sp_qmp_connect(qsd != NULL ? qsd : vm->qmp_socket, SP_QMP_CONNECT_TIMEOUT_MS, error);
 }
 
 SpJson *sp_backup_status(SpStore *store, SpVm *vm, GError **error)
@@ -144,7 +168,10 @@ static gboolean export_add(SpQmp *qmp, SpJson *disk, const char *bitmap, GError 
 
     sp_json_object_set_string(args, "type", "nbd");
     sp_json_object_set_string(args, "id", sp_json_object_get_string(disk, "export-id"));
-    sp_json_object_set_string(args, "node-name", sp_json_object_get_string(disk, "node"));
+    sp_json_object_set_string(args, "node-name",
+                              sp_json_object_get_string(disk, sp_json_object_get(disk, "export-node")
+                                                                  ? "export-node"
+                                                                  : "node"));
     sp_json_object_set_string(args, "name", sp_json_object_get_string(disk, "export"));
     sp_json_object_set_bool(args, "writable", false);
     if (bitmap != NULL) {
@@ -285,10 +312,36 @@ static SpJson *session_disks(const SpCheckpoint *cp, GPtrArray *live, const char
     return disks;
 }
 
+/* libvirt driver: the session's own daemon, with every frozen image opened read-only in it. */
+static SpQmp *start_qsd(SpStore *store, SpVm *vm, SpJson *session, GError **error)
+{
+    g_autofree char *sock = qsd_path(store, vm, "sock"), *pid = qsd_path(store, vm, "pid");
+    const SpJson *disks = sp_json_object_get(session, "disks");
+    g_autoptr(SpQmp) qsd = NULL;
+
+    sp_json_object_set_string((SpJson *)sp_json_object_get(session, "nbd"), "server",
+                              "qemu-storage-daemon");
+    /* Journaled first: an interrupted session stops the daemon too. */
+    if (!session_save(store, vm, session, STATE_BEGINNING, error) ||
+        (qsd = sp_qsd_start(sock, pid, error)) == NULL)
+        return NULL;
+    for (size_t i = 0; i < sp_json_array_len(disks); i++) {
+        SpJson *d = (SpJson *)sp_json_array_get(disks, i);
+        const char *image = sp_json_object_get_string(d, "image");
+        g_autofree char *node = g_strdup_printf("sp-frozen-%zu", i);
+        g_autofree char *format = sp_op_image_format(image, error);
+        if (format == NULL || !sp_qsd_open_image(qsd, node, image, format, error))
+            return NULL;
+        sp_json_object_set_string(d, "export-node", node);
+    }
+    return g_steal_pointer(&qsd);
+}
+
 static gboolean begin_exports(SpStore *store, SpVm *vm, SpJson *session, const Report *r,
                               GError **error)
 {
-    g_autoptr(SpQmp) qmp = sp_qmp_connect(vm->qmp_socket, SP_QMP_CONNECT_TIMEOUT_MS, error);
+    g_autoptr(SpQmp) qmp = uses_qsd(vm) ? start_qsd(store, vm, session, error)
+                                        : exporter_connect(store, vm, error);
     SpJson *nbd = (SpJson *)sp_json_object_get(session, "nbd");
     const SpJson *disks = sp_json_object_get(session, "disks");
     const char *since = sp_json_object_get_string(session, "since-bitmap");
@@ -349,9 +402,18 @@ SpJson *sp_backup_begin(SpStore *store, SpVm *vm, gboolean incremental, SpProgre
     SpCreateOptions opts = {.on_quiesce_failure = SP_QUIESCE_FAIL};
     SpJson *nbd;
 
-    if (g_strcmp0(vm->driver, "qemu") != 0 || vm->qmp_socket == NULL) {
+    if (!uses_qsd(vm) && (g_strcmp0(vm->driver, "qemu") != 0 || vm->qmp_socket == NULL)) {
         g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
-                    "VM '%s': backup sessions need the qemu driver (an NBD export from QEMU)",
+                    "VM '%s': backup sessions need the qemu or libvirt driver (an NBD export of "
+                    "the frozen images)",
+                    vm->name);
+        return NULL;
+    }
+    if (uses_qsd(vm) && incremental) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+                    "VM '%s': incremental backups of libvirt domains are not supported yet (the "
+                    "dirty bitmaps would live in libvirt's QEMU behind its back); make a full "
+                    "one",
                     vm->name);
         return NULL;
     }
@@ -374,9 +436,12 @@ SpJson *sp_backup_begin(SpStore *store, SpVm *vm, gboolean incremental, SpProgre
         say(&r, "WARNING: no bitmap of a previous backup session: this backup is a full one");
     name = g_date_time_format(now, "backup %Y-%m-%d %H:%M:%S");
     socket = nbd_socket_path(store, vm);
+    if (uses_qsd(vm))
+        g_clear_pointer(&bitmap, g_free); /* full backups only: no bitmaps */
     sp_json_object_set_string(session, "vm", vm->name);
     sp_json_object_set_bool(session, "incremental", incremental && prev != NULL);
-    sp_json_object_set_string(session, "bitmap", bitmap);
+    if (bitmap != NULL)
+        sp_json_object_set_string(session, "bitmap", bitmap);
     if (prev != NULL)
         sp_json_object_set_string(session, "previous-bitmap", prev);
     if (incremental && prev != NULL)
@@ -406,10 +471,7 @@ SpJson *sp_backup_begin(SpStore *store, SpVm *vm, gboolean incremental, SpProgre
     }
     sp_json_object_set_int(cpj, "id", cp->id);
     sp_json_object_set_string(session, "consistency", cp->consistency);
-    {
-        g_autoptr(SpQmp) qmp = sp_qmp_connect(vm->qmp_socket, SP_QMP_CONNECT_TIMEOUT_MS, &local);
-        live = qmp != NULL ? sp_qmp_discover_disks(qmp, &local) : NULL;
-    }
+    live = sp_vm_discover_disks(vm, &local);
     if (live == NULL)
         live = g_ptr_array_new_with_free_func((GDestroyNotify)sp_disk_free);
     sp_json_object_set(session, "disks", session_disks(cp, live, socket));
@@ -449,12 +511,14 @@ static gboolean bitmap_remove(SpQmp *qmp, const char *node, const char *name, GE
  * last good backup; the new one is dropped afterwards. */
 static gboolean bitmaps_reenable(SpVm *vm, SpJson *session, GError **error)
 {
-    g_autoptr(SpQmp) qmp = sp_qmp_connect(vm->qmp_socket, SP_QMP_CONNECT_TIMEOUT_MS, error);
     const SpJson *disks = sp_json_object_get(session, "disks");
     const char *prev = sp_json_object_get_string(session, "previous-bitmap");
-    if (qmp == NULL)
+    g_autoptr(SpQmp) qmp = NULL;
+    if (prev == NULL)
+        return TRUE;
+    if ((qmp = sp_qmp_connect(vm->qmp_socket, SP_QMP_CONNECT_TIMEOUT_MS, error)) == NULL)
         return FALSE;
-    for (size_t i = 0; prev != NULL && i < sp_json_array_len(disks); i++) {
+    for (size_t i = 0; i < sp_json_array_len(disks); i++) {
         g_autoptr(SpJson) args = sp_json_new_object();
         g_autoptr(SpJson) ret = NULL;
         const char *node = sp_json_object_get_string(sp_json_array_get(disks, i), "node");
@@ -475,11 +539,13 @@ static gboolean bitmaps_reenable(SpVm *vm, SpJson *session, GError **error)
 static gboolean bitmaps_settle(SpVm *vm, SpJson *session, gboolean chain_ok, gboolean aborted,
                                GError **error)
 {
-    g_autoptr(SpQmp) qmp = sp_qmp_connect(vm->qmp_socket, SP_QMP_CONNECT_TIMEOUT_MS, error);
     const SpJson *disks = sp_json_object_get(session, "disks");
     const char *prev = sp_json_object_get_string(session, "previous-bitmap");
     const char *bitmap = sp_json_object_get_string(session, "bitmap");
-    if (qmp == NULL)
+    g_autoptr(SpQmp) qmp = NULL;
+    if (prev == NULL && bitmap == NULL)
+        return TRUE; /* a session without bitmaps (libvirt driver) */
+    if ((qmp = sp_qmp_connect(vm->qmp_socket, SP_QMP_CONNECT_TIMEOUT_MS, error)) == NULL)
         return FALSE;
     for (size_t i = 0; i < sp_json_array_len(disks); i++) {
         const char *node = sp_json_object_get_string(sp_json_array_get(disks, i), "node");
@@ -502,11 +568,17 @@ static gboolean end_session(SpStore *store, SpVm *vm, SpJson *session, gboolean 
     g_autoptr(SpQmp) qmp = NULL;
     g_autoptr(SpVm) fresh = NULL;
 
-    if ((qmp = sp_qmp_connect(vm->qmp_socket, SP_QMP_CONNECT_TIMEOUT_MS, error)) == NULL)
-        return FALSE;
     say(r, "ending the backup session of VM '%s': removing the NBD exports", vm->name);
-    if (!exports_remove(qmp, session, error))
+    if (uses_qsd(vm)) {
+        /* The session's daemon goes, and its exports with it (it may be gone already). */
+        g_autofree char *sock = qsd_path(store, vm, "sock"), *pid = qsd_path(store, vm, "pid");
+        if (!sp_qsd_stop(sock, pid, error))
+            return FALSE;
+        g_unlink(sp_json_object_get_string(sp_json_object_get(session, "nbd"), "socket"));
+    } else if ((qmp = exporter_connect(store, vm, error)) == NULL ||
+               !exports_remove(qmp, session, error)) {
         return FALSE;
+    }
     g_clear_pointer(&qmp, sp_qmp_free); /* the merge below connects on its own */
     /* A checkpoint made during the session sits on top of ours: merging ours is still right,
      * but the new bitmap on the frozen nodes then misses that overlay's writes. */
@@ -572,13 +644,21 @@ static gboolean adopt_checkpoint(SpStore *store, SpVm *vm, SpJson *session, GErr
     return TRUE;
 }
 
-static gboolean exports_alive(SpVm *vm, SpJson *session, gboolean *ret_alive, GError **error)
+static gboolean exports_alive(SpStore *store, SpVm *vm, SpJson *session, gboolean *ret_alive,
+                              GError **error)
 {
-    g_autoptr(SpQmp) qmp = sp_qmp_connect(vm->qmp_socket, SP_QMP_CONNECT_TIMEOUT_MS, error);
+    g_autoptr(GError) local = NULL;
+    g_autoptr(SpQmp) qmp = exporter_connect(store, vm, &local);
     g_autoptr(SpJson) list = NULL;
     const SpJson *disk0 = sp_json_array_get(sp_json_object_get(session, "disks"), 0);
     *ret_alive = FALSE;
-    if (qmp == NULL || (list = qmp_run(qmp, "query-block-exports", NULL, error)) == NULL)
+    if (qmp == NULL && uses_qsd(vm))
+        return TRUE; /* the session's daemon is gone (a reboot): so are its exports */
+    if (qmp == NULL) {
+        g_propagate_error(error, g_steal_pointer(&local));
+        return FALSE;
+    }
+    if ((list = qmp_run(qmp, "query-block-exports", NULL, error)) == NULL)
         return FALSE;
     for (size_t i = 0; i < sp_json_array_len(list); i++)
         if (g_strcmp0(sp_json_object_get_string(sp_json_array_get(list, i), "id"),
@@ -600,7 +680,7 @@ gboolean sp_backup_recover(SpStore *store, SpVm *vm, SpProgressFn progress, gpoi
     if (g_strcmp0(state, STATE_CLOSED) == 0)
         return TRUE;
     if (g_strcmp0(state, STATE_OPEN) == 0) {
-        if (!exports_alive(vm, session, &alive, error))
+        if (!exports_alive(store, vm, session, &alive, error))
             return FALSE;
         if (alive)
             return TRUE;

@@ -98,6 +98,25 @@ check "... libvirt writes to its overlay and lists its snapshot" \
   [ "$(top_image)|$(snapshots)" = "$overlay3|$(basename "$overlay3" .qcow2) " ]
 SP -q checkpoint delete web killed || fail "delete killed"
 check "... and it merges away like any other" [ "$(top_image)|$(snapshots)" = "$T/data0.qcow2|" ]
+# A backup session: a production checkpoint through libvirt, its frozen image served read-only
+# over NBD by the session's own qemu-storage-daemon (libvirt owns QEMU's monitor).
+out=$(SP --json -q backup begin web 2>"$T/err") || fail "backup begin: $(cat "$T/err")"
+uri=$(jq -r '.disks[0]."nbd-uri"' <<<"$out")
+check "backup begin hands the tool an NBD URI ($uri)" grep -q "^nbd+unix:///vda?socket=/" <<<"$uri"
+check "... served by the session's qemu-storage-daemon" \
+  [ "$(jq -r .nbd.server <<<"$out")" = qemu-storage-daemon ]
+qemu-img convert -f raw -O qcow2 "$uri" "$T/backup.qcow2" || fail "reading the backup over NBD"
+nb=$(records_ok "$T/backup.qcow2") || fail "the copy read over NBD is not clean"
+check "the copy read over NBD is clean ext4 holding $nb whole records" [ "$nb" -gt "$n2" ]
+rm -f "$T/backup.qcow2"
+SP -q backup end web || fail "backup end"
+check "backup end: the daemon is gone, its socket too" \
+  bash -c "[ ! -e '$T/store.db.web.backup-qsd.pid' ] && [ ! -e '$T/store.db.web.nbd.sock' ]"
+check "... the session's checkpoint merged back: data0 on top, no snapshot" \
+  [ "$(top_image)|$(snapshots)|$(cps | jq '.checkpoints | length')" = "$T/data0.qcow2||0" ]
+out=$(SP backup begin web --incremental 2>&1) && fail "an incremental began on a libvirt domain"
+check "an incremental is refused clearly" grep -q "incremental backups of libvirt domains" <<<"$out"
+
 V domfsfreeze sptest >/dev/null || fail "domfsfreeze"
 n3=$(records_ok "$T/data0.qcow2") || { V domfsthaw sptest; fail "data0 after both merges is not clean"; }
 V domfsthaw sptest >/dev/null
