@@ -9,7 +9,6 @@ as a backup tool reads) passes e2fsck -fn and holds a prefix of the records; aft
 chain is as long as before and the workload went on. Then an incremental: the previous full copy
 patched with only the changed extents listed by `begin --incremental` equals a full copy of the
 new point in time, so the extents cover every changed block (and they are few)."""
-import argparse
 import json
 import os
 import shutil
@@ -18,7 +17,7 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "guest"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from spguest import Disk, Guest  # noqa: E402
+from spguest import Disk, Guest, test_arguments  # noqa: E402
 from host_guest import Ctx, Fail, check_sanitizers, ok  # noqa: E402
 
 
@@ -83,11 +82,7 @@ def case_backup(c):
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--guest", required=True)
-    p.add_argument("--run-dir", required=True)
-    p.add_argument("--stillpoint", required=True)
-    p.add_argument("--workload-bin", required=True)
+    p = test_arguments(__doc__)
     a = p.parse_args()
     a.agent = "stillpoint"
     shutil.rmtree(a.run_dir, ignore_errors=True)

@@ -22,7 +22,6 @@ round trips over its control port: each one bounds the workload's start to [t1 -
 (r its running_ms, read between the host's t1 and t2). The intersection of the bounds from 20
 round trips before and 20 after the checkpoint is the residual offset uncertainty (printed, and
 counted against the overlap); an empty intersection (a clock that drifted) fails the test."""
-import argparse
 import glob
 import json
 import os
@@ -34,7 +33,7 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "guest"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from spguest import Disk, Guest  # noqa: E402
+from spguest import Disk, Guest, test_arguments  # noqa: E402
 from host_guest import Ctx, Fail, check_sanitizers, ok  # noqa: E402
 
 INTERVAL_MS = 10
@@ -302,11 +301,7 @@ def case_one_fails(c, db, hooked):
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--guest", required=True)
-    p.add_argument("--run-dir", required=True)
-    p.add_argument("--stillpoint", required=True)
-    p.add_argument("--workload-bin", required=True)
+    p = test_arguments(__doc__)
     a = p.parse_args()
     a.run_dir = os.path.abspath(a.run_dir)
     shutil.rmtree(a.run_dir, ignore_errors=True)

@@ -15,7 +15,6 @@ CASE: consistent   production checkpoints while the workload writes to two disks
                   -incoming defer on the stable paths, resume: the same workload process runs on
                   from the saved point
 Each case boots one VM (ctest's RESOURCE_LOCK vm keeps them from overlapping)."""
-import argparse
 import glob
 import json
 import os
@@ -26,7 +25,7 @@ import tempfile
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "guest"))
-from spguest import Disk, Guest, check_image  # noqa: E402
+from spguest import Disk, Guest, check_image, test_arguments  # noqa: E402
 
 STEPS = ["planned", "prepared", "freezing", "frozen", "snapshotted", "thawed-consistent",
          "recorded"]
@@ -391,11 +390,7 @@ CASES = {"consistent": (case_consistent, ["data0", "data1"]),
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--guest", required=True)
-    p.add_argument("--run-dir", required=True)
-    p.add_argument("--stillpoint", required=True)
-    p.add_argument("--workload-bin", required=True)
+    p = test_arguments(__doc__)
     p.add_argument("--agent", default="stillpoint")
     p.add_argument("case", choices=sorted(CASES))
     a = p.parse_args()

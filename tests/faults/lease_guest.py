@@ -10,7 +10,6 @@ not recorded as application-consistent; no operation is left pending, the next c
 application-consistent, and no record written by the workload is lost or torn.
 
   lease_guest.py --guest DIR --run-dir DIR --stillpoint BIN --workload-bin BIN"""
-import argparse
 import glob
 import json
 import os
@@ -21,7 +20,7 @@ import sys
 import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "guest"))
-from spguest import Disk, Guest  # noqa: E402
+from spguest import Disk, Guest, test_arguments  # noqa: E402
 
 
 class Fail(Exception):
@@ -111,11 +110,7 @@ def run(a, g):
 
 
 def main():
-    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--guest", required=True)
-    p.add_argument("--run-dir", required=True)
-    p.add_argument("--stillpoint", required=True)
-    p.add_argument("--workload-bin", required=True)
+    p = test_arguments(__doc__)
     a = p.parse_args()
     shutil.rmtree(a.run_dir, ignore_errors=True)
     os.makedirs(a.run_dir)

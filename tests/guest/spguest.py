@@ -525,6 +525,14 @@ class WorkloadClient:
         return json.loads(answer)
 
 
+def test_arguments(doc):
+    """The command line every guest test script (tests/e2e, tests/faults) starts from."""
+    p = argparse.ArgumentParser(description=doc, formatter_class=argparse.RawTextHelpFormatter)
+    for name in ("--guest", "--run-dir", "--stillpoint", "--workload-bin"):
+        p.add_argument(name, required=True)
+    return p
+
+
 def check_image(image, path, workload_bin, expect=None, record_size=None):
     """Checks sp-workload's record file PATH inside an ext4 image without mounting it: converts
     the image to a scratch raw file, replays the journal with e2fsck (what a mount would do),
