@@ -63,8 +63,12 @@ check "... libvirt's list is unchanged" [ "$(snapshots)" = "$(printf '%s\n' "$sn
 check "... no overlay file left" [ "$(ls "$T" | grep -c '^web-vda-.*\.qcow2$')" = 2 ]
 
 # Delete = merge. The inner one first: overlay1 into data0 while the domain writes to overlay2.
-out=$(SP checkpoint delete web first 2>&1) || fail "delete first: $out"
-check "delete merged through libvirt's block commit" grep -q "through libvirt" <<<"$out"
+# Killed once planned (journaled, nothing merged yet): the next run does the merge.
+"${AS[@]}" env STILLPOINT_STORE="$T/store.db" STILLPOINT_TEST_CRASH_AT=planned \
+  "$SP_STILLPOINT" -q checkpoint delete web first >/dev/null 2>&1 && fail "delete not killed"
+out=$(SP vm recover web 2>&1) || fail "recovering the delete of first: $out"
+check "a delete killed when planned is finished by recovery through libvirt's block commit" \
+  grep -q "through libvirt" <<<"$out"
 check "... the merged overlay is gone" [ ! -e "$overlay1" ]
 check "... libvirt's chain is overlay2 -> data0" \
   bash -c "qemu-img info -U --output=json '$overlay2' | jq -e '.\"backing-filename\" == \"$T/data0.qcow2\"' >/dev/null"
@@ -96,8 +100,15 @@ check "... the guest is thawed" [ "$(status)" = thawed ]
 overlay3=$(cps | jq -r '.checkpoints[0].disks[0].overlay')
 check "... libvirt writes to its overlay and lists its snapshot" \
   [ "$(top_image)|$(snapshots)" = "$overlay3|$(basename "$overlay3" .qcow2) " ]
-SP -q checkpoint delete web killed || fail "delete killed"
-check "... and it merges away like any other" [ "$(top_image)|$(snapshots)" = "$T/data0.qcow2|" ]
+# Its delete killed after libvirt's block commit and pivot, before the record: the next run
+# finishes it (record, files, libvirt's snapshot entry).
+"${AS[@]}" env STILLPOINT_STORE="$T/store.db" STILLPOINT_TEST_CRASH_AT=merged:vda \
+  "$SP_STILLPOINT" -q checkpoint delete web killed >/dev/null 2>&1 && fail "delete not killed"
+check "delete killed after the merge: libvirt already writes to data0" \
+  [ "$(top_image)" = "$T/data0.qcow2" ]
+SP -q vm recover web || fail "vm recover after the killed delete"
+check "... recovery finished it: no checkpoint, no snapshot entry, no overlay file" \
+  [ "$(cps | jq '.checkpoints | length')|$(snapshots)|$(ls "$overlay3" 2>/dev/null)" = "0||" ]
 # A backup session: a production checkpoint through libvirt, its frozen image served read-only
 # over NBD by the session's own qemu-storage-daemon (libvirt owns QEMU's monitor).
 out=$(SP --json -q backup begin web 2>"$T/err") || fail "backup begin: $(cat "$T/err")"
