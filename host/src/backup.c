@@ -463,10 +463,11 @@ SpJson *sp_backup_begin(SpStore *store, SpVm *vm, gboolean incremental, SpProgre
     cp = sp_coordinator_create(store, vm, &opts, progress, user_data, error);
     if (cp == NULL) {
         /* No checkpoint, no bitmap change: the previous session's bitmap still holds. */
+        g_autofree char *path = session_path(store, vm);
         if (old != NULL)
             session_save(store, vm, old, STATE_CLOSED, NULL);
         else
-            g_unlink(session_path(store, vm));
+            g_unlink(path);
         return NULL;
     }
     sp_json_object_set_int(cpj, "id", cp->id);

@@ -82,6 +82,12 @@ setup() {
 case "$case_name" in
 session)
   setup
+  # No agent to quiesce with: no backup, and no session left behind (nor a leak: see the end).
+  "$SP" -q vm add noagent --qmp "$T/qmp.sock" --agent "$T/nosuch.sock"
+  check "begin without a reachable agent fails clearly and leaves no session" \
+    bash -c "! '$SP' -q backup begin noagent 2>'$T/err0' && grep -q 'could not quiesce' '$T/err0' &&
+             [ ! -e '$T/store.db.noagent.backup.json' ]"
+  "$SP" -q vm remove noagent
   write vda 0x11 0 1M; write vdb 0x12 1M 1M
   before=$(top_images vm1)
   "$SP" --json backup begin vm1 >"$T/s.json" 2>"$T/err" || { cat "$T/err"; fail "begin"; }
