@@ -50,44 +50,71 @@ gboolean sp_agent_has_command(SpAgent *agent, const char *command)
     return agent->commands != NULL && g_strv_contains((const char *const *)agent->commands, command);
 }
 
-gboolean sp_agent_sync(SpAgent *agent, guint timeout_ms, GError **error)
+/* One guest-sync-delimited, after a 0xFF that makes the agent drop any partial request. */
+static gboolean send_sync(SpAgent *agent, gint64 id, gint64 deadline, GError **error)
 {
-    gint64 deadline = sp_deadline_in_ms(patience(agent, timeout_ms));
-    /* 31 bits: qemu-ga parses the id as an int. */
-    gint64 id = g_random_int_range(1, G_MAXINT32);
     static const char ff = '\xff';
     g_autoptr(SpJson) args = sp_json_new_object();
     g_autoptr(SpJson) request = NULL;
-    guint resyncs;
-
-    if (agent->lv != NULL)
-        return TRUE; /* libvirt syncs its own channel before every command */
     sp_json_object_set_int(args, "id", id);
     request = sp_request_new("guest-sync-delimited", g_steal_pointer(&args), NULL);
-    /* A 0xFF first makes the agent drop any partial request it holds. */
     if (!sp_channel_send_raw(agent->ch, &ff, 1, deadline, error) ||
         !sp_channel_send(agent->ch, request, deadline, error)) {
         g_prefix_error(error, "syncing with the guest agent: ");
         return FALSE;
     }
-    sp_channel_flush(agent->ch);
-    resyncs = sp_channel_resync_count(agent->ch);
-    for (;;) {
-        g_autoptr(GError) local = NULL;
-        g_autoptr(SpJson) msg = sp_channel_recv(agent->ch, deadline, &local);
-        if (msg == NULL) {
-            g_set_error(error, SP_AGENT_ERROR, SP_AGENT_ERROR_UNREACHABLE,
-                        "guest agent on %s does not answer guest-sync-delimited (%s); is the "
-                        "agent running in the guest, and no other client connected to the socket?",
-                        sp_channel_get_path(agent->ch), local->message);
-            return FALSE;
-        }
-        /* Only a reply after the 0xFF counts; QGA echoes the id as "return". */
-        if (sp_channel_resync_count(agent->ch) == resyncs)
-            continue;
-        if (sp_json_object_get_int(msg, "return", -1) == id) {
-            agent->stalled = FALSE;
+    return TRUE;
+}
+
+static gboolean is_one_of(gint64 value, const gint64 *ids, guint n)
+{
+    for (guint i = 0; i < n; i++)
+        if (ids[i] == value)
             return TRUE;
+    return FALSE;
+}
+
+gboolean sp_agent_sync(SpAgent *agent, guint timeout_ms, GError **error)
+{
+    gint64 deadline = sp_deadline_in_ms(patience(agent, timeout_ms));
+    gint64 ids[SP_AGENT_SYNC_MAX_TRIES];
+    guint n_ids = 0, resyncs;
+
+    if (agent->lv != NULL)
+        return TRUE; /* libvirt syncs its own channel before every command */
+    /* Sent again every SP_AGENT_SYNC_RETRY_MS until the deadline: a request can be lost on a
+     * virtio-serial port the agent is just reattaching to (a host that hung up a moment ago),
+     * and a late answer to an earlier try counts as much as one to the last. */
+    for (;;) {
+        gint64 retry = MIN(deadline, sp_deadline_in_ms(SP_AGENT_SYNC_RETRY_MS));
+        /* 31 bits: qemu-ga parses the id as an int. */
+        ids[n_ids] = g_random_int_range(1, G_MAXINT32);
+        if (!send_sync(agent, ids[n_ids++], deadline, error))
+            return FALSE;
+        if (n_ids == 1)
+            sp_channel_flush(agent->ch);
+        resyncs = sp_channel_resync_count(agent->ch);
+        for (;;) {
+            g_autoptr(GError) local = NULL;
+            gboolean last_try = n_ids == SP_AGENT_SYNC_MAX_TRIES || retry == deadline;
+            g_autoptr(SpJson) msg = sp_channel_recv(agent->ch, last_try ? deadline : retry,
+                                                    &local);
+            if (msg == NULL && last_try) {
+                g_set_error(error, SP_AGENT_ERROR, SP_AGENT_ERROR_UNREACHABLE,
+                            "guest agent on %s does not answer guest-sync-delimited (%s); is the "
+                            "agent running in the guest, and no other client connected to the "
+                            "socket?",
+                            sp_channel_get_path(agent->ch), local->message);
+                return FALSE;
+            }
+            if (msg == NULL)
+                break; /* no answer yet: ask again */
+            /* Only a reply after a 0xFF counts; QGA echoes the id as "return". */
+            if (sp_channel_resync_count(agent->ch) != resyncs &&
+                is_one_of(sp_json_object_get_int(msg, "return", -1), ids, n_ids)) {
+                agent->stalled = FALSE;
+                return TRUE;
+            }
         }
     }
 }

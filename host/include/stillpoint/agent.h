@@ -9,6 +9,8 @@
 G_BEGIN_DECLS
 
 #define SP_AGENT_SYNC_TIMEOUT_MS 5000
+#define SP_AGENT_SYNC_RETRY_MS 1500 /* guest-sync-delimited is sent again after this long */
+#define SP_AGENT_SYNC_MAX_TRIES 8
 #define SP_AGENT_FREEZE_TIMEOUT_MS 60000 /* freezing runs hooks and writers in the guest */
 #define SP_AGENT_THAW_TIMEOUT_MS 30000
 #define SP_AGENT_FLUSH_TIMEOUT_MS 10000 /* the agent bounds its flush at 5 s */
