@@ -371,13 +371,6 @@ gboolean sp_daemon_client_try(int argc, char **argv, int *ret_status)
     /* Help is the CLI's own, daemon or not; --daemon is then only left out. */
     if (help)
         return FALSE;
-    /* The daemon does not run consistency groups yet: say so, instead of "unknown option". */
-    if (grouped && g_strcmp0(group, "checkpoint") == 0 && (forced || geteuid() != 0)) {
-        fprintf(stderr, "stillpoint: checkpoint create --group is not served by stillpointd "
-                        "yet; run it as root (on the store directly)\n");
-        *ret_status = 1;
-        return TRUE;
-    }
     direct |= store;
     /* An explicit store ($STILLPOINT_STORE too) means that store, directly. */
     direct |= g_getenv(SP_STORE_ENV) != NULL;
@@ -395,6 +388,14 @@ gboolean sp_daemon_client_try(int argc, char **argv, int *ret_status)
         fprintf(stderr, "stillpoint: --daemon: stillpointd is not running on the system bus%s%s\n",
                 error ? ": " : "", error ? error->message : "");
         *ret_status = 1;
+        return TRUE;
+    }
+    /* The daemon does not run consistency groups yet: say so, instead of "unknown option". */
+    if (grouped && g_strcmp0(group, "checkpoint") == 0) {
+        fprintf(stderr, "stillpoint: checkpoint create --group is not served by stillpointd "
+                        "yet; run it as root (on the store directly)\n");
+        *ret_status = 1;
+        g_object_unref(c.bus);
         return TRUE;
     }
     g_ptr_array_add(rest, argv[0]);

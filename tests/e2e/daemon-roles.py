@@ -513,6 +513,10 @@ def test_activation(env):
     try:
         out = ran(via(env, "vm", "list", who=OPERATOR), "the operator's 'vm list' went through it")
         check("no VMs registered" in out, "... with the same answer")
+        r = via(env, "checkpoint", "create", "--group", "shop", who=OPERATOR)
+        check(r.returncode == 1 and "not served by stillpointd" in r.stderr,
+              "a group checkpoint through the daemon says it is not served there (%s)"
+              % r.stderr.strip())
     finally:
         os.kill(pid, signal.SIGTERM)
 
