@@ -66,37 +66,31 @@ static gboolean send_sync(SpAgent *agent, gint64 id, gint64 deadline, GError **e
     return TRUE;
 }
 
-static gboolean is_one_of(gint64 value, const gint64 *ids, guint n)
-{
-    for (guint i = 0; i < n; i++)
-        if (ids[i] == value)
-            return TRUE;
-    return FALSE;
-}
-
 gboolean sp_agent_sync(SpAgent *agent, guint timeout_ms, GError **error)
 {
     gint64 deadline = sp_deadline_in_ms(patience(agent, timeout_ms));
-    gint64 ids[SP_AGENT_SYNC_MAX_TRIES];
-    guint n_ids = 0, resyncs;
+    gint64 id = 0;
+    guint tries = 0, resyncs;
 
     if (agent->lv != NULL)
         return TRUE; /* libvirt syncs its own channel before every command */
     /* Sent again every SP_AGENT_SYNC_RETRY_MS until the deadline: a request can be lost on a
-     * virtio-serial port the agent is just reattaching to (a host that hung up a moment ago),
-     * and a late answer to an earlier try counts as much as one to the last. */
+     * virtio-serial port the agent is just reattaching to (a host that hung up a moment ago).
+     * Only the answer to the last try counts: the agent answers every sync in order, so an
+     * answer to an earlier one accepted now would leave the later ones' answers to be taken for
+     * the next command's. */
     for (;;) {
         gint64 retry = MIN(deadline, sp_deadline_in_ms(SP_AGENT_SYNC_RETRY_MS));
         /* 31 bits: qemu-ga parses the id as an int. */
-        ids[n_ids] = g_random_int_range(1, G_MAXINT32);
-        if (!send_sync(agent, ids[n_ids++], deadline, error))
+        id = g_random_int_range(1, G_MAXINT32);
+        if (!send_sync(agent, id, deadline, error))
             return FALSE;
-        if (n_ids == 1)
+        if (tries++ == 0)
             sp_channel_flush(agent->ch);
         resyncs = sp_channel_resync_count(agent->ch);
         for (;;) {
             g_autoptr(GError) local = NULL;
-            gboolean last_try = n_ids == SP_AGENT_SYNC_MAX_TRIES || retry == deadline;
+            gboolean last_try = tries == SP_AGENT_SYNC_MAX_TRIES || retry == deadline;
             g_autoptr(SpJson) msg = sp_channel_recv(agent->ch, last_try ? deadline : retry,
                                                     &local);
             if (msg == NULL && last_try) {
@@ -111,7 +105,7 @@ gboolean sp_agent_sync(SpAgent *agent, guint timeout_ms, GError **error)
                 break; /* no answer yet: ask again */
             /* Only a reply after a 0xFF counts; QGA echoes the id as "return". */
             if (sp_channel_resync_count(agent->ch) != resyncs &&
-                is_one_of(sp_json_object_get_int(msg, "return", -1), ids, n_ids)) {
+                sp_json_object_get_int(msg, "return", -1) == id) {
                 agent->stalled = FALSE;
                 return TRUE;
             }

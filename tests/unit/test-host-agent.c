@@ -246,6 +246,34 @@ static void test_a_lost_sync_is_sent_again(void **state)
     fake_agent_stop(fake);
 }
 
+static char *slow_once_handler(const char *execute, const SpJson *args, guint *delay_ms)
+{
+    /* The first sync is answered, but late: after the client has sent another. */
+    if (g_strcmp0(execute, "guest-sync-delimited") == 0 && syncs_seen++ == 0)
+        *delay_ms = SP_AGENT_SYNC_RETRY_MS + 400;
+    return slow_handler(execute, args, delay_ms);
+}
+
+static void test_a_late_sync_answer_is_not_taken_for_the_next_reply(void **state)
+{
+    FakeAgent *fake = NULL;
+    g_autoptr(GError) error = NULL;
+    g_autoptr(SpJson) pong = NULL;
+    SpAgent *agent;
+
+    syncs_seen = 0;
+    fake = fake_agent_start(slow_once_handler);
+    agent = sp_agent_connect(fake_agent_path(fake), SP_AGENT_SYNC_TIMEOUT_MS, &error);
+    assert_non_null(agent);
+    assert_int_equal(syncs_seen, 2);
+    /* Both syncs were answered; the next reply must be the ping's, not the second sync's. */
+    pong = sp_agent_execute(agent, "guest-ping", NULL, 2000, &error);
+    assert_non_null(pong);
+    assert_string_equal(sp_json_get_string(pong), "pong");
+    sp_agent_free(agent);
+    fake_agent_stop(fake);
+}
+
 static char *mute_handler(const char *execute, const SpJson *args, guint *delay_ms)
 {
     return NULL; /* the channel is open but nothing runs in the guest */
@@ -276,6 +304,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_qemu_ga_fallback_uses_standard_fsfreeze),
         cmocka_unit_test(test_a_lost_sync_is_sent_again),
+        cmocka_unit_test(test_a_late_sync_answer_is_not_taken_for_the_next_reply),
         cmocka_unit_test(test_after_a_timeout_the_next_commands_wait_briefly_until_the_agent_answers),
         cmocka_unit_test(test_stillpoint_agent_gets_leased_freeze_and_epoch_thaw),
         cmocka_unit_test(test_flush_is_known_from_the_capabilities),
