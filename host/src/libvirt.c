@@ -496,10 +496,13 @@ static gboolean wait_job(SpLibvirt *lv, const char *target, SpLibvirtProgress pr
                 progress(target, (guint)percent, user_data);
             last_percent = percent;
         }
-        /* libvirt reports cur == end for an active commit only once it is ready. */
+        /* cur == end: the copy is done; the pivot is refused with BLOCK_COPY_ACTIVE until
+         * libvirt has seen the job's ready event itself, so that means "not yet". */
         if (info.type == VIR_DOMAIN_BLOCK_JOB_TYPE_ACTIVE_COMMIT && info.end > 0 &&
-            info.cur == info.end) {
-            if (virDomainBlockJobAbort(lv->dom, target, VIR_DOMAIN_BLOCK_JOB_ABORT_PIVOT) < 0) {
+            info.cur == info.end &&
+            virDomainBlockJobAbort(lv->dom, target, VIR_DOMAIN_BLOCK_JOB_ABORT_PIVOT) < 0) {
+            virErrorPtr err = virGetLastError();
+            if (err == NULL || err->code != VIR_ERR_BLOCK_COPY_ACTIVE) {
                 g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED,
                             "disk %s: pivot onto the merged image: %s", target, last_error());
                 return FALSE;
