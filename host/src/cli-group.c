@@ -4,6 +4,7 @@
 
 #include <stdio.h>
 
+#include "cli-render.h"
 #include "cli.h"
 #include "stillpoint/group.h"
 
@@ -107,25 +108,15 @@ int sp_cli_group_checkpoint(const char *group, const char *name)
     g_autoptr(GError) error = NULL;
     g_autoptr(SpStore) store = open_store(&error);
     g_autoptr(GPtrArray) cps = NULL;
-    g_autoptr(SpJson) out = sp_json_new_array();
+    g_autoptr(SpJson) doc = NULL;
 
     if (store == NULL)
         goto fail;
     defer_termination();
     cps = sp_group_checkpoint(store, group, name, progress_cb, NULL, &error);
-    if (cps == NULL)
+    if (cps == NULL || (doc = sp_cli_group_checkpoint_json(store, group, cps, &error)) == NULL)
         goto fail;
-    for (guint i = 0; i < cps->len; i++) {
-        SpCheckpoint *cp = g_ptr_array_index(cps, i);
-        if (globals.json) {
-            sp_json_array_append(out, checkpoint_to_json(cp, cp->id));
-            continue;
-        }
-        printf("checkpoint %" G_GINT64_FORMAT " '%s' of group '%s': %s-consistent\n", cp->id,
-               cp->name, group, cp->consistency);
-    }
-    if (globals.json)
-        print_json(out);
+    sp_cli_print_group_checkpoint(group, doc, globals.json);
     return 0;
 fail:
     fprintf(stderr, "stillpoint: group '%s': %s\n", group, error->message);

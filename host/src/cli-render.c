@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "stillpoint/group.h"
 #include "stillpoint/ops.h"   /* sp_op_disk_link */
 
 static char *format_iso(int64_t us)
@@ -270,6 +271,38 @@ void sp_cli_print_checkpoint_deleted(const char *vm, const char *ref, gboolean s
     if (!print_as_json(o, json))
         printf("deleted checkpoint '%s'%s of VM '%s'\n", ref, subtree ? " and its subtree" : "",
                vm);
+}
+
+SpJson *sp_cli_group_checkpoint_json(SpStore *store, const char *group, GPtrArray *cps,
+                                     GError **error)
+{
+    g_autoptr(GHashTable) groups = sp_group_list(store, error);
+    const char *const *members = groups != NULL ? g_hash_table_lookup(groups, group) : NULL;
+    SpJson *out;
+    if (groups == NULL)
+        return NULL;
+    out = sp_json_new_array();
+    for (guint i = 0; i < cps->len; i++) {
+        SpJson *o = checkpoint_to_json(g_ptr_array_index(cps, i),
+                                       ((SpCheckpoint *)g_ptr_array_index(cps, i))->id);
+        /* sp_group_checkpoint returns them in member order. */
+        if (members != NULL && i < g_strv_length((char **)members))
+            sp_json_object_set_string(o, "vm", members[i]);
+        sp_json_array_append(out, o);
+    }
+    return out;
+}
+
+void sp_cli_print_group_checkpoint(const char *group, const SpJson *doc, gboolean json)
+{
+    if (print_as_json(doc, json))
+        return;
+    for (size_t i = 0; i < sp_json_array_len(doc); i++) {
+        const SpJson *cp = sp_json_array_get(doc, i);
+        printf("checkpoint %" G_GINT64_FORMAT " '%s' of VM '%s' (group '%s'): %s-consistent\n",
+               (gint64)sp_json_object_get_int(cp, "id", 0), string_or(cp, "name", ""),
+               string_or(cp, "vm", "?"), group, string_or(cp, "consistency", ""));
+    }
 }
 
 void sp_cli_print_json_event(gboolean json, const char *event, ...)

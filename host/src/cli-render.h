@@ -26,6 +26,11 @@ SpJson *sp_cli_vm_added_json(const char *name, int64_t id);
 void sp_cli_print_vm_added(const SpJson *doc, gboolean json);
 /* `checkpoint create`: doc is checkpoint_to_json(cp, cp->id). */
 void sp_cli_print_checkpoint_created(const char *vm, const SpJson *doc, gboolean json);
+/* `checkpoint create --group`: each member's new checkpoint (checkpoint_to_json) with its "vm",
+ * in member order. */
+SpJson *sp_cli_group_checkpoint_json(SpStore *store, const char *group, GPtrArray *cps,
+                                     GError **error);
+void sp_cli_print_group_checkpoint(const char *group, const SpJson *doc, gboolean json);
 /* `checkpoint delete` (ref as the user gave it). */
 void sp_cli_print_checkpoint_deleted(const char *vm, const char *ref, gboolean subtree,
                                      gboolean json);

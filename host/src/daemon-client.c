@@ -79,7 +79,7 @@ static GVariant *call(Client *c, const char *method, GVariant *params, GError **
 /* ---- commands ---- */
 
 typedef struct {
-    char *qmp, *agent, *driver, *hook, *overlay_dir, *domain, *uri, *name, *type, *policy, *format, *save;
+    char *qmp, *agent, *driver, *hook, *overlay_dir, *domain, *uri, *name, *group, *type, *policy, *format, *save;
     gint hook_timeout;
     gboolean force, subtree;
 } Opts;
@@ -94,6 +94,7 @@ static void opts_clear(Opts *o)
     g_free(o->domain);
     g_free(o->uri);
     g_free(o->name);
+    g_free(o->group);
     g_free(o->type);
     g_free(o->policy);
     g_free(o->format);
@@ -117,6 +118,7 @@ static gboolean parse(int *argc, char ***argv, Opts *o, Client *c, GError **erro
         {"overlay-dir", 0, 0, G_OPTION_ARG_FILENAME, &o->overlay_dir, "vm add: overlays", "DIR"},
         {"force", 0, 0, G_OPTION_ARG_NONE, &o->force, "vm remove, checkpoint apply", NULL},
         {"name", 0, 0, G_OPTION_ARG_STRING, &o->name, "create: checkpoint name", "NAME"},
+        {"group", 0, 0, G_OPTION_ARG_STRING, &o->group, "create: a consistency group", "GROUP"},
         {"type", 0, 0, G_OPTION_ARG_STRING, &o->type, "create: production, standard or crash",
          "TYPE"},
         {"on-quiesce-failure", 0, 0, G_OPTION_ARG_STRING, &o->policy,
@@ -240,6 +242,20 @@ static gboolean run(Client *c, const char *group, const char *name, int argc, ch
         return expect(argc, 3, "checkpoint list", error) &&
                call_document(c, "ListCheckpointsJson", g_variant_new("(s)", argv[2]),
                              sp_cli_print_checkpoint_list, error);
+    } else if (g_str_equal(group, "checkpoint") && g_str_equal(name, "create") &&
+               o->group != NULL) {
+        const char *text = NULL;
+        c->vm = o->group; /* the group's Progress is ours */
+        add_s(&b, "name", o->name);
+        if (!expect(argc, 2, "checkpoint create --group", error) ||
+            (r = call(c, "CreateGroupCheckpoint", g_variant_new("(s@a{sv})", o->group, dict(&b)),
+                      error)) == NULL)
+            return FALSE;
+        g_variant_get(r, "(&s)", &text);
+        if ((doc = parse_document("CreateGroupCheckpoint", text, error)) == NULL)
+            return FALSE;
+        sp_cli_print_group_checkpoint(o->group, doc, c->json);
+        return TRUE;
     } else if (g_str_equal(group, "checkpoint") && g_str_equal(name, "create")) {
         g_autoptr(GVariant) cp = NULL;
         const char *text = NULL;
@@ -340,7 +356,7 @@ static gboolean daemon_reachable(GDBusConnection *bus)
 
 gboolean sp_daemon_client_try(int argc, char **argv, int *ret_status)
 {
-    gboolean forced = FALSE, direct = FALSE, store = FALSE, help = FALSE, grouped = FALSE;
+    gboolean forced = FALSE, direct = FALSE, store = FALSE, help = FALSE;
     g_autoptr(GPtrArray) rest = g_ptr_array_new();
     g_autoptr(GError) error = NULL;
     g_auto(Opts) o = {0};
@@ -360,7 +376,6 @@ gboolean sp_daemon_client_try(int argc, char **argv, int *ret_status)
         forced |= g_str_equal(argv[i], "--daemon");
         store |= g_str_has_prefix(argv[i], "--store");
         help |= g_str_equal(argv[i], "--help") || g_str_equal(argv[i], "-h");
-        grouped |= g_str_has_prefix(argv[i], "--group");
     }
     if (forced && store) {
         fprintf(stderr, "stillpoint: --daemon and --store exclude each other (the daemon uses "
@@ -388,14 +403,6 @@ gboolean sp_daemon_client_try(int argc, char **argv, int *ret_status)
         fprintf(stderr, "stillpoint: --daemon: stillpointd is not running on the system bus%s%s\n",
                 error ? ": " : "", error ? error->message : "");
         *ret_status = 1;
-        return TRUE;
-    }
-    /* The daemon does not run consistency groups yet: say so, instead of "unknown option". */
-    if (grouped && g_strcmp0(group, "checkpoint") == 0) {
-        fprintf(stderr, "stillpoint: checkpoint create --group is not served by stillpointd "
-                        "yet; run it as root (on the store directly)\n");
-        *ret_status = 1;
-        g_object_unref(c.bus);
         return TRUE;
     }
     g_ptr_array_add(rest, argv[0]);

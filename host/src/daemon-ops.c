@@ -13,6 +13,7 @@
 #include "cli-render.h"
 #include "stillpoint/backup.h"
 #include "stillpoint/coordinator.h"
+#include "stillpoint/group.h"
 #include "stillpoint/ops.h"
 #include "stillpoint/qmp.h"
 #include "stillpoint/store.h"
@@ -313,6 +314,33 @@ static GVariant *run_create(SpDaemonJob *job, GError **error)
     }
 }
 
+/* As `stillpoint checkpoint create --group`: the group's members lock themselves (in name order). */
+static GVariant *run_create_group(SpDaemonJob *job, GError **error)
+{
+    g_autoptr(GVariant) opts = NULL;
+    const char *group = NULL, *name = NULL;
+    g_autoptr(SpStore) store = NULL;
+    g_autoptr(GPtrArray) cps = NULL;
+    g_autoptr(SpJson) doc = NULL;
+    g_autofree char *text = NULL;
+
+    g_variant_get(job->parameters, "(&s@a{sv})", &group, &opts);
+    g_variant_lookup(opts, "name", "&s", &name);
+    if ((name != NULL && !sp_checkpoint_name_valid(name, error)) ||
+        (store = sp_store_open(job->store_path, error)) == NULL)
+        return NULL;
+    cps = sp_group_checkpoint(store, group, name, progress_cb, job, error);
+    if (cps == NULL || (doc = sp_cli_group_checkpoint_json(store, group, cps, error)) == NULL) {
+        g_prefix_error(error, "group '%s': ", group);
+        return NULL;
+    }
+    if ((text = sp_json_serialize(doc, NULL)) == NULL) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "out of memory");
+        return NULL;
+    }
+    return g_variant_new("(s)", text);
+}
+
 static GVariant *run_delete(SpDaemonJob *job, GError **error)
 {
     const char *ref;
@@ -487,6 +515,7 @@ static const struct {
     {"VmDisksJson", run_vm_disks_json},
     {"RecoverVm", run_recover_vm},
     {"CreateCheckpoint", run_create},
+    {"CreateGroupCheckpoint", run_create_group},
     {"DeleteCheckpoint", run_delete},
     {"RenameCheckpoint", run_rename},
     {"ExportCheckpoint", run_export},

@@ -77,7 +77,8 @@ static void usage(FILE *out)
             "\nunless --store is given.\n"
             "\n"
             "--daemon: go through stillpointd on the system bus (polkit decides who may do what;\n"
-            "vm add|list|remove|disks|recover, checkpoint create|list|delete|rename|export|apply).\n"
+            "vm add|list|remove|disks|recover, checkpoint create [--group]|list|delete|rename|\n"
+            "export|apply).\n"
             "Without --store or $" SP_STORE_ENV ", a user who is not root goes through it by itself\n"
             "when it runs; the results are the same as working on the store directly.\n");
 }

@@ -47,6 +47,7 @@ static const struct {
     {"VmDisksJson", "org.stillpoint.read", NULL, "list a VM's disks"},
     {"RecoverVm", "org.stillpoint.vm.admin", "recover", "recover VMs"},
     {"CreateCheckpoint", "org.stillpoint.checkpoint.create", "create", "create checkpoints"},
+    {"CreateGroupCheckpoint", "org.stillpoint.checkpoint.create", "create", "create checkpoints"},
     {"ExportCheckpoint", "org.stillpoint.checkpoint.export", "export", "export checkpoints"},
     {"ApplyCheckpoint", "org.stillpoint.checkpoint.apply", "apply", "apply checkpoints"},
     {"DeleteCheckpoint", "org.stillpoint.checkpoint.delete", "delete", "delete checkpoints"},
@@ -285,6 +286,8 @@ static void connect_handlers(Daemon *d)
     g_signal_connect(d->skeleton, "handle-add-vm", G_CALLBACK(handle_vm_x_cb), d);
     g_signal_connect(d->skeleton, "handle-remove-vm", G_CALLBACK(handle_vm_x_cb), d);
     g_signal_connect(d->skeleton, "handle-create-checkpoint", G_CALLBACK(handle_vm_x_cb), d);
+    /* (group, options): the same shape as (vm, options) */
+    g_signal_connect(d->skeleton, "handle-create-group-checkpoint", G_CALLBACK(handle_vm_x_cb), d);
     g_signal_connect(d->skeleton, "handle-delete-checkpoint", G_CALLBACK(handle_vm_x_x_cb), d);
     g_signal_connect(d->skeleton, "handle-rename-checkpoint", G_CALLBACK(handle_vm_x_x_cb), d);
     g_signal_connect(d->skeleton, "handle-apply-checkpoint", G_CALLBACK(handle_vm_x_x_cb), d);
