@@ -348,9 +348,13 @@ SpJson *sp_cli_checkpoint_applied_json(SpStore *store, const char *name, GError 
         for (guint j = 0; j < cp->disks->len; j++) {
             SpCheckpointDisk *d = g_ptr_array_index(cp->disks, j);
             g_autofree char *link = sp_op_disk_link(store, vm->name, d->disk);
-            sp_json_object_set_string(links, d->disk, link);
+            /* A libvirt domain's definition names the overlays themselves. */
+            sp_json_object_set_string(links, d->disk,
+                                      vm->libvirt_domain != NULL ? d->overlay : link);
         }
         sp_json_object_set(out, "links", links);
+        if (vm->libvirt_domain != NULL)
+            sp_json_object_set_string(out, "libvirt-domain", vm->libvirt_domain);
         return out;
     }
     return sp_json_new_null();
@@ -367,6 +371,9 @@ void sp_cli_print_checkpoint_applied(const char *vm, const SpJson *doc, gboolean
         const char *disk = string_or(sp_json_array_get(disks, i), "disk", "");
         printf("  %s: %s\n", disk, string_or(links, disk, ""));
     }
+    if (sp_json_object_get_string(doc, "libvirt-domain") != NULL)
+        printf("(libvirt's definition of domain '%s' names them: virsh start %s)\n",
+               string_or(doc, "libvirt-domain", ""), string_or(doc, "libvirt-domain", ""));
     if (sp_json_object_get_string(doc, "state") != NULL)
         printf("It is a standard checkpoint: start QEMU with the same options plus "
                "'-incoming defer', then run 'stillpoint checkpoint resume %s' to "

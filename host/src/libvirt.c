@@ -422,6 +422,48 @@ gboolean sp_libvirt_snapshot_forget(SpLibvirt *lv, const char *name, gboolean *r
     return TRUE;
 }
 
+/* Text as libvirt writes it in its XML (it spells ' as &apos;, GLib as &#39;). */
+static char *libvirt_escaped(const char *text)
+{
+    GString *out = g_string_new(NULL);
+    for (const char *c = text; *c != '\0'; c++) {
+        switch (*c) {
+        case '&': g_string_append(out, "&amp;"); break;
+        case '<': g_string_append(out, "&lt;"); break;
+        case '>': g_string_append(out, "&gt;"); break;
+        case '\'': g_string_append(out, "&apos;"); break;
+        case '"': g_string_append(out, "&quot;"); break;
+        default: g_string_append_c(out, *c);
+        }
+    }
+    return g_string_free(out, FALSE);
+}
+
+gboolean sp_libvirt_snapshot_find(SpLibvirt *lv, const char *description, char **ret,
+                                  GError **error)
+{
+    virDomainSnapshotPtr *snaps = NULL;
+    g_autofree char *escaped = libvirt_escaped(description);
+    g_autofree char *wanted = g_strdup_printf("<description>%s</description>", escaped);
+    int n = virDomainListAllSnapshots(lv->dom, &snaps, 0);
+
+    *ret = NULL;
+    if (n < 0) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "libvirt domain '%s': snapshots: %s",
+                    lv->name, last_error());
+        return FALSE;
+    }
+    for (int i = 0; i < n; i++) {
+        char *xml = virDomainSnapshotGetXMLDesc(snaps[i], 0);
+        if (*ret == NULL && xml != NULL && strstr(xml, wanted) != NULL)
+            *ret = g_strdup(virDomainSnapshotGetName(snaps[i]));
+        free(xml);
+        virDomainSnapshotFree(snaps[i]);
+    }
+    free(snaps);
+    return TRUE;
+}
+
 /* The snapshot's XML with its <description> replaced (or added after <name>). */
 static char *with_description(const char *xml, const char *description)
 {
@@ -466,6 +508,166 @@ gboolean sp_libvirt_snapshot_describe(SpLibvirt *lv, const char *name, const cha
         return FALSE;
     }
     virDomainSnapshotFree(redefined);
+    return TRUE;
+}
+
+/* ---- the definition ---- */
+
+#define DESTROY_WAIT_MS 30000
+
+gboolean sp_libvirt_destroy(SpLibvirt *lv, GError **error)
+{
+    gint64 deadline = g_get_monotonic_time() + (gint64)DESTROY_WAIT_MS * 1000;
+    if (virDomainDestroy(lv->dom) < 0 && sp_libvirt_is_running(lv)) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "libvirt domain '%s': destroy: %s",
+                    lv->name, last_error());
+        return FALSE;
+    }
+    while (sp_libvirt_is_running(lv)) {
+        if (g_get_monotonic_time() > deadline) {
+            g_set_error(error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
+                        "libvirt domain '%s' still runs %d s after destroy", lv->name,
+                        DESTROY_WAIT_MS / 1000);
+            return FALSE;
+        }
+        g_usleep(100 * 1000);
+    }
+    return TRUE;
+}
+
+/* Where the <backingStore ...> element at start ends (after its "/>" or its matching
+ * "</backingStore>"); NULL when the text is cut short. */
+static const char *backing_store_end(const char *start)
+{
+    const char *gt = strchr(start, '>');
+    int depth = 1;
+    if (gt == NULL)
+        return NULL;
+    if (gt[-1] == '/')
+        return gt + 1;
+    for (const char *at = gt + 1; depth > 0;) {
+        const char *open = strstr(at, "<backingStore"), *close = strstr(at, "</backingStore>");
+        if (close == NULL)
+            return NULL;
+        if (open != NULL && open < close) {
+            const char *ogt = strchr(open, '>');
+            if (ogt == NULL)
+                return NULL;
+            depth += ogt[-1] == '/' ? 0 : 1;
+            at = ogt + 1;
+        } else {
+            depth--;
+            at = close + strlen("</backingStore>");
+        }
+        if (depth == 0)
+            return at;
+    }
+    return NULL;
+}
+
+/* In one <disk>...</disk> of the definition: when its target is one of sources, its
+ * <source file='...'/> names the new image, and the chain libvirt recorded below the old one
+ * (<backingStore>) goes: libvirt reads the new image's chain from its header. */
+static gboolean redefine_disk(GString *out, const char *disk, gsize len, GHashTable *sources,
+                              guint *ret_done, GError **error)
+{
+    g_autofree char *text = g_strndup(disk, len);
+    const char *target = strstr(text, "<target dev='");
+    const char *source = strstr(text, "<source file='");
+    g_autofree char *dev = NULL;
+    const char *image, *end;
+    g_autofree char *escaped = NULL;
+
+    if (target != NULL) {
+        target += strlen("<target dev='");
+        dev = g_strndup(target, strcspn(target, "'"));
+    }
+    image = dev != NULL ? g_hash_table_lookup(sources, dev) : NULL;
+    if (image == NULL) {
+        g_string_append(out, text);
+        return TRUE;
+    }
+    if (source == NULL) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+                    "disk %s: its definition has no <source file=...>; point it at %s by hand "
+                    "(virsh edit)",
+                    dev, image);
+        return FALSE;
+    }
+    source += strlen("<source file='");
+    end = strchr(source, '\'');
+    escaped = g_markup_escape_text(image, -1);
+    g_string_append_len(out, text, source - text);
+    g_string_append(out, escaped);
+    /* The rest of the disk, without its recorded chain. */
+    for (const char *at = end;;) {
+        const char *bs = strstr(at, "<backingStore"), *bs_end;
+        if (bs == NULL) {
+            g_string_append(out, at);
+            break;
+        }
+        if ((bs_end = backing_store_end(bs)) == NULL) {
+            g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                        "disk %s: libvirt's definition has an unterminated <backingStore>", dev);
+            return FALSE;
+        }
+        g_string_append_len(out, at, bs - at);
+        at = bs_end;
+    }
+    (*ret_done)++;
+    return TRUE;
+}
+
+gboolean sp_libvirt_redefine_disks(SpLibvirt *lv, GHashTable *sources, GError **error)
+{
+    char *xml = NULL;
+    g_autoptr(GString) out = g_string_new(NULL);
+    const char *at;
+    guint done = 0;
+    virDomainPtr defined;
+
+    if (virDomainIsPersistent(lv->dom) != 1) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+                    "libvirt domain '%s' is transient: it has no definition to point at the "
+                    "checkpoint",
+                    lv->name);
+        return FALSE;
+    }
+    xml = virDomainGetXMLDesc(lv->dom, VIR_DOMAIN_XML_INACTIVE | VIR_DOMAIN_XML_SECURE);
+    if (xml == NULL) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "libvirt domain '%s': %s", lv->name,
+                    last_error());
+        return FALSE;
+    }
+    /* libvirt formats its XML itself: one "<disk " ... "</disk>" per disk. */
+    at = xml;
+    for (;;) {
+        const char *start = strstr(at, "<disk "), *stop;
+        if (start == NULL || (stop = strstr(start, "</disk>")) == NULL)
+            break;
+        stop += strlen("</disk>");
+        g_string_append_len(out, at, start - at);
+        if (!redefine_disk(out, start, stop - start, sources, &done, error)) {
+            free(xml);
+            return FALSE;
+        }
+        at = stop;
+    }
+    g_string_append(out, at);
+    free(xml);
+    if (done != g_hash_table_size(sources)) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
+                    "libvirt domain '%s': %u of %u disks found in its definition", lv->name,
+                    done, g_hash_table_size(sources));
+        return FALSE;
+    }
+    if ((defined = virDomainDefineXML(lv->conn, out->str)) == NULL) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED,
+                    "libvirt domain '%s': redefining it on the checkpoint's images: %s",
+                    lv->name, last_error());
+        return FALSE;
+    }
+    virDomainFree(defined);
     return TRUE;
 }
 

@@ -1,7 +1,8 @@
 /* Apply (revert): the VM returns to a checkpoint. For a production checkpoint that means: the VM
  * is off, each disk gets a new overlay on top of the checkpoint's image (its other branches stay
  * as they are), and the stable per-disk path the VM's launcher opens is re-pointed to the new
- * overlay with rename(2) of a symlink, atomic for anyone opening it.
+ * overlay with rename(2) of a symlink, atomic for anyone opening it. A libvirt domain's
+ * definition names its images itself: it is redefined onto the new overlays instead.
  *
  * Journal: intent (the plan) -> "prepared" (overlays created) -> "recorded" (tree edit, same
  * SQLite transaction) -> links re-pointed, discarded present removed -> done. Before "recorded"
@@ -16,6 +17,7 @@
 
 #include "stillpoint/channel.h"
 #include "stillpoint/driver.h"
+#include "stillpoint/libvirt.h"
 #include "stillpoint/standard.h"
 
 #define STEP_PREPARED "prepared"
@@ -142,10 +144,34 @@ static ApplyPlan *plan_from_json(const char *text, GError **error)
 }
 
 /* The VM must be off. With force, a running QEMU is told to quit and waited for. */
+/* A libvirt domain: off, or destroyed (--force). */
+static gboolean ensure_domain_off(SpVm *vm, gboolean force, const SpOpReport *report,
+                                  GError **error)
+{
+    g_autoptr(SpLibvirt) lv = NULL;
+    if (!sp_libvirt_open_if_running(vm, &lv, error))
+        return FALSE;
+    if (lv == NULL)
+        return TRUE;
+    if (!force) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_BUSY,
+                    "VM '%s': libvirt domain '%s' is running; shut it down first (virsh "
+                    "shutdown), or pass --force to destroy it now (like pulling the plug, "
+                    "unsaved guest data is lost)",
+                    vm->name, vm->libvirt_domain);
+        return FALSE;
+    }
+    sp_op_say(report, "stopping libvirt domain '%s' (destroy, as --force asks)",
+              vm->libvirt_domain);
+    return sp_libvirt_destroy(lv, error);
+}
+
 static gboolean ensure_off(SpVm *vm, gboolean force, const SpOpReport *report, GError **error)
 {
     g_autoptr(SpQmp) qmp = NULL;
     gint64 deadline = g_get_monotonic_time() + QUIT_WAIT_MS * 1000;
+    if (g_strcmp0(vm->driver, "libvirt") == 0)
+        return ensure_domain_off(vm, force, report, error);
     if (!sp_op_connect_qmp_if_running(vm, &qmp, error))
         return FALSE;
     if (qmp == NULL)
@@ -380,15 +406,37 @@ static gboolean referenced(SpStore *store, SpVm *vm, const char *path, gboolean 
     return TRUE;
 }
 
-static gboolean finish(SpStore *store, SpVm *vm, ApplyPlan *p, const SpOpReport *report,
-                       GError **error)
+/* The VM's launcher starts from the new overlays: its stable links re-pointed, or for a libvirt
+ * domain its definition. */
+static gboolean point_vm(SpVm *vm, ApplyPlan *p, const SpOpReport *report, GError **error)
 {
+    g_autoptr(GHashTable) sources = g_hash_table_new(g_str_hash, g_str_equal);
+    g_autoptr(SpLibvirt) lv = NULL;
     for (guint i = 0; i < p->disks->len; i++) {
         ApplyDisk *d = g_ptr_array_index(p->disks, i);
-        gboolean ref = TRUE;
+        g_hash_table_insert(sources, d->disk, d->overlay);
+        if (g_strcmp0(vm->driver, "libvirt") == 0)
+            continue;
         if (!point_link(d, error))
             return FALSE;
         sp_op_say(report, "disk %s: %s -> %s", d->disk, d->link, d->overlay);
+    }
+    if (g_strcmp0(vm->driver, "libvirt") != 0)
+        return TRUE;
+    sp_op_say(report, "redefining libvirt domain '%s' on the checkpoint's new overlays",
+              vm->libvirt_domain);
+    return (lv = sp_libvirt_open(vm->libvirt_uri, vm->libvirt_domain, error)) != NULL &&
+           sp_libvirt_redefine_disks(lv, sources, error);
+}
+
+static gboolean finish(SpStore *store, SpVm *vm, ApplyPlan *p, const SpOpReport *report,
+                       GError **error)
+{
+    if (!point_vm(vm, p, report, error))
+        return FALSE;
+    for (guint i = 0; i < p->disks->len; i++) {
+        ApplyDisk *d = g_ptr_array_index(p->disks, i);
+        gboolean ref = TRUE;
         /* The discarded present goes, unless a checkpoint names it (it was saved). */
         if (d->present == NULL || !referenced(store, vm, d->present, &ref, error))
             continue;
@@ -411,21 +459,6 @@ static gboolean prepare(SpStore *store, SpVm *vm, ApplyPlan *plan, GError **erro
     return record(store, vm, plan, error);
 }
 
-/* Applying re-points the VM at a checkpoint's images (stable per-disk links the launcher opens);
- * a libvirt domain's definition names its images itself, and libvirt 9 cannot revert to an
- * external snapshot, so this is not done for it yet. */
-static gboolean libvirt_can_apply(const SpVm *vm, GError **error)
-{
-    if (g_strcmp0(vm->driver, "libvirt") != 0)
-        return TRUE;
-    g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
-                "VM '%s': applying a checkpoint is not supported with the libvirt driver yet "
-                "(libvirt's definition of domain '%s' would have to move onto the checkpoint's "
-                "images); export the checkpoint and define a domain on the copy instead",
-                vm->name, vm->libvirt_domain);
-    return FALSE;
-}
-
 gboolean sp_op_apply(SpStore *store, SpVm *vm, const char *ref, const char *save_current,
                      gboolean force, const SpOpReport *report, GError **error)
 {
@@ -434,7 +467,7 @@ gboolean sp_op_apply(SpStore *store, SpVm *vm, const char *ref, const char *save
     g_autofree char *payload = NULL;
     gboolean exists = FALSE;
 
-    if (!sp_op_images_ours(vm, "revert to", error) || !libvirt_can_apply(vm, error) ||
+    if (!sp_op_images_ours(vm, "revert to", error) ||
         (target = sp_op_find_checkpoint(store, vm, ref, error)) == NULL)
         return FALSE;
     if (save_current != NULL) {

@@ -782,10 +782,10 @@ static DelPlan *make_plan(SpStore *store, SpVm *vm, SpQmp *qmp, SpLibvirt *lv,
             !libvirt_merge_possible(vm, lv, cp, d, error))
             return NULL;
     }
-    if (g_strcmp0(vm->driver, "libvirt") == 0 && cp->disks->len > 0) {
-        const SpCheckpointDisk *first = g_ptr_array_index(cp->disks, 0);
-        if (first->overlay != NULL)
-            p->libvirt_snapshot = sp_libvirt_snapshot_name(first->overlay);
+    if (g_strcmp0(vm->driver, "libvirt") == 0) {
+        g_autoptr(SpLibvirt) conn = sp_libvirt_open(vm->libvirt_uri, vm->libvirt_domain, error);
+        if (conn == NULL || !sp_libvirt_snapshot_find(conn, cp->name, &p->libvirt_snapshot, error))
+            return NULL;
     }
     return g_steal_pointer(&p);
 }

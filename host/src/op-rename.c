@@ -12,19 +12,20 @@ static gboolean describe_in_libvirt(SpStore *store, SpVm *vm, const SpCheckpoint
 {
     g_autoptr(SpLibvirt) lv = NULL;
     g_autofree char *snapshot = NULL;
-    const SpCheckpointDisk *first = cp->disks->len > 0 ? g_ptr_array_index(cp->disks, 0) : NULL;
     gboolean exists = FALSE, found = FALSE;
 
-    if (g_strcmp0(vm->driver, "libvirt") != 0 || first == NULL || first->overlay == NULL)
+    if (g_strcmp0(vm->driver, "libvirt") != 0)
         return TRUE;
     /* The store would refuse a taken name: refuse it before libvirt changes anything. */
     if (!sp_store_checkpoint_name_exists(store, vm->id, new_name, &exists, error))
         return FALSE;
     if (exists && g_strcmp0(cp->name, new_name) != 0)
         return TRUE; /* the store's rename reports it */
-    snapshot = sp_libvirt_snapshot_name(first->overlay);
-    lv = sp_libvirt_open(vm->libvirt_uri, vm->libvirt_domain, error);
-    return lv != NULL && sp_libvirt_snapshot_describe(lv, snapshot, new_name, &found, error);
+    if ((lv = sp_libvirt_open(vm->libvirt_uri, vm->libvirt_domain, error)) == NULL ||
+        !sp_libvirt_snapshot_find(lv, cp->name, &snapshot, error))
+        return FALSE;
+    return snapshot == NULL ||
+           sp_libvirt_snapshot_describe(lv, snapshot, new_name, &found, error);
 }
 
 gboolean sp_op_rename(SpStore *store, SpVm *vm, const char *ref, const char *new_name,

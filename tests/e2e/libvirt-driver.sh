@@ -50,8 +50,8 @@ check "libvirt lists both snapshots" [ "$(snapshots)" = "$(printf '%s\n' "$snap1
 SP -q checkpoint rename web second "second (renamed)" || fail "rename"
 check "rename: libvirt's snapshot takes the new name as its description" \
   bash -c "${AS[*]} virsh -q -c $URI snapshot-dumpxml sptest $snap2 | grep -qF '<description>second (renamed)</description>'"
-out=$(SP checkpoint apply web first 2>&1) && fail "apply went ahead on a libvirt domain"
-check "apply is refused with a clear error" grep -q "not supported with the libvirt driver" <<<"$out"
+out=$(SP checkpoint apply web first 2>&1) && fail "apply went ahead while the domain runs"
+check "apply without --force refuses a running domain" grep -q "is running; shut it down" <<<"$out"
 
 # A snapshot that fails inside the window: rolled back, nothing left, the guest thawed.
 out=$("${AS[@]}" env STILLPOINT_STORE="$T/store.db" STILLPOINT_TEST_FAIL_AT=transaction \
@@ -132,6 +132,29 @@ V domfsfreeze sptest >/dev/null || fail "domfsfreeze"
 n3=$(records_ok "$T/data0.qcow2") || { V domfsthaw sptest; fail "data0 after both merges is not clean"; }
 V domfsthaw sptest >/dev/null
 check "nothing was lost: data0 holds every record written ($n3 > $n2)" [ "$n3" -gt "$n2" ]
+# Apply: back to a checkpoint. The domain is destroyed (--force), its definition redefined onto
+# a new overlay on the checkpoint's image, and the changes since are discarded.
+SP -q checkpoint create web --name before-apply || fail "checkpoint before-apply"
+na=$(records_ok "$T/data0.qcow2") || fail "before-apply's frozen image is not clean"
+present=$(top_image)
+sleep 1 # the guest writes on
+out=$(SP --json checkpoint apply web before-apply --force 2>"$T/err") || fail "apply: $(cat "$T/err")"
+applied=$(jq -r '.links.vda' <<<"$out")
+check "apply destroyed the domain" [ "$(V domstate sptest)" = "shut off" ]
+check "... and redefined it on a new overlay ($(basename "$applied"))" \
+  [ "$(top_image)" = "$applied" -a "$applied" != "$present" ]
+check "... resting on the checkpoint's image" \
+  bash -c "qemu-img info -U --output=json '$applied' | jq -e '.\"backing-filename\" == \"$T/data0.qcow2\"' >/dev/null"
+check "... the discarded present is gone" [ ! -e "$present" ]
+nb=$(records_ok "$applied") || fail "the applied disk is not clean"
+check "... and the disk holds exactly the checkpoint's records ($nb = $na)" [ "$nb" = "$na" ]
+V start sptest >/dev/null || fail "virsh start after apply"
+wait_agent sptest || fail "the applied domain does not come back"
+check "the domain boots from the applied checkpoint" [ "$(top_image)" = "$applied" ]
+SP -q checkpoint delete web before-apply || fail "delete before-apply"
+check "... whose libvirt snapshot is found (by its name) and removed with it" \
+  [ "$(top_image)|$(snapshots)" = "$T/data0.qcow2|" ]
+
 grep -ho "tainted: [a-z-]*" "$XDG_CACHE_HOME/libvirt/qemu/log/sptest.log" 2>/dev/null | sort -u | sed "s/^/# libvirt: /" || true
 # For the record: how long the agent held each freeze (libvirt's snapshot call inside it).
 grep -ho "thawed .*held [0-9]* ms" "$T/sptest-console.log" | sed 's/^/# agent: /' || true

@@ -7,7 +7,8 @@
 #   driver         stillpoint's libvirt driver (vm add --driver libvirt): production checkpoints
 #                  through libvirt while sp-workload writes, libvirt's snapshot list and chain in
 #                  step, delete = live block commit (inner and active layer), a failed snapshot
-#                  rolled back; the data checked in the images.
+#                  rolled back, kill -9 recovered, a backup over NBD, apply (redefined); the
+#                  data checked in the images.
 #   driver-qga     the libvirt driver with stock qemu-ga in the guest: the standard freeze
 #                  through libvirt, the checkpoint application-consistent, merged away again.
 #   group          a consistency group of two libvirt domains, each registered by its own URI

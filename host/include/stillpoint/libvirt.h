@@ -47,8 +47,21 @@ gboolean sp_libvirt_snapshot_forget(SpLibvirt *lv, const char *name, gboolean *r
  * not there is not an error: *ret_found says whether it was. */
 gboolean sp_libvirt_snapshot_describe(SpLibvirt *lv, const char *name, const char *description,
                                       gboolean *ret_found, GError **error);
-/* libvirt's snapshot name for a checkpoint whose first overlay is overlay (its basename). */
+/* libvirt's snapshot name for a new checkpoint whose first overlay is overlay (its basename). */
 char *sp_libvirt_snapshot_name(const char *overlay);
+/* The name of the domain's snapshot described as description (a checkpoint's name, unique per
+ * VM and kept in step by rename), in *ret; NULL when libvirt lists none. Found by description
+ * because a checkpoint's overlay, which named the snapshot, changes when it is applied. */
+gboolean sp_libvirt_snapshot_find(SpLibvirt *lv, const char *description, char **ret,
+                                  GError **error);
+
+/* Stops the domain the hard way (virDomainDestroy: like pulling the plug) and waits until libvirt
+ * reports it off. */
+gboolean sp_libvirt_destroy(SpLibvirt *lv, GError **error);
+/* Points disks of the domain's persistent definition at other images: sources maps a disk's
+ * target to its new top image (a qcow2 whose backing chain is in its header). The domain must be
+ * persistent and off. Idempotent. */
+gboolean sp_libvirt_redefine_disks(SpLibvirt *lv, GHashTable *sources, GError **error);
 
 typedef void (*SpLibvirtProgress)(const char *disk, guint percent, gpointer user_data);
 /* Merges top into base (its backing file) on disk target while the domain runs: block commit,
