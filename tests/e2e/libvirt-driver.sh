@@ -47,6 +47,11 @@ n2=$(records_ok "$overlay1") || fail "the second frozen image is not clean"
 check "the second checkpoint holds more records ($n2 > $n1)" [ "$n2" -gt "$n1" ]
 check "libvirt lists both snapshots" [ "$(snapshots)" = "$(printf '%s\n' "$snap1" "$snap2" | sort | tr '\n' ' ')" ]
 
+"${AS[@]}" mkdir "$T/export"
+SP -q checkpoint export web second "$T/export" --format qcow2 || fail "export"
+ne=$(records_ok "$T/export/web-vda.qcow2") || fail "the exported disk is not clean"
+check "export: a standalone copy of the checkpoint ($ne = $n2 records, no backing file)" \
+  bash -c "[ '$ne' = '$n2' ] && ! qemu-img info --output=json '$T/export/web-vda.qcow2' | jq -e '.\"backing-filename\"' >/dev/null"
 SP -q checkpoint rename web second "second (renamed)" || fail "rename"
 check "rename: libvirt's snapshot takes the new name as its description" \
   bash -c "${AS[*]} virsh -q -c $URI snapshot-dumpxml sptest $snap2 | grep -qF '<description>second (renamed)</description>'"
