@@ -233,7 +233,7 @@ class Bench:
                 # stillpoint's driver pivots once virDomainGetBlockJobInfo says cur == end, which
                 # libvirt reports from QEMU's "ready" before it has processed the job's ready event
                 # itself; the pivot then fails with "not ready for pivot yet" (a race in
-                # host/src/libvirt.c wait_job). The delete stays journaled: `vm recover` finishes it.
+                # host/lib/libvirt.c wait_job). The delete stays journaled: `vm recover` finishes it.
                 if "not ready for pivot" not in p.stderr:
                     raise RuntimeError(f"checkpoint delete b{tag}: {p.stderr}")
                 log(f"checkpoint delete b{tag} failed ({p.stderr.strip()}); vm recover")

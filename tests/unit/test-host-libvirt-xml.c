@@ -10,7 +10,7 @@
 #include <gio/gio.h>
 #include <string.h>
 
-#include "../../host/src/libvirt-xml.h"
+#include "../../host/lib/libvirt-xml.h"
 
 /* A running domain with a two-level chain on vda, a raw vdb, a CD-ROM and a network disk. */
 static const char domain_xml[] =

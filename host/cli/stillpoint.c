@@ -10,7 +10,7 @@
 
 #include "cli-backup.h"
 #include "cli-group.h"
-#include "cli-render.h"
+#include "render.h"
 #include "cli-schedule.h"
 #include "daemon-client.h"
 #include "stillpoint/backup.h"
@@ -212,7 +212,7 @@ static int cmd_vm_add(int argc, char **argv)
                     argv[1], local->message);
     }
     {
-        g_autoptr(SpJson) doc = sp_cli_vm_added_json(argv[1], id);
+        g_autoptr(SpJson) doc = sp_document_vm_added(argv[1], id);
         sp_cli_print_vm_added(doc, globals.json);
     }
     return 0;
@@ -233,7 +233,7 @@ static int cmd_vm_list(int argc, char **argv)
     if (store == NULL || (vms = sp_store_vm_list(store, &error)) == NULL)
         goto fail;
     {
-        g_autoptr(SpJson) doc = sp_cli_vm_list_json(vms);
+        g_autoptr(SpJson) doc = sp_document_vm_list(vms);
         sp_cli_print_vm_list(doc, globals.json);
     }
     return 0;
@@ -340,7 +340,7 @@ static int cmd_vm_disks(int argc, char **argv)
         (disks = sp_vm_discover_disks(vm, &error)) == NULL)
         goto fail;
     {
-        g_autoptr(SpJson) doc = sp_cli_vm_disks_json(disks);
+        g_autoptr(SpJson) doc = sp_document_vm_disks(disks);
         sp_cli_print_vm_disks(doc, globals.json);
     }
     return 0;
@@ -427,7 +427,7 @@ static int cmd_checkpoint_create(int argc, char **argv)
     if (cp == NULL)
         goto fail;
     {
-        g_autoptr(SpJson) doc = checkpoint_to_json(cp, cp->id);
+        g_autoptr(SpJson) doc = sp_document_checkpoint(cp, cp->id);
         sp_cli_print_checkpoint_created(vm->name, doc, globals.json);
     }
     return 0;
@@ -471,7 +471,7 @@ static int cmd_checkpoint_list(int argc, char **argv)
     if ((cps = sp_store_checkpoint_list(store, vm->id, &error)) == NULL)
         goto fail;
     {
-        g_autoptr(SpJson) doc = sp_cli_checkpoint_list_json(vm, cps);
+        g_autoptr(SpJson) doc = sp_document_checkpoint_list(vm, cps);
         sp_cli_print_checkpoint_list(doc, globals.json);
     }
     return 0;

@@ -4,7 +4,7 @@
 
 #include <stdio.h>
 
-#include "cli-render.h"
+#include "render.h"
 #include "cli.h"
 #include "stillpoint/group.h"
 
@@ -114,7 +114,7 @@ int sp_cli_group_checkpoint(const char *group, const char *name)
         goto fail;
     defer_termination();
     cps = sp_group_checkpoint(store, group, name, progress_cb, NULL, &error);
-    if (cps == NULL || (doc = sp_cli_group_checkpoint_json(store, group, cps, &error)) == NULL)
+    if (cps == NULL || (doc = sp_document_group_checkpoint(store, group, cps, &error)) == NULL)
         goto fail;
     sp_cli_print_group_checkpoint(group, doc, globals.json);
     return 0;

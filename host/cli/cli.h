@@ -7,7 +7,7 @@
 
 #include "stillpoint/channel.h"
 #include "stillpoint/store.h"
-#include "cli-render.h"   /* checkpoint_to_json */
+#include "render.h"
 
 typedef struct {
     char *store_path;

@@ -10,7 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "cli-render.h"
+#include "stillpoint/document.h"
 #include "stillpoint/backup.h"
 #include "stillpoint/coordinator.h"
 #include "stillpoint/group.h"
@@ -112,7 +112,7 @@ static gboolean open_vm(SpDaemonJob *job, gboolean recover, SpStore **ret_store,
 
 /* ---- the methods ---- */
 
-/* The CLI's own documents (cli-render), so that it prints the same through the daemon. */
+/* The CLI's own documents (document.h), so that it prints the same through the daemon. */
 static GVariant *json_reply(SpJson *doc, GError **error)
 {
     g_autofree char *text = sp_json_serialize(doc, NULL);
@@ -171,7 +171,7 @@ static GVariant *run_add_vm(SpDaemonJob *job, GError **error)
     store = sp_store_open(job->store_path, error);
     if (store == NULL || !sp_store_vm_add(store, &vm, &id, error))
         return NULL;
-    return json_reply(sp_cli_vm_added_json(name, id), error);   /* what vm add --json prints */
+    return json_reply(sp_document_vm_added(name, id), error);   /* what vm add --json prints */
 }
 
 static GVariant *run_remove_vm(SpDaemonJob *job, GError **error)
@@ -212,7 +212,7 @@ static GVariant *run_list_vms_json(SpDaemonJob *job, GError **error)
 
     if (store == NULL || (vms = sp_store_vm_list(store, error)) == NULL)
         return NULL;
-    return json_reply(sp_cli_vm_list_json(vms), error);
+    return json_reply(sp_document_vm_list(vms), error);
 }
 
 /* As `stillpoint checkpoint list`: interrupted operations are resolved first when the VM's
@@ -234,7 +234,7 @@ static GVariant *run_list_checkpoints_json(SpDaemonJob *job, GError **error)
     if ((vm = sp_store_vm_get(store, job->vm, error)) == NULL ||
         (cps = sp_store_checkpoint_list(store, vm->id, error)) == NULL)
         return NULL;
-    return json_reply(sp_cli_checkpoint_list_json(vm, cps), error);
+    return json_reply(sp_document_checkpoint_list(vm, cps), error);
 }
 
 static GVariant *run_vm_disks_json(SpDaemonJob *job, GError **error)
@@ -246,7 +246,7 @@ static GVariant *run_vm_disks_json(SpDaemonJob *job, GError **error)
     if (store == NULL || (vm = sp_store_vm_get(store, job->vm, error)) == NULL ||
         (disks = sp_vm_discover_disks(vm, error)) == NULL)
         return NULL;
-    return json_reply(sp_cli_vm_disks_json(disks), error);
+    return json_reply(sp_document_vm_disks(disks), error);
 }
 
 /* As `stillpoint vm recover`: the VM's interrupted operations, then its backup session. */
@@ -303,8 +303,8 @@ static GVariant *run_create(SpDaemonJob *job, GError **error)
     if (cp == NULL)
         return NULL;
     {
-        /* The document the CLI prints for it (cli-render), so that it prints the same. */
-        g_autoptr(SpJson) doc = checkpoint_to_json(cp, cp->id);
+        /* The document the CLI prints for it (document.h), so that it prints the same. */
+        g_autoptr(SpJson) doc = sp_document_checkpoint(cp, cp->id);
         g_autofree char *text = sp_json_serialize(doc, NULL);
         if (text == NULL) {
             g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "out of memory");
@@ -330,7 +330,7 @@ static GVariant *run_create_group(SpDaemonJob *job, GError **error)
         (store = sp_store_open(job->store_path, error)) == NULL)
         return NULL;
     cps = sp_group_checkpoint(store, group, name, progress_cb, job, error);
-    if (cps == NULL || (doc = sp_cli_group_checkpoint_json(store, group, cps, error)) == NULL) {
+    if (cps == NULL || (doc = sp_document_group_checkpoint(store, group, cps, error)) == NULL) {
         g_prefix_error(error, "group '%s': ", group);
         return NULL;
     }
@@ -477,7 +477,6 @@ static GVariant *run_export(SpDaemonJob *job, GError **error)
 
 static GVariant *run_apply(SpDaemonJob *job, GError **error)
 {
-#ifdef SP_HAVE_OP_APPLY
     g_autoptr(GVariant) opts = NULL;
     const char *ref, *save = NULL;
     gboolean force = FALSE;
@@ -492,14 +491,9 @@ static GVariant *run_apply(SpDaemonJob *job, GError **error)
     g_variant_lookup(opts, "force", "b", &force);
     if (!open_vm(job, TRUE, &store, &lock, &vm, error) ||
         !sp_op_apply(store, vm, ref, save, force, &report, error) ||
-        (doc = sp_cli_checkpoint_applied_json(store, vm->name, error)) == NULL)
+        (doc = sp_document_checkpoint_applied(store, vm->name, error)) == NULL)
         return NULL;
     return json_reply(doc, error);
-#else
-    g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
-                "checkpoint apply is not in this build of stillpointd yet");
-    return NULL;
-#endif
 }
 
 static const struct {

@@ -1,21 +1,10 @@
-/* cli-render: what the commands stillpointd offers print on stdout — `vm list`, `checkpoint
- * list`, ... as one JSON document each, and their text rendered from that document (direct and
- * through stillpointd alike). */
-#include "cli-render.h"
+/* render: what the stillpoint commands print on stdout, from the documents of document.h —
+ * JSON as it is, or text — so the CLI prints the same directly and through stillpointd. */
+#include "render.h"
 
 #include <stdio.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
-
-#include "stillpoint/group.h"
-#include "stillpoint/ops.h"   /* sp_op_disk_link */
-
-static char *format_iso(int64_t us)
-{
-    g_autoptr(GDateTime) t = g_date_time_new_from_unix_utc(us / G_USEC_PER_SEC);
-    return t != NULL ? g_date_time_format_iso8601(t) : g_strdup("");
-}
 
 /* The document's "created" (ISO 8601, UTC) in local time, as the tree shows it. */
 static char *format_local(const char *iso)
@@ -25,128 +14,6 @@ static char *format_local(const char *iso)
     return local != NULL ? g_date_time_format(local, "%Y-%m-%d %H:%M:%S") : g_strdup("?");
 }
 
-/* Bytes the overlay holds on disk; -1 when the file is missing. */
-static gint64 overlay_bytes(const char *path)
-{
-    struct stat st;
-    if (path == NULL)
-        return 0;
-    if (stat(path, &st) != 0)
-        return -1;
-    return (gint64)st.st_blocks * 512;
-}
-
-static gint64 checkpoint_bytes(const SpCheckpoint *cp, gboolean *ret_missing)
-{
-    gint64 total = 0;
-    *ret_missing = FALSE;
-    for (guint i = 0; i < cp->disks->len; i++) {
-        SpCheckpointDisk *d = g_ptr_array_index(cp->disks, i);
-        gint64 n = overlay_bytes(d->overlay);
-        if (n < 0 || !g_file_test(d->image, G_FILE_TEST_EXISTS))
-            *ret_missing = TRUE;
-        if (i == 0 && cp->state != NULL && !g_file_test(cp->state, G_FILE_TEST_EXISTS))
-            *ret_missing = TRUE;
-        total += MAX(n, 0);
-    }
-    return total;
-}
-
-SpJson *checkpoint_to_json(const SpCheckpoint *cp, int64_t current)
-{
-    SpJson *o = sp_json_new_object();
-    SpJson *disks = sp_json_new_array();
-    g_autofree char *iso = format_iso(cp->created_us);
-    gboolean missing;
-    gint64 bytes = checkpoint_bytes(cp, &missing);
-    sp_json_object_set_int(o, "id", cp->id);
-    sp_json_object_set(o, "parent", cp->parent != 0 ? sp_json_new_int(cp->parent)
-                                                    : sp_json_new_null());
-    sp_json_object_set_string(o, "name", cp->name);
-    sp_json_object_set_string(o, "type", cp->type);
-    sp_json_object_set_string(o, "consistency", cp->consistency);
-    sp_json_object_set_string(o, "created", iso);
-    sp_json_object_set_int(o, "overlay-bytes", bytes);
-    sp_json_object_set_bool(o, "current", cp->id == current);
-    sp_json_object_set_bool(o, "missing-files", missing);
-    sp_json_object_set(o, "state", cp->state != NULL ? sp_json_new_string(cp->state)
-                                                     : sp_json_new_null());
-    for (guint i = 0; i < cp->disks->len; i++) {
-        SpCheckpointDisk *d = g_ptr_array_index(cp->disks, i);
-        SpJson *dj = sp_json_new_object();
-        sp_json_object_set_string(dj, "disk", d->disk);
-        sp_json_object_set_string(dj, "image", d->image);
-        sp_json_object_set(dj, "overlay", d->overlay != NULL ? sp_json_new_string(d->overlay)
-                                                             : sp_json_new_null());
-        sp_json_object_set_int(dj, "overlay-bytes", overlay_bytes(d->overlay));
-        sp_json_array_append(disks, dj);
-    }
-    sp_json_object_set(o, "disks", disks);
-    return o;
-}
-
-static SpJson *vm_to_json(const SpVm *vm)
-{
-    SpJson *o = sp_json_new_object();
-    sp_json_object_set_string(o, "name", vm->name);
-    sp_json_object_set_string(o, "driver", vm->driver);
-    sp_json_object_set_string(o, "qmp", vm->qmp_socket);
-    sp_json_object_set(o, "agent", vm->agent_socket != NULL ? sp_json_new_string(vm->agent_socket)
-                                                            : sp_json_new_null());
-    if (vm->hook_command != NULL)
-        sp_json_object_set_string(o, "hook-command", vm->hook_command);
-    if (vm->hook_timeout_ms > 0)
-        sp_json_object_set_int(o, "hook-timeout-ms", vm->hook_timeout_ms);
-    if (vm->libvirt_domain != NULL)
-        sp_json_object_set_string(o, "libvirt-domain", vm->libvirt_domain);
-    if (vm->libvirt_uri != NULL)
-        sp_json_object_set_string(o, "libvirt-uri", vm->libvirt_uri);
-    if (vm->overlay_dir != NULL)
-        sp_json_object_set_string(o, "overlay-dir", vm->overlay_dir);
-    sp_json_object_set(o, "current", vm->current != 0 ? sp_json_new_int(vm->current)
-                                                      : sp_json_new_null());
-    return o;
-}
-
-SpJson *sp_cli_vm_list_json(GPtrArray *vms)
-{
-    SpJson *out = sp_json_new_array();
-    for (guint i = 0; i < vms->len; i++)
-        sp_json_array_append(out, vm_to_json(g_ptr_array_index(vms, i)));
-    return out;
-}
-
-SpJson *sp_cli_checkpoint_list_json(const SpVm *vm, GPtrArray *cps)
-{
-    SpJson *out = sp_json_new_object();
-    SpJson *arr = sp_json_new_array();
-    sp_json_object_set_string(out, "vm", vm->name);
-    sp_json_object_set(out, "current", vm->current != 0 ? sp_json_new_int(vm->current)
-                                                        : sp_json_new_null());
-    for (guint i = 0; i < cps->len; i++)
-        sp_json_array_append(arr, checkpoint_to_json(g_ptr_array_index(cps, i), vm->current));
-    sp_json_object_set(out, "checkpoints", arr);
-    return out;
-}
-
-SpJson *sp_cli_vm_disks_json(GPtrArray *disks)
-{
-    SpJson *out = sp_json_new_array();
-    for (guint i = 0; i < disks->len; i++) {
-        SpDisk *d = g_ptr_array_index(disks, i);
-        SpJson *o = sp_json_new_object();
-        sp_json_object_set_string(o, "disk", d->name);
-        sp_json_object_set(o, "node", d->node != NULL ? sp_json_new_string(d->node)
-                                                      : sp_json_new_null());
-        sp_json_object_set_string(o, "image", d->image);
-        sp_json_object_set_string(o, "format", d->format);
-        sp_json_object_set_int(o, "size", d->size);
-        sp_json_object_set(o, "serial", d->serial != NULL ? sp_json_new_string(d->serial)
-                                                          : sp_json_new_null());
-        sp_json_array_append(out, o);
-    }
-    return out;
-}
 
 static gboolean print_as_json(const SpJson *doc, gboolean json)
 {
@@ -231,16 +98,6 @@ void sp_cli_print_vm_disks(const SpJson *doc, gboolean json)
     }
 }
 
-/* ---- results of the operations ---- */
-
-SpJson *sp_cli_vm_added_json(const char *name, int64_t id)
-{
-    SpJson *out = sp_json_new_object();
-    sp_json_object_set_string(out, "name", name);
-    sp_json_object_set_int(out, "id", id);
-    return out;
-}
-
 void sp_cli_print_vm_added(const SpJson *doc, gboolean json)
 {
     print_as_json(doc, json);
@@ -271,26 +128,6 @@ void sp_cli_print_checkpoint_deleted(const char *vm, const char *ref, gboolean s
     if (!print_as_json(o, json))
         printf("deleted checkpoint '%s'%s of VM '%s'\n", ref, subtree ? " and its subtree" : "",
                vm);
-}
-
-SpJson *sp_cli_group_checkpoint_json(SpStore *store, const char *group, GPtrArray *cps,
-                                     GError **error)
-{
-    g_autoptr(GHashTable) groups = sp_group_list(store, error);
-    const char *const *members = groups != NULL ? g_hash_table_lookup(groups, group) : NULL;
-    SpJson *out;
-    if (groups == NULL)
-        return NULL;
-    out = sp_json_new_array();
-    for (guint i = 0; i < cps->len; i++) {
-        SpJson *o = checkpoint_to_json(g_ptr_array_index(cps, i),
-                                       ((SpCheckpoint *)g_ptr_array_index(cps, i))->id);
-        /* sp_group_checkpoint returns them in member order. */
-        if (members != NULL && i < g_strv_length((char **)members))
-            sp_json_object_set_string(o, "vm", members[i]);
-        sp_json_array_append(out, o);
-    }
-    return out;
 }
 
 void sp_cli_print_group_checkpoint(const char *group, const SpJson *doc, gboolean json)
@@ -331,34 +168,6 @@ void sp_cli_print_checkpoint_exported(const char *vm, const char *ref, const cha
         printf("exported checkpoint '%s' of VM '%s': %s\n", ref, vm, manifest);
 }
 
-SpJson *sp_cli_checkpoint_applied_json(SpStore *store, const char *name, GError **error)
-{
-    g_autoptr(SpVm) vm = sp_store_vm_get(store, name, error);
-    g_autoptr(GPtrArray) cps = NULL;
-
-    if (vm == NULL || (cps = sp_store_checkpoint_list(store, vm->id, error)) == NULL)
-        return NULL;
-    for (guint i = 0; i < cps->len; i++) {
-        SpCheckpoint *cp = g_ptr_array_index(cps, i);
-        SpJson *out, *links;
-        if (cp->id != vm->current)
-            continue;
-        out = checkpoint_to_json(cp, vm->current);
-        links = sp_json_new_object();
-        for (guint j = 0; j < cp->disks->len; j++) {
-            SpCheckpointDisk *d = g_ptr_array_index(cp->disks, j);
-            g_autofree char *link = sp_op_disk_link(store, vm->name, d->disk);
-            /* A libvirt domain's definition names the overlays themselves. */
-            sp_json_object_set_string(links, d->disk,
-                                      vm->libvirt_domain != NULL ? d->overlay : link);
-        }
-        sp_json_object_set(out, "links", links);
-        if (vm->libvirt_domain != NULL)
-            sp_json_object_set_string(out, "libvirt-domain", vm->libvirt_domain);
-        return out;
-    }
-    return sp_json_new_null();
-}
 
 void sp_cli_print_checkpoint_applied(const char *vm, const SpJson *doc, gboolean json)
 {

@@ -7,7 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "cli-render.h"
+#include "render.h"
 #include "stillpoint/channel.h"   /* SpJson autoptr */
 #include "stillpoint/store.h"
 
@@ -154,7 +154,7 @@ static gboolean expect(int argc, int n, const char *what, GError **error)
     return FALSE;
 }
 
-/* One of the CLI's own JSON documents (cli-render) in a reply. */
+/* One of the CLI's own JSON documents (render.h) in a reply. */
 static SpJson *parse_document(const char *method, const char *text, GError **error)
 {
     const SpJsonLimits limits = {.max_size = 256 * 1024 * 1024};
@@ -196,7 +196,7 @@ static gboolean call_document(Client *c, const char *method, GVariant *params,
 }
 
 /* Every command prints on stdout what it prints working on the store directly: the same
- * cli-render function, from the same document (which stillpointd returns where only it has the
+ * render.h function, from the same document (which stillpointd returns where only it has the
  * data). Commands that print nothing directly print nothing here either. */
 static gboolean run(Client *c, const char *group, const char *name, int argc, char **argv,
                     Opts *o, GError **error)

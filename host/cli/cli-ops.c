@@ -1,12 +1,12 @@
 /* The stillpoint CLI's tree operations: checkpoint delete, rename, export, apply and resume. The
  * work is in the library (op-*.c); here are options and progress output. What they print on
- * stdout is rendered by cli-render.c, as through stillpointd. */
+ * stdout is rendered by render.c, as through stillpointd. */
 #include <stdio.h>
 
 #include "cli.h"
 #include "stillpoint/ops.h"
 
-/* A bar on a terminal, a JSON line per change with --json, nothing otherwise (cli-render). */
+/* A bar on a terminal, a JSON line per change with --json, nothing otherwise (render.c). */
 static void percent_cb(const char *disk, double percent, gpointer user_data)
 {
     sp_cli_print_percent(disk, percent, globals.json, globals.quiet);
@@ -130,7 +130,7 @@ int cmd_checkpoint_apply(int argc, char **argv)
     defer_termination();
     if (!sp_op_apply(store, vm, argv[2], save, force, &report, &error))
         goto fail;
-    if ((doc = sp_cli_checkpoint_applied_json(store, vm->name, &error)) == NULL)
+    if ((doc = sp_document_checkpoint_applied(store, vm->name, &error)) == NULL)
         goto fail;
     sp_cli_print_checkpoint_applied(vm->name, doc, globals.json);
     return 0;
