@@ -8,6 +8,7 @@
 
 #include "stillpoint/libvirt.h"
 #include "stillpoint/message.h"
+#include "test-hooks.h"
 
 G_DEFINE_QUARK(sp-agent-error-quark, sp_agent_error)
 
@@ -261,13 +262,11 @@ SpJson *sp_agent_execute(SpAgent *agent, const char *command, SpJson *arguments,
     return sp_json_copy(ret);
 }
 
-/* STILLPOINT_AGENT_FREEZE_TIMEOUT_MS caps the freeze's deadline (tests use it to make a slow
- * freeze time out quickly); the thaw keeps its own, so the thaw after such a timeout works. */
+/* The tests may shorten the freeze's deadline (to make a slow freeze time out quickly); the thaw
+ * keeps its own, so the thaw after such a timeout works. */
 static guint freeze_timeout(guint default_ms)
 {
-    const char *env = g_getenv("STILLPOINT_AGENT_FREEZE_TIMEOUT_MS");
-    guint64 v = env != NULL ? g_ascii_strtoull(env, NULL, 10) : 0;
-    return v > 0 && v < default_ms ? (guint)v : default_ms;
+    return sp_test_deadline_ms(SP_TEST_DEADLINE_AGENT_FREEZE, default_ms);
 }
 
 gboolean sp_agent_freeze(SpAgent *agent, guint lease_ms, SpFreezeResult *ret, GError **error)

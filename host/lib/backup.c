@@ -23,6 +23,7 @@
 #include "stillpoint/driver.h"
 #include "stillpoint/ops.h"
 #include "stillpoint/qmp.h"
+#include "test-hooks.h"
 
 #define STATE_BEGINNING "beginning"
 #define STATE_OPEN "open"
@@ -455,7 +456,7 @@ SpJson *sp_backup_begin(SpStore *store, SpVm *vm, gboolean incremental, SpProgre
     /* Before the checkpoint: a crash from here on is found by sp_backup_recover. */
     if (!session_save(store, vm, session, STATE_BEGINNING, error))
         return NULL;
-    sp_fault_crash_point("backup-planned");
+    sp_test_crash_point("backup-planned");
 
     opts.name = name;
     opts.bitmap_add = bitmap;
@@ -478,7 +479,7 @@ SpJson *sp_backup_begin(SpStore *store, SpVm *vm, gboolean incremental, SpProgre
     sp_json_object_set(session, "disks", session_disks(cp, live, socket));
     if (!session_save(store, vm, session, STATE_BEGINNING, error) ||
         !begin_exports(store, vm, session, &r, error) ||
-        (sp_fault_crash_point("backup-exported"), FALSE) ||
+        (sp_test_crash_point("backup-exported"), FALSE) ||
         !session_save(store, vm, session, STATE_OPEN, error)) {
         g_autoptr(GError) cleanup = NULL;
         if (!end_session(store, vm, session, FALSE, TRUE, &r, &cleanup))
@@ -595,7 +596,7 @@ static gboolean end_session(SpStore *store, SpVm *vm, SpJson *session, gboolean 
     aborted = sp_json_object_get_bool(session, "aborted", aborted);
     if (!session_save(store, vm, session, STATE_ENDING, error))
         return FALSE;
-    sp_fault_crash_point("backup-ending");
+    sp_test_crash_point("backup-ending");
     if (cp_id != 0 && aborted && chain_ok && !bitmaps_reenable(vm, session, error))
         return FALSE;
     if (cp_id != 0 && !keep) {

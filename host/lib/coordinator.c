@@ -12,6 +12,7 @@
 #include "stillpoint/ops.h"
 #include "stillpoint/qmp.h"
 #include "stillpoint/standard.h"
+#include "test-hooks.h"
 
 /* Journal steps, in order. "freezing" is written before the freeze is sent: from then on a
  * recovery must make sure the guest is thawed. */
@@ -71,7 +72,7 @@ static gboolean journal_step(CreateRun *run, const char *step, GError **error)
 {
     if (!sp_store_op_step(run->store, run->plan->op_id, step, error))
         return FALSE;
-    sp_fault_crash_point(step);
+    sp_test_crash_point(step);
     return TRUE;
 }
 
@@ -80,7 +81,7 @@ static gboolean journal_step_frozen(CreateRun *run, const char *step, GError **e
 {
     if (!sp_store_op_step_in_window(run->store, run->plan->op_id, step, error))
         return FALSE;
-    sp_fault_crash_point(step);
+    sp_test_crash_point(step);
     return TRUE;
 }
 
@@ -229,7 +230,7 @@ static gboolean plan_create(CreateRun *run, const SpCreateOptions *opts, GError 
     /* Intent before any image is touched: a crash from here on is found by recovery. */
     if (!sp_store_op_begin(run->store, run->vm->id, "create", payload, &run->plan->op_id, error))
         return FALSE;
-    sp_fault_crash_point("planned");
+    sp_test_crash_point("planned");
     return TRUE;
 }
 
@@ -470,7 +471,7 @@ SpCheckpoint *sp_coordinator_create(SpStore *store, SpVm *vm, const SpCreateOpti
     cp = checkpoint_from_plan(run.plan, vm->id, consistent ? "application" : "crash");
     if (!sp_store_checkpoint_add(store, cp, run.plan->op_id, NULL, error))
         goto fail; /* the journal keeps the op: the next run records it */
-    sp_fault_crash_point("recorded");
+    sp_test_crash_point("recorded");
     /* A launcher using the stable paths (checkpoint apply) must reopen the new overlays. */
     if (!sp_op_sync_links(store, vm, NULL, error))
         goto fail;

@@ -7,6 +7,8 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include "test-hooks.h"
+
 static gboolean hook_plan(SpDriver *drv, SpSnapshotPlan *plan, const char *overlay_dir,
                           GError **error)
 {
@@ -73,16 +75,13 @@ static void hook_set_env(GSubprocessLauncher *l, SpSnapshotPlan *plan)
     g_subprocess_launcher_setenv(l, "STILLPOINT_DISKS", names->str, TRUE);
 }
 
-/* The VM's configured deadline; STILLPOINT_HOOK_TIMEOUT_MS overrides it (tests). */
+/* The VM's configured deadline (the tests may replace it). */
 static guint hook_timeout_ms(const SpVm *vm)
 {
-    const char *env = g_getenv("STILLPOINT_HOOK_TIMEOUT_MS");
-    guint64 v = env != NULL ? g_ascii_strtoull(env, NULL, 10) : 0;
-    if (v > 0 && v < G_MAXUINT)
-        return (guint)v;
+    guint ms = SP_HOOK_DEFAULT_TIMEOUT_MS;
     if (vm->hook_timeout_ms > 0 && vm->hook_timeout_ms < G_MAXUINT)
-        return (guint)vm->hook_timeout_ms;
-    return SP_HOOK_DEFAULT_TIMEOUT_MS;
+        ms = (guint)vm->hook_timeout_ms;
+    return sp_test_deadline_ms(SP_TEST_DEADLINE_HOOK, ms);
 }
 
 static gboolean hook_snapshot(SpDriver *drv, SpSnapshotPlan *plan, guint timeout_ms,

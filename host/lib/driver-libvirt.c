@@ -7,6 +7,7 @@
 #include <gio/gio.h>
 
 #include "stillpoint/libvirt.h"
+#include "test-hooks.h"
 
 static SpLibvirt *domain_of(SpDriver *drv, GError **error)
 {
@@ -64,7 +65,7 @@ static gboolean libvirt_snapshot(SpDriver *drv, SpSnapshotPlan *plan, guint time
 
     if (lv == NULL)
         return FALSE;
-    if (sp_fault_fail_at("transaction")) {
+    if (sp_test_fail_at("transaction")) {
         g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "test fault at the snapshot");
         return FALSE;
     }

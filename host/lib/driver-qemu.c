@@ -5,6 +5,7 @@
 
 #include <gio/gio.h>
 #include <string.h>
+#include "test-hooks.h"
 
 static gboolean qemu_plan(SpDriver *drv, SpSnapshotPlan *plan, const char *overlay_dir,
                           GError **error)
@@ -86,7 +87,7 @@ static gboolean qemu_snapshot(SpDriver *drv, SpSnapshotPlan *plan, guint timeout
         add_bitmap_actions(actions, pd->disk->node, plan);
         /* Test fault: a real transaction failure, on the last action, so QEMU must undo the
          * actions before it. */
-        if (sp_fault_fail_at("transaction") && i + 1 == plan->disks->len)
+        if (sp_test_fail_at("transaction") && i + 1 == plan->disks->len)
             overlay = "sp-fault-no-such-node";
         sp_json_object_set_string(data, "node", pd->disk->node);
         sp_json_object_set_string(data, "overlay", overlay);

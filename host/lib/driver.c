@@ -1,13 +1,11 @@
 /* What all drivers share: disks, the snapshot plan and its journal form, overlays, disk discovery
- * (QMP, or libvirt), a VM's registration rules, the driver factory, and the test-only fault
- * points. */
+ * (QMP, or libvirt), a VM's registration rules and the driver factory. */
 #include "stillpoint/driver.h"
 
 #include <errno.h>
 #include <gio/gio.h>
 #include <glib/gstdio.h>
 #include <stdlib.h>
-#include <signal.h>
 #include <string.h>
 
 #include "stillpoint/coordinator.h"
@@ -410,15 +408,4 @@ void sp_driver_free(SpDriver *drv)
     if (drv->ops->free != NULL)
         drv->ops->free(drv);
     g_free(drv);
-}
-
-void sp_fault_crash_point(const char *step)
-{
-    if (g_strcmp0(g_getenv("STILLPOINT_TEST_CRASH_AT"), step) == 0)
-        raise(SIGKILL);
-}
-
-gboolean sp_fault_fail_at(const char *step)
-{
-    return g_strcmp0(g_getenv("STILLPOINT_TEST_FAIL_AT"), step) == 0;
 }

@@ -14,6 +14,7 @@
 #include "stillpoint/driver.h"
 #include "stillpoint/ops.h"
 #include "stillpoint/qmp.h"
+#include "test-hooks.h"
 
 /* The coordinator's journal steps (coordinator.c), so its recovery reads ours. */
 #define STEP_PREPARED "prepared"
@@ -183,7 +184,7 @@ static gboolean step(Member *m, const char *name, GError **error)
 {
     if (!sp_store_op_step(m->store, m->plan->op_id, name, error))
         return FALSE;
-    sp_fault_crash_point(name);
+    sp_test_crash_point(name);
     return TRUE;
 }
 
@@ -192,7 +193,7 @@ static gboolean step_frozen(Member *m, const char *name, GError **error)
 {
     if (!sp_store_op_step_in_window(m->store, m->plan->op_id, name, error))
         return FALSE;
-    sp_fault_crash_point(name);
+    sp_test_crash_point(name);
     return TRUE;
 }
 

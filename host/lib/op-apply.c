@@ -19,6 +19,7 @@
 #include "stillpoint/driver.h"
 #include "stillpoint/libvirt.h"
 #include "stillpoint/standard.h"
+#include "test-hooks.h"
 
 #define STEP_PREPARED "prepared"
 #define STEP_RECORDED "recorded"
@@ -324,7 +325,7 @@ static gboolean record(SpStore *store, SpVm *vm, ApplyPlan *p, GError **error)
         goto fail;
     if (!sp_store_transaction_commit(store, error))
         return FALSE;
-    sp_fault_crash_point(STEP_RECORDED);
+    sp_test_crash_point(STEP_RECORDED);
     return TRUE;
 fail:
     sp_store_transaction_rollback(store);
@@ -455,7 +456,7 @@ static gboolean prepare(SpStore *store, SpVm *vm, ApplyPlan *plan, GError **erro
     if (!create_overlays(plan, error) ||
         !sp_store_op_step(store, plan->op_id, STEP_PREPARED, error))
         return FALSE;
-    sp_fault_crash_point(STEP_PREPARED);
+    sp_test_crash_point(STEP_PREPARED);
     return record(store, vm, plan, error);
 }
 
@@ -487,7 +488,7 @@ gboolean sp_op_apply(SpStore *store, SpVm *vm, const char *ref, const char *save
     payload = plan_to_json(plan);
     if (!sp_store_op_begin(store, vm->id, "apply", payload, &plan->op_id, error))
         return FALSE;
-    sp_fault_crash_point("planned");
+    sp_test_crash_point("planned");
     sp_op_say(report, "applying checkpoint '%s'%s%s", target->name,
               save_current != NULL ? ", keeping the present as " : "",
               save_current != NULL ? save_current : "");

@@ -15,6 +15,7 @@
 #include "stillpoint/channel.h"
 #include "stillpoint/driver.h"
 #include "stillpoint/libvirt.h"
+#include "test-hooks.h"
 
 #define STEP_RECORDED "recorded"
 
@@ -365,7 +366,7 @@ static gboolean journal(DelRun *run, const char *step, GError **error)
 {
     if (!sp_store_op_step(run->store, run->plan->op_id, step, error))
         return FALSE;
-    sp_fault_crash_point(step);
+    sp_test_crash_point(step);
     return TRUE;
 }
 
@@ -389,17 +390,16 @@ static gboolean block_commit(DelRun *run, DelDisk *d, GError **error)
     sp_json_object_set_string(args, "device", top.root_node);
     sp_json_object_set_string(args, "top-node", top.node);
     sp_json_object_set_string(args, "base-node", base.node);
-    /* Test-only: a throttled job, so a test can write while it runs. */
-    if (g_getenv("STILLPOINT_TEST_COMMIT_SPEED") != NULL)
-        sp_json_object_set_int(args, "speed",
-                               g_ascii_strtoll(g_getenv("STILLPOINT_TEST_COMMIT_SPEED"), NULL, 10));
+    /* Tests throttle the job, so that they can write while it runs. */
+    if (sp_test_commit_speed() > 0)
+        sp_json_object_set_int(args, "speed", sp_test_commit_speed());
     /* Kept until dismissed: a recovery can still read how it ended. */
     sp_json_object_set_bool(args, "auto-dismiss", false);
     ret = sp_qmp_execute(run->qmp, "block-commit", g_steal_pointer(&args),
                          SP_QMP_DEFAULT_TIMEOUT_MS, error);
     if (ret == NULL)
         goto out;
-    sp_fault_crash_point("committing");
+    sp_test_crash_point("committing");
     ok = sp_op_block_job_wait(run->qmp, d->job, run->report, d->disk, NULL, error);
 out:
     sp_live_image_clear(&top);
@@ -563,7 +563,7 @@ static gboolean stream_live(DelRun *run, DelDisk *d, const char *target, guint i
                          SP_QMP_DEFAULT_TIMEOUT_MS, error);
     if (ret == NULL)
         return FALSE;
-    sp_fault_crash_point("streaming");
+    sp_test_crash_point("streaming");
     if (!sp_op_block_job_wait(run->qmp, job, run->report, d->disk, NULL, error))
         return FALSE;
     /* What was copied up must be durable before base goes. */
@@ -669,7 +669,7 @@ static gboolean record(DelRun *run, GError **error)
         goto fail;
     if (!sp_store_transaction_commit(run->store, error))
         return FALSE;
-    sp_fault_crash_point(STEP_RECORDED);
+    sp_test_crash_point(STEP_RECORDED);
     return TRUE;
 fail:
     sp_store_transaction_rollback(run->store);
@@ -812,7 +812,7 @@ static gboolean delete_one(SpStore *store, SpVm *vm, SpQmp *qmp, SpLibvirt *lv, 
     payload = plan_to_json(plan);
     if (!sp_store_op_begin(store, fresh->id, "delete", payload, &plan->op_id, error))
         return FALSE;
-    sp_fault_crash_point("planned");
+    sp_test_crash_point("planned");
     sp_op_say(report, "deleting checkpoint '%s' (#%" G_GINT64_FORMAT ")%s", cp->name, cp->id,
               qmp != NULL || lv != NULL ? " while the VM runs" : "");
     run.plan = plan;

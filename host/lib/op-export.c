@@ -12,6 +12,7 @@
 
 #include "stillpoint/channel.h"
 #include "stillpoint/driver.h"
+#include "test-hooks.h"
 
 static char *safe_name(const char *s)
 {
@@ -112,7 +113,7 @@ static gboolean copy_disks(const SpCheckpoint *cp, const char *format, const Exp
         sp_json_array_append(disks, o);
         if (!sp_op_qemu_img(report, d->disk, argv, error))
             return FALSE;
-        sp_fault_crash_point("exporting");
+        sp_test_crash_point("exporting");
         sp_json_object_set_string(o, "disk", d->disk);
         {
             g_autofree char *file = g_path_get_basename(g_ptr_array_index(f->final, i));
@@ -184,7 +185,7 @@ gboolean sp_op_export(SpStore *store, SpVm *vm, const char *ref, const char *dir
     payload = payload_for(&f, mpath);
     if (!sp_store_op_begin(store, vm->id, "export", payload, &op_id, error))
         return FALSE;
-    sp_fault_crash_point("planned");
+    sp_test_crash_point("planned");
     if (!copy_disks(cp, format, &f, report, disks, error) || !finish_files(&f, error))
         goto fail;
     text = sp_json_serialize(manifest, NULL);

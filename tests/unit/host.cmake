@@ -8,3 +8,23 @@ foreach(name store agent qmp coordinator ops libvirt-xml)
   add_test(NAME host/unit/${name} COMMAND test-host-${name})
   set_tests_properties(host/unit/${name} PROPERTIES TIMEOUT 60)
 endforeach()
+
+pkg_check_modules(SP_TEST_HOOKS_GLIB REQUIRED IMPORTED_TARGET glib-2.0)
+# The test switches (host/lib/test-hooks.c) built both ways: as in this tree, and without
+# SP_TEST_HOOKS, as a shipped binary is built (the -U comes after the tree's -D).
+set(sp_test_hooks_src ${CMAKE_CURRENT_LIST_DIR}/../../host/lib/test-hooks.c)
+foreach(variant on off)
+  add_executable(test-host-test-hooks-${variant} ${CMAKE_CURRENT_LIST_DIR}/test-host-test-hooks.c
+                 ${sp_test_hooks_src})
+  target_include_directories(test-host-test-hooks-${variant} PRIVATE
+                             ${CMAKE_CURRENT_LIST_DIR}/../../host/lib)
+  target_compile_definitions(test-host-test-hooks-${variant} PRIVATE _GNU_SOURCE)
+  target_link_libraries(test-host-test-hooks-${variant} PRIVATE PkgConfig::SP_TEST_HOOKS_GLIB
+                        PkgConfig::SP_CMOCKA)
+  add_test(NAME host/unit/test-hooks-${variant} COMMAND test-host-test-hooks-${variant})
+endforeach()
+target_compile_options(test-host-test-hooks-off PRIVATE -USP_TEST_HOOKS)
+# Nothing outside test-hooks.c reads a test switch.
+add_test(NAME host/unit/test-hooks-only-there
+         COMMAND sh -c "! grep -rnE 'STILLPOINT_(TEST_|AGENT_FREEZE_TIMEOUT|HOOK_TIMEOUT)' --include=*.c --include=*.h . | grep -v '^./lib/test-hooks\\.[ch]:'"
+         WORKING_DIRECTORY ${CMAKE_CURRENT_LIST_DIR}/../../host)

@@ -110,9 +110,4 @@ extern const SpDriverOps sp_driver_libvirt_ops;
 
 #define SP_HOOK_DEFAULT_TIMEOUT_MS 30000
 
-/* Test-only fault injection: STILLPOINT_TEST_CRASH_AT=step kills the process (SIGKILL) when it
- * reaches step; STILLPOINT_TEST_FAIL_AT=step makes that step fail for real where possible. */
-void sp_fault_crash_point(const char *step);
-gboolean sp_fault_fail_at(const char *step);
-
 G_END_DECLS
