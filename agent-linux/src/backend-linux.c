@@ -95,14 +95,14 @@ SpLinuxBackend *sp_linux_backend_new(const SpConfig *config, const SpLinuxBacken
     return b;
 }
 
-static void thaw_now(SpLinuxBackend *b, SpThawReason reason, SpThawResult *ret);
+static void thaw_now(SpLinuxBackend *b, SpThawReason reason, SpBackendThawResult *ret);
 
 void sp_linux_backend_free(SpLinuxBackend *b)
 {
     if (!b)
         return;
     if (b->lease.frozen) {
-        SpThawResult r;
+        SpBackendThawResult r;
         thaw_now(b, SP_THAW_SHUTDOWN, &r);
     }
     sp_freezer_clear(&b->freezer);
@@ -288,7 +288,7 @@ static int write_state(SpLinuxBackend *b, const SpFreezePlan *plan, gint64 epoch
 static gboolean lease_expired_cb(gpointer data)
 {
     SpLinuxBackend *b = data;
-    SpThawResult r;
+    SpBackendThawResult r;
 
     b->lease_timer = 0;
     thaw_now(b, SP_THAW_EXPIRED, &r);
@@ -342,7 +342,7 @@ static GHashTable *probe_targets(SpLinuxBackend *b, const SpFreezePlan *plan)
 }
 
 static void fill_result(SpLinuxBackend *b, const SpFreezePlan *plan, GHashTable *ids,
-                        SpFreezeResult *ret)
+                        SpBackendFreezeResult *ret)
 {
     ret->frozen = g_new0(SpFsEntry, plan->n_targets + 1);
     ret->n_frozen = plan->n_targets;
@@ -436,7 +436,7 @@ static gboolean check_request(SpLinuxBackend *b, gint64 lease_ms, SpBackendError
     return TRUE;
 }
 
-static int backend_freeze(void *self, const SpFreezeRequest *req, SpFreezeResult *ret,
+static int backend_freeze(void *self, const SpFreezeRequest *req, SpBackendFreezeResult *ret,
                           SpBackendError *err)
 {
     SpLinuxBackend *b = self;
@@ -491,7 +491,7 @@ static int backend_freeze(void *self, const SpFreezeRequest *req, SpFreezeResult
 
 /* ---- thaw ---- */
 
-static void thaw_now(SpLinuxBackend *b, SpThawReason reason, SpThawResult *ret)
+static void thaw_now(SpLinuxBackend *b, SpThawReason reason, SpBackendThawResult *ret)
 {
     SpThawReport report;
     int r = sp_freezer_thaw_all(&b->freezer, &report);
@@ -526,7 +526,7 @@ static void thaw_now(SpLinuxBackend *b, SpThawReason reason, SpThawResult *ret)
     ret->held_ms = b->lease.last_held_ms;
 }
 
-static void last_thaw(SpLinuxBackend *b, SpThawResult *ret)
+static void last_thaw(SpLinuxBackend *b, SpBackendThawResult *ret)
 {
     ret->epoch = b->lease.last_epoch;
     ret->n_thawed = 0;
@@ -535,7 +535,7 @@ static void last_thaw(SpLinuxBackend *b, SpThawResult *ret)
     ret->held_ms = b->lease.last_held_ms;
 }
 
-static int backend_thaw(void *self, int64_t epoch, bool standard, SpThawResult *ret,
+static int backend_thaw(void *self, int64_t epoch, bool standard, SpBackendThawResult *ret,
                         SpBackendError *err)
 {
     SpLinuxBackend *b = self;
@@ -574,7 +574,7 @@ static int backend_thaw(void *self, int64_t epoch, bool standard, SpThawResult *
     return -1;
 }
 
-static void backend_status(void *self, SpFreezeStatus *ret)
+static void backend_status(void *self, SpBackendStatus *ret)
 {
     SpLinuxBackend *b = self;
     gint64 now = now_ms();
@@ -658,7 +658,7 @@ static gpointer flush_job_cb(gpointer data)
     return NULL;
 }
 
-static int backend_flush(void *self, const SpFreezeRequest *req, SpFlushResult *ret,
+static int backend_flush(void *self, const SpFreezeRequest *req, SpBackendFlushResult *ret,
                          SpBackendError *err)
 {
     SpLinuxBackend *b = self;
@@ -813,7 +813,7 @@ SpFreezeBackend sp_linux_backend_interface(SpLinuxBackend *b)
 
 void sp_linux_backend_channel_closed(SpLinuxBackend *b, unsigned channel)
 {
-    SpThawResult r;
+    SpBackendThawResult r;
 
     if (!sp_lease_hangup_thaws(&b->lease, channel))
         return;
@@ -824,7 +824,7 @@ void sp_linux_backend_channel_closed(SpLinuxBackend *b, unsigned channel)
 
 void sp_linux_backend_thaw_for_shutdown(SpLinuxBackend *b)
 {
-    SpThawResult r;
+    SpBackendThawResult r;
 
     if (!b->lease.frozen)
         return;

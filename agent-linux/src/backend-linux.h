@@ -3,9 +3,12 @@
 #pragma once
 #include <glib.h>
 #include "config.h"
-#include "freeze-backend.h"
+#include "stillpoint/freeze-backend.h"
 #include "freezer.h"
 #include "writers.h"
+
+/* What stillpoint-capabilities calls this backend (PROTOCOL.md): real FIFREEZE. */
+#define SP_LINUX_BACKEND_NAME "fifreeze"
 
 typedef struct SpLinuxBackend SpLinuxBackend;
 

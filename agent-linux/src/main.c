@@ -11,10 +11,10 @@
 #include <sys/un.h>
 #include <unistd.h>
 #include "backend-linux.h"
-#include "commands.h"
 #include "config.h"
 #include "log.h"
 #include "state.h"
+#include "stillpoint/agent-commands.h"
 #include "transport.h"
 
 #ifndef SP_AGENT_VERSION
@@ -24,7 +24,7 @@
 typedef struct {
     SpLinuxBackend *backend;
     SpWriters *writers;
-    SpCommands commands;
+    SpAgentCommands *commands;
     GMainLoop *loop;
 } Agent;
 
@@ -43,7 +43,7 @@ typedef struct {
 static SpJson *request_cb(unsigned channel, const SpJson *message, unsigned *ret_flags, void *data)
 {
     Agent *a = data;
-    return sp_commands_dispatch(&a->commands, channel, message, ret_flags);
+    return sp_agent_commands_dispatch(a->commands, channel, message, ret_flags);
 }
 
 static void hangup_cb(unsigned channel, void *data)
@@ -218,6 +218,30 @@ static void notify_ready(int ready_fd)
     }
 }
 
+/* The shared command core over the FIFREEZE backend, with the configuration's bounds. */
+static SpAgentCommands *agent_commands_new(const SpConfig *config, SpLinuxBackend *backend,
+                                           gboolean writers)
+{
+    SpAgentCommandsConfig c = {
+        .backend = sp_linux_backend_interface(backend),
+        .platform = "linux",
+        .backend_name = SP_LINUX_BACKEND_NAME,
+        .version = SP_AGENT_VERSION,
+        .default_lease_ms = config->default_lease_ms,
+        .min_lease_ms = SP_MIN_LEASE_MS,
+        .max_lease_ms = config->max_lease_ms,
+        .thaw_on_hangup = config->thaw_on_hangup,
+        .standard_thaw_on_hangup = config->standard_thaw_on_hangup,
+        .hooks = sp_linux_backend_hook_count(backend) > 0,
+        .writers = writers,
+    };
+    SpAgentCommands *commands = sp_agent_commands_new(&c);
+
+    if (!commands)
+        g_error("out of memory");
+    return commands;
+}
+
 static int run(const SpConfig *config, int ready_fd)
 {
     Agent a = {0};
@@ -235,19 +259,12 @@ static int run(const SpConfig *config, int ready_fd)
         sp_writers_set_keepalive(a.writers, hook_keepalive_cb, NULL);
         sp_linux_backend_set_writers(a.backend, a.writers);
     }
-    a.commands.backend = sp_linux_backend_interface(a.backend);
-    a.commands.version = SP_AGENT_VERSION;
-    a.commands.default_lease_ms = config->default_lease_ms;
-    a.commands.max_lease_ms = config->max_lease_ms;
-    a.commands.min_lease_ms = SP_MIN_LEASE_MS;
-    a.commands.thaw_on_hangup = config->thaw_on_hangup;
-    a.commands.standard_thaw_on_hangup = config->standard_thaw_on_hangup;
-    a.commands.hooks = sp_linux_backend_hook_count(a.backend) > 0;
-    a.commands.writers = a.writers != NULL;
+    a.commands = agent_commands_new(config, a.backend, a.writers != NULL);
     a.loop = g_main_loop_new(NULL, FALSE);
     transport = sp_transport_new(request_cb, hangup_cb, &a);
     if (!start_transports(transport, config, &error)) {
         g_critical("%s", error->message);
+        sp_agent_commands_free(a.commands);
         sp_linux_backend_free(a.backend);
         sp_writers_free(a.writers);
         g_main_loop_unref(a.loop);
@@ -262,6 +279,7 @@ static int run(const SpConfig *config, int ready_fd)
     g_main_loop_run(a.loop);
     g_clear_pointer(&transport, sp_transport_free);
     /* The backend thaws (and tells the writers) first. */
+    sp_agent_commands_free(a.commands);
     sp_linux_backend_free(a.backend);
     sp_writers_free(a.writers);
     g_main_loop_unref(a.loop);

@@ -3,7 +3,7 @@
  * Prepare/Freeze/Thaw concurrently, each round bounded by a deadline. */
 #pragma once
 #include <gio/gio.h>
-#include "freeze-backend.h"
+#include "stillpoint/freeze-backend.h"
 
 #define SP_WRITERS_BUS_NAME "org.stillpoint.Agent1"
 #define SP_WRITERS_OBJECT_PATH "/org/stillpoint/Agent1"

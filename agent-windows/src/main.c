@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include "agent.h"
+#include "session.h"
 #include "log.h"
 #include "service.h"
 #include "transport.h"
@@ -216,6 +216,54 @@ static void freezer_state_cb(SpVssState state, void *userdata)
     sp_log_hold(state != SP_VSS_STATE_THAWED);
 }
 
+/* The shared command core over the VSS backend, with the options' bounds. */
+static SpAgentCommands *agent_commands_new(SpWindowsBackend *backend, const char *backend_name)
+{
+    SpAgentCommandsConfig c = {
+        .backend = sp_windows_backend_interface(backend),
+        .platform = "windows",
+        .backend_name = backend_name,
+        .version = SP_AGENT_VERSION,
+        .default_lease_ms = options.lease_ms,
+        .min_lease_ms = SP_AGENT_MIN_LEASE_MS,
+        .max_lease_ms = SP_AGENT_MAX_LEASE_MS,
+        .hold_limit_ms = SP_VSS_FLUSH_HOLD_LIMIT_MS,
+        .thaw_on_hangup = true,
+        .standard_thaw_on_hangup = options.standard_thaw_on_hangup,
+        .hooks = false,
+        .writers = true, /* VSS writers */
+    };
+    return sp_agent_commands_new(&c);
+}
+
+/* Serves peers on the freezer until stop; 0, or 1 when the transport failed for good. */
+static int serve(SpVssFreezer *freezer, const char *backend_name, SpTransport *transport,
+                 HANDLE stop)
+{
+    SpWindowsBackend *backend = sp_windows_backend_new(freezer, options.standard_thaw_on_hangup);
+    SpAgentCommands *commands = backend ? agent_commands_new(backend, backend_name) : NULL;
+    int r = 1;
+
+    if (commands) {
+        SpSession session = {.commands = commands, .backend = backend, .transport = transport,
+                             .stop = stop};
+        sp_log(SP_LOG_INFO, "stillpoint-agent %s serving on %s", SP_AGENT_VERSION,
+               transport->ops->name);
+        AcquireSRWLockExclusive(&running_lock);
+        running_freezer = freezer;
+        ReleaseSRWLockExclusive(&running_lock);
+        r = sp_session_serve(&session) < 0 ? 1 : 0;
+        AcquireSRWLockExclusive(&running_lock);
+        running_freezer = NULL;
+        ReleaseSRWLockExclusive(&running_lock);
+    } else {
+        sp_log(SP_LOG_ERROR, "out of memory");
+    }
+    sp_agent_commands_free(commands);
+    sp_windows_backend_free(backend);
+    return r;
+}
+
 static int run(HANDLE stop)
 {
     int r = 1;
@@ -225,20 +273,7 @@ static int run(HANDLE stop)
     SpVssFreezer *freezer = transport ? sp_vss_freezer_new(&fconfig) : NULL;
     if (freezer) {
         sp_vss_freezer_set_state_cb(freezer, freezer_state_cb, NULL);
-        SpAgent agent = { .freezer = freezer, .backend_name = backend->ops->name,
-                          .default_lease_ms = options.lease_ms,
-                          .standard_thaw_on_hangup = options.standard_thaw_on_hangup,
-                          .transport = transport,
-                          .stop = stop };
-        sp_log(SP_LOG_INFO, "stillpoint-agent %s serving on %s", SP_AGENT_VERSION,
-               transport->ops->name);
-        AcquireSRWLockExclusive(&running_lock);
-        running_freezer = freezer;
-        ReleaseSRWLockExclusive(&running_lock);
-        r = sp_agent_serve(&agent) < 0 ? 1 : 0;
-        AcquireSRWLockExclusive(&running_lock);
-        running_freezer = NULL;
-        ReleaseSRWLockExclusive(&running_lock);
+        r = serve(freezer, backend->ops->name, transport, stop);
     }
     sp_vss_freezer_free(freezer); /* thaws anything still frozen */
     if (transport)

@@ -22,7 +22,7 @@ struct SpVssFreezer {
     SpVssVolume frozen[SP_VSS_MAX_VOLUMES];
     /* The last thaw. After an automatic one (lease, limit, hang-up) stillpoint-thaw keeps
      * reporting it, consistent:false, as the Linux agent does; guest-fsfreeze-thaw sees it once. */
-    bool have_last, last_automatic, last_unseen_by_standard;
+    bool have_last, last_automatic;
     SpVssThawResult last;
     DWORD window_ms;
     HANDLE cancel;              /* manual-reset: abandon the freeze in progress */
@@ -155,7 +155,6 @@ static void finish_thaw(SpVssFreezer *f, SpVssEnd end, SpVssThawResult *ret)
         f->last = *ret;
     f->have_last = true;
     f->last_automatic = ret == &f->last; /* the watchdog, a hang-up or a stop thawed */
-    f->last_unseen_by_standard = f->last_automatic;
     set_state(f, SP_VSS_STATE_THAWED);
 }
 
@@ -509,19 +508,6 @@ void sp_vss_freezer_end(SpVssFreezer *f, SpVssEnd why)
     if (sp_vss_freezer_state(f) == SP_VSS_STATE_FROZEN)
         finish_thaw(f, why, &f->last);
     LeaveCriticalSection(&f->op_lock);
-}
-
-bool sp_vss_freezer_take_automatic_thaw(SpVssFreezer *f, SpVssThawResult *ret)
-{
-    EnterCriticalSection(&f->op_lock);
-    bool unseen = sp_vss_freezer_state(f) == SP_VSS_STATE_THAWED && f->have_last &&
-                  f->last_unseen_by_standard;
-    if (unseen) {
-        *ret = f->last;
-        f->last_unseen_by_standard = false;
-    }
-    LeaveCriticalSection(&f->op_lock);
-    return unseen;
 }
 
 void sp_vss_freezer_status(SpVssFreezer *f, SpVssStatusInfo *ret)

@@ -90,9 +90,6 @@ void sp_vss_freezer_cancel(SpVssFreezer *f, SpVssEnd why);
 
 SpVssState sp_vss_freezer_state(SpVssFreezer *f);
 
-/* guest-fsfreeze-thaw on a thawed agent: the automatic thaw it has not seen yet, once. */
-bool sp_vss_freezer_take_automatic_thaw(SpVssFreezer *f, SpVssThawResult *ret);
-
 typedef struct {
     SpVssState state;
     uint64_t epoch;          /* of the freeze held, or of the last one */

@@ -169,9 +169,6 @@ static void test_thaw_reports_inconsistent_after_lease_expiry(Fixture *fx)
     CHECK(sp_vss_freezer_thaw(fx->freezer, fr.epoch, &tr, &err) == SP_VSS_OK);
     CHECK(!tr.consistent && tr.end == SP_VSS_END_LEASE_EXPIRED && tr.n_thawed == 0);
     CHECK(sp_vss_freezer_thaw(fx->freezer, fr.epoch + 1, &tr, &err) == SP_VSS_E_EPOCH);
-    /* The standard thaw sees it once. */
-    CHECK(sp_vss_freezer_take_automatic_thaw(fx->freezer, &tr));
-    CHECK(!sp_vss_freezer_take_automatic_thaw(fx->freezer, &tr));
     CHECK_STR(sp_vss_backend_fake_calls(fx->backend), full_sequence);
 }
 
@@ -281,7 +278,6 @@ static void test_second_freeze_is_busy_and_wrong_epoch_is_refused(Fixture *fx)
     CHECK(sp_vss_freezer_thaw(fx->freezer, fr.epoch, &tr, NULL) == SP_VSS_OK);
     CHECK(tr.consistent);
     CHECK(sp_vss_freezer_thaw(fx->freezer, 0, &tr, &err) == SP_VSS_E_NOT_FROZEN);
-    CHECK(!sp_vss_freezer_take_automatic_thaw(fx->freezer, &tr));
     CHECK(sp_vss_freezer_freeze(fx->freezer, NULL, 0, 0, &fr2, NULL) == SP_VSS_OK);
     CHECK(fr2.epoch > fr.epoch);
     CHECK(sp_vss_freezer_thaw(fx->freezer, 0, &tr, NULL) == SP_VSS_OK);

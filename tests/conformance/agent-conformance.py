@@ -192,11 +192,11 @@ def test_stillpoint_errors_carry_codes(c, args):
     # None of these freezes anything: each is refused before the freeze starts.
     expect_error(c.call("stillpoint-thaw"), "GenericError", code="not-frozen")
     expect_error(c.call("stillpoint-thaw", {"epoch": 0}), "GenericError",
-                 code="invalid-argument")
+                 code="invalid-arguments")
     expect_error(c.call("stillpoint-freeze", {"lease-ms": 1}), "GenericError",
                  code="lease-out-of-range")
     expect_error(c.call("stillpoint-freeze", {"mountpoints": []}), "GenericError",
-                 code="invalid-argument")
+                 code="invalid-arguments")
     expect_error(c.call("stillpoint-freeze", {"lease-ms": "long"}), "GenericError",
                  desc="Invalid parameter type for 'lease-ms', expected: integer",
                  code="invalid-arguments")

@@ -21,7 +21,7 @@
 #include <unistd.h>
 
 #include "backend-linux.h"
-#include "commands.h"
+#include "stillpoint/agent-commands.h"
 #include "config.h"
 #include "freezer.h"
 #include "mountinfo.h"
@@ -238,7 +238,7 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 }
 
 typedef struct {
-    SpCommands *commands;
+    SpAgentCommands *commands;
     SpLinuxBackend *backend;
     unsigned channel;
 } Run;
@@ -304,7 +304,7 @@ static void frame_cb(const SpFrame *frame, void *userdata)
     if (sp_json_parse(frame->data, frame->len, NULL, &message, &jerr) < 0) {
         reply = sp_command_reply_for_bad_input(jerr.status, jerr.message);
     } else {
-        reply = sp_commands_dispatch(run->commands, run->channel, message, &flags);
+        reply = sp_agent_commands_dispatch(run->commands, run->channel, message, &flags);
     }
     check_reply(message, reply, flags);
     sp_json_free(reply);
@@ -315,8 +315,7 @@ static void frame_cb(const SpFrame *frame, void *userdata)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     g_autoptr(SpConfig) config = sp_config_new();
-    SpCommands commands = {0};
-    Run run = {.commands = &commands, .channel = 1};
+    Run run = {.channel = 1};
     SpFramer *framer;
 
     if (size < 1)
@@ -340,12 +339,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     SpLinuxBackendOptions opts = {.mountinfo_path = fake.mountinfo, .sysfs_root = fake.sysfs,
                                   .fs_ops = &fake_ops};
     run.backend = sp_linux_backend_new(config, &opts);
-    commands.backend = sp_linux_backend_interface(run.backend);
-    commands.version = "fuzz";
-    commands.default_lease_ms = config->default_lease_ms;
-    commands.max_lease_ms = config->max_lease_ms;
-    commands.min_lease_ms = SP_MIN_LEASE_MS;
-    commands.thaw_on_hangup = config->thaw_on_hangup;
+    run.commands = sp_agent_commands_new(&(SpAgentCommandsConfig){
+        .backend = sp_linux_backend_interface(run.backend), .platform = "linux",
+        .backend_name = SP_LINUX_BACKEND_NAME, .version = "fuzz",
+        .default_lease_ms = config->default_lease_ms, .min_lease_ms = SP_MIN_LEASE_MS,
+        .max_lease_ms = config->max_lease_ms, .thaw_on_hangup = config->thaw_on_hangup});
+    CHECK(run.commands != NULL);
 
     framer = sp_framer_new(0);
     CHECK(framer != NULL);
@@ -353,6 +352,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     sp_framer_free(framer);
 
     /* The agent stops: whatever it holds is thawed, and only that. */
+    sp_agent_commands_free(run.commands);
     sp_linux_backend_free(run.backend);
     for (size_t i = 0; i < fake.n_sb; i++)
         CHECK(fake.sb[i].frozen == fake.sb[i].by_other);

@@ -72,7 +72,7 @@ function(sp_hardening_fuzz name)
   endif()
 endfunction()
 
-sp_hardening_fuzz(agent-commands LIBS stillpoint-agent-core MAX_LEN 4096
+sp_hardening_fuzz(agent-commands LIBS stillpoint-agent-linux MAX_LEN 4096
                   DICT agent-commands.dict)
 sp_hardening_fuzz(host-qmp LIBS stillpoint-host EXTRA fuzz-peer.c MAX_LEN 16384
                   DICT host-qmp.dict)

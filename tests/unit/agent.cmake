@@ -3,7 +3,7 @@ pkg_check_modules(SP_AGENT_CMOCKA REQUIRED IMPORTED_TARGET cmocka)
 foreach(name mountinfo planner freezer lease state commands config blockdev log)
   if(EXISTS ${CMAKE_CURRENT_LIST_DIR}/test-${name}.c)
     add_executable(test-agent-${name} ${CMAKE_CURRENT_LIST_DIR}/test-${name}.c)
-    target_link_libraries(test-agent-${name} PRIVATE stillpoint-agent-core PkgConfig::SP_AGENT_CMOCKA)
+    target_link_libraries(test-agent-${name} PRIVATE stillpoint-agent-linux PkgConfig::SP_AGENT_CMOCKA)
     target_compile_definitions(test-agent-${name} PRIVATE
       SP_FIXTURES_DIR="${CMAKE_CURRENT_LIST_DIR}/fixtures"
       SP_AGENT_DATA_DIR="${PROJECT_SOURCE_DIR}/agent-linux/data")

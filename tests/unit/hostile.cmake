@@ -16,7 +16,7 @@ set_tests_properties(hostile/host-clients PROPERTIES TIMEOUT 120 PROCESSORS 2
 
 add_executable(test-hostile-agent ${CMAKE_CURRENT_LIST_DIR}/test-hostile-agent.c
                ${CMAKE_CURRENT_LIST_DIR}/hostile-peer.c)
-target_link_libraries(test-hostile-agent PRIVATE stillpoint-agent-core PkgConfig::SP_HOSTILE_CMOCKA)
+target_link_libraries(test-hostile-agent PRIVATE stillpoint-agent-linux PkgConfig::SP_HOSTILE_CMOCKA)
 add_test(NAME hostile/agent-transport COMMAND test-hostile-agent)
 set_tests_properties(hostile/agent-transport PROPERTIES TIMEOUT 120 PROCESSORS 2
                      ENVIRONMENT ${sp_hostile_env})

@@ -1,8 +1,9 @@
-/* commands: every command's replies and argument errors, against a fake freeze backend. */
+/* agent-commands: every command's replies and argument errors of the agents' shared command core,
+ * against a fake freeze backend. */
 #define _GNU_SOURCE
 #include "agent-test.h"
 
-#include "commands.h"
+#include "stillpoint/agent-commands.h"
 #include "stillpoint/protocol.h"
 
 typedef struct {
@@ -13,9 +14,23 @@ typedef struct {
     int64_t last_thaw_epoch;
     bool last_thaw_standard;
     const char *fail_code;      /* next freeze/thaw fails with this code */
+    int64_t epoch;              /* of the current or last freeze */
+    /* How the last freeze ended, as status reports it (has_last: it ended). */
+    bool has_last;
+    const char *last_reason;
+    const char *thaw_reason;    /* what the next thaw reports; NULL = "requested" */
+    bool vss;                   /* results shaped as the Windows backend makes them */
 } FakeBackend;
 
-static int fake_freeze(void *self, const SpFreezeRequest *req, SpFreezeResult *ret, SpBackendError *err)
+static SpWriterReport writer(const char *name, const char *phase, const char *result,
+                             const char *message, int64_t ms, const char *thaw)
+{
+    return (SpWriterReport){.name = strdup(name), .phase = phase, .result = result,
+                            .message = message ? strdup(message) : NULL, .ms = ms,
+                            .thaw_result = thaw};
+}
+
+static int fake_freeze(void *self, const SpFreezeRequest *req, SpBackendFreezeResult *ret, SpBackendError *err)
 {
     FakeBackend *b = self;
 
@@ -30,23 +45,29 @@ static int fake_freeze(void *self, const SpFreezeRequest *req, SpFreezeResult *r
         return -1;
     }
     b->frozen = true;
+    b->epoch = b->epoch ? b->epoch + 1 : 41;
     ret->frozen = calloc(2, sizeof(SpFsEntry));
     ret->n_frozen = 2;
     ret->frozen[0] = (SpFsEntry){strdup("/srv"), strdup("xfs"), strdup("/dev/vdb"), strdup("5e1f-u"), strdup("data")};
     ret->frozen[1] = (SpFsEntry){strdup("/"), strdup("ext4"), NULL, NULL, NULL};
-    ret->skipped = calloc(1, sizeof(SpSkipEntry));
-    ret->n_skipped = 1;
-    ret->skipped[0] = (SpSkipEntry){strdup("/mnt/b"), strdup("xfs"), "same-filesystem", strdup("/srv")};
-    ret->writers = calloc(2, sizeof(SpWriterReport));
-    ret->n_writers = 2;
-    ret->writers[0] = (SpWriterReport){strdup("db"), "freeze", "ok", NULL, 7, NULL, NULL};
-    ret->writers[1] = (SpWriterReport){strdup("mail"), "prepare", "timeout", strdup("Timeout was reached"), 500, NULL, NULL};
-    ret->epoch = 41;
-    ret->lease_ms = req->lease_ms ? req->lease_ms : 60000;
+    if (b->vss) {
+        ret->writers_at_thaw = true;
+        ret->hold_limit_ms = 10000;
+    } else {
+        ret->skipped = calloc(1, sizeof(SpSkipEntry));
+        ret->n_skipped = 1;
+        ret->skipped[0] = (SpSkipEntry){strdup("/mnt/b"), strdup("xfs"), "same-filesystem", strdup("/srv")};
+        ret->writers = calloc(2, sizeof(SpWriterReport));
+        ret->n_writers = 2;
+        ret->writers[0] = writer("db", "freeze", "ok", NULL, 7, NULL);
+        ret->writers[1] = writer("mail", "prepare", "timeout", "Timeout was reached", 500, NULL);
+    }
+    ret->epoch = b->epoch;
+    ret->lease_ms = req->lease_ms;
     return 0;
 }
 
-static int fake_thaw(void *self, int64_t epoch, bool standard, SpThawResult *ret, SpBackendError *err)
+static int fake_thaw(void *self, int64_t epoch, bool standard, SpBackendThawResult *ret, SpBackendError *err)
 {
     FakeBackend *b = self;
 
@@ -58,25 +79,41 @@ static int fake_thaw(void *self, int64_t epoch, bool standard, SpThawResult *ret
         snprintf(err->desc, sizeof(err->desc), "no filesystems are frozen");
         return -1;
     }
-    *ret = (SpThawResult){.epoch = 41, .n_thawed = b->frozen ? 2 : 0, .consistent = true,
-                          .reason = "requested", .held_ms = 12};
+    *ret = (SpBackendThawResult){.epoch = b->epoch ? b->epoch : 41, .n_thawed = b->frozen ? 2 : 0,
+                                 .reason = b->thaw_reason ? b->thaw_reason : "requested",
+                                 .held_ms = 12};
+    ret->consistent = strcmp(ret->reason, "requested") == 0;
     ret->writers = calloc(1, sizeof(SpWriterReport));
     ret->n_writers = 1;
-    ret->writers[0] = (SpWriterReport){strdup("db"), "freeze", "ok", NULL, 7, "ok", NULL};
+    if (b->vss) {
+        ret->writers[0] = writer("SqlServerWriter", "freeze", "timeout",
+                                 "error 0x800423f2: VSS_E_WRITERERROR_TIMEOUT", -1, NULL);
+        ret->writers[0].state = "failed-at-freeze";
+        ret->failed_writer = strdup("SqlServerWriter");
+    } else {
+        ret->writers[0] = writer("db", "freeze", "ok", NULL, 7, "ok");
+    }
     b->frozen = false;
+    b->has_last = true;
+    b->last_reason = ret->reason;
     return 0;
 }
 
-static void fake_status(void *self, SpFreezeStatus *ret)
+static void fake_status(void *self, SpBackendStatus *ret)
 {
     FakeBackend *b = self;
-    memset(ret, 0, sizeof(*ret));
-    static SpWriterReport writers[] = {{"db", "freeze", "ok", NULL, 7, "failed", "disk full"}};
+    static SpWriterReport writers[] = {{"db", "freeze", "ok", NULL, 7, "failed", "disk full", NULL}};
 
+    memset(ret, 0, sizeof(*ret));
     ret->frozen = b->frozen;
-    ret->epoch = 41;
+    ret->epoch = b->epoch ? b->epoch : 41;
     ret->writers = writers;
     ret->n_writers = 1;
+    ret->has_last_thaw = b->has_last;
+    ret->last_thaw = (SpBackendThawResult){.epoch = ret->epoch, .reason = b->last_reason,
+                                           .consistent = b->last_reason &&
+                                                         strcmp(b->last_reason, "requested") == 0,
+                                           .held_ms = 300};
 }
 
 static SpJson *fake_fsinfo(void *self, SpBackendError *err)
@@ -84,7 +121,7 @@ static SpJson *fake_fsinfo(void *self, SpBackendError *err)
     return sp_json_new_array();
 }
 
-static int fake_flush(void *self, const SpFreezeRequest *req, SpFlushResult *ret, SpBackendError *err)
+static int fake_flush(void *self, const SpFreezeRequest *req, SpBackendFlushResult *ret, SpBackendError *err)
 {
     FakeBackend *b = self;
 
@@ -108,25 +145,34 @@ static const SpFreezeBackendOps fake_ops = {fake_freeze, fake_thaw, fake_status,
 
 typedef struct {
     FakeBackend backend;
-    SpCommands commands;
+    SpAgentCommands *commands;
 } Fixture;
+
+static SpAgentCommandsConfig fixture_config(Fixture *f, const SpFreezeBackendOps *ops)
+{
+    return (SpAgentCommandsConfig){
+        .backend = {ops, &f->backend}, .platform = "linux", .backend_name = "fifreeze",
+        .version = "9.9.9", .default_lease_ms = 60000, .min_lease_ms = 100,
+        .max_lease_ms = 3600000, .thaw_on_hangup = true};
+}
 
 static int setup(void **state)
 {
     Fixture *f = calloc(1, sizeof(*f));
-    f->commands.backend = (SpFreezeBackend){&fake_ops, &f->backend};
-    f->commands.version = "9.9.9";
-    f->commands.default_lease_ms = 60000;
-    f->commands.min_lease_ms = 100;
-    f->commands.max_lease_ms = 3600000;
-    f->commands.thaw_on_hangup = true;
+    SpAgentCommandsConfig config = fixture_config(f, &fake_ops);
+
+    f->commands = sp_agent_commands_new(&config);
+    assert_non_null(f->commands);
     *state = f;
     return 0;
 }
 
 static int teardown(void **state)
 {
-    free(*state);
+    Fixture *f = *state;
+
+    sp_agent_commands_free(f->commands);
+    free(f);
     return 0;
 }
 
@@ -141,7 +187,7 @@ static const char *call(Fixture *f, const char *request, unsigned *ret_flags)
 
     if (sp_json_parse(request, strlen(request), NULL, &msg, &err) != SP_OK)
         fail_msg("bad test request %s: %s", request, err.message);
-    reply = sp_commands_dispatch(&f->commands, 7, msg, &flags);
+    reply = sp_agent_commands_dispatch(f->commands, 7, msg, &flags);
     assert_non_null(reply);
     text = sp_json_serialize(reply, NULL);
     snprintf(out, sizeof(out), "%s", text);
@@ -202,7 +248,7 @@ static void test_standard_freeze_and_thaw_return_counts(void **state)
     assert_true(f->backend.last.standard);
     assert_int_equal(f->backend.last.kind, SP_SELECT_ALL);
     assert_int_equal(f->backend.last.channel, 7);
-    assert_int_equal(f->backend.last.lease_ms, 0); /* the configured default */
+    assert_int_equal(f->backend.last.lease_ms, 60000); /* the configured default */
     assert_reply(f, "{\"execute\":\"guest-fsfreeze-status\"}", "{\"return\":\"frozen\"}");
     assert_reply(f, "{\"execute\":\"guest-fsfreeze-thaw\"}", "{\"return\":2}");
     assert_true(f->backend.last_thaw_standard);
@@ -304,13 +350,13 @@ static void test_stillpoint_freeze_argument_errors_have_codes(void **state)
     assert_reply(f, "{\"execute\":\"stillpoint-freeze\",\"arguments\":{\"lease-ms\":3600001}}",
                  "{\"error\":{\"class\":\"GenericError\",\"desc\":\"'lease-ms' must be between 100 and 3600000\",\"code\":\"lease-out-of-range\"}}");
     assert_reply(f, "{\"execute\":\"stillpoint-freeze\",\"arguments\":{\"mountpoints\":[\"/\"],\"disks\":[\"a\"]}}",
-                 "{\"error\":{\"class\":\"GenericError\",\"desc\":\"give 'mountpoints' or 'disks', not both\",\"code\":\"invalid-argument\"}}");
+                 "{\"error\":{\"class\":\"GenericError\",\"desc\":\"give 'mountpoints' or 'disks', not both\",\"code\":\"invalid-arguments\"}}");
     assert_reply(f, "{\"execute\":\"stillpoint-freeze\",\"arguments\":{\"mountpoints\":[]}}",
-                 "{\"error\":{\"class\":\"GenericError\",\"desc\":\"'mountpoints' is empty: omit it to freeze every filesystem\",\"code\":\"invalid-argument\"}}");
+                 "{\"error\":{\"class\":\"GenericError\",\"desc\":\"'mountpoints' is empty: omit it to freeze every filesystem\",\"code\":\"invalid-arguments\"}}");
     assert_reply(f, "{\"execute\":\"stillpoint-freeze\",\"arguments\":{\"disks\":[\"\"]}}",
-                 "{\"error\":{\"class\":\"GenericError\",\"desc\":\"'disks' item 0 is empty or contains NUL\",\"code\":\"invalid-argument\"}}");
+                 "{\"error\":{\"class\":\"GenericError\",\"desc\":\"'disks' item 0 is empty or contains NUL\",\"code\":\"invalid-arguments\"}}");
     assert_reply(f, "{\"execute\":\"stillpoint-freeze\",\"arguments\":{\"mountpoints\":[\"/a\\u0000b\"]}}",
-                 "{\"error\":{\"class\":\"GenericError\",\"desc\":\"'mountpoints' item 0 is empty or contains NUL\",\"code\":\"invalid-argument\"}}");
+                 "{\"error\":{\"class\":\"GenericError\",\"desc\":\"'mountpoints' item 0 is empty or contains NUL\",\"code\":\"invalid-arguments\"}}");
     assert_reply(f, "{\"execute\":\"stillpoint-freeze\",\"arguments\":{\"lease\":5}}",
                  "{\"error\":{\"class\":\"GenericError\",\"desc\":\"Parameter 'lease' is unexpected\",\"code\":\"invalid-arguments\"}}");
     assert_int_equal(f->backend.freezes, 0);
@@ -339,7 +385,7 @@ static void test_stillpoint_thaw_reports_consistency_and_checks_epoch(void **sta
     assert_int_equal(f->backend.last_thaw_epoch, 41);
     assert_false(f->backend.last_thaw_standard);
     assert_reply(f, "{\"execute\":\"stillpoint-thaw\",\"arguments\":{\"epoch\":0}}",
-                 "{\"error\":{\"class\":\"GenericError\",\"desc\":\"'epoch' must be the positive number stillpoint-freeze returned\",\"code\":\"invalid-argument\"}}");
+                 "{\"error\":{\"class\":\"GenericError\",\"desc\":\"'epoch' must be the positive number stillpoint-freeze returned\",\"code\":\"invalid-arguments\"}}");
     assert_reply(f, "{\"execute\":\"stillpoint-thaw\",\"arguments\":{\"epoch\":1.5}}",
                  "{\"error\":{\"class\":\"GenericError\",\"desc\":\"Invalid parameter type for 'epoch', expected: integer\",\"code\":\"invalid-arguments\"}}");
 }
@@ -391,11 +437,11 @@ static void test_stillpoint_flush_argument_errors_and_refused_while_frozen(void 
     Fixture *f = *state;
 
     assert_reply(f, "{\"execute\":\"stillpoint-flush\",\"arguments\":{\"mountpoints\":[\"/\"],\"disks\":[\"a\"]}}",
-                 "{\"error\":{\"class\":\"GenericError\",\"desc\":\"give 'mountpoints' or 'disks', not both\",\"code\":\"invalid-argument\"}}");
+                 "{\"error\":{\"class\":\"GenericError\",\"desc\":\"give 'mountpoints' or 'disks', not both\",\"code\":\"invalid-arguments\"}}");
     assert_reply(f, "{\"execute\":\"stillpoint-flush\",\"arguments\":{\"disks\":[]}}",
-                 "{\"error\":{\"class\":\"GenericError\",\"desc\":\"'disks' is empty: omit it to freeze every filesystem\",\"code\":\"invalid-argument\"}}");
+                 "{\"error\":{\"class\":\"GenericError\",\"desc\":\"'disks' is empty: omit it to freeze every filesystem\",\"code\":\"invalid-arguments\"}}");
     assert_reply(f, "{\"execute\":\"stillpoint-flush\",\"arguments\":{\"mountpoints\":[\"\"]}}",
-                 "{\"error\":{\"class\":\"GenericError\",\"desc\":\"'mountpoints' item 0 is empty or contains NUL\",\"code\":\"invalid-argument\"}}");
+                 "{\"error\":{\"class\":\"GenericError\",\"desc\":\"'mountpoints' item 0 is empty or contains NUL\",\"code\":\"invalid-arguments\"}}");
     assert_reply(f, "{\"execute\":\"stillpoint-flush\",\"arguments\":{\"mountpoints\":\"/srv\"}}",
                  "{\"error\":{\"class\":\"GenericError\",\"desc\":\"Invalid parameter type for 'mountpoints', expected: array\",\"code\":\"invalid-arguments\"}}");
     assert_reply(f, "{\"execute\":\"stillpoint-flush\",\"arguments\":{\"lease-ms\":1000}}",
@@ -404,6 +450,92 @@ static void test_stillpoint_flush_argument_errors_and_refused_while_frozen(void 
     assert_reply(f, "{\"execute\":\"stillpoint-flush\"}",
                  "{\"error\":{\"class\":\"GenericError\",\"desc\":\"filesystems are frozen (freeze 41): the freeze has flushed them\",\"code\":\"already-frozen\"}}");
     assert_int_equal(f->backend.flushes, 0);
+}
+
+/* A backend without flush (the Windows one): no stillpoint-flush at all, as an older agent. */
+static void test_flush_is_absent_when_the_backend_cannot_flush(void **state)
+{
+    Fixture *f = *state;
+    static const SpFreezeBackendOps no_flush = {fake_freeze, fake_thaw, fake_status, fake_fsinfo,
+                                                NULL};
+    SpAgentCommandsConfig config = fixture_config(f, &no_flush);
+
+    sp_agent_commands_free(f->commands);
+    f->commands = sp_agent_commands_new(&config);
+    assert_reply(f, "{\"execute\":\"stillpoint-flush\"}",
+                 "{\"error\":{\"class\":\"CommandNotFound\",\"desc\":\"The command stillpoint-flush has not been found\",\"code\":\"command-not-found\"}}");
+    assert_null(strstr(call(f, "{\"execute\":\"guest-info\"}", NULL), "stillpoint-flush"));
+    assert_null(strstr(call(f, "{\"execute\":\"stillpoint-capabilities\"}", NULL), "stillpoint-flush"));
+    assert_non_null(strstr(call(f, "{\"execute\":\"guest-info\"}", NULL), "stillpoint-freeze"));
+}
+
+static void test_capabilities_name_the_platform_and_the_backend(void **state)
+{
+    Fixture *f = *state;
+    SpAgentCommandsConfig config = fixture_config(f, &fake_ops);
+    const char *r = call(f, "{\"execute\":\"stillpoint-capabilities\"}", NULL);
+
+    assert_non_null(strstr(r, "\"platform\":\"linux\""));
+    assert_non_null(strstr(r, "\"writers\":false,\"backend\":\"fifreeze\"}"));
+    assert_null(strstr(r, "hold-limit-ms"));
+    sp_agent_commands_free(f->commands);
+    config.platform = "windows";
+    config.backend_name = "vss";
+    config.hold_limit_ms = 10000;
+    f->commands = sp_agent_commands_new(&config);
+    r = call(f, "{\"execute\":\"stillpoint-capabilities\"}", NULL);
+    assert_non_null(strstr(r, "\"platform\":\"windows\""));
+    assert_non_null(strstr(r, "\"hold-limit-ms\":10000,\"backend\":\"vss\"}"));
+}
+
+/* VSS reports its writers after the snapshot, not at freeze, and caps the lease. */
+static void test_vss_shaped_results_keep_their_members(void **state)
+{
+    Fixture *f = *state;
+
+    f->backend.vss = true;
+    assert_reply(f, "{\"execute\":\"stillpoint-freeze\",\"arguments\":{\"lease-ms\":5000}}",
+                 "{\"return\":{\"epoch\":41,\"lease-ms\":5000,\"frozen\":[{\"mountpoint\":\"/srv\",\"type\":\"xfs\","
+                 "\"device\":\"/dev/vdb\",\"uuid\":\"5e1f-u\",\"label\":\"data\"},{\"mountpoint\":\"/\",\"type\":\"ext4\"}],"
+                 "\"skipped\":[],\"hold-limit-ms\":10000}}");
+    f->backend.thaw_reason = "writer-failed";
+    assert_reply(f, "{\"execute\":\"stillpoint-thaw\"}",
+                 "{\"return\":{\"epoch\":41,\"thawed\":2,\"consistent\":false,\"reason\":\"writer-failed\",\"held-ms\":12,"
+                 "\"failed-writer\":\"SqlServerWriter\",\"writers\":[{\"name\":\"SqlServerWriter\",\"phase\":\"freeze\","
+                 "\"result\":\"timeout\",\"message\":\"error 0x800423f2: VSS_E_WRITERERROR_TIMEOUT\","
+                 "\"state\":\"failed-at-freeze\"}]}}");
+    /* The standard thaw of a freeze a writer broke fails: the snapshot is not consistent. */
+    assert_reply(f, "{\"execute\":\"guest-fsfreeze-freeze\"}", "{\"return\":2}");
+    assert_reply(f, "{\"execute\":\"guest-fsfreeze-thaw\"}",
+                 "{\"error\":{\"class\":\"GenericError\",\"desc\":\"the freeze did not hold (writer-failed, writer "
+                 "SqlServerWriter): a snapshot taken since the freeze is not consistent\"}}");
+    assert_reply(f, "{\"execute\":\"guest-fsfreeze-thaw\"}", "{\"return\":0}");
+}
+
+/* The agent thawed a standard freeze by itself: libvirt's or Proxmox's thaw must not be told
+ * all went well (they would record a quiesced snapshot), once; later thaws answer 0 as qemu-ga. */
+static void test_standard_thaw_after_the_lease_expired_is_an_error_once(void **state)
+{
+    Fixture *f = *state;
+
+    assert_reply(f, "{\"execute\":\"guest-fsfreeze-freeze\"}", "{\"return\":2}");
+    f->backend.frozen = false; /* the lease ran out */
+    f->backend.has_last = true;
+    f->backend.last_reason = "lease-expired";
+    assert_reply(f, "{\"execute\":\"guest-fsfreeze-thaw\"}",
+                 "{\"error\":{\"class\":\"GenericError\",\"desc\":\"the freeze's lease expired after 300 ms and "
+                 "the agent had already thawed the filesystems: a snapshot taken since the freeze is not "
+                 "consistent\"}}");
+    assert_reply(f, "{\"execute\":\"guest-fsfreeze-thaw\"}", "{\"return\":0}");
+    assert_int_equal(f->backend.thaws, 0);
+    /* A stillpoint-freeze's expiry is the business of its stillpoint-thaw, not of this one. */
+    call(f, "{\"execute\":\"stillpoint-freeze\"}", NULL);
+    f->backend.frozen = false;
+    assert_reply(f, "{\"execute\":\"guest-fsfreeze-thaw\"}", "{\"return\":0}");
+    /* Thawed on request: nothing to report. */
+    assert_reply(f, "{\"execute\":\"guest-fsfreeze-freeze\"}", "{\"return\":2}");
+    assert_reply(f, "{\"execute\":\"guest-fsfreeze-thaw\"}", "{\"return\":2}");
+    assert_reply(f, "{\"execute\":\"guest-fsfreeze-thaw\"}", "{\"return\":0}");
 }
 
 static void test_malformed_requests_get_qga_errors(void **state)
@@ -436,6 +568,10 @@ int main(void)
         T(test_stillpoint_commands_answer_while_frozen),
         T(test_stillpoint_flush_selects_and_reports_what_it_flushed),
         T(test_stillpoint_flush_argument_errors_and_refused_while_frozen),
+        T(test_flush_is_absent_when_the_backend_cannot_flush),
+        T(test_capabilities_name_the_platform_and_the_backend),
+        T(test_vss_shaped_results_keep_their_members),
+        T(test_standard_thaw_after_the_lease_expired_is_an_error_once),
         T(test_malformed_requests_get_qga_errors),
     };
 #undef T

@@ -49,7 +49,8 @@ def scenario_writer_failing_at_freeze(c):
     # The standard thaw fails: the snapshot taken meanwhile is not consistent.
     check(c.ok("guest-fsfreeze-freeze") == 2, "standard freeze")
     expect_error(c.call("guest-fsfreeze-thaw"), "GenericError",
-                 desc="the VSS freeze failed: writer-failed: writer SqlServerWriter")
+                 desc="the freeze did not hold (writer-failed, writer SqlServerWriter): a "
+                      "snapshot taken since the freeze is not consistent")
     check(c.ok("guest-fsfreeze-status") == "thawed", "thawed after the failed thaw")
 
 
@@ -101,7 +102,7 @@ def scenario_volumes_selected_by_disk_serial(c):
                  code="unknown-disk", desc="no mounted filesystem is on a disk with serial "
                                            "no-such-disk")
     expect_error(c.call("stillpoint-freeze", {"disks": ["fake-disk-0"], "mountpoints": ["C:"]}),
-                 "GenericError", code="invalid-argument")
+                 "GenericError", code="invalid-arguments")
     check(c.ok("guest-fsfreeze-status") == "thawed", "status")
 
 

@@ -1,0 +1,161 @@
+/* agent-replies: the shapes of the stillpoint- replies (PROTOCOL.md), built from what a freeze
+ * backend reports; one shape for both agents, with the members only one platform has present
+ * only when it reports them. */
+#include "agent-internal.h"
+
+#include "stillpoint/protocol.h"
+
+static SpJson *fs_entry_json(const SpFsEntry *e)
+{
+    SpJson *o = sp_json_new_object();
+
+    sp_json_object_set_string(o, "mountpoint", e->mountpoint);
+    sp_json_object_set_string(o, "type", e->fstype);
+    if (e->device)
+        sp_json_object_set_string(o, "device", e->device);
+    if (e->uuid)
+        sp_json_object_set_string(o, "uuid", e->uuid);
+    if (e->label)
+        sp_json_object_set_string(o, "label", e->label);
+    return o;
+}
+
+SpJson *sp_agent_fs_list_json(const SpFsEntry *list, size_t n)
+{
+    SpJson *a = sp_json_new_array();
+
+    for (size_t i = 0; i < n; i++)
+        sp_json_array_append(a, fs_entry_json(&list[i]));
+    return a;
+}
+
+static SpJson *writer_json(const SpWriterReport *w)
+{
+    SpJson *e = sp_json_new_object();
+
+    sp_json_object_set_string(e, "name", w->name);
+    sp_json_object_set_string(e, "phase", w->phase ? w->phase : "prepare");
+    sp_json_object_set_string(e, "result", w->result ? w->result : "ok");
+    if (w->ms >= 0)
+        sp_json_object_set_int(e, "ms", w->ms);
+    if (w->message)
+        sp_json_object_set_string(e, "message", w->message);
+    if (w->thaw_result)
+        sp_json_object_set_string(e, "thaw", w->thaw_result);
+    if (w->thaw_message)
+        sp_json_object_set_string(e, "thaw-message", w->thaw_message);
+    if (w->state)
+        sp_json_object_set_string(e, "state", w->state);
+    return e;
+}
+
+/* One entry per writer that took part: its last phase and how it went, then its thaw. */
+SpJson *sp_agent_writers_json(const SpWriterReport *writers, size_t n)
+{
+    SpJson *a = sp_json_new_array();
+
+    for (size_t i = 0; i < n; i++)
+        sp_json_array_append(a, writer_json(&writers[i]));
+    return a;
+}
+
+static SpJson *skipped_json(const SpSkipEntry *list, size_t n)
+{
+    SpJson *a = sp_json_new_array();
+
+    for (size_t i = 0; i < n; i++) {
+        SpJson *e = sp_json_new_object();
+        sp_json_object_set_string(e, "mountpoint", list[i].mountpoint);
+        sp_json_object_set_string(e, "type", list[i].fstype);
+        sp_json_object_set_string(e, "reason", list[i].reason);
+        if (list[i].primary)
+            sp_json_object_set_string(e, "primary", list[i].primary);
+        sp_json_array_append(a, e);
+    }
+    return a;
+}
+
+SpJson *sp_agent_freeze_json(const SpBackendFreezeResult *res)
+{
+    SpJson *o = sp_json_new_object();
+
+    sp_json_object_set_int(o, "epoch", res->epoch);
+    sp_json_object_set_int(o, "lease-ms", res->lease_ms);
+    sp_json_object_set(o, "frozen", sp_agent_fs_list_json(res->frozen, res->n_frozen));
+    sp_json_object_set(o, "skipped", skipped_json(res->skipped, res->n_skipped));
+    if (!res->writers_at_thaw)
+        sp_json_object_set(o, "writers", sp_agent_writers_json(res->writers, res->n_writers));
+    if (res->hold_limit_ms > 0)
+        sp_json_object_set_int(o, "hold-limit-ms", res->hold_limit_ms);
+    return o;
+}
+
+SpJson *sp_agent_thaw_json(const SpBackendThawResult *res, bool with_writers)
+{
+    SpJson *o = sp_json_new_object();
+
+    sp_json_object_set_int(o, "epoch", res->epoch);
+    sp_json_object_set_int(o, "thawed", (int64_t)res->n_thawed);
+    sp_json_object_set_bool(o, "consistent", res->consistent);
+    sp_json_object_set_string(o, "reason", res->reason ? res->reason : "requested");
+    sp_json_object_set_int(o, "held-ms", res->held_ms);
+    if (res->failed_writer)
+        sp_json_object_set_string(o, "failed-writer", res->failed_writer);
+    if (with_writers || res->n_writers > 0)
+        sp_json_object_set(o, "writers", sp_agent_writers_json(res->writers, res->n_writers));
+    return o;
+}
+
+SpJson *sp_agent_status_json(const SpBackendStatus *st)
+{
+    SpJson *o = sp_json_new_object();
+
+    sp_json_object_set_string(o, "status", st->frozen ? "frozen" : "thawed");
+    sp_json_object_set_int(o, "epoch", st->epoch);
+    if (st->frozen) {
+        sp_json_object_set_int(o, "lease-ms", st->lease_ms);
+        sp_json_object_set_int(o, "remaining-ms", st->remaining_ms);
+        sp_json_object_set_int(o, "held-ms", st->held_ms);
+    }
+    sp_json_object_set(o, "frozen", sp_agent_fs_list_json(st->frozen_fs, st->n_frozen_fs));
+    if (st->has_last_thaw)
+        sp_json_object_set(o, "last-thaw", sp_agent_thaw_json(&st->last_thaw, false));
+    sp_json_object_set(o, "writers", sp_agent_writers_json(st->writers, st->n_writers));
+    return o;
+}
+
+static SpJson *freeze_capabilities_json(const SpAgentCommandsConfig *cfg)
+{
+    SpJson *f = sp_json_new_object(), *sel = sp_json_new_array();
+
+    sp_json_array_append(sel, sp_json_new_string("all"));
+    sp_json_array_append(sel, sp_json_new_string("mountpoints"));
+    sp_json_array_append(sel, sp_json_new_string("disks"));
+    sp_json_object_set_int(f, "default-lease-ms", cfg->default_lease_ms);
+    sp_json_object_set_int(f, "min-lease-ms", cfg->min_lease_ms);
+    sp_json_object_set_int(f, "max-lease-ms", cfg->max_lease_ms);
+    sp_json_object_set(f, "select", sel);
+    sp_json_object_set_bool(f, "thaw-on-hangup", cfg->thaw_on_hangup);
+    sp_json_object_set_bool(f, "standard-thaw-on-hangup", cfg->standard_thaw_on_hangup);
+    sp_json_object_set_bool(f, "hooks", cfg->hooks);
+    sp_json_object_set_bool(f, "writers", cfg->writers);
+    if (cfg->hold_limit_ms > 0)
+        sp_json_object_set_int(f, "hold-limit-ms", cfg->hold_limit_ms);
+    sp_json_object_set_string(f, "backend", cfg->backend_name);
+    return f;
+}
+
+SpJson *sp_agent_capabilities_json(const SpAgentCommands *c)
+{
+    SpJson *o = sp_json_new_object(), *cmds = sp_json_new_array();
+
+    for (const SpCommand *cmd = c->table.commands; cmd->name; cmd++)
+        sp_json_array_append(cmds, sp_json_new_string(cmd->name));
+    sp_json_object_set_string(o, "protocol", SP_PROTOCOL_VERSION);
+    sp_json_object_set_string(o, "agent", "stillpoint-agent");
+    sp_json_object_set_string(o, "version", c->config.version);
+    sp_json_object_set_string(o, "platform", c->config.platform);
+    sp_json_object_set(o, "commands", cmds);
+    sp_json_object_set(o, "freeze", freeze_capabilities_json(&c->config));
+    return o;
+}

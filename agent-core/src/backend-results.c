@@ -1,0 +1,41 @@
+/* backend-results: freeing what a freeze backend hands the core (malloc'd by the backend). */
+#include <stdlib.h>
+#include <string.h>
+#include "stillpoint/freeze-backend.h"
+
+void sp_writer_reports_free(SpWriterReport *reports, size_t n)
+{
+    for (size_t i = 0; reports && i < n; i++) {
+        free(reports[i].name);
+        free(reports[i].message);
+        free(reports[i].thaw_message);
+    }
+    free(reports);
+}
+
+void sp_backend_freeze_result_clear(SpBackendFreezeResult *r)
+{
+    for (size_t i = 0; i < r->n_frozen; i++) {
+        free(r->frozen[i].mountpoint);
+        free(r->frozen[i].fstype);
+        free(r->frozen[i].device);
+        free(r->frozen[i].uuid);
+        free(r->frozen[i].label);
+    }
+    for (size_t i = 0; i < r->n_skipped; i++) {
+        free(r->skipped[i].mountpoint);
+        free(r->skipped[i].fstype);
+        free(r->skipped[i].primary);
+    }
+    free(r->frozen);
+    free(r->skipped);
+    sp_writer_reports_free(r->writers, r->n_writers);
+    memset(r, 0, sizeof(*r));
+}
+
+void sp_backend_thaw_result_clear(SpBackendThawResult *r)
+{
+    sp_writer_reports_free(r->writers, r->n_writers);
+    free(r->failed_writer);
+    memset(r, 0, sizeof(*r));
+}
