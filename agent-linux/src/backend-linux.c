@@ -183,7 +183,7 @@ static bool select_mount_cb(const SpMount *m, void *userdata)
     disks = sp_blockdev_disks(ds->b->sysfs_root, dev);
 
     for (guint i = 0; i < disks->len; i++) {
-        const SpDisk *d = disks->pdata[i];
+        const SpBlockdevDisk *d = disks->pdata[i];
         for (size_t s = 0; d->serial && s < ds->n_serials; s++) {
             if (strcmp(d->serial, ds->serials[s]) == 0) {
                 g_hash_table_add(ds->seen, (gpointer)ds->serials[s]);
@@ -734,7 +734,7 @@ static int backend_flush(void *self, const SpFreezeRequest *req, SpBackendFlushR
 
 /* ---- guest-get-fsinfo ---- */
 
-static SpJson *disk_json(const SpDisk *d)
+static SpJson *disk_json(const SpBlockdevDisk *d)
 {
     SpJson *o = sp_json_new_object(), *pci = sp_json_new_object();
 

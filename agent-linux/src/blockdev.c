@@ -10,7 +10,7 @@
 /* dm over md over partitions: a real stack is never this deep; a loop in sysfs would be. */
 #define SP_BLOCKDEV_MAX_DEPTH 8
 
-void sp_disk_free(SpDisk *d)
+void sp_blockdev_disk_free(SpBlockdevDisk *d)
 {
     if (!d)
         return;
@@ -51,7 +51,7 @@ char *sp_blockdev_name(const char *sysfs_root, dev_t dev)
     return dir ? g_path_get_basename(dir) : NULL;
 }
 
-static void parse_pci(SpDisk *d, const char *path)
+static void parse_pci(SpBlockdevDisk *d, const char *path)
 {
     g_auto(GStrv) parts = g_strsplit(path, "/", -1);
     for (guint i = 0; parts[i]; i++) {
@@ -67,7 +67,7 @@ static void parse_pci(SpDisk *d, const char *path)
     }
 }
 
-static void parse_scsi_address(SpDisk *d, const char *path)
+static void parse_scsi_address(SpBlockdevDisk *d, const char *path)
 {
     g_auto(GStrv) parts = g_strsplit(path, "/", -1);
     for (guint i = 0; parts[i]; i++) {
@@ -109,9 +109,9 @@ static char *disk_serial(const char *dir)
     return NULL;
 }
 
-static SpDisk *disk_new(const char *dir)
+static SpBlockdevDisk *disk_new(const char *dir)
 {
-    SpDisk *d = g_new0(SpDisk, 1);
+    SpBlockdevDisk *d = g_new0(SpBlockdevDisk, 1);
 
     d->name = g_path_get_basename(dir);
     d->dev = g_strdup_printf("/dev/%s", d->name);
@@ -152,7 +152,7 @@ static void collect_disks(const char *dir, GPtrArray *out, int depth)
     if (!any) {
         g_autofree char *base = g_path_get_basename(dir);
         for (guint i = 0; i < out->len; i++)
-            if (strcmp(((SpDisk *)out->pdata[i])->name, base) == 0)
+            if (strcmp(((SpBlockdevDisk *)out->pdata[i])->name, base) == 0)
                 return;
         g_ptr_array_add(out, disk_new(dir));
     }
@@ -160,7 +160,7 @@ static void collect_disks(const char *dir, GPtrArray *out, int depth)
 
 GPtrArray *sp_blockdev_disks(const char *sysfs_root, dev_t dev)
 {
-    GPtrArray *out = g_ptr_array_new_with_free_func((GDestroyNotify)sp_disk_free);
+    GPtrArray *out = g_ptr_array_new_with_free_func((GDestroyNotify)sp_blockdev_disk_free);
     g_autofree char *dir = dev_dir(sysfs_root, dev);
 
     if (dir)

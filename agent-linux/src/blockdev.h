@@ -11,10 +11,10 @@ typedef struct {
     const char *bus_type;/* qemu-ga GuestDiskBusType name: "virtio", "scsi", "ide", "sata", "nvme", "unknown" */
     int pci_domain, pci_bus, pci_slot, pci_function; /* -1 when not on PCI */
     int bus, target, unit;
-} SpDisk;
+} SpBlockdevDisk;
 
-void sp_disk_free(SpDisk *disk);
-G_DEFINE_AUTOPTR_CLEANUP_FUNC(SpDisk, sp_disk_free)
+void sp_blockdev_disk_free(SpBlockdevDisk *disk);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(SpBlockdevDisk, sp_blockdev_disk_free)
 
 /* sysfs_root: "/sys" (tests pass a fixture tree). */
 /* The kernel name of a block device ("vda1", "dm-0"), or NULL. */

@@ -78,10 +78,10 @@ static int teardown(void **state)
     return 0;
 }
 
-static const SpDisk *disk_named(GPtrArray *disks, const char *name)
+static const SpBlockdevDisk *disk_named(GPtrArray *disks, const char *name)
 {
     for (guint i = 0; i < disks->len; i++)
-        if (strcmp(((SpDisk *)disks->pdata[i])->name, name) == 0)
+        if (strcmp(((SpBlockdevDisk *)disks->pdata[i])->name, name) == 0)
             return disks->pdata[i];
     fail_msg("no disk %s", name);
     return NULL;
@@ -90,7 +90,7 @@ static const SpDisk *disk_named(GPtrArray *disks, const char *name)
 static void test_partition_maps_to_its_disk_with_serial_and_pci_address(void **state)
 {
     g_autoptr(GPtrArray) disks = sp_blockdev_disks(root, makedev(254, 1));
-    const SpDisk *d;
+    const SpBlockdevDisk *d;
     g_autofree char *name = sp_blockdev_name(root, makedev(254, 1));
 
     assert_string_equal(name, "vda1");
@@ -109,7 +109,7 @@ static void test_partition_maps_to_its_disk_with_serial_and_pci_address(void **s
 static void test_lvm_on_md_maps_to_every_member_disk(void **state)
 {
     g_autoptr(GPtrArray) disks = sp_blockdev_disks(root, makedev(253, 0));
-    const SpDisk *sda;
+    const SpBlockdevDisk *sda;
 
     assert_int_equal(disks->len, 2);
     assert_string_equal(disk_named(disks, "vdb")->serial, "QM-DATA");
