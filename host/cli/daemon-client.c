@@ -81,6 +81,7 @@ static GVariant *call(Client *c, const char *method, GVariant *params, GError **
 typedef struct {
     char *qmp, *agent, *driver, *hook, *overlay_dir, *domain, *uri, *name, *group, *type, *policy, *format, *save;
     gint hook_timeout;
+    char **disks;
     gboolean force, subtree;
 } Opts;
 
@@ -99,6 +100,7 @@ static void opts_clear(Opts *o)
     g_free(o->policy);
     g_free(o->format);
     g_free(o->save);
+    g_strfreev(o->disks);
 }
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(Opts, opts_clear)
 
@@ -115,6 +117,8 @@ static gboolean parse(int *argc, char ***argv, Opts *o, Client *c, GError **erro
         {"uri", 0, 0, G_OPTION_ARG_STRING, &o->uri, "vm add: libvirt URI", "URI"},
         {"hook-command", 0, 0, G_OPTION_ARG_STRING, &o->hook, "vm add: hook command", "CMD"},
         {"hook-timeout", 0, 0, G_OPTION_ARG_INT, &o->hook_timeout, "vm add: seconds", "S"},
+        {"disk", 0, 0, G_OPTION_ARG_STRING_ARRAY, &o->disks, "vm add: a hook driver's disk",
+         "NAME=PATH[,serial=S][,format=F]"},
         {"overlay-dir", 0, 0, G_OPTION_ARG_FILENAME, &o->overlay_dir, "vm add: overlays", "DIR"},
         {"force", 0, 0, G_OPTION_ARG_NONE, &o->force, "vm remove, checkpoint apply", NULL},
         {"name", 0, 0, G_OPTION_ARG_STRING, &o->name, "create: checkpoint name", "NAME"},
@@ -229,6 +233,9 @@ static gboolean run(Client *c, const char *group, const char *name, int argc, ch
         add_s(&b, "libvirt-uri", o->uri);
         if (o->hook_timeout > 0)
             g_variant_builder_add(&b, "{sv}", "hook-timeout-ms", g_variant_new_int64(o->hook_timeout * 1000LL));
+        if (o->disks != NULL)
+            g_variant_builder_add(&b, "{sv}", "disks",
+                                  g_variant_new_strv((const char *const *)o->disks, -1));
         return expect(argc, 3, "vm add", error) &&
                call_document(c, "AddVm", g_variant_new("(s@a{sv})", argv[2], dict(&b)),
                              sp_cli_print_vm_added, error);

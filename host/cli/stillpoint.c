@@ -44,6 +44,7 @@ static void usage(FILE *out)
             "  vm add NAME --qmp SOCKET [--agent SOCKET] [--overlay-dir DIR]\n"
             "  vm add NAME --driver libvirt --domain D [--uri URI] [--overlay-dir DIR]\n"
             "  vm add NAME --driver hook --hook-command CMD [--hook-timeout S] [--agent SOCKET]\n"
+            "         [--disk NAME=PATH[,serial=S][,format=F]]... [--qmp SOCKET]\n"
             "                                                    register a VM\n"
             "  vm list                                           list registered VMs\n"
             "  vm remove NAME [--force]                          forget a VM (keeps images)\n"
@@ -153,6 +154,8 @@ static int cmd_vm_add(int argc, char **argv)
 {
     g_autofree char *qmp = NULL, *agent = NULL, *driver = NULL, *hook = NULL, *overlay_dir = NULL;
     g_autofree char *domain = NULL, *uri = NULL;
+    g_auto(GStrv) disk_specs = NULL;
+    g_autoptr(GPtrArray) disks = NULL;
     gint hook_timeout = 0;
     const GOptionEntry entries[] = {
         {"qmp", 0, 0, G_OPTION_ARG_FILENAME, &qmp, "The VM's QMP unix socket", "SOCKET"},
@@ -169,6 +172,9 @@ static int cmd_vm_add(int argc, char **argv)
          "hook driver: command run between freeze and thaw", "CMD"},
         {"hook-timeout", 0, 0, G_OPTION_ARG_INT, &hook_timeout,
          "hook driver: seconds the command may take (default 30)", "SECONDS"},
+        {"disk", 0, 0, G_OPTION_ARG_STRING_ARRAY, &disk_specs,
+         "hook driver: a disk the hook snapshots (repeatable; without --qmp the only way "
+         "stillpoint knows the VM's disks)", "NAME=PATH[,serial=S][,format=F]"},
         {"overlay-dir", 0, 0, G_OPTION_ARG_FILENAME, &overlay_dir,
          "Directory for overlays (default: next to each disk's image)", "DIR"},
         G_OPTION_ENTRY_NULL};
@@ -177,7 +183,7 @@ static int cmd_vm_add(int argc, char **argv)
     SpVm vm = {0};
     int64_t id = 0;
 
-    if (!parse_options("NAME", "Register a VM. Its disks are discovered from QMP, or from libvirt's domain XML.", entries,
+    if (!parse_options("NAME", "Register a VM. Its disks are discovered from QMP, or from libvirt's domain XML; for the hook driver they may be given with --disk.", entries,
                        &argc, &argv, &error))
         goto fail;
     if (argc != 2) {
@@ -187,7 +193,12 @@ static int cmd_vm_add(int argc, char **argv)
     }
     if (driver == NULL)
         driver = g_strdup("qemu");
-    vm = (SpVm){.name = argv[1],
+    if ((disks = sp_vm_disks_parse((const char *const *)disk_specs, &error)) == NULL) {
+        g_prefix_error(&error, "vm add: ");
+        goto fail;
+    }
+    vm = (SpVm){.disks = disks,
+                .name = argv[1],
                 .qmp_socket = qmp != NULL ? qmp : (char *)"",
                 .agent_socket = agent,
                 .driver = driver,
@@ -204,7 +215,7 @@ static int cmd_vm_add(int argc, char **argv)
     if (store == NULL || !sp_store_vm_add(store, &vm, &id, &error))
         goto fail;
     progress_cb("registered the VM", NULL);
-    if (qmp != NULL || domain != NULL) {
+    if (qmp != NULL || domain != NULL || disks->len > 0) {
         g_autoptr(GError) local = NULL;
         if (!show_discovered_disks(&vm, &local))
             fprintf(stderr, "stillpoint: WARNING: VM '%s' registered, but its disks could not "

@@ -148,6 +148,8 @@ static GVariant *run_add_vm(SpDaemonJob *job, GError **error)
     gint64 hook_timeout_ms = 0;
     int64_t id = 0;
     g_autoptr(SpStore) store = NULL;
+    g_autofree const char **specs = NULL;
+    g_autoptr(GPtrArray) disks = NULL;
     SpVm vm;
 
     g_variant_get(job->parameters, "(&s@a{sv})", &name, &opts);
@@ -159,7 +161,13 @@ static GVariant *run_add_vm(SpDaemonJob *job, GError **error)
     g_variant_lookup(opts, "overlay-dir", "&s", &dir);
     g_variant_lookup(opts, "libvirt-domain", "&s", &domain);
     g_variant_lookup(opts, "libvirt-uri", "&s", &uri);
-    vm = (SpVm){.name = (char *)name, .qmp_socket = (char *)(qmp ? qmp : ""),
+    g_variant_lookup(opts, "disks", "^a&s", &specs);
+    if ((disks = sp_vm_disks_parse(specs, error)) == NULL) {
+        g_prefix_error(error, "VM '%s': ", name);
+        return NULL;
+    }
+    vm = (SpVm){.disks = disks,
+                .name = (char *)name, .qmp_socket = (char *)(qmp ? qmp : ""),
                 .agent_socket = (char *)agent, .driver = (char *)driver,
                 .hook_command = (char *)hook, .overlay_dir = (char *)dir,
                 .libvirt_domain = (char *)domain, .libvirt_uri = (char *)uri,

@@ -288,6 +288,12 @@ gboolean sp_agent_freeze(SpAgent *agent, guint lease_ms, SpFreezeResult *ret, GE
         if (reply == NULL)
             return FALSE;
         r.epoch = sp_json_object_get_int(reply, "epoch", 0);
+        /* The agent says what it granted (Windows: at most VSS's hold limit); an agent that
+         * does not say granted what was asked. Never more than asked: the deadlines inside the
+         * window are cut to fit the lease, and a larger number is not ours to believe. */
+        r.lease_ms = sp_json_object_get_int(reply, "lease-ms", lease);
+        if (r.lease_ms <= 0 || r.lease_ms > lease)
+            r.lease_ms = lease;
         r.frozen = (guint)sp_json_array_len(sp_json_object_get(reply, "frozen"));
         r.skipped = (guint)sp_json_array_len(sp_json_object_get(reply, "skipped"));
         /* Without its epoch the freeze cannot be thawed by stillpoint-thaw: refuse it, so the

@@ -61,11 +61,17 @@ char *sp_checkpoint_default_name(const char *vm_name, GDateTime *when)
     return g_steal_pointer(&name);
 }
 
+guint sp_coordinator_lease_for_ms(guint snapshot_ms)
+{
+    /* The window holds the snapshot (for QMP one transaction, opening nothing: overlays are
+     * pre-opened) and the thaw round trip; a slow TCG guest and a busy host get generous slack,
+     * a dead host does not. */
+    return 15000 + snapshot_ms;
+}
+
 guint sp_coordinator_lease_ms(guint n_disks)
 {
-    /* The window holds one transaction (opening nothing: overlays are pre-opened) and the thaw
-     * round trip; a slow TCG guest and a busy host get generous slack, a dead host does not. */
-    return 15000 + 2000 * MAX(n_disks, 1);
+    return sp_coordinator_lease_for_ms(SP_DRIVER_SNAPSHOT_MS_PER_DISK * MAX(n_disks, 1));
 }
 
 static gboolean journal_step(CreateRun *run, const char *step, GError **error)
@@ -176,7 +182,13 @@ static gboolean freeze_guest(CreateRun *run, guint lease_ms, GError **error)
                     "the guest agent froze no filesystem");
         return FALSE;
     }
-    return journal_step_frozen(run, STEP_FROZEN, error);
+    if (!journal_step_frozen(run, STEP_FROZEN, error))
+        return FALSE;
+    if (run->freeze.lease_ms > 0 && run->freeze.lease_ms < lease_ms)
+        say(run, "WARNING: the guest agent granted a lease of %" G_GINT64_FORMAT " ms, less than "
+                 "the %u ms asked: the snapshot must finish sooner",
+            run->freeze.lease_ms, lease_ms);
+    return TRUE;
 }
 
 static gboolean plan_create(CreateRun *run, const SpCreateOptions *opts, GError **error)
@@ -184,7 +196,6 @@ static gboolean plan_create(CreateRun *run, const SpCreateOptions *opts, GError 
     g_autoptr(GDateTime) now = g_date_time_new_now_local();
     g_autofree char *name = opts->name != NULL ? g_strdup(opts->name)
                                                : sp_checkpoint_default_name(run->vm->name, now);
-    g_autoptr(GPtrArray) disks = NULL;
     g_autofree char *payload = NULL;
 
     if (!sp_checkpoint_name_valid(name, error))
@@ -194,21 +205,6 @@ static gboolean plan_create(CreateRun *run, const SpCreateOptions *opts, GError 
     run->plan->bitmap_disable = opts->bitmap_disable;
     run->plan->type = g_strdup(opts->crash_only ? "crash" : opts->standard ? "standard"
                                                                            : "production");
-    if (run->qmp != NULL) {
-        disks = sp_qmp_discover_disks(run->qmp, error);
-        if (disks == NULL)
-            return FALSE;
-        if (disks->len == 0 && run->driver->ops == &sp_driver_qemu_ops) {
-            g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
-                        "VM '%s' has no writable disk to checkpoint", run->vm->name);
-            return FALSE;
-        }
-        for (guint i = 0; i < disks->len; i++) {
-            SpPlanDisk *pd = g_new0(SpPlanDisk, 1);
-            pd->disk = g_steal_pointer(&g_ptr_array_index(disks, i));
-            g_ptr_array_add(run->plan->disks, pd);
-        }
-    }
     if (!run->driver->ops->plan(run->driver, run->plan, run->vm->overlay_dir, error))
         return FALSE;
     /* A standard checkpoint (asked for, or the fallback) saves its state next to its first
@@ -269,8 +265,16 @@ static gboolean snapshot_and_thaw(CreateRun *run, gboolean frozen, guint lease_m
     g_autoptr(GError) snap_error = NULL;
     g_autoptr(GError) thaw_error = NULL;
     SpThawResult thaw = {0};
-    guint timeout_ms = lease_ms > 4000 ? lease_ms - 3000 : lease_ms;
+    guint timeout_ms;
     gboolean snapped;
+
+    /* The lease the agent granted, which may be less than asked (a Windows guest's hold limit);
+     * with qemu-ga there is none, and the asked one bounds the window anyway. */
+    if (frozen && run->freeze.lease_ms > 0 && run->freeze.lease_ms < lease_ms)
+        lease_ms = (guint)run->freeze.lease_ms;
+    timeout_ms = lease_ms > SP_COORDINATOR_THAW_MARGIN_MS + 1000
+                     ? lease_ms - SP_COORDINATOR_THAW_MARGIN_MS
+                     : lease_ms;
 
     if (run->driver->ops == &sp_driver_qemu_ops)
         say(run, "snapshotting %u disk(s) in one transaction", run->plan->disks->len);
@@ -439,7 +443,7 @@ SpCheckpoint *sp_coordinator_create(SpStore *store, SpVm *vm, const SpCreateOpti
         roll_back(&run, error);
         goto fail;
     }
-    lease_ms = sp_coordinator_lease_ms(run.plan->disks->len);
+    lease_ms = sp_coordinator_lease_for_ms(sp_driver_snapshot_ms(run.driver, run.plan));
     if (!quiesce(&run, opts, lease_ms, &frozen, error)) {
         thaw_after_failed_freeze(&run);
         roll_back(&run, error);

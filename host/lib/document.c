@@ -75,6 +75,23 @@ SpJson *sp_document_checkpoint(const SpCheckpoint *cp, int64_t current)
     return o;
 }
 
+/* The disks given at registration (vm add --disk). */
+static SpJson *vm_disks_to_json(GPtrArray *disks)
+{
+    SpJson *arr = sp_json_new_array();
+    for (guint i = 0; i < disks->len; i++) {
+        const SpVmDisk *d = g_ptr_array_index(disks, i);
+        SpJson *o = sp_json_new_object();
+        sp_json_object_set_string(o, "disk", d->name);
+        sp_json_object_set_string(o, "path", d->path);
+        sp_json_object_set_string(o, "format", d->format);
+        sp_json_object_set(o, "serial", d->serial != NULL ? sp_json_new_string(d->serial)
+                                                          : sp_json_new_null());
+        sp_json_array_append(arr, o);
+    }
+    return arr;
+}
+
 static SpJson *vm_to_json(const SpVm *vm)
 {
     SpJson *o = sp_json_new_object();
@@ -93,6 +110,8 @@ static SpJson *vm_to_json(const SpVm *vm)
         sp_json_object_set_string(o, "libvirt-uri", vm->libvirt_uri);
     if (vm->overlay_dir != NULL)
         sp_json_object_set_string(o, "overlay-dir", vm->overlay_dir);
+    if (vm->disks != NULL && vm->disks->len > 0)
+        sp_json_object_set(o, "disks", vm_disks_to_json(vm->disks));
     sp_json_object_set(o, "current", vm->current != 0 ? sp_json_new_int(vm->current)
                                                       : sp_json_new_null());
     return o;

@@ -9,9 +9,14 @@
 
 #include "test-hooks.h"
 
+/* The disks: as given at registration (vm add --disk), else as QMP reports them, else none (a
+ * hook that snapshots the whole VM through a cloud API needs no list). */
 static gboolean hook_plan(SpDriver *drv, SpSnapshotPlan *plan, const char *overlay_dir,
                           GError **error)
 {
+    g_autoptr(GPtrArray) disks = NULL;
+    (void)overlay_dir; /* the hook's storage makes no overlays */
+
     if (drv->vm->hook_command == NULL || drv->vm->hook_command[0] == '\0') {
         g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
                     "VM '%s' uses the hook driver but has no hook command (vm add "
@@ -19,6 +24,12 @@ static gboolean hook_plan(SpDriver *drv, SpSnapshotPlan *plan, const char *overl
                     drv->vm->name);
         return FALSE;
     }
+    if (drv->vm->disks != NULL && drv->vm->disks->len > 0)
+        disks = sp_vm_registered_disks(drv->vm);
+    else if (drv->qmp != NULL && (disks = sp_qmp_discover_disks(drv->qmp, error)) == NULL)
+        return FALSE;
+    if (disks != NULL)
+        sp_snapshot_plan_add_disks(plan, disks);
     return TRUE;
 }
 
@@ -66,9 +77,12 @@ static void hook_set_env(GSubprocessLauncher *l, SpSnapshotPlan *plan)
         g_autofree char *kn = g_strdup_printf("STILLPOINT_DISK_%u_NAME", i);
         g_autofree char *ki = g_strdup_printf("STILLPOINT_DISK_%u_IMAGE", i);
         g_autofree char *ks = g_strdup_printf("STILLPOINT_DISK_%u_SERIAL", i);
+        g_autofree char *kf = g_strdup_printf("STILLPOINT_DISK_%u_FORMAT", i);
         g_subprocess_launcher_setenv(l, kn, pd->disk->name, TRUE);
         g_subprocess_launcher_setenv(l, ki, pd->disk->image != NULL ? pd->disk->image : "", TRUE);
         g_subprocess_launcher_setenv(l, ks, pd->disk->serial != NULL ? pd->disk->serial : "",
+                                     TRUE);
+        g_subprocess_launcher_setenv(l, kf, pd->disk->format != NULL ? pd->disk->format : "",
                                      TRUE);
         g_string_append_printf(names, "%s%s", i > 0 ? " " : "", pd->disk->name);
     }
@@ -84,6 +98,12 @@ static guint hook_timeout_ms(const SpVm *vm)
     return sp_test_deadline_ms(SP_TEST_DEADLINE_HOOK, ms);
 }
 
+static guint hook_snapshot_ms(SpDriver *drv, const SpSnapshotPlan *plan)
+{
+    (void)plan;
+    return hook_timeout_ms(drv->vm);
+}
+
 static gboolean hook_snapshot(SpDriver *drv, SpSnapshotPlan *plan, guint timeout_ms,
                               GError **error)
 {
@@ -92,7 +112,10 @@ static gboolean hook_snapshot(SpDriver *drv, SpSnapshotPlan *plan, guint timeout
     g_autoptr(GMainContext) ctx = g_main_context_new();
     g_autoptr(GSource) timer = NULL;
     HookWait w = {0};
-    guint hook_ms = hook_timeout_ms(drv->vm);
+    guint own_ms = hook_timeout_ms(drv->vm);
+    /* Inside the lease: a hook still running when the guest thaws would snapshot a guest that
+     * runs again, and be recorded as if it were frozen. */
+    guint hook_ms = MIN(own_ms, timeout_ms);
 
     hook_set_env(l, plan);
     g_subprocess_launcher_set_child_setup(l, child_setup_cb, NULL, NULL);
@@ -120,8 +143,11 @@ static gboolean hook_snapshot(SpDriver *drv, SpSnapshotPlan *plan, guint timeout
 
     if (w.timed_out) {
         g_set_error(error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
-                    "VM '%s': hook command did not finish within %u ms and was killed",
-                    plan->vm_name, hook_ms);
+                    "VM '%s': hook command did not finish within %u ms and was killed%s",
+                    plan->vm_name, hook_ms,
+                    hook_ms < own_ms ? " (the deadline the guest's freeze lease left it, shorter "
+                                       "than its own)"
+                                     : "");
         return FALSE;
     }
     if (!g_subprocess_get_if_exited(proc) || g_subprocess_get_exit_status(proc) != 0) {
@@ -137,6 +163,7 @@ const SpDriverOps sp_driver_hook_ops = {
     .name = "hook",
     .plan = hook_plan,
     .prepare = hook_noop,
+    .snapshot_ms = hook_snapshot_ms,
     .snapshot = hook_snapshot,
     .abort = hook_noop,
     .committed = NULL, /* the journal decides */

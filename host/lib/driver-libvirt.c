@@ -36,11 +36,7 @@ static gboolean libvirt_plan(SpDriver *drv, SpSnapshotPlan *plan, const char *ov
                     "VM '%s' has no writable disk to checkpoint", plan->vm_name);
         return FALSE;
     }
-    for (guint i = 0; i < disks->len; i++) {
-        SpPlanDisk *pd = g_new0(SpPlanDisk, 1);
-        pd->disk = g_steal_pointer(&g_ptr_array_index(disks, i));
-        g_ptr_array_add(plan->disks, pd);
-    }
+    sp_snapshot_plan_add_disks(plan, disks);
     return sp_plan_overlays(plan, overlay_dir, FALSE, error);
 }
 

@@ -52,6 +52,16 @@ void sp_snapshot_plan_free(SpSnapshotPlan *plan)
     g_free(plan);
 }
 
+void sp_snapshot_plan_add_disks(SpSnapshotPlan *plan, GPtrArray *disks)
+{
+    for (guint i = 0; i < disks->len; i++) {
+        SpPlanDisk *pd = g_new0(SpPlanDisk, 1);
+        pd->disk = g_steal_pointer(&g_ptr_array_index(disks, i));
+        g_ptr_array_add(plan->disks, pd);
+    }
+    g_ptr_array_set_size(disks, 0);
+}
+
 static void set_opt_string(SpJson *obj, const char *key, const char *s)
 {
     if (s != NULL)
@@ -318,6 +328,27 @@ gboolean sp_plan_committed(const SpSnapshotPlan *plan, GPtrArray *disks, gboolea
     return TRUE;
 }
 
+/* Two disks by one name would be one record; two by one serial, one disk to the guest. */
+static gboolean vm_disks_distinct(const SpVm *vm, GError **error)
+{
+    for (guint i = 0; vm->disks != NULL && i < vm->disks->len; i++) {
+        const SpVmDisk *a = g_ptr_array_index(vm->disks, i);
+        for (guint j = 0; j < i; j++) {
+            const SpVmDisk *b = g_ptr_array_index(vm->disks, j);
+            const char *what = g_strcmp0(a->name, b->name) == 0 ? "name"
+                             : a->serial != NULL && g_strcmp0(a->serial, b->serial) == 0
+                                 ? "serial"
+                                 : NULL;
+            if (what != NULL) {
+                g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                            "disks '%s' and '%s' have the same %s", b->name, a->name, what);
+                return FALSE;
+            }
+        }
+    }
+    return TRUE;
+}
+
 gboolean sp_vm_config_valid(const SpVm *vm, GError **error)
 {
     const char *driver = vm->driver;
@@ -341,19 +372,41 @@ gboolean sp_vm_config_valid(const SpVm *vm, GError **error)
         problem = "the qemu driver needs the VM's QMP socket (--qmp)";
     else if (g_strcmp0(driver, "hook") == 0 && vm->hook_command == NULL)
         problem = "the hook driver needs its command (--hook-command)";
+    else if (g_strcmp0(driver, "hook") != 0 && vm->disks != NULL && vm->disks->len > 0)
+        problem = "disks are given (--disk) for the hook driver only; the qemu driver finds them "
+                  "through QMP, the libvirt driver in the domain's XML";
     else if (vm->hook_timeout_ms < 0 || vm->hook_timeout_ms > 3600 * 1000)
         problem = "the hook's timeout (--hook-timeout) is 1 to 3600 seconds";
     if (problem != NULL) {
         g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "%s", problem);
         return FALSE;
     }
-    return TRUE;
+    return vm_disks_distinct(vm, error);
+}
+
+GPtrArray *sp_vm_registered_disks(const SpVm *vm)
+{
+    GPtrArray *disks = g_ptr_array_new_with_free_func((GDestroyNotify)sp_disk_free);
+    for (guint i = 0; vm->disks != NULL && i < vm->disks->len; i++) {
+        const SpVmDisk *vd = g_ptr_array_index(vm->disks, i);
+        SpDisk *d = g_new0(SpDisk, 1);
+        d->name = g_strdup(vd->name);
+        d->node = g_strdup(vd->name);
+        d->image = g_strdup(vd->path);
+        d->format = g_strdup(vd->format);
+        d->serial = g_strdup(vd->serial);
+        g_ptr_array_add(disks, d);
+    }
+    return disks;
 }
 
 GPtrArray *sp_vm_discover_disks(const SpVm *vm, GError **error)
 {
     g_autoptr(SpQmp) qmp = NULL;
     g_autoptr(SpLibvirt) lv = NULL;
+
+    if (vm->disks != NULL && vm->disks->len > 0)
+        return sp_vm_registered_disks(vm);
 
     if (g_strcmp0(vm->driver, "libvirt") == 0) {
         if ((lv = sp_libvirt_open(vm->libvirt_uri, vm->libvirt_domain, error)) == NULL)
@@ -399,6 +452,13 @@ SpDriver *sp_driver_new(SpVm *vm, SpQmp *qmp, GError **error)
     drv->vm = vm;
     drv->qmp = qmp;
     return drv;
+}
+
+guint sp_driver_snapshot_ms(SpDriver *drv, const SpSnapshotPlan *plan)
+{
+    if (drv->ops->snapshot_ms != NULL)
+        return drv->ops->snapshot_ms(drv, plan);
+    return SP_DRIVER_SNAPSHOT_MS_PER_DISK * MAX(plan->disks->len, 1);
 }
 
 void sp_driver_free(SpDriver *drv)

@@ -197,33 +197,16 @@ static gboolean step_frozen(Member *m, const char *name, GError **error)
     return TRUE;
 }
 
-/* A qemu member: QMP names the disks. */
-static gboolean plan_qemu_member(Member *m, const char *vm_name, const char *cp_name,
-                                 GError **error)
+/* A qemu member: the driver's plan finds the disks through QMP. */
+static gboolean open_qemu_member(Member *m, const char *vm_name, GError **error)
 {
-    g_autoptr(GPtrArray) disks = NULL;
     if (m->vm->qmp_socket == NULL || g_strcmp0(m->vm->driver, "qemu") != 0) {
         g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
                     "VM '%s': group members need the qemu or libvirt driver", vm_name);
         return FALSE;
     }
-    if ((m->qmp = sp_qmp_connect(m->vm->qmp_socket, SP_QMP_CONNECT_TIMEOUT_MS, error)) == NULL ||
-        (m->driver = sp_driver_new(m->vm, m->qmp, error)) == NULL ||
-        (disks = sp_qmp_discover_disks(m->qmp, error)) == NULL)
-        return FALSE;
-    m->plan = sp_snapshot_plan_new(vm_name, cp_name);
-    m->plan->type = g_strdup("production");
-    for (guint i = 0; i < disks->len; i++) {
-        SpPlanDisk *pd = g_new0(SpPlanDisk, 1);
-        pd->disk = g_steal_pointer(&g_ptr_array_index(disks, i));
-        g_ptr_array_add(m->plan->disks, pd);
-    }
-    if (m->plan->disks->len == 0) {
-        g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND, "VM '%s' has no writable disk",
-                    vm_name);
-        return FALSE;
-    }
-    return TRUE;
+    return (m->qmp = sp_qmp_connect(m->vm->qmp_socket, SP_QMP_CONNECT_TIMEOUT_MS, error)) != NULL &&
+           (m->driver = sp_driver_new(m->vm, m->qmp, error)) != NULL;
 }
 
 /* Lock, recover, connect, plan and journal one member; nothing is touched yet. */
@@ -241,11 +224,11 @@ static Member *member_open(SpStore *store, const char *vm_name, const char *cp_n
         /* libvirt's domain XML names the disks: the driver's plan finds them. */
         if ((m->driver = sp_driver_new(m->vm, NULL, error)) == NULL)
             goto fail;
-        m->plan = sp_snapshot_plan_new(vm_name, cp_name);
-        m->plan->type = g_strdup("production");
-    } else if (!plan_qemu_member(m, vm_name, cp_name, error)) {
+    } else if (!open_qemu_member(m, vm_name, error)) {
         goto fail;
     }
+    m->plan = sp_snapshot_plan_new(vm_name, cp_name);
+    m->plan->type = g_strdup("production");
     if (!m->driver->ops->plan(m->driver, m->plan, m->vm->overlay_dir, error))
         goto fail;
     payload = sp_snapshot_plan_to_json(m->plan);

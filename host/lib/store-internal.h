@@ -24,3 +24,8 @@ sqlite3_stmt *sp_db_prepare(SpStore *store, const char *sql, GError **error);
 /* Steps a statement that returns no rows. */
 gboolean sp_db_step_done(SpStore *store, sqlite3_stmt *stmt, const char *what, GError **error);
 void sp_db_bind_text_or_null(sqlite3_stmt *stmt, int idx, const char *s);
+
+/* The disks given at registration (store-vm-disk.c): recorded with the VM (inside the caller's
+ * transaction), loaded into vm->disks. */
+gboolean sp_db_vm_disks_insert(SpStore *store, int64_t vm_id, GPtrArray *disks, GError **error);
+gboolean sp_db_vm_disks_load(SpStore *store, SpVm *vm, GError **error);

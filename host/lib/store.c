@@ -36,7 +36,12 @@ static const char schema_sql[] =
     "CREATE TABLE IF NOT EXISTS ops ("
     "  id INTEGER PRIMARY KEY, vm_id INTEGER NOT NULL REFERENCES vms(id) ON DELETE CASCADE,"
     "  kind TEXT NOT NULL, state TEXT NOT NULL, step TEXT NOT NULL, payload TEXT NOT NULL,"
-    "  created INTEGER NOT NULL, finished INTEGER);";
+    "  created INTEGER NOT NULL, finished INTEGER);"
+    /* Version 4: disks given at registration (vm add --disk). */
+    "CREATE TABLE IF NOT EXISTS vm_disks ("
+    "  vm_id INTEGER NOT NULL REFERENCES vms(id) ON DELETE CASCADE, position INTEGER NOT NULL,"
+    "  name TEXT NOT NULL, path TEXT NOT NULL, serial TEXT, format TEXT NOT NULL,"
+    "  PRIMARY KEY (vm_id, name));";
 
 static const char *op_state_names[] = {"intent", "done", "rolled-back"};
 
@@ -52,6 +57,8 @@ void sp_vm_free(SpVm *vm)
     g_free(vm->libvirt_uri);
     g_free(vm->libvirt_domain);
     g_free(vm->overlay_dir);
+    if (vm->disks != NULL)
+        g_ptr_array_unref(vm->disks);
     g_free(vm);
 }
 
@@ -198,7 +205,7 @@ SpStore *sp_store_open(const char *path, GError **error)
                     "ALTER TABLE vms ADD COLUMN libvirt_domain TEXT; COMMIT;",
                     error))
         return NULL;
-    if (!sp_db_exec(store, "PRAGMA user_version = 3;", error))
+    if (!sp_db_exec(store, "PRAGMA user_version = 4;", error))
         return NULL;
     return g_steal_pointer(&store);
 }
@@ -262,22 +269,20 @@ gboolean sp_checkpoint_name_valid(const char *name, GError **error)
     return TRUE;
 }
 
-gboolean sp_store_vm_add(SpStore *store, const SpVm *vm, int64_t *ret_id, GError **error)
+static gboolean vm_insert(SpStore *store, const SpVm *vm, int64_t *ret_id, GError **error)
 {
-    g_autoptr(SpStmt) stmt = NULL;
-    int rc;
-
-    if (!sp_vm_name_valid(vm->name, error))
-        return FALSE;
-    stmt = sp_db_prepare(store,
+    g_autoptr(SpStmt) stmt = sp_db_prepare(store,
                       "INSERT INTO vms (name, qmp, agent, driver, hook_command, overlay_dir, "
                       "created, hook_timeout_ms, libvirt_uri, libvirt_domain) "
                       "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                       error);
+    int rc;
+
     if (stmt == NULL)
         return FALSE;
     sqlite3_bind_text(stmt, 1, vm->name, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(stmt, 2, vm->qmp_socket, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(stmt, 2, vm->qmp_socket != NULL ? vm->qmp_socket : "", -1,
+                      SQLITE_TRANSIENT);
     sp_db_bind_text_or_null(stmt, 3, vm->agent_socket);
     sqlite3_bind_text(stmt, 4, vm->driver != NULL ? vm->driver : "qemu", -1, SQLITE_TRANSIENT);
     sp_db_bind_text_or_null(stmt, 5, vm->hook_command);
@@ -297,8 +302,30 @@ gboolean sp_store_vm_add(SpStore *store, const SpVm *vm, int64_t *ret_id, GError
     }
     if (rc != SQLITE_DONE)
         return sp_db_error(store, rc, "adding VM", error);
+    *ret_id = sqlite3_last_insert_rowid(store->db);
+    return TRUE;
+}
+
+gboolean sp_store_vm_add(SpStore *store, const SpVm *vm, int64_t *ret_id, GError **error)
+{
+    int64_t id = 0;
+
+    if (!sp_vm_name_valid(vm->name, error))
+        return FALSE;
+    /* The VM and its disks land together or not at all. */
+    if (!sp_store_transaction_begin(store, error))
+        return FALSE;
+    if (!vm_insert(store, vm, &id, error) ||
+        !sp_db_vm_disks_insert(store, id, vm->disks, error)) {
+        sp_store_transaction_rollback(store);
+        if (vm->disks != NULL && vm->disks->len > 0)
+            g_prefix_error(error, "VM '%s': ", vm->name);
+        return FALSE;
+    }
+    if (!sp_store_transaction_commit(store, error))
+        return FALSE;
     if (ret_id != NULL)
-        *ret_id = sqlite3_last_insert_rowid(store->db);
+        *ret_id = id;
     return TRUE;
 }
 
@@ -328,6 +355,7 @@ SpVm *sp_store_vm_get(SpStore *store, const char *name, GError **error)
 {
     g_autoptr(SpStmt) stmt = sp_db_prepare(store, "SELECT " VM_COLUMNS " FROM vms WHERE name = ?",
                                         error);
+    g_autoptr(SpVm) vm = NULL;
     int rc;
     if (stmt == NULL)
         return NULL;
@@ -343,7 +371,10 @@ SpVm *sp_store_vm_get(SpStore *store, const char *name, GError **error)
         sp_db_error(store, rc, "reading VM", error);
         return NULL;
     }
-    return vm_from_row(stmt);
+    vm = vm_from_row(stmt);
+    if (!sp_db_vm_disks_load(store, vm, error))
+        return NULL;
+    return g_steal_pointer(&vm);
 }
 
 GPtrArray *sp_store_vm_list(SpStore *store, GError **error)
@@ -359,6 +390,10 @@ GPtrArray *sp_store_vm_list(SpStore *store, GError **error)
     if (rc != SQLITE_DONE) {
         sp_db_error(store, rc, "listing VMs", error);
         return NULL;
+    }
+    for (guint i = 0; i < vms->len; i++) {
+        if (!sp_db_vm_disks_load(store, g_ptr_array_index(vms, i), error))
+            return NULL;
     }
     return g_steal_pointer(&vms);
 }

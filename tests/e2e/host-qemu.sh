@@ -268,7 +268,8 @@ hook)
   register vm1 --agent "$T/agent.sock" --driver hook \
     --hook-command "env | grep ^STILLPOINT_ | sort > '$T/hook.env'; echo hook >> '$T/agent.log'"
   "$SP" -q checkpoint create vm1 --name "hooked" || fail "hook create"
-  check "hook ran inside the frozen window" [ "$(agent_events)" = "freeze lease-ms 19000 hook thaw" ]
+  # The lease covers the hook's deadline (30 s by default) and the thaw's margin.
+  check "hook ran inside the frozen window" [ "$(agent_events)" = "freeze lease-ms 45000 hook thaw" ]
   check "hook saw the VM" grep -qx "STILLPOINT_VM=vm1" "$T/hook.env"
   check "hook saw the checkpoint" grep -qx "STILLPOINT_CHECKPOINT=hooked" "$T/hook.env"
   check "hook saw the disks" grep -qx "STILLPOINT_DISKS=vda vdb" "$T/hook.env"
@@ -286,7 +287,7 @@ hook)
   : >"$T/agent.log"
   if "$SP" checkpoint create vm2 2>"$T/err"; then fail "failing hook accepted"; fi
   check "failing hook: clear error" grep -q "hook command failed (exit status 3)" "$T/err"
-  check "failing hook: thawed" [ "$(agent_events)" = "freeze lease-ms 19000 thaw" ]
+  check "failing hook: thawed" [ "$(agent_events)" = "freeze lease-ms 45000 thaw" ]
   check "failing hook: no record" [ "$(n_checkpoints vm2)" = 0 ]
   register vm3 --agent "$T/agent.sock" --driver hook --hook-command "sleep 30" --hook-timeout 1
   : >"$T/agent.log"
@@ -294,7 +295,47 @@ hook)
   if "$SP" checkpoint create vm3 2>"$T/err"; then fail "stuck hook accepted"; fi
   check "stuck hook killed at its deadline" grep -q "did not finish within 1000 ms" "$T/err"
   check "stuck hook: quickly" [ $(( $(date +%s) - start )) -lt 10 ]
-  check "stuck hook: thawed" [ "$(agent_events)" = "freeze lease-ms 19000 thaw" ]
+  check "stuck hook: thawed" [ "$(agent_events)" = "freeze lease-ms 16000 thaw" ]
+  # An agent that grants a shorter lease than the hook's own deadline: the hook is killed before
+  # the lease runs out (its deadline ends 3 s before it), not after the guest thawed by itself.
+  start_agent --max-lease-ms 6000
+  register vm4 --agent "$T/agent.sock" --driver hook --hook-command "sleep 30" --hook-timeout 20
+  : >"$T/agent.log"
+  start=$(date +%s)
+  if "$SP" checkpoint create vm4 2>"$T/err"; then fail "hook past the lease accepted"; fi
+  check "hook killed inside the granted lease" grep -q "did not finish within 3000 ms.*lease" "$T/err"
+  check "hook inside the lease: quickly" [ $(( $(date +%s) - start )) -lt 10 ]
+  check "hook inside the lease: thawed by the host" [ "$(agent_events)" = "freeze lease-ms 6000 thaw" ]
+  check "hook inside the lease: no record" [ "$(n_checkpoints vm4)" = 0 ]
+  ;;
+hook-disks)
+  # A hook VM without QMP: its disks are given at vm add, and passed to the hook.
+  start_agent
+  "$SP" -q vm add lvm --driver hook --agent "$T/agent.sock" --hook-timeout 5 \
+    --disk root=/dev/vg0/lvm-root,serial=ROOT0 --disk 'data=/dev/vg0/lvm,,data,format=qcow2' \
+    --hook-command "env | grep ^STILLPOINT_ | sort > '$T/hook.env'" || fail "vm add --disk"
+  check "vm disks lists the given disks" [ "$("$SP" --json vm disks lvm | jq -r \
+    '[.[] | "\(.disk)=\(.image),\(.serial),\(.format)"] | join(" ")')" \
+    = "root=/dev/vg0/lvm-root,ROOT0,raw data=/dev/vg0/lvm,data,null,qcow2" ]
+  check "vm list shows them" [ "$("$SP" --json vm list | jq -r '.[0].disks | length')" = 2 ]
+  "$SP" -q checkpoint create lvm --name "on lvm" || fail "create without QMP"
+  check "the lease covers the 5 s hook" [ "$(agent_events)" = "freeze lease-ms 20000 thaw" ]
+  check "hook saw the disks" grep -qx "STILLPOINT_DISKS=root data" "$T/hook.env"
+  check "hook saw a device" grep -qx "STILLPOINT_DISK_0_IMAGE=/dev/vg0/lvm-root" "$T/hook.env"
+  check "hook saw a serial" grep -qx "STILLPOINT_DISK_0_SERIAL=ROOT0" "$T/hook.env"
+  check "hook saw a path with a comma" grep -qx "STILLPOINT_DISK_1_IMAGE=/dev/vg0/lvm,data" "$T/hook.env"
+  check "hook saw a format" grep -qx "STILLPOINT_DISK_1_FORMAT=qcow2" "$T/hook.env"
+  check "the checkpoint records both disks" [ "$(list_json lvm | jq -r \
+    '[.checkpoints[0].disks[] | "\(.disk)=\(.image)"] | join(" ")')" \
+    = "root=/dev/vg0/lvm-root data=/dev/vg0/lvm,data" ]
+  if "$SP" vm add bad --qmp "$T/qmp.sock" --disk root=/dev/x 2>"$T/err"; then fail "--disk for qemu"; fi
+  check "--disk is the hook driver's" grep -q "for the hook driver only" "$T/err"
+  if "$SP" vm add bad --driver hook --hook-command true --disk root=/dev/x,serial=A \
+      --disk data=/dev/y,serial=A 2>"$T/err"; then fail "two disks, one serial"; fi
+  check "one serial twice is refused" grep -q "disks 'root' and 'data' have the same serial" "$T/err"
+  if "$SP" vm add bad --driver hook --hook-command true --disk root 2>"$T/err"; then fail "bad spec"; fi
+  check "a bad spec names itself" grep -q "disk 'root': expected NAME=PATH" "$T/err"
+  check "nothing registered" [ "$("$SP" --json vm list | jq length)" = 1 ]
   ;;
 overlay-dir)
   start_qemu; start_agent

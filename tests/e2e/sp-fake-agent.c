@@ -2,8 +2,10 @@
  * the real protocol (libstillpoint-protocol's framer and command table), freezes nothing, and
  * appends every command it runs to a log so tests can check the order (freeze ... thaw).
  *   sp-fake-agent --socket PATH --log FILE [--qga] [--freeze-delay-ms N] [--hang-on-freeze]
- *                 [--fail-freeze]
+ *                 [--fail-freeze] [--max-lease-ms N]
  * --fail-freeze: every freeze fails (an application writer refused), nothing stays frozen.
+ * --max-lease-ms: the longest lease it grants (default 600000), advertised in its capabilities;
+ * a freeze's reply says the lease granted, as the real agent's does.
  * --qga: answer like a stock qemu-ga (no stillpoint- commands). A stillpoint fake thaws when the
  * host hangs up, as the real agent does; a qga fake stays frozen, as qemu-ga does. */
 #define _GNU_SOURCE
@@ -25,6 +27,7 @@ static struct {
     bool qga;
     int freeze_delay_ms;
     bool fail_freeze;
+    long long max_lease_ms;
     bool frozen;
     int64_t epoch;
     struct timespec frozen_at;
@@ -100,7 +103,7 @@ static SpJson *cmd_caps(void *ctx, const SpJson *args, SpCommandError *err)
     SpJson *f = sp_json_new_object();
     sp_json_object_set_string(o, "agent", "sp-fake-agent");
     sp_json_object_set_int(f, "min-lease-ms", 1000);
-    sp_json_object_set_int(f, "max-lease-ms", 600000);
+    sp_json_object_set_int(f, "max-lease-ms", fake.max_lease_ms);
     sp_json_object_set(o, "freeze", f);
     return o;
 }
@@ -110,15 +113,17 @@ static SpJson *cmd_sp_freeze(void *ctx, const SpJson *args, SpCommandError *err)
     SpJson *o = sp_json_new_object();
     SpJson *frozen = sp_json_new_array();
     char line[64];
+    long long lease = sp_json_object_get_int(args, "lease-ms", 0);
     if (freeze_refused(err)) {
         sp_json_free(o);
         sp_json_free(frozen);
         return NULL;
     }
     do_freeze();
-    snprintf(line, sizeof(line), "lease-ms %lld",
-             (long long)sp_json_object_get_int(args, "lease-ms", 0));
+    snprintf(line, sizeof(line), "lease-ms %lld", lease);
     log_line(line);
+    sp_json_object_set_int(o, "lease-ms", lease > 0 && lease < fake.max_lease_ms
+                                              ? lease : fake.max_lease_ms);
     sp_json_array_append(frozen, sp_json_new_string("/fake"));
     sp_json_object_set_int(o, "epoch", fake.epoch);
     sp_json_object_set(o, "frozen", frozen);
@@ -211,12 +216,14 @@ int main(int argc, char **argv)
                                          {"qga", no_argument, NULL, 'q'},
                                          {"freeze-delay-ms", required_argument, NULL, 'd'},
                                          {"fail-freeze", no_argument, NULL, 'f'},
+                                         {"max-lease-ms", required_argument, NULL, 'm'},
                                          {NULL, 0, NULL, 0}};
     const char *path = NULL, *log_path = NULL;
     struct sockaddr_un addr = {.sun_family = AF_UNIX};
     SpCommandTable qga = {qga_commands}, sp = {sp_commands};
     int c, lfd;
 
+    fake.max_lease_ms = 600000;
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
         case 's': path = optarg; break;
@@ -224,6 +231,7 @@ int main(int argc, char **argv)
         case 'q': fake.qga = true; break;
         case 'd': fake.freeze_delay_ms = atoi(optarg); break;
         case 'f': fake.fail_freeze = true; break;
+        case 'm': fake.max_lease_ms = atoll(optarg); break;
         default: return 2;
         }
     }

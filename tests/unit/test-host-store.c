@@ -8,6 +8,7 @@
 #include <gio/gio.h>
 #include <glib/gstdio.h>
 #include <sys/wait.h>
+#include <string.h>
 #include <unistd.h>
 
 #include "stillpoint/store.h"
@@ -114,6 +115,84 @@ static void test_vm_add_get_list_remove(void **state)
     assert_true(sp_store_vm_remove(f->store, "db", FALSE, &error));
     assert_null(sp_store_vm_get(f->store, "db", &error));
     assert_true(g_error_matches(error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND));
+}
+
+/* vm add --disk: the hook driver's disks are recorded with the VM, in order, and come back. */
+static void test_vm_disks_are_recorded_in_order(void **state)
+{
+    Fixture *f = *state;
+    g_autoptr(GError) error = NULL;
+    const char *specs[] = {"root=/dev/vg0/web,serial=WEB0", "data=/dev/vg0/web-data,,x,format=qcow2",
+                           NULL};
+    g_autoptr(GPtrArray) disks = sp_vm_disks_parse(specs, &error);
+    SpVm vm = {.name = (char *)"lvm", .driver = (char *)"hook", .hook_command = (char *)"true"};
+    g_autoptr(SpVm) got = NULL;
+    g_autoptr(GPtrArray) vms = NULL;
+    SpVmDisk *d;
+
+    assert_non_null(disks);
+    vm.disks = disks;
+    assert_true(sp_store_vm_add(f->store, &vm, NULL, &error));
+    got = sp_store_vm_get(f->store, "lvm", &error);
+    assert_non_null(got);
+    assert_int_equal(got->disks->len, 2);
+    d = g_ptr_array_index(got->disks, 0);
+    assert_string_equal(d->name, "root");
+    assert_string_equal(d->path, "/dev/vg0/web");
+    assert_string_equal(d->serial, "WEB0");
+    assert_string_equal(d->format, "raw");
+    d = g_ptr_array_index(got->disks, 1);
+    assert_string_equal(d->path, "/dev/vg0/web-data,x");
+    assert_null(d->serial);
+    assert_string_equal(d->format, "qcow2");
+    vms = sp_store_vm_list(f->store, &error);
+    assert_int_equal(((SpVm *)g_ptr_array_index(vms, 0))->disks->len, 2);
+    /* Removing the VM removes its disks' records with it. */
+    assert_true(sp_store_vm_remove(f->store, "lvm", FALSE, &error));
+    assert_true(sp_store_vm_add(f->store, &vm, NULL, &error));
+}
+
+/* A disk given twice by name is refused, and the VM is not half-registered. */
+static void test_vm_disks_duplicate_name_registers_nothing(void **state)
+{
+    Fixture *f = *state;
+    g_autoptr(GError) error = NULL;
+    const char *specs[] = {"root=/dev/a", "root=/dev/b", NULL};
+    g_autoptr(GPtrArray) disks = sp_vm_disks_parse(specs, &error);
+    SpVm vm = {.name = (char *)"twice", .driver = (char *)"hook", .hook_command = (char *)"true",
+               .disks = disks};
+
+    assert_false(sp_store_vm_add(f->store, &vm, NULL, &error));
+    assert_non_null(strstr(error->message, "disk 'root' is given twice"));
+    g_clear_error(&error);
+    assert_null(sp_store_vm_get(f->store, "twice", &error));
+    assert_true(g_error_matches(error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND));
+}
+
+static void test_vm_disk_spec_errors_name_the_spec(void **state)
+{
+    const char *bad[][2] = {
+        {"root", "expected NAME=PATH"},
+        {"root=", "expected NAME=PATH"},
+        {"=/dev/x", "a disk's name is"},
+        {"-x=/dev/x", "a disk's name is"},
+        {"a/b=/dev/x", "a disk's name is"},
+        {"root=/dev/x,serial=", "a serial is"},
+        {"root=/dev/x,serial=a b", "a serial is"},
+        {"root=/dev/x,format=QCOW2", "a format is"},
+        {"root=/dev/x,format=raw,format=raw", "given twice"},
+        {"root=/dev/x,cache=none", "options are serial=S and format=F"},
+        {"root=/dev/x\n", "control characters"},
+    };
+    (void)state;
+    for (size_t i = 0; i < G_N_ELEMENTS(bad); i++) {
+        g_autoptr(GError) error = NULL;
+        g_autofree char *spec = g_strcompress(bad[i][0]);
+        assert_null(sp_vm_disk_parse(spec, &error));
+        assert_true(g_error_matches(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT));
+        if (strstr(error->message, bad[i][1]) == NULL)
+            fail_msg("spec '%s': got '%s', expected '%s'", bad[i][0], error->message, bad[i][1]);
+    }
 }
 
 static void test_vm_name_rejects_path_characters(void **state)
@@ -327,6 +406,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_second_locker_gets_busy_naming_the_holder, setup,
                                         teardown),
         cmocka_unit_test(test_store_path_resolution),
+        cmocka_unit_test_setup_teardown(test_vm_disks_are_recorded_in_order, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_vm_disks_duplicate_name_registers_nothing, setup,
+                                        teardown),
+        cmocka_unit_test(test_vm_disk_spec_errors_name_the_spec),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

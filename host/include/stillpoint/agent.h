@@ -34,6 +34,7 @@ typedef struct {
     gint64 epoch;     /* stillpoint: the lease's epoch; 0 with qemu-ga */
     guint frozen;     /* filesystems frozen */
     guint skipped;    /* filesystems the agent could not freeze (stillpoint only) */
+    gint64 lease_ms;  /* stillpoint: the lease granted (maybe less than asked); 0 with qemu-ga */
 } SpFreezeResult;
 
 typedef struct {

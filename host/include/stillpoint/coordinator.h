@@ -41,5 +41,10 @@ char *sp_checkpoint_default_name(const char *vm_name, GDateTime *when);
 
 /* The lease for a freeze: long enough for the work inside the window, no longer. */
 guint sp_coordinator_lease_ms(guint n_disks);
+/* The same when the snapshot inside the window may take snapshot_ms (a hook's deadline). */
+guint sp_coordinator_lease_for_ms(guint snapshot_ms);
+/* The snapshot's deadline inside the window: it ends this long before the lease, so the thaw
+ * still arrives while the freeze holds. */
+#define SP_COORDINATOR_THAW_MARGIN_MS 3000
 
 G_END_DECLS

@@ -45,6 +45,8 @@ typedef struct {
 SpSnapshotPlan *sp_snapshot_plan_new(const char *vm_name, const char *checkpoint_name);
 void sp_snapshot_plan_free(SpSnapshotPlan *plan);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(SpSnapshotPlan, sp_snapshot_plan_free)
+/* Moves every disk of disks (of SpDisk; left empty) into the plan. */
+void sp_snapshot_plan_add_disks(SpSnapshotPlan *plan, GPtrArray *disks);
 /* The plan as JSON text for the journal, and back (files and nodes only). */
 char *sp_snapshot_plan_to_json(const SpSnapshotPlan *plan);
 SpSnapshotPlan *sp_snapshot_plan_from_json(const char *text, GError **error);
@@ -56,6 +58,10 @@ typedef struct {
     /* Fills plan->disks' overlay/overlay_node; called before journaling. */
     gboolean (*plan)(SpDriver *drv, SpSnapshotPlan *plan, const char *overlay_dir, GError **error);
     gboolean (*prepare)(SpDriver *drv, SpSnapshotPlan *plan, GError **error);
+    /* How long snapshot may take inside the frozen window, for the lease the coordinator asks
+     * for; NULL: SP_DRIVER_SNAPSHOT_MS_PER_DISK for each disk. */
+    guint (*snapshot_ms)(SpDriver *drv, const SpSnapshotPlan *plan);
+    /* Inside the window; must return within timeout_ms, which ends before the lease does. */
     gboolean (*snapshot)(SpDriver *drv, SpSnapshotPlan *plan, guint timeout_ms, GError **error);
     /* Best effort: removes whatever prepare made (nodes, files). */
     gboolean (*abort)(SpDriver *drv, SpSnapshotPlan *plan, GError **error);
@@ -91,8 +97,11 @@ gboolean sp_plan_committed(const SpSnapshotPlan *plan, GPtrArray *disks, gboolea
  * command (and a timeout of at most an hour), libvirt a domain and no sockets (libvirt owns
  * them); domain and URI are the libvirt driver's only. */
 gboolean sp_vm_config_valid(const SpVm *vm, GError **error);
-/* The disks a checkpoint of the VM would hold, as QMP or libvirt sees them now. */
+/* The disks a checkpoint of the VM would hold: as QMP or libvirt sees them now, or as given at
+ * registration (vm add --disk). */
 GPtrArray *sp_vm_discover_disks(const SpVm *vm, GError **error);
+/* The disks given at registration, as SpDisk (node = name, size unknown: 0). */
+GPtrArray *sp_vm_registered_disks(const SpVm *vm);
 
 /* Disks from QMP: query-block entries with a medium, file-backed. */
 GPtrArray *sp_qmp_discover_disks(SpQmp *qmp, GError **error);
@@ -109,5 +118,8 @@ extern const SpDriverOps sp_driver_hook_ops;
 extern const SpDriverOps sp_driver_libvirt_ops;
 
 #define SP_HOOK_DEFAULT_TIMEOUT_MS 30000
+#define SP_DRIVER_SNAPSHOT_MS_PER_DISK 2000
+/* How long the driver's snapshot of plan may take (snapshot_ms, or the per-disk default). */
+guint sp_driver_snapshot_ms(SpDriver *drv, const SpSnapshotPlan *plan);
 
 G_END_DECLS

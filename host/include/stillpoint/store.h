@@ -12,6 +12,23 @@ G_BEGIN_DECLS
 
 typedef struct SpStore SpStore;
 
+/* A disk given at registration (vm add --disk), for a driver that cannot discover disks (the hook
+ * driver without QMP). Opaque to stillpoint: only the hook interprets path. */
+typedef struct {
+    char *name;           /* 1-32 of [A-Za-z0-9._-]: the disk's name in the checkpoint records */
+    char *path;           /* what the hook snapshots: a device, a dataset, an RBD image... */
+    char *serial;         /* the serial the guest sees, NULL when not given */
+    char *format;         /* the image format on path ("raw" when not given) */
+} SpVmDisk;
+
+void sp_vm_disk_free(SpVmDisk *disk);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(SpVmDisk, sp_vm_disk_free)
+/* Parses "NAME=PATH[,serial=S][,format=F]" (",," is a comma inside a value). A clear error names
+ * the spec and what is wrong with it. */
+SpVmDisk *sp_vm_disk_parse(const char *spec, GError **error);
+/* Every spec of a NULL-terminated list (may be NULL: none); NULL on the first bad one. */
+GPtrArray *sp_vm_disks_parse(const char *const *specs, GError **error);
+
 typedef struct {
     int64_t id;
     char *name;
@@ -25,6 +42,7 @@ typedef struct {
     char *overlay_dir;    /* NULL: next to each disk's current image */
     int64_t current;      /* checkpoint the VM runs on, 0 = none */
     int64_t created_us;
+    GPtrArray *disks;     /* of SpVmDisk, given at registration; NULL or empty when none */
 } SpVm;
 
 typedef struct {

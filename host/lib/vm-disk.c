@@ -1,0 +1,155 @@
+/* Disks given at registration (vm add --disk NAME=PATH[,serial=S][,format=F]): the parser and its
+ * rules. The hook driver without QMP knows a VM's disks only from these. */
+#include "stillpoint/store.h"
+
+#include <gio/gio.h>
+#include <string.h>
+
+#define DISK_NAME_MAX 32
+#define DISK_SERIAL_MAX 64
+#define DISK_FORMAT_MAX 16
+
+void sp_vm_disk_free(SpVmDisk *disk)
+{
+    if (disk == NULL)
+        return;
+    g_free(disk->name);
+    g_free(disk->path);
+    g_free(disk->serial);
+    g_free(disk->format);
+    g_free(disk);
+}
+
+/* Splits at commas; ",," stands for a comma inside a value (QEMU's -drive convention). */
+static GPtrArray *split_spec(const char *spec)
+{
+    GPtrArray *parts = g_ptr_array_new_with_free_func(g_free);
+    GString *cur = g_string_new(NULL);
+    for (const char *p = spec; *p != '\0'; p++) {
+        if (*p == ',' && p[1] == ',') {
+            g_string_append_c(cur, ',');
+            p++;
+        } else if (*p == ',') {
+            g_ptr_array_add(parts, g_string_free(cur, FALSE));
+            cur = g_string_new(NULL);
+        } else {
+            g_string_append_c(cur, *p);
+        }
+    }
+    g_ptr_array_add(parts, g_string_free(cur, FALSE));
+    return parts;
+}
+
+static gboolean has_control(const char *s)
+{
+    for (const char *p = s; *p != '\0'; p = g_utf8_next_char(p)) {
+        if (g_unichar_iscntrl(g_utf8_get_char(p)))
+            return TRUE;
+    }
+    return FALSE;
+}
+
+static gboolean name_ok(const char *name)
+{
+    size_t len = strlen(name);
+    if (len == 0 || len > DISK_NAME_MAX || name[0] == '.' || name[0] == '-')
+        return FALSE;
+    for (size_t i = 0; i < len; i++) {
+        if (!g_ascii_isalnum(name[i]) && strchr("._-", name[i]) == NULL)
+            return FALSE;
+    }
+    return TRUE;
+}
+
+static gboolean serial_ok(const char *serial)
+{
+    size_t len = strlen(serial);
+    if (len == 0 || len > DISK_SERIAL_MAX)
+        return FALSE;
+    for (size_t i = 0; i < len; i++) {
+        if (!g_ascii_isgraph(serial[i]))
+            return FALSE;
+    }
+    return TRUE;
+}
+
+static gboolean format_ok(const char *format)
+{
+    size_t len = strlen(format);
+    if (len == 0 || len > DISK_FORMAT_MAX)
+        return FALSE;
+    for (size_t i = 0; i < len; i++) {
+        if (!g_ascii_islower(format[i]) && !g_ascii_isdigit(format[i]))
+            return FALSE;
+    }
+    return TRUE;
+}
+
+/* One "key=value" option after NAME=PATH. */
+static const char *set_option(SpVmDisk *disk, const char *option)
+{
+    const char *eq = strchr(option, '=');
+    g_autofree char *key = eq != NULL ? g_strndup(option, eq - option) : NULL;
+    const char *value = eq != NULL ? eq + 1 : NULL;
+    if (g_strcmp0(key, "serial") == 0 && disk->serial == NULL) {
+        if (!serial_ok(value))
+            return "a serial is 1-64 printable characters without spaces";
+        disk->serial = g_strdup(value);
+    } else if (g_strcmp0(key, "format") == 0 && disk->format == NULL) {
+        if (!format_ok(value))
+            return "a format is a format driver's name, such as raw or qcow2";
+        disk->format = g_strdup(value);
+    } else if (g_strcmp0(key, "serial") == 0 || g_strcmp0(key, "format") == 0) {
+        return "an option is given twice";
+    } else {
+        return "options are serial=S and format=F";
+    }
+    return NULL;
+}
+
+SpVmDisk *sp_vm_disk_parse(const char *spec, GError **error)
+{
+    g_autoptr(SpVmDisk) disk = g_new0(SpVmDisk, 1);
+    g_autoptr(GPtrArray) parts = NULL;
+    const char *problem = NULL, *first, *eq;
+
+    if (spec == NULL || !g_utf8_validate(spec, -1, NULL) || has_control(spec)) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                    "disk: the spec is not text without control characters");
+        return NULL;
+    }
+    parts = split_spec(spec);
+    first = g_ptr_array_index(parts, 0);
+    eq = strchr(first, '=');
+    if (eq == NULL || eq[1] == '\0') {
+        problem = "expected NAME=PATH[,serial=S][,format=F]";
+    } else {
+        disk->name = g_strndup(first, eq - first);
+        disk->path = g_strdup(eq + 1);
+        if (!name_ok(disk->name))
+            problem = "a disk's name is 1-32 of letters, digits, '.', '_' and '-', not starting "
+                      "with '.' or '-'";
+    }
+    for (guint i = 1; problem == NULL && i < parts->len; i++)
+        problem = set_option(disk, g_ptr_array_index(parts, i));
+    if (problem != NULL) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "disk '%s': %s", spec,
+                    problem);
+        return NULL;
+    }
+    if (disk->format == NULL)
+        disk->format = g_strdup("raw"); /* a device, a zvol, an RBD image: never probed */
+    return g_steal_pointer(&disk);
+}
+
+GPtrArray *sp_vm_disks_parse(const char *const *specs, GError **error)
+{
+    g_autoptr(GPtrArray) disks = g_ptr_array_new_with_free_func((GDestroyNotify)sp_vm_disk_free);
+    for (guint i = 0; specs != NULL && specs[i] != NULL; i++) {
+        SpVmDisk *d = sp_vm_disk_parse(specs[i], error);
+        if (d == NULL)
+            return NULL;
+        g_ptr_array_add(disks, d);
+    }
+    return g_steal_pointer(&disks);
+}
