@@ -86,7 +86,9 @@ static const SpArgSpec freeze_args[] = {{"mountpoints", SP_ARG_STRING_LIST, true
 static const SpArgSpec flush_args[] = {{"mountpoints", SP_ARG_STRING_LIST, true},
                                        {"disks", SP_ARG_STRING_LIST, true},
                                        {NULL, 0, false}};
-static const SpArgSpec thaw_args[] = {{"epoch", SP_ARG_INT, true}, {NULL, 0, false}};
+static const SpArgSpec thaw_args[] = {{"epoch", SP_ARG_INT, true},
+                                       {"token", SP_ARG_STRING, true},
+                                       {NULL, 0, false}};
 
 enum { FROZEN_OK = SP_CMD_ALLOWED_WHILE_FROZEN };
 

@@ -129,6 +129,8 @@ SpJson *sp_agent_cmd_fsfreeze_thaw(void *ctx, const SpJson *args, SpCommandError
     ops(c)->status(c->config.backend.self, &st);
     if (!st.frozen)
         return standard_thaw_after_end(c, err);
+    if (!sp_agent_owner_may_thaw_standard(c, &st, err))
+        return NULL;
     if (ops(c)->thaw(c->config.backend.self, 0, true, &res, &be) < 0) {
         backend_error(err, &be);
         return NULL;
@@ -226,11 +228,13 @@ SpJson *sp_agent_cmd_freeze(void *ctx, const SpJson *args, SpCommandError *err)
     SpBackendFreezeResult res = {0};
     SpBackendError be = {0};
     const char **names = NULL;
+    char token[SP_AGENT_TOKEN_LEN + 1];
     SpJson *reply;
 
     if (!read_selection(args, &req, &names, err))
         return NULL;
-    if (!read_lease(c, args, &req, err) || refuse_if_frozen(c, NULL, err)) {
+    if (!read_lease(c, args, &req, err) || refuse_if_frozen(c, NULL, err) ||
+        !sp_agent_owner_new_token(c, token, err)) {
         free(names);
         return NULL;
     }
@@ -239,7 +243,8 @@ SpJson *sp_agent_cmd_freeze(void *ctx, const SpJson *args, SpCommandError *err)
         backend_error(err, &be);
         return NULL;
     }
-    reply = sp_agent_freeze_json(&res);
+    sp_agent_owner_set(c, res.epoch, token);
+    reply = sp_agent_freeze_json(&res, token);
     sp_backend_freeze_result_clear(&res);
     free(names);
     return reply;
@@ -280,6 +285,7 @@ SpJson *sp_agent_cmd_thaw(void *ctx, const SpJson *args, SpCommandError *err)
     SpAgentCommands *c = ctx;
     SpBackendThawResult res = {0};
     SpBackendError be = {0};
+    SpBackendStatus st;
     SpJson *reply;
     int64_t epoch = sp_json_object_get_int(args, "epoch", 0);
 
@@ -288,6 +294,9 @@ SpJson *sp_agent_cmd_thaw(void *ctx, const SpJson *args, SpCommandError *err)
                              "'epoch' must be the positive number stillpoint-freeze returned");
         return NULL;
     }
+    ops(c)->status(c->config.backend.self, &st);
+    if (!sp_agent_owner_may_thaw(c, &st, epoch, sp_json_object_get(args, "token"), err))
+        return NULL;
     if (ops(c)->thaw(c->config.backend.self, epoch, false, &res, &be) < 0) {
         backend_error(err, &be);
         return NULL;

@@ -3,6 +3,10 @@
 #pragma once
 #include "stillpoint/agent-commands.h"
 
+/* A lease token: 128 random bits, in hex. */
+#define SP_AGENT_TOKEN_BYTES 16
+#define SP_AGENT_TOKEN_LEN (2 * SP_AGENT_TOKEN_BYTES)
+
 /* Every command the core knows, plus the terminating entry. */
 #define SP_AGENT_MAX_COMMANDS 16
 
@@ -15,6 +19,12 @@ struct SpAgentCommands {
      * it ended by itself (it is told once: qemu-ga's clients then thaw a thawed guest). */
     int64_t standard_epoch;
     int64_t standard_end_reported;
+    /* The freeze stillpoint-freeze made last: who may thaw it (epoch 0 = none). */
+    struct {
+        int64_t epoch;
+        unsigned channel;
+        char token[SP_AGENT_TOKEN_LEN + 1];
+    } owner;
 };
 
 /* ---- handlers (SpCommandFn) of agent-freeze.c ---- */
@@ -25,10 +35,23 @@ SpJson *sp_agent_cmd_freeze(void *ctx, const SpJson *args, SpCommandError *err);
 SpJson *sp_agent_cmd_flush(void *ctx, const SpJson *args, SpCommandError *err);
 SpJson *sp_agent_cmd_thaw(void *ctx, const SpJson *args, SpCommandError *err);
 
+/* ---- who may thaw (agent-owner.c) ---- */
+/* A fresh lease token (SP_AGENT_TOKEN_LEN hex digits); false with err set. */
+bool sp_agent_owner_new_token(SpAgentCommands *c, char *ret_token, SpCommandError *err);
+/* The current channel made freeze epoch with stillpoint-freeze, and token goes with it. */
+void sp_agent_owner_set(SpAgentCommands *c, int64_t epoch, const char *token);
+/* stillpoint-thaw of epoch (0 = the current freeze), with token (a JSON string, or NULL). */
+bool sp_agent_owner_may_thaw(const SpAgentCommands *c, const SpBackendStatus *st, int64_t epoch,
+                             const SpJson *token, SpCommandError *err);
+/* guest-fsfreeze-thaw: never ends a stillpoint-freeze of another channel. */
+bool sp_agent_owner_may_thaw_standard(const SpAgentCommands *c, const SpBackendStatus *st,
+                                      SpCommandError *err);
+
 /* ---- reply shapes (agent-replies.c) ---- */
 SpJson *sp_agent_fs_list_json(const SpFsEntry *list, size_t n);
 SpJson *sp_agent_writers_json(const SpWriterReport *writers, size_t n);
-SpJson *sp_agent_freeze_json(const SpBackendFreezeResult *res);
+/* token: the lease token of a stillpoint-freeze (NULL: none). */
+SpJson *sp_agent_freeze_json(const SpBackendFreezeResult *res, const char *token);
 /* with_writers: always list the writers (a thaw's reply); else only when there are some. */
 SpJson *sp_agent_thaw_json(const SpBackendThawResult *res, bool with_writers);
 SpJson *sp_agent_status_json(const SpBackendStatus *st);

@@ -75,11 +75,13 @@ static SpJson *skipped_json(const SpSkipEntry *list, size_t n)
     return a;
 }
 
-SpJson *sp_agent_freeze_json(const SpBackendFreezeResult *res)
+SpJson *sp_agent_freeze_json(const SpBackendFreezeResult *res, const char *token)
 {
     SpJson *o = sp_json_new_object();
 
     sp_json_object_set_int(o, "epoch", res->epoch);
+    if (token)
+        sp_json_object_set_string(o, "token", token);
     sp_json_object_set_int(o, "lease-ms", res->lease_ms);
     sp_json_object_set(o, "frozen", sp_agent_fs_list_json(res->frozen, res->n_frozen));
     sp_json_object_set(o, "skipped", skipped_json(res->skipped, res->n_skipped));

@@ -8,6 +8,7 @@
 #include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/sysmacros.h>
@@ -30,6 +31,7 @@ struct SpLinuxBackend {
     SpWriters *writers;    /* borrowed; NULL = none */
     SpWriterReport *status_writers;
     size_t n_status_writers;
+    char *failed_writer;   /* a writer of the last freeze that left the bus while frozen */
     guint lease_timer;
     GArray *frozen_fs;     /* SpFsEntry of the current freeze, for status */
     GArray *status_fs;     /* copy handed out by status */
@@ -111,6 +113,7 @@ void sp_linux_backend_free(SpLinuxBackend *b)
     g_array_unref(b->status_fs);
     g_hash_table_unref(b->probed);
     sp_writer_reports_free(b->status_writers, b->n_status_writers);
+    g_free(b->failed_writer);
     g_free(b->mountinfo_path);
     g_free(b->sysfs_root);
     g_free(b);
@@ -491,6 +494,32 @@ static int backend_freeze(void *self, const SpFreezeRequest *req, SpBackendFreez
 
 /* ---- thaw ---- */
 
+/* How the last freeze ended; failed_writer copied (a thaw command's result) or borrowed. */
+static void last_thaw(SpLinuxBackend *b, gboolean copy, SpBackendThawResult *ret)
+{
+    ret->epoch = b->lease.last_epoch;
+    ret->n_thawed = 0;
+    ret->consistent = b->lease.last_consistent;
+    ret->reason = sp_thaw_reason_str(b->lease.last_reason);
+    ret->held_ms = b->lease.last_held_ms;
+    ret->failed_writer = copy ? g_strdup(b->failed_writer) : b->failed_writer;
+}
+
+/* A writer that crashed between Freeze and Thaw held nothing for the rest of the window: the
+ * freeze is not consistent, whatever the filesystems did (#15 item 5). */
+static void note_writer_left(SpLinuxBackend *b)
+{
+    const char *name = sp_writers_left_while_frozen(b->writers);
+
+    if (!name)
+        return;
+    g_free(b->failed_writer);
+    b->failed_writer = g_strdup(name);
+    b->lease.last_consistent = false;
+    if (b->lease.last_reason == SP_THAW_REQUESTED)
+        b->lease.last_reason = SP_THAW_WRITER_FAILED;
+}
+
 static void thaw_now(SpLinuxBackend *b, SpThawReason reason, SpBackendThawResult *ret)
 {
     SpThawReport report;
@@ -513,26 +542,17 @@ static void thaw_now(SpLinuxBackend *b, SpThawReason reason, SpBackendThawResult
     g_message("thawed %zu filesystem(s) (freeze %" G_GINT64_FORMAT ", %s, held %" G_GINT64_FORMAT
               " ms, %s)", report.n_thawed, b->lease.last_epoch, sp_thaw_reason_str(reason),
               b->lease.last_held_ms, b->lease.last_consistent ? "consistent" : "not consistent");
+    g_clear_pointer(&b->failed_writer, g_free);
     /* After FITHAW: a writer releasing its writes must find the disks writable. */
-    if (b->writers)
+    if (b->writers) {
         sp_writers_thaw(b->writers, b->lease.last_epoch, sp_thaw_reason_str(reason),
-                        b->lease.last_consistent);
+                        b->lease.last_consistent && !sp_writers_left_while_frozen(b->writers));
+        note_writer_left(b);
+    }
     if (!sp_hooks_thaw(b->hooks, &hook_error))
         g_warning("thaw hook: %s", hook_error->message);
-    ret->epoch = b->lease.last_epoch;
+    last_thaw(b, FALSE, ret);
     ret->n_thawed = report.n_thawed;
-    ret->consistent = b->lease.last_consistent;
-    ret->reason = sp_thaw_reason_str(reason);
-    ret->held_ms = b->lease.last_held_ms;
-}
-
-static void last_thaw(SpLinuxBackend *b, SpBackendThawResult *ret)
-{
-    ret->epoch = b->lease.last_epoch;
-    ret->n_thawed = 0;
-    ret->consistent = b->lease.last_consistent;
-    ret->reason = sp_thaw_reason_str(b->lease.last_reason);
-    ret->held_ms = b->lease.last_held_ms;
 }
 
 static int backend_thaw(void *self, int64_t epoch, bool standard, SpBackendThawResult *ret,
@@ -549,6 +569,7 @@ static int backend_thaw(void *self, int64_t epoch, bool standard, SpBackendThawR
             return -1;
         }
         thaw_now(b, SP_THAW_REQUESTED, ret);
+        ret->failed_writer = g_strdup(ret->failed_writer); /* the caller frees its result */
         if (b->writers)
             ret->writers = sp_writers_reports(b->writers, &ret->n_writers);
         return 0;
@@ -559,8 +580,9 @@ static int backend_thaw(void *self, int64_t epoch, bool standard, SpBackendThawR
      * thaw repeated with the last epoch (a host retrying after a lost reply) gets the same
      * verdict again. */
     if (b->lease.last_valid &&
-        (epoch == b->lease.last_epoch || (epoch == 0 && b->lease.last_reason != SP_THAW_REQUESTED))) {
-        last_thaw(b, ret);
+        (epoch == b->lease.last_epoch || (epoch == 0 && b->lease.last_reason != SP_THAW_REQUESTED &&
+                                          b->lease.last_reason != SP_THAW_WRITER_FAILED))) {
+        last_thaw(b, TRUE, ret);
         if (b->writers)
             ret->writers = sp_writers_reports(b->writers, &ret->n_writers);
         return 0;
@@ -595,7 +617,7 @@ static void backend_status(void *self, SpBackendStatus *ret)
     ret->n_frozen_fs = b->status_fs->len;
     ret->has_last_thaw = b->lease.last_valid;
     if (b->lease.last_valid)
-        last_thaw(b, &ret->last_thaw);
+        last_thaw(b, FALSE, &ret->last_thaw);
     sp_writer_reports_free(b->status_writers, b->n_status_writers);
     b->status_writers = NULL;
     b->n_status_writers = 0;
@@ -797,12 +819,29 @@ static SpJson *backend_fsinfo(void *self, SpBackendError *err)
     return out;
 }
 
+/* Lease tokens: the kernel's CSPRNG (blocks only before it is seeded, early at boot). */
+static int backend_random(void *self, uint8_t *buf, size_t n)
+{
+    size_t done = 0;
+
+    while (done < n) {
+        ssize_t r = getrandom(buf + done, n - done, 0);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return -1;
+        done += (size_t)r;
+    }
+    return 0;
+}
+
 static const SpFreezeBackendOps linux_ops = {
     .freeze = backend_freeze,
     .thaw = backend_thaw,
     .status = backend_status,
     .fsinfo = backend_fsinfo,
     .flush = backend_flush,
+    .random = backend_random,
 };
 
 SpFreezeBackend sp_linux_backend_interface(SpLinuxBackend *b)

@@ -16,7 +16,7 @@
 typedef struct {
     char **virtio_ports;        /* character devices to serve; NULL-terminated */
     char **unix_sockets;        /* socket paths to listen on */
-    int *vsock_ports;           /* ports to listen on (any CID) */
+    int *vsock_ports;           /* ports to listen on (connections from the host only) */
     gsize n_vsock_ports;
     char *state_dir;
     gint64 default_lease_ms;    /* for the standard guest-fsfreeze-* commands */

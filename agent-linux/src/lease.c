@@ -11,6 +11,7 @@ const char *sp_thaw_reason_str(SpThawReason reason)
     case SP_THAW_HANGUP: return "channel-hangup";
     case SP_THAW_SHUTDOWN: return "shutdown";
     case SP_THAW_FAILED: return "freeze-failed";
+    case SP_THAW_WRITER_FAILED: return "writer-failed";
     }
     return "unknown";
 }

@@ -10,9 +10,11 @@ typedef enum {
     SP_THAW_HANGUP,      /* the channel that froze hung up */
     SP_THAW_SHUTDOWN,    /* the agent is stopping */
     SP_THAW_FAILED,      /* the freeze itself failed and was rolled back */
+    SP_THAW_WRITER_FAILED, /* thawed on request, but a writer left the bus while frozen */
 } SpThawReason;
 
-/* Stable wire names: "requested", "lease-expired", "channel-hangup", "shutdown", "freeze-failed". */
+/* Stable wire names: "requested", "lease-expired", "channel-hangup", "shutdown", "freeze-failed",
+ * "writer-failed". */
 const char *sp_thaw_reason_str(SpThawReason reason);
 
 typedef struct {

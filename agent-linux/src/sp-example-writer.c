@@ -274,10 +274,14 @@ static gboolean parse_options(int *argc, char ***argv, Options *o, GError **erro
         {"hold-max-ms", 0, 0, G_OPTION_ARG_INT, &o->hold_max_ms, "Release the database after this "
          "long without a Thaw (default 120000)", "MS"},
         {"ready-fd", 0, 0, G_OPTION_ARG_INT, &o->ready_fd, "Write READY here once registered", "FD"},
+#ifdef SP_TEST_HOOKS
+        /* The suite's fault injection (a writer that fails, crashes or is slow in a phase):
+         * compiled into test builds only, never into what is installed. */
         {"fail-in", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_STRING, &o->fail_in, "Testing", "PHASE"},
         {"exit-in", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_STRING, &o->exit_in, "Testing", "PHASE"},
         {"delay-in", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_STRING, &o->delay_in, "Testing", "PHASE"},
         {"delay-ms", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_INT, &o->delay_ms, "Testing", "MS"},
+#endif
         {NULL, 0, 0, 0, NULL, NULL, NULL},
     };
     g_autoptr(GOptionContext) ctx = g_option_context_new(NULL);

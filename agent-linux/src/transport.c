@@ -40,6 +40,7 @@ typedef struct {
 struct Listener {
     SpTransport *t;
     int fd;
+    gboolean vsock;      /* accepts only the host (sp_transport_vsock_peer_allowed) */
     char *name;
     char *unlink_path;   /* unix sockets: removed on exit */
     guint watch;
@@ -288,16 +289,33 @@ gboolean sp_transport_add_virtio(SpTransport *t, const char *path, GError **erro
 
 /* ---- listening sockets ---- */
 
+gboolean sp_transport_vsock_peer_allowed(unsigned cid)
+{
+    return cid == VMADDR_CID_HOST;
+}
+
 static gboolean listener_accept_cb(int fd, GIOCondition cond, gpointer data)
 {
     Listener *l = data;
     g_autofree char *name = NULL;
-    int cfd = accept4(fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    struct sockaddr_vm peer = {0};
+    socklen_t peer_len = sizeof(peer);
+    int cfd = accept4(fd, l->vsock ? (struct sockaddr *)&peer : NULL, l->vsock ? &peer_len : NULL,
+                      SOCK_NONBLOCK | SOCK_CLOEXEC);
     Channel *c;
 
     if (cfd < 0) {
         if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
             g_warning("%s: accept: %s", l->name, g_strerror(errno));
+        return G_SOURCE_CONTINUE;
+    }
+    /* With a vsock loopback in the guest (vsock_loopback), any local user could connect from
+     * CID 1 and freeze the guest; a nested VM could from its own CID. Only the host may. */
+    if (l->vsock && (peer_len < sizeof(peer) || peer.svm_family != AF_VSOCK ||
+                     !sp_transport_vsock_peer_allowed(peer.svm_cid))) {
+        g_warning("%s: refusing a connection from CID %u: only the host (CID %u) may talk to the "
+                  "agent", l->name, peer.svm_cid, (unsigned)VMADDR_CID_HOST);
+        close(cfd);
         return G_SOURCE_CONTINUE;
     }
     if (l->n_clients >= SP_TRANSPORT_MAX_CLIENTS) {
@@ -313,7 +331,7 @@ static gboolean listener_accept_cb(int fd, GIOCondition cond, gpointer data)
     return G_SOURCE_CONTINUE;
 }
 
-static void listener_add(SpTransport *t, int fd, const char *name, const char *unlink_path)
+static Listener *listener_add(SpTransport *t, int fd, const char *name, const char *unlink_path)
 {
     Listener *l = g_new0(Listener, 1);
     l->t = t;
@@ -322,6 +340,7 @@ static void listener_add(SpTransport *t, int fd, const char *name, const char *u
     l->unlink_path = g_strdup(unlink_path);
     l->watch = g_unix_fd_add(fd, G_IO_IN, listener_accept_cb, l);
     g_ptr_array_add(t->listeners, l);
+    return l;
 }
 
 gboolean sp_transport_add_unix(SpTransport *t, const char *path, GError **error)
@@ -370,7 +389,7 @@ gboolean sp_transport_add_vsock(SpTransport *t, unsigned port, GError **error)
                         ? " (no vsock device: load vmw_vsock_virtio_transport or give the VM a vhost-vsock device)" : "");
         return FALSE;
     }
-    listener_add(t, fd, name, NULL);
-    g_info("listening on %s", name);
+    listener_add(t, fd, name, NULL)->vsock = TRUE;
+    g_info("listening on %s (the host's connections only)", name);
     return TRUE;
 }

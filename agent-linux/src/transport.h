@@ -22,4 +22,8 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(SpTransport, sp_transport_free)
 
 gboolean sp_transport_add_virtio(SpTransport *transport, const char *path, GError **error);
 gboolean sp_transport_add_unix(SpTransport *transport, const char *path, GError **error);
+/* Connections from any CID but the host's (2) are closed at once: not a guest process over a
+ * vsock loopback, nor a nested VM. */
 gboolean sp_transport_add_vsock(SpTransport *transport, unsigned port, GError **error);
+/* Whether a vsock peer of this CID may talk to the agent: the host only. */
+gboolean sp_transport_vsock_peer_allowed(unsigned cid);

@@ -31,6 +31,9 @@ typedef struct {
     guint *pending;
     gint64 started_us;
     gboolean thawing;
+    /* It left the bus between Freeze and answering Thaw: what it held while frozen is not known
+     * to have held (seen by the name watch, or by its Thaw call). */
+    gboolean left_while_frozen;
 } Participant;
 
 struct SpWriters {
@@ -43,6 +46,7 @@ struct SpWriters {
     SpAgent1 *skeleton;
     GPtrArray *registry;    /* Registration, in registration order */
     GPtrArray *round;       /* Participant of the current or last freeze */
+    gboolean holding;       /* the round's writers are frozen: between Freeze and Thaw */
     void (*keepalive)(void *data);
     void *keepalive_data;
 };
@@ -93,6 +97,17 @@ static void vanish_data_free(VanishData *v)
     g_free(v);
 }
 
+/* A writer that crashed (or left) while it held its application frozen. */
+static void participant_left(Participant *p)
+{
+    p->left_while_frozen = TRUE;
+    p->report.result = "vanished";
+    g_free(p->report.message);
+    p->report.message = g_strdup("left the bus before it answered Thaw");
+    g_warning("writer %s left the bus before it answered Thaw: this freeze is not consistent",
+              p->name);
+}
+
 /* Like fwupd's client list: a connection that leaves the bus takes its writers with it. */
 static void owner_vanished_cb(GDBusConnection *bus, const char *name, gpointer data)
 {
@@ -106,6 +121,11 @@ static void owner_vanished_cb(GDBusConnection *bus, const char *name, gpointer d
             g_message("writer %s (%s) left the bus: forgotten", r->name, owner);
             g_ptr_array_remove_index(w->registry, i - 1);
         }
+    }
+    for (guint i = 0; w->holding && i < w->round->len; i++) {
+        Participant *p = w->round->pdata[i];
+        if (strcmp(p->owner, owner) == 0 && !p->left_while_frozen)
+            participant_left(p);
     }
 }
 
@@ -386,6 +406,11 @@ static void call_done_cb(GObject *source, GAsyncResult *res, gpointer data)
         g_dbus_error_strip_remote_error(error);
         message = g_strdup(error->message);
     }
+    /* Thaw found it gone, or it left with the call pending. Which came first, its crash or the
+     * host's snapshot, the agent cannot know: the freeze is reported as not consistent. */
+    if (p->thawing && !p->left_while_frozen && g_strcmp0(p->report.result, "ok") == 0 &&
+        g_str_equal(result, "vanished"))
+        participant_left(p);
     if (p->thawing) {
         p->report.thaw_result = result;
         g_free(p->report.thaw_message);
@@ -508,6 +533,7 @@ gboolean sp_writers_freeze(SpWriters *w, gint64 epoch, GError **error)
         goto abort;
     if (!w->abort_on_failure)
         warn_failures(w);
+    w->holding = TRUE;
     return TRUE;
 abort:
     sp_writers_thaw(w, epoch, "aborted", FALSE);
@@ -518,6 +544,7 @@ void sp_writers_thaw(SpWriters *w, gint64 epoch, const char *reason, gboolean co
 {
     if (w->round->len == 0)
         return;
+    w->holding = FALSE;
     run_round(w, "Thaw", g_variant_new("(tsbu)", (guint64)epoch, reason, consistent,
                                        (guint32)w->timeout_ms), TRUE, select_all);
     for (guint i = 0; i < w->round->len; i++) {
@@ -527,6 +554,16 @@ void sp_writers_thaw(SpWriters *w, gint64 epoch, const char *reason, gboolean co
                       p->report.thaw_message ? ": " : "",
                       p->report.thaw_message ? p->report.thaw_message : "");
     }
+}
+
+const char *sp_writers_left_while_frozen(const SpWriters *w)
+{
+    for (guint i = 0; i < w->round->len; i++) {
+        const Participant *p = w->round->pdata[i];
+        if (p->left_while_frozen)
+            return p->name;
+    }
+    return NULL;
 }
 
 SpWriterReport *sp_writers_reports(const SpWriters *w, size_t *ret_n)

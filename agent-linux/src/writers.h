@@ -35,6 +35,10 @@ guint sp_writers_count(const SpWriters *writers);
 gboolean sp_writers_freeze(SpWriters *writers, gint64 epoch, GError **error);
 /* Thaw every writer that took part in the last freeze (bounded by the timeout). */
 void sp_writers_thaw(SpWriters *writers, gint64 epoch, const char *reason, gboolean consistent);
+/* The first writer of the last freeze that left the bus after answering Freeze and before
+ * answering Thaw (it crashed while frozen), or NULL. Such a freeze is not consistent. Valid
+ * after sp_writers_thaw. */
+const char *sp_writers_left_while_frozen(const SpWriters *writers);
 /* What each writer of the current or last freeze did: malloc'd copies (free with
  * sp_writer_reports_free). */
 SpWriterReport *sp_writers_reports(const SpWriters *writers, size_t *ret_n);

@@ -3,6 +3,8 @@
  * they mean the same (PROTOCOL.md "The Windows agent"). */
 #include "backend-windows.h"
 
+#include <bcrypt.h>
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -391,12 +393,19 @@ static SpJson *backend_fsinfo(void *self, SpBackendError *err)
     return list;
 }
 
+/* Lease tokens: the system's preferred CSPRNG. */
+static int backend_random(void *self, uint8_t *buf, size_t n)
+{
+    return BCryptGenRandom(NULL, buf, (ULONG)n, BCRYPT_USE_SYSTEM_PREFERRED_RNG) == 0 ? 0 : -1;
+}
+
 static const SpFreezeBackendOps windows_ops = {
     .freeze = backend_freeze,
     .thaw = backend_thaw,
     .status = backend_status,
     .fsinfo = backend_fsinfo,
     .flush = NULL, /* the VSS freeze flushes; no stillpoint-flush on Windows */
+    .random = backend_random,
 };
 
 SpWindowsBackend *sp_windows_backend_new(SpVssFreezer *freezer, bool standard_thaw_on_hangup)

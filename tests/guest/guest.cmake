@@ -8,6 +8,11 @@ add_executable(sp-workload ${SP_GUEST_SRC}/workload.c)
 target_compile_options(sp-workload PRIVATE -fno-sanitize=all -O2)
 target_link_options(sp-workload PRIVATE -fno-sanitize=all -static -pthread)
 
+# A guest process that talks to the agent over vsock_loopback (the agent must refuse it).
+add_executable(sp-vsock-probe ${SP_GUEST_SRC}/vsock-probe.c)
+target_compile_options(sp-vsock-probe PRIVATE -fno-sanitize=all -O2)
+target_link_options(sp-vsock-probe PRIVATE -fno-sanitize=all -static)
+
 # The record checker on the host, no VM.
 add_test(NAME guest/workload-checker COMMAND /usr/bin/python3 ${SP_GUEST_SRC}/test_workload.py
                                              $<TARGET_FILE:sp-workload>)
@@ -16,7 +21,8 @@ set_tests_properties(guest/workload-checker PROPERTIES LABELS guest TIMEOUT 60)
 # build-guest runs as the fixture of the guest tests: it downloads the Debian kernel and qemu-ga
 # once (cached in the build tree) and rebuilds the initramfs only when an input changed.
 set(SP_GUEST_DIR ${CMAKE_CURRENT_BINARY_DIR}/guest)
-set(sp_guest_build_args --out ${SP_GUEST_DIR} --workload $<TARGET_FILE:sp-workload>)
+set(sp_guest_build_args --out ${SP_GUEST_DIR} --workload $<TARGET_FILE:sp-workload>
+                        --probe $<TARGET_FILE:sp-vsock-probe>)
 set(sp_guest_agents qemu-ga)
 if(TARGET stillpoint-agent)
   list(APPEND sp_guest_build_args --agent $<TARGET_FILE:stillpoint-agent>)
@@ -37,7 +43,7 @@ set_tests_properties(guest/runner-leaves-no-qemu PROPERTIES
 # extension tests against stillpoint-agent only.
 set(sp_guest_tests_qemu-ga boot-ping fsinfo-serials freeze-blocks-writes-loses-none)
 set(sp_guest_tests_stillpoint ${sp_guest_tests_qemu-ga}
-    leased-freeze-by-disk-is-consistent lease-expiry-thaws-by-itself)
+    leased-freeze-by-disk-is-consistent lease-expiry-thaws-by-itself vsock-loopback-is-refused)
 foreach(agent IN LISTS sp_guest_agents)
   foreach(test IN LISTS sp_guest_tests_${agent})
     add_test(NAME guest/${agent}/${test}

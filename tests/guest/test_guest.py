@@ -4,7 +4,8 @@ the standard guest-agent contract on a real VM. One test per run, named on the c
 
   test_guest.py --guest DIR --run-dir DIR --workload-bin BIN --agent NAME TEST
   TEST: boot-ping | fsinfo-serials | freeze-blocks-writes-loses-none   (any agent)
-        leased-freeze-by-disk-is-consistent | lease-expiry-thaws-by-itself (stillpoint-agent)
+        leased-freeze-by-disk-is-consistent | lease-expiry-thaws-by-itself |
+        vsock-loopback-is-refused (stillpoint-agent)
 
 Each test prints its measurements (boot-to-ping, freeze/thaw times, the stall the workload saw)."""
 import argparse
@@ -198,6 +199,40 @@ def test_lease_expiry_thaws_by_itself(a):
         measure("write blocked by the leased freeze", longest, "ms")
 
 
+VSOCK_PROBE_PORT = 5000
+
+
+def wait_console_line(g, prefix, timeout):
+    """The first console line that starts with prefix, waiting for it to appear."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        with open(g.console, errors="replace") as f:
+            for line in f.read().splitlines():
+                if line.startswith(prefix):
+                    return line
+        time.sleep(0.2)
+    raise TestFailure(f"no console line starting {prefix!r} within {timeout} s\n{g.console_tail()}")
+
+
+def test_vsock_loopback_is_refused(a):
+    """A process in the guest reaches the agent's vsock port through vsock_loopback (CID 1), as an
+    unprivileged guest user could; the agent closes the connection without an answer (only the
+    host, CID 2, may talk to it) and goes on serving the host on virtio-serial."""
+    with Guest(a.guest, a.run_dir, agent=a.agent, disks=[Disk("data0")], fresh=True,
+               agent_args=["--vsock", str(VSOCK_PROBE_PORT)],
+               append=f"sp.vsock_probe={VSOCK_PROBE_PORT}", lifetime=120) as g:
+        line = wait_console_line(g, "sp-vsock-probe: ", 60)
+        print(line)
+        expect(line == "sp-vsock-probe: closed without an answer",
+               f"a guest process talked to the agent over vsock: {line}")
+        with open(g.console, errors="replace") as f:
+            console = f.read()
+        expect("refusing a connection from CID 1" in console,
+               "the agent did not say it refused CID 1:\n" + g.console_tail())
+        expect(g.qga("guest-ping") == {}, "the host's channel stopped answering")
+        expect(g.qga("stillpoint-status")["status"] == "thawed", "status")
+
+
 # What must never appear on the guest's console: a sanitizer report or a crash of the agent
 # (abort_on_error makes ASan end it), a kernel oops or warning.
 CONSOLE_ALARMS = ("AddressSanitizer", "UndefinedBehaviorSanitizer", "runtime error:",
@@ -218,6 +253,7 @@ TESTS = {
     # stillpoint-agent's extensions (protocol/PROTOCOL.md)
     "leased-freeze-by-disk-is-consistent": test_leased_freeze_by_disk_is_consistent,
     "lease-expiry-thaws-by-itself": test_lease_expiry_thaws_by_itself,
+    "vsock-loopback-is-refused": test_vsock_loopback_is_refused,
 }
 
 

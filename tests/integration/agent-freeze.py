@@ -395,6 +395,31 @@ def test_other_client_hangup_does_not_thaw(env):
     env.stop_agent()
 
 
+def test_only_the_freezing_channel_or_its_token_thaws(env):
+    # #15 item 7: another client of the agent (in a guest: a process on a vsock loopback or a
+    # local socket) cannot end the host's stillpoint-freeze early; the lease token can.
+    env.standard_layout()
+    owner = env.start_agent()
+    r = owner.ok("stillpoint-freeze", {"mountpoints": [env.path("ext4")]})
+    check(isinstance(r.get("token"), str) and len(r["token"]) == 32, "token: %s" % r)
+    w = env.writer("ext4", "f")
+    check(w.blocked(), "frozen")
+    other = Client(env.sock)
+    for cmd, args in (("stillpoint-thaw", None), ("stillpoint-thaw", {"epoch": r["epoch"]}),
+                      ("stillpoint-thaw", {"token": "0" * 32})):
+        e = other.error(cmd, args)
+        check(e.get("code") == "not-owner", "%s %s: %s" % (cmd, args, e))
+    e = other.error("guest-fsfreeze-thaw")
+    check("code" not in e and "another channel" in e["desc"], str(e))
+    check("token" not in json.dumps(other.ok("stillpoint-status")), "status shows the token")
+    check(w.blocked(), "a refused thaw thawed")
+    t = other.ok("stillpoint-thaw", {"token": r["token"]})
+    check(t["consistent"] is True and t["thawed"] == 1, str(t))
+    w.finish("after the thaw with the token")
+    other.close()
+    env.stop_agent()
+
+
 def test_standard_freeze_survives_hangup_until_thaw_on_another_connection(env):
     # Proxmox-style hosts send guest-fsfreeze-freeze and -thaw on separate connections.
     env.standard_layout()

@@ -260,6 +260,48 @@ def test_writer_crash_mid_freeze_aborts_and_is_forgotten(env):
     env.stop_agent()
 
 
+def test_writer_crash_while_frozen_makes_the_thaw_inconsistent(env):
+    # #15 item 5: the writer answered Freeze, then crashed while the filesystems were frozen:
+    # whatever it was holding is not known to have held, so neither is the freeze.
+    env.start_bus()
+    env.fs()
+    env.write_config(writers_conf("timeout-ms=5000\n"))
+    c = env.start_agent()
+    w = env.start_writer()
+    reply = c.ok("stillpoint-freeze", {"mountpoints": [env.path("ext4")], "lease-ms": 20000})
+    check([x["result"] for x in reply["writers"]] == ["ok"], "freeze: %s" % reply["writers"])
+    w.kill()
+    w.wait()
+    # Thaw at once, before or after the agent saw it leave: either way the verdict is the same.
+    th = c.ok("stillpoint-thaw", {"epoch": reply["epoch"]})
+    check(th["consistent"] is False and th["reason"] == "writer-failed", "thaw: %s" % th)
+    check(th.get("failed-writer") == "sqlite-example", "failed-writer: %s" % th)
+    check([(x["name"], x["result"], x["thaw"]) for x in th["writers"]] ==
+          [("sqlite-example", "vanished", "vanished")], "writers: %s" % th["writers"])
+    st = c.ok("stillpoint-status")
+    check(st["last-thaw"]["consistent"] is False and st["last-thaw"]["reason"] == "writer-failed"
+          and st["last-thaw"].get("failed-writer") == "sqlite-example", "status: %s" % st)
+    again = c.ok("stillpoint-thaw", {"epoch": reply["epoch"]})
+    check(again["consistent"] is False and again["thawed"] == 0, "repeated: %s" % again)
+    e = c.error("stillpoint-thaw")
+    check(e.get("code") == "not-frozen", "epoch-less thaw after a requested one: %s" % e)
+    # The same through the standard commands: libvirt's thaw is told the freeze did not hold.
+    w2 = env.start_writer()
+    check(c.ok("guest-fsfreeze-freeze-list", {"mountpoints": [env.path("ext4")]}) == 1, "freeze")
+    w2.kill()
+    w2.wait()
+    e = c.error("guest-fsfreeze-thaw")
+    check("writer-failed, writer sqlite-example" in e["desc"] and "code" not in e, str(e))
+    check(c.ok("guest-fsfreeze-status") == "thawed", "thawed")
+    # A writer that stays gets a consistent freeze again.
+    w3 = env.start_writer()
+    reply = c.ok("stillpoint-freeze", {"mountpoints": [env.path("ext4")]})
+    th = c.ok("stillpoint-thaw", {"epoch": reply["epoch"]})
+    check(th["consistent"] is True and "failed-writer" not in th, "after: %s" % th)
+    w3.terminate()
+    env.stop_agent()
+
+
 def test_unregistration(env):
     env.start_bus()
     env.fs()

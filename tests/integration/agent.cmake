@@ -7,6 +7,7 @@ set(SP_AGENT_IT_SCENARIOS
   lease_expiry_thaws_and_thaw_reports_inconsistent
   client_hangup_thaws
   other_client_hangup_does_not_thaw
+  only_the_freezing_channel_or_its_token_thaws
   standard_freeze_survives_hangup_until_thaw_on_another_connection
   restart_after_kill_thaws
   failing_hook_aborts_freeze
@@ -62,6 +63,21 @@ grep -q "cannot open virtio-serial port $tmp/no-port" "$tmp/err" || { echo "port
 echo ok
 ]=] $<TARGET_FILE:stillpoint-agent>)
 
+# The example writer's fault injection exists in test builds only (SP_TEST_HOOKS).
+if(TARGET sp-example-writer-product)
+  add_test(NAME agent/cli/example-writer-has-no-test-switches
+           COMMAND /bin/sh -c [=[
+set -u
+for opt in --fail-in --exit-in --delay-in; do
+  "$0" $opt freeze --database /nonexistent/db 2>&1 | grep -q "Unknown option $opt" ||
+    { echo "the installed writer accepts $opt"; exit 1; }
+  "$1" $opt freeze --delay-ms 1 --help >/dev/null 2>&1 ||
+    { echo "the test build lost $opt"; exit 1; }
+done
+echo ok
+]=] $<TARGET_FILE:sp-example-writer-product> $<TARGET_FILE:sp-example-writer>)
+endif()
+
 # Application writers: a private system-like dbus-daemon that includes the agent's bus policy,
 # the example writer (a SQLite database on a loop-mounted ext4), the real agent (root).
 set(SP_AGENT_WRITER_SCENARIOS
@@ -70,6 +86,7 @@ set(SP_AGENT_WRITER_SCENARIOS
   writer_deadline_miss_aborts_the_freeze
   writer_failure_goes_on_when_configured
   writer_crash_mid_freeze_aborts_and_is_forgotten
+  writer_crash_while_frozen_makes_the_thaw_inconsistent
   unregistration
   bus_policy_allows_only_root_and_the_group
   bus_started_after_the_agent_is_used

@@ -140,8 +140,16 @@ static int fake_flush(void *self, const SpFreezeRequest *req, SpBackendFlushResu
     return 0;
 }
 
+/* Not random: the tests read the token back. */
+static int fake_random(void *self, uint8_t *buf, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        buf[i] = (uint8_t)(0xa0 + i);
+    return 0;
+}
+
 static const SpFreezeBackendOps fake_ops = {fake_freeze, fake_thaw, fake_status, fake_fsinfo,
-                                            fake_flush};
+                                            fake_flush, fake_random};
 
 typedef struct {
     FakeBackend backend;
@@ -176,8 +184,11 @@ static int teardown(void **state)
     return 0;
 }
 
-/* Send request text, return the reply's serialization (static buffer). */
-static const char *call(Fixture *f, const char *request, unsigned *ret_flags)
+/* The lease token fake_random makes. */
+#define TOKEN "a0a1a2a3a4a5a6a7a8a9aaabacadaeaf"
+
+/* Send request text on a channel, return the reply's serialization (static buffer). */
+static const char *call_on(Fixture *f, unsigned channel, const char *request, unsigned *ret_flags)
 {
     static char out[8192];
     SpJson *msg = NULL, *reply;
@@ -187,7 +198,7 @@ static const char *call(Fixture *f, const char *request, unsigned *ret_flags)
 
     if (sp_json_parse(request, strlen(request), NULL, &msg, &err) != SP_OK)
         fail_msg("bad test request %s: %s", request, err.message);
-    reply = sp_agent_commands_dispatch(f->commands, 7, msg, &flags);
+    reply = sp_agent_commands_dispatch(f->commands, channel, msg, &flags);
     assert_non_null(reply);
     text = sp_json_serialize(reply, NULL);
     snprintf(out, sizeof(out), "%s", text);
@@ -197,6 +208,11 @@ static const char *call(Fixture *f, const char *request, unsigned *ret_flags)
     if (ret_flags)
         *ret_flags = flags;
     return out;
+}
+
+static const char *call(Fixture *f, const char *request, unsigned *ret_flags)
+{
+    return call_on(f, 7, request, ret_flags);
 }
 
 #define assert_reply(f, request, expected) assert_string_equal(call((f), (request), NULL), (expected))
@@ -317,7 +333,7 @@ static void test_stillpoint_freeze_reply_names_frozen_and_skipped(void **state)
     Fixture *f = *state;
 
     assert_reply(f, "{\"execute\":\"stillpoint-freeze\",\"arguments\":{\"lease-ms\":5000}}",
-                 "{\"return\":{\"epoch\":41,\"lease-ms\":5000,\"frozen\":[{\"mountpoint\":\"/srv\",\"type\":\"xfs\","
+                 "{\"return\":{\"epoch\":41,\"token\":\"" TOKEN "\",\"lease-ms\":5000,\"frozen\":[{\"mountpoint\":\"/srv\",\"type\":\"xfs\","
                  "\"device\":\"/dev/vdb\",\"uuid\":\"5e1f-u\",\"label\":\"data\"},{\"mountpoint\":\"/\",\"type\":\"ext4\"}],\"skipped\":[{\"mountpoint\":"
                  "\"/mnt/b\",\"type\":\"xfs\",\"reason\":\"same-filesystem\",\"primary\":\"/srv\"}],"
                  "\"writers\":[{\"name\":\"db\",\"phase\":\"freeze\",\"result\":\"ok\",\"ms\":7},"
@@ -457,7 +473,7 @@ static void test_flush_is_absent_when_the_backend_cannot_flush(void **state)
 {
     Fixture *f = *state;
     static const SpFreezeBackendOps no_flush = {fake_freeze, fake_thaw, fake_status, fake_fsinfo,
-                                                NULL};
+                                                NULL, fake_random};
     SpAgentCommandsConfig config = fixture_config(f, &no_flush);
 
     sp_agent_commands_free(f->commands);
@@ -495,7 +511,7 @@ static void test_vss_shaped_results_keep_their_members(void **state)
 
     f->backend.vss = true;
     assert_reply(f, "{\"execute\":\"stillpoint-freeze\",\"arguments\":{\"lease-ms\":5000}}",
-                 "{\"return\":{\"epoch\":41,\"lease-ms\":5000,\"frozen\":[{\"mountpoint\":\"/srv\",\"type\":\"xfs\","
+                 "{\"return\":{\"epoch\":41,\"token\":\"" TOKEN "\",\"lease-ms\":5000,\"frozen\":[{\"mountpoint\":\"/srv\",\"type\":\"xfs\","
                  "\"device\":\"/dev/vdb\",\"uuid\":\"5e1f-u\",\"label\":\"data\"},{\"mountpoint\":\"/\",\"type\":\"ext4\"}],"
                  "\"skipped\":[],\"hold-limit-ms\":10000}}");
     f->backend.thaw_reason = "writer-failed";
@@ -538,6 +554,46 @@ static void test_standard_thaw_after_the_lease_expired_is_an_error_once(void **s
     assert_reply(f, "{\"execute\":\"guest-fsfreeze-thaw\"}", "{\"return\":0}");
 }
 
+/* #15 item 7: a guest process that reaches the agent on another channel (a vsock loopback, a
+ * local socket) cannot end the host's stillpoint-freeze; the lease token can. */
+static void test_only_the_freezing_channel_or_the_token_thaws_a_stillpoint_freeze(void **state)
+{
+    Fixture *f = *state;
+
+    call_on(f, 7, "{\"execute\":\"stillpoint-freeze\"}", NULL);
+    assert_string_equal(call_on(f, 8, "{\"execute\":\"stillpoint-thaw\"}", NULL),
+                        "{\"error\":{\"class\":\"GenericError\",\"desc\":\"freeze 41 was made by stillpoint-freeze on "
+                        "another channel: thaw it there, or give the 'token' its reply returned; nothing was "
+                        "thawed\",\"code\":\"not-owner\"}}");
+    assert_non_null(strstr(call_on(f, 8, "{\"execute\":\"stillpoint-thaw\",\"arguments\":{\"epoch\":41}}", NULL),
+                           "\"code\":\"not-owner\""));
+    assert_non_null(strstr(call_on(f, 8, "{\"execute\":\"stillpoint-thaw\",\"arguments\":{\"token\":"
+                                         "\"a0a1a2a3a4a5a6a7a8a9aaabacadaeae\"}}", NULL),
+                           "'token' is not the lease token its stillpoint-freeze returned"));
+    assert_string_equal(call_on(f, 8, "{\"execute\":\"guest-fsfreeze-thaw\"}", NULL),
+                        "{\"error\":{\"class\":\"GenericError\",\"desc\":\"the filesystems were frozen by "
+                        "stillpoint-freeze on another channel; only that channel (or its lease token) thaws "
+                        "them, at the latest when its lease runs out\"}}");
+    assert_int_equal(f->backend.thaws, 0);
+    assert_true(f->backend.frozen);
+    /* The token thaws from anywhere (a host that reconnected). */
+    assert_non_null(strstr(call_on(f, 8, "{\"execute\":\"stillpoint-thaw\",\"arguments\":{\"token\":\"" TOKEN "\"}}",
+                                   NULL), "\"consistent\":true"));
+    assert_int_equal(f->backend.thaws, 1);
+    /* The channel that froze needs no token; a wrong one is refused even there. */
+    call_on(f, 7, "{\"execute\":\"stillpoint-freeze\"}", NULL);
+    assert_non_null(strstr(call_on(f, 7, "{\"execute\":\"stillpoint-thaw\",\"arguments\":{\"token\":\"x\"}}", NULL),
+                           "\"code\":\"not-owner\""));
+    assert_non_null(strstr(call_on(f, 7, "{\"execute\":\"guest-fsfreeze-thaw\"}", NULL), "{\"return\":2}"));
+    /* A standard freeze is anyone's to thaw, as with qemu-ga (Proxmox connects per command). */
+    call_on(f, 7, "{\"execute\":\"guest-fsfreeze-freeze\"}", NULL);
+    assert_string_equal(call_on(f, 8, "{\"execute\":\"guest-fsfreeze-thaw\"}", NULL), "{\"return\":2}");
+    call_on(f, 7, "{\"execute\":\"guest-fsfreeze-freeze\"}", NULL);
+    assert_non_null(strstr(call_on(f, 9, "{\"execute\":\"stillpoint-thaw\"}", NULL), "\"consistent\":true"));
+    /* The token is never shown again. */
+    assert_null(strstr(call_on(f, 8, "{\"execute\":\"stillpoint-status\"}", NULL), TOKEN));
+}
+
 static void test_malformed_requests_get_qga_errors(void **state)
 {
     Fixture *f = *state;
@@ -572,6 +628,7 @@ int main(void)
         T(test_capabilities_name_the_platform_and_the_backend),
         T(test_vss_shaped_results_keep_their_members),
         T(test_standard_thaw_after_the_lease_expired_is_an_error_once),
+        T(test_only_the_freezing_channel_or_the_token_thaws_a_stillpoint_freeze),
         T(test_malformed_requests_get_qga_errors),
     };
 #undef T

@@ -53,8 +53,16 @@ static SpJson *fake_fsinfo(void *self, SpBackendError *err)
     return sp_json_new_array();
 }
 
+/* Not random: the tests read the token back. */
+static int fake_random(void *self, uint8_t *buf, size_t n)
+{
+    for (size_t i = 0; i < n; i++)
+        buf[i] = (uint8_t)(0xa0 + i);
+    return 0;
+}
+
 static const SpFreezeBackendOps fake_ops = {fake_freeze, fake_thaw, fake_status, fake_fsinfo,
-                                            NULL /* no flush */};
+                                            NULL /* no flush */, fake_random};
 
 /* ---- the agent: transport + commands on a main loop thread ---- */
 
@@ -128,6 +136,20 @@ static int agent_teardown(void **state)
     g_free(a->dir);
     g_free(a);
     return 0;
+}
+
+/* ---- vsock: the host only ---- */
+
+/* #15 item 7: with vsock_loopback a guest process connects from CID 1 (a nested VM from its
+ * own); only the host's CID may talk to the agent. guest/stillpoint/vsock-loopback-is-refused
+ * shows it over a real vsock loopback in the test guest. */
+static void test_vsock_accepts_only_the_host(void **state)
+{
+    assert_true(sp_transport_vsock_peer_allowed(2));
+    assert_false(sp_transport_vsock_peer_allowed(1));   /* VMADDR_CID_LOCAL: the guest itself */
+    assert_false(sp_transport_vsock_peer_allowed(0));   /* the hypervisor */
+    assert_false(sp_transport_vsock_peer_allowed(3));   /* another guest */
+    assert_false(sp_transport_vsock_peer_allowed(0xFFFFFFFFu)); /* VMADDR_CID_ANY */
 }
 
 /* ---- clients ---- */
@@ -360,6 +382,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_endless_line_is_refused_and_others_are_served,
                                         agent_setup, agent_teardown),
+        cmocka_unit_test(test_vsock_accepts_only_the_host),
         cmocka_unit_test_setup_teardown(test_ff_storm_is_ignored_and_others_are_served,
                                         agent_setup, agent_teardown),
         cmocka_unit_test_setup_teardown(test_client_that_never_reads_cannot_grow_the_agent,

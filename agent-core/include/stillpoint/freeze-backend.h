@@ -134,6 +134,8 @@ typedef struct {
      * stillpoint-flush command. */
     int (*flush)(void *self, const SpFreezeRequest *req, SpBackendFlushResult *ret,
                  SpBackendError *err);
+    /* n unpredictable bytes (the OS's CSPRNG), for a freeze's lease token. 0, or -1. */
+    int (*random)(void *self, uint8_t *buf, size_t n);
 } SpFreezeBackendOps;
 
 typedef struct {
@@ -162,3 +164,5 @@ void sp_backend_thaw_result_clear(SpBackendThawResult *result);
 #define SP_CODE_DISCOVERY_FAILED "discovery-failed"
 #define SP_CODE_FLUSH_FAILED "flush-failed"
 #define SP_CODE_FLUSH_TIMEOUT "flush-timeout"
+/* A stillpoint-freeze is thawed only from the channel that made it, or with its lease token. */
+#define SP_CODE_NOT_OWNER "not-owner"
