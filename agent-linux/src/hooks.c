@@ -1,4 +1,6 @@
-/* hooks: run freeze/thaw scripts with a timeout, refusing scripts others could have changed. */
+/* hooks: run freeze/thaw scripts with a timeout, refusing scripts others could have changed. A
+ * script is opened once; its directory and the open file are checked, and that open file is what
+ * runs (fexecve): whoever swaps the path between the check and the run changes nothing. */
 #define _GNU_SOURCE
 #include "hooks.h"
 
@@ -6,11 +8,13 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
+#include "test-hooks.h"
 
 #define SP_HOOK_OUTPUT_MAX 4096
 
@@ -29,31 +33,77 @@ static gboolean owned_by_root_not_shared(const struct stat *st)
     return st->st_uid == 0 && !(st->st_mode & (S_IWGRP | S_IWOTH));
 }
 
-static gboolean script_is_safe(const char *path, GError **error)
+static gboolean unsafe(const char *path, GError **error, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
+static gboolean unsafe(const char *path, GError **error, const char *fmt, ...)
+{
+    g_autofree char *why = NULL;
+    va_list ap;
+
+    va_start(ap, fmt);
+    why = g_strdup_vprintf(fmt, ap);
+    va_end(ap);
+    g_set_error(error, SP_HOOKS_ERROR, SP_HOOKS_ERROR_UNSAFE, "hook %s refused: %s", path, why);
+    return FALSE;
+}
+
+/* The script's directory, opened and checked: whoever can write it can swap the script. */
+static int open_directory(const char *path, GError **error)
 {
     g_autofree char *dir = g_path_get_dirname(path);
+    int dfd = open(dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
     struct stat st;
 
-    /* Whoever can write the directory can swap the script. */
-    if (stat(dir, &st) == 0 && !owned_by_root_not_shared(&st)) {
-        g_set_error(error, SP_HOOKS_ERROR, SP_HOOKS_ERROR_UNSAFE,
-                    "hook %s refused: its directory %s must be owned by root and not writable by "
-                    "group or others (chown root %s; chmod go-w %s)", path, dir, dir, dir);
-        return FALSE;
+    if (dfd < 0 || fstat(dfd, &st) < 0) {
+        g_set_error(error, SP_HOOKS_ERROR, SP_HOOKS_ERROR_SPAWN, "hook %s: its directory %s: %s",
+                    path, dir, g_strerror(errno));
+        if (dfd >= 0)
+            close(dfd);
+        return -1;
     }
-    if (stat(path, &st) < 0) {
+    if (!owned_by_root_not_shared(&st)) {
+        close(dfd);
+        unsafe(path, error, "its directory %s must be owned by root and not writable by group "
+               "or others (chown root %s; chmod go-w %s)", dir, dir, dir);
+        return -1;
+    }
+    return dfd;
+}
+
+/* The script opened (O_PATH: a FIFO does not block, nothing is read) without following a
+ * symlink, and checked as opened: a regular file, owned by root, not writable by group or
+ * others (Azure and GCP refuse these too: a script anyone can edit runs as root at freeze
+ * time), executable. Returns the descriptor (close-on-exec), or -1 with error set. */
+static int open_script(const char *path, GError **error)
+{
+    g_autofree char *name = g_path_get_basename(path);
+    int dfd = open_directory(path, error), fd;
+    struct stat st;
+
+    if (dfd < 0)
+        return -1;
+    fd = openat(dfd, name, O_PATH | O_NOFOLLOW | O_CLOEXEC);
+    close(dfd);
+    if (fd < 0 || fstat(fd, &st) < 0) {
         g_set_error(error, SP_HOOKS_ERROR, SP_HOOKS_ERROR_SPAWN, "hook %s: %s", path,
                     g_strerror(errno));
-        return FALSE;
+        if (fd >= 0)
+            close(fd);
+        return -1;
     }
-    /* Azure and GCP refuse these too: a script anyone can edit runs as root at freeze time. */
-    if (!owned_by_root_not_shared(&st)) {
-        g_set_error(error, SP_HOOKS_ERROR, SP_HOOKS_ERROR_UNSAFE,
-                    "hook %s refused: it must be owned by root and not writable by group or "
-                    "others (chown root %s; chmod go-w %s)", path, path, path);
-        return FALSE;
-    }
-    return TRUE;
+    if (S_ISLNK(st.st_mode))
+        unsafe(path, error, "it is a symbolic link; name the script itself");
+    else if (!S_ISREG(st.st_mode))
+        unsafe(path, error, "it is not a regular file");
+    else if (!owned_by_root_not_shared(&st))
+        unsafe(path, error, "it must be owned by root and not writable by group or others "
+               "(chown root %s; chmod go-w %s)", path, path);
+    else if (!(st.st_mode & S_IXUSR))
+        g_set_error(error, SP_HOOKS_ERROR, SP_HOOKS_ERROR_SPAWN, "hook %s is not executable "
+                    "(chmod u+x %s)", path, path);
+    else
+        return fd;
+    close(fd);
+    return -1;
 }
 
 static int cmp_str_cb(gconstpointer a, gconstpointer b)
@@ -120,7 +170,10 @@ static int pidfd_open_compat(pid_t pid)
 #endif
 }
 
-static void child_exec(const char *path, const char *action, int out_fd)
+/* Runs the checked file itself. A "#!" script is handed to its interpreter as /dev/fd/N, which
+ * the interpreter opens: the descriptor must survive the exec (and /dev/fd exist, as on every
+ * udev or systemd system). */
+static void child_exec(int script_fd, const char *path, const char *action, int out_fd)
 {
     const char *argv[] = {path, action, NULL};
     int devnull = open("/dev/null", O_RDONLY);
@@ -130,7 +183,8 @@ static void child_exec(const char *path, const char *action, int out_fd)
         dup2(devnull, STDIN_FILENO);
     dup2(out_fd, STDOUT_FILENO);
     dup2(out_fd, STDERR_FILENO);
-    execv(path, (char *const *)argv);
+    if (fcntl(script_fd, F_SETFD, 0) == 0)
+        fexecve(script_fd, (char *const *)argv, environ);
     _exit(127);
 }
 
@@ -176,19 +230,26 @@ static gboolean wait_child(SpHooks *h, pid_t pid, int out_fd, gint64 deadline_us
 static gboolean run_script(SpHooks *h, const char *path, const char *action, GError **error)
 {
     g_autoptr(GString) output = g_string_new(NULL);
-    int pipefd[2], status = 0;
-    pid_t pid;
+    int pipefd[2] = {-1, -1}, status = 0, script_fd = open_script(path, error);
+    pid_t pid = -1;
     gboolean exited;
 
-    if (!script_is_safe(path, error))
+    if (script_fd < 0)
         return FALSE;
+    sp_test_hook("hook-checked", path);
     if (pipe2(pipefd, O_CLOEXEC) < 0 || (pid = fork()) < 0) {
         g_set_error(error, SP_HOOKS_ERROR, SP_HOOKS_ERROR_SPAWN, "hook %s %s: %s", path, action,
                     g_strerror(errno));
+        if (pipefd[0] >= 0) {
+            close(pipefd[0]);
+            close(pipefd[1]);
+        }
+        close(script_fd);
         return FALSE;
     }
     if (pid == 0)
-        child_exec(path, action, pipefd[1]);
+        child_exec(script_fd, path, action, pipefd[1]);
+    close(script_fd);
     close(pipefd[1]);
     exited = wait_child(h, pid, pipefd[0], g_get_monotonic_time() + h->timeout_ms * 1000, output,
                         &status);
