@@ -36,6 +36,10 @@ QEMU names: data disk SERIAL is format node "disk-SERIAL" on protocol node "file
 info.json: {"pid", "qmp", "qga", "workload", "console", "boot_to_ping_s",
             "disks": {SERIAL: {"image", "node", "file_node", "device", "fs", "mountpoint"}}}
 
+Python only: Disk(SERIAL, nbd=(HOST, PORT, EXPORT)) is an NBD server's export instead of a qcow2
+  image (raw, QEMU's own NBD client); Guest(..., forwards=[(HOST_PORT, GUEST_PORT)]) adds a
+  user-network card (restrict=on: nothing in or out but these TCP forwards from 127.0.0.1) and
+  sp.ip=10.0.2.15/24 for the guest's init (a build-guest --storage guest).
 Python (tests/guest/test_guest.py):
   from spguest import Guest, Disk
   with Guest(guest_dir, run_dir, agent="qemu-ga", disks=[Disk("data0")], workload=[...]) as g:
@@ -63,6 +67,7 @@ import time
 QGA_PORT = "org.qemu.guest_agent.0"
 WORKLOAD_PORT = "org.stillpoint.workload.0"
 SOCKET_PATH_MAX = 100  # sun_path is 108 bytes
+GUEST_IP = "10.0.2.15"  # QEMU's user network gives the guest this address
 
 
 class GuestError(Exception):
@@ -184,12 +189,15 @@ class QmpClient:
 class Disk:
     """A qcow2 data disk with a serial, mounted in the guest at /mnt/SERIAL."""
 
-    def __init__(self, serial, fs="ext4", size=None):
+    def __init__(self, serial, fs="ext4", size=None, nbd=None):
         if not serial or len(serial) > 12 or not serial.replace("-", "").replace("_", "").isalnum():
             raise GuestError(f"disk serial '{serial}': use 1-12 letters, digits, - or _")
         if fs not in ("ext4", "xfs", "none"):
             raise GuestError(f"disk {serial}: filesystem '{fs}' is not one of ext4, xfs, none")
         self.serial, self.fs = serial, fs
+        # nbd=(HOST, PORT, EXPORT): the disk is an NBD server's export (made elsewhere, e.g. by a
+        # storage VM), opened raw by QEMU's own NBD client; nothing is created here.
+        self.nbd = nbd
         # mkfs.xfs refuses filesystems below 300 MiB; images are sparse, so size costs nothing.
         self.size = size or ("320M" if fs == "xfs" else "64M")
 
@@ -234,7 +242,7 @@ def _read_env(path):
 class Guest:
     def __init__(self, guest_dir, run_dir, agent="qemu-ga", disks=(), workload=None, agent_args=(),
                  memory=512, append="", lifetime=None, fresh=False, console_stdio=False,
-                 qemu="qemu-system-x86_64", vsock_cid=None):
+                 qemu="qemu-system-x86_64", vsock_cid=None, forwards=()):
         self.guest_dir = os.path.abspath(guest_dir or os.environ.get("SP_GUEST_DIR", ""))
         self.run_dir = os.path.abspath(run_dir)
         self.agent, self.agent_args = agent, list(agent_args)
@@ -242,6 +250,9 @@ class Guest:
         self.memory, self.append, self.lifetime = memory, append, lifetime
         self.fresh, self.console_stdio, self.qemu = fresh, console_stdio, qemu
         self.vsock_cid = vsock_cid
+        # (HOST_PORT, GUEST_PORT) pairs: a user-network card (the guest at GUEST_IP, no other
+        # way in or out) with these TCP forwards from 127.0.0.1 on the host.
+        self.forwards = list(forwards)
         self.proc = None
         self.boot_to_ping = None
         self._sock_dir = None
@@ -292,6 +303,8 @@ class Guest:
             args.append("sp.disks=" + ",".join(d.serial for d in self.disks))
         if self.agent_args:
             args.append("sp.agent_args=" + ",".join(self.agent_args))
+        if self.forwards:
+            args.append(f"sp.ip={GUEST_IP}/24")
         if self.workload_args:
             for a in self.workload_args:
                 if any(c in a for c in ", \"\t\n"):
@@ -316,16 +329,27 @@ class Guest:
         if self.vsock_cid:
             cmd += ["-device", f"vhost-vsock-pci,guest-cid={self.vsock_cid}"]
         cmd += ["-serial", "mon:stdio"] if self.console_stdio else ["-serial", f"file:{self.console}"]
+        if self.forwards:
+            fwd = ",".join(f"hostfwd=tcp:127.0.0.1:{h}-{GUEST_IP}:{g}" for h, g in self.forwards)
+            cmd += ["-nic", f"user,model=virtio-net-pci,restrict=on,{fwd}"]
         for d in self.disks:
-            cmd += ["-blockdev", f"driver=file,filename={self.image(d.serial)},node-name=file-{d.serial}",
-                    "-blockdev", f"driver=qcow2,file=file-{d.serial},node-name=disk-{d.serial}",
-                    "-device", f"virtio-blk-pci,drive=disk-{d.serial},serial={d.serial},id=vd-{d.serial}"]
+            if d.nbd:
+                host, port, export = d.nbd
+                cmd += ["-blockdev", f"driver=nbd,server.type=inet,server.host={host},"
+                                     f"server.port={port},export={export},node-name=file-{d.serial}",
+                        "-blockdev", f"driver=raw,file=file-{d.serial},node-name=disk-{d.serial}"]
+            else:
+                cmd += ["-blockdev", f"driver=file,filename={self.image(d.serial)},node-name=file-{d.serial}",
+                        "-blockdev", f"driver=qcow2,file=file-{d.serial},node-name=disk-{d.serial}"]
+            cmd += ["-device", f"virtio-blk-pci,drive=disk-{d.serial},serial={d.serial},id=vd-{d.serial}"]
         return cmd
 
     def launch(self):
         """Creates the disks and starts QEMU; does not wait for the guest."""
         for d in self.disks:
             path = self.image(d.serial)
+            if d.nbd:
+                continue
             if self.fresh or not os.path.exists(path):
                 if os.path.exists(path):
                     os.unlink(path)
