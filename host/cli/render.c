@@ -183,7 +183,12 @@ void sp_cli_print_checkpoint_applied(const char *vm, const SpJson *doc, gboolean
     if (sp_json_object_get_string(doc, "libvirt-domain") != NULL)
         printf("(libvirt's definition of domain '%s' names them: virsh start %s)\n",
                string_or(doc, "libvirt-domain", ""), string_or(doc, "libvirt-domain", ""));
-    if (sp_json_object_get_string(doc, "state") != NULL)
+    if (sp_json_object_get_string(doc, "state") != NULL &&
+        sp_json_object_get_string(doc, "libvirt-domain") != NULL)
+        printf("It is a standard checkpoint: 'stillpoint checkpoint resume %s' (instead of virsh "
+               "start) restores the domain from its saved memory.\n",
+               vm);
+    else if (sp_json_object_get_string(doc, "state") != NULL)
         printf("It is a standard checkpoint: start QEMU with the same options plus "
                "'-incoming defer', then run 'stillpoint checkpoint resume %s' to "
                "continue from its saved memory.\n",

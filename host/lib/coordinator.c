@@ -213,9 +213,11 @@ static gboolean plan_create(CreateRun *run, const SpCreateOptions *opts, GError 
         !opts->crash_only) {
         SpPlanDisk *pd0 = run->plan->disks->len > 0 ? g_ptr_array_index(run->plan->disks, 0)
                                                      : NULL;
-        if (pd0 == NULL || pd0->overlay == NULL || run->qmp == NULL) {
+        if (pd0 == NULL || pd0->overlay == NULL ||
+            (run->qmp == NULL && !run->driver->ops->saves_state)) {
             g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
-                        "VM '%s': standard checkpoints need the qemu driver", run->vm->name);
+                        "VM '%s': standard checkpoints need the qemu or the libvirt driver",
+                        run->vm->name);
             return FALSE;
         }
         run->plan->state_file = g_strdup_printf("%.*s.vmstate",
@@ -307,6 +309,25 @@ static gboolean snapshot_and_thaw(CreateRun *run, gboolean frozen, guint lease_m
     return journal_step(run, *ret_consistent ? STEP_THAWED_CONSISTENT : STEP_THAWED_CRASH, error);
 }
 
+/* A standard checkpoint by a driver whose snapshot saves the state itself (libvirt: one call that
+ * pauses the domain, saves its memory, snapshots the disks and runs it on). */
+static gboolean standard_by_driver(CreateRun *run, gboolean *ret_taken, GError **error)
+{
+    g_autofree char *payload = NULL;
+
+    run->plan->type = (g_free(run->plan->type), g_strdup("standard"));
+    /* Recovery must know the state file is a standard checkpoint's. */
+    payload = sp_snapshot_plan_to_json(run->plan);
+    if (!sp_store_op_set_payload(run->store, run->plan->op_id, payload, error))
+        return FALSE;
+    say(run, "saving the VM's memory with its disks through the %s driver (a standard "
+             "checkpoint)",
+        run->driver->ops->name);
+    *ret_taken = run->driver->ops->snapshot(run->driver, run->plan, SP_QMP_DEFAULT_TIMEOUT_MS,
+                                            error);
+    return *ret_taken && journal_step(run, STEP_STATE_SAVED, error);
+}
+
 /* A standard checkpoint: stop, snapshot, save the state, run on. The VM is resumed whatever
  * failed after the stop. On failure *ret_taken says whether the snapshot took effect. */
 static gboolean standard_snapshot(CreateRun *run, gboolean *ret_taken, GError **error)
@@ -318,6 +339,8 @@ static gboolean standard_snapshot(CreateRun *run, gboolean *ret_taken, GError **
     g_autofree char *status = NULL;
 
     *ret_taken = FALSE;
+    if (run->driver->ops->saves_state)
+        return standard_by_driver(run, ret_taken, error);
     run->plan->type = (g_free(run->plan->type), g_strdup("standard"));
     /* Recovery must know this is a standard run and whether to run the VM again. */
     if (!sp_standard_runstate(run->qmp, &status, error))
@@ -597,6 +620,8 @@ static gboolean recover_create(CreateRun *run, SpOp *op, GError **error)
             op->id, run->plan->checkpoint_name, op->step);
         if (!run->driver->ops->abort(run->driver, run->plan, error))
             return FALSE;
+        if (run->plan->state_file != NULL)
+            g_unlink(run->plan->state_file);
         return sp_store_op_finish(run->store, op->id, SP_OP_ROLLED_BACK, error);
     }
     /* The VM runs on the overlays: the checkpoint exists. Only a journaled thaw verdict makes it

@@ -75,7 +75,9 @@ static gboolean libvirt_snapshot(SpDriver *drv, SpSnapshotPlan *plan, guint time
     name = sp_libvirt_snapshot_name(((SpPlanDisk *)g_ptr_array_index(plan->disks, 0))->overlay);
     if (!sp_libvirt_snapshot(lv, name, plan->checkpoint_name,
                              (const char *const *)targets->pdata,
-                             (const char *const *)overlays->pdata, error)) {
+                             (const char *const *)overlays->pdata,
+                             g_strcmp0(plan->type, "standard") == 0 ? plan->state_file : NULL,
+                             error)) {
         g_prefix_error(error, "VM '%s': ", plan->vm_name);
         return FALSE;
     }
@@ -116,4 +118,5 @@ const SpDriverOps sp_driver_libvirt_ops = {
     .abort = libvirt_abort,
     .committed = libvirt_committed,
     .free = libvirt_free,
+    .saves_state = TRUE,
 };

@@ -231,15 +231,20 @@ char *sp_libvirt_snapshot_name(const char *overlay)
 
 gboolean sp_libvirt_snapshot(SpLibvirt *lv, const char *name, const char *description,
                              const char *const *targets, const char *const *overlays,
-                             GError **error)
+                             const char *memory_file, GError **error)
 {
     g_autoptr(GString) xml = g_string_new(NULL);
     virDomainSnapshotPtr snap;
     g_autofree char *head = g_markup_printf_escaped(
-        "<domainsnapshot><name>%s</name><description>%s</description><disks>", name,
-        description);
+        "<domainsnapshot><name>%s</name><description>%s</description>", name, description);
+    g_autofree char *memory = memory_file != NULL
+        ? g_markup_printf_escaped("<memory snapshot='external' file='%s'/>", memory_file)
+        : NULL;
 
     g_string_append(xml, head);
+    if (memory != NULL)
+        g_string_append(xml, memory);
+    g_string_append(xml, "<disks>");
     for (guint i = 0; targets[i] != NULL; i++) {
         g_autofree char *disk = g_markup_printf_escaped(
             "<disk name='%s' snapshot='external' type='file'><driver type='qcow2'/>"
@@ -249,14 +254,17 @@ gboolean sp_libvirt_snapshot(SpLibvirt *lv, const char *name, const char *descri
     }
     g_string_append(xml, "</disks></domainsnapshot>");
     /* REUSE_EXT: the overlays were created before the freeze; no QUIESCE: the coordinator
-     * froze the guest itself, with a lease; ATOMIC: all disks or none. */
+     * froze the guest itself, with a lease; ATOMIC: all disks or none. With the memory (not
+     * LIVE), libvirt pauses the domain for the save, so memory and disks are of one instant. */
     snap = virDomainSnapshotCreateXML(lv->dom, xml->str,
-                                      VIR_DOMAIN_SNAPSHOT_CREATE_DISK_ONLY |
+                                      (memory_file == NULL ? VIR_DOMAIN_SNAPSHOT_CREATE_DISK_ONLY
+                                                           : 0) |
                                           VIR_DOMAIN_SNAPSHOT_CREATE_REUSE_EXT |
                                           VIR_DOMAIN_SNAPSHOT_CREATE_ATOMIC);
     if (snap == NULL) {
-        g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED,
-                    "libvirt domain '%s': disk-only snapshot: %s", lv->name, last_error());
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "libvirt domain '%s': %s snapshot: %s",
+                    lv->name, memory_file == NULL ? "disk-only" : "memory and disk",
+                    last_error());
         return FALSE;
     }
     virDomainSnapshotFree(snap);
@@ -412,6 +420,36 @@ gboolean sp_libvirt_redefine_disks(SpLibvirt *lv, GHashTable *sources, GError **
         return FALSE;
     }
     virDomainFree(defined);
+    return TRUE;
+}
+
+gboolean sp_libvirt_restore(SpLibvirt *lv, const char *memory_file, GHashTable *sources,
+                            GError **error)
+{
+    char *xml = virDomainSaveImageGetXMLDesc(lv->conn, memory_file,
+                                             VIR_DOMAIN_SAVE_IMAGE_XML_SECURE);
+    g_autofree char *pointed = NULL;
+
+    if (xml == NULL) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED,
+                    "libvirt domain '%s': reading the saved state %s: %s", lv->name, memory_file,
+                    last_error());
+        return FALSE;
+    }
+    /* The saved definition names the disks as they were at the checkpoint; the domain goes on
+     * from new overlays on the checkpoint's images, which hold exactly that content. */
+    pointed = sp_libvirt_xml_point_disks(xml, sources, error);
+    free(xml);
+    if (pointed == NULL) {
+        g_prefix_error(error, "libvirt domain '%s', saved state %s: ", lv->name, memory_file);
+        return FALSE;
+    }
+    if (virDomainRestoreFlags(lv->conn, memory_file, pointed, VIR_DOMAIN_SAVE_RUNNING) < 0) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED,
+                    "libvirt domain '%s': restoring from %s: %s", lv->name, memory_file,
+                    last_error());
+        return FALSE;
+    }
     return TRUE;
 }
 

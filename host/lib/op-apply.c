@@ -543,6 +543,31 @@ static gboolean overlay_written(const char *overlay, gboolean *ret, GError **err
     return TRUE;
 }
 
+/* A libvirt domain goes on from the saved state through libvirt's restore, its disks on the
+ * overlays the apply made. */
+static gboolean resume_libvirt(SpVm *vm, const SpCheckpoint *cp, const SpOpReport *report,
+                               GError **error)
+{
+    g_autoptr(SpLibvirt) lv = sp_libvirt_open(vm->libvirt_uri, vm->libvirt_domain, error);
+    g_autoptr(GHashTable) sources = g_hash_table_new(g_str_hash, g_str_equal);
+
+    if (lv == NULL)
+        return FALSE;
+    if (sp_libvirt_is_running(lv)) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED,
+                    "VM '%s': libvirt domain '%s' is running: resume restores a shut-off domain "
+                    "from checkpoint '%s' (apply it again first)",
+                    vm->name, vm->libvirt_domain, cp->name);
+        return FALSE;
+    }
+    for (guint i = 0; i < cp->disks->len; i++) {
+        SpCheckpointDisk *d = g_ptr_array_index(cp->disks, i);
+        g_hash_table_insert(sources, d->disk, d->overlay);
+    }
+    sp_op_say(report, "restoring libvirt domain '%s' from %s", vm->libvirt_domain, cp->state);
+    return sp_libvirt_restore(lv, cp->state, sources, error);
+}
+
 gboolean sp_op_resume(SpStore *store, SpVm *vm, const SpOpReport *report, GError **error)
 {
     g_autoptr(SpCheckpoint) cp = NULL;
@@ -573,6 +598,8 @@ gboolean sp_op_resume(SpStore *store, SpVm *vm, const SpOpReport *report, GError
             return FALSE;
         }
     }
+    if (g_strcmp0(vm->driver, "libvirt") == 0)
+        return resume_libvirt(vm, cp, report, error);
     if (!sp_op_connect_qmp_if_running(vm, &qmp, error))
         return FALSE;
     if (qmp == NULL || !sp_standard_runstate(qmp, &status, error) ||

@@ -13,10 +13,12 @@
 #                  through libvirt, the checkpoint application-consistent, merged away again.
 #   group          a consistency group of two libvirt domains, each registered by its own URI
 #                  (as members on other hosts would be): one instant, or none of them.
-#   libvirt.sh GUEST_DIR [agent-interop|driver|driver-qga|group]
+#   standard       standard checkpoints (memory state) through libvirt's snapshot API: applied
+#                  and resumed with libvirt's restore, the same workload process going on.
+#   libvirt.sh GUEST_DIR [agent-interop|driver|driver-qga|group|standard]
 #   (all but agent-interop need $SP_STILLPOINT and $SP_WORKLOAD)
 set -euo pipefail
-GUEST=${1:?usage: libvirt.sh GUEST_DIR [agent-interop|driver|driver-qga|group]}
+GUEST=${1:?usage: libvirt.sh GUEST_DIR [agent-interop|driver|driver-qga|group|standard]}
 CASE=${2:-agent-interop}
 command -v virsh >/dev/null && command -v libvirtd >/dev/null && command -v qemu-img >/dev/null \
   || { echo "SKIP: virsh or libvirtd missing (libvirt-clients, libvirt-daemon-driver-qemu)"; exit 77; }
@@ -134,11 +136,12 @@ if [ "$CASE" = group ]; then
   . "$(dirname "$0")/libvirt-group.sh"
   exit 0
 fi
-start_domain sptest data0 "$([ "$CASE" = driver ] && echo workload)"
+start_domain sptest data0 "$(case $CASE in driver|standard) echo workload ;; esac)"
 check "libvirt reaches stillpoint-agent (guest-ping)" wait_agent sptest
 check "the agent says it is stillpoint-agent" \
   bash -c "${AS[*]} virsh -q -c $URI qemu-agent-command sptest '{\"execute\":\"stillpoint-capabilities\"}' | grep -q stillpoint"
 [ "$CASE" = driver ] && { . "$(dirname "$0")/libvirt-driver.sh"; exit 0; }
+[ "$CASE" = standard ] && { . "$(dirname "$0")/libvirt-standard.sh"; exit 0; }
 check "virsh domfsinfo lists the data disk's filesystem" bash -c "${AS[*]} virsh -q -c $URI domfsinfo sptest | grep -q '/mnt/data0'"
 out=$("${AS[@]}" virsh -c "$URI" domfsfreeze sptest) || fail "domfsfreeze"
 check "virsh domfsfreeze froze filesystems ($out)" grep -q "Froze [1-9]" <<<"$out"

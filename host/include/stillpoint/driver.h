@@ -71,6 +71,10 @@ typedef struct {
     gboolean (*committed)(SpDriver *drv, SpSnapshotPlan *plan, gboolean *ret_committed,
                           GError **error);
     void (*free)(SpDriver *drv);
+    /* snapshot of a plan of type "standard" also saves the VM's memory and device state to
+     * plan->state_file, pausing and resuming the VM itself (libvirt). Otherwise the coordinator
+     * stops the VM, snapshots and saves through QMP. */
+    gboolean saves_state;
 } SpDriverOps;
 
 struct SpDriver {

@@ -35,10 +35,16 @@ char *sp_libvirt_agent_command(SpLibvirt *lv, const char *request, guint timeout
                                GError **error);
 
 /* A disk-only external snapshot of the disks in targets onto the pre-created overlays (same
- * order), atomic across them, recorded in libvirt's snapshot list as name with description. */
+ * order), atomic across them, recorded in libvirt's snapshot list as name with description.
+ * With memory_file, a standard checkpoint: libvirt pauses the domain, saves its memory and device
+ * state there, snapshots the disks and runs it on. */
 gboolean sp_libvirt_snapshot(SpLibvirt *lv, const char *name, const char *description,
                              const char *const *targets, const char *const *overlays,
-                             GError **error);
+                             const char *memory_file, GError **error);
+/* Starts the shut-off domain from memory_file (a standard checkpoint's), with the disks named in
+ * sources (target -> image) pointed at those images: the guest goes on from the saved instant. */
+gboolean sp_libvirt_restore(SpLibvirt *lv, const char *memory_file, GHashTable *sources,
+                            GError **error);
 /* Removes snapshot name from libvirt's list (metadata only; images are ours). A snapshot that is
  * not there is not an error: *ret_found says whether it was. */
 gboolean sp_libvirt_snapshot_forget(SpLibvirt *lv, const char *name, gboolean *ret_found,
