@@ -12,11 +12,6 @@
 #include <unistd.h>
 
 
-struct SpVmLock {
-    int fd;
-    char *path;
-};
-
 /* Version 1 of the schema; later versions add columns below (user_version says which). Times are
  * microseconds since the epoch. */
 static const char schema_sql[] =
@@ -59,6 +54,7 @@ void sp_vm_free(SpVm *vm)
     g_free(vm->overlay_dir);
     if (vm->disks != NULL)
         g_ptr_array_unref(vm->disks);
+    g_free(vm->checkpoint_type);
     g_free(vm);
 }
 
@@ -82,6 +78,10 @@ void sp_checkpoint_free(SpCheckpoint *cp)
     g_free(cp->type);
     g_free(cp->consistency);
     g_free(cp->state);
+    g_free(cp->requested);
+    g_free(cp->reason);
+    g_free(cp->origin);
+    g_free(cp->made_by);
     if (cp->disks != NULL)
         g_ptr_array_unref(cp->disks);
     g_free(cp);
@@ -205,7 +205,19 @@ SpStore *sp_store_open(const char *path, GError **error)
                     "ALTER TABLE vms ADD COLUMN libvirt_domain TEXT; COMMIT;",
                     error))
         return NULL;
-    if (!sp_db_exec(store, "PRAGMA user_version = 4;", error))
+    /* Version 5: a VM's checkpoint type; what each checkpoint was asked to be, why it is not,
+     * and who asked (retention keeps to its schedule's own). */
+    if (sqlite3_exec(store->db, "SELECT origin FROM checkpoints LIMIT 0", NULL, NULL, NULL) !=
+            SQLITE_OK &&
+        !sp_db_exec(store,
+                    "BEGIN; ALTER TABLE vms ADD COLUMN checkpoint_type TEXT;"
+                    "ALTER TABLE checkpoints ADD COLUMN requested TEXT;"
+                    "ALTER TABLE checkpoints ADD COLUMN reason TEXT;"
+                    "ALTER TABLE checkpoints ADD COLUMN origin TEXT;"
+                    "ALTER TABLE checkpoints ADD COLUMN made_by TEXT; COMMIT;",
+                    error))
+        return NULL;
+    if (!sp_db_exec(store, "PRAGMA user_version = 5;", error))
         return NULL;
     return g_steal_pointer(&store);
 }
@@ -269,12 +281,23 @@ gboolean sp_checkpoint_name_valid(const char *name, GError **error)
     return TRUE;
 }
 
+gboolean sp_checkpoint_type_valid(const char *type, GError **error)
+{
+    if (g_strcmp0(type, "production") == 0 || g_strcmp0(type, "production-only") == 0 ||
+        g_strcmp0(type, "standard") == 0)
+        return TRUE;
+    g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                "checkpoint type must be production, production-only or standard, not '%s'",
+                type != NULL ? type : "");
+    return FALSE;
+}
+
 static gboolean vm_insert(SpStore *store, const SpVm *vm, int64_t *ret_id, GError **error)
 {
     g_autoptr(SpStmt) stmt = sp_db_prepare(store,
                       "INSERT INTO vms (name, qmp, agent, driver, hook_command, overlay_dir, "
-                      "created, hook_timeout_ms, libvirt_uri, libvirt_domain) "
-                      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                      "created, hook_timeout_ms, libvirt_uri, libvirt_domain, checkpoint_type) "
+                      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                       error);
     int rc;
 
@@ -294,6 +317,7 @@ static gboolean vm_insert(SpStore *store, const SpVm *vm, int64_t *ret_id, GErro
         sqlite3_bind_null(stmt, 8);
     sp_db_bind_text_or_null(stmt, 9, vm->libvirt_uri);
     sp_db_bind_text_or_null(stmt, 10, vm->libvirt_domain);
+    sp_db_bind_text_or_null(stmt, 11, vm->checkpoint_type);
     rc = sqlite3_step(stmt);
     if (rc == SQLITE_CONSTRAINT) {
         g_set_error(error, G_IO_ERROR, G_IO_ERROR_EXISTS,
@@ -311,6 +335,8 @@ gboolean sp_store_vm_add(SpStore *store, const SpVm *vm, int64_t *ret_id, GError
     int64_t id = 0;
 
     if (!sp_vm_name_valid(vm->name, error))
+        return FALSE;
+    if (vm->checkpoint_type != NULL && !sp_checkpoint_type_valid(vm->checkpoint_type, error))
         return FALSE;
     /* The VM and its disks land together or not at all. */
     if (!sp_store_transaction_begin(store, error))
@@ -344,12 +370,15 @@ static SpVm *vm_from_row(sqlite3_stmt *stmt)
     vm->hook_timeout_ms = sqlite3_column_int64(stmt, 9);
     vm->libvirt_uri = col_text(stmt, 10);
     vm->libvirt_domain = col_text(stmt, 11);
+    vm->checkpoint_type = col_text(stmt, 12);
+    if (vm->checkpoint_type == NULL)
+        vm->checkpoint_type = g_strdup(SP_CHECKPOINT_TYPE_DEFAULT);
     return vm;
 }
 
 #define VM_COLUMNS                                                                                 \
     "id, name, qmp, agent, driver, hook_command, overlay_dir, current, created, hook_timeout_ms, "  \
-    "libvirt_uri, libvirt_domain"
+    "libvirt_uri, libvirt_domain, checkpoint_type"
 
 SpVm *sp_store_vm_get(SpStore *store, const char *name, GError **error)
 {
@@ -396,6 +425,27 @@ GPtrArray *sp_store_vm_list(SpStore *store, GError **error)
             return NULL;
     }
     return g_steal_pointer(&vms);
+}
+
+gboolean sp_store_vm_set_checkpoint_type(SpStore *store, const char *name, const char *type,
+                                         GError **error)
+{
+    g_autoptr(SpStmt) stmt = NULL;
+    if (!sp_checkpoint_type_valid(type, error))
+        return FALSE;
+    stmt = sp_db_prepare(store, "UPDATE vms SET checkpoint_type = ? WHERE name = ?", error);
+    if (stmt == NULL)
+        return FALSE;
+    sqlite3_bind_text(stmt, 1, type, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(stmt, 2, name, -1, SQLITE_TRANSIENT);
+    if (!sp_db_step_done(store, stmt, "setting the checkpoint type", error))
+        return FALSE;
+    if (sqlite3_changes(store->db) == 0) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
+                    "VM '%s' is not registered (see 'stillpoint vm list')", name);
+        return FALSE;
+    }
+    return TRUE;
 }
 
 gboolean sp_store_vm_remove(SpStore *store, const char *name, gboolean force, GError **error)
@@ -486,7 +536,8 @@ static gboolean checkpoint_add_locked(SpStore *store, SpCheckpoint *cp, int64_t 
     cp->parent = sqlite3_column_int64(cur, 0);
     ins = sp_db_prepare(store,
                      "INSERT INTO checkpoints (vm_id, parent, name, type, consistency, created, "
-                     "state) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                     "state, requested, reason, origin, made_by) "
+                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                      error);
     if (ins == NULL)
         return FALSE;
@@ -500,6 +551,10 @@ static gboolean checkpoint_add_locked(SpStore *store, SpCheckpoint *cp, int64_t 
     sqlite3_bind_text(ins, 5, cp->consistency, -1, SQLITE_TRANSIENT);
     sqlite3_bind_int64(ins, 6, cp->created_us != 0 ? cp->created_us : g_get_real_time());
     sp_db_bind_text_or_null(ins, 7, cp->state);
+    sp_db_bind_text_or_null(ins, 8, cp->requested);
+    sp_db_bind_text_or_null(ins, 9, cp->reason);
+    sp_db_bind_text_or_null(ins, 10, cp->origin);
+    sp_db_bind_text_or_null(ins, 11, cp->made_by);
     if (!sp_db_step_done(store, ins, "recording checkpoint", error))
         return FALSE;
     cp->id = sqlite3_last_insert_rowid(store->db);
@@ -565,8 +620,8 @@ GPtrArray *sp_store_checkpoint_list(SpStore *store, int64_t vm_id, GError **erro
 {
     g_autoptr(SpStmt) stmt = sp_db_prepare(store,
                                         "SELECT id, vm_id, parent, name, type, consistency, "
-                                        "created, state FROM checkpoints WHERE vm_id = ? "
-                                        "ORDER BY id",
+                                        "created, state, requested, reason, origin, made_by "
+                                        "FROM checkpoints WHERE vm_id = ? ORDER BY id",
                                         error);
     g_autoptr(GPtrArray) cps = g_ptr_array_new_with_free_func((GDestroyNotify)sp_checkpoint_free);
     int rc;
@@ -583,6 +638,10 @@ GPtrArray *sp_store_checkpoint_list(SpStore *store, int64_t vm_id, GError **erro
         cp->consistency = col_text(stmt, 5);
         cp->created_us = sqlite3_column_int64(stmt, 6);
         cp->state = col_text(stmt, 7);
+        cp->requested = col_text(stmt, 8);
+        cp->reason = col_text(stmt, 9);
+        cp->origin = col_text(stmt, 10);
+        cp->made_by = col_text(stmt, 11);
         cp->disks = g_ptr_array_new_with_free_func((GDestroyNotify)sp_checkpoint_disk_free);
         g_ptr_array_add(cps, cp);
     }
@@ -719,66 +778,6 @@ SpOp *sp_store_op_get(SpStore *store, int64_t op_id, GError **error)
         return NULL;
     }
     return op_from_row(stmt);
-}
-
-/* Reads the pid the current holder wrote into the lock file, for the error message. */
-static long lock_holder_pid(int fd)
-{
-    char buf[32] = {0};
-    ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
-    if (n <= 0)
-        return 0;
-    return strtol(buf, NULL, 10);
-}
-
-SpVmLock *sp_vm_lock_acquire(SpStore *store, const char *vm_name, GError **error)
-{
-    g_autoptr(SpVmLock) lock = g_new0(SpVmLock, 1);
-    char pid[32];
-    int len;
-
-    if (!sp_vm_name_valid(vm_name, error))
-        return NULL;
-    lock->fd = -1;
-    lock->path = g_strdup_printf("%s.%s.lock", store->path, vm_name);
-    lock->fd = open(lock->path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
-    if (lock->fd < 0) {
-        int errsv = errno;
-        g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errsv),
-                    "VM '%s': cannot open lock file %s: %s", vm_name, lock->path,
-                    g_strerror(errsv));
-        return NULL;
-    }
-    if (flock(lock->fd, LOCK_EX | LOCK_NB) != 0) {
-        int errsv = errno;
-        if (errsv == EWOULDBLOCK) {
-            long holder = lock_holder_pid(lock->fd);
-            g_set_error(error, G_IO_ERROR, G_IO_ERROR_BUSY,
-                        "VM '%s' is busy: another stillpoint process (pid %ld) is working on "
-                        "it; wait for it to finish (lock %s)",
-                        vm_name, holder, lock->path);
-        } else {
-            g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errsv),
-                        "VM '%s': cannot lock %s: %s", vm_name, lock->path, g_strerror(errsv));
-        }
-        return NULL;
-    }
-    len = g_snprintf(pid, sizeof(pid), "%ld\n", (long)getpid());
-    if (ftruncate(lock->fd, 0) != 0 || pwrite(lock->fd, pid, (size_t)len, 0) != len) {
-        /* The pid is only for the message of a second process; the lock is what matters. */
-    }
-    return g_steal_pointer(&lock);
-}
-
-void sp_vm_lock_release(SpVmLock *lock)
-{
-    if (lock == NULL)
-        return;
-    /* The file stays: unlinking it would let two processes lock two different inodes. */
-    if (lock->fd >= 0)
-        close(lock->fd);
-    g_free(lock->path);
-    g_free(lock);
 }
 
 gboolean sp_store_checkpoint_insert(SpStore *store, SpCheckpoint *cp, GError **error)

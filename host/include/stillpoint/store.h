@@ -40,6 +40,9 @@ typedef struct {
     char *hook_command;   /* NULL unless driver is "hook" */
     int64_t hook_timeout_ms; /* the hook's deadline; 0 = the default */
     char *overlay_dir;    /* NULL: next to each disk's current image */
+    char *checkpoint_type;/* what create makes without --type, as Hyper-V's Set-VM
+                           * -CheckpointType: "production" (the default: falls back to standard
+                           * when the guest cannot quiesce), "production-only" or "standard" */
     int64_t current;      /* checkpoint the VM runs on, 0 = none */
     int64_t created_us;
     GPtrArray *disks;     /* of SpVmDisk, given at registration; NULL or empty when none */
@@ -63,7 +66,23 @@ typedef struct {
     int64_t created_us;   /* wall clock, microseconds since the epoch */
     GPtrArray *disks;     /* of SpCheckpointDisk */
     char *state;          /* standard checkpoints: the saved device and memory state; else NULL */
+    char *requested;      /* what was asked: "production", "production-only", "standard" or
+                           * "crash"; NULL in records older than this field */
+    char *reason;         /* why type is not what was asked (the fallback's cause); else NULL */
+    char *origin;         /* who asked, as retention sees it: SP_ORIGIN_*; NULL = "user" */
+    char *made_by;        /* who made it, for people: "root (uid 0)", "uid 1000 through
+                           * stillpointd", ...; may be NULL */
 } SpCheckpoint;
+
+/* A checkpoint's origin. Retention merges only the checkpoints of its schedule unless told. */
+#define SP_ORIGIN_USER "user"
+#define SP_ORIGIN_SCHEDULE "schedule"
+#define SP_ORIGIN_BACKUP "backup"
+#define SP_ORIGIN_APPLY "apply"
+
+/* The checkpoint types of a VM (sp_store_vm_set_checkpoint_type). */
+#define SP_CHECKPOINT_TYPE_DEFAULT "production"
+gboolean sp_checkpoint_type_valid(const char *type, GError **error);
 
 typedef enum {
     SP_OP_INTENT,
@@ -106,6 +125,9 @@ gboolean sp_checkpoint_name_valid(const char *name, GError **error);
 gboolean sp_store_vm_add(SpStore *store, const SpVm *vm, int64_t *ret_id, GError **error);
 SpVm *sp_store_vm_get(SpStore *store, const char *name, GError **error);
 GPtrArray *sp_store_vm_list(SpStore *store, GError **error); /* of SpVm */
+/* Sets what `checkpoint create` makes without --type (sp_checkpoint_type_valid). */
+gboolean sp_store_vm_set_checkpoint_type(SpStore *store, const char *name, const char *type,
+                                         GError **error);
 /* Refuses while the VM has checkpoints unless force; removes only records, never images. */
 gboolean sp_store_vm_remove(SpStore *store, const char *name, gboolean force, GError **error);
 
