@@ -176,6 +176,22 @@ static char *disk_name(const SpJson *entry, const SpJson *inserted)
     return g_strdup(sp_json_object_get_string(inserted, "node-name"));
 }
 
+char *sp_qmp_local_filename(const char *filename)
+{
+    g_autoptr(SpJson) spec = NULL;
+    const SpJson *file;
+    if (filename == NULL || !g_str_has_prefix(filename, "json:"))
+        return g_strdup(filename);
+    if (sp_json_parse(filename + 5, strlen(filename + 5), NULL, &spec, NULL) != SP_OK)
+        return NULL;
+    file = sp_json_object_get(spec, "file");
+    if (sp_json_type(file) == SP_JSON_STRING)
+        return g_strdup(sp_json_get_string(file));
+    if (g_strcmp0(sp_json_object_get_string(file, "driver"), "file") != 0)
+        return NULL;
+    return g_strdup(sp_json_object_get_string(file, "filename"));
+}
+
 GPtrArray *sp_qmp_discover_disks(SpQmp *qmp, GError **error)
 {
     g_autoptr(SpJson) blocks = sp_qmp_execute(qmp, "query-block", NULL, SP_QMP_DEFAULT_TIMEOUT_MS,
@@ -187,7 +203,10 @@ GPtrArray *sp_qmp_discover_disks(SpQmp *qmp, GError **error)
         const SpJson *entry = sp_json_array_get(blocks, i);
         const SpJson *inserted = sp_json_object_get(entry, "inserted");
         const SpJson *image = sp_json_object_get(inserted, "image");
-        const char *file = sp_json_object_get_string(inserted, "file");
+        /* After a snapshot of a node opened by another name than the overlay's header gives
+         * its backing file (a launcher on the stable symlink), QEMU names it "json:{...}". */
+        g_autofree char *file = sp_qmp_local_filename(sp_json_object_get_string(inserted,
+                                                                                "file"));
         g_autoptr(SpDisk) disk = NULL;
 
         /* Empty drives and read-only media (a CD-ROM) have nothing to checkpoint. */

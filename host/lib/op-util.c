@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 
 #include "stillpoint/channel.h"
+#include "stillpoint/driver.h"
 
 #define JOB_POLL_MS 250
 
@@ -220,8 +221,9 @@ void sp_live_image_clear(SpLiveImage *li)
 }
 
 /* QEMU names a file the way it was opened (maybe through a symlink); the store by real path. */
-static gboolean same_file(const char *a, const char *b)
+static gboolean same_file(const char *qemu_name, const char *b)
 {
+    g_autofree char *a = sp_qmp_local_filename(qemu_name);
     struct stat sa, sb;
     if (a == NULL || b == NULL)
         return FALSE;

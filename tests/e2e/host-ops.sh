@@ -332,18 +332,22 @@ apply)
   c_image=$(cp_field vm1 C '.disks[0].image')
   check "C holds A's data and the write after apply" \
     bash -c "$(declare -f holds lacks); holds $c_image 0x11 0 && holds $c_image 0x66 4 && lacks $c_image 0x22 1"
+  # QEMU opened A's image by the link's name, so it names C's overlay "json:{...}" now.
+  write vda 0x77 8; create D
+  check "a second checkpoint on a QEMU started from the stable paths" \
+    [ "$(cp_field vm1 D .parent)" = "$(cp_field vm1 C .id)" ]
   if "$SP" checkpoint delete vm1 A 2>"$T/err"; then fail "deleted a branch point"; fi
   check "a root with two branches is not merged" grep -q "it is the root of 2 branches" "$T/err"
   "$SP" -q checkpoint delete vm1 B --subtree || fail "delete the old branch"
-  check "the old branch is gone, A and C stay" \
-    [ "$(list_json vm1 | jq -r '[.checkpoints[].name] | join(",")')" = "A,C" ]
+  check "the old branch is gone, A, C and D stay" \
+    [ "$(list_json vm1 | jq -r '[.checkpoints[].name] | join(",")')" = "A,C,D" ]
   check "store and files agree" store_consistent vm1
   stop_qemu
   # Apply again, discarding the present; killed before and after the record.
   set +e; STILLPOINT_TEST_CRASH_AT=prepared "$SP" -q checkpoint apply vm1 A 2>/dev/null; set -e
   "$SP" -q vm recover vm1 || fail "recovery of an apply killed before its record"
   check "killed before the record: rolled back" \
-    [ "$(readlink "$link") $(cp_field vm1 C .current)" = "$(cp_field vm1 C '.disks[0].overlay') true" ]
+    [ "$(readlink "$link") $(cp_field vm1 D .current)" = "$(cp_field vm1 D '.disks[0].overlay') true" ]
   check "killed before the record: store and files agree" store_consistent vm1
   set +e; STILLPOINT_TEST_CRASH_AT=recorded "$SP" -q checkpoint apply vm1 A 2>/dev/null; set -e
   "$SP" -q vm recover vm1 || fail "recovery of an apply killed after its record"

@@ -107,6 +107,11 @@ GPtrArray *sp_vm_discover_disks(const SpVm *vm, GError **error);
 /* The disks given at registration, as SpDisk (node = name, size unknown: 0). */
 GPtrArray *sp_vm_registered_disks(const SpVm *vm);
 
+/* The local file QEMU names by filename: filename itself, or the "file" child's of a
+ * "json:{...}" pseudo-filename (QEMU's name for an image whose backing node was opened by
+ * another name than the image's header gives); NULL when it names no local file. */
+char *sp_qmp_local_filename(const char *filename);
+
 /* Disks from QMP: query-block entries with a medium, file-backed. */
 GPtrArray *sp_qmp_discover_disks(SpQmp *qmp, GError **error);
 
