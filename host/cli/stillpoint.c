@@ -18,6 +18,7 @@
 #include "stillpoint/coordinator.h"
 #include "stillpoint/driver.h"
 #include "stillpoint/libvirt.h"
+#include "stillpoint/present.h"
 #include "stillpoint/qmp.h"
 #include "stillpoint/store.h"
 #include "cli.h"
@@ -49,7 +50,7 @@ static void usage(FILE *out)
             "  vm list                                           list registered VMs\n"
             "  vm remove NAME [--force]                          forget a VM (keeps images)\n"
             "  vm disks NAME                                     the VM's disks (QMP, libvirt)\n"
-            "  vm recover NAME                                   finish or roll back interrupted\n"
+            "  vm recover NAME [--adopt-running]                 finish or roll back interrupted\n"
             "                                                    operations\n"
             "  checkpoint create VM [--name N] [--type production|standard|crash]\n"
             "         [--on-quiesce-failure fail|crash|standard] make a checkpoint\n"
@@ -304,23 +305,51 @@ gboolean open_vm(const char *name, gboolean recover, SpStore **ret_store,
     return TRUE;
 }
 
+/* --adopt-running: QEMU was started on a checkpoint's image (present.h). */
+static gboolean adopt_running(SpStore *store, SpVm *vm, GError **error)
+{
+    SpOpReport report = {.progress = progress_cb};
+    g_autoptr(GPtrArray) forgotten = NULL, kept = NULL;
+    if (!sp_present_adopt(store, vm, &report, &forgotten, &kept, error))
+        return FALSE;
+    for (guint i = 0; i < forgotten->len && !globals.quiet; i++)
+        fprintf(stderr, "stillpoint: forgot checkpoint '%s'\n", (char *)forgotten->pdata[i]);
+    for (guint i = 0; i < kept->len && !globals.quiet; i++)
+        fprintf(stderr, "stillpoint: kept %s (no checkpoint names it now; remove it when "
+                        "you no longer need it)\n",
+                (char *)kept->pdata[i]);
+    return TRUE;
+}
+
 static int cmd_vm_recover(int argc, char **argv)
 {
+    gboolean adopt = FALSE;
+    const GOptionEntry entries[] = {
+        {"adopt-running", 0, 0, G_OPTION_ARG_NONE, &adopt,
+         "QEMU was started on a checkpoint's image: keep what it runs on as the VM's present "
+         "and forget that checkpoint and those below it (their files are kept)",
+         NULL},
+        G_OPTION_ENTRY_NULL};
     g_autoptr(GError) error = NULL;
     g_autoptr(SpStore) store = NULL;
     g_autoptr(SpVmLock) lock = NULL;
     g_autoptr(SpVm) vm = NULL;
 
-    if (!parse_options("NAME", "Finish or roll back a VM's interrupted operations.", NULL, &argc,
-                       &argv, &error))
+    if (!parse_options("NAME", "Finish or roll back a VM's interrupted operations.", entries,
+                       &argc, &argv, &error))
         goto fail;
     if (argc != 2) {
         g_set_error(&error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
                     "vm recover: expected one VM name");
         goto fail;
     }
+    if (!open_vm(argv[1], FALSE, &store, &lock, &vm, &error))
+        goto fail;
+    if (adopt && (!sp_coordinator_recover_journal(store, vm, NULL, progress_cb, NULL, &error) ||
+                  !adopt_running(store, vm, &error)))
+        goto fail;
     /* Also a backup session a crash left half-begun or half-ended (or whose exports are gone). */
-    if (!open_vm(argv[1], TRUE, &store, &lock, &vm, &error) ||
+    if (!sp_coordinator_recover(store, vm, NULL, progress_cb, NULL, &error) ||
         !sp_backup_recover(store, vm, progress_cb, NULL, &error))
         goto fail;
     sp_cli_print_json_event(globals.json, "recovered", "vm", argv[1], NULL);

@@ -10,6 +10,7 @@
 #include "stillpoint/agent.h"
 #include "stillpoint/driver.h"
 #include "stillpoint/ops.h"
+#include "stillpoint/present.h"
 #include "stillpoint/qmp.h"
 #include "stillpoint/standard.h"
 #include "test-hooks.h"
@@ -258,6 +259,8 @@ static SpCheckpoint *checkpoint_from_plan(SpSnapshotPlan *plan, int64_t vm_id,
 }
 
 static gboolean thaw_by_new_connection(CreateRun *run, gboolean frozen, SpThawResult *ret);
+static gboolean recover(SpStore *store, SpVm *vm, gboolean check, guint *ret_recovered,
+                        SpProgressFn progress, gpointer user_data, GError **error);
 
 /* Inside the frozen window: the transaction, then the thaw, whatever happened. On failure,
  * *ret_taken says whether the snapshot took effect anyway (then it must not be rolled back). */
@@ -451,9 +454,9 @@ SpCheckpoint *sp_coordinator_create(SpStore *store, SpVm *vm, const SpCreateOpti
     gboolean frozen = FALSE, consistent = FALSE, taken = FALSE;
     guint lease_ms;
 
-    if (!sp_coordinator_recover(store, vm, NULL, progress, user_data, error))
-        goto fail;
-    if (!connect_qmp(&run, error))
+    /* The check on this run's own connection: nothing is built on a checkpoint's image. */
+    if (!recover(store, vm, FALSE, NULL, progress, user_data, error) ||
+        !connect_qmp(&run, error) || !sp_present_check(store, vm, run.qmp, error))
         goto fail;
     if ((run.driver = sp_driver_new(vm, run.qmp, error)) == NULL)
         goto fail;
@@ -500,7 +503,7 @@ SpCheckpoint *sp_coordinator_create(SpStore *store, SpVm *vm, const SpCreateOpti
         goto fail; /* the journal keeps the op: the next run records it */
     sp_test_crash_point("recorded");
     /* A launcher using the stable paths (checkpoint apply) must reopen the new overlays. */
-    if (!sp_op_sync_links(store, vm, NULL, error))
+    if (!sp_present_sync(store, vm, NULL, error))
         goto fail;
     create_run_clear(&run);
     return g_steal_pointer(&cp);
@@ -656,8 +659,10 @@ static gboolean recover_other(CreateRun *run, SpOp *op, GError **error)
     return ok;
 }
 
-gboolean sp_coordinator_recover(SpStore *store, SpVm *vm, guint *ret_recovered,
-                                SpProgressFn progress, gpointer user_data, GError **error)
+/* Resolves the journal; with check, then refuses when QEMU runs on what is not the store's now
+ * (sp_present_check). */
+static gboolean recover(SpStore *store, SpVm *vm, gboolean check, guint *ret_recovered,
+                        SpProgressFn progress, gpointer user_data, GError **error)
 {
     g_autoptr(GPtrArray) ops = sp_store_op_list_unfinished(store, vm->id, error);
     CreateRun run = {.store = store, .vm = vm, .progress = progress, .user_data = user_data};
@@ -667,7 +672,8 @@ gboolean sp_coordinator_recover(SpStore *store, SpVm *vm, guint *ret_recovered,
     if (ops == NULL)
         return FALSE;
     if (ops->len == 0) {
-        ok = sp_op_sync_links(store, vm, NULL, error);
+        ok = (!check || sp_present_check(store, vm, NULL, error)) &&
+             sp_present_sync(store, vm, NULL, error);
         goto out;
     }
     for (guint i = 0; i < ops->len; i++) {
@@ -702,10 +708,24 @@ gboolean sp_coordinator_recover(SpStore *store, SpVm *vm, guint *ret_recovered,
         done++;
     }
     /* A run killed between its record and its links: the links follow the tree again. */
-    ok = sp_op_sync_links(store, vm, NULL, error);
+    ok = (!check || sp_present_check(store, vm, run.qmp, error)) &&
+         sp_present_sync(store, vm, NULL, error);
 out:
     if (ret_recovered != NULL)
         *ret_recovered = done;
     create_run_clear(&run);
     return ok;
+}
+
+gboolean sp_coordinator_recover(SpStore *store, SpVm *vm, guint *ret_recovered,
+                                SpProgressFn progress, gpointer user_data, GError **error)
+{
+    return recover(store, vm, TRUE, ret_recovered, progress, user_data, error);
+}
+
+gboolean sp_coordinator_recover_journal(SpStore *store, SpVm *vm, guint *ret_recovered,
+                                        SpProgressFn progress, gpointer user_data,
+                                        GError **error)
+{
+    return recover(store, vm, FALSE, ret_recovered, progress, user_data, error);
 }

@@ -7,7 +7,7 @@
 #include <sys/stat.h>
 
 #include "stillpoint/group.h"
-#include "stillpoint/ops.h"   /* sp_op_disk_link */
+#include "stillpoint/present.h"
 
 static char *format_iso(int64_t us)
 {
@@ -203,7 +203,7 @@ SpJson *sp_document_checkpoint_applied(SpStore *store, const char *name, GError 
         links = sp_json_new_object();
         for (guint j = 0; j < cp->disks->len; j++) {
             SpCheckpointDisk *d = g_ptr_array_index(cp->disks, j);
-            g_autofree char *link = sp_op_disk_link(store, vm->name, d->disk);
+            g_autofree char *link = sp_present_link_path(store, vm->name, d->disk);
             /* A libvirt domain's definition names the overlays themselves. */
             sp_json_object_set_string(links, d->disk,
                                       vm->libvirt_domain != NULL ? d->overlay : link);

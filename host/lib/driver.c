@@ -192,7 +192,19 @@ char *sp_qmp_local_filename(const char *filename)
     return g_strdup(sp_json_object_get_string(file, "filename"));
 }
 
+static GPtrArray *discover(SpQmp *qmp, gboolean with_serials, GError **error);
+
 GPtrArray *sp_qmp_discover_disks(SpQmp *qmp, GError **error)
+{
+    return discover(qmp, TRUE, error);
+}
+
+GPtrArray *sp_qmp_discover_disks_quick(SpQmp *qmp, GError **error)
+{
+    return discover(qmp, FALSE, error);
+}
+
+static GPtrArray *discover(SpQmp *qmp, gboolean with_serials, GError **error)
 {
     g_autoptr(SpJson) blocks = sp_qmp_execute(qmp, "query-block", NULL, SP_QMP_DEFAULT_TIMEOUT_MS,
                                               error);
@@ -242,7 +254,8 @@ GPtrArray *sp_qmp_discover_disks(SpQmp *qmp, GError **error)
         }
         disk->format = dup_member(inserted, "drv");
         disk->size = sp_json_object_get_int(image, "virtual-size", 0);
-        disk->serial = disk_serial(qmp, sp_json_object_get_string(entry, "qdev"));
+        if (with_serials)
+            disk->serial = disk_serial(qmp, sp_json_object_get_string(entry, "qdev"));
         g_ptr_array_add(disks, g_steal_pointer(&disk));
     }
     return g_steal_pointer(&disks);

@@ -13,6 +13,7 @@
 #include "stillpoint/channel.h"
 #include "stillpoint/driver.h"
 #include "stillpoint/ops.h"
+#include "stillpoint/present.h"
 #include "stillpoint/qmp.h"
 #include "test-hooks.h"
 
@@ -399,7 +400,7 @@ static SpCheckpoint *member_record(Member *m, GError **error)
     }
     if (!step(m, m->consistent ? STEP_THAWED_CONSISTENT : STEP_THAWED_CRASH, error) ||
         !sp_store_checkpoint_add(m->store, cp, m->plan->op_id, NULL, error) ||
-        !sp_op_sync_links(m->store, m->vm, NULL, error)) {
+        !sp_present_sync(m->store, m->vm, NULL, error)) {
         sp_checkpoint_free(cp);
         return NULL;
     }

@@ -18,6 +18,7 @@
 #include "stillpoint/channel.h"
 #include "stillpoint/driver.h"
 #include "stillpoint/libvirt.h"
+#include "stillpoint/present.h"
 #include "stillpoint/standard.h"
 #include "test-hooks.h"
 
@@ -68,14 +69,6 @@ static ApplyPlan *apply_plan_new(void)
     ApplyPlan *p = g_new0(ApplyPlan, 1);
     p->disks = g_ptr_array_new_with_free_func((GDestroyNotify)apply_disk_free);
     return p;
-}
-
-char *sp_op_disk_link(SpStore *store, const char *vm_name, const char *disk)
-{
-    g_autofree char *dir = g_path_get_dirname(sp_store_get_path(store));
-    g_autofree char *base = g_strdup_printf("%s.qcow2", disk);
-    g_strcanon(base, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789.-_", '_');
-    return g_build_filename(dir, "vms", vm_name, base, NULL);
 }
 
 static void set_opt(SpJson *o, const char *k, const char *v)
@@ -249,7 +242,7 @@ static ApplyPlan *make_plan(SpStore *store, SpVm *vm, const SpCheckpoint *target
         d->image = g_strdup(td->image);
         d->overlay = g_build_filename(dir, base, NULL);
         d->present = cd != NULL ? g_strdup(cd->overlay) : NULL;
-        d->link = sp_op_disk_link(store, vm->name, td->disk);
+        d->link = sp_present_link_path(store, vm->name, td->disk);
         g_ptr_array_add(p->disks, d);
     }
     return g_steal_pointer(&p);
@@ -332,63 +325,6 @@ fail:
     return FALSE;
 }
 
-/* symlink to a temporary name, then rename over the link: openers see the old or the new. */
-static gboolean point_link(const ApplyDisk *d, GError **error)
-{
-    g_autofree char *dir = g_path_get_dirname(d->link);
-    g_autofree char *tmp = g_strdup_printf("%s.new", d->link);
-    if (g_mkdir_with_parents(dir, 0755) != 0 || (g_unlink(tmp) != 0 && errno != ENOENT) ||
-        symlink(d->overlay, tmp) != 0 || g_rename(tmp, d->link) != 0) {
-        int errsv = errno;
-        g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errsv),
-                    "disk %s: pointing %s at %s: %s", d->disk, d->link, d->overlay,
-                    g_strerror(errsv));
-        return FALSE;
-    }
-    return TRUE;
-}
-
-static gboolean repoint_if_present(SpStore *store, SpVm *vm, const char *disk,
-                                   const char *target, GError **error)
-{
-    ApplyDisk d = {.disk = (char *)disk, .overlay = (char *)target};
-    g_autofree char *link = sp_op_disk_link(store, vm->name, disk);
-    g_autofree char *now = g_file_read_link(link, NULL);
-    if (now == NULL || target == NULL || g_strcmp0(now, target) == 0)
-        return TRUE; /* no link (the launcher does not use them), or already right */
-    d.link = link;
-    return point_link(&d, error);
-}
-
-gboolean sp_op_sync_links(SpStore *store, SpVm *vm, GHashTable *image_if_none, GError **error)
-{
-    g_autoptr(SpVm) fresh = sp_store_vm_get(store, vm->name, error);
-    g_autoptr(SpCheckpoint) cp = NULL;
-    g_autofree char *ref = NULL;
-    if (fresh == NULL)
-        return FALSE;
-    if (fresh->current == 0) {
-        GHashTableIter it;
-        gpointer k, v;
-        if (image_if_none == NULL)
-            return TRUE;
-        g_hash_table_iter_init(&it, image_if_none);
-        while (g_hash_table_iter_next(&it, &k, &v))
-            if (!repoint_if_present(store, fresh, k, v, error))
-                return FALSE;
-        return TRUE;
-    }
-    ref = g_strdup_printf("#%" G_GINT64_FORMAT, fresh->current);
-    if ((cp = sp_op_find_checkpoint(store, fresh, ref, error)) == NULL)
-        return FALSE;
-    for (guint i = 0; i < cp->disks->len; i++) {
-        SpCheckpointDisk *d = g_ptr_array_index(cp->disks, i);
-        if (!repoint_if_present(store, fresh, d->disk, d->overlay, error))
-            return FALSE;
-    }
-    return TRUE;
-}
-
 static gboolean referenced(SpStore *store, SpVm *vm, const char *path, gboolean *ret,
                            GError **error)
 {
@@ -418,7 +354,7 @@ static gboolean point_vm(SpVm *vm, ApplyPlan *p, const SpOpReport *report, GErro
         g_hash_table_insert(sources, d->disk, d->overlay);
         if (g_strcmp0(vm->driver, "libvirt") == 0)
             continue;
-        if (!point_link(d, error))
+        if (!sp_present_point(d->link, d->overlay, d->disk, error))
             return FALSE;
         sp_op_say(report, "disk %s: %s -> %s", d->disk, d->link, d->overlay);
     }
@@ -448,7 +384,9 @@ static gboolean finish(SpStore *store, SpVm *vm, ApplyPlan *p, const SpOpReport 
                 return FALSE;
         }
     }
-    return sp_store_op_finish(store, p->op_id, SP_OP_DONE, error);
+    /* The kept present is a checkpoint's image now: read-only, like every other. */
+    return sp_store_op_finish(store, p->op_id, SP_OP_DONE, error) &&
+           sp_present_sync(store, vm, NULL, error);
 }
 
 static gboolean prepare(SpStore *store, SpVm *vm, ApplyPlan *plan, GError **error)

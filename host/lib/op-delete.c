@@ -15,6 +15,7 @@
 #include "stillpoint/channel.h"
 #include "stillpoint/driver.h"
 #include "stillpoint/libvirt.h"
+#include "stillpoint/present.h"
 #include "test-hooks.h"
 
 #define STEP_RECORDED "recorded"
@@ -611,6 +612,12 @@ static gboolean merge_disk(DelRun *run, DelDisk *d, GError **error)
     g_autofree char *step = g_strdup_printf("merged:%s", d->disk);
     if (d->merged)
         return TRUE;
+    /* Checkpoint images are read-only files: what this merge writes into (base, or the
+     * branches and dependents) gets its owner's write bit back for a QEMU that is not root;
+     * sp_present_sync takes it away again from what stays a checkpoint's image. */
+    sp_present_make_writable(d->base);
+    for (guint i = 0; i < d->rebase->len; i++)
+        sp_present_make_writable(g_ptr_array_index(d->rebase, i));
     if (strcmp(d->mode, "stream") == 0)
         return stream_disk(run, d, error) && journal(run, step, error);
     if (strcmp(d->mode, "commit") != 0)
@@ -720,7 +727,7 @@ static gboolean remove_files(DelRun *run, GError **error)
         if (strcmp(d->mode, "commit") == 0 && d->child == 0)
             g_hash_table_insert(bases, d->disk, d->base);
     }
-    if (!sp_op_sync_links(run->store, run->vm, bases, error))
+    if (!sp_present_sync(run->store, run->vm, bases, error))
         return FALSE;
     for (guint i = 0; i < run->plan->disks->len; i++) {
         DelDisk *d = g_ptr_array_index(run->plan->disks, i);

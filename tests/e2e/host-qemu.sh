@@ -34,15 +34,28 @@ start_qemu() { # [keep]: reuse the images
     qemu-img create -q -f qcow2 "$T/img/a.qcow2" 64M
     qemu-img create -q -f qcow2 "$T/img/b.qcow2" 32M
   fi
-  rm -f "$T/qmp.sock"
+  rm -f "$T/qmp.sock" "$T/mon.sock"
+  # qmp.sock is stillpoint's; mon.sock is the test's own monitor. IMG_A/IMG_B: other images.
   qemu-system-x86_64 -machine q35 -accel tcg -S -nodefaults -display none \
-    -qmp "unix:$T/qmp.sock,server=on,wait=off" \
-    -blockdev "driver=qcow2,node-name=disk0,file.driver=file,file.filename=$T/img/a.qcow2" \
+    -qmp "unix:$T/qmp.sock,server=on,wait=off" -qmp "unix:$T/mon.sock,server=on,wait=off" \
+    -blockdev "driver=qcow2,node-name=disk0,file.driver=file,file.filename=${IMG_A:-$T/img/a.qcow2}" \
     -device virtio-blk-pci,drive=disk0,id=vda,serial=SPDATA0 \
-    -blockdev "driver=qcow2,node-name=disk1,file.driver=file,file.filename=$T/img/b.qcow2" \
+    -blockdev "driver=qcow2,node-name=disk1,file.driver=file,file.filename=${IMG_B:-$T/img/b.qcow2}" \
     -device virtio-blk-pci,drive=disk1,id=vdb,serial=SPDATA1 &
   QEMU_PID=$!
-  wait_socket "$T/qmp.sock"
+  wait_socket "$T/qmp.sock"; wait_socket "$T/mon.sock"
+}
+
+stop_qemu() {
+  kill "$QEMU_PID"; wait "$QEMU_PID" 2>/dev/null || true; QEMU_PID=
+}
+
+# No write permission for anyone on any of the files.
+read_only_files() { [ -z "$(find "$@" -perm /222)" ]; }
+# QEMU's node for FILE is open read-only.
+node_read_only() {
+  mon '{"execute":"query-named-block-nodes","arguments":{"flat":true}}' |
+    jq -e --arg f "$1" '[.[] | select(.file == $f and .drv == "qcow2")][0].ro' >/dev/null
 }
 
 start_agent() { # [fake-agent options]
@@ -351,6 +364,65 @@ overlay-dir)
   register vm2 --agent "$T/agent.sock" --overlay-dir "$T/overlays"
   "$SP" -q checkpoint create vm2 || fail "create with an overlay dir"
   check "overlays went to the overlay dir" [ "$(find "$T/overlays" -name 'vm2-*.qcow2' | wc -l)" = 2 ]
+  ;;
+restart-on-image)
+  # Issue #18 item 1: after a checkpoint, QEMU is started again with the same command line, so
+  # on the image the checkpoint froze. Every command refuses to build on it and says what
+  # happened and how to recover; started from the stable paths instead, all is well.
+  start_qemu; start_agent
+  register vm1 --agent "$T/agent.sock"
+  "$SP" -q checkpoint create vm1 --name one || fail "create one"
+  json=$(list_json vm1)
+  link=$T/vms/vm1/vda.qcow2
+  check "the stable path of each disk follows the present" \
+    [ "$(readlink "$link") $(readlink "$T/vms/vm1/vdb.qcow2")" \
+      = "$(echo "$json" | jq -r '[.checkpoints[0].disks[].overlay] | join(" ")')" ]
+  check "the checkpoint's images are read-only files" read_only_files "$T/img/a.qcow2" "$T/img/b.qcow2"
+  check "QEMU holds them read-only" node_read_only "$T/img/a.qcow2"
+  check "the present is writable" [ -n "$(find "$(readlink "$link")" -perm -200)" ]
+  stop_qemu; start_qemu keep
+  : >"$T/agent.log"
+  if "$SP" checkpoint create vm1 --name two 2>"$T/err"; then fail "built on a checkpoint's image"; fi
+  check "refused: says QEMU runs on checkpoint one's image" \
+    grep -q "QEMU runs disk vda (node disk0) on $T/img/a.qcow2, the frozen image of checkpoint 'one'" "$T/err"
+  check "refused: names the stable path to start from" grep -q "instead of the stable path $link" "$T/err"
+  check "refused: says how to recover" grep -q "vm recover vm1 --adopt-running" "$T/err"
+  check "refused before the freeze" [ "$(agent_events)" = "" ]
+  check "no new overlay, no new record" [ "$(n_images) $(n_checkpoints vm1)" = "4 1" ]
+  "$SP" checkpoint list vm1 >"$T/tree" 2>"$T/err" || fail "list must still work"
+  check "list warns" grep -q "WARNING: VM 'vm1': QEMU runs disk vda .* frozen image of checkpoint 'one'" "$T/err"
+  for cmd in "checkpoint delete vm1 one" "checkpoint export vm1 one $T/export" \
+             "checkpoint apply vm1 one --force" "vm recover vm1"; do
+    # shellcheck disable=SC2086
+    if "$SP" $cmd 2>"$T/err"; then fail "$cmd went ahead"; fi
+    check "$cmd refuses" grep -q "frozen image of checkpoint 'one'" "$T/err"
+  done
+  check "nothing changed" [ "$(n_images) $(n_checkpoints vm1)" = "4 1" ]
+  overlays=$(list_json vm1 | jq -r '[.checkpoints[0].disks[].overlay] | join(" ")')
+  # Started from the stable paths instead, all is well: a second checkpoint follows one.
+  stop_qemu
+  IMG_A=$link IMG_B=$T/vms/vm1/vdb.qcow2 start_qemu keep
+  "$SP" -q checkpoint create vm1 --name two || fail "create two on QEMU started from the stable paths"
+  check "started from the stable paths, the next checkpoint follows one" \
+    [ "$(list_json vm1 | jq -r '[.checkpoints[] | "\(.name):\(.parent)"] | join(",")')" = "one:null,two:1" ]
+  check "two's images are read-only too" \
+    read_only_files $(list_json vm1 | jq -r '.checkpoints[1].disks[].image')
+  check "store consistent" store_consistent vm1
+  # The recovery: QEMU on one's images again (the launcher's old command line); keep what it
+  # runs on, forget one and two (they no longer hold their content), keep their files.
+  stop_qemu; start_qemu keep
+  "$SP" vm recover vm1 --adopt-running 2>"$T/err" || { cat "$T/err"; fail "--adopt-running"; }
+  check "adopt: says what it forgot" grep -q "forgot checkpoint 'one'" "$T/err"
+  check "adopt: names the files it kept" grep -q "kept $(echo "$overlays" | cut -d' ' -f1)" "$T/err"
+  check "adopt: no checkpoint left, none current" \
+    [ "$(list_json vm1 | jq -c '[.current, (.checkpoints | length)]')" = "[null,0]" ]
+  check "adopt: no file deleted" [ "$(n_images)" = 6 ]
+  check "adopt: the running images are the present: writable, the stable paths name them" \
+    [ -n "$(find "$T/img/a.qcow2" -perm -200)" -a "$(readlink "$link")" = "$T/img/a.qcow2" ]
+  "$SP" -q checkpoint create vm1 --name three || fail "create after --adopt-running"
+  check "adopt: the next checkpoint is a root on the running images" \
+    [ "$(list_json vm1 | jq -r '.checkpoints[0] | "\(.name) \(.parent) \(.disks[0].image)"')" \
+      = "three null $T/img/a.qcow2" ]
   ;;
 *)
   fail "unknown case"

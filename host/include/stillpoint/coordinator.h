@@ -31,10 +31,17 @@ typedef void (*SpProgressFn)(const char *message, gpointer user_data);
 SpCheckpoint *sp_coordinator_create(SpStore *store, SpVm *vm, const SpCreateOptions *opts,
                                     SpProgressFn progress, gpointer user_data, GError **error);
 
-/* Finishes or rolls back the VM's unfinished operations (the caller holds the VM's lock).
- * *ret_recovered (may be NULL) counts the operations resolved. */
+/* Finishes or rolls back the VM's unfinished operations (the caller holds the VM's lock), then
+ * refuses when the running QEMU writes to a checkpoint's image or to what is not the store's now
+ * (sp_present_check). Every command on a VM runs it first. *ret_recovered (may be NULL) counts
+ * the operations resolved. */
 gboolean sp_coordinator_recover(SpStore *store, SpVm *vm, guint *ret_recovered,
                                 SpProgressFn progress, gpointer user_data, GError **error);
+/* The same without the check: for the recovery from a QEMU started on a checkpoint's image
+ * (sp_present_adopt). */
+gboolean sp_coordinator_recover_journal(SpStore *store, SpVm *vm, guint *ret_recovered,
+                                        SpProgressFn progress, gpointer user_data,
+                                        GError **error);
 
 /* "web (11/26/2026 - 04:05:56)", local time, as Hyper-V names checkpoints. */
 char *sp_checkpoint_default_name(const char *vm_name, GDateTime *when);

@@ -114,6 +114,8 @@ char *sp_qmp_local_filename(const char *filename);
 
 /* Disks from QMP: query-block entries with a medium, file-backed. */
 GPtrArray *sp_qmp_discover_disks(SpQmp *qmp, GError **error);
+/* The same without the serials (one round trip instead of one per disk more). */
+GPtrArray *sp_qmp_discover_disks_quick(SpQmp *qmp, GError **error);
 
 SpDriver *sp_driver_new(SpVm *vm, SpQmp *qmp, GError **error);
 void sp_driver_free(SpDriver *drv);

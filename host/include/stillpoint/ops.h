@@ -43,19 +43,13 @@ gboolean sp_op_export(SpStore *store, SpVm *vm, const char *ref, const char *dir
  * first (QMP quit, like pulling the plug). With save_current (a name), the present is kept as a
  * new checkpoint first; otherwise it is discarded. Each disk gets a new overlay on top of the
  * checkpoint's image (other branches stay), and the stable path the VM's launcher opens,
- * sp_op_disk_link(), is re-pointed to it atomically. */
+ * sp_present_link_path(), is re-pointed to it atomically. */
 gboolean sp_op_apply(SpStore *store, SpVm *vm, const char *ref, const char *save_current,
                      gboolean force, const SpOpReport *report, GError **error);
 /* After applying a standard checkpoint, with the VM's QEMU started with -incoming defer: loads
  * the saved state and runs the VM. Refused when the disks were written since the apply (the
  * memory would no longer match them). */
 gboolean sp_op_resume(SpStore *store, SpVm *vm, const SpOpReport *report, GError **error);
-/* "<store dir>/vms/VM/DISK.qcow2": a symlink to the image the VM runs on after an apply. */
-char *sp_op_disk_link(SpStore *store, const char *vm_name, const char *disk);
-/* Keeps the stable paths that exist pointing at what the VM writes to now (the current
- * checkpoint's overlay), after create and delete moved it. Links that do not exist are not made.
- * With current 0, image_if_none (may be NULL) names the disk image by disk name: a GHashTable. */
-gboolean sp_op_sync_links(SpStore *store, SpVm *vm, GHashTable *image_if_none, GError **error);
 gboolean sp_op_recover_apply(SpStore *store, SpVm *vm, SpOp *op, const SpOpReport *report,
                              GError **error);
 
