@@ -11,6 +11,8 @@ CASE: consistent   production checkpoints while the workload writes to two disks
       ops         delete (live, inner and active layer, the latter killed mid-merge and
                   finished by the next run) while the workload writes, export while
                   it runs, apply --force --save-current, then a second boot from the stable paths
+      restart     issue #18 item 1: a checkpoint, then QEMU restarted on the checkpoint's image:
+                  refused, --adopt-running, then a start from the stable path
       standard    a standard checkpoint while the workload writes; apply it, start QEMU with
                   -incoming defer on the stable paths, resume: the same workload process runs on
                   from the saved point
@@ -111,9 +113,19 @@ class Ctx:
         ok(pending == "0", f"{vm}: no unfinished operation in the journal")
         current = [c for c in cps if c["current"]]
         if current:
-            tops = [b["inserted"]["file"] for b in self.g.qmp("query-block") if "inserted" in b]
+            tops = [local_file(b["inserted"]["file"]) for b in self.g.qmp("query-block")
+                    if "inserted" in b]
             ok(tops == [d["overlay"] for d in current[0]["disks"]],
                f"{vm}: the VM runs on the current checkpoint's overlays")
+
+
+def local_file(name):
+    """QEMU names an image "json:{...}" when its backing node was opened under another name
+    (a launcher on the stable symlink): its own file is the "file" child's."""
+    if not name.startswith("json:"):
+        return name
+    f = json.loads(name[5:])["file"]
+    return f if isinstance(f, str) else f["filename"]
 
 
 def case_consistent(c):
@@ -327,6 +339,83 @@ def case_ops(c):
        "B itself is unchanged")
 
 
+class LinkedGuest(Guest):
+    """The VM started again on other image paths (the stable paths), with the first guest's
+    socket paths (the VM is registered by them)."""
+
+    def __init__(self, *args, links, like, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.links = links
+        self.qmp_path, self.qga_path, self.workload_path = like.qmp_path, like.qga_path, \
+            like.workload_path
+
+    def image(self, serial):
+        return self.links.get(serial) or super().image(serial)
+
+
+def case_restart(c):
+    """Issue #18 item 1, exactly: checkpoint 'one', stop QEMU, start it again with the same
+    command line (-drive file=data0.qcow2, one's image), then 'checkpoint create two'."""
+    c.g.workload("wait 20 60000")
+    c.add_vm("vm1")
+    c.sp("checkpoint", "create", "vm1", "--name", "one")
+    one = c.checkpoints("vm1")[0]
+    image, overlay = one["disks"][0]["image"], one["disks"][0]["overlay"]
+    link = os.path.join(os.path.dirname(c.store), "vms", "vm1", "vd-data0.qcow2")
+    ok(image == c.g.image("data0") and os.readlink(link) == overlay,
+       "after the checkpoint the stable path names the present")
+    ok(os.stat(image).st_mode & 0o222 == 0, "one's image is a read-only file")
+    ok(any(n["drv"] == "qcow2" and n["file"] == image and n["ro"]
+           for n in c.g.qmp("query-named-block-nodes", {"flat": True})),
+       "QEMU holds one's image read-only")
+    h_one = records(c, image, "one")
+    files = c.images()
+    c.g.stop()
+    resume = ["--resume", "--interval-ms", "20", "/mnt/data0/records"]
+    # The launcher's old command line: QEMU (root) opens one's image read-write and boots on it.
+    with LinkedGuest(c.a.guest, c.a.run_dir, agent=c.a.agent, disks=[Disk("data0")],
+                     workload=resume, lifetime=300, links={}, like=c.g) as g2:
+        c.g = g2
+        first = g2.workload("report")["first"]
+        ok(first == h_one + 1, f"restarted on one's image, the guest sees one's {h_one} records")
+        g2.workload(f"wait {first + 10} 60000")
+        r = c.sp("checkpoint", "create", "vm1", "--name", "two", check=False)
+        ok(r.returncode == 1 and "the frozen image of checkpoint 'one'" in r.stderr and
+           f"instead of the stable path {link}" in r.stderr and "--adopt-running" in r.stderr,
+           "create refuses, says what happened and how to recover")
+        ok(not c.frozen() and c.images() == files and len(c.checkpoints("vm1")) == 1,
+           "nothing was frozen, made or recorded")
+        ok(check_image(image, "/records", c.a.workload_bin)["highest"] > h_one,
+           "the guest's writes did go into one's image (what stillpoint refused to build on)")
+        r = c.sp("vm", "recover", "vm1", "--adopt-running")
+        ok("forgot checkpoint 'one'" in r.stderr and f"kept {overlay}" in r.stderr,
+           "--adopt-running forgets one and keeps its files")
+        ok(c.checkpoints("vm1") == [] and os.path.exists(overlay), "no record left, no file lost")
+        os.unlink(overlay)  # the user's to remove, once looked at
+        g2.workload(f"wait {g2.workload('report')['last'] + 10} 60000")
+        c.sp("checkpoint", "create", "vm1", "--name", "two")
+        two = c.checkpoints("vm1")[0]
+        ok(two["consistency"] == "application" and two["disks"][0]["image"] == image,
+           "then a consistent checkpoint of what the guest runs on")
+        h_two = records(c, image, "two")
+        ok(os.readlink(link) == two["disks"][0]["overlay"], "the stable path follows it")
+    # From the stable path: the VM runs on two's present (what it wrote until it stopped), and
+    # two's image stays as it was.
+    h_present = check_image(link, "/records", c.a.workload_bin)["highest"]
+    ok(h_present > h_two, f"the present holds the records written after two ({h_present})")
+    with LinkedGuest(c.a.guest, c.a.run_dir, agent=c.a.agent, disks=[Disk("data0")],
+                     workload=resume, lifetime=300, links={"data0": link}, like=g2) as g3:
+        c.g = g3
+        first = g3.workload("report")["first"]
+        ok(first == h_present + 1,
+           f"started from the stable path, the guest goes on from its present ({first})")
+        g3.workload(f"wait {first + 10} 60000")
+        c.sp("checkpoint", "create", "vm1", "--name", "three")
+        ok([x["name"] for x in c.checkpoints("vm1")] == ["two", "three"], "three follows two")
+        c.store_consistent("vm1")
+    ok(records(c, image, "two after all") == h_two, "two's image did not change")
+
+
 class IncomingGuest(Guest):
     """The same VM started again on the stable disk paths, waiting for its state (-incoming)."""
 
@@ -386,7 +475,8 @@ CASES = {"consistent": (case_consistent, ["data0", "data1"]),
          "kill9": (case_kill9, ["data0"]),
          "qga": (case_qga, ["data0"]),
          "ops": (case_ops, ["data0"]),
-         "standard": (case_standard, ["data0"])}
+         "standard": (case_standard, ["data0"]),
+         "restart": (case_restart, ["data0"])}
 
 
 def main():
