@@ -2,15 +2,20 @@
 #pragma once
 #include <glib.h>
 
-#define SP_CONFIG_PATH_DEFAULT "/etc/stillpoint/agent.conf"
+/* The install's sysconfdir (CMake: CMAKE_INSTALL_FULL_SYSCONFDIR; /etc for the /usr prefix), so
+ * that an agent installed under /usr/local reads the agent.conf installed with it. */
+#ifndef SP_SYSCONFDIR
+#define SP_SYSCONFDIR "/etc"
+#endif
+#define SP_CONFIG_PATH_DEFAULT SP_SYSCONFDIR "/stillpoint/agent.conf"
 #define SP_VIRTIO_PORT_DEFAULT "/dev/virtio-ports/org.qemu.guest_agent.0"
 #define SP_VIRTIO_PORT_OWN "/dev/virtio-ports/org.stillpoint.agent.0"
 #define SP_DEFAULT_LEASE_MS 60000      /* long enough for libvirt's freeze→snapshot→thaw */
 #define SP_MAX_LEASE_MS (3600 * 1000)  /* nobody needs a guest frozen for more than an hour */
 #define SP_MIN_LEASE_MS 100
 #define SP_HOOK_TIMEOUT_MS_DEFAULT 30000
-#define SP_HOOK_PATH_DEFAULT "/etc/stillpoint/fsfreeze-hook"
-#define SP_HOOK_DIR_DEFAULT "/etc/stillpoint/fsfreeze-hook.d"
+#define SP_HOOK_PATH_DEFAULT SP_SYSCONFDIR "/stillpoint/fsfreeze-hook"
+#define SP_HOOK_DIR_DEFAULT SP_SYSCONFDIR "/stillpoint/fsfreeze-hook.d"
 #define SP_WRITERS_TIMEOUT_MS 10000    /* each writer round (Prepare, Freeze, Thaw) */
 
 typedef struct {
