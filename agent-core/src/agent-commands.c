@@ -25,13 +25,9 @@ static bool is_frozen(SpAgentCommands *c)
     return st.frozen;
 }
 
-static SpJson *cmd_info(void *ctx, const SpJson *args, SpCommandError *err)
+static void list_commands(SpJson *list, const SpCommandTable *table, bool frozen)
 {
-    SpAgentCommands *c = ctx;
-    bool frozen = is_frozen(c);
-    SpJson *o = sp_json_new_object(), *list = sp_json_new_array();
-
-    for (const SpCommand *cmd = c->table.commands; cmd->name; cmd++) {
+    for (const SpCommand *cmd = table ? table->commands : NULL; cmd && cmd->name; cmd++) {
         SpJson *e = sp_json_new_object();
         sp_json_object_set_string(e, "name", cmd->name);
         /* While frozen qemu-ga lists the refused commands as disabled. */
@@ -39,6 +35,16 @@ static SpJson *cmd_info(void *ctx, const SpJson *args, SpCommandError *err)
         sp_json_object_set_bool(e, "success-response", !(cmd->flags & SP_CMD_NO_REPLY));
         sp_json_array_append(list, e);
     }
+}
+
+static SpJson *cmd_info(void *ctx, const SpJson *args, SpCommandError *err)
+{
+    SpAgentCommands *c = ctx;
+    bool frozen = is_frozen(c);
+    SpJson *o = sp_json_new_object(), *list = sp_json_new_array();
+
+    list_commands(list, &c->table, frozen);
+    list_commands(list, c->forwarded, frozen);
     sp_json_object_set_string(o, "version", SP_AGENT_QGA_VERSION);
     sp_json_object_set(o, "supported_commands", list);
     return o;
@@ -138,6 +144,11 @@ SpAgentCommands *sp_agent_commands_new(const SpAgentCommandsConfig *config)
 void sp_agent_commands_free(SpAgentCommands *c)
 {
     free(c);
+}
+
+void sp_agent_commands_list_forwarded(SpAgentCommands *c, const SpCommandTable *forwarded)
+{
+    c->forwarded = forwarded;
 }
 
 const SpCommandTable *sp_agent_commands_table(const SpAgentCommands *c)

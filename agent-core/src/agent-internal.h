@@ -14,6 +14,7 @@ struct SpAgentCommands {
     SpAgentCommandsConfig config;
     SpCommand commands[SP_AGENT_MAX_COMMANDS];  /* those this backend supports */
     SpCommandTable table;
+    const SpCommandTable *forwarded;  /* listed by guest-info; answered elsewhere */
     unsigned channel;           /* the channel whose request is being dispatched */
     /* The last freeze a standard command made, and whether a standard thaw has been told that
      * it ended by itself (it is told once: qemu-ga's clients then thaw a thawed guest). */

@@ -1,6 +1,6 @@
 /* backend-linux: freeze = plan → hooks → writers Prepare, Freeze → open+syncfs → state file →
  * FIFREEZE → lease timer; thaw = FITHAW in reverse → state file removed → logs flushed →
- * writers Thaw → thaw hooks; flush = plan → open+syncfs on worker threads, bounded. */
+ * writers Thaw → thaw hooks; flush = plan → syncfs (flush.c); fsinfo (fsinfo.c). */
 #define _GNU_SOURCE
 #include "backend-linux.h"
 
@@ -14,6 +14,8 @@
 #include <sys/sysmacros.h>
 #include <unistd.h>
 #include "blockdev.h"
+#include "flush.h"
+#include "fsinfo.h"
 #include "hooks.h"
 #include "lease.h"
 #include "log.h"
@@ -161,23 +163,10 @@ typedef struct {
     GHashTable *seen;   /* serials that matched some filesystem */
 } DiskSelect;
 
-/* The block device under a mount: its own major:minor, or for filesystems with an anonymous
- * one (btrfs) the device node it was mounted from, as qemu-ga resolves it. 0 when none. */
-static dev_t mount_block_dev(const SpMount *m)
-{
-    struct stat st;
-
-    if (m->major != 0)
-        return sp_mount_dev(m);
-    if (g_str_has_prefix(m->source, "/dev/") && stat(m->source, &st) == 0 && S_ISBLK(st.st_mode))
-        return st.st_rdev;
-    return 0;
-}
-
 static bool select_mount_cb(const SpMount *m, void *userdata)
 {
     DiskSelect *ds = userdata;
-    dev_t dev = mount_block_dev(m);
+    dev_t dev = sp_blockdev_of_mount(m);
     g_autoptr(GPtrArray) disks = NULL;
     bool hit = false;
 
@@ -629,66 +618,12 @@ static void backend_status(void *self, SpBackendStatus *ret)
 
 /* ---- flush ---- */
 
-/* One flush: its syncfs calls run on worker threads, one per filesystem, so that the main loop
- * waits at most SP_FLUSH_DEADLINE_MS. Workers still running then finish on their own and the
- * last one out (or the command) frees this. */
-typedef struct {
-    GMutex lock;
-    GCond cond;
-    gint refs;
-    const SpFsOps *ops;
-    void *userdata;
-    size_t done, failed;
-    int first_err;
-    char *first_mountpoint;
-} FlushRun;
-
-typedef struct {
-    FlushRun *run;
-    int fd;
-    char *mountpoint;
-} FlushJob;
-
-static void flush_run_unref(FlushRun *run)
-{
-    if (!g_atomic_int_dec_and_test(&run->refs))
-        return;
-    g_mutex_clear(&run->lock);
-    g_cond_clear(&run->cond);
-    g_free(run->first_mountpoint);
-    g_free(run);
-}
-
-static gpointer flush_job_cb(gpointer data)
-{
-    FlushJob *job = data;
-    FlushRun *run = job->run;
-    int r = run->ops->syncfs(job->fd, run->userdata);
-
-    run->ops->close(job->fd, run->userdata);
-    g_mutex_lock(&run->lock);
-    if (r < 0 && run->failed++ == 0) {
-        run->first_err = -r;
-        run->first_mountpoint = g_strdup(job->mountpoint);
-    }
-    run->done++;
-    g_cond_signal(&run->cond);
-    g_mutex_unlock(&run->lock);
-    g_free(job->mountpoint);
-    g_free(job);
-    flush_run_unref(run);
-    return NULL;
-}
-
 static int backend_flush(void *self, const SpFreezeRequest *req, SpBackendFlushResult *ret,
                          SpBackendError *err)
 {
     SpLinuxBackend *b = self;
     SpFreezePlan *plan = NULL;
-    FlushRun *run;
-    gint64 start = g_get_monotonic_time(), deadline = start + SP_FLUSH_DEADLINE_MS * 1000;
-    size_t n_started = 0;
-    int r = 0;
+    int r;
 
     memset(ret, 0, sizeof(*ret));
     if (b->lease.frozen) {
@@ -698,54 +633,7 @@ static int backend_flush(void *self, const SpFreezeRequest *req, SpBackendFlushR
     }
     if (build_plan(b, req, &plan, err) < 0)
         return -1;
-    run = g_new0(FlushRun, 1);
-    g_mutex_init(&run->lock);
-    g_cond_init(&run->cond);
-    run->refs = 1;
-    run->ops = b->freezer.ops;
-    run->userdata = b->freezer.userdata;
-    for (size_t i = 0; i < plan->n_targets; i++) {
-        const SpPlanTarget *t = &plan->targets[i];
-        int fd = run->ops->open_dir(t->mountpoint, run->userdata);
-        FlushJob *job;
-        GThread *thread;
-
-        if (fd < 0) {
-            set_error(err, SP_CODE_FLUSH_FAILED, "failed to open %s: %s", t->mountpoint,
-                      g_strerror(-fd));
-            r = -1;
-            break;
-        }
-        job = g_new0(FlushJob, 1);
-        job->run = run;
-        job->fd = fd;
-        job->mountpoint = g_strdup(t->mountpoint);
-        g_atomic_int_inc(&run->refs);
-        thread = g_thread_try_new("sp-flush", flush_job_cb, job, NULL);
-        if (thread)
-            g_thread_unref(thread); /* detached: it may outlive the deadline */
-        else
-            flush_job_cb(job);      /* no thread available: do it here */
-        n_started++;
-    }
-    g_mutex_lock(&run->lock);
-    while (run->done < n_started)
-        if (!g_cond_wait_until(&run->cond, &run->lock, deadline))
-            break;
-    if (r == 0 && run->done < n_started) {
-        set_error(err, SP_CODE_FLUSH_TIMEOUT, "%zu of %zu filesystem(s) still flushing after %d ms "
-                  "(left to finish in the background)", n_started - run->done, n_started,
-                  SP_FLUSH_DEADLINE_MS);
-        r = -1;
-    } else if (r == 0 && run->failed > 0) {
-        set_error(err, SP_CODE_FLUSH_FAILED, "failed to syncfs %s: %s", run->first_mountpoint,
-                  g_strerror(run->first_err));
-        r = -1;
-    }
-    ret->n_flushed = run->done - run->failed;
-    g_mutex_unlock(&run->lock);
-    flush_run_unref(run);
-    ret->ms = (g_get_monotonic_time() - start) / 1000;
+    r = sp_flush_plan(b->freezer.ops, b->freezer.userdata, plan, ret, err);
     if (r < 0)
         g_warning("flush: %s", err->desc);
     else
@@ -756,66 +644,14 @@ static int backend_flush(void *self, const SpFreezeRequest *req, SpBackendFlushR
 
 /* ---- guest-get-fsinfo ---- */
 
-static SpJson *disk_json(const SpBlockdevDisk *d)
-{
-    SpJson *o = sp_json_new_object(), *pci = sp_json_new_object();
-
-    sp_json_object_set_int(pci, "domain", d->pci_domain);
-    sp_json_object_set_int(pci, "bus", d->pci_bus);
-    sp_json_object_set_int(pci, "slot", d->pci_slot);
-    sp_json_object_set_int(pci, "function", d->pci_function);
-    sp_json_object_set(o, "pci-controller", pci);
-    sp_json_object_set_string(o, "bus-type", d->bus_type);
-    sp_json_object_set_int(o, "bus", d->bus);
-    sp_json_object_set_int(o, "target", d->target);
-    sp_json_object_set_int(o, "unit", d->unit);
-    if (d->serial)
-        sp_json_object_set_string(o, "serial", d->serial);
-    sp_json_object_set_string(o, "dev", d->dev);
-    return o;
-}
-
-static SpJson *fs_json(SpLinuxBackend *b, const SpMount *m)
-{
-    SpJson *o = sp_json_new_object(), *disks = sp_json_new_array();
-    g_autofree char *name = sp_blockdev_name(b->sysfs_root, mount_block_dev(m));
-    g_autoptr(GPtrArray) list = sp_blockdev_disks(b->sysfs_root, mount_block_dev(m));
-    struct statvfs sv;
-
-    sp_json_object_set_string(o, "name", name ? name : m->source);
-    sp_json_object_set_string(o, "mountpoint", m->mountpoint);
-    sp_json_object_set_string(o, "type", m->fstype);
-    if (statvfs(m->mountpoint, &sv) == 0) {
-        sp_json_object_set_int(o, "used-bytes", (int64_t)((sv.f_blocks - sv.f_bfree) * sv.f_frsize));
-        sp_json_object_set_int(o, "total-bytes", (int64_t)((sv.f_blocks - sv.f_bfree + sv.f_bavail) * sv.f_frsize));
-        sp_json_object_set_int(o, "total-bytes-privileged", (int64_t)(sv.f_blocks * sv.f_frsize));
-    }
-    for (guint i = 0; i < list->len; i++)
-        sp_json_array_append(disks, disk_json(list->pdata[i]));
-    sp_json_object_set(o, "disk", disks);
-    return o;
-}
-
 static SpJson *backend_fsinfo(void *self, SpBackendError *err)
 {
     SpLinuxBackend *b = self;
-    SpMountTable *table = NULL;
-    SpJson *out;
-    int r = sp_mountinfo_read(b->mountinfo_path, &table);
+    g_autoptr(GError) error = NULL;
+    SpJson *out = sp_fsinfo_read(b->mountinfo_path, b->sysfs_root, &error);
 
-    if (r < 0) {
-        set_error(err, SP_CODE_DISCOVERY_FAILED, "cannot read the mount table: %s", g_strerror(-r));
-        return NULL;
-    }
-    out = sp_json_new_array();
-    /* qemu-ga lists filesystems on real block devices, newest mount first. */
-    for (size_t i = table->n_mounts; i > 0; i--) {
-        const SpMount *m = &table->mounts[i - 1];
-        if (mount_block_dev(m) == 0)
-            continue;
-        sp_json_array_append(out, fs_json(b, m));
-    }
-    sp_mount_table_free(table);
+    if (!out)
+        set_error(err, SP_CODE_DISCOVERY_FAILED, "%s", error->message);
     return out;
 }
 

@@ -5,6 +5,7 @@
 #include <blkid.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/sysmacros.h>
 
 /* dm over md over partitions: a real stack is never this deep; a loop in sysfs would be. */
@@ -237,4 +238,17 @@ gboolean sp_blockdev_probe(const char *devnode, char **ret_type, char **ret_uuid
     *ret_label = probe_value(pr, "LABEL");
     blkid_free_probe(pr);
     return TRUE;
+}
+
+/* The block device under a mount: its own major:minor, or for filesystems with an anonymous
+ * one (btrfs) the device node it was mounted from, as qemu-ga resolves it. 0 when none. */
+dev_t sp_blockdev_of_mount(const SpMount *m)
+{
+    struct stat st;
+
+    if (m->major != 0)
+        return sp_mount_dev(m);
+    if (g_str_has_prefix(m->source, "/dev/") && stat(m->source, &st) == 0 && S_ISBLK(st.st_mode))
+        return st.st_rdev;
+    return 0;
 }

@@ -3,6 +3,7 @@
 #pragma once
 #include <glib.h>
 #include <sys/types.h>
+#include "mountinfo.h"
 
 typedef struct {
     char *name;          /* kernel name: "vda" */
@@ -26,3 +27,6 @@ GPtrArray *sp_blockdev_disks(const char *sysfs_root, dev_t dev);
 GPtrArray *sp_blockdev_loop_backing(const char *sysfs_root, dev_t dev);
 /* libblkid: filesystem type, UUID and label of a device node (each may come back NULL). */
 gboolean sp_blockdev_probe(const char *devnode, char **ret_type, char **ret_uuid, char **ret_label);
+/* The block device under a mount: its own major:minor, or for filesystems with an anonymous one
+ * (btrfs) the device node it was mounted from, as qemu-ga resolves it. 0 when none. */
+dev_t sp_blockdev_of_mount(const SpMount *m);

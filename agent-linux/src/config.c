@@ -1,7 +1,21 @@
-/* config: read agent.conf. Sections [transports], [freeze], [hooks]; see data/agent.conf. */
+/* config: read agent.conf. Sections [transports], [agent], [freeze], [hooks], [writers],
+ * [qemu-ga]; see data/agent.conf. */
 #include "config.h"
 
 #include "state.h"
+
+/* What hosts use qemu-ga for besides quiescing (libvirt's domifaddr, domtime, shutdown --mode
+ * agent, domfstrim, guestinfo, setvcpus; Proxmox's IP display and shutdown): nothing a host
+ * could not do to its VM anyway. exec, file, password and ssh-key commands are not in it. */
+const char *const sp_config_qga_default_commands[] = {
+    "guest-network-get-interfaces", "guest-network-get-route", "guest-get-time",
+    "guest-set-time", "guest-shutdown", "guest-suspend-disk", "guest-suspend-ram",
+    "guest-suspend-hybrid", "guest-fstrim", "guest-get-osinfo", "guest-get-host-name",
+    "guest-get-users", "guest-get-timezone", "guest-get-vcpus", "guest-set-vcpus",
+    "guest-get-memory-blocks", "guest-set-memory-blocks", "guest-get-memory-block-info",
+    "guest-get-disks", "guest-get-devices", "guest-get-diskstats", "guest-get-cpustats",
+    "guest-get-load", NULL,
+};
 
 SpConfig *sp_config_new(void)
 {
@@ -20,6 +34,10 @@ SpConfig *sp_config_new(void)
     c->hook_dir = g_strdup(SP_HOOK_DIR_DEFAULT);
     c->exclude_mountpoints = g_new0(char *, 1);
     c->exclude_types = g_new0(char *, 1);
+    c->qga_socket = g_strdup(SP_QGA_SOCKET_DEFAULT);
+    c->qga_commands = g_strdupv((char **)sp_config_qga_default_commands);
+    c->qga_timeout_ms = SP_QGA_TIMEOUT_MS_DEFAULT;
+    c->qga_max_reply = SP_QGA_MAX_REPLY_DEFAULT;
     return c;
 }
 
@@ -35,6 +53,8 @@ void sp_config_free(SpConfig *c)
     g_strfreev(c->exclude_types);
     g_free(c->hook_path);
     g_free(c->hook_dir);
+    g_free(c->qga_socket);
+    g_strfreev(c->qga_commands);
     g_free(c);
 }
 
@@ -137,6 +157,19 @@ static gboolean load_writers(SpConfig *c, GKeyFile *kf, GError **error)
     return TRUE;
 }
 
+static gboolean load_qga(SpConfig *c, GKeyFile *kf, GError **error)
+{
+    replace_string(kf, "qemu-ga", "socket", &c->qga_socket);
+    replace_list(kf, "qemu-ga", "commands", &c->qga_commands);
+    return get_bool(kf, "qemu-ga", "allow-exec", &c->qga_allow_exec, error) &&
+           get_bool(kf, "qemu-ga", "allow-file", &c->qga_allow_file, error) &&
+           get_bool(kf, "qemu-ga", "allow-password", &c->qga_allow_password, error) &&
+           get_bool(kf, "qemu-ga", "allow-ssh-keys", &c->qga_allow_ssh_keys, error) &&
+           get_ms(kf, "qemu-ga", "timeout-ms", 1, G_MAXINT32, &c->qga_timeout_ms, error) &&
+           get_ms(kf, "qemu-ga", "max-reply-bytes", 64, SP_QGA_MAX_REPLY_MAX, &c->qga_max_reply,
+                  error);
+}
+
 /* A misspelt key would silently fall back to a default (an exclusion that excludes nothing):
  * unknown groups and keys are errors. */
 static gboolean check_keys(GKeyFile *kf, GError **error)
@@ -148,7 +181,10 @@ static gboolean check_keys(GKeyFile *kf, GError **error)
         "freeze/exclude-types", "freeze/thaw-on-hangup",
         "freeze/standard-thaw-on-hangup",
         "hooks/fsfreeze-hook", "hooks/fsfreeze-hook-dir", "hooks/timeout-ms",
-        "writers/enabled", "writers/timeout-ms", "writers/on-failure", NULL,
+        "writers/enabled", "writers/timeout-ms", "writers/on-failure",
+        "qemu-ga/socket", "qemu-ga/commands", "qemu-ga/allow-exec", "qemu-ga/allow-file",
+        "qemu-ga/allow-password", "qemu-ga/allow-ssh-keys", "qemu-ga/timeout-ms",
+        "qemu-ga/max-reply-bytes", NULL,
     };
     g_auto(GStrv) groups = g_key_file_get_groups(kf, NULL);
 
@@ -198,7 +234,7 @@ gboolean sp_config_load(SpConfig *c, const char *path, gboolean required, GError
         goto fail;
     replace_string(kf, "hooks", "fsfreeze-hook", &c->hook_path);
     replace_string(kf, "hooks", "fsfreeze-hook-dir", &c->hook_dir);
-    if (!load_writers(c, kf, error))
+    if (!load_writers(c, kf, error) || !load_qga(c, kf, error))
         goto fail;
     return TRUE;
 fail:

@@ -17,6 +17,11 @@
 #define SP_HOOK_PATH_DEFAULT SP_SYSCONFDIR "/stillpoint/fsfreeze-hook"
 #define SP_HOOK_DIR_DEFAULT SP_SYSCONFDIR "/stillpoint/fsfreeze-hook.d"
 #define SP_WRITERS_TIMEOUT_MS 10000    /* each writer round (Prepare, Freeze, Thaw) */
+/* The stock qemu-ga beside the agent (README "DESIGN: coexisting with qemu-ga"). */
+#define SP_QGA_SOCKET_DEFAULT "/run/stillpoint-qemu-ga/qemu-ga.sock"
+#define SP_QGA_TIMEOUT_MS_DEFAULT 60000    /* guest-fstrim of a large disk takes a while */
+#define SP_QGA_MAX_REPLY_DEFAULT (256 * 1024)
+#define SP_QGA_MAX_REPLY_MAX (768 * 1024) /* under the transport's output bound */
 
 typedef struct {
     char **virtio_ports;        /* character devices to serve; NULL-terminated */
@@ -37,8 +42,17 @@ typedef struct {
     gboolean writers;           /* serve application writers on the system bus (when one runs) */
     gint64 writers_timeout_ms;  /* deadline of each round of calls to the writers */
     gboolean writers_abort;     /* a failed writer fails the freeze (on-failure=abort) */
+    /* [qemu-ga]: standard commands the agent forwards to the qemu-ga beside it. */
+    char *qga_socket;           /* NULL = no forwarding */
+    char **qga_commands;        /* the allow-list (NULL-terminated) */
+    gboolean qga_allow_exec, qga_allow_file, qga_allow_password, qga_allow_ssh_keys;
+    gint64 qga_timeout_ms;
+    gint64 qga_max_reply;
     gboolean verbose;
 } SpConfig;
+
+/* The default [qemu-ga] commands list (NULL-terminated). */
+extern const char *const sp_config_qga_default_commands[];
 
 /* Defaults, then the file (a missing file is fine unless required). */
 SpConfig *sp_config_new(void);

@@ -12,6 +12,7 @@
 #include <unistd.h>
 #include "backend-linux.h"
 #include "config.h"
+#include "forward.h"
 #include "log.h"
 #include "state.h"
 #include "stillpoint/agent-commands.h"
@@ -25,6 +26,8 @@ typedef struct {
     SpLinuxBackend *backend;
     SpWriters *writers;
     SpAgentCommands *commands;
+    SpForward *forward;        /* NULL: nothing forwarded to qemu-ga */
+    SpTransport *transport;
     GMainLoop *loop;
 } Agent;
 
@@ -40,10 +43,30 @@ typedef struct {
     gboolean version;
 } Options;
 
-static SpJson *request_cb(unsigned channel, const SpJson *message, unsigned *ret_flags, void *data)
+static SpJson *request_cb(unsigned channel, guint64 request, const SpJson *message,
+                          unsigned *ret_flags, void *data)
 {
     Agent *a = data;
+    SpJson *reply = NULL;
+
+    /* The standard commands the agent leaves to qemu-ga, then its own. */
+    switch (sp_forward_dispatch(a->forward, message, sp_linux_backend_is_frozen(a->backend),
+                                request, &reply)) {
+    case SP_FORWARD_ANSWERED:
+        return reply;
+    case SP_FORWARD_PENDING:
+        *ret_flags |= SP_TRANSPORT_PENDING;
+        return NULL;
+    case SP_FORWARD_NOT_MINE:
+        break;
+    }
     return sp_agent_commands_dispatch(a->commands, channel, message, ret_flags);
+}
+
+static void forward_reply_cb(guint64 request, SpJson *reply, unsigned flags, void *data)
+{
+    Agent *a = data;
+    sp_transport_reply(a->transport, request, reply, flags);
 }
 
 static void hangup_cb(unsigned channel, void *data)
@@ -260,10 +283,14 @@ static int run(const SpConfig *config, int ready_fd)
         sp_linux_backend_set_writers(a.backend, a.writers);
     }
     a.commands = agent_commands_new(config, a.backend, a.writers != NULL);
+    a.forward = sp_forward_new(config, sp_agent_commands_table(a.commands), forward_reply_cb, &a);
+    if (a.forward)
+        sp_agent_commands_list_forwarded(a.commands, sp_forward_commands(a.forward));
     a.loop = g_main_loop_new(NULL, FALSE);
-    transport = sp_transport_new(request_cb, hangup_cb, &a);
+    transport = a.transport = sp_transport_new(request_cb, hangup_cb, &a);
     if (!start_transports(transport, config, &error)) {
         g_critical("%s", error->message);
+        sp_forward_free(a.forward);
         sp_agent_commands_free(a.commands);
         sp_linux_backend_free(a.backend);
         sp_writers_free(a.writers);
@@ -278,6 +305,7 @@ static int run(const SpConfig *config, int ready_fd)
               SP_AGENT_VERSION, config->default_lease_ms, config->state_dir);
     g_main_loop_run(a.loop);
     g_clear_pointer(&transport, sp_transport_free);
+    sp_forward_free(a.forward);
     /* The backend thaws (and tells the writers) first. */
     sp_agent_commands_free(a.commands);
     sp_linux_backend_free(a.backend);

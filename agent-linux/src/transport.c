@@ -35,7 +35,24 @@ typedef struct {
     SpFramer *framer;
     GByteArray *out;
     Listener *listener;  /* clients: the listener that accepted them */
+    guint64 pending;     /* the request whose reply is awaited (input paused), 0 = none */
+    GQueue *queued;      /* Frame: what the last read held behind the pending request */
 } Channel;
+
+/* A frame copied while a request of its channel is pending. Bounded: input is paused meanwhile,
+ * so at most one read's worth waits. */
+typedef struct {
+    SpFrameKind kind;
+    int status;
+    char *data;
+    size_t len;
+} Frame;
+
+static void frame_free(Frame *f)
+{
+    g_free(f->data);
+    g_free(f);
+}
 
 struct Listener {
     SpTransport *t;
@@ -54,6 +71,7 @@ struct SpTransport {
     GPtrArray *channels;   /* Channel* */
     GPtrArray *listeners;  /* Listener* */
     unsigned next_id;
+    guint64 next_request;
 };
 
 static void channel_free(Channel *c)
@@ -70,6 +88,7 @@ static void channel_free(Channel *c)
         c->listener->n_clients--;
     sp_framer_free(c->framer);
     g_byte_array_unref(c->out);
+    g_queue_free_full(c->queued, (GDestroyNotify)frame_free);
     g_free(c->name);
     g_free(c);
 }
@@ -97,6 +116,7 @@ SpTransport *sp_transport_new(SpTransportRequestFn request_fn, SpTransportHangup
     t->channels = g_ptr_array_new_with_free_func((GDestroyNotify)channel_free);
     t->listeners = g_ptr_array_new_with_free_func((GDestroyNotify)listener_free);
     t->next_id = 1;
+    t->next_request = 1;
     return t;
 }
 
@@ -174,37 +194,104 @@ static void channel_send(Channel *c, SpJson *reply, unsigned flags)
 
 /* ---- input ---- */
 
-static void frame_cb(const SpFrame *frame, void *userdata)
+static gboolean channel_in_cb(int fd, GIOCondition cond, gpointer data);
+
+static void input_pause(Channel *c)
 {
-    Channel *c = userdata;
+    if (c->watch) {
+        g_source_remove(c->watch);
+        c->watch = 0;
+    }
+}
+
+static void input_resume(Channel *c)
+{
+    if (!c->watch && !c->reattach && !c->pending)
+        c->watch = g_unix_fd_add(c->fd, G_IO_IN | G_IO_HUP | G_IO_ERR, channel_in_cb, c);
+}
+
+static void handle_frame(Channel *c, SpFrameKind kind, int status, const char *data, size_t len)
+{
     SpJsonError jerr = {0};
     SpJson *message = NULL, *reply;
     unsigned flags = 0;
+    guint64 request;
 
-    if (frame->kind == SP_FRAME_RESYNC)
+    if (kind == SP_FRAME_RESYNC)
         return;
-    if (frame->kind == SP_FRAME_ERROR) {
-        channel_send(c, sp_command_reply_for_bad_input(frame->status, NULL), 0);
+    if (kind == SP_FRAME_ERROR) {
+        channel_send(c, sp_command_reply_for_bad_input(status, NULL), 0);
         return;
     }
-    if (sp_json_parse(frame->data, frame->len, NULL, &message, &jerr) < 0) {
+    if (sp_json_parse(data, len, NULL, &message, &jerr) < 0) {
         channel_send(c, sp_command_reply_for_bad_input(jerr.status, jerr.message), 0);
         return;
     }
     c->host_attached = TRUE;
+    request = c->t->next_request++;
     /* Two statements: flags is only set once the request has run. */
-    reply = c->t->request_fn(c->id, message, &flags, c->t->userdata);
-    channel_send(c, reply, flags);
+    reply = c->t->request_fn(c->id, request, message, &flags, c->t->userdata);
     sp_json_free(message);
+    if (flags & SP_TRANSPORT_PENDING) {
+        sp_json_free(reply);
+        c->pending = request;
+        input_pause(c);
+        return;
+    }
+    channel_send(c, reply, flags);
 }
 
-static gboolean channel_in_cb(int fd, GIOCondition cond, gpointer data);
+static void frame_cb(const SpFrame *frame, void *userdata)
+{
+    Channel *c = userdata;
+    Frame *f;
+
+    if (!c->pending) {
+        handle_frame(c, frame->kind, frame->status, frame->data, frame->len);
+        return;
+    }
+    f = g_new0(Frame, 1);
+    f->kind = frame->kind;
+    f->status = frame->status;
+    f->data = g_memdup2(frame->data, frame->len);
+    f->len = frame->len;
+    g_queue_push_tail(c->queued, f);
+}
+
+/* Answers what waited behind the pending request, until one is pending again. */
+static void drain_queued(Channel *c)
+{
+    Frame *f;
+
+    while (!c->pending && (f = g_queue_pop_head(c->queued)) != NULL) {
+        handle_frame(c, f->kind, f->status, f->data, f->len);
+        frame_free(f);
+    }
+    input_resume(c);
+}
+
+void sp_transport_reply(SpTransport *t, guint64 request, SpJson *reply, unsigned flags)
+{
+    for (guint i = 0; request != 0 && i < t->channels->len; i++) {
+        Channel *c = t->channels->pdata[i];
+        if (c->pending != request)
+            continue;
+        c->pending = 0;
+        if (flags & SP_CMD_NO_REPLY)
+            sp_json_free(reply);
+        else
+            channel_send(c, reply, flags);
+        drain_queued(c);
+        return;
+    }
+    sp_json_free(reply); /* its channel is gone, or hung up since */
+}
 
 static gboolean virtio_reattach_cb(gpointer data)
 {
     Channel *c = data;
     c->reattach = 0;
-    c->watch = g_unix_fd_add(c->fd, G_IO_IN | G_IO_HUP | G_IO_ERR, channel_in_cb, c);
+    input_resume(c);
     return G_SOURCE_REMOVE;
 }
 
@@ -220,6 +307,10 @@ static void channel_hangup(Channel *c)
         c->host_attached = FALSE;
         sp_framer_reset(c->framer);
         g_byte_array_set_size(c->out, 0);
+        /* A reply still to come belongs to the host that left. */
+        c->pending = 0;
+        g_queue_free_full(c->queued, (GDestroyNotify)frame_free);
+        c->queued = g_queue_new();
         c->watch = 0;
         c->reattach = g_timeout_add(SP_VIRTIO_REATTACH_MS, virtio_reattach_cb, c);
         if (was_attached) {
@@ -266,6 +357,7 @@ static Channel *channel_new(SpTransport *t, ChannelKind kind, int fd, const char
     c->name = g_strdup(name);
     c->framer = sp_framer_new(0);
     c->out = g_byte_array_new();
+    c->queued = g_queue_new();
     c->watch = g_unix_fd_add(fd, G_IO_IN | G_IO_HUP | G_IO_ERR, channel_in_cb, c);
     g_ptr_array_add(t->channels, c);
     return c;

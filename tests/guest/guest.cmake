@@ -43,7 +43,8 @@ set_tests_properties(guest/runner-leaves-no-qemu PROPERTIES
 # extension tests against stillpoint-agent only.
 set(sp_guest_tests_qemu-ga boot-ping fsinfo-serials freeze-blocks-writes-loses-none)
 set(sp_guest_tests_stillpoint ${sp_guest_tests_qemu-ga}
-    leased-freeze-by-disk-is-consistent lease-expiry-thaws-by-itself vsock-loopback-is-refused)
+    leased-freeze-by-disk-is-consistent lease-expiry-thaws-by-itself vsock-loopback-is-refused
+    qemu-ga-beside)
 foreach(agent IN LISTS sp_guest_agents)
   foreach(test IN LISTS sp_guest_tests_${agent})
     add_test(NAME guest/${agent}/${test}

@@ -5,7 +5,7 @@ the standard guest-agent contract on a real VM. One test per run, named on the c
   test_guest.py --guest DIR --run-dir DIR --workload-bin BIN --agent NAME TEST
   TEST: boot-ping | fsinfo-serials | freeze-blocks-writes-loses-none   (any agent)
         leased-freeze-by-disk-is-consistent | lease-expiry-thaws-by-itself |
-        vsock-loopback-is-refused (stillpoint-agent)
+        vsock-loopback-is-refused | qemu-ga-beside (stillpoint-agent)
 
 Each test prints its measurements (boot-to-ping, freeze/thaw times, the stall the workload saw)."""
 import argparse
@@ -233,6 +233,44 @@ def test_vsock_loopback_is_refused(a):
         expect(g.qga("stillpoint-status")["status"] == "thawed", "status")
 
 
+def test_qemu_ga_beside(a):
+    """#17 item 2, libvirt-free: the commands hosts use qemu-ga for answer through
+    stillpoint-agent on the virtio port, from the stock qemu-ga running beside it on its private
+    socket (as the package's drop-in runs it); guest-exec stays off; guest-shutdown powers the
+    VM off, answering nothing, as with qemu-ga (virsh shutdown --mode agent)."""
+    with Guest(a.guest, a.run_dir, agent=a.agent, disks=[Disk("data0")], fresh=True,
+               lifetime=180) as g:
+        ifaces = g.qga("guest-network-get-interfaces")
+        expect(any(i.get("name") == "lo" for i in ifaces), f"interfaces: {ifaces}")
+        t = g.qga("guest-get-time")
+        expect(abs(t - time.time_ns()) < 120e9, f"guest-get-time: {t} (host {time.time_ns()})")
+        osinfo = g.qga("guest-get-osinfo")
+        expect(osinfo.get("kernel-release", "").endswith("-amd64"), f"osinfo: {osinfo}")
+        expect("host-name" in g.qga("guest-get-host-name"), "guest-get-host-name")
+        print(f"through stillpoint-agent: {len(ifaces)} interface(s), kernel "
+              f"{osinfo.get('kernel-release')}")
+        try:
+            g.qga("guest-exec", {"path": "/bin/true"})
+            raise TestFailure("guest-exec was forwarded without allow-exec")
+        except QgaError as e:
+            expect(e.cls == "CommandNotFound" and "allow-exec=true" in e.desc, str(e))
+        expect(g.qga("stillpoint-capabilities")["freeze"]["backend"] == "fifreeze", "backend")
+        t0 = time.monotonic()
+        try:
+            g.qga("guest-shutdown", timeout=10)
+            raise TestFailure("guest-shutdown answered, qemu-ga answers nothing on success")
+        except QgaError as e:
+            raise TestFailure(f"guest-shutdown failed: {e}") from None
+        except (TimeoutError, OSError):
+            pass  # no answer, or the VM already went
+        try:
+            g.proc.wait(timeout=90)
+        except Exception:
+            raise TestFailure("the VM did not power off after guest-shutdown\n" + g.console_tail())
+        measure("guest-shutdown to power-off", time.monotonic() - t0)
+        expect(g.proc.returncode == 0, f"QEMU exited with {g.proc.returncode}")
+
+
 # What must never appear on the guest's console: a sanitizer report or a crash of the agent
 # (abort_on_error makes ASan end it), a kernel oops or warning.
 CONSOLE_ALARMS = ("AddressSanitizer", "UndefinedBehaviorSanitizer", "runtime error:",
@@ -254,6 +292,7 @@ TESTS = {
     "leased-freeze-by-disk-is-consistent": test_leased_freeze_by_disk_is_consistent,
     "lease-expiry-thaws-by-itself": test_lease_expiry_thaws_by_itself,
     "vsock-loopback-is-refused": test_vsock_loopback_is_refused,
+    "qemu-ga-beside": test_qemu_ga_beside,
 }
 
 

@@ -33,6 +33,23 @@ foreach(scenario IN LISTS SP_AGENT_IT_SCENARIOS)
     SKIP_RETURN_CODE 77 TIMEOUT 120 LABELS "agent;integration;root")
 endforeach()
 
+# Beside a stock qemu-ga (Debian's qemu-guest-agent) on a private unix socket: the standard
+# commands the agent forwards to it (#17 item 2).
+set(SP_AGENT_FORWARD_SCENARIOS
+  standard_commands_are_answered_by_qemu_ga
+  exec_file_password_and_keys_stay_off_unless_allowed
+  a_stalled_qemu_ga_gets_a_deadline_error
+  an_oversized_reply_is_cut_off
+  forwarded_commands_are_refused_while_frozen
+  without_qemu_ga_the_error_says_what_to_install)
+foreach(scenario IN LISTS SP_AGENT_FORWARD_SCENARIOS)
+  add_test(NAME agent/qemu-ga/${scenario}
+           COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/agent-forward.py
+                   $<TARGET_FILE:stillpoint-agent> ${scenario})
+  set_tests_properties(agent/qemu-ga/${scenario} PROPERTIES
+    SKIP_RETURN_CODE 77 TIMEOUT 120 LABELS "agent;integration;root")
+endforeach()
+
 # The agent on a real virtio-serial port in the test guest (tests/guest): selection by disk
 # serial, thaw when the host side of the port hangs up. Boots a VM, so it shares the guest
 # tests' image fixture and VM lock.

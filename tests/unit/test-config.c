@@ -32,6 +32,56 @@ static void test_shipped_example_gives_the_defaults(void **state)
     assert_true(c->writers);
     assert_int_equal(c->writers_timeout_ms, SP_WRITERS_TIMEOUT_MS);
     assert_true(c->writers_abort); /* a failed writer fails the freeze unless told otherwise */
+    /* Forwarding to the qemu-ga beside the agent is on; exec and the like are off. */
+    assert_string_equal(c->qga_socket, SP_QGA_SOCKET_DEFAULT);
+    assert_true(g_strv_contains((const char *const *)c->qga_commands, "guest-network-get-interfaces"));
+    assert_true(g_strv_contains((const char *const *)c->qga_commands, "guest-shutdown"));
+    assert_false(g_strv_contains((const char *const *)c->qga_commands, "guest-exec"));
+    assert_false(c->qga_allow_exec || c->qga_allow_file || c->qga_allow_password ||
+                 c->qga_allow_ssh_keys);
+    assert_int_equal(c->qga_timeout_ms, SP_QGA_TIMEOUT_MS_DEFAULT);
+    assert_int_equal(c->qga_max_reply, SP_QGA_MAX_REPLY_DEFAULT);
+}
+
+/* The list agent.conf shows commented out is the built-in one. */
+static void test_shipped_example_lists_the_default_forwarded_commands(void **state)
+{
+    g_autofree char *text = NULL;
+    g_autofree char *path = NULL;
+    g_autoptr(SpConfig) c = sp_config_new();
+    g_autoptr(GError) e = NULL;
+    const char *line;
+
+    assert_true(g_file_get_contents(SP_AGENT_DATA_DIR "/agent.conf", &text, NULL, NULL));
+    line = strstr(text, "\n#commands=");
+    assert_non_null(line);
+    g_autofree char *uncommented = g_strndup(line + 2, strcspn(line + 2, "\n"));
+    g_autofree char *conf = g_strdup_printf("[qemu-ga]\n%s\n", uncommented);
+    path = write_conf(conf);
+    assert_true(sp_config_load(c, path, TRUE, &e));
+    assert_true(g_strv_equal((const char *const *)c->qga_commands, sp_config_qga_default_commands));
+    g_unlink(path);
+}
+
+static void test_qemu_ga_values_are_read_and_checked(void **state)
+{
+    g_autofree char *path = write_conf("[qemu-ga]\nsocket=\ncommands=guest-get-time\nallow-exec=true\n"
+                                       "timeout-ms=1500\nmax-reply-bytes=4096\n");
+    g_autofree char *big = write_conf("[qemu-ga]\nmax-reply-bytes=99999999\n");
+    g_autoptr(SpConfig) c = sp_config_new();
+    g_autoptr(GError) e = NULL;
+
+    assert_true(sp_config_load(c, path, TRUE, &e));
+    assert_null(c->qga_socket); /* empty: nothing is forwarded */
+    assert_int_equal(g_strv_length(c->qga_commands), 1);
+    assert_true(c->qga_allow_exec);
+    assert_false(c->qga_allow_file);
+    assert_int_equal(c->qga_timeout_ms, 1500);
+    assert_int_equal(c->qga_max_reply, 4096);
+    assert_false(sp_config_load(c, big, TRUE, &e));
+    assert_non_null(strstr(e->message, "[qemu-ga] max-reply-bytes"));
+    g_unlink(path);
+    g_unlink(big);
 }
 
 static void test_writers_values_are_read_and_checked(void **state)
@@ -122,6 +172,8 @@ int main(void)
         cmocka_unit_test(test_shipped_example_gives_the_defaults),
         cmocka_unit_test(test_values_are_read),
         cmocka_unit_test(test_writers_values_are_read_and_checked),
+        cmocka_unit_test(test_qemu_ga_values_are_read_and_checked),
+        cmocka_unit_test(test_shipped_example_lists_the_default_forwarded_commands),
         cmocka_unit_test(test_out_of_range_lease_names_file_and_key),
         cmocka_unit_test(test_unknown_key_is_an_error),
         cmocka_unit_test(test_missing_file_is_an_error_only_when_required),

@@ -76,8 +76,8 @@ typedef struct {
     gint hangups;
 } Agent;
 
-static SpJson *request_cb(unsigned channel, const SpJson *message, unsigned *ret_flags,
-                          void *userdata)
+static SpJson *request_cb(unsigned channel, guint64 request, const SpJson *message,
+                          unsigned *ret_flags, void *userdata)
 {
     Agent *a = userdata;
     return sp_agent_commands_dispatch(a->commands, channel, message, ret_flags);

@@ -30,6 +30,10 @@ typedef struct SpAgentCommands SpAgentCommands;
 SpAgentCommands *sp_agent_commands_new(const SpAgentCommandsConfig *config);
 void sp_agent_commands_free(SpAgentCommands *commands);
 
+/* Commands an agent answers outside the core (the Linux agent forwards some standard ones to a
+ * qemu-ga beside it): guest-info lists them too (borrowed; NULL: none). */
+void sp_agent_commands_list_forwarded(SpAgentCommands *commands, const SpCommandTable *forwarded);
+
 /* The commands this agent answers: the backend's optional operations decide some of them. */
 const SpCommandTable *sp_agent_commands_table(const SpAgentCommands *commands);
 
