@@ -21,6 +21,7 @@ EXPECTED = {
         "usr/sbin/stillpoint-agent",
         "usr/libexec/stillpoint/sp-example-writer",
         "lib/systemd/system/stillpoint-agent.service",
+        "lib/systemd/system/qemu-guest-agent.service.d/stillpoint-agent.conf",
         "lib/udev/rules.d/60-stillpoint-agent.rules",
         "usr/share/dbus-1/system.d/org.stillpoint.Agent1.conf",
         "usr/share/dbus-1/interfaces/org.stillpoint.Agent1.xml",

@@ -56,7 +56,8 @@ KINDS = [("systemd units", "/systemd/system"), ("sysusers.d", "/sysusers.d"),
          ("D-Bus interfaces", "/dbus-1/interfaces")]
 
 EXPECTED = {
-    "systemd units": ["stillpoint-agent.service", "stillpointd.service"],
+    "systemd units": ["stillpoint-agent.service", "stillpointd.service",
+                      "qemu-guest-agent.service.d/stillpoint-agent.conf"],
     "sysusers.d": ["stillpoint-agent.conf", "stillpoint.conf"],
     "tmpfiles.d": ["stillpoint.conf"],
     "udev rules": ["60-stillpoint-agent.rules"],
