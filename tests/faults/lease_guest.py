@@ -56,10 +56,11 @@ def run(a, g):
     g.workload("wait 10 60000")
     stopped_mark = os.path.join(a.run_dir, "cli-stopped")
     # The hook runs inside the frozen window, as a child of the CLI: it stops its parent (the
-    # first time only; the next checkpoint runs normally).
+    # first time only; the next checkpoint runs normally). The lease asked covers the hook's
+    # deadline: 20 s + 15 s.
     sp("-q", "vm", "add", "vm1", "--agent", g.qga_path, "--driver", "hook",
        "--hook-command", f"[ -e {stopped_mark} ] || {{ touch {stopped_mark}; kill -STOP $PPID; }}",
-       "--hook-timeout", "60")
+       "--hook-timeout", "20")
     g.qga_disconnect()
     cli = subprocess.Popen([a.stillpoint, "checkpoint", "create", "vm1", "--name", "L"],
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
