@@ -441,6 +441,13 @@ static int backend_freeze(void *self, const SpFreezeRequest *req, SpBackendFreez
 
     if (!check_request(b, lease_ms, err) || build_plan(b, req, &plan, err) < 0)
         return -1;
+    /* A standard freeze-list of nothing mounted freezes nothing, and the guest stays thawed: no
+     * lease, no hooks or writers, no command disabled (qemu-ga answers 0 the same way). */
+    if (req->standard && plan->n_targets == 0) {
+        g_message("froze 0 filesystems: none of those named is mounted");
+        sp_plan_free(plan);
+        return 0;
+    }
     /* The standard commands answer a count: no need to identify anything. */
     ids = req->standard ? g_hash_table_new(g_str_hash, g_str_equal) : probe_targets(b, plan);
     if (!sp_hooks_freeze(b->hooks, &hook_error)) {

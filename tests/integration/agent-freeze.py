@@ -346,6 +346,9 @@ def test_freeze_list_freezes_only_that_mountpoint(env):
     w.finish("after thaw")
     # qemu-ga ignores mountpoints that are not mounted; stillpoint-freeze refuses them.
     check(c.ok("guest-fsfreeze-freeze-list", {"mountpoints": [env.path("nowhere")]}) == 0, "zero")
+    # Nothing frozen: the guest stays thawed (no lease, commands not disabled), as PROTOCOL.md says.
+    check(c.ok("guest-fsfreeze-status") == "thawed", "a freeze of nothing left the guest 'frozen'")
+    check(isinstance(c.ok("guest-get-fsinfo"), list), "guest-get-fsinfo after a freeze of nothing")
     check(c.ok("guest-fsfreeze-thaw") == 0, "nothing to thaw")
     e = c.error("stillpoint-freeze", {"mountpoints": [env.path("nowhere")]})
     check(e.get("code") == "unknown-mountpoint", str(e))
