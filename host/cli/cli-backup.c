@@ -79,8 +79,10 @@ static void print_session_text(const SpJson *s)
            sp_json_object_get_bool(s, "incremental", false) ? "incremental" : "full");
     for (size_t i = 0; i < sp_json_array_len(disks); i++) {
         const SpJson *d = sp_json_array_get(disks, i);
+        const char *image = sp_json_object_get_string(d, "image");
+        /* A libvirt domain's session has no image file: its point in time is the NBD export. */
         printf("  %s: %s\n      %s\n", sp_json_object_get_string(d, "disk"),
-               sp_json_object_get_string(d, "image"), sp_json_object_get_string(d, "nbd-uri"));
+               image != NULL ? image : "(read it over NBD)", sp_json_object_get_string(d, "nbd-uri"));
         if (sp_json_object_get(d, "changed") != NULL)
             printf("      changed: %" G_GINT64_FORMAT " bytes in %zu extent(s)\n",
                    sp_json_object_get_int(d, "changed-bytes", 0),

@@ -9,34 +9,24 @@
  * node, which dirties the bitmap; after the merge the node is the disk's top again and the bitmap
  * keeps recording. So at the next begin it holds every change since this one.
  *
- * With the libvirt driver, libvirt owns QEMU's monitor: the exports come from a
- * qemu-storage-daemon of the session's own (backup-qsd.c), and sessions are full backups only
- * (no bitmaps in libvirt's QEMU behind its back). */
+ * With the libvirt driver, libvirt owns QEMU's monitor: a session is libvirt's own pull-mode
+ * backup job and checkpoint (backup-libvirt.c). */
 #include "stillpoint/backup.h"
 
 #include <gio/gio.h>
 #include <glib/gstdio.h>
 #include <string.h>
 
-#include "backup-qsd.h"
+#include "backup-internal.h"
 #include "op-util.h"
 #include "stillpoint/driver.h"
 #include "stillpoint/ops.h"
 #include "stillpoint/qmp.h"
 #include "test-hooks.h"
 
-#define STATE_BEGINNING "beginning"
-#define STATE_OPEN "open"
-#define STATE_ENDING "ending"
-#define STATE_CLOSED "closed"
+typedef SpBackupReport Report;
 
-typedef struct {
-    SpProgressFn progress;
-    gpointer user_data;
-} Report;
-
-static void say(const Report *r, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
-static void say(const Report *r, const char *fmt, ...)
+void sp_backup_say(const Report *r, const char *fmt, ...)
 {
     g_autofree char *msg = NULL;
     va_list ap;
@@ -58,22 +48,16 @@ static char *nbd_socket_path(SpStore *store, const SpVm *vm)
     return g_strdup_printf("%s.%s.nbd.sock", sp_store_get_path(store), vm->name);
 }
 
-/* The libvirt driver's export daemon: its monitor ("sock") and pid file ("pid"). */
-static char *qsd_path(SpStore *store, const SpVm *vm, const char *what)
-{
-    return g_strdup_printf("%s.%s.backup-qsd.%s", sp_store_get_path(store), vm->name, what);
-}
-
-static gboolean uses_qsd(const SpVm *vm)
+static gboolean uses_libvirt(const SpVm *vm)
 {
     return g_strcmp0(vm->driver, "libvirt") == 0;
 }
 
-/* The QEMU whose NBD server holds the session's exports: the VM's, or the session's daemon. */
+/* The QEMU whose NBD server holds the session's exports. */
 static SpQmp *exporter_connect(SpStore *store, SpVm *vm, GError **error)
 {
-    g_autofree char *qsd = uses_qsd(vm) ? qsd_path(store, vm, "sock") : NULL;
-    return sp_qmp_connect(qsd != NULL ? qsd : vm->qmp_socket, SP_QMP_CONNECT_TIMEOUT_MS, error);
+    (void)store;
+    return sp_qmp_connect(vm->qmp_socket, SP_QMP_CONNECT_TIMEOUT_MS, error);
 }
 
 SpJson *sp_backup_status(SpStore *store, SpVm *vm, GError **error)
@@ -104,8 +88,8 @@ SpJson *sp_backup_status(SpStore *store, SpVm *vm, GError **error)
 }
 
 /* The session file is replaced atomically (write + rename): a crash leaves the old or new step. */
-static gboolean session_save(SpStore *store, SpVm *vm, SpJson *session, const char *state,
-                             GError **error)
+gboolean sp_backup_session_save(SpStore *store, SpVm *vm, SpJson *session, const char *state,
+                                GError **error)
 {
     g_autofree char *path = session_path(store, vm);
     g_autofree char *text = NULL;
@@ -229,8 +213,8 @@ static gboolean exports_remove(SpQmp *qmp, SpJson *session, GError **error)
 
 /* Reads the exported bitmap back through QEMU's own NBD client: with x-dirty-bitmap, qemu-img map
  * reports the bitmap's dirty ranges as "data": false (the meta context replaces block status). */
-static SpJson *changed_extents(const char *socket, const char *export_name, const char *bitmap,
-                               gint64 *ret_bytes, GError **error)
+SpJson *sp_backup_changed_extents(const char *socket, const char *export_name,
+                                  const char *bitmap, gint64 *ret_bytes, GError **error)
 {
     g_autofree char *opts = g_strdup_printf("driver=nbd,server.type=unix,server.path=%s,export=%s,"
                                             "x-dirty-bitmap=qemu:dirty-bitmap:%s",
@@ -313,36 +297,10 @@ static SpJson *session_disks(const SpCheckpoint *cp, GPtrArray *live, const char
     return disks;
 }
 
-/* libvirt driver: the session's own daemon, with every frozen image opened read-only in it. */
-static SpQmp *start_qsd(SpStore *store, SpVm *vm, SpJson *session, GError **error)
-{
-    g_autofree char *sock = qsd_path(store, vm, "sock"), *pid = qsd_path(store, vm, "pid");
-    const SpJson *disks = sp_json_object_get(session, "disks");
-    g_autoptr(SpQmp) qsd = NULL;
-
-    sp_json_object_set_string((SpJson *)sp_json_object_get(session, "nbd"), "server",
-                              "qemu-storage-daemon");
-    /* Journaled first: an interrupted session stops the daemon too. */
-    if (!session_save(store, vm, session, STATE_BEGINNING, error) ||
-        (qsd = sp_qsd_start(sock, pid, error)) == NULL)
-        return NULL;
-    for (size_t i = 0; i < sp_json_array_len(disks); i++) {
-        SpJson *d = (SpJson *)sp_json_array_get(disks, i);
-        const char *image = sp_json_object_get_string(d, "image");
-        g_autofree char *node = g_strdup_printf("sp-frozen-%zu", i);
-        g_autofree char *format = sp_op_image_format(image, error);
-        if (format == NULL || !sp_qsd_open_image(qsd, node, image, format, error))
-            return NULL;
-        sp_json_object_set_string(d, "export-node", node);
-    }
-    return g_steal_pointer(&qsd);
-}
-
 static gboolean begin_exports(SpStore *store, SpVm *vm, SpJson *session, const Report *r,
                               GError **error)
 {
-    g_autoptr(SpQmp) qmp = uses_qsd(vm) ? start_qsd(store, vm, session, error)
-                                        : exporter_connect(store, vm, error);
+    g_autoptr(SpQmp) qmp = exporter_connect(store, vm, error);
     SpJson *nbd = (SpJson *)sp_json_object_get(session, "nbd");
     const SpJson *disks = sp_json_object_get(session, "disks");
     const char *since = sp_json_object_get_string(session, "since-bitmap");
@@ -351,12 +309,12 @@ static gboolean begin_exports(SpStore *store, SpVm *vm, SpJson *session, const R
 
     if (qmp == NULL)
         return FALSE;
-    say(r, "exporting %zu frozen disk(s) read-only over NBD on %s", sp_json_array_len(disks),
+    sp_backup_say(r, "exporting %zu frozen disk(s) read-only over NBD on %s", sp_json_array_len(disks),
         socket);
     if (!nbd_start(qmp, socket, &started, error))
         return FALSE;
     sp_json_object_set_bool(nbd, "started", started);
-    if (!session_save(store, vm, session, STATE_BEGINNING, error))
+    if (!sp_backup_session_save(store, vm, session, STATE_BEGINNING, error))
         return FALSE;
     for (size_t i = 0; i < sp_json_array_len(disks); i++) {
         SpJson *d = (SpJson *)sp_json_array_get(disks, i);
@@ -368,7 +326,7 @@ static gboolean begin_exports(SpStore *store, SpVm *vm, SpJson *session, const R
             continue;
         g_autofree char *ctx = g_strdup_printf("qemu:dirty-bitmap:%s", since);
         sp_json_object_set_string(d, "dirty-bitmap", ctx);
-        extents = changed_extents(socket, sp_json_object_get_string(d, "export"), since, &bytes,
+        extents = sp_backup_changed_extents(socket, sp_json_object_get_string(d, "export"), since, &bytes,
                                   error);
         if (extents == NULL)
             return FALSE;
@@ -389,103 +347,122 @@ static char *previous_bitmap(SpJson *old)
     return g_strdup(sp_json_object_get_string(old, "bitmap"));
 }
 
-SpJson *sp_backup_begin(SpStore *store, SpVm *vm, gboolean incremental, SpProgressFn progress,
-                        gpointer user_data, GError **error)
+/* The session as planned, before anything is made: the names, the bitmaps, the socket. */
+static SpJson *new_session(SpStore *store, SpVm *vm, gboolean incremental, const char *prev)
 {
-    Report r = {progress, user_data};
-    g_autoptr(SpJson) old = NULL;
-    g_autoptr(SpJson) session = sp_json_new_object();
-    g_autoptr(SpCheckpoint) cp = NULL;
-    g_autoptr(GPtrArray) live = NULL;
-    g_autoptr(GError) local = NULL;
-    g_autofree char *prev = NULL, *bitmap = new_bitmap_name(), *socket = NULL, *name = NULL;
+    SpJson *session = sp_json_new_object();
+    SpJson *nbd = sp_json_new_object(), *cpj = sp_json_new_object();
     g_autoptr(GDateTime) now = g_date_time_new_now_local();
-    SpCreateOptions opts = {.on_quiesce_failure = SP_QUIESCE_FAIL};
-    SpJson *nbd;
+    g_autofree char *name = g_date_time_format(now, "backup %Y-%m-%d %H:%M:%S");
+    g_autofree char *bitmap = new_bitmap_name(), *socket = nbd_socket_path(store, vm);
 
-    if (!uses_qsd(vm) && (g_strcmp0(vm->driver, "qemu") != 0 || vm->qmp_socket == NULL)) {
-        g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
-                    "VM '%s': backup sessions need the qemu or libvirt driver (an NBD export of "
-                    "the frozen images)",
-                    vm->name);
-        return NULL;
-    }
-    if (uses_qsd(vm) && incremental) {
-        g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
-                    "VM '%s': incremental backups of libvirt domains are not supported yet (the "
-                    "dirty bitmaps would live in libvirt's QEMU behind its back); make a full "
-                    "one",
-                    vm->name);
-        return NULL;
-    }
-    if (!sp_backup_recover(store, vm, progress, user_data, error))
-        return NULL;
-    old = sp_backup_status(store, vm, error);
-    if (old == NULL && error != NULL && *error != NULL)
-        return NULL;
-    if (old != NULL && g_strcmp0(sp_json_object_get_string(old, "state"), STATE_CLOSED) != 0) {
-        g_set_error(error, G_IO_ERROR, G_IO_ERROR_BUSY,
-                    "VM '%s' has a backup session open (checkpoint '%s'); end it first with "
-                    "'stillpoint backup end %s'",
-                    vm->name,
-                    sp_json_object_get_string(sp_json_object_get(old, "checkpoint"), "name"),
-                    vm->name);
-        return NULL;
-    }
-    prev = previous_bitmap(old);
-    if (incremental && prev == NULL)
-        say(&r, "WARNING: no bitmap of a previous backup session: this backup is a full one");
-    name = g_date_time_format(now, "backup %Y-%m-%d %H:%M:%S");
-    socket = nbd_socket_path(store, vm);
-    if (uses_qsd(vm))
-        g_clear_pointer(&bitmap, g_free); /* full backups only: no bitmaps */
     sp_json_object_set_string(session, "vm", vm->name);
     sp_json_object_set_bool(session, "incremental", incremental && prev != NULL);
-    if (bitmap != NULL)
-        sp_json_object_set_string(session, "bitmap", bitmap);
+    sp_json_object_set_string(session, "bitmap", bitmap);
     if (prev != NULL)
         sp_json_object_set_string(session, "previous-bitmap", prev);
     if (incremental && prev != NULL)
         sp_json_object_set_string(session, "since-bitmap", prev);
-    nbd = sp_json_new_object();
     sp_json_object_set_string(nbd, "socket", socket);
     sp_json_object_set(session, "nbd", nbd);
-    SpJson *cpj = sp_json_new_object();
     sp_json_object_set_string(cpj, "name", name);
     sp_json_object_set(session, "checkpoint", cpj);
-    /* Before the checkpoint: a crash from here on is found by sp_backup_recover. */
-    if (!session_save(store, vm, session, STATE_BEGINNING, error))
-        return NULL;
-    sp_test_crash_point("backup-planned");
+    return session;
+}
 
-    opts.name = name;
-    opts.bitmap_add = bitmap;
-    opts.bitmap_disable = prev; /* frozen with the disks: the incremental's end point */
-    cp = sp_coordinator_create(store, vm, &opts, progress, user_data, error);
+/* The qemu driver: a production checkpoint whose transaction also handles the bitmaps, then the
+ * exports from the VM's own QEMU. */
+static SpJson *begin_qemu(SpStore *store, SpVm *vm, SpJson *session, SpJson *old,
+                          const Report *r, GError **error)
+{
+    SpJson *cpj = (SpJson *)sp_json_object_get(session, "checkpoint");
+    const char *socket = sp_json_object_get_string(sp_json_object_get(session, "nbd"), "socket");
+    SpCreateOptions opts = {.on_quiesce_failure = SP_QUIESCE_FAIL};
+    g_autoptr(SpCheckpoint) cp = NULL;
+    g_autoptr(GPtrArray) live = NULL;
+
+    opts.name = sp_json_object_get_string(cpj, "name");
+    opts.bitmap_add = sp_json_object_get_string(session, "bitmap");
+    /* frozen with the disks: the incremental's end point */
+    opts.bitmap_disable = sp_json_object_get_string(session, "previous-bitmap");
+    cp = sp_coordinator_create(store, vm, &opts, r->progress, r->user_data, error);
     if (cp == NULL) {
         /* No checkpoint, no bitmap change: the previous session's bitmap still holds. */
         g_autofree char *path = session_path(store, vm);
         if (old != NULL)
-            session_save(store, vm, old, STATE_CLOSED, NULL);
+            sp_backup_session_save(store, vm, old, STATE_CLOSED, NULL);
         else
             g_unlink(path);
         return NULL;
     }
     sp_json_object_set_int(cpj, "id", cp->id);
     sp_json_object_set_string(session, "consistency", cp->consistency);
-    live = sp_vm_discover_disks(vm, &local);
+    live = sp_vm_discover_disks(vm, NULL);
     if (live == NULL)
         live = g_ptr_array_new_with_free_func((GDestroyNotify)sp_disk_free);
     sp_json_object_set(session, "disks", session_disks(cp, live, socket));
-    if (!session_save(store, vm, session, STATE_BEGINNING, error) ||
-        !begin_exports(store, vm, session, &r, error) ||
+    if (!sp_backup_session_save(store, vm, session, STATE_BEGINNING, error) ||
+        !begin_exports(store, vm, session, r, error) ||
         (sp_test_crash_point("backup-exported"), FALSE) ||
-        !session_save(store, vm, session, STATE_OPEN, error)) {
+        !sp_backup_session_save(store, vm, session, STATE_OPEN, error)) {
         g_autoptr(GError) cleanup = NULL;
-        if (!end_session(store, vm, session, FALSE, TRUE, &r, &cleanup))
+        if (!end_session(store, vm, session, FALSE, TRUE, r, &cleanup))
             g_prefix_error(error, "(ending the session failed too: %s) ", cleanup->message);
         return NULL;
     }
+    return session;
+}
+
+/* No other session open (a closed one is *ret_old, for its bitmap). */
+static gboolean none_open(SpStore *store, SpVm *vm, SpJson **ret_old, GError **error)
+{
+    SpJson *old = sp_backup_status(store, vm, error);
+    *ret_old = old;
+    if (old == NULL)
+        return error == NULL || *error == NULL;
+    if (g_strcmp0(sp_json_object_get_string(old, "state"), STATE_CLOSED) != 0) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_BUSY,
+                    "VM '%s' has a backup session open (checkpoint '%s'); end it first with "
+                    "'stillpoint backup end %s'",
+                    vm->name,
+                    sp_json_object_get_string(sp_json_object_get(old, "checkpoint"), "name"),
+                    vm->name);
+        return FALSE;
+    }
+    return TRUE;
+}
+
+SpJson *sp_backup_begin(SpStore *store, SpVm *vm, gboolean incremental, SpProgressFn progress,
+                        gpointer user_data, GError **error)
+{
+    Report r = {progress, user_data};
+    g_autoptr(SpJson) old = NULL;
+    g_autoptr(SpJson) session = NULL;
+    g_autofree char *prev = NULL;
+
+    if (!uses_libvirt(vm) && (g_strcmp0(vm->driver, "qemu") != 0 || vm->qmp_socket == NULL)) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+                    "VM '%s': backup sessions need the qemu or libvirt driver (an NBD export of "
+                    "the frozen images)",
+                    vm->name);
+        return NULL;
+    }
+    if (!sp_backup_recover(store, vm, progress, user_data, error) ||
+        !none_open(store, vm, &old, error))
+        return NULL;
+    prev = previous_bitmap(old);
+    if (incremental && prev == NULL)
+        sp_backup_say(&r, "WARNING: no bitmap of a previous backup session: this backup is a "
+                          "full one");
+    session = new_session(store, vm, incremental, prev);
+    if (uses_libvirt(vm))
+        return sp_backup_libvirt_begin(store, vm, g_steal_pointer(&session), old, &r, error);
+    /* Before the checkpoint: a crash from here on is found by sp_backup_recover. */
+    if (!sp_backup_session_save(store, vm, session, STATE_BEGINNING, error))
+        return NULL;
+    sp_test_crash_point("backup-planned");
+    if (begin_qemu(store, vm, session, old, &r, error) == NULL)
+        return NULL;
     return g_steal_pointer(&session);
 }
 
@@ -570,17 +547,12 @@ static gboolean end_session(SpStore *store, SpVm *vm, SpJson *session, gboolean 
     g_autoptr(SpQmp) qmp = NULL;
     g_autoptr(SpVm) fresh = NULL;
 
-    say(r, "ending the backup session of VM '%s': removing the NBD exports", vm->name);
-    if (uses_qsd(vm)) {
-        /* The session's daemon goes, and its exports with it (it may be gone already). */
-        g_autofree char *sock = qsd_path(store, vm, "sock"), *pid = qsd_path(store, vm, "pid");
-        if (!sp_qsd_stop(sock, pid, error))
-            return FALSE;
-        g_unlink(sp_json_object_get_string(sp_json_object_get(session, "nbd"), "socket"));
-    } else if ((qmp = exporter_connect(store, vm, error)) == NULL ||
-               !exports_remove(qmp, session, error)) {
+    if (uses_libvirt(vm))
+        return sp_backup_libvirt_end(store, vm, session, keep, aborted, r, error);
+    sp_backup_say(r, "ending the backup session of VM '%s': removing the NBD exports", vm->name);
+    if ((qmp = exporter_connect(store, vm, error)) == NULL ||
+        !exports_remove(qmp, session, error))
         return FALSE;
-    }
     g_clear_pointer(&qmp, sp_qmp_free); /* the merge below connects on its own */
     /* A checkpoint made during the session sits on top of ours: merging ours is still right,
      * but the new bitmap on the frozen nodes then misses that overlay's writes. */
@@ -594,7 +566,7 @@ static gboolean end_session(SpStore *store, SpVm *vm, SpJson *session, gboolean 
     }
     keep = sp_json_object_get_bool(session, "kept", keep);
     aborted = sp_json_object_get_bool(session, "aborted", aborted);
-    if (!session_save(store, vm, session, STATE_ENDING, error))
+    if (!sp_backup_session_save(store, vm, session, STATE_ENDING, error))
         return FALSE;
     sp_test_crash_point("backup-ending");
     if (cp_id != 0 && aborted && chain_ok && !bitmaps_reenable(vm, session, error))
@@ -604,7 +576,7 @@ static gboolean end_session(SpStore *store, SpVm *vm, SpJson *session, gboolean 
         g_autoptr(SpCheckpoint) cp = sp_op_find_checkpoint(store, fresh, ref, NULL);
         SpOpReport report = {.progress = r->progress, .user_data = r->user_data};
         if (cp != NULL) {
-            say(r, "merging the session's checkpoint '%s' back", cp->name);
+            sp_backup_say(r, "merging the session's checkpoint '%s' back", cp->name);
             if (!sp_op_delete(store, fresh, ref, FALSE, &report, error))
                 return FALSE;
         }
@@ -616,7 +588,7 @@ static gboolean end_session(SpStore *store, SpVm *vm, SpJson *session, gboolean 
             sp_json_object_set_string(session, "bitmap", prev);
         else
             sp_json_free(sp_json_object_take(session, "bitmap"));
-        return session_save(store, vm, session, STATE_CLOSED, error);
+        return sp_backup_session_save(store, vm, session, STATE_CLOSED, error);
     }
     if (!bitmaps_settle(vm, session, chain_ok, aborted, error))
         return FALSE;
@@ -625,7 +597,7 @@ static gboolean end_session(SpStore *store, SpVm *vm, SpJson *session, gboolean 
     else if (aborted)
         sp_json_object_set_string(session, "bitmap",
                                   sp_json_object_get_string(session, "previous-bitmap"));
-    return session_save(store, vm, session, STATE_CLOSED, error);
+    return sp_backup_session_save(store, vm, session, STATE_CLOSED, error);
 }
 
 /* A session interrupted in "beginning": the create path's own recovery has recorded or rolled
@@ -650,13 +622,13 @@ static gboolean exports_alive(SpStore *store, SpVm *vm, SpJson *session, gboolea
                               GError **error)
 {
     g_autoptr(GError) local = NULL;
-    g_autoptr(SpQmp) qmp = exporter_connect(store, vm, &local);
+    g_autoptr(SpQmp) qmp = NULL;
     g_autoptr(SpJson) list = NULL;
     const SpJson *disk0 = sp_json_array_get(sp_json_object_get(session, "disks"), 0);
     *ret_alive = FALSE;
-    if (qmp == NULL && uses_qsd(vm))
-        return TRUE; /* the session's daemon is gone (a reboot): so are its exports */
-    if (qmp == NULL) {
+    if (uses_libvirt(vm))
+        return sp_backup_libvirt_alive(vm, ret_alive, error);
+    if ((qmp = exporter_connect(store, vm, &local)) == NULL) {
         g_propagate_error(error, g_steal_pointer(&local));
         return FALSE;
     }
@@ -686,10 +658,10 @@ gboolean sp_backup_recover(SpStore *store, SpVm *vm, SpProgressFn progress, gpoi
             return FALSE;
         if (alive)
             return TRUE;
-        say(&r, "recovery: the backup session's NBD exports are gone (QEMU restarted?): ending "
+        sp_backup_say(&r, "recovery: the backup session's NBD exports are gone (QEMU restarted?): ending "
                 "it");
     } else {
-        say(&r, "recovery: a backup session was interrupted while %s: ending it", state);
+        sp_backup_say(&r, "recovery: a backup session was interrupted while %s: ending it", state);
     }
     if (!sp_coordinator_recover(store, vm, NULL, progress, user_data, error) ||
         !adopt_checkpoint(store, vm, session, error) ||

@@ -75,9 +75,11 @@ guint sp_coordinator_lease_ms(guint n_disks)
     return sp_coordinator_lease_for_ms(SP_DRIVER_SNAPSHOT_MS_PER_DISK * MAX(n_disks, 1));
 }
 
+/* (A freeze around a caller's own work, sp_coordinator_quiesced, has no plan: its caller keeps
+ * the journal.) */
 static gboolean journal_step(CreateRun *run, const char *step, GError **error)
 {
-    if (!sp_store_op_step(run->store, run->plan->op_id, step, error))
+    if (run->plan != NULL && !sp_store_op_step(run->store, run->plan->op_id, step, error))
         return FALSE;
     sp_test_crash_point(step);
     return TRUE;
@@ -86,7 +88,8 @@ static gboolean journal_step(CreateRun *run, const char *step, GError **error)
 /* Steps taken while the guest is frozen: every millisecond there stalls its applications. */
 static gboolean journal_step_frozen(CreateRun *run, const char *step, GError **error)
 {
-    if (!sp_store_op_step_in_window(run->store, run->plan->op_id, step, error))
+    if (run->plan != NULL &&
+        !sp_store_op_step_in_window(run->store, run->plan->op_id, step, error))
         return FALSE;
     sp_test_crash_point(step);
     return TRUE;
@@ -262,6 +265,18 @@ static gboolean thaw_by_new_connection(CreateRun *run, gboolean frozen, SpThawRe
 static gboolean recover(SpStore *store, SpVm *vm, gboolean check, guint *ret_recovered,
                         SpProgressFn progress, gpointer user_data, GError **error);
 
+/* How long the work inside the window may take: the lease the agent granted, which may be less
+ * than asked (a Windows guest's hold limit), less the thaw's margin; with qemu-ga there is no
+ * lease, and the asked one bounds the window anyway. */
+static guint window_ms(const CreateRun *run, gboolean frozen, guint lease_ms)
+{
+    if (frozen && run->freeze.lease_ms > 0 && run->freeze.lease_ms < lease_ms)
+        lease_ms = (guint)run->freeze.lease_ms;
+    return lease_ms > SP_COORDINATOR_THAW_MARGIN_MS + 1000
+               ? lease_ms - SP_COORDINATOR_THAW_MARGIN_MS
+               : lease_ms;
+}
+
 /* Inside the frozen window: the transaction, then the thaw, whatever happened. On failure,
  * *ret_taken says whether the snapshot took effect anyway (then it must not be rolled back). */
 static gboolean snapshot_and_thaw(CreateRun *run, gboolean frozen, guint lease_ms,
@@ -270,16 +285,8 @@ static gboolean snapshot_and_thaw(CreateRun *run, gboolean frozen, guint lease_m
     g_autoptr(GError) snap_error = NULL;
     g_autoptr(GError) thaw_error = NULL;
     SpThawResult thaw = {0};
-    guint timeout_ms;
+    guint timeout_ms = window_ms(run, frozen, lease_ms);
     gboolean snapped;
-
-    /* The lease the agent granted, which may be less than asked (a Windows guest's hold limit);
-     * with qemu-ga there is none, and the asked one bounds the window anyway. */
-    if (frozen && run->freeze.lease_ms > 0 && run->freeze.lease_ms < lease_ms)
-        lease_ms = (guint)run->freeze.lease_ms;
-    timeout_ms = lease_ms > SP_COORDINATOR_THAW_MARGIN_MS + 1000
-                     ? lease_ms - SP_COORDINATOR_THAW_MARGIN_MS
-                     : lease_ms;
 
     if (run->driver->ops == &sp_driver_qemu_ops)
         say(run, "snapshotting %u disk(s) in one transaction", run->plan->disks->len);
@@ -728,4 +735,44 @@ gboolean sp_coordinator_recover_journal(SpStore *store, SpVm *vm, guint *ret_rec
                                         GError **error)
 {
     return recover(store, vm, FALSE, ret_recovered, progress, user_data, error);
+}
+
+/* ---- a freeze around a caller's own work ---- */
+
+gboolean sp_coordinator_quiesced(SpVm *vm, guint lease_ms, SpQuiescedFn fn, gpointer data,
+                                 gboolean *ret_consistent, SpProgressFn progress,
+                                 gpointer user_data, GError **error)
+{
+    CreateRun run = {.vm = vm, .progress = progress, .user_data = user_data};
+    g_autoptr(GError) thaw_error = NULL;
+    SpThawResult thaw = {0};
+    gboolean ran, thawed;
+
+    *ret_consistent = FALSE;
+    if (!freeze_guest(&run, lease_ms, error)) {
+        thaw_after_failed_freeze(&run);
+        create_run_clear(&run);
+        g_prefix_error(error, "VM '%s': could not quiesce the guest: ", vm->name);
+        return FALSE;
+    }
+    ran = fn(data, window_ms(&run, TRUE, lease_ms), error);
+    thawed = thaw_guest(&run, TRUE, &thaw, &thaw_error);
+    if (!thawed) {
+        say(&run, "WARNING: thawing the guest failed: %s; trying again on a new connection",
+            thaw_error->message);
+        thawed = thaw_by_new_connection(&run, TRUE, &thaw);
+    }
+    *ret_consistent = thawed && thaw.consistent;
+    if (thawed && !thaw.consistent)
+        say(&run, "WARNING: the agent reports the freeze did not hold until the thaw");
+    create_run_clear(&run);
+    return ran;
+}
+
+void sp_coordinator_thaw_left(SpVm *vm, SpProgressFn progress, gpointer user_data)
+{
+    CreateRun run = {.vm = vm, .progress = progress, .user_data = user_data};
+    SpThawResult ignored;
+    thaw_by_new_connection(&run, FALSE, &ignored);
+    create_run_clear(&run);
 }

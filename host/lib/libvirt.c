@@ -9,18 +9,13 @@
 #include <libvirt/virterror.h>
 #include <string.h>
 
+#include "libvirt-internal.h"
 #include "libvirt-xml.h"
 #include "stillpoint/agent.h"
 #include "stillpoint/driver.h"
 
 #define JOB_POLL_MS 100
 #define JOB_STALL_LIMIT_MS 600000 /* a job that makes no progress for this long is stuck */
-
-struct SpLibvirt {
-    virConnectPtr conn;
-    virDomainPtr dom;
-    char *name;
-};
 
 /* libvirt prints every error to stderr by default; they are reported through GError instead. */
 static void quiet_errors(void *data, virErrorPtr err)
@@ -37,10 +32,15 @@ static gpointer init_libvirt(gpointer data)
     return NULL;
 }
 
-static const char *last_error(void)
+const char *sp_libvirt_error_message(void)
 {
     const char *msg = virGetLastErrorMessage();
     return msg != NULL ? msg : "unknown libvirt error";
+}
+
+static const char *last_error(void)
+{
+    return sp_libvirt_error_message();
 }
 
 SpLibvirt *sp_libvirt_open(const char *uri, const char *domain, GError **error)

@@ -4,7 +4,7 @@
 # (create, list, delete, rollback) against that daemon, and a consistency group of two libvirt
 # domains each named by its own URI. Skips without libvirt installed.
 if(DEFINED SP_GUEST_DIR AND TARGET stillpoint-agent)
-  foreach(case IN ITEMS agent-interop driver driver-qga group standard)
+  foreach(case IN ITEMS agent-interop driver driver-qga group standard incremental)
     add_test(NAME libvirt/${case}
              COMMAND ${CMAKE_CURRENT_LIST_DIR}/libvirt.sh ${SP_GUEST_DIR} ${case})
     set_tests_properties(libvirt/${case} PROPERTIES

@@ -15,10 +15,13 @@
 #                  (as members on other hosts would be): one instant, or none of them.
 #   standard       standard checkpoints (memory state) through libvirt's snapshot API: applied
 #                  and resumed with libvirt's restore, the same workload process going on.
-#   libvirt.sh GUEST_DIR [agent-interop|driver|driver-qga|group|standard]
+#   incremental    backup sessions through libvirt's checkpoint/backup API: full, incremental
+#                  (extents checked against the real changes), failed, killed; virsh and
+#                  virtnbdbackup see stillpoint's checkpoints.
+#   libvirt.sh GUEST_DIR [agent-interop|driver|driver-qga|group|standard|incremental]
 #   (all but agent-interop need $SP_STILLPOINT and $SP_WORKLOAD)
 set -euo pipefail
-GUEST=${1:?usage: libvirt.sh GUEST_DIR [agent-interop|driver|driver-qga|group|standard]}
+GUEST=${1:?usage: libvirt.sh GUEST_DIR [agent-interop|driver|driver-qga|group|standard|incremental]}
 CASE=${2:-agent-interop}
 command -v virsh >/dev/null && command -v libvirtd >/dev/null && command -v qemu-img >/dev/null \
   || { echo "SKIP: virsh or libvirtd missing (libvirt-clients, libvirt-daemon-driver-qemu)"; exit 77; }
@@ -46,7 +49,7 @@ DOMAINS=()
 cleanup() {
   for d in "${DOMAINS[@]}"; do
     V destroy "$d" >/dev/null 2>&1 || true
-    V undefine "$d" --snapshots-metadata >/dev/null 2>&1 || true
+    V undefine "$d" --snapshots-metadata --checkpoints-metadata >/dev/null 2>&1 || true
   done
   [ -n "$DAEMON_PID" ] && kill "$DAEMON_PID" 2>/dev/null || true
   wait 2>/dev/null || true
@@ -136,12 +139,13 @@ if [ "$CASE" = group ]; then
   . "$(dirname "$0")/libvirt-group.sh"
   exit 0
 fi
-start_domain sptest data0 "$(case $CASE in driver|standard) echo workload ;; esac)"
+start_domain sptest data0 "$(case $CASE in driver|standard|incremental) echo workload ;; esac)"
 check "libvirt reaches stillpoint-agent (guest-ping)" wait_agent sptest
 check "the agent says it is stillpoint-agent" \
   bash -c "${AS[*]} virsh -q -c $URI qemu-agent-command sptest '{\"execute\":\"stillpoint-capabilities\"}' | grep -q stillpoint"
 [ "$CASE" = driver ] && { . "$(dirname "$0")/libvirt-driver.sh"; exit 0; }
 [ "$CASE" = standard ] && { . "$(dirname "$0")/libvirt-standard.sh"; exit 0; }
+[ "$CASE" = incremental ] && { . "$(dirname "$0")/libvirt-incremental.sh"; exit 0; }
 check "virsh domfsinfo lists the data disk's filesystem" bash -c "${AS[*]} virsh -q -c $URI domfsinfo sptest | grep -q '/mnt/data0'"
 out=$("${AS[@]}" virsh -c "$URI" domfsfreeze sptest) || fail "domfsfreeze"
 check "virsh domfsfreeze froze filesystems ($out)" grep -q "Froze [1-9]" <<<"$out"

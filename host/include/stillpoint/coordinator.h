@@ -43,6 +43,18 @@ gboolean sp_coordinator_recover_journal(SpStore *store, SpVm *vm, guint *ret_rec
                                         SpProgressFn progress, gpointer user_data,
                                         GError **error);
 
+/* Work done inside the guest's frozen window, within timeout_ms. */
+typedef gboolean (*SpQuiescedFn)(gpointer data, guint timeout_ms, GError **error);
+/* Freezes the VM's guest as for a production checkpoint (flush, then the leased freeze), runs fn
+ * inside the window and thaws, whatever fn did. *ret_consistent: the freeze held until the thaw.
+ * FALSE when the guest could not be frozen (fn not run) or fn failed. The caller journals. */
+gboolean sp_coordinator_quiesced(SpVm *vm, guint lease_ms, SpQuiescedFn fn, gpointer data,
+                                 gboolean *ret_consistent, SpProgressFn progress,
+                                 gpointer user_data, GError **error);
+/* After a crash inside such a window: thaws a guest left frozen (a stillpoint agent also thaws by
+ * itself when its lease ends). Best effort, reported through progress. */
+void sp_coordinator_thaw_left(SpVm *vm, SpProgressFn progress, gpointer user_data);
+
 /* "web (11/26/2026 - 04:05:56)", local time, as Hyper-V names checkpoints. */
 char *sp_checkpoint_default_name(const char *vm_name, GDateTime *when);
 

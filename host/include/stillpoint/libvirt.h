@@ -77,4 +77,37 @@ gboolean sp_libvirt_block_commit(SpLibvirt *lv, const char *target, const char *
                                  const char *top, gboolean active, SpLibvirtProgress progress,
                                  gpointer user_data, GError **error);
 
+/* ---- libvirt's checkpoint and backup API (libvirt-backup.c) ---- */
+
+/* Starts a pull-mode backup job of the disks in targets (NULL-terminated): the domain's QEMU
+ * exports their content at this instant over NBD on the unix socket (a path QEMU can create),
+ * each disk's scratch image (what the guest overwrites meanwhile) "SOCKET.TARGET.scratch" next to
+ * it, made and removed by libvirt. With since (a checkpoint), each export also carries the
+ * changes since it as a dirty-bitmap meta context; with checkpoint, libvirt creates that
+ * checkpoint (with description) at the same instant. */
+gboolean sp_libvirt_backup_begin(SpLibvirt *lv, const char *socket, const char *const *targets,
+                                 const char *since, const char *checkpoint,
+                                 const char *description, GError **error);
+/* Whether a backup job runs on the domain now. */
+gboolean sp_libvirt_backup_running(SpLibvirt *lv, gboolean *ret, GError **error);
+/* Ends the domain's backup job, if one runs. */
+gboolean sp_libvirt_backup_end(SpLibvirt *lv, GError **error);
+
+typedef struct {
+    char *target;      /* the disk */
+    char *export_name; /* its NBD export */
+    char *bitmap;      /* the export's dirty bitmap (incremental only): qemu:dirty-bitmap:BITMAP */
+} SpLibvirtExport;
+void sp_libvirt_export_free(SpLibvirtExport *e);
+/* The running backup job's exports (of SpLibvirtExport), as libvirt describes them. */
+GPtrArray *sp_libvirt_backup_exports(SpLibvirt *lv, GError **error);
+
+/* Whether checkpoint name exists with its bitmaps intact on every disk. */
+gboolean sp_libvirt_checkpoint_usable(SpLibvirt *lv, const char *name, gboolean *ret,
+                                      GError **error);
+/* Deletes checkpoint name (its bitmaps merge into its parent's); *ret_found whether it was
+ * there. */
+gboolean sp_libvirt_checkpoint_delete(SpLibvirt *lv, const char *name, gboolean *ret_found,
+                                      GError **error);
+
 G_END_DECLS
