@@ -14,7 +14,7 @@
 typedef struct {
     SpFreezeBackend backend;
     const char *platform;       /* "linux", "windows" */
-    const char *backend_name;   /* "fifreeze", "vss"; "fake" in test builds (PROTOCOL.md) */
+    const char *backend_name;   /* "fifreeze", "vss"; "fake" for the tests' fake VSS (PROTOCOL.md) */
     const char *version;        /* stillpoint-agent version */
     int64_t default_lease_ms, min_lease_ms, max_lease_ms;
     int64_t hold_limit_ms;      /* a platform cap on every lease (VSS's flush-and-hold), 0 none */
