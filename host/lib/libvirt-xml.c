@@ -1,11 +1,17 @@
-/* libvirt's XML as text: read with GMarkup (enough for the few elements needed), edited by
- * hand where libvirt's own formatting is known (one "<disk ...>...</disk>" per disk, attributes
- * in single quotes). No libvirt call here: tests/unit/test-host-libvirt-xml.c covers it alone. */
+/* libvirt's XML as a tree: parsed with libxml2 (which libvirt itself uses), edited node by node
+ * and written back. Never searched as text: a snapshot's XML embeds its domain's, so the first
+ * "<description>" in the text may be the domain's. No libvirt call here:
+ * tests/unit/test-host-libvirt-xml.c covers it alone. */
 #include "libvirt-xml.h"
 
 #include <gio/gio.h>
+#include <libxml/parser.h>
+#include <libxml/tree.h>
+#include <limits.h>
 #include <string.h>
 
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(xmlDoc, xmlFreeDoc)
+G_DEFINE_AUTOPTR_CLEANUP_FUNC(xmlBuffer, xmlBufferFree)
 
 void sp_xml_disk_free(SpXmlDisk *d)
 {
@@ -19,229 +25,271 @@ void sp_xml_disk_free(SpXmlDisk *d)
     g_free(d);
 }
 
-typedef struct {
-    GPtrArray *disks; /* of SpXmlDisk */
-    SpXmlDisk *cur;     /* the <disk> being read, NULL outside one */
-    int depth;
-    int disk_depth;   /* depth of cur's <disk> element */
-    gboolean in_serial;
-} XmlParse;
-
-static const char *attr(const char **names, const char **values, const char *name)
+/* The document of xml, whose root element must be root. No network, no external entities
+ * (neither is asked for), and libxml2's own error printing off: the error says it. */
+static xmlDoc *parse(const char *xml, const char *root, GError **error)
 {
-    for (guint i = 0; names[i] != NULL; i++)
-        if (strcmp(names[i], name) == 0)
-            return values[i];
+    size_t len = strlen(xml);
+    const xmlError *e;
+    xmlDoc *doc = NULL;
+    xmlNode *top;
+
+    xmlResetLastError();
+    if (len <= INT_MAX)
+        doc = xmlReadMemory(xml, (int)len, NULL, "UTF-8",
+                            XML_PARSE_NONET | XML_PARSE_NOERROR | XML_PARSE_NOWARNING);
+    if (doc == NULL) {
+        e = xmlGetLastError();
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                    "libvirt's <%s> XML is not well-formed: line %d: %s", root,
+                    e != NULL ? e->line : 0,
+                    e != NULL && e->message != NULL ? g_strchomp(e->message) : "too long");
+        return NULL;
+    }
+    top = xmlDocGetRootElement(doc);
+    if (top == NULL || !xmlStrEqual(top->name, BAD_CAST root)) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                    "libvirt's XML: its root element is <%s>, not <%s>",
+                    top != NULL ? (const char *)top->name : "", root);
+        xmlFreeDoc(doc);
+        return NULL;
+    }
+    return doc;
+}
+
+/* The first child element of node named name; NULL when there is none. */
+static xmlNode *child(xmlNode *node, const char *name)
+{
+    for (xmlNode *c = node != NULL ? node->children : NULL; c != NULL; c = c->next)
+        if (c->type == XML_ELEMENT_NODE && xmlStrEqual(c->name, BAD_CAST name))
+            return c;
     return NULL;
 }
 
-static void on_start(GMarkupParseContext *ctx, const char *element, const char **names,
-                     const char **values, gpointer data, GError **error)
+/* node's attribute name, g_malloc'ed; NULL when node is NULL or has no such attribute. */
+static char *prop(xmlNode *node, const char *name)
 {
-    XmlParse *p = data;
-    const GSList *stack = g_markup_parse_context_get_element_stack(ctx);
-    const char *parent = stack->next != NULL ? stack->next->data : NULL;
-    gboolean direct;
-    (void)error;
+    xmlChar *v = node != NULL ? xmlGetProp(node, BAD_CAST name) : NULL;
+    char *r = g_strdup((const char *)v);
+    xmlFree(v);
+    return r;
+}
 
-    p->depth++;
-    if (p->cur == NULL) {
-        /* <domain><devices><disk>: the only disks that matter (not a snapshot's). */
-        if (strcmp(element, "disk") == 0 && g_strcmp0(parent, "devices") == 0 && p->depth == 3) {
-            p->cur = g_new0(SpXmlDisk, 1);
-            p->cur->chain = g_ptr_array_new_with_free_func(g_free);
-            p->cur->type = g_strdup(attr(names, values, "type"));
-            p->cur->device = g_strdup(attr(names, values, "device"));
-            p->disk_depth = p->depth;
+static char *text_of(xmlNode *node)
+{
+    xmlChar *v = node != NULL ? xmlNodeGetContent(node) : NULL;
+    char *r = g_strdup((const char *)v);
+    xmlFree(v);
+    return r;
+}
+
+/* Text that can go into XML as is: UTF-8 without the control characters XML 1.0 forbids. */
+static gboolean check_text(const char *what, const char *text, GError **error)
+{
+    if (!g_utf8_validate(text, -1, NULL)) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "%s is not UTF-8", what);
+        return FALSE;
+    }
+    for (const char *p = text; *p != '\0'; p++) {
+        if ((unsigned char)*p < 0x20 && *p != '\t' && *p != '\n' && *p != '\r') {
+            g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                        "%s has a control character (0x%02x), which XML cannot hold", what,
+                        (unsigned)*p);
+            return FALSE;
         }
-        return;
     }
-    direct = p->depth == p->disk_depth + 1;
-    if (strcmp(element, "source") == 0) {
-        const char *file = attr(names, values, "file");
+    return TRUE;
+}
+
+/* The root element as text, as libvirt takes it back (no XML declaration). */
+static char *dump(xmlDoc *doc, GError **error)
+{
+    g_autoptr(xmlBuffer) buf = xmlBufferCreate();
+    if (buf == NULL || xmlNodeDump(buf, doc, xmlDocGetRootElement(doc), 0, 0) < 0) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "writing libvirt's XML failed");
+        return NULL;
+    }
+    return g_strdup((const char *)xmlBufferContent(buf));
+}
+
+static SpXmlDisk *read_disk(xmlNode *disk)
+{
+    SpXmlDisk *d = g_new0(SpXmlDisk, 1);
+    xmlNode *source = child(disk, "source");
+    xmlNode *serial = child(disk, "serial");
+
+    d->chain = g_ptr_array_new_with_free_func(g_free);
+    d->type = prop(disk, "type");
+    d->device = prop(disk, "device");
+    d->format = prop(child(disk, "driver"), "type");
+    d->target = prop(child(disk, "target"), "dev");
+    d->readonly = child(disk, "readonly") != NULL;
+    d->serial = serial != NULL ? text_of(serial) : NULL;
+    if (source != NULL) {
+        d->source = prop(source, "file");
+        if (d->source == NULL)
+            d->source = g_strdup("");
+    }
+    /* The chain: this disk's file, then each <backingStore>'s, nested one in the other. */
+    for (xmlNode *level = disk; level != NULL; level = child(level, "backingStore")) {
+        char *file = prop(child(level, "source"), "file");
         if (file != NULL)
-            g_ptr_array_add(p->cur->chain, g_strdup(file));
-        if (direct && p->cur->source == NULL)
-            p->cur->source = g_strdup(file != NULL ? file : "");
-    } else if (direct && strcmp(element, "driver") == 0) {
-        g_free(p->cur->format);
-        p->cur->format = g_strdup(attr(names, values, "type"));
-    } else if (direct && strcmp(element, "target") == 0) {
-        g_free(p->cur->target);
-        p->cur->target = g_strdup(attr(names, values, "dev"));
-    } else if (direct && strcmp(element, "readonly") == 0) {
-        p->cur->readonly = TRUE;
-    } else if (direct && strcmp(element, "serial") == 0) {
-        p->in_serial = TRUE;
+            g_ptr_array_add(d->chain, file);
     }
-}
-
-static void on_end(GMarkupParseContext *ctx, const char *element, gpointer data, GError **error)
-{
-    XmlParse *p = data;
-    (void)ctx;
-    (void)element;
-    (void)error;
-    p->in_serial = FALSE;
-    if (p->cur != NULL && p->depth == p->disk_depth) {
-        g_ptr_array_add(p->disks, p->cur);
-        p->cur = NULL;
-    }
-    p->depth--;
-}
-
-static void on_text(GMarkupParseContext *ctx, const char *text, gsize len, gpointer data,
-                    GError **error)
-{
-    XmlParse *p = data;
-    (void)ctx;
-    (void)error;
-    if (p->in_serial && p->cur != NULL && p->cur->serial == NULL)
-        p->cur->serial = g_strndup(text, len);
+    return d;
 }
 
 GPtrArray *sp_libvirt_xml_disks(const char *xml, GError **error)
 {
-    static const GMarkupParser parser = {on_start, on_end, on_text, NULL, NULL};
-    XmlParse p = {.disks = g_ptr_array_new_with_free_func((GDestroyNotify)sp_xml_disk_free)};
-    GMarkupParseContext *ctx = g_markup_parse_context_new(&parser, 0, &p, NULL);
-    gboolean ok = g_markup_parse_context_parse(ctx, xml, -1, error) &&
-                  g_markup_parse_context_end_parse(ctx, error);
-    g_markup_parse_context_free(ctx);
-    if (p.cur != NULL)
-        sp_xml_disk_free(p.cur);
-    if (!ok) {
-        g_prefix_error(error, "libvirt's domain XML: ");
-        g_ptr_array_unref(p.disks);
+    g_autoptr(xmlDoc) doc = parse(xml, "domain", error);
+    GPtrArray *disks;
+    xmlNode *devices;
+
+    if (doc == NULL)
         return NULL;
+    disks = g_ptr_array_new_with_free_func((GDestroyNotify)sp_xml_disk_free);
+    devices = child(xmlDocGetRootElement(doc), "devices");
+    for (xmlNode *c = devices != NULL ? devices->children : NULL; c != NULL; c = c->next)
+        if (c->type == XML_ELEMENT_NODE && xmlStrEqual(c->name, BAD_CAST "disk"))
+            g_ptr_array_add(disks, read_disk(c));
+    return disks;
+}
+
+/* One <disk name=TARGET snapshot='external' type='file'> onto the qcow2 overlay. */
+static gboolean add_snapshot_disk(xmlNode *disks, const char *target, const char *overlay,
+                                  GError **error)
+{
+    xmlNode *disk, *node;
+    if (!check_text("a disk's target", target, error) ||
+        !check_text("an overlay's path", overlay, error))
+        return FALSE;
+    disk = xmlNewChild(disks, NULL, BAD_CAST "disk", NULL);
+    xmlSetProp(disk, BAD_CAST "name", BAD_CAST target);
+    xmlSetProp(disk, BAD_CAST "snapshot", BAD_CAST "external");
+    xmlSetProp(disk, BAD_CAST "type", BAD_CAST "file");
+    node = xmlNewChild(disk, NULL, BAD_CAST "driver", NULL);
+    xmlSetProp(node, BAD_CAST "type", BAD_CAST "qcow2");
+    node = xmlNewChild(disk, NULL, BAD_CAST "source", NULL);
+    xmlSetProp(node, BAD_CAST "file", BAD_CAST overlay);
+    return TRUE;
+}
+
+char *sp_libvirt_xml_snapshot(const char *name, const char *description,
+                              const char *const *targets, const char *const *overlays,
+                              const char *memory_file, GError **error)
+{
+    g_autoptr(xmlDoc) doc = xmlNewDoc(BAD_CAST "1.0");
+    xmlNode *root, *memory, *disks;
+
+    if (!check_text("the snapshot's name", name, error) ||
+        !check_text("the snapshot's description", description, error) ||
+        (memory_file != NULL && !check_text("the memory file's path", memory_file, error)))
+        return NULL;
+    root = xmlNewDocNode(doc, NULL, BAD_CAST "domainsnapshot", NULL);
+    xmlDocSetRootElement(doc, root);
+    /* xmlNewTextChild escapes the text (&, <, >); xmlSetProp's values are escaped on output. */
+    xmlNewTextChild(root, NULL, BAD_CAST "name", BAD_CAST name);
+    xmlNewTextChild(root, NULL, BAD_CAST "description", BAD_CAST description);
+    if (memory_file != NULL) {
+        memory = xmlNewChild(root, NULL, BAD_CAST "memory", NULL);
+        xmlSetProp(memory, BAD_CAST "snapshot", BAD_CAST "external");
+        xmlSetProp(memory, BAD_CAST "file", BAD_CAST memory_file);
     }
-    return p.disks;
-}
-
-/* The snapshot's XML with its <description> replaced (or added after <name>). */
-char *sp_libvirt_xml_with_description(const char *xml, const char *description)
-{
-    g_autofree char *element = g_markup_printf_escaped("<description>%s</description>",
-                                                       description);
-    const char *start = strstr(xml, "<description>");
-    const char *end = start != NULL ? strstr(start, "</description>") : NULL;
-    if (start != NULL && end != NULL)
-        return g_strdup_printf("%.*s%s%s", (int)(start - xml), xml, element,
-                               end + strlen("</description>"));
-    if ((end = strstr(xml, "</name>")) == NULL)
-        return NULL;
-    end += strlen("</name>");
-    return g_strdup_printf("%.*s%s%s", (int)(end - xml), xml, element, end);
-}
-
-/* Where the <backingStore ...> element at start ends (after its "/>" or its matching
- * "</backingStore>"); NULL when the text is cut short. */
-static const char *backing_store_end(const char *start)
-{
-    const char *gt = strchr(start, '>');
-    int depth = 1;
-    if (gt == NULL)
-        return NULL;
-    if (gt[-1] == '/')
-        return gt + 1;
-    for (const char *at = gt + 1; depth > 0;) {
-        const char *open = strstr(at, "<backingStore"), *close = strstr(at, "</backingStore>");
-        if (close == NULL)
+    disks = xmlNewChild(root, NULL, BAD_CAST "disks", NULL);
+    for (guint i = 0; targets[i] != NULL; i++)
+        if (!add_snapshot_disk(disks, targets[i], overlays[i], error))
             return NULL;
-        if (open != NULL && open < close) {
-            const char *ogt = strchr(open, '>');
-            if (ogt == NULL)
-                return NULL;
-            depth += ogt[-1] == '/' ? 0 : 1;
-            at = ogt + 1;
-        } else {
-            depth--;
-            at = close + strlen("</backingStore>");
-        }
-        if (depth == 0)
-            return at;
-    }
-    return NULL;
+    return dump(doc, error);
 }
 
-/* In one <disk>...</disk> of the definition: when its target is one of sources, its
- * <source file='...'/> names the new image, and the chain libvirt recorded below the old one
- * (<backingStore>) goes: libvirt reads the new image's chain from its header. */
-static gboolean point_disk(GString *out, const char *disk, gsize len, GHashTable *sources,
-                           guint *ret_done, GError **error)
+gboolean sp_libvirt_xml_snapshot_description(const char *xml, char **ret, GError **error)
 {
-    g_autofree char *text = g_strndup(disk, len);
-    const char *target = strstr(text, "<target dev='");
-    const char *source = strstr(text, "<source file='");
-    g_autofree char *dev = NULL;
-    const char *image, *end = NULL;
-    g_autofree char *escaped = NULL;
+    g_autoptr(xmlDoc) doc = parse(xml, "domainsnapshot", error);
+    xmlNode *description;
+    if (doc == NULL)
+        return FALSE;
+    description = child(xmlDocGetRootElement(doc), "description");
+    *ret = description != NULL ? text_of(description) : NULL;
+    return TRUE;
+}
 
-    if (target != NULL) {
-        target += strlen("<target dev='");
-        dev = g_strndup(target, strcspn(target, "'"));
+char *sp_libvirt_xml_with_description(const char *xml, const char *description, GError **error)
+{
+    g_autoptr(xmlDoc) doc = NULL;
+    xmlNode *root, *node, *name;
+
+    if (!check_text("the description", description, error) ||
+        (doc = parse(xml, "domainsnapshot", error)) == NULL)
+        return NULL;
+    root = xmlDocGetRootElement(doc);
+    node = child(root, "description");
+    if (node == NULL) {
+        if ((name = child(root, "name")) == NULL) {
+            g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                        "libvirt's snapshot XML has no <name>");
+            return NULL;
+        }
+        node = xmlNewDocNode(doc, NULL, BAD_CAST "description", NULL);
+        xmlAddNextSibling(name, node);
     }
-    image = dev != NULL ? g_hash_table_lookup(sources, dev) : NULL;
-    if (image == NULL) {
-        g_string_append(out, text);
-        return TRUE;
-    }
-    if (source != NULL) {
-        source += strlen("<source file='");
-        end = strchr(source, '\'');
-    }
-    if (source == NULL || end == NULL) {
+    /* No content of the old one stays; the new text is a text node, escaped on output. */
+    xmlNodeSetContent(node, NULL);
+    xmlNodeAddContent(node, BAD_CAST description);
+    return dump(doc, error);
+}
+
+/* disk is pointed at image: its <source file> names it and libvirt's recorded chain below the
+ * old image (<backingStore>) goes: libvirt reads the new image's chain from its header. */
+static gboolean point_disk(xmlNode *disk, const char *dev, const char *image, GError **error)
+{
+    xmlNode *source = child(disk, "source"), *bs;
+    g_autofree char *file = prop(source, "file");
+
+    if (file == NULL) {
         g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
                     "disk %s: its definition has no <source file=...>; point it at %s by hand "
                     "(virsh edit)",
                     dev, image);
         return FALSE;
     }
-    escaped = g_markup_escape_text(image, -1);
-    g_string_append_len(out, text, source - text);
-    g_string_append(out, escaped);
-    /* The rest of the disk, without its recorded chain. */
-    for (const char *at = end;;) {
-        const char *bs = strstr(at, "<backingStore"), *bs_end;
-        if (bs == NULL) {
-            g_string_append(out, at);
-            break;
-        }
-        if ((bs_end = backing_store_end(bs)) == NULL) {
-            g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-                        "disk %s: libvirt's definition has an unterminated <backingStore>", dev);
-            return FALSE;
-        }
-        g_string_append_len(out, at, bs - at);
-        at = bs_end;
+    if (!check_text("the image's path", image, error)) {
+        g_prefix_error(error, "disk %s: ", dev);
+        return FALSE;
     }
-    (*ret_done)++;
+    xmlSetProp(source, BAD_CAST "file", BAD_CAST image);
+    while ((bs = child(disk, "backingStore")) != NULL) {
+        xmlUnlinkNode(bs);
+        xmlFreeNode(bs);
+    }
     return TRUE;
 }
 
 char *sp_libvirt_xml_point_disks(const char *xml, GHashTable *sources, GError **error)
 {
-    g_autoptr(GString) out = g_string_new(NULL);
-    const char *at = xml;
+    g_autoptr(xmlDoc) doc = parse(xml, "domain", error);
+    xmlNode *devices;
     guint done = 0;
 
-    /* libvirt formats its XML itself: one "<disk " ... "</disk>" per disk. */
-    for (;;) {
-        const char *start = strstr(at, "<disk "), *stop;
-        if (start == NULL || (stop = strstr(start, "</disk>")) == NULL)
-            break;
-        stop += strlen("</disk>");
-        g_string_append_len(out, at, start - at);
-        if (!point_disk(out, start, stop - start, sources, &done, error))
+    if (doc == NULL)
+        return NULL;
+    devices = child(xmlDocGetRootElement(doc), "devices");
+    for (xmlNode *c = devices != NULL ? devices->children : NULL; c != NULL; c = c->next) {
+        g_autofree char *dev = NULL;
+        const char *image;
+        if (c->type != XML_ELEMENT_NODE || !xmlStrEqual(c->name, BAD_CAST "disk"))
+            continue;
+        dev = prop(child(c, "target"), "dev");
+        if (dev == NULL || (image = g_hash_table_lookup(sources, dev)) == NULL)
+            continue;
+        if (!point_disk(c, dev, image, error))
             return NULL;
-        at = stop;
+        done++;
     }
-    g_string_append(out, at);
     if (done != g_hash_table_size(sources)) {
         g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
                     "%u of %u disks found in the domain's definition", done,
                     g_hash_table_size(sources));
         return NULL;
     }
-    return g_string_free(g_steal_pointer(&out), FALSE);
+    return dump(doc, error);
 }

@@ -233,30 +233,18 @@ gboolean sp_libvirt_snapshot(SpLibvirt *lv, const char *name, const char *descri
                              const char *const *targets, const char *const *overlays,
                              const char *memory_file, GError **error)
 {
-    g_autoptr(GString) xml = g_string_new(NULL);
+    g_autofree char *xml =
+        sp_libvirt_xml_snapshot(name, description, targets, overlays, memory_file, error);
     virDomainSnapshotPtr snap;
-    g_autofree char *head = g_markup_printf_escaped(
-        "<domainsnapshot><name>%s</name><description>%s</description>", name, description);
-    g_autofree char *memory = memory_file != NULL
-        ? g_markup_printf_escaped("<memory snapshot='external' file='%s'/>", memory_file)
-        : NULL;
 
-    g_string_append(xml, head);
-    if (memory != NULL)
-        g_string_append(xml, memory);
-    g_string_append(xml, "<disks>");
-    for (guint i = 0; targets[i] != NULL; i++) {
-        g_autofree char *disk = g_markup_printf_escaped(
-            "<disk name='%s' snapshot='external' type='file'><driver type='qcow2'/>"
-            "<source file='%s'/></disk>",
-            targets[i], overlays[i]);
-        g_string_append(xml, disk);
+    if (xml == NULL) {
+        g_prefix_error(error, "libvirt domain '%s': snapshot '%s': ", lv->name, name);
+        return FALSE;
     }
-    g_string_append(xml, "</disks></domainsnapshot>");
     /* REUSE_EXT: the overlays were created before the freeze; no QUIESCE: the coordinator
      * froze the guest itself, with a lease; ATOMIC: all disks or none. With the memory (not
      * LIVE), libvirt pauses the domain for the save, so memory and disks are of one instant. */
-    snap = virDomainSnapshotCreateXML(lv->dom, xml->str,
+    snap = virDomainSnapshotCreateXML(lv->dom, xml,
                                       (memory_file == NULL ? VIR_DOMAIN_SNAPSHOT_CREATE_DISK_ONLY
                                                            : 0) |
                                           VIR_DOMAIN_SNAPSHOT_CREATE_REUSE_EXT |
@@ -311,10 +299,8 @@ gboolean sp_libvirt_snapshot_find(SpLibvirt *lv, const char *description, char *
                                   GError **error)
 {
     virDomainSnapshotPtr *snaps = NULL;
-    /* GLib escapes as libvirt does (&apos;, &quot;): the same text as libvirt's XML. */
-    g_autofree char *wanted = g_markup_printf_escaped("<description>%s</description>",
-                                                      description);
     int n = virDomainListAllSnapshots(lv->dom, &snaps, 0);
+    gboolean ok = TRUE;
 
     *ret = NULL;
     if (n < 0) {
@@ -323,14 +309,22 @@ gboolean sp_libvirt_snapshot_find(SpLibvirt *lv, const char *description, char *
         return FALSE;
     }
     for (int i = 0; i < n; i++) {
-        char *xml = virDomainSnapshotGetXMLDesc(snaps[i], 0);
-        if (*ret == NULL && xml != NULL && strstr(xml, wanted) != NULL)
+        /* The snapshot's own description, not the one of the domain its XML embeds. */
+        char *xml = ok && *ret == NULL ? virDomainSnapshotGetXMLDesc(snaps[i], 0) : NULL;
+        g_autofree char *own = NULL;
+        if (xml != NULL && !sp_libvirt_xml_snapshot_description(xml, &own, error)) {
+            g_prefix_error(error, "libvirt snapshot '%s': ", virDomainSnapshotGetName(snaps[i]));
+            ok = FALSE;
+        }
+        if (own != NULL && strcmp(own, description) == 0)
             *ret = g_strdup(virDomainSnapshotGetName(snaps[i]));
         free(xml);
         virDomainSnapshotFree(snaps[i]);
     }
     free(snaps);
-    return TRUE;
+    if (!ok)
+        g_clear_pointer(ret, g_free);
+    return ok;
 }
 
 gboolean sp_libvirt_snapshot_describe(SpLibvirt *lv, const char *name, const char *description,
@@ -346,9 +340,13 @@ gboolean sp_libvirt_snapshot_describe(SpLibvirt *lv, const char *name, const cha
         return TRUE;
     xml = virDomainSnapshotGetXMLDesc(snap, VIR_DOMAIN_SNAPSHOT_XML_SECURE);
     virDomainSnapshotFree(snap);
-    if (xml == NULL || (edited = sp_libvirt_xml_with_description(xml, description)) == NULL) {
+    if (xml == NULL) {
         g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "libvirt snapshot '%s': %s", name,
-                    xml == NULL ? last_error() : "its XML has no <name>");
+                    last_error());
+        return FALSE;
+    }
+    if ((edited = sp_libvirt_xml_with_description(xml, description, error)) == NULL) {
+        g_prefix_error(error, "libvirt snapshot '%s': ", name);
         free(xml);
         return FALSE;
     }
