@@ -1,30 +1,33 @@
-# The Windows agent's tests: the mingw-w64 binaries of SP_WINDOWS_BUILD_DIR run under wine
-# (which has no VSS: they use the fake VSS backend), and the protocol conformance test that
-# drives both agents.
+# The Windows agent's tests: the mingw-w64 binaries of SP_WINDOWS_BUILD_DIR (the agent, its
+# provider DLL, and the test programs of this folder, built by its CMakeLists.txt there) run
+# under wine (which has no VSS: they use the fake VSS backend), and the protocol conformance
+# test that drives both agents.
 set(SP_WINE_TESTS_DIR ${CMAKE_CURRENT_LIST_DIR})
 set(SP_CONFORMANCE ${CMAKE_CURRENT_LIST_DIR}/../conformance/agent-conformance.py)
 set(SP_PYTHON /usr/bin/python3)
 
 find_program(SP_WINE wine)
 if(SP_WINDOWS_BUILD_DIR AND SP_WINE)
-  set(winexe ${SP_WINDOWS_BUILD_DIR}/agent-windows)
+  set(winexe ${SP_WINDOWS_BUILD_DIR}/agent-windows)      # the agent and its provider DLL
+  set(wintests ${SP_WINDOWS_BUILD_DIR}/tests/windows)    # the test programs (CMakeLists.txt)
   set(wineprefix ${CMAKE_BINARY_DIR}/wineprefix)
   set(winerun ${SP_WINE_TESTS_DIR}/wine-run.sh ${wineprefix})
 
   add_test(NAME windows/wineprefix COMMAND ${winerun} 300 --init)
   set_tests_properties(windows/wineprefix PROPERTIES FIXTURES_SETUP wine TIMEOUT 320)
 
-  add_test(NAME windows/vss-freezer COMMAND ${winerun} 60 ${winexe}/test-vss-freezer.exe)
+  add_test(NAME windows/vss-freezer COMMAND ${winerun} 60 ${wintests}/test-vss-freezer.exe)
   set_tests_properties(windows/vss-freezer PROPERTIES FIXTURES_REQUIRED wine TIMEOUT 90)
 
   # The provider test and the real-backend agent both create the named events of the wine
   # prefix's Global namespace: never at the same time.
-  add_test(NAME windows/vss-provider COMMAND ${winerun} 60 ${winexe}/test-provider.exe)
+  add_test(NAME windows/vss-provider COMMAND ${winerun} 60 ${wintests}/test-provider.exe
+                   Z:${winexe}/stillpoint-vss-provider.dll)
   set_tests_properties(windows/vss-provider PROPERTIES FIXTURES_REQUIRED wine TIMEOUT 90
                        RESOURCE_LOCK stillpoint-vss-events)
 
   add_test(NAME windows/transport-serial
-           COMMAND ${winerun} 60 ${winexe}/test-transport-serial.exe)
+           COMMAND ${winerun} 60 ${wintests}/test-transport-serial.exe)
   set_tests_properties(windows/transport-serial PROPERTIES FIXTURES_REQUIRED wine TIMEOUT 90)
 
   add_test(NAME windows/agent-help COMMAND ${winerun} 30 ${winexe}/stillpoint-agent.exe --help)
