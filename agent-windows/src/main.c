@@ -8,6 +8,7 @@
 #include "session.h"
 #include "log.h"
 #include "service.h"
+#include "test-hooks.h"
 #include "transport.h"
 #include "vss-backend.h"
 #include "vss-freezer.h"
@@ -16,8 +17,6 @@ typedef struct {
     bool console, service, install, uninstall, verbose;
     const char *tcp;
     wchar_t *device;
-    bool fake_vss;
-    char *fake_spec;
     SpVssBackupType backup_type;
     DWORD lease_ms;
     bool standard_thaw_on_hangup;
@@ -50,11 +49,6 @@ static void usage(FILE *out)
             "  --uninstall          stop and remove the service, unregister the provider\n"
             "  --device PATH        virtio-serial port (default %ls)\n"
             "  --tcp 127.0.0.1:PORT serve loopback TCP instead (PORT 0 picks one and prints it)\n"
-            "  --fake-vss[=SPEC]    simulate VSS (writers and provider) instead of using it:\n"
-            "                       for tests, e.g. under wine, which has no VSS. Also\n"
-            "                       STILLPOINT_VSS=fake and STILLPOINT_FAKE_VSS=SPEC, SPEC being\n"
-            "                       commit-delay-ms=N,hold-limit-ms=N,failing-writer=NAME,\n"
-            "                       fail=STEP,fail-hr=HEX,volumes=N\n"
             "  --backup-type TYPE   copy (default: leaves application backup chains alone) or full\n"
             "  --lease-ms N         lease of the standard guest-fsfreeze-* commands (default %u;\n"
             "                       VSS holds writes for at most %u ms whatever the lease)\n"
@@ -62,8 +56,10 @@ static void usage(FILE *out)
             "                       a hang-up also thaws a guest-fsfreeze-freeze(-list) (default:\n"
             "                       only a stillpoint-freeze; the lease and VSS bound the other)\n"
             "  --verbose            debug logging\n"
-            "  --help, --version\n",
-            SP_VIRTIO_SERIAL_PATH, SP_AGENT_DEFAULT_LEASE_MS, SP_VSS_FLUSH_HOLD_LIMIT_MS);
+            "  --help, --version\n"
+            "%s",
+            SP_VIRTIO_SERIAL_PATH, SP_AGENT_DEFAULT_LEASE_MS, SP_VSS_FLUSH_HOLD_LIMIT_MS,
+            sp_test_hooks_usage());
 }
 
 static wchar_t *widen(const char *s)
@@ -110,11 +106,8 @@ static int parse_options(int argc, char **argv, Options *o)
             o->standard_thaw_on_hangup = true;
         } else if (strcmp(a, "--verbose") == 0) {
             o->verbose = true;
-        } else if (strcmp(a, "--fake-vss") == 0) {
-            o->fake_vss = true;
-        } else if (strncmp(a, "--fake-vss=", 11) == 0) {
-            o->fake_vss = true;
-            o->fake_spec = _strdup(a + 11);
+        } else if (sp_test_hooks_option(a)) {
+            continue;
         } else if (strcmp(a, "--tcp") == 0) {
             if (!(o->tcp = option_value(argc, argv, &i)))
                 return -1;
@@ -155,31 +148,17 @@ static int parse_options(int argc, char **argv, Options *o)
                         "exclude each other\n");
         return -1;
     }
-    const char *env = getenv("STILLPOINT_VSS");
-    if (env && strcmp(env, "fake") == 0)
-        o->fake_vss = true;
-    env = getenv("STILLPOINT_FAKE_VSS");
-    if (env && !o->fake_spec) {
-        o->fake_vss = true;
-        o->fake_spec = _strdup(env);
-    }
+    sp_test_hooks_environment();
     return 0;
 }
 
 static SpVssBackend *make_backend(void)
 {
-    if (options.fake_vss) {
-        SpVssFakeConfig config = { 0 };
-        if (options.fake_spec && !sp_vss_fake_config_parse(options.fake_spec, &config)) {
-            sp_log(SP_LOG_ERROR, "bad fake VSS spec (see --help)");
-            return NULL;
-        }
-        sp_log(SP_LOG_WARNING, "VSS backend: FAKE (simulated writers and provider, nothing is "
-                               "really frozen; for tests only)");
-        return sp_vss_backend_fake_new(&config);
-    }
+    SpVssBackend *b;
+    if (!sp_test_hooks_backend(&b) || b)
+        return b; /* a test build's fake, or its bad spec */
     HRESULT hr;
-    SpVssBackend *b = sp_vss_backend_real_new(&hr);
+    b = sp_vss_backend_real_new(&hr);
     if (!b)
         sp_log(SP_LOG_ERROR, "cannot start the VSS requester: error 0x%08lx%s", (unsigned long)hr,
                hr == HRESULT_FROM_WIN32(ERROR_ALREADY_EXISTS)

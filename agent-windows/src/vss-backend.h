@@ -105,8 +105,9 @@ SpVssBackend *sp_vss_backend_real_new(HRESULT *ret_hr);
 /* Fills v->disks from the volume's extents (IOCTLs; used by the real backend). */
 void sp_volume_disks(SpVssVolume *v);
 
-/* The fake backend. Its behaviour is set by a config; the agent builds one from the
- * STILLPOINT_FAKE_VSS environment variable (see sp_vss_fake_config_parse). */
+#ifdef SP_TEST_HOOKS
+/* The fake backend, in test builds only. Its behaviour is set by a config; a test build of the
+ * agent builds one from the STILLPOINT_FAKE_VSS environment variable (test-hooks.c). */
 typedef struct {
     DWORD commit_delay_ms;      /* time from do_snapshot_set to the provider's "frozen" */
     DWORD hold_limit_ms;        /* the provider's own hold limit (0 = SP_VSS_FLUSH_HOLD_LIMIT_MS) */
@@ -125,3 +126,4 @@ SpVssBackupType sp_vss_backend_fake_backup_type(SpVssBackend *b);
  * failing-writer=NAME,volumes=3" (fail-hr in hex; fail=commit fails the set before "frozen").
  * Strings point into spec, which must outlive the config. Returns false on a malformed spec. */
 bool sp_vss_fake_config_parse(char *spec, SpVssFakeConfig *ret);
+#endif

@@ -1,9 +1,10 @@
 #!/usr/bin/python3
 """VSS outcomes through the Windows agent's protocol, on its fake VSS backend (under wine):
 a writer failing at freeze, the provider's hold limit, a VSS call failing. Each scenario starts
-the agent with its own STILLPOINT_FAKE_VSS spec.
+the agent with its own STILLPOINT_FAKE_VSS spec. --backend shipped runs a build without
+SP_TEST_HOOKS: neither --fake-vss nor the environment may select the fake there.
 
-  agent-vss-scenarios.py [--timeout S] [--backend fake|real|all] -- AGENT-COMMAND ...
+  agent-vss-scenarios.py [--timeout S] [--backend fake|real|all|shipped] -- AGENT-COMMAND ...
                          --tcp 127.0.0.1:{port}
 
 The real-VSS scenario creates the agent's named events (Global\\stillpoint-vss-*): it must not
@@ -146,16 +147,34 @@ def scenario_real_vss_backend_under_wine_refuses_to_freeze(c):
     check(c.ok("guest-fsfreeze-thaw") == 0, "thaw")
 
 
+def scenario_shipped_build_ignores_the_fake_switches(c):
+    # Started with STILLPOINT_VSS=fake and STILLPOINT_FAKE_VSS set: a shipped agent still
+    # drives the real VSS (which wine does not have) and says so.
+    scenario_real_vss_backend_under_wine_refuses_to_freeze(c)
+
+
+# (scenario, backend group, STILLPOINT_FAKE_VSS, extra agent arguments...)
 SCENARIOS = [
-    (scenario_writer_failing_at_freeze, "failing-writer=SqlServerWriter"),
-    (scenario_provider_hold_limit, "hold-limit-ms=300"),
-    (scenario_vss_call_failing, "fail=prepare_for_backup,fail-hr=80042318"),
-    (scenario_capabilities_name_the_fake_backend, "volumes=2"),
-    (scenario_volumes_selected_by_disk_serial, "volumes=3"),
-    (scenario_hangup_after_standard_and_extension_freezes, "volumes=2"),
-    (scenario_standard_thaw_on_hangup_option, "volumes=2", "--standard-thaw-on-hangup"),
-    (scenario_real_vss_backend_under_wine_refuses_to_freeze, None),
+    (scenario_writer_failing_at_freeze, "fake", "failing-writer=SqlServerWriter"),
+    (scenario_provider_hold_limit, "fake", "hold-limit-ms=300"),
+    (scenario_vss_call_failing, "fake", "fail=prepare_for_backup,fail-hr=80042318"),
+    (scenario_capabilities_name_the_fake_backend, "fake", "volumes=2"),
+    (scenario_volumes_selected_by_disk_serial, "fake", "volumes=3"),
+    (scenario_hangup_after_standard_and_extension_freezes, "fake", "volumes=2"),
+    (scenario_standard_thaw_on_hangup_option, "fake", "volumes=2", "--standard-thaw-on-hangup"),
+    (scenario_real_vss_backend_under_wine_refuses_to_freeze, "real", None),
+    (scenario_shipped_build_ignores_the_fake_switches, "shipped", "volumes=3"),
 ]
+
+
+def check_shipped_refuses_fake_option(cmd, timeout):
+    """A shipped agent does not know --fake-vss: bad usage (2), before it serves anything."""
+    argv = [a.replace("{port}", "0") for a in cmd] + ["--fake-vss"]
+    r = subprocess.run(argv, stdin=subprocess.DEVNULL, capture_output=True, timeout=timeout)
+    err = r.stderr.decode(errors="replace")
+    if r.returncode != 2 or "unknown option '--fake-vss'" not in err:
+        return "exit status %d, stderr: %s" % (r.returncode, err)
+    return None
 
 
 class Session:
@@ -184,6 +203,7 @@ def run_scenario(fn, fake_spec, cmd, timeout, tmp, extra=()):
     env.pop("STILLPOINT_VSS", None)
     env.pop("STILLPOINT_FAKE_VSS", None)
     if fake_spec:
+        env["STILLPOINT_VSS"] = "fake"
         env["STILLPOINT_FAKE_VSS"] = fake_spec
     log = open(os.path.join(tmp, fn.__name__ + ".log"), "w+b")
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env,
@@ -214,19 +234,26 @@ def run_scenario(fn, fake_spec, cmd, timeout, tmp, extra=()):
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--timeout", type=float, default=60.0)
-    p.add_argument("--backend", choices=("fake", "real", "all"), default="all",
-                   help="run the fake-VSS scenarios, the real-VSS one, or all (default)")
+    p.add_argument("--backend", choices=("fake", "real", "all", "shipped"), default="all",
+                   help="run the fake-VSS scenarios, the real-VSS one, all but shipped "
+                        "(default), or those of a build without SP_TEST_HOOKS (shipped)")
     p.add_argument("agent", nargs=argparse.REMAINDER)
     args = p.parse_args()
     cmd = args.agent[1:] if args.agent[:1] == ["--"] else args.agent
     if not cmd:
         p.error("give the agent command after --")
-    scenarios = [(s[0], s[1], s[2:]) for s in SCENARIOS
-                 if args.backend == "all" or (s[1] is None) == (args.backend == "real")]
+    scenarios = [(s[0], s[2], s[3:]) for s in SCENARIOS
+                 if s[1] == args.backend or (args.backend == "all" and s[1] != "shipped")]
     failures = 0
     with tempfile.TemporaryDirectory(prefix="sp-vss-scenarios-") as tmp:
-        print("1..%d" % len(scenarios))
-        for i, (fn, fake_spec, extra) in enumerate(scenarios, 1):
+        shipped = args.backend == "shipped"
+        print("1..%d" % (len(scenarios) + shipped))
+        if shipped:
+            err = check_shipped_refuses_fake_option(cmd, args.timeout)
+            failures += err is not None
+            print("%s 1 - shipped_build_refuses_the_fake_vss_option%s" % (
+                "not ok" if err else "ok", ": " + err if err else ""))
+        for i, (fn, fake_spec, extra) in enumerate(scenarios, 1 + shipped):
             name = fn.__name__[len("scenario_"):]
             err = run_scenario(fn, fake_spec, cmd, args.timeout, tmp, extra)
             if err:
@@ -237,7 +264,7 @@ def main():
                 print("ok %d - %s (STILLPOINT_FAKE_VSS=%s)" % (i, name,
                                                              fake_spec or "unset: real VSS"))
             sys.stdout.flush()
-    print("# %d of %d failed" % (failures, len(scenarios)))
+    print("# %d of %d failed" % (failures, len(scenarios) + (args.backend == "shipped")))
     return 1 if failures else 0
 
 

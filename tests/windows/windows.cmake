@@ -1,10 +1,13 @@
-# The Windows agent's tests: the mingw-w64 binaries of SP_WINDOWS_BUILD_DIR (the agent, its
-# provider DLL, and the test programs of this folder, built by its CMakeLists.txt there) run
-# under wine (which has no VSS: they use the fake VSS backend), and the protocol conformance
-# test that drives both agents.
+# The Windows agent's tests: the mingw-w64 binaries of SP_WINDOWS_BUILD_DIR (a tree with
+# SP_TEST_HOOKS: the agent, its provider DLL, and the test programs of this folder, built by its
+# CMakeLists.txt there) run under wine (which has no VSS: they use the fake VSS backend); a tree
+# built as shipped, without the test hooks; and the protocol conformance test that drives both
+# agents.
 set(SP_WINE_TESTS_DIR ${CMAKE_CURRENT_LIST_DIR})
 set(SP_CONFORMANCE ${CMAKE_CURRENT_LIST_DIR}/../conformance/agent-conformance.py)
 set(SP_PYTHON /usr/bin/python3)
+# The Windows binaries as they ship (tests/windows/shipped-build.sh builds them).
+set(SP_WINDOWS_SHIPPED_DIR ${CMAKE_BINARY_DIR}/windows-shipped)
 
 find_program(SP_WINE wine)
 if(SP_WINDOWS_BUILD_DIR AND SP_WINE)
@@ -55,13 +58,38 @@ if(SP_WINDOWS_BUILD_DIR AND SP_WINE)
                    --tcp 127.0.0.1:{port})
   set_tests_properties(windows/agent-real-vss-under-wine PROPERTIES FIXTURES_REQUIRED wine
                        TIMEOUT 120 RESOURCE_LOCK stillpoint-vss-events)
+
+  # The agent as shipped (built without SP_TEST_HOOKS): --fake-vss is an unknown option, and
+  # STILLPOINT_VSS=fake / STILLPOINT_FAKE_VSS leave it on the real VSS.
+  add_test(NAME windows/shipped-agent-no-fake
+           COMMAND ${SP_PYTHON} ${SP_WINE_TESTS_DIR}/agent-vss-scenarios.py --timeout 60
+                   --backend shipped -- ${winerun} 120
+                   ${SP_WINDOWS_SHIPPED_DIR}/agent-windows/stillpoint-agent.exe
+                   --tcp 127.0.0.1:{port})
+  set_tests_properties(windows/shipped-agent-no-fake PROPERTIES
+                       FIXTURES_REQUIRED "wine;windows-shipped" TIMEOUT 120
+                       RESOURCE_LOCK stillpoint-vss-events)
 endif()
 
-# The installer layout of the Windows tree (no wine needed).
 if(SP_WINDOWS_BUILD_DIR)
+  # A mingw-w64 tree of this source as it ships: without SP_TEST_HOOKS.
+  add_test(NAME windows/shipped-build
+           COMMAND ${SP_WINE_TESTS_DIR}/shipped-build.sh ${CMAKE_COMMAND} ${CMAKE_SOURCE_DIR}
+                   ${SP_WINDOWS_SHIPPED_DIR})
+  set_tests_properties(windows/shipped-build PROPERTIES FIXTURES_SETUP windows-shipped
+                       TIMEOUT 600)
+  # Not even the fake's name is in the shipped binaries.
+  add_test(NAME windows/shipped-binaries-no-fake
+           COMMAND sh -c "! grep -a -l -e fake-vss -e STILLPOINT_FAKE_VSS -e STILLPOINT_VSS \"$@\""
+                   sh ${SP_WINDOWS_SHIPPED_DIR}/agent-windows/stillpoint-agent.exe
+                   ${SP_WINDOWS_SHIPPED_DIR}/agent-windows/stillpoint-vss-provider.dll)
+  set_tests_properties(windows/shipped-binaries-no-fake PROPERTIES
+                       FIXTURES_REQUIRED windows-shipped TIMEOUT 30)
+  # The installer layout of what ships (no wine needed).
   add_test(NAME windows/install-layout
-           COMMAND ${SP_WINE_TESTS_DIR}/check-install.sh ${CMAKE_COMMAND} ${SP_WINDOWS_BUILD_DIR}
+           COMMAND ${SP_WINE_TESTS_DIR}/check-install.sh ${CMAKE_COMMAND} ${SP_WINDOWS_SHIPPED_DIR}
                    ${CMAKE_CURRENT_BINARY_DIR}/windows-install)
+  set_tests_properties(windows/install-layout PROPERTIES FIXTURES_REQUIRED windows-shipped)
 endif()
 
 if(SP_WINDOWS_BUILD_DIR AND NOT SP_WINE)
