@@ -203,6 +203,10 @@ static HRESULT STDMETHODCALLTYPE sp_is_volume_supported(IVssSoftwareSnapshotProv
 {
     if (!ret)
         return E_POINTER;
+    *ret = FALSE;
+    HRESULT hr = sp_provider_check_caller();
+    if (FAILED(hr))
+        return hr;
     *ret = armed();
     return S_OK;
 }
@@ -266,9 +270,13 @@ static HRESULT STDMETHODCALLTYPE cs_ok(IVssProviderCreateSnapshotSet *This, VSS_
 }
 
 /* VSS calls this with the writers frozen and the volumes' writes held (flush-and-hold): tell the
- * agent, then hold until it releases us or SP_PROVIDER_HOLD_MS pass, whichever comes first. */
+ * agent, then hold until it releases us or SP_PROVIDER_HOLD_MS pass, whichever comes first.
+ * Only for SYSTEM (VSS) or an Administrator: anyone else is refused before any event is touched. */
 static HRESULT STDMETHODCALLTYPE cs_commit(IVssProviderCreateSnapshotSet *This, VSS_ID set)
 {
+    HRESULT denied = sp_provider_check_caller();
+    if (FAILED(denied))
+        return denied;
     const DWORD access = SYNCHRONIZE | EVENT_MODIFY_STATE;
     HANDLE frozen = OpenEventW(access, FALSE, SP_EVENT_FROZEN);
     HANDLE release_event = OpenEventW(access, FALSE, SP_EVENT_RELEASE);

@@ -12,3 +12,8 @@ extern LONG sp_provider_live;
 
 /* A new provider object, answering riid. */
 HRESULT sp_provider_create(REFIID riid, void **ret);
+
+/* S_OK when the caller of the provider method running on this thread is SYSTEM or an
+ * Administrator (the COM client impersonated; in-process, this thread's identity), else
+ * E_ACCESSDENIED. A call that cannot be attributed is refused. */
+HRESULT sp_provider_check_caller(void);

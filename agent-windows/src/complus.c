@@ -6,7 +6,11 @@
 #include <comadmin.h>
 #include <oleauto.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <wchar.h>
+
+/* The application's one role: who may launch it and call into it. */
+#define SP_COMPLUS_ROLE L"VSS callers (SYSTEM and Administrators)"
 
 /* A catalog collection by name ("Applications"), populated. */
 static HRESULT open_collection(ICOMAdminCatalog2 *catalog, const wchar_t *name,
@@ -98,17 +102,107 @@ static HRESULT put_bool(ICatalogObject *obj, const wchar_t *prop, bool value)
     return hr;
 }
 
-/* A new server application: out of process, as LocalSystem (the provider must open the agent's
- * events, which only SYSTEM and Administrators may), no role checks (VSS is the only caller). */
-static HRESULT add_application(ICatalogCollection *apps, const wchar_t *app)
+/* A new object in the populated collection coll. */
+static HRESULT add_object(ICatalogCollection *coll, ICatalogObject **ret)
 {
     IDispatch *disp = NULL;
-    ICatalogObject *obj = NULL;
-    HRESULT hr = ICatalogCollection_Add(apps, &disp);
+    HRESULT hr = ICatalogCollection_Add(coll, &disp);
     if (SUCCEEDED(hr)) {
-        hr = IDispatch_QueryInterface(disp, &IID_ICatalogObject, (void **)&obj);
+        hr = IDispatch_QueryInterface(disp, &IID_ICatalogObject, (void **)ret);
         IDispatch_Release(disp);
     }
+    return hr;
+}
+
+/* The collection name of parent's object key ("Roles" of an application), populated. */
+static HRESULT open_related(ICatalogCollection *parent, const wchar_t *name, VARIANT key,
+                            ICatalogCollection **ret)
+{
+    BSTR bname = SysAllocString(name);
+    IDispatch *disp = NULL;
+    HRESULT hr = bname ? ICatalogCollection_GetCollection(parent, bname, key, &disp)
+                       : E_OUTOFMEMORY;
+    SysFreeString(bname);
+    if (SUCCEEDED(hr)) {
+        hr = IDispatch_QueryInterface(disp, &IID_ICatalogCollection, (void **)ret);
+        IDispatch_Release(disp);
+    }
+    if (SUCCEEDED(hr)) {
+        hr = ICatalogCollection_Populate(*ret);
+        if (FAILED(hr))
+            ICatalogCollection_Release(*ret);
+    }
+    return hr;
+}
+
+/* A well-known account as COM+ wants it, DOMAIN\name: looked up from its SID, because the
+ * names are translated ("VORDEFINIERT\Administratoren"). */
+static HRESULT add_member(ICatalogCollection *users, WELL_KNOWN_SID_TYPE type)
+{
+    BYTE sid[SECURITY_MAX_SID_SIZE];
+    wchar_t name[256], domain[256], account[520];
+    DWORD sid_size = sizeof(sid), name_n = 256, domain_n = 256;
+    SID_NAME_USE use;
+    ICatalogObject *user = NULL;
+    if (!CreateWellKnownSid(type, NULL, sid, &sid_size) ||
+        !LookupAccountSidW(NULL, sid, name, &name_n, domain, &domain_n, &use))
+        return HRESULT_FROM_WIN32(GetLastError());
+    swprintf(account, 520, L"%ls\\%ls", domain, name);
+    HRESULT hr = add_object(users, &user);
+    if (SUCCEEDED(hr)) {
+        hr = put_string(user, L"User", account);
+        ICatalogObject_Release(user);
+    }
+    return hr;
+}
+
+/* The role SP_COMPLUS_ROLE of the application app_key, whose members are SYSTEM (the VSS
+ * service, the provider's only real caller) and Administrators. */
+static HRESULT add_callers_role(ICatalogCollection *apps, VARIANT app_key)
+{
+    ICatalogCollection *roles = NULL, *users = NULL;
+    ICatalogObject *role = NULL;
+    VARIANT role_key;
+    LONG changes = 0;
+    VariantInit(&role_key);
+    HRESULT hr = open_related(apps, L"Roles", app_key, &roles);
+    if (SUCCEEDED(hr))
+        hr = add_object(roles, &role);
+    if (SUCCEEDED(hr))
+        hr = put_string(role, L"Name", SP_COMPLUS_ROLE);
+    if (SUCCEEDED(hr))
+        hr = ICatalogCollection_SaveChanges(roles, &changes);
+    if (SUCCEEDED(hr))
+        hr = ICatalogObject_get_Key(role, &role_key);
+    if (SUCCEEDED(hr))
+        hr = open_related(roles, L"UsersInRole", role_key, &users);
+    if (SUCCEEDED(hr))
+        hr = add_member(users, WinLocalSystemSid);
+    if (SUCCEEDED(hr))
+        hr = add_member(users, WinBuiltinAdministratorsSid);
+    if (SUCCEEDED(hr))
+        hr = ICatalogCollection_SaveChanges(users, &changes);
+    VariantClear(&role_key);
+    if (users)
+        ICatalogCollection_Release(users);
+    if (role)
+        ICatalogObject_Release(role);
+    if (roles)
+        ICatalogCollection_Release(roles);
+    return hr;
+}
+
+/* A new server application: out of process, as LocalSystem (the provider must open the agent's
+ * events, which only SYSTEM and Administrators may). Access checks on: only members of its role
+ * may launch it or call it; a LocalSystem process that anyone could call would let any local
+ * user signal "frozen" or end a hold. The provider checks its caller as well (provider.c). */
+static HRESULT add_application(ICatalogCollection *apps, const wchar_t *app)
+{
+    ICatalogObject *obj = NULL;
+    VARIANT key;
+    LONG changes = 0;
+    VariantInit(&key);
+    HRESULT hr = add_object(apps, &obj);
     if (FAILED(hr))
         return hr;
     hr = put_string(obj, L"Name", app);
@@ -120,10 +214,20 @@ static HRESULT add_application(ICatalogCollection *apps, const wchar_t *app)
     if (SUCCEEDED(hr))
         hr = put_string(obj, L"Identity", L"NT Authority\\LocalSystem");
     if (SUCCEEDED(hr))
-        hr = put_bool(obj, L"ApplicationAccessChecksEnabled", false);
+        hr = put_bool(obj, L"ApplicationAccessChecksEnabled", true);
+    if (SUCCEEDED(hr))
+        hr = put_long(obj, L"AccessChecksLevel", COMAdminAccessChecksApplicationLevel);
+    if (SUCCEEDED(hr))
+        hr = put_long(obj, L"Authentication", COMAdminAuthenticationPacket);
+    if (SUCCEEDED(hr))
+        hr = ICatalogCollection_SaveChanges(apps, &changes);
+    if (SUCCEEDED(hr))
+        hr = ICatalogObject_get_Key(obj, &key);
+    if (SUCCEEDED(hr))
+        hr = add_callers_role(apps, key);
+    VariantClear(&key);
     ICatalogObject_Release(obj);
-    LONG changes = 0;
-    return SUCCEEDED(hr) ? ICatalogCollection_SaveChanges(apps, &changes) : hr;
+    return hr;
 }
 
 HRESULT sp_complus_install(const wchar_t *app, const wchar_t *dll)

@@ -44,13 +44,53 @@ static HANDLE armed, frozen, release_event, expired;
 typedef struct {
     IVssProviderCreateSnapshotSet *create;
     HRESULT hr;
+    HANDLE token;          /* impersonated while calling, when set */
+    HRESULT supported_hr;  /* IsVolumeSupported's, when token is set */
+    WINBOOL supported;
 } CommitJob;
 
 static DWORD WINAPI commit_cb(void *userdata)
 {
     CommitJob *job = userdata;
+    if (job->token && !SetThreadToken(NULL, job->token)) {
+        job->hr = HRESULT_FROM_WIN32(GetLastError());
+        return 0;
+    }
+    if (job->token) {
+        IVssSoftwareSnapshotProvider *p = NULL;
+        job->supported = TRUE;
+        job->supported_hr = IVssProviderCreateSnapshotSet_QueryInterface(
+            job->create, &IID_IVssSoftwareSnapshotProvider, (void **)&p);
+        if (SUCCEEDED(job->supported_hr)) {
+            job->supported_hr = IVssSoftwareSnapshotProvider_IsVolumeSupported(
+                p, (VSS_PWSZ)L"C:\\", &job->supported);
+            IVssSoftwareSnapshotProvider_Release(p);
+        }
+    }
     job->hr = IVssProviderCreateSnapshotSet_CommitSnapshots(job->create, GUID_NULL);
+    if (job->token)
+        RevertToSelf();
     return 0;
+}
+
+/* This process's token with the Administrators group made deny-only: a local user who is
+ * neither SYSTEM nor an administrator, as an impersonation token. NULL on failure. */
+static HANDLE unprivileged_token(void)
+{
+    HANDLE process = NULL, restricted = NULL, impersonation = NULL;
+    BYTE admins[SECURITY_MAX_SID_SIZE];
+    DWORD size = sizeof(admins);
+    if (OpenProcessToken(GetCurrentProcess(), TOKEN_DUPLICATE | TOKEN_QUERY, &process) &&
+        CreateWellKnownSid(WinBuiltinAdministratorsSid, NULL, admins, &size)) {
+        SID_AND_ATTRIBUTES deny_only = { .Sid = admins };
+        if (CreateRestrictedToken(process, 0, 1, &deny_only, 0, NULL, 0, NULL, &restricted))
+            DuplicateToken(restricted, SecurityImpersonation, &impersonation);
+    }
+    if (restricted)
+        CloseHandle(restricted);
+    if (process)
+        CloseHandle(process);
+    return impersonation;
 }
 
 static bool create_events(void)
@@ -145,6 +185,74 @@ done:
     close_events();
 }
 
+/* The events as the provider's process finds them in COM+: it runs as SYSTEM and can open them
+ * whoever calls it. Here the caller is this process's user with its administrator rights taken
+ * away, so the events also let that user in: what the caller may do must then come from the
+ * provider's own check, not from the events' DACL. */
+static bool create_events_open_to_caller(void)
+{
+    union {
+        TOKEN_USER user;
+        BYTE bytes[sizeof(TOKEN_USER) + SECURITY_MAX_SID_SIZE];
+    } buf;
+    wchar_t *user = NULL, sddl[256];
+    HANDLE token;
+    DWORD n;
+    bool ok = OpenProcessToken(GetCurrentProcess(), TOKEN_QUERY, &token) &&
+              GetTokenInformation(token, TokenUser, &buf, sizeof(buf), &n) &&
+              ConvertSidToStringSidW(buf.user.User.Sid, &user);
+    PSECURITY_DESCRIPTOR sd = NULL;
+    swprintf(sddl, 256, L"%ls(A;;GA;;;%ls)", SP_EVENT_SDDL, ok ? user : L"SY");
+    ok = ok && ConvertStringSecurityDescriptorToSecurityDescriptorW(sddl, SDDL_REVISION_1, &sd,
+                                                                    NULL);
+    SECURITY_ATTRIBUTES sa = { .nLength = sizeof(sa), .lpSecurityDescriptor = sd };
+    HANDLE *all[] = { &armed, &frozen, &release_event, &expired };
+    const wchar_t *names[] = { SP_EVENT_ARMED, SP_EVENT_FROZEN, SP_EVENT_RELEASE,
+                               SP_EVENT_EXPIRED };
+    for (size_t i = 0; ok && i < 4; i++)
+        ok = (*all[i] = CreateEventW(&sa, TRUE, FALSE, names[i])) != NULL;
+    if (sd)
+        LocalFree(sd);
+    if (user)
+        LocalFree(user);
+    CloseHandle(token);
+    return ok;
+}
+
+/* A caller who is neither SYSTEM nor an administrator gets E_ACCESSDENIED, and the provider
+ * neither signals "frozen" nor holds (before, it did both for anyone who could call it). In
+ * process under wine; the COM+ side (another process, its role) only a real Windows run shows. */
+static void test_commit_refused_to_a_caller_not_system_or_administrator(void)
+{
+    CommitJob job = { 0 };
+    BYTE admins[SECURITY_MAX_SID_SIZE];
+    DWORD size = sizeof(admins);
+    BOOL member = TRUE;
+    CHECK(create_events_open_to_caller());
+    SetEvent(armed);
+    job.token = unprivileged_token();
+    CHECK(job.token);
+    /* The token really is not an administrator's (so that wine's answer below means something). */
+    CHECK(CreateWellKnownSid(WinBuiltinAdministratorsSid, NULL, admins, &size));
+    CHECK(CheckTokenMembership(job.token, admins, &member) && !member);
+    CHECK(SUCCEEDED(IClassFactory_CreateInstance(factory, NULL, &IID_IVssProviderCreateSnapshotSet,
+                                                 (void **)&job.create)));
+    HANDLE t = CreateThread(NULL, 0, commit_cb, &job, 0, NULL);
+    CHECK(t);
+    DWORD waited = WaitForSingleObject(t, 5000);
+    if (waited != WAIT_OBJECT_0) {
+        SetEvent(release_event); /* it holds: let it go, then fail */
+        WaitForSingleObject(t, SP_PROVIDER_HOLD_MS + 2000);
+    }
+    CloseHandle(t);
+    CloseHandle(job.token);
+    IVssProviderCreateSnapshotSet_Release(job.create);
+    CHECK(waited == WAIT_OBJECT_0);
+    CHECK(job.hr == E_ACCESSDENIED);
+    CHECK(WaitForSingleObject(frozen, 0) == WAIT_TIMEOUT);
+    CHECK(job.supported_hr == E_ACCESSDENIED && !job.supported);
+}
+
 static void test_commit_without_agent_vetoes(void)
 {
     IVssProviderCreateSnapshotSet *c = NULL;
@@ -201,6 +309,8 @@ int main(int argc, char **argv)
           test_commit_signals_frozen_and_holds_until_release },
         { "named_events_are_restricted_to_system_and_administrators",
           test_named_events_are_restricted_to_system_and_administrators },
+        { "commit_refused_to_a_caller_not_system_or_administrator",
+          test_commit_refused_to_a_caller_not_system_or_administrator },
         { "commit_without_agent_vetoes", test_commit_without_agent_vetoes },
         { "commit_lets_go_at_the_hold_limit", test_commit_lets_go_at_the_hold_limit },
     };
