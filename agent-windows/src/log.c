@@ -10,18 +10,17 @@
 #define SP_LOG_HELD_MAX (64 * 1024)
 
 static SRWLOCK lock = SRWLOCK_INIT;
-static FILE *file;
+static HANDLE file = INVALID_HANDLE_VALUE;
 static bool verbose_enabled, held;
 static char held_buf[SP_LOG_HELD_MAX];
 static size_t held_len;
 static unsigned long held_dropped;
 
-void sp_log_open(const wchar_t *path, bool verbose)
+void sp_log_open(HANDLE log_file, bool verbose)
 {
     AcquireSRWLockExclusive(&lock);
     verbose_enabled = verbose;
-    if (path)
-        file = _wfopen(path, L"a");
+    file = log_file ? log_file : INVALID_HANDLE_VALUE;
     ReleaseSRWLockExclusive(&lock);
 }
 
@@ -29,9 +28,9 @@ void sp_log_close(void)
 {
     sp_log_hold(false);
     AcquireSRWLockExclusive(&lock);
-    if (file)
-        fclose(file);
-    file = NULL;
+    if (file != INVALID_HANDLE_VALUE)
+        CloseHandle(file);
+    file = INVALID_HANDLE_VALUE;
     ReleaseSRWLockExclusive(&lock);
 }
 
@@ -39,10 +38,20 @@ static void emit(const char *line, size_t len)
 {
     fwrite(line, 1, len, stderr);
     fflush(stderr);
-    if (file) {
-        fwrite(line, 1, len, file);
-        fflush(file);
-    }
+    DWORD written;
+    if (file != INVALID_HANDLE_VALUE)
+        WriteFile(file, line, (DWORD)len, &written, NULL);
+}
+
+void sp_log_system(const char *message)
+{
+    /* No message file is registered: Event Viewer shows the text as the event's data. */
+    HANDLE source = RegisterEventSourceW(NULL, L"stillpoint-agent");
+    if (!source)
+        return;
+    const char *strings[] = { message };
+    ReportEventA(source, EVENTLOG_ERROR_TYPE, 0, 1, NULL, 1, 0, strings, NULL);
+    DeregisterEventSource(source);
 }
 
 void sp_log_hold(bool hold)

@@ -8,6 +8,7 @@
 #include "session.h"
 #include "log.h"
 #include "service.h"
+#include "state-dir.h"
 #include "test-hooks.h"
 #include "transport.h"
 #include "vss-backend.h"
@@ -282,17 +283,14 @@ int main(int argc, char **argv)
     if (options.uninstall)
         return sp_service_uninstall();
     if (options.service) {
-        wchar_t path[MAX_PATH];
-        DWORD n = GetEnvironmentVariableW(L"ProgramData", path, MAX_PATH - 40);
-        if (n > 0 && n < MAX_PATH - 40) {
-            wcscat(path, L"\\stillpoint");
-            CreateDirectoryW(path, NULL);
-            wcscat(path, L"\\agent.log");
-        }
-        sp_log_open(n > 0 && n < MAX_PATH - 40 ? path : NULL, options.verbose);
+        char err[1024];
+        HANDLE file = sp_state_dir_open_log(err, sizeof(err));
+        sp_log_open(file, options.verbose);
+        if (file == INVALID_HANDLE_VALUE) /* serve all the same, and say why there is no log */
+            sp_log_system(err);
         r = sp_service_dispatch(run, on_stop);
     } else {
-        sp_log_open(NULL, options.verbose);
+        sp_log_open(INVALID_HANDLE_VALUE, options.verbose);
         console_stop = CreateEventW(NULL, TRUE, FALSE, NULL);
         SetConsoleCtrlHandler(console_ctrl_cb, TRUE);
         r = run(console_stop);

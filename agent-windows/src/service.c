@@ -9,6 +9,7 @@
 #include "log.h"
 #include "complus.h"
 #include "provider-ids.h"
+#include "state-dir.h"
 
 /* How long the SCM may wait for us to stop: a thaw waits for VSS's BackupComplete. */
 #define SP_SERVICE_STOP_WAIT_HINT_MS 30000u
@@ -157,6 +158,14 @@ int sp_service_install(void)
         fprintf(stderr, "stillpoint-agent: cannot find my own path (error %lu)\n", GetLastError());
         return 1;
     }
+    /* The service's log directory, made (or refused) here, where an administrator reads why. */
+    char err[1024];
+    HANDLE log = sp_state_dir_open_log(err, sizeof(err));
+    if (log == INVALID_HANDLE_VALUE) {
+        fprintf(stderr, "stillpoint-agent: the service's log: %s\n", err);
+        return 1;
+    }
+    CloseHandle(log);
     HRESULT hr = register_provider();
     if (FAILED(hr)) {
         fprintf(stderr, "stillpoint-agent: registering the VSS provider %ls failed: error "

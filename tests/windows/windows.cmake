@@ -33,6 +33,11 @@ if(SP_WINDOWS_BUILD_DIR AND SP_WINE)
            COMMAND ${winerun} 60 ${wintests}/test-transport-serial.exe)
   set_tests_properties(windows/transport-serial PROPERTIES FIXTURES_REQUIRED wine TIMEOUT 90)
 
+  add_test(NAME windows/state-dir
+           COMMAND ${SP_WINE_TESTS_DIR}/state-dir.sh ${SP_WINE_TESTS_DIR}/wine-run.sh ${wineprefix}
+                   60 ${wintests}/test-state-dir.exe)
+  set_tests_properties(windows/state-dir PROPERTIES FIXTURES_REQUIRED wine TIMEOUT 90)
+
   add_test(NAME windows/agent-help COMMAND ${winerun} 30 ${winexe}/stillpoint-agent.exe --help)
   set_tests_properties(windows/agent-help PROPERTIES FIXTURES_REQUIRED wine TIMEOUT 60
                        PASS_REGULAR_EXPRESSION "--install.*--uninstall.*--fake-vss")
