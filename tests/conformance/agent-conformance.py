@@ -6,8 +6,10 @@ answers it. The same file drives both agents; standard library only.
   agent-conformance.py --connect tcp:HOST:PORT|unix:PATH [--freeze | --freeze-mountpoint MP]
                        [--timeout S] [-- AGENT-COMMAND ...]
 
-With an agent command, the script starts it (replacing {port} by a free loopback port,
-{socket} by a socket path in a private directory and {tmpdir} by that directory), waits until it answers, and stops it at the end.
+With an agent command, the script starts it (replacing {port} by 0, {socket} by a socket path
+in a private directory and {tmpdir} by that directory), waits until it answers, and stops it at
+the end. An agent given port 0 picks a free one and prints "listening on tcp port N": that N
+replaces {port} in --connect (no port is chosen here and taken by someone else meanwhile).
 Freeze tests run only with --freeze (an agent whose freeze is harmless: the Windows agent on
 its fake VSS) or --freeze-mountpoint (freeze just that test filesystem, with
 guest-fsfreeze-freeze-list): the test never freezes a host's real filesystems.
@@ -16,6 +18,7 @@ Exit status: 0 all passed, 1 a test failed, 2 usage or the agent did not come up
 import argparse
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -424,12 +427,18 @@ def wait_for_agent(args, proc):
     raise Failure("the agent did not answer within %s s: %s" % (args.timeout, last))
 
 
-def free_port():
-    s = socket.socket()
-    s.bind(("127.0.0.1", 0))
-    port = s.getsockname()[1]
-    s.close()
-    return port
+def listening_port(log_path, proc, timeout):
+    """The port an agent started on port 0 chose, from its "listening on tcp port N" line."""
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        with open(log_path, "rb") as f:
+            m = re.search(rb"listening on tcp port (\d+)", f.read())
+        if m:
+            return int(m.group(1))
+        if proc.poll() is not None:
+            raise Failure("the agent exited with status %d before listening" % proc.returncode)
+        time.sleep(0.05)
+    raise Failure("the agent did not say which port it listens on within %s s" % timeout)
 
 
 def main():
@@ -444,10 +453,12 @@ def main():
     cmd = args.agent[1:] if args.agent[:1] == ["--"] else args.agent
 
     tmp = tempfile.mkdtemp(prefix="sp-conformance-")
-    subst = {"{port}": str(free_port()), "{socket}": os.path.join(tmp, "agent.sock"),
-             "{tmpdir}": tmp}
+    subst = {"{port}": "0", "{socket}": os.path.join(tmp, "agent.sock"), "{tmpdir}": tmp}
     for k, v in subst.items():
-        args.connect = args.connect.replace(k, v)
+        if k != "{port}":
+            args.connect = args.connect.replace(k, v)
+    if "{port}" in args.connect and not cmd:
+        p.error("--connect with {port} needs the agent command")
     proc, log = None, None
     if cmd:
         for k, v in subst.items():
@@ -458,6 +469,9 @@ def main():
     failures = 0
     try:
         try:
+            if "{port}" in args.connect:
+                port = listening_port(log.name, proc, args.timeout)
+                args.connect = args.connect.replace("{port}", str(port))
             wait_for_agent(args, proc)
         except Failure as e:
             print("Bail out! %s" % e)

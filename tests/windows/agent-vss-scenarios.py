@@ -197,8 +197,9 @@ class Session:
 
 
 def run_scenario(fn, fake_spec, cmd, timeout, tmp, extra=()):
-    port = str(conf.free_port())
-    argv = [a.replace("{port}", port) for a in cmd] + list(extra)
+    # Port 0: the agent picks a free port itself and prints it (no port chosen here that
+    # another process could take before the agent binds it).
+    argv = [a.replace("{port}", "0") for a in cmd] + list(extra)
     env = dict(os.environ)
     env.pop("STILLPOINT_VSS", None)
     env.pop("STILLPOINT_FAKE_VSS", None)
@@ -208,9 +209,10 @@ def run_scenario(fn, fake_spec, cmd, timeout, tmp, extra=()):
     log = open(os.path.join(tmp, fn.__name__ + ".log"), "w+b")
     proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=log, stderr=log, env=env,
                             start_new_session=True)
-    args = argparse.Namespace(connect="tcp:127.0.0.1:" + port, timeout=timeout)
     c = None
     try:
+        port = conf.listening_port(log.name, proc, timeout)
+        args = argparse.Namespace(connect="tcp:127.0.0.1:%d" % port, timeout=timeout)
         conf.wait_for_agent(args, proc)
         c = Session(args.connect, timeout)
         fn(c)

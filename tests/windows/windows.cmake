@@ -16,8 +16,12 @@ if(SP_WINDOWS_BUILD_DIR AND SP_WINE)
   set(wineprefix ${CMAKE_BINARY_DIR}/wineprefix)
   set(winerun ${SP_WINE_TESTS_DIR}/wine-run.sh ${wineprefix})
 
+  # The prefix and its one persistent wineserver for the whole run (wine-run.sh says why),
+  # stopped when the last test that needs it is done.
   add_test(NAME windows/wineprefix COMMAND ${winerun} 300 --init)
   set_tests_properties(windows/wineprefix PROPERTIES FIXTURES_SETUP wine TIMEOUT 320)
+  add_test(NAME windows/wineserver-stop COMMAND ${winerun} 60 --stop)
+  set_tests_properties(windows/wineserver-stop PROPERTIES FIXTURES_CLEANUP wine TIMEOUT 90)
 
   add_test(NAME windows/vss-freezer COMMAND ${winerun} 60 ${wintests}/test-vss-freezer.exe)
   set_tests_properties(windows/vss-freezer PROPERTIES FIXTURES_REQUIRED wine TIMEOUT 90)
