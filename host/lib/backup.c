@@ -377,7 +377,7 @@ static SpJson *begin_qemu(SpStore *store, SpVm *vm, SpJson *session, SpJson *old
 {
     SpJson *cpj = (SpJson *)sp_json_object_get(session, "checkpoint");
     const char *socket = sp_json_object_get_string(sp_json_object_get(session, "nbd"), "socket");
-    SpCreateOptions opts = {.on_quiesce_failure = SP_QUIESCE_FAIL};
+    SpCreateOptions opts = {.on_quiesce_failure = SP_QUIESCE_FAIL, .origin = SP_ORIGIN_BACKUP};
     g_autoptr(SpCheckpoint) cp = NULL;
     g_autoptr(GPtrArray) live = NULL;
 

@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "stillpoint/agent.h"
+#include "stillpoint/checkpoint-type.h"
 #include "stillpoint/driver.h"
 #include "stillpoint/ops.h"
 #include "stillpoint/present.h"
@@ -37,6 +38,7 @@ typedef struct {
     SpDriver *driver;
     SpAgent *agent;   /* NULL when not connected */
     SpSnapshotPlan *plan;
+    SpQuiescePolicy policy; /* what happens when the guest cannot be quiesced */
     gboolean freeze_sent;
     SpFreezeResult freeze;
 } CreateRun;
@@ -195,6 +197,32 @@ static gboolean freeze_guest(CreateRun *run, guint lease_ms, GError **error)
     return TRUE;
 }
 
+/* A standard checkpoint (asked for, or the fallback) saves its state next to its first overlay.
+ * Where the driver cannot make one, production's own fallback is none. */
+static gboolean plan_state_file(CreateRun *run, const SpCreateOptions *opts, GError **error)
+{
+    SpPlanDisk *pd0 = run->plan->disks->len > 0 ? g_ptr_array_index(run->plan->disks, 0) : NULL;
+    gboolean possible = pd0 != NULL && pd0->overlay != NULL &&
+                        (run->qmp != NULL || run->driver->ops->saves_state);
+
+    if (opts->crash_only || (!opts->standard && run->policy != SP_QUIESCE_STANDARD))
+        return TRUE;
+    if (!possible && !opts->standard && opts->fallback_if_possible) {
+        run->policy = SP_QUIESCE_FAIL;
+        return TRUE;
+    }
+    if (!possible) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+                    "VM '%s': standard checkpoints need the qemu or the libvirt driver",
+                    run->vm->name);
+        return FALSE;
+    }
+    run->plan->state_file = g_strdup_printf("%.*s.vmstate",
+                                            (int)(strlen(pd0->overlay) - strlen(".qcow2")),
+                                            pd0->overlay);
+    return TRUE;
+}
+
 static gboolean plan_create(CreateRun *run, const SpCreateOptions *opts, GError **error)
 {
     g_autoptr(GDateTime) now = g_date_time_new_now_local();
@@ -209,25 +237,15 @@ static gboolean plan_create(CreateRun *run, const SpCreateOptions *opts, GError 
     run->plan->bitmap_disable = opts->bitmap_disable;
     run->plan->type = g_strdup(opts->crash_only ? "crash" : opts->standard ? "standard"
                                                                            : "production");
+    run->plan->requested = g_strdup(opts->requested != NULL ? opts->requested : run->plan->type);
+    run->plan->origin = g_strdup(opts->origin != NULL ? opts->origin : SP_ORIGIN_USER);
+    run->plan->made_by = opts->made_by != NULL ? g_strdup(opts->made_by)
+                                               : sp_checkpoint_made_by_self();
+    run->policy = opts->on_quiesce_failure;
     if (!run->driver->ops->plan(run->driver, run->plan, run->vm->overlay_dir, error))
         return FALSE;
-    /* A standard checkpoint (asked for, or the fallback) saves its state next to its first
-     * overlay. */
-    if ((opts->standard || opts->on_quiesce_failure == SP_QUIESCE_STANDARD) &&
-        !opts->crash_only) {
-        SpPlanDisk *pd0 = run->plan->disks->len > 0 ? g_ptr_array_index(run->plan->disks, 0)
-                                                     : NULL;
-        if (pd0 == NULL || pd0->overlay == NULL ||
-            (run->qmp == NULL && !run->driver->ops->saves_state)) {
-            g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
-                        "VM '%s': standard checkpoints need the qemu or the libvirt driver",
-                        run->vm->name);
-            return FALSE;
-        }
-        run->plan->state_file = g_strdup_printf("%.*s.vmstate",
-                                                (int)(strlen(pd0->overlay) - strlen(".qcow2")),
-                                                pd0->overlay);
-    }
+    if (!plan_state_file(run, opts, error))
+        return FALSE;
     payload = sp_snapshot_plan_to_json(run->plan);
     /* Intent before any image is touched: a crash from here on is found by recovery. */
     if (!sp_store_op_begin(run->store, run->vm->id, "create", payload, &run->plan->op_id, error))
@@ -244,6 +262,10 @@ static SpCheckpoint *checkpoint_from_plan(SpSnapshotPlan *plan, int64_t vm_id,
     cp->name = g_strdup(plan->checkpoint_name);
     cp->type = g_strdup(plan->type != NULL ? plan->type : "production");
     cp->consistency = g_strdup(consistency);
+    cp->requested = g_strdup(plan->requested);
+    cp->reason = g_strdup(plan->reason);
+    cp->origin = g_strdup(plan->origin);
+    cp->made_by = g_strdup(plan->made_by);
     cp->created_us = g_get_real_time();
     if (g_strcmp0(plan->type, "standard") == 0)
         cp->state = g_strdup(plan->state_file);
@@ -409,11 +431,21 @@ static gboolean connect_qmp(CreateRun *run, GError **error)
     return TRUE;
 }
 
+static const char *quiesce_failure_hint(const CreateRun *run, const SpCreateOptions *opts)
+{
+    if (g_strcmp0(opts->requested, "production-only") == 0)
+        return "the VM's checkpoint type is production-only, which never falls back; ";
+    if (opts->fallback_if_possible)
+        return "its driver cannot make the standard checkpoint a production one falls back to; ";
+    return "";
+}
+
 /* Freeze per policy. Returns FALSE only when the checkpoint must not be made. */
 static gboolean quiesce(CreateRun *run, const SpCreateOptions *opts, guint lease_ms,
                         gboolean *ret_frozen, GError **error)
 {
     g_autoptr(GError) local = NULL;
+    g_autofree char *payload = NULL;
     *ret_frozen = FALSE;
     if (opts->crash_only || opts->standard)
         return TRUE;
@@ -421,23 +453,24 @@ static gboolean quiesce(CreateRun *run, const SpCreateOptions *opts, guint lease
         *ret_frozen = TRUE;
         return TRUE;
     }
-    if (opts->on_quiesce_failure == SP_QUIESCE_STANDARD) {
-        say(run, "WARNING: could not quiesce the guest (%s); making a standard checkpoint (the "
-                 "VM's memory is saved) as --on-quiesce-failure=standard asks",
-            local->message);
-        return TRUE;
+    if (run->policy == SP_QUIESCE_FAIL) {
+        g_propagate_prefixed_error(error, g_steal_pointer(&local),
+                                   "VM '%s': could not quiesce the guest, no checkpoint was made "
+                                   "(%s--on-quiesce-failure=crash makes a crash-consistent "
+                                   "one): ",
+                                   run->vm->name, quiesce_failure_hint(run, opts));
+        return FALSE;
     }
-    if (opts->on_quiesce_failure == SP_QUIESCE_CRASH) {
-        say(run, "WARNING: could not quiesce the guest (%s); making a crash-consistent "
-                 "checkpoint as --on-quiesce-failure=crash asks",
-            local->message);
-        return TRUE;
-    }
-    g_propagate_prefixed_error(error, g_steal_pointer(&local),
-                               "VM '%s': could not quiesce the guest, no checkpoint was made "
-                               "(--on-quiesce-failure=crash makes a crash-consistent one): ",
-                               run->vm->name);
-    return FALSE;
+    say(run, "WARNING: could not quiesce the guest (%s); making a %s checkpoint %s", local->message,
+        run->policy == SP_QUIESCE_STANDARD ? "standard" : "crash-consistent",
+        opts->fallback_if_possible ? "(a production checkpoint falls back to a standard one, as "
+                                     "Hyper-V's does; the VM's memory is saved)"
+        : run->policy == SP_QUIESCE_STANDARD ? "as --on-quiesce-failure=standard asks"
+                                             : "as --on-quiesce-failure=crash asks");
+    /* Why it is not what was asked, for the record (and for a recovery's record). */
+    run->plan->reason = g_strdup_printf("could not quiesce the guest: %s", local->message);
+    payload = sp_snapshot_plan_to_json(run->plan);
+    return sp_store_op_set_payload(run->store, run->plan->op_id, payload, error);
 }
 
 static void thaw_after_failed_freeze(CreateRun *run)

@@ -42,6 +42,11 @@ static gint64 checkpoint_bytes(const SpCheckpoint *cp, gboolean *ret_missing)
     return total;
 }
 
+static SpJson *opt_string(const char *s)
+{
+    return s != NULL ? sp_json_new_string(s) : sp_json_new_null();
+}
+
 SpJson *sp_document_checkpoint(const SpCheckpoint *cp, int64_t current)
 {
     SpJson *o = sp_json_new_object();
@@ -61,6 +66,12 @@ SpJson *sp_document_checkpoint(const SpCheckpoint *cp, int64_t current)
     sp_json_object_set_bool(o, "missing-files", missing);
     sp_json_object_set(o, "state", cp->state != NULL ? sp_json_new_string(cp->state)
                                                      : sp_json_new_null());
+    /* What was asked and why it is not what was made (checkpoint-type.h), who asked: NULL in
+     * records older than these fields. */
+    sp_json_object_set(o, "requested", opt_string(cp->requested));
+    sp_json_object_set(o, "reason", opt_string(cp->reason));
+    sp_json_object_set(o, "origin", opt_string(cp->origin));
+    sp_json_object_set(o, "made-by", opt_string(cp->made_by));
     for (guint i = 0; i < cp->disks->len; i++) {
         SpCheckpointDisk *d = g_ptr_array_index(cp->disks, i);
         SpJson *dj = sp_json_new_object();

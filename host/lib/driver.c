@@ -47,6 +47,10 @@ void sp_snapshot_plan_free(SpSnapshotPlan *plan)
     g_free(plan->vm_name);
     g_free(plan->checkpoint_name);
     g_free(plan->type);
+    g_free(plan->requested);
+    g_free(plan->reason);
+    g_free(plan->origin);
+    g_free(plan->made_by);
     g_free(plan->state_file);
     g_ptr_array_unref(plan->disks);
     g_free(plan);
@@ -75,6 +79,10 @@ char *sp_snapshot_plan_to_json(const SpSnapshotPlan *plan)
     sp_json_object_set_string(root, "vm", plan->vm_name);
     sp_json_object_set_string(root, "name", plan->checkpoint_name);
     set_opt_string(root, "type", plan->type);
+    set_opt_string(root, "requested", plan->requested);
+    set_opt_string(root, "reason", plan->reason);
+    set_opt_string(root, "origin", plan->origin);
+    set_opt_string(root, "made-by", plan->made_by);
     set_opt_string(root, "state-file", plan->state_file);
     sp_json_object_set_bool(root, "was-running", plan->was_running);
     for (guint i = 0; i < plan->disks->len; i++) {
@@ -115,6 +123,10 @@ SpSnapshotPlan *sp_snapshot_plan_from_json(const char *text, GError **error)
     plan = sp_snapshot_plan_new(sp_json_object_get_string(root, "vm"),
                                 sp_json_object_get_string(root, "name"));
     plan->type = dup_member(root, "type");
+    plan->requested = dup_member(root, "requested");
+    plan->reason = dup_member(root, "reason");
+    plan->origin = dup_member(root, "origin");
+    plan->made_by = dup_member(root, "made-by");
     plan->state_file = dup_member(root, "state-file");
     plan->was_running = sp_json_object_get_bool(root, "was-running", false);
     disks = sp_json_object_get(root, "disks");

@@ -11,6 +11,7 @@
 
 #include "stillpoint/agent.h"
 #include "stillpoint/channel.h"
+#include "stillpoint/checkpoint-type.h"
 #include "stillpoint/driver.h"
 #include "stillpoint/ops.h"
 #include "stillpoint/present.h"
@@ -230,6 +231,10 @@ static Member *member_open(SpStore *store, const char *vm_name, const char *cp_n
     }
     m->plan = sp_snapshot_plan_new(vm_name, cp_name);
     m->plan->type = g_strdup("production");
+    /* A group never falls back: every member is frozen, or none gets a checkpoint. */
+    m->plan->requested = g_strdup("production-only");
+    m->plan->origin = g_strdup(SP_ORIGIN_USER);
+    m->plan->made_by = sp_checkpoint_made_by_self();
     if (!m->driver->ops->plan(m->driver, m->plan, m->vm->overlay_dir, error))
         goto fail;
     payload = sp_snapshot_plan_to_json(m->plan);
@@ -386,6 +391,9 @@ static SpCheckpoint *member_record(Member *m, GError **error)
     cp->name = g_strdup(m->plan->checkpoint_name);
     cp->type = g_strdup("production");
     cp->consistency = g_strdup(m->consistent ? "application" : "crash");
+    cp->requested = g_strdup(m->plan->requested);
+    cp->origin = g_strdup(m->plan->origin);
+    cp->made_by = g_strdup(m->plan->made_by);
     cp->created_us = g_get_real_time();
     cp->disks = g_ptr_array_new_with_free_func((GDestroyNotify)sp_checkpoint_disk_free);
     for (guint i = 0; i < m->plan->disks->len; i++) {

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "host-fake-agent.h"
+#include "stillpoint/checkpoint-type.h"
 #include "stillpoint/coordinator.h"
 #include "stillpoint/driver.h"
 
@@ -85,6 +86,17 @@ static const SpDriverOps fake_ops = {
     .snapshot = fake_snapshot,
     .abort = fake_abort,
     .committed = fake_committed,
+};
+
+/* The same fake with standard checkpoints of its own (as the libvirt driver makes them). */
+static const SpDriverOps fake_standard_ops = {
+    .name = "fake-standard",
+    .plan = fake_plan,
+    .prepare = fake_prepare,
+    .snapshot = fake_snapshot,
+    .abort = fake_abort,
+    .committed = fake_committed,
+    .saves_state = TRUE,
 };
 
 static char *agent_handler(const char *execute, const SpJson *args, guint *delay_ms)
@@ -388,6 +400,134 @@ static void test_recovery_keeps_overlays_of_a_transaction_the_vm_left(void **sta
     assert_int_equal(n_unfinished(f), 1);
 }
 
+/* Issue #18 item 3: a VM's checkpoint type, as Hyper-V's Set-VM -CheckpointType. */
+static void test_checkpoint_type_defaults_to_production_falling_back_to_standard(void **state)
+{
+    Fixture *f = *state;
+    SpCreateOptions o = {0};
+    g_autoptr(GError) error = NULL;
+
+    assert_string_equal(f->vm->checkpoint_type, "production");
+    assert_true(sp_checkpoint_type_resolve(f->vm, NULL, NULL, &o, &error));
+    assert_string_equal(o.requested, "production");
+    assert_true(o.fallback_if_possible && o.on_quiesce_failure == SP_QUIESCE_STANDARD);
+    assert_false(o.crash_only || o.standard);
+    /* An explicit --on-quiesce-failure replaces production's own fallback. */
+    assert_true(sp_checkpoint_type_resolve(f->vm, NULL, "crash", &o, &error));
+    assert_true(!o.fallback_if_possible && o.on_quiesce_failure == SP_QUIESCE_CRASH);
+    assert_true(sp_store_vm_set_checkpoint_type(f->store, "web", "production-only", &error));
+    sp_vm_free(f->vm);
+    f->vm = sp_store_vm_get(f->store, "web", NULL);
+    assert_true(sp_checkpoint_type_resolve(f->vm, NULL, NULL, &o, &error));
+    assert_string_equal(o.requested, "production-only");
+    assert_true(!o.fallback_if_possible && o.on_quiesce_failure == SP_QUIESCE_FAIL);
+    /* --type wins over the VM's type. */
+    assert_true(sp_checkpoint_type_resolve(f->vm, "standard", NULL, &o, &error));
+    assert_true(o.standard && !o.crash_only);
+}
+
+static void test_checkpoint_type_refuses_what_makes_no_sense(void **state)
+{
+    Fixture *f = *state;
+    SpCreateOptions o = {0};
+    g_autoptr(GError) error = NULL;
+
+    assert_false(sp_checkpoint_type_resolve(f->vm, "production-only", "crash", &o, &error));
+    assert_non_null(strstr(error->message, "never falls back"));
+    g_clear_error(&error);
+    assert_false(sp_checkpoint_type_resolve(f->vm, "standard", "fail", &o, &error));
+    assert_non_null(strstr(error->message, "does not quiesce"));
+    g_clear_error(&error);
+    assert_false(sp_checkpoint_type_resolve(f->vm, "Production", NULL, &o, &error));
+    g_clear_error(&error);
+    assert_false(sp_store_vm_set_checkpoint_type(f->store, "web", "crash", &error));
+    g_clear_error(&error);
+    assert_false(sp_store_vm_set_checkpoint_type(f->store, "nosuch", "standard", &error));
+    assert_true(g_error_matches(error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND));
+}
+
+static SpCheckpoint *create_as_typed(Fixture *f, const char *origin, GError **error)
+{
+    SpCreateOptions o = {.name = "cp", .origin = origin};
+    if (!sp_checkpoint_type_resolve(f->vm, NULL, NULL, &o, error))
+        return NULL;
+    return sp_coordinator_create(f->store, f->vm, &o, NULL, NULL, error);
+}
+
+static void test_production_falls_back_to_standard_and_records_why(void **state)
+{
+    Fixture *f = *state;
+    g_autoptr(GError) error = NULL;
+    g_autoptr(SpCheckpoint) cp = NULL;
+    g_autoptr(GPtrArray) cps = NULL;
+    SpCheckpoint *rec;
+
+    sp_driver_register(&fake_standard_ops);
+    g_free(f->vm->driver);
+    f->vm->driver = g_strdup("fake-standard");
+    fx.refuse_freeze = TRUE;
+    cp = create_as_typed(f, SP_ORIGIN_SCHEDULE, &error);
+    assert_non_null(cp);
+    assert_string_equal(events->str, "plan prepare freeze-refused snapshot");
+    cps = sp_store_checkpoint_list(f->store, f->vm->id, NULL);
+    rec = g_ptr_array_index(cps, 0);
+    assert_string_equal(rec->type, "standard");
+    assert_string_equal(rec->requested, "production");
+    assert_non_null(strstr(rec->reason, "could not quiesce the guest"));
+    assert_non_null(strstr(rec->reason, "hook-failed"));
+    assert_string_equal(rec->origin, "schedule");
+    g_autofree char *me = sp_checkpoint_made_by_self();
+    assert_string_equal(rec->made_by, me);
+}
+
+static void test_production_without_a_standard_to_fall_back_to_fails_and_says_why(void **state)
+{
+    Fixture *f = *state;
+    g_autoptr(GError) error = NULL;
+    g_autoptr(SpCheckpoint) cp = NULL;
+
+    fx.refuse_freeze = TRUE;
+    cp = create_as_typed(f, NULL, &error);
+    assert_null(cp);
+    assert_non_null(strstr(error->message, "cannot make the standard checkpoint"));
+    assert_string_equal(events->str, "plan prepare freeze-refused abort");
+    assert_int_equal(n_checkpoints(f), 0);
+}
+
+static void test_production_only_never_falls_back(void **state)
+{
+    Fixture *f = *state;
+    g_autoptr(GError) error = NULL;
+    g_autoptr(SpCheckpoint) cp = NULL;
+
+    sp_driver_register(&fake_standard_ops);
+    assert_true(sp_store_vm_set_checkpoint_type(f->store, "web", "production-only", NULL));
+    sp_vm_free(f->vm);
+    f->vm = sp_store_vm_get(f->store, "web", NULL);
+    g_free(f->vm->driver);
+    f->vm->driver = g_strdup("fake-standard");
+    fx.refuse_freeze = TRUE;
+    cp = create_as_typed(f, NULL, &error);
+    assert_null(cp);
+    assert_non_null(strstr(error->message, "production-only, which never falls back"));
+    assert_int_equal(n_checkpoints(f), 0);
+}
+
+static void test_a_consistent_checkpoint_records_what_was_asked_and_no_reason(void **state)
+{
+    Fixture *f = *state;
+    g_autoptr(GError) error = NULL;
+    g_autoptr(SpCheckpoint) cp = create_as_typed(f, NULL, &error);
+    g_autoptr(GPtrArray) cps = sp_store_checkpoint_list(f->store, f->vm->id, NULL);
+    SpCheckpoint *rec = g_ptr_array_index(cps, 0);
+
+    assert_non_null(cp);
+    assert_string_equal(rec->type, "production");
+    assert_string_equal(rec->requested, "production");
+    assert_null(rec->reason);
+    assert_string_equal(rec->origin, "user");
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -405,6 +545,12 @@ int main(void)
         T(test_recovery_rolls_back_what_did_not_take_effect),
         T(test_recovery_records_what_took_effect),
         T(test_recovery_keeps_overlays_of_a_transaction_the_vm_left),
+        T(test_checkpoint_type_defaults_to_production_falling_back_to_standard),
+        T(test_checkpoint_type_refuses_what_makes_no_sense),
+        T(test_production_falls_back_to_standard_and_records_why),
+        T(test_production_without_a_standard_to_fall_back_to_fails_and_says_why),
+        T(test_production_only_never_falls_back),
+        T(test_a_consistent_checkpoint_records_what_was_asked_and_no_reason),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -17,6 +17,13 @@ typedef struct {
     gboolean crash_only;         /* --type crash: do not freeze at all */
     gboolean standard;           /* --type standard: stop, save the memory state, no freeze */
     SpQuiescePolicy on_quiesce_failure;
+    /* production's own fallback (sp_checkpoint_type_resolve): standard where the driver can
+     * make one, none where it cannot */
+    gboolean fallback_if_possible;
+    const char *requested;       /* for the record: what was asked (checkpoint-type.h); NULL:
+                                  * from crash_only and standard */
+    const char *origin;          /* SP_ORIGIN_*; NULL: SP_ORIGIN_USER */
+    const char *made_by;         /* who, for people; NULL: the user this process runs as */
     const char *bitmap_add;      /* backup.c: dirty bitmaps changed in the transaction (qemu) */
     const char *bitmap_disable;
 } SpCreateOptions;

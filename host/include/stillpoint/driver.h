@@ -32,6 +32,12 @@ typedef struct {
     char *vm_name;
     char *checkpoint_name;
     char *type;          /* "production", "crash" or "standard", as requested */
+    /* For the record (SpCheckpoint): what was asked, why type differs from it (the fallback's
+     * cause), who asked and who made it. */
+    char *requested;
+    char *reason;
+    char *origin;
+    char *made_by;
     char *state_file;    /* standard: where the device and memory state is saved */
     gboolean was_running;/* standard: the VM ran before it was stopped (resume it after) */
     int64_t op_id;
