@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "stillpoint/channel.h"
+#include "stillpoint/checkpoint-type.h"
 #include "stillpoint/driver.h"
 #include "stillpoint/libvirt.h"
 #include "stillpoint/present.h"
@@ -139,7 +140,7 @@ static ApplyPlan *plan_from_json(const char *text, GError **error)
 
 /* The VM must be off. With force, a running QEMU is told to quit and waited for. */
 /* A libvirt domain: off, or destroyed (--force). */
-static gboolean ensure_domain_off(SpVm *vm, gboolean force, const SpOpReport *report,
+static gboolean ensure_domain_off(SpVm *vm, const char *force, const SpOpReport *report,
                                   GError **error)
 {
     g_autoptr(SpLibvirt) lv = NULL;
@@ -155,12 +156,12 @@ static gboolean ensure_domain_off(SpVm *vm, gboolean force, const SpOpReport *re
                     vm->name, vm->libvirt_domain);
         return FALSE;
     }
-    sp_op_say(report, "stopping libvirt domain '%s' (destroy, as --force asks)",
-              vm->libvirt_domain);
+    sp_op_say(report, "stopping libvirt domain '%s' (destroy, %s)", vm->libvirt_domain, force);
     return sp_libvirt_destroy(lv, error);
 }
 
-static gboolean ensure_off(SpVm *vm, gboolean force, const SpOpReport *report, GError **error)
+/* force: NULL, or why the VM may be stopped (for the message). */
+static gboolean ensure_off(SpVm *vm, const char *force, const SpOpReport *report, GError **error)
 {
     g_autoptr(SpQmp) qmp = NULL;
     gint64 deadline = g_get_monotonic_time() + QUIT_WAIT_MS * 1000;
@@ -177,7 +178,7 @@ static gboolean ensure_off(SpVm *vm, gboolean force, const SpOpReport *report, G
                     vm->name);
         return FALSE;
     }
-    sp_op_say(report, "stopping VM '%s' (QMP quit, as --force asks)", vm->name);
+    sp_op_say(report, "stopping VM '%s' (QMP quit, %s)", vm->name, force);
     /* The reply may be lost as QEMU exits: whether it stopped is checked below. */
     sp_json_free(sp_qmp_execute(qmp, "quit", NULL, SP_QMP_DEFAULT_TIMEOUT_MS, NULL));
     g_clear_pointer(&qmp, sp_qmp_free);
@@ -278,9 +279,14 @@ static SpCheckpoint *saved_checkpoint(const ApplyPlan *p, int64_t vm_id)
     SpCheckpoint *cp = g_new0(SpCheckpoint, 1);
     cp->vm_id = vm_id;
     cp->name = g_strdup(p->save);
-    /* Taken with the VM off, perhaps stopped by --force: nothing vouches for the guest. */
+    /* Taken with the VM off (a running VM gets a checkpoint of its type first, save_running):
+     * nothing vouches for how the guest stopped. */
     cp->type = g_strdup("crash");
     cp->consistency = g_strdup("crash");
+    cp->requested = g_strdup("crash");
+    cp->reason = g_strdup("the VM was off: only its disks were kept");
+    cp->origin = g_strdup(SP_ORIGIN_APPLY);
+    cp->made_by = sp_checkpoint_made_by_self();
     cp->disks = g_ptr_array_new_with_free_func((GDestroyNotify)sp_checkpoint_disk_free);
     for (guint i = 0; i < p->disks->len; i++) {
         ApplyDisk *d = g_ptr_array_index(p->disks, i);
@@ -398,13 +404,61 @@ static gboolean prepare(SpStore *store, SpVm *vm, ApplyPlan *plan, GError **erro
     return record(store, vm, plan, error);
 }
 
+static gboolean vm_running(SpVm *vm, gboolean *ret, GError **error)
+{
+    g_autoptr(SpQmp) qmp = NULL;
+    g_autoptr(SpLibvirt) lv = NULL;
+    if (g_strcmp0(vm->driver, "libvirt") == 0) {
+        if (!sp_libvirt_open_if_running(vm, &lv, error))
+            return FALSE;
+        *ret = lv != NULL;
+        return TRUE;
+    }
+    if (!sp_op_connect_qmp_if_running(vm, &qmp, error))
+        return FALSE;
+    *ret = qmp != NULL;
+    return TRUE;
+}
+
+/* Hyper-V's "create checkpoint and apply": a running VM gets a checkpoint of its checkpoint type
+ * (production: the guest quiesced) before it is stopped. *ret_saved says one was made; the VM
+ * then writes on top of it until it stops, and that is discarded like any present. */
+static gboolean save_running(SpStore *store, SpVm *vm, const char *name,
+                             const SpOpReport *report, gboolean *ret_saved, GError **error)
+{
+    SpCreateOptions opts = {.name = name, .origin = SP_ORIGIN_APPLY};
+    g_autoptr(SpCheckpoint) cp = NULL;
+    gboolean running = FALSE;
+
+    *ret_saved = FALSE;
+    if (!vm_running(vm, &running, error))
+        return FALSE;
+    if (!running)
+        return TRUE;
+    if (!sp_checkpoint_type_resolve(vm, NULL, NULL, &opts, error))
+        return FALSE;
+    sp_op_say(report, "VM '%s' runs: keeping its present as checkpoint '%s' (%s) before it is "
+                      "stopped",
+              vm->name, name, opts.requested);
+    cp = sp_coordinator_create(store, vm, &opts, report != NULL ? report->progress : NULL,
+                               report != NULL ? report->user_data : NULL, error);
+    if (cp == NULL) {
+        g_prefix_error(error, "VM '%s': nothing was applied, the present could not be kept: ",
+                       vm->name);
+        return FALSE;
+    }
+    *ret_saved = TRUE;
+    return TRUE;
+}
+
 gboolean sp_op_apply(SpStore *store, SpVm *vm, const char *ref, const char *save_current,
                      gboolean force, const SpOpReport *report, GError **error)
 {
     g_autoptr(SpCheckpoint) target = NULL;
     g_autoptr(ApplyPlan) plan = NULL;
+    g_autoptr(SpVm) fresh = NULL;
     g_autofree char *payload = NULL;
-    gboolean exists = FALSE;
+    gboolean exists = FALSE, saved = FALSE;
 
     if (!sp_op_images_ours(vm, "revert to", error) ||
         (target = sp_op_find_checkpoint(store, vm, ref, error)) == NULL)
@@ -419,17 +473,23 @@ gboolean sp_op_apply(SpStore *store, SpVm *vm, const char *ref, const char *save
             return FALSE;
         }
     }
-    if ((plan = make_plan(store, vm, target, save_current, error)) == NULL)
+    if (save_current != NULL && !save_running(store, vm, save_current, report, &saved, error))
         return FALSE;
-    if (!ensure_off(vm, force, report, error))
+    /* After a save the VM's current checkpoint is the one just made. */
+    if ((fresh = sp_store_vm_get(store, vm->name, error)) == NULL ||
+        (plan = make_plan(store, fresh, target, saved ? NULL : save_current, error)) == NULL)
+        return FALSE;
+    if (!ensure_off(vm, saved ? "its present is kept as a checkpoint" : force ? "as --force asks"
+                                                                              : NULL,
+                    report, error))
         return FALSE;
     payload = plan_to_json(plan);
     if (!sp_store_op_begin(store, vm->id, "apply", payload, &plan->op_id, error))
         return FALSE;
     sp_test_crash_point("planned");
     sp_op_say(report, "applying checkpoint '%s'%s%s", target->name,
-              save_current != NULL ? ", keeping the present as " : "",
-              save_current != NULL ? save_current : "");
+              plan->save != NULL ? ", keeping the present as " : "",
+              plan->save != NULL ? plan->save : "");
     if (!prepare(store, vm, plan, error)) {
         g_autoptr(GError) local = NULL;
         if (!remove_overlays(plan, &local) ||

@@ -305,9 +305,17 @@ apply)
   if "$SP" checkpoint apply vm1 A 2>"$T/err"; then fail "applied to a running VM"; fi
   check "a running VM is refused without --force" grep -q "VM 'vm1' is running; shut it down first, or pass --force" "$T/err"
   b_image=$(cp_field vm1 B '.disks[0].image')
-  "$SP" checkpoint apply vm1 A --save-current S --force >"$T/out" 2>"$T/err" || { cat "$T/err"; fail "apply --force"; }
+  # Hyper-V's "create checkpoint and apply": the running VM gets a checkpoint of its type first
+  # (production; with no agent here it falls back to a standard one and says why), then stops.
+  "$SP" checkpoint apply vm1 A --save-current S >"$T/out" 2>"$T/err" || { cat "$T/err"; fail "apply --save-current"; }
   wait "$QEMU_PID" 2>/dev/null || true; QEMU_PID=
-  check "--force stopped QEMU" grep -q "stopping VM 'vm1' (QMP quit" "$T/err"
+  check "--save-current stopped QEMU after keeping the present" \
+    grep -q "stopping VM 'vm1' (QMP quit, its present is kept as a checkpoint)" "$T/err"
+  check "S is a checkpoint of the VM's type made while it ran: production asked, standard made, and why" \
+    [ "$(list_json vm1 | jq -r '.checkpoints[] | select(.name == "S") | "\(.requested) \(.type) \(.origin) \(.state != null)"')" \
+      = "production standard apply true" ]
+  check "S says why it fell back" \
+    [ "$(cp_field vm1 S .reason | grep -c "could not quiesce the guest")" = 1 ]
   link=$T/vms/vm1/vda.qcow2
   check "the output names the stable paths" grep -q "vda: $link" "$T/out"
   check "the stable path is a link to A's new overlay" \

@@ -319,6 +319,14 @@ def case_ops(c):
     ok(records(c, link, "the stable path after apply") == h_b,
        "the stable path holds exactly B's records")
     ok([x["name"] for x in c.checkpoints("vm1")] == ["B", "D", "NOW"], "the present was kept")
+    # Hyper-V's "create checkpoint and apply": the running VM got a production checkpoint (its
+    # type) before it was stopped, not a crash-consistent record of a pulled plug.
+    kept = c.checkpoints("vm1")[2]
+    ok(kept["type"] == "production" and kept["consistency"] == "application" and
+       kept["origin"] == "apply" and "freezing the guest" in r.stderr,
+       f"the present was kept as a production checkpoint of the running VM ({kept['type']}, "
+       f"{kept['consistency']})")
+    c.check_frozen_image(kept["disks"][0]["image"], "NOW")
     c.g.stop()
 
     # Boot from the stable path: the workload resumes right after B's last record.

@@ -41,7 +41,10 @@ gboolean sp_op_export(SpStore *store, SpVm *vm, const char *ref, const char *dir
 
 /* Applies (reverts to) a checkpoint. The VM must be off: with force, a running QEMU is stopped
  * first (QMP quit, like pulling the plug). With save_current (a name), the present is kept as a
- * new checkpoint first; otherwise it is discarded. Each disk gets a new overlay on top of the
+ * new checkpoint first: a running VM gets a checkpoint of its checkpoint type (production: the
+ * guest quiesced, as Hyper-V's "create checkpoint and apply") and is then stopped, force or not;
+ * for a VM that is off its disks are recorded as a crash-consistent checkpoint. Otherwise the
+ * present is discarded. Each disk gets a new overlay on top of the
  * checkpoint's image (other branches stay), and the stable path the VM's launcher opens,
  * sp_present_link_path(), is re-pointed to it atomically. */
 gboolean sp_op_apply(SpStore *store, SpVm *vm, const char *ref, const char *save_current,
