@@ -15,6 +15,21 @@
 #define SP_STATE_MAGIC "stillpoint-agent-state 1"
 #define SP_STATE_MAX_FS 4096
 
+/* mkdir on a path that exists still waits for write access to the parent's filesystem, so with
+ * / frozen, mkdir("/run") blocks until the thaw: only missing directories are created. */
+static int make_missing_dir(const char *path)
+{
+    struct stat st;
+
+    if (stat(path, &st) == 0)
+        return S_ISDIR(st.st_mode) ? 0 : -ENOTDIR;
+    if (errno != ENOENT)
+        return -errno;
+    if (mkdir(path, 0700) < 0 && errno != EEXIST)
+        return -errno;
+    return 0;
+}
+
 /* mkdir -p: a minimal guest (busybox initramfs) may not have /run/stillpoint's parents. */
 static int ensure_dir(const char *dir)
 {
@@ -28,8 +43,9 @@ static int ensure_dir(const char *dir)
         if (path[i] != '/' && path[i] != '\0')
             continue;
         path[i] = '\0';
-        if (mkdir(path, 0700) < 0 && errno != EEXIST)
-            return -errno;
+        int r = make_missing_dir(path);
+        if (r < 0)
+            return r;
         path[i] = i == len ? '\0' : '/';
     }
     return 0;

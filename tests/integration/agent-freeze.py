@@ -250,11 +250,8 @@ class Env:
     def cleanup(self):
         for w in self.writers:
             w.kill()
-        if self.agent and self.agent.poll() is None:
-            self.agent.kill()
-            self.agent.wait()
-        # Thaw whatever a failed test left frozen, so that umount works: these are our own
-        # filesystems (never the machine's).
+        # Thaw whatever a failed test left frozen, so that umount works and an agent blocked on a
+        # frozen filesystem can die: these are our own filesystems (never the machine's).
         for mp in reversed(self.mounts):
             try:
                 fd = os.open(mp, os.O_RDONLY)
@@ -265,6 +262,9 @@ class Env:
                 os.close(fd)
             except OSError:
                 pass
+        if self.agent and self.agent.poll() is None:
+            self.agent.kill()
+            self.agent.wait()
         for mp in reversed(self.mounts):
             subprocess.run(["umount", "-l", mp], stderr=subprocess.DEVNULL)
         shutil.rmtree(self.base, ignore_errors=True)
@@ -352,6 +352,25 @@ def test_freeze_list_freezes_only_that_mountpoint(env):
     check(c.ok("guest-fsfreeze-thaw") == 0, "nothing to thaw")
     e = c.error("stillpoint-freeze", {"mountpoints": [env.path("nowhere")]})
     check(e.get("code") == "unknown-mountpoint", str(e))
+    env.stop_agent()
+
+
+def test_state_dir_on_a_tmpfs_inside_a_frozen_filesystem(env):
+    """As /run/stillpoint on a systemd guest: the state directory is on a tmpfs whose mountpoint
+    lives on a filesystem the agent freezes. Writing the state after the freeze must not wait for
+    the thaw (mkdir of an existing directory on a frozen filesystem blocks)."""
+    env.mount(env.image("root", "ext4", 64), env.path("root"))
+    os.makedirs(env.path("root", "run"))
+    run("mount", "-t", "tmpfs", "tmpfs", env.path("root", "run"))
+    env.mounts.append(env.path("root", "run"))
+    env.state_dir = env.path("root", "run", "stillpoint")
+    c = env.start_agent()
+    r = c.ok("stillpoint-freeze", {"lease-ms": 20000})
+    check(frozen_mountpoints(r) == [env.path("root")], "frozen: %s" % r)
+    with open(os.path.join(env.state_dir, "frozen")) as f:
+        check("epoch %d\n" % r["epoch"] in f.read(), "the state file records the freeze")
+    t = c.ok("stillpoint-thaw", {"epoch": r["epoch"]})
+    check(t["thawed"] == 1 and t["consistent"] is True, str(t))
     env.stop_agent()
 
 

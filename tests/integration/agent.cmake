@@ -24,7 +24,8 @@ set(SP_AGENT_IT_SCENARIOS
   systemd_notify_ready_and_watchdog
   btrfs_subvolumes_are_one_filesystem
   watchdog_is_fed_while_a_hook_runs
-  flush_writes_dirty_data_without_freezing)
+  flush_writes_dirty_data_without_freezing
+  state_dir_on_a_tmpfs_inside_a_frozen_filesystem)
 foreach(scenario IN LISTS SP_AGENT_IT_SCENARIOS)
   add_test(NAME agent/integration/${scenario}
            COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/agent-freeze.py
