@@ -33,3 +33,4 @@ sp_service_dir(SP_DBUS_SYSTEM_POLICY_DIR dbus-1 datadir "/dbus-1/system.d" "D-Bu
 sp_service_dir(SP_DBUS_SYSTEM_SERVICES_DIR dbus-1 system_bus_services_dir ""
                "D-Bus system bus activation files")
 sp_service_dir(SP_DBUS_INTERFACES_DIR dbus-1 interfaces_dir "" "D-Bus interface definitions")
+sp_service_dir(SP_BASH_COMPLETION_DIR bash-completion completionsdir "" "bash completions")

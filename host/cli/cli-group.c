@@ -113,7 +113,7 @@ int sp_cli_group_checkpoint(const char *group, const char *name)
     if (store == NULL)
         goto fail;
     defer_termination();
-    cps = sp_group_checkpoint(store, group, name, progress_cb, NULL, &error);
+    cps = sp_group_checkpoint(store, group, name, NULL, progress_cb, NULL, &error);
     if (cps == NULL || (doc = sp_document_group_checkpoint(store, group, cps, &error)) == NULL)
         goto fail;
     sp_cli_print_group_checkpoint(group, doc, globals.json);

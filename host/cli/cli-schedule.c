@@ -27,17 +27,32 @@ static int64_t session_checkpoint(SpStore *store, SpVm *vm)
     return sp_json_object_get_int(sp_json_object_get(s, "checkpoint"), "id", 0);
 }
 
-/* Deletes (merges) the oldest checkpoints until at most keep remain. */
-static gboolean apply_retention(SpStore *store, SpVm *vm, guint keep, guint *ret_deleted,
-                                GError **error)
+/* Retention's own: the checkpoints schedules made, or every one when the user says so (a
+ * "before upgrade" is never merged away by a timer). */
+static GPtrArray *retention_candidates(SpStore *store, SpVm *vm, gboolean all, GError **error)
 {
     g_autoptr(GPtrArray) cps = sp_store_checkpoint_list(store, vm->id, error);
+    if (cps == NULL)
+        return NULL;
+    for (guint i = cps->len; i-- > 0;) {
+        SpCheckpoint *cp = g_ptr_array_index(cps, i);
+        if (!all && g_strcmp0(cp->origin, SP_ORIGIN_SCHEDULE) != 0)
+            g_ptr_array_remove_index(cps, i);
+    }
+    g_ptr_array_sort(cps, oldest_first);
+    return g_steal_pointer(&cps);
+}
+
+/* Deletes (merges) the oldest candidates until at most keep remain. */
+static gboolean apply_retention(SpStore *store, SpVm *vm, guint keep, gboolean all,
+                                guint *ret_deleted, GError **error)
+{
+    g_autoptr(GPtrArray) cps = retention_candidates(store, vm, all, error);
     SpOpReport report = {.progress = progress_cb};
     int64_t busy = session_checkpoint(store, vm);
     guint n, deleted = 0;
     if (cps == NULL)
         return FALSE;
-    g_ptr_array_sort(cps, oldest_first);
     n = cps->len;
     for (guint i = 0; i < cps->len && n > keep; i++) {
         SpCheckpoint *cp = g_ptr_array_index(cps, i);
@@ -61,8 +76,12 @@ static gboolean apply_retention(SpStore *store, SpVm *vm, guint keep, guint *ret
 int sp_cli_retention(int argc, char **argv)
 {
     int keep = -1;
+    gboolean all = FALSE;
     const GOptionEntry entries[] = {
-        {"keep", 0, 0, G_OPTION_ARG_INT, &keep, "How many checkpoints to keep (the newest)", "N"},
+        {"keep", 0, 0, G_OPTION_ARG_INT, &keep,
+         "How many of the schedules' checkpoints to keep (the newest)", "N"},
+        {"all", 0, 0, G_OPTION_ARG_NONE, &all,
+         "Count and merge every checkpoint, also those users, backups and apply made", NULL},
         G_OPTION_ENTRY_NULL};
     g_autoptr(GError) error = NULL;
     g_autoptr(SpStore) store = NULL;
@@ -70,7 +89,8 @@ int sp_cli_retention(int argc, char **argv)
     g_autoptr(SpVm) vm = NULL;
     guint deleted = 0;
 
-    if (!parse_options("VM", "Merge away the VM's oldest checkpoints beyond --keep N.", entries,
+    if (!parse_options("VM", "Merge away the oldest checkpoints the VM's schedules made beyond "
+                             "--keep N (with --all: of every checkpoint).", entries,
                        &argc, &argv, &error))
         goto fail;
     if (argc != 2 || keep < 0) {
@@ -81,7 +101,7 @@ int sp_cli_retention(int argc, char **argv)
     if (!open_vm(argv[1], TRUE, &store, &lock, &vm, &error))
         goto fail;
     defer_termination();
-    if (!apply_retention(store, vm, (guint)keep, &deleted, &error))
+    if (!apply_retention(store, vm, (guint)keep, all, &deleted, &error))
         goto fail;
     if (globals.json) {
         g_autoptr(SpJson) out = sp_json_new_object();
@@ -137,7 +157,7 @@ static gboolean write_units(const char *dir, const char *vm, const char *calenda
         "\n"
         "[Service]\n"
         "Type=oneshot\n"
-        "ExecStart=%s --store %s checkpoint create %s\n"
+        "ExecStart=%s --store %s checkpoint create --scheduled %s\n"
         "%s",
         vm, exe, store, qvm, retention);
     g_autofree char *timer_text = g_strdup_printf("# Written by 'stillpoint schedule'.\n"

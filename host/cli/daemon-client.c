@@ -80,6 +80,7 @@ static GVariant *call(Client *c, const char *method, GVariant *params, GError **
 
 typedef struct {
     char *qmp, *agent, *driver, *hook, *overlay_dir, *domain, *uri, *name, *group, *type, *policy, *format, *save;
+    char *checkpoint_type;
     gint hook_timeout;
     char **disks;
     gboolean force, subtree;
@@ -100,6 +101,7 @@ static void opts_clear(Opts *o)
     g_free(o->policy);
     g_free(o->format);
     g_free(o->save);
+    g_free(o->checkpoint_type);
     g_strfreev(o->disks);
 }
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(Opts, opts_clear)
@@ -120,10 +122,13 @@ static gboolean parse(int *argc, char ***argv, Opts *o, Client *c, GError **erro
         {"disk", 0, 0, G_OPTION_ARG_STRING_ARRAY, &o->disks, "vm add: a hook driver's disk",
          "NAME=PATH[,serial=S][,format=F]"},
         {"overlay-dir", 0, 0, G_OPTION_ARG_FILENAME, &o->overlay_dir, "vm add: overlays", "DIR"},
+        {"checkpoint-type", 0, 0, G_OPTION_ARG_STRING, &o->checkpoint_type,
+         "vm add: production, production-only or standard", "TYPE"},
         {"force", 0, 0, G_OPTION_ARG_NONE, &o->force, "vm remove, checkpoint apply", NULL},
         {"name", 0, 0, G_OPTION_ARG_STRING, &o->name, "create: checkpoint name", "NAME"},
         {"group", 0, 0, G_OPTION_ARG_STRING, &o->group, "create: a consistency group", "GROUP"},
-        {"type", 0, 0, G_OPTION_ARG_STRING, &o->type, "create: production, standard or crash",
+        {"type", 0, 0, G_OPTION_ARG_STRING, &o->type,
+         "create: production, production-only, standard or crash",
          "TYPE"},
         {"on-quiesce-failure", 0, 0, G_OPTION_ARG_STRING, &o->policy,
          "create: fail, crash or standard", "P"},
@@ -228,9 +233,16 @@ static gboolean run(Client *c, const char *group, const char *name, int argc, ch
         add_s(&b, "agent-socket", o->agent);
         add_s(&b, "driver", o->driver);
         add_s(&b, "hook-command", o->hook);
+        if (o->overlay_dir != NULL) {
+            /* The daemon does not share our working directory. */
+            char *absolute = g_canonicalize_filename(o->overlay_dir, NULL);
+            g_free(o->overlay_dir);
+            o->overlay_dir = absolute;
+        }
         add_s(&b, "overlay-dir", o->overlay_dir);
         add_s(&b, "libvirt-domain", o->domain);
         add_s(&b, "libvirt-uri", o->uri);
+        add_s(&b, "checkpoint-type", o->checkpoint_type);
         if (o->hook_timeout > 0)
             g_variant_builder_add(&b, "{sv}", "hook-timeout-ms", g_variant_new_int64(o->hook_timeout * 1000LL));
         if (o->disks != NULL)

@@ -43,9 +43,10 @@ void sp_cli_print_vm_list(const SpJson *doc, gboolean json)
             printf("%-20s driver=libvirt domain=%s uri=%s\n", string_or(vm, "name", ""),
                    string_or(vm, "libvirt-domain", ""), string_or(vm, "libvirt-uri", "(default)"));
         else
-            printf("%-20s driver=%s qmp=%s agent=%s\n", string_or(vm, "name", ""),
-                   string_or(vm, "driver", ""), string_or(vm, "qmp", ""),
-                   string_or(vm, "agent", "(none)"));
+            printf("%-20s driver=%s qmp=%s agent=%s checkpoint-type=%s\n",
+                   string_or(vm, "name", ""), string_or(vm, "driver", ""),
+                   string_or(vm, "qmp", ""), string_or(vm, "agent", "(none)"),
+                   string_or(vm, "checkpoint-type", "production"));
     }
 }
 
@@ -84,6 +85,65 @@ void sp_cli_print_checkpoint_list(const SpJson *doc, gboolean json)
     printf("%s%s\n", string_or(doc, "vm", ""),
            sp_json_array_len(cps) == 0 ? " (no checkpoints)" : "");
     print_tree(cps, 0, "");
+}
+
+static void print_ref(const char *label, const SpJson *ref)
+{
+    printf("  %-12s #%" G_GINT64_FORMAT " %s\n", label, sp_json_object_get_int(ref, "id", 0),
+           string_or(ref, "name", ""));
+}
+
+static void print_size_of(const char *label, const char *path, int64_t bytes)
+{
+    g_autofree char *size = g_format_size((guint64)MAX(bytes, 0));
+    printf("      %-8s %s (%s)\n", label, path, bytes < 0 ? "MISSING" : size);
+}
+
+void sp_cli_print_checkpoint_show(const SpJson *doc, gboolean json)
+{
+    const SpJson *parent = sp_json_object_get(doc, "parent-checkpoint");
+    const SpJson *children = sp_json_object_get(doc, "children");
+    const SpJson *disks = sp_json_object_get(doc, "disks");
+    const char *requested = sp_json_object_get_string(doc, "requested");
+    const char *reason = sp_json_object_get_string(doc, "reason");
+    g_autofree char *when = format_local(sp_json_object_get_string(doc, "created"));
+
+    if (print_as_json(doc, json))
+        return;
+    printf("checkpoint #%" G_GINT64_FORMAT " %s of VM %s\n", sp_json_object_get_int(doc, "id", 0),
+           string_or(doc, "name", ""), string_or(doc, "vm", ""));
+    printf("  %-12s %s%s%s%s\n", "type:", string_or(doc, "type", ""),
+           requested != NULL ? " (asked: " : "", requested != NULL ? requested : "",
+           requested != NULL ? ")" : "");
+    printf("  %-12s %s-consistent\n", "consistency:", string_or(doc, "consistency", ""));
+    if (reason != NULL)
+        printf("  %-12s %s\n", "reason:", reason);
+    printf("  %-12s %s\n", "created:", when);
+    printf("  %-12s %s, asked by %s\n", "made by:", string_or(doc, "made-by", "(not recorded)"),
+           string_or(doc, "origin", "user"));
+    if (sp_json_object_get_string(doc, "state") != NULL)
+        printf("  %-12s %s\n", "memory:", sp_json_object_get_string(doc, "state"));
+    if (parent != NULL && sp_json_object_get_string(parent, "name") != NULL)
+        print_ref("parent:", parent);
+    else
+        printf("  %-12s none (the first of the tree)\n", "parent:");
+    if (sp_json_array_len(children) == 0)
+        printf("  %-12s none\n", "children:");
+    for (size_t i = 0; i < sp_json_array_len(children); i++)
+        print_ref(i == 0 ? "children:" : "", sp_json_array_get(children, i));
+    printf("  disks:\n");
+    for (size_t i = 0; i < sp_json_array_len(disks); i++) {
+        const SpJson *d = sp_json_array_get(disks, i);
+        printf("    %s\n", string_or(d, "disk", ""));
+        print_size_of("image", string_or(d, "image", ""), sp_json_object_get_int(d, "image-bytes", 0));
+        if (sp_json_object_get_string(d, "overlay") != NULL)
+            print_size_of("overlay", sp_json_object_get_string(d, "overlay"),
+                          sp_json_object_get_int(d, "overlay-bytes", 0));
+    }
+    if (sp_json_object_get_bool(doc, "missing-files", false))
+        printf("  FILES MISSING: an image or the saved memory of this checkpoint is gone\n");
+    if (sp_json_object_get_bool(doc, "current", false))
+        printf("  now:         the VM's present is built on this checkpoint\n");
 }
 
 void sp_cli_print_vm_disks(const SpJson *doc, gboolean json)

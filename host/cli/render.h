@@ -8,6 +8,7 @@
 
 void sp_cli_print_vm_list(const SpJson *doc, gboolean json);
 void sp_cli_print_checkpoint_list(const SpJson *doc, gboolean json);
+void sp_cli_print_checkpoint_show(const SpJson *doc, gboolean json);
 void sp_cli_print_vm_disks(const SpJson *doc, gboolean json);
 /* `vm add`: printed only as JSON (the text goes to stderr as progress). */
 void sp_cli_print_vm_added(const SpJson *doc, gboolean json);

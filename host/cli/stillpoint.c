@@ -14,10 +14,12 @@
 #include "cli-schedule.h"
 #include "daemon-client.h"
 #include "stillpoint/backup.h"
+#include "stillpoint/checkpoint-type.h"
 #include "stillpoint/channel.h"
 #include "stillpoint/coordinator.h"
 #include "stillpoint/driver.h"
 #include "stillpoint/libvirt.h"
+#include "stillpoint/ops.h"
 #include "stillpoint/present.h"
 #include "stillpoint/qmp.h"
 #include "stillpoint/store.h"
@@ -38,23 +40,29 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "Usage: stillpoint [--store PATH | --daemon] [--json] [-q] COMMAND ...\n"
+            "       stillpoint --version\n"
             "\n"
             "Application-consistent checkpoints of virtual machines.\n"
             "\n"
             "Commands:\n"
             "  vm add NAME --qmp SOCKET [--agent SOCKET] [--overlay-dir DIR]\n"
+            "         [--checkpoint-type TYPE]\n"
             "  vm add NAME --driver libvirt --domain D [--uri URI] [--overlay-dir DIR]\n"
             "  vm add NAME --driver hook --hook-command CMD [--hook-timeout S] [--agent SOCKET]\n"
             "         [--disk NAME=PATH[,serial=S][,format=F]]... [--qmp SOCKET]\n"
             "                                                    register a VM\n"
             "  vm list                                           list registered VMs\n"
+            "  vm set NAME --checkpoint-type production|production-only|standard\n"
+            "                                                    what create makes by default\n"
             "  vm remove NAME [--force]                          forget a VM (keeps images)\n"
             "  vm disks NAME                                     the VM's disks (QMP, libvirt)\n"
             "  vm recover NAME [--adopt-running]                 finish or roll back interrupted\n"
             "                                                    operations\n"
-            "  checkpoint create VM [--name N] [--type production|standard|crash]\n"
+            "  checkpoint create VM [--name N]\n"
+            "         [--type production|production-only|standard|crash]\n"
             "         [--on-quiesce-failure fail|crash|standard] make a checkpoint\n"
             "  checkpoint list VM                                show the checkpoint tree\n"
+            "  checkpoint show VM CP                             one checkpoint in detail\n"
             "  checkpoint delete VM CP [--subtree]               merge a checkpoint away\n"
             "  checkpoint rename VM CP NEW-NAME                  rename (1-100 characters)\n"
             "  checkpoint export VM CP DIR [--format qcow2|raw]  standalone copy of its disks\n"
@@ -154,7 +162,7 @@ static gboolean show_discovered_disks(const SpVm *vm, GError **error)
 static int cmd_vm_add(int argc, char **argv)
 {
     g_autofree char *qmp = NULL, *agent = NULL, *driver = NULL, *hook = NULL, *overlay_dir = NULL;
-    g_autofree char *domain = NULL, *uri = NULL;
+    g_autofree char *domain = NULL, *uri = NULL, *checkpoint_type = NULL;
     g_auto(GStrv) disk_specs = NULL;
     g_autoptr(GPtrArray) disks = NULL;
     gint hook_timeout = 0;
@@ -178,6 +186,10 @@ static int cmd_vm_add(int argc, char **argv)
          "stillpoint knows the VM's disks)", "NAME=PATH[,serial=S][,format=F]"},
         {"overlay-dir", 0, 0, G_OPTION_ARG_FILENAME, &overlay_dir,
          "Directory for overlays (default: next to each disk's image)", "DIR"},
+        {"checkpoint-type", 0, 0, G_OPTION_ARG_STRING, &checkpoint_type,
+         "What checkpoint create makes without --type: production (the default), "
+         "production-only or standard",
+         "TYPE"},
         G_OPTION_ENTRY_NULL};
     g_autoptr(GError) error = NULL;
     g_autoptr(SpStore) store = NULL;
@@ -194,6 +206,11 @@ static int cmd_vm_add(int argc, char **argv)
     }
     if (driver == NULL)
         driver = g_strdup("qemu");
+    if (overlay_dir != NULL) {
+        char *absolute = g_canonicalize_filename(overlay_dir, NULL);
+        g_free(overlay_dir);
+        overlay_dir = absolute;
+    }
     if ((disks = sp_vm_disks_parse((const char *const *)disk_specs, &error)) == NULL) {
         g_prefix_error(&error, "vm add: ");
         goto fail;
@@ -207,6 +224,7 @@ static int cmd_vm_add(int argc, char **argv)
                 .libvirt_uri = uri,
                 .libvirt_domain = domain,
                 .overlay_dir = overlay_dir,
+                .checkpoint_type = checkpoint_type,
                 .hook_timeout_ms = (int64_t)hook_timeout * 1000};
     if (!sp_vm_config_valid(&vm, &error)) {
         g_prefix_error(&error, "vm add: ");
@@ -227,6 +245,40 @@ static int cmd_vm_add(int argc, char **argv)
         g_autoptr(SpJson) doc = sp_document_vm_added(argv[1], id);
         sp_cli_print_vm_added(doc, globals.json);
     }
+    return 0;
+fail:
+    fprintf(stderr, "stillpoint: %s\n", error->message);
+    return 1;
+}
+
+static int cmd_vm_set(int argc, char **argv)
+{
+    g_autofree char *checkpoint_type = NULL;
+    const GOptionEntry entries[] = {
+        {"checkpoint-type", 0, 0, G_OPTION_ARG_STRING, &checkpoint_type,
+         "production (quiesce; standard when the guest cannot), production-only or standard",
+         "TYPE"},
+        G_OPTION_ENTRY_NULL};
+    g_autoptr(GError) error = NULL;
+    g_autoptr(SpStore) store = NULL;
+
+    if (!parse_options("NAME", "Change a registered VM's settings (as Hyper-V's Set-VM).",
+                       entries, &argc, &argv, &error))
+        goto fail;
+    if (argc != 2 || checkpoint_type == NULL) {
+        g_set_error(&error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                    "vm set: expected one VM name and --checkpoint-type (see --help)");
+        goto fail;
+    }
+    store = open_store(&error);
+    if (store == NULL ||
+        !sp_store_vm_set_checkpoint_type(store, argv[1], checkpoint_type, &error))
+        goto fail;
+    sp_cli_print_json_event(globals.json, "vm-set", "vm", argv[1], "checkpoint-type",
+                            checkpoint_type, NULL);
+    if (!globals.json && !globals.quiet)
+        fprintf(stderr, "stillpoint: VM '%s' makes %s checkpoints by default\n", argv[1],
+                checkpoint_type);
     return 0;
 fail:
     fprintf(stderr, "stillpoint: %s\n", error->message);
@@ -392,49 +444,26 @@ fail:
 /* ---- checkpoint ---- */
 
 
-static gboolean create_options_parse(const char *name, const char *type, const char *policy,
-                                     SpCreateOptions *ret, GError **error)
-{
-    if (type != NULL && g_strcmp0(type, "production") != 0 && g_strcmp0(type, "crash") != 0 &&
-        g_strcmp0(type, "standard") != 0) {
-        g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                    "checkpoint create: --type must be production, standard or crash, not '%s'",
-                    type);
-        return FALSE;
-    }
-    if (policy != NULL && g_strcmp0(policy, "fail") != 0 && g_strcmp0(policy, "crash") != 0 &&
-        g_strcmp0(policy, "standard") != 0) {
-        g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                    "checkpoint create: --on-quiesce-failure must be fail, crash or standard, "
-                    "not '%s'",
-                    policy);
-        return FALSE;
-    }
-    if (name != NULL && !sp_checkpoint_name_valid(name, error))
-        return FALSE;
-    ret->name = name;
-    ret->crash_only = g_strcmp0(type, "crash") == 0;
-    ret->standard = g_strcmp0(type, "standard") == 0;
-    ret->on_quiesce_failure = g_strcmp0(policy, "crash") == 0      ? SP_QUIESCE_CRASH
-                              : g_strcmp0(policy, "standard") == 0 ? SP_QUIESCE_STANDARD
-                                                                   : SP_QUIESCE_FAIL;
-    return TRUE;
-}
-
 static int cmd_checkpoint_create(int argc, char **argv)
 {
     g_autofree char *name = NULL, *type = NULL, *policy = NULL, *group = NULL;
+    gboolean scheduled = FALSE;
     const GOptionEntry entries[] = {
         {"group", 0, 0, G_OPTION_ARG_STRING, &group,
          "Instead of one VM: every VM of a consistency group, at one instant", "GROUP"},
         {"name", 0, 0, G_OPTION_ARG_STRING, &name,
          "Checkpoint name, 1-100 characters (default \"VM (MM/DD/YYYY - hh:mm:ss)\")", "NAME"},
         {"type", 0, 0, G_OPTION_ARG_STRING, &type,
-         "production (default: quiesce the guest), standard (save the VM's memory too) or "
-         "crash (no quiescing)",
+         "production (quiesce the guest; standard when it cannot), production-only, standard "
+         "(save the VM's memory too) or crash (no quiescing); default: the VM's checkpoint type "
+         "(vm set --checkpoint-type)",
          "TYPE"},
         {"on-quiesce-failure", 0, 0, G_OPTION_ARG_STRING, &policy,
-         "fail (default), crash or standard: make that kind of checkpoint instead", "POLICY"},
+         "production only: fail, crash or standard (the default) when the guest cannot quiesce",
+         "POLICY"},
+        {"scheduled", 0, 0, G_OPTION_ARG_NONE, &scheduled,
+         "Made by a schedule (its service passes this): the schedule's retention may merge it",
+         NULL},
         G_OPTION_ENTRY_NULL};
     g_autoptr(GError) error = NULL;
     g_autoptr(SpStore) store = NULL;
@@ -455,10 +484,13 @@ static int cmd_checkpoint_create(int argc, char **argv)
                     "checkpoints only) without one (see --help)");
         goto fail;
     }
-    if (!create_options_parse(name, type, policy, &opts, &error))
+    if (name != NULL && !sp_checkpoint_name_valid(name, &error))
         goto fail;
-    if (!open_vm(argv[1], FALSE, &store, &lock, &vm, &error))
+    if (!open_vm(argv[1], FALSE, &store, &lock, &vm, &error) ||
+        !sp_checkpoint_type_resolve(vm, type, policy, &opts, &error))
         goto fail;
+    opts.name = name;
+    opts.origin = scheduled ? SP_ORIGIN_SCHEDULE : SP_ORIGIN_USER;
     defer_termination();
     cp = sp_coordinator_create(store, vm, &opts, progress_cb, NULL, &error);
     if (interrupted)
@@ -520,6 +552,38 @@ fail:
     return 1;
 }
 
+static int cmd_checkpoint_show(int argc, char **argv)
+{
+    g_autoptr(GError) error = NULL;
+    g_autoptr(SpStore) store = NULL;
+    g_autoptr(SpVm) vm = NULL;
+    g_autoptr(SpCheckpoint) cp = NULL;
+    g_autoptr(GPtrArray) cps = NULL;
+
+    if (!parse_options("VM CP", "Show one checkpoint: its type and why, consistency, who made "
+                                "it, its parent and children, and each disk's images and sizes.",
+                       NULL, &argc, &argv, &error))
+        goto fail;
+    if (argc != 3) {
+        g_set_error(&error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                    "checkpoint show: expected a VM and a checkpoint (name or #ID)");
+        goto fail;
+    }
+    store = open_store(&error);
+    if (store == NULL || (vm = sp_store_vm_get(store, argv[1], &error)) == NULL ||
+        (cp = sp_op_find_checkpoint(store, vm, argv[2], &error)) == NULL ||
+        (cps = sp_store_checkpoint_list(store, vm->id, &error)) == NULL)
+        goto fail;
+    {
+        g_autoptr(SpJson) doc = sp_document_checkpoint_show(vm, cps, cp);
+        sp_cli_print_checkpoint_show(doc, globals.json);
+    }
+    return 0;
+fail:
+    fprintf(stderr, "stillpoint: %s\n", error->message);
+    return 1;
+}
+
 typedef struct {
     const char *group;
     const char *name;
@@ -529,11 +593,13 @@ typedef struct {
 static const Command commands[] = {
     {"vm", "add", cmd_vm_add},
     {"vm", "list", cmd_vm_list},
+    {"vm", "set", cmd_vm_set},
     {"vm", "remove", cmd_vm_remove},
     {"vm", "recover", cmd_vm_recover},
     {"vm", "disks", cmd_vm_disks},
     {"checkpoint", "create", cmd_checkpoint_create},
     {"checkpoint", "list", cmd_checkpoint_list},
+    {"checkpoint", "show", cmd_checkpoint_show},
     {"checkpoint", "delete", cmd_checkpoint_delete},
     {"checkpoint", "rename", cmd_checkpoint_rename},
     {"checkpoint", "export", cmd_checkpoint_export},
@@ -586,6 +652,10 @@ int main(int argc, char **argv)
             if (takes_value && i + 1 < argc)
                 g_ptr_array_add(rest, argv[++i]);
         }
+    }
+    if (group == NULL && rest->len == 2 && g_strcmp0(rest->pdata[1], "--version") == 0) {
+        printf("stillpoint %s\n", SP_VERSION);
+        return 0;
     }
     for (guint i = 0; i < G_N_ELEMENTS(commands); i++) {
         if (g_strcmp0(commands[i].group, group) == 0 && g_strcmp0(commands[i].name, name) == 0) {

@@ -12,6 +12,7 @@
 
 #include "stillpoint/document.h"
 #include "stillpoint/backup.h"
+#include "stillpoint/checkpoint-type.h"
 #include "stillpoint/coordinator.h"
 #include "stillpoint/group.h"
 #include "stillpoint/ops.h"
@@ -62,6 +63,9 @@ static GVariant *vm_to_variant(const SpVm *vm)
         g_variant_builder_add(&b, "{sv}", "libvirt-domain", g_variant_new_string(vm->libvirt_domain));
     if (vm->libvirt_uri != NULL)
         g_variant_builder_add(&b, "{sv}", "libvirt-uri", g_variant_new_string(vm->libvirt_uri));
+    if (vm->checkpoint_type != NULL)
+        g_variant_builder_add(&b, "{sv}", "checkpoint-type",
+                              g_variant_new_string(vm->checkpoint_type));
     g_variant_builder_add(&b, "{sv}", "current", g_variant_new_int64(vm->current));
     return g_variant_builder_end(&b);
 }
@@ -144,7 +148,7 @@ static GVariant *run_add_vm(SpDaemonJob *job, GError **error)
 {
     g_autoptr(GVariant) opts = NULL;
     const char *name, *qmp = NULL, *agent = NULL, *driver = "qemu", *hook = NULL, *dir = NULL;
-    const char *domain = NULL, *uri = NULL;
+    const char *domain = NULL, *uri = NULL, *checkpoint_type = NULL;
     gint64 hook_timeout_ms = 0;
     int64_t id = 0;
     g_autoptr(SpStore) store = NULL;
@@ -161,6 +165,7 @@ static GVariant *run_add_vm(SpDaemonJob *job, GError **error)
     g_variant_lookup(opts, "overlay-dir", "&s", &dir);
     g_variant_lookup(opts, "libvirt-domain", "&s", &domain);
     g_variant_lookup(opts, "libvirt-uri", "&s", &uri);
+    g_variant_lookup(opts, "checkpoint-type", "&s", &checkpoint_type);
     g_variant_lookup(opts, "disks", "^a&s", &specs);
     if ((disks = sp_vm_disks_parse(specs, error)) == NULL) {
         g_prefix_error(error, "VM '%s': ", name);
@@ -171,6 +176,7 @@ static GVariant *run_add_vm(SpDaemonJob *job, GError **error)
                 .agent_socket = (char *)agent, .driver = (char *)driver,
                 .hook_command = (char *)hook, .overlay_dir = (char *)dir,
                 .libvirt_domain = (char *)domain, .libvirt_uri = (char *)uri,
+                .checkpoint_type = (char *)checkpoint_type,
                 .hook_timeout_ms = hook_timeout_ms};
     if (!sp_vm_config_valid(&vm, error)) {
         g_prefix_error(error, "VM '%s': ", name);
@@ -270,10 +276,17 @@ static GVariant *run_recover_vm(SpDaemonJob *job, GError **error)
     return g_variant_new("()");
 }
 
+/* Recorded with each checkpoint: the daemon runs as root, the caller is who asked. */
+static char *made_by_caller(const SpDaemonJob *job)
+{
+    return g_strdup_printf("uid %u through stillpointd", job->caller_uid);
+}
+
 static GVariant *run_create(SpDaemonJob *job, GError **error)
 {
     g_autoptr(GVariant) opts = NULL;
     const char *name = NULL, *type = NULL, *policy = NULL;
+    g_autofree char *made_by = NULL;
     g_autoptr(SpStore) store = NULL;
     g_autoptr(SpVmLock) lock = NULL;
     g_autoptr(SpVm) vm = NULL;
@@ -284,29 +297,14 @@ static GVariant *run_create(SpDaemonJob *job, GError **error)
     g_variant_lookup(opts, "name", "&s", &name);
     g_variant_lookup(opts, "type", "&s", &type);
     g_variant_lookup(opts, "on-quiesce-failure", "&s", &policy);
-    if (type != NULL && !g_str_equal(type, "production") && !g_str_equal(type, "standard") &&
-        !g_str_equal(type, "crash")) {
-        g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                    "checkpoint create: type must be production, standard or crash, not '%s'", type);
-        return NULL;
-    }
-    if (policy != NULL && !g_str_equal(policy, "fail") && !g_str_equal(policy, "crash") &&
-        !g_str_equal(policy, "standard")) {
-        g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                    "checkpoint create: on-quiesce-failure must be fail, crash or standard, not "
-                    "'%s'", policy);
-        return NULL;
-    }
     if (name != NULL && !sp_checkpoint_name_valid(name, error))
         return NULL;
-    o.name = name;
-    o.crash_only = g_strcmp0(type, "crash") == 0;
-    o.standard = g_strcmp0(type, "standard") == 0;
-    o.on_quiesce_failure = g_strcmp0(policy, "crash") == 0      ? SP_QUIESCE_CRASH
-                           : g_strcmp0(policy, "standard") == 0 ? SP_QUIESCE_STANDARD
-                                                                : SP_QUIESCE_FAIL;
-    if (!open_vm(job, FALSE, &store, &lock, &vm, error))
+    if (!open_vm(job, FALSE, &store, &lock, &vm, error) ||
+        !sp_checkpoint_type_resolve(vm, type, policy, &o, error))
         return NULL;
+    o.name = name;
+    made_by = made_by_caller(job);
+    o.made_by = made_by;
     cp = sp_coordinator_create(store, vm, &o, progress_cb, job, error);
     if (cp == NULL)
         return NULL;
@@ -327,6 +325,7 @@ static GVariant *run_create_group(SpDaemonJob *job, GError **error)
 {
     g_autoptr(GVariant) opts = NULL;
     const char *group = NULL, *name = NULL;
+    g_autofree char *made_by = made_by_caller(job);
     g_autoptr(SpStore) store = NULL;
     g_autoptr(GPtrArray) cps = NULL;
     g_autoptr(SpJson) doc = NULL;
@@ -337,7 +336,7 @@ static GVariant *run_create_group(SpDaemonJob *job, GError **error)
     if ((name != NULL && !sp_checkpoint_name_valid(name, error)) ||
         (store = sp_store_open(job->store_path, error)) == NULL)
         return NULL;
-    cps = sp_group_checkpoint(store, group, name, progress_cb, job, error);
+    cps = sp_group_checkpoint(store, group, name, made_by, progress_cb, job, error);
     if (cps == NULL || (doc = sp_document_group_checkpoint(store, group, cps, error)) == NULL) {
         g_prefix_error(error, "group '%s': ", group);
         return NULL;

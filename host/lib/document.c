@@ -80,6 +80,7 @@ SpJson *sp_document_checkpoint(const SpCheckpoint *cp, int64_t current)
         sp_json_object_set(dj, "overlay", d->overlay != NULL ? sp_json_new_string(d->overlay)
                                                              : sp_json_new_null());
         sp_json_object_set_int(dj, "overlay-bytes", overlay_bytes(d->overlay));
+        sp_json_object_set_int(dj, "image-bytes", overlay_bytes(d->image));
         sp_json_array_append(disks, dj);
     }
     sp_json_object_set(o, "disks", disks);
@@ -121,10 +122,39 @@ static SpJson *vm_to_json(const SpVm *vm)
         sp_json_object_set_string(o, "libvirt-uri", vm->libvirt_uri);
     if (vm->overlay_dir != NULL)
         sp_json_object_set_string(o, "overlay-dir", vm->overlay_dir);
+    sp_json_object_set(o, "checkpoint-type", opt_string(vm->checkpoint_type));
     if (vm->disks != NULL && vm->disks->len > 0)
         sp_json_object_set(o, "disks", vm_disks_to_json(vm->disks));
     sp_json_object_set(o, "current", vm->current != 0 ? sp_json_new_int(vm->current)
                                                       : sp_json_new_null());
+    return o;
+}
+
+static SpJson *checkpoint_ref(const SpCheckpoint *cp)
+{
+    SpJson *o = sp_json_new_object();
+    sp_json_object_set_int(o, "id", cp->id);
+    sp_json_object_set_string(o, "name", cp->name);
+    return o;
+}
+
+SpJson *sp_document_checkpoint_show(const SpVm *vm, GPtrArray *cps, const SpCheckpoint *cp)
+{
+    SpJson *o = sp_document_checkpoint(cp, vm->current);
+    SpJson *children = sp_json_new_array();
+    SpJson *parent = sp_json_new_null();
+    for (guint i = 0; i < cps->len; i++) {
+        const SpCheckpoint *other = g_ptr_array_index(cps, i);
+        if (other->parent == cp->id)
+            sp_json_array_append(children, checkpoint_ref(other));
+        if (other->id == cp->parent) {
+            sp_json_free(parent);
+            parent = checkpoint_ref(other);
+        }
+    }
+    sp_json_object_set_string(o, "vm", vm->name);
+    sp_json_object_set(o, "parent-checkpoint", parent);
+    sp_json_object_set(o, "children", children);
     return o;
 }
 

@@ -213,7 +213,7 @@ static gboolean open_qemu_member(Member *m, const char *vm_name, GError **error)
 
 /* Lock, recover, connect, plan and journal one member; nothing is touched yet. */
 static Member *member_open(SpStore *store, const char *vm_name, const char *cp_name,
-                           const Report *r, GError **error)
+                           const char *made_by, const Report *r, GError **error)
 {
     Member *m = g_new0(Member, 1);
     g_autofree char *payload = NULL;
@@ -234,7 +234,7 @@ static Member *member_open(SpStore *store, const char *vm_name, const char *cp_n
     /* A group never falls back: every member is frozen, or none gets a checkpoint. */
     m->plan->requested = g_strdup("production-only");
     m->plan->origin = g_strdup(SP_ORIGIN_USER);
-    m->plan->made_by = sp_checkpoint_made_by_self();
+    m->plan->made_by = made_by != NULL ? g_strdup(made_by) : sp_checkpoint_made_by_self();
     if (!m->driver->ops->plan(m->driver, m->plan, m->vm->overlay_dir, error))
         goto fail;
     payload = sp_snapshot_plan_to_json(m->plan);
@@ -439,7 +439,8 @@ static GStrv group_members(SpStore *store, const char *group, GError **error)
 }
 
 GPtrArray *sp_group_checkpoint(SpStore *store, const char *group, const char *name,
-                               SpProgressFn progress, gpointer user_data, GError **error)
+                               const char *made_by, SpProgressFn progress, gpointer user_data,
+                               GError **error)
 {
     Report r = {progress, user_data};
     g_auto(GStrv) names = group_members(store, group, error);
@@ -454,7 +455,7 @@ GPtrArray *sp_group_checkpoint(SpStore *store, const char *group, const char *na
     if (names == NULL || !sp_checkpoint_name_valid(cp_name, error))
         return NULL;
     for (guint i = 0; names[i] != NULL; i++) {
-        Member *m = member_open(store, names[i], cp_name, &r, error);
+        Member *m = member_open(store, names[i], cp_name, made_by, &r, error);
         if (m == NULL)
             goto fail;
         g_ptr_array_add(members, m);

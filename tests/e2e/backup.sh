@@ -232,17 +232,23 @@ hook)
   ;;
 retention)
   setup
+  names() { "$SP" --json checkpoint list vm1 | jq -r '[.checkpoints[].name] | sort | join(",")'; }
   for i in 1 2 3 4; do
     write vda "0x3$i" "${i}M" 64k
-    "$SP" -q checkpoint create vm1 --name "cp$i" || fail "create cp$i"
+    "$SP" -q checkpoint create vm1 --scheduled --name "cp$i" || fail "create cp$i"
+    # A user's own checkpoint among the schedule's: retention is not its to merge.
+    if [ "$i" = 1 ]; then "$SP" -q checkpoint create vm1 --name "before upgrade" || fail "manual"; fi
   done
   write vda 0x35 5M 64k
   "$SP" -q checkpoint retention vm1 --keep 2 || fail "retention"
-  check "exactly the newest 2 are kept" \
-    [ "$("$SP" --json checkpoint list vm1 | jq -r '[.checkpoints[].name] | join(" ")')" = "cp3 cp4" ]
+  check "the newest 2 of the schedule's are kept, and the user's" [ "$(names)" = "before upgrade,cp3,cp4" ]
+  check "the schedule's are recorded as such" \
+    [ "$("$SP" --json checkpoint list vm1 | jq -r '[.checkpoints[].origin] | sort | join(",")')" = "schedule,schedule,user" ]
+  "$SP" -q checkpoint retention vm1 --keep 2 --all || fail "retention --all"
+  check "--all: the newest 2 of every kind are kept" [ "$(names)" = "cp3,cp4" ]
   for i in 1 2 3 4 5; do check "the VM still reads what it wrote ($i)" vm_reads vda "0x3$i" "${i}M" 64k; done
   "$SP" -q backup begin vm1 >/dev/null || fail "begin"
-  "$SP" -q checkpoint retention vm1 --keep 0 || fail "retention during a session"
+  "$SP" -q checkpoint retention vm1 --keep 0 --all || fail "retention during a session"
   check "retention leaves the open backup session's checkpoint alone" [ "$(n_checkpoints vm1)" = 1 ]
   "$SP" -q backup end vm1 || fail "end"
   check "then nothing is left" [ "$(n_checkpoints vm1)" = 0 ]
@@ -250,7 +256,7 @@ retention)
     || fail "schedule create"
   check "schedule: the timer fires hourly" grep -qx 'OnCalendar=hourly' "$T/units/stillpoint-checkpoint-vm1.timer"
   check "schedule: the service creates, then keeps 3" \
-    bash -c "grep -q '^ExecStart=.* checkpoint create \"vm1\"\$' '$T/units/stillpoint-checkpoint-vm1.service' &&
+    bash -c "grep -q '^ExecStart=.* checkpoint create --scheduled \"vm1\"\$' '$T/units/stillpoint-checkpoint-vm1.service' &&
              grep -q '^ExecStartPost=.* checkpoint retention \"vm1\" --keep 3\$' '$T/units/stillpoint-checkpoint-vm1.service'"
   check "no sanitizer report" no_sanitizer_reports
   ;;

@@ -150,16 +150,37 @@ transaction-failure)
 no-agent)
   start_qemu
   register vm1 --agent "$T/nobody-listens.sock"
+  check "--version names the version" grep -Eqx "stillpoint [0-9]+\.[0-9]+\.[0-9]+" <("$SP" --version)
+  # Hyper-V's Set-VM -CheckpointType: production-only never falls back.
+  "$SP" -q vm set vm1 --checkpoint-type production-only || fail "vm set"
+  check "vm list shows the type" [ "$("$SP" --json vm list | jq -r '.[0]["checkpoint-type"]')" = production-only ]
+  if "$SP" vm set vm1 --checkpoint-type crash 2>"$T/err"; then fail "vm set crash"; fi
+  check "a VM's type is production, production-only or standard" grep -q "production-only or standard" "$T/err"
+  if "$SP" vm set nosuch --checkpoint-type standard 2>"$T/err"; then fail "vm set nosuch"; fi
   if "$SP" checkpoint create vm1 2>"$T/err"; then fail "create without agent succeeded"; fi
   check "clear error" grep -q "could not quiesce the guest, no checkpoint was made" "$T/err"
   check "no stray overlay" [ "$(n_images)" = 2 ]
   check "no record" [ "$(n_checkpoints vm1)" = 0 ]
-  "$SP" -q checkpoint create vm1 --on-quiesce-failure crash || fail "crash fallback"
+  # production (the default) falls back to standard, saying why.
+  "$SP" -q vm set vm1 --checkpoint-type production || fail "vm set production"
+  "$SP" -q checkpoint create vm1 --name fell-back || fail "production falls back to standard"
+  fell=$(list_json vm1 | jq -c '.checkpoints[] | select(.name == "fell-back")')
+  check "fallback recorded: standard, asked production, with the reason" \
+    [ "$(echo "$fell" | jq -r '"\(.type) \(.requested) \(.reason != null) \(.origin)"')" = "standard production true user" ]
+  "$SP" checkpoint show vm1 fell-back >"$T/show"
+  check "show: the type and what was asked" grep -q "type: *standard (asked: production)" "$T/show"
+  check "show: the reason" grep -q "reason: .*quiesce" "$T/show"
+  check "show: the disks with sizes" grep -Eq "image +$T/img/a.qcow2 \(" "$T/show"
+  check "show: who made it" grep -q "made by: *root (uid 0), asked by user" "$T/show"
+  "$SP" -q checkpoint create vm1 --on-quiesce-failure crash --name crash-fallback || fail "crash fallback"
   check "fallback recorded as crash-consistent" \
-    [ "$(list_json vm1 | jq -r '.checkpoints[0].consistency')" = crash ]
+    [ "$(list_json vm1 | jq -r '.checkpoints[] | select(.name == "crash-fallback") | .consistency')" = crash ]
   "$SP" -q checkpoint create vm1 --type crash --name "crash type" || fail "--type crash"
   check "--type crash recorded" \
-    [ "$(list_json vm1 | jq -r '.checkpoints[1] | "\(.type) \(.consistency)"')" = "crash crash" ]
+    [ "$(list_json vm1 | jq -r '.checkpoints[] | select(.name == "crash type") | "\(.type) \(.consistency)"')" = "crash crash" ]
+  check "show: parent and children" \
+    [ "$("$SP" --json checkpoint show vm1 crash-fallback | jq -r '"\(.["parent-checkpoint"].name) \([.children[].name] | join(","))"')" = "fell-back crash type" ]
+  if "$SP" checkpoint show vm1 nosuch 2>"$T/err"; then fail "show nosuch"; fi
   check "store consistent" store_consistent vm1
   if "$SP" checkpoint create vm1 --name "$(printf 'a%.0s' $(seq 101))" 2>"$T/err"; then
     fail "101-character name accepted"
@@ -173,7 +194,8 @@ no-agent)
 agent-timeout)
   start_qemu; start_agent --freeze-delay-ms 2500
   register vm1 --agent "$T/agent.sock"
-  if STILLPOINT_AGENT_FREEZE_TIMEOUT_MS=800 "$SP" checkpoint create vm1 2>"$T/err"; then
+  # production-only: no fallback to a standard checkpoint (production's default), so it fails.
+  if STILLPOINT_AGENT_FREEZE_TIMEOUT_MS=800 "$SP" checkpoint create vm1 --type production-only 2>"$T/err"; then
     fail "create succeeded with a timed-out freeze"
   fi
   check "error says the agent timed out" grep -q "timed out" "$T/err"
@@ -353,9 +375,17 @@ hook-disks)
 overlay-dir)
   start_qemu; start_agent
   touch "$T/not-a-dir"
-  register vm1 --agent "$T/agent.sock" --overlay-dir "$T/not-a-dir/overlays"
+  if register vm0 --overlay-dir "$T/not-a-dir/overlays" 2>"$T/err"; then fail "vm add with a bad overlay dir"; fi
+  check "vm add names the overlay dir" grep -q "overlay directory $T/not-a-dir/overlays does not exist" "$T/err"
+  if register vm0 --overlay-dir relative/dir 2>"$T/err"; then fail "vm add with a missing relative overlay dir"; fi
+  check "a relative overlay dir is made absolute" grep -q "overlay directory $PWD/relative/dir does not exist" "$T/err"
+  check "nothing registered" [ "$("$SP" --json vm list | jq length)" = 0 ]
+  # The directory is gone after vm add: create fails before the freeze.
+  mkdir "$T/gone"
+  register vm1 --agent "$T/agent.sock" --overlay-dir "$T/gone"
+  rmdir "$T/gone"; touch "$T/gone"
   if "$SP" checkpoint create vm1 2>"$T/err"; then fail "create into an unusable overlay dir"; fi
-  check "error names the overlay" grep -q "cannot create overlay $T/not-a-dir/overlays/" "$T/err"
+  check "error names the overlay" grep -q "cannot create overlay $T/gone/" "$T/err"
   check "overlays are made before the freeze: the guest was never frozen" [ "$(agent_events)" = "" ]
   check "no stray overlay" [ "$(n_images)" = 2 ]
   check "no record" [ "$(n_checkpoints vm1)" = 0 ]

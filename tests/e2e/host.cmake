@@ -49,3 +49,9 @@ if(DEFINED SP_GUEST_DIR)
       LABELS "guest;e2e" RESOURCE_LOCK vm FIXTURES_REQUIRED sp-guest-image TIMEOUT 600)
   endforeach()
 endif()
+
+# host/cli/bash-completion: the completion script against the real CLI and store.
+add_test(NAME host/cli/bash-completion COMMAND ${CMAKE_CURRENT_LIST_DIR}/bash-completion.sh)
+set_tests_properties(host/cli/bash-completion PROPERTIES
+  LABELS e2e TIMEOUT 60
+  ENVIRONMENT "SP_STILLPOINT=$<TARGET_FILE:stillpoint>;SP_COMPLETION=${PROJECT_SOURCE_DIR}/host/data/stillpoint.bash-completion")

@@ -177,8 +177,10 @@ def case_failures(c):
         ok(c.top_nodes() == nodes, f"{what}: disks still on their images")
 
     blocker = os.path.join(c.a.run_dir, "not-a-directory")
-    open(blocker, "w").close()
-    c.add_vm("baddir", extra=("--overlay-dir", os.path.join(blocker, "overlays")))
+    os.mkdir(blocker)
+    c.add_vm("baddir", extra=("--overlay-dir", blocker))
+    os.rmdir(blocker)
+    open(blocker, "w").close()   # gone after vm add: caught at create, before the freeze
     r = c.sp("checkpoint", "create", "baddir", check=False)
     ok(r.returncode != 0 and "cannot create overlay" in r.stderr,
        f"overlay dir not writable: clear error ({r.stderr.strip().splitlines()[-1]})")
@@ -193,13 +195,14 @@ def case_failures(c):
     ok("thawing" in r.stderr or "thawed" in r.stderr, "transaction fails: thaw was sent")
     no_trace("vm1", "transaction fails")
 
-    r = c.sp("checkpoint", "create", "vm1", env={"STILLPOINT_AGENT_FREEZE_TIMEOUT_MS": "1"},
-             check=False)
+    # production-only: production's fallback to a standard checkpoint would succeed.
+    r = c.sp("checkpoint", "create", "vm1", "--type", "production-only",
+             env={"STILLPOINT_AGENT_FREEZE_TIMEOUT_MS": "1"}, check=False)
     ok(r.returncode != 0 and "timed out" in r.stderr, "agent times out: clear error")
     no_trace("vm1", "agent times out")
 
     c.add_vm("noagent", agent=os.path.join(c.a.run_dir, "no-agent-here.sock"))
-    r = c.sp("checkpoint", "create", "noagent", check=False)
+    r = c.sp("checkpoint", "create", "noagent", "--type", "production-only", check=False)
     ok(r.returncode != 0 and "could not quiesce the guest" in r.stderr,
        "agent not present: clear error")
     no_trace("noagent", "agent not present")

@@ -219,7 +219,8 @@ agent-stopped)
   # The agent stops answering (SIGSTOP) while it freezes: the coordinator's deadline fires, it
   # records nothing, and the guest is thawed once the agent runs again (it sees the hang-up).
   start_qemu; start_agent --freeze-delay-ms 1000; register --agent "$T/agent.sock"
-  STILLPOINT_AGENT_FREEZE_TIMEOUT_MS=1500 "$SP" checkpoint create vm1 --name S >/dev/null 2>"$T/err" & pid=$!
+  # production-only: production would fall back to a standard checkpoint.
+  STILLPOINT_AGENT_FREEZE_TIMEOUT_MS=1500 "$SP" checkpoint create vm1 --name S --type production-only >/dev/null 2>"$T/err" & pid=$!
   wait_for 20 grep -q "cmd stillpoint-freeze" "$T/agent.log" || fail "no freeze seen"
   kill -STOP "$AGENT_PID"
   start=$(date +%s)
@@ -384,7 +385,7 @@ channel-drop)
   # The channel drops while the agent freezes (the agent dies before answering): a clear error,
   # nothing recorded; the next create connects anew and works.
   start_qemu; start_agent --freeze-delay-ms 1000; register --agent "$T/agent.sock"
-  "$SP" checkpoint create vm1 --name D >/dev/null 2>"$T/err" & pid=$!
+  "$SP" checkpoint create vm1 --name D --type production-only >/dev/null 2>"$T/err" & pid=$!
   wait_for 20 grep -q "cmd stillpoint-freeze" "$T/agent.log" || fail "no freeze seen"
   kill -KILL "$AGENT_PID"; wait "$AGENT_PID" 2>/dev/null || true; AGENT_PID=
   if wait $pid; then fail "create succeeded with the channel gone"; fi

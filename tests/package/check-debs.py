@@ -43,6 +43,7 @@ EXPECTED = {
         "usr/lib/sysusers.d/stillpoint.conf",
         "usr/lib/tmpfiles.d/stillpoint.conf",
         "usr/share/man/man1/stillpoint.1.gz",
+        "usr/share/bash-completion/completions/stillpoint",
         "usr/share/man/man8/stillpointd.8.gz",
         "usr/share/doc/stillpoint/copyright",
     ],

@@ -45,6 +45,7 @@ def system_dirs():
         "D-Bus system policies": dbus_data + "/dbus-1/system.d",
         "D-Bus activation": pkg_var("dbus-1", "system_bus_services_dir"),
         "D-Bus interfaces": pkg_var("dbus-1", "interfaces_dir"),
+        "bash completions": pkg_var("bash-completion", "completionsdir"),
     }
 
 
@@ -53,7 +54,8 @@ KINDS = [("systemd units", "/systemd/system"), ("sysusers.d", "/sysusers.d"),
          ("tmpfiles.d", "/tmpfiles.d"), ("udev rules", "/udev/rules.d"),
          ("polkit actions", "/polkit-1/actions"), ("D-Bus system policies", "/dbus-1/system.d"),
          ("D-Bus activation", "/dbus-1/system-services"),
-         ("D-Bus interfaces", "/dbus-1/interfaces")]
+         ("D-Bus interfaces", "/dbus-1/interfaces"),
+         ("bash completions", "/bash-completion/completions")]
 
 EXPECTED = {
     "systemd units": ["stillpoint-agent.service", "stillpointd.service",
@@ -65,6 +67,7 @@ EXPECTED = {
     "D-Bus system policies": ["org.stillpoint.Agent1.conf", "org.stillpoint.Coordinator1.conf"],
     "D-Bus activation": ["org.stillpoint.Coordinator1.service"],
     "D-Bus interfaces": ["org.stillpoint.Agent1.xml", "org.stillpoint.Coordinator1.xml"],
+    "bash completions": ["stillpoint"],
 }
 
 

@@ -12,6 +12,8 @@
 /* One checkpoint: id, parent, name, type, consistency, created, sizes, disks; "current" when its
  * id is current. */
 SpJson *sp_document_checkpoint(const SpCheckpoint *cp, int64_t current);
+/* `checkpoint show`: one checkpoint of vm (cps: all of vm's) with its parent and children. */
+SpJson *sp_document_checkpoint_show(const SpVm *vm, GPtrArray *cps, const SpCheckpoint *cp);
 /* The `vm list --json` document: an array of VMs. */
 SpJson *sp_document_vm_list(GPtrArray *vms);
 /* The `checkpoint list --json` document: {"vm", "current", "checkpoints": [...]}. */

@@ -19,8 +19,10 @@ GHashTable *sp_group_list(SpStore *store, GError **error);
  * freezes every guest at once, snapshots each VM in its own transaction while all are frozen,
  * thaws all. If any member cannot be frozen, all are thawed and no member gets a checkpoint
  * (G_IO_ERROR_FAILED naming the members that failed). Returns the checkpoints, one per member in
- * member order (a GPtrArray of SpCheckpoint). */
+ * member order (a GPtrArray of SpCheckpoint). made_by: who asked, as recorded (NULL: this
+ * process's user). */
 GPtrArray *sp_group_checkpoint(SpStore *store, const char *group, const char *name,
-                               SpProgressFn progress, gpointer user_data, GError **error);
+                               const char *made_by, SpProgressFn progress, gpointer user_data,
+                               GError **error);
 
 G_END_DECLS
