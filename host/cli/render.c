@@ -2,6 +2,8 @@
  * JSON as it is, or text — so the CLI prints the same directly and through stillpointd. */
 #include "render.h"
 
+#include "stillpoint/guest-text.h"
+
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -50,6 +52,18 @@ void sp_cli_print_vm_list(const SpJson *doc, gboolean json)
     }
 }
 
+/* Why a checkpoint is not what was asked (it quotes the guest: escaped, also for records an
+ * older version stored as they came). */
+static void print_reason(const SpJson *cp, const char *prefix)
+{
+    const char *reason = sp_json_object_get_string(cp, "reason");
+    g_autofree char *shown = NULL;
+    if (reason == NULL)
+        return;
+    shown = sp_guest_text(reason);
+    printf("%s   why: %s\n", prefix, shown);
+}
+
 static void print_tree(const SpJson *cps, int64_t parent, const char *prefix)
 {
     g_autoptr(GPtrArray) children = g_ptr_array_new();
@@ -73,6 +87,10 @@ static void print_tree(const SpJson *cps, int64_t parent, const char *prefix)
                sp_json_object_get_bool(cp, "missing-files", false) ? ", FILES MISSING" : "",
                sp_json_object_get_bool(cp, "current", false)
                    ? "   <- now (the VM runs on this checkpoint)" : "");
+        {
+            g_autofree char *line = g_strconcat(prefix, last ? "  " : "│ ", NULL);
+            print_reason(cp, line);
+        }
         print_tree(cps, id, sub);
     }
 }
@@ -176,6 +194,7 @@ void sp_cli_print_checkpoint_created(const char *vm, const SpJson *doc, gboolean
         printf("checkpoint %" G_GINT64_FORMAT " '%s' of VM '%s': %s-consistent\n",
                sp_json_object_get_int(doc, "id", 0), string_or(doc, "name", ""), vm,
                string_or(doc, "consistency", ""));
+    print_reason(doc, "");
 }
 
 void sp_cli_print_checkpoint_deleted(const char *vm, const char *ref, gboolean subtree,

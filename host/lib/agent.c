@@ -6,6 +6,7 @@
 #include <gio/gio.h>
 #include <string.h>
 
+#include "stillpoint/guest-text.h"
 #include "stillpoint/libvirt.h"
 #include "stillpoint/message.h"
 #include "test-hooks.h"
@@ -19,6 +20,7 @@ struct SpAgent {
     gint64 min_lease_ms; /* from stillpoint-capabilities; 0 = unknown */
     gint64 max_lease_ms;
     GStrv commands;      /* stillpoint-capabilities' "commands"; NULL with qemu-ga */
+    char *backend;       /* its freeze.backend; NULL when not said */
     gboolean stalled;    /* a command timed out and the agent has not answered since */
 };
 
@@ -38,12 +40,18 @@ void sp_agent_free(SpAgent *agent)
     sp_channel_free(agent->ch);
     sp_libvirt_free(agent->lv);
     g_strfreev(agent->commands);
+    g_free(agent->backend);
     g_free(agent);
 }
 
 gboolean sp_agent_is_stillpoint(SpAgent *agent)
 {
     return agent->stillpoint;
+}
+
+const char *sp_agent_backend(SpAgent *agent)
+{
+    return agent->backend;
 }
 
 gboolean sp_agent_has_command(SpAgent *agent, const char *command)
@@ -125,6 +133,8 @@ static gboolean learn_capabilities(SpAgent *agent, guint timeout_ms, GError **er
         agent->stillpoint = TRUE;
         agent->min_lease_ms = sp_json_object_get_int(freeze, "min-lease-ms", 0);
         agent->max_lease_ms = sp_json_object_get_int(freeze, "max-lease-ms", 0);
+        g_free(agent->backend);
+        agent->backend = g_strdup(sp_json_object_get_string(freeze, "backend"));
         const SpJson *cmds = sp_json_object_get(caps, "commands");
         GPtrArray *names = g_ptr_array_new();
         for (size_t i = 0; i < sp_json_array_len(cmds); i++) {
@@ -253,10 +263,13 @@ SpJson *sp_agent_execute(SpAgent *agent, const char *command, SpJson *arguments,
         return NULL;
     }
     if (ret == NULL) {
+        /* The guest wrote every byte of it: escaped before it reaches a terminal or a log. */
+        g_autofree char *what = sp_guest_text(desc != NULL ? desc
+                                                           : (klass != NULL ? klass : "error"));
+        g_autofree char *why = code != NULL ? sp_guest_text(code) : NULL;
         g_set_error(error, SP_AGENT_ERROR, SP_AGENT_ERROR_COMMAND,
-                    "guest agent command %s failed: %s%s%s%s", command,
-                    desc != NULL ? desc : (klass != NULL ? klass : "error"),
-                    code != NULL ? " (" : "", code != NULL ? code : "", code != NULL ? ")" : "");
+                    "guest agent command %s failed: %s%s%s%s", command, what,
+                    why != NULL ? " (" : "", why != NULL ? why : "", why != NULL ? ")" : "");
         return NULL;
     }
     return sp_json_copy(ret);
@@ -269,11 +282,34 @@ static guint freeze_timeout(guint default_ms)
     return sp_test_deadline_ms(SP_TEST_DEADLINE_AGENT_FREEZE, default_ms);
 }
 
+void sp_freeze_result_clear(SpFreezeResult *result)
+{
+    g_clear_pointer(&result->reply, sp_json_free);
+    g_clear_pointer(&result->fsinfo, sp_json_free);
+    g_clear_pointer(&result->fsinfo_error, g_free);
+}
+
+/* The guest's filesystems and the disks under them, while it still runs (guest-get-fsinfo is
+ * refused while frozen). A failure only costs the verdict: it is kept for its reason. */
+static void read_fsinfo(SpAgent *agent, SpFreezeResult *r)
+{
+    g_autoptr(GError) local = NULL;
+    r->fsinfo = sp_agent_execute(agent, "guest-get-fsinfo", NULL, SP_AGENT_FSINFO_TIMEOUT_MS,
+                                 &local);
+    if (r->fsinfo != NULL && sp_json_type(r->fsinfo) != SP_JSON_ARRAY) {
+        g_clear_pointer(&r->fsinfo, sp_json_free);
+        r->fsinfo_error = g_strdup("guest-get-fsinfo: the answer is not a list");
+    } else if (r->fsinfo == NULL) {
+        r->fsinfo_error = g_strdup(local->message);
+    }
+}
+
 gboolean sp_agent_freeze(SpAgent *agent, guint lease_ms, SpFreezeResult *ret, GError **error)
 {
     g_autoptr(SpJson) reply = NULL;
     SpFreezeResult r = {0};
 
+    read_fsinfo(agent, &r);
     if (agent->stillpoint) {
         g_autoptr(SpJson) args = sp_json_new_object();
         gint64 lease = lease_ms;
@@ -286,7 +322,7 @@ gboolean sp_agent_freeze(SpAgent *agent, guint lease_ms, SpFreezeResult *ret, GE
         reply = sp_agent_execute(agent, "stillpoint-freeze", g_steal_pointer(&args),
                                  freeze_timeout(SP_AGENT_FREEZE_TIMEOUT_MS), error);
         if (reply == NULL)
-            return FALSE;
+            goto fail;
         r.epoch = sp_json_object_get_int(reply, "epoch", 0);
         /* The agent says what it granted (Windows: at most VSS's hold limit); an agent that
          * does not say granted what was asked. Never more than asked: the deadlines inside the
@@ -302,17 +338,21 @@ gboolean sp_agent_freeze(SpAgent *agent, guint lease_ms, SpFreezeResult *ret, GE
             g_set_error(error, SP_AGENT_ERROR, SP_AGENT_ERROR_PROTOCOL,
                         "guest agent command stillpoint-freeze: the reply has no positive "
                         "epoch");
-            return FALSE;
+            goto fail;
         }
+        r.reply = g_steal_pointer(&reply);
     } else {
         reply = sp_agent_execute(agent, "guest-fsfreeze-freeze", NULL,
                                  freeze_timeout(SP_AGENT_FREEZE_TIMEOUT_MS), error);
         if (reply == NULL)
-            return FALSE;
+            goto fail;
         r.frozen = (guint)MAX(sp_json_get_int(reply), 0);
     }
     *ret = r;
     return TRUE;
+fail:
+    sp_freeze_result_clear(&r);
+    return FALSE;
 }
 
 gboolean sp_agent_flush(SpAgent *agent, guint *ret_flushed, GError **error)
@@ -354,6 +394,11 @@ gboolean sp_agent_thaw(SpAgent *agent, const SpFreezeResult *freeze, SpThawResul
             return FALSE;
         r.consistent = sp_json_object_get_bool(reply, "consistent", FALSE);
         r.held_ms = sp_json_object_get_int(reply, "held-ms", -1);
+        r.epoch = sp_json_object_get_int(reply, "epoch", 0);
+        if (sp_json_object_get_string(reply, "reason") != NULL) {
+            g_autofree char *why = sp_guest_text(sp_json_object_get_string(reply, "reason"));
+            g_strlcpy(r.reason, why, sizeof(r.reason));
+        }
     } else {
         /* qemu-ga never thaws on its own; if it still says frozen, the freeze held. */
         g_autofree char *status = sp_agent_fsfreeze_status(agent, error);

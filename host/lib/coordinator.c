@@ -14,6 +14,7 @@
 #include "stillpoint/present.h"
 #include "stillpoint/qmp.h"
 #include "stillpoint/standard.h"
+#include "stillpoint/verdict.h"
 #include "test-hooks.h"
 
 /* Journal steps, in order. "freezing" is written before the freeze is sent: from then on a
@@ -41,6 +42,9 @@ typedef struct {
     SpQuiescePolicy policy; /* what happens when the guest cannot be quiesced */
     gboolean freeze_sent;
     SpFreezeResult freeze;
+    /* What the agent that froze is, for the verdict (the agent may be gone by then). */
+    gboolean stillpoint;
+    char *backend;
 } CreateRun;
 
 static void say(CreateRun *run, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
@@ -150,6 +154,9 @@ static gboolean connect_agent(CreateRun *run, GError **error)
         return FALSE;
     say(run, "guest agent: %s", sp_agent_is_stillpoint(run->agent) ? "stillpoint (leased freeze)"
                                                                    : "qemu-ga (standard fsfreeze)");
+    run->stillpoint = sp_agent_is_stillpoint(run->agent);
+    g_free(run->backend);
+    run->backend = g_strdup(sp_agent_backend(run->agent));
     return TRUE;
 }
 
@@ -299,6 +306,23 @@ static guint window_ms(const CreateRun *run, gboolean frozen, guint lease_ms)
                : lease_ms;
 }
 
+/* The verdict on a freeze that was made (verdict.h); thaw NULL when its verdict was lost. A
+ * crash-consistent one gets its reason into the plan, for the record, and on the terminal. disks:
+ * of SpPlanDisk; NULL for every disk of the VM. */
+static gboolean judge(CreateRun *run, const SpThawResult *thaw, const GPtrArray *disks)
+{
+    SpVerdictInput in = {.stillpoint = run->stillpoint, .backend = run->backend,
+                         .freeze = &run->freeze, .thaw = thaw, .disks = disks};
+    g_autofree char *why = sp_verdict(&in);
+
+    if (why == NULL)
+        return TRUE;
+    say(run, "WARNING: crash-consistent, not application-consistent: %s", why);
+    if (run->plan != NULL && run->plan->reason == NULL)
+        run->plan->reason = g_steal_pointer(&why);
+    return FALSE;
+}
+
 /* Inside the frozen window: the transaction, then the thaw, whatever happened. On failure,
  * *ret_taken says whether the snapshot took effect anyway (then it must not be rolled back). */
 static gboolean snapshot_and_thaw(CreateRun *run, gboolean frozen, guint lease_ms,
@@ -326,17 +350,20 @@ static gboolean snapshot_and_thaw(CreateRun *run, gboolean frozen, guint lease_m
                 thaw_error->message);
             thawed = thaw_by_new_connection(run, frozen, &thaw);
         }
-        if (thawed) {
-            *ret_consistent = frozen && thaw.consistent;
-            if (frozen && !thaw.consistent)
-                say(run, "WARNING: the agent reports the freeze did not hold until the thaw");
-        }
+        if (frozen)
+            *ret_consistent = judge(run, thawed ? &thaw : NULL, run->plan->disks);
     }
     if (!snapped) {
         g_propagate_error(error, g_steal_pointer(&snap_error));
         if (thaw_error != NULL)
             g_prefix_error(error, "(thaw failed too: %s) ", thaw_error->message);
         return FALSE;
+    }
+    /* The reason goes into the journal too: a run killed before its record keeps it. */
+    if (!*ret_consistent && run->plan->reason != NULL) {
+        g_autofree char *payload = sp_snapshot_plan_to_json(run->plan);
+        if (!sp_store_op_set_payload(run->store, run->plan->op_id, payload, error))
+            return FALSE;
     }
     return journal_step(run, *ret_consistent ? STEP_THAWED_CONSISTENT : STEP_THAWED_CRASH, error);
 }
@@ -412,6 +439,8 @@ static gboolean standard_snapshot(CreateRun *run, gboolean *ret_taken, GError **
 
 static void create_run_clear(CreateRun *run)
 {
+    sp_freeze_result_clear(&run->freeze);
+    g_free(run->backend);
     sp_agent_free(run->agent);
     sp_snapshot_plan_free(run->plan);
     sp_driver_free(run->driver);
@@ -795,9 +824,7 @@ gboolean sp_coordinator_quiesced(SpVm *vm, guint lease_ms, SpQuiescedFn fn, gpoi
             thaw_error->message);
         thawed = thaw_by_new_connection(&run, TRUE, &thaw);
     }
-    *ret_consistent = thawed && thaw.consistent;
-    if (thawed && !thaw.consistent)
-        say(&run, "WARNING: the agent reports the freeze did not hold until the thaw");
+    *ret_consistent = judge(&run, thawed ? &thaw : NULL, NULL);
     create_run_clear(&run);
     return ran;
 }

@@ -16,6 +16,7 @@
 #include "stillpoint/ops.h"
 #include "stillpoint/present.h"
 #include "stillpoint/qmp.h"
+#include "stillpoint/verdict.h"
 #include "test-hooks.h"
 
 /* The coordinator's journal steps (coordinator.c), so its recovery reads ours. */
@@ -154,6 +155,7 @@ typedef struct {
 
 static void member_free(Member *m)
 {
+    sp_freeze_result_clear(&m->freeze);
     sp_agent_free(m->agent);
     sp_snapshot_plan_free(m->plan);
     sp_driver_free(m->driver);
@@ -276,8 +278,14 @@ static gpointer thaw_cb(gpointer data)
     g_autoptr(GError) local = NULL;
     g_autofree char *status = NULL;
     if (m->frozen) {
-        if (sp_agent_thaw(m->agent, &m->freeze, &thaw, &local))
-            m->consistent = thaw.consistent;
+        gboolean thawed = sp_agent_thaw(m->agent, &m->freeze, &thaw, &local);
+        SpVerdictInput in = {.stillpoint = sp_agent_is_stillpoint(m->agent),
+                             .backend = sp_agent_backend(m->agent), .freeze = &m->freeze,
+                             .thaw = thawed ? &thaw : NULL, .disks = m->plan->disks};
+        g_autofree char *why = sp_verdict(&in);
+        m->consistent = why == NULL;
+        if (why != NULL && m->plan->reason == NULL)
+            m->plan->reason = g_steal_pointer(&why);
     } else if ((status = sp_agent_fsfreeze_status(m->agent, &local)) != NULL &&
                g_strcmp0(status, "frozen") == 0) {
         sp_json_free(sp_agent_execute(m->agent, "guest-fsfreeze-thaw", NULL,
@@ -392,6 +400,7 @@ static SpCheckpoint *member_record(Member *m, GError **error)
     cp->type = g_strdup("production");
     cp->consistency = g_strdup(m->consistent ? "application" : "crash");
     cp->requested = g_strdup(m->plan->requested);
+    cp->reason = g_strdup(m->plan->reason);
     cp->origin = g_strdup(m->plan->origin);
     cp->made_by = g_strdup(m->plan->made_by);
     cp->created_us = g_get_real_time();

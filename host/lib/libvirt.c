@@ -13,6 +13,7 @@
 #include "libvirt-xml.h"
 #include "stillpoint/agent.h"
 #include "stillpoint/driver.h"
+#include "stillpoint/guest-text.h"
 
 #define JOB_POLL_MS 100
 #define JOB_STALL_LIMIT_MS 600000 /* a job that makes no progress for this long is stuck */
@@ -32,10 +33,15 @@ static gpointer init_libvirt(gpointer data)
     return NULL;
 }
 
+/* libvirt's message quotes what the guest agent or QEMU said: escaped (guest-text.h). Valid
+ * until the next call in this thread. */
 const char *sp_libvirt_error_message(void)
 {
+    static __thread char *escaped;
     const char *msg = virGetLastErrorMessage();
-    return msg != NULL ? msg : "unknown libvirt error";
+    g_free(escaped);
+    escaped = sp_guest_text(msg != NULL ? msg : "unknown libvirt error");
+    return escaped;
 }
 
 static const char *last_error(void)

@@ -4,6 +4,7 @@
 
 #include <gio/gio.h>
 
+#include "stillpoint/guest-text.h"
 #include "stillpoint/message.h"
 
 struct SpQmp {
@@ -117,8 +118,11 @@ SpJson *sp_qmp_execute(SpQmp *qmp, const char *command, SpJson *arguments, guint
             return NULL;
         }
         if (ret == NULL) {
+            /* QEMU's errors quote names and paths a guest may have chosen. */
+            g_autofree char *k = sp_guest_text(klass != NULL ? klass : "?");
+            g_autofree char *d = sp_guest_text(desc != NULL ? desc : "?");
             g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "QMP command %s failed: %s: %s",
-                        command, klass != NULL ? klass : "?", desc != NULL ? desc : "?");
+                        command, k, d);
             return NULL;
         }
         return sp_json_copy(ret);

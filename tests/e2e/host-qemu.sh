@@ -101,6 +101,12 @@ chain_matches_current() {
   done
 }
 
+# None of the files holds a raw control byte but newline: no ESC, CR, BEL, no C1 (U+0080..U+009F
+# in UTF-8: C2 80..C2 9F).
+no_raw_controls() {
+  ! LC_ALL=C grep -qP '[\x00-\x09\x0b-\x1f\x7f]|\xc2[\x80-\x9f]' "$@"
+}
+
 register() { # name [vm add options]
   local name=$1; shift
   "$SP" -q vm add "$name" --qmp "$T/qmp.sock" "$@"
@@ -130,6 +136,48 @@ two-disks)
   check "store and files agree" store_consistent vm1
   "$SP" checkpoint list vm1 >"$T/tree"
   check "tree output marks the current checkpoint" grep -q "<- now" "$T/tree"
+  ;;
+hostile-text)
+  # #15 item 6: the guest's words never reach the terminal raw. The agent's error and its thaw
+  # reason carry ESC, OSC, CR and a C1 CSI.
+  start_qemu; start_agent --fail-freeze --hostile
+  register vm1 --agent "$T/agent.sock"
+  if "$SP" checkpoint create vm1 2>"$T/err"; then fail "create succeeded with a refused freeze"; fi
+  check "the agent's error is reported" grep -q "writer" "$T/err"
+  check "stderr has no raw ESC, CR or C1 byte" no_raw_controls "$T/err"
+  check "the escape shows as text" grep -qF '\x1b[2J' "$T/err"
+  "$SP" checkpoint create vm1 --on-quiesce-failure crash >"$T/out" 2>"$T/err" \
+    || fail "crash fallback"
+  check "fallback: stdout and stderr have no raw ESC, CR or C1 byte" \
+    no_raw_controls "$T/out" "$T/err"
+  reason=$(list_json vm1 | jq -r '.checkpoints[0].reason')
+  check "the stored reason is escaped" grep -qF '\x1b[2J' <<<"$reason"
+  "$SP" checkpoint list vm1 >"$T/tree" 2>&1
+  check "checkpoint list shows why, escaped" grep -q "why: could not quiesce" "$T/tree"
+  check "checkpoint list has no raw ESC, CR or C1 byte" no_raw_controls "$T/tree"
+  # A freeze that works, but whose thaw reason is hostile: the record and the output stay clean.
+  start_agent --hostile
+  "$SP" checkpoint create vm1 >"$T/out" 2>"$T/err" || fail "create with a hostile thaw reason"
+  check "create output has no raw ESC, CR or C1 byte" no_raw_controls "$T/out" "$T/err"
+  check "store consistent" store_consistent vm1
+  ;;
+fake-backend)
+  # #15 item 5: a freeze by a fake backend is not application-consistent, and the record says why.
+  start_qemu; start_agent --backend fake
+  register vm1 --agent "$T/agent.sock"
+  out=$("$SP" checkpoint create vm1 --name faked 2>"$T/err") || { cat "$T/err"; fail "create"; }
+  check "reported crash-consistent" grep -q "crash-consistent" <<<"$out"
+  check "frozen and thawed all the same" [ "$(agent_events)" = "freeze lease-ms 19000 thaw" ]
+  check "recorded crash-consistent with the reason" \
+    [ "$(list_json vm1 | jq -r '.checkpoints[0] | "\(.consistency) \(.reason)"')" \
+      = "crash the guest agent's freeze backend is 'fake', not a real one (fifreeze or vss): it froze nothing" ]
+  "$SP" checkpoint list vm1 >"$T/tree"
+  check "checkpoint list shows why" grep -q "why: the guest agent's freeze backend is 'fake'" "$T/tree"
+  start_agent
+  "$SP" -q checkpoint create vm1 --name real || fail "create with the real backend"
+  check "a real backend's checkpoint is application-consistent, without a reason" \
+    [ "$(list_json vm1 | jq -r '.checkpoints[1] | "\(.consistency) \(.reason)"')" = "application null" ]
+  check "store consistent" store_consistent vm1
   ;;
 transaction-failure)
   start_qemu; start_agent

@@ -6,7 +6,8 @@ add_executable(sp-fake-agent ${CMAKE_CURRENT_LIST_DIR}/sp-fake-agent.c)
 target_link_libraries(sp-fake-agent PRIVATE stillpoint-protocol)
 
 set(SP_HOST_QEMU_CASES two-disks transaction-failure no-agent agent-timeout qga lock
-    crash-recovery restarted sigterm qmp-gone hook hook-disks overlay-dir restart-on-image)
+    crash-recovery restarted sigterm qmp-gone hook hook-disks overlay-dir restart-on-image
+    hostile-text fake-backend)
 foreach(case IN LISTS SP_HOST_QEMU_CASES)
   add_test(NAME host/qemu/${case}
            COMMAND ${CMAKE_CURRENT_LIST_DIR}/host-qemu.sh ${case})

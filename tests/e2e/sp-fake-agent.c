@@ -2,8 +2,14 @@
  * the real protocol (libstillpoint-protocol's framer and command table), freezes nothing, and
  * appends every command it runs to a log so tests can check the order (freeze ... thaw).
  *   sp-fake-agent --socket PATH --log FILE [--qga] [--freeze-delay-ms N] [--hang-on-freeze]
- *                 [--fail-freeze] [--max-lease-ms N]
+ *                 [--fail-freeze] [--max-lease-ms N] [--backend NAME] [--hostile]
  * --fail-freeze: every freeze fails (an application writer refused), nothing stays frozen.
+ * --backend: the freeze backend its capabilities name (default "fifreeze", as the real Linux
+ * agent: the host's sequencing tests expect application-consistent checkpoints from it).
+ * --hostile: its error texts and thaw reason carry terminal escape sequences (ESC, CSI, OSC,
+ * CR, C1), as a hostile guest's would.
+ * guest-get-fsinfo lists no filesystem: every disk holds none, and the verdict rests on the
+ * backend and the thaw.
  * --max-lease-ms: the longest lease it grants (default 600000), advertised in its capabilities;
  * a freeze's reply says the lease granted, as the real agent's does.
  * --qga: answer like a stock qemu-ga (no stillpoint- commands). A stillpoint fake thaws when the
@@ -28,10 +34,15 @@ static struct {
     int freeze_delay_ms;
     bool fail_freeze;
     long long max_lease_ms;
+    const char *backend;
+    bool hostile;
     bool frozen;
     int64_t epoch;
     struct timespec frozen_at;
 } fake;
+
+/* Clears the screen, retitles the terminal, returns the cursor, a one-byte C1 CSI. */
+#define HOSTILE_TEXT "fake: \x1b[2J\x1b]0;owned\x07\rwriter \xc2\x9b" "31mrefused"
 
 static void log_line(const char *what)
 {
@@ -78,7 +89,8 @@ static bool freeze_refused(SpCommandError *err)
     if (fake.freeze_delay_ms > 0)
         usleep((useconds_t)fake.freeze_delay_ms * 1000);
     log_line("freeze-failed");
-    sp_command_error_set(err, SP_ERROR_CLASS_GENERIC, NULL, "fake: a writer refused to freeze");
+    sp_command_error_set(err, SP_ERROR_CLASS_GENERIC, NULL, "%s",
+                         fake.hostile ? HOSTILE_TEXT : "fake: a writer refused to freeze");
     return true;
 }
 
@@ -97,6 +109,11 @@ static SpJson *cmd_fsthaw(void *ctx, const SpJson *args, SpCommandError *err)
     return sp_json_new_int(was ? 1 : 0);
 }
 
+static SpJson *cmd_fsinfo(void *ctx, const SpJson *args, SpCommandError *err)
+{
+    return sp_json_new_array();
+}
+
 static SpJson *cmd_caps(void *ctx, const SpJson *args, SpCommandError *err)
 {
     SpJson *o = sp_json_new_object();
@@ -104,6 +121,7 @@ static SpJson *cmd_caps(void *ctx, const SpJson *args, SpCommandError *err)
     sp_json_object_set_string(o, "agent", "sp-fake-agent");
     sp_json_object_set_int(f, "min-lease-ms", 1000);
     sp_json_object_set_int(f, "max-lease-ms", fake.max_lease_ms);
+    sp_json_object_set_string(f, "backend", fake.backend);
     sp_json_object_set(o, "freeze", f);
     return o;
 }
@@ -124,7 +142,10 @@ static SpJson *cmd_sp_freeze(void *ctx, const SpJson *args, SpCommandError *err)
     log_line(line);
     sp_json_object_set_int(o, "lease-ms", lease > 0 && lease < fake.max_lease_ms
                                               ? lease : fake.max_lease_ms);
-    sp_json_array_append(frozen, sp_json_new_string("/fake"));
+    SpJson *entry = sp_json_new_object();
+    sp_json_object_set_string(entry, "mountpoint", "/fake");
+    sp_json_object_set_string(entry, "type", "ext4");
+    sp_json_array_append(frozen, entry);
     sp_json_object_set_int(o, "epoch", fake.epoch);
     sp_json_object_set(o, "frozen", frozen);
     sp_json_object_set(o, "skipped", sp_json_new_array());
@@ -138,7 +159,9 @@ static SpJson *cmd_sp_thaw(void *ctx, const SpJson *args, SpCommandError *err)
     bool held = fake.frozen && sp_json_object_get_int(args, "epoch", 0) == fake.epoch;
     clock_gettime(CLOCK_MONOTONIC, &now);
     do_thaw("thaw");
+    sp_json_object_set_int(o, "epoch", fake.epoch);
     sp_json_object_set_bool(o, "consistent", held);
+    sp_json_object_set_string(o, "reason", fake.hostile ? HOSTILE_TEXT : "requested");
     sp_json_object_set_int(o, "held-ms", (now.tv_sec - fake.frozen_at.tv_sec) * 1000 +
                                              (now.tv_nsec - fake.frozen_at.tv_nsec) / 1000000);
     return o;
@@ -159,6 +182,7 @@ static const SpCommand qga_commands[] = {
     {"guest-fsfreeze-status", cmd_status, NULL, OK_FROZEN},
     {"guest-fsfreeze-freeze", cmd_fsfreeze, NULL, 0},
     {"guest-fsfreeze-thaw", cmd_fsthaw, NULL, OK_FROZEN},
+    {"guest-get-fsinfo", cmd_fsinfo, NULL, 0},
     {NULL, NULL, NULL, 0},
 };
 
@@ -169,6 +193,7 @@ static const SpCommand sp_commands[] = {
     {"guest-fsfreeze-status", cmd_status, NULL, OK_FROZEN},
     {"guest-fsfreeze-freeze", cmd_fsfreeze, NULL, 0},
     {"guest-fsfreeze-thaw", cmd_fsthaw, NULL, OK_FROZEN},
+    {"guest-get-fsinfo", cmd_fsinfo, NULL, 0},
     {"stillpoint-capabilities", cmd_caps, NULL, OK_FROZEN},
     {"stillpoint-freeze", cmd_sp_freeze, freeze_args, OK_FROZEN},
     {"stillpoint-thaw", cmd_sp_thaw, thaw_args, OK_FROZEN},
@@ -217,6 +242,8 @@ int main(int argc, char **argv)
                                          {"freeze-delay-ms", required_argument, NULL, 'd'},
                                          {"fail-freeze", no_argument, NULL, 'f'},
                                          {"max-lease-ms", required_argument, NULL, 'm'},
+                                         {"backend", required_argument, NULL, 'b'},
+                                         {"hostile", no_argument, NULL, 'h'},
                                          {NULL, 0, NULL, 0}};
     const char *path = NULL, *log_path = NULL;
     struct sockaddr_un addr = {.sun_family = AF_UNIX};
@@ -224,6 +251,7 @@ int main(int argc, char **argv)
     int c, lfd;
 
     fake.max_lease_ms = 600000;
+    fake.backend = "fifreeze";
     while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
         switch (c) {
         case 's': path = optarg; break;
@@ -232,6 +260,8 @@ int main(int argc, char **argv)
         case 'd': fake.freeze_delay_ms = atoi(optarg); break;
         case 'f': fake.fail_freeze = true; break;
         case 'm': fake.max_lease_ms = atoll(optarg); break;
+        case 'b': fake.backend = optarg; break;
+        case 'h': fake.hostile = true; break;
         default: return 2;
         }
     }

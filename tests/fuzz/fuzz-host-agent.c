@@ -13,6 +13,7 @@
 
 #include "fuzz-peer.h"
 #include "stillpoint/agent.h"
+#include "stillpoint/verdict.h"
 
 int LLVMFuzzerInitialize(int *argc, char ***argv);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -92,6 +93,17 @@ static void run(const char *path)
         printf("thawed: consistent %d, held %" G_GINT64_FORMAT " ms\n", thaw.consistent,
                thaw.held_ms);
     }
+    {
+        /* The verdict reads the guest's lists: any shape of them gives an answer. */
+        g_autoptr(GPtrArray) disks = g_ptr_array_new();
+        SpVerdictInput in = {.stillpoint = sp_agent_is_stillpoint(agent),
+                             .backend = sp_agent_backend(agent), .freeze = &freeze,
+                             .thaw = &thaw, .disks = disks};
+        g_autofree char *why = sp_verdict(&in);
+        if (verbose)
+            printf("verdict: %s\n", why != NULL ? why : "application-consistent");
+    }
+    sp_freeze_result_clear(&freeze);
     info = sp_agent_execute(agent, "guest-info", NULL, 5000, &error);
     say("guest-info", error);
     if (info == NULL)

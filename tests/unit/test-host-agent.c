@@ -22,6 +22,8 @@ static char *qemu_ga_handler(const char *execute, const SpJson *args, guint *del
     }
     if (g_strcmp0(execute, "guest-fsfreeze-freeze") == 0)
         return g_strdup("{\"return\": 2}\n");
+    if (g_strcmp0(execute, "guest-get-fsinfo") == 0)
+        return g_strdup("{\"return\": []}\n");
     if (g_strcmp0(execute, "guest-fsfreeze-status") == 0)
         return g_strdup("{\"return\": \"frozen\"}\n");
     if (g_strcmp0(execute, "guest-fsfreeze-thaw") == 0)
@@ -48,6 +50,11 @@ static void test_qemu_ga_fallback_uses_standard_fsfreeze(void **state)
     assert_true(tr.consistent);
     assert_true(fake_agent_saw(fake, "guest-fsfreeze-freeze {}"));
     assert_true(fake_agent_saw(fake, "guest-fsfreeze-thaw {}"));
+    /* The filesystems were listed before the freeze, for the verdict. */
+    assert_true(fake_agent_saw(fake, "guest-get-fsinfo {}"));
+    assert_non_null(fr.fsinfo);
+    assert_null(fr.reply);
+    sp_freeze_result_clear(&fr);
     sp_agent_free(agent);
     fake_agent_stop(fake);
 }
@@ -57,12 +64,16 @@ static char *stillpoint_handler(const char *execute, const SpJson *args, guint *
     if (g_strcmp0(execute, "guest-sync-delimited") == 0)
         return fake_agent_sync_reply(args);
     if (g_strcmp0(execute, "stillpoint-capabilities") == 0)
-        return g_strdup("{\"return\": {\"version\": \"1\"}}\n");
+        return g_strdup("{\"return\": {\"version\": \"1\", \"freeze\": {\"backend\": "
+                        "\"fifreeze\"}}}\n");
+    if (g_strcmp0(execute, "guest-get-fsinfo") == 0)
+        return g_strdup("{\"return\": [{\"mountpoint\": \"/\", \"disk\": []}]}\n");
     if (g_strcmp0(execute, "stillpoint-freeze") == 0)
         return g_strdup("{\"return\": {\"frozen\": [\"/\", \"/data\"], \"skipped\": [], "
                         "\"epoch\": 42}}\n");
     if (g_strcmp0(execute, "stillpoint-thaw") == 0)
-        return g_strdup("{\"return\": {\"consistent\": false, \"held-ms\": 1234}}\n");
+        return g_strdup("{\"return\": {\"epoch\": 42, \"consistent\": false, \"held-ms\": 1234, "
+                        "\"reason\": \"lease-expired\\u001b[2J\"}}\n");
     return NULL;
 }
 
@@ -85,6 +96,13 @@ static void test_stillpoint_agent_gets_leased_freeze_and_epoch_thaw(void **state
     /* The agent's verdict is reported as is: the lease ran out, not consistent. */
     assert_false(tr.consistent);
     assert_int_equal(tr.held_ms, 1234);
+    assert_int_equal(tr.epoch, 42);
+    assert_string_equal(tr.reason, "lease-expired\\x1b[2J"); /* the guest's text, escaped */
+    /* What froze and the fsinfo before it are kept for the verdict; the backend is known. */
+    assert_int_equal(sp_json_array_len(sp_json_object_get(fr.reply, "frozen")), 2);
+    assert_int_equal(sp_json_array_len(fr.fsinfo), 1);
+    assert_string_equal(sp_agent_backend(agent), "fifreeze");
+    sp_freeze_result_clear(&fr);
     sp_agent_free(agent);
     fake_agent_stop(fake);
 }

@@ -25,6 +25,11 @@ static struct {
     gboolean refuse_freeze; /* the fake agent refuses stillpoint-freeze */
     gboolean refuse_thaw;   /* ... and stillpoint-thaw */
     gboolean frozen;
+    /* What the fake agent says (NULL: a clean freeze of one root filesystem on disk vda). */
+    const char *backend;    /* stillpoint-capabilities' freeze.backend */
+    const char *fsinfo;     /* guest-get-fsinfo's return */
+    const char *freeze;     /* stillpoint-freeze's return */
+    int thaw_epoch;         /* stillpoint-thaw's epoch (0: the freeze's, 5) */
 } fx;
 
 static void event(const char *what)
@@ -51,6 +56,7 @@ static gboolean fake_plan(SpDriver *drv, SpSnapshotPlan *plan, const char *dir, 
     pd->disk->name = g_strdup("vda");
     pd->disk->node = g_strdup("disk0");
     pd->disk->image = g_strdup("/img/base.qcow2");
+    pd->disk->serial = g_strdup("vda-serial");
     pd->overlay = g_strdup("/img/overlay.qcow2");
     pd->overlay_node = g_strdup("sp0");
     g_ptr_array_add(plan->disks, pd);
@@ -104,8 +110,14 @@ static char *agent_handler(const char *execute, const SpJson *args, guint *delay
     if (g_strcmp0(execute, "guest-sync-delimited") == 0)
         return fake_agent_sync_reply(args);
     if (g_strcmp0(execute, "stillpoint-capabilities") == 0)
-        return g_strdup("{\"return\": {\"freeze\": {\"min-lease-ms\": 1000, "
-                        "\"max-lease-ms\": 60000}}}\n");
+        return g_strdup_printf("{\"return\": {\"freeze\": {\"min-lease-ms\": 1000, "
+                               "\"max-lease-ms\": 60000, \"backend\": \"%s\"}}}\n",
+                               fx.backend != NULL ? fx.backend : "fifreeze");
+    if (g_strcmp0(execute, "guest-get-fsinfo") == 0)
+        return g_strdup_printf("{\"return\": %s}\n",
+                               fx.fsinfo != NULL ? fx.fsinfo
+                                                 : "[{\"mountpoint\": \"/\", \"type\": \"ext4\", "
+                                                   "\"disk\": [{\"serial\": \"vda-serial\"}]}]");
     if (g_strcmp0(execute, "stillpoint-freeze") == 0) {
         if (fx.refuse_freeze) {
             event("freeze-refused");
@@ -114,6 +126,8 @@ static char *agent_handler(const char *execute, const SpJson *args, guint *delay
         }
         event("freeze");
         fx.frozen = TRUE;
+        if (fx.freeze != NULL)
+            return g_strdup_printf("{\"return\": %s}\n", fx.freeze);
         return g_strdup("{\"return\": {\"epoch\": 5, \"frozen\": [{\"mountpoint\": \"/\"}], "
                         "\"skipped\": []}}\n");
     }
@@ -124,7 +138,9 @@ static char *agent_handler(const char *execute, const SpJson *args, guint *delay
         }
         event("thaw");
         fx.frozen = FALSE;
-        return g_strdup_printf("{\"return\": {\"epoch\": 5, \"consistent\": %s, \"held-ms\": 3}}\n",
+        return g_strdup_printf("{\"return\": {\"epoch\": %d, \"consistent\": %s, "
+                               "\"held-ms\": 3}}\n",
+                               fx.thaw_epoch != 0 ? fx.thaw_epoch : 5,
                                fx.consistent ? "true" : "false");
     }
     if (g_strcmp0(execute, "guest-fsfreeze-status") == 0)
@@ -528,6 +544,69 @@ static void test_a_consistent_checkpoint_records_what_was_asked_and_no_reason(vo
     assert_string_equal(rec->origin, "user");
 }
 
+
+/* The record of a crash-consistent checkpoint made by a freeze that did not cover it. */
+static void assert_crash_because(Fixture *f, const char *why)
+{
+    g_autoptr(GError) error = NULL;
+    g_autoptr(SpCheckpoint) cp = create(f, NULL, &error);
+    g_autoptr(GPtrArray) cps = sp_store_checkpoint_list(f->store, f->vm->id, NULL);
+    SpCheckpoint *rec;
+
+    assert_non_null(cp);
+    assert_string_equal(events->str, "plan prepare freeze snapshot thaw");
+    rec = g_ptr_array_index(cps, 0);
+    assert_string_equal(rec->consistency, "crash");
+    assert_string_equal(rec->type, "production");
+    if (rec->reason == NULL || strstr(rec->reason, why) == NULL)
+        fail_msg("reason '%s' does not say '%s'", rec->reason, why);
+}
+
+static void test_a_disk_whose_filesystem_was_excluded_is_crash_consistent(void **state)
+{
+    fx.fsinfo = "[{\"mountpoint\": \"/\", \"type\": \"ext4\", \"disk\": [{\"serial\": \"os\"}]},"
+                " {\"mountpoint\": \"/data\", \"type\": \"xfs\", "
+                "\"disk\": [{\"serial\": \"vda-serial\"}]}]";
+    fx.freeze = "{\"epoch\": 5, \"frozen\": [{\"mountpoint\": \"/\"}], \"skipped\": "
+                "[{\"mountpoint\": \"/data\", \"type\": \"xfs\", \"reason\": \"excluded\"}]}";
+    assert_crash_because(*state, "filesystem /data (xfs) on disk vda was not frozen: excluded");
+}
+
+static void test_an_unfrozen_filesystem_on_a_disk_not_checkpointed_does_not_count(void **state)
+{
+    Fixture *f = *state;
+    g_autoptr(GError) error = NULL;
+    g_autoptr(SpCheckpoint) cp = NULL;
+
+    fx.fsinfo = "[{\"mountpoint\": \"/\", \"type\": \"ext4\", "
+                "\"disk\": [{\"serial\": \"vda-serial\"}]},"
+                " {\"mountpoint\": \"/usb\", \"type\": \"vfat\", \"disk\": [{\"serial\": \"stick\"}]}]";
+    fx.freeze = "{\"epoch\": 5, \"frozen\": [{\"mountpoint\": \"/\"}], \"skipped\": "
+                "[{\"mountpoint\": \"/usb\", \"type\": \"vfat\", \"reason\": \"not-supported\"}]}";
+    cp = create(f, NULL, &error);
+    assert_non_null(cp);
+    assert_string_equal(cp->consistency, "application");
+    assert_null(cp->reason);
+}
+
+static void test_a_fake_backend_is_crash_consistent(void **state)
+{
+    fx.backend = "fake";
+    assert_crash_because(*state, "freeze backend is 'fake'");
+}
+
+static void test_a_thaw_of_another_freeze_is_crash_consistent(void **state)
+{
+    fx.thaw_epoch = 6;
+    assert_crash_because(*state, "describes freeze 6, not this checkpoint's freeze 5");
+}
+
+static void test_filesystems_that_cannot_be_listed_make_it_crash_consistent(void **state)
+{
+    fx.fsinfo = "\"not a list\"";
+    assert_crash_because(*state, "could not be mapped to the checkpoint's disks");
+}
+
 #define T(fn) cmocka_unit_test_setup_teardown(fn, setup, teardown)
 
 int main(void)
@@ -551,6 +630,11 @@ int main(void)
         T(test_production_without_a_standard_to_fall_back_to_fails_and_says_why),
         T(test_production_only_never_falls_back),
         T(test_a_consistent_checkpoint_records_what_was_asked_and_no_reason),
+        T(test_a_disk_whose_filesystem_was_excluded_is_crash_consistent),
+        T(test_an_unfrozen_filesystem_on_a_disk_not_checkpointed_does_not_count),
+        T(test_a_fake_backend_is_crash_consistent),
+        T(test_a_thaw_of_another_freeze_is_crash_consistent),
+        T(test_filesystems_that_cannot_be_listed_make_it_crash_consistent),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -14,6 +14,7 @@ G_BEGIN_DECLS
 #define SP_AGENT_FREEZE_TIMEOUT_MS 60000 /* freezing runs hooks and writers in the guest */
 #define SP_AGENT_THAW_TIMEOUT_MS 30000
 #define SP_AGENT_FLUSH_TIMEOUT_MS 10000 /* the agent bounds its flush at 5 s */
+#define SP_AGENT_FSINFO_TIMEOUT_MS 10000 /* guest-get-fsinfo: statvfs of every mount */
 /* After a command timed out, the next ones on that connection wait at most this long until the
  * agent answers again. */
 #define SP_AGENT_STALLED_TIMEOUT_MS 2000
@@ -35,11 +36,21 @@ typedef struct {
     guint frozen;     /* filesystems frozen */
     guint skipped;    /* filesystems the agent could not freeze (stillpoint only) */
     gint64 lease_ms;  /* stillpoint: the lease granted (maybe less than asked); 0 with qemu-ga */
+    /* For the verdict (verdict.h), owned (sp_freeze_result_clear): the stillpoint-freeze reply
+     * (its "frozen" and "skipped" lists; NULL with qemu-ga), and guest-get-fsinfo as the guest
+     * answered it just before the freeze, or why it did not. */
+    SpJson *reply;
+    SpJson *fsinfo;
+    char *fsinfo_error;
 } SpFreezeResult;
+
+void sp_freeze_result_clear(SpFreezeResult *result);
 
 typedef struct {
     gboolean consistent; /* the freeze held continuously until this thaw */
     gint64 held_ms;      /* -1 when the agent does not say */
+    gint64 epoch;        /* stillpoint: the freeze the reply describes; 0 when it does not say */
+    char reason[48];     /* stillpoint: how the freeze ended (escaped), "" when not said */
 } SpThawResult;
 
 /* Connects and syncs (guest-sync-delimited), then asks for stillpoint-capabilities. */
@@ -53,6 +64,9 @@ void sp_agent_free(SpAgent *agent);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(SpAgent, sp_agent_free)
 
 gboolean sp_agent_is_stillpoint(SpAgent *agent);
+/* What freezes in the guest, as stillpoint-capabilities says ("fifreeze", "vss", "fake");
+ * NULL with qemu-ga or when the agent does not say. */
+const char *sp_agent_backend(SpAgent *agent);
 /* Whether stillpoint-capabilities listed this command (FALSE with qemu-ga). */
 gboolean sp_agent_has_command(SpAgent *agent, const char *command);
 /* Runs a command; returns its "return" value (owned). After a timeout, resyncs the stream so the
@@ -61,6 +75,8 @@ SpJson *sp_agent_execute(SpAgent *agent, const char *command, SpJson *arguments,
                          GError **error);
 gboolean sp_agent_sync(SpAgent *agent, guint timeout_ms, GError **error);
 
+/* Asks guest-get-fsinfo (for the verdict; its failure is kept in ret, not an error), then
+ * freezes. *ret is filled on success only; clear it with sp_freeze_result_clear. */
 gboolean sp_agent_freeze(SpAgent *agent, guint lease_ms, SpFreezeResult *ret, GError **error);
 gboolean sp_agent_thaw(SpAgent *agent, const SpFreezeResult *freeze, SpThawResult *ret,
                        GError **error);
