@@ -34,7 +34,7 @@ endforeach()
 
 # host/guest/*: the real test guest (tests/guest/guest.cmake builds it as a fixture).
 if(DEFINED SP_GUEST_DIR)
-  foreach(run stillpoint/consistent stillpoint/failures stillpoint/kill9 stillpoint/ops
+  foreach(run stillpoint/consistent stillpoint/excluded stillpoint/failures stillpoint/kill9 stillpoint/ops
               stillpoint/standard stillpoint/restart qemu-ga/qga)
     string(REGEX REPLACE "/.*" "" agent ${run})
     string(REGEX REPLACE ".*/" "" case ${run})

@@ -13,6 +13,8 @@ CASE: consistent   production checkpoints while the workload writes to two disks
                   it runs, apply --force --save-current, then a second boot from the stable paths
       restart     issue #18 item 1: a checkpoint, then QEMU restarted on the checkpoint's image:
                   refused, --adopt-running, then a start from the stable path
+      excluded    the agent excludes /mnt/data1 (its exclude-mountpoints): a checkpoint of both disks
+                  is crash-consistent and says why; data0's image is still frozen clean
       standard    a standard checkpoint while the workload writes; apply it, start QEMU with
                   -incoming defer on the stable paths, resume: the same workload process runs on
                   from the saved point
@@ -162,6 +164,27 @@ def case_consistent(c):
     ok(again == h, "the first checkpoint's images did not change")
     tree = c.sp("checkpoint", "list", "vm1").stdout
     ok("<- now" in tree and "first" in tree, "the tree marks the current checkpoint")
+    c.store_consistent("vm1")
+
+
+def case_excluded(c):
+    """#15 item 4: a disk whose only filesystem the agent did not freeze makes the checkpoint
+    crash-consistent, with the reason stored and shown."""
+    c.g.workload("wait 20 60000")
+    c.add_vm("vm1")
+    r = c.sp("checkpoint", "create", "vm1", "--name", "partly")
+    ok("crash-consistent" in r.stdout, f"reported crash-consistent: {r.stdout.strip()}")
+    ok("filesystem /mnt/data1 (ext4) on disk" in r.stderr and "excluded" in r.stderr,
+       "the warning names the filesystem left unfrozen and why")
+    ok(not c.frozen(), "guest thawed after the checkpoint")
+    cp = c.checkpoints("vm1")[0]
+    ok(cp["consistency"] == "crash" and cp["type"] == "production", "recorded crash-consistent")
+    ok(cp["reason"] is not None and "/mnt/data1 (ext4) on disk vd-data1 was not frozen: excluded"
+       in cp["reason"], f"the record says why: {cp['reason']}")
+    tree = c.sp("checkpoint", "list", "vm1").stdout
+    ok("why: filesystem /mnt/data1" in tree, "checkpoint list shows why")
+    data0 = [d for d in cp["disks"] if d["disk"] == "vd-data0"][0]
+    c.check_frozen_image(data0["image"], "partly/vd-data0 (frozen)")
     c.store_consistent("vm1")
 
 
@@ -482,6 +505,7 @@ def case_standard(c):
 
 
 CASES = {"consistent": (case_consistent, ["data0", "data1"]),
+         "excluded": (case_excluded, ["data0", "data1"], "sp.agent_exclude=/mnt/data1"),
          "failures": (case_failures, ["data0"]),
          "kill9": (case_kill9, ["data0"]),
          "qga": (case_qga, ["data0"]),
@@ -495,12 +519,13 @@ def main():
     p.add_argument("--agent", default="stillpoint")
     p.add_argument("case", choices=sorted(CASES))
     a = p.parse_args()
-    fn, serials = CASES[a.case]
+    fn, serials, *append = CASES[a.case]
     shutil.rmtree(a.run_dir, ignore_errors=True)
     os.makedirs(a.run_dir)
     files = [f"/mnt/{s}/records" for s in serials]
     with Guest(a.guest, a.run_dir, agent=a.agent, disks=[Disk(s) for s in serials],
-               workload=["--interval-ms", "20"] + files, lifetime=600, fresh=True) as g:
+               workload=["--interval-ms", "20"] + files, lifetime=600, fresh=True,
+               append=" ".join(append)) as g:
         try:
             ctx = Ctx(a, g)
             fn(ctx)
