@@ -2,6 +2,7 @@
  * checks, the lease bounds, and what a standard thaw says about a freeze that ended by itself. */
 #include "agent-internal.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -38,6 +39,8 @@ static const char **string_list(const SpJson *list, size_t *ret_n)
 
 /* ---- standard qemu-ga commands ---- */
 
+static void note_standard_end(SpAgentCommands *c);
+
 static SpJson *standard_freeze(SpAgentCommands *c, const SpJson *mountpoints, SpCommandError *err)
 {
     SpFreezeRequest req = {.kind = SP_SELECT_ALL, .lease_ms = c->config.default_lease_ms,
@@ -55,6 +58,7 @@ static SpJson *standard_freeze(SpAgentCommands *c, const SpJson *mountpoints, Sp
         req.kind = SP_SELECT_MOUNTPOINTS;
         req.names = names;
     }
+    note_standard_end(c);
     if (ops(c)->freeze(c->config.backend.self, &req, &res, &be) < 0) {
         free(names);
         backend_error(err, &be);
@@ -101,20 +105,42 @@ static void ended_error(const SpAgentCommands *c, const SpBackendThawResult *t, 
                              t->failed_writer ? t->failed_writer : "");
 }
 
-/* guest-fsfreeze-thaw of a thawed guest: 0, as qemu-ga — except once after the last standard
- * freeze ended by itself (lease, hang-up, a platform limit): libvirt or Proxmox would record the
- * snapshot they took meanwhile as quiesced. */
-static SpJson *standard_thaw_after_end(SpAgentCommands *c, SpCommandError *err)
+/* Notes how the last standard freeze ended by itself, while the backend still reports it as its
+ * last thaw: called before every freeze (which replaces that record) and every standard thaw. */
+static void note_standard_end(SpAgentCommands *c)
 {
     SpBackendStatus st;
 
+    if (c->standard_epoch == 0 || c->standard_end.epoch == c->standard_epoch)
+        return;
     ops(c)->status(c->config.backend.self, &st);
+    if (st.frozen || !st.has_last_thaw || st.last_thaw.epoch != c->standard_epoch ||
+        !st.last_thaw.reason || strcmp(st.last_thaw.reason, "requested") == 0)
+        return;
+    c->standard_end.epoch = c->standard_epoch;
+    c->standard_end.reason = st.last_thaw.reason;
+    c->standard_end.held_ms = st.last_thaw.held_ms;
+    snprintf(c->standard_end.failed_writer, sizeof(c->standard_end.failed_writer), "%s",
+             st.last_thaw.failed_writer ? st.last_thaw.failed_writer : "");
+}
+
+/* guest-fsfreeze-thaw of a thawed guest: 0, as qemu-ga — except once after the last standard
+ * freeze ended by itself (lease, hang-up, a platform limit), even when other freezes came and
+ * went since: libvirt or Proxmox would record the snapshot they took meanwhile as quiesced. */
+static SpJson *standard_thaw_after_end(SpAgentCommands *c, SpCommandError *err)
+{
+    SpBackendThawResult ended = {0};
+
+    note_standard_end(c);
     if (c->standard_epoch == 0 || c->standard_end_reported == c->standard_epoch ||
-        !st.has_last_thaw || st.last_thaw.epoch != c->standard_epoch ||
-        strcmp(st.last_thaw.reason, "requested") == 0)
+        c->standard_end.epoch != c->standard_epoch)
         return sp_json_new_int(0);
     c->standard_end_reported = c->standard_epoch;
-    ended_error(c, &st.last_thaw, true, err);
+    ended.epoch = c->standard_end.epoch;
+    ended.reason = c->standard_end.reason;
+    ended.held_ms = c->standard_end.held_ms;
+    ended.failed_writer = c->standard_end.failed_writer[0] ? c->standard_end.failed_writer : NULL;
+    ended_error(c, &ended, true, err);
     return NULL;
 }
 
@@ -238,6 +264,7 @@ SpJson *sp_agent_cmd_freeze(void *ctx, const SpJson *args, SpCommandError *err)
         free(names);
         return NULL;
     }
+    note_standard_end(c);
     if (ops(c)->freeze(c->config.backend.self, &req, &res, &be) < 0) {
         free(names);
         backend_error(err, &be);

@@ -20,6 +20,14 @@ struct SpAgentCommands {
      * it ended by itself (it is told once: qemu-ga's clients then thaw a thawed guest). */
     int64_t standard_epoch;
     int64_t standard_end_reported;
+    /* How that freeze ended by itself, noted before a later freeze replaces the backend's
+     * last-thaw record: the standard thaw may arrive after another client's freeze and thaw. */
+    struct {
+        int64_t epoch;          /* 0 = not noted */
+        const char *reason;     /* static */
+        int64_t held_ms;
+        char failed_writer[128];
+    } standard_end;
     /* The freeze stillpoint-freeze made last: who may thaw it (epoch 0 = none). */
     struct {
         int64_t epoch;

@@ -554,6 +554,26 @@ static void test_standard_thaw_after_the_lease_expired_is_an_error_once(void **s
     assert_reply(f, "{\"execute\":\"guest-fsfreeze-thaw\"}", "{\"return\":0}");
 }
 
+/* #15 item 5: the standard freeze's lease ran out, then another client froze and thawed (the
+ * backend's last thaw is now that one's, "requested"): the late standard thaw still fails. */
+static void test_standard_thaw_after_the_lease_expired_fails_after_other_freezes(void **state)
+{
+    Fixture *f = *state;
+
+    assert_reply(f, "{\"execute\":\"guest-fsfreeze-freeze\"}", "{\"return\":2}");
+    f->backend.frozen = false; /* the lease ran out */
+    f->backend.has_last = true;
+    f->backend.last_reason = "lease-expired";
+    call(f, "{\"execute\":\"stillpoint-freeze\"}", NULL);
+    call(f, "{\"execute\":\"stillpoint-thaw\"}", NULL);
+    assert_string_equal(f->backend.last_reason, "requested");
+    assert_reply(f, "{\"execute\":\"guest-fsfreeze-thaw\"}",
+                 "{\"error\":{\"class\":\"GenericError\",\"desc\":\"the freeze's lease expired after 300 ms and "
+                 "the agent had already thawed the filesystems: a snapshot taken since the freeze is not "
+                 "consistent\"}}");
+    assert_reply(f, "{\"execute\":\"guest-fsfreeze-thaw\"}", "{\"return\":0}");
+}
+
 /* #15 item 7: a guest process that reaches the agent on another channel (a vsock loopback, a
  * local socket) cannot end the host's stillpoint-freeze; the lease token can. */
 static void test_only_the_freezing_channel_or_the_token_thaws_a_stillpoint_freeze(void **state)
@@ -628,6 +648,7 @@ int main(void)
         T(test_capabilities_name_the_platform_and_the_backend),
         T(test_vss_shaped_results_keep_their_members),
         T(test_standard_thaw_after_the_lease_expired_is_an_error_once),
+        T(test_standard_thaw_after_the_lease_expired_fails_after_other_freezes),
         T(test_only_the_freezing_channel_or_the_token_thaws_a_stillpoint_freeze),
         T(test_malformed_requests_get_qga_errors),
     };
