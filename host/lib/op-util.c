@@ -11,6 +11,7 @@
 
 #include "stillpoint/channel.h"
 #include "stillpoint/driver.h"
+#include "stillpoint/guest-text.h"
 
 #define JOB_POLL_MS 250
 
@@ -348,7 +349,8 @@ gboolean sp_op_block_job_wait(SpQmp *qmp, const char *job_id, const SpOpReport *
         }
         if (g_strcmp0(status, "concluded") == 0) {
             const char *err = sp_json_object_get_string(job, "error");
-            g_autofree char *msg = g_strdup(err);
+            /* QEMU's job error may quote a path the guest's image named. */
+            g_autofree char *msg = err != NULL ? sp_guest_text(err) : NULL;
             if (!job_command(qmp, "job-dismiss", "id", job_id, error))
                 return FALSE;
             if (msg != NULL) {
