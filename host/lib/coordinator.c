@@ -285,6 +285,8 @@ static SpCheckpoint *checkpoint_from_plan(SpSnapshotPlan *plan, int64_t vm_id,
         d->image = g_strdup(pd->disk->image);
         d->overlay = g_strdup(pd->overlay);
         d->overlay_node = g_strdup(pd->overlay_node);
+        /* What QEMU (or the VM's definition) says the image is, never its header. */
+        d->image_format = g_strdup(pd->disk->format);
         g_ptr_array_add(cp->disks, d);
     }
     return cp;

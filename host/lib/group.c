@@ -413,6 +413,8 @@ static SpCheckpoint *member_record(Member *m, GError **error)
         d->image = g_strdup(pd->disk->image);
         d->overlay = g_strdup(pd->overlay);
         d->overlay_node = g_strdup(pd->overlay_node);
+        /* What QEMU (or the VM's definition) says the image is, never its header. */
+        d->image_format = g_strdup(pd->disk->format);
         g_ptr_array_add(cp->disks, d);
     }
     if (!step(m, m->consistent ? STEP_THAWED_CONSISTENT : STEP_THAWED_CRASH, error) ||

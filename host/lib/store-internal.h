@@ -29,3 +29,8 @@ void sp_db_bind_text_or_null(sqlite3_stmt *stmt, int idx, const char *s);
  * transaction), loaded into vm->disks. */
 gboolean sp_db_vm_disks_insert(SpStore *store, int64_t vm_id, GPtrArray *disks, GError **error);
 gboolean sp_db_vm_disks_load(SpStore *store, SpVm *vm, GError **error);
+
+/* Records the format of an image as it enters a VM's chains (store-tree.c). The first record
+ * stays: a path keeps the format it had when stillpoint first saw it. A NULL format is refused. */
+gboolean sp_db_image_format_record(SpStore *store, int64_t vm_id, const char *path,
+                                   const char *format, GError **error);

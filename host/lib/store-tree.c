@@ -39,10 +39,81 @@ gboolean sp_store_checkpoint_set_disk_image(SpStore *store, int64_t cp_id, const
     return sp_db_step_done(store, stmt, "updating checkpoint image", error);
 }
 
+gboolean sp_db_image_format_record(SpStore *store, int64_t vm_id, const char *path,
+                                   const char *format, GError **error)
+{
+    g_autoptr(SpStmt) stmt = NULL;
+    if (format == NULL || format[0] == '\0') {
+        /* Already known (an overlay that becomes a checkpoint's image): nothing to record. */
+        g_autofree char *known = sp_store_image_format(store, vm_id, path, NULL);
+        if (known != NULL)
+            return TRUE;
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                    "image %s: no format given for it; stillpoint never guesses one", path);
+        return FALSE;
+    }
+    stmt = sp_db_prepare(store,
+                         "INSERT OR IGNORE INTO image_formats (vm_id, path, format) "
+                         "VALUES (?, ?, ?)",
+                         error);
+    if (stmt == NULL)
+        return FALSE;
+    sqlite3_bind_int64(stmt, 1, vm_id);
+    sqlite3_bind_text(stmt, 2, path, -1, SQLITE_TRANSIENT);
+    sqlite3_bind_text(stmt, 3, format, -1, SQLITE_TRANSIENT);
+    return sp_db_step_done(store, stmt, "recording image format", error);
+}
+
+gboolean sp_store_image_format_record(SpStore *store, int64_t vm_id, const char *path,
+                                      const char *format, GError **error)
+{
+    return sp_db_image_format_record(store, vm_id, path, format, error);
+}
+
+char *sp_store_image_format(SpStore *store, int64_t vm_id, const char *path, GError **error)
+{
+    g_autoptr(SpStmt) stmt = sp_db_prepare(store,
+                                        "SELECT format FROM image_formats WHERE vm_id = ? AND "
+                                        "path = ?",
+                                        error);
+    int rc;
+    if (stmt == NULL)
+        return NULL;
+    sqlite3_bind_int64(stmt, 1, vm_id);
+    sqlite3_bind_text(stmt, 2, path, -1, SQLITE_TRANSIENT);
+    rc = sqlite3_step(stmt);
+    if (rc == SQLITE_ROW && sqlite3_column_text(stmt, 0) != NULL)
+        return g_strdup((const char *)sqlite3_column_text(stmt, 0));
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE) {
+        sp_db_error(store, rc, "reading image format", error);
+        return NULL;
+    }
+    g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
+                "image %s: the checkpoint store has no format recorded for it (it entered the "
+                "chain before stillpoint recorded formats, or not through stillpoint); "
+                "stillpoint never guesses a format from an image's bytes",
+                path);
+    return NULL;
+}
+
 gboolean sp_store_checkpoint_set_disk_overlay(SpStore *store, int64_t cp_id, const char *disk,
                                               const char *overlay, const char *overlay_node,
                                               GError **error)
 {
+    /* Every overlay is one stillpoint made: qcow2. */
+    if (overlay != NULL) {
+        g_autoptr(SpStmt) q = sp_db_prepare(store,
+                                         "INSERT OR IGNORE INTO image_formats (vm_id, path, "
+                                         "format) SELECT vm_id, ?, 'qcow2' FROM checkpoints "
+                                         "WHERE id = ?",
+                                         error);
+        if (q == NULL)
+            return FALSE;
+        sqlite3_bind_text(q, 1, overlay, -1, SQLITE_TRANSIENT);
+        sqlite3_bind_int64(q, 2, cp_id);
+        if (!sp_db_step_done(store, q, "recording overlay format", error))
+            return FALSE;
+    }
     g_autoptr(SpStmt) stmt = sp_db_prepare(store,
                                         "UPDATE checkpoint_disks SET overlay = ?, overlay_node = "
                                         "? WHERE checkpoint_id = ? AND disk = ?",

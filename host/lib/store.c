@@ -36,7 +36,12 @@ static const char schema_sql[] =
     "CREATE TABLE IF NOT EXISTS vm_disks ("
     "  vm_id INTEGER NOT NULL REFERENCES vms(id) ON DELETE CASCADE, position INTEGER NOT NULL,"
     "  name TEXT NOT NULL, path TEXT NOT NULL, serial TEXT, format TEXT NOT NULL,"
-    "  PRIMARY KEY (vm_id, name));";
+    "  PRIMARY KEY (vm_id, name));"
+    /* Version 6: the format of every image of a VM's chains, recorded when the image entered
+     * them (QEMU's drv, or qcow2 for an overlay stillpoint made): never probed from its bytes. */
+    "CREATE TABLE IF NOT EXISTS image_formats ("
+    "  vm_id INTEGER NOT NULL REFERENCES vms(id) ON DELETE CASCADE, path TEXT NOT NULL,"
+    "  format TEXT NOT NULL, PRIMARY KEY (vm_id, path));";
 
 static const char *op_state_names[] = {"intent", "done", "rolled-back"};
 
@@ -67,6 +72,7 @@ void sp_checkpoint_disk_free(SpCheckpointDisk *disk)
     g_free(disk->image);
     g_free(disk->overlay);
     g_free(disk->overlay_node);
+    g_free(disk->image_format);
     g_free(disk);
 }
 
@@ -156,6 +162,12 @@ static char *col_text(sqlite3_stmt *stmt, int col)
     return t != NULL ? g_strdup((const char *)t) : NULL;
 }
 
+static int sp_store_user_version(SpStore *store)
+{
+    g_autoptr(SpStmt) stmt = sp_db_prepare(store, "PRAGMA user_version", NULL);
+    return stmt != NULL && sqlite3_step(stmt) == SQLITE_ROW ? sqlite3_column_int(stmt, 0) : 0;
+}
+
 void sp_db_bind_text_or_null(sqlite3_stmt *stmt, int idx, const char *s)
 {
     if (s != NULL)
@@ -217,7 +229,21 @@ SpStore *sp_store_open(const char *path, GError **error)
                     "ALTER TABLE checkpoints ADD COLUMN made_by TEXT; COMMIT;",
                     error))
         return NULL;
-    if (!sp_db_exec(store, "PRAGMA user_version = 5;", error))
+    /* Version 6: records older than image_formats name overlays stillpoint made (qcow2, as is
+     * every checkpoint image that has a parent); a root's image stays unknown until recorded. */
+    if (sp_store_user_version(store) < 6 &&
+        !sp_db_exec(store,
+                    "BEGIN;"
+                    "INSERT OR IGNORE INTO image_formats (vm_id, path, format)"
+                    "  SELECT c.vm_id, d.overlay, 'qcow2' FROM checkpoint_disks d"
+                    "  JOIN checkpoints c ON c.id = d.checkpoint_id WHERE d.overlay IS NOT NULL;"
+                    "INSERT OR IGNORE INTO image_formats (vm_id, path, format)"
+                    "  SELECT c.vm_id, d.image, 'qcow2' FROM checkpoint_disks d"
+                    "  JOIN checkpoints c ON c.id = d.checkpoint_id WHERE c.parent IS NOT NULL;"
+                    "COMMIT;",
+                    error))
+        return NULL;
+    if (!sp_db_exec(store, "PRAGMA user_version = 6;", error))
         return NULL;
     return g_steal_pointer(&store);
 }
@@ -483,6 +509,13 @@ gboolean sp_store_vm_remove(SpStore *store, const char *name, gboolean force, GE
 
 static gboolean checkpoint_insert_disks(SpStore *store, const SpCheckpoint *cp, GError **error)
 {
+    for (guint i = 0; cp->disks != NULL && i < cp->disks->len; i++) {
+        SpCheckpointDisk *d = g_ptr_array_index(cp->disks, i);
+        if (!sp_db_image_format_record(store, cp->vm_id, d->image, d->image_format, error) ||
+            (d->overlay != NULL &&
+             !sp_db_image_format_record(store, cp->vm_id, d->overlay, "qcow2", error)))
+            return FALSE;
+    }
     g_autoptr(SpStmt) stmt = sp_db_prepare(store,
                                         "INSERT INTO checkpoint_disks (checkpoint_id, disk, node, "
                                         "image, overlay, overlay_node) VALUES (?, ?, ?, ?, ?, ?)",
@@ -595,13 +628,16 @@ gboolean sp_store_checkpoint_add(SpStore *store, SpCheckpoint *cp, int64_t op_id
 static gboolean checkpoint_load_disks(SpStore *store, SpCheckpoint *cp, GError **error)
 {
     g_autoptr(SpStmt) stmt = sp_db_prepare(store,
-                                        "SELECT disk, node, image, overlay, overlay_node FROM "
-                                        "checkpoint_disks WHERE checkpoint_id = ? ORDER BY rowid",
+                                        "SELECT disk, node, image, overlay, overlay_node, "
+                                        "(SELECT format FROM image_formats f WHERE f.vm_id = ?2 "
+                                        "AND f.path = image) FROM checkpoint_disks WHERE "
+                                        "checkpoint_id = ?1 ORDER BY rowid",
                                         error);
     int rc;
     if (stmt == NULL)
         return FALSE;
     sqlite3_bind_int64(stmt, 1, cp->id);
+    sqlite3_bind_int64(stmt, 2, cp->vm_id);
     while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
         SpCheckpointDisk *d = g_new0(SpCheckpointDisk, 1);
         d->disk = col_text(stmt, 0);
@@ -609,6 +645,7 @@ static gboolean checkpoint_load_disks(SpStore *store, SpCheckpoint *cp, GError *
         d->image = col_text(stmt, 2);
         d->overlay = col_text(stmt, 3);
         d->overlay_node = col_text(stmt, 4);
+        d->image_format = col_text(stmt, 5);
         g_ptr_array_add(cp->disks, d);
     }
     if (rc != SQLITE_DONE)

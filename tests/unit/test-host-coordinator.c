@@ -57,6 +57,7 @@ static gboolean fake_plan(SpDriver *drv, SpSnapshotPlan *plan, const char *dir, 
     pd->disk->node = g_strdup("disk0");
     pd->disk->image = g_strdup("/img/base.qcow2");
     pd->disk->serial = g_strdup("vda-serial");
+    pd->disk->format = g_strdup("qcow2");
     pd->overlay = g_strdup("/img/overlay.qcow2");
     pd->overlay_node = g_strdup("sp0");
     g_ptr_array_add(plan->disks, pd);

@@ -34,6 +34,7 @@ static int64_t add_cp(SpStore *store, int64_t vm_id, const char *name, const cha
     d->node = g_strdup("n");
     d->image = g_strdup(image);
     d->overlay = g_strdup(overlay);
+    d->image_format = g_strdup("qcow2");
     g_ptr_array_add(cp->disks, d);
     assert_true(sp_store_checkpoint_add(store, cp, 0, &id, &error));
     return id;

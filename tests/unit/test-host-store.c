@@ -6,6 +6,7 @@
 #include <cmocka.h>
 
 #include <gio/gio.h>
+#include <sqlite3.h>
 #include <glib/gstdio.h>
 #include <sys/wait.h>
 #include <string.h>
@@ -84,6 +85,7 @@ static SpCheckpoint *make_checkpoint(int64_t vm_id, const char *name, const char
     d->image = g_strdup(image);
     d->overlay = g_strdup(overlay);
     d->overlay_node = g_strdup("sp-1-0");
+    d->image_format = g_strdup("qcow2");
     g_ptr_array_add(cp->disks, d);
     return cp;
 }
@@ -271,6 +273,94 @@ static void test_checkpoints_form_a_tree_and_track_current(void **state)
     assert_true(sp_store_vm_remove(f->store, "web", TRUE, &error));
 }
 
+/* Issue 15 item 1: a format is recorded when an image enters the chain and never guessed. */
+static void test_image_formats_are_recorded_not_guessed(void **state)
+{
+    Fixture *f = *state;
+    g_autoptr(GError) error = NULL;
+    int64_t vm_id = add_vm(f->store, "web");
+    g_autoptr(SpCheckpoint) a = make_checkpoint(vm_id, "a", "/img/base.raw", "/img/a.qcow2");
+    g_autoptr(SpCheckpoint) b = make_checkpoint(vm_id, "b", "/img/a.qcow2", "/img/b.qcow2");
+    g_autoptr(SpCheckpoint) c = make_checkpoint(vm_id, "c", "/img/c.raw", NULL);
+    g_autoptr(GPtrArray) list = NULL;
+    char *fmt;
+
+    g_free(((SpCheckpointDisk *)g_ptr_array_index(a->disks, 0))->image_format);
+    ((SpCheckpointDisk *)g_ptr_array_index(a->disks, 0))->image_format = g_strdup("raw");
+    /* b's image is a's overlay: it is already known (qcow2), b says nothing. */
+    g_clear_pointer(&((SpCheckpointDisk *)g_ptr_array_index(b->disks, 0))->image_format, g_free);
+    assert_true(sp_store_checkpoint_add(f->store, a, 0, NULL, &error));
+    assert_true(sp_store_checkpoint_add(f->store, b, 0, NULL, &error));
+    assert_null(error);
+
+    fmt = sp_store_image_format(f->store, vm_id, "/img/base.raw", &error);
+    assert_string_equal(fmt, "raw");
+    g_free(fmt);
+    fmt = sp_store_image_format(f->store, vm_id, "/img/a.qcow2", &error);
+    assert_string_equal(fmt, "qcow2");
+    g_free(fmt);
+    /* The first record stays: a later claim cannot turn the raw base into a qcow2. */
+    assert_true(sp_store_image_format_record(f->store, vm_id, "/img/base.raw", "qcow2", &error));
+    fmt = sp_store_image_format(f->store, vm_id, "/img/base.raw", &error);
+    assert_string_equal(fmt, "raw");
+    g_free(fmt);
+    /* An overlay set later (apply) is recorded as qcow2. */
+    assert_true(sp_store_checkpoint_set_disk_overlay(f->store, a->id, "virtio0", "/img/a2.qcow2",
+                                                     NULL, &error));
+    fmt = sp_store_image_format(f->store, vm_id, "/img/a2.qcow2", &error);
+    assert_string_equal(fmt, "qcow2");
+    g_free(fmt);
+
+    list = sp_store_checkpoint_list(f->store, vm_id, &error);
+    assert_string_equal(
+        ((SpCheckpointDisk *)g_ptr_array_index(((SpCheckpoint *)g_ptr_array_index(list, 0))
+                                                   ->disks, 0))->image_format, "raw");
+    assert_string_equal(
+        ((SpCheckpointDisk *)g_ptr_array_index(((SpCheckpoint *)g_ptr_array_index(list, 1))
+                                                   ->disks, 0))->image_format, "qcow2");
+
+    /* An unknown image has no format, and a checkpoint of one without a format is refused. */
+    assert_null(sp_store_image_format(f->store, vm_id, "/img/unknown", &error));
+    assert_true(g_error_matches(error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND));
+    assert_non_null(strstr(error->message, "never guesses"));
+    g_clear_error(&error);
+    g_clear_pointer(&((SpCheckpointDisk *)g_ptr_array_index(c->disks, 0))->image_format, g_free);
+    assert_false(sp_store_checkpoint_add(f->store, c, 0, NULL, &error));
+    assert_non_null(strstr(error->message, "no format"));
+}
+
+/* A store of schema version 5 learns the formats it can vouch for: overlays and the images of
+ * checkpoints with a parent (stillpoint made them, qcow2); a root's image stays unknown. */
+static void test_v5_store_migrates_overlay_formats(void **state)
+{
+    Fixture *f = *state;
+    g_autoptr(GError) error = NULL;
+    int64_t vm_id = add_vm(f->store, "web");
+    g_autoptr(SpCheckpoint) a = make_checkpoint(vm_id, "a", "/img/base.raw", "/img/a.qcow2");
+    g_autoptr(SpCheckpoint) b = make_checkpoint(vm_id, "b", "/img/a.qcow2", "/img/b.qcow2");
+    sqlite3 *db = NULL;
+    char *fmt;
+
+    assert_true(sp_store_checkpoint_add(f->store, a, 0, NULL, &error));
+    assert_true(sp_store_checkpoint_add(f->store, b, 0, NULL, &error));
+    sp_store_close(f->store);
+    /* Back to version 5: no format table. */
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "DROP TABLE image_formats; PRAGMA user_version = 5;",
+                                  NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    f->store = sp_store_open(f->path, &error);
+    assert_non_null(f->store);
+    fmt = sp_store_image_format(f->store, vm_id, "/img/b.qcow2", &error);
+    assert_string_equal(fmt, "qcow2");
+    g_free(fmt);
+    fmt = sp_store_image_format(f->store, vm_id, "/img/a.qcow2", &error);
+    assert_string_equal(fmt, "qcow2");
+    g_free(fmt);
+    assert_null(sp_store_image_format(f->store, vm_id, "/img/base.raw", &error));
+    assert_true(g_error_matches(error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND));
+}
+
 static void test_journal_done_with_checkpoint_atomically(void **state)
 {
     Fixture *f = *state;
@@ -406,6 +496,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_second_locker_gets_busy_naming_the_holder, setup,
                                         teardown),
         cmocka_unit_test(test_store_path_resolution),
+        cmocka_unit_test_setup_teardown(test_image_formats_are_recorded_not_guessed, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_v5_store_migrates_overlay_formats, setup, teardown),
         cmocka_unit_test_setup_teardown(test_vm_disks_are_recorded_in_order, setup, teardown),
         cmocka_unit_test_setup_teardown(test_vm_disks_duplicate_name_registers_nothing, setup,
                                         teardown),

@@ -54,6 +54,9 @@ typedef struct {
     char *image;          /* image file frozen by the checkpoint (its content) */
     char *overlay;        /* overlay the VM wrote to afterwards; NULL for the hook driver */
     char *overlay_node;
+    char *image_format;   /* image's format as recorded when it entered the chain (QEMU's drv,
+                           * "qcow2" for an overlay stillpoint made); NULL when the record
+                           * predates format records: never guessed */
 } SpCheckpointDisk;
 
 typedef struct {
@@ -150,6 +153,12 @@ gboolean sp_store_checkpoint_set_disk_image(SpStore *store, int64_t cp_id, const
 gboolean sp_store_checkpoint_set_disk_overlay(SpStore *store, int64_t cp_id, const char *disk,
                                               const char *overlay, const char *overlay_node,
                                               GError **error);
+/* Image formats (DESIGN.md: a format never comes from probing guest-written bytes). Recorded
+ * when an image enters a VM's chains (checkpoint disks and overlays record themselves); the
+ * first record of a path stays. The lookup fails with G_IO_ERROR_NOT_FOUND for an unknown path. */
+gboolean sp_store_image_format_record(SpStore *store, int64_t vm_id, const char *path,
+                                      const char *format, GError **error);
+char *sp_store_image_format(SpStore *store, int64_t vm_id, const char *path, GError **error);
 /* Records a checkpoint under the VM's current one inside the caller's transaction, and makes it
  * current (sp_store_checkpoint_add without its own transaction). */
 gboolean sp_store_checkpoint_insert(SpStore *store, SpCheckpoint *cp, GError **error);
