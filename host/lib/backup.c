@@ -216,24 +216,20 @@ static gboolean exports_remove(SpQmp *qmp, SpJson *session, GError **error)
 SpJson *sp_backup_changed_extents(const char *socket, const char *export_name,
                                   const char *bitmap, gint64 *ret_bytes, GError **error)
 {
-    g_autofree char *opts = g_strdup_printf("driver=nbd,server.type=unix,server.path=%s,export=%s,"
-                                            "x-dirty-bitmap=qemu:dirty-bitmap:%s",
-                                            socket, export_name, bitmap);
-    g_autoptr(GSubprocess) proc = NULL;
-    g_autofree char *out = NULL, *err = NULL;
+    g_auto(GStrv) argv = sp_img_argv_map_nbd_bitmap(socket, export_name, bitmap);
+    g_autofree char *out = NULL;
     g_autoptr(SpJson) map = NULL;
     SpJson *extents = sp_json_new_array();
     gint64 start = -1, end = -1, total = 0;
 
-    proc = g_subprocess_new(G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE, error,
-                            "qemu-img", "map", "--output=json", "--image-opts", opts, NULL);
-    if (proc == NULL || !g_subprocess_communicate_utf8(proc, NULL, NULL, &out, &err, error))
+    if (!sp_op_qemu_img_output((const char *const *)argv, &out, error)) {
+        g_prefix_error(error, "export %s: reading bitmap %s: ", export_name, bitmap);
         goto fail;
-    if (!g_subprocess_get_if_exited(proc) || g_subprocess_get_exit_status(proc) != 0 ||
-        sp_json_parse(out, strlen(out), NULL, &map, NULL) != SP_OK) {
+    }
+    if (sp_json_parse(out, strlen(out), NULL, &map, NULL) != SP_OK) {
         g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED,
-                    "export %s: reading bitmap %s with qemu-img map: %s", export_name, bitmap,
-                    err != NULL && err[0] != '\0' ? g_strstrip(err) : "no JSON map");
+                    "export %s: reading bitmap %s with qemu-img map: no JSON map", export_name,
+                    bitmap);
         goto fail;
     }
     for (size_t i = 0; i <= sp_json_array_len(map); i++) {

@@ -1,6 +1,7 @@
 /* What all drivers share: disks, the snapshot plan and its journal form, overlays, disk discovery
  * (QMP, or libvirt), a VM's registration rules and the driver factory. */
 #include "stillpoint/driver.h"
+#include "op-util.h"
 
 #include <errno.h>
 #include <gio/gio.h>
@@ -303,28 +304,18 @@ gboolean sp_plan_overlays(SpSnapshotPlan *plan, const char *overlay_dir, gboolea
 
 gboolean sp_overlay_create(SpPlanDisk *pd, GError **error)
 {
-    g_autofree char *size = g_strdup_printf("%" G_GINT64_FORMAT, pd->disk->size);
-    g_autofree char *err_text = NULL;
-    g_autoptr(GSubprocess) proc = NULL;
+    /* -F is the format QEMU reports for the disk (its drv), never one guessed from the disk's
+     * bytes, which the guest writes. */
+    SpImg backing = {.path = pd->disk->image, .format = pd->disk->format};
+    g_auto(GStrv) argv = NULL;
 
     /* Marked before the attempt: a half-written file is ours to remove too. */
     pd->created = TRUE;
     /* -u: the base is open read-write in QEMU, so qemu-img must not open it; the size is known. */
-    proc = g_subprocess_new(G_SUBPROCESS_FLAGS_STDOUT_SILENCE | G_SUBPROCESS_FLAGS_STDERR_PIPE,
-                            error, "qemu-img", "create", "-q", "-f", "qcow2", "-u", "-b",
-                            pd->disk->image, "-F",
-                            pd->disk->format != NULL ? pd->disk->format : "qcow2", pd->overlay,
-                            size, NULL);
-    if (proc == NULL) {
-        g_prefix_error(error, "disk %s: cannot run qemu-img: ", pd->disk->name);
-        return FALSE;
-    }
-    if (!g_subprocess_communicate_utf8(proc, NULL, NULL, NULL, &err_text, error))
-        return FALSE;
-    if (!g_subprocess_get_if_exited(proc) || g_subprocess_get_exit_status(proc) != 0) {
-        g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED,
-                    "disk %s: cannot create overlay %s: %s", pd->disk->name, pd->overlay,
-                    err_text != NULL ? g_strstrip(err_text) : "qemu-img failed");
+    argv = sp_img_argv_create_overlay(&backing, pd->overlay, pd->disk->size, error);
+    if (argv == NULL || !sp_op_qemu_img(NULL, pd->disk->name, (const char *const *)argv, error)) {
+        g_prefix_error(error, "disk %s: cannot create overlay %s: ", pd->disk->name,
+                       pd->overlay);
         return FALSE;
     }
     return TRUE;

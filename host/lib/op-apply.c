@@ -249,16 +249,20 @@ static ApplyPlan *make_plan(SpStore *store, SpVm *vm, const SpCheckpoint *target
     return g_steal_pointer(&p);
 }
 
-static gboolean create_overlays(ApplyPlan *p, GError **error)
+static gboolean create_overlays(SpStore *store, const SpVm *vm, ApplyPlan *p, GError **error)
 {
     for (guint i = 0; i < p->disks->len; i++) {
         ApplyDisk *d = g_ptr_array_index(p->disks, i);
-        g_autofree char *fmt = sp_op_image_format(d->image, error);
-        if (fmt == NULL)
+        /* -F from the store: the new overlay must never make QEMU guess its backing's format. */
+        g_autofree char *fmt = sp_op_format_of(store, vm, d->image, error);
+        SpImg backing = {.path = d->image, .format = fmt};
+        g_auto(GStrv) argv = NULL;
+        if (fmt == NULL || !sp_op_chain_check(store, vm, &backing, error) ||
+            (argv = sp_img_argv_create_overlay(&backing, d->overlay, -1, error)) == NULL) {
+            g_prefix_error(error, "disk %s: ", d->disk);
             return FALSE;
-        const char *argv[] = {"create", "-q", "-f", "qcow2", "-b", d->image, "-F", fmt,
-                              d->overlay, NULL};
-        if (!sp_op_qemu_img(NULL, d->disk, argv, error))
+        }
+        if (!sp_op_qemu_img(NULL, d->disk, (const char *const *)argv, error))
             return FALSE;
     }
     return TRUE;
@@ -294,6 +298,7 @@ static SpCheckpoint *saved_checkpoint(const ApplyPlan *p, int64_t vm_id)
         cd->disk = g_strdup(d->disk);
         cd->node = g_strdup("");
         cd->image = g_strdup(d->present);
+        cd->image_format = g_strdup("qcow2"); /* an overlay stillpoint made */
         g_ptr_array_add(cp->disks, cd);
     }
     return cp;
@@ -397,7 +402,7 @@ static gboolean finish(SpStore *store, SpVm *vm, ApplyPlan *p, const SpOpReport 
 
 static gboolean prepare(SpStore *store, SpVm *vm, ApplyPlan *plan, GError **error)
 {
-    if (!create_overlays(plan, error) ||
+    if (!create_overlays(store, vm, plan, error) ||
         !sp_store_op_step(store, plan->op_id, STEP_PREPARED, error))
         return FALSE;
     sp_test_crash_point(STEP_PREPARED);
@@ -518,15 +523,20 @@ gboolean sp_op_recover_apply(SpStore *store, SpVm *vm, SpOp *op, const SpOpRepor
 }
 
 /* Has anything been written to the overlay itself (not its backing chain)? */
-static gboolean overlay_written(const char *overlay, gboolean *ret, GError **error)
+static gboolean overlay_written(SpStore *store, const SpVm *vm, const char *overlay,
+                                gboolean *ret, GError **error)
 {
-    g_autoptr(GSubprocess) proc = NULL;
-    g_autofree char *out = NULL;
+    g_autofree char *out = NULL, *fmt = NULL;
     g_autoptr(SpJson) map = NULL;
+    g_auto(GStrv) argv = NULL;
+    SpImg img = {.path = overlay};
     *ret = TRUE;
-    proc = g_subprocess_new(G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_SILENCE,
-                            error, "qemu-img", "map", "-U", "--output=json", overlay, NULL);
-    if (proc == NULL || !g_subprocess_communicate_utf8(proc, NULL, NULL, &out, NULL, error))
+    if ((fmt = sp_op_format_of(store, vm, overlay, error)) == NULL)
+        return FALSE;
+    img.format = fmt;
+    if (!sp_op_chain_check(store, vm, &img, error) ||
+        (argv = sp_img_argv_map(&img, error)) == NULL ||
+        !sp_op_qemu_img_output((const char *const *)argv, &out, error))
         return FALSE;
     if (out == NULL || sp_json_parse(out, strlen(out), NULL, &map, NULL) != SP_OK) {
         g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "qemu-img map %s failed", overlay);
@@ -586,7 +596,7 @@ gboolean sp_op_resume(SpStore *store, SpVm *vm, const SpOpReport *report, GError
     for (guint i = 0; i < cp->disks->len; i++) {
         SpCheckpointDisk *d = g_ptr_array_index(cp->disks, i);
         gboolean written = TRUE;
-        if (!overlay_written(d->overlay, &written, error))
+        if (!overlay_written(store, vm, d->overlay, &written, error))
             return FALSE;
         if (written) {
             g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED,

@@ -497,19 +497,29 @@ static gboolean merge_libvirt(DelRun *run, DelDisk *d, GError **error)
                                    (gpointer)run->report, error);
 }
 
+/* An image of this VM with its recorded format, its chain checked (sp_op_chain_check). */
+static char *checked_format(DelRun *run, const char *image, GError **error)
+{
+    g_autofree char *fmt = sp_op_format_of(run->store, run->vm, image, error);
+    SpImg img = {.path = image, .format = fmt};
+    if (fmt == NULL || !sp_op_chain_check(run->store, run->vm, &img, error))
+        return NULL;
+    return g_steal_pointer(&fmt);
+}
+
 static gboolean merge_offline(DelRun *run, DelDisk *d, GError **error)
 {
-    g_autofree char *fmt = sp_op_image_format(d->base, error);
-    if (fmt == NULL)
+    g_autofree char *top_fmt = checked_format(run, d->top, error);
+    g_autofree char *base_fmt = top_fmt != NULL ? checked_format(run, d->base, error) : NULL;
+    SpImg top = {.path = d->top, .format = top_fmt}, base = {.path = d->base, .format = base_fmt};
+    g_auto(GStrv) argv = NULL;
+    if (base_fmt == NULL || (argv = sp_img_argv_commit(&top, &base, error)) == NULL) {
+        g_prefix_error(error, "disk %s: ", d->disk);
         return FALSE;
+    }
     sp_op_say(run->report, "disk %s: merging %s into %s (offline)", d->disk, d->top, d->base);
     /* -d: top stays intact, so a run killed mid-copy can simply copy again. */
-    {
-        const char *argv[] = {"commit", "-p", "-d", "-f", "qcow2", "-b", d->base, d->top, NULL};
-        if (!sp_op_qemu_img(run->report, d->disk, argv, error))
-            return FALSE;
-    }
-    return TRUE;
+    return sp_op_qemu_img(run->report, d->disk, (const char *const *)argv, error);
 }
 
 static gboolean rebase_dependents(DelRun *run, DelDisk *d, GError **error)
@@ -517,21 +527,28 @@ static gboolean rebase_dependents(DelRun *run, DelDisk *d, GError **error)
     g_autofree char *fmt = NULL;
     if (d->rebase->len == 0)
         return TRUE;
-    if ((fmt = sp_op_image_format(d->base, error)) == NULL)
+    /* -F from the store: base's format as recorded, never read from base's bytes. */
+    if ((fmt = sp_op_format_of(run->store, run->vm, d->base, error)) == NULL)
         return FALSE;
     for (guint i = 0; i < d->rebase->len; i++) {
-        /* -u: only the header changes; base now holds everything top held. */
-        const char *argv[] = {"rebase", "-u", "-f", "qcow2", "-b", d->base, "-F", fmt,
-                              g_ptr_array_index(d->rebase, i), NULL};
+        const char *target = g_ptr_array_index(d->rebase, i);
+        g_autofree char *target_fmt = NULL;
+        SpImg base = {.path = d->base, .format = fmt}, img = {.path = target};
+        g_auto(GStrv) argv = NULL;
         SpLiveImage li = {0};
         gboolean live;
-        if (!find_live(run->qmp, run->lv, argv[8], &li, error))
+        if (!find_live(run->qmp, run->lv, target, &li, error))
             return FALSE;
         live = li.found;
         sp_live_image_clear(&li);
         if (live)
             continue; /* in the running chain: QEMU's commit re-pointed it */
-        if (!sp_op_qemu_img(NULL, d->disk, argv, error))
+        if ((target_fmt = sp_op_format_of(run->store, run->vm, target, error)) == NULL)
+            return FALSE;
+        img.format = target_fmt;
+        /* -u: only the header changes; base now holds everything top held. */
+        if ((argv = sp_img_argv_rebase(&img, &base, FALSE, error)) == NULL ||
+            !sp_op_qemu_img(NULL, d->disk, (const char *const *)argv, error))
             return FALSE;
     }
     return TRUE;
@@ -575,7 +592,7 @@ static gboolean stream_live(DelRun *run, DelDisk *d, const char *target, guint i
 /* Every branch gets base's data and the parent's image as its backing file. */
 static gboolean stream_disk(DelRun *run, DelDisk *d, GError **error)
 {
-    g_autofree char *fmt = sp_op_image_format(d->parent_image, error);
+    g_autofree char *fmt = checked_format(run, d->parent_image, error);
     if (fmt == NULL)
         return FALSE;
     /* A job a killed run left is waited for and dismissed first: QEMU 7.2 crashed in
@@ -596,13 +613,20 @@ static gboolean stream_disk(DelRun *run, DelDisk *d, GError **error)
                 return FALSE;
             continue;
         }
-        sp_op_say(run->report, "disk %s: copying %s up into %s (offline)", d->disk, d->base,
-                  target);
-        /* Safe mode (no -u): what target shows stays the same, base's part is copied in. */
-        const char *argv[] = {"rebase", "-p", "-f", "qcow2", "-b", d->parent_image, "-F", fmt,
-                              target, NULL};
-        if (!sp_op_qemu_img(run->report, d->disk, argv, error))
-            return FALSE;
+        {
+            g_autofree char *target_fmt = checked_format(run, target, error);
+            SpImg img = {.path = target, .format = target_fmt};
+            SpImg parent = {.path = d->parent_image, .format = fmt};
+            g_auto(GStrv) argv = NULL;
+            /* Safe mode (no -u): what target shows stays the same, base's part is copied in. */
+            if (target_fmt == NULL ||
+                (argv = sp_img_argv_rebase(&img, &parent, TRUE, error)) == NULL)
+                return FALSE;
+            sp_op_say(run->report, "disk %s: copying %s up into %s (offline)", d->disk, d->base,
+                      target);
+            if (!sp_op_qemu_img(run->report, d->disk, (const char *const *)argv, error))
+                return FALSE;
+        }
     }
     return TRUE;
 }

@@ -99,19 +99,27 @@ static char *payload_for(const ExportFiles *f, const char *manifest)
     return sp_json_serialize(o, NULL);
 }
 
-static gboolean copy_disks(const SpCheckpoint *cp, const char *format, const ExportFiles *f,
-                           const SpOpReport *report, SpJson *disks, GError **error)
+static gboolean copy_disks(SpStore *store, const SpVm *vm, const SpCheckpoint *cp,
+                           const char *format, const ExportFiles *f, const SpOpReport *report,
+                           SpJson *disks, GError **error)
 {
     for (guint i = 0; i < cp->disks->len; i++) {
         SpCheckpointDisk *d = g_ptr_array_index(cp->disks, i);
         const char *tmp = g_ptr_array_index(f->partial, i);
-        /* No -B: the result is flattened, with no backing file. */
-        const char *argv[] = {"convert", "-p", "-O", format, d->image, tmp, NULL};
+        g_autofree char *fmt = sp_op_format_of(store, vm, d->image, error);
+        SpImg src = {.path = d->image, .format = fmt};
+        g_auto(GStrv) argv = NULL;
         SpJson *o = sp_json_new_object();
+        sp_json_array_append(disks, o);
+        /* The source is opened with its recorded format, its chain checked layer by layer. */
+        if (fmt == NULL || !sp_op_chain_check(store, vm, &src, error) ||
+            (argv = sp_img_argv_convert(&src, format, tmp, error)) == NULL) {
+            g_prefix_error(error, "disk %s: ", d->disk);
+            return FALSE;
+        }
         sp_op_say(report, "disk %s: copying %s and its backing chain to %s", d->disk, d->image,
                   (const char *)g_ptr_array_index(f->final, i));
-        sp_json_array_append(disks, o);
-        if (!sp_op_qemu_img(report, d->disk, argv, error))
+        if (!sp_op_qemu_img(report, d->disk, (const char *const *)argv, error))
             return FALSE;
         sp_test_crash_point("exporting");
         sp_json_object_set_string(o, "disk", d->disk);
@@ -186,7 +194,7 @@ gboolean sp_op_export(SpStore *store, SpVm *vm, const char *ref, const char *dir
     if (!sp_store_op_begin(store, vm->id, "export", payload, &op_id, error))
         return FALSE;
     sp_test_crash_point("planned");
-    if (!copy_disks(cp, format, &f, report, disks, error) || !finish_files(&f, error))
+    if (!copy_disks(store, vm, cp, format, &f, report, disks, error) || !finish_files(&f, error))
         goto fail;
     text = sp_json_serialize(manifest, NULL);
     if (!g_file_set_contents(mpath, text, -1, error))

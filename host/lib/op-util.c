@@ -7,11 +7,15 @@
 #include <glib/gstdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <gio/gunixinputstream.h>
+#include <poll.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "stillpoint/channel.h"
 #include "stillpoint/driver.h"
 #include "stillpoint/guest-text.h"
+#include "stillpoint/store.h"
 
 #define JOB_POLL_MS 250
 
@@ -123,18 +127,68 @@ static void parse_progress_chunk(ProgressParse *pp, const char *buf, gsize n)
     }
 }
 
-gboolean sp_op_qemu_img(const SpOpReport *report, const char *disk, const char *const *argv,
-                        GError **error)
+guint sp_op_deadline_ms(gint64 bytes, SpTestDeadline which)
+{
+    const char *env = g_getenv(SP_IMAGE_TIMEOUT_ENV);
+    guint64 ms;
+    if (env != NULL && g_ascii_strtoull(env, NULL, 10) > 0) {
+        ms = g_ascii_strtoull(env, NULL, 10) * 1000;
+    } else {
+        /* 10 min, plus 2 min per GiB: a slow disk moves more than 8 MiB/s. */
+        ms = 600000 + (guint64)MAX(bytes, 0) / (1024 * 1024 * 1024) * 120000;
+    }
+    return sp_test_deadline_ms(which, (guint)MIN(ms, (guint64)G_MAXUINT));
+}
+
+/* What qemu-img will read: the files its argv names (the deadline scales with them). */
+static gint64 argv_bytes(const char *const *argv)
+{
+    gint64 total = 0;
+    for (guint i = 0; argv[i] != NULL; i++) {
+        GStatBuf st;
+        if (argv[i][0] == '/' && g_stat(argv[i], &st) == 0 && S_ISREG(st.st_mode))
+            total += st.st_size;
+    }
+    return total;
+}
+
+static gboolean read_some(int fd, GString *into, gsize cap, ProgressParse *pp, gboolean *eof)
+{
+    char buf[4096];
+    gssize n = read(fd, buf, sizeof(buf));
+    if (n < 0 && (errno == EINTR || errno == EAGAIN))
+        return TRUE;
+    if (n <= 0) {
+        *eof = TRUE;
+        return TRUE;
+    }
+    if (pp != NULL)
+        parse_progress_chunk(pp, buf, (gsize)n);
+    if (into != NULL && into->len < cap)
+        g_string_append_len(into, buf, MIN((gsize)n, cap - into->len));
+    return TRUE;
+}
+
+/* Kills qemu-img at the deadline: a FIFO for a backing file, a stuck NFS mount or a huge copy
+ * must not hold the VM lock forever. */
+static void kill_and_reap(GSubprocess *proc)
+{
+    g_subprocess_force_exit(proc);
+    g_subprocess_wait(proc, NULL, NULL);
+}
+
+gboolean sp_op_qemu_img_run(const SpOpReport *report, const char *disk, const char *const *argv,
+                            guint timeout_ms, char **ret_out, GError **error)
 {
     g_autoptr(GPtrArray) args = g_ptr_array_new();
     g_autoptr(GSubprocess) proc = NULL;
-    g_autoptr(GString) line = g_string_new(NULL);
-    g_autofree char *err_text = NULL;
+    g_autoptr(GString) line = g_string_new(NULL), out = g_string_new(NULL),
+                       err = g_string_new(NULL);
     gboolean with_progress = report != NULL && report->percent != NULL;
-    GInputStream *out;
     ProgressParse pp = {.report = report, .disk = disk, .line = line};
-    char buf[512];
-    gssize n;
+    gint64 deadline = g_get_monotonic_time() + (gint64)timeout_ms * 1000;
+    gboolean out_eof = FALSE, err_eof = FALSE;
+    int out_fd, err_fd;
 
     g_ptr_array_add(args, (gpointer) "qemu-img");
     for (guint i = 0; argv[i] != NULL; i++)
@@ -147,71 +201,116 @@ gboolean sp_op_qemu_img(const SpOpReport *report, const char *disk, const char *
         g_prefix_error(error, "cannot run qemu-img: ");
         return FALSE;
     }
-    /* stdout carries only the progress lines; stderr (small) is read after. */
-    out = g_subprocess_get_stdout_pipe(proc);
-    while ((n = g_input_stream_read(out, buf, sizeof(buf), NULL, NULL)) > 0) {
-        if (with_progress)
-            parse_progress_chunk(&pp, buf, (gsize)n);
-    }
-    {
-        GInputStream *err = g_subprocess_get_stderr_pipe(proc);
-        g_autoptr(GString) e = g_string_new(NULL);
-        while ((n = g_input_stream_read(err, buf, sizeof(buf), NULL, NULL)) > 0)
-            if (e->len < 4096)
-                g_string_append_len(e, buf, n);
-        err_text = g_string_free(g_steal_pointer(&e), FALSE);
+    out_fd = g_unix_input_stream_get_fd(G_UNIX_INPUT_STREAM(g_subprocess_get_stdout_pipe(proc)));
+    err_fd = g_unix_input_stream_get_fd(G_UNIX_INPUT_STREAM(g_subprocess_get_stderr_pipe(proc)));
+    while (!out_eof || !err_eof || g_subprocess_get_identifier(proc) != NULL) {
+        gint64 left = deadline - g_get_monotonic_time();
+        struct pollfd fds[2] = {{.fd = out_eof ? -1 : out_fd, .events = POLLIN},
+                                {.fd = err_eof ? -1 : err_fd, .events = POLLIN}};
+        if (left <= 0) {
+            g_autofree char *cmd = g_strjoinv(" ", (char **)args->pdata);
+            kill_and_reap(proc);
+            g_set_error(error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
+                        "%s did not finish within its deadline of %u s and was killed (a "
+                        "backing file that is a FIFO or on a hung mount? the deadline is set "
+                        "with " SP_IMAGE_TIMEOUT_ENV ")",
+                        cmd, timeout_ms / 1000 > 0 ? timeout_ms / 1000 : 1);
+            return FALSE;
+        }
+        if (out_eof && err_eof) {
+            g_usleep(5000); /* both pipes closed: the child is exiting */
+            continue;
+        }
+        if (poll(fds, 2, (int)MIN(left / 1000 + 1, 1000)) < 0 && errno != EINTR)
+            break;
+        if (!out_eof && (fds[0].revents & (POLLIN | POLLHUP | POLLERR)))
+            read_some(out_fd, ret_out != NULL ? out : NULL, 64 << 20,
+                      with_progress ? &pp : NULL, &out_eof);
+        if (!err_eof && (fds[1].revents & (POLLIN | POLLHUP | POLLERR)))
+            read_some(err_fd, err, 4096, NULL, &err_eof);
     }
     if (!g_subprocess_wait(proc, NULL, error))
         return FALSE;
     if (!g_subprocess_get_if_exited(proc) || g_subprocess_get_exit_status(proc) != 0) {
         g_autofree char *cmd = g_strjoinv(" ", (char **)args->pdata);
         g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "%s failed: %s", cmd,
-                    err_text[0] != '\0' ? g_strstrip(err_text) : "no message");
+                    err->len > 0 ? g_strstrip(err->str) : "no message");
         return FALSE;
     }
+    if (ret_out != NULL)
+        *ret_out = g_string_free(g_steal_pointer(&out), FALSE);
     return TRUE;
 }
 
-static SpJson *image_info(const char *image, GError **error)
+gboolean sp_op_qemu_img(const SpOpReport *report, const char *disk, const char *const *argv,
+                        GError **error)
 {
-    g_autoptr(GSubprocess) proc = NULL;
-    g_autofree char *out = NULL, *err = NULL;
-    SpJson *root = NULL;
+    guint ms = sp_op_deadline_ms(argv_bytes(argv), SP_TEST_DEADLINE_QEMU_IMG);
+    return sp_op_qemu_img_run(report, disk, argv, ms, NULL, error);
+}
 
-    proc = g_subprocess_new(G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE, error,
-                            "qemu-img", "info", "-U", "--output=json", image, NULL);
-    if (proc == NULL || !g_subprocess_communicate_utf8(proc, NULL, NULL, &out, &err, error))
-        return NULL;
-    if (!g_subprocess_get_if_exited(proc) || g_subprocess_get_exit_status(proc) != 0 ||
-        out == NULL || sp_json_parse(out, strlen(out), NULL, &root, NULL) != SP_OK) {
-        g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "image %s: qemu-img info failed: %s",
-                    image, err != NULL ? g_strstrip(err) : "");
+gboolean sp_op_qemu_img_output(const char *const *argv, char **ret_out, GError **error)
+{
+    guint ms = sp_op_deadline_ms(argv_bytes(argv), SP_TEST_DEADLINE_QEMU_IMG);
+    return sp_op_qemu_img_run(NULL, NULL, argv, ms, ret_out, error);
+}
+
+char *sp_op_format_of(SpStore *store, const SpVm *vm, const char *image, GError **error)
+{
+    char *fmt = sp_store_image_format(store, vm->id, image, error);
+    if (fmt != NULL && !sp_img_format_valid(fmt, error)) {
+        g_prefix_error(error, "image %s: ", image);
+        g_free(fmt);
         return NULL;
     }
-    return root;
+    return fmt;
 }
 
-char *sp_op_image_format(const char *image, GError **error)
+/* A backing name relative to the image that names it, as QEMU resolves it. */
+static char *resolve_backing(const char *image, const char *backing)
 {
-    g_autoptr(SpJson) info = image_info(image, error);
-    const char *fmt;
-    if (info == NULL)
-        return NULL;
-    fmt = sp_json_object_get_string(info, "format");
-    return g_strdup(fmt != NULL ? fmt : "raw");
+    g_autofree char *dir = NULL;
+    if (g_path_is_absolute(backing))
+        return g_canonicalize_filename(backing, NULL);
+    dir = g_path_get_dirname(image);
+    return g_canonicalize_filename(backing, dir);
 }
 
-gboolean sp_op_image_backing(const char *image, char **ret_backing, GError **error)
+gboolean sp_op_chain_check(SpStore *store, const SpVm *vm, const SpImg *top, GError **error)
 {
-    g_autoptr(SpJson) info = image_info(image, error);
-    const char *b;
-    if (info == NULL)
-        return FALSE;
-    b = sp_json_object_get_string(info, "full-backing-filename");
-    if (b == NULL)
-        b = sp_json_object_get_string(info, "backing-filename");
-    *ret_backing = g_strdup(b);
-    return TRUE;
+    g_autofree char *path = g_strdup(top->path), *format = g_strdup(top->format);
+
+    for (guint depth = 0; depth < 256; depth++) {
+        SpImg cur = {.path = path, .format = format};
+        g_auto(GStrv) argv = sp_img_argv_info(&cur, error);
+        g_autofree char *json = NULL, *next = NULL, *expected = NULL;
+        SpImgLayer l = {0};
+        gboolean ok;
+        if (argv == NULL || !sp_op_qemu_img_output((const char *const *)argv, &json, error) ||
+            !sp_img_layer_parse(json, &l, error)) {
+            g_prefix_error(error, "checking the chain of %s: ", top->path);
+            return FALSE;
+        }
+        if (l.backing != NULL) {
+            next = resolve_backing(path, l.backing);
+            expected = sp_store_image_format(store, vm->id, next, NULL);
+        }
+        ok = sp_img_layer_check(&cur, &l, expected, error);
+        if (ok && l.backing != NULL) {
+            g_free(path);
+            g_free(format);
+            path = g_steal_pointer(&next);
+            format = g_strdup(l.backing_format);
+        }
+        if (!ok || l.backing == NULL) {
+            sp_img_layer_clear(&l);
+            return ok;
+        }
+        sp_img_layer_clear(&l);
+    }
+    g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "image %s: its backing chain is too long",
+                top->path);
+    return FALSE;
 }
 
 void sp_live_image_clear(SpLiveImage *li)

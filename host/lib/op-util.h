@@ -3,17 +3,35 @@
 #pragma once
 #include <glib.h>
 #include "stillpoint/ops.h"
+#include "qemu-img.h"
+#include "test-hooks.h"
 
 void sp_op_say(const SpOpReport *report, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
 
-/* Runs qemu-img with argv (NULL-terminated, without "qemu-img"). When report has a percent
- * callback and argv holds "-p", qemu-img's "(NN.NN/100%)" lines are passed on for disk. */
+/* The deadline of one qemu-img run or block job over bytes of image data: $STILLPOINT_IMAGE_TIMEOUT
+ * seconds when set, else 10 min + 2 min per GiB (test builds may shorten it). */
+#define SP_IMAGE_TIMEOUT_ENV "STILLPOINT_IMAGE_TIMEOUT"
+guint sp_op_deadline_ms(gint64 bytes, SpTestDeadline which);
+
+/* Runs qemu-img with argv (NULL-terminated, without "qemu-img"; build it with qemu-img.h). When
+ * report has a percent callback and argv holds "-p", qemu-img's "(NN.NN/100%)" lines are passed
+ * on for disk. Killed, with G_IO_ERROR_TIMED_OUT, at its deadline (sp_op_deadline_ms of the
+ * files it names). */
 gboolean sp_op_qemu_img(const SpOpReport *report, const char *disk, const char *const *argv,
                         GError **error);
-/* The image's format driver ("qcow2", "raw"), read from its header (-U: QEMU may hold it). */
-char *sp_op_image_format(const char *image, GError **error);
-/* The backing file named in an image's header; NULL (and no error) when it has none. */
-gboolean sp_op_image_backing(const char *image, char **ret_backing, GError **error);
+/* The same, with stdout returned (JSON of info or map). */
+gboolean sp_op_qemu_img_output(const char *const *argv, char **ret_out, GError **error);
+/* The same with an explicit deadline; ret_out may be NULL. */
+gboolean sp_op_qemu_img_run(const SpOpReport *report, const char *disk, const char *const *argv,
+                            guint timeout_ms, char **ret_out, GError **error);
+
+/* The format the store recorded for image (never probed); a clear error when there is none. */
+char *sp_op_format_of(SpStore *store, const SpVm *vm, const char *image, GError **error);
+/* Reads each layer of top's chain alone (qemu-img info -f with its recorded format, which opens
+ * no backing file) and refuses the chain when a layer names a json:/nbd:/protocol backing, a
+ * backing without its format, a data file, or a backing format other than the store's. Run
+ * before any qemu-img that opens the chain, so QEMU opens each layer with a known format. */
+gboolean sp_op_chain_check(SpStore *store, const SpVm *vm, const SpImg *top, GError **error);
 
 typedef struct {
     gboolean found;      /* the file is a node of the running VM's graph */

@@ -56,3 +56,15 @@ add_test(NAME host/cli/bash-completion COMMAND ${CMAKE_CURRENT_LIST_DIR}/bash-co
 set_tests_properties(host/cli/bash-completion PROPERTIES
   LABELS e2e TIMEOUT 60
   ENVIRONMENT "SP_STILLPOINT=$<TARGET_FILE:stillpoint>;SP_COMPLETION=${PROJECT_SOURCE_DIR}/host/data/stillpoint.bash-completion")
+
+# host/guest/hostile-format (issue 15 item 1): the guest writes a qcow2 header naming a host file
+# onto its own raw disk; export, a backup session, delete (live and offline) and apply never
+# read the host file.
+if(DEFINED SP_GUEST_DIR)
+  add_test(NAME host/guest/hostile-format
+    COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/hostile_format_guest.py
+            --guest ${SP_GUEST_DIR} --run-dir ${CMAKE_CURRENT_BINARY_DIR}/host-guest-runs/hostile-format
+            --stillpoint $<TARGET_FILE:stillpoint> --workload-bin $<TARGET_FILE:sp-workload>)
+  set_tests_properties(host/guest/hostile-format PROPERTIES
+    LABELS "guest;e2e" RESOURCE_LOCK vm FIXTURES_REQUIRED sp-guest-image TIMEOUT 600)
+endif()

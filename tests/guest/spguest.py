@@ -187,14 +187,18 @@ class QmpClient:
 
 
 class Disk:
-    """A qcow2 data disk with a serial, mounted in the guest at /mnt/SERIAL."""
+    """A qcow2 data disk with a serial, mounted in the guest at /mnt/SERIAL. fmt="raw": a raw
+    image file instead, opened by QEMU as raw (the guest owns every byte of it)."""
 
-    def __init__(self, serial, fs="ext4", size=None, nbd=None):
+    def __init__(self, serial, fs="ext4", size=None, nbd=None, fmt="qcow2"):
         if not serial or len(serial) > 12 or not serial.replace("-", "").replace("_", "").isalnum():
             raise GuestError(f"disk serial '{serial}': use 1-12 letters, digits, - or _")
         if fs not in ("ext4", "xfs", "none"):
             raise GuestError(f"disk {serial}: filesystem '{fs}' is not one of ext4, xfs, none")
         self.serial, self.fs = serial, fs
+        if fmt not in ("qcow2", "raw"):
+            raise GuestError(f"disk {serial}: format '{fmt}' is not one of qcow2, raw")
+        self.fmt = fmt
         # nbd=(HOST, PORT, EXPORT): the disk is an NBD server's export (made elsewhere, e.g. by a
         # storage VM), opened raw by QEMU's own NBD client; nothing is created here.
         self.nbd = nbd
@@ -218,7 +222,10 @@ class Disk:
                     "lazy_itable_init=0,lazy_journal_init=0", raw)
             elif self.fs == "xfs":
                 run("mkfs.xfs", "-q", "-f", "-L", self.serial, raw)
-            run("qemu-img", "convert", "-f", "raw", "-O", "qcow2", raw, image)
+            if self.fmt == "raw":
+                os.rename(raw, image)
+            else:
+                run("qemu-img", "convert", "-f", "raw", "-O", "qcow2", raw, image)
         finally:
             if os.path.exists(raw):
                 os.unlink(raw)
@@ -290,7 +297,8 @@ class Guest:
         self.stop()
 
     def image(self, serial):
-        return os.path.join(self.run_dir, serial + ".qcow2")
+        fmt = next((d.fmt for d in self.disks if d.serial == serial), "qcow2")
+        return os.path.join(self.run_dir, f"{serial}.{fmt}")
 
     def _kernel_cmdline(self):
         ports = [QGA_PORT] + ([WORKLOAD_PORT] if self.workload_args else [])
@@ -340,7 +348,7 @@ class Guest:
                         "-blockdev", f"driver=raw,file=file-{d.serial},node-name=disk-{d.serial}"]
             else:
                 cmd += ["-blockdev", f"driver=file,filename={self.image(d.serial)},node-name=file-{d.serial}",
-                        "-blockdev", f"driver=qcow2,file=file-{d.serial},node-name=disk-{d.serial}"]
+                        "-blockdev", f"driver={d.fmt},file=file-{d.serial},node-name=disk-{d.serial}"]
             cmd += ["-device", f"virtio-blk-pci,drive=disk-{d.serial},serial={d.serial},id=vd-{d.serial}"]
         return cmd
 

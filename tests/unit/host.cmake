@@ -28,3 +28,11 @@ target_compile_options(test-host-test-hooks-off PRIVATE -USP_TEST_HOOKS)
 add_test(NAME host/unit/test-hooks-only-there
          COMMAND sh -c "! grep -rnE 'STILLPOINT_(TEST_|AGENT_FREEZE_TIMEOUT|HOOK_TIMEOUT)' --include=*.c --include=*.h . | grep -v '^./lib/test-hooks\\.[ch]:'"
          WORKING_DIRECTORY ${CMAKE_CURRENT_LIST_DIR}/../../host)
+
+# Issue 15: the qemu-img command lines (host/lib/qemu-img.c, internal) and their deadline, with
+# the real qemu-img on a raw image holding a hostile qcow2 header.
+add_executable(test-host-qemu-img ${CMAKE_CURRENT_LIST_DIR}/test-host-qemu-img.c)
+target_include_directories(test-host-qemu-img PRIVATE ${CMAKE_CURRENT_LIST_DIR}/../../host/lib)
+target_link_libraries(test-host-qemu-img PRIVATE stillpoint-host PkgConfig::SP_CMOCKA)
+add_test(NAME host/unit/qemu-img COMMAND test-host-qemu-img)
+set_tests_properties(host/unit/qemu-img PROPERTIES TIMEOUT 60)
