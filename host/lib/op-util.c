@@ -414,11 +414,38 @@ static gboolean job_command(SpQmp *qmp, const char *command, const char *key, co
     return ret != NULL;
 }
 
+/* A job past its deadline is cancelled (force: an active commit that is ready gives up without
+ * pivoting, the VM stays on top) and dismissed once it concluded, so that the next run finds no
+ * job and no node held by it. */
+static void job_abandon(SpQmp *qmp, const char *job_id)
+{
+    g_autoptr(SpJson) args = sp_json_new_object();
+    gint64 until = g_get_monotonic_time() + 10 * G_USEC_PER_SEC;
+    sp_json_object_set_string(args, "device", job_id);
+    sp_json_object_set_bool(args, "force", true);
+    sp_json_free(sp_qmp_execute(qmp, "block-job-cancel", g_steal_pointer(&args),
+                                SP_QMP_DEFAULT_TIMEOUT_MS, NULL));
+    while (g_get_monotonic_time() < until) {
+        g_autoptr(SpJson) jobs = sp_qmp_execute(qmp, "query-block-jobs", NULL,
+                                                SP_QMP_DEFAULT_TIMEOUT_MS, NULL);
+        const SpJson *job = jobs != NULL ? find_job(jobs, job_id) : NULL;
+        if (job == NULL)
+            return;
+        if (g_strcmp0(sp_json_object_get_string(job, "status"), "concluded") == 0) {
+            job_command(qmp, "job-dismiss", "id", job_id, NULL);
+            return;
+        }
+        sp_json_free(sp_qmp_wait_event(qmp, "JOB_STATUS_CHANGE", "id", job_id, JOB_POLL_MS, NULL));
+    }
+}
+
 gboolean sp_op_block_job_wait(SpQmp *qmp, const char *job_id, const SpOpReport *report,
                               const char *disk, gboolean *ret_gone, GError **error)
 {
     gboolean completing = FALSE, first = TRUE;
     double last = -1;
+    gint64 deadline = 0;
+    guint deadline_ms = 0;
 
     if (ret_gone != NULL)
         *ret_gone = FALSE;
@@ -435,6 +462,12 @@ gboolean sp_op_block_job_wait(SpQmp *qmp, const char *job_id, const SpOpReport *
             if (first && ret_gone != NULL)
                 *ret_gone = TRUE;
             return TRUE;
+        }
+        if (first) {
+            /* The overall deadline, from the job's size when first seen. */
+            deadline_ms = sp_op_deadline_ms(sp_json_object_get_int(job, "len", 0),
+                                            SP_TEST_DEADLINE_JOB);
+            deadline = g_get_monotonic_time() + (gint64)deadline_ms * 1000;
         }
         first = FALSE;
         status = sp_json_object_get_string(job, "status");
@@ -458,6 +491,15 @@ gboolean sp_op_block_job_wait(SpQmp *qmp, const char *job_id, const SpOpReport *
                 return FALSE;
             }
             return TRUE;
+        }
+        if (g_get_monotonic_time() >= deadline) {
+            job_abandon(qmp, job_id);
+            g_set_error(error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
+                        "block job %s did not finish within its deadline of %u s (%.0f%% done) "
+                        "and was cancelled; running the operation again goes on from where it "
+                        "stopped (the deadline is set with " SP_IMAGE_TIMEOUT_ENV ")",
+                        job_id, deadline_ms / 1000 > 0 ? deadline_ms / 1000 : 1, MAX(last, 0));
+            return FALSE;
         }
         if (g_strcmp0(status, "ready") == 0 && !completing) {
             /* An active commit mirrors writes until told to pivot: the VM then runs on base. */

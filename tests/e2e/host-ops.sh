@@ -443,6 +443,43 @@ standard)
     bash -c "$(declare -f holds lacks); holds $T/vms/vm1/vda.qcow2 0x11 0 && lacks $T/vms/vm1/vda.qcow2 0x22 1 && lacks $T/vms/vm1/vda.qcow2 0x33 2"
   check "store and files agree" store_consistent vm1
   ;;
+deadlines)
+  # Issue 15 item 2: a block job that never completes (throttled to 1 byte/s) and a qemu-img
+  # blocked opening a FIFO backing file each end at their deadline, clearly; the VM lock is
+  # released and the next command works.
+  start_qemu; register vm1; three_states
+  t0=$(date +%s)
+  if STILLPOINT_TEST_COMMIT_SPEED=1 STILLPOINT_TEST_JOB_TIMEOUT_MS=3000 \
+       "$SP" checkpoint delete vm1 A 2>"$T/err"; then
+    fail "a merge throttled to 1 byte/s finished"
+  fi
+  t=$(( $(date +%s) - t0 ))
+  check "the stuck merge fails clearly" grep -q "did not finish within its deadline of 3 s" "$T/err"
+  check "within the deadline (${t} s)" [ "$t" -lt 30 ]
+  check "its block job was cancelled, none left" \
+    [ "$(mon '{"execute":"query-block-jobs"}' | jq length)" = 0 ]
+  # A delete is finished, never rolled back: the next command's recovery merges at full speed.
+  check "the lock is released: the next command works" "$SP" -q checkpoint list vm1
+  check "and it finished the interrupted delete" [ "$(list_json vm1 | jq -r '[.checkpoints[].name] | join(",")')" = B ]
+  check "B and the present hold every record they held" b_and_present_intact
+  stop_qemu
+  # B is the root now, its image a.qcow2: someone points it at a FIFO (-F raw, so the chain
+  # check lets it through to the open that blocks).
+  mkfifo "$T/img/fifo"
+  qemu-img rebase -u -f qcow2 -b "$T/img/fifo" -F raw "$T/img/a.qcow2"
+  t0=$(date +%s)
+  if STILLPOINT_TEST_QEMU_IMG_TIMEOUT_MS=2000 \
+       "$SP" checkpoint export vm1 B "$T/export" 2>"$T/err"; then
+    fail "export through a FIFO finished"
+  fi
+  t=$(( $(date +%s) - t0 ))
+  check "the blocked qemu-img is killed with a clear error" \
+    grep -q "did not finish within its deadline of 2 s and was killed" "$T/err"
+  check "within the deadline (${t} s)" [ "$t" -lt 30 ]
+  check "no qemu-img left behind" bash -c "! pgrep -f '[q]emu-img.*$T/img/fifo' >/dev/null"
+  check "the lock is released: the next command works" "$SP" -q checkpoint list vm1
+  check "the export left no partial file" [ -z "$(ls -A "$T/export" 2>/dev/null)" ]
+  ;;
 *)
   fail "unknown case"
   ;;

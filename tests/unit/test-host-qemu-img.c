@@ -1,6 +1,6 @@
 /* Issue 15: every qemu-img command line names the recorded format of what it opens (one test per
  * call site's builder), a chain whose layers could make QEMU guess a format or open a host file
- * is refused. The last tests run the real qemu-img on a
+ * is refused, and qemu-img is killed at its deadline. The last tests run the real qemu-img on a
  * raw image whose first bytes are a qcow2 header naming a host file: the file's marker must never
  * come out. */
 #include <stdarg.h>
@@ -326,6 +326,44 @@ static void test_overlay_on_hostile_raw_disk_reads_it_as_raw(void **state)
     sp_img_layer_clear(&l);
 }
 
+/* Issue 15 item 2: a backing file that is a FIFO blocks qemu-img in open(2); the deadline kills
+ * it and says so. */
+static void test_qemu_img_is_killed_at_its_deadline(void **state)
+{
+    Real *r = *state;
+    g_autofree char *fifo = g_build_filename(r->dir, "fifo", NULL);
+    g_autofree char *overlay = g_build_filename(r->dir, "on-fifo.qcow2", NULL);
+    g_autofree char *out = g_build_filename(r->dir, "fifo-out.raw", NULL);
+    g_autofree char *cmd = NULL;
+    SpImg top = {overlay, "qcow2"};
+    g_auto(GStrv) argv = NULL;
+    g_autoptr(GError) error = NULL;
+    gint64 t0;
+
+    assert_int_equal(mkfifo(fifo, 0600), 0);
+    cmd = g_strdup_printf("qemu-img create -q -f qcow2 -u -b %s -F raw %s 1M", fifo, overlay);
+    run_ok(cmd);
+    argv = sp_img_argv_convert(&top, "raw", out, NULL);
+    t0 = g_get_monotonic_time();
+    assert_false(sp_op_qemu_img_run(NULL, "vda", (const char *const *)argv, 1500, NULL, &error));
+    assert_true(g_error_matches(error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT));
+    assert_non_null(strstr(error->message, "deadline"));
+    assert_true(g_get_monotonic_time() - t0 < 10 * G_USEC_PER_SEC);
+}
+
+/* The default deadline scales with the data and the setting replaces it. */
+static void test_deadline_scales_and_is_configurable(void **state)
+{
+    gint64 gib = (gint64)1 << 30;
+    g_unsetenv(SP_IMAGE_TIMEOUT_ENV);
+    g_unsetenv("STILLPOINT_TEST_QEMU_IMG_TIMEOUT_MS");
+    assert_int_equal(sp_op_deadline_ms(0, SP_TEST_DEADLINE_QEMU_IMG), 600000);
+    assert_int_equal(sp_op_deadline_ms(10 * gib, SP_TEST_DEADLINE_QEMU_IMG), 600000 + 1200000);
+    g_setenv(SP_IMAGE_TIMEOUT_ENV, "42", TRUE);
+    assert_int_equal(sp_op_deadline_ms(10 * gib, SP_TEST_DEADLINE_QEMU_IMG), 42000);
+    g_unsetenv(SP_IMAGE_TIMEOUT_ENV);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -342,6 +380,9 @@ int main(void)
                                         real_setup, real_teardown),
         cmocka_unit_test_setup_teardown(test_overlay_on_hostile_raw_disk_reads_it_as_raw,
                                         real_setup, real_teardown),
+        cmocka_unit_test_setup_teardown(test_qemu_img_is_killed_at_its_deadline, real_setup,
+                                        real_teardown),
+        cmocka_unit_test(test_deadline_scales_and_is_configurable),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
