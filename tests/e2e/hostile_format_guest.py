@@ -80,6 +80,11 @@ def same_bytes(a, b, n):
         return fa.read(n) == fb.read(n)
 
 
+def evil(disks):
+    """The raw disk's entry among a checkpoint's disks (data0 is there to be frozen)."""
+    return next(d for d in disks if SERIAL in d["disk"])
+
+
 def case(c):
     disk = c.g.image(SERIAL)
     c.secret = os.path.join(c.a.run_dir, "host-secret")
@@ -101,7 +106,7 @@ def case(c):
     c.add_vm("vm1")
     c.sp("checkpoint", "create", "vm1", "--name", "c1")
     cps = c.checkpoints("vm1")
-    ok(cps[0]["disks"][0]["image"] == os.path.realpath(disk), "c1 froze the raw disk")
+    ok(evil(cps[0]["disks"])["image"] == os.path.realpath(disk), "c1 froze the raw disk")
     fmt = run("sqlite3", c.store, f"select format from image_formats where path='{os.path.realpath(disk)}'").strip()
     ok(fmt == "raw", f"the store recorded QEMU's format for the disk ({fmt})")
 
@@ -109,7 +114,7 @@ def case(c):
     for f in ("raw", "qcow2"):
         out_dir = os.path.join(c.a.run_dir, f"export-{f}")
         c.sp("checkpoint", "export", "vm1", "c1", out_dir, "--format", f)
-        exported = glob.glob(os.path.join(out_dir, f"*.{f}"))
+        exported = glob.glob(os.path.join(out_dir, f"*{SERIAL}*.{f}"))
         ok(len(exported) == 1, f"export --format {f} wrote one disk")
         ok(not has_marker(exported[0]), f"export --format {f}: no marker")
         ok(same_bytes(flat(c, exported[0], f), original, 32 << 20),
@@ -120,7 +125,8 @@ def case(c):
     if r.returncode == 0:
         s = json.loads(r.stdout)
         out = os.path.join(c.a.run_dir, "backup.raw")
-        run("qemu-img", "convert", "-f", "raw", "-O", "raw", s["disks"][0]["nbd-uri"], out)
+        d = evil(s["disks"])
+        run("qemu-img", "convert", "-f", "raw", "-O", "raw", d["nbd-uri"], out)
         ok(not has_marker(out), "backup over NBD: no marker")
         ok(same_bytes(out, original, 32 << 20), "backup over NBD is the raw disk as written")
         c.sp("backup", "end", "vm1")
@@ -133,7 +139,7 @@ def case(c):
     c.sp("checkpoint", "create", "vm1", "--name", "c2")
     c.sp("checkpoint", "delete", "vm1", "c1")
     cps = c.checkpoints("vm1")
-    ok([x["name"] for x in cps] == ["c2"] and cps[0]["disks"][0]["image"] == os.path.realpath(disk),
+    ok([x["name"] for x in cps] == ["c2"] and evil(cps[0]["disks"])["image"] == os.path.realpath(disk),
        "after the live merge c2's image is the raw disk")
     no_marker_anywhere(c, "after delete (live)")
 
@@ -141,7 +147,7 @@ def case(c):
     c.sp("checkpoint", "create", "vm1", "--name", "c3")
     c.sp("checkpoint", "apply", "vm1", "c2", "--force")
     cps = {x["name"]: x for x in c.checkpoints("vm1")}
-    overlay = cps["c2"]["disks"][0]["overlay"]
+    overlay = evil(cps["c2"]["disks"])["overlay"]
     info = json.loads(run("qemu-img", "info", "-U", "-f", "qcow2", "--output=json", overlay))
     ok(info.get("backing-filename-format") == "raw",
        f"apply's overlay records its backing as raw ({info.get('backing-filename-format')})")
@@ -165,7 +171,7 @@ def main():
     shutil.rmtree(a.run_dir, ignore_errors=True)
     os.makedirs(a.run_dir)
     with Guest(a.guest, a.run_dir, agent="qemu-ga",
-               disks=[Disk(SERIAL, fs="none", size="32M", fmt="raw")],
+               disks=[Disk("data0"), Disk(SERIAL, fs="none", size="32M", fmt="raw")],
                lifetime=600, fresh=True) as g:
         try:
             ctx = Ctx(a, g)
