@@ -570,7 +570,8 @@ SpCheckpoint *sp_coordinator_create(SpStore *store, SpVm *vm, const SpCreateOpti
         g_clear_pointer(&run.plan->state_file, g_free);
     }
     cp = checkpoint_from_plan(run.plan, vm->id, consistent ? "application" : "crash");
-    if (!sp_store_checkpoint_add(store, cp, run.plan->op_id, NULL, error))
+    if (!sp_plan_record_formats(store, vm->id, run.plan, error) ||
+        !sp_store_checkpoint_add(store, cp, run.plan->op_id, NULL, error))
         goto fail; /* the journal keeps the op: the next run records it */
     sp_test_crash_point("recorded");
     /* A launcher using the stable paths (checkpoint apply) must reopen the new overlays. */

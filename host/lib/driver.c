@@ -21,7 +21,55 @@ void sp_disk_free(SpDisk *disk)
     g_free(disk->image);
     g_free(disk->format);
     g_free(disk->serial);
+    if (disk->below != NULL)
+        g_ptr_array_unref(disk->below);
     g_free(disk);
+}
+
+static void disk_layer_free(SpDiskLayer *l)
+{
+    g_free(l->image);
+    g_free(l->format);
+    g_free(l);
+}
+
+gboolean sp_plan_record_formats(SpStore *store, int64_t vm_id, const SpSnapshotPlan *plan,
+                                GError **error)
+{
+    for (guint i = 0; i < plan->disks->len; i++) {
+        const SpDisk *d = ((SpPlanDisk *)g_ptr_array_index(plan->disks, i))->disk;
+        if (d->format != NULL &&
+            !sp_store_image_format_record(store, vm_id, d->image, d->format, error))
+            return FALSE;
+        for (guint j = 0; d->below != NULL && j < d->below->len; j++) {
+            const SpDiskLayer *l = g_ptr_array_index(d->below, j);
+            if (!sp_store_image_format_record(store, vm_id, l->image, l->format, error))
+                return FALSE;
+        }
+    }
+    return TRUE;
+}
+
+/* The layers under a disk's top as QEMU opened them (query-block's nested ImageInfo). */
+static GPtrArray *layers_below(const SpJson *image)
+{
+    GPtrArray *below = g_ptr_array_new_with_free_func((GDestroyNotify)disk_layer_free);
+    const SpJson *info = sp_json_object_get(image, "backing-image");
+    for (guint depth = 0; info != NULL && depth < 256; depth++) {
+        g_autofree char *file = sp_qmp_local_filename(sp_json_object_get_string(info,
+                                                                                "filename"));
+        const char *format = sp_json_object_get_string(info, "format");
+        if (file != NULL && file[0] == '/' && format != NULL) {
+            SpDiskLayer *l = g_new0(SpDiskLayer, 1);
+            char *real = realpath(file, NULL);
+            l->image = g_strdup(real != NULL ? real : file);
+            free(real);
+            l->format = g_strdup(format);
+            g_ptr_array_add(below, l);
+        }
+        info = sp_json_object_get(info, "backing-image");
+    }
+    return below;
 }
 
 static void plan_disk_free(SpPlanDisk *pd)
@@ -266,6 +314,7 @@ static GPtrArray *discover(SpQmp *qmp, gboolean with_serials, GError **error)
             free(real);
         }
         disk->format = dup_member(inserted, "drv");
+        disk->below = layers_below(image);
         disk->size = sp_json_object_get_int(image, "virtual-size", 0);
         if (with_serials)
             disk->serial = disk_serial(qmp, sp_json_object_get_string(entry, "qdev"));

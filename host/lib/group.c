@@ -418,6 +418,7 @@ static SpCheckpoint *member_record(Member *m, GError **error)
         g_ptr_array_add(cp->disks, d);
     }
     if (!step(m, m->consistent ? STEP_THAWED_CONSISTENT : STEP_THAWED_CRASH, error) ||
+        !sp_plan_record_formats(m->store, m->vm->id, m->plan, error) ||
         !sp_store_checkpoint_add(m->store, cp, m->plan->op_id, NULL, error) ||
         !sp_present_sync(m->store, m->vm, NULL, error)) {
         sp_checkpoint_free(cp);

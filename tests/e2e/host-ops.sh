@@ -443,6 +443,23 @@ standard)
     bash -c "$(declare -f holds lacks); holds $T/vms/vm1/vda.qcow2 0x11 0 && lacks $T/vms/vm1/vda.qcow2 0x22 1 && lacks $T/vms/vm1/vda.qcow2 0x33 2"
   check "store and files agree" store_consistent vm1
   ;;
+legacy-formats)
+  # Issue 15 item 1: a store from before image formats were recorded (schema 5) knows its
+  # overlays, not the VM's own disk under the root checkpoint: export of the root says so
+  # instead of guessing; the next checkpoint records what QEMU reports for the whole chain.
+  start_qemu; register vm1; three_states
+  sqlite3 "$STILLPOINT_STORE" "DROP TABLE image_formats; PRAGMA user_version = 5;"
+  if "$SP" checkpoint export vm1 A "$T/exp1" 2>"$T/err"; then fail "export without a format"; fi
+  check "export of the root refuses to guess" grep -q "no format recorded for it" "$T/err"
+  check "B's image (an overlay) is known" \
+    [ "$(sqlite3 "$STILLPOINT_STORE" "select format from image_formats where path='$(cp_field vm1 B '.disks[0].image')'")" = qcow2 ]
+  create C
+  check "the next checkpoint recorded QEMU's format of the disk under the chain" \
+    [ "$(sqlite3 "$STILLPOINT_STORE" "select format from image_formats where path='$T/img/a.qcow2'")" = qcow2 ]
+  "$SP" -q checkpoint export vm1 A "$T/exp2" 2>"$T/err" || { cat "$T/err"; fail "export of A"; }
+  check "then the export works and holds A's data" \
+    bash -c "$(declare -f holds lacks); holds $T/exp2/vm1-vda.qcow2 0x11 0 && lacks $T/exp2/vm1-vda.qcow2 0x22 1"
+  ;;
 deadlines)
   # Issue 15 item 2: a block job that never completes (throttled to 1 byte/s) and a qemu-img
   # blocked opening a FIFO backing file each end at their deadline, clearly; the VM lock is

@@ -21,7 +21,7 @@ endforeach()
 
 # host/ops/*: delete (merge, live and offline), delete --subtree, rename, export; data checked.
 set(SP_HOST_OPS_CASES delete-live delete-offline delete-while-writing delete-kill9 subtree rename
-    export apply standard branch-delete deadlines)
+    export apply standard branch-delete deadlines legacy-formats)
 foreach(case IN LISTS SP_HOST_OPS_CASES)
   add_test(NAME host/ops/${case} COMMAND ${CMAKE_CURRENT_LIST_DIR}/host-ops.sh ${case})
   set_tests_properties(host/ops/${case} PROPERTIES

@@ -14,7 +14,15 @@ typedef struct {
     char *format;    /* its format driver: qcow2, raw */
     gint64 size;     /* virtual size in bytes */
     char *serial;    /* the device's serial property, NULL when none */
+    GPtrArray *below;/* of SpDiskLayer: the layers under image as QEMU opened them (qemu driver),
+                      * top down; NULL when unknown */
 } SpDisk;
+
+/* A backing layer of a disk: its file and the format QEMU opened it with. */
+typedef struct {
+    char *image;
+    char *format;
+} SpDiskLayer;
 
 void sp_disk_free(SpDisk *disk);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(SpDisk, sp_disk_free)
@@ -47,6 +55,12 @@ typedef struct {
     const char *bitmap_add;
     const char *bitmap_disable;
 } SpSnapshotPlan;
+
+/* Records in the store the formats QEMU reports for every disk's image and the layers below it
+ * (a path already recorded keeps its record): images that entered the chain outside stillpoint
+ * (the VM's own base, a template it was made from) are known before any qemu-img opens them. */
+gboolean sp_plan_record_formats(SpStore *store, int64_t vm_id, const SpSnapshotPlan *plan,
+                                GError **error);
 
 SpSnapshotPlan *sp_snapshot_plan_new(const char *vm_name, const char *checkpoint_name);
 void sp_snapshot_plan_free(SpSnapshotPlan *plan);
