@@ -2,6 +2,7 @@
  * their chains (it tracks what its snapshots and block jobs did); it is read with GMarkup, which
  * is enough for the few elements needed here. */
 #include "stillpoint/libvirt.h"
+#include "op-util.h"
 
 #include <gio/gio.h>
 #include <libvirt/libvirt-qemu.h>
@@ -464,9 +465,10 @@ gboolean sp_libvirt_restore(SpLibvirt *lv, const char *memory_file, GHashTable *
 static gboolean wait_job(SpLibvirt *lv, const char *target, SpLibvirtProgress progress,
                          gpointer user_data, GError **error)
 {
-    gint64 last_change = g_get_monotonic_time();
+    gint64 last_change = g_get_monotonic_time(), deadline = 0;
     unsigned long long last_cur = 0;
     int last_percent = -1;
+    guint deadline_ms = 0;
 
     for (;;) {
         virDomainBlockJobInfo info = {0};
@@ -478,6 +480,20 @@ static gboolean wait_job(SpLibvirt *lv, const char *target, SpLibvirtProgress pr
         }
         if (rc == 0)
             return TRUE; /* finished (and libvirt has updated its chain) */
+        if (deadline == 0) {
+            /* The overall deadline (op-util.h), from the job's size when first seen. */
+            deadline_ms = sp_op_deadline_ms((gint64)info.end, SP_TEST_DEADLINE_JOB);
+            deadline = g_get_monotonic_time() + (gint64)deadline_ms * 1000;
+        }
+        if (g_get_monotonic_time() >= deadline) {
+            virDomainBlockJobAbort(lv->dom, target, 0);
+            g_set_error(error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
+                        "disk %s: the block job did not finish within its deadline of %u s and "
+                        "was cancelled; running the operation again goes on from where it "
+                        "stopped (the deadline is set with " SP_IMAGE_TIMEOUT_ENV ")",
+                        target, deadline_ms / 1000 > 0 ? deadline_ms / 1000 : 1);
+            return FALSE;
+        }
         if (info.end > 0) {
             int percent = (int)(info.cur * 100 / info.end);
             if (progress != NULL && percent != last_percent)
