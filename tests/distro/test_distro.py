@@ -1,0 +1,276 @@
+#!/usr/bin/python3
+"""distro/* — stillpoint-agent installed from its .deb in a real Debian 12 system (systemd, udev,
+journald, D-Bus, stock qemu-guest-agent, PostgreSQL 15), booted under QEMU TCG
+(tests/distro/build-distro, spdistro.py), and the stillpoint CLI on the host.
+
+  test_distro.py --guest DIR --distro DIR --run-dir DIR --stillpoint BIN CASE
+
+CASE: udev        udev starts the agent when the port appears: unplugged, the agent stops;
+                  plugged again, udev starts a new agent the host talks to; qemu-ga runs beside
+                  it (forwarded commands answer); the agent's logs are in the journal
+      freeze-root a checkpoint from the host through the sandboxed unit freezes the real root
+                  filesystem (the checkpoint's ext4 needs no journal recovery, the live one
+                  does), runs the PostgreSQL hook (CHECKPOINT in the server's log) and logs the
+                  freeze and the thaw to the journal
+      postgresql  checkpoints while PostgreSQL commits one transaction after another: the
+                  checkpoint's export, booted, starts PostgreSQL, which holds every transaction
+                  committed before the checkpoint began, with no gap
+Each case boots one VM (ctest's RESOURCE_LOCK vm keeps VMs from overlapping)."""
+import argparse
+import glob
+import json
+import os
+import re
+import socket
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "guest"))
+from spdistro import QGA_PORT, DistroGuest  # noqa: E402
+from spguest import QmpClient, wait_for_agent  # noqa: E402
+
+PG_UNIT = "postgresql@15-main.service"
+PG_LOG = "/var/log/postgresql/postgresql-15-main.log"
+PSQL = "setpriv --reuid=postgres --regid=postgres --init-groups psql -X -q -At -v ON_ERROR_STOP=1"
+
+
+class Fail(Exception):
+    pass
+
+
+def ok(cond, what):
+    if not cond:
+        raise Fail(what)
+    print(f"ok - {what}", flush=True)
+
+
+class Ctx:
+    def __init__(self, a):
+        self.a = a
+        self.store = os.path.join(a.run_dir, "store.db")
+        for f in glob.glob(self.store + "*"):
+            os.unlink(f)
+
+    def guest(self, name, root_image=None):
+        return DistroGuest(self.a.guest, self.a.distro, os.path.join(self.a.run_dir, name),
+                           root_image=root_image)
+
+    def sp(self, g, *args):
+        g.qga_disconnect()  # QEMU serves one agent client at a time: the CLI's turn
+        env = dict(os.environ, STILLPOINT_STORE=self.store)
+        r = subprocess.run([self.a.stillpoint, *args], capture_output=True, text=True, env=env)
+        if r.returncode != 0:
+            raise Fail(f"stillpoint {' '.join(args)}: exit {r.returncode}\n{r.stdout}{r.stderr}")
+        return r.stdout
+
+
+def journal(g, unit):
+    return g.sh(f"journalctl --no-pager -o cat -u {unit}", check=True)[1]
+
+
+def ext4_state(image):
+    """(needs_recovery, e2fsck -fn status) of the ext4 filesystem in a qcow2 image chain."""
+    with tempfile.TemporaryDirectory(prefix="sp-distro-") as tmp:
+        raw = os.path.join(tmp, "root.raw")
+        subprocess.run(["qemu-img", "convert", "-U", "-O", "raw", image, raw], check=True)
+        header = subprocess.run(["dumpe2fs", "-h", raw], capture_output=True, text=True,
+                                check=True).stdout
+        features = re.search(r"^Filesystem features:\s*(.*)$", header, re.M).group(1).split()
+        fsck = subprocess.run(["e2fsck", "-fn", raw], capture_output=True, text=True)
+        return "needs_recovery" in features, fsck.returncode
+
+
+def wait_active(g, unit, timeout=120):
+    g.wait_for(f"systemctl is-active --quiet {unit}", f"{unit} active", timeout)
+
+
+# -- udev ------------------------------------------------------------------------------------------
+
+def device_present(g, dev_id):
+    return any(p["name"] == dev_id for p in g.qmp("qom-list", {"path": "/machine/peripheral"}))
+
+
+def case_udev(c):
+    with c.guest("udev") as g:
+        ok(g.sh("systemctl is-active stillpoint-agent")[1].strip() == "active",
+           "at boot, stillpoint-agent.service is active")
+        props = g.sh(f"udevadm info -q property -n /dev/virtio-ports/{QGA_PORT}", check=True)[1]
+        wants = re.search(r"^SYSTEMD_WANTS=(.*)$", props, re.M)
+        ok(wants and "stillpoint-agent.service" in wants.group(1).split(),
+           f"udev's rule asks systemd for the agent when the port appears ({wants and wants.group(0)})")
+        ok(g.qga("guest-get-host-name")["host-name"] == "sp-distro",
+           "guest-get-host-name, forwarded to qemu-ga beside the agent, answers")
+        ok(g.qga("guest-get-osinfo").get("id") == "debian", "guest-get-osinfo (forwarded) says debian")
+        ok(g.sh("systemctl is-active qemu-guest-agent")[1].strip() == "active",
+           "qemu-guest-agent.service runs beside it")
+        first = g.sh("systemctl show -P InvocationID stillpoint-agent", check=True)[1].strip()
+
+        # Unplug the port: the unit is bound to it and stops.
+        g.qga_disconnect()
+        g.qmp("device_del", {"id": "qga-port"})
+        deadline = time.monotonic() + 30
+        while device_present(g, "qga-port"):
+            if time.monotonic() > deadline:
+                raise Fail("QEMU did not unplug the agent port")
+            time.sleep(0.2)
+        ok(True, "the agent port is unplugged")
+        # Plugged again, udev starts an agent for it; the host talks to it on the new port.
+        t0 = time.monotonic()
+        g.qmp("device_add", {"driver": "virtserialport", "bus": "vser0.0", "chardev": "qga0",
+                             "name": QGA_PORT, "id": "qga-port"})
+        g._qga_conn = wait_for_agent(g.qga_path, time.monotonic() + 60, lambda: g._check_alive("replug"))
+        ok(True, f"plugged again, an agent answers guest-ping after {time.monotonic() - t0:.1f} s")
+        second = g.sh("systemctl show -P InvocationID stillpoint-agent", check=True)[1].strip()
+        ok(second and second != first, f"it is a new start of the unit ({first} -> {second})")
+        log = journal(g, "stillpoint-agent")
+        ok(log.count("Stopped stillpoint-agent.service") >= 1,
+           "the journal shows the unit stopped when the port went away")
+        ok(len(re.findall(r"stillpoint-agent \S+ serving", log)) == 2,
+           "the journal holds the agent's own log lines: 'serving' from both starts")
+        entries = g.sh("journalctl --no-pager -o json -u stillpoint-agent -g serving",
+                       check=True)[1].splitlines()
+        fields = [json.loads(e) for e in entries if e.strip()]
+        ok(fields and all(f.get("_SYSTEMD_UNIT") == "stillpoint-agent.service" for f in fields),
+           "journald attributes them to stillpoint-agent.service")
+
+
+# -- freeze-root -----------------------------------------------------------------------------------
+
+def case_freeze_root(c):
+    with c.guest("freeze-root") as g:
+        wait_active(g, PG_UNIT)
+        sandbox = g.sh("systemctl show -p ProtectSystem -p NoNewPrivileges -p PrivateMounts "
+                       "-p SystemCallFilter stillpoint-agent", check=True)[1]
+        ok("ProtectSystem=full" in sandbox and "NoNewPrivileges=yes" in sandbox
+           and "PrivateMounts=yes" in sandbox and "SystemCallFilter=" in sandbox,
+           "the agent runs in the shipped unit's sandbox")
+        pg_checkpoints = g.sh(f"grep -c 'checkpoint starting: immediate force wait' {PG_LOG}")[1]
+        root_image = g.root_image
+        c.sp(g, "-q", "vm", "add", "vm", "--qmp", g.qmp_path, "--agent", g.qga_path)
+        c.sp(g, "-q", "checkpoint", "create", "vm", "--name", "c1")
+        cps = json.loads(c.sp(g, "--json", "-q", "checkpoint", "list", "vm"))["checkpoints"]
+        ok(len(cps) == 1 and cps[0]["disks"][0]["image"] == root_image,
+           "the checkpoint holds the root disk's image")
+
+        needs_recovery, fsck = ext4_state(root_image)
+        ok(not needs_recovery, "the checkpoint's root ext4 needs no journal recovery: it was frozen")
+        ok(fsck == 0, f"e2fsck -fn of the checkpoint's root filesystem is clean (status {fsck})")
+        live = [b["inserted"]["file"] for b in g.qmp("query-block") if "inserted" in b][0]
+        ok(live != root_image and ext4_state(live)[0],
+           "the live root ext4 (the overlay QEMU writes to now) is mounted: it would need recovery")
+        log = journal(g, "stillpoint-agent")
+        ok(re.search(r"froze 1 filesystem\(s\)", log), "the journal has the agent's freeze of /")
+        ok(re.search(r"thawed 1 filesystem\(s\)", log), "... and its thaw")
+        after = g.sh(f"grep -c 'checkpoint starting: immediate force wait' {PG_LOG}")[1]
+        ok(int(after or 0) == int(pg_checkpoints or 0) + 1,
+           "the freeze hook ran psql CHECKPOINT as postgres from inside the sandbox "
+           f"(the server logged {pg_checkpoints.strip()} -> {after.strip()} requested checkpoints)")
+
+
+# -- postgresql ------------------------------------------------------------------------------------
+
+class Acks(threading.Thread):
+    """Reads sp-pg-workload's "committed ID" lines from the workload port."""
+
+    def __init__(self, path):
+        super().__init__(daemon=True)
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(path)
+        self.last = 0
+        self.ready = None
+        self.lock = threading.Lock()
+
+    def run(self):
+        buf = b""
+        while True:
+            try:
+                data = self.sock.recv(4096)
+            except OSError:
+                return
+            if not data:
+                return
+            buf += data
+            while b"\n" in buf:
+                line, buf = buf.split(b"\n", 1)
+                words = line.decode(errors="replace").split()
+                with self.lock:
+                    if words[:1] == ["committed"]:
+                        self.last = max(self.last, int(words[1]))
+                    elif words[:1] == ["ready"]:
+                        self.ready = int(words[1])
+
+    def wait(self, n, timeout=120):
+        deadline = time.monotonic() + timeout
+        while self.last < n:
+            if time.monotonic() > deadline:
+                raise Fail(f"the workload committed only {self.last} of {n} transactions")
+            time.sleep(0.1)
+        return self.last
+
+
+def case_postgresql(c):
+    with c.guest("postgresql") as g:
+        wait_active(g, PG_UNIT)
+        acks = Acks(g.workload_path)
+        acks.start()
+        g.sh("systemd-run --unit sp-pg-workload /usr/local/sbin/sp-pg-workload", check=True)
+        acks.wait(10)
+        ok(acks.ready == 0, "the workload commits transactions, acknowledged one by one")
+        c.sp(g, "-q", "vm", "add", "vm", "--qmp", g.qmp_path, "--agent", g.qga_path)
+        marks = []
+        for name in ("pg1", "pg2"):
+            before = acks.last
+            c.sp(g, "-q", "checkpoint", "create", "vm", "--name", name)
+            after = acks.last
+            marks.append((name, before, after))
+            acks.wait(after + 5)  # it goes on after the thaw
+        ok(True, f"checkpoints while committing: {marks}")
+        export = os.path.join(c.a.run_dir, "export")
+        c.sp(g, "-q", "checkpoint", "export", "vm", "pg2", export)
+    with open(os.path.join(export, "manifest.json")) as f:
+        manifest = json.load(f)
+    image = os.path.join(export, manifest["disks"][0]["file"])
+    needs_recovery, fsck = ext4_state(image)
+    ok(not needs_recovery and fsck == 0, "the export's root ext4 is clean and needs no recovery")
+
+    name, before, after = marks[-1]
+    with c.guest("postgresql-checkpoint", root_image=image) as g:
+        wait_active(g, PG_UNIT)
+        ok(True, "booted from the checkpoint's export, PostgreSQL starts")
+        n, lo, hi = g.sh(f"{PSQL} -F ' ' -c 'select count(*), min(id), max(id) from tx'",
+                         check=True)[1].split()
+        n, lo, hi = int(n), int(lo), int(hi)
+        ok(lo == 1 and n == hi, f"the ids are 1..{hi} with no gap ({n} rows)")
+        ok(hi >= before, f"every transaction acknowledged before checkpoint {name} began is "
+                         f"there ({before} <= {hi})")
+        ok(hi <= after + 1, f"and none committed after its thaw ({hi} <= {after} + 1 in flight)")
+        log = g.sh(f"cat {PG_LOG}", check=True)[1]
+        ok("database system is ready to accept connections" in log.split("checkpoint starting: immediate force wait")[-1],
+           "the server log of the image: the hook's CHECKPOINT, then a clean start")
+        ok(not re.search(r"PANIC|FATAL:.*(corrupt|invalid)", log), "no PANIC and no corruption in the log")
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    for name in ("--guest", "--distro", "--run-dir", "--stillpoint"):
+        p.add_argument(name, required=True)
+    p.add_argument("case", choices=["udev", "freeze-root", "postgresql"])
+    a = p.parse_args()
+    os.makedirs(a.run_dir, exist_ok=True)
+    t0 = time.monotonic()
+    try:
+        {"udev": case_udev, "freeze-root": case_freeze_root,
+         "postgresql": case_postgresql}[a.case](Ctx(a))
+    except Fail as e:
+        print(f"not ok - {e}", flush=True)
+        return 1
+    print(f"# {a.case}: {time.monotonic() - t0:.0f} s", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
