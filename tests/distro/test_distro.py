@@ -10,8 +10,9 @@ CASE: udev        udev starts the agent when the port appears: unplugged, the ag
                   it (forwarded commands answer); the agent's logs are in the journal
       freeze-root a checkpoint from the host through the sandboxed unit freezes the real root
                   filesystem (the checkpoint's ext4 needs no journal recovery, the live one
-                  does), runs the PostgreSQL hook (CHECKPOINT in the server's log) and logs the
-                  freeze and the thaw to the journal
+                  does), runs the PostgreSQL hook (CHECKPOINT in the server's log), asks a
+                  writer on the system bus (sp-example-writer, an unprivileged service) and logs
+                  the freeze and the thaw to the journal
       postgresql  checkpoints while PostgreSQL commits one transaction after another: the
                   checkpoint's export, booted, starts PostgreSQL, which holds every transaction
                   committed before the checkpoint began, with no gap
@@ -30,7 +31,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "guest"))
-from spdistro import QGA_PORT, DistroGuest  # noqa: E402
+from spdistro import QGA_PORT, DistroGuest, GuestError  # noqa: E402
 from spguest import QmpClient, wait_for_agent  # noqa: E402
 
 PG_UNIT = "postgresql@15-main.service"
@@ -120,8 +121,16 @@ def case_udev(c):
         ok(True, "the agent port is unplugged")
         # Plugged again, udev starts an agent for it; the host talks to it on the new port.
         t0 = time.monotonic()
-        g.qmp("device_add", {"driver": "virtserialport", "bus": "vser0.0", "chardev": "qga0",
-                             "name": QGA_PORT, "id": "qga-port"})
+        while True:
+            try:
+                g.qmp("device_add", {"driver": "virtserialport", "bus": "vser0.0",
+                                     "chardev": "qga0", "name": QGA_PORT, "id": "qga-port"})
+                break
+            except GuestError as e:
+                # The unplugged port lets go of its chardev a moment after it left the tree.
+                if "in use" not in str(e) or time.monotonic() > t0 + 30:
+                    raise
+                time.sleep(0.2)
         g._qga_conn = wait_for_agent(g.qga_path, time.monotonic() + 60, lambda: g._check_alive("replug"))
         ok(True, f"plugged again, an agent answers guest-ping after {time.monotonic() - t0:.1f} s")
         second = g.sh("systemctl show -P InvocationID stillpoint-agent", check=True)[1].strip()
@@ -149,6 +158,15 @@ def case_freeze_root(c):
            and "PrivateMounts=yes" in sandbox and "SystemCallFilter=" in sandbox,
            "the agent runs in the shipped unit's sandbox")
         pg_checkpoints = g.sh(f"grep -c 'checkpoint starting: immediate force wait' {PG_LOG}")[1]
+        # An application writer on the system bus: a service of its own user, a member of the
+        # group the package's bus policy lets register writers.
+        g.sh("useradd --system --no-create-home -G stillpoint-writers sp-writer && "
+             "systemd-run --unit sp-writer -p User=sp-writer "
+             "-p StateDirectory=sp-writer -p RuntimeDirectory=sp-writer "
+             "/usr/libexec/stillpoint/sp-example-writer --database /var/lib/sp-writer/db "
+             "--log /run/sp-writer/calls.log", check=True)
+        g.wait_for("journalctl --no-pager -o cat -u stillpoint-agent | grep -q 'writer .* registered'",
+                   "the writer registered with the agent")
         root_image = g.root_image
         c.sp(g, "-q", "vm", "add", "vm", "--qmp", g.qmp_path, "--agent", g.qga_path)
         c.sp(g, "-q", "checkpoint", "create", "vm", "--name", "c1")
@@ -165,6 +183,10 @@ def case_freeze_root(c):
         log = journal(g, "stillpoint-agent")
         ok(re.search(r"froze 1 filesystem\(s\)", log), "the journal has the agent's freeze of /")
         ok(re.search(r"thawed 1 filesystem\(s\)", log), "... and its thaw")
+        calls = [line.split()[1] for line in
+                 g.sh("cat /run/sp-writer/calls.log", check=True)[1].splitlines()]
+        ok(calls[-3:] == ["prepare", "freeze", "thaw"],
+           f"the writer on the system bus took part: {calls}")
         after = g.sh(f"grep -c 'checkpoint starting: immediate force wait' {PG_LOG}")[1]
         ok(int(after or 0) == int(pg_checkpoints or 0) + 1,
            "the freeze hook ran psql CHECKPOINT as postgres from inside the sandbox "
