@@ -21,6 +21,7 @@ import argparse
 import glob
 import json
 import os
+import shutil
 import re
 import socket
 import subprocess
@@ -282,7 +283,9 @@ def main():
         p.add_argument(name, required=True)
     p.add_argument("case", choices=["udev", "freeze-root", "postgresql"])
     a = p.parse_args()
-    os.makedirs(a.run_dir, exist_ok=True)
+    # Each run starts empty: a store, images or an export left by an earlier run would change it.
+    shutil.rmtree(a.run_dir, ignore_errors=True)
+    os.makedirs(a.run_dir)
     t0 = time.monotonic()
     try:
         {"udev": case_udev, "freeze-root": case_freeze_root,
