@@ -142,7 +142,10 @@ hostile-text)
   # reason carry ESC, OSC, CR and a C1 CSI.
   start_qemu; start_agent --fail-freeze --hostile
   register vm1 --agent "$T/agent.sock"
-  if "$SP" checkpoint create vm1 2>"$T/err"; then fail "create succeeded with a refused freeze"; fi
+  # production-only: the default (production) would fall back to a standard checkpoint.
+  if "$SP" checkpoint create vm1 --type production-only 2>"$T/err"; then
+    fail "create succeeded with a refused freeze"
+  fi
   check "the agent's error is reported" grep -q "writer" "$T/err"
   check "stderr has no raw ESC, CR or C1 byte" no_raw_controls "$T/err"
   check "the escape shows as text" grep -qF '\x1b[2J' "$T/err"
