@@ -9,6 +9,9 @@
 #                        and runs the PostgreSQL hook
 #   distro/postgresql    checkpoints while PostgreSQL commits: the export boots, PostgreSQL
 #                        starts and holds every transaction committed before the checkpoint
+#   distro/libvirt       the guest as a libvirt domain (a private session libvirtd): virsh
+#                        domifaddr --source agent, domtime, shutdown --mode agent answered through
+#                        stillpoint-agent; domfsfreeze and snapshot --quiesce are its freezes
 if(NOT TARGET stillpoint-agent OR NOT DEFINED SP_GUEST_DIR OR NOT DEFINED SP_DEB_DIR)
   return()
 endif()
@@ -19,7 +22,7 @@ set_tests_properties(distro/build-image PROPERTIES
   LABELS distro FIXTURES_SETUP sp-distro-image FIXTURES_REQUIRED sp-debs
   RESOURCE_LOCK sp-deb-dir TIMEOUT 1200)
 
-foreach(case udev freeze-root postgresql)
+foreach(case udev freeze-root postgresql libvirt)
   add_test(NAME distro/${case}
     COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/test_distro.py
             --guest ${SP_GUEST_DIR} --distro ${SP_DISTRO_DIR}

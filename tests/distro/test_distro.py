@@ -16,6 +16,12 @@ CASE: udev        udev starts the agent when the port appears: unplugged, the ag
       postgresql  checkpoints while PostgreSQL commits one transaction after another: the
                   checkpoint's export, booted, starts PostgreSQL, which holds every transaction
                   committed before the checkpoint began, with no gap
+      libvirt     the guest as a libvirt domain (session libvirtd, splibvirt.py) with the agent
+                  on libvirt's own channel: virsh domifaddr --source agent lists the card and its
+                  DHCP address, domtime reads and sets the guest's clock, domfsfreeze/domfsthaw
+                  and snapshot-create-as --quiesce --disk-only are stillpoint-agent's freezes
+                  (its state, the journal, an ext4 that needs no recovery), shutdown --mode
+                  agent powers the guest off
 Each case boots one VM (ctest's RESOURCE_LOCK vm keeps VMs from overlapping)."""
 import argparse
 import glob
@@ -34,6 +40,7 @@ sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "guest"))
 from spdistro import QGA_PORT, DistroGuest, GuestError  # noqa: E402
 from spguest import QmpClient, wait_for_agent  # noqa: E402
+from splibvirt import MAC, LibvirtDomain, LibvirtError  # noqa: E402
 
 PG_UNIT = "postgresql@15-main.service"
 PG_LOG = "/var/log/postgresql/postgresql-15-main.log"
@@ -277,11 +284,138 @@ def case_postgresql(c):
         ok(not re.search(r"PANIC|FATAL:.*(corrupt|invalid)", log), "no PANIC and no corruption in the log")
 
 
+# -- libvirt ---------------------------------------------------------------------------------------
+
+def domifaddr(d):
+    """{interface name: (MAC, [addresses])} from virsh domifaddr --source agent --full."""
+    ifaces = {}
+    for line in d.virsh("domifaddr", d.name, "--source", "agent", "--full").splitlines():
+        words = line.split()
+        if len(words) == 4 and words[2] in ("ipv4", "ipv6"):
+            ifaces.setdefault(words[0], (words[1], []))[1].append(words[3])
+    return ifaces
+
+
+def domtime(d):
+    out = d.virsh("domtime", d.name)
+    m = re.fullmatch(r"Time: (\d+)", out.strip())
+    if not m:
+        raise Fail(f"virsh domtime: unexpected output {out!r}")
+    return int(m.group(1))
+
+
+def guest_clock(d):
+    return int(d.sh("date +%s", check=True)[1])
+
+
+def agent_log_count(d, pattern):
+    return len(re.findall(pattern, journal(d, "stillpoint-agent")))
+
+
+def case_libvirt(c):
+    with LibvirtDomain(c.a.guest, c.a.distro, os.path.join(c.a.run_dir, "libvirt")) as d:
+        t0 = time.monotonic()
+        ok(d.wait_agent() == "sp-distro",
+           f"libvirt's channel reaches the agent; guest-get-host-name (forwarded to qemu-ga) "
+           f"answers after {time.monotonic() - t0:.0f} s")
+        commands = [x["name"] for x in d.qga("guest-info")["supported_commands"]]
+        ok("stillpoint-status" in commands, "it is stillpoint-agent that serves libvirt's channel")
+        ok(d.sh("systemctl is-active stillpoint-agent qemu-guest-agent")[1].split()
+           == ["active", "active"], "stillpoint-agent.service and qemu-guest-agent.service run")
+
+        # domifaddr: the guest configures its card by DHCP (QEMU's user network), as a
+        # server would; what the agent reports is the guest's own view.
+        d.sh(f"printf '[Match]\\nMACAddress={MAC}\\n[Network]\\nDHCP=ipv4\\n' "
+             "> /etc/systemd/network/50-sp-test.network && systemctl start systemd-networkd",
+             check=True)
+        deadline = time.monotonic() + 60
+        while True:
+            ifaces = domifaddr(d)
+            card = [(n, a) for n, (mac, a) in ifaces.items() if mac == MAC]
+            if card and any(x.startswith("10.0.2.15/") for x in card[0][1]):
+                break
+            if time.monotonic() > deadline:
+                raise Fail(f"virsh domifaddr --source agent shows no DHCP address: {ifaces}")
+            time.sleep(1)
+        name, addrs = card[0]
+        ok("10.0.2.15/24" in addrs, f"virsh domifaddr --source agent: {name} {MAC} {addrs}")
+        ok("127.0.0.1/8" in ifaces.get("lo", ("", []))[1], f"... and lo {ifaces.get('lo')}")
+        ok(d.sh(f"cat /sys/class/net/{name}/address", check=True)[1].strip() == MAC,
+           f"the guest's {name} has that MAC")
+
+        # domtime: reads the guest's clock; --time and --now set it (qemu-ga, hwclock).
+        host = time.time()
+        t = domtime(d)
+        ok(abs(t - host) < 120 and abs(t - guest_clock(d)) <= 5,
+           f"virsh domtime reads the guest's clock ({t}; the host's {host:.0f})")
+        target = int(time.time()) + 3 * 86400
+        d.virsh("domtime", d.name, "--time", str(target))
+        t, g = domtime(d), guest_clock(d)
+        ok(abs(t - target) < 30 and abs(g - target) < 30,
+           f"virsh domtime --time sets it three days ahead ({target}: domtime {t}, date {g})")
+        d.virsh("domtime", d.name, "--now")
+        host = time.time()
+        t, g = domtime(d), guest_clock(d)
+        ok(abs(t - host) < 30 and abs(g - host) < 30,
+           f"virsh domtime --now sets it back to the host's time ({host:.0f}: domtime {t}, date {g})")
+
+        # domfsfreeze / domfsthaw: stillpoint-agent's freeze of the root filesystem.
+        wait_active(d, PG_UNIT)
+        froze = agent_log_count(d, r"froze 1 filesystem\(s\)")
+        thawed = agent_log_count(d, r"thawed 1 filesystem\(s\)")
+        out = d.virsh("domfsfreeze", d.name, quiet=False)
+        st = d.qga("stillpoint-status")
+        ok(out.strip() == "Froze 1 filesystem(s)" and st["status"] == "frozen"
+           and [f["mountpoint"] for f in st["frozen"]] == ["/"],
+           f"virsh domfsfreeze: {out.strip()!r}; stillpoint-status: frozen {st['frozen']}")
+        try:
+            d.qga("guest-get-time")
+            raise Fail("a forwarded command answered while frozen")
+        except LibvirtError as e:
+            ok("disabled" in str(e), "while frozen the agent refuses forwarded commands")
+        out = d.virsh("domfsthaw", d.name, quiet=False)
+        after = d.qga("stillpoint-status")
+        ok(out.strip() == "Thawed 1 filesystem(s)" and after["status"] == "thawed"
+           and after["last-thaw"]["epoch"] == st["epoch"] and after["last-thaw"]["consistent"],
+           f"virsh domfsthaw: {out.strip()!r}; last-thaw {after['last-thaw']}")
+
+        # snapshot-create-as --quiesce --disk-only: libvirt's own freeze reaches stillpoint's
+        # (the PostgreSQL hook runs); the old layer holds a frozen ext4.
+        pg = int(d.sh(f"grep -c 'checkpoint starting: immediate force wait' {PG_LOG}")[1] or 0)
+        overlay = os.path.join(d.tmp, "root-q1.qcow2")
+        d.virsh("snapshot-create-as", d.name, "q1", "--disk-only", "--quiesce", "--atomic",
+                "--no-metadata", "--diskspec", f"vda,file={overlay}", timeout=120)
+        snap = d.qga("stillpoint-status")
+        ok(snap["epoch"] > st["epoch"] and snap["last-thaw"]["consistent"],
+           f"virsh snapshot-create-as --quiesce: a freeze of stillpoint-agent (epoch "
+           f"{snap['epoch']}, thawed consistent)")
+        ok(agent_log_count(d, r"froze 1 filesystem\(s\)") == froze + 2
+           and agent_log_count(d, r"thawed 1 filesystem\(s\)") == thawed + 2,
+           "the journal has the agent's freeze and thaw of / for both")
+        n = int(d.sh(f"grep -c 'checkpoint starting: immediate force wait' {PG_LOG}")[1] or 0)
+        ok(n == pg + 1, f"the snapshot's freeze ran the PostgreSQL hook ({pg} -> {n} CHECKPOINTs)")
+        needs_recovery, fsck = ext4_state(d.root_image)
+        ok(not needs_recovery and fsck == 0,
+           f"the snapshot's root ext4 needs no journal recovery and e2fsck -fn is clean ({fsck})")
+        ok(ext4_state(overlay)[0], "the live one (libvirt's new overlay) is mounted: it would")
+
+        # shutdown --mode agent: guest-shutdown, forwarded to qemu-ga, powers the guest off.
+        d.virsh("shutdown", d.name, "--mode", "agent")
+        t0 = time.monotonic()
+        while d.state() != "shut off":
+            if time.monotonic() > t0 + 120:
+                raise Fail(f"virsh shutdown --mode agent: the domain is still {d.state()}")
+            time.sleep(0.5)
+        ok("reboot: Power down" in d.console_tail(200),
+           f"virsh shutdown --mode agent: shut off after {time.monotonic() - t0:.0f} s, the "
+           "kernel powered down")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     for name in ("--guest", "--distro", "--run-dir", "--stillpoint"):
         p.add_argument(name, required=True)
-    p.add_argument("case", choices=["udev", "freeze-root", "postgresql"])
+    p.add_argument("case", choices=["udev", "freeze-root", "postgresql", "libvirt"])
     a = p.parse_args()
     # Each run starts empty: a store, images or an export left by an earlier run would change it.
     shutil.rmtree(a.run_dir, ignore_errors=True)
@@ -289,7 +423,7 @@ def main():
     t0 = time.monotonic()
     try:
         {"udev": case_udev, "freeze-root": case_freeze_root,
-         "postgresql": case_postgresql}[a.case](Ctx(a))
+         "postgresql": case_postgresql, "libvirt": case_libvirt}[a.case](Ctx(a))
     except Fail as e:
         print(f"not ok - {e}", flush=True)
         return 1
