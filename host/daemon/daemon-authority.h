@@ -35,8 +35,12 @@ SpAuthority *sp_authority_polkit_new(void);
 /* A key file: [actions] ACTION-ID = user:NAME;group:NAME;uid:N (who may). uid 0 may always. */
 SpAuthority *sp_authority_file_new(const char *path, GError **error);
 
-void sp_authority_check(SpAuthority *a, GDBusMethodInvocation *invocation, const char *action_id,
-                        GCancellable *cancellable, GAsyncReadyCallback callback, gpointer user_data);
+/* May the sender of invocation (uid and pid as the bus gave them) perform action_id? uid 0 may.
+ * Answers within a deadline (longer when the caller allowed interactive authorization);
+ * cancellable (the daemon stopping) answers at once. Callback on the main context. */
+void sp_authority_check(SpAuthority *a, GDBusMethodInvocation *invocation, guint32 uid,
+                        guint32 pid, const char *action_id, GCancellable *cancellable,
+                        GAsyncReadyCallback callback, gpointer user_data);
 gboolean sp_authority_check_finish(SpAuthority *a, GAsyncResult *result, GError **error);
 void sp_authority_free(SpAuthority *a);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(SpAuthority, sp_authority_free)

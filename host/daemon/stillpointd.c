@@ -17,8 +17,13 @@
 #define SP_DAEMON_BUS_NAME "org.stillpoint.Coordinator1"
 #define SP_DAEMON_OBJECT_PATH "/org/stillpoint/Coordinator1"
 #define SP_DAEMON_ERROR "org.stillpoint.Coordinator1.Error."
-/* Jobs running at once; more are refused (Busy), since any peer may ask. */
+/* Jobs running at once; more are refused (Busy). A job slot is taken only once polkit has
+ * said yes, so callers without a role cannot take them. */
 #define SP_DAEMON_MAX_JOBS 8
+/* Calls of one uid in progress at once (asking polkit or running), root excepted: one user
+ * cannot hold what another needs (README "stillpointd"). */
+#define SP_DAEMON_MAX_CALLS_PER_UID 2
+#define SP_DAEMON_BUS_TIMEOUT_MS 5000
 
 typedef struct {
     GMainLoop *loop;
@@ -26,7 +31,10 @@ typedef struct {
     SpCoordinator1 *skeleton;
     char *store_path;
     int ready_fd;
-    guint jobs;
+    guint calls;              /* in progress: identifying, authorizing or running */
+    guint jobs;               /* running on a worker thread */
+    GHashTable *uid_calls;    /* uid -> calls in progress */
+    GCancellable *stop;       /* cancelled on SIGTERM: pending questions end at once */
     gboolean stopping;
     int status;
 } Daemon;
@@ -60,13 +68,39 @@ typedef struct {
     SpDaemonJob *job;
     const char *action;
     const char *refusal;
+    gboolean counted;         /* in daemon->uid_calls */
 } Call;
 
-static void call_free(Call *c)
+static void maybe_quit(Daemon *d)
 {
+    if (d->stopping && d->calls == 0)
+        g_main_loop_quit(d->loop);
+}
+
+/* Every call ends here, answered or not. */
+static void call_finish(Call *c)
+{
+    Daemon *d = c->daemon;
+
+    if (c->counted) {
+        gpointer key = GUINT_TO_POINTER(c->job->caller_uid);
+        guint n = GPOINTER_TO_UINT(g_hash_table_lookup(d->uid_calls, key));
+        if (n <= 1)
+            g_hash_table_remove(d->uid_calls, key);
+        else
+            g_hash_table_insert(d->uid_calls, key, GUINT_TO_POINTER(n - 1));
+    }
     g_object_unref(c->invocation);
     sp_daemon_job_free(c->job);
     g_free(c);
+    d->calls--;
+    maybe_quit(d);
+}
+
+static void call_busy(Call *c, const char *message)
+{
+    g_dbus_method_invocation_return_dbus_error(c->invocation, SP_DAEMON_ERROR "Busy", message);
+    call_finish(c);
 }
 
 static void return_error(GDBusMethodInvocation *inv, const GError *e)
@@ -136,8 +170,7 @@ static void job_thread_cb(GTask *task, gpointer source, gpointer data, GCancella
 
 static void job_done_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 {
-    Call *c = g_task_get_task_data(G_TASK(res));
-    Daemon *d = c->daemon;
+    Call *c = user_data;
     g_autoptr(GError) error = NULL;
     GVariant *reply = g_task_propagate_pointer(G_TASK(res), &error);
 
@@ -149,40 +182,21 @@ static void job_done_cb(GObject *source, GAsyncResult *res, gpointer user_data)
         g_dbus_method_invocation_return_value(c->invocation, reply);
         g_variant_unref(reply);
     }
-    if (--d->jobs == 0 && d->stopping)
-        g_main_loop_quit(d->loop);
+    c->daemon->jobs--;
+    call_finish(c);
 }
 
 static void start_job(Call *c)
 {
-    GTask *task = g_task_new(NULL, NULL, job_done_cb, NULL);
+    GTask *task = g_task_new(NULL, NULL, job_done_cb, c);
 
     c->daemon->jobs++;
-    g_task_set_task_data(task, c, (GDestroyNotify)call_free);
+    g_task_set_task_data(task, c, NULL);
     g_task_run_in_thread(task, job_thread_cb);
     g_object_unref(task);
 }
 
-/* The caller's uid, for what the job gives back (exports). The authority already asked the
- * bus; this asks again, bounded, rather than trusting a cache. */
-static void uid_cb(GObject *source, GAsyncResult *res, gpointer user_data)
-{
-    Call *c = user_data;
-    g_autoptr(GError) error = NULL;
-    g_autoptr(GVariant) reply = g_dbus_connection_call_finish(G_DBUS_CONNECTION(source), res, &error);
-
-    if (reply == NULL) {
-        c->daemon->jobs--;
-        g_dbus_method_invocation_return_dbus_error(c->invocation, SP_DAEMON_ERROR "Failed",
-                                                   error->message);
-        call_free(c);
-        return;
-    }
-    g_variant_get(reply, "(u)", &c->job->caller_uid);
-    c->daemon->jobs--;   /* start_job counts it again */
-    start_job(c);
-}
-
+/* Authorized: a job slot now, if one is free. */
 static void authorized_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 {
     Call *c = user_data;
@@ -190,22 +204,61 @@ static void authorized_cb(GObject *source, GAsyncResult *res, gpointer user_data
     g_autoptr(GError) error = NULL;
 
     if (!sp_authority_check_finish(d->authority, res, &error)) {
-        g_autofree char *msg = g_strdup_printf(
-            "not authorized to %s: this needs the polkit action %s (%s); ask an administrator "
-            "for that role. Nothing was changed.", c->refusal, c->action, error->message);
-        g_message("refused %s %s: %s", c->job->method, c->job->vm ? c->job->vm : "", error->message);
-        d->jobs--;
+        g_autofree char *msg = NULL;
+        if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED)) {
+            call_busy(c, "stillpointd is stopping");
+            return;
+        }
+        msg = g_strdup_printf("not authorized to %s: this needs the polkit action %s (%s); ask an "
+                              "administrator for that role. Nothing was changed.", c->refusal,
+                              c->action, error->message);
+        g_message("refused %s %s to uid %u: %s", c->job->method, c->job->vm ? c->job->vm : "",
+                  c->job->caller_uid, error->message);
         g_dbus_method_invocation_return_dbus_error(c->invocation, SP_DAEMON_ERROR "NotAuthorized", msg);
-        call_free(c);
-        if (d->jobs == 0 && d->stopping)
-            g_main_loop_quit(d->loop);
+        call_finish(c);
         return;
     }
-    g_dbus_connection_call(g_dbus_method_invocation_get_connection(c->invocation),
-                           "org.freedesktop.DBus", "/org/freedesktop/DBus", "org.freedesktop.DBus",
-                           "GetConnectionUnixUser",
-                           g_variant_new("(s)", g_dbus_method_invocation_get_sender(c->invocation)),
-                           G_VARIANT_TYPE("(u)"), G_DBUS_CALL_FLAGS_NONE, 5000, NULL, uid_cb, c);
+    if (d->stopping)
+        call_busy(c, "stillpointd is stopping");
+    else if (d->jobs >= SP_DAEMON_MAX_JOBS)
+        call_busy(c, "too many operations at once; retry later");
+    else
+        start_job(c);
+}
+
+/* Who is calling, from the bus: the uid counts against its limit and is what polkit (or the
+ * rules file) and the job see. */
+static void credentials_cb(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+    Call *c = user_data;
+    Daemon *d = c->daemon;
+    g_autoptr(GError) error = NULL;
+    g_autoptr(GVariant) reply = g_dbus_connection_call_finish(G_DBUS_CONNECTION(source), res, &error);
+    g_autoptr(GVariant) creds = NULL;
+    guint32 uid, pid;
+    guint n;
+
+    if (reply != NULL)
+        g_variant_get(reply, "(@a{sv})", &creds);
+    if (reply == NULL || !g_variant_lookup(creds, "UnixUserID", "u", &uid) ||
+        !g_variant_lookup(creds, "ProcessID", "u", &pid)) {
+        g_dbus_method_invocation_return_dbus_error(c->invocation, SP_DAEMON_ERROR "Failed",
+            "cannot identify the caller: the bus did not say who it is");
+        call_finish(c);
+        return;
+    }
+    c->job->caller_uid = uid;
+    n = GPOINTER_TO_UINT(g_hash_table_lookup(d->uid_calls, GUINT_TO_POINTER(uid)));
+    if (uid != 0 && n >= SP_DAEMON_MAX_CALLS_PER_UID) {
+        g_autofree char *msg = g_strdup_printf(
+            "uid %u has %u calls in progress already (at most %u at once); retry when one has "
+            "finished", uid, n, SP_DAEMON_MAX_CALLS_PER_UID);
+        call_busy(c, msg);
+        return;
+    }
+    g_hash_table_insert(d->uid_calls, GUINT_TO_POINTER(uid), GUINT_TO_POINTER(n + 1));
+    c->counted = TRUE;
+    sp_authority_check(d->authority, c->invocation, uid, pid, c->action, d->stop, authorized_cb, c);
 }
 
 /* Every method comes here, the action chosen by the method's name. */
@@ -218,9 +271,9 @@ static gboolean dispatch(Daemon *d, GDBusMethodInvocation *inv)
     for (gsize i = 0; i < G_N_ELEMENTS(actions); i++) {
         if (!g_str_equal(actions[i].method, method))
             continue;
-        if (d->jobs >= SP_DAEMON_MAX_JOBS || d->stopping) {
+        if (d->stopping) {
             g_dbus_method_invocation_return_dbus_error(inv, SP_DAEMON_ERROR "Busy",
-                d->stopping ? "stillpointd is stopping" : "too many operations at once; retry later");
+                                                       "stillpointd is stopping");
             return TRUE;
         }
         c = g_new0(Call, 1);
@@ -237,8 +290,13 @@ static gboolean dispatch(Daemon *d, GDBusMethodInvocation *inv)
             g_variant_get_child(params, 0, "s", &c->job->vm);
         c->job->progress = job_progress_cb;
         c->job->progress_data = d;
-        d->jobs++;
-        sp_authority_check(d->authority, inv, c->action, NULL, authorized_cb, c);
+        d->calls++;
+        g_dbus_connection_call(g_dbus_method_invocation_get_connection(inv), "org.freedesktop.DBus",
+                               "/org/freedesktop/DBus", "org.freedesktop.DBus",
+                               "GetConnectionCredentials",
+                               g_variant_new("(s)", g_dbus_method_invocation_get_sender(inv)),
+                               G_VARIANT_TYPE("(a{sv})"), G_DBUS_CALL_FLAGS_NONE,
+                               SP_DAEMON_BUS_TIMEOUT_MS, NULL, credentials_cb, c);
         return TRUE;
     }
     return FALSE;
@@ -332,20 +390,21 @@ static void name_lost_cb(GDBusConnection *bus, const char *name, gpointer user_d
                "org.stillpoint.Coordinator1.conf is not installed)", name);
     d->status = EXIT_FAILURE;
     d->stopping = TRUE;
-    if (d->jobs == 0)
-        g_main_loop_quit(d->loop);
+    g_cancellable_cancel(d->stop);
+    maybe_quit(d);
 }
 
-/* Jobs in flight finish first: one may be between freeze and thaw. */
+/* Jobs in flight finish first: one may be between freeze and thaw. Calls still waiting for
+ * polkit are answered Busy at once. */
 static gboolean signal_cb(gpointer user_data)
 {
     Daemon *d = user_data;
 
     d->stopping = TRUE;
-    if (d->jobs == 0)
-        g_main_loop_quit(d->loop);
-    else
+    g_cancellable_cancel(d->stop);
+    if (d->jobs > 0)
         g_message("stopping after %u operation(s) in progress", d->jobs);
+    maybe_quit(d);
     return G_SOURCE_CONTINUE;
 }
 
@@ -385,6 +444,8 @@ int main(int argc, char **argv)
         return 2;
     }
     d.loop = g_main_loop_new(NULL, FALSE);
+    d.uid_calls = g_hash_table_new(NULL, NULL);
+    d.stop = g_cancellable_new();
     d.skeleton = sp_coordinator1_skeleton_new();
     connect_handlers(&d);
     owner = g_bus_own_name(G_BUS_TYPE_SYSTEM, SP_DAEMON_BUS_NAME, G_BUS_NAME_OWNER_FLAGS_DO_NOT_QUEUE,
@@ -398,6 +459,8 @@ int main(int argc, char **argv)
         g_dbus_interface_skeleton_unexport(G_DBUS_INTERFACE_SKELETON(d.skeleton));
     g_object_unref(d.skeleton);
     g_main_loop_unref(d.loop);
+    g_hash_table_unref(d.uid_calls);
+    g_object_unref(d.stop);
     sp_authority_free(d.authority);
     g_free(d.store_path);
     return d.status;

@@ -18,6 +18,7 @@ typedef enum {
     SP_TEST_DEADLINE_HOOK,         /* STILLPOINT_HOOK_TIMEOUT_MS: replaces the VM's */
     SP_TEST_DEADLINE_QEMU_IMG,     /* STILLPOINT_TEST_QEMU_IMG_TIMEOUT_MS: only shortens */
     SP_TEST_DEADLINE_JOB,          /* STILLPOINT_TEST_JOB_TIMEOUT_MS: only shortens */
+    SP_TEST_DEADLINE_AUTHORIZE,    /* STILLPOINT_TEST_AUTHORIZE_TIMEOUT_MS: only shortens */
 } SpTestDeadline;
 /* default_ms, or what the test asked for instead. */
 guint sp_test_deadline_ms(SpTestDeadline which, guint default_ms);

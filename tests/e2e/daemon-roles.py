@@ -30,6 +30,8 @@ SKIP = 77
 PROMPT_S = 30
 OPERATOR = {"user": "nobody", "group": "nogroup", "extra_groups": []}
 NO_ROLE = {"user": "nobody", "group": "daemon", "extra_groups": []}
+# A second local user (another uid than nobody's).
+OTHER_USER = {"user": "daemon", "group": "daemon", "extra_groups": []}
 BACKUP_ACTIONS = ["org.stillpoint.read", "org.stillpoint.checkpoint.create",
                   "org.stillpoint.checkpoint.export"]
 
@@ -158,6 +160,16 @@ class Env:
                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                            timeout=PROMPT_S * 4, env=self.env, **kw)
         return r.returncode == 0, (r.stdout if r.returncode == 0 else r.stderr)
+
+    def call_async(self, who, method, *args, interactive=False):
+        """gdbus call in the background (a long client timeout): the Popen."""
+        return self.spawn(["gdbus", "call", "--address", self.address, "--timeout", "300"] +
+                          (["--interactive"] if interactive else []) +
+                          ["--dest", "org.stillpoint.Coordinator1", "--object-path",
+                           "/org/stillpoint/Coordinator1", "--method",
+                           "org.stillpoint.Coordinator1." + method] + list(args),
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          **dict(who or {}))
 
     def ok(self, who, method, *args):
         ok, out = self.call(who, method, *args)
@@ -520,6 +532,96 @@ def test_polkit(env):
     env.refused(OPERATOR, "DeleteCheckpoint", "vm1", "nightly", "false")
     check(env.snapshot() == before, "nothing changed on refusal")
     env.stop_daemon()
+
+
+def start_mock_polkit(env, log):
+    """python-dbusmock's polkitd on the private bus, logging each call (with its flags)."""
+    try:
+        import dbusmock  # noqa: F401
+    except ImportError:
+        raise SkipTest("python3-dbusmock is not installed")
+    env.spawn([sys.executable, "-m", "dbusmock", "--system", "--template", "polkitd", "-l", log],
+              stdout=subprocess.DEVNULL)
+    subprocess.run(["gdbus", "wait", "--address", env.address, "--timeout", str(PROMPT_S),
+                    "org.freedesktop.PolicyKit1"], check=True, env=env.env)
+
+
+def mock_polkit(env, method, *args):
+    subprocess.run(["gdbus", "call", "--address", env.address, "--dest",
+                    "org.freedesktop.PolicyKit1", "--object-path",
+                    "/org/freedesktop/PolicyKit1/Authority", "--method",
+                    "org.freedesktop.DBus.Mock." + method] + list(args),
+                   check=True, stdout=subprocess.DEVNULL, env=env.env)
+
+
+def polkit_checks(log):
+    """The CheckAuthorization calls polkitd received: [(action, flags)]."""
+    with open(log, errors="replace") as f:
+        return [(m.group(1), int(m.group(2))) for m in
+                re.finditer(r'CheckAuthorization .*?"(org\.stillpoint\.[a-z.]+)" \S+ (\d+) ',
+                            f.read())]
+
+
+def wait_for(what, cond, timeout=PROMPT_S):
+    deadline = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > deadline:
+            raise TestFailure("timed out waiting: " + what)
+        time.sleep(0.1)
+
+
+def test_authorize_first(env):
+    """A local user cannot starve the others (issue 16, item 1): polkit is asked before a job
+    slot is taken, with a deadline; each uid has at most 2 calls in progress; polkit is asked
+    non-interactively unless the caller allowed interactive authorization; and a daemon with
+    unanswered questions stops at once."""
+    log = env.path("polkitd.log")
+    env.start_bus()
+    start_mock_polkit(env, log)
+    mock_polkit(env, "SetAllowed", str(BACKUP_ACTIONS))
+    # polkitd never answers about create: every such call waits for it.
+    mock_polkit(env, "SimulateHangActions", "['org.stillpoint.checkpoint.create']")
+    env.env["STILLPOINT_TEST_AUTHORIZE_TIMEOUT_MS"] = "10000"
+    env.start_daemon()
+    # One user sends 10 creates at once (more than the daemon's 8 job slots).
+    started = time.monotonic()
+    flood = [env.call_async(OPERATOR, "CreateCheckpoint", "vm1", "{}") for _ in range(10)]
+    wait_for("8 of the 10 calls answered", lambda: sum(p.poll() is not None for p in flood) >= 8)
+    refused = [p.communicate()[1] for p in flood if p.poll() is not None]
+    check(len(refused) == 8 and all("Busy" in e and "calls in progress" in e for e in refused),
+          "the user's calls beyond 2 are refused at once (%s)" % refused[0].strip())
+    wait_for("polkitd asked twice", lambda: len(polkit_checks(log)) == 2)
+    # Meanwhile another user is served.
+    t = time.monotonic()
+    out = env.ok(OTHER_USER, "ListVms")
+    check(time.monotonic() - t < 5 and "[]" in out,
+          "another user's call is served while the first user's wait for polkit")
+    # The two waiting calls end at the deadline, refused.
+    pending = [p for p in flood if p.returncode is None]
+    for p in pending:
+        err = p.communicate(timeout=PROMPT_S)[1]
+        check(p.returncode != 0 and "NotAuthorized" in err and "no answer" in err,
+              "a call polkit does not answer is refused at the deadline (%s)" % err.strip())
+    check(time.monotonic() - started < 10 + 8, "... after about 10 s")
+    # Non-interactive unless the caller said otherwise.
+    check(all(flags == 0 for _, flags in polkit_checks(log)),
+          "polkit is asked without user interaction: %s" % polkit_checks(log))
+    out = env.call_async(OPERATOR, "ListVms", interactive=True).communicate(timeout=PROMPT_S)[0]
+    check("[]" in out, "an interactive-authorization call is answered")
+    check(polkit_checks(log)[-1] == ("org.stillpoint.read", 1),
+          "polkit is asked with user interaction when the caller allowed it: %s"
+          % polkit_checks(log)[-1:])
+    # Stopping with questions pending: at once, and the callers hear why.
+    waiting = [env.call_async(OPERATOR, "CreateCheckpoint", "vm1", "{}") for _ in range(2)]
+    n = len(polkit_checks(log))
+    wait_for("polkitd asked twice more", lambda: len(polkit_checks(log)) == n + 2)
+    t = time.monotonic()
+    env.stop_daemon()
+    check(time.monotonic() - t < 5, "stillpointd stops at once with questions pending")
+    for p in waiting:
+        err = p.communicate(timeout=PROMPT_S)[1]
+        check(p.returncode != 0 and "stopping" in err, "the waiting caller is told (%s)"
+              % err.strip())
 
 
 def test_activation(env):
