@@ -34,8 +34,8 @@ static void progress_cb(GDBusConnection *bus, const char *sender, const char *pa
     double percent;
 
     g_variant_get(params, "(&s&s&sd)", &vm, &op, &message, &percent);
-    /* The signal goes to every client: an operation on another VM is someone else's (ours
-     * holds this VM's lock, so no other operation on it runs meanwhile). */
+    /* stillpointd sends Progress to its caller only; still, only this command's VM is ours
+     * (a group checkpoint names the group). */
     if (c->vm != NULL && !g_str_equal(vm, c->vm))
         return;
     /* A percentage is about the disk named in message: as the CLI shows it directly (with

@@ -122,35 +122,42 @@ static void return_error(GDBusMethodInvocation *inv, const GError *e)
     }
 }
 
-/* ---- Progress: from the worker thread to the main loop ---- */
+/* ---- Progress: from the worker thread to the main loop, to the caller only ---- */
 
+/* Progress names images, overlays, export directories and guest text: a unicast signal to
+ * the caller's unique name, which the bus delivers to that connection alone (and the bus
+ * policy, org.stillpoint.Coordinator1.conf, lets no one eavesdrop on or forge it). */
 typedef struct {
-    Daemon *daemon;
-    char *vm, *operation, *message;
-    double percent;
+    GDBusConnection *bus;
+    char *caller;              /* unique bus name */
+    GVariant *params;
 } ProgressMsg;
 
 static gboolean emit_progress_cb(gpointer data)
 {
     ProgressMsg *m = data;
-    sp_coordinator1_emit_progress(m->daemon->skeleton, m->vm, m->operation, m->message, m->percent);
-    g_free(m->vm);
-    g_free(m->operation);
-    g_free(m->message);
+    g_autoptr(GError) error = NULL;
+
+    if (!g_dbus_connection_emit_signal(m->bus, m->caller, SP_DAEMON_OBJECT_PATH,
+                                       "org.stillpoint.Coordinator1", "Progress", m->params, &error))
+        g_debug("Progress to %s: %s", m->caller, error->message);
+    g_object_unref(m->bus);
+    g_free(m->caller);
     g_free(m);
     return G_SOURCE_REMOVE;
 }
 
+/* On the worker thread; user_data is the Call, alive while its job runs. */
 static void job_progress_cb(const SpDaemonJob *job, const char *message, double percent,
                             gpointer user_data)
 {
+    GDBusMethodInvocation *inv = ((Call *)user_data)->invocation;
     ProgressMsg *m = g_new0(ProgressMsg, 1);
 
-    m->daemon = user_data;
-    m->vm = g_strdup(job->vm ? job->vm : "");
-    m->operation = g_strdup(job->operation ? job->operation : "");
-    m->message = g_strdup(message);
-    m->percent = percent;
+    m->bus = g_object_ref(g_dbus_method_invocation_get_connection(inv));
+    m->caller = g_strdup(g_dbus_method_invocation_get_sender(inv));
+    m->params = g_variant_new("(sssd)", job->vm ? job->vm : "",
+                              job->operation ? job->operation : "", message, percent);
     g_main_context_invoke(NULL, emit_progress_cb, m);
 }
 
@@ -289,7 +296,7 @@ static gboolean dispatch(Daemon *d, GDBusMethodInvocation *inv)
         if (g_variant_n_children(params) > 0)   /* all but ListVms* name a VM first */
             g_variant_get_child(params, 0, "s", &c->job->vm);
         c->job->progress = job_progress_cb;
-        c->job->progress_data = d;
+        c->job->progress_data = c;
         d->calls++;
         g_dbus_connection_call(g_dbus_method_invocation_get_connection(inv), "org.freedesktop.DBus",
                                "/org/freedesktop/DBus", "org.freedesktop.DBus",

@@ -419,24 +419,48 @@ def same_apply(env):
                       "apply names the link to start from:\n" + outs[1])
 
 
+def progress_to_caller_only(env, name):
+    """Progress reaches the caller and no one else (issue 16, item 3): while the operator's CLI
+    creates a checkpoint and prints the progress it receives, another connection of the same
+    user subscribed to the daemon's signals, and another user eavesdropping (dbus-monitor falls
+    back to eavesdrop match rules when it may not become a monitor), receive none of it."""
+    same_user = env.spawn(["gdbus", "monitor", "--address", env.address, "--dest",
+                           "org.stillpoint.Coordinator1"], stdout=subprocess.PIPE, text=True,
+                          **OPERATOR)
+    # Ready once it has resolved the name's owner (its match rules are in place by then).
+    for line in same_user.stdout:
+        if "is owned by" in line:
+            break
+    eavesdropper = env.spawn(["dbus-monitor", "--address", env.address,
+                              "interface='org.stillpoint.Coordinator1'",
+                              "sender='org.stillpoint.Coordinator1'"],
+                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                             **OTHER_USER)
+    eavesdropper.stdout.readline()   # its first message: it is connected, its rules added
+    r = env.cli_run(OPERATOR, "checkpoint", "create", "vm1", "--name", name)
+    check(r.returncode == 0 and "'%s' of VM 'vm1': application-consistent" % name in r.stdout,
+          "the operator's CLI creates through stillpointd (%s%s)" % (r.stdout, r.stderr))
+    check(r.stderr.count("stillpoint: ") >= 2,
+          "the caller receives its Progress (printed on stderr):\n" + r.stderr)
+    for p in (same_user, eavesdropper):
+        check(p.poll() is None, "the listener %s was listening all along" % p.args[0])
+        p.send_signal(signal.SIGTERM)
+    seen = same_user.communicate(timeout=PROMPT_S)[0]
+    check("Progress" not in seen, "another connection of the same user receives no Progress:\n"
+          + seen)
+    seen = eavesdropper.communicate(timeout=PROMPT_S)[0]
+    check("Progress" not in seen,
+          "another user eavesdropping receives no Progress:\n" + seen)
+
+
 def roles(env, operator_setup):
     out = env.ok(None, "AddVm", "vm1", "{'qmp-socket': <'%s'>, 'agent-socket': <'%s'>}"
                  % (env.path("qmp.sock"), env.path("agent.sock")))
     check(out.strip() == """('{"name":"vm1","id":1}',)""", "AddVm returns what vm add --json prints")
-    # Progress signals while the operator creates a checkpoint.
-    monitor = env.spawn(["gdbus", "monitor", "--address", env.address, "--dest",
-                         "org.stillpoint.Coordinator1"], stdout=subprocess.PIPE, text=True)
-    # Ready once it has resolved the name's owner (its match rules are in place by then).
-    for line in monitor.stdout:
-        if "is owned by" in line:
-            break
     out = env.ok(OPERATOR, "CreateCheckpoint", "vm1", "{'name': <'nightly'>}")
     check("'consistency': <'application'>" in out, "an application-consistent checkpoint")
     check("'document': <'{\"id\":1,\"parent\":null,\"name\":\"nightly\"" in out,
           "with the document the CLI prints for it")
-    monitor.send_signal(signal.SIGTERM)
-    progress = monitor.communicate(timeout=PROMPT_S)[0]
-    check("Progress ('vm1', 'create'," in progress, "Progress signals during create")
     check("nightly" in env.ok(OPERATOR, "ListCheckpoints", "vm1"), "the operator lists checkpoints")
     # Export into a directory the operator owns: the copy is theirs.
     out_dir = env.path("export")
@@ -470,9 +494,7 @@ def roles(env, operator_setup):
     env.refused(NO_ROLE, "ListVms")
     check(env.snapshot() == before, "nothing changed on refusal (records and image files)")
     # The CLI goes through the daemon by itself when not root (and with --daemon when root).
-    r = env.cli_run(OPERATOR, "checkpoint", "create", "vm1", "--name", "via-cli")
-    check(r.returncode == 0 and "'via-cli' of VM 'vm1': application-consistent" in r.stdout,
-          "the operator's CLI creates through stillpointd (%s%s)" % (r.stdout, r.stderr))
+    progress_to_caller_only(env, "via-cli")
     r = env.cli_run(OPERATOR, "checkpoint", "delete", "vm1", "via-cli")
     check(r.returncode == 1 and "not authorized to delete checkpoints" in r.stderr,
           "the operator's CLI is refused delete (%s)" % r.stderr.strip())
