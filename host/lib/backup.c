@@ -11,6 +11,7 @@
  *
  * With the libvirt driver, libvirt owns QEMU's monitor: a session is libvirt's own pull-mode
  * backup job and checkpoint (backup-libvirt.c). */
+#include <errno.h>
 #include "stillpoint/backup.h"
 
 #include <gio/gio.h>
@@ -43,9 +44,16 @@ static char *session_path(SpStore *store, const SpVm *vm)
     return g_strdup_printf("%s.%s.backup.json", sp_store_get_path(store), vm->name);
 }
 
+char *sp_backup_socket_path(const char *store_path, const char *vm_name)
+{
+    if (g_strcmp0(store_path, SP_STORE_DEFAULT_PATH) == 0)
+        return g_strdup_printf("%s/%s.nbd.sock", SP_RUNTIME_DIR, vm_name);
+    return g_strdup_printf("%s.%s.nbd.sock", store_path, vm_name);
+}
+
 static char *nbd_socket_path(SpStore *store, const SpVm *vm)
 {
-    return g_strdup_printf("%s.%s.nbd.sock", sp_store_get_path(store), vm->name);
+    return sp_backup_socket_path(sp_store_get_path(store), vm->name);
 }
 
 static gboolean uses_libvirt(const SpVm *vm)
@@ -128,6 +136,14 @@ static gboolean nbd_start(SpQmp *qmp, const char *socket, gboolean *ret_started,
     g_autoptr(GError) local = NULL;
     SpJson *addr = sp_json_new_object(), *data = sp_json_new_object();
 
+    /* /run/stillpoint: made by stillpointd.service (RuntimeDirectory=) or here, root's alone. */
+    if (g_str_has_prefix(socket, SP_RUNTIME_DIR "/") && g_mkdir(SP_RUNTIME_DIR, 0700) < 0 &&
+        errno != EEXIST) {
+        int errsv = errno;
+        g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errsv), "cannot create %s: %s",
+                    SP_RUNTIME_DIR, g_strerror(errsv));
+        return FALSE;
+    }
     g_unlink(socket); /* a stale socket of a QEMU that died */
     sp_json_object_set_string(data, "path", socket);
     sp_json_object_set_string(addr, "type", "unix");

@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "stillpoint/backup.h"
 #include "stillpoint/store.h"
 
 typedef struct {
@@ -480,6 +481,17 @@ static void test_store_path_resolution(void **state)
     g_unsetenv(SP_STORE_ENV);
 }
 
+/* Backup sessions of the system's store put their NBD socket in /run/stillpoint (root's, not
+ * persistent), not in /var/lib beside the store; a private store keeps it beside itself. */
+static void test_backup_socket_goes_to_run(void **state)
+{
+    g_autofree char *system = sp_backup_socket_path(SP_STORE_DEFAULT_PATH, "web");
+    g_autofree char *private = sp_backup_socket_path("/srv/test/store.db", "web");
+
+    assert_string_equal(system, "/run/stillpoint/web.nbd.sock");
+    assert_string_equal(private, "/srv/test/store.db.web.nbd.sock");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -496,6 +508,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_second_locker_gets_busy_naming_the_holder, setup,
                                         teardown),
         cmocka_unit_test(test_store_path_resolution),
+        cmocka_unit_test(test_backup_socket_goes_to_run),
         cmocka_unit_test_setup_teardown(test_image_formats_are_recorded_not_guessed, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_v5_store_migrates_overlay_formats, setup, teardown),

@@ -8,9 +8,17 @@
 
 G_BEGIN_DECLS
 
+/* Runtime files of the system's store (NBD sockets of backup sessions): root's, not persistent. */
+#define SP_RUNTIME_DIR "/run/stillpoint"
+
+/* Where a backup session of vm_name puts its NBD socket: for the system's store
+ * (SP_STORE_DEFAULT_PATH), in SP_RUNTIME_DIR (stillpointd.service's RuntimeDirectory=), not
+ * beside the store in /var/lib; for any other store, beside it (STORE.VM.nbd.sock). */
+char *sp_backup_socket_path(const char *store_path, const char *vm_name);
+
 /* Begins a session (the caller holds the VM's lock): a production checkpoint whose transaction
  * also adds a persistent dirty bitmap on every frozen node, then an NBD export of each frozen
- * node on a unix socket next to the store. With incremental, the previous session's bitmap
+ * node on a unix socket (sp_backup_socket_path). With incremental, the previous session's bitmap
  * (stopped in the same transaction) is exposed as qemu:dirty-bitmap:NAME and its changed extents
  * are listed. Returns the session as JSON (README "For backup tools"). */
 SpJson *sp_backup_begin(SpStore *store, SpVm *vm, gboolean incremental, SpProgressFn progress,
