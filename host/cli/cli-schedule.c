@@ -6,6 +6,7 @@
 #include <gio/gio.h>
 #include <glib/gstdio.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "cli.h"
 #include "stillpoint/backup.h"
@@ -120,6 +121,98 @@ fail:
     return 1;
 }
 
+#define CALENDAR_MAX 256
+#define CALENDAR_CHECK_TIMEOUT_MS 5000
+
+typedef struct {
+    gboolean done, timed_out;
+    gboolean ok;
+} CalendarCheck;
+
+static void calendar_waited_cb(GObject *source, GAsyncResult *res, gpointer data)
+{
+    CalendarCheck *c = data;
+    c->ok = g_subprocess_wait_check_finish(G_SUBPROCESS(source), res, NULL);
+    c->done = TRUE;
+}
+
+static gboolean calendar_timeout_cb(gpointer data)
+{
+    ((CalendarCheck *)data)->timed_out = TRUE;
+    return G_SOURCE_REMOVE;
+}
+
+/* systemd-analyze calendar SPEC, within a deadline. FALSE when it cannot be run (not installed):
+ * then the character set alone decides. */
+static gboolean calendar_ask_systemd(const char *spec, gboolean *ret_valid)
+{
+    g_autoptr(GMainContext) ctx = g_main_context_new();
+    g_autoptr(GSubprocess) proc = NULL;
+    g_autoptr(GSource) timer = NULL;
+    CalendarCheck c = {0};
+
+    g_main_context_push_thread_default(ctx);
+    proc = g_subprocess_new(G_SUBPROCESS_FLAGS_STDOUT_SILENCE | G_SUBPROCESS_FLAGS_STDERR_SILENCE,
+                            NULL, "systemd-analyze", "calendar", "--", spec, NULL);
+    if (proc != NULL) {
+        g_subprocess_wait_async(proc, NULL, calendar_waited_cb, &c);
+        timer = g_timeout_source_new(CALENDAR_CHECK_TIMEOUT_MS);
+        g_source_set_callback(timer, calendar_timeout_cb, &c, NULL);
+        g_source_attach(timer, ctx);
+        while (!c.done && !c.timed_out)
+            g_main_context_iteration(ctx, TRUE);
+        if (!c.done) {
+            g_subprocess_force_exit(proc);
+            while (!c.done)
+                g_main_context_iteration(ctx, TRUE);
+        }
+        g_source_destroy(timer);
+    }
+    g_main_context_pop_thread_default(ctx);
+    if (proc == NULL || c.timed_out)
+        return FALSE;
+    *ret_valid = c.ok;
+    return TRUE;
+}
+
+/* The spec becomes one line of a unit file: no line break or control character can get in (it
+ * would add lines to the unit), nor '%' (a specifier) or '"'/'\\'. Only what calendar
+ * expressions are made of: letters, digits, space and * : , . / ~ + - _ (time zones such as
+ * America/Buenos_Aires). systemd-analyze, when present, then says whether systemd accepts it. */
+static gboolean calendar_valid(const char *spec, GError **error)
+{
+    size_t len = strlen(spec);
+    gboolean valid;
+
+    if (len == 0 || len > CALENDAR_MAX) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                    "--on-calendar: give 1 to %d characters", CALENDAR_MAX);
+        return FALSE;
+    }
+    for (size_t i = 0; i < len; i++) {
+        if (!g_ascii_isalnum(spec[i]) && strchr(" *:,./~+-_", spec[i]) == NULL) {
+            g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                        "--on-calendar: character %u (0x%02x) is not part of a calendar "
+                        "expression (letters, digits, space and *:,./~+-_)",
+                        (guint)i + 1, (guint)(guchar)spec[i]);
+            return FALSE;
+        }
+    }
+    if (spec[0] == '-' || spec[0] == ' ' || spec[len - 1] == ' ') {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                    "--on-calendar '%s': must not start with '-' or a space, nor end with a space",
+                    spec);
+        return FALSE;
+    }
+    if (calendar_ask_systemd(spec, &valid) && !valid) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                    "--on-calendar '%s': systemd does not accept it (see systemd-analyze "
+                    "calendar, systemd.time(7))", spec);
+        return FALSE;
+    }
+    return TRUE;
+}
+
 /* systemd unit text; every argument is quoted for systemd's command-line parser. */
 static char *unit_quote(const char *s)
 {
@@ -209,7 +302,8 @@ int sp_cli_schedule(int argc, char **argv)
                     "schedule create: expected one VM name (see --help)");
         goto fail;
     }
-    if ((store = sp_store_open(sp_store_resolve_path(globals.store_path), &error)) == NULL ||
+    if (!calendar_valid(calendar != NULL ? calendar : "daily", &error) ||
+        (store = sp_store_open(sp_store_resolve_path(globals.store_path), &error)) == NULL ||
         (vm = sp_store_vm_get(store, argv[1], &error)) == NULL ||
         !write_units(unit_dir != NULL ? unit_dir : "/etc/systemd/system", vm->name,
                      calendar != NULL ? calendar : "daily", keep, sp_store_get_path(store),

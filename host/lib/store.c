@@ -297,10 +297,20 @@ gboolean sp_checkpoint_name_valid(const char *name, GError **error)
                     chars);
         return FALSE;
     }
+    /* Names reach hook environments, hook command lines and unit files: no option look-alike,
+     * no line break of any kind. */
+    if (name[0] == '-') {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                    "checkpoint name '%s' must not start with '-'", name);
+        return FALSE;
+    }
     for (const char *p = name; *p != '\0'; p = g_utf8_next_char(p)) {
-        if (g_unichar_iscntrl(g_utf8_get_char(p))) {
+        gunichar c = g_utf8_get_char(p);
+        GUnicodeType t = g_unichar_type(c);
+        if (g_unichar_iscntrl(c) || t == G_UNICODE_LINE_SEPARATOR ||
+            t == G_UNICODE_PARAGRAPH_SEPARATOR) {
             g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                        "checkpoint name must not contain control characters");
+                        "checkpoint name must not contain control characters or line breaks");
             return FALSE;
         }
     }

@@ -68,3 +68,8 @@ if(DEFINED SP_GUEST_DIR)
   set_tests_properties(host/guest/hostile-format PROPERTIES
     LABELS "guest;e2e" RESOURCE_LOCK vm FIXTURES_REQUIRED sp-guest-image TIMEOUT 600)
 endif()
+
+# host/names: names and values that reach hooks and generated units (no QEMU needed).
+add_test(NAME host/names COMMAND ${CMAKE_CURRENT_LIST_DIR}/host-names.sh)
+set_tests_properties(host/names PROPERTIES LABELS e2e TIMEOUT 60
+  ENVIRONMENT "SP_STILLPOINT=$<TARGET_FILE:stillpoint>")

@@ -206,6 +206,12 @@ static void test_vm_name_rejects_path_characters(void **state)
     g_clear_error(&error);
     assert_false(sp_vm_name_valid("", &error));
     g_clear_error(&error);
+    assert_false(sp_vm_name_valid("-vm", &error));
+    g_clear_error(&error);
+    assert_false(sp_vm_name_valid("vm\n1", &error));
+    g_clear_error(&error);
+    assert_false(sp_vm_name_valid("vm\x01", &error));
+    g_clear_error(&error);
     assert_true(sp_vm_name_valid("vm-1.test_a", &error));
 }
 
@@ -230,6 +236,16 @@ static void test_checkpoint_name_limits(void **state)
     assert_false(sp_checkpoint_name_valid("a\xc2\x85" "b", &error)); /* U+0085 is a control */
     g_clear_error(&error);
     assert_false(sp_checkpoint_name_valid("\xff", &error));
+    g_clear_error(&error);
+    /* Names reach hooks and unit files: no option look-alike, no line break. */
+    assert_false(sp_checkpoint_name_valid("-rf", &error));
+    assert_non_null(strstr(error->message, "must not start with '-'"));
+    g_clear_error(&error);
+    assert_false(sp_checkpoint_name_valid("a\nb", &error));
+    g_clear_error(&error);
+    assert_false(sp_checkpoint_name_valid("a\xe2\x80\xa8" "b", &error)); /* U+2028 */
+    g_clear_error(&error);
+    assert_true(sp_checkpoint_name_valid("a-b", &error));
     g_string_free(accents, TRUE);
 }
 
