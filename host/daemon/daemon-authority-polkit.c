@@ -34,13 +34,27 @@ static void checked_cb(GObject *source, GAsyncResult *res, gpointer user_data)
                                 : "polkit refuses %s", action_id);
 }
 
+/* Rules see what the call is about: action.lookup("vm") (or "group"). */
+static PolkitDetails *details_new(const SpAuthorityDetails *details)
+{
+    PolkitDetails *d = polkit_details_new();
+
+    if (details != NULL && details->vm != NULL)
+        polkit_details_insert(d, "vm", details->vm);
+    if (details != NULL && details->group != NULL)
+        polkit_details_insert(d, "group", details->group);
+    return d;
+}
+
 static void polkit_check(SpAuthority *self, GDBusMethodInvocation *inv, guint32 uid, guint32 pid,
-                         const char *action_id, GCancellable *cancellable,
+                         const char *action_id, const SpAuthorityDetails *details,
+                         gboolean interactive, GCancellable *cancellable,
                          GAsyncReadyCallback callback, gpointer user_data)
 {
     PolkitImpl *p = (PolkitImpl *)self;
     GTask *task = g_task_new(NULL, cancellable, callback, user_data);
     g_autoptr(PolkitSubject) subject = NULL;
+    g_autoptr(PolkitDetails) pdetails = NULL;
     PolkitCheckAuthorizationFlags flags = POLKIT_CHECK_AUTHORIZATION_FLAGS_NONE;
 
     g_task_set_task_data(task, g_strdup(action_id), g_free);
@@ -51,11 +65,11 @@ static void polkit_check(SpAuthority *self, GDBusMethodInvocation *inv, guint32 
         g_object_unref(task);
         return;
     }
-    if (g_dbus_message_get_flags(g_dbus_method_invocation_get_message(inv)) &
-        G_DBUS_MESSAGE_FLAGS_ALLOW_INTERACTIVE_AUTHORIZATION)
+    if (interactive)
         flags |= POLKIT_CHECK_AUTHORIZATION_FLAGS_ALLOW_USER_INTERACTION;
     subject = polkit_system_bus_name_new(g_dbus_method_invocation_get_sender(inv));
-    polkit_authority_check_authorization(p->authority, subject, action_id, NULL, flags,
+    pdetails = details_new(details);
+    polkit_authority_check_authorization(p->authority, subject, action_id, pdetails, flags,
                                          cancellable, checked_cb, task);
 }
 

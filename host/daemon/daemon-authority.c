@@ -100,13 +100,15 @@ static void outer_cancelled_cb(GCancellable *cancellable, gpointer user_data)
 }
 
 void sp_authority_check(SpAuthority *a, GDBusMethodInvocation *invocation, guint32 uid,
-                        guint32 pid, const char *action_id, GCancellable *cancellable,
-                        GAsyncReadyCallback callback, gpointer user_data)
+                        guint32 pid, const char *action_id, const SpAuthorityDetails *details,
+                        gboolean quiet, GCancellable *cancellable, GAsyncReadyCallback callback,
+                        gpointer user_data)
 {
     g_autoptr(GTask) task = g_task_new(NULL, NULL, callback, user_data);
     CheckData *d = g_new0(CheckData, 1);
-    gboolean interactive = (g_dbus_message_get_flags(g_dbus_method_invocation_get_message(invocation)) &
-                            G_DBUS_MESSAGE_FLAGS_ALLOW_INTERACTIVE_AUTHORIZATION) != 0;
+    gboolean interactive = !quiet &&
+        (g_dbus_message_get_flags(g_dbus_method_invocation_get_message(invocation)) &
+         G_DBUS_MESSAGE_FLAGS_ALLOW_INTERACTIVE_AUTHORIZATION) != 0;
 
     d->authority = a;
     d->action_id = g_strdup(action_id);
@@ -128,8 +130,8 @@ void sp_authority_check(SpAuthority *a, GDBusMethodInvocation *invocation, guint
                                                  task, NULL);
     }
     if (!d->returned)
-        a->ops->check(a, invocation, uid, pid, action_id, d->inner, inner_done_cb,
-                      g_object_ref(task));
+        a->ops->check(a, invocation, uid, pid, action_id, details, interactive, d->inner,
+                      inner_done_cb, g_object_ref(task));
 }
 
 gboolean sp_authority_check_finish(SpAuthority *a, GAsyncResult *result, GError **error)
@@ -192,22 +194,37 @@ static gboolean principal_matches(const char *p, guint32 uid, guint32 pid)
     return FALSE;
 }
 
+static gboolean file_grants(FileAuthority *fa, const char *group, const char *action_id,
+                            guint32 uid, guint32 pid)
+{
+    g_auto(GStrv) who = g_key_file_get_string_list(fa->rules, group, action_id, NULL, NULL);
+
+    for (guint i = 0; who && who[i]; i++)
+        if (principal_matches(g_strstrip(who[i]), uid, pid))
+            return TRUE;
+    return FALSE;
+}
+
+/* [actions] grants for every VM, [vm:NAME] for that VM only. */
 static void file_check(SpAuthority *self, GDBusMethodInvocation *inv, guint32 uid, guint32 pid,
-                       const char *action_id, GCancellable *cancellable,
+                       const char *action_id, const SpAuthorityDetails *details,
+                       gboolean interactive, GCancellable *cancellable,
                        GAsyncReadyCallback callback, gpointer user_data)
 {
     FileAuthority *fa = (FileAuthority *)self;
     g_autoptr(GTask) task = g_task_new(NULL, cancellable, callback, user_data);
-    g_auto(GStrv) who = g_key_file_get_string_list(fa->rules, "actions", action_id, NULL, NULL);
+    g_autofree char *vm_group = details != NULL && details->vm != NULL
+                                    ? g_strconcat("vm:", details->vm, NULL) : NULL;
 
-    for (guint i = 0; who && who[i]; i++) {
-        if (principal_matches(g_strstrip(who[i]), uid, pid)) {
-            g_task_return_boolean(task, TRUE);
-            return;
-        }
+    if (file_grants(fa, "actions", action_id, uid, pid) ||
+        (vm_group != NULL && file_grants(fa, vm_group, action_id, uid, pid))) {
+        g_task_return_boolean(task, TRUE);
+        return;
     }
     g_task_return_new_error(task, SP_AUTHORITY_ERROR, SP_AUTHORITY_ERROR_NOT_AUTHORIZED,
-                            "uid %u is not granted %s", uid, action_id);
+                            "uid %u is not granted %s%s%s", uid, action_id,
+                            vm_group != NULL ? " for VM " : "",
+                            vm_group != NULL ? details->vm : "");
 }
 
 static gboolean file_check_finish(SpAuthority *self, GAsyncResult *result, GError **error)

@@ -15,12 +15,19 @@ typedef enum {
 
 typedef struct SpAuthority SpAuthority;
 
+/* What the call is about, for rules that grant some VMs and not others: polkit gets them as the
+ * details "vm" and "group" (NULL: not given); the rules file has [vm:NAME] groups. */
+typedef struct {
+    const char *vm;
+    const char *group;
+} SpAuthorityDetails;
+
 typedef struct {
     /* Asks about the sender of invocation (uid and pid from the bus; never 0: uid 0 is
      * allowed before asking); callback on the calling thread's main context. */
     void (*check)(SpAuthority *self, GDBusMethodInvocation *invocation, guint32 uid, guint32 pid,
-                  const char *action_id, GCancellable *cancellable, GAsyncReadyCallback callback,
-                  gpointer user_data);
+                  const char *action_id, const SpAuthorityDetails *details, gboolean interactive,
+                  GCancellable *cancellable, GAsyncReadyCallback callback, gpointer user_data);
     gboolean (*check_finish)(SpAuthority *self, GAsyncResult *result, GError **error);
     void (*free)(SpAuthority *self);
     const char *name;   /* "polkit", "rules file" (for the log) */
@@ -32,15 +39,18 @@ struct SpAuthority {
 
 /* polkit, asked asynchronously; when polkitd cannot be reached, only uid 0 is allowed. */
 SpAuthority *sp_authority_polkit_new(void);
-/* A key file: [actions] ACTION-ID = user:NAME;group:NAME;uid:N (who may). uid 0 may always. */
+/* A key file: [actions] ACTION-ID = user:NAME;group:NAME;uid:N (who may), and [vm:NAME] with
+ * the same keys for that VM only. uid 0 may always. */
 SpAuthority *sp_authority_file_new(const char *path, GError **error);
 
-/* May the sender of invocation (uid and pid as the bus gave them) perform action_id? uid 0 may.
- * Answers within a deadline (longer when the caller allowed interactive authorization);
- * cancellable (the daemon stopping) answers at once. Callback on the main context. */
+/* May the sender of invocation (uid and pid as the bus gave them) perform action_id on what
+ * details name? uid 0 may. Interactive only when the caller set the D-Bus flag and quiet is
+ * FALSE; answers within a deadline (longer when interactive); cancellable (the daemon stopping)
+ * answers at once. Callback on the main context. */
 void sp_authority_check(SpAuthority *a, GDBusMethodInvocation *invocation, guint32 uid,
-                        guint32 pid, const char *action_id, GCancellable *cancellable,
-                        GAsyncReadyCallback callback, gpointer user_data);
+                        guint32 pid, const char *action_id, const SpAuthorityDetails *details,
+                        gboolean quiet, GCancellable *cancellable, GAsyncReadyCallback callback,
+                        gpointer user_data);
 gboolean sp_authority_check_finish(SpAuthority *a, GAsyncResult *result, GError **error);
 void sp_authority_free(SpAuthority *a);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(SpAuthority, sp_authority_free)

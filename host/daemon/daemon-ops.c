@@ -43,7 +43,7 @@ static void percent_cb(const char *disk, double percent, gpointer user_data)
 
 /* ---- values ---- */
 
-static GVariant *vm_to_variant(const SpVm *vm)
+static GVariant *vm_to_variant(const SpVm *vm, gboolean hide_hook_command)
 {
     GVariantBuilder b;
 
@@ -53,7 +53,7 @@ static GVariant *vm_to_variant(const SpVm *vm)
     g_variant_builder_add(&b, "{sv}", "qmp-socket", g_variant_new_string(vm->qmp_socket ? vm->qmp_socket : ""));
     if (vm->agent_socket != NULL)
         g_variant_builder_add(&b, "{sv}", "agent-socket", g_variant_new_string(vm->agent_socket));
-    if (vm->hook_command != NULL)
+    if (vm->hook_command != NULL && !hide_hook_command)
         g_variant_builder_add(&b, "{sv}", "hook-command", g_variant_new_string(vm->hook_command));
     if (vm->hook_timeout_ms > 0)
         g_variant_builder_add(&b, "{sv}", "hook-timeout-ms", g_variant_new_int64(vm->hook_timeout_ms));
@@ -140,7 +140,7 @@ static GVariant *run_list_vms(SpDaemonJob *job, GError **error)
         return NULL;
     g_variant_builder_init(&b, G_VARIANT_TYPE("aa{sv}"));
     for (guint i = 0; i < vms->len; i++)
-        g_variant_builder_add_value(&b, vm_to_variant(vms->pdata[i]));
+        g_variant_builder_add_value(&b, vm_to_variant(vms->pdata[i], job->hide_hook_commands));
     return g_variant_new("(aa{sv})", &b);
 }
 
@@ -226,6 +226,9 @@ static GVariant *run_list_vms_json(SpDaemonJob *job, GError **error)
 
     if (store == NULL || (vms = sp_store_vm_list(store, error)) == NULL)
         return NULL;
+    /* A hook command may hold credentials: a caller who is not a VM administrator sees none. */
+    for (guint i = 0; job->hide_hook_commands && i < vms->len; i++)
+        g_clear_pointer(&((SpVm *)vms->pdata[i])->hook_command, g_free);
     return json_reply(sp_document_vm_list(vms), error);
 }
 

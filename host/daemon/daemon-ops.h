@@ -17,6 +17,7 @@ struct SpDaemonJob {
     char *vm;                 /* the VM the method names, or NULL */
     GVariant *parameters;     /* the method's parameters */
     guint32 caller_uid;
+    gboolean hide_hook_commands;  /* the caller is not a VM administrator (VM lists) */
     SpJobProgressFn progress;
     gpointer progress_data;
 };

@@ -68,6 +68,8 @@ typedef struct {
     SpDaemonJob *job;
     const char *action;
     const char *refusal;
+    SpAuthorityDetails details;   /* points into job */
+    guint32 pid;
     gboolean counted;         /* in daemon->uid_calls */
 } Call;
 
@@ -204,6 +206,36 @@ static void start_job(Call *c)
 }
 
 /* Authorized: a job slot now, if one is free. */
+static void take_slot(Call *c)
+{
+    Daemon *d = c->daemon;
+
+    if (d->stopping)
+        call_busy(c, "stillpointd is stopping");
+    else if (d->jobs >= SP_DAEMON_MAX_JOBS)
+        call_busy(c, "too many operations at once; retry later");
+    else
+        start_job(c);
+}
+
+/* Hook commands may hold credentials: only a VM administrator sees them in a VM list. */
+static void admin_checked_cb(GObject *source, GAsyncResult *res, gpointer user_data)
+{
+    Call *c = user_data;
+    g_autoptr(GError) error = NULL;
+
+    c->job->hide_hook_commands = !sp_authority_check_finish(c->daemon->authority, res, &error);
+    if (g_error_matches(error, G_IO_ERROR, G_IO_ERROR_CANCELLED))
+        call_busy(c, "stillpointd is stopping");
+    else
+        take_slot(c);
+}
+
+static gboolean lists_vms(const Call *c)
+{
+    return g_str_equal(c->job->method, "ListVms") || g_str_equal(c->job->method, "ListVmsJson");
+}
+
 static void authorized_cb(GObject *source, GAsyncResult *res, gpointer user_data)
 {
     Call *c = user_data;
@@ -225,12 +257,13 @@ static void authorized_cb(GObject *source, GAsyncResult *res, gpointer user_data
         call_finish(c);
         return;
     }
-    if (d->stopping)
-        call_busy(c, "stillpointd is stopping");
-    else if (d->jobs >= SP_DAEMON_MAX_JOBS)
-        call_busy(c, "too many operations at once; retry later");
-    else
-        start_job(c);
+    if (lists_vms(c) && c->job->caller_uid != 0) {
+        /* Never a password prompt for this: a no just hides the hook commands. */
+        sp_authority_check(d->authority, c->invocation, c->job->caller_uid, c->pid,
+                           "org.stillpoint.vm.admin", NULL, TRUE, d->stop, admin_checked_cb, c);
+        return;
+    }
+    take_slot(c);
 }
 
 /* Who is calling, from the bus: the uid counts against its limit and is what polkit (or the
@@ -265,7 +298,9 @@ static void credentials_cb(GObject *source, GAsyncResult *res, gpointer user_dat
     }
     g_hash_table_insert(d->uid_calls, GUINT_TO_POINTER(uid), GUINT_TO_POINTER(n + 1));
     c->counted = TRUE;
-    sp_authority_check(d->authority, c->invocation, uid, pid, c->action, d->stop, authorized_cb, c);
+    c->pid = pid;
+    sp_authority_check(d->authority, c->invocation, uid, pid, c->action, &c->details, FALSE,
+                       d->stop, authorized_cb, c);
 }
 
 /* Every method comes here, the action chosen by the method's name. */
@@ -295,6 +330,10 @@ static gboolean dispatch(Daemon *d, GDBusMethodInvocation *inv)
         c->job->parameters = g_variant_ref(params);
         if (g_variant_n_children(params) > 0)   /* all but ListVms* name a VM first */
             g_variant_get_child(params, 0, "s", &c->job->vm);
+        if (g_str_equal(method, "CreateGroupCheckpoint"))   /* ... or a group */
+            c->details.group = c->job->vm;
+        else
+            c->details.vm = c->job->vm;
         c->job->progress = job_progress_cb;
         c->job->progress_data = c;
         d->calls++;
@@ -423,7 +462,8 @@ int main(int argc, char **argv)
         {"store", 0, 0, G_OPTION_ARG_FILENAME, &store,
          "Checkpoint store (default $" SP_STORE_ENV " or " SP_STORE_DEFAULT_PATH ")", "PATH"},
         {"rules", 0, 0, G_OPTION_ARG_FILENAME, &rules,
-         "Decide with this rules file instead of polkit ([actions] ACTION=user:U;group:G;uid:N)",
+         "Decide with this rules file instead of polkit ([actions] or [vm:NAME] "
+         "ACTION=user:U;group:G;uid:N)",
          "FILE"},
         {"ready-fd", 0, 0, G_OPTION_ARG_INT, &ready_fd,
          "Write READY to this file descriptor once serving", "FD"},

@@ -580,7 +580,7 @@ def polkit_checks(log):
     """The CheckAuthorization calls polkitd received: [(action, flags)]."""
     with open(log, errors="replace") as f:
         return [(m.group(1), int(m.group(2))) for m in
-                re.finditer(r'CheckAuthorization .*?"(org\.stillpoint\.[a-z.]+)" \S+ (\d+) ',
+                re.finditer(r'CheckAuthorization .*?"(org\.stillpoint\.[a-z.]+)" \{[^}]*\} (\d+) ',
                             f.read())]
 
 
@@ -625,14 +625,21 @@ def test_authorize_first(env):
         check(p.returncode != 0 and "NotAuthorized" in err and "no answer" in err,
               "a call polkit does not answer is refused at the deadline (%s)" % err.strip())
     check(time.monotonic() - started < 10 + 8, "... after about 10 s")
+    # polkit is told which VM the call is about (rules can grant some VMs, README).
+    with open(log, errors="replace") as f:
+        asked = [l for l in f if "CheckAuthorization" in l and "checkpoint.create" in l]
+    check(asked and all(re.search(r"""['"]vm['"]: ['"]vm1['"]""", l) for l in asked),
+          "polkit gets the VM as the detail \"vm\": %s" % asked[:1])
     # Non-interactive unless the caller said otherwise.
     check(all(flags == 0 for _, flags in polkit_checks(log)),
           "polkit is asked without user interaction: %s" % polkit_checks(log))
     out = env.call_async(OPERATOR, "ListVms", interactive=True).communicate(timeout=PROMPT_S)[0]
     check("[]" in out, "an interactive-authorization call is answered")
-    check(polkit_checks(log)[-1] == ("org.stillpoint.read", 1),
+    check(polkit_checks(log)[-2] == ("org.stillpoint.read", 1),
           "polkit is asked with user interaction when the caller allowed it: %s"
-          % polkit_checks(log)[-1:])
+          % polkit_checks(log)[-2:])
+    check(polkit_checks(log)[-1] == ("org.stillpoint.vm.admin", 0),
+          "... but never for whether it may see hook commands (a no only hides them)")
     # Stopping with questions pending: at once, and the callers hear why.
     waiting = [env.call_async(OPERATOR, "CreateCheckpoint", "vm1", "{}") for _ in range(2)]
     n = len(polkit_checks(log))
@@ -644,6 +651,37 @@ def test_authorize_first(env):
         err = p.communicate(timeout=PROMPT_S)[1]
         check(p.returncode != 0 and "stopping" in err, "the waiting caller is told (%s)"
               % err.strip())
+
+
+def test_per_vm(env):
+    """Rules can grant some VMs and not others (issue 16, item 7): the authority is told which VM
+    a call is about (polkit: the detail "vm"; the rules file: [vm:NAME]). The read role does
+    not see hook command lines (they may hold credentials); a VM administrator does."""
+    env.start_bus()
+    rules = env.path("rules.conf")
+    with open(rules, "w") as f:
+        f.write("[actions]\norg.stillpoint.read=group:nogroup;user:daemon\n"
+                "org.stillpoint.vm.admin=user:daemon\n"
+                "[vm:web]\norg.stillpoint.checkpoint.create=group:nogroup\n")
+    env.start_daemon("--rules", rules)
+    secret = "true # --token=s3cr3t"
+    for vm in ("web", "db"):
+        env.ok(None, "AddVm", vm, "{'driver': <'hook'>, 'hook-command': <'%s'>}" % secret)
+    env.refused(OPERATOR, "CreateCheckpoint", "db", "{'type': <'crash'>}")
+    ok, out = env.call(OPERATOR, "CreateCheckpoint", "web", "{'type': <'crash'>}")
+    check("NotAuthorized" not in out, "the operator may create on web, granted for that VM (%s)"
+          % out.strip()[:300])
+    for method in ("ListVms", "ListVmsJson"):
+        out = env.ok(OPERATOR, method)
+        check("web" in out and "s3cr3t" not in out,
+              "%s: the read role does not see hook command lines" % method)
+        check("s3cr3t" in env.ok(OTHER_USER, method) and "s3cr3t" in env.ok(None, method),
+              "%s: a VM administrator and root do" % method)
+    r = env.cli_run(OPERATOR, "--json", "vm", "list")
+    check(r.returncode == 0 and "web" in r.stdout and "s3cr3t" not in r.stdout,
+          "the operator's vm list through stillpointd has no hook command (%s%s)"
+          % (r.stdout, r.stderr))
+    env.stop_daemon()
 
 
 def test_activation(env):
