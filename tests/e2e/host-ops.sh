@@ -298,6 +298,19 @@ export)
   "$SP" -q vm recover vm1 || fail "recovery of a killed export"
   check "a killed export is cleaned up" [ -z "$(ls -A "$T/killed")" ]
   check "journal closed" [ "$(pending_ops)" = 0 ]
+  # Recovery removes files only through the export's own directory (device, inode, owner as
+  # journaled), never through a path that names another one by now: here a symlink re-pointed,
+  # as stillpointd's /proc/PID/fd/N path after its pid is reused (issue 16, item 2).
+  mkdir "$T/real" "$T/other"; ln -s "$T/real" "$T/link"
+  set +e; STILLPOINT_TEST_CRASH_AT=exporting "$SP" -q checkpoint export vm1 A "$T/link" 2>/dev/null; set -e
+  check "the killed export left its partial copy" [ -e "$T/real/.vm1-vda.qcow2.partial" ]
+  rm "$T/link"; ln -s "$T/other" "$T/link"
+  for f in .vm1-vda.qcow2.partial vm1-vda.qcow2 vm1-vdb.qcow2 manifest.json; do echo keep >"$T/other/$f"; done
+  "$SP" -q checkpoint list vm1 >/dev/null || fail "checkpoint list (recovers first)"
+  check "recovery did not remove another directory's files through the re-pointed path" \
+    [ "$(ls -A "$T/other" | wc -l)" = 4 ]
+  check "it removed the export's own files, found by the directory's identity" [ -z "$(ls -A "$T/real")" ]
+  check "journal closed" [ "$(pending_ops)" = 0 ]
   ;;
 apply)
   start_qemu; register vm1; three_states
