@@ -46,8 +46,8 @@ static PolkitDetails *details_new(const SpAuthorityDetails *details)
     return d;
 }
 
-static void polkit_check(SpAuthority *self, GDBusMethodInvocation *inv, guint32 uid, guint32 pid,
-                         const char *action_id, const SpAuthorityDetails *details,
+static void polkit_check(SpAuthority *self, GDBusMethodInvocation *inv,
+                         const SpAuthorityCaller *caller, const char *action_id, const SpAuthorityDetails *details,
                          gboolean interactive, GCancellable *cancellable,
                          GAsyncReadyCallback callback, gpointer user_data)
 {

@@ -99,8 +99,8 @@ static void outer_cancelled_cb(GCancellable *cancellable, gpointer user_data)
     g_idle_add_full(G_PRIORITY_DEFAULT, cancelled_idle_cb, g_object_ref(user_data), g_object_unref);
 }
 
-void sp_authority_check(SpAuthority *a, GDBusMethodInvocation *invocation, guint32 uid,
-                        guint32 pid, const char *action_id, const SpAuthorityDetails *details,
+void sp_authority_check(SpAuthority *a, GDBusMethodInvocation *invocation,
+                        const SpAuthorityCaller *caller, const char *action_id, const SpAuthorityDetails *details,
                         gboolean quiet, GCancellable *cancellable, GAsyncReadyCallback callback,
                         gpointer user_data)
 {
@@ -115,7 +115,7 @@ void sp_authority_check(SpAuthority *a, GDBusMethodInvocation *invocation, guint
     d->inner = g_cancellable_new();
     g_task_set_task_data(task, d, (GDestroyNotify)check_data_free);
     /* Like fwupd: root is allowed without asking (it could use the store directly). */
-    if (uid == 0) {
+    if (caller->uid == 0) {
         check_return(task, NULL);
         return;
     }
@@ -130,7 +130,7 @@ void sp_authority_check(SpAuthority *a, GDBusMethodInvocation *invocation, guint
                                                  task, NULL);
     }
     if (!d->returned)
-        a->ops->check(a, invocation, uid, pid, action_id, details, interactive, d->inner,
+        a->ops->check(a, invocation, caller, action_id, details, interactive, d->inner,
                       inner_done_cb, g_object_ref(task));
 }
 
@@ -152,62 +152,43 @@ typedef struct {
     GKeyFile *rules;
 } FileAuthority;
 
-/* The supplementary groups and primary group of a live process (/proc/PID/status). */
-static gboolean pid_in_group(guint32 pid, gid_t gid)
+static gboolean caller_in_group(const SpAuthorityCaller *caller, gid_t gid)
 {
-    g_autofree char *path = g_strdup_printf("/proc/%u/status", pid);
-    g_autofree char *text = NULL;
-    g_auto(GStrv) lines = NULL;
-
-    if (!g_file_get_contents(path, &text, NULL, NULL))
-        return FALSE;
-    lines = g_strsplit(text, "\n", -1);
-    for (guint i = 0; lines[i]; i++) {
-        gboolean groups = g_str_has_prefix(lines[i], "Groups:");
-        if (!groups && !g_str_has_prefix(lines[i], "Gid:"))
-            continue;
-        g_auto(GStrv) ids = g_strsplit_set(strchr(lines[i], ':') + 1, " \t", -1);
-        /* Gid: real effective saved fs — the effective one counts. */
-        for (guint k = 0, n = 0; ids[k]; k++) {
-            if (!*ids[k])
-                continue;
-            if ((groups || n == 1) && g_ascii_strtoull(ids[k], NULL, 10) == gid)
-                return TRUE;
-            n++;
-        }
-    }
+    for (guint i = 0; caller->gids != NULL && i < caller->gids->len; i++)
+        if (g_array_index(caller->gids, guint32, i) == gid)
+            return TRUE;
     return FALSE;
 }
 
-static gboolean principal_matches(const char *p, guint32 uid, guint32 pid)
+static gboolean principal_matches(const char *p, const SpAuthorityCaller *caller)
 {
     if (g_str_has_prefix(p, "uid:"))
-        return g_ascii_strtoull(p + 4, NULL, 10) == uid;
+        return g_ascii_strtoull(p + 4, NULL, 10) == caller->uid;
     if (g_str_has_prefix(p, "user:")) {
         struct passwd *pw = getpwnam(p + 5);
-        return pw != NULL && pw->pw_uid == uid;
+        return pw != NULL && pw->pw_uid == caller->uid;
     }
     if (g_str_has_prefix(p, "group:")) {
         struct group *gr = getgrnam(p + 6);
-        return gr != NULL && pid_in_group(pid, gr->gr_gid);
+        return gr != NULL && caller_in_group(caller, gr->gr_gid);
     }
     return FALSE;
 }
 
 static gboolean file_grants(FileAuthority *fa, const char *group, const char *action_id,
-                            guint32 uid, guint32 pid)
+                            const SpAuthorityCaller *caller)
 {
     g_auto(GStrv) who = g_key_file_get_string_list(fa->rules, group, action_id, NULL, NULL);
 
     for (guint i = 0; who && who[i]; i++)
-        if (principal_matches(g_strstrip(who[i]), uid, pid))
+        if (principal_matches(g_strstrip(who[i]), caller))
             return TRUE;
     return FALSE;
 }
 
 /* [actions] grants for every VM, [vm:NAME] for that VM only. */
-static void file_check(SpAuthority *self, GDBusMethodInvocation *inv, guint32 uid, guint32 pid,
-                       const char *action_id, const SpAuthorityDetails *details,
+static void file_check(SpAuthority *self, GDBusMethodInvocation *inv,
+                       const SpAuthorityCaller *caller, const char *action_id, const SpAuthorityDetails *details,
                        gboolean interactive, GCancellable *cancellable,
                        GAsyncReadyCallback callback, gpointer user_data)
 {
@@ -216,13 +197,13 @@ static void file_check(SpAuthority *self, GDBusMethodInvocation *inv, guint32 ui
     g_autofree char *vm_group = details != NULL && details->vm != NULL
                                     ? g_strconcat("vm:", details->vm, NULL) : NULL;
 
-    if (file_grants(fa, "actions", action_id, uid, pid) ||
-        (vm_group != NULL && file_grants(fa, vm_group, action_id, uid, pid))) {
+    if (file_grants(fa, "actions", action_id, caller) ||
+        (vm_group != NULL && file_grants(fa, vm_group, action_id, caller))) {
         g_task_return_boolean(task, TRUE);
         return;
     }
     g_task_return_new_error(task, SP_AUTHORITY_ERROR, SP_AUTHORITY_ERROR_NOT_AUTHORIZED,
-                            "uid %u is not granted %s%s%s", uid, action_id,
+                            "uid %u is not granted %s%s%s", caller->uid, action_id,
                             vm_group != NULL ? " for VM " : "",
                             vm_group != NULL ? details->vm : "");
 }

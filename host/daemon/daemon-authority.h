@@ -15,6 +15,14 @@ typedef enum {
 
 typedef struct SpAuthority SpAuthority;
 
+/* Who calls, as the bus recorded it when the caller connected (GetConnectionCredentials): never
+ * read again from /proc, where the pid may be another process by now. */
+typedef struct {
+    guint32 uid;
+    guint32 pid;
+    GArray *gids;             /* guint32: primary and supplementary groups; NULL: not known */
+} SpAuthorityCaller;
+
 /* What the call is about, for rules that grant some VMs and not others: polkit gets them as the
  * details "vm" and "group" (NULL: not given); the rules file has [vm:NAME] groups. */
 typedef struct {
@@ -23,10 +31,10 @@ typedef struct {
 } SpAuthorityDetails;
 
 typedef struct {
-    /* Asks about the sender of invocation (uid and pid from the bus; never 0: uid 0 is
+    /* Asks about the sender of invocation (caller: from the bus; never uid 0, which is
      * allowed before asking); callback on the calling thread's main context. */
-    void (*check)(SpAuthority *self, GDBusMethodInvocation *invocation, guint32 uid, guint32 pid,
-                  const char *action_id, const SpAuthorityDetails *details, gboolean interactive,
+    void (*check)(SpAuthority *self, GDBusMethodInvocation *invocation,
+                  const SpAuthorityCaller *caller, const char *action_id, const SpAuthorityDetails *details, gboolean interactive,
                   GCancellable *cancellable, GAsyncReadyCallback callback, gpointer user_data);
     gboolean (*check_finish)(SpAuthority *self, GAsyncResult *result, GError **error);
     void (*free)(SpAuthority *self);
@@ -40,15 +48,16 @@ struct SpAuthority {
 /* polkit, asked asynchronously; when polkitd cannot be reached, only uid 0 is allowed. */
 SpAuthority *sp_authority_polkit_new(void);
 /* A key file: [actions] ACTION-ID = user:NAME;group:NAME;uid:N (who may), and [vm:NAME] with
- * the same keys for that VM only. uid 0 may always. */
+ * the same keys for that VM only. Groups are the caller's as the bus recorded them. uid 0 may
+ * always. */
 SpAuthority *sp_authority_file_new(const char *path, GError **error);
 
-/* May the sender of invocation (uid and pid as the bus gave them) perform action_id on what
+/* May the sender of invocation (caller: as the bus gave it) perform action_id on what
  * details name? uid 0 may. Interactive only when the caller set the D-Bus flag and quiet is
  * FALSE; answers within a deadline (longer when interactive); cancellable (the daemon stopping)
  * answers at once. Callback on the main context. */
-void sp_authority_check(SpAuthority *a, GDBusMethodInvocation *invocation, guint32 uid,
-                        guint32 pid, const char *action_id, const SpAuthorityDetails *details,
+void sp_authority_check(SpAuthority *a, GDBusMethodInvocation *invocation,
+                        const SpAuthorityCaller *caller, const char *action_id, const SpAuthorityDetails *details,
                         gboolean quiet, GCancellable *cancellable, GAsyncReadyCallback callback,
                         gpointer user_data);
 gboolean sp_authority_check_finish(SpAuthority *a, GAsyncResult *result, GError **error);

@@ -69,7 +69,7 @@ typedef struct {
     const char *action;
     const char *refusal;
     SpAuthorityDetails details;   /* points into job */
-    guint32 pid;
+    SpAuthorityCaller caller;     /* from the bus */
     gboolean counted;         /* in daemon->uid_calls */
 } Call;
 
@@ -94,6 +94,7 @@ static void call_finish(Call *c)
     }
     g_object_unref(c->invocation);
     sp_daemon_job_free(c->job);
+    g_clear_pointer(&c->caller.gids, g_array_unref);
     g_free(c);
     d->calls--;
     maybe_quit(d);
@@ -259,8 +260,8 @@ static void authorized_cb(GObject *source, GAsyncResult *res, gpointer user_data
     }
     if (lists_vms(c) && c->job->caller_uid != 0) {
         /* Never a password prompt for this: a no just hides the hook commands. */
-        sp_authority_check(d->authority, c->invocation, c->job->caller_uid, c->pid,
-                           "org.stillpoint.vm.admin", NULL, TRUE, d->stop, admin_checked_cb, c);
+        sp_authority_check(d->authority, c->invocation, &c->caller, "org.stillpoint.vm.admin",
+                           NULL, TRUE, d->stop, admin_checked_cb, c);
         return;
     }
     take_slot(c);
@@ -275,6 +276,7 @@ static void credentials_cb(GObject *source, GAsyncResult *res, gpointer user_dat
     g_autoptr(GError) error = NULL;
     g_autoptr(GVariant) reply = g_dbus_connection_call_finish(G_DBUS_CONNECTION(source), res, &error);
     g_autoptr(GVariant) creds = NULL;
+    g_autoptr(GVariant) gids = NULL;
     guint32 uid, pid;
     guint n;
 
@@ -288,6 +290,16 @@ static void credentials_cb(GObject *source, GAsyncResult *res, gpointer user_dat
         return;
     }
     c->job->caller_uid = uid;
+    c->caller.uid = uid;
+    c->caller.pid = pid;
+    /* Groups as the bus recorded them at connection, not /proc/PID now (the pid may be another
+     * process's by then). Without them, group grants do not apply. */
+    if ((gids = g_variant_lookup_value(creds, "UnixGroupIDs", G_VARIANT_TYPE("au"))) != NULL) {
+        gsize len;
+        const guint32 *v = g_variant_get_fixed_array(gids, &len, sizeof(guint32));
+        c->caller.gids = g_array_sized_new(FALSE, FALSE, sizeof(guint32), (guint)len);
+        g_array_append_vals(c->caller.gids, v, (guint)len);
+    }
     n = GPOINTER_TO_UINT(g_hash_table_lookup(d->uid_calls, GUINT_TO_POINTER(uid)));
     if (uid != 0 && n >= SP_DAEMON_MAX_CALLS_PER_UID) {
         g_autofree char *msg = g_strdup_printf(
@@ -298,8 +310,7 @@ static void credentials_cb(GObject *source, GAsyncResult *res, gpointer user_dat
     }
     g_hash_table_insert(d->uid_calls, GUINT_TO_POINTER(uid), GUINT_TO_POINTER(n + 1));
     c->counted = TRUE;
-    c->pid = pid;
-    sp_authority_check(d->authority, c->invocation, uid, pid, c->action, &c->details, FALSE,
+    sp_authority_check(d->authority, c->invocation, &c->caller, c->action, &c->details, FALSE,
                        d->stop, authorized_cb, c);
 }
 

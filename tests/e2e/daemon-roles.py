@@ -684,6 +684,56 @@ def test_per_vm(env):
     env.stop_daemon()
 
 
+# Connects, then lets a child it forks make the call once the process that connected is gone:
+# the bus recorded that pid, which no longer exists (or, later, is another process).
+ORPHAN_CALLER = r"""
+import os, sys, time, dbus
+bus = dbus.bus.BusConnection(sys.argv[1])
+connected_by = os.getpid()
+if os.fork() > 0:
+    os._exit(0)
+while os.path.exists("/proc/%d" % connected_by):   # exited and reaped: no zombie's status
+    time.sleep(0.05)
+try:
+    obj = bus.get_object("org.stillpoint.Coordinator1", "/org/stillpoint/Coordinator1")
+    print("reply:", obj.ListVms(dbus_interface="org.stillpoint.Coordinator1"), flush=True)
+except dbus.exceptions.DBusException as e:
+    print("error:", e, flush=True)
+"""
+
+
+def orphan_call(env, who):
+    """ORPHAN_CALLER as who: the process that connected is reaped here at once; what its child
+    got back."""
+    path = env.path("orphan-%s.out" % who["group"])
+    with open(path, "w") as out:
+        p = subprocess.Popen(["/usr/bin/python3", "-c", ORPHAN_CALLER, env.address], stdout=out,
+                             stderr=subprocess.STDOUT, env=env.env, **who)
+    p.wait(timeout=PROMPT_S)
+    wait_for("the orphaned connection's call answered",
+             lambda: open(path).read().endswith("\n"))
+    return open(path).read()
+
+
+def test_bus_identity(env):
+    """The rules file decides by the groups the bus recorded when the caller connected
+    (GetConnectionCredentials), not by /proc/PID at check time (issue 16, item 5): the process
+    that connected has exited, a child of it calls on the same connection; its pid now names
+    nothing (or, after pid reuse, another process)."""
+    env.start_bus()
+    rules = env.path("rules.conf")
+    with open(rules, "w") as f:
+        f.write("[actions]\norg.stillpoint.read=group:nogroup\n")
+    env.start_daemon("--rules", rules)
+    out = orphan_call(env, OPERATOR)
+    check(out.startswith("reply:"), "a caller in the granted group is allowed by the groups the "
+          "bus recorded, though the pid it connected with is gone (%s)" % out.strip())
+    out = orphan_call(env, NO_ROLE)
+    check(out.startswith("error:") and "NotAuthorized" in out,
+          "a caller outside it is refused (%s)" % out.strip()[:200])
+    env.stop_daemon()
+
+
 def test_activation(env):
     """No daemon running, but an activation file (as installed in dbus-1/system-services): the
     CLI's first call starts stillpointd through the bus, as root with --daemon and as the

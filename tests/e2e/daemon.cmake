@@ -1,7 +1,7 @@
 # stillpointd and its polkit roles on a private system-like bus, with a paused QEMU and
 # sp-fake-agent (root; skipped otherwise). Both authorities: the rules file and polkit (the real
 # client library against python-dbusmock's polkitd).
-foreach(scenario rules_file polkit activation authorize_first per_vm)
+foreach(scenario rules_file polkit activation authorize_first per_vm bus_identity)
   add_test(NAME daemon/roles/${scenario}
            COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/daemon-roles.py
                    $<TARGET_FILE:stillpointd> $<TARGET_FILE:stillpoint> $<TARGET_FILE:sp-fake-agent>
