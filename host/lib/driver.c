@@ -2,6 +2,7 @@
  * (QMP, or libvirt), a VM's registration rules and the driver factory. */
 #include "stillpoint/driver.h"
 #include "op-util.h"
+#include "image-path.h"
 
 #include <errno.h>
 #include <gio/gio.h>
@@ -342,6 +343,12 @@ gboolean sp_plan_overlays(SpSnapshotPlan *plan, const char *overlay_dir, gboolea
         /* Node names: a letter first, at most 31 characters. */
         if (with_nodes)
             pd->overlay_node = g_strdup_printf("sp%08x-%u", nonce, i);
+        /* Before anything is written: the overlay's directory, and the image's, which the
+         * overlay names as its backing file and later offline operations open by path. */
+        if (!sp_image_dir_check(dir, error) || !sp_image_dir_check_for(pd->disk->image, error)) {
+            g_prefix_error(error, "VM '%s', disk %s: ", plan->vm_name, pd->disk->name);
+            return FALSE;
+        }
         if (g_file_test(pd->overlay, G_FILE_TEST_EXISTS)) {
             g_set_error(error, G_IO_ERROR, G_IO_ERROR_EXISTS,
                         "disk %s: overlay %s already exists", pd->disk->name, pd->overlay);
@@ -358,11 +365,20 @@ gboolean sp_overlay_create(SpPlanDisk *pd, GError **error)
     SpImg backing = {.path = pd->disk->image, .format = pd->disk->format};
     g_auto(GStrv) argv = NULL;
 
-    /* Marked before the attempt: a half-written file is ours to remove too. */
+    uint64_t dev = 0, ino = 0;
+
+    /* The name is made ours first (O_EXCL|O_NOFOLLOW): qemu-img create would truncate or follow
+     * whatever it finds. Marked created only then: a file that was there is not ours to remove,
+     * a half-written one of ours is. */
+    if (!sp_image_create_exclusive(pd->overlay, &dev, &ino, error)) {
+        g_prefix_error(error, "disk %s: cannot create overlay: ", pd->disk->name);
+        return FALSE;
+    }
     pd->created = TRUE;
     /* -u: the base is open read-write in QEMU, so qemu-img must not open it; the size is known. */
     argv = sp_img_argv_create_overlay(&backing, pd->overlay, pd->disk->size, error);
-    if (argv == NULL || !sp_op_qemu_img(NULL, pd->disk->name, (const char *const *)argv, error)) {
+    if (argv == NULL || !sp_op_qemu_img(NULL, pd->disk->name, (const char *const *)argv, error) ||
+        !sp_image_same(pd->overlay, dev, ino, error)) {
         g_prefix_error(error, "disk %s: cannot create overlay %s: ", pd->disk->name,
                        pd->overlay);
         return FALSE;
@@ -449,6 +465,11 @@ static gboolean overlay_dir_valid(const char *dir, GError **error)
                     "the overlay directory %s does not exist or is not a directory (create it "
                     "first)",
                     dir);
+        return FALSE;
+    }
+    /* Checked again before every write; here so that vm add refuses it up front. */
+    if (!sp_image_dir_check(dir, error)) {
+        g_prefix_error(error, "overlay directory: ");
         return FALSE;
     }
     return TRUE;

@@ -8,6 +8,7 @@
  * SQLite transaction) -> links re-pointed, discarded present removed -> done. Before "recorded"
  * a recovery rolls back (removes the new overlays); from it on, it finishes. */
 #include "op-util.h"
+#include "image-path.h"
 
 #include <errno.h>
 #include <gio/gio.h>
@@ -33,6 +34,7 @@ typedef struct {
     char *overlay;  /* the new overlay */
     char *present;  /* what the VM ran on (the current checkpoint's overlay); may be NULL */
     char *link;
+    gboolean created; /* this run made the overlay's name (a name found taken is not ours) */
 } ApplyDisk;
 
 typedef struct {
@@ -257,21 +259,34 @@ static gboolean create_overlays(SpStore *store, const SpVm *vm, ApplyPlan *p, GE
         g_autofree char *fmt = sp_op_format_of(store, vm, d->image, error);
         SpImg backing = {.path = d->image, .format = fmt};
         g_auto(GStrv) argv = NULL;
+        uint64_t dev = 0, ino = 0;
         if (fmt == NULL || !sp_op_chain_check(store, vm, &backing, error) ||
-            (argv = sp_img_argv_create_overlay(&backing, d->overlay, -1, error)) == NULL) {
+            (argv = sp_img_argv_create_overlay(&backing, d->overlay, -1, error)) == NULL ||
+            !sp_image_dir_check_for(d->overlay, error)) {
             g_prefix_error(error, "disk %s: ", d->disk);
             return FALSE;
         }
-        if (!sp_op_qemu_img(NULL, d->disk, (const char *const *)argv, error))
+        /* The name is made ours first: qemu-img create follows and truncates what it finds. */
+        if (!sp_image_create_exclusive(d->overlay, &dev, &ino, error)) {
+            g_prefix_error(error, "disk %s: cannot create overlay: ", d->disk);
+            return FALSE;
+        }
+        d->created = TRUE;
+        if (!sp_op_qemu_img(NULL, d->disk, (const char *const *)argv, error) ||
+            !sp_image_same(d->overlay, dev, ino, error))
             return FALSE;
     }
     return TRUE;
 }
 
-static gboolean remove_overlays(ApplyPlan *p, GError **error)
+/* only_created: this run's failure removes only the names it made; recovery from the journal
+ * removes every planned name (random names in a checked directory: nobody else made them). */
+static gboolean remove_overlays(ApplyPlan *p, gboolean only_created, GError **error)
 {
     for (guint i = 0; i < p->disks->len; i++) {
         ApplyDisk *d = g_ptr_array_index(p->disks, i);
+        if (only_created && !d->created)
+            continue;
         if (!sp_op_unlink(d->overlay, error))
             return FALSE;
     }
@@ -497,7 +512,7 @@ gboolean sp_op_apply(SpStore *store, SpVm *vm, const char *ref, const char *save
               plan->save != NULL ? plan->save : "");
     if (!prepare(store, vm, plan, error)) {
         g_autoptr(GError) local = NULL;
-        if (!remove_overlays(plan, &local) ||
+        if (!remove_overlays(plan, TRUE, &local) ||
             !sp_store_op_finish(store, plan->op_id, SP_OP_ROLLED_BACK, &local))
             g_prefix_error(error, "(cleanup failed too: %s) ", local->message);
         return FALSE;
@@ -518,7 +533,7 @@ gboolean sp_op_recover_apply(SpStore *store, SpVm *vm, SpOp *op, const SpOpRepor
     }
     sp_op_say(report, "recovery: rolling back the apply of checkpoint '%s' (step %s)",
               plan->target_name, op->step);
-    return remove_overlays(plan, error) &&
+    return remove_overlays(plan, FALSE, error) &&
            sp_store_op_finish(store, op->id, SP_OP_ROLLED_BACK, error);
 }
 

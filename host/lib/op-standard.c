@@ -3,6 +3,7 @@
  * "exec:cat > FILE": QEMU 7.2 has no file: URI), and it runs on. Applying one starts QEMU with
  * -incoming defer on the checkpoint's disks and feeds the file back (migrate-incoming). */
 #include "op-util.h"
+#include "image-path.h"
 
 #include <gio/gio.h>
 #include <string.h>
@@ -68,6 +69,12 @@ gboolean sp_standard_save(SpQmp *qmp, const char *path, GError **error)
     g_autofree char *uri = g_strdup_printf("exec:cat > %s", quoted);
     g_autoptr(SpJson) args = sp_json_new_object();
     g_autoptr(SpJson) ret = NULL;
+    /* The shell's ">" follows a symlink and truncates: the name is made ours first, in the
+     * overlay directory sp_plan_overlays checked. */
+    if (!sp_image_create_exclusive(path, NULL, NULL, error)) {
+        g_prefix_error(error, "state file: ");
+        return FALSE;
+    }
     sp_json_object_set_string(args, "uri", uri);
     ret = sp_qmp_execute(qmp, "migrate", g_steal_pointer(&args), SP_QMP_DEFAULT_TIMEOUT_MS,
                          error);

@@ -16,6 +16,7 @@
 #include "stillpoint/driver.h"
 #include "stillpoint/guest-text.h"
 #include "stillpoint/store.h"
+#include "image-path.h"
 
 #define JOB_POLL_MS 250
 
@@ -257,13 +258,19 @@ gboolean sp_op_qemu_img_output(const char *const *argv, char **ret_out, GError *
 
 char *sp_op_format_of(SpStore *store, const SpVm *vm, const char *image, GError **error)
 {
-    char *fmt = sp_store_image_format(store, vm->id, image, error);
+    g_autofree char *fmt = sp_store_image_format(store, vm->id, image, error);
     if (fmt != NULL && !sp_img_format_valid(fmt, error)) {
         g_prefix_error(error, "image %s: ", image);
-        g_free(fmt);
         return NULL;
     }
-    return fmt;
+    /* Whatever qemu-img does next opens image by its path: the path must still be the file
+     * the store recorded, in a directory nobody else can swap it in until then. */
+    if (fmt == NULL || !sp_image_dir_check_for(image, error) ||
+        !sp_store_image_check(store, vm->id, image, error)) {
+        g_prefix_error(error, "VM '%s': ", vm->name);
+        return NULL;
+    }
+    return g_steal_pointer(&fmt);
 }
 
 /* A backing name relative to the image that names it, as QEMU resolves it. */
@@ -294,6 +301,13 @@ gboolean sp_op_chain_check(SpStore *store, const SpVm *vm, const SpImg *top, GEr
         if (l.backing != NULL) {
             next = resolve_backing(path, l.backing);
             expected = sp_store_image_format(store, vm->id, next, NULL);
+            /* A layer the store knows is opened next: it must be the recorded file. */
+            if (expected != NULL && (!sp_image_dir_check_for(next, error) ||
+                                     !sp_store_image_check(store, vm->id, next, error))) {
+                sp_img_layer_clear(&l);
+                g_prefix_error(error, "checking the chain of %s: ", top->path);
+                return FALSE;
+            }
         }
         ok = sp_img_layer_check(&cur, &l, expected, error);
         if (ok && l.backing != NULL) {

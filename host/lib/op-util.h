@@ -25,7 +25,9 @@ gboolean sp_op_qemu_img_output(const char *const *argv, char **ret_out, GError *
 gboolean sp_op_qemu_img_run(const SpOpReport *report, const char *disk, const char *const *argv,
                             guint timeout_ms, char **ret_out, GError **error);
 
-/* The format the store recorded for image (never probed); a clear error when there is none. */
+/* The format the store recorded for image (never probed); a clear error when there is none.
+ * Also refuses image unless its directory is safe (sp_image_dir_check) and its path still names
+ * the file the store recorded (sp_store_image_check): every offline operation asks this first. */
 char *sp_op_format_of(SpStore *store, const SpVm *vm, const char *image, GError **error);
 /* Reads each layer of top's chain alone (qemu-img info -f with its recorded format, which opens
  * no backing file) and refuses the chain when a layer names a json:/nbd:/protocol backing, a

@@ -4,6 +4,7 @@
 #include <sqlite3.h>
 
 #include "stillpoint/store.h"
+#include "image-path.h"
 #include "store-internal.h"
 
 gboolean sp_store_transaction_begin(SpStore *store, GError **error)
@@ -39,6 +40,78 @@ gboolean sp_store_checkpoint_set_disk_image(SpStore *store, int64_t cp_id, const
     return sp_db_step_done(store, stmt, "updating checkpoint image", error);
 }
 
+/* The identity recorded for path: FALSE in *ret_known when the record has none yet. */
+static gboolean identity_get(SpStore *store, int64_t vm_id, const char *path, gboolean *ret_known,
+                             uint64_t *ret_dev, uint64_t *ret_ino, GError **error)
+{
+    g_autoptr(SpStmt) stmt = sp_db_prepare(store,
+                                        "SELECT dev, ino FROM image_formats WHERE vm_id = ? AND "
+                                        "path = ?",
+                                        error);
+    int rc;
+    if (stmt == NULL)
+        return FALSE;
+    sqlite3_bind_int64(stmt, 1, vm_id);
+    sqlite3_bind_text(stmt, 2, path, -1, SQLITE_TRANSIENT);
+    rc = sqlite3_step(stmt);
+    *ret_known = rc == SQLITE_ROW && sqlite3_column_type(stmt, 0) != SQLITE_NULL &&
+                 sqlite3_column_type(stmt, 1) != SQLITE_NULL;
+    if (*ret_known) {
+        *ret_dev = (uint64_t)sqlite3_column_int64(stmt, 0);
+        *ret_ino = (uint64_t)sqlite3_column_int64(stmt, 1);
+    }
+    if (rc != SQLITE_ROW && rc != SQLITE_DONE)
+        return sp_db_error(store, rc, "reading image identity", error);
+    return TRUE;
+}
+
+static gboolean identity_set(SpStore *store, int64_t vm_id, const char *path, uint64_t dev,
+                             uint64_t ino, GError **error)
+{
+    g_autoptr(SpStmt) stmt = sp_db_prepare(store,
+                                        "UPDATE image_formats SET dev = ?, ino = ? WHERE "
+                                        "vm_id = ? AND path = ? AND dev IS NULL",
+                                        error);
+    if (stmt == NULL)
+        return FALSE;
+    sqlite3_bind_int64(stmt, 1, (sqlite3_int64)dev);
+    sqlite3_bind_int64(stmt, 2, (sqlite3_int64)ino);
+    sqlite3_bind_int64(stmt, 3, vm_id);
+    sqlite3_bind_text(stmt, 4, path, -1, SQLITE_TRANSIENT);
+    return sp_db_step_done(store, stmt, "recording image identity", error);
+}
+
+/* A recorded image meets its record: the same file as first seen, else refused. A record
+ * without identity (made before version 7, or while the file did not exist) learns it now.
+ * must_exist: the caller is about to open it; else a path that is no file is left alone. */
+static gboolean identity_check(SpStore *store, int64_t vm_id, const char *path,
+                               gboolean must_exist, GError **error)
+{
+    g_autoptr(GError) local = NULL;
+    uint64_t dev = 0, ino = 0, now_dev = 0, now_ino = 0;
+    gboolean known = FALSE;
+    if (!identity_get(store, vm_id, path, &known, &dev, &ino, error))
+        return FALSE;
+    if (known) {
+        if (sp_image_same(path, dev, ino, &local))
+            return TRUE;
+        if (!must_exist && g_error_matches(local, G_IO_ERROR, G_IO_ERROR_NOT_FOUND))
+            return TRUE;
+        g_propagate_error(error, g_steal_pointer(&local));
+        return FALSE;
+    }
+    if (!sp_image_identify(path, &now_dev, &now_ino, &local)) {
+        /* Recording what a hook snapshots (a /dev/VG/LV symlink) or a file not there yet:
+         * no identity, and no offline operation opens such a path without must_exist. */
+        if (!must_exist)
+            return TRUE;
+        g_propagate_prefixed_error(error, g_steal_pointer(&local),
+                                   "image path changed outside stillpoint: ");
+        return FALSE;
+    }
+    return identity_set(store, vm_id, path, now_dev, now_ino, error);
+}
+
 gboolean sp_db_image_format_record(SpStore *store, int64_t vm_id, const char *path,
                                    const char *format, GError **error)
 {
@@ -47,7 +120,7 @@ gboolean sp_db_image_format_record(SpStore *store, int64_t vm_id, const char *pa
         /* Already known (an overlay that becomes a checkpoint's image): nothing to record. */
         g_autofree char *known = sp_store_image_format(store, vm_id, path, NULL);
         if (known != NULL)
-            return TRUE;
+            return identity_check(store, vm_id, path, FALSE, error);
         g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
                     "image %s: no format given for it; stillpoint never guesses one", path);
         return FALSE;
@@ -61,7 +134,13 @@ gboolean sp_db_image_format_record(SpStore *store, int64_t vm_id, const char *pa
     sqlite3_bind_int64(stmt, 1, vm_id);
     sqlite3_bind_text(stmt, 2, path, -1, SQLITE_TRANSIENT);
     sqlite3_bind_text(stmt, 3, format, -1, SQLITE_TRANSIENT);
-    return sp_db_step_done(store, stmt, "recording image format", error);
+    return sp_db_step_done(store, stmt, "recording image format", error) &&
+           identity_check(store, vm_id, path, FALSE, error);
+}
+
+gboolean sp_store_image_check(SpStore *store, int64_t vm_id, const char *path, GError **error)
+{
+    return identity_check(store, vm_id, path, TRUE, error);
 }
 
 gboolean sp_store_image_format_record(SpStore *store, int64_t vm_id, const char *path,
@@ -96,6 +175,19 @@ char *sp_store_image_format(SpStore *store, int64_t vm_id, const char *path, GEr
     return NULL;
 }
 
+static gboolean overlay_identity_check(SpStore *store, int64_t cp_id, const char *overlay,
+                                       GError **error)
+{
+    g_autoptr(SpStmt) stmt = sp_db_prepare(store, "SELECT vm_id FROM checkpoints WHERE id = ?",
+                                        error);
+    if (stmt == NULL)
+        return FALSE;
+    sqlite3_bind_int64(stmt, 1, cp_id);
+    if (sqlite3_step(stmt) != SQLITE_ROW)
+        return TRUE; /* no such checkpoint: the UPDATE below changes nothing either */
+    return identity_check(store, sqlite3_column_int64(stmt, 0), overlay, FALSE, error);
+}
+
 gboolean sp_store_checkpoint_set_disk_overlay(SpStore *store, int64_t cp_id, const char *disk,
                                               const char *overlay, const char *overlay_node,
                                               GError **error)
@@ -111,7 +203,8 @@ gboolean sp_store_checkpoint_set_disk_overlay(SpStore *store, int64_t cp_id, con
             return FALSE;
         sqlite3_bind_text(q, 1, overlay, -1, SQLITE_TRANSIENT);
         sqlite3_bind_int64(q, 2, cp_id);
-        if (!sp_db_step_done(store, q, "recording overlay format", error))
+        if (!sp_db_step_done(store, q, "recording overlay format", error) ||
+            !overlay_identity_check(store, cp_id, overlay, error))
             return FALSE;
     }
     g_autoptr(SpStmt) stmt = sp_db_prepare(store,

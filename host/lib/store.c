@@ -243,7 +243,16 @@ SpStore *sp_store_open(const char *path, GError **error)
                     "COMMIT;",
                     error))
         return NULL;
-    if (!sp_db_exec(store, "PRAGMA user_version = 6;", error))
+    /* Version 7: the identity (st_dev, st_ino) of each recorded image, so that a path swapped
+     * outside stillpoint is refused (image-path.h); older records learn it at their next use. */
+    if (sqlite3_exec(store->db, "SELECT ino FROM image_formats LIMIT 0", NULL, NULL, NULL) !=
+            SQLITE_OK &&
+        !sp_db_exec(store,
+                    "BEGIN; ALTER TABLE image_formats ADD COLUMN dev INTEGER;"
+                    "ALTER TABLE image_formats ADD COLUMN ino INTEGER; COMMIT;",
+                    error))
+        return NULL;
+    if (!sp_db_exec(store, "PRAGMA user_version = 7;", error))
         return NULL;
     return g_steal_pointer(&store);
 }

@@ -159,6 +159,11 @@ gboolean sp_store_checkpoint_set_disk_overlay(SpStore *store, int64_t cp_id, con
 gboolean sp_store_image_format_record(SpStore *store, int64_t vm_id, const char *path,
                                       const char *format, GError **error);
 char *sp_store_image_format(SpStore *store, int64_t vm_id, const char *path, GError **error);
+/* Image identity (issue 15): a record also keeps the file's st_dev/st_ino from when it was first
+ * seen (recording fails when a recorded path now names another file or a symlink). This check
+ * refuses, with "image path changed outside stillpoint" (G_IO_ERROR_WRONG_ETAG), a path that
+ * no longer names that file; a record without identity (older stores) learns it here. */
+gboolean sp_store_image_check(SpStore *store, int64_t vm_id, const char *path, GError **error);
 /* Records a checkpoint under the VM's current one inside the caller's transaction, and makes it
  * current (sp_store_checkpoint_add without its own transaction). */
 gboolean sp_store_checkpoint_insert(SpStore *store, SpCheckpoint *cp, GError **error);
