@@ -36,3 +36,11 @@ target_include_directories(test-host-qemu-img PRIVATE ${CMAKE_CURRENT_LIST_DIR}/
 target_link_libraries(test-host-qemu-img PRIVATE stillpoint-host PkgConfig::SP_CMOCKA)
 add_test(NAME host/unit/qemu-img COMMAND test-host-qemu-img)
 set_tests_properties(host/unit/qemu-img PROPERTIES TIMEOUT 60)
+
+# Issue 15 item 3: safe image directories, exclusive creation and image identity
+# (host/lib/image-path.c, internal; the store's identity records), on real directories.
+add_executable(test-host-image-path ${CMAKE_CURRENT_LIST_DIR}/test-host-image-path.c)
+target_include_directories(test-host-image-path PRIVATE ${CMAKE_CURRENT_LIST_DIR}/../../host/lib)
+target_link_libraries(test-host-image-path PRIVATE stillpoint-host PkgConfig::SP_CMOCKA)
+add_test(NAME host/unit/image-path COMMAND test-host-image-path)
+set_tests_properties(host/unit/image-path PROPERTIES TIMEOUT 60)
