@@ -821,6 +821,24 @@ static DelPlan *make_plan(SpStore *store, SpVm *vm, SpQmp *qmp, SpLibvirt *lv,
     return g_steal_pointer(&p);
 }
 
+/* Every image the plan opens, checked before the journal: refused, the delete is not pending. */
+static gboolean plan_paths_unchanged(SpStore *store, const SpVm *vm, const DelPlan *plan,
+                                     GError **error)
+{
+    for (guint i = 0; i < plan->disks->len; i++) {
+        const DelDisk *d = g_ptr_array_index(plan->disks, i);
+        if (!sp_op_image_unchanged(store, vm, d->base, error) ||
+            !sp_op_image_unchanged(store, vm, d->top, error) ||
+            !sp_op_image_unchanged(store, vm, d->parent_image, error) ||
+            !sp_op_image_unchanged(store, vm, d->present, error))
+            return FALSE;
+        for (guint j = 0; d->rebase != NULL && j < d->rebase->len; j++)
+            if (!sp_op_image_unchanged(store, vm, g_ptr_array_index(d->rebase, j), error))
+                return FALSE;
+    }
+    return TRUE;
+}
+
 static gboolean delete_one(SpStore *store, SpVm *vm, SpQmp *qmp, SpLibvirt *lv, int64_t cp_id,
                            const SpOpReport *report, GError **error)
 {
@@ -839,6 +857,10 @@ static gboolean delete_one(SpStore *store, SpVm *vm, SpQmp *qmp, SpLibvirt *lv, 
         DelDisk *d = g_ptr_array_index(plan->disks, i);
         if (strcmp(d->mode, "commit") == 0 || strcmp(d->mode, "stream") == 0)
             d->job = g_strdup_printf("sp-del-%" G_GINT64_FORMAT "-%u", cp->id, i);
+    }
+    if (!plan_paths_unchanged(store, fresh, plan, error)) {
+        g_prefix_error(error, "deleting checkpoint '%s': ", cp->name);
+        return FALSE;
     }
     payload = plan_to_json(plan);
     if (!sp_store_op_begin(store, fresh->id, "delete", payload, &plan->op_id, error))

@@ -273,6 +273,22 @@ char *sp_op_format_of(SpStore *store, const SpVm *vm, const char *image, GError 
     return g_steal_pointer(&fmt);
 }
 
+gboolean sp_op_image_unchanged(SpStore *store, const SpVm *vm, const char *image,
+                               GError **error)
+{
+    g_autoptr(GError) local = NULL;
+    if (image == NULL)
+        return TRUE;
+    if (sp_image_dir_check_for(image, &local) &&
+        sp_store_image_check(store, vm->id, image, &local))
+        return TRUE;
+    /* Gone: the operation itself says what that means (a delete may still finish). */
+    if (g_error_matches(local, G_IO_ERROR, G_IO_ERROR_NOT_FOUND))
+        return TRUE;
+    g_propagate_prefixed_error(error, g_steal_pointer(&local), "VM '%s': ", vm->name);
+    return FALSE;
+}
+
 /* A backing name relative to the image that names it, as QEMU resolves it. */
 static char *resolve_backing(const char *image, const char *backing)
 {

@@ -29,6 +29,11 @@ gboolean sp_op_qemu_img_run(const SpOpReport *report, const char *disk, const ch
  * Also refuses image unless its directory is safe (sp_image_dir_check) and its path still names
  * the file the store recorded (sp_store_image_check): every offline operation asks this first. */
 char *sp_op_format_of(SpStore *store, const SpVm *vm, const char *image, GError **error);
+/* Before an operation is journaled: image (may be NULL) is in a safe directory and still the
+ * file the store recorded, as sp_op_format_of checks again before each step; a missing file is
+ * left to the operation. So a swapped image is refused before anything starts. */
+gboolean sp_op_image_unchanged(SpStore *store, const SpVm *vm, const char *image,
+                               GError **error);
 /* Reads each layer of top's chain alone (qemu-img info -f with its recorded format, which opens
  * no backing file) and refuses the chain when a layer names a json:/nbd:/protocol backing, a
  * backing without its format, a data file, or a backing format other than the store's. Run

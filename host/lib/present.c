@@ -77,7 +77,9 @@ static void set_writable(const char *image, gboolean writable)
 {
     struct stat st;
     mode_t mode;
-    if (image == NULL || stat(image, &st) != 0 || !S_ISREG(st.st_mode))
+    /* lstat: a symlink put in an image's place is not followed (image-path.h); the operation
+     * that opens it refuses it. */
+    if (image == NULL || lstat(image, &st) != 0 || !S_ISREG(st.st_mode))
         return;
     mode = st.st_mode & 07777;
     mode = writable ? (mode | S_IWUSR) : (mode & ~(mode_t)(S_IWUSR | S_IWGRP | S_IWOTH));

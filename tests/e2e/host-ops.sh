@@ -28,7 +28,8 @@ check() { local what=$1; shift; "$@" || fail "$what"; echo "ok - $what"; }
 
 
 start_qemu() { # [keep]
-  mkdir -p "$T/img"
+  # 0755 whatever the umask: stillpoint refuses image directories others can write (issue 15).
+  mkdir -p -m 0755 "$T/img"
   if [ "${1:-}" != keep ]; then
     qemu-img create -q -f qcow2 "$T/img/a.qcow2" 64M
     qemu-img create -q -f qcow2 "$T/img/b.qcow2" 32M
@@ -311,6 +312,40 @@ export)
     [ "$(ls -A "$T/other" | wc -l)" = 4 ]
   check "it removed the export's own files, found by the directory's identity" [ -z "$(ls -A "$T/real")" ]
   check "journal closed" [ "$(pending_ops)" = 0 ]
+  ;;
+image-swap)
+  # Issue 15 item 3: an image path that changes outside stillpoint between two commands is
+  # refused, not followed: the file it now names is neither read nor written.
+  start_qemu; register vm1; three_states
+  settle; stop_qemu
+  qemu-img create -q -f qcow2 "$T/other.qcow2" 64M
+  qemu-io -f qcow2 -c "write -P 0x77 0 1M" "$T/other.qcow2" >/dev/null
+  chmod 0444 "$T/other.qcow2"
+  other_state() { echo "$(sha256sum <"$T/other.qcow2") $(stat -c %a "$T/other.qcow2")"; }
+  before=$(other_state)
+  a_img=$T/img/a.qcow2
+  mv "$a_img" "$T/a.saved"; ln -s "$T/other.qcow2" "$a_img"
+  if "$SP" checkpoint delete vm1 A 2>"$T/err"; then fail "delete through a symlinked image"; fi
+  check "delete: refused, the path is a symlink now" \
+    grep -q "image path changed outside stillpoint: image $a_img is a symbolic link" "$T/err"
+  check "delete: the other file is untouched (content and mode)" [ "$(other_state)" = "$before" ]
+  check "delete: nothing recorded" [ "$(n_checkpoints vm1) $(pending_ops)" = "2 0" ]
+  if "$SP" checkpoint export vm1 A "$T/out" 2>"$T/err"; then fail "export through a symlinked image"; fi
+  check "export: refused" grep -q "image path changed outside stillpoint: image $a_img is a symbolic link" "$T/err"
+  check "export: nothing exported" [ -z "$(ls -A "$T/out" 2>/dev/null)" ]
+  check "export: the other file is untouched" [ "$(other_state)" = "$before" ]
+  # A copy of the image is another file: stillpoint cannot know what else was changed.
+  rm "$a_img"; cp -p "$T/a.saved" "$a_img"
+  if "$SP" checkpoint delete vm1 A 2>"$T/err"; then fail "delete of a replaced image"; fi
+  check "delete: refused, the file was replaced" \
+    grep -q "image path changed outside stillpoint: $a_img is no longer the file stillpoint recorded" "$T/err"
+  # The recorded file back in its place: everything works again.
+  mv -f "$T/a.saved" "$a_img"
+  "$SP" checkpoint delete vm1 A 2>"$T/err" || { cat "$T/err"; fail "delete once the image is back"; }
+  check "the merge went into the recorded image" \
+    bash -c "$(declare -f holds); holds $a_img 0x11 0 && holds $a_img 0x22 1"
+  check "the other file is still untouched" [ "$(other_state)" = "$before" ]
+  check "store and files agree" store_consistent vm1
   ;;
 apply)
   start_qemu; register vm1; three_states

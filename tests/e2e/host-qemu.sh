@@ -29,7 +29,8 @@ source "$(dirname "${BASH_SOURCE[0]}")/qemu-test-lib.sh"
 check() { local what=$1; shift; "$@" || fail "$what"; echo "ok - $what"; }
 
 start_qemu() { # [keep]: reuse the images
-  mkdir -p "$T/img"
+  # 0755 whatever the umask: stillpoint refuses image directories others can write (issue 15).
+  mkdir -p -m 0755 "$T/img"
   if [ "${1:-}" != keep ]; then
     qemu-img create -q -f qcow2 "$T/img/a.qcow2" 64M
     qemu-img create -q -f qcow2 "$T/img/b.qcow2" 32M
@@ -436,15 +437,63 @@ overlay-dir)
   register vm1 --agent "$T/agent.sock" --overlay-dir "$T/gone"
   rmdir "$T/gone"; touch "$T/gone"
   if "$SP" checkpoint create vm1 2>"$T/err"; then fail "create into an unusable overlay dir"; fi
-  check "error names the overlay" grep -q "cannot create overlay $T/gone/" "$T/err"
+  check "error names the overlay dir" grep -q "image directory $T/gone: $T/gone is not a directory" "$T/err"
   check "overlays are made before the freeze: the guest was never frozen" [ "$(agent_events)" = "" ]
   check "no stray overlay" [ "$(n_images)" = 2 ]
   check "no record" [ "$(n_checkpoints vm1)" = 0 ]
-  check "journal closed" [ "$(sqlite3 "$STILLPOINT_STORE" "select state from ops")" = rolled-back ]
+  check "refused before the journal: no operation open" \
+    [ "$(sqlite3 "$STILLPOINT_STORE" "select count(*) from ops where state='intent'")" = 0 ]
   mkdir "$T/overlays"
   register vm2 --agent "$T/agent.sock" --overlay-dir "$T/overlays"
   "$SP" -q checkpoint create vm2 || fail "create with an overlay dir"
   check "overlays went to the overlay dir" [ "$(find "$T/overlays" -name 'vm2-*.qcow2' | wc -l)" = 2 ]
+  ;;
+image-dir)
+  # Issue 15 item 3: overlays are written only into directories nobody but root (or the user
+  # stillpoint runs as) can change; refused with the chmod/chown that fixes it, nothing written.
+  start_qemu; start_agent
+  mkdir -m 0775 "$T/shared"; chmod 0775 "$T/shared" # group-writable, whatever the umask
+  if register vm0 --agent "$T/agent.sock" --overlay-dir "$T/shared" 2>"$T/err"; then
+    fail "vm add with a group-writable overlay dir"
+  fi
+  check "vm add: says the overlay dir is group-writable, and the fix" \
+    grep -q "image directory $T/shared is not safe: $T/shared is writable by its group (mode 0775).*(chmod go-w $T/shared)" "$T/err"
+  check "vm add: nothing registered" [ "$("$SP" --json vm list | jq length)" = 0 ]
+  chmod 0755 "$T/shared"
+  register vm1 --agent "$T/agent.sock" --overlay-dir "$T/shared"
+  chmod g+w "$T/shared" # made unsafe after vm add: checked again before every write
+  if "$SP" checkpoint create vm1 2>"$T/err"; then fail "create into a group-writable overlay dir"; fi
+  check "create: refused, naming the VM, the disk and the fix" \
+    grep -q "VM 'vm1', disk vda: image directory $T/shared is not safe: .*(chmod go-w $T/shared)" "$T/err"
+  check "create: refused before the freeze" [ "$(agent_events)" = "" ]
+  check "create: nothing written in the overlay dir" [ -z "$(ls -A "$T/shared")" ]
+  check "create: no record, journal closed" \
+    [ "$(n_checkpoints vm1) $(sqlite3 "$STILLPOINT_STORE" "select count(*) from ops where state='intent'")" = "0 0" ]
+  # Next to the images (no overlay dir): sticky does not make a world-writable directory safe.
+  register vm2 --agent "$T/agent.sock"
+  chmod 1777 "$T/img"
+  if "$SP" checkpoint create vm2 2>"$T/err"; then fail "create next to images in a world-writable dir"; fi
+  check "create: the image directory is world-writable" \
+    grep -q "image directory $T/img is not safe: $T/img is writable by everyone (mode 1777).*(chmod go-w $T/img)" "$T/err"
+  check "create: no new image" [ "$(n_images)" = 2 ]
+  chmod 0755 "$T/img"
+  # An ancestor that others can write lets them rename the image directory away.
+  chmod 0777 "$T"
+  if "$SP" checkpoint create vm2 2>"$T/err"; then fail "create under a world-writable ancestor"; fi
+  check "create: the ancestor is named" grep -q "image directory $T/img is not safe: $T is writable by everyone (mode 0777)" "$T/err"
+  chmod 0700 "$T"
+  # Owned by someone else: they could replace what is in it.
+  if [ "$(id -u)" = 0 ]; then
+    chown 65534 "$T/img"
+    if "$SP" checkpoint create vm2 2>"$T/err"; then fail "create next to images of another owner"; fi
+    check "create: the owner is named, and the fix" grep -q "$T/img is owned by uid 65534.*(chown root $T/img)" "$T/err"
+    chown 0 "$T/img"
+  fi
+  check "no new image, no record" [ "$(n_images) $(n_checkpoints vm2)" = "2 0" ]
+  "$SP" -q checkpoint create vm2 || fail "create once the directory is safe"
+  check "the overlays are created owner-only (O_EXCL, mode 0600)" \
+    [ "$(find "$T/img" -name 'vm2-*.qcow2' -perm 0600 | wc -l)" = 2 ]
+  check "store and files agree" store_consistent vm2
   ;;
 restart-on-image)
   # Issue #18 item 1: after a checkpoint, QEMU is started again with the same command line, so

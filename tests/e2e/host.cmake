@@ -7,7 +7,7 @@ target_link_libraries(sp-fake-agent PRIVATE stillpoint-protocol)
 
 set(SP_HOST_QEMU_CASES two-disks transaction-failure no-agent agent-timeout qga lock
     crash-recovery restarted sigterm qmp-gone hook hook-disks overlay-dir restart-on-image
-    hostile-text fake-backend)
+    hostile-text fake-backend image-dir)
 foreach(case IN LISTS SP_HOST_QEMU_CASES)
   add_test(NAME host/qemu/${case}
            COMMAND ${CMAKE_CURRENT_LIST_DIR}/host-qemu.sh ${case})
@@ -21,7 +21,7 @@ endforeach()
 
 # host/ops/*: delete (merge, live and offline), delete --subtree, rename, export; data checked.
 set(SP_HOST_OPS_CASES delete-live delete-offline delete-while-writing delete-kill9 subtree rename
-    export apply standard branch-delete deadlines legacy-formats)
+    export apply standard branch-delete deadlines legacy-formats image-swap)
 foreach(case IN LISTS SP_HOST_OPS_CASES)
   add_test(NAME host/ops/${case} COMMAND ${CMAKE_CURRENT_LIST_DIR}/host-ops.sh ${case})
   set_tests_properties(host/ops/${case} PROPERTIES

@@ -314,7 +314,7 @@ enospc)
   # during a merge: the error says so, no checkpoint's data is lost, and once there is room the
   # next run finishes the delete.
   mkdir -p "$IMG_DIR"
-  mount -t tmpfs -o size=32M sp-faults "$IMG_DIR" 2>/dev/null || { echo "SKIP: cannot mount a tmpfs (not root?)"; exit 77; }
+  mount -t tmpfs -o size=32M,mode=0755 sp-faults "$IMG_DIR" 2>/dev/null || { echo "SKIP: cannot mount a tmpfs (not root?)"; exit 77; }
   MOUNTED=$IMG_DIR
   start_qemu; start_agent; register --agent "$T/agent.sock"
   fill() { dd if=/dev/zero of="$IMG_DIR/filler" bs=64k 2>/dev/null || true; sync; }
