@@ -30,7 +30,7 @@ check() { local what=$1; shift; "$@" || fail "$what"; echo "ok - $what"; }
 
 
 start_qemu() {
-  mkdir -p "$T/img"
+  mkdir -p -m 0755 "$T/img" # stillpoint refuses image directories others can write
   qemu-img create -q -f qcow2 "$T/img/a.qcow2" 64M
   qemu-img create -q -f qcow2 "$T/img/b.qcow2" 32M
   qemu-system-x86_64 -machine q35 -accel tcg -S -nodefaults -display none \

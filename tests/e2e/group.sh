@@ -31,7 +31,7 @@ wait_socket() {
 
 start_vm() { # NAME [fake-agent options]: a paused QEMU with one disk, its agent, registered
   local n=$1; shift
-  mkdir -p "$T/$n"
+  mkdir -p -m 0755 "$T/$n" # stillpoint refuses image directories others can write
   qemu-img create -q -f qcow2 "$T/$n/disk.qcow2" 16M
   qemu-system-x86_64 -machine q35 -accel tcg -S -nodefaults -display none \
     -qmp "unix:$T/$n/qmp.sock,server=on,wait=off" \
