@@ -1,6 +1,6 @@
 /* The hook driver: between freeze and thaw, run a configured command (LVM, ZFS, Ceph, a cloud
- * snapshot API) with the VM, checkpoint and disks in its environment, under a deadline. Its exit
- * status decides success. */
+ * snapshot API) with the VM, checkpoint and disks in its environment, under a deadline; run it
+ * again to delete a checkpoint's snapshot. Its exit status decides success. */
 #include "stillpoint/driver.h"
 
 #include <gio/gio.h>
@@ -63,28 +63,38 @@ static gboolean timeout_cb(gpointer data)
     return G_SOURCE_REMOVE;
 }
 
-static void hook_set_env(GSubprocessLauncher *l, SpSnapshotPlan *plan)
+/* What one run of the hook is asked: the action and what it acts on. */
+typedef struct {
+    const char *action;     /* "create" (inside the frozen window) or "delete" */
+    const char *vm;
+    const char *checkpoint;
+    int64_t op_id;          /* the journal entry that made (create: makes) the snapshot; 0 =
+                             * unknown (a record older than the column) */
+    GPtrArray *disks;       /* of SpDisk, borrowed */
+} HookCall;
+
+static void hook_set_env(GSubprocessLauncher *l, const HookCall *call)
 {
     g_autoptr(GString) names = g_string_new(NULL);
-    g_autofree char *count = g_strdup_printf("%u", plan->disks->len);
-    g_autofree char *op = g_strdup_printf("%" G_GINT64_FORMAT, plan->op_id);
-    g_subprocess_launcher_setenv(l, "STILLPOINT_VM", plan->vm_name, TRUE);
-    g_subprocess_launcher_setenv(l, "STILLPOINT_CHECKPOINT", plan->checkpoint_name, TRUE);
+    g_autofree char *count = g_strdup_printf("%u", call->disks->len);
+    g_autofree char *op =
+        call->op_id != 0 ? g_strdup_printf("%" G_GINT64_FORMAT, call->op_id) : g_strdup("");
+    g_subprocess_launcher_setenv(l, "STILLPOINT_ACTION", call->action, TRUE);
+    g_subprocess_launcher_setenv(l, "STILLPOINT_VM", call->vm, TRUE);
+    g_subprocess_launcher_setenv(l, "STILLPOINT_CHECKPOINT", call->checkpoint, TRUE);
     g_subprocess_launcher_setenv(l, "STILLPOINT_OPERATION", op, TRUE);
     g_subprocess_launcher_setenv(l, "STILLPOINT_DISK_COUNT", count, TRUE);
-    for (guint i = 0; i < plan->disks->len; i++) {
-        SpPlanDisk *pd = g_ptr_array_index(plan->disks, i);
+    for (guint i = 0; i < call->disks->len; i++) {
+        SpDisk *d = g_ptr_array_index(call->disks, i);
         g_autofree char *kn = g_strdup_printf("STILLPOINT_DISK_%u_NAME", i);
         g_autofree char *ki = g_strdup_printf("STILLPOINT_DISK_%u_IMAGE", i);
         g_autofree char *ks = g_strdup_printf("STILLPOINT_DISK_%u_SERIAL", i);
         g_autofree char *kf = g_strdup_printf("STILLPOINT_DISK_%u_FORMAT", i);
-        g_subprocess_launcher_setenv(l, kn, pd->disk->name, TRUE);
-        g_subprocess_launcher_setenv(l, ki, pd->disk->image != NULL ? pd->disk->image : "", TRUE);
-        g_subprocess_launcher_setenv(l, ks, pd->disk->serial != NULL ? pd->disk->serial : "",
-                                     TRUE);
-        g_subprocess_launcher_setenv(l, kf, pd->disk->format != NULL ? pd->disk->format : "",
-                                     TRUE);
-        g_string_append_printf(names, "%s%s", i > 0 ? " " : "", pd->disk->name);
+        g_subprocess_launcher_setenv(l, kn, d->name, TRUE);
+        g_subprocess_launcher_setenv(l, ki, d->image != NULL ? d->image : "", TRUE);
+        g_subprocess_launcher_setenv(l, ks, d->serial != NULL ? d->serial : "", TRUE);
+        g_subprocess_launcher_setenv(l, kf, d->format != NULL ? d->format : "", TRUE);
+        g_string_append_printf(names, "%s%s", i > 0 ? " " : "", d->name);
     }
     g_subprocess_launcher_setenv(l, "STILLPOINT_DISKS", names->str, TRUE);
 }
@@ -104,24 +114,26 @@ static guint hook_snapshot_ms(SpDriver *drv, const SpSnapshotPlan *plan)
     return hook_timeout_ms(drv->vm);
 }
 
-static gboolean hook_snapshot(SpDriver *drv, SpSnapshotPlan *plan, guint timeout_ms,
-                              GError **error)
+/* Runs the VM's hook for call within hook_ms (own_ms: its own deadline, for the message). Its
+ * stdout joins its stderr on ours: neither is parsed, and a hook's chatter must not mix into a
+ * --json document on our stdout. */
+static gboolean hook_run(const SpVm *vm, const HookCall *call, guint hook_ms, guint own_ms,
+                         GError **error)
 {
     g_autoptr(GSubprocessLauncher) l = g_subprocess_launcher_new(G_SUBPROCESS_FLAGS_NONE);
     g_autoptr(GSubprocess) proc = NULL;
     g_autoptr(GMainContext) ctx = g_main_context_new();
     g_autoptr(GSource) timer = NULL;
     HookWait w = {0};
-    guint own_ms = hook_timeout_ms(drv->vm);
-    /* Inside the lease: a hook still running when the guest thaws would snapshot a guest that
-     * runs again, and be recorded as if it were frozen. */
-    guint hook_ms = MIN(own_ms, timeout_ms);
+    int out = dup(STDERR_FILENO);
 
-    hook_set_env(l, plan);
+    hook_set_env(l, call);
+    if (out >= 0)
+        g_subprocess_launcher_take_stdout_fd(l, out);
     g_subprocess_launcher_set_child_setup(l, child_setup_cb, NULL, NULL);
-    proc = g_subprocess_launcher_spawn(l, error, "/bin/sh", "-c", drv->vm->hook_command, NULL);
+    proc = g_subprocess_launcher_spawn(l, error, "/bin/sh", "-c", vm->hook_command, NULL);
     if (proc == NULL) {
-        g_prefix_error(error, "VM '%s': starting hook command: ", plan->vm_name);
+        g_prefix_error(error, "VM '%s': starting hook command (%s): ", call->vm, call->action);
         return FALSE;
     }
     g_main_context_push_thread_default(ctx);
@@ -143,8 +155,8 @@ static gboolean hook_snapshot(SpDriver *drv, SpSnapshotPlan *plan, guint timeout
 
     if (w.timed_out) {
         g_set_error(error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
-                    "VM '%s': hook command did not finish within %u ms and was killed%s",
-                    plan->vm_name, hook_ms,
+                    "VM '%s': hook command did not finish within %u ms and was killed (on %s)%s",
+                    call->vm, hook_ms, call->action,
                     hook_ms < own_ms ? " (the deadline the guest's freeze lease left it, shorter "
                                        "than its own)"
                                      : "");
@@ -152,11 +164,59 @@ static gboolean hook_snapshot(SpDriver *drv, SpSnapshotPlan *plan, guint timeout
     }
     if (!g_subprocess_get_if_exited(proc) || g_subprocess_get_exit_status(proc) != 0) {
         g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED,
-                    "VM '%s': hook command failed (exit status %d)", plan->vm_name,
-                    g_subprocess_get_if_exited(proc) ? g_subprocess_get_exit_status(proc) : -1);
+                    "VM '%s': hook command failed (exit status %d) on %s", call->vm,
+                    g_subprocess_get_if_exited(proc) ? g_subprocess_get_exit_status(proc) : -1,
+                    call->action);
         return FALSE;
     }
     return TRUE;
+}
+
+static gboolean hook_snapshot(SpDriver *drv, SpSnapshotPlan *plan, guint timeout_ms,
+                              GError **error)
+{
+    g_autoptr(GPtrArray) disks = g_ptr_array_new();
+    HookCall call = {.action = "create", .vm = plan->vm_name,
+                     .checkpoint = plan->checkpoint_name, .op_id = plan->op_id, .disks = disks};
+    guint own_ms = hook_timeout_ms(drv->vm);
+
+    for (guint i = 0; i < plan->disks->len; i++)
+        g_ptr_array_add(disks, ((SpPlanDisk *)g_ptr_array_index(plan->disks, i))->disk);
+    /* Inside the lease: a hook still running when the guest thaws would snapshot a guest that
+     * runs again, and be recorded as if it were frozen. */
+    return hook_run(drv->vm, &call, MIN(own_ms, timeout_ms), own_ms, error);
+}
+
+/* The checkpoint's disks as the hook saw them at create: the record's names, images and formats,
+ * the serials as registered now. */
+static GPtrArray *checkpoint_disks(const SpVm *vm, const SpCheckpoint *cp)
+{
+    g_autoptr(GPtrArray) registered = sp_vm_registered_disks(vm);
+    GPtrArray *disks = g_ptr_array_new_with_free_func((GDestroyNotify)sp_disk_free);
+    for (guint i = 0; i < cp->disks->len; i++) {
+        const SpCheckpointDisk *cd = g_ptr_array_index(cp->disks, i);
+        SpDisk *d = g_new0(SpDisk, 1);
+        d->name = g_strdup(cd->disk);
+        d->node = g_strdup(cd->node);
+        d->image = g_strdup(cd->image);
+        d->format = g_strdup(cd->image_format);
+        for (guint j = 0; registered != NULL && j < registered->len; j++) {
+            SpDisk *r = g_ptr_array_index(registered, j);
+            if (g_strcmp0(r->name, cd->disk) == 0)
+                d->serial = g_strdup(r->serial);
+        }
+        g_ptr_array_add(disks, d);
+    }
+    return disks;
+}
+
+gboolean sp_driver_hook_delete(const SpVm *vm, const SpCheckpoint *cp, GError **error)
+{
+    g_autoptr(GPtrArray) disks = checkpoint_disks(vm, cp);
+    HookCall call = {.action = "delete", .vm = vm->name, .checkpoint = cp->name,
+                     .op_id = cp->op_id, .disks = disks};
+    guint own_ms = hook_timeout_ms(vm);
+    return hook_run(vm, &call, own_ms, own_ms, error);
 }
 
 const SpDriverOps sp_driver_hook_ops = {

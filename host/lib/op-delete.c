@@ -883,6 +883,31 @@ static void collect_post_order(GPtrArray *cps, int64_t id, GArray *out)
     g_array_append_val(out, id);
 }
 
+/* A hook VM's checkpoint lives in the hook's storage: the hook deletes it (STILLPOINT_ACTION=
+ * delete), then the record goes. No journal: a run stopped in between leaves the record, and
+ * the next delete asks the hook again (which succeeds when the snapshot is already gone). */
+static gboolean delete_by_hook(SpStore *store, SpVm *vm, int64_t cp_id, const SpOpReport *report,
+                               GError **error)
+{
+    g_autofree char *ref = g_strdup_printf("#%" G_GINT64_FORMAT, cp_id);
+    g_autoptr(SpCheckpoint) cp = sp_op_find_checkpoint(store, vm, ref, error);
+    if (cp == NULL)
+        return FALSE;
+    sp_op_say(report, "deleting checkpoint '%s' (#%" G_GINT64_FORMAT ") by the VM's hook",
+              cp->name, cp->id);
+    if (!sp_driver_hook_delete(vm, cp, error)) {
+        g_prefix_error(error, "checkpoint '%s' is kept: ", cp->name);
+        return FALSE;
+    }
+    if (!sp_store_transaction_begin(store, error))
+        return FALSE;
+    if (!sp_store_checkpoint_remove(store, cp->id, error)) {
+        sp_store_transaction_rollback(store);
+        return FALSE;
+    }
+    return sp_store_transaction_commit(store, error);
+}
+
 gboolean sp_op_delete(SpStore *store, SpVm *vm, const char *ref, gboolean subtree,
                       const SpOpReport *report, GError **error)
 {
@@ -891,18 +916,23 @@ gboolean sp_op_delete(SpStore *store, SpVm *vm, const char *ref, gboolean subtre
     g_autoptr(GArray) order = g_array_new(FALSE, FALSE, sizeof(int64_t));
     g_autoptr(SpQmp) qmp = NULL;
     g_autoptr(SpLibvirt) lv = NULL;
+    gboolean hook = g_strcmp0(vm->driver, "hook") == 0;
 
-    if (cp == NULL || !sp_op_images_ours(vm, "merge", error))
-        return FALSE;
-    if ((cps = sp_store_checkpoint_list(store, vm->id, error)) == NULL)
-        return FALSE;
-    if (!sp_op_connect_qmp_if_running(vm, &qmp, error) ||
-        !sp_libvirt_open_if_running(vm, &lv, error))
+    if (cp == NULL || (cps = sp_store_checkpoint_list(store, vm->id, error)) == NULL)
         return FALSE;
     if (subtree)
         collect_post_order(cps, cp->id, order);
     else
         g_array_append_val(order, cp->id);
+    for (guint i = 0; hook && i < order->len; i++) {
+        if (!delete_by_hook(store, vm, g_array_index(order, int64_t, i), report, error))
+            return FALSE;
+    }
+    if (hook)
+        return TRUE;
+    if (!sp_op_connect_qmp_if_running(vm, &qmp, error) ||
+        !sp_libvirt_open_if_running(vm, &lv, error))
+        return FALSE;
     for (guint i = 0; i < order->len; i++) {
         if (!delete_one(store, vm, qmp, lv, g_array_index(order, int64_t, i), report, error))
             return FALSE;

@@ -559,8 +559,8 @@ gboolean sp_op_images_ours(const SpVm *vm, const char *what, GError **error)
         return TRUE;
     g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
                 "VM '%s' uses the hook driver: its checkpoints live in the hook's storage (LVM, "
-                "ZFS, a cloud API), which stillpoint cannot %s; do it there and remove the record "
-                "with 'stillpoint vm remove --force' if needed",
+                "ZFS, a cloud API), which stillpoint cannot %s; do it there ('checkpoint delete' "
+                "asks the hook to delete a checkpoint)",
                 vm->name, what);
     return FALSE;
 }

@@ -252,7 +252,13 @@ SpStore *sp_store_open(const char *path, GError **error)
                     "ALTER TABLE image_formats ADD COLUMN ino INTEGER; COMMIT;",
                     error))
         return NULL;
-    if (!sp_db_exec(store, "PRAGMA user_version = 7;", error))
+    /* Version 8: the journal entry that made a checkpoint (a hook's delete finds its snapshot by
+     * it); NULL for older records. */
+    if (sqlite3_exec(store->db, "SELECT op_id FROM checkpoints LIMIT 0", NULL, NULL, NULL) !=
+            SQLITE_OK &&
+        !sp_db_exec(store, "ALTER TABLE checkpoints ADD COLUMN op_id INTEGER;", error))
+        return NULL;
+    if (!sp_db_exec(store, "PRAGMA user_version = 8;", error))
         return NULL;
     return g_steal_pointer(&store);
 }
@@ -588,8 +594,8 @@ static gboolean checkpoint_add_locked(SpStore *store, SpCheckpoint *cp, int64_t 
     cp->parent = sqlite3_column_int64(cur, 0);
     ins = sp_db_prepare(store,
                      "INSERT INTO checkpoints (vm_id, parent, name, type, consistency, created, "
-                     "state, requested, reason, origin, made_by) "
-                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                     "state, requested, reason, origin, made_by, op_id) "
+                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                      error);
     if (ins == NULL)
         return FALSE;
@@ -607,6 +613,10 @@ static gboolean checkpoint_add_locked(SpStore *store, SpCheckpoint *cp, int64_t 
     sp_db_bind_text_or_null(ins, 9, cp->reason);
     sp_db_bind_text_or_null(ins, 10, cp->origin);
     sp_db_bind_text_or_null(ins, 11, cp->made_by);
+    if (op_id != 0)
+        sqlite3_bind_int64(ins, 12, op_id);
+    else
+        sqlite3_bind_null(ins, 12);
     if (!sp_db_step_done(store, ins, "recording checkpoint", error))
         return FALSE;
     cp->id = sqlite3_last_insert_rowid(store->db);
@@ -676,8 +686,8 @@ GPtrArray *sp_store_checkpoint_list(SpStore *store, int64_t vm_id, GError **erro
 {
     g_autoptr(SpStmt) stmt = sp_db_prepare(store,
                                         "SELECT id, vm_id, parent, name, type, consistency, "
-                                        "created, state, requested, reason, origin, made_by "
-                                        "FROM checkpoints WHERE vm_id = ? ORDER BY id",
+                                        "created, state, requested, reason, origin, made_by, "
+                                        "op_id FROM checkpoints WHERE vm_id = ? ORDER BY id",
                                         error);
     g_autoptr(GPtrArray) cps = g_ptr_array_new_with_free_func((GDestroyNotify)sp_checkpoint_free);
     int rc;
@@ -698,6 +708,7 @@ GPtrArray *sp_store_checkpoint_list(SpStore *store, int64_t vm_id, GError **erro
         cp->reason = col_text(stmt, 9);
         cp->origin = col_text(stmt, 10);
         cp->made_by = col_text(stmt, 11);
+        cp->op_id = sqlite3_column_int64(stmt, 12);
         cp->disks = g_ptr_array_new_with_free_func((GDestroyNotify)sp_checkpoint_disk_free);
         g_ptr_array_add(cps, cp);
     }

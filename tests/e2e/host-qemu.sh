@@ -383,6 +383,7 @@ hook)
   check "stuck hook killed at its deadline" grep -q "did not finish within 1000 ms" "$T/err"
   check "stuck hook: quickly" [ $(( $(date +%s) - start )) -lt 10 ]
   check "stuck hook: thawed" [ "$(agent_events)" = "freeze lease-ms 16000 thaw" ]
+  check "stuck hook: no record" [ "$(n_checkpoints vm3)" = 0 ]
   # An agent that grants a shorter lease than the hook's own deadline: the hook is killed before
   # the lease runs out (its deadline ends 3 s before it), not after the guest thawed by itself.
   start_agent --max-lease-ms 6000
@@ -394,6 +395,29 @@ hook)
   check "hook inside the lease: quickly" [ $(( $(date +%s) - start )) -lt 10 ]
   check "hook inside the lease: thawed by the host" [ "$(agent_events)" = "freeze lease-ms 6000 thaw" ]
   check "hook inside the lease: no record" [ "$(n_checkpoints vm4)" = 0 ]
+  # Delete: the hook is asked (STILLPOINT_ACTION=delete) with the operation that made the
+  # snapshot, then the record goes; a hook that fails keeps it. Its stdout stays off ours.
+  start_agent
+  register vm5 --agent "$T/agent.sock" --driver hook --hook-command \
+    "echo \"\$STILLPOINT_ACTION \$STILLPOINT_CHECKPOINT \$STILLPOINT_OPERATION \$STILLPOINT_DISKS\" >> '$T/actions'
+     echo hook-chatter-on-stdout
+     [ \"\$STILLPOINT_ACTION\" = create ] || [ ! -e '$T/refuse' ]"
+  "$SP" --json checkpoint create vm5 --name one >"$T/out" 2>"$T/err" || fail "hook create (json)"
+  check "hook stdout: not in --json output" jq -e '.name == "one"' "$T/out"
+  check "hook stdout: on stderr" grep -qx hook-chatter-on-stdout "$T/err"
+  "$SP" -q checkpoint create vm5 --name two || fail "hook create two"
+  op_one=$(sed -n 1p "$T/actions" | cut -d' ' -f3)
+  check "create: the hook got an operation" [ -n "$op_one" ]
+  touch "$T/refuse"
+  if "$SP" checkpoint delete vm5 one 2>"$T/err"; then fail "failing delete hook accepted"; fi
+  check "failing delete: clear error" grep -q "checkpoint 'one' is kept: .*hook command failed (exit status 1) on delete" "$T/err"
+  check "failing delete: record kept" [ "$(n_checkpoints vm5)" = 2 ]
+  rm "$T/refuse"
+  "$SP" -q checkpoint delete vm5 one || fail "hook delete"
+  check "delete: the hook was asked with create's operation" \
+    [ "$(tail -n 1 "$T/actions")" = "delete one $op_one vda vdb" ]
+  check "delete: the record is gone, the other kept" \
+    [ "$(list_json vm5 | jq -r '[.checkpoints[].name] | join(",")')" = two ]
   ;;
 hook-disks)
   # A hook VM without QMP: its disks are given at vm add, and passed to the hook.

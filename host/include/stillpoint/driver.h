@@ -149,6 +149,9 @@ extern const SpDriverOps sp_driver_hook_ops;
 extern const SpDriverOps sp_driver_libvirt_ops;
 
 #define SP_HOOK_DEFAULT_TIMEOUT_MS 30000
+/* Runs a hook VM's command with STILLPOINT_ACTION=delete for checkpoint cp (no freeze), under the
+ * VM's hook deadline; TRUE when it exited 0 (the snapshot is gone, or was already). */
+gboolean sp_driver_hook_delete(const SpVm *vm, const SpCheckpoint *cp, GError **error);
 #define SP_DRIVER_SNAPSHOT_MS_PER_DISK 2000
 /* How long the driver's snapshot of plan may take (snapshot_ms, or the per-disk default). */
 guint sp_driver_snapshot_ms(SpDriver *drv, const SpSnapshotPlan *plan);

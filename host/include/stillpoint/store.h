@@ -75,6 +75,7 @@ typedef struct {
     char *origin;         /* who asked, as retention sees it: SP_ORIGIN_*; NULL = "user" */
     char *made_by;        /* who made it, for people: "root (uid 0)", "uid 1000 through
                            * stillpointd", ...; may be NULL */
+    int64_t op_id;        /* the journal entry (ops.id) that made it; 0 = unknown (older) */
 } SpCheckpoint;
 
 /* A checkpoint's origin. Retention merges only the checkpoints of its schedule unless told. */
