@@ -178,7 +178,7 @@ static int cmd_vm_add(int argc, char **argv)
          "libvirt driver: the connection URI, e.g. qemu+ssh://host/system (default: libvirt's)",
          "URI"},
         {"hook-command", 0, 0, G_OPTION_ARG_STRING, &hook,
-         "hook driver: command run between freeze and thaw", "CMD"},
+         "hook driver: command run between freeze and thaw (and to delete)", "CMD"},
         {"hook-timeout", 0, 0, G_OPTION_ARG_INT, &hook_timeout,
          "hook driver: seconds the command may take (default 30)", "SECONDS"},
         {"disk", 0, 0, G_OPTION_ARG_STRING_ARRAY, &disk_specs,

@@ -14,7 +14,8 @@ would through ssh). Checked: the snapshot is a thin snapshot tagged for the VM a
 e2fsck -fn clean without replaying a journal, holding whole records up to the freeze and none
 after; a second checkpoint holds more while the first stays as it was; a failing snapshot
 (a second disk that is no thin volume) leaves no snapshot and no record; the guest is thawed
-every time.
+every time; with --json the hook's output stays off stdout; `checkpoint delete` has the hook
+remove the checkpoint's snapshot and no other, and succeeds when it is already gone.
 
   hook_lvm.py --guest DIR --storage-guest DIR --run-dir DIR --stillpoint BIN --workload-bin BIN
               --example PATH
@@ -196,7 +197,9 @@ def case_lvm_thin(c):
        f"{first['highest']} <= {after})")
 
     c.g.workload(f"wait {after + 20} 60000")
-    c.sp("checkpoint", "create", "web", "--name", "second")
+    r = c.sp("--json", "checkpoint", "create", "web", "--name", "second")
+    ok(json.loads(r.stdout)["name"] == "second" and "hook-lvm-thin: disk data:" in r.stderr,
+       "with --json the hook's own output goes to stderr, the document stays whole")
     ok(c.thawed(), "guest thawed after the second checkpoint")
     snaps2 = c.snapshots()
     ok(len(snaps2) == 2 and name in snaps2, "a second snapshot, the first kept")
@@ -223,6 +226,18 @@ def case_lvm_thin(c):
     ok(sorted(c.snapshots()) == sorted(snaps2), "the failed run left no snapshot behind")
     ok(c.checkpoints("two") == [], "the failed run recorded nothing")
     ok(c.g.workload("report")["last"] > after, "the workload wrote on throughout")
+
+    # Delete: the hook removes the checkpoint's snapshot (found by its tags), then the record
+    # goes; the other checkpoint's snapshot stays.
+    second_lv = next(n for n in snaps2 if n != name)
+    r = c.sp("checkpoint", "delete", "web", "first")
+    ok(f"hook-lvm-thin: removed spvg/{name}" in r.stderr, f"delete: the hook removed {name}")
+    ok(sorted(c.snapshots()) == [second_lv], "delete: the first snapshot is gone, the second kept")
+    ok([x["name"] for x in c.checkpoints("web")] == ["second"], "delete: the record is gone")
+    # Asked again after its snapshot went by hand (an interrupted delete): gone is success.
+    c.on_storage(f"lvm lvremove -qq -f -y spvg/{second_lv}", "remove the second by hand")
+    c.sp("checkpoint", "delete", "web", "second")
+    ok(c.checkpoints("web") == [], "delete of a snapshot already gone succeeds, the record goes")
 
 
 def boot_storage(a):
