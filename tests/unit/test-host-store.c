@@ -387,6 +387,7 @@ static void test_journal_done_with_checkpoint_atomically(void **state)
     g_autoptr(GPtrArray) open_ops = NULL;
     g_autoptr(GPtrArray) after = NULL;
     g_autoptr(SpOp) op = NULL;
+    g_autoptr(GPtrArray) cps = NULL;
     int64_t op_id = 0;
 
     assert_true(sp_store_op_begin(f->store, vm_id, "create", "{\"x\":1}", &op_id, &error));
@@ -401,6 +402,40 @@ static void test_journal_done_with_checkpoint_atomically(void **state)
     assert_int_equal(after->len, 0);
     op = sp_store_op_get(f->store, op_id, &error);
     assert_int_equal(op->state, SP_OP_DONE);
+    /* The checkpoint names the operation that made it (a hook's delete finds its snapshot so). */
+    cps = sp_store_checkpoint_list(f->store, vm_id, &error);
+    assert_int_equal(cps->len, 1);
+    assert_int_equal(((SpCheckpoint *)g_ptr_array_index(cps, 0))->op_id, op_id);
+}
+
+static void test_v6_store_gains_the_checkpoints_operation(void **state)
+{
+    Fixture *f = *state;
+    g_autoptr(GError) error = NULL;
+    int64_t vm_id = add_vm(f->store, "web");
+    g_autoptr(SpCheckpoint) a = make_checkpoint(vm_id, "a", "/img/base.qcow2", "/img/a.qcow2");
+    g_autoptr(SpCheckpoint) b = make_checkpoint(vm_id, "b", "/img/a.qcow2", "/img/b.qcow2");
+    g_autoptr(GPtrArray) cps = NULL;
+    sqlite3 *db = NULL;
+    int64_t op_id = 0;
+
+    assert_true(sp_store_checkpoint_add(f->store, a, 0, NULL, &error));
+    sp_store_close(f->store);
+    /* Back to version 6: checkpoints without their operation. */
+    assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, "ALTER TABLE checkpoints DROP COLUMN op_id; "
+                                      "PRAGMA user_version = 6;",
+                                  NULL, NULL, NULL),
+                     SQLITE_OK);
+    sqlite3_close(db);
+    f->store = sp_store_open(f->path, &error);
+    assert_non_null(f->store);
+    assert_true(sp_store_op_begin(f->store, vm_id, "create", "{}", &op_id, &error));
+    assert_true(sp_store_checkpoint_add(f->store, b, op_id, NULL, &error));
+    cps = sp_store_checkpoint_list(f->store, vm_id, &error);
+    assert_int_equal(cps->len, 2);
+    assert_int_equal(((SpCheckpoint *)g_ptr_array_index(cps, 0))->op_id, 0); /* unknown */
+    assert_int_equal(((SpCheckpoint *)g_ptr_array_index(cps, 1))->op_id, op_id);
 }
 
 static void test_journal_survives_reopen(void **state)
@@ -515,6 +550,8 @@ int main(void)
         cmocka_unit_test(test_vm_name_rejects_path_characters),
         cmocka_unit_test(test_checkpoint_name_limits),
         cmocka_unit_test_setup_teardown(test_checkpoints_form_a_tree_and_track_current, setup,
+                                        teardown),
+        cmocka_unit_test_setup_teardown(test_v6_store_gains_the_checkpoints_operation, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_journal_done_with_checkpoint_atomically, setup,
                                         teardown),
