@@ -418,6 +418,11 @@ hook)
     [ "$(tail -n 1 "$T/actions")" = "delete one $op_one vda vdb" ]
   check "delete: the record is gone, the other kept" \
     [ "$(list_json vm5 | jq -r '[.checkpoints[].name] | join(",")')" = two ]
+  # Retention of a hook VM goes through the same hook.
+  "$SP" -q checkpoint create vm5 --name three || fail "hook create three"
+  "$SP" -q checkpoint retention vm5 --keep 1 --all || fail "hook retention"
+  check "retention: the hook deleted the oldest" [ "$(tail -n 1 "$T/actions" | cut -d' ' -f1,2)" = "delete two" ]
+  check "retention: one kept" [ "$(list_json vm5 | jq -r '[.checkpoints[].name] | join(",")')" = three ]
   ;;
 hook-disks)
   # A hook VM without QMP: its disks are given at vm add, and passed to the hook.
