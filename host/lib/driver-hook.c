@@ -3,6 +3,7 @@
  * again to delete a checkpoint's snapshot. Its exit status decides success. */
 #include "stillpoint/driver.h"
 
+#include <fcntl.h>
 #include <gio/gio.h>
 #include <signal.h>
 #include <unistd.h>
@@ -125,11 +126,13 @@ static gboolean hook_run(const SpVm *vm, const HookCall *call, guint hook_ms, gu
     g_autoptr(GMainContext) ctx = g_main_context_new();
     g_autoptr(GSource) timer = NULL;
     HookWait w = {0};
-    int out = dup(STDERR_FILENO);
+    int out = fcntl(STDERR_FILENO, F_DUPFD_CLOEXEC, 3);
 
     hook_set_env(l, call);
     if (out >= 0)
         g_subprocess_launcher_take_stdout_fd(l, out);
+    else
+        g_subprocess_launcher_set_flags(l, G_SUBPROCESS_FLAGS_STDOUT_SILENCE);
     g_subprocess_launcher_set_child_setup(l, child_setup_cb, NULL, NULL);
     proc = g_subprocess_launcher_spawn(l, error, "/bin/sh", "-c", vm->hook_command, NULL);
     if (proc == NULL) {
