@@ -408,7 +408,7 @@ static void test_journal_done_with_checkpoint_atomically(void **state)
     assert_int_equal(((SpCheckpoint *)g_ptr_array_index(cps, 0))->op_id, op_id);
 }
 
-static void test_v6_store_gains_the_checkpoints_operation(void **state)
+static void test_v7_store_gains_the_checkpoints_operation(void **state)
 {
     Fixture *f = *state;
     g_autoptr(GError) error = NULL;
@@ -421,10 +421,10 @@ static void test_v6_store_gains_the_checkpoints_operation(void **state)
 
     assert_true(sp_store_checkpoint_add(f->store, a, 0, NULL, &error));
     sp_store_close(f->store);
-    /* Back to version 6: checkpoints without their operation. */
+    /* Back to version 7: checkpoints without their operation. */
     assert_int_equal(sqlite3_open(f->path, &db), SQLITE_OK);
     assert_int_equal(sqlite3_exec(db, "ALTER TABLE checkpoints DROP COLUMN op_id; "
-                                      "PRAGMA user_version = 6;",
+                                      "PRAGMA user_version = 7;",
                                   NULL, NULL, NULL),
                      SQLITE_OK);
     sqlite3_close(db);
@@ -551,7 +551,7 @@ int main(void)
         cmocka_unit_test(test_checkpoint_name_limits),
         cmocka_unit_test_setup_teardown(test_checkpoints_form_a_tree_and_track_current, setup,
                                         teardown),
-        cmocka_unit_test_setup_teardown(test_v6_store_gains_the_checkpoints_operation, setup,
+        cmocka_unit_test_setup_teardown(test_v7_store_gains_the_checkpoints_operation, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_journal_done_with_checkpoint_atomically, setup,
                                         teardown),
