@@ -471,6 +471,19 @@ static const char *quiesce_failure_hint(const CreateRun *run, const SpCreateOpti
     return "";
 }
 
+static void thaw_after_failed_freeze(CreateRun *run)
+{
+    g_autoptr(GError) local = NULL;
+    SpThawResult ignored;
+    if (!run->freeze_sent || run->agent == NULL)
+        return;
+    if (!thaw_guest(run, FALSE, &ignored, &local)) {
+        say(run, "WARNING: thawing the guest failed: %s; trying again on a new connection",
+            local->message);
+        thaw_by_new_connection(run, FALSE, &ignored);
+    }
+}
+
 /* Freeze per policy. Returns FALSE only when the checkpoint must not be made. */
 static gboolean quiesce(CreateRun *run, const SpCreateOptions *opts, guint lease_ms,
                         gboolean *ret_frozen, GError **error)
@@ -492,6 +505,10 @@ static gboolean quiesce(CreateRun *run, const SpCreateOptions *opts, guint lease
                                    run->vm->name, quiesce_failure_hint(run, opts));
         return FALSE;
     }
+    /* A freeze that failed late (a reply that timed out, a journal write after it) may still
+     * hold the guest, and a standard checkpoint does not thaw: thaw before going on. */
+    thaw_after_failed_freeze(run);
+    run->freeze_sent = FALSE;
     say(run, "WARNING: could not quiesce the guest (%s); making a %s checkpoint %s", local->message,
         run->policy == SP_QUIESCE_STANDARD ? "standard" : "crash-consistent",
         opts->fallback_if_possible ? "(a production checkpoint falls back to a standard one, as "
@@ -502,19 +519,6 @@ static gboolean quiesce(CreateRun *run, const SpCreateOptions *opts, guint lease
     run->plan->reason = g_strdup_printf("could not quiesce the guest: %s", local->message);
     payload = sp_snapshot_plan_to_json(run->plan);
     return sp_store_op_set_payload(run->store, run->plan->op_id, payload, error);
-}
-
-static void thaw_after_failed_freeze(CreateRun *run)
-{
-    g_autoptr(GError) local = NULL;
-    SpThawResult ignored;
-    if (!run->freeze_sent || run->agent == NULL)
-        return;
-    if (!thaw_guest(run, FALSE, &ignored, &local)) {
-        say(run, "WARNING: thawing the guest failed: %s; trying again on a new connection",
-            local->message);
-        thaw_by_new_connection(run, FALSE, &ignored);
-    }
 }
 
 SpCheckpoint *sp_coordinator_create(SpStore *store, SpVm *vm, const SpCreateOptions *opts,

@@ -255,6 +255,17 @@ agent-timeout)
   check "guest not frozen at the end" [ "$(agent_events | awk '{print $NF}')" = thaw ]
   check "no stray overlay" [ "$(n_images)" = 2 ]
   check "no record" [ "$(n_checkpoints vm1)" = 0 ]
+  # production (the default) falls back to a standard checkpoint: the late freeze of a stock
+  # qemu-ga (no lease) must be thawed before the VM's state is saved, or it stays frozen.
+  rm -f "$T/agent.log"
+  start_agent --qga --freeze-delay-ms 2500
+  STILLPOINT_AGENT_FREEZE_TIMEOUT_MS=800 "$SP" checkpoint create vm1 >"$T/out" 2>"$T/err" \
+    || { cat "$T/err"; fail "production falls back to standard"; }
+  check "fell back to a standard checkpoint" \
+    [ "$(list_json vm1 | jq -r '.checkpoints[0].type')" = standard ]
+  sleep 3  # the agent's late freeze has landed by now
+  check "the late freeze was thawed before the fallback" log_has_order freeze thaw
+  check "guest not frozen after the fallback" [ "$(agent_events | awk '{print $NF}')" = thaw ]
   ;;
 qga)
   start_qemu; start_agent --qga
