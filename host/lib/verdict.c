@@ -1,8 +1,10 @@
-/* verdict: application- or crash-consistent, and why. The guest's lists are mapped onto the
- * checkpoint's disks through the disks' serials (guest-get-fsinfo's "serial", the host's
- * device property). Where the host cannot tell which disk a filesystem is on, an unfrozen one
- * counts against the verdict: "application-consistent" is never claimed on a guess. */
+/* verdict: application- or crash-consistent, and why. Every filesystem the guest lists must be
+ * frozen for the whole window; the disks' serials (guest-get-fsinfo's "serial", the host's
+ * device property) only name the disk in the reason. "application-consistent" is never claimed
+ * on a guess, e.g. that a filesystem lies on a disk the checkpoint does not hold. */
 #include "stillpoint/verdict.h"
+
+#include <string.h>
 
 #include "stillpoint/driver.h"
 #include "stillpoint/guest-text.h"
@@ -84,31 +86,31 @@ static gboolean covered(const SpJson *reply, const char *mountpoint)
            frozen_by_reply(reply, sp_json_object_get_string(skip, "primary"));
 }
 
-/* The checkpointed disk fs lives on, or NULL; *ret_unknown when that cannot be told (a disk
- * without a serial on either side, or a filesystem the guest names no disk for). */
-static const SpPlanDisk *disk_of(const GPtrArray *disks, const SpJson *fs, gboolean *ret_unknown)
+/* virtio-blk shows the guest at most this many bytes of the host's serial. */
+#define VIRTIO_BLK_SERIAL_MAX 20
+
+static gboolean serial_matches(const char *host, const char *guest)
+{
+    if (host == NULL || host[0] == '\0' || guest == NULL || guest[0] == '\0')
+        return FALSE;
+    return strcmp(host, guest) == 0 ||
+           (strlen(guest) == VIRTIO_BLK_SERIAL_MAX && g_str_has_prefix(host, guest));
+}
+
+/* The checkpointed disk fs lives on, for the message; NULL when the serials do not say (none
+ * on either side, or one the host does not know). */
+static const SpPlanDisk *disk_of(const GPtrArray *disks, const SpJson *fs)
 {
     const SpJson *under = sp_json_object_get(fs, "disk");
-    gboolean unknown = sp_json_array_len(under) == 0;
 
-    for (guint i = 0; i < disks->len; i++) {
-        const SpPlanDisk *pd = g_ptr_array_index(disks, i);
-        if (pd->disk->serial == NULL || pd->disk->serial[0] == '\0')
-            unknown = TRUE;
-    }
     for (size_t j = 0; j < sp_json_array_len(under); j++) {
         const char *serial = sp_json_object_get_string(sp_json_array_get(under, j), "serial");
-        if (serial == NULL || serial[0] == '\0') {
-            unknown = TRUE;
-            continue;
-        }
         for (guint i = 0; i < disks->len; i++) {
             const SpPlanDisk *pd = g_ptr_array_index(disks, i);
-            if (g_strcmp0(pd->disk->serial, serial) == 0)
+            if (serial_matches(pd->disk->serial, serial))
                 return pd;
         }
     }
-    *ret_unknown = unknown;
     return NULL;
 }
 
@@ -124,7 +126,8 @@ static char *not_frozen(const SpJson *reply, const SpJson *fs, const SpPlanDisk 
     g_autofree char *where = pd != NULL ? g_strdup_printf("on disk %s", pd->disk->name)
                              : all ? g_strdup("on the guest's disks")
                                    : g_strdup("on a disk the host cannot tell apart from the "
-                                              "checkpoint's (no serial)");
+                                              "checkpoint's (no serial, or one it does not "
+                                              "know)");
 
     return g_strdup_printf("filesystem %s (%s) %s was not frozen: %s", mp_shown, type_shown,
                            where, why_shown);
@@ -153,15 +156,13 @@ char *sp_verdict_coverage(const GPtrArray *disks, const SpJson *fsinfo, const Sp
         return coverage_by_count(fsinfo, n_frozen);
     for (size_t i = 0; i < sp_json_array_len(fsinfo); i++) {
         const SpJson *fs = sp_json_array_get(fsinfo, i);
-        gboolean unknown = FALSE;
-        const SpPlanDisk *pd;
 
-        if (covered(reply, sp_json_object_get_string(fs, "mountpoint")))
-            continue;
-        pd = disks != NULL ? disk_of(disks, fs, &unknown) : NULL;
-        if (disks == NULL || pd != NULL || unknown)
-            return not_frozen(reply, fs, pd, disks == NULL);
-        /* On a disk this checkpoint does not hold. */
+        /* Every unfrozen filesystem counts, also one whose serial matches none of the
+         * checkpoint's disks: a serial can be shown differently in the guest (virtio-scsi's
+         * wwid), so "not ours" cannot be proven from it. */
+        if (!covered(reply, sp_json_object_get_string(fs, "mountpoint")))
+            return not_frozen(reply, fs, disks != NULL ? disk_of(disks, fs) : NULL,
+                              disks == NULL);
     }
     return NULL;
 }
