@@ -134,8 +134,10 @@ void sp_cli_print_checkpoint_show(const SpJson *doc, gboolean json)
            requested != NULL ? " (asked: " : "", requested != NULL ? requested : "",
            requested != NULL ? ")" : "");
     printf("  %-12s %s-consistent\n", "consistency:", string_or(doc, "consistency", ""));
-    if (reason != NULL)
-        printf("  %-12s %s\n", "reason:", reason);
+    if (reason != NULL) {
+        g_autofree char *shown = sp_guest_text(reason); /* it quotes the guest */
+        printf("  %-12s %s\n", "reason:", shown);
+    }
     printf("  %-12s %s\n", "created:", when);
     printf("  %-12s %s, asked by %s\n", "made by:", string_or(doc, "made-by", "(not recorded)"),
            string_or(doc, "origin", "user"));

@@ -397,7 +397,11 @@ gboolean sp_agent_thaw(SpAgent *agent, const SpFreezeResult *freeze, SpThawResul
         r.epoch = sp_json_object_get_int(reply, "epoch", 0);
         if (sp_json_object_get_string(reply, "reason") != NULL) {
             g_autofree char *why = sp_guest_text(sp_json_object_get_string(reply, "reason"));
+            const char *valid_end;
             g_strlcpy(r.reason, why, sizeof(r.reason));
+            /* Cut on a character boundary: the reason goes into D-Bus strings and the store. */
+            if (!g_utf8_validate(r.reason, -1, &valid_end))
+                r.reason[valid_end - r.reason] = '\0';
         }
     } else {
         /* qemu-ga never thaws on its own; if it still says frozen, the freeze held. */

@@ -107,6 +107,34 @@ static void test_stillpoint_agent_gets_leased_freeze_and_epoch_thaw(void **state
     fake_agent_stop(fake);
 }
 
+/* A thaw reason whose 47th and 48th bytes are one character. */
+static char *long_reason_handler(const char *execute, const SpJson *args, guint *delay_ms)
+{
+    if (g_strcmp0(execute, "stillpoint-thaw") == 0)
+        return g_strdup("{\"return\": {\"epoch\": 42, \"consistent\": false, \"reason\": "
+                        "\"aaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaaa\u00e9tc\"}}\n");
+    return stillpoint_handler(execute, args, delay_ms);
+}
+
+static void test_a_long_thaw_reason_is_cut_on_a_character(void **state)
+{
+    FakeAgent *fake = fake_agent_start(long_reason_handler);
+    g_autoptr(GError) error = NULL;
+    SpAgent *agent = sp_agent_connect(fake_agent_path(fake), 2000, &error);
+    SpFreezeResult fr = {0};
+    SpThawResult tr = {0};
+
+    assert_non_null(agent);
+    assert_true(sp_agent_freeze(agent, 17000, &fr, &error));
+    assert_true(sp_agent_thaw(agent, &fr, &tr, &error));
+    /* Valid UTF-8 (it goes into D-Bus strings and the store): the half character is dropped. */
+    assert_true(g_utf8_validate(tr.reason, -1, NULL));
+    assert_int_equal(strlen(tr.reason), 46);
+    sp_freeze_result_clear(&fr);
+    sp_agent_free(agent);
+    fake_agent_stop(fake);
+}
+
 static char *flushing_handler(const char *execute, const SpJson *args, guint *delay_ms)
 {
     if (g_strcmp0(execute, "stillpoint-capabilities") == 0)
@@ -325,6 +353,7 @@ int main(void)
         cmocka_unit_test(test_a_late_sync_answer_is_not_taken_for_the_next_reply),
         cmocka_unit_test(test_after_a_timeout_the_next_commands_wait_briefly_until_the_agent_answers),
         cmocka_unit_test(test_stillpoint_agent_gets_leased_freeze_and_epoch_thaw),
+        cmocka_unit_test(test_a_long_thaw_reason_is_cut_on_a_character),
         cmocka_unit_test(test_flush_is_known_from_the_capabilities),
         cmocka_unit_test(test_freeze_without_epoch_is_refused),
         cmocka_unit_test(test_timeout_resyncs_so_late_reply_is_not_taken_for_the_next),
