@@ -253,6 +253,11 @@ static gboolean plan_create(CreateRun *run, const SpCreateOptions *opts, GError 
         return FALSE;
     if (!plan_state_file(run, opts, error))
         return FALSE;
+    /* The chain's formats and identities checked (and recorded) before anything is journaled
+     * or frozen: an image swapped outside stillpoint is refused now, not after the snapshot,
+     * when the journal could only record it again and again. */
+    if (!sp_plan_record_formats(run->store, run->vm->id, run->plan, error))
+        return FALSE;
     payload = sp_snapshot_plan_to_json(run->plan);
     /* Intent before any image is touched: a crash from here on is found by recovery. */
     if (!sp_store_op_begin(run->store, run->vm->id, "create", payload, &run->plan->op_id, error))

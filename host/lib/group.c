@@ -237,7 +237,8 @@ static Member *member_open(SpStore *store, const char *vm_name, const char *cp_n
     m->plan->requested = g_strdup("production-only");
     m->plan->origin = g_strdup(SP_ORIGIN_USER);
     m->plan->made_by = made_by != NULL ? g_strdup(made_by) : sp_checkpoint_made_by_self();
-    if (!m->driver->ops->plan(m->driver, m->plan, m->vm->overlay_dir, error))
+    if (!m->driver->ops->plan(m->driver, m->plan, m->vm->overlay_dir, error) ||
+        !sp_plan_record_formats(store, m->vm->id, m->plan, error)) /* before the journal */
         goto fail;
     payload = sp_snapshot_plan_to_json(m->plan);
     if (!sp_store_op_begin(store, m->vm->id, "create", payload, &m->plan->op_id, error))

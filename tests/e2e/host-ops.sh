@@ -318,6 +318,16 @@ image-swap)
   # Issue 15 item 3: an image path that changes outside stillpoint between two commands is
   # refused, not followed: the file it now names is neither read nor written.
   start_qemu; register vm1; three_states
+  # A lower layer of the running chain replaced by a copy: create refuses before it journals or
+  # freezes anything (after the snapshot, the record could only fail again at every next run).
+  mv "$T/img/a.qcow2" "$T/a.orig"; cp -p "$T/a.orig" "$T/img/a.qcow2"
+  if "$SP" checkpoint create vm1 --type crash --name C 2>"$T/err"; then
+    fail "create on a replaced lower layer"
+  fi
+  check "create: refused, the file was replaced" \
+    grep -q "image path changed outside stillpoint: $T/img/a.qcow2 is no longer the file" "$T/err"
+  check "create: nothing recorded or pending" [ "$(n_checkpoints vm1) $(pending_ops)" = "2 0" ]
+  mv -f "$T/a.orig" "$T/img/a.qcow2"
   settle; stop_qemu
   qemu-img create -q -f qcow2 "$T/other.qcow2" 64M
   qemu-io -f qcow2 -c "write -P 0x77 0 1M" "$T/other.qcow2" >/dev/null
