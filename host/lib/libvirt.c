@@ -486,7 +486,7 @@ static gboolean wait_job(SpLibvirt *lv, const char *target, SpLibvirtProgress pr
             deadline = g_get_monotonic_time() + (gint64)deadline_ms * 1000;
         }
         if (g_get_monotonic_time() >= deadline) {
-            virDomainBlockJobAbort(lv->dom, target, 0);
+            virDomainBlockJobAbort(lv->dom, target, VIR_DOMAIN_BLOCK_JOB_ABORT_ASYNC); /* never waits */
             g_set_error(error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
                         "disk %s: the block job did not finish within its deadline of %u s and "
                         "was cancelled; running the operation again goes on from where it "

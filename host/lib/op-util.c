@@ -170,12 +170,23 @@ static gboolean read_some(int fd, GString *into, gsize cap, ProgressParse *pp, g
     return TRUE;
 }
 
+#define REAP_WAIT_US (10 * G_USEC_PER_SEC)
+
 /* Kills qemu-img at the deadline: a FIFO for a backing file, a stuck NFS mount or a huge copy
- * must not hold the VM lock forever. */
-static void kill_and_reap(GSubprocess *proc)
+ * must not hold the VM lock forever. Waits a bounded time for it to go: a process in I/O that
+ * cannot be interrupted (a hard NFS mount) ignores SIGKILL until the I/O ends; it is then left
+ * to GLib's child watch. FALSE when it has not gone. */
+static gboolean kill_and_reap(GSubprocess *proc)
 {
+    gint64 until = g_get_monotonic_time() + REAP_WAIT_US;
+
     g_subprocess_force_exit(proc);
-    g_subprocess_wait(proc, NULL, NULL);
+    while (g_subprocess_get_identifier(proc) != NULL) {
+        if (g_get_monotonic_time() >= until)
+            return FALSE;
+        g_usleep(10000);
+    }
+    return TRUE;
 }
 
 gboolean sp_op_qemu_img_run(const SpOpReport *report, const char *disk, const char *const *argv,
@@ -210,20 +221,27 @@ gboolean sp_op_qemu_img_run(const SpOpReport *report, const char *disk, const ch
                                 {.fd = err_eof ? -1 : err_fd, .events = POLLIN}};
         if (left <= 0) {
             g_autofree char *cmd = g_strjoinv(" ", (char **)args->pdata);
-            kill_and_reap(proc);
+            gboolean gone = kill_and_reap(proc);
             g_set_error(error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
-                        "%s did not finish within its deadline of %u s and was killed (a "
+                        "%s did not finish within its deadline of %u s and was killed%s (a "
                         "backing file that is a FIFO or on a hung mount? the deadline is set "
                         "with " SP_IMAGE_TIMEOUT_ENV ")",
-                        cmd, timeout_ms / 1000 > 0 ? timeout_ms / 1000 : 1);
+                        cmd, timeout_ms / 1000 > 0 ? timeout_ms / 1000 : 1,
+                        gone ? "" : ", but it has not exited yet (I/O that cannot be "
+                                    "interrupted); it is left behind");
             return FALSE;
         }
         if (out_eof && err_eof) {
             g_usleep(5000); /* both pipes closed: the child is exiting */
             continue;
         }
-        if (poll(fds, 2, (int)MIN(left / 1000 + 1, 1000)) < 0 && errno != EINTR)
-            break;
+        if (poll(fds, 2, (int)MIN(left / 1000 + 1, 1000)) < 0 && errno != EINTR) {
+            int errsv = errno;
+            kill_and_reap(proc);
+            g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errsv),
+                        "reading qemu-img's output: %s", g_strerror(errsv));
+            return FALSE;
+        }
         if (!out_eof && (fds[0].revents & (POLLIN | POLLHUP | POLLERR)))
             read_some(out_fd, ret_out != NULL ? out : NULL, 64 << 20,
                       with_progress ? &pp : NULL, &out_eof);
