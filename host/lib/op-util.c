@@ -335,9 +335,16 @@ gboolean sp_op_chain_check(SpStore *store, const SpVm *vm, const SpImg *top, GEr
         if (l.backing != NULL) {
             next = resolve_backing(path, l.backing);
             expected = sp_store_image_format(store, vm->id, next, NULL);
-            /* A layer the store knows is opened next: it must be the recorded file. */
-            if (expected != NULL && (!sp_image_dir_check_for(next, error) ||
-                                     !sp_store_image_check(store, vm->id, next, error))) {
+            /* The layer opened next must be one the store recorded for this VM (every layer
+             * of a chain is, when it enters it), and still the recorded file: a header
+             * rewritten to name another file (whoever can write the image) is not followed. */
+            if (expected == NULL)
+                g_set_error(error, G_IO_ERROR, G_IO_ERROR_PERMISSION_DENIED,
+                            "image %s names %s as its backing file, which is not an image "
+                            "stillpoint recorded for VM '%s'; refusing to open it",
+                            path, next, vm->name);
+            if (expected == NULL || !sp_image_dir_check_for(next, error) ||
+                !sp_store_image_check(store, vm->id, next, error)) {
                 sp_img_layer_clear(&l);
                 g_prefix_error(error, "checking the chain of %s: ", top->path);
                 return FALSE;

@@ -539,20 +539,31 @@ deadlines)
   check "and it finished the interrupted delete" [ "$(list_json vm1 | jq -r '[.checkpoints[].name] | join(",")')" = B ]
   check "B and the present hold every record they held" b_and_present_intact
   stop_qemu
-  # B is the root now, its image a.qcow2: someone points it at a FIFO (-F raw, so the chain
-  # check lets it through to the open that blocks).
+  # B is the root now, its image a.qcow2: someone points it at a FIFO (-F raw). The chain check
+  # refuses a backing file stillpoint did not record, before anything opens it.
   mkfifo "$T/img/fifo"
   qemu-img rebase -u -f qcow2 -b "$T/img/fifo" -F raw "$T/img/a.qcow2"
-  t0=$(date +%s)
-  if STILLPOINT_TEST_QEMU_IMG_TIMEOUT_MS=2000 \
-       "$SP" checkpoint export vm1 B "$T/export" 2>"$T/err"; then
+  if timeout 60 "$SP" checkpoint export vm1 B "$T/export" 2>"$T/err"; then
     fail "export through a FIFO finished"
+  fi
+  check "a backing file stillpoint did not record is refused" \
+    grep -q "names $T/img/fifo as its backing file, which is not an image stillpoint recorded" "$T/err"
+  qemu-img rebase -u -f qcow2 -b "" "$T/img/a.qcow2"
+  # A qemu-img that never finishes (a hung mount; here one that sleeps) is killed at its deadline.
+  mkdir -p "$T/bin"
+  printf '#!/bin/sh\ncase " $* " in *" convert "*) exec sleep 600;; esac\nexec %s "$@"\n' \
+    "$(command -v qemu-img)" >"$T/bin/qemu-img"
+  chmod +x "$T/bin/qemu-img"
+  t0=$(date +%s)
+  if PATH="$T/bin:$PATH" STILLPOINT_TEST_QEMU_IMG_TIMEOUT_MS=2000 \
+       "$SP" checkpoint export vm1 B "$T/export" 2>"$T/err"; then
+    fail "a qemu-img that never finishes finished"
   fi
   t=$(( $(date +%s) - t0 ))
   check "the blocked qemu-img is killed with a clear error" \
-    grep -q "did not finish within its deadline of 2 s and was killed" "$T/err"
+    grep -q "did not finish within its deadline of 2 s and was killed (" "$T/err"
   check "within the deadline (${t} s)" [ "$t" -lt 30 ]
-  check "no qemu-img left behind" bash -c "! pgrep -f '[q]emu-img.*$T/img/fifo' >/dev/null"
+  check "no qemu-img left behind" bash -c "! pgrep -f '[s]leep 600' >/dev/null"
   check "the lock is released: the next command works" "$SP" -q checkpoint list vm1
   check "the export left no partial file" [ -z "$(ls -A "$T/export" 2>/dev/null)" ]
   ;;
