@@ -291,7 +291,7 @@ void sp_freeze_result_clear(SpFreezeResult *result)
 
 /* The guest's filesystems and the disks under them, while it still runs (guest-get-fsinfo is
  * refused while frozen). A failure only costs the verdict: it is kept for its reason. */
-static void read_fsinfo(SpAgent *agent, SpFreezeResult *r)
+void sp_agent_read_fsinfo(SpAgent *agent, SpFreezeResult *r)
 {
     g_autoptr(GError) local = NULL;
     r->fsinfo = sp_agent_execute(agent, "guest-get-fsinfo", NULL, SP_AGENT_FSINFO_TIMEOUT_MS,
@@ -309,7 +309,12 @@ gboolean sp_agent_freeze(SpAgent *agent, guint lease_ms, SpFreezeResult *ret, GE
     g_autoptr(SpJson) reply = NULL;
     SpFreezeResult r = {0};
 
-    read_fsinfo(agent, &r);
+    if (ret->fsinfo != NULL || ret->fsinfo_error != NULL) { /* read ahead by the caller */
+        r.fsinfo = g_steal_pointer(&ret->fsinfo);
+        r.fsinfo_error = g_steal_pointer(&ret->fsinfo_error);
+    } else {
+        sp_agent_read_fsinfo(agent, &r);
+    }
     if (agent->stillpoint) {
         g_autoptr(SpJson) args = sp_json_new_object();
         gint64 lease = lease_ms;

@@ -297,14 +297,18 @@ static gpointer thaw_cb(gpointer data)
     return NULL;
 }
 
-/* stillpoint-flush where the agent has it: syncfs now, while the guest runs, so the freeze that
- * follows has little left to write. A failure costs nothing but time: the freeze flushes. */
+/* Before the freezes: stillpoint-flush where the agent has it (syncfs now, while the guest runs,
+ * so the freeze that follows has little left to write; a failure costs nothing but time), and
+ * guest-get-fsinfo for the verdict. */
 static gpointer flush_cb(gpointer data)
 {
     Member *m = data;
     guint flushed = 0;
     if (sp_agent_has_command(m->agent, "stillpoint-flush"))
         sp_agent_flush(m->agent, &flushed, NULL);
+    /* Before any freeze, so that the freezes go out together (a slow guest-get-fsinfo of one
+     * member would otherwise delay its freeze behind the others'). */
+    sp_agent_read_fsinfo(m->agent, &m->freeze);
     return NULL;
 }
 

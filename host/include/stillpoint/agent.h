@@ -76,8 +76,11 @@ SpJson *sp_agent_execute(SpAgent *agent, const char *command, SpJson *arguments,
 gboolean sp_agent_sync(SpAgent *agent, guint timeout_ms, GError **error);
 
 /* Asks guest-get-fsinfo (for the verdict; its failure is kept in ret, not an error), then
- * freezes. *ret is filled on success only; clear it with sp_freeze_result_clear. */
+ * freezes. *ret is filled on success only; clear it with sp_freeze_result_clear. When
+ * sp_agent_read_fsinfo already filled ret (a group reads every member's before any freeze, so
+ * that the freezes go out together), that answer is used. */
 gboolean sp_agent_freeze(SpAgent *agent, guint lease_ms, SpFreezeResult *ret, GError **error);
+void sp_agent_read_fsinfo(SpAgent *agent, SpFreezeResult *ret);
 gboolean sp_agent_thaw(SpAgent *agent, const SpFreezeResult *freeze, SpThawResult *ret,
                        GError **error);
 /* stillpoint-flush: syncfs every filesystem the freeze would freeze, without freezing, so that
