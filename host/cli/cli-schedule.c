@@ -1,10 +1,13 @@
 /* The stillpoint CLI's schedules and retention: "checkpoint retention VM --keep N" merges away the
- * oldest checkpoints beyond N; "schedule create VM" writes a systemd timer and service that make a checkpoint on
- * a calendar and then apply the retention. */
+ * oldest checkpoints beyond N; "schedule create VM" writes a systemd timer and service that make a
+ * checkpoint on a calendar and then apply the retention, and enables the timer when systemd runs;
+ * "schedule list" shows each timer's next and last run and the last run's result (systemctl
+ * show); "schedule remove VM" disables the timer and deletes both units. */
 #include "cli-schedule.h"
 
 #include <gio/gio.h>
 #include <glib/gstdio.h>
+#include <errno.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -121,6 +124,8 @@ fail:
     return 1;
 }
 
+/* ---- calendar ---- */
+
 #define CALENDAR_MAX 256
 #define CALENDAR_CHECK_TIMEOUT_MS 5000
 
@@ -213,6 +218,139 @@ static gboolean calendar_valid(const char *spec, GError **error)
     return TRUE;
 }
 
+/* ---- systemctl ---- */
+
+#define SYSTEM_UNIT_DIR "/etc/systemd/system"
+#define UNIT_PREFIX "stillpoint-checkpoint-"
+#define UNIT_MARK "# Written by 'stillpoint schedule'.\n"
+/* systemctl answers at once, or waits for a job (enable --now starts the timer, not the
+ * checkpoint); a hung manager must not hang the CLI. */
+#define SYSTEMCTL_TIMEOUT_S 30
+
+/* systemd runs as the init system (as sd_booted() decides). */
+static gboolean systemd_running(void)
+{
+    return g_file_test("/run/systemd/system", G_FILE_TEST_IS_DIR);
+}
+
+typedef struct {
+    GMainLoop *loop;
+    GAsyncResult *result;
+    gboolean timed_out;
+} Wait;
+
+static void communicated_cb(GObject *source, GAsyncResult *res, gpointer data)
+{
+    Wait *w = data;
+    w->result = g_object_ref(res);
+    g_main_loop_quit(w->loop);
+}
+
+static gboolean deadline_cb(gpointer data)
+{
+    Wait *w = data;
+    w->timed_out = TRUE;
+    g_main_loop_quit(w->loop);
+    return G_SOURCE_REMOVE;
+}
+
+/* Runs systemctl ARGS with a deadline; its stdout in *ret_out (may be NULL). A nonzero exit is
+ * an error that carries systemctl's message. */
+static gboolean systemctl(const char *const *args, char **ret_out, GError **error)
+{
+    g_autoptr(GPtrArray) argv = g_ptr_array_new();
+    g_autoptr(GMainContext) ctx = g_main_context_new();
+    g_autoptr(GCancellable) cancel = g_cancellable_new();
+    g_autoptr(GSubprocess) proc = NULL;
+    g_autoptr(GSource) timer = NULL;
+    g_autofree char *out = NULL, *err = NULL, *cmd = NULL;
+    Wait w = {0};
+    gboolean ok;
+
+    g_ptr_array_add(argv, (gpointer) "systemctl");
+    for (guint i = 0; args[i] != NULL; i++)
+        g_ptr_array_add(argv, (gpointer)args[i]);
+    g_ptr_array_add(argv, NULL);
+    cmd = g_strjoinv(" ", (char **)argv->pdata);
+    proc = g_subprocess_newv((const char *const *)argv->pdata,
+                             G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE,
+                             error);
+    if (proc == NULL) {
+        g_prefix_error(error, "cannot run systemctl: ");
+        return FALSE;
+    }
+    g_main_context_push_thread_default(ctx);
+    w.loop = g_main_loop_new(ctx, FALSE);
+    timer = g_timeout_source_new_seconds(SYSTEMCTL_TIMEOUT_S);
+    g_source_set_callback(timer, deadline_cb, &w, NULL);
+    g_source_attach(timer, ctx);
+    g_subprocess_communicate_utf8_async(proc, NULL, cancel, communicated_cb, &w);
+    g_main_loop_run(w.loop);
+    if (w.result == NULL) {
+        /* Past the deadline: kill it, and let the cancelled read finish before we return. */
+        g_subprocess_force_exit(proc);
+        g_cancellable_cancel(cancel);
+        while (w.result == NULL)
+            g_main_context_iteration(ctx, TRUE);
+    }
+    g_source_destroy(timer);
+    ok = g_subprocess_communicate_utf8_finish(proc, w.result, &out, &err, NULL);
+    g_clear_object(&w.result);
+    g_main_loop_unref(w.loop);
+    g_main_context_pop_thread_default(ctx);
+    if (w.timed_out) {
+        g_subprocess_wait(proc, NULL, NULL);
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT,
+                    "%s did not finish within %d s and was killed", cmd, SYSTEMCTL_TIMEOUT_S);
+        return FALSE;
+    }
+    if (!ok || !g_subprocess_get_if_exited(proc) || g_subprocess_get_exit_status(proc) != 0) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "%s failed: %s", cmd,
+                    err != NULL && *g_strstrip(err) != '\0' ? err : "no message");
+        return FALSE;
+    }
+    if (ret_out != NULL)
+        *ret_out = g_steal_pointer(&out);
+    return TRUE;
+}
+
+/* `systemctl show` of UNIT's properties, as a table of NAME -> value. */
+static GHashTable *unit_show(const char *unit, const char *props, GError **error)
+{
+    const char *args[] = {"show", "--timestamp=unix", "-p", props, unit, NULL};
+    g_autoptr(GHashTable) table = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, g_free);
+    g_autofree char *out = NULL;
+    g_auto(GStrv) lines = NULL;
+
+    if (!systemctl(args, &out, error))
+        return NULL;
+    lines = g_strsplit(out, "\n", -1);
+    for (guint i = 0; lines[i] != NULL; i++) {
+        char *eq = strchr(lines[i], '=');
+        if (eq != NULL)
+            g_hash_table_insert(table, g_strndup(lines[i], (gsize)(eq - lines[i])),
+                                g_strdup(eq + 1));
+    }
+    return g_steal_pointer(&table);
+}
+
+/* A timestamp of systemctl show --timestamp=unix ("@SECONDS"; empty or "n/a" when there is none)
+ * as ISO 8601 UTC, or NULL. */
+static char *unix_timestamp_iso(const char *value)
+{
+    g_autoptr(GDateTime) t = NULL;
+    gint64 seconds;
+    char *end = NULL;
+    if (value == NULL || value[0] != '@')
+        return NULL;
+    seconds = g_ascii_strtoll(value + 1, &end, 10);
+    if (end == value + 1 || seconds <= 0 || (t = g_date_time_new_from_unix_utc(seconds)) == NULL)
+        return NULL;
+    return g_date_time_format(t, "%Y-%m-%dT%H:%M:%SZ");
+}
+
+/* ---- units ---- */
+
 /* systemd unit text; every argument is quoted for systemd's command-line parser. */
 static char *unit_quote(const char *s)
 {
@@ -228,23 +366,28 @@ static char *unit_quote(const char *s)
     return g_string_free(g_steal_pointer(&out), FALSE);
 }
 
+static char *unit_name(const char *vm, const char *suffix)
+{
+    return g_strdup_printf(UNIT_PREFIX "%s.%s", vm, suffix);
+}
+
 static gboolean write_units(const char *dir, const char *vm, const char *calendar, int keep,
-                            const char *store_path, char **ret_timer, GError **error)
+                            const char *store_path, GError **error)
 {
     g_autofree char *self = g_file_read_link("/proc/self/exe", NULL);
     g_autofree char *exe = unit_quote(self != NULL ? self : "stillpoint");
     g_autofree char *store = unit_quote(store_path);
     g_autofree char *qvm = unit_quote(vm);
-    g_autofree char *base = g_strdup_printf("stillpoint-checkpoint-%s", vm);
-    g_autofree char *service = g_strdup_printf("%s/%s.service", dir, base);
-    g_autofree char *timer = g_strdup_printf("%s/%s.timer", dir, base);
+    g_autofree char *service_name = unit_name(vm, "service"), *timer_name = unit_name(vm, "timer");
+    g_autofree char *service = g_build_filename(dir, service_name, NULL);
+    g_autofree char *timer = g_build_filename(dir, timer_name, NULL);
     g_autofree char *retention = keep >= 0 ? g_strdup_printf(
                                                  "ExecStartPost=%s --store %s checkpoint retention %s "
                                                  "--keep %d\n",
                                                  exe, store, qvm, keep)
                                            : g_strdup("");
     g_autofree char *service_text = g_strdup_printf(
-        "# Written by 'stillpoint schedule'.\n"
+        UNIT_MARK
         "[Unit]\n"
         "Description=stillpoint: production checkpoint of VM %s\n"
         "\n"
@@ -253,7 +396,7 @@ static gboolean write_units(const char *dir, const char *vm, const char *calenda
         "ExecStart=%s --store %s checkpoint create --scheduled %s\n"
         "%s",
         vm, exe, store, qvm, retention);
-    g_autofree char *timer_text = g_strdup_printf("# Written by 'stillpoint schedule'.\n"
+    g_autofree char *timer_text = g_strdup_printf(UNIT_MARK
                                                   "[Unit]\n"
                                                   "Description=stillpoint: checkpoints of VM %s "
                                                   "(%s)\n"
@@ -273,28 +416,58 @@ static gboolean write_units(const char *dir, const char *vm, const char *calenda
         g_prefix_error(error, "schedule of VM '%s': ", vm);
         return FALSE;
     }
-    *ret_timer = g_path_get_basename(timer);
     return TRUE;
 }
 
-int sp_cli_schedule(int argc, char **argv)
+/* The value of the first "KEY=" line of a unit file of ours, or NULL. */
+static char *unit_value(const char *path, const char *key)
+{
+    g_autofree char *text = NULL;
+    g_auto(GStrv) lines = NULL;
+    if (!g_file_get_contents(path, &text, NULL, NULL) || !g_str_has_prefix(text, UNIT_MARK))
+        return NULL;
+    lines = g_strsplit(text, "\n", -1);
+    for (guint i = 0; lines[i] != NULL; i++)
+        if (g_str_has_prefix(lines[i], key) && lines[i][strlen(key)] == '=')
+            return g_strdup(lines[i] + strlen(key) + 1);
+    return NULL;
+}
+
+/* The units go where systemd reads them: only then does the CLI tell systemd about them. */
+static gboolean manages_units(const char *unit_dir)
+{
+    return g_str_equal(unit_dir, SYSTEM_UNIT_DIR) && systemd_running();
+}
+
+static gboolean enable_timer(const char *timer, GError **error)
+{
+    const char *reload[] = {"daemon-reload", NULL};
+    const char *enable[] = {"enable", "--now", "--quiet", timer, NULL};
+    return systemctl(reload, NULL, error) && systemctl(enable, NULL, error);
+}
+
+int sp_cli_schedule_create(int argc, char **argv)
 {
     g_autofree char *calendar = NULL, *unit_dir = NULL, *timer = NULL;
     int keep = -1;
+    gboolean enabled = FALSE;
     const GOptionEntry entries[] = {
         {"on-calendar", 0, 0, G_OPTION_ARG_STRING, &calendar,
          "When, as systemd's OnCalendar= (default daily)", "SPEC"},
         {"keep", 0, 0, G_OPTION_ARG_INT, &keep,
          "After each run, merge away the oldest checkpoints beyond N", "N"},
         {"unit-dir", 0, 0, G_OPTION_ARG_FILENAME, &unit_dir,
-         "Where to write the units (default /etc/systemd/system)", "DIR"},
+         "Where to write the units (default " SYSTEM_UNIT_DIR "; elsewhere they are only "
+         "written, not enabled)", "DIR"},
         G_OPTION_ENTRY_NULL};
     g_autoptr(GError) error = NULL;
     g_autoptr(SpStore) store = NULL;
     g_autoptr(SpVm) vm = NULL;
+    const char *dir;
 
-    if (!parse_options("VM", "Write a systemd timer and service that make a production "
-                             "checkpoint of VM on a calendar (then apply --keep).",
+    if (!parse_options("VM", "Write a systemd timer and service that make a checkpoint of VM on "
+                             "a calendar (then apply --keep); when systemd runs, reload it and "
+                             "enable and start the timer.",
                        entries, &argc, &argv, &error))
         goto fail;
     if (argc != 2) {
@@ -302,23 +475,304 @@ int sp_cli_schedule(int argc, char **argv)
                     "schedule create: expected one VM name (see --help)");
         goto fail;
     }
+    dir = unit_dir != NULL ? unit_dir : SYSTEM_UNIT_DIR;
     if (!calendar_valid(calendar != NULL ? calendar : "daily", &error) ||
         (store = sp_store_open(sp_store_resolve_path(globals.store_path), &error)) == NULL ||
         (vm = sp_store_vm_get(store, argv[1], &error)) == NULL ||
-        !write_units(unit_dir != NULL ? unit_dir : "/etc/systemd/system", vm->name,
-                     calendar != NULL ? calendar : "daily", keep, sp_store_get_path(store),
-                     &timer, &error))
+        !write_units(dir, vm->name, calendar != NULL ? calendar : "daily", keep,
+                     sp_store_get_path(store), &error))
         goto fail;
+    timer = unit_name(vm->name, "timer");
+    if (manages_units(dir)) {
+        if (!enable_timer(timer, &error)) {
+            g_prefix_error(&error, "schedule of VM '%s': the units are written, but ", vm->name);
+            goto fail;
+        }
+        enabled = TRUE;
+    }
     if (globals.json) {
         g_autoptr(SpJson) out = sp_json_new_object();
         sp_json_object_set_string(out, "event", "schedule-written");
         sp_json_object_set_string(out, "vm", vm->name);
         sp_json_object_set_string(out, "timer", timer);
+        sp_json_object_set_bool(out, "enabled", enabled);
+        print_json(out);
+    } else if (enabled) {
+        printf("wrote %s and its service, enabled and started the timer (see: stillpoint "
+               "schedule list)\n",
+               timer);
+    } else {
+        printf("wrote %s and its service in %s; systemd %s: enable it with: systemctl "
+               "daemon-reload && systemctl enable --now %s\n",
+               timer, dir, systemd_running() ? "does not read that directory" : "is not running",
+               timer);
+    }
+    return 0;
+fail:
+    fprintf(stderr, "stillpoint: %s\n", error->message);
+    return 1;
+}
+
+/* ---- list ---- */
+
+/* The service's last run: "success", systemd's Result= of a failed one ("exit-code",
+ * "timeout", ...), "running", or NULL when it never ran (since boot). */
+static const char *last_result(GHashTable *service)
+{
+    const char *state = g_hash_table_lookup(service, "ActiveState");
+    const char *result = g_hash_table_lookup(service, "Result");
+    const char *started = g_hash_table_lookup(service, "ExecMainStartTimestamp");
+    if (g_strcmp0(state, "activating") == 0 || g_strcmp0(state, "active") == 0)
+        return "running";
+    if (g_strcmp0(state, "failed") != 0 && (started == NULL || started[0] != '@'))
+        return NULL;
+    return result != NULL && result[0] != '\0' ? result : NULL;
+}
+
+static const char *lookup_or_empty(GHashTable *table, const char *key)
+{
+    const char *value = g_hash_table_lookup(table, key);
+    return value != NULL ? value : "";
+}
+
+/* One schedule: from its unit files, and (when systemd runs) its timer's and service's state. */
+static SpJson *schedule_entry(const char *dir, const char *vm, GError **error)
+{
+    g_autofree char *timer = unit_name(vm, "timer"), *service = unit_name(vm, "service");
+    g_autofree char *timer_path = g_build_filename(dir, timer, NULL);
+    g_autofree char *service_path = g_build_filename(dir, service, NULL);
+    g_autofree char *calendar = unit_value(timer_path, "OnCalendar");
+    g_autofree char *post = unit_value(service_path, "ExecStartPost");
+    g_autoptr(SpJson) e = sp_json_new_object();
+    const char *keep = post != NULL ? strstr(post, " --keep ") : NULL;
+
+    sp_json_object_set_string(e, "vm", vm);
+    sp_json_object_set_string(e, "timer", timer);
+    sp_json_object_set_string(e, "service", service);
+    sp_json_object_set_string(e, "on_calendar", calendar != NULL ? calendar : "");
+    if (keep != NULL)
+        sp_json_object_set_int(e, "keep", g_ascii_strtoll(keep + strlen(" --keep "), NULL, 10));
+    if (manages_units(dir)) {
+        g_autoptr(GHashTable) t = unit_show(timer, "UnitFileState,ActiveState,"
+                                                   "NextElapseUSecRealtime,LastTriggerUSec",
+                                            error);
+        g_autoptr(GHashTable) s = t != NULL ? unit_show(service, "ActiveState,Result,"
+                                                                  "ExecMainStartTimestamp,"
+                                                                  "ExecMainStatus",
+                                                        error)
+                                            : NULL;
+        g_autofree char *next = NULL, *last = NULL;
+        const char *result;
+        if (s == NULL)
+            return NULL;
+        next = unix_timestamp_iso(g_hash_table_lookup(t, "NextElapseUSecRealtime"));
+        last = unix_timestamp_iso(g_hash_table_lookup(t, "LastTriggerUSec"));
+        result = last_result(s);
+        sp_json_object_set_string(e, "enabled", lookup_or_empty(t, "UnitFileState"));
+        sp_json_object_set_string(e, "timer_state", lookup_or_empty(t, "ActiveState"));
+        if (next != NULL)
+            sp_json_object_set_string(e, "next", next);
+        if (last != NULL)
+            sp_json_object_set_string(e, "last", last);
+        if (result != NULL)
+            sp_json_object_set_string(e, "result", result);
+        if (result != NULL && !g_str_equal(result, "success") && !g_str_equal(result, "running"))
+            sp_json_object_set_int(e, "exit_status",
+                                   g_ascii_strtoll(lookup_or_empty(s, "ExecMainStatus"), NULL, 10));
+    }
+    return g_steal_pointer(&e);
+}
+
+static gint by_name(gconstpointer a, gconstpointer b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* The VMs that have a schedule (a timer of ours) in dir, sorted. */
+static GPtrArray *scheduled_vms(const char *dir, GError **error)
+{
+    g_autoptr(GPtrArray) vms = g_ptr_array_new_with_free_func(g_free);
+    g_autoptr(GError) local = NULL;
+    g_autoptr(GDir) d = g_dir_open(dir, 0, &local);
+    const char *name;
+    if (d == NULL) {
+        if (g_error_matches(local, G_FILE_ERROR, G_FILE_ERROR_NOENT))
+            return g_steal_pointer(&vms);
+        g_propagate_error(error, g_steal_pointer(&local));
+        return NULL;
+    }
+    while ((name = g_dir_read_name(d)) != NULL) {
+        g_autofree char *path = g_build_filename(dir, name, NULL);
+        g_autofree char *calendar = NULL;
+        if (!g_str_has_prefix(name, UNIT_PREFIX) || !g_str_has_suffix(name, ".timer"))
+            continue;
+        if ((calendar = unit_value(path, "OnCalendar")) == NULL)
+            continue; /* not written by stillpoint */
+        g_ptr_array_add(vms, g_strndup(name + strlen(UNIT_PREFIX),
+                                       strlen(name) - strlen(UNIT_PREFIX) - strlen(".timer")));
+    }
+    g_ptr_array_sort(vms, by_name);
+    return g_steal_pointer(&vms);
+}
+
+/* An ISO 8601 UTC time of the list in local time, as checkpoint list prints times. */
+static char *local_time(const char *iso)
+{
+    g_autoptr(GDateTime) t = iso != NULL ? g_date_time_new_from_iso8601(iso, NULL) : NULL;
+    g_autoptr(GDateTime) local = t != NULL ? g_date_time_to_local(t) : NULL;
+    return local != NULL ? g_date_time_format(local, "%Y-%m-%d %H:%M:%S") : g_strdup("-");
+}
+
+static void print_schedules(const SpJson *list, gboolean with_state)
+{
+    if (sp_json_array_len(list) == 0) {
+        printf("no schedules\n");
+        return;
+    }
+    if (with_state)
+        printf("%-16s %-20s %-5s %-9s %-19s %-19s %s\n", "VM", "CALENDAR", "KEEP", "TIMER",
+               "NEXT", "LAST", "RESULT");
+    else
+        printf("%-16s %-20s %s\n", "VM", "CALENDAR", "KEEP");
+    for (size_t i = 0; i < sp_json_array_len(list); i++) {
+        const SpJson *e = sp_json_array_get(list, i);
+        g_autofree char *keep = sp_json_object_get(e, "keep") != NULL
+                                    ? g_strdup_printf("%" G_GINT64_FORMAT,
+                                                      sp_json_object_get_int(e, "keep", 0))
+                                    : g_strdup("-");
+        g_autofree char *next = local_time(sp_json_object_get_string(e, "next"));
+        g_autofree char *last = local_time(sp_json_object_get_string(e, "last"));
+        const char *result = sp_json_object_get_string(e, "result");
+        if (!with_state) {
+            printf("%-16s %-20s %s\n", sp_json_object_get_string(e, "vm"),
+                   sp_json_object_get_string(e, "on_calendar"), keep);
+            continue;
+        }
+        printf("%-16s %-20s %-5s %-9s %-19s %-19s %s\n", sp_json_object_get_string(e, "vm"),
+               sp_json_object_get_string(e, "on_calendar"), keep,
+               sp_json_object_get_string(e, "enabled"), next, last,
+               result == NULL ? "-" : g_str_equal(result, "success") || g_str_equal(result, "running")
+                                          ? result
+                                          : "failed");
+    }
+}
+
+int sp_cli_schedule_list(int argc, char **argv)
+{
+    g_autofree char *unit_dir = NULL;
+    const GOptionEntry entries[] = {
+        {"unit-dir", 0, 0, G_OPTION_ARG_FILENAME, &unit_dir,
+         "Where the units are (default " SYSTEM_UNIT_DIR ")", "DIR"},
+        G_OPTION_ENTRY_NULL};
+    g_autoptr(GError) error = NULL;
+    g_autoptr(GPtrArray) vms = NULL;
+    g_autoptr(SpJson) list = sp_json_new_array();
+    const char *dir;
+
+    if (!parse_options("[VM]", "Show the schedules: calendar, retention and, when systemd "
+                               "runs, whether the timer is enabled, its next run, its last run "
+                               "and that run's result (the journal has its log: journalctl -u "
+                               "stillpoint-checkpoint-VM).",
+                       entries, &argc, &argv, &error))
+        goto fail;
+    if (argc > 2) {
+        g_set_error(&error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                    "schedule list: expected at most one VM name");
+        goto fail;
+    }
+    dir = unit_dir != NULL ? unit_dir : SYSTEM_UNIT_DIR;
+    if ((vms = scheduled_vms(dir, &error)) == NULL)
+        goto fail;
+    for (guint i = 0; i < vms->len; i++) {
+        const char *vm = g_ptr_array_index(vms, i);
+        SpJson *e;
+        if (argc == 2 && !g_str_equal(argv[1], vm))
+            continue;
+        if ((e = schedule_entry(dir, vm, &error)) == NULL)
+            goto fail;
+        sp_json_array_append(list, e);
+    }
+    if (globals.json) {
+        g_autoptr(SpJson) out = sp_json_new_object();
+        sp_json_object_set_bool(out, "systemd", manages_units(dir));
+        sp_json_object_set(out, "schedules", g_steal_pointer(&list));
         print_json(out);
     } else {
-        printf("wrote %s and its service; enable it with: systemctl daemon-reload && systemctl "
-               "enable --now %s\n",
-               timer, timer);
+        print_schedules(list, manages_units(dir));
+    }
+    return 0;
+fail:
+    fprintf(stderr, "stillpoint: %s\n", error->message);
+    return 1;
+}
+
+/* ---- remove ---- */
+
+int sp_cli_schedule_remove(int argc, char **argv)
+{
+    g_autofree char *unit_dir = NULL, *timer = NULL, *service = NULL;
+    g_autofree char *timer_path = NULL, *service_path = NULL, *calendar = NULL;
+    const GOptionEntry entries[] = {
+        {"unit-dir", 0, 0, G_OPTION_ARG_FILENAME, &unit_dir,
+         "Where the units are (default " SYSTEM_UNIT_DIR ")", "DIR"},
+        G_OPTION_ENTRY_NULL};
+    g_autoptr(GError) error = NULL;
+    const char *dir;
+    gboolean managed;
+
+    if (!parse_options("VM", "Stop and disable the VM's schedule (its timer) and delete its "
+                             "units. The checkpoints it made stay.",
+                       entries, &argc, &argv, &error))
+        goto fail;
+    if (argc != 2 || !sp_vm_name_valid(argv[1], &error)) {
+        if (error == NULL)
+            g_set_error(&error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                        "schedule remove: expected one VM name");
+        goto fail;
+    }
+    dir = unit_dir != NULL ? unit_dir : SYSTEM_UNIT_DIR;
+    timer = unit_name(argv[1], "timer");
+    service = unit_name(argv[1], "service");
+    timer_path = g_build_filename(dir, timer, NULL);
+    service_path = g_build_filename(dir, service, NULL);
+    /* Only what stillpoint wrote is removed: a timer of that name an administrator wrote is not. */
+    if ((calendar = unit_value(timer_path, "OnCalendar")) == NULL) {
+        g_set_error(&error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
+                    "VM '%s' has no schedule in %s (see: stillpoint schedule list)", argv[1], dir);
+        goto fail;
+    }
+    managed = manages_units(dir);
+    if (managed) {
+        const char *disable[] = {"disable", "--now", "--quiet", timer, NULL};
+        if (!systemctl(disable, NULL, &error))
+            goto fail;
+    }
+    if ((g_unlink(timer_path) != 0 && errno != ENOENT) ||
+        (g_unlink(service_path) != 0 && errno != ENOENT)) {
+        int e = errno;
+        g_set_error(&error, G_IO_ERROR, g_io_error_from_errno(e), "cannot delete the units of "
+                    "VM '%s' in %s: %s", argv[1], dir, g_strerror(e));
+        goto fail;
+    }
+    if (managed) {
+        const char *reload[] = {"daemon-reload", NULL};
+        /* A failed last run is forgotten with the unit (no "not-found failed" left in lists). */
+        const char *reset[] = {"reset-failed", service, NULL};
+        g_autoptr(GError) ignored = NULL;
+        if (!systemctl(reload, NULL, &error))
+            goto fail;
+        systemctl(reset, NULL, &ignored);
+    }
+    if (globals.json) {
+        g_autoptr(SpJson) out = sp_json_new_object();
+        sp_json_object_set_string(out, "event", "schedule-removed");
+        sp_json_object_set_string(out, "vm", argv[1]);
+        sp_json_object_set_string(out, "timer", timer);
+        sp_json_object_set_bool(out, "disabled", managed);
+        print_json(out);
+    } else if (!globals.quiet) {
+        printf("removed the schedule of VM '%s' (%s%s and its service)\n", argv[1], timer,
+               managed ? " stopped, disabled" : "");
     }
     return 0;
 fail:

@@ -2,4 +2,6 @@
 #pragma once
 
 int sp_cli_retention(int argc, char **argv);
-int sp_cli_schedule(int argc, char **argv);
+int sp_cli_schedule_create(int argc, char **argv);
+int sp_cli_schedule_list(int argc, char **argv);
+int sp_cli_schedule_remove(int argc, char **argv);

@@ -74,7 +74,10 @@ static void usage(FILE *out)
             "  group create G VM... | group list | group remove G consistency groups\n"
             "  checkpoint retention VM --keep N                  merge away the oldest beyond N\n"
             "  schedule create VM [--on-calendar SPEC] [--keep N] [--unit-dir DIR]\n"
-            "                                                    a systemd timer for checkpoints\n"
+            "                                                    a systemd timer for checkpoints,\n"
+            "                                                    enabled when systemd runs\n"
+            "  schedule list [VM] | schedule remove VM           next/last run and its result;\n"
+            "                                                    disable and delete\n"
             "  backup begin VM [--incremental]                   production checkpoint + read-only\n"
             "                                                    NBD export of every disk\n"
             "  backup end VM [--keep] [--failed]                 remove exports, merge back\n"
@@ -614,7 +617,9 @@ static const Command commands[] = {
     {"group", "list", sp_cli_group_list},
     {"group", "remove", sp_cli_group_remove},
     {"checkpoint", "retention", sp_cli_retention},
-    {"schedule", "create", sp_cli_schedule},
+    {"schedule", "create", sp_cli_schedule_create},
+    {"schedule", "list", sp_cli_schedule_list},
+    {"schedule", "remove", sp_cli_schedule_remove},
 };
 
 static gboolean known_group(const char *group)

@@ -43,6 +43,10 @@ expect "stillpoint checkpoint apply web n" "nightly"
 expect "stillpoint vm set web --checkpoint-type production" "production production-only"
 expect "stillpoint checkpoint create web --type " "crash production production-only standard"
 expect "stillpoint vm add new " ""
+expect "stillpoint schedule " "create list remove"
+stillpoint -q schedule create db --unit-dir "$T/units" >/dev/null
+expect "stillpoint schedule remove --unit-dir $T/units " "db"
+expect "stillpoint schedule list --unit-dir $T/units d" "db"
 
 # Every option a command's --help names is offered for it.
 while read -r group command; do
@@ -64,6 +68,8 @@ checkpoint show
 backup begin
 backup end
 schedule create
+schedule list
+schedule remove
 checkpoint retention
 LIST
 echo "ok - every command's --help options are offered"
