@@ -12,6 +12,11 @@
 #   distro/libvirt       the guest as a libvirt domain (a private session libvirtd): virsh
 #                        domifaddr --source agent, domtime, shutdown --mode agent answered through
 #                        stillpoint-agent; domfsfreeze and snapshot --quiesce are its freezes
+#   distro/polkit        the image as a host: stillpointd from the .deb, started by D-Bus
+#                        activation, with the real polkitd and the shipped policy and rule: the
+#                        backup group creates and exports and is refused delete; others refused
+#   distro/schedule      schedule create enables a timer that fires; list shows next, last run and
+#                        result, a failed run in list and journal; remove disables and deletes
 if(NOT TARGET stillpoint-agent OR NOT DEFINED SP_GUEST_DIR OR NOT DEFINED SP_DEB_DIR)
   return()
 endif()
@@ -22,7 +27,7 @@ set_tests_properties(distro/build-image PROPERTIES
   LABELS distro FIXTURES_SETUP sp-distro-image FIXTURES_REQUIRED sp-debs
   RESOURCE_LOCK sp-deb-dir TIMEOUT 1200)
 
-foreach(case udev freeze-root postgresql libvirt)
+foreach(case udev freeze-root postgresql libvirt polkit schedule)
   add_test(NAME distro/${case}
     COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/test_distro.py
             --guest ${SP_GUEST_DIR} --distro ${SP_DISTRO_DIR}

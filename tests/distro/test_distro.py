@@ -22,6 +22,16 @@ CASE: udev        udev starts the agent when the port appears: unplugged, the ag
                   and snapshot-create-as --quiesce --disk-only are stillpoint-agent's freezes
                   (its state, the journal, an ext4 that needs no recovery), shutdown --mode
                   agent powers the guest off
+      polkit      the image as a host: stillpointd from the stillpoint .deb under systemd, with the
+                  real polkitd and the package's policy and example rule (installed by the test
+                  as an administrator would): a member of stillpoint-backup creates and exports
+                  a checkpoint of a VM (a QEMU that runs no guest code, -machine none) and is
+                  refused delete; a user outside the group is refused; the first call starts
+                  stillpointd by D-Bus activation through systemd
+      schedule    schedule create enables a timer that fires and makes a checkpoint; schedule
+                  list shows its next and last run and the result; with the VM gone the next run
+                  fails, in schedule list and in the journal; schedule remove disables the timer
+                  and deletes the units
 Each case boots one VM (ctest's RESOURCE_LOCK vm keeps VMs from overlapping)."""
 import argparse
 import glob
@@ -411,11 +421,176 @@ def case_libvirt(c):
            "kernel powered down")
 
 
+# -- the image as a host: polkit, schedule -----------------------------------------------------------
+
+VM_DIR = "/var/lib/sp-vm"
+VM_QMP = "/run/sp-vm/qmp.sock"
+PATTERN = "0x5a"
+
+
+def start_tiny_vm(g):
+    """A VM for stillpoint to checkpoint inside the guest, cheap under TCG in TCG: QEMU with no
+    machine (no CPU runs), a qcow2 disk holding a known pattern, QMP; a unit of its own."""
+    g.sh(f"mkdir -p {VM_DIR} && qemu-img create -q -f qcow2 {VM_DIR}/disk.qcow2 64M && "
+         f"qemu-io -f qcow2 -c 'write -P {PATTERN} 0 1M' {VM_DIR}/disk.qcow2 >/dev/null && "
+         "systemd-run --unit sp-vm -p RuntimeDirectory=sp-vm "
+         "qemu-system-x86_64 -machine none -accel tcg -nodefaults -display none "
+         f"-qmp unix:{VM_QMP},server=on,wait=off "
+         f"-drive file={VM_DIR}/disk.qcow2,format=qcow2,if=none,id=drive0,node-name=disk0",
+         check=True)
+    g.wait_for(f"test -S {VM_QMP}", "the VM's QMP socket", 60)
+
+
+def holds_pattern(g, image, pattern=PATTERN):
+    """The image's first MiB is the pattern (qemu-io verifies it; a mismatch says so)."""
+    out = g.sh(f"qemu-io -f qcow2 -r -c 'read -P {pattern} 0 1M' {image}")[1]
+    return "read 1048576/1048576 bytes" in out and "verification failed" not in out
+
+
+def as_user(g, user, args):
+    """stillpoint ARGS as USER (not root, no store given: through stillpointd)."""
+    return g.sh(f"runuser -u {user} -- stillpoint {args}", timeout=120)
+
+
+def refused(result, action):
+    status, out, err = result
+    return status != 0 and "not authorized" in err and action in err
+
+
+def case_polkit(c):
+    with c.guest("polkit") as g:
+        ok(g.sh("dpkg-query -W -f '${Status}' stillpoint polkitd")[1].count("install ok installed") == 2,
+           "the stillpoint host package and polkitd are installed (by apt, in the image)")
+        status, state, _ = g.sh("systemctl is-active stillpointd")
+        ok(status != 0 and state.strip() == "inactive",
+           f"stillpointd is not running after boot (not enabled: D-Bus starts it) ({state.strip()})")
+        # The role, as the README tells an administrator: the example rule into rules.d, and a
+        # member of the group.
+        g.sh("install -m 644 /usr/share/doc/stillpoint/examples/50-stillpoint-backup.rules "
+             "/etc/polkit-1/rules.d/ && systemctl try-restart polkit.service && "
+             "useradd -m -G stillpoint-backup alice && useradd -m bob", check=True)
+        start_tiny_vm(g)
+        g.sh(f"stillpoint -q vm add vm --qmp {VM_QMP}", check=True)  # root: the store directly
+
+        t0 = time.monotonic()
+        status, out, err = as_user(g, "alice", "checkpoint create vm --type crash --name c1")
+        ok(status == 0, f"alice (stillpoint-backup) creates a checkpoint through stillpointd "
+                         f"({time.monotonic() - t0:.1f} s): {out.strip()} {err.strip()[-200:]}")
+        ok(g.sh("systemctl is-active stillpointd")[1].strip() == "active",
+           "stillpointd runs under systemd now")
+        uid = g.sh("id -u alice", check=True)[1].strip()
+        bus = g.sh("journalctl --no-pager -o cat -u dbus.service", check=True)[1]
+        ok(re.search(r"Activating via systemd: service name='org\.stillpoint\.Coordinator1' "
+                     rf"unit='stillpointd\.service' requested by '[^']*' \(uid={uid} ", bus),
+           "dbus-daemon started it through systemd for alice's call (D-Bus activation)")
+        cps = json.loads(g.sh("stillpoint --json -q checkpoint list vm", check=True)[1])["checkpoints"]
+        ok([cp["name"] for cp in cps] == ["c1"], "the store holds alice's checkpoint c1")
+
+        g.sh("runuser -u alice -- mkdir /home/alice/export", check=True)
+        status, out, err = as_user(g, "alice", "checkpoint export vm c1 /home/alice/export")
+        ok(status == 0, f"alice exports it ({out.strip()})")
+        # (stillpointd exports into a new directory in the caller's, given to the caller.)
+        files = g.sh("find /home/alice/export -mindepth 1 -printf '%u %p\\n'",
+                     check=True)[1].split()
+        owners, paths = files[0::2], files[1::2]
+        images = [p for p in paths if p.endswith(".qcow2")]
+        ok(len(images) == 1 and any(p.endswith("/manifest.json") for p in paths) and
+           set(owners) == {"alice"}, f"the export (manifest and image) is alice's: {paths}")
+        ok(holds_pattern(g, images[0]) and not holds_pattern(g, images[0], "0xa5"),
+           "the exported image holds the VM's disk as it was (qemu-io reads its pattern)")
+
+        ok(refused(as_user(g, "alice", "checkpoint delete vm c1"), "org.stillpoint.checkpoint.delete"),
+           "alice is refused delete: not authorized (org.stillpoint.checkpoint.delete)")
+        ok(refused(as_user(g, "alice", "checkpoint rename vm c1 c2"), "org.stillpoint.checkpoint.rename"),
+           "... and rename")
+        ok(refused(as_user(g, "bob", "checkpoint create vm --type crash --name b1"),
+                   "org.stillpoint.checkpoint.create"),
+           "bob (not in the group) is refused create")
+        g.sh("runuser -u bob -- mkdir /home/bob/export", check=True)
+        ok(refused(as_user(g, "bob", "checkpoint export vm c1 /home/bob/export"),
+                   "org.stillpoint.checkpoint.export"), "... and export")
+        ok(refused(as_user(g, "bob", "checkpoint list vm"), "org.stillpoint.read"), "... and list")
+        cps = json.loads(g.sh("stillpoint --json -q checkpoint list vm", check=True)[1])["checkpoints"]
+        ok([cp["name"] for cp in cps] == ["c1"] and
+           g.sh("ls -A /home/bob/export")[1].strip() == "",
+           "nothing changed: c1 is still the only checkpoint, bob's directory is empty")
+        log = journal(g, "stillpointd")
+        ok(len(re.findall(r"refused (DeleteCheckpoint|RenameCheckpoint|CreateCheckpoint|"
+                          r"ExportCheckpoint|ListCheckpoints\w*) vm", log)) >= 5,
+           "stillpointd's journal has each refusal")
+        # Root is authorized by polkitd: the refusal was the role, not the operation.
+        status, out, err = g.sh("stillpoint --daemon checkpoint delete vm c1", timeout=120)
+        ok(status == 0, f"root deletes c1 through stillpointd ({err.strip()[-200:]})")
+
+
+def case_schedule(c):
+    with c.guest("schedule") as g:
+        start_tiny_vm(g)
+        g.sh(f"stillpoint -q vm add vm --qmp {VM_QMP}", check=True)
+        # Every 10 s; systemd fires within its default accuracy (a minute).
+        t0 = time.monotonic()
+        out = json.loads(g.sh("stillpoint --json schedule create vm --on-calendar '*:*:0/10' "
+                              "--keep 1", check=True)[1])
+        ok(out["enabled"] and out["timer"] == "stillpoint-checkpoint-vm.timer",
+           f"schedule create says the timer is enabled: {out}")
+        ok(g.sh("systemctl is-enabled stillpoint-checkpoint-vm.timer")[1].strip() == "enabled" and
+           g.sh("systemctl is-active stillpoint-checkpoint-vm.timer")[1].strip() == "active",
+           "systemd has the timer enabled and running (daemon-reload, enable --now)")
+        listed = json.loads(g.sh("stillpoint --json schedule list", check=True)[1])
+        s = listed["schedules"]
+        ok(listed["systemd"] and len(s) == 1 and s[0]["vm"] == "vm" and s[0]["on_calendar"] ==
+           "*:*:0/10" and s[0]["keep"] == 1 and "next" in s[0] and s[0]["enabled"] == "enabled",
+           f"schedule list: the calendar, the retention, the next run ({s})")
+        g.wait_for("stillpoint --json schedule list vm | grep -q '\"result\":\"success\"'",
+                   "a scheduled run that succeeded", 150)
+        ok(True, f"the timer fired on its own and the run succeeded ({time.monotonic() - t0:.0f} s)")
+        s = json.loads(g.sh("stillpoint --json schedule list vm", check=True)[1])["schedules"][0]
+        # (The timer fires again about every minute: a run may be going on.)
+        ok("last" in s and s["result"] in ("success", "running"),
+           f"schedule list: last run {s.get('last')}, {s['result']}")
+        cps = json.loads(g.sh("stillpoint --json -q checkpoint list vm", check=True)[1])["checkpoints"]
+        ok(cps and all(cp["origin"] == "schedule" for cp in cps),
+           f"the store holds the schedule's checkpoint ({[cp['name'] for cp in cps]})")
+        text = g.sh("stillpoint schedule list", check=True)[1]
+        ok(re.search(r"^vm\s+\*:\*:0/10\s+1\s+enabled\s+\S+ \S+\s+\S+ \S+\s+(success|running)$", text, re.M),
+           f"... and as text:\n{text}")
+
+        # The VM goes away: the next run fails, visibly.
+        g.wait_for("test $(systemctl show -P ActiveState stillpoint-checkpoint-vm.service) != "
+                   "activating", "no scheduled run going on", 120)
+        g.sh("systemctl stop sp-vm", check=True)
+        # The timer's service, now (the timer would start it within a minute).
+        g.sh("systemctl start stillpoint-checkpoint-vm.service", timeout=120)
+        s = json.loads(g.sh("stillpoint --json schedule list vm", check=True)[1])["schedules"][0]
+        ok(s.get("result") not in (None, "success", "running") and s.get("exit_status", 0) != 0,
+           f"schedule list shows the failed run: result {s.get('result')}, exit status "
+           f"{s.get('exit_status')}")
+        text = g.sh("stillpoint schedule list vm", check=True)[1]
+        ok(re.search(r"\sfailed$", text, re.M), "... as text: failed")
+        log = journal(g, "stillpoint-checkpoint-vm.service")
+        ok(re.search(r"VM 'vm': QMP socket /run/sp-vm/qmp\.sock: cannot connect", log) and
+           "Failed with result" in log,
+           "the journal has stillpoint's error and systemd's 'Failed with result'")
+
+        out = json.loads(g.sh("stillpoint --json schedule remove vm", check=True)[1])
+        ok(out["disabled"], "schedule remove disabled the timer")
+        ok(g.sh("ls /etc/systemd/system/stillpoint-checkpoint-vm.* 2>/dev/null")[1] == "" and
+           g.sh("systemctl show -P LoadState stillpoint-checkpoint-vm.timer")[1].strip() == "not-found"
+           and "stillpoint-checkpoint" not in g.sh("systemctl list-timers --all", check=True)[1],
+           "the units are deleted and systemd no longer has the timer")
+        ok(json.loads(g.sh("stillpoint --json schedule list", check=True)[1])["schedules"] == [],
+           "schedule list is empty")
+        ok(len(json.loads(g.sh("stillpoint --json -q checkpoint list vm",
+                               check=True)[1])["checkpoints"]) >= 1,
+           "the schedule's checkpoints stay")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     for name in ("--guest", "--distro", "--run-dir", "--stillpoint"):
         p.add_argument(name, required=True)
-    p.add_argument("case", choices=["udev", "freeze-root", "postgresql", "libvirt"])
+    p.add_argument("case", choices=["udev", "freeze-root", "postgresql", "libvirt", "polkit",
+                                    "schedule"])
     a = p.parse_args()
     # Each run starts empty: a store, images or an export left by an earlier run would change it.
     shutil.rmtree(a.run_dir, ignore_errors=True)
@@ -423,7 +598,8 @@ def main():
     t0 = time.monotonic()
     try:
         {"udev": case_udev, "freeze-root": case_freeze_root,
-         "postgresql": case_postgresql, "libvirt": case_libvirt}[a.case](Ctx(a))
+         "postgresql": case_postgresql, "libvirt": case_libvirt, "polkit": case_polkit,
+         "schedule": case_schedule}[a.case](Ctx(a))
     except Fail as e:
         print(f"not ok - {e}", flush=True)
         return 1

@@ -258,6 +258,13 @@ retention)
   check "schedule: the service creates, then keeps 3" \
     bash -c "grep -q '^ExecStart=.* checkpoint create --scheduled \"vm1\"\$' '$T/units/stillpoint-checkpoint-vm1.service' &&
              grep -q '^ExecStartPost=.* checkpoint retention \"vm1\" --keep 3\$' '$T/units/stillpoint-checkpoint-vm1.service'"
+  # Without systemd reading that directory, schedule list shows the units (the distro/schedule
+  # test has the timer's state under a real systemd) and remove deletes them.
+  check "schedule list: the calendar and the retention" \
+    [ "$("$SP" --json schedule list --unit-dir "$T/units" | jq -c '.schedules | map([.vm, .on_calendar, .keep])')" = '[["vm1","hourly",3]]' ]
+  "$SP" -q schedule remove vm1 --unit-dir "$T/units" || fail "schedule remove"
+  check "schedule remove deletes both units" [ -z "$(ls -A "$T/units")" ]
+  check "a second remove says there is none" bash -c "! '$SP' schedule remove vm1 --unit-dir '$T/units' 2>/dev/null"
   check "no sanitizer report" no_sanitizer_reports
   ;;
 *) fail "unknown case" ;;
