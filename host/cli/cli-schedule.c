@@ -261,6 +261,8 @@ static gboolean systemctl(const char *const *args, char **ret_out, GError **erro
     g_autoptr(GPtrArray) argv = g_ptr_array_new();
     g_autoptr(GMainContext) ctx = g_main_context_new();
     g_autoptr(GCancellable) cancel = g_cancellable_new();
+    g_autoptr(GSubprocessLauncher) launcher = g_subprocess_launcher_new(
+        G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE);
     g_autoptr(GSubprocess) proc = NULL;
     g_autoptr(GSource) timer = NULL;
     g_autofree char *out = NULL, *err = NULL, *cmd = NULL;
@@ -272,9 +274,10 @@ static gboolean systemctl(const char *const *args, char **ret_out, GError **erro
         g_ptr_array_add(argv, (gpointer)args[i]);
     g_ptr_array_add(argv, NULL);
     cmd = g_strjoinv(" ", (char **)argv->pdata);
-    proc = g_subprocess_newv((const char *const *)argv->pdata,
-                             G_SUBPROCESS_FLAGS_STDOUT_PIPE | G_SUBPROCESS_FLAGS_STDERR_PIPE,
-                             error);
+    /* Some timestamps (a timer's LastTriggerUSec, NextElapseUSecRealtime) ignore --timestamp=
+     * and come in local time: in UTC they can be read back. */
+    g_subprocess_launcher_setenv(launcher, "TZ", "UTC", TRUE);
+    proc = g_subprocess_launcher_spawnv(launcher, (const char *const *)argv->pdata, error);
     if (proc == NULL) {
         g_prefix_error(error, "cannot run systemctl: ");
         return FALSE;
@@ -334,17 +337,28 @@ static GHashTable *unit_show(const char *unit, const char *props, GError **error
     return g_steal_pointer(&table);
 }
 
-/* A timestamp of systemctl show --timestamp=unix ("@SECONDS"; empty or "n/a" when there is none)
- * as ISO 8601 UTC, or NULL. */
-static char *unix_timestamp_iso(const char *value)
+/* A timestamp of systemctl show (run with TZ=UTC) as ISO 8601 UTC, or NULL when there is none
+ * (empty, "n/a"): "@SECONDS" (--timestamp=unix), or "Sun 2026-12-06 20:18:43 UTC" (the
+ * properties that ignore --timestamp=). */
+static char *systemd_timestamp_iso(const char *value)
 {
     g_autoptr(GDateTime) t = NULL;
-    gint64 seconds;
-    char *end = NULL;
-    if (value == NULL || value[0] != '@')
+    g_auto(GStrv) words = NULL;
+    if (value == NULL)
         return NULL;
-    seconds = g_ascii_strtoll(value + 1, &end, 10);
-    if (end == value + 1 || seconds <= 0 || (t = g_date_time_new_from_unix_utc(seconds)) == NULL)
+    if (value[0] == '@') {
+        char *end = NULL;
+        gint64 seconds = g_ascii_strtoll(value + 1, &end, 10);
+        if (end != value + 1 && seconds > 0)
+            t = g_date_time_new_from_unix_utc(seconds);
+    } else {
+        words = g_strsplit(value, " ", -1);
+        if (g_strv_length(words) == 4 && g_str_equal(words[3], "UTC")) {
+            g_autofree char *iso = g_strdup_printf("%sT%sZ", words[1], words[2]);
+            t = g_date_time_new_from_iso8601(iso, NULL);
+        }
+    }
+    if (t == NULL)
         return NULL;
     return g_date_time_format(t, "%Y-%m-%dT%H:%M:%SZ");
 }
@@ -565,8 +579,8 @@ static SpJson *schedule_entry(const char *dir, const char *vm, GError **error)
         const char *result;
         if (s == NULL)
             return NULL;
-        next = unix_timestamp_iso(g_hash_table_lookup(t, "NextElapseUSecRealtime"));
-        last = unix_timestamp_iso(g_hash_table_lookup(t, "LastTriggerUSec"));
+        next = systemd_timestamp_iso(g_hash_table_lookup(t, "NextElapseUSecRealtime"));
+        last = systemd_timestamp_iso(g_hash_table_lookup(t, "LastTriggerUSec"));
         result = last_result(s);
         sp_json_object_set_string(e, "enabled", lookup_or_empty(t, "UnitFileState"));
         sp_json_object_set_string(e, "timer_state", lookup_or_empty(t, "ActiveState"));
