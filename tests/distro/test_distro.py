@@ -574,12 +574,14 @@ def case_schedule(c):
         g.sh("systemctl stop sp-vm", check=True)
         # The timer's service, now (the timer would start it within a minute).
         g.sh("systemctl start stillpoint-checkpoint-vm.service", timeout=120)
-        s = json.loads(g.sh("stillpoint --json schedule list vm", check=True)[1])["schedules"][0]
-        ok(s.get("result") not in (None, "success", "running") and s.get("exit_status", 0) != 0,
-           f"schedule list shows the failed run: result {s.get('result')}, exit status "
-           f"{s.get('exit_status')}")
-        text = g.sh("stillpoint schedule list vm", check=True)[1]
-        ok(re.search(r"\sfailed$", text, re.M), "... as text: failed")
+        # (The timer may start another run meanwhile, "running" until it fails too.)
+        s = wait_schedule(g, lambda s: s.get("result") not in (None, "success", "running"),
+                          "the failed run in schedule list")
+        ok(s.get("exit_status", 0) != 0, f"schedule list shows the failed run: result "
+                                         f"{s.get('result')}, exit status {s.get('exit_status')}")
+        text = g.wait_for("stillpoint schedule list vm | grep -E '\\sfailed$'",
+                          "the failed run in schedule list's text", 60)
+        ok(True, f"... as text: {text.strip()}")
         log = journal(g, "stillpoint-checkpoint-vm.service")
         ok(re.search(r"VM 'vm': QMP socket /run/sp-vm/qmp\.sock: cannot connect", log) and
            "Failed with result" in log,
