@@ -21,18 +21,18 @@ if(NOT TARGET stillpoint-agent OR NOT DEFINED SP_GUEST_DIR OR NOT DEFINED SP_DEB
   return()
 endif()
 set(SP_DISTRO_DIR ${CMAKE_CURRENT_BINARY_DIR}/distro)
-add_test(NAME distro/build-image
+sp_test(NAME build-image
          COMMAND ${CMAKE_CURRENT_LIST_DIR}/build-distro --debs ${SP_DEB_DIR} --out ${SP_DISTRO_DIR})
-set_tests_properties(distro/build-image PROPERTIES
+sp_test_properties(build-image PROPERTIES
   LABELS distro FIXTURES_SETUP sp-distro-image FIXTURES_REQUIRED sp-debs
   RESOURCE_LOCK sp-deb-dir TIMEOUT 1200)
 
 foreach(case udev freeze-root postgresql libvirt polkit schedule)
-  add_test(NAME distro/${case}
+  sp_test(NAME ${case}
     COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/test_distro.py
             --guest ${SP_GUEST_DIR} --distro ${SP_DISTRO_DIR}
             --run-dir ${CMAKE_CURRENT_BINARY_DIR}/distro-runs/${case}
             --stillpoint $<TARGET_FILE:stillpoint> ${case})
-  set_tests_properties(distro/${case} PROPERTIES
+  sp_test_properties(${case} PROPERTIES
     LABELS distro RESOURCE_LOCK vm FIXTURES_REQUIRED "sp-distro-image;sp-guest-image" TIMEOUT 600)
 endforeach()

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# backup/* — backup sessions against a real QEMU (paused q35, two virtio-blk disks on qcow2) and
+# e2e/backup/* — backup sessions against a real QEMU (paused q35, two virtio-blk disks on qcow2) and
 # sp-fake-agent. The VM writes through its own block layer (HMP qemu-io on a second monitor);
 # the backup is read the way a tool reads it: over NBD (qemu-img convert from nbd+unix://) and
 # the dirty bitmap through qemu-img map. Every check is on content.   backup.sh CASE

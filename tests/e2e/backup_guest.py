@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""backup/guest — backup sessions against the real test guest (tests/guest/spguest.py) with
+"""e2e/backup/guest — backup sessions against the real test guest (tests/guest/spguest.py) with
 stillpoint-agent and sp-workload writing numbered records to an ext4 data disk.
 
   backup_guest.py --guest DIR --run-dir DIR --stillpoint BIN --workload-bin BIN
@@ -95,10 +95,10 @@ def main():
             case_backup(ctx)
             check_sanitizers(ctx)
         except Fail as e:
-            print(f"FAIL backup/guest: {e}", file=sys.stderr)
+            print(f"FAIL e2e/backup/guest: {e}", file=sys.stderr)
             print(g.console_tail(), file=sys.stderr)
             return 1
-    print("PASS backup/guest")
+    print("PASS e2e/backup/guest")
     return 0
 
 

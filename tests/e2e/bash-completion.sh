@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# host/cli/bash-completion — the installed completion script against the real CLI and a real
+# e2e/host/cli/bash-completion — the installed completion script against the real CLI and a real
 # store: commands, options (each command's --help options are offered), VM and checkpoint names.
 set -euo pipefail
 SP=${SP_STILLPOINT:?}

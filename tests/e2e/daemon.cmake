@@ -2,10 +2,10 @@
 # sp-fake-agent (root; skipped otherwise). Both authorities: the rules file and polkit (the real
 # client library against python-dbusmock's polkitd).
 foreach(scenario rules_file polkit activation authorize_first per_vm bus_identity)
-  add_test(NAME daemon/roles/${scenario}
+  sp_test(NAME daemon/roles/${scenario}
            COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/daemon-roles.py
                    $<TARGET_FILE:stillpointd> $<TARGET_FILE:stillpoint> $<TARGET_FILE:sp-fake-agent>
                    ${PROJECT_SOURCE_DIR}/host/data/org.stillpoint.Coordinator1.conf ${scenario})
-  set_tests_properties(daemon/roles/${scenario} PROPERTIES
+  sp_test_properties(daemon/roles/${scenario} PROPERTIES
     LABELS "e2e;dbus" TIMEOUT 180 RESOURCE_LOCK vm SKIP_RETURN_CODE 77)
 endforeach()

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# group/* — consistency groups against two real QEMUs (paused q35, one qcow2 disk each) and two
+# e2e/group/* — consistency groups against two real QEMUs (paused q35, one qcow2 disk each) and two
 # sp-fake-agents: every member frozen before any is snapshotted, freezes concurrent, and a member
 # that cannot be frozen leaves all thawed with no checkpoint anywhere.   group.sh CASE
 set -euo pipefail

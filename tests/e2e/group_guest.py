@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""group/guests — a consistency group of two real test guests (tests/guest/spguest.py), each with
+"""e2e/group/guests — a consistency group of two real test guests (tests/guest/spguest.py), each with
 stillpoint-agent and sp-workload writing numbered records to its own ext4 data disk.
 
   group_guest.py --guest DIR --run-dir DIR --stillpoint BIN --workload-bin BIN
@@ -326,14 +326,14 @@ def main():
         case_one_fails(c, db, Vm("hooked", guests[2]))
         check_sanitizers(c)
     except Fail as e:
-        print(f"FAIL group/guests: {e}", file=sys.stderr)
+        print(f"FAIL e2e/group/guests: {e}", file=sys.stderr)
         for g in guests:
             print(f"--- {g.run_dir} console:\n{g.console_tail()}", file=sys.stderr)
         return 1
     finally:
         for g in guests:
             g.stop()
-    print(f"PASS group/guests ({time.monotonic() - t_start:.0f} s)")
+    print(f"PASS e2e/group/guests ({time.monotonic() - t_start:.0f} s)")
     return 0
 
 

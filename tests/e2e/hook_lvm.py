@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""hook/lvm-thin — the hook driver with its LVM thin example (host/data/examples/hook-lvm-thin)
+"""e2e/hook/lvm-thin — the hook driver with its LVM thin example (host/data/examples/hook-lvm-thin)
 against real LVM thin volumes, the test guest frozen by stillpoint-agent while the hook snapshots.
 
 This machine's kernel has no device-mapper and cannot load modules, so LVM runs in a second VM,
@@ -284,7 +284,7 @@ def main():
         case_lvm_thin(c)
         check_sanitizers(c)
     except (Fail, GuestError, TimeoutError) as e:
-        print(f"FAIL hook/lvm-thin: {e}", file=sys.stderr)
+        print(f"FAIL e2e/hook/lvm-thin: {e}", file=sys.stderr)
         for g, what in ((guest, "test guest"), (storage, "storage VM")):
             if g is not None:
                 print(f"== {what} console:\n{g.console_tail()}", file=sys.stderr)
@@ -293,7 +293,7 @@ def main():
         if guest is not None:
             guest.stop()
         storage.stop()
-    print("PASS hook/lvm-thin")
+    print("PASS e2e/hook/lvm-thin")
     return 0
 
 

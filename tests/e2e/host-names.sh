@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# host/names — names and values that reach hook environments and generated unit files (issue 16,
+# e2e/host/names — names and values that reach hook environments and generated unit files (issue 16,
 # item 6): a checkpoint name that looks like an option or holds a line break, and an
 # --on-calendar that would add lines to the timer unit, are refused and write nothing; what
 # systemd accepts is written as one OnCalendar= line. No QEMU: nothing here reaches a VM.
@@ -8,7 +8,7 @@ SP=${SP_STILLPOINT:?}
 T=$(mktemp -d /tmp/sp-names.XXXXXX)
 trap 'rm -rf "$T"' EXIT
 export STILLPOINT_STORE=$T/store.db
-fail() { echo "FAIL (host/names): $*" >&2; exit 1; }
+fail() { echo "FAIL (e2e/host/names): $*" >&2; exit 1; }
 check() { local what=$1; shift; "$@" || fail "$what"; echo "ok - $what"; }
 refused() {   # refused WHAT PATTERN ARGS...: exit status 1, the reason on stderr
   local what=$1 pattern=$2; shift 2
@@ -51,4 +51,4 @@ check "a valid --on-calendar is one OnCalendar= line" \
   [ "$(grep -c '^OnCalendar=' "$timer")" = 1 ]
 check "... with the spec as given" grep -qx 'OnCalendar=Mon..Fri \*-\*-\* 02:30:00 UTC' "$timer"
 check "... and the timer has its 10 lines, no more" [ "$(wc -l <"$timer")" = 10 ]
-echo "ok: host/names"
+echo "ok: e2e/host/names"

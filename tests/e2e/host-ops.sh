@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# host/ops/* — checkpoint delete (merge), delete --subtree, rename and export against a real QEMU
+# e2e/host/ops/* — checkpoint delete (merge), delete --subtree, rename and export against a real QEMU
 # (paused q35, two virtio-blk disks on qcow2 images). Data is written into the disks through
 # QEMU's own block layer (HMP qemu-io) and read back from the image files, so every check is on
 # content, not exit codes.   host-ops.sh CASE
@@ -264,7 +264,7 @@ rename)
   "$SP" checkpoint rename vm1 '#1' "ünïcödé – 100 chars max" || fail "by id, unicode"
   check "renamed by id, unicode kept" [ "$(list_json vm1 | jq -r '.checkpoints[0].name')" = "ünïcödé – 100 chars max" ]
   # A hook VM's snapshots are opaque: renamed yes, copied or applied no; the hook deletes them
-  # (host/qemu/hook).
+  # (e2e/host/qemu/hook).
   "$SP" -q vm add vm2 --driver hook --hook-command true || fail "hook VM"
   "$SP" -q checkpoint create vm2 --type crash --name H || fail "hook checkpoint"
   for op in "export vm2 H $T/hx" "apply vm2 H"; do

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# host/qemu/* — the stillpoint CLI against a real QEMU (paused q35 with two virtio-blk disks on
+# e2e/host/qemu/* — the stillpoint CLI against a real QEMU (paused q35 with two virtio-blk disks on
 # real qcow2 images, QMP) and sp-fake-agent, without booting a guest: sequencing, failure paths,
 # the journal and recovery.   host-qemu.sh CASE
 set -euo pipefail

@@ -1,7 +1,7 @@
 # End-to-end tests of the host coordinator (stillpoint CLI).
-#  host/qemu/*  real QEMU (paused q35, real qcow2 images, QMP) + sp-fake-agent: the sequencing,
+#  e2e/host/qemu/*  real QEMU (paused q35, real qcow2 images, QMP) + sp-fake-agent: the sequencing,
 #               the journal and recovery, without booting a guest.
-#  host/guest/* the real test guest (tests/guest) with stillpoint-agent or stock qemu-ga.
+#  e2e/host/guest/* the real test guest (tests/guest) with stillpoint-agent or stock qemu-ga.
 add_executable(sp-fake-agent ${CMAKE_CURRENT_LIST_DIR}/sp-fake-agent.c)
 target_link_libraries(sp-fake-agent PRIVATE stillpoint-protocol)
 
@@ -9,9 +9,9 @@ set(SP_HOST_QEMU_CASES two-disks transaction-failure no-agent agent-timeout qga 
     crash-recovery restarted sigterm qmp-gone hook hook-disks overlay-dir restart-on-image
     hostile-text fake-backend image-dir)
 foreach(case IN LISTS SP_HOST_QEMU_CASES)
-  add_test(NAME host/qemu/${case}
+  sp_test(NAME host/qemu/${case}
            COMMAND ${CMAKE_CURRENT_LIST_DIR}/host-qemu.sh ${case})
-  set_tests_properties(host/qemu/${case} PROPERTIES
+  sp_test_properties(host/qemu/${case} PROPERTIES
     LABELS e2e
     TIMEOUT 180
     RESOURCE_LOCK vm
@@ -19,12 +19,12 @@ foreach(case IN LISTS SP_HOST_QEMU_CASES)
     ENVIRONMENT "SP_STILLPOINT=$<TARGET_FILE:stillpoint>;SP_FAKE_AGENT=$<TARGET_FILE:sp-fake-agent>")
 endforeach()
 
-# host/ops/*: delete (merge, live and offline), delete --subtree, rename, export; data checked.
+# e2e/host/ops/*: delete (merge, live and offline), delete --subtree, rename, export; data checked.
 set(SP_HOST_OPS_CASES delete-live delete-offline delete-while-writing delete-kill9 subtree rename
     export apply standard branch-delete deadlines legacy-formats image-swap)
 foreach(case IN LISTS SP_HOST_OPS_CASES)
-  add_test(NAME host/ops/${case} COMMAND ${CMAKE_CURRENT_LIST_DIR}/host-ops.sh ${case})
-  set_tests_properties(host/ops/${case} PROPERTIES
+  sp_test(NAME host/ops/${case} COMMAND ${CMAKE_CURRENT_LIST_DIR}/host-ops.sh ${case})
+  sp_test_properties(host/ops/${case} PROPERTIES
     LABELS e2e
     TIMEOUT 300
     RESOURCE_LOCK vm
@@ -32,7 +32,7 @@ foreach(case IN LISTS SP_HOST_OPS_CASES)
     ENVIRONMENT "SP_STILLPOINT=$<TARGET_FILE:stillpoint>")
 endforeach()
 
-# host/guest/*: the real test guest (tests/guest/guest.cmake builds it as a fixture).
+# e2e/host/guest/*: the real test guest (tests/guest/guest.cmake builds it as a fixture).
 if(DEFINED SP_GUEST_DIR)
   foreach(run stillpoint/consistent stillpoint/excluded stillpoint/failures stillpoint/kill9 stillpoint/ops
               stillpoint/standard stillpoint/restart qemu-ga/qga)
@@ -41,35 +41,35 @@ if(DEFINED SP_GUEST_DIR)
     if(agent STREQUAL "stillpoint" AND NOT TARGET stillpoint-agent)
       continue()
     endif()
-    add_test(NAME host/guest/${run}
+    sp_test(NAME host/guest/${run}
       COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/host_guest.py
               --guest ${SP_GUEST_DIR} --run-dir ${CMAKE_CURRENT_BINARY_DIR}/host-guest-runs/${agent}-${case}
               --stillpoint $<TARGET_FILE:stillpoint> --workload-bin $<TARGET_FILE:sp-workload>
               --agent ${agent} ${case})
-    set_tests_properties(host/guest/${run} PROPERTIES
+    sp_test_properties(host/guest/${run} PROPERTIES
       LABELS "guest;e2e" RESOURCE_LOCK vm FIXTURES_REQUIRED sp-guest-image TIMEOUT 600)
   endforeach()
 endif()
 
-# host/cli/bash-completion: the completion script against the real CLI and store.
-add_test(NAME host/cli/bash-completion COMMAND ${CMAKE_CURRENT_LIST_DIR}/bash-completion.sh)
-set_tests_properties(host/cli/bash-completion PROPERTIES
+# e2e/host/cli/bash-completion: the completion script against the real CLI and store.
+sp_test(NAME host/cli/bash-completion COMMAND ${CMAKE_CURRENT_LIST_DIR}/bash-completion.sh)
+sp_test_properties(host/cli/bash-completion PROPERTIES
   LABELS e2e TIMEOUT 60
   ENVIRONMENT "SP_STILLPOINT=$<TARGET_FILE:stillpoint>;SP_COMPLETION=${PROJECT_SOURCE_DIR}/host/data/stillpoint.bash-completion")
 
-# host/guest/hostile-format (issue 15 item 1): the guest writes a qcow2 header naming a host file
+# e2e/host/guest/hostile-format (issue 15 item 1): the guest writes a qcow2 header naming a host file
 # onto its own raw disk; export, a backup session, delete (live and offline) and apply never
 # read the host file.
 if(DEFINED SP_GUEST_DIR)
-  add_test(NAME host/guest/hostile-format
+  sp_test(NAME host/guest/hostile-format
     COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/hostile_format_guest.py
             --guest ${SP_GUEST_DIR} --run-dir ${CMAKE_CURRENT_BINARY_DIR}/host-guest-runs/hostile-format
             --stillpoint $<TARGET_FILE:stillpoint> --workload-bin $<TARGET_FILE:sp-workload>)
-  set_tests_properties(host/guest/hostile-format PROPERTIES
+  sp_test_properties(host/guest/hostile-format PROPERTIES
     LABELS "guest;e2e" RESOURCE_LOCK vm FIXTURES_REQUIRED sp-guest-image TIMEOUT 600)
 endif()
 
-# host/names: names and values that reach hooks and generated units (no QEMU needed).
-add_test(NAME host/names COMMAND ${CMAKE_CURRENT_LIST_DIR}/host-names.sh)
-set_tests_properties(host/names PROPERTIES LABELS e2e TIMEOUT 60
+# e2e/host/names: names and values that reach hooks and generated units (no QEMU needed).
+sp_test(NAME host/names COMMAND ${CMAKE_CURRENT_LIST_DIR}/host-names.sh)
+sp_test_properties(host/names PROPERTIES LABELS e2e TIMEOUT 60
   ENVIRONMENT "SP_STILLPOINT=$<TARGET_FILE:stillpoint>")

@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""host/guest/* — the stillpoint CLI against the real test guest (tests/guest/spguest.py): a Linux
+"""e2e/host/guest/* — the stillpoint CLI against the real test guest (tests/guest/spguest.py): a Linux
 VM under QEMU TCG with qcow2 data disks, sp-workload writing numbered records to them, and
 stillpoint-agent or stock qemu-ga on virtio-serial.
 
@@ -531,10 +531,10 @@ def main():
             fn(ctx)
             check_sanitizers(ctx)
         except Fail as e:
-            print(f"FAIL host/guest/{a.agent}/{a.case}: {e}", file=sys.stderr)
+            print(f"FAIL e2e/host/guest/{a.agent}/{a.case}: {e}", file=sys.stderr)
             print(g.console_tail(), file=sys.stderr)
             return 1
-    print(f"PASS host/guest/{a.agent}/{a.case}")
+    print(f"PASS e2e/host/guest/{a.agent}/{a.case}")
     return 0
 
 

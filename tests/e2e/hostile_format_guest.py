@@ -1,5 +1,5 @@
 #!/usr/bin/python3
-"""host/guest/hostile-format — issue 15 item 1 against the real test guest: a VM with a RAW data
+"""e2e/host/guest/hostile-format — issue 15 item 1 against the real test guest: a VM with a RAW data
 disk, and the guest itself writes a qcow2 header onto that disk's sector 0 naming a host file as
 its backing file (a temporary file full of a marker, standing in for /etc/shadow). Then export,
 a backup session read over NBD, delete (a live merge, then an offline one) and apply: the marker
@@ -178,10 +178,10 @@ def main():
             case(ctx)
             check_sanitizers(ctx)
         except Fail as e:
-            print(f"FAIL host/guest/hostile-format: {e}", file=sys.stderr)
+            print(f"FAIL e2e/host/guest/hostile-format: {e}", file=sys.stderr)
             print(g.console_tail(), file=sys.stderr)
             return 1
-    print("PASS host/guest/hostile-format")
+    print("PASS e2e/host/guest/hostile-format")
     return 0
 
 

@@ -1,4 +1,4 @@
-# libvirt/driver-qga, sourced by libvirt.sh once domain spqga runs with stock qemu-ga (and
+# e2e/libvirt/driver-qga, sourced by libvirt.sh once domain spqga runs with stock qemu-ga (and
 # sp-workload writing): the libvirt driver falls back to qemu-ga's standard freeze through
 # libvirt's passthrough, and the checkpoint is still application-consistent.
 : "${SP_STILLPOINT:?}" "${SP_WORKLOAD:?}"
@@ -24,4 +24,4 @@ check "... holding whole records ($(jq -r .valid <<<"$report"))" jq -e '.ok and 
 SP -q checkpoint delete qga first || fail "delete"
 check "merged away: libvirt writes to data0 again, no snapshot left" \
   [ "$(V domblklist spqga | awk '$1 == "vda" {print $2}')|$(V snapshot-list spqga --name | sed '/^$/d')" = "$T/data0.qcow2|" ]
-echo "PASS libvirt/driver-qga"
+echo "PASS e2e/libvirt/driver-qga"

@@ -1,4 +1,4 @@
-# libvirt/driver, sourced by libvirt.sh once the domain runs and its agent answers: stillpoint's
+# e2e/libvirt/driver, sourced by libvirt.sh once the domain runs and its agent answers: stillpoint's
 # libvirt driver against the real session libvirtd, while sp-workload writes records to data0.
 : "${SP_STILLPOINT:?}" "${SP_WORKLOAD:?}"
 SPGUEST=$(dirname "$0")/../guest/spguest.py
@@ -115,7 +115,7 @@ SP -q vm recover web || fail "vm recover after the killed delete"
 check "... recovery finished it: no checkpoint, no snapshot entry, no overlay file" \
   [ "$(cps | jq '.checkpoints | length')|$(snapshots)|$(ls "$overlay3" 2>/dev/null)" = "0||" ]
 # A backup session: libvirt's own backup job, started in the frozen window, read over NBD from
-# the domain's QEMU; libvirt keeps a checkpoint for the next incremental (libvirt/incremental).
+# the domain's QEMU; libvirt keeps a checkpoint for the next incremental (e2e/libvirt/incremental).
 out=$(SP --json -q backup begin web 2>"$T/err") || fail "backup begin: $(cat "$T/err")"
 uri=$(jq -r '.disks[0]."nbd-uri"' <<<"$out")
 check "backup begin hands the tool an NBD URI ($uri)" grep -q "^nbd+unix:///vda?socket=/" <<<"$uri"
@@ -162,4 +162,4 @@ check "... whose libvirt snapshot is found (by its name) and removed with it" \
 grep -ho "tainted: [a-z-]*" "$XDG_CACHE_HOME/libvirt/qemu/log/sptest.log" 2>/dev/null | sort -u | sed "s/^/# libvirt: /" || true
 # For the record: how long the agent held each freeze (libvirt's snapshot call inside it).
 grep -ho "thawed .*held [0-9]* ms" "$T/sptest-console.log" | sed 's/^/# agent: /' || true
-echo "PASS libvirt/driver"
+echo "PASS e2e/libvirt/driver"

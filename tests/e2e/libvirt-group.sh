@@ -1,4 +1,4 @@
-# libvirt/group, sourced by libvirt.sh once domains spweb and spdb run (sp-workload writing in
+# e2e/libvirt/group, sourced by libvirt.sh once domains spweb and spdb run (sp-workload writing in
 # both): a consistency group whose members are libvirt domains, each registered by its own URI —
 # spdb through an explicit socket URI, as a member on another host is named by its own
 # (qemu+ssh://host/system) — so the group goes through libvirt's remote protocol, no cluster
@@ -53,4 +53,4 @@ check "... libvirt's lists unchanged" [ "$(snapshots spweb)/$(snapshots spdb)" =
 SP -q checkpoint delete web "shop 1" && SP -q checkpoint delete db "shop 1" || fail "delete"
 check "deleted through both URIs: nothing left anywhere" \
   [ "$(n_cps web)/$(n_cps db)/$(snapshots spweb)/$(snapshots spdb)/$(overlays)" = "0/0/0/0/0" ]
-echo "PASS libvirt/group"
+echo "PASS e2e/libvirt/group"

@@ -1,4 +1,4 @@
-# libvirt/incremental, sourced by libvirt.sh once the domain runs and its agent answers: backup
+# e2e/libvirt/incremental, sourced by libvirt.sh once the domain runs and its agent answers: backup
 # sessions of a libvirt domain through libvirt's checkpoint and backup API while sp-workload
 # writes. Each incremental's changed extents are checked against the blocks that really changed
 # (incremental_check.py); libvirt's other users see the same checkpoints: virsh's own backup
@@ -124,4 +124,4 @@ check "... no backup job" no_job
 check "... $cp4 the only checkpoint" [ "$(checkpoints)" = "$cp4 " ]
 check "... the session closed on $cp4" \
   [ "$(SP --json -q backup status web | jq -r '.state + " " + .bitmap')" = "closed $cp4" ]
-echo "PASS libvirt/incremental"
+echo "PASS e2e/libvirt/incremental"

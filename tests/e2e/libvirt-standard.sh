@@ -1,4 +1,4 @@
-# libvirt/standard, sourced by libvirt.sh once the domain runs and its agent answers: standard
+# e2e/libvirt/standard, sourced by libvirt.sh once the domain runs and its agent answers: standard
 # checkpoints (memory state) of a libvirt domain through libvirt's own snapshot API, applied and
 # resumed with libvirt's restore, while sp-workload writes records to data0.
 : "${SP_STILLPOINT:?}" "${SP_WORKLOAD:?}"
@@ -68,4 +68,4 @@ SP -q checkpoint delete web S || fail "delete S"
 check "deleting them removed their state files" [ ! -e "$state" -a ! -e "$state_k" ]
 check "... and libvirt's snapshots; the domain writes to data0 again" \
   [ "$(snapshots)|$(top_image)" = "|$T/data0.qcow2" ]
-echo "PASS libvirt/standard"
+echo "PASS e2e/libvirt/standard"

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# libvirt/* — the test guest (tests/guest) runs as a libvirt QEMU TCG domain on a private session
+# e2e/libvirt/* — the test guest (tests/guest) runs as a libvirt QEMU TCG domain on a private session
 # daemon (its own XDG directories, started by this script), with stillpoint-agent on libvirt's
 # own org.qemu.guest_agent.0 channel.
 #   agent-interop  libvirt talking to our agent: virsh domfsfreeze/domfsthaw/domfsinfo and a
@@ -161,4 +161,4 @@ check "the guest is thawed after libvirt's quiesced snapshot" \
 qemu-img convert -U -O raw "$T/data0.qcow2" "$T/check.raw"
 check "the image libvirt froze through our agent is a clean ext4 (e2fsck -fn)" \
   bash -c "e2fsck -fn '$T/check.raw' >/dev/null 2>&1"
-echo "PASS libvirt/agent-interop"
+echo "PASS e2e/libvirt/agent-interop"

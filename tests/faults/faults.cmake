@@ -5,8 +5,8 @@
 set(SP_FAULT_CASES kill9-mid-merge kill9-planned agent-stopped agent-killed-frozen qemu-stopped
     qemu-killed-mid-commit enospc race channel-drop)
 foreach(case IN LISTS SP_FAULT_CASES)
-  add_test(NAME faults/${case} COMMAND ${CMAKE_CURRENT_LIST_DIR}/faults.sh ${case})
-  set_tests_properties(faults/${case} PROPERTIES
+  sp_test(NAME ${case} COMMAND ${CMAKE_CURRENT_LIST_DIR}/faults.sh ${case})
+  sp_test_properties(${case} PROPERTIES
     LABELS "e2e;faults"
     TIMEOUT 240
     RESOURCE_LOCK vm
@@ -17,10 +17,10 @@ endforeach()
 # faults/guest-lease: the real test guest with stillpoint-agent and the workload; the CLI is
 # stopped (SIGSTOP) inside the frozen window and the agent's lease must thaw the guest by itself.
 if(DEFINED SP_GUEST_DIR AND TARGET stillpoint-agent)
-  add_test(NAME faults/guest-lease
+  sp_test(NAME guest-lease
     COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/lease_guest.py
             --guest ${SP_GUEST_DIR} --run-dir ${CMAKE_CURRENT_BINARY_DIR}/faults-guest-lease
             --stillpoint $<TARGET_FILE:stillpoint> --workload-bin $<TARGET_FILE:sp-workload>)
-  set_tests_properties(faults/guest-lease PROPERTIES
+  sp_test_properties(guest-lease PROPERTIES
     LABELS "guest;e2e;faults" RESOURCE_LOCK vm FIXTURES_REQUIRED sp-guest-image TIMEOUT 300)
 endif()

@@ -12,7 +12,7 @@ add_executable(fuzz-mountinfo-replay ${CMAKE_CURRENT_LIST_DIR}/fuzz-mountinfo.c
                ${CMAKE_CURRENT_LIST_DIR}/fuzz-replay.c ${sp_agent_fuzz_sources})
 target_include_directories(fuzz-mountinfo-replay PRIVATE ${PROJECT_SOURCE_DIR}/agent-linux/src)
 file(GLOB sp_mountinfo_seeds CONFIGURE_DEPENDS ${sp_mountinfo_corpus}/*)
-add_test(NAME agent/fuzz-mountinfo-replay COMMAND fuzz-mountinfo-replay ${sp_mountinfo_seeds})
+sp_test(NAME agent-mountinfo-replay COMMAND fuzz-mountinfo-replay ${sp_mountinfo_seeds})
 
 if(SP_FUZZ AND CMAKE_C_COMPILER_ID STREQUAL "Clang")
   add_executable(fuzz-mountinfo ${CMAKE_CURRENT_LIST_DIR}/fuzz-mountinfo.c ${sp_agent_fuzz_sources})
@@ -21,10 +21,10 @@ if(SP_FUZZ AND CMAKE_C_COMPILER_ID STREQUAL "Clang")
   target_link_options(fuzz-mountinfo PRIVATE -fsanitize=fuzzer,address,undefined)
   set(sp_mountinfo_work ${CMAKE_CURRENT_BINARY_DIR}/fuzz-mountinfo.work)
   file(MAKE_DIRECTORY ${sp_mountinfo_work}/corpus)
-  add_test(NAME agent/fuzz-mountinfo
+  sp_test(NAME agent-mountinfo
            COMMAND fuzz-mountinfo -max_total_time=${SP_FUZZ_SECONDS} -max_len=8192 -timeout=10
                    -rss_limit_mb=2048 -artifact_prefix=${sp_mountinfo_work}/
                    ${sp_mountinfo_work}/corpus ${sp_mountinfo_corpus})
   math(EXPR sp_mountinfo_timeout "${SP_FUZZ_SECONDS} + 120")
-  set_tests_properties(agent/fuzz-mountinfo PROPERTIES TIMEOUT ${sp_mountinfo_timeout})
+  sp_test_properties(agent-mountinfo PROPERTIES TIMEOUT ${sp_mountinfo_timeout})
 endif()

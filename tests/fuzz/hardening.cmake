@@ -35,8 +35,8 @@ function(sp_hardening_fuzz name)
   target_compile_definitions(fuzz-${name}-replay PRIVATE SP_FUZZ_REPLAY)
   target_link_libraries(fuzz-${name}-replay PRIVATE ${arg_LIBS})
   file(GLOB seeds CONFIGURE_DEPENDS ${corpus}/*)
-  add_test(NAME fuzz/${name}-replay COMMAND fuzz-${name}-replay ${seeds})
-  set_tests_properties(fuzz/${name}-replay PROPERTIES TIMEOUT 120)
+  sp_test(NAME ${name}-replay COMMAND fuzz-${name}-replay ${seeds})
+  sp_test_properties(${name}-replay PROPERTIES TIMEOUT 120)
 
   # Inputs that still break a property the target only checks with SP_FUZZ_STRICT=1: each test
   # passes while the replay reports the broken property, and fails once the bug is fixed (then
@@ -44,10 +44,10 @@ function(sp_hardening_fuzz name)
   file(GLOB known_bugs CONFIGURE_DEPENDS ${CMAKE_CURRENT_FUNCTION_LIST_DIR}/known-bugs/${name}-*)
   foreach(input IN LISTS known_bugs)
     get_filename_component(bug ${input} NAME)
-    add_test(NAME fuzz/known-bug/${bug}
+    sp_test(NAME known-bug/${bug}
              COMMAND sh -c "\"$0\" \"$1\" 2>&1 | grep 'property failed'"
                      $<TARGET_FILE:fuzz-${name}-replay> ${input})
-    set_tests_properties(fuzz/known-bug/${bug} PROPERTIES TIMEOUT 60
+    sp_test_properties(known-bug/${bug} PROPERTIES TIMEOUT 60
                          ENVIRONMENT "SP_FUZZ_STRICT=1;ASAN_OPTIONS=abort_on_error=1")
   endforeach()
 
@@ -63,12 +63,12 @@ function(sp_hardening_fuzz name)
     if(arg_DICT)
       list(APPEND extra -dict=${CMAKE_CURRENT_FUNCTION_LIST_DIR}/${arg_DICT})
     endif()
-    add_test(NAME fuzz/${name}
+    sp_test(NAME ${name}
              COMMAND fuzz-${name} -max_total_time=${SP_FUZZ_SECONDS} -max_len=${arg_MAX_LEN}
                      -timeout=10 -rss_limit_mb=2048 -print_final_stats=1 ${extra}
                      -artifact_prefix=${work}/ ${work}/corpus ${corpus})
     math(EXPR timeout "${SP_FUZZ_SECONDS} + 120")
-    set_tests_properties(fuzz/${name} PROPERTIES TIMEOUT ${timeout})
+    sp_test_properties(${name} PROPERTIES TIMEOUT ${timeout})
   endif()
 endfunction()
 

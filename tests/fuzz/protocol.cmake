@@ -7,7 +7,7 @@ add_executable(fuzz-protocol-replay ${CMAKE_CURRENT_LIST_DIR}/fuzz-protocol.c
                ${CMAKE_CURRENT_LIST_DIR}/fuzz-replay.c)
 target_link_libraries(fuzz-protocol-replay PRIVATE stillpoint-protocol)
 file(GLOB sp_protocol_seeds CONFIGURE_DEPENDS ${sp_protocol_corpus}/*)
-add_test(NAME protocol/fuzz-replay COMMAND fuzz-protocol-replay ${sp_protocol_seeds})
+sp_test(NAME protocol-replay COMMAND fuzz-protocol-replay ${sp_protocol_seeds})
 
 if(SP_FUZZ AND CMAKE_C_COMPILER_ID STREQUAL "Clang")
   # The library's sources are compiled into the target so that libFuzzer's coverage
@@ -28,12 +28,12 @@ if(SP_FUZZ AND CMAKE_C_COMPILER_ID STREQUAL "Clang")
   # the committed seeds are only read. Crashes are written next to it.
   set(sp_fuzz_work ${CMAKE_CURRENT_BINARY_DIR}/fuzz-protocol.work)
   file(MAKE_DIRECTORY ${sp_fuzz_work}/corpus)
-  add_test(NAME protocol/fuzz
+  sp_test(NAME protocol
            COMMAND fuzz-protocol -max_total_time=${SP_FUZZ_SECONDS} -max_len=4096 -timeout=10
                    -rss_limit_mb=2048 -print_final_stats=1
                    -dict=${CMAKE_CURRENT_LIST_DIR}/protocol.dict
                    -artifact_prefix=${sp_fuzz_work}/
                    ${sp_fuzz_work}/corpus ${sp_protocol_corpus})
   math(EXPR sp_fuzz_timeout "${SP_FUZZ_SECONDS} + 120")
-  set_tests_properties(protocol/fuzz PROPERTIES TIMEOUT ${sp_fuzz_timeout})
+  sp_test_properties(protocol PROPERTIES TIMEOUT ${sp_fuzz_timeout})
 endif()

@@ -14,9 +14,9 @@ target_compile_options(sp-vsock-probe PRIVATE -fno-sanitize=all -O2)
 target_link_options(sp-vsock-probe PRIVATE -fno-sanitize=all -static)
 
 # The record checker on the host, no VM.
-add_test(NAME guest/workload-checker COMMAND /usr/bin/python3 ${SP_GUEST_SRC}/test_workload.py
+sp_test(NAME workload-checker COMMAND /usr/bin/python3 ${SP_GUEST_SRC}/test_workload.py
                                              $<TARGET_FILE:sp-workload>)
-set_tests_properties(guest/workload-checker PROPERTIES LABELS guest TIMEOUT 60)
+sp_test_properties(workload-checker PROPERTIES LABELS guest TIMEOUT 60)
 
 # build-guest runs as the fixture of the guest tests: it downloads the Debian kernel and qemu-ga
 # once (cached in the build tree) and rebuilds the initramfs only when an input changed.
@@ -28,14 +28,14 @@ if(TARGET stillpoint-agent)
   list(APPEND sp_guest_build_args --agent $<TARGET_FILE:stillpoint-agent>)
   list(APPEND sp_guest_agents stillpoint)
 endif()
-add_test(NAME guest/build-guest COMMAND ${SP_GUEST_SRC}/build-guest ${sp_guest_build_args})
-set_tests_properties(guest/build-guest PROPERTIES
+sp_test(NAME build-guest COMMAND ${SP_GUEST_SRC}/build-guest ${sp_guest_build_args})
+sp_test_properties(build-guest PROPERTIES
   LABELS guest FIXTURES_SETUP sp-guest-image TIMEOUT 600)
 
-add_test(NAME guest/runner-leaves-no-qemu
+sp_test(NAME runner-leaves-no-qemu
   COMMAND /usr/bin/python3 ${SP_GUEST_SRC}/test_runner.py
           --guest ${SP_GUEST_DIR} --run-dir ${CMAKE_CURRENT_BINARY_DIR}/guest-runs/runner)
-set_tests_properties(guest/runner-leaves-no-qemu PROPERTIES
+sp_test_properties(runner-leaves-no-qemu PROPERTIES
   LABELS guest RESOURCE_LOCK vm FIXTURES_REQUIRED sp-guest-image TIMEOUT 240)
 
 # Each test boots one VM; RESOURCE_LOCK vm keeps VMs (also the e2e tests') from running at once.
@@ -47,11 +47,11 @@ set(sp_guest_tests_stillpoint ${sp_guest_tests_qemu-ga}
     qemu-ga-beside)
 foreach(agent IN LISTS sp_guest_agents)
   foreach(test IN LISTS sp_guest_tests_${agent})
-    add_test(NAME guest/${agent}/${test}
+    sp_test(NAME ${agent}/${test}
       COMMAND /usr/bin/python3 ${SP_GUEST_SRC}/test_guest.py
               --guest ${SP_GUEST_DIR} --run-dir ${CMAKE_CURRENT_BINARY_DIR}/guest-runs/${agent}-${test}
               --workload-bin $<TARGET_FILE:sp-workload> --agent ${agent} ${test})
-    set_tests_properties(guest/${agent}/${test} PROPERTIES
+    sp_test_properties(${agent}/${test} PROPERTIES
       LABELS guest RESOURCE_LOCK vm FIXTURES_REQUIRED sp-guest-image TIMEOUT 240)
   endforeach()
 endforeach()

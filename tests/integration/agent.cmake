@@ -27,10 +27,10 @@ set(SP_AGENT_IT_SCENARIOS
   flush_writes_dirty_data_without_freezing
   state_dir_on_a_tmpfs_inside_a_frozen_filesystem)
 foreach(scenario IN LISTS SP_AGENT_IT_SCENARIOS)
-  add_test(NAME agent/integration/${scenario}
+  sp_test(NAME agent/${scenario}
            COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/agent-freeze.py
                    $<TARGET_FILE:stillpoint-agent> ${scenario})
-  set_tests_properties(agent/integration/${scenario} PROPERTIES
+  sp_test_properties(agent/${scenario} PROPERTIES
     SKIP_RETURN_CODE 77 TIMEOUT 120 LABELS "agent;integration;root")
 endforeach()
 
@@ -44,28 +44,28 @@ set(SP_AGENT_FORWARD_SCENARIOS
   forwarded_commands_are_refused_while_frozen
   without_qemu_ga_the_error_says_what_to_install)
 foreach(scenario IN LISTS SP_AGENT_FORWARD_SCENARIOS)
-  add_test(NAME agent/qemu-ga/${scenario}
+  sp_test(NAME agent/qemu-ga/${scenario}
            COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/agent-forward.py
                    $<TARGET_FILE:stillpoint-agent> ${scenario})
-  set_tests_properties(agent/qemu-ga/${scenario} PROPERTIES
+  sp_test_properties(agent/qemu-ga/${scenario} PROPERTIES
     SKIP_RETURN_CODE 77 TIMEOUT 120 LABELS "agent;integration;root")
 endforeach()
 
 # The agent on a real virtio-serial port in the test guest (tests/guest): selection by disk
 # serial, thaw when the host side of the port hangs up. Boots a VM, so it shares the guest
 # tests' image fixture and VM lock.
-add_test(NAME agent/virtio/serial-selection-and-hangup-thaw
+sp_test(NAME agent/virtio/serial-selection-and-hangup-thaw
          COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/agent-virtio.py
                  --guest ${CMAKE_CURRENT_BINARY_DIR}/guest
                  --run-dir ${CMAKE_CURRENT_BINARY_DIR}/agent-virtio-run)
-set_tests_properties(agent/virtio/serial-selection-and-hangup-thaw PROPERTIES
+sp_test_properties(agent/virtio/serial-selection-and-hangup-thaw PROPERTIES
   LABELS "agent;guest" RESOURCE_LOCK vm FIXTURES_REQUIRED sp-guest-image TIMEOUT 240)
 
 # The command line: --help, and the exit status and message of each way of failing to start.
-add_test(NAME agent/cli/help COMMAND stillpoint-agent --help)
-set_tests_properties(agent/cli/help PROPERTIES
+sp_test(NAME agent/cli/help COMMAND stillpoint-agent --help)
+sp_test_properties(agent/cli/help PROPERTIES
   PASS_REGULAR_EXPRESSION "--virtio=PATH.*--unix=PATH.*--vsock=PORT.*--state-dir=DIR")
-add_test(NAME agent/cli/exit-status
+sp_test(NAME agent/cli/exit-status
          COMMAND /bin/sh -c [=[
 set -u
 agent=$0; tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
@@ -83,7 +83,7 @@ echo ok
 
 # The example writer's fault injection exists in test builds only (SP_TEST_HOOKS).
 if(TARGET sp-example-writer-product)
-  add_test(NAME agent/cli/example-writer-has-no-test-switches
+  sp_test(NAME agent/cli/example-writer-has-no-test-switches
            COMMAND /bin/sh -c [=[
 set -u
 for opt in --fail-in --exit-in --delay-in; do
@@ -111,10 +111,10 @@ set(SP_AGENT_WRITER_SCENARIOS
   bus_restart_is_survived
   agent_without_a_bus_works_as_before)
 foreach(scenario IN LISTS SP_AGENT_WRITER_SCENARIOS)
-  add_test(NAME agent/dbus/${scenario}
+  sp_test(NAME agent/dbus/${scenario}
            COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/agent-writers.py
                    $<TARGET_FILE:stillpoint-agent> $<TARGET_FILE:sp-example-writer>
                    ${PROJECT_BINARY_DIR}/agent-linux/org.stillpoint.Agent1.conf ${scenario})
-  set_tests_properties(agent/dbus/${scenario} PROPERTIES
+  sp_test_properties(agent/dbus/${scenario} PROPERTIES
     SKIP_RETURN_CODE 77 TIMEOUT 120 LABELS "agent;integration;root;dbus")
 endforeach()

@@ -6,21 +6,21 @@
 #   package/install-layout  `cmake --install` of this tree into a DESTDIR: units, rules, policies
 #                           and activation files where systemd, udev, polkitd and dbus-daemon look
 set(SP_DEB_DIR ${CMAKE_BINARY_DIR}/deb)
-add_test(NAME package/build
+sp_test(NAME build
          COMMAND ${PROJECT_SOURCE_DIR}/scripts/package --no-deps --out ${SP_DEB_DIR})
-set_tests_properties(package/build PROPERTIES
+sp_test_properties(build PROPERTIES
   LABELS package FIXTURES_SETUP sp-debs TIMEOUT 1200 RESOURCE_LOCK sp-deb-dir)
 
-add_test(NAME package/lintian
+sp_test(NAME lintian
          COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/check-debs.py lintian ${SP_DEB_DIR})
-add_test(NAME package/contents
+sp_test(NAME contents
          COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/check-debs.py contents ${SP_DEB_DIR})
-set_tests_properties(package/lintian package/contents PROPERTIES
+sp_test_properties(lintian contents PROPERTIES
   LABELS package FIXTURES_REQUIRED sp-debs TIMEOUT 600)
 
-add_test(NAME package/install-layout
+sp_test(NAME install-layout
          COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/check-install.py
                  --build ${CMAKE_BINARY_DIR} --prefix ${CMAKE_INSTALL_PREFIX}
                  --sysconfdir ${CMAKE_INSTALL_FULL_SYSCONFDIR}
                  --agent $<TARGET_FILE:stillpoint-agent>)
-set_tests_properties(package/install-layout PROPERTIES LABELS package TIMEOUT 120)
+sp_test_properties(install-layout PROPERTIES LABELS package TIMEOUT 120)

@@ -1,4 +1,4 @@
-# Unit tests of the Linux agent (cmocka, fakes for the system calls): ctest names agent/*.
+# Unit tests of the Linux agent (cmocka, fakes for the system calls): ctest names unit/agent/*.
 pkg_check_modules(SP_AGENT_CMOCKA REQUIRED IMPORTED_TARGET cmocka)
 foreach(name mountinfo planner freezer lease state commands config blockdev log hooks)
   if(EXISTS ${CMAKE_CURRENT_LIST_DIR}/test-${name}.c)
@@ -7,11 +7,11 @@ foreach(name mountinfo planner freezer lease state commands config blockdev log 
     target_compile_definitions(test-agent-${name} PRIVATE
       SP_FIXTURES_DIR="${CMAKE_CURRENT_LIST_DIR}/fixtures"
       SP_AGENT_DATA_DIR="${PROJECT_SOURCE_DIR}/agent-linux/data")
-    add_test(NAME agent/${name} COMMAND test-agent-${name})
+    sp_test(NAME agent/${name} COMMAND test-agent-${name})
   endif()
 endforeach()
-# agent/hooks swaps scripts between the check and the run through test-hooks.h (SP_TEST_HOOKS)
+# unit/agent/hooks swaps scripts between the check and the run through test-hooks.h (SP_TEST_HOOKS)
 # and judges root ownership: root only.
 if(TARGET test-agent-hooks)
-  set_tests_properties(agent/hooks PROPERTIES SKIP_RETURN_CODE 77 LABELS "agent;root")
+  sp_test_properties(agent/hooks PROPERTIES SKIP_RETURN_CODE 77 LABELS "agent;root")
 endif()

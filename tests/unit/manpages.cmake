@@ -5,7 +5,7 @@
 # Skipped (77) without groff; scripts/deps installs groff-base.
 find_program(SP_MAN_PYTHON python3)
 if(TARGET stillpoint AND TARGET stillpointd AND SP_MAN_PYTHON)
-  add_test(NAME host/man-pages
+  sp_test(NAME host/man-pages
            COMMAND ${SP_MAN_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/check-manpages.py
                    --stillpoint $<TARGET_FILE:stillpoint>
                    --stillpointd $<TARGET_FILE:stillpointd>
@@ -14,5 +14,5 @@ if(TARGET stillpoint AND TARGET stillpointd AND SP_MAN_PYTHON)
                    --interface ${PROJECT_SOURCE_DIR}/host/data/org.stillpoint.Coordinator1.xml
                    --policy ${PROJECT_SOURCE_DIR}/host/data/org.stillpoint.policy
                    --lint ${PROJECT_SOURCE_DIR}/agent-linux/data/stillpoint-agent.8)
-  set_tests_properties(host/man-pages PROPERTIES TIMEOUT 120 SKIP_RETURN_CODE 77)
+  sp_test_properties(host/man-pages PROPERTIES TIMEOUT 120 SKIP_RETURN_CODE 77)
 endif()

@@ -1,10 +1,10 @@
-# Unit tests of libstillpoint-protocol (cmocka): one executable per concept, ctest names protocol/*.
+# Unit tests of libstillpoint-protocol (cmocka): one executable per concept, ctest names unit/protocol/*.
 pkg_check_modules(SP_PROTOCOL_CMOCKA REQUIRED IMPORTED_TARGET cmocka)
 foreach(name json framer message command)
   add_executable(test-protocol-${name} ${CMAKE_CURRENT_LIST_DIR}/test-${name}.c)
   target_link_libraries(test-protocol-${name} PRIVATE stillpoint-protocol
                         PkgConfig::SP_PROTOCOL_CMOCKA)
-  add_test(NAME protocol/${name} COMMAND test-protocol-${name})
+  sp_test(NAME protocol/${name} COMMAND test-protocol-${name})
 endforeach()
 
 # A locale whose decimal point is ',' (built into the build tree, no root needed) proves that
@@ -17,7 +17,7 @@ if(SP_LOCALEDEF AND NOT EXISTS ${sp_locale_dir}/de_DE.UTF-8/LC_NUMERIC)
                   OUTPUT_QUIET ERROR_QUIET)
 endif()
 if(EXISTS ${sp_locale_dir}/de_DE.UTF-8/LC_NUMERIC)
-  set_tests_properties(protocol/json PROPERTIES ENVIRONMENT LOCPATH=${sp_locale_dir})
+  sp_test_properties(protocol/json PROPERTIES ENVIRONMENT LOCPATH=${sp_locale_dir})
 endif()
 
 # Allocation failures: the allocator is wrapped with GNU ld's --wrap, so every allocation the
@@ -27,5 +27,5 @@ if(CMAKE_C_COMPILER_ID MATCHES "Clang|GNU" AND NOT APPLE)
   target_link_libraries(test-protocol-alloc PRIVATE stillpoint-protocol PkgConfig::SP_PROTOCOL_CMOCKA)
   target_link_options(test-protocol-alloc PRIVATE
                       -Wl,--wrap=malloc -Wl,--wrap=calloc -Wl,--wrap=realloc)
-  add_test(NAME protocol/alloc-failure COMMAND test-protocol-alloc)
+  sp_test(NAME protocol/alloc-failure COMMAND test-protocol-alloc)
 endif()

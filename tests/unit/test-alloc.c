@@ -222,5 +222,5 @@ int main(void)
         cmocka_unit_test_setup(test_dispatch_never_answers_wrongly_under_memory_pressure, reset_allocator),
         cmocka_unit_test_setup(test_framer_reports_nomem_and_recovers, reset_allocator),
     };
-    return cmocka_run_group_tests_name("protocol/alloc-failure", tests, NULL, NULL);
+    return cmocka_run_group_tests_name("unit/protocol/alloc-failure", tests, NULL, NULL);
 }

@@ -415,5 +415,5 @@ int main(void)
         cmocka_unit_test(test_find_and_count_walk_the_table),
         cmocka_unit_test(test_command_error_set_formats_and_defaults_class),
     };
-    return cmocka_run_group_tests_name("protocol/command", tests, NULL, NULL);
+    return cmocka_run_group_tests_name("unit/protocol/command", tests, NULL, NULL);
 }

@@ -281,5 +281,5 @@ int main(void)
         cmocka_unit_test(test_reset_drops_partial_object),
         cmocka_unit_test(test_feed_rejects_bad_arguments_and_allows_null_callback),
     };
-    return cmocka_run_group_tests_name("protocol/framer", tests, NULL, NULL);
+    return cmocka_run_group_tests_name("unit/protocol/framer", tests, NULL, NULL);
 }

@@ -235,7 +235,7 @@ int main(void)
     };
 #undef T
     if (geteuid() != 0) {
-        printf("agent/hooks: needs root (the rules are about root ownership): skipped\n");
+        printf("unit/agent/hooks: needs root (the rules are about root ownership): skipped\n");
         return 77;
     }
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -721,5 +721,5 @@ int main(void)
         cmocka_unit_test(test_utf8_valid_applies_rfc3629),
         cmocka_unit_test(test_status_strings_are_stable_and_never_null),
     };
-    return cmocka_run_group_tests_name("protocol/json", tests, NULL, NULL);
+    return cmocka_run_group_tests_name("unit/protocol/json", tests, NULL, NULL);
 }

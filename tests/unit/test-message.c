@@ -189,5 +189,5 @@ int main(void)
         cmocka_unit_test(test_reply_parse_classifies_error_with_and_without_code),
         cmocka_unit_test(test_reply_parse_rejects_malformed_replies),
     };
-    return cmocka_run_group_tests_name("protocol/message", tests, NULL, NULL);
+    return cmocka_run_group_tests_name("unit/protocol/message", tests, NULL, NULL);
 }

@@ -1,5 +1,5 @@
 # Valgrind (memcheck) over the unit tests and the fuzz corpora's replays, with zero reports.
-# Valgrind and ASan do not mix, so the test valgrind/unit configures and builds a separate tree
+# Valgrind and ASan do not mix, so the test unit/valgrind configures and builds a separate tree
 # without sanitizers in ${CMAKE_BINARY_DIR}/valgrind-tree, with just those test programs, and runs
 # their tests there under valgrind --error-exitcode=1 --leak-check=full (valgrind/run.cmake).
 # This fragment sorts last in tests/unit/, so every unit test is registered by now; the later
@@ -12,20 +12,23 @@ if(NOT SP_VALGRIND_CC)
   set(SP_VALGRIND_CC ${CMAKE_C_COMPILER})
 endif()
 
-# hostile/* measure deadlines and memory; valgrind's 20-50x slowdown is not what they measure.
-# host/man-pages reads the CLI's --help: the CLI is not built in the valgrind tree.
-# agent/hooks proves that fexecve runs the file that was checked, not what the path names later;
+# unit/hostile/* measure deadlines and memory; valgrind's 20-50x slowdown is not what they measure.
+# unit/host/man-pages reads the CLI's --help: the CLI is not built in the valgrind tree.
+# unit/agent/hooks proves that fexecve runs the file that was checked, not what the path names later;
 # valgrind 3.19 emulates execveat(fd) by reopening the fd's path, the very race the test closes.
 get_property(sp_valgrind_tests DIRECTORY PROPERTY TESTS)
-list(FILTER sp_valgrind_tests EXCLUDE REGEX "^hostile/|^host/man-pages$|^agent/hooks$")
+list(FILTER sp_valgrind_tests EXCLUDE REGEX "^unit/hostile/|^unit/host/man-pages$|^unit/agent/hooks$")
 get_property(sp_valgrind_targets DIRECTORY PROPERTY BUILDSYSTEM_TARGETS)
 list(FILTER sp_valgrind_targets INCLUDE REGEX "^test-")
 list(FILTER sp_valgrind_targets EXCLUDE REGEX "^test-hostile-")
 
 # The fuzz targets' replays of their corpora (tests/fuzz/, registered later) run under valgrind
 # too: it sees uninitialised reads, which ASan does not. They are collected when the whole
-# directory is done.
+# directory is done. A deferred call runs as if from tests/CMakeLists.txt: the test it registers
+# is named from this fragment's folder, as sp_test() would name it here.
+set(sp_valgrind_list_dir ${CMAKE_CURRENT_LIST_DIR})
 function(sp_valgrind_finish)
+  set(sp_test_list_dir ${sp_valgrind_list_dir})
   get_property(tests DIRECTORY PROPERTY TESTS)
   list(FILTER tests INCLUDE REGEX "fuzz.*-replay$")
   get_property(targets DIRECTORY PROPERTY BUILDSYSTEM_TARGETS)
@@ -43,7 +46,7 @@ function(sp_valgrind_finish)
   elseif(SP_VALGRIND)
     cmake_host_system_information(RESULT jobs QUERY NUMBER_OF_LOGICAL_CORES)
     string(REPLACE ";" "|" regex "${tests}")
-    add_test(NAME valgrind/unit
+    sp_test(NAME valgrind
              COMMAND ${CMAKE_COMMAND}
                      -DSOURCE_DIR=${PROJECT_SOURCE_DIR}
                      -DTREE=${CMAKE_BINARY_DIR}/valgrind-tree
@@ -54,7 +57,7 @@ function(sp_valgrind_finish)
                      "-DTESTS=^(${regex})$"
                      -DJOBS=${jobs}
                      -P ${PROJECT_SOURCE_DIR}/tests/unit/valgrind/run.cmake)
-    set_tests_properties(valgrind/unit PROPERTIES TIMEOUT 900)
+    sp_test_properties(valgrind PROPERTIES TIMEOUT 900)
   endif()
 endfunction()
 cmake_language(DEFER CALL sp_valgrind_finish)

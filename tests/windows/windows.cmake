@@ -18,98 +18,89 @@ if(SP_WINDOWS_BUILD_DIR AND SP_WINE)
 
   # The prefix and its one persistent wineserver for the whole run (wine-run.sh says why),
   # stopped when the last test that needs it is done.
-  add_test(NAME windows/wineprefix COMMAND ${winerun} 300 --init)
-  set_tests_properties(windows/wineprefix PROPERTIES FIXTURES_SETUP wine TIMEOUT 320)
-  add_test(NAME windows/wineserver-stop COMMAND ${winerun} 60 --stop)
-  set_tests_properties(windows/wineserver-stop PROPERTIES FIXTURES_CLEANUP wine TIMEOUT 90)
+  sp_test(NAME wineprefix COMMAND ${winerun} 300 --init)
+  sp_test_properties(wineprefix PROPERTIES FIXTURES_SETUP wine TIMEOUT 320)
+  sp_test(NAME wineserver-stop COMMAND ${winerun} 60 --stop)
+  sp_test_properties(wineserver-stop PROPERTIES FIXTURES_CLEANUP wine TIMEOUT 90)
 
-  add_test(NAME windows/vss-freezer COMMAND ${winerun} 60 ${wintests}/test-vss-freezer.exe)
-  set_tests_properties(windows/vss-freezer PROPERTIES FIXTURES_REQUIRED wine TIMEOUT 90)
+  sp_test(NAME vss-freezer COMMAND ${winerun} 60 ${wintests}/test-vss-freezer.exe)
+  sp_test_properties(vss-freezer PROPERTIES FIXTURES_REQUIRED wine TIMEOUT 90)
 
   # The provider test and the real-backend agent both create the named events of the wine
   # prefix's Global namespace: never at the same time.
-  add_test(NAME windows/vss-provider COMMAND ${winerun} 60 ${wintests}/test-provider.exe
+  sp_test(NAME vss-provider COMMAND ${winerun} 60 ${wintests}/test-provider.exe
                    Z:${winexe}/stillpoint-vss-provider.dll)
-  set_tests_properties(windows/vss-provider PROPERTIES FIXTURES_REQUIRED wine TIMEOUT 90
+  sp_test_properties(vss-provider PROPERTIES FIXTURES_REQUIRED wine TIMEOUT 90
                        RESOURCE_LOCK stillpoint-vss-events)
 
-  add_test(NAME windows/transport-serial
+  sp_test(NAME transport-serial
            COMMAND ${winerun} 60 ${wintests}/test-transport-serial.exe)
-  set_tests_properties(windows/transport-serial PROPERTIES FIXTURES_REQUIRED wine TIMEOUT 90)
+  sp_test_properties(transport-serial PROPERTIES FIXTURES_REQUIRED wine TIMEOUT 90)
 
-  add_test(NAME windows/state-dir
+  sp_test(NAME state-dir
            COMMAND ${SP_WINE_TESTS_DIR}/state-dir.sh ${SP_WINE_TESTS_DIR}/wine-run.sh ${wineprefix}
                    60 ${wintests}/test-state-dir.exe)
-  set_tests_properties(windows/state-dir PROPERTIES FIXTURES_REQUIRED wine TIMEOUT 90)
+  sp_test_properties(state-dir PROPERTIES FIXTURES_REQUIRED wine TIMEOUT 90)
 
-  add_test(NAME windows/agent-help COMMAND ${winerun} 30 ${winexe}/stillpoint-agent.exe --help)
-  set_tests_properties(windows/agent-help PROPERTIES FIXTURES_REQUIRED wine TIMEOUT 60
+  sp_test(NAME agent-help COMMAND ${winerun} 30 ${winexe}/stillpoint-agent.exe --help)
+  sp_test_properties(agent-help PROPERTIES FIXTURES_REQUIRED wine TIMEOUT 60
                        PASS_REGULAR_EXPRESSION "--install.*--uninstall.*--fake-vss")
 
   # The shared conformance test, against the agent on its fake VSS (harmless: --freeze).
-  add_test(NAME windows/agent-conformance
+  sp_test(NAME agent-conformance
            COMMAND ${SP_PYTHON} ${SP_CONFORMANCE} --connect tcp:127.0.0.1:{port} --freeze
                    --timeout 60 --
                    ${winerun} 120 ${winexe}/stillpoint-agent.exe --tcp 127.0.0.1:{port}
                    --fake-vss)
-  set_tests_properties(windows/agent-conformance PROPERTIES FIXTURES_REQUIRED wine TIMEOUT 180)
+  sp_test_properties(agent-conformance PROPERTIES FIXTURES_REQUIRED wine TIMEOUT 180)
 
   # VSS outcomes through the protocol: writer failure, the hold limit, a failing VSS call,
   # disk selection; and the real backend, which must refuse to freeze under wine.
-  add_test(NAME windows/agent-vss-scenarios
+  sp_test(NAME agent-vss-scenarios
            COMMAND ${SP_PYTHON} ${SP_WINE_TESTS_DIR}/agent-vss-scenarios.py --timeout 60
                    --backend fake -- ${winerun} 120 ${winexe}/stillpoint-agent.exe
                    --tcp 127.0.0.1:{port})
-  set_tests_properties(windows/agent-vss-scenarios PROPERTIES FIXTURES_REQUIRED wine TIMEOUT 300)
-  add_test(NAME windows/agent-real-vss-under-wine
+  sp_test_properties(agent-vss-scenarios PROPERTIES FIXTURES_REQUIRED wine TIMEOUT 300)
+  sp_test(NAME agent-real-vss-under-wine
            COMMAND ${SP_PYTHON} ${SP_WINE_TESTS_DIR}/agent-vss-scenarios.py --timeout 60
                    --backend real -- ${winerun} 120 ${winexe}/stillpoint-agent.exe
                    --tcp 127.0.0.1:{port})
-  set_tests_properties(windows/agent-real-vss-under-wine PROPERTIES FIXTURES_REQUIRED wine
+  sp_test_properties(agent-real-vss-under-wine PROPERTIES FIXTURES_REQUIRED wine
                        TIMEOUT 120 RESOURCE_LOCK stillpoint-vss-events)
 
   # The agent as shipped (built without SP_TEST_HOOKS): --fake-vss is an unknown option, and
   # STILLPOINT_VSS=fake / STILLPOINT_FAKE_VSS leave it on the real VSS.
-  add_test(NAME windows/shipped-agent-no-fake
+  sp_test(NAME shipped-agent-no-fake
            COMMAND ${SP_PYTHON} ${SP_WINE_TESTS_DIR}/agent-vss-scenarios.py --timeout 60
                    --backend shipped -- ${winerun} 120
                    ${SP_WINDOWS_SHIPPED_DIR}/agent-windows/stillpoint-agent.exe
                    --tcp 127.0.0.1:{port})
-  set_tests_properties(windows/shipped-agent-no-fake PROPERTIES
+  sp_test_properties(shipped-agent-no-fake PROPERTIES
                        FIXTURES_REQUIRED "wine;windows-shipped" TIMEOUT 120
                        RESOURCE_LOCK stillpoint-vss-events)
 endif()
 
 if(SP_WINDOWS_BUILD_DIR)
   # A mingw-w64 tree of this source as it ships: without SP_TEST_HOOKS.
-  add_test(NAME windows/shipped-build
+  sp_test(NAME shipped-build
            COMMAND ${SP_WINE_TESTS_DIR}/shipped-build.sh ${CMAKE_COMMAND} ${CMAKE_SOURCE_DIR}
                    ${SP_WINDOWS_SHIPPED_DIR})
-  set_tests_properties(windows/shipped-build PROPERTIES FIXTURES_SETUP windows-shipped
+  sp_test_properties(shipped-build PROPERTIES FIXTURES_SETUP windows-shipped
                        TIMEOUT 600)
   # Not even the fake's name is in the shipped binaries.
-  add_test(NAME windows/shipped-binaries-no-fake
+  sp_test(NAME shipped-binaries-no-fake
            COMMAND sh -c "! grep -a -l -e fake-vss -e STILLPOINT_FAKE_VSS -e STILLPOINT_VSS \"$@\""
                    sh ${SP_WINDOWS_SHIPPED_DIR}/agent-windows/stillpoint-agent.exe
                    ${SP_WINDOWS_SHIPPED_DIR}/agent-windows/stillpoint-vss-provider.dll)
-  set_tests_properties(windows/shipped-binaries-no-fake PROPERTIES
+  sp_test_properties(shipped-binaries-no-fake PROPERTIES
                        FIXTURES_REQUIRED windows-shipped TIMEOUT 30)
   # The installer layout of what ships (no wine needed).
-  add_test(NAME windows/install-layout
+  sp_test(NAME install-layout
            COMMAND ${SP_WINE_TESTS_DIR}/check-install.sh ${CMAKE_COMMAND} ${SP_WINDOWS_SHIPPED_DIR}
                    ${CMAKE_CURRENT_BINARY_DIR}/windows-install)
-  set_tests_properties(windows/install-layout PROPERTIES FIXTURES_REQUIRED windows-shipped)
+  sp_test_properties(install-layout PROPERTIES FIXTURES_REQUIRED windows-shipped)
 endif()
 
 if(SP_WINDOWS_BUILD_DIR AND NOT SP_WINE)
   message(STATUS "wine not found: the Windows agent's tests are not registered")
-endif()
-
-# The same conformance file against the Linux agent, unprivileged on a unix socket. No freeze
-# tests: they would freeze the build host's filesystems (integration tests freeze loop devices).
-if(TARGET stillpoint-agent)
-  add_test(NAME conformance/linux-agent
-           COMMAND ${SP_PYTHON} ${SP_CONFORMANCE} --connect unix:{socket} --
-                   $<TARGET_FILE:stillpoint-agent> --unix {socket} --state-dir {tmpdir}/state)
-  set_tests_properties(conformance/linux-agent PROPERTIES TIMEOUT 60)
 endif()

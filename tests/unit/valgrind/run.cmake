@@ -1,4 +1,4 @@
-# cmake -P script behind the valgrind/unit test (valgrind.cmake): configure and build the
+# cmake -P script behind the unit/valgrind test (valgrind.cmake): configure and build the
 # non-sanitized valgrind tree (only the unit test programs), then run their tests under valgrind.
 # Run it by hand the same way to reproduce a report; the tree is kept, so a rerun is incremental.
 foreach(var SOURCE_DIR TREE GENERATOR C_COMPILER TEST_HOOKS TARGETS TESTS JOBS)
@@ -12,9 +12,9 @@ function(run what)
   execute_process(COMMAND ${ARGN} RESULT_VARIABLE rc)
   string(TIMESTAMP end "%s")
   math(EXPR seconds "${end} - ${start}")
-  message(STATUS "valgrind/unit: ${what}: ${seconds} s")
+  message(STATUS "unit/valgrind: ${what}: ${seconds} s")
   if(NOT rc EQUAL 0)
-    message(FATAL_ERROR "valgrind/unit: ${what} failed (${rc})")
+    message(FATAL_ERROR "unit/valgrind: ${what} failed (${rc})")
   endif()
 endfunction()
 
