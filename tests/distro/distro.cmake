@@ -17,9 +17,6 @@
 #                        backup group creates and exports and is refused delete; others refused
 #   distro/schedule      schedule create enables a timer that fires; list shows next, last run and
 #                        result, a failed run in list and journal; remove disables and deletes
-if(NOT TARGET stillpoint-agent OR NOT DEFINED SP_GUEST_DIR OR NOT DEFINED SP_DEB_DIR)
-  return()
-endif()
 set(SP_DISTRO_DIR ${CMAKE_CURRENT_BINARY_DIR}/distro)
 sp_test(NAME build-image
          COMMAND ${CMAKE_CURRENT_LIST_DIR}/build-distro --debs ${SP_DEB_DIR} --out ${SP_DISTRO_DIR})

@@ -14,11 +14,9 @@ endforeach()
 # e2e/backup/guest: the real test guest with stillpoint-agent and the workload writing; the backup is
 # read over NBD and checked with e2fsck and sp-workload check; an incremental restored onto the
 # full copy equals the new full copy.
-if(DEFINED SP_GUEST_DIR AND TARGET stillpoint-agent)
-  sp_test(NAME backup/guest
-    COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/backup_guest.py
-            --guest ${SP_GUEST_DIR} --run-dir ${CMAKE_CURRENT_BINARY_DIR}/backup-guest-run
-            --stillpoint $<TARGET_FILE:stillpoint> --workload-bin $<TARGET_FILE:sp-workload>)
-  sp_test_properties(backup/guest PROPERTIES
-    LABELS "guest;e2e" RESOURCE_LOCK vm FIXTURES_REQUIRED sp-guest-image TIMEOUT 600)
-endif()
+sp_test(NAME backup/guest
+  COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/backup_guest.py
+          --guest ${SP_GUEST_DIR} --run-dir ${CMAKE_CURRENT_BINARY_DIR}/backup-guest-run
+          --stillpoint $<TARGET_FILE:stillpoint> --workload-bin $<TARGET_FILE:sp-workload>)
+sp_test_properties(backup/guest PROPERTIES
+  LABELS "guest;e2e" RESOURCE_LOCK vm FIXTURES_REQUIRED sp-guest-image TIMEOUT 600)

@@ -14,11 +14,9 @@ endforeach()
 # write stalls that hold the two freezes overlap by more than two write intervals (two guests
 # frozen back to back do not), each frozen image is clean and ends at its stall, and a member whose
 # freeze hook fails leaves both thawed with no checkpoint and no overlay (tests/e2e/group_guest.py).
-if(DEFINED SP_GUEST_DIR AND TARGET stillpoint-agent)
-  sp_test(NAME group/guests
-    COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/group_guest.py
-            --guest ${SP_GUEST_DIR} --run-dir ${CMAKE_CURRENT_BINARY_DIR}/group-guests-run
-            --stillpoint $<TARGET_FILE:stillpoint> --workload-bin $<TARGET_FILE:sp-workload>)
-  sp_test_properties(group/guests PROPERTIES
-    LABELS "guest;e2e" RESOURCE_LOCK vm FIXTURES_REQUIRED sp-guest-image TIMEOUT 600)
-endif()
+sp_test(NAME group/guests
+  COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/group_guest.py
+          --guest ${SP_GUEST_DIR} --run-dir ${CMAKE_CURRENT_BINARY_DIR}/group-guests-run
+          --stillpoint $<TARGET_FILE:stillpoint> --workload-bin $<TARGET_FILE:sp-workload>)
+sp_test_properties(group/guests PROPERTIES
+  LABELS "guest;e2e" RESOURCE_LOCK vm FIXTURES_REQUIRED sp-guest-image TIMEOUT 600)

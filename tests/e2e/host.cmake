@@ -33,23 +33,18 @@ foreach(case IN LISTS SP_HOST_OPS_CASES)
 endforeach()
 
 # e2e/host/guest/*: the real test guest (tests/guest/guest.cmake builds it as a fixture).
-if(DEFINED SP_GUEST_DIR)
-  foreach(run stillpoint/consistent stillpoint/excluded stillpoint/failures stillpoint/kill9 stillpoint/ops
-              stillpoint/standard stillpoint/restart qemu-ga/qga)
-    string(REGEX REPLACE "/.*" "" agent ${run})
-    string(REGEX REPLACE ".*/" "" case ${run})
-    if(agent STREQUAL "stillpoint" AND NOT TARGET stillpoint-agent)
-      continue()
-    endif()
-    sp_test(NAME host/guest/${run}
-      COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/host_guest.py
-              --guest ${SP_GUEST_DIR} --run-dir ${CMAKE_CURRENT_BINARY_DIR}/host-guest-runs/${agent}-${case}
-              --stillpoint $<TARGET_FILE:stillpoint> --workload-bin $<TARGET_FILE:sp-workload>
-              --agent ${agent} ${case})
-    sp_test_properties(host/guest/${run} PROPERTIES
-      LABELS "guest;e2e" RESOURCE_LOCK vm FIXTURES_REQUIRED sp-guest-image TIMEOUT 600)
-  endforeach()
-endif()
+foreach(run stillpoint/consistent stillpoint/excluded stillpoint/failures stillpoint/kill9 stillpoint/ops
+            stillpoint/standard stillpoint/restart qemu-ga/qga)
+  string(REGEX REPLACE "/.*" "" agent ${run})
+  string(REGEX REPLACE ".*/" "" case ${run})
+  sp_test(NAME host/guest/${run}
+    COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/host_guest.py
+            --guest ${SP_GUEST_DIR} --run-dir ${CMAKE_CURRENT_BINARY_DIR}/host-guest-runs/${agent}-${case}
+            --stillpoint $<TARGET_FILE:stillpoint> --workload-bin $<TARGET_FILE:sp-workload>
+            --agent ${agent} ${case})
+  sp_test_properties(host/guest/${run} PROPERTIES
+    LABELS "guest;e2e" RESOURCE_LOCK vm FIXTURES_REQUIRED sp-guest-image TIMEOUT 600)
+endforeach()
 
 # e2e/host/cli/bash-completion: the completion script against the real CLI and store.
 sp_test(NAME host/cli/bash-completion COMMAND ${CMAKE_CURRENT_LIST_DIR}/bash-completion.sh)
@@ -60,14 +55,12 @@ sp_test_properties(host/cli/bash-completion PROPERTIES
 # e2e/host/guest/hostile-format (issue 15 item 1): the guest writes a qcow2 header naming a host file
 # onto its own raw disk; export, a backup session, delete (live and offline) and apply never
 # read the host file.
-if(DEFINED SP_GUEST_DIR)
-  sp_test(NAME host/guest/hostile-format
-    COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/hostile_format_guest.py
-            --guest ${SP_GUEST_DIR} --run-dir ${CMAKE_CURRENT_BINARY_DIR}/host-guest-runs/hostile-format
-            --stillpoint $<TARGET_FILE:stillpoint> --workload-bin $<TARGET_FILE:sp-workload>)
-  sp_test_properties(host/guest/hostile-format PROPERTIES
-    LABELS "guest;e2e" RESOURCE_LOCK vm FIXTURES_REQUIRED sp-guest-image TIMEOUT 600)
-endif()
+sp_test(NAME host/guest/hostile-format
+  COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/hostile_format_guest.py
+          --guest ${SP_GUEST_DIR} --run-dir ${CMAKE_CURRENT_BINARY_DIR}/host-guest-runs/hostile-format
+          --stillpoint $<TARGET_FILE:stillpoint> --workload-bin $<TARGET_FILE:sp-workload>)
+sp_test_properties(host/guest/hostile-format PROPERTIES
+  LABELS "guest;e2e" RESOURCE_LOCK vm FIXTURES_REQUIRED sp-guest-image TIMEOUT 600)
 
 # e2e/host/names: names and values that reach hooks and generated units (no QEMU needed).
 sp_test(NAME host/names COMMAND ${CMAKE_CURRENT_LIST_DIR}/host-names.sh)

@@ -16,11 +16,9 @@ endforeach()
 
 # faults/guest-lease: the real test guest with stillpoint-agent and the workload; the CLI is
 # stopped (SIGSTOP) inside the frozen window and the agent's lease must thaw the guest by itself.
-if(DEFINED SP_GUEST_DIR AND TARGET stillpoint-agent)
-  sp_test(NAME guest-lease
-    COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/lease_guest.py
-            --guest ${SP_GUEST_DIR} --run-dir ${CMAKE_CURRENT_BINARY_DIR}/faults-guest-lease
-            --stillpoint $<TARGET_FILE:stillpoint> --workload-bin $<TARGET_FILE:sp-workload>)
-  sp_test_properties(guest-lease PROPERTIES
-    LABELS "guest;e2e;faults" RESOURCE_LOCK vm FIXTURES_REQUIRED sp-guest-image TIMEOUT 300)
-endif()
+sp_test(NAME guest-lease
+  COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/lease_guest.py
+          --guest ${SP_GUEST_DIR} --run-dir ${CMAKE_CURRENT_BINARY_DIR}/faults-guest-lease
+          --stillpoint $<TARGET_FILE:stillpoint> --workload-bin $<TARGET_FILE:sp-workload>)
+sp_test_properties(guest-lease PROPERTIES
+  LABELS "guest;e2e;faults" RESOURCE_LOCK vm FIXTURES_REQUIRED sp-guest-image TIMEOUT 300)

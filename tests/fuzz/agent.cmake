@@ -11,7 +11,7 @@ set(sp_mountinfo_corpus ${CMAKE_CURRENT_LIST_DIR}/../unit/fixtures/mountinfo)
 add_executable(fuzz-mountinfo-replay ${CMAKE_CURRENT_LIST_DIR}/fuzz-mountinfo.c
                ${CMAKE_CURRENT_LIST_DIR}/fuzz-replay.c ${sp_agent_fuzz_sources})
 target_include_directories(fuzz-mountinfo-replay PRIVATE ${PROJECT_SOURCE_DIR}/agent-linux/src)
-file(GLOB sp_mountinfo_seeds CONFIGURE_DEPENDS ${sp_mountinfo_corpus}/*)
+sp_test_files(sp_mountinfo_seeds ${sp_mountinfo_corpus}/*)
 sp_test(NAME agent-mountinfo-replay COMMAND fuzz-mountinfo-replay ${sp_mountinfo_seeds})
 
 if(SP_FUZZ AND CMAKE_C_COMPILER_ID STREQUAL "Clang")

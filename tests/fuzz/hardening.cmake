@@ -34,7 +34,7 @@ function(sp_hardening_fuzz name)
   add_executable(fuzz-${name}-replay ${source} ${CMAKE_CURRENT_FUNCTION_LIST_DIR}/fuzz-replay.c)
   target_compile_definitions(fuzz-${name}-replay PRIVATE SP_FUZZ_REPLAY)
   target_link_libraries(fuzz-${name}-replay PRIVATE ${arg_LIBS})
-  file(GLOB seeds CONFIGURE_DEPENDS ${corpus}/*)
+  sp_test_files(seeds ${corpus}/*)
   sp_test(NAME ${name}-replay COMMAND fuzz-${name}-replay ${seeds})
   sp_test_properties(${name}-replay PROPERTIES TIMEOUT 120)
 

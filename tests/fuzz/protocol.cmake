@@ -6,7 +6,7 @@ set(sp_protocol_corpus ${CMAKE_CURRENT_LIST_DIR}/corpus/protocol)
 add_executable(fuzz-protocol-replay ${CMAKE_CURRENT_LIST_DIR}/fuzz-protocol.c
                ${CMAKE_CURRENT_LIST_DIR}/fuzz-replay.c)
 target_link_libraries(fuzz-protocol-replay PRIVATE stillpoint-protocol)
-file(GLOB sp_protocol_seeds CONFIGURE_DEPENDS ${sp_protocol_corpus}/*)
+sp_test_files(sp_protocol_seeds ${sp_protocol_corpus}/*)
 sp_test(NAME protocol-replay COMMAND fuzz-protocol-replay ${sp_protocol_seeds})
 
 if(SP_FUZZ AND CMAKE_C_COMPILER_ID STREQUAL "Clang")

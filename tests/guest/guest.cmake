@@ -24,10 +24,8 @@ set(SP_GUEST_DIR ${CMAKE_CURRENT_BINARY_DIR}/guest)
 set(sp_guest_build_args --out ${SP_GUEST_DIR} --workload $<TARGET_FILE:sp-workload>
                         --probe $<TARGET_FILE:sp-vsock-probe>)
 set(sp_guest_agents qemu-ga)
-if(TARGET stillpoint-agent)
-  list(APPEND sp_guest_build_args --agent $<TARGET_FILE:stillpoint-agent>)
-  list(APPEND sp_guest_agents stillpoint)
-endif()
+list(APPEND sp_guest_build_args --agent $<TARGET_FILE:stillpoint-agent>)
+list(APPEND sp_guest_agents stillpoint)
 sp_test(NAME build-guest COMMAND ${SP_GUEST_SRC}/build-guest ${sp_guest_build_args})
 sp_test_properties(build-guest PROPERTIES
   LABELS guest FIXTURES_SETUP sp-guest-image TIMEOUT 600)

@@ -3,16 +3,14 @@
 # (read from their --help, so that a new command or option without documentation fails here),
 # every method of the D-Bus interface and every polkit action. The agent's page is linted too.
 # Skipped (77) without groff; scripts/deps installs groff-base.
-find_program(SP_MAN_PYTHON python3)
-if(TARGET stillpoint AND TARGET stillpointd AND SP_MAN_PYTHON)
-  sp_test(NAME host/man-pages
-           COMMAND ${SP_MAN_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/check-manpages.py
-                   --stillpoint $<TARGET_FILE:stillpoint>
-                   --stillpointd $<TARGET_FILE:stillpointd>
-                   --cli-page ${PROJECT_SOURCE_DIR}/host/data/stillpoint.1
-                   --daemon-page ${PROJECT_SOURCE_DIR}/host/data/stillpointd.8
-                   --interface ${PROJECT_SOURCE_DIR}/host/data/org.stillpoint.Coordinator1.xml
-                   --policy ${PROJECT_SOURCE_DIR}/host/data/org.stillpoint.policy
-                   --lint ${PROJECT_SOURCE_DIR}/agent-linux/data/stillpoint-agent.8)
-  sp_test_properties(host/man-pages PROPERTIES TIMEOUT 120 SKIP_RETURN_CODE 77)
-endif()
+find_program(SP_MAN_PYTHON python3 REQUIRED)
+sp_test(NAME host/man-pages
+        COMMAND ${SP_MAN_PYTHON} ${CMAKE_CURRENT_LIST_DIR}/check-manpages.py
+                --stillpoint $<TARGET_FILE:stillpoint>
+                --stillpointd $<TARGET_FILE:stillpointd>
+                --cli-page ${PROJECT_SOURCE_DIR}/host/data/stillpoint.1
+                --daemon-page ${PROJECT_SOURCE_DIR}/host/data/stillpointd.8
+                --interface ${PROJECT_SOURCE_DIR}/host/data/org.stillpoint.Coordinator1.xml
+                --policy ${PROJECT_SOURCE_DIR}/host/data/org.stillpoint.policy
+                --lint ${PROJECT_SOURCE_DIR}/agent-linux/data/stillpoint-agent.8)
+sp_test_properties(host/man-pages PROPERTIES TIMEOUT 120 SKIP_RETURN_CODE 77)

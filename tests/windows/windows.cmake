@@ -102,5 +102,6 @@ if(SP_WINDOWS_BUILD_DIR)
 endif()
 
 if(SP_WINDOWS_BUILD_DIR AND NOT SP_WINE)
-  message(STATUS "wine not found: the Windows agent's tests are not registered")
+  message(FATAL_ERROR "SP_WINDOWS_BUILD_DIR is set but wine is not found: the Windows agent's "
+                      "tests would not run (scripts/deps installs wine)")
 endif()
