@@ -1,72 +1,18 @@
 /* The stillpoint CLI's backup commands: backup sessions for tools that read disks, and the same
  * as a backup job's pre/post script (hook pre|post: exit status 0 or 1, KEY=VALUE on stdout). */
-#include "cli-backup.h"
-
-#include <gio/gio.h>
 #include <stdio.h>
 
+#include "cli.h"
 #include "stillpoint/backup.h"
-#include "stillpoint/store.h"
 
-typedef struct {
-    char *store_path;
-    gboolean json;
-    gboolean quiet;
-} Globals;
-
-static Globals globals;
-
-static const GOptionEntry global_entries[] = {
-    {"store", 0, 0, G_OPTION_ARG_FILENAME, &globals.store_path,
-     "Checkpoint store (default $" SP_STORE_ENV " or " SP_STORE_DEFAULT_PATH ")", "PATH"},
-    {"json", 0, 0, G_OPTION_ARG_NONE, &globals.json, "Print the result as JSON", NULL},
-    {"quiet", 'q', 0, G_OPTION_ARG_NONE, &globals.quiet, "Do not print progress", NULL},
-    G_OPTION_ENTRY_NULL};
-
-static void progress_cb(const char *message, gpointer user_data)
+/* Every backup command is about one VM. */
+static gboolean expect_vm(int argc, GError **error)
 {
-    if (!globals.quiet)
-        fprintf(stderr, "stillpoint: %s\n", message);
-}
-
-static gboolean parse(const char *summary, const GOptionEntry *entries, int *argc, char ***argv,
-                      GError **error)
-{
-    g_autoptr(GOptionContext) ctx = g_option_context_new("VM");
-    g_option_context_add_main_entries(ctx, global_entries, NULL);
-    if (entries != NULL)
-        g_option_context_add_main_entries(ctx, entries, NULL);
-    g_option_context_set_summary(ctx, summary);
-    if (!g_option_context_parse(ctx, argc, argv, error))
-        return FALSE;
-    if (*argc != 2) {
-        g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                    "%s: expected one VM name (see --help)", g_get_prgname());
-        return FALSE;
-    }
-    return TRUE;
-}
-
-/* Store, VM and its lock: the session's steps run under the same lock as every other operation. */
-static gboolean open_vm(const char *name, SpStore **ret_store, SpVmLock **ret_lock, SpVm **ret_vm,
-                        GError **error)
-{
-    g_autoptr(SpStore) store = sp_store_open(sp_store_resolve_path(globals.store_path), error);
-    g_autoptr(SpVmLock) lock = NULL;
-    g_autoptr(SpVm) vm = NULL;
-    if (store == NULL || (vm = sp_store_vm_get(store, name, error)) == NULL ||
-        (lock = sp_vm_lock_acquire(store, name, error)) == NULL)
-        return FALSE;
-    *ret_store = g_steal_pointer(&store);
-    *ret_lock = g_steal_pointer(&lock);
-    *ret_vm = g_steal_pointer(&vm);
-    return TRUE;
-}
-
-static void print_json(const SpJson *value)
-{
-    g_autofree char *text = sp_json_serialize(value, NULL);
-    printf("%s\n", text != NULL ? text : "null");
+    if (argc == 2)
+        return TRUE;
+    g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                "%s: expected one VM name (see --help)", g_get_prgname());
+    return FALSE;
 }
 
 static void print_session_text(const SpJson *s)
@@ -90,98 +36,86 @@ static void print_session_text(const SpJson *s)
     }
 }
 
-static SpJson *begin(const char *vm_name, gboolean incremental, GError **error)
+/* Store, VM and its lock: the session's steps run under the same lock as every other operation. */
+static SpJson *begin(int argc, char **argv, gboolean incremental, GError **error)
 {
     g_autoptr(SpStore) store = NULL;
     g_autoptr(SpVmLock) lock = NULL;
     g_autoptr(SpVm) vm = NULL;
-    if (!open_vm(vm_name, &store, &lock, &vm, error))
+    if (!expect_vm(argc, error) || !sp_cli_open_vm(argv[1], FALSE, &store, &lock, &vm, error))
         return NULL;
-    return sp_backup_begin(store, vm, incremental, progress_cb, NULL, error);
+    return sp_backup_begin(store, vm, incremental, sp_cli_progress, NULL, error);
 }
 
-static gboolean end(const char *vm_name, gboolean keep, gboolean aborted, GError **error)
+static gboolean end(int argc, char **argv, gboolean keep, gboolean aborted, GError **error)
 {
     g_autoptr(SpStore) store = NULL;
     g_autoptr(SpVmLock) lock = NULL;
     g_autoptr(SpVm) vm = NULL;
-    if (!open_vm(vm_name, &store, &lock, &vm, error))
+    if (!expect_vm(argc, error) || !sp_cli_open_vm(argv[1], FALSE, &store, &lock, &vm, error))
         return FALSE;
-    return sp_backup_end(store, vm, keep, aborted, progress_cb, NULL, error);
+    return sp_backup_end(store, vm, keep, aborted, sp_cli_progress, NULL, error);
 }
 
-int sp_cli_backup_begin(int argc, char **argv)
-{
-    gboolean incremental = FALSE;
-    const GOptionEntry entries[] = {
-        {"incremental", 0, 0, G_OPTION_ARG_NONE, &incremental,
-         "List the extents changed since the last backup and export its dirty bitmap", NULL},
-        G_OPTION_ENTRY_NULL};
-    g_autoptr(GError) error = NULL;
-    g_autoptr(SpJson) session = NULL;
+static gboolean begin_incremental, end_keep, end_failed;
 
-    if (!parse("Begin a backup session: a production checkpoint, and a read-only view of every "
-               "disk at that instant (image paths, NBD exports) while the VM runs on.",
-               entries, &argc, &argv, &error) ||
-        (session = begin(argv[1], incremental, &error)) == NULL) {
-        fprintf(stderr, "stillpoint: %s\n", error->message);
-        return 1;
-    }
-    if (globals.json)
-        print_json(session);
+const GOptionEntry sp_cli_backup_begin_options[] = {
+    {"incremental", 0, 0, G_OPTION_ARG_NONE, &begin_incremental,
+     "List the extents changed since the last backup and export its dirty bitmap", NULL},
+    G_OPTION_ENTRY_NULL};
+
+gboolean sp_cli_backup_begin(int argc, char **argv, GError **error)
+{
+    g_autoptr(SpJson) session = begin(argc, argv, begin_incremental, error);
+
+    if (session == NULL)
+        return FALSE;
+    if (sp_cli_globals.json)
+        sp_cli_print_json(session);
     else
         print_session_text(session);
-    return 0;
+    return TRUE;
 }
 
-int sp_cli_backup_end(int argc, char **argv)
-{
-    gboolean keep = FALSE, aborted = FALSE;
-    const GOptionEntry entries[] = {
-        {"keep", 0, 0, G_OPTION_ARG_NONE, &keep,
-         "Keep the session's checkpoint instead of merging it back", NULL},
-        {"failed", 0, 0, G_OPTION_ARG_NONE, &aborted,
-         "The backup did not complete: the next incremental starts from the previous one", NULL},
-        G_OPTION_ENTRY_NULL};
-    g_autoptr(GError) error = NULL;
+const GOptionEntry sp_cli_backup_end_options[] = {
+    {"keep", 0, 0, G_OPTION_ARG_NONE, &end_keep,
+     "Keep the session's checkpoint instead of merging it back", NULL},
+    {"failed", 0, 0, G_OPTION_ARG_NONE, &end_failed,
+     "The backup did not complete: the next incremental starts from the previous one", NULL},
+    G_OPTION_ENTRY_NULL};
 
-    if (!parse("End the VM's backup session: remove the exports, merge the checkpoint back.",
-               entries, &argc, &argv, &error) ||
-        !end(argv[1], keep, aborted, &error)) {
-        fprintf(stderr, "stillpoint: %s\n", error->message);
-        return 1;
-    }
-    if (!globals.quiet)
+gboolean sp_cli_backup_end(int argc, char **argv, GError **error)
+{
+    if (!end(argc, argv, end_keep, end_failed, error))
+        return FALSE;
+    if (!sp_cli_globals.quiet)
         fprintf(stderr, "stillpoint: backup session of VM '%s' ended\n", argv[1]);
-    return 0;
+    return TRUE;
 }
 
-int sp_cli_backup_status(int argc, char **argv)
+gboolean sp_cli_backup_status(int argc, char **argv, GError **error)
 {
-    g_autoptr(GError) error = NULL;
     g_autoptr(SpStore) store = NULL;
     g_autoptr(SpVm) vm = NULL;
     g_autoptr(SpJson) session = NULL;
+    GError *local = NULL;
 
-    if (!parse("Show the VM's backup session (its journal), open or last closed.", NULL, &argc,
-               &argv, &error) ||
-        (store = sp_store_open(sp_store_resolve_path(globals.store_path), &error)) == NULL ||
-        (vm = sp_store_vm_get(store, argv[1], &error)) == NULL)
-        goto fail;
-    session = sp_backup_status(store, vm, &error);
-    if (session == NULL && error != NULL)
-        goto fail;
+    if (!expect_vm(argc, error) || (store = sp_cli_open_store(error)) == NULL ||
+        (vm = sp_store_vm_get(store, argv[1], error)) == NULL)
+        return FALSE;
+    session = sp_backup_status(store, vm, &local);
+    if (session == NULL && local != NULL) {
+        g_propagate_error(error, local);
+        return FALSE;
+    }
     if (session == NULL)
-        printf(globals.json ? "null\n" : "VM '%s' never had a backup session\n", argv[1]);
-    else if (globals.json)
-        print_json(session);
+        printf(sp_cli_globals.json ? "null\n" : "VM '%s' never had a backup session\n", argv[1]);
+    else if (sp_cli_globals.json)
+        sp_cli_print_json(session);
     else
         printf("VM '%s': backup session %s\n", argv[1],
                sp_json_object_get_string(session, "state"));
-    return 0;
-fail:
-    fprintf(stderr, "stillpoint: %s\n", error->message);
-    return 1;
+    return TRUE;
 }
 
 /* Prints a KEY=VALUE line a shell can eval (values quoted). */
@@ -192,28 +126,25 @@ static void print_var(const char *key, const char *value)
 }
 
 /* A backup job's pre script: begin, then tell the job where to read as shell assignments. */
-int sp_cli_hook_pre(int argc, char **argv)
+static gboolean pre_incremental;
+static int post_status;
+
+const GOptionEntry sp_cli_hook_pre_options[] = {
+    {"incremental", 0, 0, G_OPTION_ARG_NONE, &pre_incremental,
+     "Begin an incremental session (see backup begin)", NULL},
+    G_OPTION_ENTRY_NULL};
+
+gboolean sp_cli_hook_pre(int argc, char **argv, GError **error)
 {
-    gboolean incremental = FALSE;
-    const GOptionEntry entries[] = {
-        {"incremental", 0, 0, G_OPTION_ARG_NONE, &incremental,
-         "Begin an incremental session (see backup begin)", NULL},
-        G_OPTION_ENTRY_NULL};
-    g_autoptr(GError) error = NULL;
-    g_autoptr(SpJson) s = NULL;
+    g_autoptr(SpJson) s = begin(argc, argv, pre_incremental, error);
     const SpJson *disks;
     g_autoptr(GString) names = g_string_new(NULL);
 
-    if (!parse("Backup job pre script: begin a backup session; prints STILLPOINT_* shell "
-               "assignments; exit status 0 = go ahead, 1 = abort the job.",
-               entries, &argc, &argv, &error) ||
-        (s = begin(argv[1], incremental, &error)) == NULL) {
-        fprintf(stderr, "stillpoint hook pre: FAILED: %s\n", error->message);
-        return 1;
-    }
-    if (globals.json) {
-        print_json(s);
-        return 0;
+    if (s == NULL)
+        return FALSE;
+    if (sp_cli_globals.json) {
+        sp_cli_print_json(s);
+        return TRUE;
     }
     disks = sp_json_object_get(s, "disks");
     print_var("STILLPOINT_VM", argv[1]);
@@ -234,34 +165,27 @@ int sp_cli_hook_pre(int argc, char **argv)
         g_string_append_printf(names, "%s%s", i ? " " : "", key);
     }
     print_var("STILLPOINT_DISKS", names->str);
-    if (!globals.quiet)
+    if (!sp_cli_globals.quiet)
         fprintf(stderr, "stillpoint hook pre: OK: VM '%s' is ready to back up (%s-consistent)\n",
                 argv[1], sp_json_object_get_string(s, "consistency"));
-    return 0;
+    return TRUE;
 }
 
 /* A backup job's post script: end the session; the job's own status decides whether the next
  * incremental starts from this backup (--status 0) or from the previous one. */
-int sp_cli_hook_post(int argc, char **argv)
-{
-    int status = 0;
-    const GOptionEntry entries[] = {
-        {"status", 0, 0, G_OPTION_ARG_INT, &status,
-         "The backup job's exit status (non-zero: the backup failed)", "N"},
-        G_OPTION_ENTRY_NULL};
-    g_autoptr(GError) error = NULL;
+const GOptionEntry sp_cli_hook_post_options[] = {
+    {"status", 0, 0, G_OPTION_ARG_INT, &post_status,
+     "The backup job's exit status (non-zero: the backup failed)", "N"},
+    G_OPTION_ENTRY_NULL};
 
-    if (!parse("Backup job post script: end the backup session (always; the job's --status says "
-               "whether the backup counts as the base of the next incremental).",
-               entries, &argc, &argv, &error) ||
-        !end(argv[1], FALSE, status != 0, &error)) {
-        fprintf(stderr, "stillpoint hook post: FAILED: %s\n", error->message);
-        return 1;
-    }
-    if (!globals.quiet)
+gboolean sp_cli_hook_post(int argc, char **argv, GError **error)
+{
+    if (!end(argc, argv, FALSE, post_status != 0, error))
+        return FALSE;
+    if (!sp_cli_globals.quiet)
         fprintf(stderr, "stillpoint hook post: OK: backup session of VM '%s' ended (%s)\n",
                 argv[1],
-                status != 0 ? "backup failed: the next incremental starts from the previous backup"
+                post_status != 0 ? "backup failed: the next incremental starts from the previous backup"
                             : "backup complete");
-    return 0;
+    return TRUE;
 }

@@ -1,164 +1,192 @@
-/* The stillpoint CLI's tree operations: checkpoint delete, rename, export, apply and resume. The
- * work is in the library (op-*.c); here are options and progress output. What they print on
- * stdout is rendered by render.c, as through stillpointd. */
+/* The stillpoint CLI's tree operations: checkpoint delete, rename, export, apply and resume,
+ * directly and (but resume) through stillpointd. The work is in the library (op-*.c); here are
+ * options and progress output. What they print on stdout is rendered by render.c, the same
+ * both ways. */
 #include <stdio.h>
 
 #include "cli.h"
 #include "stillpoint/ops.h"
 
-/* A bar on a terminal, a JSON line per change with --json, nothing otherwise (render.c). */
-static void percent_cb(const char *disk, double percent, gpointer user_data)
+/* Opens the VM (recovering) for an operation that then runs with termination deferred. */
+static gboolean open_for_op(int argc, char **argv, int n, const char *what, SpStore **store,
+                            SpVmLock **lock, SpVm **vm, GError **error)
 {
-    sp_cli_print_percent(disk, percent, globals.json, globals.quiet);
+    const char *expected = n == 3 ? "VM CP" : n == 4 ? "VM CP ARG" : "arguments";
+    g_autofree char *command = g_strdup_printf("checkpoint %s", what);
+
+    if (!sp_cli_expect(argc, n, command, expected, error) ||
+        !sp_cli_open_vm(argv[1], TRUE, store, lock, vm, error))
+        return FALSE;
+    sp_cli_defer_termination();
+    return TRUE;
 }
 
-static gboolean expect_args(int argc, int n, const char *what, GError **error)
-{
-    if (argc == n)
-        return TRUE;
-    g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "checkpoint %s: expected %s",
-                what, n == 3 ? "VM CP" : n == 4 ? "VM CP ARG" : "arguments");
-    return FALSE;
-}
+/* ---- delete ---- */
 
-int cmd_checkpoint_delete(int argc, char **argv)
+static gboolean delete_subtree;
+
+const GOptionEntry sp_cli_checkpoint_delete_options[] = {
+    {"subtree", 0, 0, G_OPTION_ARG_NONE, &delete_subtree,
+     "Also delete every checkpoint below it", NULL},
+    G_OPTION_ENTRY_NULL};
+
+gboolean sp_cli_checkpoint_delete(int argc, char **argv, GError **error)
 {
-    gboolean subtree = FALSE;
-    const GOptionEntry entries[] = {
-        {"subtree", 0, 0, G_OPTION_ARG_NONE, &subtree,
-         "Also delete every checkpoint below it", NULL},
-        G_OPTION_ENTRY_NULL};
-    g_autoptr(GError) error = NULL;
     g_autoptr(SpStore) store = NULL;
     g_autoptr(SpVmLock) lock = NULL;
     g_autoptr(SpVm) vm = NULL;
-    SpOpReport report = {.progress = progress_cb, .percent = percent_cb};
+    SpOpReport report = {.progress = sp_cli_progress, .percent = sp_cli_percent};
 
-    if (!parse_options("VM CP", "Delete a checkpoint by merging it into its neighbour: the VM's "
-                                "present and the other checkpoints keep all their data. Live "
-                                "when the VM runs, offline otherwise.",
-                       entries, &argc, &argv, &error) ||
-        !expect_args(argc, 3, "delete", &error) ||
-        !open_vm(argv[1], TRUE, &store, &lock, &vm, &error))
-        goto fail;
-    defer_termination();
-    if (!sp_op_delete(store, vm, argv[2], subtree, &report, &error))
-        goto fail;
-    sp_cli_print_checkpoint_deleted(vm->name, argv[2], subtree, globals.json);
-    return 0;
-fail:
-    fprintf(stderr, "stillpoint: %s\n", error->message);
-    return 1;
+    if (!open_for_op(argc, argv, 3, "delete", &store, &lock, &vm, error) ||
+        !sp_op_delete(store, vm, argv[2], delete_subtree, &report, error))
+        return FALSE;
+    sp_cli_print_checkpoint_deleted(vm->name, argv[2], delete_subtree, sp_cli_globals.json);
+    return TRUE;
 }
 
-int cmd_checkpoint_rename(int argc, char **argv)
+gboolean sp_cli_checkpoint_delete_dbus(SpDaemonClient *c, int argc, char **argv, GError **error)
 {
-    g_autoptr(GError) error = NULL;
+    g_autoptr(GVariant) r = NULL;
+
+    if (!sp_daemon_expect(argc, 3, "checkpoint delete", error) ||
+        (r = sp_daemon_call(c, "DeleteCheckpoint",
+                            g_variant_new("(ssb)", argv[1], argv[2], delete_subtree),
+                            error)) == NULL)
+        return FALSE;
+    sp_cli_print_checkpoint_deleted(argv[1], argv[2], delete_subtree, sp_cli_globals.json);
+    return TRUE;
+}
+
+/* ---- rename ---- */
+
+gboolean sp_cli_checkpoint_rename(int argc, char **argv, GError **error)
+{
     g_autoptr(SpStore) store = NULL;
     g_autoptr(SpVmLock) lock = NULL;
     g_autoptr(SpVm) vm = NULL;
 
-    if (!parse_options("VM CP NEW-NAME", "Rename a checkpoint: 1-100 characters, no control "
-                                         "characters, unique among the VM's checkpoints.",
-                       NULL, &argc, &argv, &error) ||
-        !expect_args(argc, 4, "rename", &error) ||
-        !open_vm(argv[1], FALSE, &store, &lock, &vm, &error) ||
-        !sp_op_rename(store, vm, argv[2], argv[3], &error))
-        goto fail;
-    sp_cli_print_json_event(globals.json, "renamed", "vm", vm->name, "checkpoint", argv[2],
-                            "name", argv[3], NULL);
-    return 0;
-fail:
-    fprintf(stderr, "stillpoint: %s\n", error->message);
-    return 1;
+    if (!sp_cli_expect(argc, 4, "checkpoint rename", "VM CP ARG", error) ||
+        !sp_cli_open_vm(argv[1], FALSE, &store, &lock, &vm, error) ||
+        !sp_op_rename(store, vm, argv[2], argv[3], error))
+        return FALSE;
+    sp_cli_print_json_event(sp_cli_globals.json, "renamed", "vm", vm->name, "checkpoint",
+                            argv[2], "name", argv[3], NULL);
+    return TRUE;
 }
 
-int cmd_checkpoint_export(int argc, char **argv)
+gboolean sp_cli_checkpoint_rename_dbus(SpDaemonClient *c, int argc, char **argv, GError **error)
 {
-    g_autofree char *format = NULL, *manifest = NULL;
-    const GOptionEntry entries[] = {
-        {"format", 0, 0, G_OPTION_ARG_STRING, &format, "qcow2 (default) or raw", "FORMAT"},
-        G_OPTION_ENTRY_NULL};
-    g_autoptr(GError) error = NULL;
+    g_autoptr(GVariant) r = NULL;
+
+    if (!sp_daemon_expect(argc, 4, "checkpoint rename", error) ||
+        (r = sp_daemon_call(c, "RenameCheckpoint",
+                            g_variant_new("(sss)", argv[1], argv[2], argv[3]), error)) == NULL)
+        return FALSE;
+    sp_cli_print_json_event(sp_cli_globals.json, "renamed", "vm", argv[1], "checkpoint",
+                            argv[2], "name", argv[3], NULL);
+    return TRUE;
+}
+
+/* ---- export ---- */
+
+static char *export_format;
+
+const GOptionEntry sp_cli_checkpoint_export_options[] = {
+    {"format", 0, 0, G_OPTION_ARG_STRING, &export_format, "qcow2 (default) or raw", "FORMAT"},
+    G_OPTION_ENTRY_NULL};
+
+gboolean sp_cli_checkpoint_export(int argc, char **argv, GError **error)
+{
     g_autoptr(SpStore) store = NULL;
     g_autoptr(SpVmLock) lock = NULL;
     g_autoptr(SpVm) vm = NULL;
-    SpOpReport report = {.progress = progress_cb, .percent = percent_cb};
+    g_autofree char *manifest = NULL;
+    SpOpReport report = {.progress = sp_cli_progress, .percent = sp_cli_percent};
 
-    if (!parse_options("VM CP DIR", "Write a standalone, flattened copy of every disk at the "
-                                    "checkpoint, and manifest.json, into DIR. Works while the "
-                                    "VM runs.",
-                       entries, &argc, &argv, &error) ||
-        !expect_args(argc, 4, "export", &error) ||
-        !open_vm(argv[1], TRUE, &store, &lock, &vm, &error))
-        goto fail;
-    defer_termination();
-    if (!sp_op_export(store, vm, argv[2], argv[3], format, &report, &manifest, &error))
-        goto fail;
-    sp_cli_print_checkpoint_exported(vm->name, argv[2], manifest, globals.json);
-    return 0;
-fail:
-    fprintf(stderr, "stillpoint: %s\n", error->message);
-    return 1;
+    if (!open_for_op(argc, argv, 4, "export", &store, &lock, &vm, error) ||
+        !sp_op_export(store, vm, argv[2], argv[3], export_format, &report, &manifest, error))
+        return FALSE;
+    sp_cli_print_checkpoint_exported(vm->name, argv[2], manifest, sp_cli_globals.json);
+    return TRUE;
 }
 
-int cmd_checkpoint_apply(int argc, char **argv)
+gboolean sp_cli_checkpoint_export_dbus(SpDaemonClient *c, int argc, char **argv, GError **error)
 {
-    g_autofree char *save = NULL;
-    gboolean force = FALSE;
-    const GOptionEntry entries[] = {
-        {"save-current", 0, 0, G_OPTION_ARG_STRING, &save,
-         "First keep the present as a checkpoint with this name", "NAME"},
-        {"force", 0, 0, G_OPTION_ARG_NONE, &force,
-         "Stop a running VM first (QMP quit: like pulling the plug)", NULL},
-        G_OPTION_ENTRY_NULL};
-    g_autoptr(GError) error = NULL;
+    g_autoptr(GVariant) r = NULL;
+    g_autofree char *dir = NULL;
+    const char *manifest;
+
+    if (!sp_daemon_expect(argc, 4, "checkpoint export", error))
+        return FALSE;
+    /* The daemon does not share our working directory. */
+    dir = g_canonicalize_filename(argv[3], NULL);
+    if ((r = sp_daemon_call(c, "ExportCheckpoint",
+                            g_variant_new("(ssss)", argv[1], argv[2], dir,
+                                          export_format ? export_format : ""),
+                            error)) == NULL)
+        return FALSE;
+    g_variant_get(r, "(&s)", &manifest);
+    sp_cli_print_checkpoint_exported(argv[1], argv[2], manifest, sp_cli_globals.json);
+    return TRUE;
+}
+
+/* ---- apply, resume ---- */
+
+static char *apply_save;
+static gboolean apply_force;
+
+const GOptionEntry sp_cli_checkpoint_apply_options[] = {
+    {"save-current", 0, 0, G_OPTION_ARG_STRING, &apply_save,
+     "First keep the present as a checkpoint with this name", "NAME"},
+    {"force", 0, 0, G_OPTION_ARG_NONE, &apply_force,
+     "Stop a running VM first (QMP quit: like pulling the plug)", NULL},
+    G_OPTION_ENTRY_NULL};
+
+gboolean sp_cli_checkpoint_apply(int argc, char **argv, GError **error)
+{
     g_autoptr(SpStore) store = NULL;
     g_autoptr(SpVmLock) lock = NULL;
     g_autoptr(SpVm) vm = NULL;
     g_autoptr(SpJson) doc = NULL;
-    SpOpReport report = {.progress = progress_cb};
+    SpOpReport report = {.progress = sp_cli_progress};
 
-    if (!parse_options("VM CP", "Revert the VM to a checkpoint. The VM must be off (or --force). "
-                                "Each disk gets a new overlay on the checkpoint's image, and the "
-                                "stable path <store dir>/vms/VM/DISK.qcow2 is re-pointed to it: "
-                                "start the VM from those paths.",
-                       entries, &argc, &argv, &error) ||
-        !expect_args(argc, 3, "apply", &error) ||
-        !open_vm(argv[1], TRUE, &store, &lock, &vm, &error))
-        goto fail;
-    defer_termination();
-    if (!sp_op_apply(store, vm, argv[2], save, force, &report, &error))
-        goto fail;
-    if ((doc = sp_document_checkpoint_applied(store, vm->name, &error)) == NULL)
-        goto fail;
-    sp_cli_print_checkpoint_applied(vm->name, doc, globals.json);
-    return 0;
-fail:
-    fprintf(stderr, "stillpoint: %s\n", error->message);
-    return 1;
+    if (!open_for_op(argc, argv, 3, "apply", &store, &lock, &vm, error) ||
+        !sp_op_apply(store, vm, argv[2], apply_save, apply_force, &report, error) ||
+        (doc = sp_document_checkpoint_applied(store, vm->name, error)) == NULL)
+        return FALSE;
+    sp_cli_print_checkpoint_applied(vm->name, doc, sp_cli_globals.json);
+    return TRUE;
 }
 
-int cmd_checkpoint_resume(int argc, char **argv)
+gboolean sp_cli_checkpoint_apply_dbus(SpDaemonClient *c, int argc, char **argv, GError **error)
 {
-    g_autoptr(GError) error = NULL;
+    g_auto(GVariantBuilder) b = G_VARIANT_BUILDER_INIT(G_VARIANT_TYPE_VARDICT);
+    g_autoptr(SpJson) doc = NULL;
+
+    sp_daemon_add_string(&b, "save-current", apply_save);
+    if (apply_force)
+        g_variant_builder_add(&b, "{sv}", "force", g_variant_new_boolean(TRUE));
+    if (!sp_daemon_expect(argc, 3, "checkpoint apply", error) ||
+        (doc = sp_daemon_call_json(c, "ApplyCheckpoint",
+                                   g_variant_new("(ss@a{sv})", argv[1], argv[2],
+                                                 g_variant_builder_end(&b)),
+                                   error)) == NULL)
+        return FALSE;
+    sp_cli_print_checkpoint_applied(argv[1], doc, sp_cli_globals.json);
+    return TRUE;
+}
+
+gboolean sp_cli_checkpoint_resume(int argc, char **argv, GError **error)
+{
     g_autoptr(SpStore) store = NULL;
     g_autoptr(SpVmLock) lock = NULL;
     g_autoptr(SpVm) vm = NULL;
-    SpOpReport report = {.progress = progress_cb};
+    SpOpReport report = {.progress = sp_cli_progress};
 
-    if (!parse_options("VM", "After applying a standard checkpoint: load its saved device and "
-                             "memory state into the VM's QEMU, started with '-incoming defer' "
-                             "from the stable disk paths, and run it.",
-                       NULL, &argc, &argv, &error) ||
-        !expect_args(argc, 2, "resume", &error) ||
-        !open_vm(argv[1], TRUE, &store, &lock, &vm, &error) ||
-        !sp_op_resume(store, vm, &report, &error))
-        goto fail;
+    if (!sp_cli_expect(argc, 2, "checkpoint resume", "arguments", error) ||
+        !sp_cli_open_vm(argv[1], TRUE, &store, &lock, &vm, error) ||
+        !sp_op_resume(store, vm, &report, error))
+        return FALSE;
     printf("VM '%s' runs on from its standard checkpoint\n", vm->name);
-    return 0;
-fail:
-    fprintf(stderr, "stillpoint: %s\n", error->message);
-    return 1;
+    return TRUE;
 }
-

@@ -3,8 +3,6 @@
  * checkpoint on a calendar and then apply the retention, and enables the timer when systemd runs;
  * "schedule list" shows each timer's next and last run and the last run's result (systemctl
  * show); "schedule remove VM" disables the timer and deletes both units. */
-#include "cli-schedule.h"
-
 #include <gio/gio.h>
 #include <glib/gstdio.h>
 #include <errno.h>
@@ -52,7 +50,7 @@ static gboolean apply_retention(SpStore *store, SpVm *vm, guint keep, gboolean a
                                 guint *ret_deleted, GError **error)
 {
     g_autoptr(GPtrArray) cps = retention_candidates(store, vm, all, error);
-    SpOpReport report = {.progress = progress_cb};
+    SpOpReport report = {.progress = sp_cli_progress};
     int64_t busy = session_checkpoint(store, vm);
     guint n, deleted = 0;
     if (cps == NULL)
@@ -63,7 +61,7 @@ static gboolean apply_retention(SpStore *store, SpVm *vm, guint keep, gboolean a
         g_autofree char *ref = g_strdup_printf("#%" G_GINT64_FORMAT, cp->id);
         if (cp->id == busy)
             continue;
-        if (!globals.quiet)
+        if (!sp_cli_globals.quiet)
             fprintf(stderr, "stillpoint: retention: merging away checkpoint '%s' (%u kept)\n",
                     cp->name, keep);
         if (!sp_op_delete(store, vm, ref, FALSE, &report, error)) {
@@ -77,51 +75,48 @@ static gboolean apply_retention(SpStore *store, SpVm *vm, guint keep, gboolean a
     return TRUE;
 }
 
-int sp_cli_retention(int argc, char **argv)
+static struct {
+    int keep;
+    gboolean all;
+} retention_opt = {.keep = -1};
+
+const GOptionEntry sp_cli_retention_options[] = {
+    {"keep", 0, 0, G_OPTION_ARG_INT, &retention_opt.keep,
+     "How many of the schedules' checkpoints to keep (the newest)", "N"},
+    {"all", 0, 0, G_OPTION_ARG_NONE, &retention_opt.all,
+     "Count and merge every checkpoint, also those users, backups and apply made", NULL},
+    G_OPTION_ENTRY_NULL};
+
+gboolean sp_cli_retention(int argc, char **argv, GError **error)
 {
-    int keep = -1;
-    gboolean all = FALSE;
-    const GOptionEntry entries[] = {
-        {"keep", 0, 0, G_OPTION_ARG_INT, &keep,
-         "How many of the schedules' checkpoints to keep (the newest)", "N"},
-        {"all", 0, 0, G_OPTION_ARG_NONE, &all,
-         "Count and merge every checkpoint, also those users, backups and apply made", NULL},
-        G_OPTION_ENTRY_NULL};
-    g_autoptr(GError) error = NULL;
     g_autoptr(SpStore) store = NULL;
     g_autoptr(SpVmLock) lock = NULL;
     g_autoptr(SpVm) vm = NULL;
+    int keep = retention_opt.keep;
     guint deleted = 0;
 
-    if (!parse_options("VM", "Merge away the oldest checkpoints the VM's schedules made beyond "
-                             "--keep N (with --all: of every checkpoint).", entries,
-                       &argc, &argv, &error))
-        goto fail;
     if (argc != 2 || keep < 0) {
-        g_set_error(&error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
                     "checkpoint retention: expected one VM name and --keep N (N >= 0)");
-        goto fail;
+        return FALSE;
     }
-    if (!open_vm(argv[1], TRUE, &store, &lock, &vm, &error))
-        goto fail;
-    defer_termination();
-    if (!apply_retention(store, vm, (guint)keep, all, &deleted, &error))
-        goto fail;
-    if (globals.json) {
+    if (!sp_cli_open_vm(argv[1], TRUE, &store, &lock, &vm, error))
+        return FALSE;
+    sp_cli_defer_termination();
+    if (!apply_retention(store, vm, (guint)keep, retention_opt.all, &deleted, error))
+        return FALSE;
+    if (sp_cli_globals.json) {
         g_autoptr(SpJson) out = sp_json_new_object();
         sp_json_object_set_string(out, "event", "retention");
         sp_json_object_set_string(out, "vm", vm->name);
         sp_json_object_set_int(out, "merged", deleted);
         sp_json_object_set_int(out, "keep", keep);
-        print_json(out);
-    } else if (!globals.quiet) {
+        sp_cli_print_json(out);
+    } else if (!sp_cli_globals.quiet) {
         fprintf(stderr, "stillpoint: VM '%s': %u checkpoint(s) merged away, at most %d kept\n",
                 vm->name, deleted, keep);
     }
-    return 0;
-fail:
-    fprintf(stderr, "stillpoint: %s\n", error->message);
-    return 1;
+    return TRUE;
 }
 
 /* ---- calendar ---- */
@@ -460,57 +455,51 @@ static gboolean enable_timer(const char *timer, GError **error)
     return systemctl(reload, NULL, error) && systemctl(enable, NULL, error);
 }
 
-int sp_cli_schedule_create(int argc, char **argv)
+static struct {
+    char *calendar, *unit_dir;
+    int keep;
+} create_opt = {.keep = -1};
+
+const GOptionEntry sp_cli_schedule_create_options[] = {
+    {"on-calendar", 0, 0, G_OPTION_ARG_STRING, &create_opt.calendar,
+     "When, as systemd's OnCalendar= (default daily)", "SPEC"},
+    {"keep", 0, 0, G_OPTION_ARG_INT, &create_opt.keep,
+     "After each run, merge away the oldest checkpoints beyond N", "N"},
+    {"unit-dir", 0, 0, G_OPTION_ARG_FILENAME, &create_opt.unit_dir,
+     "Where to write the units (default " SYSTEM_UNIT_DIR "; elsewhere they are only "
+     "written, not enabled)", "DIR"},
+    G_OPTION_ENTRY_NULL};
+
+gboolean sp_cli_schedule_create(int argc, char **argv, GError **error)
 {
-    g_autofree char *calendar = NULL, *unit_dir = NULL, *timer = NULL;
-    int keep = -1;
+    const char *calendar = create_opt.calendar != NULL ? create_opt.calendar : "daily";
+    const char *dir = create_opt.unit_dir != NULL ? create_opt.unit_dir : SYSTEM_UNIT_DIR;
+    g_autofree char *timer = NULL;
     gboolean enabled = FALSE;
-    const GOptionEntry entries[] = {
-        {"on-calendar", 0, 0, G_OPTION_ARG_STRING, &calendar,
-         "When, as systemd's OnCalendar= (default daily)", "SPEC"},
-        {"keep", 0, 0, G_OPTION_ARG_INT, &keep,
-         "After each run, merge away the oldest checkpoints beyond N", "N"},
-        {"unit-dir", 0, 0, G_OPTION_ARG_FILENAME, &unit_dir,
-         "Where to write the units (default " SYSTEM_UNIT_DIR "; elsewhere they are only "
-         "written, not enabled)", "DIR"},
-        G_OPTION_ENTRY_NULL};
-    g_autoptr(GError) error = NULL;
     g_autoptr(SpStore) store = NULL;
     g_autoptr(SpVm) vm = NULL;
-    const char *dir;
 
-    if (!parse_options("VM", "Write a systemd timer and service that make a checkpoint of VM on "
-                             "a calendar (then apply --keep); when systemd runs, reload it and "
-                             "enable and start the timer.",
-                       entries, &argc, &argv, &error))
-        goto fail;
-    if (argc != 2) {
-        g_set_error(&error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                    "schedule create: expected one VM name (see --help)");
-        goto fail;
-    }
-    dir = unit_dir != NULL ? unit_dir : SYSTEM_UNIT_DIR;
-    if (!calendar_valid(calendar != NULL ? calendar : "daily", &error) ||
-        (store = sp_store_open(sp_store_resolve_path(globals.store_path), &error)) == NULL ||
-        (vm = sp_store_vm_get(store, argv[1], &error)) == NULL ||
-        !write_units(dir, vm->name, calendar != NULL ? calendar : "daily", keep,
-                     sp_store_get_path(store), &error))
-        goto fail;
+    if (!sp_cli_expect(argc, 2, "schedule create", "one VM name (see --help)", error))
+        return FALSE;
+    if (!calendar_valid(calendar, error) || (store = sp_cli_open_store(error)) == NULL ||
+        (vm = sp_store_vm_get(store, argv[1], error)) == NULL ||
+        !write_units(dir, vm->name, calendar, create_opt.keep, sp_store_get_path(store), error))
+        return FALSE;
     timer = unit_name(vm->name, "timer");
     if (manages_units(dir)) {
-        if (!enable_timer(timer, &error)) {
-            g_prefix_error(&error, "schedule of VM '%s': the units are written, but ", vm->name);
-            goto fail;
+        if (!enable_timer(timer, error)) {
+            g_prefix_error(error, "schedule of VM '%s': the units are written, but ", vm->name);
+            return FALSE;
         }
         enabled = TRUE;
     }
-    if (globals.json) {
+    if (sp_cli_globals.json) {
         g_autoptr(SpJson) out = sp_json_new_object();
         sp_json_object_set_string(out, "event", "schedule-written");
         sp_json_object_set_string(out, "vm", vm->name);
         sp_json_object_set_string(out, "timer", timer);
         sp_json_object_set_bool(out, "enabled", enabled);
-        print_json(out);
+        sp_cli_print_json(out);
     } else if (enabled) {
         printf("wrote %s and its service, enabled and started the timer (see: stillpoint "
                "schedule list)\n",
@@ -521,10 +510,7 @@ int sp_cli_schedule_create(int argc, char **argv)
                timer, dir, systemd_running() ? "does not read that directory" : "is not running",
                timer);
     }
-    return 0;
-fail:
-    fprintf(stderr, "stillpoint: %s\n", error->message);
-    return 1;
+    return TRUE;
 }
 
 /* ---- list ---- */
@@ -671,125 +657,105 @@ static void print_schedules(const SpJson *list, gboolean with_state)
     }
 }
 
-int sp_cli_schedule_list(int argc, char **argv)
+static char *units_dir_opt; /* schedule list, remove */
+
+const GOptionEntry sp_cli_schedule_list_options[] = {
+    {"unit-dir", 0, 0, G_OPTION_ARG_FILENAME, &units_dir_opt,
+     "Where the units are (default " SYSTEM_UNIT_DIR ")", "DIR"},
+    G_OPTION_ENTRY_NULL};
+
+gboolean sp_cli_schedule_list(int argc, char **argv, GError **error)
 {
-    g_autofree char *unit_dir = NULL;
-    const GOptionEntry entries[] = {
-        {"unit-dir", 0, 0, G_OPTION_ARG_FILENAME, &unit_dir,
-         "Where the units are (default " SYSTEM_UNIT_DIR ")", "DIR"},
-        G_OPTION_ENTRY_NULL};
-    g_autoptr(GError) error = NULL;
+    const char *dir = units_dir_opt != NULL ? units_dir_opt : SYSTEM_UNIT_DIR;
     g_autoptr(GPtrArray) vms = NULL;
     g_autoptr(SpJson) list = sp_json_new_array();
-    const char *dir;
 
-    if (!parse_options("[VM]", "Show the schedules: calendar, retention and, when systemd "
-                               "runs, whether the timer is enabled, its next run, its last run "
-                               "and that run's result (the journal has its log: journalctl -u "
-                               "stillpoint-checkpoint-VM).",
-                       entries, &argc, &argv, &error))
-        goto fail;
     if (argc > 2) {
-        g_set_error(&error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
                     "schedule list: expected at most one VM name");
-        goto fail;
+        return FALSE;
     }
-    dir = unit_dir != NULL ? unit_dir : SYSTEM_UNIT_DIR;
-    if ((vms = scheduled_vms(dir, &error)) == NULL)
-        goto fail;
+    if ((vms = scheduled_vms(dir, error)) == NULL)
+        return FALSE;
     for (guint i = 0; i < vms->len; i++) {
         const char *vm = g_ptr_array_index(vms, i);
         SpJson *e;
         if (argc == 2 && !g_str_equal(argv[1], vm))
             continue;
-        if ((e = schedule_entry(dir, vm, &error)) == NULL)
-            goto fail;
+        if ((e = schedule_entry(dir, vm, error)) == NULL)
+            return FALSE;
         sp_json_array_append(list, e);
     }
-    if (globals.json) {
+    if (sp_cli_globals.json) {
         g_autoptr(SpJson) out = sp_json_new_object();
         sp_json_object_set_bool(out, "systemd", manages_units(dir));
         sp_json_object_set(out, "schedules", g_steal_pointer(&list));
-        print_json(out);
+        sp_cli_print_json(out);
     } else {
         print_schedules(list, manages_units(dir));
     }
-    return 0;
-fail:
-    fprintf(stderr, "stillpoint: %s\n", error->message);
-    return 1;
+    return TRUE;
 }
 
 /* ---- remove ---- */
 
-int sp_cli_schedule_remove(int argc, char **argv)
+const GOptionEntry sp_cli_schedule_remove_options[] = {
+    {"unit-dir", 0, 0, G_OPTION_ARG_FILENAME, &units_dir_opt,
+     "Where the units are (default " SYSTEM_UNIT_DIR ")", "DIR"},
+    G_OPTION_ENTRY_NULL};
+
+gboolean sp_cli_schedule_remove(int argc, char **argv, GError **error)
 {
-    g_autofree char *unit_dir = NULL, *timer = NULL, *service = NULL;
+    const char *dir = units_dir_opt != NULL ? units_dir_opt : SYSTEM_UNIT_DIR;
+    g_autofree char *timer = NULL, *service = NULL;
     g_autofree char *timer_path = NULL, *service_path = NULL, *calendar = NULL;
-    const GOptionEntry entries[] = {
-        {"unit-dir", 0, 0, G_OPTION_ARG_FILENAME, &unit_dir,
-         "Where the units are (default " SYSTEM_UNIT_DIR ")", "DIR"},
-        G_OPTION_ENTRY_NULL};
-    g_autoptr(GError) error = NULL;
-    const char *dir;
     gboolean managed;
 
-    if (!parse_options("VM", "Stop and disable the VM's schedule (its timer) and delete its "
-                             "units. The checkpoints it made stay.",
-                       entries, &argc, &argv, &error))
-        goto fail;
-    if (argc != 2 || !sp_vm_name_valid(argv[1], &error)) {
-        if (error == NULL)
-            g_set_error(&error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                        "schedule remove: expected one VM name");
-        goto fail;
-    }
-    dir = unit_dir != NULL ? unit_dir : SYSTEM_UNIT_DIR;
+    if (!sp_cli_expect(argc, 2, "schedule remove", "one VM name", error) ||
+        !sp_vm_name_valid(argv[1], error))
+        return FALSE;
     timer = unit_name(argv[1], "timer");
     service = unit_name(argv[1], "service");
     timer_path = g_build_filename(dir, timer, NULL);
     service_path = g_build_filename(dir, service, NULL);
     /* Only what stillpoint wrote is removed: a timer of that name an administrator wrote is not. */
     if ((calendar = unit_value(timer_path, "OnCalendar")) == NULL) {
-        g_set_error(&error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
                     "VM '%s' has no schedule in %s (see: stillpoint schedule list)", argv[1], dir);
-        goto fail;
+        return FALSE;
     }
     managed = manages_units(dir);
     if (managed) {
         const char *disable[] = {"disable", "--now", "--quiet", timer, NULL};
-        if (!systemctl(disable, NULL, &error))
-            goto fail;
+        if (!systemctl(disable, NULL, error))
+            return FALSE;
     }
     if ((g_unlink(timer_path) != 0 && errno != ENOENT) ||
         (g_unlink(service_path) != 0 && errno != ENOENT)) {
         int e = errno;
-        g_set_error(&error, G_IO_ERROR, g_io_error_from_errno(e), "cannot delete the units of "
+        g_set_error(error, G_IO_ERROR, g_io_error_from_errno(e), "cannot delete the units of "
                     "VM '%s' in %s: %s", argv[1], dir, g_strerror(e));
-        goto fail;
+        return FALSE;
     }
     if (managed) {
         const char *reload[] = {"daemon-reload", NULL};
         /* A failed last run is forgotten with the unit (no "not-found failed" left in lists). */
         const char *reset[] = {"reset-failed", service, NULL};
         g_autoptr(GError) ignored = NULL;
-        if (!systemctl(reload, NULL, &error))
-            goto fail;
+        if (!systemctl(reload, NULL, error))
+            return FALSE;
         systemctl(reset, NULL, &ignored);
     }
-    if (globals.json) {
+    if (sp_cli_globals.json) {
         g_autoptr(SpJson) out = sp_json_new_object();
         sp_json_object_set_string(out, "event", "schedule-removed");
         sp_json_object_set_string(out, "vm", argv[1]);
         sp_json_object_set_string(out, "timer", timer);
         sp_json_object_set_bool(out, "disabled", managed);
-        print_json(out);
-    } else if (!globals.quiet) {
+        sp_cli_print_json(out);
+    } else if (!sp_cli_globals.quiet) {
         printf("removed the schedule of VM '%s' (%s%s and its service)\n", argv[1], timer,
                managed ? " stopped, disabled" : "");
     }
-    return 0;
-fail:
-    fprintf(stderr, "stillpoint: %s\n", error->message);
-    return 1;
+    return TRUE;
 }

@@ -1,40 +1,127 @@
-/* stillpoint: the command-line coordinator. Registers VMs, makes, lists and manages checkpoints
- * (the tree operations' commands are in cli-ops.c).
- *   stillpoint [--store PATH] [--json] vm add|list|remove|recover ...
- *   stillpoint [--store PATH] [--json] checkpoint create|list|delete|rename|export VM ... */
+/* stillpoint: the command-line coordinator. Registers VMs and consistency groups; makes, lists,
+ * shows and manages checkpoints; backup sessions and backup-job hooks; schedules and retention.
+ * Every command is one row of `commands` below: its options, its runner on the store, and its
+ * runner through stillpointd (NULL when stillpointd does not offer it).
+ *   stillpoint [--store PATH | --daemon] [--json] [-q] vm add|list|set|remove|recover|disks ...
+ *   stillpoint ... checkpoint create|list|show|delete|rename|export|apply|resume|retention ...
+ *   stillpoint ... group create|list|remove ...
+ *   stillpoint ... backup begin|end|status VM | hook pre|post VM
+ *   stillpoint ... schedule create|list|remove ... */
 #include <gio/gio.h>
 #include <locale.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
-#include "cli-backup.h"
-#include "cli-group.h"
-#include "render.h"
-#include "cli-schedule.h"
-#include "daemon-client.h"
-#include "stillpoint/backup.h"
-#include "stillpoint/checkpoint-type.h"
-#include "stillpoint/channel.h"
-#include "stillpoint/coordinator.h"
-#include "stillpoint/driver.h"
-#include "stillpoint/libvirt.h"
-#include "stillpoint/ops.h"
-#include "stillpoint/present.h"
-#include "stillpoint/qmp.h"
-#include "stillpoint/store.h"
 #include "cli.h"
+#include "stillpoint/coordinator.h"
 
-Globals globals;
+SpCliGlobals sp_cli_globals;
+volatile sig_atomic_t sp_cli_interrupted;
 
 static const GOptionEntry global_entries[] = {
-    {"store", 0, 0, G_OPTION_ARG_FILENAME, &globals.store_path,
+    {"store", 0, 0, G_OPTION_ARG_FILENAME, &sp_cli_globals.store_path,
      "Checkpoint store (default $" SP_STORE_ENV " or " SP_STORE_DEFAULT_PATH ")", "PATH"},
-    {"json", 0, 0, G_OPTION_ARG_NONE, &globals.json, "Print the result as JSON", NULL},
-    {"quiet", 'q', 0, G_OPTION_ARG_NONE, &globals.quiet, "Do not print progress", NULL},
+    {"json", 0, 0, G_OPTION_ARG_NONE, &sp_cli_globals.json, "Print the result as JSON", NULL},
+    {"quiet", 'q', 0, G_OPTION_ARG_NONE, &sp_cli_globals.quiet, "Do not print progress", NULL},
     G_OPTION_ENTRY_NULL};
 
-static gboolean known_group(const char *group);
+/* The commands: group, name, --help's parameters and summary, options, the runner on the store,
+ * the runner through stillpointd (NULL: not offered there), a failure's prefix (NULL:
+ * "stillpoint"). */
+static const SpCliCommand commands[] = {
+    {"vm", "add", "NAME",
+     "Register a VM. Its disks are discovered from QMP, or from libvirt's domain XML; for the "
+     "hook driver they may be given with --disk.",
+     sp_cli_vm_add_options, sp_cli_vm_add, sp_cli_vm_add_dbus, NULL},
+    {"vm", "list", "", "List registered VMs.", NULL, sp_cli_vm_list, sp_cli_vm_list_dbus, NULL},
+    {"vm", "set", "NAME", "Change a registered VM's settings (as Hyper-V's Set-VM).",
+     sp_cli_vm_set_options, sp_cli_vm_set, NULL, NULL},
+    {"vm", "remove", "NAME", "Forget a VM. Image files are never deleted.",
+     sp_cli_vm_remove_options, sp_cli_vm_remove, sp_cli_vm_remove_dbus, NULL},
+    {"vm", "recover", "NAME", "Finish or roll back a VM's interrupted operations.",
+     sp_cli_vm_recover_options, sp_cli_vm_recover, sp_cli_vm_recover_dbus, NULL},
+    {"vm", "disks", "NAME",
+     "Show the disks QMP (or libvirt) reports for a VM, and the image each one writes to now.",
+     NULL, sp_cli_vm_disks, sp_cli_vm_disks_dbus, NULL},
+    {"checkpoint", "create", "VM",
+     "Make a checkpoint: freeze the guest, snapshot every disk in one transaction, thaw.",
+     sp_cli_checkpoint_create_options, sp_cli_checkpoint_create, sp_cli_checkpoint_create_dbus,
+     NULL},
+    {"checkpoint", "list", "VM", "Show a VM's checkpoints as a tree.", NULL,
+     sp_cli_checkpoint_list, sp_cli_checkpoint_list_dbus, NULL},
+    {"checkpoint", "show", "VM CP",
+     "Show one checkpoint: its type and why, consistency, who made it, its parent and children, "
+     "and each disk's images and sizes.",
+     NULL, sp_cli_checkpoint_show, NULL, NULL},
+    {"checkpoint", "delete", "VM CP",
+     "Delete a checkpoint by merging it into its neighbour: the VM's present and the other "
+     "checkpoints keep all their data. Live when the VM runs, offline otherwise.",
+     sp_cli_checkpoint_delete_options, sp_cli_checkpoint_delete, sp_cli_checkpoint_delete_dbus,
+     NULL},
+    {"checkpoint", "rename", "VM CP NEW-NAME",
+     "Rename a checkpoint: 1-100 characters, no control characters, unique among the VM's "
+     "checkpoints.",
+     NULL, sp_cli_checkpoint_rename, sp_cli_checkpoint_rename_dbus, NULL},
+    {"checkpoint", "export", "VM CP DIR",
+     "Write a standalone, flattened copy of every disk at the checkpoint, and manifest.json, "
+     "into DIR. Works while the VM runs.",
+     sp_cli_checkpoint_export_options, sp_cli_checkpoint_export, sp_cli_checkpoint_export_dbus,
+     NULL},
+    {"checkpoint", "apply", "VM CP",
+     "Revert the VM to a checkpoint. The VM must be off (or --force). Each disk gets a new "
+     "overlay on the checkpoint's image, and the stable path <store dir>/vms/VM/DISK.qcow2 is "
+     "re-pointed to it: start the VM from those paths.",
+     sp_cli_checkpoint_apply_options, sp_cli_checkpoint_apply, sp_cli_checkpoint_apply_dbus,
+     NULL},
+    {"checkpoint", "resume", "VM",
+     "After applying a standard checkpoint: load its saved device and memory state into the "
+     "VM's QEMU, started with '-incoming defer' from the stable disk paths, and run it.",
+     NULL, sp_cli_checkpoint_resume, NULL, NULL},
+    {"backup", "begin", "VM",
+     "Begin a backup session: a production checkpoint, and a read-only view of every disk at "
+     "that instant (image paths, NBD exports) while the VM runs on.",
+     sp_cli_backup_begin_options, sp_cli_backup_begin, NULL, NULL},
+    {"backup", "end", "VM",
+     "End the VM's backup session: remove the exports, merge the checkpoint back.",
+     sp_cli_backup_end_options, sp_cli_backup_end, NULL, NULL},
+    {"backup", "status", "VM", "Show the VM's backup session (its journal), open or last closed.",
+     NULL, sp_cli_backup_status, NULL, NULL},
+    {"hook", "pre", "VM",
+     "Backup job pre script: begin a backup session; prints STILLPOINT_* shell assignments; "
+     "exit status 0 = go ahead, 1 = abort the job.",
+     sp_cli_hook_pre_options, sp_cli_hook_pre, NULL, "stillpoint hook pre: FAILED"},
+    {"hook", "post", "VM",
+     "Backup job post script: end the backup session (always; the job's --status says whether "
+     "the backup counts as the base of the next incremental).",
+     sp_cli_hook_post_options, sp_cli_hook_post, NULL, "stillpoint hook post: FAILED"},
+    {"group", "create", "GROUP VM...",
+     "Make a consistency group: its VMs are checkpointed at one instant (checkpoint create "
+     "--group GROUP).",
+     NULL, sp_cli_group_create, NULL, NULL},
+    {"group", "list", "", "List consistency groups and their VMs.", NULL, sp_cli_group_list,
+     NULL, NULL},
+    {"group", "remove", "GROUP", "Forget a consistency group (its VMs and checkpoints stay).",
+     NULL, sp_cli_group_remove, NULL, NULL},
+    {"checkpoint", "retention", "VM",
+     "Merge away the oldest checkpoints the VM's schedules made beyond --keep N (with --all: of "
+     "every checkpoint).",
+     sp_cli_retention_options, sp_cli_retention, NULL, NULL},
+    {"schedule", "create", "VM",
+     "Write a systemd timer and service that make a checkpoint of VM on a calendar (then apply "
+     "--keep); when systemd runs, reload it and enable and start the timer.",
+     sp_cli_schedule_create_options, sp_cli_schedule_create, NULL, NULL},
+    {"schedule", "list", "[VM]",
+     "Show the schedules: calendar, retention and, when systemd runs, whether the timer is "
+     "enabled, its next run, its last run and that run's result (the journal has its log: "
+     "journalctl -u stillpoint-checkpoint-VM).",
+     sp_cli_schedule_list_options, sp_cli_schedule_list, NULL, NULL},
+    {"schedule", "remove", "VM",
+     "Stop and disable the VM's schedule (its timer) and delete its units. The checkpoints it "
+     "made stay.",
+     sp_cli_schedule_remove_options, sp_cli_schedule_remove, NULL, NULL},
+};
 
 static void usage(FILE *out)
 {
@@ -96,17 +183,15 @@ static void usage(FILE *out)
             "when it runs; the results are the same as working on the store directly.\n");
 }
 
-volatile sig_atomic_t interrupted;
-
 static void interrupt_cb(int sig)
 {
-    interrupted = sig;
+    sp_cli_interrupted = sig;
 }
 
 /* While a checkpoint is being made, SIGINT/SIGTERM/SIGHUP are held until it is done or rolled
  * back: dying between freeze and thaw would leave a qemu-ga guest frozen. Every step has a
  * deadline, so this delays the exit by a bounded time. */
-void defer_termination(void)
+void sp_cli_defer_termination(void)
 {
     struct sigaction sa = {.sa_handler = interrupt_cb, .sa_flags = SA_RESTART};
     sigemptyset(&sa.sa_mask);
@@ -115,235 +200,41 @@ void defer_termination(void)
     sigaction(SIGHUP, &sa, NULL);
 }
 
-void progress_cb(const char *message, gpointer user_data)
+void sp_cli_progress(const char *message, gpointer user_data)
 {
-    if (!globals.quiet)
+    if (!sp_cli_globals.quiet)
         fprintf(stderr, "stillpoint: %s\n", message);
 }
 
-/* Parses a subcommand's options (plus the global ones). Leaves positional arguments in argv. */
-gboolean parse_options(const char *params, const char *summary, const GOptionEntry *entries,
-                              int *argc, char ***argv, GError **error)
+void sp_cli_percent(const char *disk, double percent, gpointer user_data)
 {
-    g_autoptr(GOptionContext) ctx = g_option_context_new(params);
-    g_option_context_add_main_entries(ctx, global_entries, NULL);
-    if (entries != NULL)
-        g_option_context_add_main_entries(ctx, entries, NULL);
-    g_option_context_set_summary(ctx, summary);
-    return g_option_context_parse(ctx, argc, argv, error);
+    sp_cli_print_percent(disk, percent, sp_cli_globals.json, sp_cli_globals.quiet);
 }
 
-static SpStore *open_store(GError **error)
-{
-    return sp_store_open(sp_store_resolve_path(globals.store_path), error);
-}
-
-void print_json(SpJson *value)
+void sp_cli_print_json(const SpJson *value)
 {
     g_autofree char *text = sp_json_serialize(value, NULL);
     printf("%s\n", text != NULL ? text : "null");
 }
 
-/* ---- vm ---- */
-
-static gboolean show_discovered_disks(const SpVm *vm, GError **error)
+gboolean sp_cli_expect(int argc, int n, const char *what, const char *expected, GError **error)
 {
-    g_autoptr(GPtrArray) disks = sp_vm_discover_disks(vm, error);
-    gboolean libvirt = g_strcmp0(vm->driver, "libvirt") == 0; /* its nodes are its own */
-    if (disks == NULL)
-        return FALSE;
-    for (guint i = 0; i < disks->len; i++) {
-        SpDisk *d = g_ptr_array_index(disks, i);
-        if (!globals.quiet)
-            fprintf(stderr, "stillpoint:   disk %s: %s (%s%s%s%s%s)\n", d->name, d->image,
-                    d->format, libvirt ? "" : ", node ", libvirt ? "" : d->node,
-                    d->serial != NULL ? ", serial " : "", d->serial != NULL ? d->serial : "");
-    }
-    return TRUE;
+    if (argc == n)
+        return TRUE;
+    g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "%s: expected %s", what,
+                expected);
+    return FALSE;
 }
 
-static int cmd_vm_add(int argc, char **argv)
+SpStore *sp_cli_open_store(GError **error)
 {
-    g_autofree char *qmp = NULL, *agent = NULL, *driver = NULL, *hook = NULL, *overlay_dir = NULL;
-    g_autofree char *domain = NULL, *uri = NULL, *checkpoint_type = NULL;
-    g_auto(GStrv) disk_specs = NULL;
-    g_autoptr(GPtrArray) disks = NULL;
-    gint hook_timeout = 0;
-    const GOptionEntry entries[] = {
-        {"qmp", 0, 0, G_OPTION_ARG_FILENAME, &qmp, "The VM's QMP unix socket", "SOCKET"},
-        {"agent", 0, 0, G_OPTION_ARG_FILENAME, &agent, "The VM's guest agent unix socket",
-         "SOCKET"},
-        {"driver", 0, 0, G_OPTION_ARG_STRING, &driver, "qemu (default), libvirt or hook",
-         "DRIVER"},
-        {"domain", 0, 0, G_OPTION_ARG_STRING, &domain, "libvirt driver: the domain's name",
-         "NAME"},
-        {"uri", 0, 0, G_OPTION_ARG_STRING, &uri,
-         "libvirt driver: the connection URI, e.g. qemu+ssh://host/system (default: libvirt's)",
-         "URI"},
-        {"hook-command", 0, 0, G_OPTION_ARG_STRING, &hook,
-         "hook driver: command run between freeze and thaw (and to delete)", "CMD"},
-        {"hook-timeout", 0, 0, G_OPTION_ARG_INT, &hook_timeout,
-         "hook driver: seconds the command may take (default 30)", "SECONDS"},
-        {"disk", 0, 0, G_OPTION_ARG_STRING_ARRAY, &disk_specs,
-         "hook driver: a disk the hook snapshots (repeatable; without --qmp the only way "
-         "stillpoint knows the VM's disks)", "NAME=PATH[,serial=S][,format=F]"},
-        {"overlay-dir", 0, 0, G_OPTION_ARG_FILENAME, &overlay_dir,
-         "Directory for overlays (default: next to each disk's image)", "DIR"},
-        {"checkpoint-type", 0, 0, G_OPTION_ARG_STRING, &checkpoint_type,
-         "What checkpoint create makes without --type: production (the default), "
-         "production-only or standard",
-         "TYPE"},
-        G_OPTION_ENTRY_NULL};
-    g_autoptr(GError) error = NULL;
-    g_autoptr(SpStore) store = NULL;
-    SpVm vm = {0};
-    int64_t id = 0;
-
-    if (!parse_options("NAME", "Register a VM. Its disks are discovered from QMP, or from libvirt's domain XML; for the hook driver they may be given with --disk.", entries,
-                       &argc, &argv, &error))
-        goto fail;
-    if (argc != 2) {
-        g_set_error(&error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                    "vm add: expected one VM name (see --help)");
-        goto fail;
-    }
-    if (driver == NULL)
-        driver = g_strdup("qemu");
-    if (overlay_dir != NULL) {
-        char *absolute = g_canonicalize_filename(overlay_dir, NULL);
-        g_free(overlay_dir);
-        overlay_dir = absolute;
-    }
-    if ((disks = sp_vm_disks_parse((const char *const *)disk_specs, &error)) == NULL) {
-        g_prefix_error(&error, "vm add: ");
-        goto fail;
-    }
-    vm = (SpVm){.disks = disks,
-                .name = argv[1],
-                .qmp_socket = qmp != NULL ? qmp : (char *)"",
-                .agent_socket = agent,
-                .driver = driver,
-                .hook_command = hook,
-                .libvirt_uri = uri,
-                .libvirt_domain = domain,
-                .overlay_dir = overlay_dir,
-                .checkpoint_type = checkpoint_type,
-                .hook_timeout_ms = (int64_t)hook_timeout * 1000};
-    if (!sp_vm_config_valid(&vm, &error)) {
-        g_prefix_error(&error, "vm add: ");
-        goto fail;
-    }
-    store = open_store(&error);
-    if (store == NULL || !sp_store_vm_add(store, &vm, &id, &error))
-        goto fail;
-    progress_cb("registered the VM", NULL);
-    if (qmp != NULL || domain != NULL || disks->len > 0) {
-        g_autoptr(GError) local = NULL;
-        if (!show_discovered_disks(&vm, &local))
-            fprintf(stderr, "stillpoint: WARNING: VM '%s' registered, but its disks could not "
-                            "be discovered now: %s\n",
-                    argv[1], local->message);
-    }
-    {
-        g_autoptr(SpJson) doc = sp_document_vm_added(argv[1], id);
-        sp_cli_print_vm_added(doc, globals.json);
-    }
-    return 0;
-fail:
-    fprintf(stderr, "stillpoint: %s\n", error->message);
-    return 1;
+    return sp_store_open(sp_store_resolve_path(sp_cli_globals.store_path), error);
 }
 
-static int cmd_vm_set(int argc, char **argv)
-{
-    g_autofree char *checkpoint_type = NULL;
-    const GOptionEntry entries[] = {
-        {"checkpoint-type", 0, 0, G_OPTION_ARG_STRING, &checkpoint_type,
-         "production (quiesce; standard when the guest cannot), production-only or standard",
-         "TYPE"},
-        G_OPTION_ENTRY_NULL};
-    g_autoptr(GError) error = NULL;
-    g_autoptr(SpStore) store = NULL;
-
-    if (!parse_options("NAME", "Change a registered VM's settings (as Hyper-V's Set-VM).",
-                       entries, &argc, &argv, &error))
-        goto fail;
-    if (argc != 2 || checkpoint_type == NULL) {
-        g_set_error(&error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                    "vm set: expected one VM name and --checkpoint-type (see --help)");
-        goto fail;
-    }
-    store = open_store(&error);
-    if (store == NULL ||
-        !sp_store_vm_set_checkpoint_type(store, argv[1], checkpoint_type, &error))
-        goto fail;
-    sp_cli_print_json_event(globals.json, "vm-set", "vm", argv[1], "checkpoint-type",
-                            checkpoint_type, NULL);
-    if (!globals.json && !globals.quiet)
-        fprintf(stderr, "stillpoint: VM '%s' makes %s checkpoints by default\n", argv[1],
-                checkpoint_type);
-    return 0;
-fail:
-    fprintf(stderr, "stillpoint: %s\n", error->message);
-    return 1;
-}
-
-static int cmd_vm_list(int argc, char **argv)
-{
-    g_autoptr(GError) error = NULL;
-    g_autoptr(SpStore) store = NULL;
-    g_autoptr(GPtrArray) vms = NULL;
-
-    if (!parse_options("", "List registered VMs.", NULL, &argc, &argv, &error))
-        goto fail;
-    store = open_store(&error);
-    if (store == NULL || (vms = sp_store_vm_list(store, &error)) == NULL)
-        goto fail;
-    {
-        g_autoptr(SpJson) doc = sp_document_vm_list(vms);
-        sp_cli_print_vm_list(doc, globals.json);
-    }
-    return 0;
-fail:
-    fprintf(stderr, "stillpoint: %s\n", error->message);
-    return 1;
-}
-
-static int cmd_vm_remove(int argc, char **argv)
-{
-    gboolean force = FALSE;
-    const GOptionEntry entries[] = {
-        {"force", 0, 0, G_OPTION_ARG_NONE, &force,
-         "Also forget the VM's checkpoint records (image files are kept)", NULL},
-        G_OPTION_ENTRY_NULL};
-    g_autoptr(GError) error = NULL;
-    g_autoptr(SpStore) store = NULL;
-    g_autoptr(SpVmLock) lock = NULL;
-
-    if (!parse_options("NAME", "Forget a VM. Image files are never deleted.", entries, &argc,
-                       &argv, &error))
-        goto fail;
-    if (argc != 2) {
-        g_set_error(&error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                    "vm remove: expected one VM name");
-        goto fail;
-    }
-    store = open_store(&error);
-    if (store == NULL || (lock = sp_vm_lock_acquire(store, argv[1], &error)) == NULL ||
-        !sp_store_vm_remove(store, argv[1], force, &error))
-        goto fail;
-    sp_cli_print_json_event(globals.json, "vm-removed", "vm", argv[1], NULL);
-    return 0;
-fail:
-    fprintf(stderr, "stillpoint: %s\n", error->message);
-    return 1;
-}
-
-/* Opens the store, locks and loads the VM, and resolves interrupted operations. */
-gboolean open_vm(const char *name, gboolean recover, SpStore **ret_store,
+gboolean sp_cli_open_vm(const char *name, gboolean recover, SpStore **ret_store,
                         SpVmLock **ret_lock, SpVm **ret_vm, GError **error)
 {
-    g_autoptr(SpStore) store = open_store(error);
+    g_autoptr(SpStore) store = sp_cli_open_store(error);
     g_autoptr(SpVmLock) lock = NULL;
     g_autoptr(SpVm) vm = NULL;
     if (store == NULL)
@@ -352,7 +243,7 @@ gboolean open_vm(const char *name, gboolean recover, SpStore **ret_store,
         return FALSE;
     if ((lock = sp_vm_lock_acquire(store, name, error)) == NULL)
         return FALSE;
-    if (recover && !sp_coordinator_recover(store, vm, NULL, progress_cb, NULL, error))
+    if (recover && !sp_coordinator_recover(store, vm, NULL, sp_cli_progress, NULL, error))
         return FALSE;
     *ret_store = g_steal_pointer(&store);
     *ret_lock = g_steal_pointer(&lock);
@@ -360,267 +251,48 @@ gboolean open_vm(const char *name, gboolean recover, SpStore **ret_store,
     return TRUE;
 }
 
-/* --adopt-running: QEMU was started on a checkpoint's image (present.h). */
-static gboolean adopt_running(SpStore *store, SpVm *vm, GError **error)
-{
-    SpOpReport report = {.progress = progress_cb};
-    g_autoptr(GPtrArray) forgotten = NULL, kept = NULL;
-    if (!sp_present_adopt(store, vm, &report, &forgotten, &kept, error))
-        return FALSE;
-    for (guint i = 0; i < forgotten->len && !globals.quiet; i++)
-        fprintf(stderr, "stillpoint: forgot checkpoint '%s'\n", (char *)forgotten->pdata[i]);
-    for (guint i = 0; i < kept->len && !globals.quiet; i++)
-        fprintf(stderr, "stillpoint: kept %s (no checkpoint names it now; remove it when "
-                        "you no longer need it)\n",
-                (char *)kept->pdata[i]);
-    return TRUE;
-}
+/* ---- the command line ---- */
 
-static int cmd_vm_recover(int argc, char **argv)
-{
-    gboolean adopt = FALSE;
-    const GOptionEntry entries[] = {
-        {"adopt-running", 0, 0, G_OPTION_ARG_NONE, &adopt,
-         "QEMU was started on a checkpoint's image: keep what it runs on as the VM's present "
-         "and forget that checkpoint and those below it (their files are kept)",
-         NULL},
-        G_OPTION_ENTRY_NULL};
-    g_autoptr(GError) error = NULL;
-    g_autoptr(SpStore) store = NULL;
-    g_autoptr(SpVmLock) lock = NULL;
-    g_autoptr(SpVm) vm = NULL;
-
-    if (!parse_options("NAME", "Finish or roll back a VM's interrupted operations.", entries,
-                       &argc, &argv, &error))
-        goto fail;
-    if (argc != 2) {
-        g_set_error(&error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                    "vm recover: expected one VM name");
-        goto fail;
-    }
-    if (!open_vm(argv[1], FALSE, &store, &lock, &vm, &error))
-        goto fail;
-    if (adopt && (!sp_coordinator_recover_journal(store, vm, NULL, progress_cb, NULL, &error) ||
-                  !adopt_running(store, vm, &error)))
-        goto fail;
-    /* Also a backup session a crash left half-begun or half-ended (or whose exports are gone). */
-    if (!sp_coordinator_recover(store, vm, NULL, progress_cb, NULL, &error) ||
-        !sp_backup_recover(store, vm, progress_cb, NULL, &error))
-        goto fail;
-    sp_cli_print_json_event(globals.json, "recovered", "vm", argv[1], NULL);
-    return 0;
-fail:
-    fprintf(stderr, "stillpoint: %s\n", error->message);
-    return 1;
-}
-
-static int cmd_vm_disks(int argc, char **argv)
-{
-    g_autoptr(GError) error = NULL;
-    g_autoptr(SpStore) store = NULL;
-    g_autoptr(SpVm) vm = NULL;
-    g_autoptr(GPtrArray) disks = NULL;
-
-    if (!parse_options("NAME", "Show the disks QMP (or libvirt) reports for a VM, and the image "
-                               "each one writes to now.",
-                       NULL, &argc, &argv, &error))
-        goto fail;
-    if (argc != 2) {
-        g_set_error(&error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                    "vm disks: expected one VM name");
-        goto fail;
-    }
-    store = open_store(&error);
-    if (store == NULL || (vm = sp_store_vm_get(store, argv[1], &error)) == NULL ||
-        (disks = sp_vm_discover_disks(vm, &error)) == NULL)
-        goto fail;
-    {
-        g_autoptr(SpJson) doc = sp_document_vm_disks(disks);
-        sp_cli_print_vm_disks(doc, globals.json);
-    }
-    return 0;
-fail:
-    fprintf(stderr, "stillpoint: %s\n", error->message);
-    return 1;
-}
-
-/* ---- checkpoint ---- */
-
-
-static int cmd_checkpoint_create(int argc, char **argv)
-{
-    g_autofree char *name = NULL, *type = NULL, *policy = NULL, *group = NULL;
-    gboolean scheduled = FALSE;
-    const GOptionEntry entries[] = {
-        {"group", 0, 0, G_OPTION_ARG_STRING, &group,
-         "Instead of one VM: every VM of a consistency group, at one instant", "GROUP"},
-        {"name", 0, 0, G_OPTION_ARG_STRING, &name,
-         "Checkpoint name, 1-100 characters (default \"VM (MM/DD/YYYY - hh:mm:ss)\")", "NAME"},
-        {"type", 0, 0, G_OPTION_ARG_STRING, &type,
-         "production (quiesce the guest; standard when it cannot), production-only, standard "
-         "(save the VM's memory too) or crash (no quiescing); default: the VM's checkpoint type "
-         "(vm set --checkpoint-type)",
-         "TYPE"},
-        {"on-quiesce-failure", 0, 0, G_OPTION_ARG_STRING, &policy,
-         "production only: fail, crash or standard (the default) when the guest cannot quiesce",
-         "POLICY"},
-        {"scheduled", 0, 0, G_OPTION_ARG_NONE, &scheduled,
-         "Made by a schedule (its service passes this): the schedule's retention may merge it",
-         NULL},
-        G_OPTION_ENTRY_NULL};
-    g_autoptr(GError) error = NULL;
-    g_autoptr(SpStore) store = NULL;
-    g_autoptr(SpVmLock) lock = NULL;
-    g_autoptr(SpVm) vm = NULL;
-    g_autoptr(SpCheckpoint) cp = NULL;
-    SpCreateOptions opts = {0};
-
-    if (!parse_options("VM", "Make a checkpoint: freeze the guest, snapshot every disk in one "
-                             "transaction, thaw.",
-                       entries, &argc, &argv, &error))
-        goto fail;
-    if (group != NULL && argc == 1 && type == NULL && policy == NULL)
-        return sp_cli_group_checkpoint(group, name);
-    if (argc != 2 || group != NULL) {
-        g_set_error(&error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                    "checkpoint create: expected one VM name, or --group GROUP (production "
-                    "checkpoints only) without one (see --help)");
-        goto fail;
-    }
-    if (name != NULL && !sp_checkpoint_name_valid(name, &error))
-        goto fail;
-    if (!open_vm(argv[1], FALSE, &store, &lock, &vm, &error) ||
-        !sp_checkpoint_type_resolve(vm, type, policy, &opts, &error))
-        goto fail;
-    opts.name = name;
-    opts.origin = scheduled ? SP_ORIGIN_SCHEDULE : SP_ORIGIN_USER;
-    defer_termination();
-    cp = sp_coordinator_create(store, vm, &opts, progress_cb, NULL, &error);
-    if (interrupted)
-        fprintf(stderr, "stillpoint: interrupted (signal %d): finished the operation first\n",
-                (int)interrupted);
-    if (cp == NULL)
-        goto fail;
-    {
-        g_autoptr(SpJson) doc = sp_document_checkpoint(cp, cp->id);
-        sp_cli_print_checkpoint_created(vm->name, doc, globals.json);
-    }
-    return 0;
-fail:
-    fprintf(stderr, "stillpoint: %s\n", error->message);
-    return 1;
-}
-
-static int cmd_checkpoint_list(int argc, char **argv)
-{
-    g_autoptr(GError) error = NULL;
-    g_autoptr(SpStore) store = NULL;
-    g_autoptr(SpVmLock) lock = NULL;
-    g_autoptr(SpVm) vm = NULL;
-    g_autoptr(GPtrArray) cps = NULL;
-    g_autoptr(GError) recover_error = NULL;
-
-    if (!parse_options("VM", "Show a VM's checkpoints as a tree.", NULL, &argc, &argv, &error))
-        goto fail;
-    if (argc != 2) {
-        g_set_error(&error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                    "checkpoint list: expected one VM name");
-        goto fail;
-    }
-    store = open_store(&error);
-    if (store == NULL || (vm = sp_store_vm_get(store, argv[1], &error)) == NULL)
-        goto fail;
-    /* Recovery needs the VM's lock; while another process works on the VM, its operation is not
-     * interrupted but in progress, so list what is recorded and leave it alone. */
-    lock = sp_vm_lock_acquire(store, argv[1], &recover_error);
-    if (lock != NULL) {
-        /* Listing must work with the VM off: an unresolvable recovery is only a warning here. */
-        if (!sp_coordinator_recover(store, vm, NULL, progress_cb, NULL, &recover_error))
-            fprintf(stderr, "stillpoint: WARNING: %s\n", recover_error->message);
-    } else if (!globals.quiet) {
-        fprintf(stderr, "stillpoint: note: %s\n", recover_error->message);
-    }
-    sp_vm_free(g_steal_pointer(&vm));
-    if ((vm = sp_store_vm_get(store, argv[1], &error)) == NULL)
-        goto fail;
-    if ((cps = sp_store_checkpoint_list(store, vm->id, &error)) == NULL)
-        goto fail;
-    {
-        g_autoptr(SpJson) doc = sp_document_checkpoint_list(vm, cps);
-        sp_cli_print_checkpoint_list(doc, globals.json);
-    }
-    return 0;
-fail:
-    fprintf(stderr, "stillpoint: %s\n", error->message);
-    return 1;
-}
-
-static int cmd_checkpoint_show(int argc, char **argv)
-{
-    g_autoptr(GError) error = NULL;
-    g_autoptr(SpStore) store = NULL;
-    g_autoptr(SpVm) vm = NULL;
-    g_autoptr(SpCheckpoint) cp = NULL;
-    g_autoptr(GPtrArray) cps = NULL;
-
-    if (!parse_options("VM CP", "Show one checkpoint: its type and why, consistency, who made "
-                                "it, its parent and children, and each disk's images and sizes.",
-                       NULL, &argc, &argv, &error))
-        goto fail;
-    if (argc != 3) {
-        g_set_error(&error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                    "checkpoint show: expected a VM and a checkpoint (name or #ID)");
-        goto fail;
-    }
-    store = open_store(&error);
-    if (store == NULL || (vm = sp_store_vm_get(store, argv[1], &error)) == NULL ||
-        (cp = sp_op_find_checkpoint(store, vm, argv[2], &error)) == NULL ||
-        (cps = sp_store_checkpoint_list(store, vm->id, &error)) == NULL)
-        goto fail;
-    {
-        g_autoptr(SpJson) doc = sp_document_checkpoint_show(vm, cps, cp);
-        sp_cli_print_checkpoint_show(doc, globals.json);
-    }
-    return 0;
-fail:
-    fprintf(stderr, "stillpoint: %s\n", error->message);
-    return 1;
-}
-
+/* What main learns from one scan of argv. */
 typedef struct {
-    const char *group;
-    const char *name;
-    int (*fn)(int argc, char **argv);
-} Command;
+    const char *group, *name;   /* the first two words that are not options */
+    gboolean daemon;            /* --daemon */
+    gboolean store;             /* --store given */
+    gboolean help;              /* --help or -h */
+    GPtrArray *rest;            /* argv[0] and the rest for the command's option parser */
+} CommandLine;
 
-static const Command commands[] = {
-    {"vm", "add", cmd_vm_add},
-    {"vm", "list", cmd_vm_list},
-    {"vm", "set", cmd_vm_set},
-    {"vm", "remove", cmd_vm_remove},
-    {"vm", "recover", cmd_vm_recover},
-    {"vm", "disks", cmd_vm_disks},
-    {"checkpoint", "create", cmd_checkpoint_create},
-    {"checkpoint", "list", cmd_checkpoint_list},
-    {"checkpoint", "show", cmd_checkpoint_show},
-    {"checkpoint", "delete", cmd_checkpoint_delete},
-    {"checkpoint", "rename", cmd_checkpoint_rename},
-    {"checkpoint", "export", cmd_checkpoint_export},
-    {"checkpoint", "apply", cmd_checkpoint_apply},
-    {"checkpoint", "resume", cmd_checkpoint_resume},
-    {"backup", "begin", sp_cli_backup_begin},
-    {"backup", "end", sp_cli_backup_end},
-    {"backup", "status", sp_cli_backup_status},
-    {"hook", "pre", sp_cli_hook_pre},
-    {"hook", "post", sp_cli_hook_post},
-    {"group", "create", sp_cli_group_create},
-    {"group", "list", sp_cli_group_list},
-    {"group", "remove", sp_cli_group_remove},
-    {"checkpoint", "retention", sp_cli_retention},
-    {"schedule", "create", sp_cli_schedule_create},
-    {"schedule", "list", sp_cli_schedule_list},
-    {"schedule", "remove", sp_cli_schedule_remove},
-};
+/* The group and command are the first two non-option words; everything else goes to the
+ * command's option parser (so --store/--json may come anywhere). --daemon is main's alone. */
+static void scan(int argc, char **argv, CommandLine *cl)
+{
+    cl->rest = g_ptr_array_new();
+    g_ptr_array_add(cl->rest, argv[0]);
+    for (int i = 1; i < argc; i++) {
+        gboolean takes_value = g_strcmp0(argv[i], "--store") == 0;
+        cl->store |= g_str_has_prefix(argv[i], "--store");
+        cl->help |= g_str_equal(argv[i], "--help") || g_str_equal(argv[i], "-h");
+        if (g_str_equal(argv[i], "--daemon")) {
+            cl->daemon = TRUE;
+        } else if (argv[i][0] != '-' && cl->group == NULL) {
+            cl->group = argv[i];
+        } else if (argv[i][0] != '-' && cl->name == NULL) {
+            cl->name = argv[i];
+        } else {
+            g_ptr_array_add(cl->rest, argv[i]);
+            if (takes_value && i + 1 < argc)
+                g_ptr_array_add(cl->rest, argv[++i]);
+        }
+    }
+}
+
+static const SpCliCommand *find_command(const char *group, const char *name)
+{
+    for (guint i = 0; i < G_N_ELEMENTS(commands); i++)
+        if (g_strcmp0(commands[i].group, group) == 0 && g_strcmp0(commands[i].name, name) == 0)
+            return &commands[i];
+    return NULL;
+}
 
 static gboolean known_group(const char *group)
 {
@@ -630,60 +302,128 @@ static gboolean known_group(const char *group)
     return FALSE;
 }
 
+/* No such command: the usage for --help (all, or a group's: "stillpoint vm --help"; not for a
+ * typo), else what is wrong. */
+static int no_command(const CommandLine *cl)
+{
+    if (cl->help && (cl->group == NULL || (cl->name == NULL && known_group(cl->group)))) {
+        usage(stdout);
+        return 0;
+    }
+    if (cl->group == NULL)
+        fprintf(stderr, "stillpoint: no command given\n\n");
+    else
+        fprintf(stderr, "stillpoint: unknown command '%s%s%s'\n\n", cl->group,
+                cl->name ? " " : "", cl->name ? cl->name : "");
+    usage(stderr);
+    return 2;
+}
+
+gboolean sp_cli_parse_options(const SpCliCommand *command, int *argc, char ***argv,
+                              GError **error)
+{
+    g_autoptr(GOptionContext) ctx = g_option_context_new(command->params);
+    g_option_context_add_main_entries(ctx, global_entries, NULL);
+    if (command->options != NULL)
+        g_option_context_add_main_entries(ctx, command->options, NULL);
+    g_option_context_set_summary(ctx, command->summary);
+    return g_option_context_parse(ctx, argc, argv, error);
+}
+
+/* Through stillpointd when asked (--daemon), or when it is the way in: not root, no --store or
+ * $STILLPOINT_STORE, the command offered there, and stillpointd runs (or the bus starts it).
+ * Returns FALSE with *ret_status set when --daemon cannot be honoured. */
+static gboolean connect_daemon(const SpCliCommand *command, const CommandLine *cl,
+                               SpDaemonClient **ret_client, int *ret_status)
+{
+    g_autoptr(GError) error = NULL;
+
+    *ret_client = NULL;
+    if (cl->daemon && cl->store) {
+        fprintf(stderr, "stillpoint: --daemon and --store exclude each other (the daemon uses "
+                        "its own store)\n");
+        *ret_status = 2;
+        return FALSE;
+    }
+    /* Help is the CLI's own, daemon or not; an explicit store means that store, directly;
+     * root uses the store directly unless asked. */
+    if (cl->help || (!cl->daemon && (cl->store || g_getenv(SP_STORE_ENV) != NULL ||
+                                      command->dbus == NULL || geteuid() == 0)))
+        return TRUE;
+    *ret_client = sp_daemon_client_new(cl->daemon ? &error : NULL);
+    if (*ret_client == NULL && cl->daemon) {
+        fprintf(stderr, "stillpoint: --daemon: stillpointd is not running on the system bus%s%s\n",
+                error ? ": " : "", error ? error->message : "");
+        *ret_status = 1;
+        return FALSE;
+    }
+    return TRUE;
+}
+
+/* "stillpoint: MESSAGE", or the command's own prefix (a backup job's hook). */
+static void print_failure(const SpCliCommand *command, SpDaemonClient *client,
+                          const GError *error)
+{
+    const char *prefix = command->failure != NULL && client == NULL ? command->failure
+                                                                     : "stillpoint";
+    fprintf(stderr, "%s: %s\n", prefix, error->message);
+}
+
+/* Runs the parsed command, through stillpointd when client is not NULL. */
+static int run(const SpCliCommand *command, SpDaemonClient *client, int argc, char **argv)
+{
+    g_autoptr(GError) error = NULL;
+    gboolean ok;
+
+    if (client == NULL) {
+        ok = command->direct(argc, argv, &error);
+    } else if (command->dbus == NULL) {
+        g_set_error(&error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+                    "'%s %s' is not available through stillpointd", command->group,
+                    command->name);
+        ok = FALSE;
+    } else {
+        sp_daemon_client_set_output(client, sp_cli_globals.json, sp_cli_globals.quiet);
+        /* The VM the command is about: only its Progress is ours. */
+        sp_daemon_client_set_subject(client, argc > 1 ? argv[1] : NULL);
+        ok = command->dbus(client, argc, argv, &error);
+    }
+    if (ok)
+        return 0;
+    print_failure(command, client, error);
+    return 1;
+}
+
 int main(int argc, char **argv)
 {
-    g_autoptr(GPtrArray) rest = g_ptr_array_new();
-    const char *group = NULL, *name = NULL;
+    CommandLine cl = {0};
+    g_autoptr(GPtrArray) rest = NULL;
+    g_autoptr(SpDaemonClient) client = NULL;
+    g_autoptr(GError) error = NULL;
     g_autofree char *prog = NULL;
-    int status;
+    const SpCliCommand *command;
+    int status, n;
+    char **args;
 
     setlocale(LC_ALL, "");
-    /* Through stillpointd when asked (--daemon), or when not root and the daemon runs. */
-    if (sp_daemon_client_try(argc, argv, &status))
-        return status;
-    /* The group and command are the first two non-option words; everything else goes to the
-     * command's own option parser (so --store/--json may come anywhere). */
-    g_ptr_array_add(rest, argv[0]);
-    for (int i = 1; i < argc; i++) {
-        gboolean takes_value = g_strcmp0(argv[i], "--store") == 0;
-        if (g_strcmp0(argv[i], "--daemon") == 0)
-            continue; /* here only with --help: the help is the same */
-        if (argv[i][0] != '-' && group == NULL) {
-            group = argv[i];
-        } else if (argv[i][0] != '-' && name == NULL) {
-            name = argv[i];
-        } else {
-            g_ptr_array_add(rest, argv[i]);
-            if (takes_value && i + 1 < argc)
-                g_ptr_array_add(rest, argv[++i]);
-        }
-    }
-    if (group == NULL && rest->len == 2 && g_strcmp0(rest->pdata[1], "--version") == 0) {
+    scan(argc, argv, &cl);
+    rest = cl.rest;
+    if (cl.group == NULL && rest->len == 2 && g_strcmp0(rest->pdata[1], "--version") == 0) {
         printf("stillpoint %s\n", SP_VERSION);
         return 0;
     }
-    for (guint i = 0; i < G_N_ELEMENTS(commands); i++) {
-        if (g_strcmp0(commands[i].group, group) == 0 && g_strcmp0(commands[i].name, name) == 0) {
-            prog = g_strdup_printf("stillpoint %s %s", group, name);
-            g_set_prgname(prog);
-            g_ptr_array_add(rest, NULL);
-            return commands[i].fn((int)rest->len - 1, (char **)rest->pdata);
-        }
+    if ((command = find_command(cl.group, cl.name)) == NULL)
+        return no_command(&cl);
+    if (!connect_daemon(command, &cl, &client, &status))
+        return status;
+    prog = g_strdup_printf("stillpoint %s %s", cl.group, cl.name);
+    g_set_prgname(prog);
+    g_ptr_array_add(rest, NULL);
+    n = (int)rest->len - 1;
+    args = (char **)rest->pdata;
+    if (!sp_cli_parse_options(command, &n, &args, &error)) {
+        print_failure(command, client, error);
+        return client != NULL ? 2 : 1;
     }
-    for (guint i = 1; i < rest->len; i++) {
-        const char *a = g_ptr_array_index(rest, i);
-        /* Help for all, or for a command group ("stillpoint vm --help"); not for a typo. */
-        if ((g_strcmp0(a, "--help") == 0 || g_strcmp0(a, "-h") == 0) &&
-            (group == NULL || (name == NULL && known_group(group)))) {
-            usage(stdout);
-            return 0;
-        }
-    }
-    if (group == NULL)
-        fprintf(stderr, "stillpoint: no command given\n\n");
-    else
-        fprintf(stderr, "stillpoint: unknown command '%s%s%s'\n\n", group, name ? " " : "",
-                name ? name : "");
-    usage(stderr);
-    return 2;
+    return run(command, client, n, args);
 }
