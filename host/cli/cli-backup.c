@@ -39,22 +39,18 @@ static void print_session_text(const SpJson *s)
 /* Store, VM and its lock: the session's steps run under the same lock as every other operation. */
 static SpJson *begin(int argc, char **argv, gboolean incremental, GError **error)
 {
-    g_autoptr(SpStore) store = NULL;
-    g_autoptr(SpVmLock) lock = NULL;
-    g_autoptr(SpVm) vm = NULL;
-    if (!expect_vm(argc, error) || !sp_cli_open_vm(argv[1], FALSE, &store, &lock, &vm, error))
+    g_auto(SpCliVm) v = {0};
+    if (!expect_vm(argc, error) || !sp_cli_open_vm(argv[1], FALSE, &v, error))
         return NULL;
-    return sp_backup_begin(store, vm, incremental, sp_cli_progress, NULL, error);
+    return sp_backup_begin(v.store, v.vm, incremental, sp_cli_progress, NULL, error);
 }
 
 static gboolean end(int argc, char **argv, gboolean keep, gboolean aborted, GError **error)
 {
-    g_autoptr(SpStore) store = NULL;
-    g_autoptr(SpVmLock) lock = NULL;
-    g_autoptr(SpVm) vm = NULL;
-    if (!expect_vm(argc, error) || !sp_cli_open_vm(argv[1], FALSE, &store, &lock, &vm, error))
+    g_auto(SpCliVm) v = {0};
+    if (!expect_vm(argc, error) || !sp_cli_open_vm(argv[1], FALSE, &v, error))
         return FALSE;
-    return sp_backup_end(store, vm, keep, aborted, sp_cli_progress, NULL, error);
+    return sp_backup_end(v.store, v.vm, keep, aborted, sp_cli_progress, NULL, error);
 }
 
 static gboolean begin_incremental, end_keep, end_failed;

@@ -34,9 +34,7 @@ const GOptionEntry sp_cli_checkpoint_create_options[] = {
 
 gboolean sp_cli_checkpoint_create(int argc, char **argv, GError **error)
 {
-    g_autoptr(SpStore) store = NULL;
-    g_autoptr(SpVmLock) lock = NULL;
-    g_autoptr(SpVm) vm = NULL;
+    g_auto(SpCliVm) v = {0};
     g_autoptr(SpCheckpoint) cp = NULL;
     g_autoptr(SpJson) doc = NULL;
     SpCreateOptions opts = {0};
@@ -50,20 +48,20 @@ gboolean sp_cli_checkpoint_create(int argc, char **argv, GError **error)
         return FALSE;
     }
     if ((create.name != NULL && !sp_checkpoint_name_valid(create.name, error)) ||
-        !sp_cli_open_vm(argv[1], FALSE, &store, &lock, &vm, error) ||
-        !sp_checkpoint_type_resolve(vm, create.type, create.policy, &opts, error))
+        !sp_cli_open_vm(argv[1], FALSE, &v, error) ||
+        !sp_checkpoint_type_resolve(v.vm, create.type, create.policy, &opts, error))
         return FALSE;
     opts.name = create.name;
     opts.origin = create.scheduled ? SP_ORIGIN_SCHEDULE : SP_ORIGIN_USER;
     sp_cli_defer_termination();
-    cp = sp_coordinator_create(store, vm, &opts, sp_cli_progress, NULL, error);
+    cp = sp_coordinator_create(v.store, v.vm, &opts, sp_cli_progress, NULL, error);
     if (sp_cli_interrupted)
         fprintf(stderr, "stillpoint: interrupted (signal %d): finished the operation first\n",
                 (int)sp_cli_interrupted);
     if (cp == NULL)
         return FALSE;
     doc = sp_document_checkpoint(cp, cp->id);
-    sp_cli_print_checkpoint_created(vm->name, doc, sp_cli_globals.json);
+    sp_cli_print_checkpoint_created(v.vm->name, doc, sp_cli_globals.json);
     return TRUE;
 }
 
@@ -136,9 +134,8 @@ gboolean sp_cli_checkpoint_list(int argc, char **argv, GError **error)
 
 gboolean sp_cli_checkpoint_list_dbus(SpDaemonClient *c, int argc, char **argv, GError **error)
 {
-    return sp_daemon_expect(argc, 2, "checkpoint list", error) &&
-           sp_daemon_call_document(c, "ListCheckpointsJson", g_variant_new("(s)", argv[1]),
-                                   sp_cli_print_checkpoint_list, error);
+    return sp_daemon_query(c, argc, argv, 2, "checkpoint list", "ListCheckpointsJson",
+                           sp_cli_print_checkpoint_list, error);
 }
 
 gboolean sp_cli_checkpoint_show(int argc, char **argv, GError **error)

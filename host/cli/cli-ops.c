@@ -8,14 +8,14 @@
 #include "stillpoint/ops.h"
 
 /* Opens the VM (recovering) for an operation that then runs with termination deferred. */
-static gboolean open_for_op(int argc, char **argv, int n, const char *what, SpStore **store,
-                            SpVmLock **lock, SpVm **vm, GError **error)
+static gboolean open_for_op(int argc, char **argv, int n, const char *what, SpCliVm *v,
+                            GError **error)
 {
     const char *expected = n == 3 ? "VM CP" : n == 4 ? "VM CP ARG" : "arguments";
     g_autofree char *command = g_strdup_printf("checkpoint %s", what);
 
     if (!sp_cli_expect(argc, n, command, expected, error) ||
-        !sp_cli_open_vm(argv[1], TRUE, store, lock, vm, error))
+        !sp_cli_open_vm(argv[1], TRUE, v, error))
         return FALSE;
     sp_cli_defer_termination();
     return TRUE;
@@ -32,15 +32,13 @@ const GOptionEntry sp_cli_checkpoint_delete_options[] = {
 
 gboolean sp_cli_checkpoint_delete(int argc, char **argv, GError **error)
 {
-    g_autoptr(SpStore) store = NULL;
-    g_autoptr(SpVmLock) lock = NULL;
-    g_autoptr(SpVm) vm = NULL;
+    g_auto(SpCliVm) v = {0};
     SpOpReport report = {.progress = sp_cli_progress, .percent = sp_cli_percent};
 
-    if (!open_for_op(argc, argv, 3, "delete", &store, &lock, &vm, error) ||
-        !sp_op_delete(store, vm, argv[2], delete_subtree, &report, error))
+    if (!open_for_op(argc, argv, 3, "delete", &v, error) ||
+        !sp_op_delete(v.store, v.vm, argv[2], delete_subtree, &report, error))
         return FALSE;
-    sp_cli_print_checkpoint_deleted(vm->name, argv[2], delete_subtree, sp_cli_globals.json);
+    sp_cli_print_checkpoint_deleted(v.vm->name, argv[2], delete_subtree, sp_cli_globals.json);
     return TRUE;
 }
 
@@ -61,15 +59,13 @@ gboolean sp_cli_checkpoint_delete_dbus(SpDaemonClient *c, int argc, char **argv,
 
 gboolean sp_cli_checkpoint_rename(int argc, char **argv, GError **error)
 {
-    g_autoptr(SpStore) store = NULL;
-    g_autoptr(SpVmLock) lock = NULL;
-    g_autoptr(SpVm) vm = NULL;
+    g_auto(SpCliVm) v = {0};
 
     if (!sp_cli_expect(argc, 4, "checkpoint rename", "VM CP ARG", error) ||
-        !sp_cli_open_vm(argv[1], FALSE, &store, &lock, &vm, error) ||
-        !sp_op_rename(store, vm, argv[2], argv[3], error))
+        !sp_cli_open_vm(argv[1], FALSE, &v, error) ||
+        !sp_op_rename(v.store, v.vm, argv[2], argv[3], error))
         return FALSE;
-    sp_cli_print_json_event(sp_cli_globals.json, "renamed", "vm", vm->name, "checkpoint",
+    sp_cli_print_json_event(sp_cli_globals.json, "renamed", "vm", v.vm->name, "checkpoint",
                             argv[2], "name", argv[3], NULL);
     return TRUE;
 }
@@ -97,16 +93,14 @@ const GOptionEntry sp_cli_checkpoint_export_options[] = {
 
 gboolean sp_cli_checkpoint_export(int argc, char **argv, GError **error)
 {
-    g_autoptr(SpStore) store = NULL;
-    g_autoptr(SpVmLock) lock = NULL;
-    g_autoptr(SpVm) vm = NULL;
+    g_auto(SpCliVm) v = {0};
     g_autofree char *manifest = NULL;
     SpOpReport report = {.progress = sp_cli_progress, .percent = sp_cli_percent};
 
-    if (!open_for_op(argc, argv, 4, "export", &store, &lock, &vm, error) ||
-        !sp_op_export(store, vm, argv[2], argv[3], export_format, &report, &manifest, error))
+    if (!open_for_op(argc, argv, 4, "export", &v, error) ||
+        !sp_op_export(v.store, v.vm, argv[2], argv[3], export_format, &report, &manifest, error))
         return FALSE;
-    sp_cli_print_checkpoint_exported(vm->name, argv[2], manifest, sp_cli_globals.json);
+    sp_cli_print_checkpoint_exported(v.vm->name, argv[2], manifest, sp_cli_globals.json);
     return TRUE;
 }
 
@@ -144,17 +138,15 @@ const GOptionEntry sp_cli_checkpoint_apply_options[] = {
 
 gboolean sp_cli_checkpoint_apply(int argc, char **argv, GError **error)
 {
-    g_autoptr(SpStore) store = NULL;
-    g_autoptr(SpVmLock) lock = NULL;
-    g_autoptr(SpVm) vm = NULL;
+    g_auto(SpCliVm) v = {0};
     g_autoptr(SpJson) doc = NULL;
     SpOpReport report = {.progress = sp_cli_progress};
 
-    if (!open_for_op(argc, argv, 3, "apply", &store, &lock, &vm, error) ||
-        !sp_op_apply(store, vm, argv[2], apply_save, apply_force, &report, error) ||
-        (doc = sp_document_checkpoint_applied(store, vm->name, error)) == NULL)
+    if (!open_for_op(argc, argv, 3, "apply", &v, error) ||
+        !sp_op_apply(v.store, v.vm, argv[2], apply_save, apply_force, &report, error) ||
+        (doc = sp_document_checkpoint_applied(v.store, v.vm->name, error)) == NULL)
         return FALSE;
-    sp_cli_print_checkpoint_applied(vm->name, doc, sp_cli_globals.json);
+    sp_cli_print_checkpoint_applied(v.vm->name, doc, sp_cli_globals.json);
     return TRUE;
 }
 
@@ -178,15 +170,13 @@ gboolean sp_cli_checkpoint_apply_dbus(SpDaemonClient *c, int argc, char **argv, 
 
 gboolean sp_cli_checkpoint_resume(int argc, char **argv, GError **error)
 {
-    g_autoptr(SpStore) store = NULL;
-    g_autoptr(SpVmLock) lock = NULL;
-    g_autoptr(SpVm) vm = NULL;
+    g_auto(SpCliVm) v = {0};
     SpOpReport report = {.progress = sp_cli_progress};
 
     if (!sp_cli_expect(argc, 2, "checkpoint resume", "arguments", error) ||
-        !sp_cli_open_vm(argv[1], TRUE, &store, &lock, &vm, error) ||
-        !sp_op_resume(store, vm, &report, error))
+        !sp_cli_open_vm(argv[1], TRUE, &v, error) ||
+        !sp_op_resume(v.store, v.vm, &report, error))
         return FALSE;
-    printf("VM '%s' runs on from its standard checkpoint\n", vm->name);
+    printf("VM '%s' runs on from its standard checkpoint\n", v.vm->name);
     return TRUE;
 }

@@ -89,9 +89,7 @@ const GOptionEntry sp_cli_retention_options[] = {
 
 gboolean sp_cli_retention(int argc, char **argv, GError **error)
 {
-    g_autoptr(SpStore) store = NULL;
-    g_autoptr(SpVmLock) lock = NULL;
-    g_autoptr(SpVm) vm = NULL;
+    g_auto(SpCliVm) v = {0};
     int keep = retention_opt.keep;
     guint deleted = 0;
 
@@ -100,21 +98,21 @@ gboolean sp_cli_retention(int argc, char **argv, GError **error)
                     "checkpoint retention: expected one VM name and --keep N (N >= 0)");
         return FALSE;
     }
-    if (!sp_cli_open_vm(argv[1], TRUE, &store, &lock, &vm, error))
+    if (!sp_cli_open_vm(argv[1], TRUE, &v, error))
         return FALSE;
     sp_cli_defer_termination();
-    if (!apply_retention(store, vm, (guint)keep, retention_opt.all, &deleted, error))
+    if (!apply_retention(v.store, v.vm, (guint)keep, retention_opt.all, &deleted, error))
         return FALSE;
     if (sp_cli_globals.json) {
         g_autoptr(SpJson) out = sp_json_new_object();
         sp_json_object_set_string(out, "event", "retention");
-        sp_json_object_set_string(out, "vm", vm->name);
+        sp_json_object_set_string(out, "vm", v.vm->name);
         sp_json_object_set_int(out, "merged", deleted);
         sp_json_object_set_int(out, "keep", keep);
         sp_cli_print_json(out);
     } else if (!sp_cli_globals.quiet) {
         fprintf(stderr, "stillpoint: VM '%s': %u checkpoint(s) merged away, at most %d kept\n",
-                vm->name, deleted, keep);
+                v.vm->name, deleted, keep);
     }
     return TRUE;
 }
@@ -657,9 +655,10 @@ static void print_schedules(const SpJson *list, gboolean with_state)
     }
 }
 
-static char *units_dir_opt; /* schedule list, remove */
+static char *units_dir_opt;
 
-const GOptionEntry sp_cli_schedule_list_options[] = {
+/* schedule list and remove: where the units are. */
+const GOptionEntry sp_cli_schedule_units_options[] = {
     {"unit-dir", 0, 0, G_OPTION_ARG_FILENAME, &units_dir_opt,
      "Where the units are (default " SYSTEM_UNIT_DIR ")", "DIR"},
     G_OPTION_ENTRY_NULL};
@@ -698,11 +697,6 @@ gboolean sp_cli_schedule_list(int argc, char **argv, GError **error)
 }
 
 /* ---- remove ---- */
-
-const GOptionEntry sp_cli_schedule_remove_options[] = {
-    {"unit-dir", 0, 0, G_OPTION_ARG_FILENAME, &units_dir_opt,
-     "Where the units are (default " SYSTEM_UNIT_DIR ")", "DIR"},
-    G_OPTION_ENTRY_NULL};
 
 gboolean sp_cli_schedule_remove(int argc, char **argv, GError **error)
 {

@@ -169,8 +169,8 @@ gboolean sp_cli_vm_list(int argc, char **argv, GError **error)
 
 gboolean sp_cli_vm_list_dbus(SpDaemonClient *c, int argc, char **argv, GError **error)
 {
-    return sp_daemon_expect(argc, 1, "vm list", error) &&
-           sp_daemon_call_document(c, "ListVmsJson", NULL, sp_cli_print_vm_list, error);
+    return sp_daemon_query(c, argc, argv, 1, "vm list", "ListVmsJson", sp_cli_print_vm_list,
+                           error);
 }
 
 static char *set_checkpoint_type;
@@ -263,20 +263,18 @@ static gboolean adopt_running(SpStore *store, SpVm *vm, GError **error)
 
 gboolean sp_cli_vm_recover(int argc, char **argv, GError **error)
 {
-    g_autoptr(SpStore) store = NULL;
-    g_autoptr(SpVmLock) lock = NULL;
-    g_autoptr(SpVm) vm = NULL;
+    g_auto(SpCliVm) v = {0};
 
     if (!sp_cli_expect(argc, 2, "vm recover", "one VM name", error) ||
-        !sp_cli_open_vm(argv[1], FALSE, &store, &lock, &vm, error))
+        !sp_cli_open_vm(argv[1], FALSE, &v, error))
         return FALSE;
     if (recover_adopt &&
-        (!sp_coordinator_recover_journal(store, vm, NULL, sp_cli_progress, NULL, error) ||
-         !adopt_running(store, vm, error)))
+        (!sp_coordinator_recover_journal(v.store, v.vm, NULL, sp_cli_progress, NULL, error) ||
+         !adopt_running(v.store, v.vm, error)))
         return FALSE;
     /* Also a backup session a crash left half-begun or half-ended (or whose exports are gone). */
-    if (!sp_coordinator_recover(store, vm, NULL, sp_cli_progress, NULL, error) ||
-        !sp_backup_recover(store, vm, sp_cli_progress, NULL, error))
+    if (!sp_coordinator_recover(v.store, v.vm, NULL, sp_cli_progress, NULL, error) ||
+        !sp_backup_recover(v.store, v.vm, sp_cli_progress, NULL, error))
         return FALSE;
     sp_cli_print_json_event(sp_cli_globals.json, "recovered", "vm", argv[1], NULL);
     return TRUE;
@@ -314,7 +312,6 @@ gboolean sp_cli_vm_disks(int argc, char **argv, GError **error)
 
 gboolean sp_cli_vm_disks_dbus(SpDaemonClient *c, int argc, char **argv, GError **error)
 {
-    return sp_daemon_expect(argc, 2, "vm disks", error) &&
-           sp_daemon_call_document(c, "VmDisksJson", g_variant_new("(s)", argv[1]),
-                                   sp_cli_print_vm_disks, error);
+    return sp_daemon_query(c, argc, argv, 2, "vm disks", "VmDisksJson", sp_cli_print_vm_disks,
+                           error);
 }

@@ -50,9 +50,16 @@ void sp_cli_print_json(const SpJson *value);
 /* Sets error unless argc == n (the program and n - 1 arguments): "WHAT: expected EXPECTED". */
 gboolean sp_cli_expect(int argc, int n, const char *what, const char *expected, GError **error);
 SpStore *sp_cli_open_store(GError **error);
-/* Opens the store, locks and loads the VM, and (recover) resolves interrupted operations. */
-gboolean sp_cli_open_vm(const char *name, gboolean recover, SpStore **ret_store,
-                        SpVmLock **ret_lock, SpVm **ret_vm, GError **error);
+/* A VM opened for an operation: the store, the VM's lock (held until cleared) and the VM. */
+typedef struct {
+    SpStore *store;
+    SpVmLock *lock;
+    SpVm *vm;
+} SpCliVm;
+void sp_cli_vm_clear(SpCliVm *v);
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC(SpCliVm, sp_cli_vm_clear)
+/* Opens the store, loads and locks the VM, and (recover) resolves interrupted operations. */
+gboolean sp_cli_open_vm(const char *name, gboolean recover, SpCliVm *ret, GError **error);
 
 /* ---- the commands (their table is in stillpoint.c) ---- */
 
@@ -112,7 +119,7 @@ gboolean sp_cli_hook_post(int argc, char **argv, GError **error);
 
 /* cli-schedule.c */
 extern const GOptionEntry sp_cli_retention_options[], sp_cli_schedule_create_options[],
-    sp_cli_schedule_list_options[], sp_cli_schedule_remove_options[];
+    sp_cli_schedule_units_options[];
 gboolean sp_cli_retention(int argc, char **argv, GError **error);
 gboolean sp_cli_schedule_create(int argc, char **argv, GError **error);
 gboolean sp_cli_schedule_list(int argc, char **argv, GError **error);

@@ -185,6 +185,20 @@ gboolean sp_daemon_call_document(SpDaemonClient *c, const char *method, GVariant
     return TRUE;
 }
 
+gboolean sp_daemon_query(SpDaemonClient *c, int argc, char **argv, int n, const char *what,
+                         const char *method, void (*print)(const SpJson *doc, gboolean json),
+                         GError **error)
+{
+    g_auto(GVariantBuilder) b = G_VARIANT_BUILDER_INIT(G_VARIANT_TYPE_TUPLE);
+
+    if (!sp_daemon_expect(argc, n, what, error))
+        return FALSE;
+    for (int i = 1; i < argc; i++)
+        g_variant_builder_add(&b, "s", argv[i]);
+    return sp_daemon_call_document(c, method, argc > 1 ? g_variant_builder_end(&b) : NULL, print,
+                                   error);
+}
+
 /* ---- parameters ---- */
 
 /* argc counts the program: n - 1 arguments. */

@@ -28,6 +28,12 @@ gboolean sp_daemon_call_document(SpDaemonClient *c, const char *method, GVariant
                                  void (*print)(const SpJson *doc, gboolean json),
                                  GError **error);
 
+/* A query: the command's arguments (argc must be n) are the method's string parameters, its
+ * reply a document printed with print. what names the command in errors. */
+gboolean sp_daemon_query(SpDaemonClient *c, int argc, char **argv, int n, const char *what,
+                         const char *method, void (*print)(const SpJson *doc, gboolean json),
+                         GError **error);
+
 /* Argument checks and parameters the D-Bus runners share. */
 gboolean sp_daemon_expect(int argc, int n, const char *what, GError **error);
 void sp_daemon_add_string(GVariantBuilder *b, const char *key, const char *value);

@@ -116,11 +116,11 @@ static const SpCliCommand commands[] = {
      "Show the schedules: calendar, retention and, when systemd runs, whether the timer is "
      "enabled, its next run, its last run and that run's result (the journal has its log: "
      "journalctl -u stillpoint-checkpoint-VM).",
-     sp_cli_schedule_list_options, sp_cli_schedule_list, NULL, NULL},
+     sp_cli_schedule_units_options, sp_cli_schedule_list, NULL, NULL},
     {"schedule", "remove", "VM",
      "Stop and disable the VM's schedule (its timer) and delete its units. The checkpoints it "
      "made stay.",
-     sp_cli_schedule_remove_options, sp_cli_schedule_remove, NULL, NULL},
+     sp_cli_schedule_units_options, sp_cli_schedule_remove, NULL, NULL},
 };
 
 static void usage(FILE *out)
@@ -231,23 +231,25 @@ SpStore *sp_cli_open_store(GError **error)
     return sp_store_open(sp_store_resolve_path(sp_cli_globals.store_path), error);
 }
 
-gboolean sp_cli_open_vm(const char *name, gboolean recover, SpStore **ret_store,
-                        SpVmLock **ret_lock, SpVm **ret_vm, GError **error)
+void sp_cli_vm_clear(SpCliVm *v)
 {
-    g_autoptr(SpStore) store = sp_cli_open_store(error);
-    g_autoptr(SpVmLock) lock = NULL;
-    g_autoptr(SpVm) vm = NULL;
-    if (store == NULL)
+    g_clear_pointer(&v->vm, sp_vm_free);
+    g_clear_pointer(&v->lock, sp_vm_lock_release);
+    g_clear_pointer(&v->store, sp_store_close);
+}
+
+gboolean sp_cli_open_vm(const char *name, gboolean recover, SpCliVm *ret, GError **error)
+{
+    g_auto(SpCliVm) v = {0};
+
+    if ((v.store = sp_cli_open_store(error)) == NULL ||
+        (v.vm = sp_store_vm_get(v.store, name, error)) == NULL ||
+        (v.lock = sp_vm_lock_acquire(v.store, name, error)) == NULL)
         return FALSE;
-    if ((vm = sp_store_vm_get(store, name, error)) == NULL)
+    if (recover && !sp_coordinator_recover(v.store, v.vm, NULL, sp_cli_progress, NULL, error))
         return FALSE;
-    if ((lock = sp_vm_lock_acquire(store, name, error)) == NULL)
-        return FALSE;
-    if (recover && !sp_coordinator_recover(store, vm, NULL, sp_cli_progress, NULL, error))
-        return FALSE;
-    *ret_store = g_steal_pointer(&store);
-    *ret_lock = g_steal_pointer(&lock);
-    *ret_vm = g_steal_pointer(&vm);
+    *ret = v;
+    v = (SpCliVm){0};
     return TRUE;
 }
 
