@@ -27,6 +27,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from sptest import Failure, check  # noqa: E402
+
 STANDARD_COMMANDS = [
     "guest-sync", "guest-sync-delimited", "guest-ping", "guest-info",
     "guest-fsfreeze-status", "guest-fsfreeze-freeze", "guest-fsfreeze-freeze-list",
@@ -35,15 +38,6 @@ STANDARD_COMMANDS = [
 FROZEN_ALLOWED = ["guest-ping", "guest-info", "guest-sync", "guest-sync-delimited",
                   "guest-fsfreeze-status", "guest-fsfreeze-thaw"]
 MIB = 1024 * 1024
-
-
-class Failure(Exception):
-    pass
-
-
-def check(cond, what):
-    if not cond:
-        raise Failure(what)
 
 
 class Client:

@@ -51,20 +51,12 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 from spdistro import QGA_PORT, DistroGuest, GuestError  # noqa: E402
 from spguest import QmpClient, wait_for_agent  # noqa: E402
 from splibvirt import MAC, LibvirtDomain, LibvirtError  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from sptest import Failure, ok  # noqa: E402
 
 PG_UNIT = "postgresql@15-main.service"
 PG_LOG = "/var/log/postgresql/postgresql-15-main.log"
 PSQL = "setpriv --reuid=postgres --regid=postgres --init-groups psql -X -q -At -v ON_ERROR_STOP=1"
-
-
-class Fail(Exception):
-    pass
-
-
-def ok(cond, what):
-    if not cond:
-        raise Fail(what)
-    print(f"ok - {what}", flush=True)
 
 
 class Ctx:
@@ -83,7 +75,7 @@ class Ctx:
         env = dict(os.environ, STILLPOINT_STORE=self.store)
         r = subprocess.run([self.a.stillpoint, *args], capture_output=True, text=True, env=env)
         if r.returncode != 0:
-            raise Fail(f"stillpoint {' '.join(args)}: exit {r.returncode}\n{r.stdout}{r.stderr}")
+            raise Failure(f"stillpoint {' '.join(args)}: exit {r.returncode}\n{r.stdout}{r.stderr}")
         return r.stdout
 
 
@@ -134,7 +126,7 @@ def case_udev(c):
         deadline = time.monotonic() + 30
         while device_present(g, "qga-port"):
             if time.monotonic() > deadline:
-                raise Fail("QEMU did not unplug the agent port")
+                raise Failure("QEMU did not unplug the agent port")
             time.sleep(0.2)
         ok(True, "the agent port is unplugged")
         # Plugged again, udev starts an agent for it; the host talks to it on the new port.
@@ -247,7 +239,7 @@ class Acks(threading.Thread):
         deadline = time.monotonic() + timeout
         while self.last < n:
             if time.monotonic() > deadline:
-                raise Fail(f"the workload committed only {self.last} of {n} transactions")
+                raise Failure(f"the workload committed only {self.last} of {n} transactions")
             time.sleep(0.1)
         return self.last
 
@@ -310,7 +302,7 @@ def domtime(d):
     out = d.virsh("domtime", d.name)
     m = re.fullmatch(r"Time: (\d+)", out.strip())
     if not m:
-        raise Fail(f"virsh domtime: unexpected output {out!r}")
+        raise Failure(f"virsh domtime: unexpected output {out!r}")
     return int(m.group(1))
 
 
@@ -345,7 +337,7 @@ def case_libvirt(c):
             if card and any(x.startswith("10.0.2.15/") for x in card[0][1]):
                 break
             if time.monotonic() > deadline:
-                raise Fail(f"virsh domifaddr --source agent shows no DHCP address: {ifaces}")
+                raise Failure(f"virsh domifaddr --source agent shows no DHCP address: {ifaces}")
             time.sleep(1)
         name, addrs = card[0]
         ok("10.0.2.15/24" in addrs, f"virsh domifaddr --source agent: {name} {MAC} {addrs}")
@@ -380,7 +372,7 @@ def case_libvirt(c):
            f"virsh domfsfreeze: {out.strip()!r}; stillpoint-status: frozen {st['frozen']}")
         try:
             d.qga("guest-get-time")
-            raise Fail("a forwarded command answered while frozen")
+            raise Failure("a forwarded command answered while frozen")
         except LibvirtError as e:
             ok("disabled" in str(e), "while frozen the agent refuses forwarded commands")
         out = d.virsh("domfsthaw", d.name, quiet=False)
@@ -414,7 +406,7 @@ def case_libvirt(c):
         t0 = time.monotonic()
         while d.state() != "shut off":
             if time.monotonic() > t0 + 120:
-                raise Fail(f"virsh shutdown --mode agent: the domain is still {d.state()}")
+                raise Failure(f"virsh shutdown --mode agent: the domain is still {d.state()}")
             time.sleep(0.5)
         ok("reboot: Power down" in d.console_tail(200),
            f"virsh shutdown --mode agent: shut off after {time.monotonic() - t0:.0f} s, the "
@@ -531,7 +523,7 @@ def wait_schedule(g, cond, what, timeout=60):
         if cond(s):
             return s
         if time.monotonic() > deadline:
-            raise Fail(f"{what}: not after {timeout} s ({s})")
+            raise Failure(f"{what}: not after {timeout} s ({s})")
         time.sleep(1)
 
 
@@ -615,7 +607,7 @@ def main():
         {"udev": case_udev, "freeze-root": case_freeze_root,
          "postgresql": case_postgresql, "libvirt": case_libvirt, "polkit": case_polkit,
          "schedule": case_schedule}[a.case](Ctx(a))
-    except Fail as e:
+    except Failure as e:
         print(f"not ok - {e}", flush=True)
         return 1
     print(f"# {a.case}: {time.monotonic() - t0:.0f} s", flush=True)

@@ -17,8 +17,10 @@ import sys
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "guest"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from spguest import Disk, Guest, test_arguments  # noqa: E402
-from host_guest import Ctx, Fail, check_sanitizers, ok  # noqa: E402
+from host_guest import Ctx, check_sanitizers  # noqa: E402
+from sptest import ok, report  # noqa: E402
 
 
 def copy_over_nbd(uri, out):
@@ -90,16 +92,11 @@ def main():
     with Guest(a.guest, a.run_dir, agent="stillpoint", disks=[Disk("data0")],
                workload=["--interval-ms", "20", "/mnt/data0/records"], lifetime=600,
                fresh=True) as g:
-        try:
+        def body():
             ctx = Ctx(a, g)
             case_backup(ctx)
             check_sanitizers(ctx)
-        except Fail as e:
-            print(f"FAIL e2e/backup/guest: {e}", file=sys.stderr)
-            print(g.console_tail(), file=sys.stderr)
-            return 1
-    print("PASS e2e/backup/guest")
-    return 0
+        return report("e2e/backup/guest", body, g.console_tail)
 
 
 if __name__ == "__main__":

@@ -33,8 +33,10 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "guest"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from spguest import Disk, Guest, test_arguments  # noqa: E402
-from host_guest import Ctx, Fail, check_sanitizers, ok  # noqa: E402
+from host_guest import Ctx, check_sanitizers  # noqa: E402
+from sptest import Failure, ok, report  # noqa: E402
 
 INTERVAL_MS = 10
 # Frozen back to back (the control), two guests' stall intervals still come close: each begins up
@@ -103,7 +105,7 @@ class Vm:
         lo = max(b[0] for b in self.bounds)
         hi = min(b[1] for b in self.bounds)
         if lo > hi:
-            raise Fail(f"{self.name}: the workload's clock does not keep pace with the host's "
+            raise Failure(f"{self.name}: the workload's clock does not keep pace with the host's "
                        f"(its start bounds cross by {lo - hi:.1f} ms: it drifted or stepped)")
         return lo, hi
 
@@ -314,27 +316,27 @@ def main():
     os.makedirs(a.run_dir)
     t_start = time.monotonic()
     guests = []
-    try:
-        guests = boot(a, [("db", Disk("data0"), ()), ("app", Disk("data0"), ())])
+
+    def body():
+        guests.extend(boot(a, [("db", Disk("data0"), ()), ("app", Disk("data0"), ())]))
         db, app = Vm("db", guests[0]), Vm("app", guests[1])
         print(f"   booted two guests in {time.monotonic() - t_start:.1f} s", flush=True)
         c = GroupCtx(a)
         case_together(c, db, app)
         guests[1].stop()
-        guests += boot(a, [("hooked", HookDisk("data0"),
-                            ("--config", "/mnt/data0/sp/agent.conf"))])
+        guests.extend(boot(a, [("hooked", HookDisk("data0"),
+                                ("--config", "/mnt/data0/sp/agent.conf"))]))
         case_one_fails(c, db, Vm("hooked", guests[2]))
         check_sanitizers(c)
-    except Fail as e:
-        print(f"FAIL e2e/group/guests: {e}", file=sys.stderr)
-        for g in guests:
-            print(f"--- {g.run_dir} console:\n{g.console_tail()}", file=sys.stderr)
-        return 1
+        print(f"   {time.monotonic() - t_start:.0f} s", flush=True)
+
+    def consoles():
+        return "\n".join(f"--- {g.run_dir} console:\n{g.console_tail()}" for g in guests)
+    try:
+        return report("e2e/group/guests", body, consoles)
     finally:
         for g in guests:
             g.stop()
-    print(f"PASS e2e/group/guests ({time.monotonic() - t_start:.0f} s)")
-    return 0
 
 
 if __name__ == "__main__":

@@ -33,19 +33,11 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "guest"))
 from spguest import GUEST_IP, Disk, Guest, GuestError, QgaClient, check_image, test_arguments  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from sptest import Failure, ok, report  # noqa: E402
 
 NBD_PORT, SNAP_NBD_PORT = 10809, 10810
 EXEC_POLL_S = 0.1
-
-
-class Fail(Exception):
-    pass
-
-
-def ok(cond, what):
-    if not cond:
-        raise Fail(what)
-    print(f"ok - {what}", flush=True)
 
 
 # -- running commands on the storage VM (qemu-ga guest-exec) -------------------------------------
@@ -107,7 +99,7 @@ class Ctx:
         finally:
             self.s.qga_disconnect()  # the hook's own connection needs the port
         if expect_ok and status != 0:
-            raise Fail(f"storage VM: {what}: exit {status}\n{out}{err}")
+            raise Failure(f"storage VM: {what}: exit {status}\n{out}{err}")
         return status, out, err
 
     def sp(self, *args, check=True):
@@ -117,7 +109,7 @@ class Ctx:
             e[var] = ":".join(filter(None, [e.get(var), f"log_path={self.sanitizer_log}"]))
         r = subprocess.run([self.a.stillpoint, *args], capture_output=True, text=True, env=e)
         if check and r.returncode != 0:
-            raise Fail(f"stillpoint {' '.join(args)}: exit {r.returncode}\n{r.stderr}")
+            raise Failure(f"stillpoint {' '.join(args)}: exit {r.returncode}\n{r.stderr}")
         return r
 
     def checkpoints(self, vm):
@@ -272,29 +264,28 @@ def main():
     shutil.rmtree(a.run_dir, ignore_errors=True)
     os.makedirs(a.run_dir)
     storage, ports = boot_storage(a)
-    guest = None
-    try:
-        c = Ctx(a, storage, None, ports)
+    c = Ctx(a, storage, None, ports)
+
+    def body():
         setup_storage(c)
-        guest = Guest(a.guest, os.path.join(a.run_dir, "guest"), agent="stillpoint",
-                      disks=[Disk("data0", nbd=("127.0.0.1", ports[0], "vm1"))],
-                      workload=["--interval-ms", "20", "/mnt/data0/records"], lifetime=900)
-        guest.start(boot_timeout=180)
-        c.g = guest
+        c.g = Guest(a.guest, os.path.join(a.run_dir, "guest"), agent="stillpoint",
+                    disks=[Disk("data0", nbd=("127.0.0.1", ports[0], "vm1"))],
+                    workload=["--interval-ms", "20", "/mnt/data0/records"], lifetime=900)
+        c.g.start(boot_timeout=180)
         case_lvm_thin(c)
         check_sanitizers(c)
-    except (Fail, GuestError, TimeoutError) as e:
-        print(f"FAIL e2e/hook/lvm-thin: {e}", file=sys.stderr)
-        for g, what in ((guest, "test guest"), (storage, "storage VM")):
-            if g is not None:
-                print(f"== {what} console:\n{g.console_tail()}", file=sys.stderr)
-        return 1
+
+    def consoles():
+        return "\n".join(f"== {what} console:\n{g.console_tail()}"
+                         for g, what in ((c.g, "test guest"), (storage, "storage VM"))
+                         if g is not None)
+    try:
+        return report("e2e/hook/lvm-thin", body, consoles,
+                      failures=(Failure, GuestError, TimeoutError))
     finally:
-        if guest is not None:
-            guest.stop()
+        if c.g is not None:
+            c.g.stop()
         storage.stop()
-    print("PASS e2e/hook/lvm-thin")
-    return 0
 
 
 if __name__ == "__main__":

@@ -30,19 +30,11 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "guest"))
 from spguest import Disk, Guest, check_image, test_arguments  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from sptest import Failure, ok, report  # noqa: E402
 
 STEPS = ["planned", "prepared", "freezing", "frozen", "snapshotted", "thawed-consistent",
          "recorded"]
-
-
-class Fail(Exception):
-    pass
-
-
-def ok(cond, what):
-    if not cond:
-        raise Fail(what)
-    print(f"ok - {what}", flush=True)
 
 
 def check_sanitizers(c):
@@ -69,7 +61,7 @@ class Ctx:
             e[var] = ":".join(filter(None, [e.get(var), f"log_path={self.sanitizer_log}"]))
         r = subprocess.run([self.a.stillpoint, *args], capture_output=True, text=True, env=e)
         if check and r.returncode != 0:
-            raise Fail(f"stillpoint {' '.join(args)}: exit {r.returncode}\n{r.stderr}")
+            raise Failure(f"stillpoint {' '.join(args)}: exit {r.returncode}\n{r.stderr}")
         return r
 
     def add_vm(self, name, qmp=None, agent=None, extra=()):
@@ -526,16 +518,11 @@ def main():
     with Guest(a.guest, a.run_dir, agent=a.agent, disks=[Disk(s) for s in serials],
                workload=["--interval-ms", "20"] + files, lifetime=600, fresh=True,
                append=" ".join(append)) as g:
-        try:
+        def body():
             ctx = Ctx(a, g)
             fn(ctx)
             check_sanitizers(ctx)
-        except Fail as e:
-            print(f"FAIL e2e/host/guest/{a.agent}/{a.case}: {e}", file=sys.stderr)
-            print(g.console_tail(), file=sys.stderr)
-            return 1
-    print(f"PASS e2e/host/guest/{a.agent}/{a.case}")
-    return 0
+        return report(f"e2e/host/guest/{a.agent}/{a.case}", body, g.console_tail)
 
 
 if __name__ == "__main__":

@@ -20,8 +20,10 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "guest"))
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from spguest import Disk, Guest, test_arguments  # noqa: E402
-from host_guest import Ctx, Fail, check_sanitizers, ok  # noqa: E402
+from host_guest import Ctx, check_sanitizers  # noqa: E402
+from sptest import ok, report  # noqa: E402
 
 MARKER = b"SP-HOST-SECRET-MARKER"
 SERIAL = "evil"
@@ -173,16 +175,11 @@ def main():
     with Guest(a.guest, a.run_dir, agent="qemu-ga",
                disks=[Disk("data0"), Disk(SERIAL, fs="none", size="32M", fmt="raw")],
                lifetime=600, fresh=True) as g:
-        try:
+        def body():
             ctx = Ctx(a, g)
             case(ctx)
             check_sanitizers(ctx)
-        except Fail as e:
-            print(f"FAIL e2e/host/guest/hostile-format: {e}", file=sys.stderr)
-            print(g.console_tail(), file=sys.stderr)
-            return 1
-    print("PASS e2e/host/guest/hostile-format")
-    return 0
+        return report("e2e/host/guest/hostile-format", body, g.console_tail)
 
 
 if __name__ == "__main__":

@@ -21,16 +21,8 @@ import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "guest"))
 from spguest import Disk, Guest, test_arguments  # noqa: E402
-
-
-class Fail(Exception):
-    pass
-
-
-def ok(cond, what):
-    if not cond:
-        raise Fail(what)
-    print(f"ok - {what}", flush=True)
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from sptest import Failure, ok, report  # noqa: E402
 
 
 def run(a, g):
@@ -44,7 +36,7 @@ def run(a, g):
         g.qga_disconnect()  # QEMU serves one agent client at a time
         r = subprocess.run([a.stillpoint, *args], capture_output=True, text=True, env=env)
         if check and r.returncode != 0:
-            raise Fail(f"stillpoint {' '.join(args)}: exit {r.returncode}\n{r.stderr}")
+            raise Failure(f"stillpoint {' '.join(args)}: exit {r.returncode}\n{r.stderr}")
         return r
 
     def checkpoints():
@@ -68,7 +60,7 @@ def run(a, g):
         deadline = time.monotonic() + 60
         while not os.path.exists(stopped_mark):
             if cli.poll() is not None or time.monotonic() > deadline:
-                raise Fail(f"the hook never ran: {cli.communicate()[1] if cli.poll() is not None else 'timeout'}")
+                raise Failure(f"the hook never ran: {cli.communicate()[1] if cli.poll() is not None else 'timeout'}")
             time.sleep(0.05)
         stopped_at = time.monotonic()
         time.sleep(0.5)
@@ -79,7 +71,7 @@ def run(a, g):
         ok(last() <= v0 + 1, "the guest is frozen: the workload's writes wait")
         while last() <= v0 + 2:
             if time.monotonic() - stopped_at > 90:
-                raise Fail("the guest stayed frozen 90 s with the host side silent")
+                raise Failure("the guest stayed frozen 90 s with the host side silent")
             time.sleep(0.1)
         thawed_after = time.monotonic() - stopped_at
         ok(cli.poll() is None, "the CLI is still stopped when the guest writes again")
@@ -118,14 +110,7 @@ def main():
     with Guest(a.guest, a.run_dir, agent="stillpoint", disks=[Disk("data0")],
                workload=["--interval-ms", "20", "/mnt/data0/records"], lifetime=600,
                fresh=True) as g:
-        try:
-            run(a, g)
-        except Fail as e:
-            print(f"FAIL faults/guest-lease: {e}", file=sys.stderr)
-            print(g.console_tail(), file=sys.stderr)
-            return 1
-    print("PASS faults/guest-lease")
-    return 0
+        return report("faults/guest-lease", lambda: run(a, g), g.console_tail)
 
 
 if __name__ == "__main__":

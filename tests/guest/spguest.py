@@ -64,6 +64,9 @@ import tempfile
 import threading
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from sptest import file_tail  # noqa: E402
+
 QGA_PORT = "org.qemu.guest_agent.0"
 WORKLOAD_PORT = "org.stillpoint.workload.0"
 SOCKET_PATH_MAX = 100  # sun_path is 108 bytes
@@ -382,11 +385,7 @@ class Guest:
         self.kill()
 
     def console_tail(self, lines=40):
-        try:
-            with open(self.console, errors="replace") as f:
-                return "".join(f.readlines()[-lines:])
-        except OSError:
-            return ""
+        return file_tail(self.console, lines)
 
     def _check_alive(self, what):
         if self.proc and self.proc.poll() is not None:

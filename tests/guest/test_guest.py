@@ -15,21 +15,14 @@ import sys
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from spguest import Disk, Guest, QgaError, check_image  # noqa: E402
+from sptest import Failure, check, file_tail  # noqa: E402
 
 BOOT_TO_PING_LIMIT_S = 30.0
 FREEZE_HOLD_S = 2.0
 WORKLOAD_INTERVAL_MS = 50
 RECORD_FILE = "records"
-
-
-class TestFailure(Exception):
-    pass
-
-
-def expect(cond, what):
-    if not cond:
-        raise TestFailure(what)
 
 
 def measure(name, value, unit="s"):
@@ -42,14 +35,14 @@ def test_boot_ping(a):
     with Guest(a.guest, a.run_dir, agent=a.agent, disks=[Disk("data0")], fresh=True,
                lifetime=120) as g:
         measure("boot-to-ping", g.boot_to_ping)
-        expect(g.boot_to_ping < BOOT_TO_PING_LIMIT_S,
+        check(g.boot_to_ping < BOOT_TO_PING_LIMIT_S,
                f"boot-to-ping took {g.boot_to_ping:.1f} s, over {BOOT_TO_PING_LIMIT_S:.0f} s")
-        expect(g.qga("guest-ping") == {}, "guest-ping did not return {}")
+        check(g.qga("guest-ping") == {}, "guest-ping did not return {}")
         info = g.qga("guest-info")
         names = {c["name"] for c in info["supported_commands"] if c.get("enabled", True)}
         for cmd in ("guest-sync-delimited", "guest-fsfreeze-freeze", "guest-fsfreeze-thaw",
                     "guest-fsfreeze-status", "guest-get-fsinfo"):
-            expect(cmd in names, f"guest-info does not list {cmd} as enabled: {sorted(names)}")
+            check(cmd in names, f"guest-info does not list {cmd} as enabled: {sorted(names)}")
         print(f"agent version {info.get('version')}")
 
 
@@ -61,12 +54,12 @@ def test_fsinfo_serials(a):
         fsinfo = g.qga("guest-get-fsinfo")
         for d in disks:
             mounts = [fs for fs in fsinfo if fs.get("mountpoint") == f"/mnt/{d.serial}"]
-            expect(len(mounts) == 1, f"/mnt/{d.serial} is not in guest-get-fsinfo: {fsinfo}")
+            check(len(mounts) == 1, f"/mnt/{d.serial} is not in guest-get-fsinfo: {fsinfo}")
             fs = mounts[0]
-            expect(fs.get("type") == d.fs, f"/mnt/{d.serial} has type {fs.get('type')}, not {d.fs}")
+            check(fs.get("type") == d.fs, f"/mnt/{d.serial} has type {fs.get('type')}, not {d.fs}")
             serials = [disk.get("serial") for disk in fs.get("disk", [])]
-            expect(serials == [d.serial], f"/mnt/{d.serial} shows disk serials {serials}")
-            expect(fs["disk"][0].get("bus-type") == "virtio",
+            check(serials == [d.serial], f"/mnt/{d.serial} shows disk serials {serials}")
+            check(fs["disk"][0].get("bus-type") == "virtio",
                    f"/mnt/{d.serial} is on bus {fs['disk'][0].get('bus-type')}, not virtio")
             print(f"{fs['mountpoint']}: {fs['type']} on {fs['disk'][0].get('dev')} serial {serials[0]}")
 
@@ -82,21 +75,21 @@ def test_freeze_blocks_writes_loses_none(a):
                lifetime=150) as g:
         measure("boot-to-ping", g.boot_to_ping)
         report = g.workload("wait 20")
-        expect("error" not in report, f"the workload did not reach record 20: {report}")
-        expect(g.qga("guest-fsfreeze-status") == "thawed", "the guest starts frozen")
+        check("error" not in report, f"the workload did not reach record 20: {report}")
+        check(g.qga("guest-fsfreeze-status") == "thawed", "the guest starts frozen")
 
         t = time.monotonic()
         frozen = g.qga("guest-fsfreeze-freeze")
         measure("freeze call", time.monotonic() - t)
         try:
-            expect(frozen == len(disks), f"froze {frozen} filesystems, expected {len(disks)}")
-            expect(g.qga("guest-fsfreeze-status") == "frozen", "status is not frozen after freeze")
+            check(frozen == len(disks), f"froze {frozen} filesystems, expected {len(disks)}")
+            check(g.qga("guest-fsfreeze-status") == "frozen", "status is not frozen after freeze")
             # While frozen, the agent refuses what could touch a disk (qemu-ga's rule).
             try:
                 g.qga("guest-get-fsinfo")
-                raise TestFailure("guest-get-fsinfo was allowed while frozen")
+                raise Failure("guest-get-fsinfo was allowed while frozen")
             except QgaError as e:
-                expect(e.cls == "CommandNotFound", f"frozen refusal has class {e.cls}: {e.desc}")
+                check(e.cls == "CommandNotFound", f"frozen refusal has class {e.cls}: {e.desc}")
             before = g.workload("report")
             time.sleep(FREEZE_HOLD_S)  # the frozen window the workload has to feel
             during = g.workload("report")
@@ -104,33 +97,33 @@ def test_freeze_blocks_writes_loses_none(a):
             t = time.monotonic()
             thawed = g.qga("guest-fsfreeze-thaw")
             measure("thaw call", time.monotonic() - t)
-        expect(thawed == len(disks), f"thawed {thawed} filesystems, expected {len(disks)}")
-        expect(g.qga("guest-fsfreeze-status") == "thawed", "status is not thawed after thaw")
+        check(thawed == len(disks), f"thawed {thawed} filesystems, expected {len(disks)}")
+        check(g.qga("guest-fsfreeze-status") == "thawed", "status is not thawed after thaw")
 
-        expect(during["last"] == before["last"],
+        check(during["last"] == before["last"],
                f"records {before['last'] + 1}..{during['last']} were written while frozen")
         blocked = during["inflight_record"]
-        expect(blocked == before["last"] + 1 and during["inflight_ms"] >= FREEZE_HOLD_S * 1000 * 0.9,
+        check(blocked == before["last"] + 1 and during["inflight_ms"] >= FREEZE_HOLD_S * 1000 * 0.9,
                f"no write was blocked through the freeze: {during}")
         resumed = g.workload(f"wait {during['last'] + 20}")
-        expect("error" not in resumed, f"writes did not resume after the thaw: {resumed}")
+        check("error" not in resumed, f"writes did not resume after the thaw: {resumed}")
 
         samples = g.workload("latencies")["samples"]
-        expect(len(samples) >= resumed["writes"], f"{len(samples)} latencies for {resumed['writes']} writes")
+        check(len(samples) >= resumed["writes"], f"{len(samples)} latencies for {resumed['writes']} writes")
         final = g.workload("stop")
         stalls = {s["record"]: s["ms"] for s in final["stalls"]}
-        expect(blocked in stalls and stalls[blocked] >= FREEZE_HOLD_S * 1000 * 0.9,
+        check(blocked in stalls and stalls[blocked] >= FREEZE_HOLD_S * 1000 * 0.9,
                f"record {blocked} does not show the freeze as a stall: {final['stalls']}")
         measure("write blocked by the freeze", stalls[blocked], "ms")
         measure("write latency p50", final["latency_us"]["p50"], "us")
         last = final["last"]
         for c in g.workload("check")["files"]:
-            expect(c["ok"] and c["highest"] == last,
+            check(c["ok"] and c["highest"] == last,
                    f"in the guest, {c['file']} does not hold records 1..{last} intact: {c}")
     # The VM is down; QMP quit (status 0, not a kill) flushed the images: read ext4 on the host.
-    expect(g.proc.returncode == 0, f"QEMU did not quit cleanly: status {g.proc.returncode}")
+    check(g.proc.returncode == 0, f"QEMU did not quit cleanly: status {g.proc.returncode}")
     c = check_image(g.image("data0"), "/" + RECORD_FILE, a.workload_bin, expect=last)
-    expect(c["ok"], f"the data0 image does not hold records 1..{last} intact: {c}")
+    check(c["ok"], f"the data0 image does not hold records 1..{last} intact: {c}")
     print(f"records 1..{last} intact in the guest (ext4, xfs) and in the data0 image")
 
 
@@ -145,7 +138,7 @@ def _boot_with_workload(a, lifetime=150):
 def _stop_and_check(g):
     final = g.workload("stop")
     for c in g.workload("check")["files"]:
-        expect(c["ok"] and c["highest"] == final["last"],
+        check(c["ok"] and c["highest"] == final["last"],
                f"{c['file']} does not hold records 1..{final['last']} intact: {c}")
     return final
 
@@ -155,24 +148,24 @@ def test_leased_freeze_by_disk_is_consistent(a):
     and stillpoint-thaw within the lease reports a consistent freeze held as long as it was."""
     with _boot_with_workload(a) as g:
         measure("boot-to-ping", g.boot_to_ping)
-        expect("error" not in g.workload("wait 20"), "the workload did not reach record 20")
+        check("error" not in g.workload("wait 20"), "the workload did not reach record 20")
         freeze = g.qga("stillpoint-freeze", {"disks": ["data1"], "lease-ms": 30000})
         try:
             mounts = [f["mountpoint"] for f in freeze["frozen"]]
-            expect(mounts == ["/mnt/data1"], f"froze {mounts}, expected only /mnt/data1")
+            check(mounts == ["/mnt/data1"], f"froze {mounts}, expected only /mnt/data1")
             status = g.qga("stillpoint-status")
-            expect(status["status"] == "frozen" and status["epoch"] == freeze["epoch"], f"{status}")
+            check(status["status"] == "frozen" and status["epoch"] == freeze["epoch"], f"{status}")
             before = g.workload("report")
             time.sleep(FREEZE_HOLD_S)  # the frozen window
             during = g.workload("report")
         finally:
             thaw = g.qga("stillpoint-thaw", {"epoch": freeze["epoch"]})
-        expect(thaw["consistent"] is True and thaw["reason"] == "requested" and thaw["thawed"] == 1,
+        check(thaw["consistent"] is True and thaw["reason"] == "requested" and thaw["thawed"] == 1,
                f"thaw: {thaw}")
-        expect(thaw["held-ms"] >= FREEZE_HOLD_S * 1000, f"held only {thaw['held-ms']} ms: {thaw}")
+        check(thaw["held-ms"] >= FREEZE_HOLD_S * 1000, f"held only {thaw['held-ms']} ms: {thaw}")
         measure("held", thaw["held-ms"], "ms")
-        expect(during["last"] == before["last"], "records were written while /mnt/data1 was frozen")
-        expect("error" not in g.workload(f"wait {during['last'] + 10}"), "writes did not resume")
+        check(during["last"] == before["last"], "records were written while /mnt/data1 was frozen")
+        check("error" not in g.workload(f"wait {during['last'] + 10}"), "writes did not resume")
         _stop_and_check(g)
 
 
@@ -182,20 +175,20 @@ def test_lease_expiry_thaws_by_itself(a):
     lease_ms = 1500
     with _boot_with_workload(a) as g:
         measure("boot-to-ping", g.boot_to_ping)
-        expect("error" not in g.workload("wait 20"), "the workload did not reach record 20")
+        check("error" not in g.workload("wait 20"), "the workload did not reach record 20")
         freeze = g.qga("stillpoint-freeze", {"lease-ms": lease_ms})
-        expect(len(freeze["frozen"]) == 2, f"froze {freeze['frozen']}, expected both data disks")
+        check(len(freeze["frozen"]) == 2, f"froze {freeze['frozen']}, expected both data disks")
         frozen_at = g.workload("report")["last"]
         resumed = g.workload(f"wait {frozen_at + 10} 30000")  # no thaw from us
-        expect("error" not in resumed, f"writes did not resume after the lease: {resumed}")
+        check("error" not in resumed, f"writes did not resume after the lease: {resumed}")
         thaw = g.qga("stillpoint-thaw", {"epoch": freeze["epoch"]})
-        expect(thaw["consistent"] is False and thaw["reason"] == "lease-expired" and thaw["thawed"] == 0,
+        check(thaw["consistent"] is False and thaw["reason"] == "lease-expired" and thaw["thawed"] == 0,
                f"late thaw: {thaw}")
-        expect(lease_ms <= thaw["held-ms"] < lease_ms + 5000, f"held {thaw['held-ms']} ms: {thaw}")
+        check(lease_ms <= thaw["held-ms"] < lease_ms + 5000, f"held {thaw['held-ms']} ms: {thaw}")
         measure("held until the lease ran out", thaw["held-ms"], "ms")
         final = _stop_and_check(g)
         longest = max(s["ms"] for s in final["stalls"]) if final["stalls"] else 0
-        expect(longest >= lease_ms * 0.9, f"no write was blocked for the lease: {final['stalls']}")
+        check(longest >= lease_ms * 0.9, f"no write was blocked for the lease: {final['stalls']}")
         measure("write blocked by the leased freeze", longest, "ms")
 
 
@@ -211,7 +204,7 @@ def wait_console_line(g, prefix, timeout):
                 if line.startswith(prefix):
                     return line
         time.sleep(0.2)
-    raise TestFailure(f"no console line starting {prefix!r} within {timeout} s\n{g.console_tail()}")
+    raise Failure(f"no console line starting {prefix!r} within {timeout} s\n{g.console_tail()}")
 
 
 def test_vsock_loopback_is_refused(a):
@@ -223,14 +216,14 @@ def test_vsock_loopback_is_refused(a):
                append=f"sp.vsock_probe={VSOCK_PROBE_PORT}", lifetime=120) as g:
         line = wait_console_line(g, "sp-vsock-probe: ", 60)
         print(line)
-        expect(line == "sp-vsock-probe: closed without an answer",
+        check(line == "sp-vsock-probe: closed without an answer",
                f"a guest process talked to the agent over vsock: {line}")
         with open(g.console, errors="replace") as f:
             console = f.read()
-        expect("refusing a connection from CID 1" in console,
+        check("refusing a connection from CID 1" in console,
                "the agent did not say it refused CID 1:\n" + g.console_tail())
-        expect(g.qga("guest-ping") == {}, "the host's channel stopped answering")
-        expect(g.qga("stillpoint-status")["status"] == "thawed", "status")
+        check(g.qga("guest-ping") == {}, "the host's channel stopped answering")
+        check(g.qga("stillpoint-status")["status"] == "thawed", "status")
 
 
 def test_qemu_ga_beside(a):
@@ -241,34 +234,34 @@ def test_qemu_ga_beside(a):
     with Guest(a.guest, a.run_dir, agent=a.agent, disks=[Disk("data0")], fresh=True,
                lifetime=180) as g:
         ifaces = g.qga("guest-network-get-interfaces")
-        expect(any(i.get("name") == "lo" for i in ifaces), f"interfaces: {ifaces}")
+        check(any(i.get("name") == "lo" for i in ifaces), f"interfaces: {ifaces}")
         t = g.qga("guest-get-time")
-        expect(abs(t - time.time_ns()) < 120e9, f"guest-get-time: {t} (host {time.time_ns()})")
+        check(abs(t - time.time_ns()) < 120e9, f"guest-get-time: {t} (host {time.time_ns()})")
         osinfo = g.qga("guest-get-osinfo")
-        expect(osinfo.get("kernel-release", "").endswith("-amd64"), f"osinfo: {osinfo}")
-        expect("host-name" in g.qga("guest-get-host-name"), "guest-get-host-name")
+        check(osinfo.get("kernel-release", "").endswith("-amd64"), f"osinfo: {osinfo}")
+        check("host-name" in g.qga("guest-get-host-name"), "guest-get-host-name")
         print(f"through stillpoint-agent: {len(ifaces)} interface(s), kernel "
               f"{osinfo.get('kernel-release')}")
         try:
             g.qga("guest-exec", {"path": "/bin/true"})
-            raise TestFailure("guest-exec was forwarded without allow-exec")
+            raise Failure("guest-exec was forwarded without allow-exec")
         except QgaError as e:
-            expect(e.cls == "CommandNotFound" and "allow-exec=true" in e.desc, str(e))
-        expect(g.qga("stillpoint-capabilities")["freeze"]["backend"] == "fifreeze", "backend")
+            check(e.cls == "CommandNotFound" and "allow-exec=true" in e.desc, str(e))
+        check(g.qga("stillpoint-capabilities")["freeze"]["backend"] == "fifreeze", "backend")
         t0 = time.monotonic()
         try:
             g.qga("guest-shutdown", timeout=10)
-            raise TestFailure("guest-shutdown answered, qemu-ga answers nothing on success")
+            raise Failure("guest-shutdown answered, qemu-ga answers nothing on success")
         except QgaError as e:
-            raise TestFailure(f"guest-shutdown failed: {e}") from None
+            raise Failure(f"guest-shutdown failed: {e}") from None
         except (TimeoutError, OSError):
             pass  # no answer, or the VM already went
         try:
             g.proc.wait(timeout=90)
         except Exception:
-            raise TestFailure("the VM did not power off after guest-shutdown\n" + g.console_tail())
+            raise Failure("the VM did not power off after guest-shutdown\n" + g.console_tail())
         measure("guest-shutdown to power-off", time.monotonic() - t0)
-        expect(g.proc.returncode == 0, f"QEMU exited with {g.proc.returncode}")
+        check(g.proc.returncode == 0, f"QEMU exited with {g.proc.returncode}")
 
 
 # What must never appear on the guest's console: a sanitizer report or a crash of the agent
@@ -281,7 +274,7 @@ def check_console(run_dir):
     with open(os.path.join(run_dir, "console.log"), errors="replace") as f:
         lines = f.read().splitlines()
     bad = [line for line in lines if any(alarm in line for alarm in CONSOLE_ALARMS)]
-    expect(not bad, "the guest console reports trouble:\n" + "\n".join(bad[:20]))
+    check(not bad, "the guest console reports trouble:\n" + "\n".join(bad[:20]))
 
 
 TESTS = {
@@ -310,12 +303,9 @@ def main():
     try:
         TESTS[a.test](a)
         check_console(a.run_dir)
-    except (TestFailure, QgaError) as e:
+    except (Failure, QgaError) as e:
         print(f"FAIL {a.agent}/{a.test}: {e}", file=sys.stderr)
-        console = os.path.join(a.run_dir, "console.log")
-        if os.path.exists(console):
-            with open(console, errors="replace") as f:
-                print("console.log (end):\n" + "".join(f.readlines()[-30:]), file=sys.stderr)
+        print(file_tail(os.path.join(a.run_dir, "console.log"), 30), file=sys.stderr)
         return 1
     measure("test", time.monotonic() - t)
     return 0

@@ -13,6 +13,8 @@ import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 SPGUEST = os.path.join(HERE, "spguest.py")
+sys.path.insert(0, os.path.join(HERE, ".."))
+from sptest import run_functions  # noqa: E402
 
 
 def gone(pid, timeout=15.0):
@@ -91,15 +93,7 @@ def main():
     p.add_argument("--run-dir", required=True)
     a = p.parse_args()
     a.run_dir = os.path.abspath(a.run_dir)
-    failed = 0
-    for name, fn in sorted((n, f) for n, f in globals().items() if n.startswith("test_")):
-        try:
-            fn(a)
-            print(f"ok   {name}", flush=True)
-        except AssertionError as e:
-            failed += 1
-            print(f"FAIL {name}: {e}", flush=True)
-    return 1 if failed else 0
+    return run_functions(globals(), a)
 
 
 if __name__ == "__main__":

@@ -12,6 +12,9 @@ import sys
 import tempfile
 import time
 
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from sptest import run_functions  # noqa: E402
+
 SIZE = 512
 
 
@@ -109,17 +112,8 @@ def test_sigterm_prints_final_report(wl, tmp):
 
 
 def main():
-    wl = sys.argv[1]
-    failed = 0
-    for name, fn in sorted((n, f) for n, f in globals().items() if n.startswith("test_")):
-        with tempfile.TemporaryDirectory(prefix="sp-workload-test-") as tmp:
-            try:
-                fn(wl, tmp)
-                print(f"ok   {name}")
-            except AssertionError as e:
-                failed += 1
-                print(f"FAIL {name}: {e}")
-    return 1 if failed else 0
+    return run_functions(globals(), sys.argv[1],
+                         setup=lambda: tempfile.TemporaryDirectory(prefix="sp-workload-test-"))
 
 
 if __name__ == "__main__":

@@ -12,19 +12,19 @@ passwords, keys, file writes. The agent's own refusals are what is tested for th
 import importlib.util
 import json
 import os
-import shutil
 import signal
 import socket
 import subprocess
 import sys
 import time
-import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 _spec = importlib.util.spec_from_file_location("agent_freeze", os.path.join(HERE, "agent-freeze.py"))
 af = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(af)
-check, TestFailure, Client, PROMPT_S = af.check, af.TestFailure, af.Client, af.PROMPT_S
+Client, PROMPT_S = af.Client, af.PROMPT_S
+sys.path.insert(0, os.path.join(HERE, ".."))
+from sptest import check, need_root, scenario_main  # noqa: E402
 
 QGA = "/usr/sbin/qemu-ga"
 # Never run these against the machine running the tests.
@@ -210,29 +210,11 @@ def test_without_qemu_ga_the_error_says_what_to_install(env):
 SCENARIOS = {name[len("test_"):]: fn for name, fn in globals().items() if name.startswith("test_")}
 
 
-def main():
-    if len(sys.argv) != 3 or sys.argv[2] not in SCENARIOS:
-        sys.stderr.write("usage: %s AGENT {%s}\n" % (sys.argv[0], ",".join(sorted(SCENARIOS))))
-        return 2
-    if os.geteuid() != 0:
-        print("skipped: needs root (loop devices, mount, FIFREEZE)")
-        return af.SKIP
-    if not os.access(QGA, os.X_OK):
-        print("FAIL: %s is missing: install qemu-guest-agent (scripts/deps does)" % QGA)
-        return 1
+def prepare():
+    need_root("loop devices, mount, FIFREEZE")
+    check(os.access(QGA, os.X_OK), f"{QGA} is missing: install qemu-guest-agent (scripts/deps does)")
     af.private_mount_namespace()
-    env = ForwardEnv(sys.argv[1])
-    try:
-        SCENARIOS[sys.argv[2]](env)
-    except Exception:
-        traceback.print_exc()
-        env.dump_log()
-        return 1
-    finally:
-        env.cleanup()
-    print("ok: %s" % sys.argv[2])
-    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(scenario_main(SCENARIOS, "AGENT", ForwardEnv, prepare))

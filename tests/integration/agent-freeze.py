@@ -21,28 +21,16 @@ import sys
 import tempfile
 import threading
 import time
-import traceback
 
-SKIP = 77
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from sptest import Failure, Skip, check, need_root, need_tools, scenario_main  # noqa: E402
+
 FIFREEZE = 0xC0045877
 FITHAW = 0xC0045878
 # A writer that has not finished after this long is blocked by the freeze.
 BLOCKED_GRACE_S = 0.4
 # Upper bound for anything that should happen promptly (a thaw, an answer).
 PROMPT_S = 10
-
-
-class TestFailure(Exception):
-    pass
-
-
-class Skip(Exception):
-    pass
-
-
-def check(cond, what):
-    if not cond:
-        raise TestFailure(what)
 
 
 def run(*argv, **kw):
@@ -79,7 +67,7 @@ class Client:
         while b"\n" not in self.buf:
             chunk = self.sock.recv(65536)
             if not chunk:
-                raise TestFailure("agent closed the connection")
+                raise Failure("agent closed the connection")
             self.buf += chunk
         line, self.buf = self.buf.split(b"\n", 1)
         return line
@@ -140,7 +128,7 @@ class Writer:
         try:
             rc = self.proc.wait(timeout=PROMPT_S)
         except subprocess.TimeoutExpired:
-            raise TestFailure("%s: writer to %s still blocked" % (what, self.path))
+            raise Failure("%s: writer to %s still blocked" % (what, self.path))
         self.proc.stdout.close()
         check(rc == 0, "%s: writer to %s failed (%d)" % (what, self.path, rc))
         with open(self.path) as f:
@@ -828,33 +816,11 @@ def private_mount_namespace():
 SCENARIOS = {name[5:]: fn for name, fn in globals().items() if name.startswith("test_")}
 
 
-def main():
-    if len(sys.argv) != 3 or sys.argv[2] not in SCENARIOS:
-        sys.stderr.write("usage: %s AGENT {%s}\n" % (sys.argv[0], ",".join(sorted(SCENARIOS))))
-        return 2
-    if os.geteuid() != 0:
-        print("skipped: needs root (loop devices, mount, FIFREEZE)")
-        return SKIP
-    for tool in ("mkfs.ext4", "mkfs.xfs", "mount", "umount"):
-        if not shutil.which(tool):
-            print("skipped: %s not installed" % tool)
-            return SKIP
+def prepare():
+    need_root("loop devices, mount, FIFREEZE")
+    need_tools("mkfs.ext4", "mkfs.xfs", "mount", "umount")
     private_mount_namespace()
-    env = Env(sys.argv[1])
-    try:
-        SCENARIOS[sys.argv[2]](env)
-    except Skip as e:
-        print("skipped: %s" % e)
-        return SKIP
-    except Exception:
-        traceback.print_exc()
-        env.dump_log()
-        return 1
-    finally:
-        env.cleanup()
-    print("ok: %s" % sys.argv[2])
-    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(scenario_main(SCENARIOS, "AGENT", Env, prepare))

@@ -15,21 +15,13 @@ import json
 import os
 import socket
 import sys
-import time
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "guest"))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from spguest import Disk, Guest  # noqa: E402
+from sptest import Failure, check, file_tail, report  # noqa: E402
 
 PROMPT_S = 30.0
-
-
-class TestFailure(Exception):
-    pass
-
-
-def check(cond, what):
-    if not cond:
-        raise TestFailure(what)
 
 
 class Port:
@@ -54,7 +46,7 @@ class Port:
         while b"\n" not in self.buf:
             chunk = self.sock.recv(65536)
             if not chunk:
-                raise TestFailure("the port closed")
+                raise Failure("the port closed")
             self.buf += chunk
         line, self.buf = self.buf.split(b"\n", 1)
         return line
@@ -121,18 +113,8 @@ def main():
     p.add_argument("--guest", required=True)
     p.add_argument("--run-dir", required=True)
     a = p.parse_args()
-    t = time.monotonic()
-    try:
-        run(a)
-    except TestFailure as e:
-        print("FAIL: %s" % e, file=sys.stderr)
-        console = os.path.join(a.run_dir, "console.log")
-        if os.path.exists(console):
-            with open(console, errors="replace") as f:
-                sys.stderr.write("console.log (end):\n" + "".join(f.readlines()[-40:]))
-        return 1
-    print("ok (%.1f s)" % (time.monotonic() - t))
-    return 0
+    return report("integration/agent/virtio/serial-selection-and-hangup-thaw", lambda: run(a),
+                  lambda: file_tail(os.path.join(a.run_dir, "console.log")))
 
 
 if __name__ == "__main__":

@@ -13,18 +13,18 @@ DBUS_SYSTEM_BUS_ADDRESS. The filesystem helpers come from agent-freeze.py.
 import importlib.util
 import os
 import pwd
-import shutil
 import sqlite3
 import subprocess
 import sys
 import time
-import traceback
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 _spec = importlib.util.spec_from_file_location("agent_freeze", os.path.join(HERE, "agent-freeze.py"))
 af = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(af)
-check, TestFailure, Skip, PROMPT_S = af.check, af.TestFailure, af.Skip, af.PROMPT_S
+PROMPT_S = af.PROMPT_S
+sys.path.insert(0, os.path.join(HERE, ".."))
+from sptest import Skip, check, need_root, need_tools, scenario_main  # noqa: E402
 
 BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
@@ -410,33 +410,11 @@ def test_agent_without_a_bus_works_as_before(env):
 SCENARIOS = {name[5:]: fn for name, fn in globals().items() if name.startswith("test_")}
 
 
-def main():
-    if len(sys.argv) != 5 or sys.argv[4] not in SCENARIOS:
-        sys.stderr.write("usage: %s AGENT WRITER POLICY {%s}\n" % (sys.argv[0], ",".join(sorted(SCENARIOS))))
-        return 2
-    if os.geteuid() != 0:
-        print("skipped: needs root (loop devices, mount, FIFREEZE)")
-        return af.SKIP
-    for tool in ("mkfs.ext4", "mount", "umount", "dbus-daemon", "gdbus"):
-        if not shutil.which(tool):
-            print("skipped: %s not installed" % tool)
-            return af.SKIP
+def prepare():
+    need_root("loop devices, mount, FIFREEZE")
+    need_tools("mkfs.ext4", "mount", "umount", "dbus-daemon", "gdbus")
     af.private_mount_namespace()
-    env = WriterEnv(sys.argv[1], sys.argv[2], sys.argv[3])
-    try:
-        SCENARIOS[sys.argv[4]](env)
-    except Skip as e:
-        print("skipped: %s" % e)
-        return af.SKIP
-    except Exception:
-        traceback.print_exc()
-        env.dump_log()
-        return 1
-    finally:
-        env.cleanup()
-    print("ok: %s" % sys.argv[4])
-    return 0
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(scenario_main(SCENARIOS, "AGENT WRITER POLICY", WriterEnv, prepare))

@@ -56,12 +56,11 @@ SANITIZER_MARKS = (b"__asan_init", b"__ubsan_handle", b"__sanitizer_")
 # example writer's misbehaviour options (their names as C strings, as GOptionEntry holds them).
 TEST_SWITCH_MARKS = (b"STILLPOINT_TEST_", b"\0fail-in\0", b"\0exit-in\0", b"\0delay-in\0")
 
-failures = []
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from sptest import Problems  # noqa: E402
 
-
-def fail(msg):
-    failures.append(msg)
-    print("FAIL: " + msg)
+problems = Problems()
+fail = problems.fail
 
 
 def deb_of(deb_dir, package):
@@ -121,7 +120,7 @@ def main():
         sys.stderr.write(__doc__)
         return 2
     (check_lintian if sys.argv[1] == "lintian" else check_contents)(sys.argv[2])
-    return 1 if failures else 0
+    return problems.status()
 
 
 if __name__ == "__main__":

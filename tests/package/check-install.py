@@ -17,12 +17,11 @@ import subprocess
 import sys
 import tempfile
 
-failures = []
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from sptest import Problems  # noqa: E402
 
-
-def fail(msg):
-    failures.append(msg)
-    print("FAIL: " + msg)
+problems = Problems()
+fail = problems.fail
 
 
 def pkg_var(module, variable):
@@ -140,7 +139,7 @@ def main():
         check_programs(root, files, a.prefix, dirs)
         check_config(root, files, a.sysconfdir, a.agent)
         print(f"{len(files)} files installed (prefix {a.prefix}), service directories: {dirs}")
-    return 1 if failures else 0
+    return problems.status()
 
 
 if __name__ == "__main__":

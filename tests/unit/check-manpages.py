@@ -23,12 +23,11 @@ import sys
 import tempfile
 import xml.etree.ElementTree as ET
 
-failures = []
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+from sptest import Problems  # noqa: E402
 
-
-def fail(message):
-    failures.append(message)
-    print(f"FAIL: {message}", file=sys.stderr)
+problems = Problems(stream=sys.stderr)
+fail = problems.fail
 
 
 def run(argv, env=None):
@@ -239,8 +238,8 @@ def main():
         lint(page)
     check_cli(args.stillpoint, args.cli_page)
     check_daemon(args.stillpointd, args.daemon_page, args.interface, args.policy)
-    if failures:
-        print(f"{len(failures)} problem(s)", file=sys.stderr)
+    if problems.found:
+        print(f"{len(problems.found)} problem(s)", file=sys.stderr)
         return 1
     print("man pages: OK")
     return 0

@@ -24,7 +24,9 @@ spec = importlib.util.spec_from_file_location(
     "conformance", os.path.join(HERE, "..", "conformance", "agent-conformance.py"))
 conf = importlib.util.module_from_spec(spec)
 spec.loader.exec_module(conf)
-check, expect_error, Failure = conf.check, conf.expect_error, conf.Failure
+expect_error = conf.expect_error
+sys.path.insert(0, os.path.join(HERE, ".."))
+from sptest import Failure, check  # noqa: E402
 
 
 def scenario_writer_failing_at_freeze(c):
