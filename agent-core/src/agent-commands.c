@@ -128,11 +128,9 @@ static bool supported(const SpAgentCommandsConfig *config, const SpCommand *cmd)
 
 SpAgentCommands *sp_agent_commands_new(const SpAgentCommandsConfig *config)
 {
-    SpAgentCommands *c = calloc(1, sizeof(*c));
+    SpAgentCommands *c = sp_calloc(1, sizeof(*c));
     size_t n = 0;
 
-    if (!c)
-        return NULL;
     c->config = *config;
     for (const SpCommand *cmd = all_commands; cmd->name; cmd++)
         if (supported(config, cmd) && n + 1 < SP_AGENT_MAX_COMMANDS)

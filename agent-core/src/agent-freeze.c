@@ -18,19 +18,12 @@ static void backend_error(SpCommandError *err, const SpBackendError *be)
     sp_command_error_set(err, SP_ERROR_CLASS_GENERIC, be->code, "%s", be->desc);
 }
 
-static void no_memory(SpCommandError *err)
-{
-    sp_command_error_set(err, SP_ERROR_CLASS_GENERIC, SP_ERROR_CODE_FAILED, "out of memory");
-}
-
-/* A string list argument as a NULL-terminated array of borrowed strings; NULL without memory. */
+/* A string list argument as a NULL-terminated array of borrowed strings. */
 static const char **string_list(const SpJson *list, size_t *ret_n)
 {
     size_t n = sp_json_array_len(list);
-    const char **names = calloc(n + 1, sizeof(*names));
+    const char **names = sp_calloc(n + 1, sizeof(*names));
 
-    if (!names)
-        return NULL;
     for (size_t i = 0; i < n; i++)
         names[i] = sp_json_get_string(sp_json_array_get(list, i));
     *ret_n = n;
@@ -51,10 +44,7 @@ static SpJson *standard_freeze(SpAgentCommands *c, const SpJson *mountpoints, Sp
     SpJson *reply;
 
     if (mountpoints) {
-        if (!(names = string_list(mountpoints, &req.n_names))) {
-            no_memory(err);
-            return NULL;
-        }
+        names = string_list(mountpoints, &req.n_names);
         req.kind = SP_SELECT_MOUNTPOINTS;
         req.names = names;
     }
@@ -212,10 +202,7 @@ static bool read_selection(const SpJson *args, SpFreezeRequest *req, const char 
         return false;
     if (!list)
         return true;
-    if (!(*ret_names = string_list(list, &req->n_names))) {
-        no_memory(err);
-        return false;
-    }
+    *ret_names = string_list(list, &req->n_names);
     req->names = *ret_names;
     req->kind = mps ? SP_SELECT_MOUNTPOINTS : SP_SELECT_DISKS;
     return true;

@@ -2,6 +2,7 @@
  * commands (agent-freeze.c) and the reply shapes (agent-replies.c). */
 #pragma once
 #include "stillpoint/agent-commands.h"
+#include "stillpoint/alloc.h"
 
 /* A lease token: 128 random bits, in hex. */
 #define SP_AGENT_TOKEN_BYTES 16

@@ -258,11 +258,7 @@ static SpAgentCommands *agent_commands_new(const SpConfig *config, SpLinuxBacken
         .hooks = sp_linux_backend_hook_count(backend) > 0,
         .writers = writers,
     };
-    SpAgentCommands *commands = sp_agent_commands_new(&c);
-
-    if (!commands)
-        g_error("out of memory");
-    return commands;
+    return sp_agent_commands_new(&c);
 }
 
 static int run(const SpConfig *config, int ready_fd)

@@ -35,9 +35,7 @@ SpJson *sp_command_reply_errorf(const char *klass, const SpJson *id, const char 
     va_end(ap);
     if (n < 0)
         return NULL;
-    desc = malloc((size_t)n + 1);
-    if (!desc)
-        return NULL;
+    desc = sp_malloc((size_t)n + 1);
     va_start(ap, fmt);
     vsnprintf(desc, (size_t)n + 1, fmt, ap);
     va_end(ap);
@@ -115,7 +113,7 @@ static const SpCommand *resolve(const SpCommandTable *table, const SpJson *messa
 }
 
 /* stillpoint- commands promise a machine-readable code with every error, also for the errors
- * the dispatcher raises before the handler runs. Without memory for it the error still goes out. */
+ * the dispatcher raises before the handler runs. */
 static SpJson *with_code(SpJson *reply, const char *execute, const char *code)
 {
     size_t pos;
@@ -128,7 +126,7 @@ static SpJson *with_code(SpJson *reply, const char *execute, const char *code)
         return reply;
     error = &reply->u.obj.members[pos];
     if (!sp_json_object_get(error->value, "code"))
-        (void)sp_json_object_set_string(error->value, "code", code);
+        sp_json_object_set_string(error->value, "code", code);
     return reply;
 }
 

@@ -3,6 +3,7 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
+#include "stillpoint/alloc.h"
 #include "stillpoint/framer.h"
 
 /* 0xFF never occurs in UTF-8, so it can reset a stream at any point, even inside a string. */
@@ -27,9 +28,8 @@ struct SpFramer {
 
 SpFramer *sp_framer_new(size_t max_frame)
 {
-    SpFramer *f = calloc(1, sizeof(*f));
-    if (f)
-        f->max_frame = max_frame ? max_frame : SP_FRAMER_DEFAULT_MAX_FRAME;
+    SpFramer *f = sp_calloc(1, sizeof(*f));
+    f->max_frame = max_frame ? max_frame : SP_FRAMER_DEFAULT_MAX_FRAME;
     return f;
 }
 
@@ -97,13 +97,9 @@ static int buffer_byte(SpFramer *f, unsigned char c)
         return SP_E_TOO_LARGE;
     if (f->len == f->cap) {
         size_t cap = f->cap ? f->cap * 2 : 256;
-        char *b;
         if (cap > f->max_frame)
             cap = f->max_frame;
-        b = realloc(f->buf, cap);
-        if (!b)
-            return SP_E_NOMEM;
-        f->buf = b;
+        f->buf = sp_realloc(f->buf, cap);
         f->cap = cap;
     }
     f->buf[f->len++] = (char)c;
@@ -120,11 +116,9 @@ static void start_object(SpFramer *f)
 }
 
 /* One byte while inside an object that still fits. */
-static int object_byte(SpFramer *f, unsigned char c, SpFrameCb cb, void *userdata)
+static void object_byte(SpFramer *f, unsigned char c, SpFrameCb cb, void *userdata)
 {
-    int r = buffer_byte(f, c);
-
-    if (r == SP_E_TOO_LARGE) {
+    if (buffer_byte(f, c) == SP_E_TOO_LARGE) {
         /* Report once, give the memory back, and follow the rest of the object unbuffered. */
         emit(cb, userdata, SP_FRAME_ERROR, NULL, 0, SP_E_TOO_LARGE);
         free(f->buf);
@@ -133,18 +127,13 @@ static int object_byte(SpFramer *f, unsigned char c, SpFrameCb cb, void *userdat
         f->state = STATE_SKIPPING;
         if (track(f, c))
             f->state = STATE_IDLE;
-        return SP_OK;
-    }
-    if (r < 0) {
-        sp_framer_reset(f);
-        return r;
+        return;
     }
     if (track(f, c)) {
         f->state = STATE_IDLE;
         emit(cb, userdata, SP_FRAME_OBJECT, f->buf, f->len, SP_OK);
         f->len = 0;
     }
-    return SP_OK;
 }
 
 static bool is_space(unsigned char c)
@@ -160,7 +149,6 @@ int sp_framer_feed(SpFramer *framer, const void *data, size_t len, SpFrameCb cb,
         return SP_E_INVALID;
     for (size_t i = 0; i < len; i++) {
         unsigned char c = p[i];
-        int r;
 
         if (c == SP_FRAMER_RESYNC_BYTE) {
             sp_framer_reset(framer);
@@ -172,16 +160,14 @@ int sp_framer_feed(SpFramer *framer, const void *data, size_t len, SpFrameCb cb,
         case STATE_GARBAGE:
             if (c == '{') {
                 start_object(framer);
-                if ((r = object_byte(framer, c, cb, userdata)) < 0)
-                    return r;
+                object_byte(framer, c, cb, userdata);
             } else if (framer->state == STATE_IDLE && !is_space(c)) {
                 framer->state = STATE_GARBAGE;
                 emit(cb, userdata, SP_FRAME_ERROR, NULL, 0, SP_E_SYNTAX);
             }
             break;
         case STATE_OBJECT:
-            if ((r = object_byte(framer, c, cb, userdata)) < 0)
-                return r;
+            object_byte(framer, c, cb, userdata);
             break;
         case STATE_SKIPPING:
             if (track(framer, c))

@@ -89,21 +89,14 @@ static SpJson *copy_container(const SpJson *value)
 
     if (value->type == SP_JSON_ARRAY) {
         c = sp_json_new_array();
-        for (size_t i = 0; c && i < value->u.arr.len; i++)
-            if (sp_json_array_append(c, sp_json_copy(value->u.arr.items[i])) < 0) {
-                sp_json_free(c);
-                return NULL;
-            }
+        for (size_t i = 0; i < value->u.arr.len; i++)
+            sp_json_array_append(c, sp_json_copy(value->u.arr.items[i]));
         return c;
     }
     c = sp_json_new_object();
-    for (size_t i = 0; c && i < value->u.obj.len; i++) {
+    for (size_t i = 0; i < value->u.obj.len; i++) {
         const SpJsonMember *m = &value->u.obj.members[i];
-        SpJson *v = sp_json_copy(m->value);
-        if (!v || sp_json_object_append(c, m->key, m->key_len, v) < 0) {
-            sp_json_free(c);
-            return NULL;
-        }
+        sp_json_object_append(c, m->key, m->key_len, sp_json_copy(m->value));
     }
     return c;
 }

@@ -2,6 +2,7 @@
 #pragma once
 #include <stddef.h>
 #include <stdint.h>
+#include "stillpoint/alloc.h"
 #include "stillpoint/json.h"
 
 typedef struct {
@@ -37,8 +38,8 @@ struct SpJson {
 
 /* Find a member by exact bytes; returns its position or SIZE_MAX. */
 size_t sp_json_object_find(const SpJson *object, const char *key, size_t key_len);
-/* Append a member whose key is known to be new; takes ownership of value (freed on failure). */
-int sp_json_object_append(SpJson *object, const char *key, size_t key_len, SpJson *value);
+/* Append a member whose key is known to be new; takes ownership of value. */
+void sp_json_object_append(SpJson *object, const char *key, size_t key_len, SpJson *value);
 
 /* Decode one UTF-8 sequence from s[0..len). Returns its length (1-4) and sets *ret_cp, 0 when
  * the sequence is invalid, or -1 when it is a valid prefix cut off by the end of the input. */

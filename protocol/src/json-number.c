@@ -23,9 +23,7 @@ int sp_json_number_to_double(const char *s, size_t len, double *ret)
 
     /* Worst case: one '.' replaced by the locale's (possibly multi-byte) point. */
     if (len + plen + 1 > sizeof(small)) {
-        buf = malloc(len + plen + 1);
-        if (!buf)
-            return SP_E_NOMEM;
+        buf = sp_malloc(len + plen + 1);
     }
     out = buf;
     for (size_t i = 0; i < len; i++) {

@@ -43,13 +43,9 @@ static int scratch_put(Parser *p, const void *bytes, size_t n)
     if (p->scratch_len + n > p->scratch_cap) {
         /* Decoded text is never longer than the input, so this bounds the buffer. */
         size_t cap = p->scratch_cap ? p->scratch_cap * 2 : 64;
-        char *s;
         while (cap < p->scratch_len + n)
             cap *= 2;
-        s = realloc(p->scratch, cap);
-        if (!s)
-            return SP_E_NOMEM;
-        p->scratch = s;
+        p->scratch = sp_realloc(p->scratch, cap);
         p->scratch_cap = cap;
     }
     memcpy(p->scratch + p->scratch_len, bytes, n);
@@ -216,7 +212,7 @@ static int parse_literal(Parser *p, SpJson **ret)
     }
     p->pos += strlen(w);
     *ret = w[0] == 'n' ? sp_json_new_null() : sp_json_new_bool(w[0] == 't');
-    return *ret ? SP_OK : SP_E_NOMEM;
+    return SP_OK;
 }
 
 static size_t skip_digits(Parser *p)
@@ -255,7 +251,7 @@ static int make_int(Parser *p, size_t start, SpJson **ret)
         *ret = sp_json_new_int(acc == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)acc);
     else
         *ret = sp_json_new_int((int64_t)acc);
-    return *ret ? SP_OK : SP_E_NOMEM;
+    return SP_OK;
 }
 
 static int parse_number(Parser *p, SpJson **ret)
@@ -293,7 +289,7 @@ static int parse_number(Parser *p, SpJson **ret)
     if (r < 0)
         return fail(p, r, start);
     *ret = sp_json_new_double(d);
-    return *ret ? SP_OK : SP_E_NOMEM;
+    return SP_OK;
 }
 
 static int parse_value(Parser *p, unsigned depth, SpJson **ret);
@@ -323,8 +319,6 @@ static int parse_array(Parser *p, unsigned depth, SpJson **ret)
     bool done = false;
     int r = SP_OK;
 
-    if (!array)
-        return SP_E_NOMEM;
     p->pos++;
     skip_ws(p);
     if (p->pos < p->len && p->s[p->pos] == ']') {
@@ -335,8 +329,7 @@ static int parse_array(Parser *p, unsigned depth, SpJson **ret)
         SpJson *item = NULL;
         if ((r = parse_value(p, depth, &item)) < 0)
             break;
-        if ((r = sp_json_array_append(array, item)) < 0)
-            break;
+        sp_json_array_append(array, item);
         if ((r = expect_separator(p, ']', &done)) < 0)
             break;
     }
@@ -372,15 +365,11 @@ static int parse_member(Parser *p, unsigned depth, SpJson *object)
     p->pos++;
     /* The value's strings reuse the scratch buffer: keep the key aside. */
     key_len = p->scratch_len;
-    key = malloc(key_len + 1);
-    if (!key)
-        return SP_E_NOMEM;
-    if (key_len > 0) /* an empty key leaves the scratch buffer unallocated */
-        memcpy(key, p->scratch, key_len);
+    key = sp_strndup(p->scratch, key_len); /* an empty key leaves the scratch buffer NULL */
     if (sp_json_object_find(object, key, key_len) != SIZE_MAX)
         r = fail(p, SP_E_DUPLICATE_KEY, key_pos);
     else if ((r = parse_value(p, depth, &value)) >= 0)
-        r = sp_json_object_append(object, key, key_len, value);
+        sp_json_object_append(object, key, key_len, value);
     free(key);
     return r;
 }
@@ -391,8 +380,6 @@ static int parse_object(Parser *p, unsigned depth, SpJson **ret)
     bool done = false;
     int r = SP_OK;
 
-    if (!object)
-        return SP_E_NOMEM;
     p->pos++;
     skip_ws(p);
     if (p->pos < p->len && p->s[p->pos] == '}') {
@@ -431,7 +418,7 @@ static int parse_value(Parser *p, unsigned depth, SpJson **ret)
         if ((r = parse_string(p)) < 0)
             return r;
         *ret = sp_json_new_string_len(p->scratch, p->scratch_len);
-        return *ret ? SP_OK : SP_E_NOMEM;
+        return SP_OK;
     }
     if (c == '-' || (c >= '0' && c <= '9'))
         return parse_number(p, ret);
@@ -494,7 +481,7 @@ int sp_json_parse(const char *text, size_t len, const SpJsonLimits *limits, SpJs
     free(p.scratch);
     if (r < 0) {
         sp_json_free(value);
-        set_error(err, r, r == SP_E_NOMEM ? p.pos : p.err_pos);
+        set_error(err, r, p.err_pos);
         return r;
     }
     *ret = value;

@@ -9,9 +9,8 @@
 
 static SpJson *value_new(SpJsonType type)
 {
-    SpJson *v = calloc(1, sizeof(*v));
-    if (v)
-        v->type = type;
+    SpJson *v = sp_calloc(1, sizeof(*v));
+    v->type = type;
     return v;
 }
 
@@ -20,24 +19,21 @@ SpJson *sp_json_new_null(void) { return value_new(SP_JSON_NULL); }
 SpJson *sp_json_new_bool(bool b)
 {
     SpJson *v = value_new(SP_JSON_BOOL);
-    if (v)
-        v->u.b = b;
+    v->u.b = b;
     return v;
 }
 
 SpJson *sp_json_new_int(int64_t i)
 {
     SpJson *v = value_new(SP_JSON_INT);
-    if (v)
-        v->u.i = i;
+    v->u.i = i;
     return v;
 }
 
 SpJson *sp_json_new_double(double d)
 {
     SpJson *v = value_new(SP_JSON_DOUBLE);
-    if (v)
-        v->u.d = d;
+    v->u.d = d;
     return v;
 }
 
@@ -48,16 +44,7 @@ SpJson *sp_json_new_string_len(const char *s, size_t len)
     if (!s && len > 0)
         return NULL;
     v = value_new(SP_JSON_STRING);
-    if (!v)
-        return NULL;
-    v->u.str.s = malloc(len + 1);
-    if (!v->u.str.s) {
-        free(v);
-        return NULL;
-    }
-    if (len > 0)
-        memcpy(v->u.str.s, s, len);
-    v->u.str.s[len] = '\0';
+    v->u.str.s = sp_strndup(s, len);
     v->u.str.len = len;
     return v;
 }
@@ -98,38 +85,25 @@ void sp_json_free(SpJson *value)
 }
 
 /* Grow *items (of elem_size bytes each) so that one more fits. */
-static int grow(void **items, size_t *cap, size_t len, size_t elem_size)
+static void grow(void **items, size_t *cap, size_t len, size_t elem_size)
 {
     size_t ncap;
-    void *n;
 
     if (len < *cap)
-        return SP_OK;
+        return;
     ncap = *cap ? *cap * 2 : 4;
-    if (ncap > SIZE_MAX / elem_size)
-        return SP_E_NOMEM;
-    n = realloc(*items, ncap * elem_size);
-    if (!n)
-        return SP_E_NOMEM;
-    *items = n;
+    /* A size that would overflow asks for SIZE_MAX bytes, which sp_realloc cannot get: abort. */
+    *items = sp_realloc(*items, ncap > SIZE_MAX / elem_size ? SIZE_MAX : ncap * elem_size);
     *cap = ncap;
-    return SP_OK;
 }
 
 int sp_json_array_append(SpJson *array, SpJson *value)
 {
-    int r;
-
     if (!array || array->type != SP_JSON_ARRAY || !value) {
         sp_json_free(value);
-        return value ? SP_E_INVALID : SP_E_NOMEM;
+        return SP_E_INVALID;
     }
-    r = grow((void **)&array->u.arr.items, &array->u.arr.cap, array->u.arr.len,
-             sizeof(SpJson *));
-    if (r < 0) {
-        sp_json_free(value);
-        return r;
-    }
+    grow((void **)&array->u.arr.items, &array->u.arr.cap, array->u.arr.len, sizeof(SpJson *));
     array->u.arr.items[array->u.arr.len++] = value;
     return SP_OK;
 }
@@ -154,8 +128,7 @@ static void index_insert(SpJson *o, size_t pos)
     o->u.obj.index[slot] = (uint32_t)(pos + 1);
 }
 
-/* (Re)build the index with room for twice the members; on allocation failure the object simply
- * goes on without one (lookups stay correct, only slower). */
+/* (Re)build the index with room for twice the members. */
 static void index_rebuild(SpJson *o)
 {
     size_t cap = 64;
@@ -167,9 +140,7 @@ static void index_rebuild(SpJson *o)
         return;
     while (cap < o->u.obj.len * 2)
         cap *= 2;
-    o->u.obj.index = calloc(cap, sizeof(uint32_t));
-    if (!o->u.obj.index)
-        return;
+    o->u.obj.index = sp_calloc(cap, sizeof(uint32_t));
     o->u.obj.index_cap = cap;
     for (size_t i = 0; i < o->u.obj.len; i++)
         index_insert(o, i);
@@ -198,24 +169,14 @@ size_t sp_json_object_find(const SpJson *object, const char *key, size_t key_len
     return SIZE_MAX;
 }
 
-int sp_json_object_append(SpJson *object, const char *key, size_t key_len, SpJson *value)
+void sp_json_object_append(SpJson *object, const char *key, size_t key_len, SpJson *value)
 {
     SpJsonMember *m;
-    int r = grow((void **)&object->u.obj.members, &object->u.obj.cap, object->u.obj.len,
-                 sizeof(SpJsonMember));
-    if (r < 0) {
-        sp_json_free(value);
-        return r;
-    }
+
+    grow((void **)&object->u.obj.members, &object->u.obj.cap, object->u.obj.len,
+         sizeof(SpJsonMember));
     m = &object->u.obj.members[object->u.obj.len];
-    m->key = malloc(key_len + 1);
-    if (!m->key) {
-        sp_json_free(value);
-        return SP_E_NOMEM;
-    }
-    if (key_len > 0)
-        memcpy(m->key, key, key_len);
-    m->key[key_len] = '\0';
+    m->key = sp_strndup(key, key_len);
     m->key_len = key_len;
     m->value = value;
     object->u.obj.len++;
@@ -223,7 +184,6 @@ int sp_json_object_append(SpJson *object, const char *key, size_t key_len, SpJso
         index_rebuild(object);
     else
         index_insert(object, object->u.obj.len - 1);
-    return SP_OK;
 }
 
 int sp_json_object_set(SpJson *object, const char *key, SpJson *value)
@@ -232,7 +192,7 @@ int sp_json_object_set(SpJson *object, const char *key, SpJson *value)
 
     if (!object || object->type != SP_JSON_OBJECT || !key || !value) {
         sp_json_free(value);
-        return value ? SP_E_INVALID : SP_E_NOMEM;
+        return SP_E_INVALID;
     }
     key_len = strlen(key);
     pos = sp_json_object_find(object, key, key_len);
@@ -241,7 +201,8 @@ int sp_json_object_set(SpJson *object, const char *key, SpJson *value)
         object->u.obj.members[pos].value = value;
         return SP_OK;
     }
-    return sp_json_object_append(object, key, key_len, value);
+    sp_json_object_append(object, key, key_len, value);
+    return SP_OK;
 }
 
 int sp_json_object_set_string(SpJson *object, const char *key, const char *s)

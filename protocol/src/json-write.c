@@ -9,24 +9,15 @@
 typedef struct {
     char *buf;
     size_t len, cap;
-    bool failed; /* allocation failed: later writes are no-ops, the caller sees NULL */
 } Writer;
 
 static void put(Writer *w, const char *s, size_t n)
 {
-    if (w->failed)
-        return;
     if (w->len + n + 1 > w->cap) {
         size_t cap = w->cap ? w->cap : 64;
-        char *b;
         while (cap < w->len + n + 1)
             cap *= 2;
-        b = realloc(w->buf, cap);
-        if (!b) {
-            w->failed = true;
-            return;
-        }
-        w->buf = b;
+        w->buf = sp_realloc(w->buf, cap);
         w->cap = cap;
     }
     memcpy(w->buf + w->len, s, n);
@@ -46,7 +37,7 @@ static void put_string(Writer *w, const char *s, size_t len)
     size_t i = 0;
 
     put(w, "\"", 1);
-    while (i < len && !w->failed) {
+    while (i < len) {
         unsigned char c = p[i];
         uint32_t cp;
         int n;
@@ -136,10 +127,6 @@ char *sp_json_serialize(const SpJson *value, size_t *ret_len)
     if (!value)
         return NULL;
     put_value(&w, value);
-    if (w.failed) {
-        free(w.buf);
-        return NULL;
-    }
     if (ret_len)
         *ret_len = w.len;
     return w.buf;

@@ -67,29 +67,26 @@ int sp_request_parse(const SpJson *message, SpRequest *ret, SpRequestError *err)
     return SP_OK;
 }
 
-/* Set key to a copy of id when there is one; frees object and returns NULL on failure. */
+/* Set key to a copy of id when there is one. */
 static SpJson *with_id(SpJson *object, const SpJson *id)
 {
-    if (object && id && sp_json_object_set(object, "id", sp_json_copy(id)) < 0) {
-        sp_json_free(object);
-        return NULL;
-    }
+    if (id)
+        sp_json_object_set(object, "id", sp_json_copy(id));
     return object;
 }
 
 SpJson *sp_request_new(const char *execute, SpJson *arguments, const SpJson *id)
 {
-    SpJson *req = sp_json_new_object();
+    SpJson *req;
 
-    if (!req || !execute || sp_json_object_set_string(req, "execute", execute) < 0) {
-        sp_json_free(req);
+    if (!execute) {
         sp_json_free(arguments);
         return NULL;
     }
-    if (arguments && sp_json_object_set(req, "arguments", arguments) < 0) {
-        sp_json_free(req);
-        return NULL;
-    }
+    req = sp_json_new_object();
+    sp_json_object_set_string(req, "execute", execute);
+    if (arguments)
+        sp_json_object_set(req, "arguments", arguments);
     return with_id(req, id);
 }
 
@@ -97,14 +94,7 @@ SpJson *sp_reply_new_return(SpJson *value, const SpJson *id)
 {
     SpJson *reply = sp_json_new_object();
 
-    if (!value)
-        value = sp_json_new_object();
-    if (!reply || sp_json_object_set(reply, "return", value) < 0) {
-        if (!reply)
-            sp_json_free(value);
-        sp_json_free(reply);
-        return NULL;
-    }
+    sp_json_object_set(reply, "return", value ? value : sp_json_new_object());
     return with_id(reply, id);
 }
 
@@ -113,18 +103,11 @@ SpJson *sp_reply_new_error(const char *klass, const char *desc, const char *code
     SpJson *reply = sp_json_new_object();
     SpJson *error = sp_json_new_object();
 
-    if (!reply || !error ||
-        sp_json_object_set_string(error, "class", klass ? klass : SP_ERROR_CLASS_GENERIC) < 0 ||
-        sp_json_object_set_string(error, "desc", desc ? desc : "") < 0 ||
-        (code && sp_json_object_set_string(error, "code", code) < 0)) {
-        sp_json_free(error);
-        sp_json_free(reply);
-        return NULL;
-    }
-    if (sp_json_object_set(reply, "error", error) < 0) {
-        sp_json_free(reply);
-        return NULL;
-    }
+    sp_json_object_set_string(error, "class", klass ? klass : SP_ERROR_CLASS_GENERIC);
+    sp_json_object_set_string(error, "desc", desc ? desc : "");
+    if (code)
+        sp_json_object_set_string(error, "code", code);
+    sp_json_object_set(reply, "error", error);
     return with_id(reply, id);
 }
 

@@ -1,7 +1,14 @@
-/* Allocation-failure tests: every allocation the protocol library makes is failed in turn (the
- * allocator is wrapped with ld's --wrap), and each operation must then report SP_E_NOMEM or NULL,
- * never crash, never half-succeed, and never leak (ASan's leak checker runs at exit). */
+/* Allocation-failure tests. The protocol library never reports an allocation failure: like GLib,
+ * it aborts (stillpoint/alloc.h), so that its 400-odd builder calls in the agents and the host
+ * need no check. Here every allocation an operation makes is failed in turn (the allocator is
+ * wrapped with ld's --wrap), each time in a child process, which must then die by abort() with
+ * "stillpoint: out of memory": an allocation the library made without its aborting allocator
+ * would instead come back NULL and end in a crash, a wrong result or an error status. Once no
+ * allocation is left to fail, the child checks the operation's result. */
+#include <signal.h>
 #include <stdio.h>
+#include <sys/wait.h>
+#include <unistd.h>
 #include "protocol-test.h"
 
 void *__real_malloc(size_t size);
@@ -13,16 +20,13 @@ void *__wrap_realloc(void *p, size_t size);
 
 /* -1: never fail; otherwise the number of allocations still allowed to succeed. */
 static long allocs_left = -1;
-static bool failed_one;
 
 static bool should_fail(void)
 {
     if (allocs_left < 0)
         return false;
-    if (allocs_left == 0) {
-        failed_one = true;
+    if (allocs_left == 0)
         return true;
-    }
     allocs_left--;
     return false;
 }
@@ -31,10 +35,58 @@ void *__wrap_malloc(size_t size) { return should_fail() ? NULL : __real_malloc(s
 void *__wrap_calloc(size_t n, size_t size) { return should_fail() ? NULL : __real_calloc(n, size); }
 void *__wrap_realloc(void *p, size_t size) { return should_fail() ? NULL : __real_realloc(p, size); }
 
-/* Run op with the n-th allocation failing, for n = 0, 1, ... until op runs without a failure. */
-#define FOR_EACH_FAILING_ALLOCATION(n)                                                  \
-    for (long n = 0, done_ = 0; !done_; n++, done_ = !failed_one, allocs_left = -1)     \
-        for (int once_ = (allocs_left = n, failed_one = false, 1); once_; once_ = 0)
+/* An operation under test: true when its result is right. */
+typedef bool (*Op)(void);
+
+enum { CHILD_DONE = 0, CHILD_WRONG = 4 };
+
+/* Runs op in a child whose allocation n fails. True when the child aborted as it must; false
+ * when op made fewer than n + 1 allocations and ran to the end with the right result. */
+static bool run_with_failing_allocation(Op op, long n)
+{
+    char out[4096] = "";
+    size_t got = 0;
+    int fds[2], status;
+    ssize_t r;
+    pid_t pid;
+
+    assert_int_equal(pipe(fds), 0);
+    fflush(stdout);
+    fflush(stderr);
+    pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        dup2(fds[1], STDERR_FILENO);
+        allocs_left = n;
+        bool right = op();
+        allocs_left = -1;
+        _exit(right ? CHILD_DONE : CHILD_WRONG);
+    }
+    close(fds[1]);
+    while ((r = read(fds[0], out + got, sizeof(out) - 1 - got)) > 0)
+        got += (size_t)r;
+    out[got] = '\0';
+    close(fds[0]);
+    assert_int_equal(waitpid(pid, &status, 0), pid);
+    if (WIFEXITED(status) && WEXITSTATUS(status) == CHILD_DONE)
+        return false;
+    if (!WIFSIGNALED(status) || WTERMSIG(status) != SIGABRT)
+        fail_msg("allocation %ld failed: the child did not abort (status 0x%x): %s", n, status,
+                 out);
+    if (!strstr(out, "stillpoint: out of memory"))
+        fail_msg("allocation %ld failed: aborted without saying why: %s", n, out);
+    return true;
+}
+
+/* The number of allocations op makes, each of which was failed once. */
+static long fail_each_allocation(Op op)
+{
+    long n = 0;
+
+    while (run_with_failing_allocation(op, n))
+        n++;
+    return n;
+}
 
 static const char doc[] =
     "{\"a\":[1,2,3,{\"b\":\"\\u00e9\\ud83d\\ude00 a string long enough to grow the scratch buffer "
@@ -44,77 +96,72 @@ static const char doc[] =
     "000000000000000000000000000000000000000000000000000000000000000000000000000000000000000000001,"
     "\"n\":null,\"t\":true}";
 
-static void test_parse_reports_nomem_for_every_failing_allocation(void **state)
-{
-    SpJson *reference = parse_ok(doc);
-    long runs = 0;
+/* What the children compare with: made by the parent, before any allocation fails. */
+static SpJson *reference;
+static char *reference_text;
 
-    FOR_EACH_FAILING_ALLOCATION(n)
-    {
-        SpJson *v = NULL;
-        SpJsonError err;
-        int r = sp_json_parse(doc, strlen(doc), NULL, &v, &err);
-        if (failed_one) {
-            assert_int_equal(r, SP_E_NOMEM);
-            assert_null(v);
-        } else {
-            assert_int_equal(r, SP_OK);
-            assert_true(sp_json_equal(v, reference));
-        }
-        sp_json_free(v);
-        runs++;
-    }
-    assert_true(runs > 40); /* the document really exercises many allocations */
+static int make_reference(void **state)
+{
+    reference = parse_ok(doc);
+    reference_text = sp_json_serialize(reference, NULL);
+    allocs_left = -1;
+    return 0;
+}
+
+static int free_reference(void **state)
+{
     sp_json_free(reference);
+    free(reference_text);
+    return 0;
 }
 
-static void test_serialize_and_copy_return_null_on_failure(void **state)
+static bool op_parse(void)
 {
-    SpJson *v = parse_ok(doc);
-    char *want = sp_json_serialize(v, NULL);
+    SpJson *v = NULL;
+    SpJsonError err;
 
-    FOR_EACH_FAILING_ALLOCATION(n)
-    {
-        char *s = sp_json_serialize(v, NULL);
-        SpJson *c;
-        if (s)
-            assert_string_equal(s, want);
-        free(s);
-        c = sp_json_copy(v);
-        if (c)
-            assert_true(sp_json_equal(c, v));
-        sp_json_free(c);
-    }
-    free(want);
-    sp_json_free(v);
+    return sp_json_parse(doc, strlen(doc), NULL, &v, &err) == SP_OK && sp_json_equal(v, reference);
 }
 
-static void test_builders_free_what_they_were_given_on_failure(void **state)
+static bool op_serialize(void)
 {
-    FOR_EACH_FAILING_ALLOCATION(n)
-    {
-        SpJson *id = sp_json_new_int(1);
-        SpJson *args = sp_json_new_object();
-        SpJson *req, *ret, *err;
+    char *s = sp_json_serialize(reference, NULL);
+    return strcmp(s, reference_text) == 0;
+}
 
-        if (args)
-            sp_json_object_set_string(args, "mode", "x");
-        req = sp_request_new("guest-ping", args, id);
-        ret = sp_reply_new_return(sp_json_new_string("v"), id);
-        err = sp_reply_new_error(NULL, "d", "c", id);
-        allocs_left = -1; /* checking the results must not fail */
-        if (req && ret && err && id && !failed_one) {
-            assert_json_text(req, "{\"execute\":\"guest-ping\",\"arguments\":{\"mode\":\"x\"},\"id\":1}");
-            assert_json_text(ret, "{\"return\":\"v\",\"id\":1}");
-            assert_json_text(err, "{\"error\":{\"class\":\"GenericError\",\"desc\":\"d\",\"code\":\"c\"},"
-                                  "\"id\":1}");
-        } else {
-            sp_json_free(req);
-            sp_json_free(ret);
-            sp_json_free(err);
-        }
-        sp_json_free(id);
-    }
+static bool op_copy(void)
+{
+    return sp_json_equal(sp_json_copy(reference), reference);
+}
+
+static bool text_is(const SpJson *v, const char *want)
+{
+    return strcmp(sp_json_serialize(v, NULL), want) == 0;
+}
+
+static bool op_build(void)
+{
+    SpJson *id = sp_json_new_int(1);
+    SpJson *args = sp_json_new_object();
+
+    sp_json_object_set_string(args, "mode", "x");
+    return text_is(sp_request_new("guest-ping", args, id),
+                   "{\"execute\":\"guest-ping\",\"arguments\":{\"mode\":\"x\"},\"id\":1}") &&
+           text_is(sp_reply_new_return(sp_json_new_string("v"), id), "{\"return\":\"v\",\"id\":1}") &&
+           text_is(sp_reply_new_error(NULL, "d", "c", id),
+                   "{\"error\":{\"class\":\"GenericError\",\"desc\":\"d\",\"code\":\"c\"},\"id\":1}");
+}
+
+static void test_parse_serialize_copy_abort_at_every_failing_allocation(void **state)
+{
+    assert_true(fail_each_allocation(op_parse) > 40); /* the document makes many allocations */
+    assert_true(fail_each_allocation(op_serialize) > 0);
+    assert_true(fail_each_allocation(op_copy) > 40);
+}
+
+static void test_builders_abort_at_every_failing_allocation(void **state)
+{
+    assert_true(fail_each_allocation(op_build) > 10);
 }
 
 static SpJson *echo_cb(void *ctx, const SpJson *args, SpCommandError *err)
@@ -130,46 +177,35 @@ static const SpCommand commands[] = {
 };
 static const SpCommandTable table = { commands };
 
-/* Under memory pressure dispatch may fail (NULL), but whatever it returns must be the right
- * reply, except that a stillpoint- error may lack its code when there was no memory for it. */
-static void check_dispatch(const char *request, const char *want, const char *want_without_code)
-{
-    SpJson *msg = parse_ok(request);
+static const char *const dispatched[][2] = {
+    { "{\"execute\":\"echo\",\"arguments\":{\"s\":\"x\"},\"id\":[1]}",
+      "{\"return\":{\"s\":\"x\"},\"id\":[1]}" },
+    { "{\"execute\":\"echo\",\"arguments\":{\"s\":1}}",
+      "{\"error\":{\"class\":\"GenericError\",\"desc\":\"Invalid parameter type for 's', "
+      "expected: string\"}}" },
+    { "{\"execute\":\"stillpoint-nope\"}",
+      "{\"error\":{\"class\":\"CommandNotFound\",\"desc\":\"The command stillpoint-nope "
+      "has not been found\",\"code\":\"command-not-found\"}}" },
+    { "{\"execute\":\"stillpoint-echo\",\"arguments\":{\"x\":1}}",
+      "{\"error\":{\"class\":\"GenericError\",\"desc\":\"Parameter 'x' is unexpected\","
+      "\"code\":\"invalid-arguments\"}}" },
+};
+static SpJson *dispatch_msg;
+static const char *dispatch_want;
 
-    FOR_EACH_FAILING_ALLOCATION(n)
-    {
-        SpJson *reply = sp_command_dispatch(&table, NULL, msg, false, NULL);
-        char *s = NULL;
-        if (reply) {
-            allocs_left = -1; /* serializing for the check must not fail */
-            s = sp_json_serialize(reply, NULL);
-            if (strcmp(s, want) != 0 && !(want_without_code && strcmp(s, want_without_code) == 0))
-                fail_msg("allocation %ld failed: got %s", n, s);
-        }
-        free(s);
-        sp_json_free(reply);
-    }
-    sp_json_free(msg);
+static bool op_dispatch(void)
+{
+    return text_is(sp_command_dispatch(&table, NULL, dispatch_msg, false, NULL), dispatch_want);
 }
 
-static void test_dispatch_never_answers_wrongly_under_memory_pressure(void **state)
+static void test_dispatch_aborts_at_every_failing_allocation(void **state)
 {
-    check_dispatch("{\"execute\":\"echo\",\"arguments\":{\"s\":\"x\"},\"id\":[1]}",
-                   "{\"return\":{\"s\":\"x\"},\"id\":[1]}", NULL);
-    check_dispatch("{\"execute\":\"echo\",\"arguments\":{\"s\":1}}",
-                   "{\"error\":{\"class\":\"GenericError\",\"desc\":\"Invalid parameter type for 's', "
-                   "expected: string\"}}",
-                   NULL);
-    check_dispatch("{\"execute\":\"stillpoint-nope\"}",
-                   "{\"error\":{\"class\":\"CommandNotFound\",\"desc\":\"The command stillpoint-nope "
-                   "has not been found\",\"code\":\"command-not-found\"}}",
-                   "{\"error\":{\"class\":\"CommandNotFound\",\"desc\":\"The command stillpoint-nope "
-                   "has not been found\"}}");
-    check_dispatch("{\"execute\":\"stillpoint-echo\",\"arguments\":{\"x\":1}}",
-                   "{\"error\":{\"class\":\"GenericError\",\"desc\":\"Parameter 'x' is unexpected\","
-                   "\"code\":\"invalid-arguments\"}}",
-                   "{\"error\":{\"class\":\"GenericError\",\"desc\":\"Parameter 'x' is "
-                   "unexpected\"}}");
+    for (size_t i = 0; i < sizeof(dispatched) / sizeof(dispatched[0]); i++) {
+        dispatch_msg = parse_ok(dispatched[i][0]);
+        dispatch_want = dispatched[i][1];
+        assert_true(fail_each_allocation(op_dispatch) > 3);
+        sp_json_free(dispatch_msg);
+    }
     assert_json_text(sp_command_reply_for_bad_input(SP_E_UTF8, "x"),
                      "{\"error\":{\"class\":\"GenericError\",\"desc\":\"JSON parse error, x\"}}");
 }
@@ -180,47 +216,31 @@ static void count_cb(const SpFrame *frame, void *userdata)
         ++*(int *)userdata;
 }
 
-static void test_framer_reports_nomem_and_recovers(void **state)
+static bool op_frame(void)
 {
     char big[2000];
+    SpFramer *f = sp_framer_new(0);
+    int objects = 0;
 
     memset(big, ' ', sizeof(big));
     big[0] = '{';
     big[sizeof(big) - 1] = '}';
-    FOR_EACH_FAILING_ALLOCATION(n)
-    {
-        SpFramer *f = sp_framer_new(0);
-        int objects = 0, r;
-        if (!f)
-            continue;
-        r = sp_framer_feed(f, big, sizeof(big), count_cb, &objects);
-        if (r == SP_OK) {
-            assert_int_equal(objects, 1);
-        } else {
-            assert_int_equal(r, SP_E_NOMEM);
-            assert_int_equal(objects, 0);
-            assert_int_equal(sp_framer_pending(f), 0); /* partial object dropped */
-        }
-        sp_framer_free(f);
-    }
+    return sp_framer_feed(f, big, sizeof(big), count_cb, &objects) == SP_OK && objects == 1;
 }
 
-/* A failed assertion longjmps out of a loop: never let its limit leak into the next test. */
-static int reset_allocator(void **state)
+static void test_framer_aborts_at_every_failing_allocation(void **state)
 {
-    allocs_left = -1;
-    failed_one = false;
-    return 0;
+    assert_true(fail_each_allocation(op_frame) > 2); /* the framer and its growing buffer */
 }
 
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test_setup(test_parse_reports_nomem_for_every_failing_allocation, reset_allocator),
-        cmocka_unit_test_setup(test_serialize_and_copy_return_null_on_failure, reset_allocator),
-        cmocka_unit_test_setup(test_builders_free_what_they_were_given_on_failure, reset_allocator),
-        cmocka_unit_test_setup(test_dispatch_never_answers_wrongly_under_memory_pressure, reset_allocator),
-        cmocka_unit_test_setup(test_framer_reports_nomem_and_recovers, reset_allocator),
+        cmocka_unit_test(test_parse_serialize_copy_abort_at_every_failing_allocation),
+        cmocka_unit_test(test_builders_abort_at_every_failing_allocation),
+        cmocka_unit_test(test_dispatch_aborts_at_every_failing_allocation),
+        cmocka_unit_test(test_framer_aborts_at_every_failing_allocation),
     };
-    return cmocka_run_group_tests_name("unit/protocol/alloc-failure", tests, NULL, NULL);
+    return cmocka_run_group_tests_name("unit/protocol/alloc-failure", tests, make_reference,
+                                       free_reference);
 }

@@ -25,8 +25,7 @@ typedef struct {
 
 typedef struct SpAgentCommands SpAgentCommands;
 
-/* Copies config (its strings are borrowed: they must outlive the commands). NULL without
- * memory. */
+/* Copies config (its strings are borrowed: they must outlive the commands). */
 SpAgentCommands *sp_agent_commands_new(const SpAgentCommandsConfig *config);
 void sp_agent_commands_free(SpAgentCommands *commands);
 

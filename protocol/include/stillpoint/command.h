@@ -62,7 +62,7 @@ typedef struct {
 
 /* Dispatch one parsed message (any JSON value, as the framer+parser produced it).
  * frozen: refuse commands without SP_CMD_ALLOWED_WHILE_FROZEN the way qemu-ga does.
- * Returns the reply to send (owned, never NULL unless out of memory) and sets *ret_flags to the
+ * Returns the reply to send (owned, never NULL) and sets *ret_flags to the
  * command's flags (0 when no command was found), so the transport can add the 0xFF byte.
  * SP_CMD_NO_REPLY is cleared from *ret_flags when the reply is an error: errors are always sent.
  * Errors of SP_EXTENSION_PREFIX commands always carry a "code" (SP_ERROR_CODE_*, or the

@@ -37,10 +37,11 @@ typedef void (*SpFrameCb)(const SpFrame *frame, void *userdata);
 
 typedef struct SpFramer SpFramer;
 
-SpFramer *sp_framer_new(size_t max_frame); /* 0 = SP_FRAMER_DEFAULT_MAX_FRAME; NULL on ENOMEM */
+SpFramer *sp_framer_new(size_t max_frame); /* 0 = SP_FRAMER_DEFAULT_MAX_FRAME */
 void sp_framer_free(SpFramer *framer);    /* accepts NULL */
 void sp_framer_reset(SpFramer *framer);   /* drop any partial object */
-/* Feed bytes; calls cb for every frame they complete. Returns SP_OK or SP_E_NOMEM. */
+/* Feed bytes; calls cb for every frame they complete. Returns SP_OK (SP_E_INVALID on misuse:
+ * no framer, or NULL data with a length). */
 int sp_framer_feed(SpFramer *framer, const void *data, size_t len, SpFrameCb cb, void *userdata);
 /* Bytes of the partial object currently held (for tests and diagnostics). */
 size_t sp_framer_pending(const SpFramer *framer);

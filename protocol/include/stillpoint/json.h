@@ -38,8 +38,8 @@ typedef struct {
 int sp_json_parse(const char *text, size_t len, const SpJsonLimits *limits, SpJson **ret,
                   SpJsonError *err);
 
-/* Serialize compactly (no spaces, no newline). Returns a NUL-terminated malloc'd string, or NULL
- * on allocation failure; *ret_len (may be NULL) gets its length. Strings are escaped so the output
+/* Serialize compactly (no spaces, no newline). Returns a NUL-terminated malloc'd string (NULL only
+ * for a NULL value); *ret_len (may be NULL) gets its length. Strings are escaped so the output
  * is pure ASCII-safe JSON except for valid UTF-8 passed through; U+0000 becomes \u0000. */
 char *sp_json_serialize(const SpJson *value, size_t *ret_len);
 
@@ -47,7 +47,9 @@ void sp_json_free(SpJson *value); /* accepts NULL */
 SpJson *sp_json_copy(const SpJson *value);
 bool sp_json_equal(const SpJson *a, const SpJson *b);
 
-/* Constructors return NULL only on allocation failure. */
+/* Building never fails: like every allocation of this library, the constructors and containers
+ * abort on allocation failure (alloc.h), so their results need no check. Constructors return NULL
+ * only for a NULL string (sp_json_new_string(NULL)), which a container then refuses. */
 SpJson *sp_json_new_null(void);
 SpJson *sp_json_new_bool(bool b);
 SpJson *sp_json_new_int(int64_t i);
@@ -57,7 +59,8 @@ SpJson *sp_json_new_string_len(const char *s, size_t len);
 SpJson *sp_json_new_array(void);
 SpJson *sp_json_new_object(void);
 
-/* Containers take ownership of the value, also on failure (it is freed then).
+/* Containers take ownership of the value. They return SP_OK, or SP_E_INVALID (and free the value)
+ * only when misused: a container of another type or NULL, a NULL key or a NULL value.
  * Setting an existing key replaces its value in place. */
 int sp_json_array_append(SpJson *array, SpJson *value);
 int sp_json_object_set(SpJson *object, const char *key, SpJson *value);

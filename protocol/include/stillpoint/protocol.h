@@ -1,6 +1,7 @@
 /* libstillpoint-protocol: the wire contract between host and guest (see protocol/PROTOCOL.md). */
 #pragma once
 #include "stillpoint/status.h"
+#include "stillpoint/alloc.h"
 #include "stillpoint/json.h"
 #include "stillpoint/framer.h"
 #include "stillpoint/message.h"

@@ -3,7 +3,7 @@
 
 typedef enum {
     SP_OK = 0,
-    SP_E_NOMEM = -1,        /* allocation failed */
+    SP_E_NOMEM = -1,        /* allocation failed (never from this library: it aborts, alloc.h) */
     SP_E_INVALID = -2,      /* bad argument to a library function (programming error) */
     SP_E_SYNTAX = -3,       /* not JSON: unexpected character, bad literal, trailing data */
     SP_E_TRUNCATED = -4,    /* the text ended inside a value */
