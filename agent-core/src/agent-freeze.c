@@ -234,64 +234,77 @@ static bool refuse_if_frozen(SpAgentCommands *c, const char *why, SpCommandError
     return true;
 }
 
-SpJson *sp_agent_cmd_freeze(void *ctx, const SpJson *args, SpCommandError *err)
+typedef SpJson *SelectionCmd(SpAgentCommands *c, const SpJson *args, const SpFreezeRequest *req,
+                             SpCommandError *err);
+
+/* Runs cmd on the filesystems args select (mountpoints, disks, or all of them). */
+static SpJson *on_selection(SpAgentCommands *c, const SpJson *args, SpCommandError *err,
+                            SelectionCmd *cmd)
 {
-    SpAgentCommands *c = ctx;
     SpFreezeRequest req = {.kind = SP_SELECT_ALL, .channel = c->channel};
-    SpBackendFreezeResult res = {0};
-    SpBackendError be = {0};
     const char **names = NULL;
-    char token[SP_AGENT_TOKEN_LEN + 1];
     SpJson *reply;
 
     if (!read_selection(args, &req, &names, err))
         return NULL;
+    reply = cmd(c, args, &req, err);
+    free(names);
+    return reply;
+}
+
+static SpJson *freeze_selection(SpAgentCommands *c, const SpJson *args,
+                                const SpFreezeRequest *selection, SpCommandError *err)
+{
+    SpFreezeRequest req = *selection;
+    SpBackendFreezeResult res = {0};
+    SpBackendError be = {0};
+    char token[SP_AGENT_TOKEN_LEN + 1];
+    SpJson *reply;
+
     if (!read_lease(c, args, &req, err) || refuse_if_frozen(c, NULL, err) ||
-        !sp_agent_owner_new_token(c, token, err)) {
-        free(names);
+        !sp_agent_owner_new_token(c, token, err))
         return NULL;
-    }
     note_standard_end(c);
     if (ops(c)->freeze(c->config.backend.self, &req, &res, &be) < 0) {
-        free(names);
         backend_error(err, &be);
         return NULL;
     }
     sp_agent_owner_set(c, res.epoch, token);
     reply = sp_agent_freeze_json(&res, token);
     sp_backend_freeze_result_clear(&res);
-    free(names);
     return reply;
+}
+
+SpJson *sp_agent_cmd_freeze(void *ctx, const SpJson *args, SpCommandError *err)
+{
+    return on_selection(ctx, args, err, freeze_selection);
 }
 
 /* syncfs the selection without freezing: the host calls it just before stillpoint-freeze so that
  * the flush inside the freeze has little left to write. Not while frozen (the freeze has
  * flushed, and a syncfs would block on the frozen filesystems). */
-SpJson *sp_agent_cmd_flush(void *ctx, const SpJson *args, SpCommandError *err)
+static SpJson *flush_selection(SpAgentCommands *c, const SpJson *args,
+                               const SpFreezeRequest *req, SpCommandError *err)
 {
-    SpAgentCommands *c = ctx;
-    SpFreezeRequest req = {.kind = SP_SELECT_ALL, .channel = c->channel};
     SpBackendFlushResult res = {0};
     SpBackendError be = {0};
-    const char **names = NULL;
     SpJson *reply;
 
-    if (!read_selection(args, &req, &names, err))
+    if (refuse_if_frozen(c, ": the freeze has flushed them", err))
         return NULL;
-    if (refuse_if_frozen(c, ": the freeze has flushed them", err)) {
-        free(names);
-        return NULL;
-    }
-    if (ops(c)->flush(c->config.backend.self, &req, &res, &be) < 0) {
-        free(names);
+    if (ops(c)->flush(c->config.backend.self, req, &res, &be) < 0) {
         backend_error(err, &be);
         return NULL;
     }
-    free(names);
     reply = sp_json_new_object();
     sp_json_object_set_int(reply, "flushed", (int64_t)res.n_flushed);
     sp_json_object_set_int(reply, "ms", res.ms);
     return reply;
+}
+
+SpJson *sp_agent_cmd_flush(void *ctx, const SpJson *args, SpCommandError *err)
+{
+    return on_selection(ctx, args, err, flush_selection);
 }
 
 SpJson *sp_agent_cmd_thaw(void *ctx, const SpJson *args, SpCommandError *err)

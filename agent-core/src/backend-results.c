@@ -1,7 +1,20 @@
-/* backend-results: freeing what a freeze backend hands the core (malloc'd by the backend). */
+/* backend-results: what a freeze backend hands the core: its errors, and the results it
+ * malloc'd (freed here). */
+#include <stdarg.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "stillpoint/freeze-backend.h"
+
+void sp_backend_error_set(SpBackendError *err, const char *code, const char *fmt, ...)
+{
+    va_list ap;
+
+    err->code = code;
+    va_start(ap, fmt);
+    vsnprintf(err->desc, sizeof(err->desc), fmt, ap);
+    va_end(ap);
+}
 
 void sp_writer_reports_free(SpWriterReport *reports, size_t n)
 {

@@ -67,16 +67,6 @@ static SpFsEntry fs_entry_copy(const SpFsEntry *e)
     return c;
 }
 
-static void set_error(SpBackendError *err, const char *code, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
-static void set_error(SpBackendError *err, const char *code, const char *fmt, ...)
-{
-    va_list ap;
-    err->code = code;
-    va_start(ap, fmt);
-    vsnprintf(err->desc, sizeof(err->desc), fmt, ap);
-    va_end(ap);
-}
-
 SpLinuxBackend *sp_linux_backend_new(const SpConfig *config, const SpLinuxBackendOptions *opts)
 {
     SpLinuxBackend *b = g_new0(SpLinuxBackend, 1);
@@ -226,7 +216,7 @@ static int build_plan(SpLinuxBackend *b, const SpFreezeRequest *req, SpFreezePla
     int r = sp_mountinfo_read(b->mountinfo_path, &table);
 
     if (r < 0) {
-        set_error(err, SP_CODE_DISCOVERY_FAILED, "cannot read the mount table %s: %s",
+        sp_backend_error_set(err, SP_CODE_DISCOVERY_FAILED, "cannot read the mount table %s: %s",
                   b->mountinfo_path ? b->mountinfo_path : "/proc/self/mountinfo", g_strerror(-r));
         return -1;
     }
@@ -246,12 +236,12 @@ static int build_plan(SpLinuxBackend *b, const SpFreezeRequest *req, SpFreezePla
     }
     r = sp_plan_build(table, &o, ret, &missing);
     if (r == -ENOENT)
-        set_error(err, SP_CODE_UNKNOWN_MOUNTPOINT, "%s is not a mountpoint in this guest", missing);
+        sp_backend_error_set(err, SP_CODE_UNKNOWN_MOUNTPOINT, "%s is not a mountpoint in this guest", missing);
     else if (r < 0)
-        set_error(err, SP_ERROR_CODE_FAILED, "planning the freeze failed: %s", g_strerror(-r));
+        sp_backend_error_set(err, SP_ERROR_CODE_FAILED, "planning the freeze failed: %s", g_strerror(-r));
     for (size_t i = 0; r == 0 && ds.seen && i < req->n_names; i++) {
         if (!g_hash_table_contains(ds.seen, req->names[i])) {
-            set_error(err, SP_CODE_UNKNOWN_DISK, "no mounted filesystem is on a disk with serial %s",
+            sp_backend_error_set(err, SP_CODE_UNKNOWN_DISK, "no mounted filesystem is on a disk with serial %s",
                       req->names[i]);
             sp_plan_free(*ret);
             r = -ENOENT;
@@ -384,7 +374,7 @@ static int freeze_plan(SpLinuxBackend *b, SpFreezePlan *plan, gint64 epoch, SpBa
     int r = sp_freezer_prepare(&b->freezer, plan, &fail);
 
     if (r < 0) {
-        set_error(err, SP_CODE_FREEZE_FAILED, "failed to %s %s: %s", fail.op, fail.mountpoint,
+        sp_backend_error_set(err, SP_CODE_FREEZE_FAILED, "failed to %s %s: %s", fail.op, fail.mountpoint,
                   g_strerror(fail.err));
         return -1;
     }
@@ -392,7 +382,7 @@ static int freeze_plan(SpLinuxBackend *b, SpFreezePlan *plan, gint64 epoch, SpBa
     r = write_state(b, plan, epoch);
     if (r < 0) {
         sp_freezer_clear(&b->freezer);
-        set_error(err, SP_CODE_STATE_FAILED, "cannot record the freeze in %s/%s: %s (the agent "
+        sp_backend_error_set(err, SP_CODE_STATE_FAILED, "cannot record the freeze in %s/%s: %s (the agent "
                   "refuses to freeze what it could not thaw after a crash)",
                   b->config->state_dir, SP_STATE_FILE, g_strerror(-r));
         return -1;
@@ -402,7 +392,7 @@ static int freeze_plan(SpLinuxBackend *b, SpFreezePlan *plan, gint64 epoch, SpBa
     if (r < 0) {
         sp_log_set_frozen(FALSE);
         (void)sp_state_remove(b->config->state_dir);
-        set_error(err, SP_CODE_FREEZE_FAILED, "failed to %s %s: %s", fail.op, fail.mountpoint,
+        sp_backend_error_set(err, SP_CODE_FREEZE_FAILED, "failed to %s %s: %s", fail.op, fail.mountpoint,
                   g_strerror(fail.err));
         return -1;
     }
@@ -416,12 +406,12 @@ static int freeze_plan(SpLinuxBackend *b, SpFreezePlan *plan, gint64 epoch, SpBa
 static gboolean check_request(SpLinuxBackend *b, gint64 lease_ms, SpBackendError *err)
 {
     if (b->lease.frozen) {
-        set_error(err, SP_CODE_ALREADY_FROZEN, "filesystems are already frozen (freeze %"
+        sp_backend_error_set(err, SP_CODE_ALREADY_FROZEN, "filesystems are already frozen (freeze %"
                   G_GINT64_FORMAT "); thaw first", b->lease.epoch);
         return FALSE;
     }
     if (lease_ms < SP_MIN_LEASE_MS || lease_ms > b->config->max_lease_ms) {
-        set_error(err, SP_CODE_LEASE_OUT_OF_RANGE, "lease %" G_GINT64_FORMAT " ms is outside %d..%"
+        sp_backend_error_set(err, SP_CODE_LEASE_OUT_OF_RANGE, "lease %" G_GINT64_FORMAT " ms is outside %d..%"
                   G_GINT64_FORMAT " ms", lease_ms, SP_MIN_LEASE_MS, b->config->max_lease_ms);
         return FALSE;
     }
@@ -451,7 +441,7 @@ static int backend_freeze(void *self, const SpFreezeRequest *req, SpBackendFreez
     /* The standard commands answer a count: no need to identify anything. */
     ids = req->standard ? g_hash_table_new(g_str_hash, g_str_equal) : probe_targets(b, plan);
     if (!sp_hooks_freeze(b->hooks, &hook_error)) {
-        set_error(err, SP_CODE_HOOK_FAILED, "freeze hook failed, nothing was frozen: %s",
+        sp_backend_error_set(err, SP_CODE_HOOK_FAILED, "freeze hook failed, nothing was frozen: %s",
                   hook_error->message);
         sp_plan_free(plan);
         return -1;
@@ -459,7 +449,7 @@ static int backend_freeze(void *self, const SpFreezeRequest *req, SpBackendFreez
     epoch = b->lease.epoch + 1;
     /* Writers flush and hold their writes before syncfs, so the flush carries them. */
     if (b->writers && !sp_writers_freeze(b->writers, epoch, &writer_error)) {
-        set_error(err, SP_CODE_WRITER_FAILED, "%s; nothing was frozen", writer_error->message);
+        sp_backend_error_set(err, SP_CODE_WRITER_FAILED, "%s; nothing was frozen", writer_error->message);
         g_warning("%s", err->desc);
         hooks_release(b);
         sp_plan_free(plan);
@@ -559,7 +549,7 @@ static int backend_thaw(void *self, int64_t epoch, bool standard, SpBackendThawR
     memset(ret, 0, sizeof(*ret));
     if (b->lease.frozen) {
         if (epoch != 0 && epoch != b->lease.epoch) {
-            set_error(err, SP_CODE_EPOCH_MISMATCH, "freeze %" G_GINT64_FORMAT " is not the current "
+            sp_backend_error_set(err, SP_CODE_EPOCH_MISMATCH, "freeze %" G_GINT64_FORMAT " is not the current "
                       "one (%" G_GINT64_FORMAT "); not thawing another client's freeze",
                       epoch, b->lease.epoch);
             return -1;
@@ -584,11 +574,11 @@ static int backend_thaw(void *self, int64_t epoch, bool standard, SpBackendThawR
         return 0;
     }
     if (epoch != 0 && epoch != b->lease.last_epoch) {
-        set_error(err, SP_CODE_EPOCH_MISMATCH, "freeze %" G_GINT64_FORMAT " is not the last one (%"
+        sp_backend_error_set(err, SP_CODE_EPOCH_MISMATCH, "freeze %" G_GINT64_FORMAT " is not the last one (%"
                   G_GINT64_FORMAT ")", epoch, b->lease.last_epoch);
         return -1;
     }
-    set_error(err, SP_CODE_NOT_FROZEN, "no filesystems are frozen");
+    sp_backend_error_set(err, SP_CODE_NOT_FROZEN, "no filesystems are frozen");
     return -1;
 }
 
@@ -634,7 +624,7 @@ static int backend_flush(void *self, const SpFreezeRequest *req, SpBackendFlushR
 
     memset(ret, 0, sizeof(*ret));
     if (b->lease.frozen) {
-        set_error(err, SP_CODE_ALREADY_FROZEN, "filesystems are frozen (freeze %" G_GINT64_FORMAT
+        sp_backend_error_set(err, SP_CODE_ALREADY_FROZEN, "filesystems are frozen (freeze %" G_GINT64_FORMAT
                   "): the freeze has flushed them", b->lease.epoch);
         return -1;
     }
@@ -658,7 +648,7 @@ static SpJson *backend_fsinfo(void *self, SpBackendError *err)
     SpJson *out = sp_fsinfo_read(b->mountinfo_path, b->sysfs_root, &error);
 
     if (!out)
-        set_error(err, SP_CODE_DISCOVERY_FAILED, "%s", error->message);
+        sp_backend_error_set(err, SP_CODE_DISCOVERY_FAILED, "%s", error->message);
     return out;
 }
 

@@ -52,33 +52,41 @@ char *sp_blockdev_name(const char *sysfs_root, dev_t dev)
     return dir ? g_path_get_basename(dir) : NULL;
 }
 
-static void parse_pci(SpBlockdevDisk *d, const char *path)
+/* The last component of path that reads as four numbers: a PCI function ("0000:00:05.0", hex)
+ * or a SCSI address ("0:0:1:0"). False when there is none. */
+static bool last_address(const char *path, bool pci, unsigned v[4])
 {
     g_auto(GStrv) parts = g_strsplit(path, "/", -1);
+    bool found = false;
+
     for (guint i = 0; parts[i]; i++) {
-        unsigned dom, bus, slot, fn;
+        unsigned a[4];
         char tail;
-        /* The last PCI function on the path is the disk's controller. */
-        if (sscanf(parts[i], "%4x:%2x:%2x.%1x%c", &dom, &bus, &slot, &fn, &tail) == 4) {
-            d->pci_domain = (int)dom;
-            d->pci_bus = (int)bus;
-            d->pci_slot = (int)slot;
-            d->pci_function = (int)fn;
+        int n = pci ? sscanf(parts[i], "%4x:%2x:%2x.%1x%c", &a[0], &a[1], &a[2], &a[3], &tail)
+                    : sscanf(parts[i], "%u:%u:%u:%u%c", &a[0], &a[1], &a[2], &a[3], &tail);
+        if (n == 4) {
+            memcpy(v, a, sizeof(a));
+            found = true;
         }
     }
+    return found;
 }
 
-static void parse_scsi_address(SpBlockdevDisk *d, const char *path)
+/* The disk's controller (the last PCI function on the path) and its SCSI address. */
+static void parse_addresses(SpBlockdevDisk *d, const char *path)
 {
-    g_auto(GStrv) parts = g_strsplit(path, "/", -1);
-    for (guint i = 0; parts[i]; i++) {
-        unsigned h, c, t, l;
-        char tail;
-        if (sscanf(parts[i], "%u:%u:%u:%u%c", &h, &c, &t, &l, &tail) == 4) {
-            d->bus = (int)c;
-            d->target = (int)t;
-            d->unit = (int)l;
-        }
+    unsigned pci[4], scsi[4];
+
+    if (last_address(path, true, pci)) {
+        d->pci_domain = (int)pci[0];
+        d->pci_bus = (int)pci[1];
+        d->pci_slot = (int)pci[2];
+        d->pci_function = (int)pci[3];
+    }
+    if (last_address(path, false, scsi)) {
+        d->bus = (int)scsi[1];
+        d->target = (int)scsi[2];
+        d->unit = (int)scsi[3];
     }
 }
 
@@ -119,16 +127,21 @@ static SpBlockdevDisk *disk_new(const char *dir)
     d->serial = disk_serial(dir);
     d->pci_domain = d->pci_bus = d->pci_slot = d->pci_function = -1;
     d->bus_type = bus_type_of(d->name, dir);
-    parse_pci(d, dir);
-    parse_scsi_address(d, dir);
+    parse_addresses(d, dir);
     return d;
 }
 
-static void collect_disks(const char *dir, GPtrArray *out, int depth)
+/* What a walk down a device stack does at a device that is not a partition; leaf: it has no
+ * slaves. */
+typedef void StackVisit(const char *dir, gboolean leaf, GPtrArray *out);
+
+/* Walks the stack below the device at dir (a partition's disk, a dm or md device's slaves),
+ * visiting each device that is not a partition after those below it. */
+static void walk_stack(const char *dir, int depth, StackVisit *visit, GPtrArray *out)
 {
+    g_autofree char *partition = read_attr(dir, "partition");
     g_autofree char *slaves = NULL;
     g_autoptr(GDir) sd = NULL;
-    g_autofree char *partition = read_attr(dir, "partition");
     gboolean any = FALSE;
     const char *name;
 
@@ -136,7 +149,7 @@ static void collect_disks(const char *dir, GPtrArray *out, int depth)
         return;
     if (partition) {
         g_autofree char *parent = g_path_get_dirname(dir);
-        collect_disks(parent, out, depth + 1);
+        walk_stack(parent, depth + 1, visit, out);
         return;
     }
     slaves = g_build_filename(dir, "slaves", NULL);
@@ -145,18 +158,25 @@ static void collect_disks(const char *dir, GPtrArray *out, int depth)
         g_autofree char *link = g_build_filename(slaves, name, NULL);
         char *real = realpath(link, NULL);
         if (real) {
-            collect_disks(real, out, depth + 1);
+            walk_stack(real, depth + 1, visit, out);
             free(real);
             any = TRUE;
         }
     }
-    if (!any) {
-        g_autofree char *base = g_path_get_basename(dir);
-        for (guint i = 0; i < out->len; i++)
-            if (strcmp(((SpBlockdevDisk *)out->pdata[i])->name, base) == 0)
-                return;
-        g_ptr_array_add(out, disk_new(dir));
-    }
+    visit(dir, !any, out);
+}
+
+/* The disks are the bottom of the stack, each once. */
+static void visit_disk(const char *dir, gboolean leaf, GPtrArray *out)
+{
+    g_autofree char *base = g_path_get_basename(dir);
+
+    if (!leaf)
+        return;
+    for (guint i = 0; i < out->len; i++)
+        if (strcmp(((SpBlockdevDisk *)out->pdata[i])->name, base) == 0)
+            return;
+    g_ptr_array_add(out, disk_new(dir));
 }
 
 GPtrArray *sp_blockdev_disks(const char *sysfs_root, dev_t dev)
@@ -165,38 +185,17 @@ GPtrArray *sp_blockdev_disks(const char *sysfs_root, dev_t dev)
     g_autofree char *dir = dev_dir(sysfs_root, dev);
 
     if (dir)
-        collect_disks(dir, out, 0);
+        walk_stack(dir, 0, visit_disk, out);
     return out;
 }
 
-static void collect_backing(const char *dir, GPtrArray *out, int depth)
+/* A loop device anywhere in the stack names its backing file. */
+static void visit_backing(const char *dir, gboolean leaf, GPtrArray *out)
 {
-    g_autofree char *partition = read_attr(dir, "partition");
-    g_autofree char *slaves = NULL;
-    g_autoptr(GDir) sd = NULL;
-    char *backing;
-    const char *name;
+    char *backing = read_attr(dir, "loop/backing_file");
 
-    if (depth > SP_BLOCKDEV_MAX_DEPTH)
-        return;
-    if (partition) {
-        g_autofree char *parent = g_path_get_dirname(dir);
-        collect_backing(parent, out, depth + 1);
-        return;
-    }
-    backing = read_attr(dir, "loop/backing_file");
     if (backing)
         g_ptr_array_add(out, backing);
-    slaves = g_build_filename(dir, "slaves", NULL);
-    sd = g_dir_open(slaves, 0, NULL);
-    while (sd && (name = g_dir_read_name(sd)) != NULL) {
-        g_autofree char *link = g_build_filename(slaves, name, NULL);
-        char *real = realpath(link, NULL);
-        if (real) {
-            collect_backing(real, out, depth + 1);
-            free(real);
-        }
-    }
 }
 
 GPtrArray *sp_blockdev_loop_backing(const char *sysfs_root, dev_t dev)
@@ -208,7 +207,7 @@ GPtrArray *sp_blockdev_loop_backing(const char *sysfs_root, dev_t dev)
         return out;
     dir = dev_dir(sysfs_root, dev);
     if (dir)
-        collect_backing(dir, out, 0);
+        walk_stack(dir, 0, visit_backing, out);
     return out;
 }
 

@@ -6,17 +6,6 @@
 #include <stdarg.h>
 #include <stdio.h>
 
-static void set_error(SpBackendError *err, const char *code, const char *fmt, ...) G_GNUC_PRINTF(3, 4);
-static void set_error(SpBackendError *err, const char *code, const char *fmt, ...)
-{
-    va_list ap;
-
-    err->code = code;
-    va_start(ap, fmt);
-    vsnprintf(err->desc, sizeof(err->desc), fmt, ap);
-    va_end(ap);
-}
-
 /* One flush: its syncfs calls run on worker threads, one per filesystem, so that the main loop
  * waits at most SP_FLUSH_DEADLINE_MS. Workers still running then finish on their own and the
  * last one out (or the command) frees this. */
@@ -80,7 +69,7 @@ static int start_jobs(FlushRun *run, const SpFreezePlan *plan, size_t *ret_start
         GThread *thread;
 
         if (fd < 0) {
-            set_error(err, SP_CODE_FLUSH_FAILED, "failed to open %s: %s", t->mountpoint,
+            sp_backend_error_set(err, SP_CODE_FLUSH_FAILED, "failed to open %s: %s", t->mountpoint,
                       g_strerror(-fd));
             return -1;
         }
@@ -118,12 +107,12 @@ int sp_flush_plan(const SpFsOps *ops, void *userdata, const SpFreezePlan *plan,
         if (!g_cond_wait_until(&run->cond, &run->lock, deadline))
             break;
     if (r == 0 && run->done < n_started) {
-        set_error(err, SP_CODE_FLUSH_TIMEOUT, "%zu of %zu filesystem(s) still flushing after %d ms "
+        sp_backend_error_set(err, SP_CODE_FLUSH_TIMEOUT, "%zu of %zu filesystem(s) still flushing after %d ms "
                   "(left to finish in the background)", n_started - run->done, n_started,
                   SP_FLUSH_DEADLINE_MS);
         r = -1;
     } else if (r == 0 && run->failed > 0) {
-        set_error(err, SP_CODE_FLUSH_FAILED, "failed to syncfs %s: %s", run->first_mountpoint,
+        sp_backend_error_set(err, SP_CODE_FLUSH_FAILED, "failed to syncfs %s: %s", run->first_mountpoint,
                   g_strerror(run->first_err));
         r = -1;
     }

@@ -33,8 +33,7 @@ void sp_mount_table_free(SpMountTable *table)
     free(table);
 }
 
-/* The kernel escapes space, tab, newline and backslash in paths as \ooo (octal). */
-static char *unescape(const char *s, size_t len)
+char *sp_mountinfo_unescape(const char *s, size_t len)
 {
     char *out = malloc(len + 1);
     size_t o = 0;
@@ -135,11 +134,11 @@ static int parse_line(const char *line, size_t len, SpMount *m)
         return -EBADMSG;
     m->id = (int)id;
     m->parent_id = (int)parent;
-    m->root = unescape(f[3], fl[3]);
-    m->mountpoint = unescape(f[4], fl[4]);
+    m->root = sp_mountinfo_unescape(f[3], fl[3]);
+    m->mountpoint = sp_mountinfo_unescape(f[4], fl[4]);
     m->mount_opts = strndup(f[5], fl[5]);
-    m->fstype = unescape(f[sep + 1], fl[sep + 1]);
-    m->source = unescape(f[sep + 2], fl[sep + 2]);
+    m->fstype = sp_mountinfo_unescape(f[sep + 1], fl[sep + 1]);
+    m->source = sp_mountinfo_unescape(f[sep + 2], fl[sep + 2]);
     m->super_opts = strndup(f[sep + 3], fl[sep + 3]);
     if (!m->root || !m->mountpoint || !m->mount_opts || !m->fstype || !m->source || !m->super_opts)
         return -ENOMEM;

@@ -26,6 +26,9 @@ typedef struct {
  * shape make the whole parse fail with -EBADMSG: a half-understood mount table is not a safe
  * basis for freezing. On success *ret is set (free with sp_mount_table_free). */
 int sp_mountinfo_parse(const char *text, size_t len, SpMountTable **ret);
+/* The kernel escapes space, tab, newline and backslash in paths as \ooo (octal); so does the
+ * agent's state file. s[0..len) unescaped, malloc'd; NULL without memory. */
+char *sp_mountinfo_unescape(const char *s, size_t len);
 /* Read and parse a mountinfo file (NULL = /proc/self/mountinfo). */
 int sp_mountinfo_read(const char *path, SpMountTable **ret);
 void sp_mount_table_free(SpMountTable *table); /* accepts NULL */

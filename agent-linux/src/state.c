@@ -2,6 +2,7 @@
  * "fs MAJOR:MINOR MOUNTPOINT" line per frozen filesystem (mountpoint octal-escaped). */
 #define _GNU_SOURCE
 #include "state.h"
+#include "mountinfo.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -99,26 +100,6 @@ int sp_state_write(const char *dir, long pid, int64_t epoch, const SpStateFs *fs
     return r;
 }
 
-static char *unescape(const char *s)
-{
-    size_t len = strlen(s), o = 0;
-    char *out = malloc(len + 1);
-
-    if (!out)
-        return NULL;
-    for (size_t i = 0; i < len; i++) {
-        if (s[i] == '\\' && i + 3 < len && s[i + 1] >= '0' && s[i + 1] <= '3' &&
-            s[i + 2] >= '0' && s[i + 2] <= '7' && s[i + 3] >= '0' && s[i + 3] <= '7') {
-            out[o++] = (char)(((s[i + 1] - '0') << 6) | ((s[i + 2] - '0') << 3) | (s[i + 3] - '0'));
-            i += 3;
-        } else {
-            out[o++] = s[i];
-        }
-    }
-    out[o] = '\0';
-    return out;
-}
-
 void sp_state_free(SpState *state)
 {
     if (!state)
@@ -144,7 +125,7 @@ static int parse_fs_line(SpState *s, const char *rest)
         return -ENOMEM;
     s->fs = nfs;
     s->fs[s->n_fs].dev = makedev(maj, min);
-    s->fs[s->n_fs].mountpoint = unescape(rest + used);
+    s->fs[s->n_fs].mountpoint = sp_mountinfo_unescape(rest + used, strlen(rest + used));
     if (!s->fs[s->n_fs].mountpoint)
         return -ENOMEM;
     s->n_fs++;

@@ -5,6 +5,7 @@
 #include <stddef.h>
 #include <stdlib.h>
 #include <vsserror.h>
+#include "handles.h"
 #include "provider-ids.h"
 
 LONG sp_provider_live;
@@ -133,21 +134,22 @@ static HRESULT new_empty_enum(IVssEnumObject **ret)
 
 /* ---- IVssSoftwareSnapshotProvider ---- */
 
-static HRESULT STDMETHODCALLTYPE sp_query(IVssSoftwareSnapshotProvider *This, REFIID riid,
-                                          void **ret)
-{
-    return query(FROM(This, provider), riid, ret);
-}
+/* Each interface's IUnknown methods: the object's own, found from the interface's member. */
+#define SP_IUNKNOWN_OF(prefix, Iface, member)                                                  \
+    static HRESULT STDMETHODCALLTYPE prefix##_query(Iface *This, REFIID riid, void **ret)      \
+    {                                                                                          \
+        return query(FROM(This, member), riid, ret);                                           \
+    }                                                                                          \
+    static ULONG STDMETHODCALLTYPE prefix##_add_ref(Iface *This)                               \
+    {                                                                                          \
+        return add_ref(FROM(This, member));                                                    \
+    }                                                                                          \
+    static ULONG STDMETHODCALLTYPE prefix##_release(Iface *This)                               \
+    {                                                                                          \
+        return release(FROM(This, member));                                                    \
+    }
 
-static ULONG STDMETHODCALLTYPE sp_add_ref(IVssSoftwareSnapshotProvider *This)
-{
-    return add_ref(FROM(This, provider));
-}
-
-static ULONG STDMETHODCALLTYPE sp_release(IVssSoftwareSnapshotProvider *This)
-{
-    return release(FROM(This, provider));
-}
+SP_IUNKNOWN_OF(sp, IVssSoftwareSnapshotProvider, provider)
 
 static HRESULT STDMETHODCALLTYPE sp_set_context(IVssSoftwareSnapshotProvider *This, LONG context)
 {
@@ -248,21 +250,7 @@ static const IVssSoftwareSnapshotProviderVtbl provider_vtbl = {
 
 /* ---- IVssProviderCreateSnapshotSet: CommitSnapshots holds the window ---- */
 
-static HRESULT STDMETHODCALLTYPE cs_query(IVssProviderCreateSnapshotSet *This, REFIID riid,
-                                          void **ret)
-{
-    return query(FROM(This, create), riid, ret);
-}
-
-static ULONG STDMETHODCALLTYPE cs_add_ref(IVssProviderCreateSnapshotSet *This)
-{
-    return add_ref(FROM(This, create));
-}
-
-static ULONG STDMETHODCALLTYPE cs_release(IVssProviderCreateSnapshotSet *This)
-{
-    return release(FROM(This, create));
-}
+SP_IUNKNOWN_OF(cs, IVssProviderCreateSnapshotSet, create)
 
 static HRESULT STDMETHODCALLTYPE cs_ok(IVssProviderCreateSnapshotSet *This, VSS_ID set)
 {
@@ -291,12 +279,9 @@ static HRESULT STDMETHODCALLTYPE cs_commit(IVssProviderCreateSnapshotSet *This, 
         /* Return in time for VSS; the agent sees "expired" and reports the freeze inconsistent. */
         SetEvent(expired);
     }
-    if (frozen)
-        CloseHandle(frozen);
-    if (release_event)
-        CloseHandle(release_event);
-    if (expired)
-        CloseHandle(expired);
+    sp_close_handle(frozen);
+    sp_close_handle(release_event);
+    sp_close_handle(expired);
     return hr;
 }
 
@@ -319,20 +304,7 @@ static const IVssProviderCreateSnapshotSetVtbl create_vtbl = {
 
 /* ---- IVssProviderNotifications ---- */
 
-static HRESULT STDMETHODCALLTYPE n_query(IVssProviderNotifications *This, REFIID riid, void **ret)
-{
-    return query(FROM(This, notify), riid, ret);
-}
-
-static ULONG STDMETHODCALLTYPE n_add_ref(IVssProviderNotifications *This)
-{
-    return add_ref(FROM(This, notify));
-}
-
-static ULONG STDMETHODCALLTYPE n_release(IVssProviderNotifications *This)
-{
-    return release(FROM(This, notify));
-}
+SP_IUNKNOWN_OF(n, IVssProviderNotifications, notify)
 
 static HRESULT STDMETHODCALLTYPE n_on_load(IVssProviderNotifications *This, IUnknown *callback)
 {

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "log.h"
+#include "wide.h"
 
 struct SpWindowsBackend {
     SpVssFreezer *freezer;          /* borrowed */
@@ -20,32 +21,6 @@ struct SpWindowsBackend {
     size_t n_status_fs;
     SpBackendThawResult status_last;
 };
-
-static char *to_utf8(const wchar_t *w)
-{
-    int n = WideCharToMultiByte(CP_UTF8, 0, w, -1, NULL, 0, NULL, NULL);
-    char *s = n > 0 ? malloc((size_t)n) : NULL;
-
-    if (s && WideCharToMultiByte(CP_UTF8, 0, w, -1, s, n, NULL, NULL) <= 0)
-        s[0] = '\0';
-    return s;
-}
-
-static wchar_t *widen(const char *s)
-{
-    int n = MultiByteToWideChar(CP_UTF8, 0, s, -1, NULL, 0);
-    wchar_t *w = n > 0 ? calloc((size_t)n, sizeof(wchar_t)) : NULL;
-
-    if (w)
-        MultiByteToWideChar(CP_UTF8, 0, s, -1, w, n);
-    return w;
-}
-
-static void set_error(SpBackendError *err, const char *code, const char *desc)
-{
-    err->code = code;
-    snprintf(err->desc, sizeof(err->desc), "%s", desc);
-}
 
 /* A freezer status as a stable code (PROTOCOL.md "Error codes"). */
 static void freezer_error(SpBackendError *err, const SpVssError *verr)
@@ -59,7 +34,7 @@ static void freezer_error(SpBackendError *err, const SpVssError *verr)
     case SP_VSS_E_EPOCH: code = SP_CODE_EPOCH_MISMATCH; break;
     default: break;
     }
-    set_error(err, code, verr->desc);
+    sp_backend_error_set(err, code, "%s", verr->desc);
 }
 
 static void mounts_free(wchar_t **mounts)
@@ -73,7 +48,7 @@ static bool list_volumes(SpWindowsBackend *b, SpVssVolume *volumes, size_t *ret_
                          SpBackendError *err)
 {
     if (sp_vss_freezer_list_volumes(b->freezer, volumes, SP_VSS_MAX_VOLUMES, ret_n) < 0) {
-        set_error(err, SP_CODE_DISCOVERY_FAILED, "cannot list the volumes");
+        sp_backend_error_set(err, SP_CODE_DISCOVERY_FAILED, "cannot list the volumes");
         return false;
     }
     return true;
@@ -90,12 +65,12 @@ static bool mounts_of_names(SpWindowsBackend *b, const SpFreezeRequest *req, wch
 
     if (!mounts || (req->standard && !list_volumes(b, volumes, &n_volumes, err))) {
         if (!mounts)
-            set_error(err, SP_CODE_FREEZE_FAILED, "out of memory");
+            sp_backend_error_set(err, SP_CODE_FREEZE_FAILED, "out of memory");
         free(mounts);
         return false;
     }
     for (size_t i = 0; i < req->n_names; i++) {
-        wchar_t *w = widen(req->names[i]);
+        wchar_t *w = sp_wide_from_utf8(req->names[i]);
         bool known = !req->standard;
         for (size_t v = 0; w && !known && v < n_volumes; v++)
             known = sp_vss_mount_matches(volumes[v].mount, w);
@@ -141,7 +116,7 @@ static bool mounts_of_disks(SpWindowsBackend *b, const SpFreezeRequest *req, wch
         }
     }
     if (!mounts) {
-        set_error(err, SP_CODE_FREEZE_FAILED, "out of memory");
+        sp_backend_error_set(err, SP_CODE_FREEZE_FAILED, "out of memory");
         return false;
     }
     *ret = mounts;
@@ -151,7 +126,7 @@ static bool mounts_of_disks(SpWindowsBackend *b, const SpFreezeRequest *req, wch
 
 static SpFsEntry volume_entry(const SpVssVolume *v)
 {
-    SpFsEntry e = {to_utf8(v->mount), to_utf8(v->fstype), to_utf8(v->name), NULL, NULL};
+    SpFsEntry e = {sp_utf8_from_wide(v->mount), sp_utf8_from_wide(v->fstype), sp_utf8_from_wide(v->name), NULL, NULL};
     return e;
 }
 

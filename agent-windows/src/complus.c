@@ -12,6 +12,28 @@
 /* The application's one role: who may launch it and call into it. */
 #define SP_COMPLUS_ROLE L"VSS callers (SYSTEM and Administrators)"
 
+/* The catalog hands out IDispatch: the interface iid of disp (released), when hr succeeded. */
+static HRESULT query(HRESULT hr, IDispatch *disp, REFIID iid, void **ret)
+{
+    if (SUCCEEDED(hr)) {
+        hr = IDispatch_QueryInterface(disp, iid, ret);
+        IDispatch_Release(disp);
+    }
+    return hr;
+}
+
+/* The collection of disp (released), populated. */
+static HRESULT populated(HRESULT hr, IDispatch *disp, ICatalogCollection **ret)
+{
+    hr = query(hr, disp, &IID_ICatalogCollection, (void **)ret);
+    if (SUCCEEDED(hr)) {
+        hr = ICatalogCollection_Populate(*ret);
+        if (FAILED(hr))
+            ICatalogCollection_Release(*ret);
+    }
+    return hr;
+}
+
 /* A catalog collection by name ("Applications"), populated. */
 static HRESULT open_collection(ICOMAdminCatalog2 *catalog, const wchar_t *name,
                                ICatalogCollection **ret)
@@ -20,16 +42,14 @@ static HRESULT open_collection(ICOMAdminCatalog2 *catalog, const wchar_t *name,
     IDispatch *disp = NULL;
     HRESULT hr = bname ? ICOMAdminCatalog2_GetCollection(catalog, bname, &disp) : E_OUTOFMEMORY;
     SysFreeString(bname);
-    if (SUCCEEDED(hr)) {
-        hr = IDispatch_QueryInterface(disp, &IID_ICatalogCollection, (void **)ret);
-        IDispatch_Release(disp);
-    }
-    if (SUCCEEDED(hr)) {
-        hr = ICatalogCollection_Populate(*ret);
-        if (FAILED(hr))
-            ICatalogCollection_Release(*ret);
-    }
-    return hr;
+    return populated(hr, disp, ret);
+}
+
+/* Releases a catalog interface, if there is one. */
+static void release(void *obj)
+{
+    if (obj)
+        IUnknown_Release((IUnknown *)obj);
 }
 
 static HRESULT open_catalog(ICOMAdminCatalog2 **ret)
@@ -49,10 +69,7 @@ static HRESULT remove_named(ICatalogCollection *apps, const wchar_t *app)
         VARIANT name;
         VariantInit(&name);
         hr = ICatalogCollection_get_Item(apps, i, &disp);
-        if (SUCCEEDED(hr)) {
-            hr = IDispatch_QueryInterface(disp, &IID_ICatalogObject, (void **)&obj);
-            IDispatch_Release(disp);
-        }
+        hr = query(hr, disp, &IID_ICatalogObject, (void **)&obj);
         if (SUCCEEDED(hr)) {
             hr = ICatalogObject_get_Name(obj, &name);
             ICatalogObject_Release(obj);
@@ -65,41 +82,43 @@ static HRESULT remove_named(ICatalogCollection *apps, const wchar_t *app)
     return SUCCEEDED(hr) ? ICatalogCollection_SaveChanges(apps, &changes) : hr;
 }
 
-static HRESULT put_string(ICatalogObject *obj, const wchar_t *prop, const wchar_t *value)
+/* Sets property prop of obj to v, which it takes (cleared). */
+static HRESULT put_value(ICatalogObject *obj, const wchar_t *prop, VARIANT v)
 {
     BSTR bprop = SysAllocString(prop);
-    VARIANT v;
-    VariantInit(&v);
-    V_VT(&v) = VT_BSTR;
-    V_BSTR(&v) = SysAllocString(value);
-    HRESULT hr = bprop && V_BSTR(&v) ? ICatalogObject_put_Value(obj, bprop, v) : E_OUTOFMEMORY;
+    HRESULT hr = bprop && (V_VT(&v) != VT_BSTR || V_BSTR(&v))
+                     ? ICatalogObject_put_Value(obj, bprop, v)
+                     : E_OUTOFMEMORY;
     VariantClear(&v);
     SysFreeString(bprop);
     return hr;
 }
 
+static HRESULT put_string(ICatalogObject *obj, const wchar_t *prop, const wchar_t *value)
+{
+    VARIANT v;
+    VariantInit(&v);
+    V_VT(&v) = VT_BSTR;
+    V_BSTR(&v) = SysAllocString(value);
+    return put_value(obj, prop, v);
+}
+
 static HRESULT put_long(ICatalogObject *obj, const wchar_t *prop, LONG value)
 {
-    BSTR bprop = SysAllocString(prop);
     VARIANT v;
     VariantInit(&v);
     V_VT(&v) = VT_I4;
     V_I4(&v) = value;
-    HRESULT hr = bprop ? ICatalogObject_put_Value(obj, bprop, v) : E_OUTOFMEMORY;
-    SysFreeString(bprop);
-    return hr;
+    return put_value(obj, prop, v);
 }
 
 static HRESULT put_bool(ICatalogObject *obj, const wchar_t *prop, bool value)
 {
-    BSTR bprop = SysAllocString(prop);
     VARIANT v;
     VariantInit(&v);
     V_VT(&v) = VT_BOOL;
     V_BOOL(&v) = value ? VARIANT_TRUE : VARIANT_FALSE;
-    HRESULT hr = bprop ? ICatalogObject_put_Value(obj, bprop, v) : E_OUTOFMEMORY;
-    SysFreeString(bprop);
-    return hr;
+    return put_value(obj, prop, v);
 }
 
 /* A new object in the populated collection coll. */
@@ -107,11 +126,7 @@ static HRESULT add_object(ICatalogCollection *coll, ICatalogObject **ret)
 {
     IDispatch *disp = NULL;
     HRESULT hr = ICatalogCollection_Add(coll, &disp);
-    if (SUCCEEDED(hr)) {
-        hr = IDispatch_QueryInterface(disp, &IID_ICatalogObject, (void **)ret);
-        IDispatch_Release(disp);
-    }
-    return hr;
+    return query(hr, disp, &IID_ICatalogObject, (void **)ret);
 }
 
 /* The collection name of parent's object key ("Roles" of an application), populated. */
@@ -123,16 +138,7 @@ static HRESULT open_related(ICatalogCollection *parent, const wchar_t *name, VAR
     HRESULT hr = bname ? ICatalogCollection_GetCollection(parent, bname, key, &disp)
                        : E_OUTOFMEMORY;
     SysFreeString(bname);
-    if (SUCCEEDED(hr)) {
-        hr = IDispatch_QueryInterface(disp, &IID_ICatalogCollection, (void **)ret);
-        IDispatch_Release(disp);
-    }
-    if (SUCCEEDED(hr)) {
-        hr = ICatalogCollection_Populate(*ret);
-        if (FAILED(hr))
-            ICatalogCollection_Release(*ret);
-    }
-    return hr;
+    return populated(hr, disp, ret);
 }
 
 /* A well-known account as COM+ wants it, DOMAIN\name: looked up from its SID, because the
@@ -183,12 +189,9 @@ static HRESULT add_callers_role(ICatalogCollection *apps, VARIANT app_key)
     if (SUCCEEDED(hr))
         hr = ICatalogCollection_SaveChanges(users, &changes);
     VariantClear(&role_key);
-    if (users)
-        ICatalogCollection_Release(users);
-    if (role)
-        ICatalogObject_Release(role);
-    if (roles)
-        ICatalogCollection_Release(roles);
+    release(users);
+    release(role);
+    release(roles);
     return hr;
 }
 
@@ -230,7 +233,8 @@ static HRESULT add_application(ICatalogCollection *apps, const wchar_t *app)
     return hr;
 }
 
-HRESULT sp_complus_install(const wchar_t *app, const wchar_t *dll)
+/* Removes the applications named app; then, with a dll, installs it as app anew. */
+static HRESULT replace_application(const wchar_t *app, const wchar_t *dll)
 {
     ICOMAdminCatalog2 *catalog = NULL;
     ICatalogCollection *apps = NULL;
@@ -239,9 +243,9 @@ HRESULT sp_complus_install(const wchar_t *app, const wchar_t *dll)
         hr = open_collection(catalog, L"Applications", &apps);
     if (SUCCEEDED(hr))
         hr = remove_named(apps, app); /* a re-install starts clean */
-    if (SUCCEEDED(hr))
+    if (SUCCEEDED(hr) && dll)
         hr = add_application(apps, app);
-    if (SUCCEEDED(hr)) {
+    if (SUCCEEDED(hr) && dll) {
         BSTR bapp = SysAllocString(app), bdll = SysAllocString(dll), empty = SysAllocString(L"");
         hr = bapp && bdll && empty
                  ? ICOMAdminCatalog2_InstallComponent(catalog, bapp, bdll, empty, empty)
@@ -250,25 +254,17 @@ HRESULT sp_complus_install(const wchar_t *app, const wchar_t *dll)
         SysFreeString(bdll);
         SysFreeString(empty);
     }
-    if (apps)
-        ICatalogCollection_Release(apps);
-    if (catalog)
-        ICOMAdminCatalog2_Release(catalog);
+    release(apps);
+    release(catalog);
     return hr;
+}
+
+HRESULT sp_complus_install(const wchar_t *app, const wchar_t *dll)
+{
+    return replace_application(app, dll);
 }
 
 HRESULT sp_complus_uninstall(const wchar_t *app)
 {
-    ICOMAdminCatalog2 *catalog = NULL;
-    ICatalogCollection *apps = NULL;
-    HRESULT hr = open_catalog(&catalog);
-    if (SUCCEEDED(hr))
-        hr = open_collection(catalog, L"Applications", &apps);
-    if (SUCCEEDED(hr))
-        hr = remove_named(apps, app);
-    if (apps)
-        ICatalogCollection_Release(apps);
-    if (catalog)
-        ICOMAdminCatalog2_Release(catalog);
-    return hr;
+    return replace_application(app, NULL);
 }

@@ -1,6 +1,7 @@
 /* stillpoint-agent.exe: the Windows guest agent. Options, the backend choice, and the run
  * function shared by the console and the service. */
 #include <winsock2.h>
+#include <stddef.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 #include "transport.h"
 #include "vss-backend.h"
 #include "vss-freezer.h"
+#include "wide.h"
 
 typedef struct {
     bool console, service, install, uninstall, verbose;
@@ -63,15 +65,6 @@ static void usage(FILE *out)
             sp_test_hooks_usage());
 }
 
-static wchar_t *widen(const char *s)
-{
-    int n = MultiByteToWideChar(CP_UTF8, 0, s, -1, NULL, 0);
-    wchar_t *w = n > 0 ? calloc((size_t)n, sizeof(wchar_t)) : NULL;
-    if (w)
-        MultiByteToWideChar(CP_UTF8, 0, s, -1, w, n);
-    return w;
-}
-
 /* Needs an argument: returns it, or NULL after complaining. */
 static const char *option_value(int argc, char **argv, int *i)
 {
@@ -82,6 +75,26 @@ static const char *option_value(int argc, char **argv, int *i)
     return argv[++*i];
 }
 
+/* The options that only switch something on: the switch of o that a names, or NULL. */
+static bool *flag_option(Options *o, const char *a)
+{
+    static const struct {
+        const char *name;
+        size_t offset;
+    } flags[] = {
+        { "--console", offsetof(Options, console) },
+        { "--service", offsetof(Options, service) },
+        { "--install", offsetof(Options, install) },
+        { "--uninstall", offsetof(Options, uninstall) },
+        { "--standard-thaw-on-hangup", offsetof(Options, standard_thaw_on_hangup) },
+        { "--verbose", offsetof(Options, verbose) },
+    };
+    for (size_t i = 0; i < sizeof(flags) / sizeof(flags[0]); i++)
+        if (strcmp(a, flags[i].name) == 0)
+            return (bool *)((char *)o + flags[i].offset);
+    return NULL;
+}
+
 /* 0 = go on, 1 = exit 0 (help/version), -1 = exit 2 (bad usage). */
 static int parse_options(int argc, char **argv, Options *o)
 {
@@ -89,24 +102,15 @@ static int parse_options(int argc, char **argv, Options *o)
     o->lease_ms = SP_AGENT_DEFAULT_LEASE_MS;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v;
-        if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
+        bool *flag = flag_option(o, a);
+        if (flag) {
+            *flag = true;
+        } else if (strcmp(a, "--help") == 0 || strcmp(a, "-h") == 0) {
             usage(stdout);
             return 1;
         } else if (strcmp(a, "--version") == 0) {
             printf("stillpoint-agent %s (protocol %s)\n", SP_AGENT_VERSION, SP_PROTOCOL_VERSION);
             return 1;
-        } else if (strcmp(a, "--console") == 0) {
-            o->console = true;
-        } else if (strcmp(a, "--service") == 0) {
-            o->service = true;
-        } else if (strcmp(a, "--install") == 0) {
-            o->install = true;
-        } else if (strcmp(a, "--uninstall") == 0) {
-            o->uninstall = true;
-        } else if (strcmp(a, "--standard-thaw-on-hangup") == 0) {
-            o->standard_thaw_on_hangup = true;
-        } else if (strcmp(a, "--verbose") == 0) {
-            o->verbose = true;
         } else if (sp_test_hooks_option(a)) {
             continue;
         } else if (strcmp(a, "--tcp") == 0) {
@@ -115,7 +119,7 @@ static int parse_options(int argc, char **argv, Options *o)
         } else if (strcmp(a, "--device") == 0) {
             if (!(v = option_value(argc, argv, &i)))
                 return -1;
-            o->device = widen(v);
+            o->device = sp_wide_from_utf8(v);
         } else if (strcmp(a, "--backup-type") == 0) {
             if (!(v = option_value(argc, argv, &i)))
                 return -1;

@@ -2,6 +2,7 @@
  * interrupts a pending read. The port has no hang-up signal on Windows: the lease thaws when
  * the host goes away mid-freeze. */
 #include "transport.h"
+#include "handles.h"
 #include <stdbool.h>
 #include <stdlib.h>
 #include "log.h"
@@ -48,9 +49,7 @@ static int serial_wait_peer(SpTransport *t, HANDLE stop)
 /* Waits for overlapped I/O to finish, cancelling it when stop is signalled. */
 static int finish_io(SerialTransport *s, OVERLAPPED *ov, HANDLE stop, DWORD *ret_n)
 {
-    HANDLE handles[2] = { ov->hEvent, stop };
-    DWORD w = WaitForMultipleObjects(stop ? 2 : 1, handles, FALSE, INFINITE);
-    if (w != WAIT_OBJECT_0) {
+    if (sp_transport_wait(ov->hEvent, stop) < 0) {
         CancelIoEx(s->port, ov);
         GetOverlappedResult(s->port, ov, ret_n, TRUE);
         return -1;
@@ -84,21 +83,21 @@ static int serial_read(SpTransport *t, void *buf, size_t len, HANDLE stop)
     return (int)n;
 }
 
-static int serial_write(SpTransport *t, const void *buf, size_t len)
+static long serial_write_some(SpTransport *t, const char *p, size_t len)
 {
     SerialTransport *s = serial(t);
-    const char *p = buf;
-    while (len > 0) {
-        DWORD n = 0;
-        ResetEvent(s->wr.hEvent);
-        if (!WriteFile(s->port, p, len > MAXDWORD ? MAXDWORD : (DWORD)len, &n, &s->wr)) {
-            if (GetLastError() != ERROR_IO_PENDING || finish_io(s, &s->wr, NULL, &n) < 0)
-                return -1;
-        }
-        p += n;
-        len -= n;
-    }
-    return 0;
+    DWORD n = 0;
+
+    ResetEvent(s->wr.hEvent);
+    if (!WriteFile(s->port, p, (DWORD)len, &n, &s->wr) &&
+        (GetLastError() != ERROR_IO_PENDING || finish_io(s, &s->wr, NULL, &n) < 0))
+        return -1;
+    return (long)n;
+}
+
+static int serial_write(SpTransport *t, const void *buf, size_t len)
+{
+    return sp_transport_write_all(t, buf, len, MAXDWORD, serial_write_some);
 }
 
 static void serial_close(SpTransport *t)
@@ -123,10 +122,8 @@ static void serial_free(SpTransport *t)
     if (!s)
         return;
     serial_close(t);
-    if (s->rd.hEvent)
-        CloseHandle(s->rd.hEvent);
-    if (s->wr.hEvent)
-        CloseHandle(s->wr.hEvent);
+    sp_close_handle(s->rd.hEvent);
+    sp_close_handle(s->wr.hEvent);
     free(s->path);
     free(s);
 }

@@ -16,19 +16,11 @@ typedef struct {
 
 static TcpTransport *tcp(SpTransport *t) { return (TcpTransport *)t; }
 
-/* Waits for a network event on event, or stop. 0 = network event, -1 = stop or failure. */
-static int wait_event(WSAEVENT event, HANDLE stop)
-{
-    HANDLE handles[2] = { event, stop };
-    DWORD w = WaitForMultipleObjects(stop ? 2 : 1, handles, FALSE, INFINITE);
-    return w == WAIT_OBJECT_0 ? 0 : -1;
-}
-
 static int tcp_wait_peer(SpTransport *t, HANDLE stop)
 {
     TcpTransport *c = tcp(t);
     for (;;) {
-        if (wait_event(c->listen_event, stop) < 0)
+        if (sp_transport_wait(c->listen_event, stop) < 0)
             return -1;
         WSANETWORKEVENTS ev;
         WSAEnumNetworkEvents(c->listener, c->listen_event, &ev);
@@ -58,35 +50,31 @@ static int tcp_read(SpTransport *t, void *buf, size_t len, HANDLE stop)
             /* A reset is a hang-up too. */
             return error == WSAECONNRESET || error == WSAECONNABORTED ? 0 : -1;
         }
-        if (wait_event(c->peer_event, stop) < 0)
+        if (sp_transport_wait(c->peer_event, stop) < 0)
             return -1;
         WSANETWORKEVENTS ev;
         WSAEnumNetworkEvents(c->peer, c->peer_event, &ev);
     }
 }
 
-static int tcp_write(SpTransport *t, const void *buf, size_t len)
+static long tcp_write_some(SpTransport *t, const char *p, size_t len)
 {
     TcpTransport *c = tcp(t);
-    const char *p = buf;
-    while (len > 0) {
-        int n = send(c->peer, p, len > INT_MAX ? INT_MAX : (int)len, 0);
-        if (n < 0) {
-            if (WSAGetLastError() != WSAEWOULDBLOCK)
-                return -1;
-            /* The peer's window is full: wait until it reads (bounded, a host must read). */
-            fd_set w;
-            FD_ZERO(&w);
-            FD_SET(c->peer, &w);
-            struct timeval tv = { .tv_sec = 30 };
-            if (select(0, NULL, &w, NULL, &tv) <= 0)
-                return -1;
-            continue;
-        }
-        p += n;
-        len -= (size_t)n;
-    }
-    return 0;
+    int n = send(c->peer, p, (int)len, 0);
+
+    if (n >= 0 || WSAGetLastError() != WSAEWOULDBLOCK)
+        return n;
+    /* The peer's window is full: wait until it reads (bounded, a host must read). */
+    fd_set w;
+    FD_ZERO(&w);
+    FD_SET(c->peer, &w);
+    struct timeval tv = { .tv_sec = 30 };
+    return select(0, NULL, &w, NULL, &tv) > 0 ? 0 : -1;
+}
+
+static int tcp_write(SpTransport *t, const void *buf, size_t len)
+{
+    return sp_transport_write_all(t, buf, len, INT_MAX, tcp_write_some);
 }
 
 static void tcp_hangup(SpTransport *t)

@@ -24,6 +24,31 @@ struct SpTransport {
     const SpTransportOps *ops;
 };
 
+/* What both transports do. */
+
+/* Waits for event, or for stop (may be NULL): 0 when event is signalled, -1 otherwise. */
+static inline int sp_transport_wait(HANDLE event, HANDLE stop)
+{
+    HANDLE handles[2] = { event, stop };
+    return WaitForMultipleObjects(stop ? 2 : 1, handles, FALSE, INFINITE) == WAIT_OBJECT_0 ? 0
+                                                                                           : -1;
+}
+
+/* Writes all of buf with write_some (bytes written, at most max at once; -1 on failure). */
+static inline int sp_transport_write_all(SpTransport *t, const void *buf, size_t len, size_t max,
+                                         long (*write_some)(SpTransport *, const char *, size_t))
+{
+    const char *p = buf;
+    while (len > 0) {
+        long n = write_some(t, p, len > max ? max : len);
+        if (n < 0)
+            return -1;
+        p += n;
+        len -= (size_t)n;
+    }
+    return 0;
+}
+
 #define SP_VIRTIO_SERIAL_PATH L"\\\\.\\Global\\org.qemu.guest_agent.0"
 
 /* "127.0.0.1:PORT"; port 0 picks one. Only loopback addresses are accepted: the TCP

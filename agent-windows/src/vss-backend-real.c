@@ -2,6 +2,7 @@
  * stillpoint provider, which signals "frozen" and holds through the named events. */
 #define COBJMACROS
 #include "vss-backend.h"
+#include "handles.h"
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -266,14 +267,10 @@ static void real_free(SpVssBackend *b)
     if (!r)
         return;
     real_close(b);
-    if (r->armed)
-        CloseHandle(r->armed);
-    if (r->frozen)
-        CloseHandle(r->frozen);
-    if (r->release)
-        CloseHandle(r->release);
-    if (r->expired)
-        CloseHandle(r->expired);
+    sp_close_handle(r->armed);
+    sp_close_handle(r->frozen);
+    sp_close_handle(r->release);
+    sp_close_handle(r->expired);
     if (r->com_initialized)
         CoUninitialize();
     free(r);

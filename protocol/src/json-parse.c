@@ -313,32 +313,24 @@ static int expect_separator(Parser *p, unsigned char close, bool *ret_done)
     return fail(p, SP_E_SYNTAX, p->pos);
 }
 
-static int parse_array(Parser *p, unsigned depth, SpJson **ret)
+/* One element, appended to array. */
+static int parse_element(Parser *p, unsigned depth, SpJson *array)
 {
-    SpJson *array = sp_json_new_array();
-    bool done = false;
-    int r = SP_OK;
+    SpJson *item = NULL;
+    int r = parse_value(p, depth, &item);
 
-    p->pos++;
-    skip_ws(p);
-    if (p->pos < p->len && p->s[p->pos] == ']') {
-        p->pos++;
-        done = true;
-    }
-    while (!done) {
-        SpJson *item = NULL;
-        if ((r = parse_value(p, depth, &item)) < 0)
-            break;
+    if (r >= 0)
         sp_json_array_append(array, item);
-        if ((r = expect_separator(p, ']', &done)) < 0)
-            break;
-    }
-    if (r < 0) {
-        sp_json_free(array);
-        return r;
-    }
-    *ret = array;
-    return SP_OK;
+    return r;
+}
+
+/* After whitespace, the byte c must come (it is left at p->pos). */
+static int expect_byte(Parser *p, unsigned char c)
+{
+    skip_ws(p);
+    if (p->pos >= p->len)
+        return fail_end(p);
+    return p->s[p->pos] == c ? SP_OK : fail(p, SP_E_SYNTAX, p->pos);
 }
 
 /* One "key": value member, appended to object. */
@@ -349,19 +341,11 @@ static int parse_member(Parser *p, unsigned depth, SpJson *object)
     SpJson *value = NULL;
     int r;
 
-    skip_ws(p);
-    if (p->pos >= p->len)
-        return fail_end(p);
-    if (p->s[p->pos] != '"')
-        return fail(p, SP_E_SYNTAX, p->pos);
-    key_pos = p->pos;
-    if ((r = parse_string(p)) < 0)
+    if ((r = expect_byte(p, '"')) < 0)
         return r;
-    skip_ws(p);
-    if (p->pos >= p->len)
-        return fail_end(p);
-    if (p->s[p->pos] != ':')
-        return fail(p, SP_E_SYNTAX, p->pos);
+    key_pos = p->pos;
+    if ((r = parse_string(p)) < 0 || (r = expect_byte(p, ':')) < 0)
+        return r;
     p->pos++;
     /* The value's strings reuse the scratch buffer: keep the key aside. */
     key_len = p->scratch_len;
@@ -374,29 +358,32 @@ static int parse_member(Parser *p, unsigned depth, SpJson *object)
     return r;
 }
 
-static int parse_object(Parser *p, unsigned depth, SpJson **ret)
+/* '[' elements ']' or '{' members '}', at p->pos. */
+static int parse_container(Parser *p, unsigned depth, SpJson **ret)
 {
-    SpJson *object = sp_json_new_object();
+    bool is_object = p->s[p->pos] == '{';
+    unsigned char close = is_object ? '}' : ']';
+    SpJson *c = is_object ? sp_json_new_object() : sp_json_new_array();
     bool done = false;
     int r = SP_OK;
 
     p->pos++;
     skip_ws(p);
-    if (p->pos < p->len && p->s[p->pos] == '}') {
+    if (p->pos < p->len && p->s[p->pos] == close) {
         p->pos++;
         done = true;
     }
     while (!done) {
-        if ((r = parse_member(p, depth, object)) < 0)
+        if ((r = (is_object ? parse_member : parse_element)(p, depth, c)) < 0)
             break;
-        if ((r = expect_separator(p, '}', &done)) < 0)
+        if ((r = expect_separator(p, close, &done)) < 0)
             break;
     }
     if (r < 0) {
-        sp_json_free(object);
+        sp_json_free(c);
         return r;
     }
-    *ret = object;
+    *ret = c;
     return SP_OK;
 }
 
@@ -412,7 +399,7 @@ static int parse_value(Parser *p, unsigned depth, SpJson **ret)
     if (c == '{' || c == '[') {
         if (depth + 1 > p->max_depth)
             return fail(p, SP_E_DEPTH, p->pos);
-        return c == '{' ? parse_object(p, depth + 1, ret) : parse_array(p, depth + 1, ret);
+        return parse_container(p, depth + 1, ret);
     }
     if (c == '"') {
         if ((r = parse_string(p)) < 0)

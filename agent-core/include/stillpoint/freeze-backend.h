@@ -118,6 +118,15 @@ typedef struct {
     char desc[512];
 } SpBackendError;
 
+/* Sets err's code and formats its sentence (cut to fit). */
+void sp_backend_error_set(SpBackendError *err, const char *code, const char *fmt, ...)
+#if defined(__MINGW32__) /* mingw's C99 printf, not msvcrt's */
+    __attribute__((format(gnu_printf, 3, 4)))
+#elif defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+
 typedef struct {
     /* 0 on success, -1 with err set. Called only while thawed (the core refuses otherwise). */
     int (*freeze)(void *self, const SpFreezeRequest *req, SpBackendFreezeResult *ret,
