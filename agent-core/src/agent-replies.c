@@ -11,12 +11,9 @@ static SpJson *fs_entry_json(const SpFsEntry *e)
 
     sp_json_object_set_string(o, "mountpoint", e->mountpoint);
     sp_json_object_set_string(o, "type", e->fstype);
-    if (e->device)
-        sp_json_object_set_string(o, "device", e->device);
-    if (e->uuid)
-        sp_json_object_set_string(o, "uuid", e->uuid);
-    if (e->label)
-        sp_json_object_set_string(o, "label", e->label);
+    sp_json_object_set_optional_string(o, "device", e->device);
+    sp_json_object_set_optional_string(o, "uuid", e->uuid);
+    sp_json_object_set_optional_string(o, "label", e->label);
     return o;
 }
 
@@ -38,14 +35,10 @@ static SpJson *writer_json(const SpWriterReport *w)
     sp_json_object_set_string(e, "result", w->result ? w->result : "ok");
     if (w->ms >= 0)
         sp_json_object_set_int(e, "ms", w->ms);
-    if (w->message)
-        sp_json_object_set_string(e, "message", w->message);
-    if (w->thaw_result)
-        sp_json_object_set_string(e, "thaw", w->thaw_result);
-    if (w->thaw_message)
-        sp_json_object_set_string(e, "thaw-message", w->thaw_message);
-    if (w->state)
-        sp_json_object_set_string(e, "state", w->state);
+    sp_json_object_set_optional_string(e, "message", w->message);
+    sp_json_object_set_optional_string(e, "thaw", w->thaw_result);
+    sp_json_object_set_optional_string(e, "thaw-message", w->thaw_message);
+    sp_json_object_set_optional_string(e, "state", w->state);
     return e;
 }
 
@@ -80,8 +73,7 @@ SpJson *sp_agent_freeze_json(const SpBackendFreezeResult *res, const char *token
     SpJson *o = sp_json_new_object();
 
     sp_json_object_set_int(o, "epoch", res->epoch);
-    if (token)
-        sp_json_object_set_string(o, "token", token);
+    sp_json_object_set_optional_string(o, "token", token);
     sp_json_object_set_int(o, "lease-ms", res->lease_ms);
     sp_json_object_set(o, "frozen", sp_agent_fs_list_json(res->frozen, res->n_frozen));
     sp_json_object_set(o, "skipped", skipped_json(res->skipped, res->n_skipped));
@@ -101,8 +93,7 @@ SpJson *sp_agent_thaw_json(const SpBackendThawResult *res, bool with_writers)
     sp_json_object_set_bool(o, "consistent", res->consistent);
     sp_json_object_set_string(o, "reason", res->reason ? res->reason : "requested");
     sp_json_object_set_int(o, "held-ms", res->held_ms);
-    if (res->failed_writer)
-        sp_json_object_set_string(o, "failed-writer", res->failed_writer);
+    sp_json_object_set_optional_string(o, "failed-writer", res->failed_writer);
     if (with_writers || res->n_writers > 0)
         sp_json_object_set(o, "writers", sp_agent_writers_json(res->writers, res->n_writers));
     return o;

@@ -26,15 +26,19 @@ void sp_writer_reports_free(SpWriterReport *reports, size_t n)
     free(reports);
 }
 
+void sp_fs_entry_clear(SpFsEntry *e)
+{
+    free(e->mountpoint);
+    free(e->fstype);
+    free(e->device);
+    free(e->uuid);
+    free(e->label);
+}
+
 void sp_backend_freeze_result_clear(SpBackendFreezeResult *r)
 {
-    for (size_t i = 0; i < r->n_frozen; i++) {
-        free(r->frozen[i].mountpoint);
-        free(r->frozen[i].fstype);
-        free(r->frozen[i].device);
-        free(r->frozen[i].uuid);
-        free(r->frozen[i].label);
-    }
+    for (size_t i = 0; i < r->n_frozen; i++)
+        sp_fs_entry_clear(&r->frozen[i]);
     for (size_t i = 0; i < r->n_skipped; i++) {
         free(r->skipped[i].mountpoint);
         free(r->skipped[i].fstype);

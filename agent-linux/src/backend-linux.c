@@ -45,18 +45,9 @@ static gint64 now_ms(void)
     return g_get_monotonic_time() / 1000;
 }
 
-static void fs_entry_clear(SpFsEntry *e)
-{
-    g_free(e->mountpoint);
-    g_free(e->fstype);
-    g_free(e->device);
-    g_free(e->uuid);
-    g_free(e->label);
-}
-
 static void fs_entry_free(SpFsEntry *e)
 {
-    fs_entry_clear(e);
+    sp_fs_entry_clear(e);
     g_free(e);
 }
 
@@ -81,9 +72,9 @@ SpLinuxBackend *sp_linux_backend_new(const SpConfig *config, const SpLinuxBacken
     sp_lease_init(&b->lease, g_get_real_time() / 1000);
     b->hooks = sp_hooks_new(config->hook_path, config->hook_dir, config->hook_timeout_ms);
     b->frozen_fs = g_array_new(FALSE, TRUE, sizeof(SpFsEntry));
-    g_array_set_clear_func(b->frozen_fs, (GDestroyNotify)fs_entry_clear);
+    g_array_set_clear_func(b->frozen_fs, (GDestroyNotify)sp_fs_entry_clear);
     b->status_fs = g_array_new(FALSE, TRUE, sizeof(SpFsEntry));
-    g_array_set_clear_func(b->status_fs, (GDestroyNotify)fs_entry_clear);
+    g_array_set_clear_func(b->status_fs, (GDestroyNotify)sp_fs_entry_clear);
     b->probed = g_hash_table_new_full(g_str_hash, g_str_equal, g_free,
                                       (GDestroyNotify)fs_entry_free);
     return b;

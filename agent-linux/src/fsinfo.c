@@ -21,8 +21,7 @@ static SpJson *disk_json(const SpBlockdevDisk *d)
     sp_json_object_set_int(o, "bus", d->bus);
     sp_json_object_set_int(o, "target", d->target);
     sp_json_object_set_int(o, "unit", d->unit);
-    if (d->serial)
-        sp_json_object_set_string(o, "serial", d->serial);
+    sp_json_object_set_optional_string(o, "serial", d->serial);
     sp_json_object_set_string(o, "dev", d->dev);
     return o;
 }

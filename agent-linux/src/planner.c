@@ -114,16 +114,26 @@ void sp_plan_free(SpFreezePlan *plan)
     free(plan);
 }
 
+/* Room for one more of the n items at *items (size bytes each): the new slot, zeroed; NULL
+ * without memory. */
+static void *append_slot(void *items, size_t n, size_t size)
+{
+    char *grown = realloc(*(void **)items, (n + 1) * size);
+
+    if (!grown)
+        return NULL;
+    *(void **)items = grown;
+    memset(grown + n * size, 0, size);
+    return grown + n * size;
+}
+
 static int add_skip(SpFreezePlan *p, const char *mountpoint, const char *fstype,
                     SpSkipReason reason, const char *primary)
 {
-    SpPlanSkip *ns = realloc(p->skips, (p->n_skips + 1) * sizeof(*ns));
-    SpPlanSkip *s;
+    SpPlanSkip *s = append_slot(&p->skips, p->n_skips, sizeof(*s));
 
-    if (!ns)
+    if (!s)
         return -ENOMEM;
-    p->skips = ns;
-    s = &p->skips[p->n_skips];
     s->mountpoint = strdup(mountpoint);
     s->fstype = strdup(fstype);
     s->primary = primary ? strdup(primary) : NULL;
@@ -136,14 +146,10 @@ static int add_skip(SpFreezePlan *p, const char *mountpoint, const char *fstype,
 
 static int add_target(SpFreezePlan *p, const SpMount *m)
 {
-    SpPlanTarget *nt = realloc(p->targets, (p->n_targets + 1) * sizeof(*nt));
-    SpPlanTarget *t;
+    SpPlanTarget *t = append_slot(&p->targets, p->n_targets, sizeof(*t));
 
-    if (!nt)
+    if (!t)
         return -ENOMEM;
-    p->targets = nt;
-    t = &p->targets[p->n_targets];
-    memset(t, 0, sizeof(*t));
     t->dev = sp_mount_dev(m);
     t->mount_id = m->id;
     t->mountpoint = strdup(m->mountpoint);

@@ -220,6 +220,11 @@ int sp_json_object_set_bool(SpJson *object, const char *key, bool b)
     return sp_json_object_set(object, key, sp_json_new_bool(b));
 }
 
+int sp_json_object_set_optional_string(SpJson *object, const char *key, const char *s)
+{
+    return s ? sp_json_object_set_string(object, key, s) : SP_OK;
+}
+
 SpJson *sp_json_object_take(SpJson *object, const char *key)
 {
     size_t pos = key ? sp_json_object_find(object, key, strlen(key)) : SIZE_MAX;

@@ -587,6 +587,15 @@ static void test_object_take_hands_over_member_and_keeps_lookups_right(void **st
     sp_json_free(o);
 }
 
+static void test_optional_string_members_are_set_only_when_given(void **state)
+{
+    SpJson *o = sp_json_new_object();
+
+    assert_int_equal(sp_json_object_set_optional_string(o, "absent", NULL), SP_OK);
+    assert_int_equal(sp_json_object_set_optional_string(o, "present", "x"), SP_OK);
+    assert_json_text(o, "{\"present\":\"x\"}");
+}
+
 static void test_containers_take_ownership_even_when_misused(void **state)
 {
     SpJson *s = sp_json_new_string("not a container");
@@ -714,6 +723,7 @@ int main(void)
         cmocka_unit_test(test_object_typed_lookups_use_fallback_when_absent_or_mistyped),
         cmocka_unit_test(test_object_set_replaces_in_place_keeping_order),
         cmocka_unit_test(test_object_take_hands_over_member_and_keeps_lookups_right),
+        cmocka_unit_test(test_optional_string_members_are_set_only_when_given),
         cmocka_unit_test(test_containers_take_ownership_even_when_misused),
         cmocka_unit_test(test_array_append_and_index),
         cmocka_unit_test(test_copy_is_deep_and_equal),

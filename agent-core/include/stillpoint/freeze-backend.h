@@ -153,6 +153,7 @@ typedef struct {
 } SpFreezeBackend;
 
 /* Free what a backend put in a result (with free(): backends allocate with malloc). */
+void sp_fs_entry_clear(SpFsEntry *entry); /* frees its strings */
 void sp_backend_freeze_result_clear(SpBackendFreezeResult *result);
 void sp_backend_thaw_result_clear(SpBackendThawResult *result);
 

@@ -68,6 +68,8 @@ int sp_json_object_set(SpJson *object, const char *key, SpJson *value);
 int sp_json_object_set_string(SpJson *object, const char *key, const char *s);
 int sp_json_object_set_int(SpJson *object, const char *key, int64_t i);
 int sp_json_object_set_bool(SpJson *object, const char *key, bool b);
+/* An optional member: set when s is not NULL, nothing (SP_OK) when it is. */
+int sp_json_object_set_optional_string(SpJson *object, const char *key, const char *s);
 
 SpJsonType sp_json_type(const SpJson *value);
 bool sp_json_get_bool(const SpJson *value);           /* false if not a bool */
