@@ -176,12 +176,12 @@ static SpVssBackend *make_backend(void)
     return b;
 }
 
-static SpTransport *make_transport(void)
+static SpPeerTransport *make_transport(void)
 {
     if (options.tcp) {
         char err[256];
         unsigned port = 0;
-        SpTransport *t = sp_transport_tcp_new(options.tcp, &port, err, sizeof(err));
+        SpPeerTransport *t = sp_transport_tcp_new(options.tcp, &port, err, sizeof(err));
         if (!t) {
             sp_log(SP_LOG_ERROR, "%s", err);
             return NULL;
@@ -221,7 +221,7 @@ static SpAgentCommands *agent_commands_new(SpWindowsBackend *backend, const char
 }
 
 /* Serves peers on the freezer until stop; 0, or 1 when the transport failed for good. */
-static int serve(SpVssFreezer *freezer, const char *backend_name, SpTransport *transport,
+static int serve(SpVssFreezer *freezer, const char *backend_name, SpPeerTransport *transport,
                  HANDLE stop)
 {
     SpWindowsBackend *backend = sp_windows_backend_new(freezer, options.standard_thaw_on_hangup);
@@ -252,7 +252,7 @@ static int run(HANDLE stop)
 {
     int r = 1;
     SpVssBackend *backend = make_backend();
-    SpTransport *transport = backend ? make_transport() : NULL;
+    SpPeerTransport *transport = backend ? make_transport() : NULL;
     SpVssFreezerConfig fconfig = { .backend = backend, .backup_type = options.backup_type };
     SpVssFreezer *freezer = transport ? sp_vss_freezer_new(&fconfig) : NULL;
     if (freezer) {

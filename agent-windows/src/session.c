@@ -18,7 +18,7 @@ static void send_reply(SpSession *session, SpJson *reply, unsigned flags)
         return;
     /* guest-sync-delimited: 0xFF first, so the host can discard stale bytes up to it. */
     static const char delimiter = (char)0xFF;
-    SpTransport *t = session->transport;
+    SpPeerTransport *t = session->transport;
     if ((flags & SP_CMD_DELIMITED_REPLY) && t->ops->write(t, &delimiter, 1) < 0)
         session->write_failed = true;
     text[len] = '\n'; /* replaces the NUL: replies are newline-terminated */

@@ -17,7 +17,7 @@
 typedef struct {
     SpAgentCommands *commands;  /* borrowed */
     SpWindowsBackend *backend;  /* borrowed; told when a peer hangs up */
-    SpTransport *transport;     /* borrowed */
+    SpPeerTransport *transport;     /* borrowed */
     HANDLE stop;                /* borrowed; signalled to end sp_session_serve */
     SpFramer *framer;
     unsigned channel;           /* the current peer's: a new one for every peer */

@@ -13,16 +13,16 @@
 #define SP_SERIAL_HANGUP_PAUSE_MS 200u
 
 typedef struct {
-    SpTransport base;
+    SpPeerTransport base;
     wchar_t *path;
     HANDLE port;
     bool broken; /* the other end is gone for good: reopen rather than read again */
     OVERLAPPED rd, wr;
 } SerialTransport;
 
-static SerialTransport *serial(SpTransport *t) { return (SerialTransport *)t; }
+static SerialTransport *serial(SpPeerTransport *t) { return (SerialTransport *)t; }
 
-static int serial_wait_peer(SpTransport *t, HANDLE stop)
+static int serial_wait_peer(SpPeerTransport *t, HANDLE stop)
 {
     SerialTransport *s = serial(t);
     bool logged = false;
@@ -57,7 +57,7 @@ static int finish_io(SerialTransport *s, OVERLAPPED *ov, HANDLE stop, DWORD *ret
     return GetOverlappedResult(s->port, ov, ret_n, FALSE) ? 0 : -1;
 }
 
-static int serial_read(SpTransport *t, void *buf, size_t len, HANDLE stop)
+static int serial_read(SpPeerTransport *t, void *buf, size_t len, HANDLE stop)
 {
     SerialTransport *s = serial(t);
     DWORD n = 0;
@@ -83,7 +83,7 @@ static int serial_read(SpTransport *t, void *buf, size_t len, HANDLE stop)
     return (int)n;
 }
 
-static long serial_write_some(SpTransport *t, const char *p, size_t len)
+static long serial_write_some(SpPeerTransport *t, const char *p, size_t len)
 {
     SerialTransport *s = serial(t);
     DWORD n = 0;
@@ -95,12 +95,12 @@ static long serial_write_some(SpTransport *t, const char *p, size_t len)
     return (long)n;
 }
 
-static int serial_write(SpTransport *t, const void *buf, size_t len)
+static int serial_write(SpPeerTransport *t, const void *buf, size_t len)
 {
     return sp_transport_write_all(t, buf, len, MAXDWORD, serial_write_some);
 }
 
-static void serial_close(SpTransport *t)
+static void serial_close(SpPeerTransport *t)
 {
     SerialTransport *s = serial(t);
     if (s->port != INVALID_HANDLE_VALUE) {
@@ -110,13 +110,13 @@ static void serial_close(SpTransport *t)
     s->broken = false;
 }
 
-static void serial_hangup(SpTransport *t)
+static void serial_hangup(SpPeerTransport *t)
 {
     if (serial(t)->broken)
         serial_close(t);
 }
 
-static void serial_free(SpTransport *t)
+static void serial_free(SpPeerTransport *t)
 {
     SerialTransport *s = serial(t);
     if (!s)
@@ -128,7 +128,7 @@ static void serial_free(SpTransport *t)
     free(s);
 }
 
-static const SpTransportOps serial_ops = {
+static const SpPeerTransportOps serial_ops = {
     .name = "virtio-serial",
     .wait_peer = serial_wait_peer,
     .read = serial_read,
@@ -137,7 +137,7 @@ static const SpTransportOps serial_ops = {
     .free = serial_free,
 };
 
-SpTransport *sp_transport_serial_new(const wchar_t *path)
+SpPeerTransport *sp_transport_serial_new(const wchar_t *path)
 {
     SerialTransport *s = calloc(1, sizeof(*s));
     if (!s)

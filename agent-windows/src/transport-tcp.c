@@ -9,14 +9,14 @@
 #include "log.h"
 
 typedef struct {
-    SpTransport base;
+    SpPeerTransport base;
     SOCKET listener, peer;
     WSAEVENT listen_event, peer_event;
 } TcpTransport;
 
-static TcpTransport *tcp(SpTransport *t) { return (TcpTransport *)t; }
+static TcpTransport *tcp(SpPeerTransport *t) { return (TcpTransport *)t; }
 
-static int tcp_wait_peer(SpTransport *t, HANDLE stop)
+static int tcp_wait_peer(SpPeerTransport *t, HANDLE stop)
 {
     TcpTransport *c = tcp(t);
     for (;;) {
@@ -38,7 +38,7 @@ static int tcp_wait_peer(SpTransport *t, HANDLE stop)
     }
 }
 
-static int tcp_read(SpTransport *t, void *buf, size_t len, HANDLE stop)
+static int tcp_read(SpPeerTransport *t, void *buf, size_t len, HANDLE stop)
 {
     TcpTransport *c = tcp(t);
     for (;;) {
@@ -57,7 +57,7 @@ static int tcp_read(SpTransport *t, void *buf, size_t len, HANDLE stop)
     }
 }
 
-static long tcp_write_some(SpTransport *t, const char *p, size_t len)
+static long tcp_write_some(SpPeerTransport *t, const char *p, size_t len)
 {
     TcpTransport *c = tcp(t);
     int n = send(c->peer, p, (int)len, 0);
@@ -72,12 +72,12 @@ static long tcp_write_some(SpTransport *t, const char *p, size_t len)
     return select(0, NULL, &w, NULL, &tv) > 0 ? 0 : -1;
 }
 
-static int tcp_write(SpTransport *t, const void *buf, size_t len)
+static int tcp_write(SpPeerTransport *t, const void *buf, size_t len)
 {
     return sp_transport_write_all(t, buf, len, INT_MAX, tcp_write_some);
 }
 
-static void tcp_hangup(SpTransport *t)
+static void tcp_hangup(SpPeerTransport *t)
 {
     TcpTransport *c = tcp(t);
     if (c->peer != INVALID_SOCKET) {
@@ -87,7 +87,7 @@ static void tcp_hangup(SpTransport *t)
     WSAResetEvent(c->peer_event);
 }
 
-static void tcp_free(SpTransport *t)
+static void tcp_free(SpPeerTransport *t)
 {
     TcpTransport *c = tcp(t);
     if (!c)
@@ -103,7 +103,7 @@ static void tcp_free(SpTransport *t)
     WSACleanup();
 }
 
-static const SpTransportOps tcp_ops = {
+static const SpPeerTransportOps tcp_ops = {
     .name = "tcp",
     .wait_peer = tcp_wait_peer,
     .read = tcp_read,
@@ -141,7 +141,7 @@ static int parse_address(const char *address, struct sockaddr_in *ret, char *err
     return 0;
 }
 
-SpTransport *sp_transport_tcp_new(const char *address, unsigned *ret_port, char *errbuf,
+SpPeerTransport *sp_transport_tcp_new(const char *address, unsigned *ret_port, char *errbuf,
                                   size_t errlen)
 {
     struct sockaddr_in sa;

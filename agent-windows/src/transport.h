@@ -1,27 +1,28 @@
-/* Where the agent talks to the host: the virtio-serial port (production), or a loopback TCP
- * port (tests, and hosts that forward one). One peer at a time, like qemu-ga. */
+/* SpPeerTransport: where the Windows agent talks to the host, the virtio-serial port
+ * (production) or a loopback TCP port (tests, and hosts that forward one). One peer at a time,
+ * like qemu-ga (the Linux agent's SpTransport serves many channels at once). */
 #pragma once
 #include <stddef.h>
 #include <windows.h>
 
-typedef struct SpTransport SpTransport;
+typedef struct SpPeerTransport SpPeerTransport;
 
 typedef struct {
     const char *name;
     /* Waits for a peer (TCP: accept; serial: open the port). 0, or -1 when stop is signalled
      * or the transport failed for good. */
-    int (*wait_peer)(SpTransport *t, HANDLE stop);
+    int (*wait_peer)(SpPeerTransport *t, HANDLE stop);
     /* Some bytes (> 0), 0 when the peer hung up, -1 on error or stop. */
-    int (*read)(SpTransport *t, void *buf, size_t len, HANDLE stop);
+    int (*read)(SpPeerTransport *t, void *buf, size_t len, HANDLE stop);
     /* All of buf, or -1. */
-    int (*write)(SpTransport *t, const void *buf, size_t len);
+    int (*write)(SpPeerTransport *t, const void *buf, size_t len);
     /* Drops the peer (TCP: close the connection). */
-    void (*hangup)(SpTransport *t);
-    void (*free)(SpTransport *t);
-} SpTransportOps;
+    void (*hangup)(SpPeerTransport *t);
+    void (*free)(SpPeerTransport *t);
+} SpPeerTransportOps;
 
-struct SpTransport {
-    const SpTransportOps *ops;
+struct SpPeerTransport {
+    const SpPeerTransportOps *ops;
 };
 
 /* What both transports do. */
@@ -35,8 +36,10 @@ static inline int sp_transport_wait(HANDLE event, HANDLE stop)
 }
 
 /* Writes all of buf with write_some (bytes written, at most max at once; -1 on failure). */
-static inline int sp_transport_write_all(SpTransport *t, const void *buf, size_t len, size_t max,
-                                         long (*write_some)(SpTransport *, const char *, size_t))
+typedef long SpWriteSome(SpPeerTransport *t, const char *p, size_t len);
+
+static inline int sp_transport_write_all(SpPeerTransport *t, const void *buf, size_t len,
+                                         size_t max, SpWriteSome *write_some)
 {
     const char *p = buf;
     while (len > 0) {
@@ -53,6 +56,6 @@ static inline int sp_transport_write_all(SpTransport *t, const void *buf, size_t
 
 /* "127.0.0.1:PORT"; port 0 picks one. Only loopback addresses are accepted: the TCP
  * transport has no authentication. *ret_port gets the port bound. */
-SpTransport *sp_transport_tcp_new(const char *address, unsigned *ret_port, char *errbuf,
+SpPeerTransport *sp_transport_tcp_new(const char *address, unsigned *ret_port, char *errbuf,
                                   size_t errlen);
-SpTransport *sp_transport_serial_new(const wchar_t *path);
+SpPeerTransport *sp_transport_serial_new(const wchar_t *path);

@@ -35,7 +35,7 @@ static bool server_write(HANDLE server, const char *s)
 }
 
 typedef struct {
-    SpTransport *t;
+    SpPeerTransport *t;
     HANDLE stop;
     char buf[64];
     int n;
@@ -52,7 +52,7 @@ static void test_reads_and_writes_through_the_port(void)
 {
     HANDLE stop = CreateEventW(NULL, TRUE, FALSE, NULL);
     HANDLE server = make_server();
-    SpTransport *t = sp_transport_serial_new(pipe_path);
+    SpPeerTransport *t = sp_transport_serial_new(pipe_path);
     char buf[64];
     DWORD n = 0;
     CHECK(server != INVALID_HANDLE_VALUE && t);
@@ -99,7 +99,7 @@ static void test_other_end_gone_is_a_hangup_and_the_port_reopens(void)
 {
     HANDLE stop = CreateEventW(NULL, TRUE, FALSE, NULL);
     HANDLE server = make_server(), server2 = INVALID_HANDLE_VALUE;
-    SpTransport *t = sp_transport_serial_new(pipe_path);
+    SpPeerTransport *t = sp_transport_serial_new(pipe_path);
     char buf[64];
     CHECK(server != INVALID_HANDLE_VALUE && t);
     CHECK(t->ops->wait_peer(t, stop) == 0);
