@@ -208,7 +208,8 @@ static int build_plan(SpLinuxBackend *b, const SpFreezeRequest *req, SpFreezePla
 
     if (r < 0) {
         sp_backend_error_set(err, SP_CODE_DISCOVERY_FAILED, "cannot read the mount table %s: %s",
-                  b->mountinfo_path ? b->mountinfo_path : "/proc/self/mountinfo", g_strerror(-r));
+                             b->mountinfo_path ? b->mountinfo_path : "/proc/self/mountinfo",
+                             g_strerror(-r));
         return -1;
     }
     if (req->kind == SP_SELECT_MOUNTPOINTS && req->standard) {
@@ -227,13 +228,16 @@ static int build_plan(SpLinuxBackend *b, const SpFreezeRequest *req, SpFreezePla
     }
     r = sp_plan_build(table, &o, ret, &missing);
     if (r == -ENOENT)
-        sp_backend_error_set(err, SP_CODE_UNKNOWN_MOUNTPOINT, "%s is not a mountpoint in this guest", missing);
+        sp_backend_error_set(err, SP_CODE_UNKNOWN_MOUNTPOINT,
+                             "%s is not a mountpoint in this guest", missing);
     else if (r < 0)
-        sp_backend_error_set(err, SP_ERROR_CODE_FAILED, "planning the freeze failed: %s", g_strerror(-r));
+        sp_backend_error_set(err, SP_ERROR_CODE_FAILED,
+                             "planning the freeze failed: %s", g_strerror(-r));
     for (size_t i = 0; r == 0 && ds.seen && i < req->n_names; i++) {
         if (!g_hash_table_contains(ds.seen, req->names[i])) {
-            sp_backend_error_set(err, SP_CODE_UNKNOWN_DISK, "no mounted filesystem is on a disk with serial %s",
-                      req->names[i]);
+            sp_backend_error_set(err, SP_CODE_UNKNOWN_DISK,
+                                 "no mounted filesystem is on a disk with serial %s",
+                                 req->names[i]);
             sp_plan_free(*ret);
             r = -ENOENT;
         }
@@ -365,17 +369,19 @@ static int freeze_plan(SpLinuxBackend *b, SpFreezePlan *plan, gint64 epoch, SpBa
     int r = sp_freezer_prepare(&b->freezer, plan, &fail);
 
     if (r < 0) {
-        sp_backend_error_set(err, SP_CODE_FREEZE_FAILED, "failed to %s %s: %s", fail.op, fail.mountpoint,
-                  g_strerror(fail.err));
+        sp_backend_error_set(err, SP_CODE_FREEZE_FAILED,
+                             "failed to %s %s: %s", fail.op, fail.mountpoint,
+                             g_strerror(fail.err));
         return -1;
     }
     /* Recorded before the first FIFREEZE: a crash from here on is recovered by the next start. */
     r = write_state(b, plan, epoch);
     if (r < 0) {
         sp_freezer_clear(&b->freezer);
-        sp_backend_error_set(err, SP_CODE_STATE_FAILED, "cannot record the freeze in %s/%s: %s (the agent "
-                  "refuses to freeze what it could not thaw after a crash)",
-                  b->config->state_dir, SP_STATE_FILE, g_strerror(-r));
+        sp_backend_error_set(err, SP_CODE_STATE_FAILED,
+                             "cannot record the freeze in %s/%s: %s (the agent "
+                             "refuses to freeze what it could not thaw after a crash)",
+                             b->config->state_dir, SP_STATE_FILE, g_strerror(-r));
         return -1;
     }
     sp_log_set_frozen(TRUE);
@@ -383,8 +389,9 @@ static int freeze_plan(SpLinuxBackend *b, SpFreezePlan *plan, gint64 epoch, SpBa
     if (r < 0) {
         sp_log_set_frozen(FALSE);
         (void)sp_state_remove(b->config->state_dir);
-        sp_backend_error_set(err, SP_CODE_FREEZE_FAILED, "failed to %s %s: %s", fail.op, fail.mountpoint,
-                  g_strerror(fail.err));
+        sp_backend_error_set(err, SP_CODE_FREEZE_FAILED,
+                             "failed to %s %s: %s", fail.op, fail.mountpoint,
+                             g_strerror(fail.err));
         return -1;
     }
     /* EOPNOTSUPP/EBUSY targets left the plan: record exactly what we hold — unless the state
@@ -398,12 +405,13 @@ static gboolean check_request(SpLinuxBackend *b, gint64 lease_ms, SpBackendError
 {
     if (b->lease.frozen) {
         sp_backend_error_set(err, SP_CODE_ALREADY_FROZEN, "filesystems are already frozen (freeze %"
-                  G_GINT64_FORMAT "); thaw first", b->lease.epoch);
+                             G_GINT64_FORMAT "); thaw first", b->lease.epoch);
         return FALSE;
     }
     if (lease_ms < SP_MIN_LEASE_MS || lease_ms > b->config->max_lease_ms) {
-        sp_backend_error_set(err, SP_CODE_LEASE_OUT_OF_RANGE, "lease %" G_GINT64_FORMAT " ms is outside %d..%"
-                  G_GINT64_FORMAT " ms", lease_ms, SP_MIN_LEASE_MS, b->config->max_lease_ms);
+        sp_backend_error_set(err, SP_CODE_LEASE_OUT_OF_RANGE,
+                             "lease %" G_GINT64_FORMAT " ms is outside %d..%" G_GINT64_FORMAT " ms",
+                             lease_ms, SP_MIN_LEASE_MS, b->config->max_lease_ms);
         return FALSE;
     }
     return TRUE;
@@ -433,14 +441,15 @@ static int backend_freeze(void *self, const SpFreezeRequest *req, SpBackendFreez
     ids = req->standard ? g_hash_table_new(g_str_hash, g_str_equal) : probe_targets(b, plan);
     if (!sp_hooks_freeze(b->hooks, &hook_error)) {
         sp_backend_error_set(err, SP_CODE_HOOK_FAILED, "freeze hook failed, nothing was frozen: %s",
-                  hook_error->message);
+                             hook_error->message);
         sp_plan_free(plan);
         return -1;
     }
     epoch = b->lease.epoch + 1;
     /* Writers flush and hold their writes before syncfs, so the flush carries them. */
     if (b->writers && !sp_writers_freeze(b->writers, epoch, &writer_error)) {
-        sp_backend_error_set(err, SP_CODE_WRITER_FAILED, "%s; nothing was frozen", writer_error->message);
+        sp_backend_error_set(err, SP_CODE_WRITER_FAILED,
+                             "%s; nothing was frozen", writer_error->message);
         g_warning("%s", err->desc);
         hooks_release(b);
         sp_plan_free(plan);
@@ -540,9 +549,10 @@ static int backend_thaw(void *self, int64_t epoch, bool standard, SpBackendThawR
     memset(ret, 0, sizeof(*ret));
     if (b->lease.frozen) {
         if (epoch != 0 && epoch != b->lease.epoch) {
-            sp_backend_error_set(err, SP_CODE_EPOCH_MISMATCH, "freeze %" G_GINT64_FORMAT " is not the current "
-                      "one (%" G_GINT64_FORMAT "); not thawing another client's freeze",
-                      epoch, b->lease.epoch);
+            sp_backend_error_set(err, SP_CODE_EPOCH_MISMATCH,
+                                 "freeze %" G_GINT64_FORMAT " is not the current "
+                                 "one (%" G_GINT64_FORMAT "); not thawing another client's freeze",
+                                 epoch, b->lease.epoch);
             return -1;
         }
         thaw_now(b, SP_THAW_REQUESTED, ret);
@@ -565,8 +575,9 @@ static int backend_thaw(void *self, int64_t epoch, bool standard, SpBackendThawR
         return 0;
     }
     if (epoch != 0 && epoch != b->lease.last_epoch) {
-        sp_backend_error_set(err, SP_CODE_EPOCH_MISMATCH, "freeze %" G_GINT64_FORMAT " is not the last one (%"
-                  G_GINT64_FORMAT ")", epoch, b->lease.last_epoch);
+        sp_backend_error_set(err, SP_CODE_EPOCH_MISMATCH,
+                             "freeze %" G_GINT64_FORMAT " is not the last one (%"
+                             G_GINT64_FORMAT ")", epoch, b->lease.last_epoch);
         return -1;
     }
     sp_backend_error_set(err, SP_CODE_NOT_FROZEN, "no filesystems are frozen");
@@ -615,8 +626,9 @@ static int backend_flush(void *self, const SpFreezeRequest *req, SpBackendFlushR
 
     memset(ret, 0, sizeof(*ret));
     if (b->lease.frozen) {
-        sp_backend_error_set(err, SP_CODE_ALREADY_FROZEN, "filesystems are frozen (freeze %" G_GINT64_FORMAT
-                  "): the freeze has flushed them", b->lease.epoch);
+        sp_backend_error_set(err, SP_CODE_ALREADY_FROZEN,
+                             "filesystems are frozen (freeze %" G_GINT64_FORMAT
+                             "): the freeze has flushed them", b->lease.epoch);
         return -1;
     }
     if (build_plan(b, req, &plan, err) < 0)

@@ -70,7 +70,7 @@ static int start_jobs(FlushRun *run, const SpFreezePlan *plan, size_t *ret_start
 
         if (fd < 0) {
             sp_backend_error_set(err, SP_CODE_FLUSH_FAILED, "failed to open %s: %s", t->mountpoint,
-                      g_strerror(-fd));
+                                 g_strerror(-fd));
             return -1;
         }
         job = g_new0(FlushJob, 1);
@@ -107,13 +107,15 @@ int sp_flush_plan(const SpFsOps *ops, void *userdata, const SpFreezePlan *plan,
         if (!g_cond_wait_until(&run->cond, &run->lock, deadline))
             break;
     if (r == 0 && run->done < n_started) {
-        sp_backend_error_set(err, SP_CODE_FLUSH_TIMEOUT, "%zu of %zu filesystem(s) still flushing after %d ms "
-                  "(left to finish in the background)", n_started - run->done, n_started,
-                  SP_FLUSH_DEADLINE_MS);
+        sp_backend_error_set(err, SP_CODE_FLUSH_TIMEOUT,
+                             "%zu of %zu filesystem(s) still flushing after %d ms "
+                             "(left to finish in the background)", n_started - run->done, n_started,
+                             SP_FLUSH_DEADLINE_MS);
         r = -1;
     } else if (r == 0 && run->failed > 0) {
-        sp_backend_error_set(err, SP_CODE_FLUSH_FAILED, "failed to syncfs %s: %s", run->first_mountpoint,
-                  g_strerror(run->first_err));
+        sp_backend_error_set(err, SP_CODE_FLUSH_FAILED,
+                             "failed to syncfs %s: %s", run->first_mountpoint,
+                             g_strerror(run->first_err));
         r = -1;
     }
     ret->n_flushed = run->done - run->failed;

@@ -126,7 +126,8 @@ static bool mounts_of_disks(SpWindowsBackend *b, const SpFreezeRequest *req, wch
 
 static SpFsEntry volume_entry(const SpVssVolume *v)
 {
-    SpFsEntry e = {sp_utf8_from_wide(v->mount), sp_utf8_from_wide(v->fstype), sp_utf8_from_wide(v->name), NULL, NULL};
+    SpFsEntry e = {sp_utf8_from_wide(v->mount), sp_utf8_from_wide(v->fstype),
+                   sp_utf8_from_wide(v->name), NULL, NULL};
     return e;
 }
 

@@ -165,9 +165,11 @@ static bool op_build(void)
     sp_json_object_set_string(args, "mode", "x");
     right = text_is(sp_request_new("guest-ping", args, id),
                     "{\"execute\":\"guest-ping\",\"arguments\":{\"mode\":\"x\"},\"id\":1}") &&
-            text_is(sp_reply_new_return(sp_json_new_string("v"), id), "{\"return\":\"v\",\"id\":1}") &&
+            text_is(sp_reply_new_return(sp_json_new_string("v"), id),
+                    "{\"return\":\"v\",\"id\":1}") &&
             text_is(sp_reply_new_error(NULL, "d", "c", id),
-                    "{\"error\":{\"class\":\"GenericError\",\"desc\":\"d\",\"code\":\"c\"},\"id\":1}");
+                    "{\"error\":{\"class\":\"GenericError\",\"desc\":\"d\",\"code\":\"c\"},"
+                    "\"id\":1}");
     sp_json_free(id);
     return right;
 }
