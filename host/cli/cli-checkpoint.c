@@ -134,7 +134,7 @@ gboolean sp_cli_checkpoint_list(int argc, char **argv, GError **error)
 
 gboolean sp_cli_checkpoint_list_dbus(SpDaemonClient *c, int argc, char **argv, GError **error)
 {
-    return sp_daemon_query(c, argc, argv, 2, "checkpoint list", "ListCheckpointsJson",
+    return sp_daemon_query(c, argc, argv, 2, "checkpoint list", "ListCheckpoints",
                            sp_cli_print_checkpoint_list, error);
 }
 

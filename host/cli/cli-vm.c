@@ -169,7 +169,7 @@ gboolean sp_cli_vm_list(int argc, char **argv, GError **error)
 
 gboolean sp_cli_vm_list_dbus(SpDaemonClient *c, int argc, char **argv, GError **error)
 {
-    return sp_daemon_query(c, argc, argv, 1, "vm list", "ListVmsJson", sp_cli_print_vm_list,
+    return sp_daemon_query(c, argc, argv, 1, "vm list", "ListVms", sp_cli_print_vm_list,
                            error);
 }
 
@@ -312,6 +312,6 @@ gboolean sp_cli_vm_disks(int argc, char **argv, GError **error)
 
 gboolean sp_cli_vm_disks_dbus(SpDaemonClient *c, int argc, char **argv, GError **error)
 {
-    return sp_daemon_query(c, argc, argv, 2, "vm disks", "VmDisksJson", sp_cli_print_vm_disks,
+    return sp_daemon_query(c, argc, argv, 2, "vm disks", "GetVmDisks", sp_cli_print_vm_disks,
                            error);
 }

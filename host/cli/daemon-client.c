@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "render.h"
+#include "stillpoint/document-variant.h"
 
 #define BUS_NAME "org.stillpoint.Coordinator1"
 #define OBJECT_PATH "/org/stillpoint/Coordinator1"
@@ -136,41 +137,25 @@ GVariant *sp_daemon_call(SpDaemonClient *c, const char *method, GVariant *params
     return g_steal_pointer(&c->reply);
 }
 
-/* The document's text in a reply: (s), or (a{sv}) with it under "document". */
-static const char *reply_document(GVariant *reply)
-{
-    g_autoptr(GVariant) child = NULL;
-    const char *text = NULL;
-
-    if (g_variant_is_of_type(reply, G_VARIANT_TYPE("(s)"))) {
-        g_variant_get(reply, "(&s)", &text);
-        return text;
-    }
-    if (!g_variant_is_of_type(reply, G_VARIANT_TYPE("(a{sv})")))
-        return NULL;
-    child = g_variant_get_child_value(reply, 0);
-    g_variant_lookup(child, "document", "&s", &text); /* points into reply */
-    return text;
-}
-
+/* The reply's first value is one of the CLI's documents as a typed value
+ * (document-variant.h): the document itself again, to print with the direct CLI's functions. */
 SpJson *sp_daemon_call_json(SpDaemonClient *c, const char *method, GVariant *params,
                             GError **error)
 {
-    const SpJsonLimits limits = {.max_size = 256 * 1024 * 1024};
     g_autoptr(GVariant) reply = sp_daemon_call(c, method, params, error);
-    SpJsonError jerr = {0};
-    SpJson *doc = NULL;
-    const char *text;
+    g_autoptr(GVariant) value = NULL;
+    SpJson *doc;
 
     if (reply == NULL)
         return NULL;
-    text = reply_document(reply);
-    if (text == NULL || sp_json_parse(text, strlen(text), &limits, &doc, &jerr) != 0) {
+    if (g_variant_n_children(reply) < 1) {
         g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-                    "stillpointd's %s reply is not JSON: %s", method,
-                    text == NULL ? "no document" : jerr.message);
+                    "stillpointd's %s reply holds no document", method);
         return NULL;
     }
+    value = g_variant_get_child_value(reply, 0);
+    if ((doc = sp_document_from_variant(value, error)) == NULL)
+        g_prefix_error(error, "stillpointd's %s reply: ", method);
     return doc;
 }
 

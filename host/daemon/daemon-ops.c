@@ -11,6 +11,7 @@
 #include <unistd.h>
 
 #include "stillpoint/document.h"
+#include "stillpoint/document-variant.h"
 #include "stillpoint/backup.h"
 #include "stillpoint/checkpoint-type.h"
 #include "stillpoint/coordinator.h"
@@ -41,60 +42,6 @@ static void percent_cb(const char *disk, double percent, gpointer user_data)
     job->progress(job, disk, percent, job->progress_data);
 }
 
-/* ---- values ---- */
-
-static GVariant *vm_to_variant(const SpVm *vm, gboolean hide_hook_command)
-{
-    GVariantBuilder b;
-
-    g_variant_builder_init(&b, G_VARIANT_TYPE_VARDICT);
-    g_variant_builder_add(&b, "{sv}", "name", g_variant_new_string(vm->name));
-    g_variant_builder_add(&b, "{sv}", "driver", g_variant_new_string(vm->driver));
-    g_variant_builder_add(&b, "{sv}", "qmp-socket", g_variant_new_string(vm->qmp_socket ? vm->qmp_socket : ""));
-    if (vm->agent_socket != NULL)
-        g_variant_builder_add(&b, "{sv}", "agent-socket", g_variant_new_string(vm->agent_socket));
-    if (vm->hook_command != NULL && !hide_hook_command)
-        g_variant_builder_add(&b, "{sv}", "hook-command", g_variant_new_string(vm->hook_command));
-    if (vm->hook_timeout_ms > 0)
-        g_variant_builder_add(&b, "{sv}", "hook-timeout-ms", g_variant_new_int64(vm->hook_timeout_ms));
-    if (vm->overlay_dir != NULL)
-        g_variant_builder_add(&b, "{sv}", "overlay-dir", g_variant_new_string(vm->overlay_dir));
-    if (vm->libvirt_domain != NULL)
-        g_variant_builder_add(&b, "{sv}", "libvirt-domain", g_variant_new_string(vm->libvirt_domain));
-    if (vm->libvirt_uri != NULL)
-        g_variant_builder_add(&b, "{sv}", "libvirt-uri", g_variant_new_string(vm->libvirt_uri));
-    if (vm->checkpoint_type != NULL)
-        g_variant_builder_add(&b, "{sv}", "checkpoint-type",
-                              g_variant_new_string(vm->checkpoint_type));
-    g_variant_builder_add(&b, "{sv}", "current", g_variant_new_int64(vm->current));
-    return g_variant_builder_end(&b);
-}
-
-/* document: the JSON the CLI prints for it, or NULL (CreateCheckpoint's "document"). */
-static GVariant *checkpoint_to_variant(const SpCheckpoint *cp, int64_t current,
-                                       const char *document)
-{
-    GVariantBuilder b, disks;
-
-    g_variant_builder_init(&disks, G_VARIANT_TYPE_STRING_ARRAY);
-    for (guint i = 0; cp->disks != NULL && i < cp->disks->len; i++) {
-        const SpCheckpointDisk *d = cp->disks->pdata[i];
-        g_variant_builder_add(&disks, "s", d->disk);
-    }
-    g_variant_builder_init(&b, G_VARIANT_TYPE_VARDICT);
-    g_variant_builder_add(&b, "{sv}", "id", g_variant_new_int64(cp->id));
-    g_variant_builder_add(&b, "{sv}", "parent", g_variant_new_int64(cp->parent));
-    g_variant_builder_add(&b, "{sv}", "name", g_variant_new_string(cp->name));
-    g_variant_builder_add(&b, "{sv}", "type", g_variant_new_string(cp->type));
-    g_variant_builder_add(&b, "{sv}", "consistency", g_variant_new_string(cp->consistency));
-    g_variant_builder_add(&b, "{sv}", "created-us", g_variant_new_int64(cp->created_us));
-    g_variant_builder_add(&b, "{sv}", "current", g_variant_new_boolean(cp->id == current));
-    g_variant_builder_add(&b, "{sv}", "disks", g_variant_builder_end(&disks));
-    if (document != NULL)
-        g_variant_builder_add(&b, "{sv}", "document", g_variant_new_string(document));
-    return g_variant_builder_end(&b);
-}
-
 /* Opens the store, loads and locks the VM, and finishes interrupted operations, as the CLI. */
 static gboolean open_vm(SpDaemonJob *job, gboolean recover, SpStore **ret_store,
                         SpVmLock **ret_lock, SpVm **ret_vm, GError **error)
@@ -116,32 +63,23 @@ static gboolean open_vm(SpDaemonJob *job, gboolean recover, SpStore **ret_store,
 
 /* ---- the methods ---- */
 
-/* The CLI's own documents (document.h), so that it prints the same through the daemon. */
-static GVariant *json_reply(SpJson *doc, GError **error)
+/* The CLI's own documents (document.h) as typed values (document-variant.h): the reply is the
+ * one-element tuple of the document's value, which the CLI turns back into the same document. */
+static GVariant *document_reply(SpJson *doc, GError **error)
 {
-    g_autofree char *text = sp_json_serialize(doc, NULL);
+    GVariant *value = doc != NULL ? sp_document_to_variant(doc, error) : NULL;
 
     sp_json_free(doc);
-    if (text == NULL) {
-        g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "out of memory");
-        return NULL;
-    }
-    return g_variant_new("(s)", text);
+    return value != NULL ? g_variant_new_tuple(&value, 1) : NULL;
 }
 
-
-static GVariant *run_list_vms(SpDaemonJob *job, GError **error)
+/* The same, for a method whose document may be null or an object: its reply is (v). */
+static GVariant *document_reply_variant(SpJson *doc, GError **error)
 {
-    g_autoptr(SpStore) store = sp_store_open(job->store_path, error);
-    g_autoptr(GPtrArray) vms = NULL;
-    GVariantBuilder b;
+    GVariant *value = sp_document_to_variant(doc, error);
 
-    if (store == NULL || (vms = sp_store_vm_list(store, error)) == NULL)
-        return NULL;
-    g_variant_builder_init(&b, G_VARIANT_TYPE("aa{sv}"));
-    for (guint i = 0; i < vms->len; i++)
-        g_variant_builder_add_value(&b, vm_to_variant(vms->pdata[i], job->hide_hook_commands));
-    return g_variant_new("(aa{sv})", &b);
+    sp_json_free(doc);
+    return value != NULL ? g_variant_new("(v)", value) : NULL;
 }
 
 static GVariant *run_add_vm(SpDaemonJob *job, GError **error)
@@ -185,7 +123,7 @@ static GVariant *run_add_vm(SpDaemonJob *job, GError **error)
     store = sp_store_open(job->store_path, error);
     if (store == NULL || !sp_store_vm_add(store, &vm, &id, error))
         return NULL;
-    return json_reply(sp_document_vm_added(name, id), error);   /* what vm add --json prints */
+    return document_reply(sp_document_vm_added(name, id), error);   /* what vm add --json prints */
 }
 
 static GVariant *run_remove_vm(SpDaemonJob *job, GError **error)
@@ -203,23 +141,7 @@ static GVariant *run_remove_vm(SpDaemonJob *job, GError **error)
     return g_variant_new("()");
 }
 
-static GVariant *run_list_checkpoints(SpDaemonJob *job, GError **error)
-{
-    g_autoptr(SpStore) store = sp_store_open(job->store_path, error);
-    g_autoptr(SpVm) vm = NULL;
-    g_autoptr(GPtrArray) cps = NULL;
-    GVariantBuilder b;
-
-    if (store == NULL || (vm = sp_store_vm_get(store, job->vm, error)) == NULL ||
-        (cps = sp_store_checkpoint_list(store, vm->id, error)) == NULL)
-        return NULL;
-    g_variant_builder_init(&b, G_VARIANT_TYPE("aa{sv}"));
-    for (guint i = 0; i < cps->len; i++)
-        g_variant_builder_add_value(&b, checkpoint_to_variant(cps->pdata[i], vm->current, NULL));
-    return g_variant_new("(aa{sv})", &b);
-}
-
-static GVariant *run_list_vms_json(SpDaemonJob *job, GError **error)
+static GVariant *run_list_vms(SpDaemonJob *job, GError **error)
 {
     g_autoptr(SpStore) store = sp_store_open(job->store_path, error);
     g_autoptr(GPtrArray) vms = NULL;
@@ -229,12 +151,12 @@ static GVariant *run_list_vms_json(SpDaemonJob *job, GError **error)
     /* A hook command may hold credentials: a caller who is not a VM administrator sees none. */
     for (guint i = 0; job->hide_hook_commands && i < vms->len; i++)
         g_clear_pointer(&((SpVm *)vms->pdata[i])->hook_command, g_free);
-    return json_reply(sp_document_vm_list(vms), error);
+    return document_reply(sp_document_vm_list(vms), error);
 }
 
 /* As `stillpoint checkpoint list`: interrupted operations are resolved first when the VM's
  * lock is free (a failure is only logged: listing works with the VM off). */
-static GVariant *run_list_checkpoints_json(SpDaemonJob *job, GError **error)
+static GVariant *run_list_checkpoints(SpDaemonJob *job, GError **error)
 {
     g_autoptr(SpStore) store = sp_store_open(job->store_path, error);
     g_autoptr(SpVm) vm = NULL;
@@ -251,10 +173,10 @@ static GVariant *run_list_checkpoints_json(SpDaemonJob *job, GError **error)
     if ((vm = sp_store_vm_get(store, job->vm, error)) == NULL ||
         (cps = sp_store_checkpoint_list(store, vm->id, error)) == NULL)
         return NULL;
-    return json_reply(sp_document_checkpoint_list(vm, cps), error);
+    return document_reply(sp_document_checkpoint_list(vm, cps), error);
 }
 
-static GVariant *run_vm_disks_json(SpDaemonJob *job, GError **error)
+static GVariant *run_vm_disks(SpDaemonJob *job, GError **error)
 {
     g_autoptr(SpStore) store = sp_store_open(job->store_path, error);
     g_autoptr(SpVm) vm = NULL;
@@ -263,7 +185,7 @@ static GVariant *run_vm_disks_json(SpDaemonJob *job, GError **error)
     if (store == NULL || (vm = sp_store_vm_get(store, job->vm, error)) == NULL ||
         (disks = sp_vm_discover_disks(vm, error)) == NULL)
         return NULL;
-    return json_reply(sp_document_vm_disks(disks), error);
+    return document_reply(sp_document_vm_disks(disks), error);
 }
 
 /* As `stillpoint vm recover`: the VM's interrupted operations, then its backup session. */
@@ -309,18 +231,7 @@ static GVariant *run_create(SpDaemonJob *job, GError **error)
     made_by = made_by_caller(job);
     o.made_by = made_by;
     cp = sp_coordinator_create(store, vm, &o, progress_cb, job, error);
-    if (cp == NULL)
-        return NULL;
-    {
-        /* The document the CLI prints for it (document.h), so that it prints the same. */
-        g_autoptr(SpJson) doc = sp_document_checkpoint(cp, cp->id);
-        g_autofree char *text = sp_json_serialize(doc, NULL);
-        if (text == NULL) {
-            g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "out of memory");
-            return NULL;
-        }
-        return g_variant_new("(@a{sv})", checkpoint_to_variant(cp, cp->id, text));
-    }
+    return cp != NULL ? document_reply(sp_document_checkpoint(cp, cp->id), error) : NULL;
 }
 
 /* As `stillpoint checkpoint create --group`: the group's members lock themselves (in name order). */
@@ -332,7 +243,6 @@ static GVariant *run_create_group(SpDaemonJob *job, GError **error)
     g_autoptr(SpStore) store = NULL;
     g_autoptr(GPtrArray) cps = NULL;
     g_autoptr(SpJson) doc = NULL;
-    g_autofree char *text = NULL;
 
     g_variant_get(job->parameters, "(&s@a{sv})", &group, &opts);
     g_variant_lookup(opts, "name", "&s", &name);
@@ -344,11 +254,7 @@ static GVariant *run_create_group(SpDaemonJob *job, GError **error)
         g_prefix_error(error, "group '%s': ", group);
         return NULL;
     }
-    if ((text = sp_json_serialize(doc, NULL)) == NULL) {
-        g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED, "out of memory");
-        return NULL;
-    }
-    return g_variant_new("(s)", text);
+    return document_reply(g_steal_pointer(&doc), error);
 }
 
 static GVariant *run_delete(SpDaemonJob *job, GError **error)
@@ -503,7 +409,7 @@ static GVariant *run_apply(SpDaemonJob *job, GError **error)
         !sp_op_apply(store, vm, ref, save, force, &report, error) ||
         (doc = sp_document_checkpoint_applied(store, vm->name, error)) == NULL)
         return NULL;
-    return json_reply(doc, error);
+    return document_reply_variant(doc, error);
 }
 
 static const struct {
@@ -514,9 +420,7 @@ static const struct {
     {"AddVm", run_add_vm},
     {"RemoveVm", run_remove_vm},
     {"ListCheckpoints", run_list_checkpoints},
-    {"ListVmsJson", run_list_vms_json},
-    {"ListCheckpointsJson", run_list_checkpoints_json},
-    {"VmDisksJson", run_vm_disks_json},
+    {"GetVmDisks", run_vm_disks},
     {"RecoverVm", run_recover_vm},
     {"CreateCheckpoint", run_create},
     {"CreateGroupCheckpoint", run_create_group},

@@ -28,7 +28,8 @@
 typedef struct {
     GMainLoop *loop;
     SpAuthority *authority;
-    SpCoordinator1 *skeleton;
+    GDBusConnection *bus;
+    guint registration;       /* the object on the bus; 0 before */
     char *store_path;
     int ready_fd;
     guint calls;              /* in progress: identifying, authorizing or running */
@@ -39,27 +40,36 @@ typedef struct {
     int status;
 } Daemon;
 
-/* Which polkit action each method needs (org.stillpoint.policy). */
+/* What polkit is told a call is about (SpAuthorityDetails): the method's first argument. */
+typedef enum { DETAIL_NONE, DETAIL_VM, DETAIL_GROUP } Detail;
+
+/* Which polkit action each method needs (org.stillpoint.policy; the README's role table says
+ * the same, and daemon/role-table compares them). */
 static const struct {
     const char *method;
     const char *action;
+    Detail detail;
     const char *operation;   /* for Progress; NULL = quick */
     const char *refusal;     /* "not authorized to ..." */
 } actions[] = {
-    {"ListVms", "org.stillpoint.read", NULL, "list VMs"},
-    {"ListCheckpoints", "org.stillpoint.read", NULL, "list checkpoints"},
-    {"ListVmsJson", "org.stillpoint.read", NULL, "list VMs"},
-    {"ListCheckpointsJson", "org.stillpoint.read", NULL, "list checkpoints"},
-    {"AddVm", "org.stillpoint.vm.admin", NULL, "register VMs"},
-    {"RemoveVm", "org.stillpoint.vm.admin", NULL, "remove VMs"},
-    {"VmDisksJson", "org.stillpoint.read", NULL, "list a VM's disks"},
-    {"RecoverVm", "org.stillpoint.vm.admin", "recover", "recover VMs"},
-    {"CreateCheckpoint", "org.stillpoint.checkpoint.create", "create", "create checkpoints"},
-    {"CreateGroupCheckpoint", "org.stillpoint.checkpoint.create", "create", "create checkpoints"},
-    {"ExportCheckpoint", "org.stillpoint.checkpoint.export", "export", "export checkpoints"},
-    {"ApplyCheckpoint", "org.stillpoint.checkpoint.apply", "apply", "apply checkpoints"},
-    {"DeleteCheckpoint", "org.stillpoint.checkpoint.delete", "delete", "delete checkpoints"},
-    {"RenameCheckpoint", "org.stillpoint.checkpoint.rename", NULL, "rename checkpoints"},
+    {"ListVms", "org.stillpoint.read", DETAIL_NONE, NULL, "list VMs"},
+    {"ListCheckpoints", "org.stillpoint.read", DETAIL_VM, NULL, "list checkpoints"},
+    {"GetVmDisks", "org.stillpoint.read", DETAIL_VM, NULL, "list a VM's disks"},
+    {"AddVm", "org.stillpoint.vm.admin", DETAIL_VM, NULL, "register VMs"},
+    {"RemoveVm", "org.stillpoint.vm.admin", DETAIL_VM, NULL, "remove VMs"},
+    {"RecoverVm", "org.stillpoint.vm.admin", DETAIL_VM, "recover", "recover VMs"},
+    {"CreateCheckpoint", "org.stillpoint.checkpoint.create", DETAIL_VM, "create",
+     "create checkpoints"},
+    {"CreateGroupCheckpoint", "org.stillpoint.checkpoint.create", DETAIL_GROUP, "create",
+     "create checkpoints"},
+    {"ExportCheckpoint", "org.stillpoint.checkpoint.export", DETAIL_VM, "export",
+     "export checkpoints"},
+    {"ApplyCheckpoint", "org.stillpoint.checkpoint.apply", DETAIL_VM, "apply",
+     "apply checkpoints"},
+    {"DeleteCheckpoint", "org.stillpoint.checkpoint.delete", DETAIL_VM, "delete",
+     "delete checkpoints"},
+    {"RenameCheckpoint", "org.stillpoint.checkpoint.rename", DETAIL_VM, NULL,
+     "rename checkpoints"},
 };
 
 typedef struct {
@@ -234,7 +244,7 @@ static void admin_checked_cb(GObject *source, GAsyncResult *res, gpointer user_d
 
 static gboolean lists_vms(const Call *c)
 {
-    return g_str_equal(c->job->method, "ListVms") || g_str_equal(c->job->method, "ListVmsJson");
+    return g_str_equal(c->job->method, "ListVms");
 }
 
 static void authorized_cb(GObject *source, GAsyncResult *res, gpointer user_data)
@@ -339,9 +349,9 @@ static gboolean dispatch(Daemon *d, GDBusMethodInvocation *inv)
         c->job->operation = actions[i].operation;
         c->job->store_path = g_strdup(d->store_path);
         c->job->parameters = g_variant_ref(params);
-        if (g_variant_n_children(params) > 0)   /* all but ListVms* name a VM first */
+        if (actions[i].detail != DETAIL_NONE)   /* the VM or group, first */
             g_variant_get_child(params, 0, "s", &c->job->vm);
-        if (g_str_equal(method, "CreateGroupCheckpoint"))   /* ... or a group */
+        if (actions[i].detail == DETAIL_GROUP)
             c->details.group = c->job->vm;
         else
             c->details.vm = c->job->vm;
@@ -359,54 +369,15 @@ static gboolean dispatch(Daemon *d, GDBusMethodInvocation *inv)
     return FALSE;
 }
 
-/* The generated signals, each with its own arguments: all go to dispatch(), which reads the
- * parameters from the invocation. */
-static gboolean handle_list_vms_cb(SpCoordinator1 *s, GDBusMethodInvocation *inv, gpointer d)
+/* Every method of the interface (checked against its introspection data by GDBus: a call
+ * with other arguments is refused before it gets here). */
+static void method_call_cb(GDBusConnection *bus, const char *sender, const char *path,
+                           const char *iface, const char *method, GVariant *params,
+                           GDBusMethodInvocation *inv, gpointer user_data)
 {
-    return dispatch(d, inv);
-}
-
-static gboolean handle_vm_cb(SpCoordinator1 *s, GDBusMethodInvocation *inv, const char *vm,
-                             gpointer d)
-{
-    return dispatch(d, inv);
-}
-
-static gboolean handle_vm_x_cb(SpCoordinator1 *s, GDBusMethodInvocation *inv, const char *vm,
-                               gpointer x, gpointer d)
-{
-    return dispatch(d, inv);
-}
-
-static gboolean handle_vm_x_x_cb(SpCoordinator1 *s, GDBusMethodInvocation *inv, const char *vm,
-                                 const char *cp, gpointer x, gpointer d)
-{
-    return dispatch(d, inv);
-}
-
-static gboolean handle_export_cb(SpCoordinator1 *s, GDBusMethodInvocation *inv, const char *vm,
-                                 const char *cp, const char *dir, const char *format, gpointer d)
-{
-    return dispatch(d, inv);
-}
-
-static void connect_handlers(Daemon *d)
-{
-    g_signal_connect(d->skeleton, "handle-list-vms", G_CALLBACK(handle_list_vms_cb), d);
-    g_signal_connect(d->skeleton, "handle-list-checkpoints", G_CALLBACK(handle_vm_cb), d);
-    g_signal_connect(d->skeleton, "handle-list-vms-json", G_CALLBACK(handle_list_vms_cb), d);
-    g_signal_connect(d->skeleton, "handle-list-checkpoints-json", G_CALLBACK(handle_vm_cb), d);
-    g_signal_connect(d->skeleton, "handle-vm-disks-json", G_CALLBACK(handle_vm_cb), d);
-    g_signal_connect(d->skeleton, "handle-recover-vm", G_CALLBACK(handle_vm_cb), d);
-    g_signal_connect(d->skeleton, "handle-add-vm", G_CALLBACK(handle_vm_x_cb), d);
-    g_signal_connect(d->skeleton, "handle-remove-vm", G_CALLBACK(handle_vm_x_cb), d);
-    g_signal_connect(d->skeleton, "handle-create-checkpoint", G_CALLBACK(handle_vm_x_cb), d);
-    /* (group, options): the same shape as (vm, options) */
-    g_signal_connect(d->skeleton, "handle-create-group-checkpoint", G_CALLBACK(handle_vm_x_cb), d);
-    g_signal_connect(d->skeleton, "handle-delete-checkpoint", G_CALLBACK(handle_vm_x_x_cb), d);
-    g_signal_connect(d->skeleton, "handle-rename-checkpoint", G_CALLBACK(handle_vm_x_x_cb), d);
-    g_signal_connect(d->skeleton, "handle-apply-checkpoint", G_CALLBACK(handle_vm_x_x_cb), d);
-    g_signal_connect(d->skeleton, "handle-export-checkpoint", G_CALLBACK(handle_export_cb), d);
+    if (!dispatch(user_data, inv))
+        g_dbus_method_invocation_return_dbus_error(inv, "org.freedesktop.DBus.Error.UnknownMethod",
+                                                   "no such method");
 }
 
 /* ---- the bus ---- */
@@ -416,9 +387,13 @@ static void bus_acquired_cb(GDBusConnection *bus, const char *name, gpointer use
     Daemon *d = user_data;
     g_autoptr(GError) error = NULL;
 
+    static const GDBusInterfaceVTable vtable = {.method_call = method_call_cb};
+
     g_dbus_connection_set_exit_on_close(bus, FALSE);
-    if (!g_dbus_interface_skeleton_export(G_DBUS_INTERFACE_SKELETON(d->skeleton), bus,
-                                          SP_DAEMON_OBJECT_PATH, &error)) {
+    d->bus = g_object_ref(bus);
+    d->registration = g_dbus_connection_register_object(
+        bus, SP_DAEMON_OBJECT_PATH, sp_coordinator1_interface_info(), &vtable, d, NULL, &error);
+    if (d->registration == 0) {
         g_critical("cannot export %s: %s", SP_DAEMON_OBJECT_PATH, error->message);
         d->status = EXIT_FAILURE;
         g_main_loop_quit(d->loop);
@@ -504,18 +479,16 @@ int main(int argc, char **argv)
     d.loop = g_main_loop_new(NULL, FALSE);
     d.uid_calls = g_hash_table_new(NULL, NULL);
     d.stop = g_cancellable_new();
-    d.skeleton = sp_coordinator1_skeleton_new();
-    connect_handlers(&d);
     owner = g_bus_own_name(G_BUS_TYPE_SYSTEM, SP_DAEMON_BUS_NAME, G_BUS_NAME_OWNER_FLAGS_DO_NOT_QUEUE,
                            bus_acquired_cb, name_acquired_cb, name_lost_cb, &d, NULL);
     g_unix_signal_add(SIGTERM, signal_cb, &d);
     g_unix_signal_add(SIGINT, signal_cb, &d);
     g_main_loop_run(d.loop);
     g_bus_unown_name(owner);
-    /* Exported only once a bus connection came up. */
-    if (g_dbus_interface_skeleton_get_connection(G_DBUS_INTERFACE_SKELETON(d.skeleton)) != NULL)
-        g_dbus_interface_skeleton_unexport(G_DBUS_INTERFACE_SKELETON(d.skeleton));
-    g_object_unref(d.skeleton);
+    /* Registered only once a bus connection came up. */
+    if (d.registration != 0)
+        g_dbus_connection_unregister_object(d.bus, d.registration);
+    g_clear_object(&d.bus);
     g_main_loop_unref(d.loop);
     g_hash_table_unref(d.uid_calls);
     g_object_unref(d.stop);

@@ -7,5 +7,13 @@ foreach(scenario rules_file polkit activation authorize_first per_vm bus_identit
                    $<TARGET_FILE:stillpointd> $<TARGET_FILE:stillpoint> $<TARGET_FILE:sp-fake-agent>
                    ${PROJECT_SOURCE_DIR}/host/data/org.stillpoint.Coordinator1.conf ${scenario})
   sp_test_properties(daemon/roles/${scenario} PROPERTIES
-    LABELS "e2e;dbus" TIMEOUT 180 RESOURCE_LOCK vm SKIP_RETURN_CODE 77)
+    LABELS "e2e;dbus" TIMEOUT 400 RESOURCE_LOCK vm SKIP_RETURN_CODE 77)
 endforeach()
+
+# The typed replies: documents as D-Bus values and back (host/lib/document-variant.c).
+pkg_check_modules(SP_DAEMON_TEST_CMOCKA REQUIRED IMPORTED_TARGET cmocka)
+add_executable(test-daemon-document-variant ${CMAKE_CURRENT_LIST_DIR}/daemon-document-variant.c)
+target_link_libraries(test-daemon-document-variant PRIVATE stillpoint-host
+                      PkgConfig::SP_DAEMON_TEST_CMOCKA)
+sp_test(NAME daemon/document-variant COMMAND test-daemon-document-variant)
+sp_test_properties(daemon/document-variant PROPERTIES TIMEOUT 60)
