@@ -412,6 +412,150 @@ static GVariant *run_apply(SpDaemonJob *job, GError **error)
     return document_reply_variant(doc, error);
 }
 
+/* As `stillpoint vm set`. */
+static GVariant *run_set_vm(SpDaemonJob *job, GError **error)
+{
+    g_autoptr(GVariant) opts = NULL;
+    const char *type = NULL;
+    g_autoptr(SpStore) store = NULL;
+
+    g_variant_get(job->parameters, "(&s@a{sv})", NULL, &opts);
+    if (!g_variant_lookup(opts, "checkpoint-type", "&s", &type)) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                    "vm set: the option checkpoint-type is missing");
+        return NULL;
+    }
+    store = sp_store_open(job->store_path, error);
+    if (store == NULL || !sp_store_vm_set_checkpoint_type(store, job->vm, type, error))
+        return NULL;
+    return g_variant_new("()");
+}
+
+/* As `stillpoint checkpoint show`. */
+static GVariant *run_show(SpDaemonJob *job, GError **error)
+{
+    const char *ref;
+    g_autoptr(SpStore) store = sp_store_open(job->store_path, error);
+    g_autoptr(SpVm) vm = NULL;
+    g_autoptr(SpCheckpoint) cp = NULL;
+    g_autoptr(GPtrArray) cps = NULL;
+
+    g_variant_get(job->parameters, "(&s&s)", NULL, &ref);
+    if (store == NULL || (vm = sp_store_vm_get(store, job->vm, error)) == NULL ||
+        (cp = sp_op_find_checkpoint(store, vm, ref, error)) == NULL ||
+        (cps = sp_store_checkpoint_list(store, vm->id, error)) == NULL)
+        return NULL;
+    return document_reply(sp_document_checkpoint_show(vm, cps, cp), error);
+}
+
+/* As `stillpoint checkpoint resume`. */
+static GVariant *run_resume(SpDaemonJob *job, GError **error)
+{
+    g_autoptr(SpStore) store = NULL;
+    g_autoptr(SpVmLock) lock = NULL;
+    g_autoptr(SpVm) vm = NULL;
+    SpOpReport report = {.progress = progress_cb, .percent = percent_cb, .user_data = job};
+
+    if (!open_vm(job, TRUE, &store, &lock, &vm, error) || !sp_op_resume(store, vm, &report, error))
+        return NULL;
+    return g_variant_new("()");
+}
+
+/* Authorized: the daemon adds the caller to its watchers (stillpointd.c). */
+static GVariant *run_watch(SpDaemonJob *job, GError **error)
+{
+    return g_variant_new("()");
+}
+
+/* ---- consistency groups ---- */
+
+static GVariant *run_list_groups(SpDaemonJob *job, GError **error)
+{
+    g_autoptr(SpStore) store = sp_store_open(job->store_path, error);
+    g_autoptr(GHashTable) groups = NULL;
+
+    if (store == NULL || (groups = sp_group_list(store, error)) == NULL)
+        return NULL;
+    return document_reply(sp_document_group_list(groups), error);
+}
+
+static GVariant *run_create_group_def(SpDaemonJob *job, GError **error)
+{
+    g_autofree const char **members = NULL;
+    g_autoptr(SpStore) store = NULL;
+
+    g_variant_get(job->parameters, "(&s^a&s)", NULL, &members);
+    store = sp_store_open(job->store_path, error);
+    if (store == NULL || !sp_group_create(store, job->vm, members, error))
+        return NULL;
+    return g_variant_new("()");
+}
+
+static GVariant *run_remove_group(SpDaemonJob *job, GError **error)
+{
+    g_autoptr(SpStore) store = sp_store_open(job->store_path, error);
+
+    if (store == NULL || !sp_group_remove(store, job->vm, error))
+        return NULL;
+    return g_variant_new("()");
+}
+
+/* ---- backup sessions ---- */
+
+/* As `stillpoint backup begin` (and `hook pre`): the session document. */
+static GVariant *run_begin_backup(SpDaemonJob *job, GError **error)
+{
+    g_autoptr(GVariant) opts = NULL;
+    gboolean incremental = FALSE;
+    g_autoptr(SpStore) store = NULL;
+    g_autoptr(SpVmLock) lock = NULL;
+    g_autoptr(SpVm) vm = NULL;
+    SpJson *session;
+
+    g_variant_get(job->parameters, "(&s@a{sv})", NULL, &opts);
+    g_variant_lookup(opts, "incremental", "b", &incremental);
+    if (!open_vm(job, FALSE, &store, &lock, &vm, error) ||
+        (session = sp_backup_begin(store, vm, incremental, progress_cb, job, error)) == NULL)
+        return NULL;
+    return document_reply(session, error);
+}
+
+/* As `stillpoint backup end` (and `hook post`). */
+static GVariant *run_end_backup(SpDaemonJob *job, GError **error)
+{
+    g_autoptr(GVariant) opts = NULL;
+    gboolean keep = FALSE, failed = FALSE;
+    g_autoptr(SpStore) store = NULL;
+    g_autoptr(SpVmLock) lock = NULL;
+    g_autoptr(SpVm) vm = NULL;
+
+    g_variant_get(job->parameters, "(&s@a{sv})", NULL, &opts);
+    g_variant_lookup(opts, "keep", "b", &keep);
+    g_variant_lookup(opts, "failed", "b", &failed);
+    if (!open_vm(job, FALSE, &store, &lock, &vm, error) ||
+        !sp_backup_end(store, vm, keep, failed, progress_cb, job, error))
+        return NULL;
+    return g_variant_new("()");
+}
+
+/* As `stillpoint backup status`: the session's journal, or null. */
+static GVariant *run_backup_status(SpDaemonJob *job, GError **error)
+{
+    g_autoptr(SpStore) store = sp_store_open(job->store_path, error);
+    g_autoptr(SpVm) vm = NULL;
+    g_autoptr(GError) local = NULL;
+    SpJson *session;
+
+    if (store == NULL || (vm = sp_store_vm_get(store, job->vm, error)) == NULL)
+        return NULL;
+    session = sp_backup_status(store, vm, &local);
+    if (session == NULL && local != NULL) {
+        g_propagate_error(error, g_steal_pointer(&local));
+        return NULL;
+    }
+    return document_reply_variant(session != NULL ? session : sp_json_new_null(), error);
+}
+
 static const struct {
     const char *method;
     GVariant *(*run)(SpDaemonJob *job, GError **error);
@@ -428,6 +572,16 @@ static const struct {
     {"RenameCheckpoint", run_rename},
     {"ExportCheckpoint", run_export},
     {"ApplyCheckpoint", run_apply},
+    {"SetVm", run_set_vm},
+    {"ShowCheckpoint", run_show},
+    {"ResumeCheckpoint", run_resume},
+    {"ListGroups", run_list_groups},
+    {"CreateGroup", run_create_group_def},
+    {"RemoveGroup", run_remove_group},
+    {"BeginBackup", run_begin_backup},
+    {"EndBackup", run_end_backup},
+    {"GetBackupStatus", run_backup_status},
+    {"Watch", run_watch},
 };
 
 GVariant *sp_daemon_job_run(SpDaemonJob *job, GError **error)

@@ -35,41 +35,51 @@ typedef struct {
     guint calls;              /* in progress: identifying, authorizing or running */
     guint jobs;               /* running on a worker thread */
     GHashTable *uid_calls;    /* uid -> calls in progress */
+    GHashTable *watchers;     /* unique bus name -> its g_bus_watch_name id (Watch) */
     GCancellable *stop;       /* cancelled on SIGTERM: pending questions end at once */
     gboolean stopping;
     int status;
 } Daemon;
 
 /* What polkit is told a call is about (SpAuthorityDetails): the method's first argument. */
-typedef enum { DETAIL_NONE, DETAIL_VM, DETAIL_GROUP } Detail;
+typedef enum { ON_NOTHING, ON_VM, ON_GROUP } Detail;
+/* What watchers (Watch) are told once a method has succeeded: nothing, VmAdded(vm),
+ * VmRemoved(vm), CheckpointsChanged(vm), or that of each member a group checkpoint's reply names. */
+typedef enum { NO_CHANGE, VM_ADDED, VM_REMOVED, CPS_CHANGED, GROUP_CPS_CHANGED } Change;
 
 /* Which polkit action each method needs (org.stillpoint.policy; the README's role table says
- * the same, and daemon/role-table compares them). */
+ * the same, and e2e/daemon/role-table compares them), what Progress calls its operation (NULL:
+ * quick) and what a refusal says ("not authorized to ..."). */
 static const struct {
     const char *method;
     const char *action;
     Detail detail;
-    const char *operation;   /* for Progress; NULL = quick */
-    const char *refusal;     /* "not authorized to ..." */
+    Change change;
+    const char *operation;
+    const char *refusal;
 } actions[] = {
-    {"ListVms", "org.stillpoint.read", DETAIL_NONE, NULL, "list VMs"},
-    {"ListCheckpoints", "org.stillpoint.read", DETAIL_VM, NULL, "list checkpoints"},
-    {"GetVmDisks", "org.stillpoint.read", DETAIL_VM, NULL, "list a VM's disks"},
-    {"AddVm", "org.stillpoint.vm.admin", DETAIL_VM, NULL, "register VMs"},
-    {"RemoveVm", "org.stillpoint.vm.admin", DETAIL_VM, NULL, "remove VMs"},
-    {"RecoverVm", "org.stillpoint.vm.admin", DETAIL_VM, "recover", "recover VMs"},
-    {"CreateCheckpoint", "org.stillpoint.checkpoint.create", DETAIL_VM, "create",
-     "create checkpoints"},
-    {"CreateGroupCheckpoint", "org.stillpoint.checkpoint.create", DETAIL_GROUP, "create",
-     "create checkpoints"},
-    {"ExportCheckpoint", "org.stillpoint.checkpoint.export", DETAIL_VM, "export",
-     "export checkpoints"},
-    {"ApplyCheckpoint", "org.stillpoint.checkpoint.apply", DETAIL_VM, "apply",
-     "apply checkpoints"},
-    {"DeleteCheckpoint", "org.stillpoint.checkpoint.delete", DETAIL_VM, "delete",
-     "delete checkpoints"},
-    {"RenameCheckpoint", "org.stillpoint.checkpoint.rename", DETAIL_VM, NULL,
-     "rename checkpoints"},
+    {"ListVms", "org.stillpoint.read", ON_NOTHING, NO_CHANGE, NULL, "list VMs"},
+    {"ListCheckpoints", "org.stillpoint.read", ON_VM, NO_CHANGE, NULL, "list checkpoints"},
+    {"ShowCheckpoint", "org.stillpoint.read", ON_VM, NO_CHANGE, NULL, "show checkpoints"},
+    {"GetVmDisks", "org.stillpoint.read", ON_VM, NO_CHANGE, NULL, "list a VM's disks"},
+    {"ListGroups", "org.stillpoint.read", ON_NOTHING, NO_CHANGE, NULL, "list groups"},
+    {"Watch", "org.stillpoint.read", ON_NOTHING, NO_CHANGE, NULL, "watch VMs"},
+    {"GetBackupStatus", "org.stillpoint.read", ON_VM, NO_CHANGE, NULL, "read backup sessions"},
+    {"AddVm", "org.stillpoint.vm.admin", ON_VM, VM_ADDED, NULL, "register VMs"},
+    {"SetVm", "org.stillpoint.vm.admin", ON_VM, NO_CHANGE, NULL, "change VMs"},
+    {"RemoveVm", "org.stillpoint.vm.admin", ON_VM, VM_REMOVED, NULL, "remove VMs"},
+    {"RecoverVm", "org.stillpoint.vm.admin", ON_VM, CPS_CHANGED, "recover", "recover VMs"},
+    {"CreateGroup", "org.stillpoint.vm.admin", ON_GROUP, NO_CHANGE, NULL, "define groups"},
+    {"RemoveGroup", "org.stillpoint.vm.admin", ON_GROUP, NO_CHANGE, NULL, "remove groups"},
+    {"CreateCheckpoint", "org.stillpoint.checkpoint.create", ON_VM, CPS_CHANGED, "create", "create checkpoints"},
+    {"CreateGroupCheckpoint", "org.stillpoint.checkpoint.create", ON_GROUP, GROUP_CPS_CHANGED, "create", "create checkpoints"},
+    {"ExportCheckpoint", "org.stillpoint.checkpoint.export", ON_VM, NO_CHANGE, "export", "export checkpoints"},
+    {"ApplyCheckpoint", "org.stillpoint.checkpoint.apply", ON_VM, CPS_CHANGED, "apply", "apply checkpoints"},
+    {"ResumeCheckpoint", "org.stillpoint.checkpoint.apply", ON_VM, NO_CHANGE, "resume", "resume VMs"},
+    {"DeleteCheckpoint", "org.stillpoint.checkpoint.delete", ON_VM, CPS_CHANGED, "delete", "delete checkpoints"},
+    {"RenameCheckpoint", "org.stillpoint.checkpoint.rename", ON_VM, CPS_CHANGED, NULL, "rename checkpoints"},
+    {"BeginBackup", "org.stillpoint.backup", ON_VM, CPS_CHANGED, "backup", "begin backup sessions"},
+    {"EndBackup", "org.stillpoint.backup", ON_VM, CPS_CHANGED, "backup", "end backup sessions"},
 };
 
 typedef struct {
@@ -78,6 +88,7 @@ typedef struct {
     SpDaemonJob *job;
     const char *action;
     const char *refusal;
+    Change change;
     SpAuthorityDetails details;   /* points into job */
     SpAuthorityCaller caller;     /* from the bus */
     gboolean counted;         /* in daemon->uid_calls */
@@ -174,6 +185,70 @@ static void job_progress_cb(const SpDaemonJob *job, const char *message, double 
     g_main_context_invoke(NULL, emit_progress_cb, m);
 }
 
+/* ---- watchers: VMs and checkpoints as they appear and go, to those who asked ---- */
+
+/* A broadcast would tell every local user the VMs' names: the changes go, as unicast signals
+ * like Progress, only to the connections that called Watch (and so hold the read role), until
+ * they leave the bus. */
+static void watcher_vanished_cb(GDBusConnection *bus, const char *name, gpointer user_data)
+{
+    Daemon *d = user_data;
+    g_hash_table_remove(d->watchers, name);
+}
+
+static void watcher_free(gpointer id)
+{
+    g_bus_unwatch_name(GPOINTER_TO_UINT(id));
+}
+
+static void watch_add(Daemon *d, GDBusMethodInvocation *inv)
+{
+    const char *sender = g_dbus_method_invocation_get_sender(inv);
+    guint id;
+
+    if (g_hash_table_contains(d->watchers, sender))
+        return;
+    id = g_bus_watch_name_on_connection(d->bus, sender, G_BUS_NAME_WATCHER_FLAGS_NONE, NULL,
+                                        watcher_vanished_cb, d, NULL);
+    g_hash_table_insert(d->watchers, g_strdup(sender), GUINT_TO_POINTER(id));
+}
+
+static void notify(Daemon *d, const char *signal, const char *vm)
+{
+    GHashTableIter it;
+    gpointer name;
+
+    g_hash_table_iter_init(&it, d->watchers);
+    while (g_hash_table_iter_next(&it, &name, NULL))
+        g_dbus_connection_emit_signal(d->bus, name, SP_DAEMON_OBJECT_PATH,
+                                      "org.stillpoint.Coordinator1", signal,
+                                      g_variant_new("(s)", vm), NULL);
+}
+
+/* After a method succeeded: what changed, from its table entry (and a group checkpoint's
+ * reply, which names each member). */
+static void notify_change(Daemon *d, const Call *c, GVariant *reply)
+{
+    g_autoptr(GVariant) members = NULL;
+
+    if (c->change == VM_ADDED)
+        notify(d, "VmAdded", c->job->vm);
+    else if (c->change == VM_REMOVED)
+        notify(d, "VmRemoved", c->job->vm);
+    else if (c->change == CPS_CHANGED)
+        notify(d, "CheckpointsChanged", c->job->vm);
+    if (c->change != GROUP_CPS_CHANGED)
+        return;
+    members = g_variant_get_child_value(reply, 0);
+    for (gsize i = 0; i < g_variant_n_children(members); i++) {
+        g_autoptr(GVariant) boxed = g_variant_get_child_value(members, i);
+        g_autoptr(GVariant) cp = g_variant_get_variant(boxed);
+        const char *vm;
+        if (g_variant_lookup(cp, "vm", "&s", &vm))
+            notify(d, "CheckpointsChanged", vm);
+    }
+}
+
 /* ---- running a job ---- */
 
 static void job_thread_cb(GTask *task, gpointer source, gpointer data, GCancellable *cancellable)
@@ -199,6 +274,9 @@ static void job_done_cb(GObject *source, GAsyncResult *res, gpointer user_data)
                   c->job->caller_uid, error->message);
         return_error(c->invocation, error);
     } else {
+        if (g_str_equal(c->job->method, "Watch"))
+            watch_add(c->daemon, c->invocation);
+        notify_change(c->daemon, c, reply);
         g_dbus_method_invocation_return_value(c->invocation, reply);
         g_variant_unref(reply);
     }
@@ -344,14 +422,15 @@ static gboolean dispatch(Daemon *d, GDBusMethodInvocation *inv)
         c->invocation = g_object_ref(inv);
         c->action = actions[i].action;
         c->refusal = actions[i].refusal;
+        c->change = actions[i].change;
         c->job = g_new0(SpDaemonJob, 1);
         c->job->method = actions[i].method;
         c->job->operation = actions[i].operation;
         c->job->store_path = g_strdup(d->store_path);
         c->job->parameters = g_variant_ref(params);
-        if (actions[i].detail != DETAIL_NONE)   /* the VM or group, first */
+        if (actions[i].detail != ON_NOTHING)   /* the VM or group, first */
             g_variant_get_child(params, 0, "s", &c->job->vm);
-        if (actions[i].detail == DETAIL_GROUP)
+        if (actions[i].detail == ON_GROUP)
             c->details.group = c->job->vm;
         else
             c->details.vm = c->job->vm;
@@ -478,6 +557,7 @@ int main(int argc, char **argv)
     }
     d.loop = g_main_loop_new(NULL, FALSE);
     d.uid_calls = g_hash_table_new(NULL, NULL);
+    d.watchers = g_hash_table_new_full(g_str_hash, g_str_equal, g_free, watcher_free);
     d.stop = g_cancellable_new();
     owner = g_bus_own_name(G_BUS_TYPE_SYSTEM, SP_DAEMON_BUS_NAME, G_BUS_NAME_OWNER_FLAGS_DO_NOT_QUEUE,
                            bus_acquired_cb, name_acquired_cb, name_lost_cb, &d, NULL);
@@ -491,6 +571,7 @@ int main(int argc, char **argv)
     g_clear_object(&d.bus);
     g_main_loop_unref(d.loop);
     g_hash_table_unref(d.uid_calls);
+    g_hash_table_unref(d.watchers);
     g_object_unref(d.stop);
     sp_authority_free(d.authority);
     g_free(d.store_path);

@@ -103,12 +103,6 @@ SpJson *sp_document_from_variant(GVariant *value, GError **error)
     switch (g_variant_classify(value)) {
     case G_VARIANT_CLASS_BOOLEAN:
         return sp_json_new_bool(g_variant_get_boolean(value));
-    case G_VARIANT_CLASS_BYTE:
-        return sp_json_new_int(g_variant_get_byte(value));
-    case G_VARIANT_CLASS_INT16:
-        return sp_json_new_int(g_variant_get_int16(value));
-    case G_VARIANT_CLASS_UINT16:
-        return sp_json_new_int(g_variant_get_uint16(value));
     case G_VARIANT_CLASS_INT32:
         return sp_json_new_int(g_variant_get_int32(value));
     case G_VARIANT_CLASS_UINT32:

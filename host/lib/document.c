@@ -206,6 +206,20 @@ SpJson *sp_document_vm_added(const char *name, int64_t id)
     return out;
 }
 
+SpJson *sp_document_group_list(GHashTable *groups)
+{
+    SpJson *out = sp_json_new_object();
+    g_autoptr(GList) names = g_list_sort(g_hash_table_get_keys(groups), (GCompareFunc)g_strcmp0);
+
+    for (GList *l = names; l != NULL; l = l->next) {
+        const char *const *members = g_hash_table_lookup(groups, l->data);
+        SpJson *list = sp_json_new_array();
+        for (guint i = 0; members[i] != NULL; i++)
+            sp_json_array_append(list, sp_json_new_string(members[i]));
+        sp_json_object_set(out, l->data, list);
+    }
+    return out;
+}
 
 SpJson *sp_document_group_checkpoint(SpStore *store, const char *group, GPtrArray *cps,
                                      GError **error)

@@ -76,7 +76,7 @@ static void other_shapes_are_read(void **state)
 {
     g_autoptr(GVariant) v = g_variant_ref_sink(g_variant_new_parsed(
         "{'u': <uint32 5>, 'list': <['a', 'b']>, 'path': <objectpath '/x'>, "
-        "'dicts': <[{'k': <int16 -2>}]>, 'maybe': <@ms nothing>}"));
+        "'dicts': <[{'k': <int32 -2>}]>, 'maybe': <@ms nothing>}"));
     g_autoptr(SpJson) doc = sp_document_from_variant(v, NULL);
     g_autofree char *text = NULL;
 

@@ -33,7 +33,7 @@ NO_ROLE = {"user": "nobody", "group": "daemon", "extra_groups": []}
 # A second local user (another uid than nobody's).
 OTHER_USER = {"user": "daemon", "group": "daemon", "extra_groups": []}
 BACKUP_ACTIONS = ["org.stillpoint.read", "org.stillpoint.checkpoint.create",
-                  "org.stillpoint.checkpoint.export"]
+                  "org.stillpoint.checkpoint.export", "org.stillpoint.backup"]
 
 BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
@@ -453,6 +453,91 @@ def progress_to_caller_only(env, name):
           "another user eavesdropping receives no Progress:\n" + seen)
 
 
+def whole_api(env):
+    """Every command is a method with its action (issue 16, "the whole API on the bus"): vm set,
+    checkpoint show and resume, groups, backup sessions; each refused to whom the role table
+    (README) does not give it, and done for whom it does."""
+    env.refused(OPERATOR, "SetVm", "vm1", "{'checkpoint-type': <'standard'>}")
+    env.ok(None, "SetVm", "vm1", "{'checkpoint-type': <'production'>}")
+    out = env.ok(OPERATOR, "ShowCheckpoint", "vm1", "nightly")
+    check("'vm': <'vm1'>" in out and "'children': <" in out and "'parent-checkpoint'" in out,
+          "ShowCheckpoint: the checkpoint show document, typed")
+    env.refused(OPERATOR, "ResumeCheckpoint", "vm1")
+    env.refused(OPERATOR, "CreateGroup", "pair", "['vm1']")
+    env.ok(None, "CreateGroup", "pair", "['vm1']")
+    check("{'pair': <[<'vm1'>]>}" in env.ok(OPERATOR, "ListGroups"), "ListGroups: the group")
+    env.refused(OPERATOR, "RemoveGroup", "pair")
+    env.ok(None, "RemoveGroup", "pair")
+    check("{}" in env.ok(OPERATOR, "ListGroups"), "the group is gone")
+    # A backup session, full then incremental: the operator's (org.stillpoint.backup).
+    env.refused(NO_ROLE, "BeginBackup", "vm1", "{}")
+    env.refused(NO_ROLE, "GetBackupStatus", "vm1")
+    for options in ("{}", "{'incremental': <true>}"):
+        out = env.ok(OPERATOR, "BeginBackup", "vm1", options)
+        check("'nbd-uri': <'nbd+unix:" in out and ("'changed': <" in out) == ("true" in options),
+              "BeginBackup %s: the session, typed, with the changed extents when incremental"
+              % options)
+        check("'state': <'open'>" in env.ok(OPERATOR, "GetBackupStatus", "vm1"), "it is open")
+        env.refused(NO_ROLE, "EndBackup", "vm1", "{}")
+        env.ok(OPERATOR, "EndBackup", "vm1", "{}")
+        check("'state': <'closed'>" in env.ok(OPERATOR, "GetBackupStatus", "vm1"), "then closed")
+
+
+# Connects to the bus, calls Watch (unless told "listen") and prints every signal of stillpointd
+# it receives, one line each.
+WATCHER = r"""
+import sys
+from gi.repository import Gio, GLib
+bus = Gio.DBusConnection.new_for_address_sync(
+    sys.argv[1], Gio.DBusConnectionFlags.AUTHENTICATION_CLIENT |
+    Gio.DBusConnectionFlags.MESSAGE_BUS_CONNECTION, None, None)
+def on_signal(conn, sender, path, iface, name, params):
+    print(name, *params.unpack(), flush=True)
+bus.signal_subscribe(None, "org.stillpoint.Coordinator1", None, None, None,
+                     Gio.DBusSignalFlags.NONE, on_signal)
+if sys.argv[2] == "watch":
+    try:
+        bus.call_sync("org.stillpoint.Coordinator1", "/org/stillpoint/Coordinator1",
+                      "org.stillpoint.Coordinator1", "Watch", None, None,
+                      Gio.DBusCallFlags.NONE, 30000, None)
+    except GLib.Error as e:
+        print("error:", e.message, flush=True)
+        sys.exit(0)
+print("ready", flush=True)
+GLib.MainLoop().run()
+"""
+
+
+def start_watcher(env, who, mode):
+    """WATCHER as who; its output file, once it is ready (or refused)."""
+    path = env.path("watch-%s-%d.out" % (mode, len(env.procs)))
+    out = open(path, "w")
+    env.spawn(["/usr/bin/python3", "-c", WATCHER, env.address, mode], stdout=out,
+              stderr=subprocess.STDOUT, **who)
+    wait_for("the watcher is ready", lambda: open(path).read().endswith("\n"))
+    return path
+
+
+def watching(env):
+    """VMs and checkpoints seen as they appear and go, without polling (issue 16): Watch
+    (the read role) and unicast signals to the watchers; no one else receives them."""
+    watcher = start_watcher(env, OPERATOR, "watch")
+    check(open(watcher).read() == "ready\n", "the operator watches")
+    refused = start_watcher(env, NO_ROLE, "watch")
+    check("NotAuthorized" in open(refused).read(), "a caller without the read role may not watch "
+          "(%s)" % open(refused).read().strip())
+    listener = start_watcher(env, OTHER_USER, "listen")
+    env.ok(None, "AddVm", "vm3", "{'driver': <'hook'>, 'hook-command': <'true'>}")
+    env.ok(OPERATOR, "CreateCheckpoint", "vm1", "{'name': <'watched'>, 'type': <'crash'>}")
+    env.ok(None, "RemoveVm", "vm3", "true")
+    want = "ready\nVmAdded vm3\nCheckpointsChanged vm1\nVmRemoved vm3\n"
+    wait_for("the watcher hears of the changes", lambda: open(watcher).read() == want)
+    check(True, "the watcher hears of a VM added, a checkpoint made and a VM removed, in order")
+    check(open(listener).read() == "ready\n",
+          "a connection that did not Watch receives none of it: %r" % open(listener).read())
+    env.ok(None, "DeleteCheckpoint", "vm1", "watched", "false")
+
+
 def roles(env, operator_setup):
     out = env.ok(None, "AddVm", "vm1", "{'qmp-socket': <'%s'>, 'agent-socket': <'%s'>}"
                  % (env.path("qmp.sock"), env.path("agent.sock")))
@@ -506,6 +591,8 @@ def roles(env, operator_setup):
     same_results(env)
     same_outputs(env)
     same_group(env)
+    whole_api(env)
+    watching(env)
     # Root may do what the operator may not.
     env.ok(None, "RenameCheckpoint", "vm1", "nightly", "kept")
     env.ok(None, "DeleteCheckpoint", "vm1", "kept", "false")

@@ -17,3 +17,9 @@ target_link_libraries(test-daemon-document-variant PRIVATE stillpoint-host
                       PkgConfig::SP_DAEMON_TEST_CMOCKA)
 sp_test(NAME daemon/document-variant COMMAND test-daemon-document-variant)
 sp_test_properties(daemon/document-variant PROPERTIES TIMEOUT 60)
+
+# The README's role table is the polkit policy, the example rule, the interface and
+# stillpointd's method table (issue 16): any disagreement fails.
+sp_test(NAME daemon/role-table
+        COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/daemon-role-table.py ${PROJECT_SOURCE_DIR})
+sp_test_properties(daemon/role-table PROPERTIES TIMEOUT 60)

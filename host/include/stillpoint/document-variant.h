@@ -13,7 +13,7 @@
  *                             holds bytes; a{sv} keeps the key, so "parent": null stays a
  *                             member rather than vanishing)
  *
- * Going back, any GVariant of those shapes is read, and also the other integer types (as x),
+ * Going back, any GVariant of those shapes is read, and also i and u (as x),
  * o and g (as s), typed arrays (as, ax, aa{sv}, ...: arrays), a maybe (nothing: null) and a
  * variant holding any of them; bytes that are not empty are no document. */
 #pragma once

@@ -22,6 +22,8 @@ SpJson *sp_document_checkpoint_list(const SpVm *vm, GPtrArray *cps);
 SpJson *sp_document_vm_disks(GPtrArray *disks);
 /* `vm add`: {"name", "id"}. */
 SpJson *sp_document_vm_added(const char *name, int64_t id);
+/* `group list`: {GROUP: [VM, ...], ...}, groups in name order (groups: sp_group_list). */
+SpJson *sp_document_group_list(GHashTable *groups);
 /* `checkpoint create --group`: each member's new checkpoint with its "vm", in member order. */
 SpJson *sp_document_group_checkpoint(SpStore *store, const char *group, GPtrArray *cps,
                                      GError **error);
