@@ -18,6 +18,7 @@
 #include "stillpoint/group.h"
 #include "stillpoint/ops.h"
 #include "stillpoint/qmp.h"
+#include "stillpoint/retention.h"
 #include "stillpoint/store.h"
 
 void sp_daemon_job_free(SpDaemonJob *job)
@@ -461,6 +462,31 @@ static GVariant *run_resume(SpDaemonJob *job, GError **error)
     return g_variant_new("()");
 }
 
+/* As `stillpoint checkpoint retention`: how many checkpoints were merged away. */
+static GVariant *run_retention(SpDaemonJob *job, GError **error)
+{
+    g_autoptr(GVariant) opts = NULL;
+    guint32 keep = 0;
+    gboolean all = FALSE;
+    guint merged = 0;
+    g_autoptr(SpStore) store = NULL;
+    g_autoptr(SpVmLock) lock = NULL;
+    g_autoptr(SpVm) vm = NULL;
+    SpOpReport report = {.progress = progress_cb, .percent = percent_cb, .user_data = job};
+
+    g_variant_get(job->parameters, "(&s@a{sv})", NULL, &opts);
+    if (!g_variant_lookup(opts, "keep", "u", &keep)) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                    "checkpoint retention: the option keep (u) is missing");
+        return NULL;
+    }
+    g_variant_lookup(opts, "all", "b", &all);
+    if (!open_vm(job, TRUE, &store, &lock, &vm, error) ||
+        !sp_retention_apply(store, vm, keep, all, &report, &merged, error))
+        return NULL;
+    return g_variant_new("(u)", merged);
+}
+
 /* Authorized: the daemon adds the caller to its watchers (stillpointd.c). */
 static GVariant *run_watch(SpDaemonJob *job, GError **error)
 {
@@ -582,6 +608,7 @@ static const struct {
     {"EndBackup", run_end_backup},
     {"GetBackupStatus", run_backup_status},
     {"Watch", run_watch},
+    {"ApplyRetention", run_retention},
 };
 
 GVariant *sp_daemon_job_run(SpDaemonJob *job, GError **error)

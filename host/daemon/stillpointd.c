@@ -77,6 +77,7 @@ static const struct {
     {"ApplyCheckpoint", "org.stillpoint.checkpoint.apply", ON_VM, CPS_CHANGED, "apply", "apply checkpoints"},
     {"ResumeCheckpoint", "org.stillpoint.checkpoint.apply", ON_VM, NO_CHANGE, "resume", "resume VMs"},
     {"DeleteCheckpoint", "org.stillpoint.checkpoint.delete", ON_VM, CPS_CHANGED, "delete", "delete checkpoints"},
+    {"ApplyRetention", "org.stillpoint.checkpoint.delete", ON_VM, CPS_CHANGED, "retention", "delete checkpoints"},
     {"RenameCheckpoint", "org.stillpoint.checkpoint.rename", ON_VM, CPS_CHANGED, NULL, "rename checkpoints"},
     {"BeginBackup", "org.stillpoint.backup", ON_VM, CPS_CHANGED, "backup", "begin backup sessions"},
     {"EndBackup", "org.stillpoint.backup", ON_VM, CPS_CHANGED, "backup", "end backup sessions"},

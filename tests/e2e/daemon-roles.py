@@ -469,6 +469,16 @@ def whole_api(env):
     env.refused(OPERATOR, "RemoveGroup", "pair")
     env.ok(None, "RemoveGroup", "pair")
     check("{}" in env.ok(OPERATOR, "ListGroups"), "the group is gone")
+    # Retention merges checkpoints away: checkpoint.delete's, not the operator's.
+    for name in ("sched-1", "sched-2"):
+        ran(direct(env, "-q", "checkpoint", "create", "vm1", "--type", "crash", "--scheduled",
+                   "--name", name), "a scheduled checkpoint")
+    env.refused(OPERATOR, "ApplyRetention", "vm1", "{'keep': <uint32 0>}")
+    out = env.ok(None, "ApplyRetention", "vm1", "{'keep': <uint32 1>}")
+    listed = ran(direct(env, "--json", "checkpoint", "list", "vm1"), "list")
+    check(out.strip() == "(uint32 1,)" and "sched-1" not in listed and "sched-2" in listed,
+          "ApplyRetention keeps the newest scheduled checkpoint, merges the older (%s)" % out)
+    ran(direct(env, "checkpoint", "delete", "vm1", "sched-2"), "delete sched-2")
     # A backup session, full then incremental: the operator's (org.stillpoint.backup).
     env.refused(NO_ROLE, "BeginBackup", "vm1", "{}")
     env.refused(NO_ROLE, "GetBackupStatus", "vm1")
