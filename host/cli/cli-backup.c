@@ -36,19 +36,38 @@ static void print_session_text(const SpJson *s)
     }
 }
 
+/* Each command's body runs either way: on the store (c == NULL) or through stillpointd. */
+
 /* Store, VM and its lock: the session's steps run under the same lock as every other operation. */
-static SpJson *begin(int argc, char **argv, gboolean incremental, GError **error)
+static SpJson *begin(SpDaemonClient *c, int argc, char **argv, gboolean incremental,
+                     GError **error)
 {
     g_auto(SpCliVm) v = {0};
-    if (!expect_vm(argc, error) || !sp_cli_open_vm(argv[1], FALSE, &v, error))
+    if (!expect_vm(argc, error))
+        return NULL;
+    if (c != NULL)
+        return sp_daemon_call_json(c, "BeginBackup", g_variant_new_parsed(
+                                       "(%s, {'incremental': <%b>})", argv[1], incremental),
+                                   error);
+    if (!sp_cli_open_vm(argv[1], FALSE, &v, error))
         return NULL;
     return sp_backup_begin(v.store, v.vm, incremental, sp_cli_progress, NULL, error);
 }
 
-static gboolean end(int argc, char **argv, gboolean keep, gboolean aborted, GError **error)
+static gboolean end(SpDaemonClient *c, int argc, char **argv, gboolean keep, gboolean aborted,
+                    GError **error)
 {
     g_auto(SpCliVm) v = {0};
-    if (!expect_vm(argc, error) || !sp_cli_open_vm(argv[1], FALSE, &v, error))
+    g_autoptr(GVariant) r = NULL;
+    if (!expect_vm(argc, error))
+        return FALSE;
+    if (c != NULL) {
+        r = sp_daemon_call(c, "EndBackup", g_variant_new_parsed(
+                               "(%s, {'keep': <%b>, 'failed': <%b>})", argv[1], keep, aborted),
+                           error);
+        return r != NULL;
+    }
+    if (!sp_cli_open_vm(argv[1], FALSE, &v, error))
         return FALSE;
     return sp_backup_end(v.store, v.vm, keep, aborted, sp_cli_progress, NULL, error);
 }
@@ -60,9 +79,9 @@ const GOptionEntry sp_cli_backup_begin_options[] = {
      "List the extents changed since the last backup and export its dirty bitmap", NULL},
     G_OPTION_ENTRY_NULL};
 
-gboolean sp_cli_backup_begin(int argc, char **argv, GError **error)
+static gboolean backup_begin(SpDaemonClient *c, int argc, char **argv, GError **error)
 {
-    g_autoptr(SpJson) session = begin(argc, argv, begin_incremental, error);
+    g_autoptr(SpJson) session = begin(c, argc, argv, begin_incremental, error);
 
     if (session == NULL)
         return FALSE;
@@ -80,31 +99,43 @@ const GOptionEntry sp_cli_backup_end_options[] = {
      "The backup did not complete: the next incremental starts from the previous one", NULL},
     G_OPTION_ENTRY_NULL};
 
-gboolean sp_cli_backup_end(int argc, char **argv, GError **error)
+static gboolean backup_end(SpDaemonClient *c, int argc, char **argv, GError **error)
 {
-    if (!end(argc, argv, end_keep, end_failed, error))
+    if (!end(c, argc, argv, end_keep, end_failed, error))
         return FALSE;
     if (!sp_cli_globals.quiet)
         fprintf(stderr, "stillpoint: backup session of VM '%s' ended\n", argv[1]);
     return TRUE;
 }
 
-gboolean sp_cli_backup_status(int argc, char **argv, GError **error)
+/* The VM's session journal (JSON null: none), on the store or through stillpointd. */
+static SpJson *status(SpDaemonClient *c, const char *name, GError **error)
 {
     g_autoptr(SpStore) store = NULL;
     g_autoptr(SpVm) vm = NULL;
-    g_autoptr(SpJson) session = NULL;
     GError *local = NULL;
+    SpJson *session;
 
-    if (!expect_vm(argc, error) || (store = sp_cli_open_store(error)) == NULL ||
-        (vm = sp_store_vm_get(store, argv[1], error)) == NULL)
-        return FALSE;
+    if (c != NULL)
+        return sp_daemon_call_json(c, "GetBackupStatus", g_variant_new("(s)", name), error);
+    if ((store = sp_cli_open_store(error)) == NULL ||
+        (vm = sp_store_vm_get(store, name, error)) == NULL)
+        return NULL;
     session = sp_backup_status(store, vm, &local);
-    if (session == NULL && local != NULL) {
+    if (session == NULL && local != NULL)
         g_propagate_error(error, local);
+    else if (session == NULL)
+        session = sp_json_new_null();
+    return session;
+}
+
+static gboolean backup_status(SpDaemonClient *c, int argc, char **argv, GError **error)
+{
+    g_autoptr(SpJson) session = NULL;
+
+    if (!expect_vm(argc, error) || (session = status(c, argv[1], error)) == NULL)
         return FALSE;
-    }
-    if (session == NULL)
+    if (sp_json_type(session) == SP_JSON_NULL)
         printf(sp_cli_globals.json ? "null\n" : "VM '%s' never had a backup session\n", argv[1]);
     else if (sp_cli_globals.json)
         sp_cli_print_json(session);
@@ -130,9 +161,9 @@ const GOptionEntry sp_cli_hook_pre_options[] = {
      "Begin an incremental session (see backup begin)", NULL},
     G_OPTION_ENTRY_NULL};
 
-gboolean sp_cli_hook_pre(int argc, char **argv, GError **error)
+static gboolean hook_pre(SpDaemonClient *c, int argc, char **argv, GError **error)
 {
-    g_autoptr(SpJson) s = begin(argc, argv, pre_incremental, error);
+    g_autoptr(SpJson) s = begin(c, argc, argv, pre_incremental, error);
     const SpJson *disks;
     g_autoptr(GString) names = g_string_new(NULL);
 
@@ -174,9 +205,9 @@ const GOptionEntry sp_cli_hook_post_options[] = {
      "The backup job's exit status (non-zero: the backup failed)", "N"},
     G_OPTION_ENTRY_NULL};
 
-gboolean sp_cli_hook_post(int argc, char **argv, GError **error)
+static gboolean hook_post(SpDaemonClient *c, int argc, char **argv, GError **error)
 {
-    if (!end(argc, argv, FALSE, post_status != 0, error))
+    if (!end(c, argc, argv, FALSE, post_status != 0, error))
         return FALSE;
     if (!sp_cli_globals.quiet)
         fprintf(stderr, "stillpoint hook post: OK: backup session of VM '%s' ended (%s)\n",
@@ -185,3 +216,21 @@ gboolean sp_cli_hook_post(int argc, char **argv, GError **error)
                             : "backup complete");
     return TRUE;
 }
+
+/* ---- the runners: each body on the store, or through stillpointd ---- */
+
+#define SP_CLI_BACKUP_RUNNERS(cmd, body)                                                     \
+    gboolean sp_cli_##cmd(int argc, char **argv, GError **error)                              \
+    {                                                                                         \
+        return body(NULL, argc, argv, error);                                                 \
+    }                                                                                         \
+    gboolean sp_cli_##cmd##_dbus(SpDaemonClient *c, int argc, char **argv, GError **error)    \
+    {                                                                                         \
+        return body(c, argc, argv, error);                                                    \
+    }
+
+SP_CLI_BACKUP_RUNNERS(backup_begin, backup_begin)
+SP_CLI_BACKUP_RUNNERS(backup_end, backup_end)
+SP_CLI_BACKUP_RUNNERS(backup_status, backup_status)
+SP_CLI_BACKUP_RUNNERS(hook_pre, hook_pre)
+SP_CLI_BACKUP_RUNNERS(hook_post, hook_post)

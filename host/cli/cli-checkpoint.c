@@ -157,3 +157,9 @@ gboolean sp_cli_checkpoint_show(int argc, char **argv, GError **error)
     sp_cli_print_checkpoint_show(doc, sp_cli_globals.json);
     return TRUE;
 }
+
+gboolean sp_cli_checkpoint_show_dbus(SpDaemonClient *c, int argc, char **argv, GError **error)
+{
+    return sp_daemon_query(c, argc, argv, 3, "checkpoint show", "ShowCheckpoint",
+                           sp_cli_print_checkpoint_show, error);
+}

@@ -5,20 +5,12 @@
 #include "cli.h"
 #include "stillpoint/group.h"
 
-gboolean sp_cli_group_create(int argc, char **argv, GError **error)
+/* What group create prints (with --json only), directly and through stillpointd. */
+static gboolean group_created(int argc, char **argv)
 {
-    g_autoptr(SpStore) store = NULL;
     g_autoptr(SpJson) out = NULL;
     SpJson *members;
 
-    if (argc < 3) {
-        g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                    "group create: expected a group name and at least one VM (see --help)");
-        return FALSE;
-    }
-    if ((store = sp_cli_open_store(error)) == NULL ||
-        !sp_group_create(store, argv[1], (const char *const *)argv + 2, error))
-        return FALSE;
     if (!sp_cli_globals.json)
         return TRUE;
     out = sp_json_new_object();
@@ -32,47 +24,105 @@ gboolean sp_cli_group_create(int argc, char **argv, GError **error)
     return TRUE;
 }
 
-gboolean sp_cli_group_remove(int argc, char **argv, GError **error)
+static gboolean expect_members(int argc, GError **error)
+{
+    if (argc >= 3)
+        return TRUE;
+    g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                "group create: expected a group name and at least one VM (see --help)");
+    return FALSE;
+}
+
+gboolean sp_cli_group_create(int argc, char **argv, GError **error)
 {
     g_autoptr(SpStore) store = NULL;
+
+    if (!expect_members(argc, error) || (store = sp_cli_open_store(error)) == NULL ||
+        !sp_group_create(store, argv[1], (const char *const *)argv + 2, error))
+        return FALSE;
+    return group_created(argc, argv);
+}
+
+gboolean sp_cli_group_create_dbus(SpDaemonClient *c, int argc, char **argv, GError **error)
+{
+    g_autoptr(GVariant) r = NULL;
+
+    if (!expect_members(argc, error) ||
+        (r = sp_daemon_call(c, "CreateGroup",
+                            g_variant_new("(s^as)", argv[1], argv + 2), error)) == NULL)
+        return FALSE;
+    return group_created(argc, argv);
+}
+
+/* What group remove prints (with --json only). */
+static gboolean group_removed(const char *group)
+{
     g_autoptr(SpJson) out = NULL;
 
-    if (!sp_cli_expect(argc, 2, "group remove", "one group name", error) ||
-        (store = sp_cli_open_store(error)) == NULL || !sp_group_remove(store, argv[1], error))
-        return FALSE;
     if (!sp_cli_globals.json)
         return TRUE;
     out = sp_json_new_object();
     sp_json_object_set_string(out, "event", "group-removed");
-    sp_json_object_set_string(out, "group", argv[1]);
+    sp_json_object_set_string(out, "group", group);
     sp_cli_print_json(out);
     return TRUE;
+}
+
+gboolean sp_cli_group_remove(int argc, char **argv, GError **error)
+{
+    g_autoptr(SpStore) store = NULL;
+
+    if (!sp_cli_expect(argc, 2, "group remove", "one group name", error) ||
+        (store = sp_cli_open_store(error)) == NULL || !sp_group_remove(store, argv[1], error))
+        return FALSE;
+    return group_removed(argv[1]);
+}
+
+gboolean sp_cli_group_remove_dbus(SpDaemonClient *c, int argc, char **argv, GError **error)
+{
+    g_autoptr(GVariant) r = NULL;
+
+    if (!sp_cli_expect(argc, 2, "group remove", "one group name", error) ||
+        (r = sp_daemon_call(c, "RemoveGroup", g_variant_new("(s)", argv[1]), error)) == NULL)
+        return FALSE;
+    return group_removed(argv[1]);
+}
+
+/* group list, from its document (sp_document_group_list): "GROUP: VM VM" a line, or the
+ * document. */
+static void print_group_list(const SpJson *doc, gboolean json)
+{
+    if (json) {
+        sp_cli_print_json(doc);
+        return;
+    }
+    for (size_t i = 0; i < sp_json_object_len(doc); i++) {
+        const SpJson *members = NULL;
+        const char *group = sp_json_object_member(doc, i, &members);
+        printf("%s:", group);
+        for (size_t j = 0; j < sp_json_array_len(members); j++)
+            printf(" %s", sp_json_get_string(sp_json_array_get(members, j)));
+        printf("\n");
+    }
 }
 
 gboolean sp_cli_group_list(int argc, char **argv, GError **error)
 {
     g_autoptr(SpStore) store = NULL;
     g_autoptr(GHashTable) groups = NULL;
-    g_autoptr(SpJson) out = sp_json_new_object();
-    g_autoptr(GList) names = NULL;
+    g_autoptr(SpJson) doc = NULL;
 
     if ((store = sp_cli_open_store(error)) == NULL ||
         (groups = sp_group_list(store, error)) == NULL)
         return FALSE;
-    names = g_list_sort(g_hash_table_get_keys(groups), (GCompareFunc)g_strcmp0);
-    for (GList *l = names; l != NULL; l = l->next) {
-        GStrv members = g_hash_table_lookup(groups, l->data);
-        SpJson *list = sp_json_new_array();
-        g_autofree char *joined = g_strjoinv(" ", members);
-        for (guint i = 0; members[i] != NULL; i++)
-            sp_json_array_append(list, sp_json_new_string(members[i]));
-        sp_json_object_set(out, l->data, list);
-        if (!sp_cli_globals.json)
-            printf("%s: %s\n", (const char *)l->data, joined);
-    }
-    if (sp_cli_globals.json)
-        sp_cli_print_json(out);
+    doc = sp_document_group_list(groups);
+    print_group_list(doc, sp_cli_globals.json);
     return TRUE;
+}
+
+gboolean sp_cli_group_list_dbus(SpDaemonClient *c, int argc, char **argv, GError **error)
+{
+    return sp_daemon_query(c, argc, argv, 1, "group list", "ListGroups", print_group_list, error);
 }
 
 gboolean sp_cli_group_checkpoint(const char *group, const char *name, GError **error)

@@ -180,3 +180,14 @@ gboolean sp_cli_checkpoint_resume(int argc, char **argv, GError **error)
     printf("VM '%s' runs on from its standard checkpoint\n", v.vm->name);
     return TRUE;
 }
+
+gboolean sp_cli_checkpoint_resume_dbus(SpDaemonClient *c, int argc, char **argv, GError **error)
+{
+    g_autoptr(GVariant) r = NULL;
+
+    if (!sp_daemon_expect(argc, 2, "checkpoint resume", error) ||
+        (r = sp_daemon_call(c, "ResumeCheckpoint", g_variant_new("(s)", argv[1]), error)) == NULL)
+        return FALSE;
+    printf("VM '%s' runs on from its standard checkpoint\n", argv[1]);
+    return TRUE;
+}

@@ -26,35 +26,61 @@ const GOptionEntry sp_cli_retention_options[] = {
      "Count and merge every checkpoint, also those users, backups and apply made", NULL},
     G_OPTION_ENTRY_NULL};
 
-gboolean sp_cli_retention(int argc, char **argv, GError **error)
+static gboolean retention_args(int argc, GError **error)
 {
-    g_auto(SpCliVm) v = {0};
-    int keep = retention_opt.keep;
-    guint deleted = 0;
+    if (argc == 2 && retention_opt.keep >= 0)
+        return TRUE;
+    g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                "checkpoint retention: expected one VM name and --keep N (N >= 0)");
+    return FALSE;
+}
 
-    if (argc != 2 || keep < 0) {
-        g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                    "checkpoint retention: expected one VM name and --keep N (N >= 0)");
-        return FALSE;
-    }
-    if (!sp_cli_open_vm(argv[1], TRUE, &v, error))
-        return FALSE;
-    sp_cli_defer_termination();
-    if (!sp_retention_apply(v.store, v.vm, (guint)keep, retention_opt.all,
-                            &(SpOpReport){.progress = sp_cli_progress}, &deleted, error))
-        return FALSE;
+/* What retention prints, directly and through stillpointd. */
+static gboolean retention_done(const char *vm, guint merged)
+{
+    int keep = retention_opt.keep;
+
     if (sp_cli_globals.json) {
         g_autoptr(SpJson) out = sp_json_new_object();
         sp_json_object_set_string(out, "event", "retention");
-        sp_json_object_set_string(out, "vm", v.vm->name);
-        sp_json_object_set_int(out, "merged", deleted);
+        sp_json_object_set_string(out, "vm", vm);
+        sp_json_object_set_int(out, "merged", merged);
         sp_json_object_set_int(out, "keep", keep);
         sp_cli_print_json(out);
     } else if (!sp_cli_globals.quiet) {
         fprintf(stderr, "stillpoint: VM '%s': %u checkpoint(s) merged away, at most %d kept\n",
-                v.vm->name, deleted, keep);
+                vm, merged, keep);
     }
     return TRUE;
+}
+
+gboolean sp_cli_retention(int argc, char **argv, GError **error)
+{
+    g_auto(SpCliVm) v = {0};
+    guint merged = 0;
+
+    if (!retention_args(argc, error) || !sp_cli_open_vm(argv[1], TRUE, &v, error))
+        return FALSE;
+    sp_cli_defer_termination();
+    if (!sp_retention_apply(v.store, v.vm, (guint)retention_opt.keep, retention_opt.all,
+                            &(SpOpReport){.progress = sp_cli_progress}, &merged, error))
+        return FALSE;
+    return retention_done(v.vm->name, merged);
+}
+
+gboolean sp_cli_retention_dbus(SpDaemonClient *c, int argc, char **argv, GError **error)
+{
+    g_autoptr(GVariant) r = NULL;
+    guint32 merged = 0;
+
+    if (!retention_args(argc, error) ||
+        (r = sp_daemon_call(c, "ApplyRetention",
+                            g_variant_new_parsed("(%s, {'keep': <%u>, 'all': <%b>})", argv[1],
+                                                 (guint32)retention_opt.keep, retention_opt.all),
+                            error)) == NULL)
+        return FALSE;
+    g_variant_get(r, "(u)", &merged);
+    return retention_done(argv[1], merged);
 }
 
 /* ---- calendar ---- */

@@ -181,6 +181,17 @@ const GOptionEntry sp_cli_vm_set_options[] = {
      "TYPE"},
     G_OPTION_ENTRY_NULL};
 
+/* What vm set prints, directly and through stillpointd. */
+static gboolean vm_set_done(const char *vm)
+{
+    sp_cli_print_json_event(sp_cli_globals.json, "vm-set", "vm", vm, "checkpoint-type",
+                            set_checkpoint_type, NULL);
+    if (!sp_cli_globals.json && !sp_cli_globals.quiet)
+        fprintf(stderr, "stillpoint: VM '%s' makes %s checkpoints by default\n", vm,
+                set_checkpoint_type);
+    return TRUE;
+}
+
 gboolean sp_cli_vm_set(int argc, char **argv, GError **error)
 {
     g_autoptr(SpStore) store = NULL;
@@ -193,12 +204,20 @@ gboolean sp_cli_vm_set(int argc, char **argv, GError **error)
     if ((store = sp_cli_open_store(error)) == NULL ||
         !sp_store_vm_set_checkpoint_type(store, argv[1], set_checkpoint_type, error))
         return FALSE;
-    sp_cli_print_json_event(sp_cli_globals.json, "vm-set", "vm", argv[1], "checkpoint-type",
-                            set_checkpoint_type, NULL);
-    if (!sp_cli_globals.json && !sp_cli_globals.quiet)
-        fprintf(stderr, "stillpoint: VM '%s' makes %s checkpoints by default\n", argv[1],
-                set_checkpoint_type);
-    return TRUE;
+    return vm_set_done(argv[1]);
+}
+
+gboolean sp_cli_vm_set_dbus(SpDaemonClient *c, int argc, char **argv, GError **error)
+{
+    g_auto(GVariantBuilder) b = G_VARIANT_BUILDER_INIT(G_VARIANT_TYPE_VARDICT);
+    g_autoptr(GVariant) r = NULL;
+
+    if (!sp_daemon_expect(argc, 2, "vm set", error))
+        return FALSE;
+    sp_daemon_add_string(&b, "checkpoint-type", set_checkpoint_type);
+    r = sp_daemon_call(c, "SetVm", g_variant_new("(s@a{sv})", argv[1], g_variant_builder_end(&b)),
+                       error);
+    return r != NULL && vm_set_done(argv[1]);
 }
 
 static gboolean remove_force;
@@ -284,6 +303,13 @@ gboolean sp_cli_vm_recover_dbus(SpDaemonClient *c, int argc, char **argv, GError
 {
     g_autoptr(GVariant) r = NULL;
 
+    if (recover_adopt) {
+        /* Never dropped silently: adopting forgets checkpoints. */
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
+                    "vm recover --adopt-running is not available through stillpointd; run it "
+                    "as root on the store");
+        return FALSE;
+    }
     if (!sp_daemon_expect(argc, 2, "vm recover", error) ||
         (r = sp_daemon_call(c, "RecoverVm", g_variant_new("(s)", argv[1]), error)) == NULL)
         return FALSE;

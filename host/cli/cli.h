@@ -71,6 +71,7 @@ gboolean sp_cli_vm_add_dbus(SpDaemonClient *c, int argc, char **argv, GError **e
 gboolean sp_cli_vm_list(int argc, char **argv, GError **error);
 gboolean sp_cli_vm_list_dbus(SpDaemonClient *c, int argc, char **argv, GError **error);
 gboolean sp_cli_vm_set(int argc, char **argv, GError **error);
+gboolean sp_cli_vm_set_dbus(SpDaemonClient *c, int argc, char **argv, GError **error);
 gboolean sp_cli_vm_remove(int argc, char **argv, GError **error);
 gboolean sp_cli_vm_remove_dbus(SpDaemonClient *c, int argc, char **argv, GError **error);
 gboolean sp_cli_vm_recover(int argc, char **argv, GError **error);
@@ -85,6 +86,7 @@ gboolean sp_cli_checkpoint_create_dbus(SpDaemonClient *c, int argc, char **argv,
 gboolean sp_cli_checkpoint_list(int argc, char **argv, GError **error);
 gboolean sp_cli_checkpoint_list_dbus(SpDaemonClient *c, int argc, char **argv, GError **error);
 gboolean sp_cli_checkpoint_show(int argc, char **argv, GError **error);
+gboolean sp_cli_checkpoint_show_dbus(SpDaemonClient *c, int argc, char **argv, GError **error);
 
 /* cli-ops.c */
 extern const GOptionEntry sp_cli_checkpoint_delete_options[],
@@ -98,11 +100,15 @@ gboolean sp_cli_checkpoint_export_dbus(SpDaemonClient *c, int argc, char **argv,
 gboolean sp_cli_checkpoint_apply(int argc, char **argv, GError **error);
 gboolean sp_cli_checkpoint_apply_dbus(SpDaemonClient *c, int argc, char **argv, GError **error);
 gboolean sp_cli_checkpoint_resume(int argc, char **argv, GError **error);
+gboolean sp_cli_checkpoint_resume_dbus(SpDaemonClient *c, int argc, char **argv, GError **error);
 
 /* cli-group.c */
 gboolean sp_cli_group_create(int argc, char **argv, GError **error);
+gboolean sp_cli_group_create_dbus(SpDaemonClient *c, int argc, char **argv, GError **error);
 gboolean sp_cli_group_list(int argc, char **argv, GError **error);
+gboolean sp_cli_group_list_dbus(SpDaemonClient *c, int argc, char **argv, GError **error);
 gboolean sp_cli_group_remove(int argc, char **argv, GError **error);
+gboolean sp_cli_group_remove_dbus(SpDaemonClient *c, int argc, char **argv, GError **error);
 /* checkpoint create --group GROUP [--name N]: one checkpoint per member, at one instant. */
 gboolean sp_cli_group_checkpoint(const char *group, const char *name, GError **error);
 gboolean sp_cli_group_checkpoint_dbus(SpDaemonClient *c, const char *group, const char *name,
@@ -112,15 +118,21 @@ gboolean sp_cli_group_checkpoint_dbus(SpDaemonClient *c, const char *group, cons
 extern const GOptionEntry sp_cli_backup_begin_options[], sp_cli_backup_end_options[],
     sp_cli_hook_pre_options[], sp_cli_hook_post_options[];
 gboolean sp_cli_backup_begin(int argc, char **argv, GError **error);
+gboolean sp_cli_backup_begin_dbus(SpDaemonClient *c, int argc, char **argv, GError **error);
 gboolean sp_cli_backup_end(int argc, char **argv, GError **error);
+gboolean sp_cli_backup_end_dbus(SpDaemonClient *c, int argc, char **argv, GError **error);
 gboolean sp_cli_backup_status(int argc, char **argv, GError **error);
+gboolean sp_cli_backup_status_dbus(SpDaemonClient *c, int argc, char **argv, GError **error);
 gboolean sp_cli_hook_pre(int argc, char **argv, GError **error);
+gboolean sp_cli_hook_pre_dbus(SpDaemonClient *c, int argc, char **argv, GError **error);
 gboolean sp_cli_hook_post(int argc, char **argv, GError **error);
+gboolean sp_cli_hook_post_dbus(SpDaemonClient *c, int argc, char **argv, GError **error);
 
 /* cli-schedule.c */
 extern const GOptionEntry sp_cli_retention_options[], sp_cli_schedule_create_options[],
     sp_cli_schedule_units_options[];
 gboolean sp_cli_retention(int argc, char **argv, GError **error);
+gboolean sp_cli_retention_dbus(SpDaemonClient *c, int argc, char **argv, GError **error);
 gboolean sp_cli_schedule_create(int argc, char **argv, GError **error);
 gboolean sp_cli_schedule_list(int argc, char **argv, GError **error);
 gboolean sp_cli_schedule_remove(int argc, char **argv, GError **error);

@@ -37,7 +37,7 @@ static const SpCliCommand commands[] = {
      sp_cli_vm_add_options, sp_cli_vm_add, sp_cli_vm_add_dbus, NULL},
     {"vm", "list", "", "List registered VMs.", NULL, sp_cli_vm_list, sp_cli_vm_list_dbus, NULL},
     {"vm", "set", "NAME", "Change a registered VM's settings (as Hyper-V's Set-VM).",
-     sp_cli_vm_set_options, sp_cli_vm_set, NULL, NULL},
+     sp_cli_vm_set_options, sp_cli_vm_set, sp_cli_vm_set_dbus, NULL},
     {"vm", "remove", "NAME", "Forget a VM. Image files are never deleted.",
      sp_cli_vm_remove_options, sp_cli_vm_remove, sp_cli_vm_remove_dbus, NULL},
     {"vm", "recover", "NAME", "Finish or roll back a VM's interrupted operations.",
@@ -54,7 +54,7 @@ static const SpCliCommand commands[] = {
     {"checkpoint", "show", "VM CP",
      "Show one checkpoint: its type and why, consistency, who made it, its parent and children, "
      "and each disk's images and sizes.",
-     NULL, sp_cli_checkpoint_show, NULL, NULL},
+     NULL, sp_cli_checkpoint_show, sp_cli_checkpoint_show_dbus, NULL},
     {"checkpoint", "delete", "VM CP",
      "Delete a checkpoint by merging it into its neighbour: the VM's present and the other "
      "checkpoints keep all their data. Live when the VM runs, offline otherwise.",
@@ -78,36 +78,38 @@ static const SpCliCommand commands[] = {
     {"checkpoint", "resume", "VM",
      "After applying a standard checkpoint: load its saved device and memory state into the "
      "VM's QEMU, started with '-incoming defer' from the stable disk paths, and run it.",
-     NULL, sp_cli_checkpoint_resume, NULL, NULL},
+     NULL, sp_cli_checkpoint_resume, sp_cli_checkpoint_resume_dbus, NULL},
     {"backup", "begin", "VM",
      "Begin a backup session: a production checkpoint, and a read-only view of every disk at "
      "that instant (image paths, NBD exports) while the VM runs on.",
-     sp_cli_backup_begin_options, sp_cli_backup_begin, NULL, NULL},
+     sp_cli_backup_begin_options, sp_cli_backup_begin, sp_cli_backup_begin_dbus, NULL},
     {"backup", "end", "VM",
      "End the VM's backup session: remove the exports, merge the checkpoint back.",
-     sp_cli_backup_end_options, sp_cli_backup_end, NULL, NULL},
+     sp_cli_backup_end_options, sp_cli_backup_end, sp_cli_backup_end_dbus, NULL},
     {"backup", "status", "VM", "Show the VM's backup session (its journal), open or last closed.",
-     NULL, sp_cli_backup_status, NULL, NULL},
+     NULL, sp_cli_backup_status, sp_cli_backup_status_dbus, NULL},
     {"hook", "pre", "VM",
      "Backup job pre script: begin a backup session; prints STILLPOINT_* shell assignments; "
      "exit status 0 = go ahead, 1 = abort the job.",
-     sp_cli_hook_pre_options, sp_cli_hook_pre, NULL, "stillpoint hook pre: FAILED"},
+     sp_cli_hook_pre_options, sp_cli_hook_pre, sp_cli_hook_pre_dbus,
+     "stillpoint hook pre: FAILED"},
     {"hook", "post", "VM",
      "Backup job post script: end the backup session (always; the job's --status says whether "
      "the backup counts as the base of the next incremental).",
-     sp_cli_hook_post_options, sp_cli_hook_post, NULL, "stillpoint hook post: FAILED"},
+     sp_cli_hook_post_options, sp_cli_hook_post, sp_cli_hook_post_dbus,
+     "stillpoint hook post: FAILED"},
     {"group", "create", "GROUP VM...",
      "Make a consistency group: its VMs are checkpointed at one instant (checkpoint create "
      "--group GROUP).",
-     NULL, sp_cli_group_create, NULL, NULL},
+     NULL, sp_cli_group_create, sp_cli_group_create_dbus, NULL},
     {"group", "list", "", "List consistency groups and their VMs.", NULL, sp_cli_group_list,
-     NULL, NULL},
+     sp_cli_group_list_dbus, NULL},
     {"group", "remove", "GROUP", "Forget a consistency group (its VMs and checkpoints stay).",
-     NULL, sp_cli_group_remove, NULL, NULL},
+     NULL, sp_cli_group_remove, sp_cli_group_remove_dbus, NULL},
     {"checkpoint", "retention", "VM",
      "Merge away the oldest checkpoints the VM's schedules made beyond --keep N (with --all: of "
      "every checkpoint).",
-     sp_cli_retention_options, sp_cli_retention, NULL, NULL},
+     sp_cli_retention_options, sp_cli_retention, sp_cli_retention_dbus, NULL},
     {"schedule", "create", "VM",
      "Write a systemd timer and service that make a checkpoint of VM on a calendar (then apply "
      "--keep); when systemd runs, reload it and enable and start the timer.",
@@ -177,8 +179,7 @@ static void usage(FILE *out)
             "\nunless --store is given.\n"
             "\n"
             "--daemon: go through stillpointd on the system bus (polkit decides who may do what;\n"
-            "vm add|list|remove|disks|recover, checkpoint create [--group]|list|delete|rename|\n"
-            "export|apply).\n"
+            "every command but schedule ...).\n"
             "Without --store or $" SP_STORE_ENV ", a user who is not root goes through it by itself\n"
             "when it runs; the results are the same as working on the store directly.\n");
 }
@@ -366,8 +367,7 @@ static gboolean connect_daemon(const SpCliCommand *command, const CommandLine *c
 static void print_failure(const SpCliCommand *command, SpDaemonClient *client,
                           const GError *error)
 {
-    const char *prefix = command->failure != NULL && client == NULL ? command->failure
-                                                                     : "stillpoint";
+    const char *prefix = command->failure != NULL ? command->failure : "stillpoint";
     fprintf(stderr, "%s: %s\n", prefix, error->message);
 }
 

@@ -371,6 +371,55 @@ def same_outputs(env):
             same(" ".join(delete), outs[0], outs[1])
 
 
+def normalise_session(out, session):
+    """What differs between two backup sessions and only that: the session's checkpoint (id,
+    name), its bitmaps, and each disk's node, frozen image and overlay."""
+    cp = session["checkpoint"]
+    out = out.replace('"id":%d' % cp["id"], '"id":<id>')
+    values = [cp["name"], session.get("bitmap"), session.get("previous-bitmap")]
+    for d in session["disks"]:
+        values += [d.get("node"), d.get("image"), d.get("overlay")]
+    for v in sorted((v for v in values if v), key=len, reverse=True):
+        out = out.replace(v, "<session>")
+    return out
+
+
+def same_sessions(env):
+    """backup begin|status|end and hook pre|post through stillpointd print what they print
+    directly (text and --json)."""
+    for j in ([], ["--json"]):
+        for begin, end in ((["backup", "begin"], ["backup", "end"]),
+                           (["hook", "pre"], ["hook", "post"])):
+            outs = []
+            for run in (direct, via):
+                out = ran(run(env, *(j + begin + ["vm1"])), " ".join(j + begin))
+                session = json.loads(ran(direct(env, "--json", "backup", "status", "vm1"), "status"))
+                status = ran(run(env, *(j + ["backup", "status", "vm1"])), "backup status")
+                outs.append(normalise_session(out + status, session))
+                outs.append(ran(run(env, *(j + end + ["vm1"])), " ".join(j + end)))
+            same(" ".join(j + begin), outs[0], outs[2])
+            same(" ".join(j + end), outs[1], outs[3], creates=False)
+
+
+def same_more(env):
+    """vm set, checkpoint show, checkpoint retention and the group commands through stillpointd
+    print what they print directly, text and --json. Between the two runs, undo puts back what
+    the direct run changed (a group made or removed), so that both start alike."""
+    for j in ([], ["--json"]):
+        for args, undo in ((["vm", "set", "vm1", "--checkpoint-type", "production"], None),
+                           (["checkpoint", "show", "vm1", "nightly"], None),
+                           (["group", "create", "pair", "vm1"], ["group", "remove", "pair"]),
+                           (["group", "list"], None),
+                           (["group", "remove", "pair"], ["group", "create", "pair", "vm1"]),
+                           (["checkpoint", "retention", "vm1", "--keep", "5"], None)):
+            d = ran(direct(env, *(j + args)), " ".join(j + args))
+            if undo:
+                ran(direct(env, *undo), " ".join(undo))
+            same(" ".join(j + args), d, ran(via(env, *(j + args)), " ".join(j + args)),
+                 creates=False)
+    same_sessions(env)
+
+
 def same_group(env):
     """checkpoint create --group through stillpointd prints what it prints directly (text and
     --json); the operator's create role covers it, a caller without it is refused."""
@@ -603,6 +652,7 @@ def roles(env, operator_setup):
     same_group(env)
     whole_api(env)
     watching(env)
+    same_more(env)
     # Root may do what the operator may not.
     env.ok(None, "RenameCheckpoint", "vm1", "nightly", "kept")
     env.ok(None, "DeleteCheckpoint", "vm1", "kept", "false")
