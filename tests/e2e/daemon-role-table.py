@@ -10,7 +10,8 @@
   - host/data/org.stillpoint.Coordinator1.xml and host/daemon/stillpointd.c: every method of
     the interface is in the table once, under the action stillpointd asks for it, and
     stillpointd asks for no method the interface lacks;
-  - host/data/stillpointd.8: its POLKIT ACTIONS list the same methods under each action.
+  - host/data/stillpointd.8: its POLKIT ACTIONS list the same methods under each action, and
+    its METHODS every method of the interface.
 
 Then it proves it can fail: each kind of disagreement, made on a copy of the texts, is found.
 
@@ -125,6 +126,10 @@ def problems(readme, policy, rules, xml, source, man):
             p.append("stillpointd.8 lists %s under %s, the table %s" % (man_table.get(a), a, r[0]))
     for a in sorted(set(man_table) - set(rows)):
         p.append("stillpointd.8 has action %s, the table does not" % a)
+    documented = set(re.findall(r'^\.B ([A-Z][A-Za-z]+) "\(', man, flags=re.M))
+    for m in methods:
+        if m not in documented:
+            p.append("method %s is not among stillpointd.8's METHODS" % m)
     return p
 
 
@@ -145,6 +150,8 @@ def mutations(texts):
                               rules, xml, source, man)
     yield "a method the man page does not list", (readme, policy, rules, xml, source,
                                                   man.replace(".BR RenameCheckpoint", ".BR Nothing"))
+    yield "a method the man page does not describe", (readme, policy, rules, xml, source,
+                                                      man.replace('.B Watch "(', '.B Wait "('))
 
 
 def main():
