@@ -108,16 +108,13 @@ static void print_group_list(const SpJson *doc, gboolean json)
 
 gboolean sp_cli_group_list(int argc, char **argv, GError **error)
 {
-    g_autoptr(SpStore) store = NULL;
-    g_autoptr(GHashTable) groups = NULL;
-    g_autoptr(SpJson) doc = NULL;
+    g_autoptr(SpStore) store = sp_cli_open_store(error);
+    g_autoptr(GHashTable) groups = store != NULL ? sp_group_list(store, error) : NULL;
+    g_autoptr(SpJson) doc = groups != NULL ? sp_document_group_list(groups) : NULL;
 
-    if ((store = sp_cli_open_store(error)) == NULL ||
-        (groups = sp_group_list(store, error)) == NULL)
-        return FALSE;
-    doc = sp_document_group_list(groups);
-    print_group_list(doc, sp_cli_globals.json);
-    return TRUE;
+    if (doc != NULL)
+        print_group_list(doc, sp_cli_globals.json);
+    return doc != NULL;
 }
 
 gboolean sp_cli_group_list_dbus(SpDaemonClient *c, int argc, char **argv, GError **error)

@@ -498,11 +498,9 @@ static GVariant *run_watch(SpDaemonJob *job, GError **error)
 static GVariant *run_list_groups(SpDaemonJob *job, GError **error)
 {
     g_autoptr(SpStore) store = sp_store_open(job->store_path, error);
-    g_autoptr(GHashTable) groups = NULL;
+    g_autoptr(GHashTable) groups = store != NULL ? sp_group_list(store, error) : NULL;
 
-    if (store == NULL || (groups = sp_group_list(store, error)) == NULL)
-        return NULL;
-    return document_reply(sp_document_group_list(groups), error);
+    return groups != NULL ? document_reply(sp_document_group_list(groups), error) : NULL;
 }
 
 static GVariant *run_create_group_def(SpDaemonJob *job, GError **error)

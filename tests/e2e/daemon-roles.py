@@ -418,6 +418,10 @@ def same_more(env):
             same(" ".join(j + args), d, ran(via(env, *(j + args)), " ".join(j + args)),
                  creates=False)
     same_sessions(env)
+    r = via(env, "vm", "recover", "vm1", "--adopt-running")
+    check(r.returncode == 1 and "not available through stillpointd" in r.stderr,
+          "vm recover --adopt-running is refused through stillpointd, not dropped (%s)"
+          % r.stderr.strip())
 
 
 def same_group(env):
@@ -789,8 +793,9 @@ def test_authorize_first(env):
     check(polkit_checks(log)[-1] == ("org.stillpoint.vm.admin", 0),
           "... but never for whether it may see hook commands (a no only hides them)")
     # Stopping with questions pending: at once, and the callers hear why.
-    waiting = [env.call_async(OPERATOR, "CreateCheckpoint", "vm1", "{}") for _ in range(2)]
+    # Counted before the calls: polkitd may be asked before this process looks again.
     n = len(polkit_checks(log))
+    waiting = [env.call_async(OPERATOR, "CreateCheckpoint", "vm1", "{}") for _ in range(2)]
     wait_for("polkitd asked twice more", lambda: len(polkit_checks(log)) == n + 2)
     t = time.monotonic()
     env.stop_daemon()
