@@ -5,8 +5,21 @@
 
 #include "stillpoint/protocol.h"
 
-static SpJson *fs_entry_json(const SpFsEntry *e)
+/* A reply's lists (filesystems, writers, skipped mounts) are arrays of one object per item:
+ * one loop, with the item's own shape passed in. */
+static SpJson *array_of(const void *items, size_t n, size_t item_size,
+                        SpJson *(*item_json)(const void *item))
 {
+    SpJson *a = sp_json_new_array();
+
+    for (size_t i = 0; i < n; i++)
+        sp_json_array_append(a, item_json((const char *)items + i * item_size));
+    return a;
+}
+
+static SpJson *fs_entry_json(const void *item)
+{
+    const SpFsEntry *e = item;
     SpJson *o = sp_json_new_object();
 
     sp_json_object_set_string(o, "mountpoint", e->mountpoint);
@@ -19,15 +32,12 @@ static SpJson *fs_entry_json(const SpFsEntry *e)
 
 SpJson *sp_agent_fs_list_json(const SpFsEntry *list, size_t n)
 {
-    SpJson *a = sp_json_new_array();
-
-    for (size_t i = 0; i < n; i++)
-        sp_json_array_append(a, fs_entry_json(&list[i]));
-    return a;
+    return array_of(list, n, sizeof(*list), fs_entry_json);
 }
 
-static SpJson *writer_json(const SpWriterReport *w)
+static SpJson *writer_json(const void *item)
 {
+    const SpWriterReport *w = item;
     SpJson *e = sp_json_new_object();
 
     sp_json_object_set_string(e, "name", w->name);
@@ -45,27 +55,19 @@ static SpJson *writer_json(const SpWriterReport *w)
 /* One entry per writer that took part: its last phase and how it went, then its thaw. */
 SpJson *sp_agent_writers_json(const SpWriterReport *writers, size_t n)
 {
-    SpJson *a = sp_json_new_array();
-
-    for (size_t i = 0; i < n; i++)
-        sp_json_array_append(a, writer_json(&writers[i]));
-    return a;
+    return array_of(writers, n, sizeof(*writers), writer_json);
 }
 
-static SpJson *skipped_json(const SpSkipEntry *list, size_t n)
+static SpJson *skip_entry_json(const void *item)
 {
-    SpJson *a = sp_json_new_array();
+    const SpSkipEntry *s = item;
+    SpJson *e = sp_json_new_object();
 
-    for (size_t i = 0; i < n; i++) {
-        SpJson *e = sp_json_new_object();
-        sp_json_object_set_string(e, "mountpoint", list[i].mountpoint);
-        sp_json_object_set_string(e, "type", list[i].fstype);
-        sp_json_object_set_string(e, "reason", list[i].reason);
-        if (list[i].primary)
-            sp_json_object_set_string(e, "primary", list[i].primary);
-        sp_json_array_append(a, e);
-    }
-    return a;
+    sp_json_object_set_string(e, "mountpoint", s->mountpoint);
+    sp_json_object_set_string(e, "type", s->fstype);
+    sp_json_object_set_string(e, "reason", s->reason);
+    sp_json_object_set_optional_string(e, "primary", s->primary);
+    return e;
 }
 
 SpJson *sp_agent_freeze_json(const SpBackendFreezeResult *res, const char *token)
@@ -76,7 +78,8 @@ SpJson *sp_agent_freeze_json(const SpBackendFreezeResult *res, const char *token
     sp_json_object_set_optional_string(o, "token", token);
     sp_json_object_set_int(o, "lease-ms", res->lease_ms);
     sp_json_object_set(o, "frozen", sp_agent_fs_list_json(res->frozen, res->n_frozen));
-    sp_json_object_set(o, "skipped", skipped_json(res->skipped, res->n_skipped));
+    sp_json_object_set(o, "skipped", array_of(res->skipped, res->n_skipped, sizeof(*res->skipped),
+                                              skip_entry_json));
     if (!res->writers_at_thaw)
         sp_json_object_set(o, "writers", sp_agent_writers_json(res->writers, res->n_writers));
     if (res->hold_limit_ms > 0)
