@@ -8,3 +8,10 @@ static inline void sp_close_handle(HANDLE h)
     if (h && h != INVALID_HANDLE_VALUE)
         CloseHandle(h);
 }
+
+/* Closes *h and leaves INVALID_HANDLE_VALUE there: a field that owns a handle reads as closed. */
+static inline void sp_close_handle_at(HANDLE *h)
+{
+    sp_close_handle(*h);
+    *h = INVALID_HANDLE_VALUE;
+}

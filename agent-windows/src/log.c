@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <windows.h>
+#include "handles.h"
 
 /* A peer can make us log; the held buffer is bounded and drops lines past it (counted). */
 #define SP_LOG_HELD_MAX (64 * 1024)
@@ -28,9 +29,7 @@ void sp_log_close(void)
 {
     sp_log_hold(false);
     AcquireSRWLockExclusive(&lock);
-    if (file != INVALID_HANDLE_VALUE)
-        CloseHandle(file);
-    file = INVALID_HANDLE_VALUE;
+    sp_close_handle_at(&file);
     ReleaseSRWLockExclusive(&lock);
 }
 

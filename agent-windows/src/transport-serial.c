@@ -103,10 +103,7 @@ static int serial_write(SpPeerTransport *t, const void *buf, size_t len)
 static void serial_close(SpPeerTransport *t)
 {
     SerialTransport *s = serial(t);
-    if (s->port != INVALID_HANDLE_VALUE) {
-        CloseHandle(s->port);
-        s->port = INVALID_HANDLE_VALUE;
-    }
+    sp_close_handle_at(&s->port);
     s->broken = false;
 }
 

@@ -77,13 +77,25 @@ static int tcp_write(SpPeerTransport *t, const void *buf, size_t len)
     return sp_transport_write_all(t, buf, len, INT_MAX, tcp_write_some);
 }
 
+/* Closes *s and leaves INVALID_SOCKET there, so that closing twice is harmless. */
+static void close_socket_at(SOCKET *s)
+{
+    if (*s != INVALID_SOCKET)
+        closesocket(*s);
+    *s = INVALID_SOCKET;
+}
+
+static void close_event_at(WSAEVENT *e)
+{
+    if (*e != WSA_INVALID_EVENT)
+        WSACloseEvent(*e);
+    *e = WSA_INVALID_EVENT;
+}
+
 static void tcp_hangup(SpPeerTransport *t)
 {
     TcpTransport *c = tcp(t);
-    if (c->peer != INVALID_SOCKET) {
-        closesocket(c->peer);
-        c->peer = INVALID_SOCKET;
-    }
+    close_socket_at(&c->peer);
     WSAResetEvent(c->peer_event);
 }
 
@@ -93,12 +105,9 @@ static void tcp_free(SpPeerTransport *t)
     if (!c)
         return;
     tcp_hangup(t);
-    if (c->listener != INVALID_SOCKET)
-        closesocket(c->listener);
-    if (c->listen_event != WSA_INVALID_EVENT)
-        WSACloseEvent(c->listen_event);
-    if (c->peer_event != WSA_INVALID_EVENT)
-        WSACloseEvent(c->peer_event);
+    close_socket_at(&c->listener);
+    close_event_at(&c->listen_event);
+    close_event_at(&c->peer_event);
     free(c);
     WSACleanup();
 }
