@@ -162,6 +162,14 @@ static HRESULT add_member(ICatalogCollection *users, WELL_KNOWN_SID_TYPE type)
     return hr;
 }
 
+/* A new object has its key only once its collection is saved: save, then read the key. */
+static HRESULT save_and_get_key(ICatalogCollection *coll, ICatalogObject *obj, VARIANT *key)
+{
+    LONG changes = 0;
+    HRESULT hr = ICatalogCollection_SaveChanges(coll, &changes);
+    return SUCCEEDED(hr) ? ICatalogObject_get_Key(obj, key) : hr;
+}
+
 /* The role SP_COMPLUS_ROLE of the application app_key, whose members are SYSTEM (the VSS
  * service, the provider's only real caller) and Administrators. */
 static HRESULT add_callers_role(ICatalogCollection *apps, VARIANT app_key)
@@ -177,9 +185,7 @@ static HRESULT add_callers_role(ICatalogCollection *apps, VARIANT app_key)
     if (SUCCEEDED(hr))
         hr = put_string(role, L"Name", SP_COMPLUS_ROLE);
     if (SUCCEEDED(hr))
-        hr = ICatalogCollection_SaveChanges(roles, &changes);
-    if (SUCCEEDED(hr))
-        hr = ICatalogObject_get_Key(role, &role_key);
+        hr = save_and_get_key(roles, role, &role_key);
     if (SUCCEEDED(hr))
         hr = open_related(roles, L"UsersInRole", role_key, &users);
     if (SUCCEEDED(hr))
@@ -203,7 +209,6 @@ static HRESULT add_application(ICatalogCollection *apps, const wchar_t *app)
 {
     ICatalogObject *obj = NULL;
     VARIANT key;
-    LONG changes = 0;
     VariantInit(&key);
     HRESULT hr = add_object(apps, &obj);
     if (FAILED(hr))
@@ -223,9 +228,7 @@ static HRESULT add_application(ICatalogCollection *apps, const wchar_t *app)
     if (SUCCEEDED(hr))
         hr = put_long(obj, L"Authentication", COMAdminAuthenticationPacket);
     if (SUCCEEDED(hr))
-        hr = ICatalogCollection_SaveChanges(apps, &changes);
-    if (SUCCEEDED(hr))
-        hr = ICatalogObject_get_Key(obj, &key);
+        hr = save_and_get_key(apps, obj, &key);
     if (SUCCEEDED(hr))
         hr = add_callers_role(apps, key);
     VariantClear(&key);
