@@ -1,0 +1,11 @@
+# The Cockpit page (cockpit/) in headless Chromium against stillpointd on a private bus, as a
+# backup operator and an administrator (root: stillpointd runs as root, the users are nobody and
+# daemon). Screenshots go to the build tree (tests/browser/screenshots).
+sp_test(NAME cockpit
+        COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/cockpit.py
+                ${PROJECT_SOURCE_DIR}/tests/e2e/daemon-roles.py
+                $<TARGET_FILE:stillpointd> $<TARGET_FILE:stillpoint> $<TARGET_FILE:sp-fake-agent>
+                ${PROJECT_SOURCE_DIR}/host/data/org.stillpoint.Coordinator1.conf
+                ${PROJECT_SOURCE_DIR}/cockpit ${CMAKE_BINARY_DIR}/tests/browser/screenshots)
+sp_test_properties(cockpit PROPERTIES
+  LABELS "browser;dbus" TIMEOUT 300 RESOURCE_LOCK vm SKIP_RETURN_CODE 77)

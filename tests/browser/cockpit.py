@@ -1,0 +1,325 @@
+#!/usr/bin/python3
+"""The Cockpit page (cockpit/) in a real browser, against a real stillpointd.
+
+Usage: cockpit.py DAEMON_ROLES STILLPOINTD STILLPOINT FAKE_AGENT BUS_POLICY PACKAGE SHOTS  (root)
+
+The private system-like bus, the paused QEMU with a qcow2 disk and sp-fake-agent as its agent,
+and stillpointd with the rules-file authority are those of tests/e2e/daemon-roles.py (imported,
+not copied). Two cockpit-ws listen on localhost, each with --local-session: the session is
+cockpit-bridge run as the user cockpit-ws runs as, with the test bus as its system bus (a PAM
+login through cockpit-session would clear the environment, and this machine has no system bus).
+So "logging in" is opening the page of the cockpit-ws that runs as that user:
+  the backup operator: nobody, group nogroup (read, create, export);
+  an administrator:    daemon, group daemon (every checkpoint action).
+Headless Chromium (chromedriver, python3-selenium) drives the page; screenshots go to SHOTS.
+"""
+import importlib.util
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import traceback
+
+from selenium import webdriver
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support.ui import Select, WebDriverWait
+
+SKIP = 77
+WAIT_S = 60
+OPERATOR = {"user": "nobody", "group": "nogroup", "extra_groups": []}
+ADMIN = {"user": "daemon", "group": "daemon", "extra_groups": []}
+RULES = """[actions]
+org.stillpoint.read=group:nogroup;user:daemon
+org.stillpoint.checkpoint.create=group:nogroup;user:daemon
+org.stillpoint.checkpoint.export=group:nogroup;user:daemon
+org.stillpoint.checkpoint.apply=user:daemon
+org.stillpoint.checkpoint.delete=user:daemon
+org.stillpoint.checkpoint.rename=user:daemon
+"""
+
+
+def load_roles(path):
+    spec = importlib.util.spec_from_file_location("daemon_roles", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+roles = load_roles(sys.argv[1]) if len(sys.argv) > 1 else None
+
+
+def check(cond, what):
+    roles.check(cond, what)
+
+
+# ---- Cockpit ----
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def install_package(env, package):
+    """The page where the bridge finds packages (XDG_DATA_DIRS), readable by the test users."""
+    share = env.path("share")
+    shutil.copytree(package, os.path.join(share, "cockpit", "stillpoint"))
+    for root, dirs, files in os.walk(share):
+        for name in dirs + files:
+            os.chmod(os.path.join(root, name), 0o755)
+    os.chmod(share, 0o755)
+    return share
+
+
+def start_cockpit(env, who, share):
+    """cockpit-ws as who, whose local session is cockpit-bridge as who: the port."""
+    home = env.path("home-" + who["user"])
+    os.makedirs(home)
+    shutil.chown(home, who["user"], who["group"])
+    port = free_port()
+    env_vars = dict(env.env, HOME=home, XDG_DATA_DIRS=share + ":/usr/share",
+                    XDG_RUNTIME_DIR=home, XDG_CONFIG_DIRS=env.path("etc"))
+    with open(env.path("cockpit-%s.log" % who["user"]), "wb") as log:
+        env.procs.append(subprocess.Popen(
+            ["/usr/lib/cockpit/cockpit-ws", "--port", str(port), "--address", "127.0.0.1",
+             "--local-session=cockpit-bridge"], env=env_vars, stdout=log, stderr=log, cwd=home,
+            **who))
+    deadline = time.monotonic() + WAIT_S
+    while socket.socket().connect_ex(("127.0.0.1", port)) != 0:
+        if time.monotonic() > deadline:
+            raise roles.TestFailure("cockpit-ws never listened on %d" % port)
+        time.sleep(0.1)
+    return port
+
+
+# ---- the browser ----
+
+def browser(env):
+    opts = webdriver.ChromeOptions()
+    for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+                "--window-size=1280,1000", "--user-data-dir=" + env.path("chromium")):
+        opts.add_argument(arg)
+    opts.binary_location = "/usr/bin/chromium"
+    return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
+
+
+def wait(driver, what, cond, timeout=WAIT_S):
+    try:
+        return WebDriverWait(driver, timeout, poll_frequency=0.05).until(lambda d: cond())
+    except Exception:
+        raise roles.TestFailure("timed out waiting: %s\n%s" % (what, page_text(driver)))
+
+
+def page_text(driver):
+    try:
+        return driver.find_element(By.TAG_NAME, "body").text
+    except Exception:
+        return ""
+
+
+def by_id(driver, id_):
+    return driver.find_element(By.ID, id_)
+
+
+def open_page(driver, port):
+    driver.get("http://127.0.0.1:%d/cockpit/@localhost/stillpoint/index.html" % port)
+    wait(driver, "the page has listed the VMs",
+         lambda: driver.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "true")
+    check(not page_text(driver).startswith("stillpoint:") and by_id(driver, "sp-error").text == "",
+          "the page loaded without an error (%s)" % by_id(driver, "sp-error").text)
+
+
+def open_vm(driver, vm):
+    driver.find_element(By.CSS_SELECTOR, '.sp-vm-open[data-vm="%s"]' % vm).click()
+    wait(driver, "the role was asked",
+         lambda: by_id(driver, "sp-create-why").text != "checking ...")
+
+
+def node(driver, name):
+    """The tree's button for the checkpoint named name, or None."""
+    for b in driver.find_elements(By.CSS_SELECTOR, "#sp-tree .sp-node"):
+        if b.find_element(By.CLASS_NAME, "sp-name").text == name:
+            return b
+    return None
+
+
+def select(driver, name):
+    node(driver, name).click()
+    wait(driver, "the checkpoint's actions shown", lambda: by_id(driver, "sp-actions").is_displayed())
+
+
+def watch_progress(driver):
+    """Until the operation ends: the values the bar showed, its end state and its log."""
+    values = []
+    while by_id(driver, "sp-progress").get_attribute("data-state") == "running":
+        values.append(int(by_id(driver, "sp-progress-bar").get_attribute("aria-valuenow")))
+        time.sleep(0.05)
+    values.append(int(by_id(driver, "sp-progress-bar").get_attribute("aria-valuenow")))
+    log = [li.text for li in driver.find_elements(By.CSS_SELECTOR, "#sp-progress-log li")]
+    return values, by_id(driver, "sp-progress").get_attribute("data-state"), log
+
+
+def finished_ok(driver, what):
+    values, end, log = watch_progress(driver)
+    check(end == "done" and values[-1] == 100,
+          "%s: the progress bar reached 100 %% (values %s, %s)"
+          % (what, sorted(set(values)), by_id(driver, "sp-progress-text").text))
+    check(len(log) > 0, "%s: stillpointd's Progress reached the page live: %s" % (what, log))
+    return log
+
+
+def now_parent(driver):
+    """The name of the checkpoint the tree draws "Now" under."""
+    return driver.execute_script(
+        "const now = document.querySelector('#sp-tree .sp-now');"
+        "const item = now && now.parentElement.closest('li');"
+        "return item ? item.querySelector('.sp-name').textContent : null;")
+
+
+def shot(driver, shots, name):
+    driver.save_screenshot(os.path.join(shots, name))
+    print("screenshot: " + os.path.join(shots, name))
+
+
+# ---- the two users ----
+
+def operator_creates(driver, port):
+    open_page(driver, port)
+    row = driver.find_element(By.CSS_SELECTOR, "#sp-vms tbody tr").text
+    check("vm1" in row and "qemu" in row and "vda" in row and "none" in row,
+          "the VM list shows vm1, its driver and disks, no checkpoint yet (%s)" % row)
+    open_vm(driver, "vm1")
+    # Keyboard only: type the name, choose the type, Enter submits.
+    name = by_id(driver, "sp-create-name")
+    name.send_keys("nightly")
+    Select(by_id(driver, "sp-create-type")).select_by_value("production")
+    name.send_keys(Keys.ENTER)
+    log = finished_ok(driver, "the operator's create")
+    check(any("froze" in line or "freez" in line.lower() for line in log),
+          "the progress log has the freeze (%s)" % log)
+    wait(driver, "the new checkpoint in the tree", lambda: node(driver, "nightly") is not None)
+    text = node(driver, "nightly").text
+    check("production" in text and "application" in text,
+          "the node shows its type and consistency (%s)" % text)
+    check(now_parent(driver) == "nightly", "the tree draws Now under the new checkpoint")
+    row = driver.find_element(By.CSS_SELECTOR, "#sp-vms tbody tr .sp-last").text
+    check("application" in row, "the VM list shows the last checkpoint's consistency")
+
+
+def operator_refused(driver, shots):
+    select(driver, "nightly")
+    for button, why, action in (("sp-delete-go", "sp-delete-why", "delete"),
+                                ("sp-apply-go", "sp-apply-why", "apply"),
+                                ("sp-rename-go", "sp-rename-why", "rename")):
+        b, reason = by_id(driver, button), by_id(driver, why).text
+        check(b.is_displayed() and not b.is_enabled() and "not authorized to %s" % action in reason
+              and "org.stillpoint.checkpoint." + action in reason,
+              "the operator sees %s disabled, with the reason: %s" % (action, reason))
+    check(by_id(driver, "sp-delete-subtree-go").get_attribute("disabled") is not None,
+          "... and delete subtree too")
+    check(by_id(driver, "sp-create-go").is_enabled(), "the operator may create")
+    shot(driver, shots, "tree-operator.png")
+
+
+def operator_sees_backup(env, driver, shots):
+    """A backup session root begins reaches the page by Watch: its NBD endpoints, then its end."""
+    env.ok(None, "BeginBackup", "vm1", "{}")
+    wait(driver, "the session's NBD endpoint", lambda: "nbd" in by_id(driver, "sp-backup").text)
+    text = by_id(driver, "sp-backup").text
+    check("Session open" in text and "vda: nbd+unix://" in text,
+          "the page shows the open backup session and its NBD endpoint (%s)" % text)
+    shot(driver, shots, "backup.png")
+    env.ok(None, "EndBackup", "vm1", "{}")
+    wait(driver, "the session closed", lambda: "Session closed" in by_id(driver, "sp-backup").text)
+    check(not driver.find_elements(By.CLASS_NAME, "sp-nbd"), "a closed session shows no endpoint")
+
+
+def narrow_window(driver, shots):
+    driver.set_window_size(390, 1400)
+    time.sleep(0.3)
+    wide = driver.execute_script("return document.documentElement.scrollWidth > window.innerWidth")
+    check(not wide, "at 390 px wide the page needs no horizontal scrolling")
+    shot(driver, shots, "narrow.png")
+    driver.set_window_size(1280, 1000)
+
+
+def admin_deletes(driver, port, shots):
+    open_page(driver, port)
+    open_vm(driver, "vm1")
+    by_id(driver, "sp-create-name").send_keys("second")
+    by_id(driver, "sp-create-go").click()
+    finished_ok(driver, "the admin's create")
+    wait(driver, "second in the tree", lambda: node(driver, "second") is not None)
+    select(driver, "nightly")
+    check(by_id(driver, "sp-delete-go").is_enabled(), "the administrator may delete")
+    by_id(driver, "sp-delete-go").click()
+    shot(driver, shots, "delete-running.png")
+    finished_ok(driver, "the admin's delete")
+    wait(driver, "nightly gone from the tree", lambda: node(driver, "nightly") is None)
+    check(node(driver, "second") is not None and now_parent(driver) == "second",
+          "the tree keeps second, the VM's present under it")
+
+
+def admin_applies(driver, shots):
+    select(driver, "second")
+    check(by_id(driver, "sp-apply-save").is_selected(), "apply offers a checkpoint first")
+    by_id(driver, "sp-apply-force").click()
+    by_id(driver, "sp-apply-go").click()
+    finished_ok(driver, "the admin's apply")
+    wait(driver, "the saved present in the tree", lambda: node(driver, "before apply") is not None)
+    check(now_parent(driver) == "second", "after apply the VM's present is under second again")
+    shot(driver, shots, "tree-admin.png")
+
+
+def scenario(env, package, shots):
+    env.start_bus()
+    env.start_vm()
+    with open(env.path("rules.conf"), "w") as f:
+        f.write(RULES)
+    env.start_daemon("--rules", env.path("rules.conf"))
+    env.ok(None, "AddVm", "vm1", "{'qmp-socket': <'%s'>, 'agent-socket': <'%s'>}"
+           % (env.path("qmp.sock"), env.path("agent.sock")))
+    share = install_package(env, package)
+    ports = [start_cockpit(env, who, share) for who in (OPERATOR, ADMIN)]
+    driver = browser(env)
+    try:
+        operator_creates(driver, ports[0])
+        operator_refused(driver, shots)
+        operator_sees_backup(env, driver, shots)
+        narrow_window(driver, shots)
+        admin_deletes(driver, ports[1], shots)
+        admin_applies(driver, shots)
+    finally:
+        driver.quit()
+
+
+def main():
+    if len(sys.argv) != 8:
+        sys.stderr.write(__doc__)
+        return 2
+    if os.geteuid() != 0:
+        print("skipped: needs root (stillpointd runs as root; the users are nobody and daemon)")
+        return SKIP
+    shots = sys.argv[7]
+    os.makedirs(shots, exist_ok=True)
+    env = roles.Env(*sys.argv[2:6])
+    try:
+        scenario(env, sys.argv[6], shots)
+    except Exception:
+        traceback.print_exc()
+        for log in ("daemon.log", "cockpit-nobody.log", "cockpit-daemon.log"):
+            if os.path.exists(env.path(log)):
+                sys.stderr.write("--- %s\n%s" % (log, open(env.path(log), errors="replace").read()))
+        return 1
+    finally:
+        env.cleanup()
+    print("ok: the Cockpit page")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
