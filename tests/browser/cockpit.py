@@ -101,7 +101,7 @@ def start_cockpit(env, who, share):
 def browser(env):
     opts = webdriver.ChromeOptions()
     for arg in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-                "--window-size=1280,1000", "--user-data-dir=" + env.path("chromium")):
+                "--window-size=1280,1800", "--user-data-dir=" + env.path("chromium")):
         opts.add_argument(arg)
     opts.binary_location = "/usr/bin/chromium"
     return webdriver.Chrome(service=Service("/usr/bin/chromedriver"), options=opts)
@@ -147,6 +147,10 @@ def node(driver, name):
     return None
 
 
+def names(driver):
+    return [e.text for e in driver.find_elements(By.CSS_SELECTOR, "#sp-tree .sp-name")]
+
+
 def select(driver, name):
     node(driver, name).click()
     wait(driver, "the checkpoint's actions shown", lambda: by_id(driver, "sp-actions").is_displayed())
@@ -181,6 +185,10 @@ def now_parent(driver):
 
 
 def shot(driver, shots, name):
+    """The whole page: the window is made as tall as the page first."""
+    width = driver.get_window_size()["width"]
+    height = driver.execute_script("return document.documentElement.scrollHeight")
+    driver.set_window_size(width, height + 150)
     driver.save_screenshot(os.path.join(shots, name))
     print("screenshot: " + os.path.join(shots, name))
 
@@ -206,8 +214,9 @@ def operator_creates(driver, port):
     check("production" in text and "application" in text,
           "the node shows its type and consistency (%s)" % text)
     check(now_parent(driver) == "nightly", "the tree draws Now under the new checkpoint")
-    row = driver.find_element(By.CSS_SELECTOR, "#sp-vms tbody tr .sp-last").text
-    check("application" in row, "the VM list shows the last checkpoint's consistency")
+    check(names(driver) == ["nightly"], "the role's questions made no checkpoint (%s)" % names(driver))
+    wait(driver, "the VM list shows the last checkpoint's consistency",
+         lambda: "application" in driver.find_element(By.CSS_SELECTOR, "#sp-vms .sp-last").text)
 
 
 def operator_refused(driver, shots):
@@ -244,12 +253,14 @@ def narrow_window(driver, shots):
     wide = driver.execute_script("return document.documentElement.scrollWidth > window.innerWidth")
     check(not wide, "at 390 px wide the page needs no horizontal scrolling")
     shot(driver, shots, "narrow.png")
-    driver.set_window_size(1280, 1000)
+    driver.set_window_size(1280, 1800)
 
 
 def admin_deletes(driver, port, shots):
     open_page(driver, port)
     open_vm(driver, "vm1")
+    check(names(driver) == ["nightly"] and by_id(driver, "sp-delete-why").text == "",
+          "the administrator's questions changed nothing, and all is allowed (%s)" % names(driver))
     by_id(driver, "sp-create-name").send_keys("second")
     by_id(driver, "sp-create-go").click()
     finished_ok(driver, "the admin's create")

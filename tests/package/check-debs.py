@@ -45,6 +45,10 @@ EXPECTED = {
         "usr/share/man/man1/stillpoint.1.gz",
         "usr/share/bash-completion/completions/stillpoint",
         "usr/share/man/man8/stillpointd.8.gz",
+        "usr/share/cockpit/stillpoint/manifest.json",
+        "usr/share/cockpit/stillpoint/index.html",
+        "usr/share/cockpit/stillpoint/stillpoint.js",
+        "usr/share/cockpit/stillpoint/stillpoint.css",
         "usr/share/doc/stillpoint/copyright",
     ],
 }

@@ -97,6 +97,10 @@ def check_programs(root, files, prefix, dirs):
     for prog in ("sbin/stillpoint-agent", "bin/stillpoint", "sbin/stillpointd"):
         if f"{prefix}/{prog}" not in files:
             fail(f"{prefix}/{prog} is not installed")
+    # Cockpit reads its packages from DATADIR/cockpit of each of XDG_DATA_DIRS.
+    for page in ("manifest.json", "index.html", "stillpoint.js", "stillpoint.css"):
+        if f"{prefix}/share/cockpit/stillpoint/{page}" not in files:
+            fail(f"{prefix}/share/cockpit/stillpoint/{page} (the Cockpit page) is not installed")
     starts = [(dirs["systemd units"] + "/stillpoint-agent.service", "ExecStart=", "stillpoint-agent"),
               (dirs["systemd units"] + "/stillpointd.service", "ExecStart=", "stillpointd"),
               (dirs["D-Bus activation"] + "/org.stillpoint.Coordinator1.service", "Exec=",
