@@ -10,7 +10,8 @@ cockpit-bridge run as the user cockpit-ws runs as, with the test bus as its syst
 login through cockpit-session would clear the environment, and this machine has no system bus).
 So "logging in" is opening the page of the cockpit-ws that runs as that user:
   the backup operator: nobody, group nogroup (read, create, export);
-  an administrator:    daemon, group daemon (every checkpoint action).
+  an administrator:    daemon, group daemon (every checkpoint action);
+  a reader:            bin, group bin (read only).
 Headless Chromium (chromedriver, python3-selenium) drives the page; screenshots go to SHOTS.
 """
 import importlib.util
@@ -32,8 +33,9 @@ SKIP = 77
 WAIT_S = 60
 OPERATOR = {"user": "nobody", "group": "nogroup", "extra_groups": []}
 ADMIN = {"user": "daemon", "group": "daemon", "extra_groups": []}
+READER = {"user": "bin", "group": "bin", "extra_groups": []}
 RULES = """[actions]
-org.stillpoint.read=group:nogroup;user:daemon
+org.stillpoint.read=group:nogroup;user:daemon;user:bin
 org.stillpoint.checkpoint.create=group:nogroup;user:daemon
 org.stillpoint.checkpoint.export=group:nogroup;user:daemon
 org.stillpoint.checkpoint.apply=user:daemon
@@ -286,6 +288,20 @@ def admin_applies(driver, shots):
     shot(driver, shots, "tree-admin.png")
 
 
+def reader_sees(driver, port):
+    """A read-only user sees the tree, and every action disabled with its reason."""
+    open_page(driver, port)
+    open_vm(driver, "vm1")
+    check(names(driver) == ["second", "before apply"], "the reader sees the tree (%s)" % names(driver))
+    reason = by_id(driver, "sp-create-why").text
+    check(not by_id(driver, "sp-create-go").is_enabled() and
+          "not authorized to create checkpoints" in reason,
+          "the reader sees create disabled, with the reason: %s" % reason)
+    select(driver, "second")
+    for button in ("sp-apply-go", "sp-rename-go", "sp-delete-go", "sp-export-go"):
+        check(not by_id(driver, button).is_enabled(), "the reader sees %s disabled" % button)
+
+
 def scenario(env, package, shots):
     env.start_bus()
     env.start_vm()
@@ -295,7 +311,7 @@ def scenario(env, package, shots):
     env.ok(None, "AddVm", "vm1", "{'qmp-socket': <'%s'>, 'agent-socket': <'%s'>}"
            % (env.path("qmp.sock"), env.path("agent.sock")))
     share = install_package(env, package)
-    ports = [start_cockpit(env, who, share) for who in (OPERATOR, ADMIN)]
+    ports = [start_cockpit(env, who, share) for who in (OPERATOR, ADMIN, READER)]
     driver = browser(env)
     try:
         operator_creates(driver, ports[0])
@@ -304,6 +320,7 @@ def scenario(env, package, shots):
         narrow_window(driver, shots)
         admin_deletes(driver, ports[1], shots)
         admin_applies(driver, shots)
+        reader_sees(driver, ports[2])
     finally:
         driver.quit()
 
@@ -322,7 +339,7 @@ def main():
         scenario(env, sys.argv[6], shots)
     except Exception:
         traceback.print_exc()
-        for log in ("daemon.log", "cockpit-nobody.log", "cockpit-daemon.log"):
+        for log in ("daemon.log", "cockpit-nobody.log", "cockpit-daemon.log", "cockpit-bin.log"):
             if os.path.exists(env.path(log)):
                 sys.stderr.write("--- %s\n%s" % (log, open(env.path(log), errors="replace").read()))
         return 1
