@@ -240,13 +240,12 @@ function gate(action, buttons, why, extra) {
 }
 
 function renderGates() {
-    const cp = selectedCheckpoint();
     gate("create", [$("sp-create-go")], "sp-create-why");
     gate("apply", [$("sp-apply-go")], "sp-apply-why");
     gate("rename", [$("sp-rename-go")], "sp-rename-why");
     gate("delete", [$("sp-delete-go"), $("sp-delete-subtree-go")], "sp-delete-why");
     gate("export", [$("sp-export-go")], "sp-export-why",
-         cp && cp.state ? "" : $("sp-export-dir").value ? "" : "give a directory you own");
+         $("sp-export-dir").value ? "" : "give a directory you own");
 }
 
 /* ---- the selected checkpoint ---- */

@@ -25,6 +25,7 @@ import traceback
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
+from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select, WebDriverWait
@@ -110,8 +111,13 @@ def browser(env):
 
 
 def wait(driver, what, cond, timeout=WAIT_S):
+    """Until cond(); the page re-draws the tree when stillpointd says it changed, so an element
+    found may be gone a moment later: that is asked again."""
     try:
-        return WebDriverWait(driver, timeout, poll_frequency=0.05).until(lambda d: cond())
+        return WebDriverWait(driver, timeout, poll_frequency=0.05,
+                             ignored_exceptions=(NoSuchElementException,
+                                                 StaleElementReferenceException)).until(
+            lambda d: cond())
     except Exception:
         raise roles.TestFailure("timed out waiting: %s\n%s" % (what, page_text(driver)))
 
@@ -150,11 +156,13 @@ def node(driver, name):
 
 
 def names(driver):
-    return [e.text for e in driver.find_elements(By.CSS_SELECTOR, "#sp-tree .sp-name")]
+    """The tree's checkpoints, read at one instant (the page may re-draw it at any time)."""
+    return driver.execute_script(
+        "return [...document.querySelectorAll('#sp-tree .sp-name')].map(e => e.textContent);")
 
 
 def select(driver, name):
-    node(driver, name).click()
+    wait(driver, "a click on " + name, lambda: node(driver, name).click() or True)
     wait(driver, "the checkpoint's actions shown", lambda: by_id(driver, "sp-actions").is_displayed())
 
 
@@ -236,6 +244,20 @@ def operator_refused(driver, shots):
     shot(driver, shots, "tree-operator.png")
 
 
+def operator_exports(env, driver):
+    """The operator may export, into a directory of theirs: the copy is there, given to them."""
+    out = env.path("export")
+    os.makedirs(out)
+    shutil.chown(out, OPERATOR["user"], OPERATOR["group"])
+    check(not by_id(driver, "sp-export-go").is_enabled(), "export waits for a directory")
+    by_id(driver, "sp-export-dir").send_keys(out)
+    by_id(driver, "sp-export-go").click()
+    finished_ok(driver, "the operator's export")
+    copies = [os.path.join(d, f) for d, _, files in os.walk(out) for f in files if f.endswith(".qcow2")]
+    check(len(copies) == 1 and os.stat(copies[0]).st_uid == 65534,
+          "the export wrote the disk's copy, owned by the operator (%s)" % copies)
+
+
 def operator_sees_backup(env, driver, shots):
     """A backup session root begins reaches the page by Watch: its NBD endpoints, then its end."""
     env.ok(None, "BeginBackup", "vm1", "{}")
@@ -273,7 +295,7 @@ def admin_deletes(driver, port, shots):
     shot(driver, shots, "delete-running.png")
     finished_ok(driver, "the admin's delete")
     wait(driver, "nightly gone from the tree", lambda: node(driver, "nightly") is None)
-    check(node(driver, "second") is not None and now_parent(driver) == "second",
+    check("second" in names(driver) and now_parent(driver) == "second",
           "the tree keeps second, the VM's present under it")
 
 
@@ -316,6 +338,7 @@ def scenario(env, package, shots):
     try:
         operator_creates(driver, ports[0])
         operator_refused(driver, shots)
+        operator_exports(env, driver)
         operator_sees_backup(env, driver, shots)
         narrow_window(driver, shots)
         admin_deletes(driver, ports[1], shots)
