@@ -345,10 +345,10 @@ function progressSet(percent, text) {
 function onProgress(path, iface, signal, [vm, operation, message, percent]) {
     if (!state.running || vm !== state.running.vm)
         return;
-    $("sp-progress-log").append(el("li", { text: message +
-                                                 (percent >= 0 ? " " + percent.toFixed(0) + " %" : "") }));
+    const line = message + (percent >= 0 ? " " + percent.toFixed(0) + " %" : "");
+    $("sp-progress-log").append(el("li", { text: line }));
     const bar = Number($("sp-progress-bar").getAttribute("aria-valuenow"));
-    progressSet(percent >= 0 ? percent : Math.max(bar, 5), message);
+    progressSet(percent >= 0 ? percent : Math.max(bar, 5), line);
 }
 
 function finished(ok, error) {

@@ -53,6 +53,8 @@ def load_roles(path):
 
 
 roles = load_roles(sys.argv[1]) if len(sys.argv) > 1 else None
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "guest"))
+from spguest import QmpClient  # noqa: E402  (tests/guest: the suite's QMP client)
 
 
 def check(cond, what):
@@ -178,12 +180,13 @@ def watch_progress(driver):
 
 
 def finished_ok(driver, what):
+    """The operation ended well, its Progress seen on the way: the bar's values."""
     values, end, log = watch_progress(driver)
     check(end == "done" and values[-1] == 100,
           "%s: the progress bar reached 100 %% (values %s, %s)"
           % (what, sorted(set(values)), by_id(driver, "sp-progress-text").text))
     check(len(log) > 0, "%s: stillpointd's Progress reached the page live: %s" % (what, log))
-    return log
+    return values, log
 
 
 def now_parent(driver):
@@ -216,7 +219,7 @@ def operator_creates(driver, port):
     name.send_keys("nightly")
     Select(by_id(driver, "sp-create-type")).select_by_value("production")
     name.send_keys(Keys.ENTER)
-    log = finished_ok(driver, "the operator's create")
+    _, log = finished_ok(driver, "the operator's create")
     check(any("froze" in line or "freez" in line.lower() for line in log),
           "the progress log has the freeze (%s)" % log)
     wait(driver, "the new checkpoint in the tree", lambda: node(driver, "nightly") is not None)
@@ -280,7 +283,22 @@ def narrow_window(driver, shots):
     driver.set_window_size(1280, 1800)
 
 
-def admin_deletes(driver, port, shots):
+def write_disk(env, mib):
+    """mib MiB through QEMU's block layer into the VM's present (HMP qemu-io): data for the next
+    checkpoint's overlay, so that deleting the checkpoint before it has something to merge."""
+    qmp = QmpClient(env.path("qmp.sock"))
+    try:
+        # qemu-io prints on QEMU's stdout, not into the reply: the delete's progress below is
+        # what shows the data was there to merge.
+        qmp.execute("human-monitor-command", {"command-line":
+                    'qemu-io -d /machine/peripheral/vda/virtio-backend "write -P 0x5a 0 %dM"'
+                    % mib}, 60)
+    finally:
+        qmp.close()
+
+
+def admin_deletes(env, driver, port, shots):
+    write_disk(env, 28)
     open_page(driver, port)
     open_vm(driver, "vm1")
     check(names(driver) == ["nightly"] and by_id(driver, "sp-delete-why").text == "",
@@ -292,8 +310,14 @@ def admin_deletes(driver, port, shots):
     select(driver, "nightly")
     check(by_id(driver, "sp-delete-go").is_enabled(), "the administrator may delete")
     by_id(driver, "sp-delete-go").click()
+    bar = by_id(driver, "sp-progress-bar")
+    wait(driver, "the merge under way", lambda: 10 <= int(bar.get_attribute("aria-valuenow")) < 90)
     shot(driver, shots, "delete-running.png")
-    finished_ok(driver, "the admin's delete")
+    state = by_id(driver, "sp-progress").get_attribute("data-state")
+    values, _ = finished_ok(driver, "the admin's delete")
+    check(state == "running" and any(0 < v < 100 for v in values),
+          "the screenshot is of a running delete (%s), and the bar followed the merge (%s)"
+          % (state, values))
     wait(driver, "nightly gone from the tree", lambda: node(driver, "nightly") is None)
     check("second" in names(driver) and now_parent(driver) == "second",
           "the tree keeps second, the VM's present under it")
@@ -329,6 +353,8 @@ def scenario(env, package, shots):
     env.start_vm()
     with open(env.path("rules.conf"), "w") as f:
         f.write(RULES)
+    # A live merge at 8 MiB/s (a test switch): the delete runs long enough to be seen running.
+    env.env["STILLPOINT_TEST_COMMIT_SPEED"] = str(8 << 20)
     env.start_daemon("--rules", env.path("rules.conf"))
     env.ok(None, "AddVm", "vm1", "{'qmp-socket': <'%s'>, 'agent-socket': <'%s'>}"
            % (env.path("qmp.sock"), env.path("agent.sock")))
@@ -341,7 +367,7 @@ def scenario(env, package, shots):
         operator_exports(env, driver)
         operator_sees_backup(env, driver, shots)
         narrow_window(driver, shots)
-        admin_deletes(driver, ports[1], shots)
+        admin_deletes(env, driver, ports[1], shots)
         admin_applies(driver, shots)
         reader_sees(driver, ports[2])
     finally:
