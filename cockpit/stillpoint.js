@@ -256,7 +256,8 @@ function selectedCheckpoint() {
 
 function detailRows(cp) {
     const rows = [["Type", cp.type], ["Consistency", cp.consistency],
-        ["Reason", cp.reason || "—"], ["Created", cp.created], ["Made by", cp["made-by"] || "—"],
+        ["Reason", cp.reason || "—"], ["Created", cp.created],
+        ["Made by", cp["made-by"] || "—"],
         ["Overlay", humanBytes(cp["overlay-bytes"])],
         ["Disks", cp.disks.map(d => d.disk).join(", ")]];
     return rows.flatMap(([k, v]) => [el("dt", { text: k }), el("dd", { text: v })]);

@@ -165,7 +165,8 @@ def names(driver):
 
 def select(driver, name):
     wait(driver, "a click on " + name, lambda: node(driver, name).click() or True)
-    wait(driver, "the checkpoint's actions shown", lambda: by_id(driver, "sp-actions").is_displayed())
+    wait(driver, "the checkpoint's actions shown",
+         lambda: by_id(driver, "sp-actions").is_displayed())
 
 
 def watch_progress(driver):
@@ -227,7 +228,8 @@ def operator_creates(driver, port):
     check("production" in text and "application" in text,
           "the node shows its type and consistency (%s)" % text)
     check(now_parent(driver) == "nightly", "the tree draws Now under the new checkpoint")
-    check(names(driver) == ["nightly"], "the role's questions made no checkpoint (%s)" % names(driver))
+    check(names(driver) == ["nightly"],
+          "the role's questions made no checkpoint (%s)" % names(driver))
     wait(driver, "the VM list shows the last checkpoint's consistency",
          lambda: "application" in driver.find_element(By.CSS_SELECTOR, "#sp-vms .sp-last").text)
 
@@ -256,7 +258,8 @@ def operator_exports(env, driver):
     by_id(driver, "sp-export-dir").send_keys(out)
     by_id(driver, "sp-export-go").click()
     finished_ok(driver, "the operator's export")
-    copies = [os.path.join(d, f) for d, _, files in os.walk(out) for f in files if f.endswith(".qcow2")]
+    copies = [os.path.join(d, f) for d, _, files in os.walk(out)
+              for f in files if f.endswith(".qcow2")]
     check(len(copies) == 1 and os.stat(copies[0]).st_uid == 65534,
           "the export wrote the disk's copy, owned by the operator (%s)" % copies)
 
@@ -334,16 +337,46 @@ def admin_applies(driver, shots):
     shot(driver, shots, "tree-admin.png")
 
 
+def admin_renames(env, driver):
+    """A rename the store refuses: the page says what the CLI says, word for word."""
+    select(driver, "before apply")
+    by_id(driver, "sp-rename-name").send_keys("second")
+    by_id(driver, "sp-rename-go").click()
+    wait(driver, "the rename's end",
+         lambda: by_id(driver, "sp-progress").get_attribute("data-state") != "running")
+    shown = by_id(driver, "sp-error").text
+    cli = env.cli_run(None, "--daemon", "checkpoint", "rename", "vm1", "before apply", "second")
+    check(cli.returncode != 0 and shown == cli.stderr.strip(),
+          "a refused rename shows the error as the CLI prints it (%r, the CLI: %r)"
+          % (shown, cli.stderr.strip()))
+    by_id(driver, "sp-rename-name").clear()
+    by_id(driver, "sp-rename-name").send_keys("saved present")
+    by_id(driver, "sp-rename-go").click()
+    wait(driver, "the renamed node", lambda: "saved present" in names(driver))
+
+
+def tab_to(driver, selector, limit=40):
+    """Tab until the focused element matches selector: the keyboard alone reaches it."""
+    for _ in range(limit):
+        driver.switch_to.active_element.send_keys(Keys.TAB)
+        if driver.execute_script("return document.activeElement.matches(arguments[0])", selector):
+            return driver.switch_to.active_element
+    raise roles.TestFailure("%s not reached with Tab in %d steps" % (selector, limit))
+
+
 def reader_sees(driver, port):
     """A read-only user sees the tree, and every action disabled with its reason."""
     open_page(driver, port)
     open_vm(driver, "vm1")
-    check(names(driver) == ["second", "before apply"], "the reader sees the tree (%s)" % names(driver))
+    check(names(driver) == ["second", "saved present"],
+          "the reader sees the tree (%s)" % names(driver))
     reason = by_id(driver, "sp-create-why").text
     check(not by_id(driver, "sp-create-go").is_enabled() and
           "not authorized to create checkpoints" in reason,
           "the reader sees create disabled, with the reason: %s" % reason)
-    select(driver, "second")
+    tab_to(driver, '.sp-node[data-id]').send_keys(Keys.ENTER)
+    wait(driver, "a checkpoint chosen with the keyboard",
+         lambda: by_id(driver, "sp-actions-title").text == "Checkpoint “second”")
     for button in ("sp-apply-go", "sp-rename-go", "sp-delete-go", "sp-export-go"):
         check(not by_id(driver, button).is_enabled(), "the reader sees %s disabled" % button)
 
@@ -369,6 +402,7 @@ def scenario(env, package, shots):
         narrow_window(driver, shots)
         admin_deletes(env, driver, ports[1], shots)
         admin_applies(driver, shots)
+        admin_renames(env, driver)
         reader_sees(driver, ports[2])
     finally:
         driver.quit()
