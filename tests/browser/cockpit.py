@@ -25,7 +25,8 @@ import traceback
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
-from selenium.common.exceptions import NoSuchElementException, StaleElementReferenceException
+from selenium.common.exceptions import (NoSuchElementException, StaleElementReferenceException,
+                                        TimeoutException)
 from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select, WebDriverWait
@@ -96,7 +97,7 @@ def start_cockpit(env, who, share):
     deadline = time.monotonic() + WAIT_S
     while socket.socket().connect_ex(("127.0.0.1", port)) != 0:
         if time.monotonic() > deadline:
-            raise roles.TestFailure("cockpit-ws never listened on %d" % port)
+            check(False, "cockpit-ws never listened on %d" % port)
         time.sleep(0.1)
     return port
 
@@ -120,8 +121,8 @@ def wait(driver, what, cond, timeout=WAIT_S):
                              ignored_exceptions=(NoSuchElementException,
                                                  StaleElementReferenceException)).until(
             lambda d: cond())
-    except Exception:
-        raise roles.TestFailure("timed out waiting: %s\n%s" % (what, page_text(driver)))
+    except TimeoutException:
+        check(False, "timed out waiting: %s\n%s" % (what, page_text(driver)))
 
 
 def page_text(driver):
@@ -361,7 +362,7 @@ def tab_to(driver, selector, limit=40):
         driver.switch_to.active_element.send_keys(Keys.TAB)
         if driver.execute_script("return document.activeElement.matches(arguments[0])", selector):
             return driver.switch_to.active_element
-    raise roles.TestFailure("%s not reached with Tab in %d steps" % (selector, limit))
+    check(False, "%s not reached with Tab in %d steps" % (selector, limit))
 
 
 def reader_sees(driver, port):
