@@ -5,10 +5,12 @@ Usage: cockpit.py DAEMON_ROLES STILLPOINTD STILLPOINT FAKE_AGENT BUS_POLICY PACK
 
 The private system-like bus, the paused QEMU with a qcow2 disk and sp-fake-agent as its agent,
 and stillpointd with the rules-file authority are those of tests/e2e/daemon-roles.py (imported,
-not copied). Two cockpit-ws listen on localhost, each with --local-session: the session is
-cockpit-bridge run as the user cockpit-ws runs as, with the test bus as its system bus (a PAM
-login through cockpit-session would clear the environment, and this machine has no system bus).
-So "logging in" is opening the page of the cockpit-ws that runs as that user:
+not copied). cockpit-ws listens on localhost and each user logs in through Cockpit's login page
+with a password: cockpit-session and PAM (/etc/pam.d/cockpit) start cockpit-bridge as that user.
+cockpit-ws runs in a mount namespace of its own where the test's copies of /etc/passwd and
+/etc/shadow give the users a shell, a home and a password, and its copy of /etc/environment
+(read by pam_env for the session) names the test bus as the system bus and puts the page where
+the bridge finds packages (XDG_DATA_DIRS); the system's files are not touched. The users:
   the backup operator: nobody, group nogroup (read, create, export);
   an administrator:    daemon, group daemon (every checkpoint action);
   a reader:            bin, group bin (read only).
@@ -36,6 +38,7 @@ WAIT_S = 60
 OPERATOR = {"user": "nobody", "group": "nogroup", "extra_groups": []}
 ADMIN = {"user": "daemon", "group": "daemon", "extra_groups": []}
 READER = {"user": "bin", "group": "bin", "extra_groups": []}
+PASSWORD = "sp-browser-test"
 RULES = """[actions]
 org.stillpoint.read=group:nogroup;user:daemon;user:bin
 org.stillpoint.checkpoint.create=group:nogroup;user:daemon
@@ -81,19 +84,53 @@ def install_package(env, package):
     return share
 
 
-def start_cockpit(env, who, share):
-    """cockpit-ws as who, whose local session is cockpit-bridge as who: the port."""
-    home = env.path("home-" + who["user"])
-    os.makedirs(home)
-    shutil.chown(home, who["user"], who["group"])
+def etc_copy(env, name, change):
+    """The test's copy of /etc/NAME, each line through change(fields): its path."""
+    lines = []
+    with open("/etc/" + name) as f:
+        for line in f.read().splitlines():
+            fields = line.split(":")
+            lines.append(":".join(change(fields)))
+    path = env.path(name)
+    with open(path, "w") as f:
+        f.write("\n".join(lines) + "\n")
+    os.chmod(path, 0o644 if name == "passwd" else 0o640)
+    return path
+
+
+def test_users(env):
+    """passwd and shadow with a shell, a home and PASSWORD for each test user."""
+    users = {who["user"]: who for who in (OPERATOR, ADMIN, READER)}
+    hashed = subprocess.run(["openssl", "passwd", "-6", PASSWORD], check=True, text=True,
+                            stdout=subprocess.PIPE).stdout.strip()
+    for who in users.values():
+        home = env.path("home-" + who["user"])
+        os.makedirs(home)
+        shutil.chown(home, who["user"], who["group"])
+
+    def passwd(f):
+        return f[:5] + [env.path("home-" + f[0]), "/bin/sh"] if f[0] in users else f
+
+    def shadow(f):
+        return [f[0], hashed] + f[2:] if f[0] in users else f
+    return etc_copy(env, "passwd", passwd), etc_copy(env, "shadow", shadow)
+
+
+def start_cockpit(env, share):
+    """cockpit-ws (as root, as its socket unit would start it) in a mount namespace with the test
+    users and the session environment: the port."""
+    passwd, shadow = test_users(env)
+    environment = env.path("environment")
+    with open(environment, "w") as f:
+        f.write("DBUS_SYSTEM_BUS_ADDRESS=%s\nXDG_DATA_DIRS=%s:/usr/share\n"
+                % (env.address, share))
     port = free_port()
-    env_vars = dict(env.env, HOME=home, XDG_DATA_DIRS=share + ":/usr/share",
-                    XDG_RUNTIME_DIR=home, XDG_CONFIG_DIRS=env.path("etc"))
-    with open(env.path("cockpit-%s.log" % who["user"]), "wb") as log:
-        env.procs.append(subprocess.Popen(
-            ["/usr/lib/cockpit/cockpit-ws", "--port", str(port), "--address", "127.0.0.1",
-             "--local-session=cockpit-bridge"], env=env_vars, stdout=log, stderr=log, cwd=home,
-            **who))
+    binds = "".join("mount --bind %s /etc/%s && " % (path, os.path.basename(path))
+                    for path in (passwd, shadow, environment))
+    with open(env.path("cockpit-ws.log"), "wb") as log:
+        env.spawn(["unshare", "--mount", "--propagation", "private", "sh", "-c",
+                   binds + "exec /usr/lib/cockpit/cockpit-ws --no-tls --port %d "
+                   "--address 127.0.0.1" % port], stdout=log, stderr=log)
     deadline = time.monotonic() + WAIT_S
     while socket.socket().connect_ex(("127.0.0.1", port)) != 0:
         if time.monotonic() > deadline:
@@ -136,7 +173,37 @@ def by_id(driver, id_):
     return driver.find_element(By.ID, id_)
 
 
-def open_page(driver, port):
+def login_form(driver, port, user, password):
+    driver.delete_all_cookies()
+    driver.get("http://127.0.0.1:%d/" % port)
+    wait(driver, "Cockpit's login page", lambda: by_id(driver, "login-user-input").is_displayed())
+    by_id(driver, "login-user-input").send_keys(user)
+    by_id(driver, "login-password-input").send_keys(password)
+    by_id(driver, "login-button").click()
+
+
+def session_status(driver):
+    """The HTTP status of a file that only a logged-in session is served."""
+    return driver.execute_async_script(
+        "const done = arguments[0];"
+        "fetch('/cockpit/@localhost/base1/manifest.json').then(r => done(r.status), () => done(0));")
+
+
+def login(driver, port, who):
+    """Cockpit's login page, as who with PASSWORD: PAM checks it, the session is theirs."""
+    login_form(driver, port, who["user"], PASSWORD)
+    wait(driver, "logged in as " + who["user"], lambda: session_status(driver) == 200)
+
+
+def wrong_password(driver, port):
+    login_form(driver, port, OPERATOR["user"], "not-" + PASSWORD)
+    wait(driver, "the login refused", lambda: by_id(driver, "login-error-message").is_displayed())
+    check(session_status(driver) != 200,
+          "a wrong password is refused (%s)" % by_id(driver, "login-error-message").text)
+
+
+def open_page(driver, port, who):
+    login(driver, port, who)
     driver.get("http://127.0.0.1:%d/cockpit/@localhost/stillpoint/index.html" % port)
     wait(driver, "the page has listed the VMs",
          lambda: driver.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "true")
@@ -211,7 +278,8 @@ def shot(driver, shots, name):
 # ---- the two users ----
 
 def operator_creates(driver, port):
-    open_page(driver, port)
+    wrong_password(driver, port)
+    open_page(driver, port, OPERATOR)
     row = driver.find_element(By.CSS_SELECTOR, "#sp-vms tbody tr").text
     check("vm1" in row and "qemu" in row and "vda" in row and "none" in row,
           "the VM list shows vm1, its driver and disks, no checkpoint yet (%s)" % row)
@@ -303,7 +371,7 @@ def write_disk(env, mib):
 
 def admin_deletes(env, driver, port, shots):
     write_disk(env, 28)
-    open_page(driver, port)
+    open_page(driver, port, ADMIN)
     open_vm(driver, "vm1")
     check(names(driver) == ["nightly"] and by_id(driver, "sp-delete-why").text == "",
           "the administrator's questions changed nothing, and all is allowed (%s)" % names(driver))
@@ -367,7 +435,7 @@ def tab_to(driver, selector, limit=40):
 
 def reader_sees(driver, port):
     """A read-only user sees the tree, and every action disabled with its reason."""
-    open_page(driver, port)
+    open_page(driver, port, READER)
     open_vm(driver, "vm1")
     check(names(driver) == ["second", "saved present"],
           "the reader sees the tree (%s)" % names(driver))
@@ -393,18 +461,18 @@ def scenario(env, package, shots):
     env.ok(None, "AddVm", "vm1", "{'qmp-socket': <'%s'>, 'agent-socket': <'%s'>}"
            % (env.path("qmp.sock"), env.path("agent.sock")))
     share = install_package(env, package)
-    ports = [start_cockpit(env, who, share) for who in (OPERATOR, ADMIN, READER)]
+    port = start_cockpit(env, share)
     driver = browser(env)
     try:
-        operator_creates(driver, ports[0])
+        operator_creates(driver, port)
         operator_refused(driver, shots)
         operator_exports(env, driver)
         operator_sees_backup(env, driver, shots)
         narrow_window(driver, shots)
-        admin_deletes(env, driver, ports[1], shots)
+        admin_deletes(env, driver, port, shots)
         admin_applies(driver, shots)
         admin_renames(env, driver)
-        reader_sees(driver, ports[2])
+        reader_sees(driver, port)
     finally:
         driver.quit()
 
@@ -423,7 +491,7 @@ def main():
         scenario(env, sys.argv[6], shots)
     except Exception:
         traceback.print_exc()
-        for log in ("daemon.log", "cockpit-nobody.log", "cockpit-daemon.log", "cockpit-bin.log"):
+        for log in ("daemon.log", "cockpit-ws.log"):
             if os.path.exists(env.path(log)):
                 sys.stderr.write("--- %s\n%s" % (log, open(env.path(log), errors="replace").read()))
         return 1
