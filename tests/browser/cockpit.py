@@ -186,7 +186,8 @@ def session_status(driver):
     """The HTTP status of a file that only a logged-in session is served."""
     return driver.execute_async_script(
         "const done = arguments[0];"
-        "fetch('/cockpit/@localhost/base1/manifest.json').then(r => done(r.status), () => done(0));")
+        "fetch('/cockpit/@localhost/base1/manifest.json')"
+        "    .then(r => done(r.status), () => done(0));")
 
 
 def login(driver, port, who):
