@@ -6,6 +6,6 @@ sp_test(NAME cockpit
                 ${PROJECT_SOURCE_DIR}/tests/e2e/daemon-roles.py
                 $<TARGET_FILE:stillpointd> $<TARGET_FILE:stillpoint> $<TARGET_FILE:sp-fake-agent>
                 ${PROJECT_SOURCE_DIR}/host/data/org.stillpoint.Coordinator1.conf
-                ${PROJECT_SOURCE_DIR}/cockpit ${CMAKE_BINARY_DIR}/tests/browser/screenshots)
+                ${PROJECT_SOURCE_DIR}/cockpit ${CMAKE_BINARY_DIR}/tests/browser/screenshots page)
 sp_test_properties(cockpit PROPERTIES
   LABELS "browser;dbus" TIMEOUT 300 RESOURCE_LOCK vm SKIP_RETURN_CODE 77)

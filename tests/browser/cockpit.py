@@ -1,7 +1,8 @@
 #!/usr/bin/python3
 """The Cockpit page (cockpit/) in a real browser, against a real stillpointd.
 
-Usage: cockpit.py DAEMON_ROLES STILLPOINTD STILLPOINT FAKE_AGENT BUS_POLICY PACKAGE SHOTS  (root)
+Usage: cockpit.py DAEMON_ROLES STILLPOINTD STILLPOINT FAKE_AGENT BUS_POLICY PACKAGE SHOTS page
+(root; 77 = skip)
 
 The private system-like bus, the paused QEMU with a qcow2 disk and sp-fake-agent as its agent,
 and stillpointd with the rules-file authority are those of tests/e2e/daemon-roles.py (imported,
@@ -23,7 +24,6 @@ import socket
 import subprocess
 import sys
 import time
-import traceback
 
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
@@ -33,7 +33,10 @@ from selenium.webdriver.common.by import By
 from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
-SKIP = 77
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "guest"))
+from sptest import check, file_tail, need_root, need_tools, ok, scenario_main  # noqa: E402
+from spguest import QmpClient  # noqa: E402  (the suite's QMP client)
 WAIT_S = 60
 OPERATOR = {"user": "nobody", "group": "nogroup", "extra_groups": []}
 ADMIN = {"user": "daemon", "group": "daemon", "extra_groups": []}
@@ -50,19 +53,11 @@ org.stillpoint.checkpoint.rename=user:daemon
 
 
 def load_roles(path):
+    """tests/e2e/daemon-roles.py, whose Env starts the bus, the VM and stillpointd."""
     spec = importlib.util.spec_from_file_location("daemon_roles", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-roles = load_roles(sys.argv[1]) if len(sys.argv) > 1 else None
-sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "guest"))
-from spguest import QmpClient  # noqa: E402  (tests/guest: the suite's QMP client)
-
-
-def check(cond, what):
-    roles.check(cond, what)
 
 
 # ---- Cockpit ----
@@ -199,7 +194,7 @@ def login(driver, port, who):
 def wrong_password(driver, port):
     login_form(driver, port, OPERATOR["user"], "not-" + PASSWORD)
     wait(driver, "the login refused", lambda: by_id(driver, "login-error-message").is_displayed())
-    check(session_status(driver) != 200,
+    ok(session_status(driver) != 200,
           "a wrong password is refused (%s)" % by_id(driver, "login-error-message").text)
 
 
@@ -208,7 +203,7 @@ def open_page(driver, port, who):
     driver.get("http://127.0.0.1:%d/cockpit/@localhost/stillpoint/index.html" % port)
     wait(driver, "the page has listed the VMs",
          lambda: driver.find_element(By.TAG_NAME, "body").get_attribute("data-ready") == "true")
-    check(not page_text(driver).startswith("stillpoint:") and by_id(driver, "sp-error").text == "",
+    ok(not page_text(driver).startswith("stillpoint:") and by_id(driver, "sp-error").text == "",
           "the page loaded without an error (%s)" % by_id(driver, "sp-error").text)
 
 
@@ -252,10 +247,10 @@ def watch_progress(driver):
 def finished_ok(driver, what):
     """The operation ended well, its Progress seen on the way: the bar's values."""
     values, end, log = watch_progress(driver)
-    check(end == "done" and values[-1] == 100,
+    ok(end == "done" and values[-1] == 100,
           "%s: the progress bar reached 100 %% (values %s, %s)"
           % (what, sorted(set(values)), by_id(driver, "sp-progress-text").text))
-    check(len(log) > 0, "%s: stillpointd's Progress reached the page live: %s" % (what, log))
+    ok(len(log) > 0, "%s: stillpointd's Progress reached the page live: %s" % (what, log))
     return values, log
 
 
@@ -282,7 +277,7 @@ def operator_creates(driver, port):
     wrong_password(driver, port)
     open_page(driver, port, OPERATOR)
     row = driver.find_element(By.CSS_SELECTOR, "#sp-vms tbody tr").text
-    check("vm1" in row and "qemu" in row and "vda" in row and "none" in row,
+    ok("vm1" in row and "qemu" in row and "vda" in row and "none" in row,
           "the VM list shows vm1, its driver and disks, no checkpoint yet (%s)" % row)
     open_vm(driver, "vm1")
     # Keyboard only: type the name, choose the type, Enter submits.
@@ -291,14 +286,14 @@ def operator_creates(driver, port):
     Select(by_id(driver, "sp-create-type")).select_by_value("production")
     name.send_keys(Keys.ENTER)
     _, log = finished_ok(driver, "the operator's create")
-    check(any("froze" in line or "freez" in line.lower() for line in log),
+    ok(any("froze" in line or "freez" in line.lower() for line in log),
           "the progress log has the freeze (%s)" % log)
     wait(driver, "the new checkpoint in the tree", lambda: node(driver, "nightly") is not None)
     text = node(driver, "nightly").text
-    check("production" in text and "application" in text,
+    ok("production" in text and "application" in text,
           "the node shows its type and consistency (%s)" % text)
-    check(now_parent(driver) == "nightly", "the tree draws Now under the new checkpoint")
-    check(names(driver) == ["nightly"],
+    ok(now_parent(driver) == "nightly", "the tree draws Now under the new checkpoint")
+    ok(names(driver) == ["nightly"],
           "the role's questions made no checkpoint (%s)" % names(driver))
     wait(driver, "the VM list shows the last checkpoint's consistency",
          lambda: "application" in driver.find_element(By.CSS_SELECTOR, "#sp-vms .sp-last").text)
@@ -310,12 +305,12 @@ def operator_refused(driver, shots):
                                 ("sp-apply-go", "sp-apply-why", "apply"),
                                 ("sp-rename-go", "sp-rename-why", "rename")):
         b, reason = by_id(driver, button), by_id(driver, why).text
-        check(b.is_displayed() and not b.is_enabled() and "not authorized to %s" % action in reason
+        ok(b.is_displayed() and not b.is_enabled() and "not authorized to %s" % action in reason
               and "org.stillpoint.checkpoint." + action in reason,
               "the operator sees %s disabled, with the reason: %s" % (action, reason))
-    check(by_id(driver, "sp-delete-subtree-go").get_attribute("disabled") is not None,
+    ok(by_id(driver, "sp-delete-subtree-go").get_attribute("disabled") is not None,
           "... and delete subtree too")
-    check(by_id(driver, "sp-create-go").is_enabled(), "the operator may create")
+    ok(by_id(driver, "sp-create-go").is_enabled(), "the operator may create")
     shot(driver, shots, "tree-operator.png")
 
 
@@ -324,13 +319,13 @@ def operator_exports(env, driver):
     out = env.path("export")
     os.makedirs(out)
     shutil.chown(out, OPERATOR["user"], OPERATOR["group"])
-    check(not by_id(driver, "sp-export-go").is_enabled(), "export waits for a directory")
+    ok(not by_id(driver, "sp-export-go").is_enabled(), "export waits for a directory")
     by_id(driver, "sp-export-dir").send_keys(out)
     by_id(driver, "sp-export-go").click()
     finished_ok(driver, "the operator's export")
     copies = [os.path.join(d, f) for d, _, files in os.walk(out)
               for f in files if f.endswith(".qcow2")]
-    check(len(copies) == 1 and os.stat(copies[0]).st_uid == 65534,
+    ok(len(copies) == 1 and os.stat(copies[0]).st_uid == 65534,
           "the export wrote the disk's copy, owned by the operator (%s)" % copies)
 
 
@@ -339,19 +334,19 @@ def operator_sees_backup(env, driver, shots):
     env.ok(None, "BeginBackup", "vm1", "{}")
     wait(driver, "the session's NBD endpoint", lambda: "nbd" in by_id(driver, "sp-backup").text)
     text = by_id(driver, "sp-backup").text
-    check("Session open" in text and "vda: nbd+unix://" in text,
+    ok("Session open" in text and "vda: nbd+unix://" in text,
           "the page shows the open backup session and its NBD endpoint (%s)" % text)
     shot(driver, shots, "backup.png")
     env.ok(None, "EndBackup", "vm1", "{}")
     wait(driver, "the session closed", lambda: "Session closed" in by_id(driver, "sp-backup").text)
-    check(not driver.find_elements(By.CLASS_NAME, "sp-nbd"), "a closed session shows no endpoint")
+    ok(not driver.find_elements(By.CLASS_NAME, "sp-nbd"), "a closed session shows no endpoint")
 
 
 def narrow_window(driver, shots):
     driver.set_window_size(390, 1400)
     time.sleep(0.3)
     wide = driver.execute_script("return document.documentElement.scrollWidth > window.innerWidth")
-    check(not wide, "at 390 px wide the page needs no horizontal scrolling")
+    ok(not wide, "at 390 px wide the page needs no horizontal scrolling")
     shot(driver, shots, "narrow.png")
     driver.set_window_size(1280, 1800)
 
@@ -374,36 +369,36 @@ def admin_deletes(env, driver, port, shots):
     write_disk(env, 28)
     open_page(driver, port, ADMIN)
     open_vm(driver, "vm1")
-    check(names(driver) == ["nightly"] and by_id(driver, "sp-delete-why").text == "",
+    ok(names(driver) == ["nightly"] and by_id(driver, "sp-delete-why").text == "",
           "the administrator's questions changed nothing, and all is allowed (%s)" % names(driver))
     by_id(driver, "sp-create-name").send_keys("second")
     by_id(driver, "sp-create-go").click()
     finished_ok(driver, "the admin's create")
     wait(driver, "second in the tree", lambda: node(driver, "second") is not None)
     select(driver, "nightly")
-    check(by_id(driver, "sp-delete-go").is_enabled(), "the administrator may delete")
+    ok(by_id(driver, "sp-delete-go").is_enabled(), "the administrator may delete")
     by_id(driver, "sp-delete-go").click()
     bar = by_id(driver, "sp-progress-bar")
     wait(driver, "the merge under way", lambda: 10 <= int(bar.get_attribute("aria-valuenow")) < 90)
     shot(driver, shots, "delete-running.png")
     state = by_id(driver, "sp-progress").get_attribute("data-state")
     values, _ = finished_ok(driver, "the admin's delete")
-    check(state == "running" and any(0 < v < 100 for v in values),
+    ok(state == "running" and any(0 < v < 100 for v in values),
           "the screenshot is of a running delete (%s), and the bar followed the merge (%s)"
           % (state, values))
     wait(driver, "nightly gone from the tree", lambda: node(driver, "nightly") is None)
-    check("second" in names(driver) and now_parent(driver) == "second",
+    ok("second" in names(driver) and now_parent(driver) == "second",
           "the tree keeps second, the VM's present under it")
 
 
 def admin_applies(driver, shots):
     select(driver, "second")
-    check(by_id(driver, "sp-apply-save").is_selected(), "apply offers a checkpoint first")
+    ok(by_id(driver, "sp-apply-save").is_selected(), "apply offers a checkpoint first")
     by_id(driver, "sp-apply-force").click()
     by_id(driver, "sp-apply-go").click()
     finished_ok(driver, "the admin's apply")
     wait(driver, "the saved present in the tree", lambda: node(driver, "before apply") is not None)
-    check(now_parent(driver) == "second", "after apply the VM's present is under second again")
+    ok(now_parent(driver) == "second", "after apply the VM's present is under second again")
     shot(driver, shots, "tree-admin.png")
 
 
@@ -416,7 +411,7 @@ def admin_renames(env, driver):
          lambda: by_id(driver, "sp-progress").get_attribute("data-state") != "running")
     shown = by_id(driver, "sp-error").text
     cli = env.cli_run(None, "--daemon", "checkpoint", "rename", "vm1", "before apply", "second")
-    check(cli.returncode != 0 and shown == cli.stderr.strip(),
+    ok(cli.returncode != 0 and shown == cli.stderr.strip(),
           "a refused rename shows the error as the CLI prints it (%r, the CLI: %r)"
           % (shown, cli.stderr.strip()))
     by_id(driver, "sp-rename-name").clear()
@@ -438,20 +433,21 @@ def reader_sees(driver, port):
     """A read-only user sees the tree, and every action disabled with its reason."""
     open_page(driver, port, READER)
     open_vm(driver, "vm1")
-    check(names(driver) == ["second", "saved present"],
+    ok(names(driver) == ["second", "saved present"],
           "the reader sees the tree (%s)" % names(driver))
     reason = by_id(driver, "sp-create-why").text
-    check(not by_id(driver, "sp-create-go").is_enabled() and
+    ok(not by_id(driver, "sp-create-go").is_enabled() and
           "not authorized to create checkpoints" in reason,
           "the reader sees create disabled, with the reason: %s" % reason)
     tab_to(driver, '.sp-node[data-id]').send_keys(Keys.ENTER)
     wait(driver, "a checkpoint chosen with the keyboard",
          lambda: by_id(driver, "sp-actions-title").text == "Checkpoint “second”")
     for button in ("sp-apply-go", "sp-rename-go", "sp-delete-go", "sp-export-go"):
-        check(not by_id(driver, button).is_enabled(), "the reader sees %s disabled" % button)
+        ok(not by_id(driver, button).is_enabled(), "the reader sees %s disabled" % button)
 
 
-def scenario(env, package, shots):
+def scenario(setup):
+    env, shots = setup.env, setup.shots
     env.start_bus()
     env.start_vm()
     with open(env.path("rules.conf"), "w") as f:
@@ -461,7 +457,7 @@ def scenario(env, package, shots):
     env.start_daemon("--rules", env.path("rules.conf"))
     env.ok(None, "AddVm", "vm1", "{'qmp-socket': <'%s'>, 'agent-socket': <'%s'>}"
            % (env.path("qmp.sock"), env.path("agent.sock")))
-    share = install_package(env, package)
+    share = install_package(env, setup.package)
     port = start_cockpit(env, share)
     driver = browser(env)
     try:
@@ -478,29 +474,28 @@ def scenario(env, package, shots):
         driver.quit()
 
 
-def main():
-    if len(sys.argv) != 8:
-        sys.stderr.write(__doc__)
-        return 2
-    if os.geteuid() != 0:
-        print("skipped: needs root (stillpointd runs as root; the users are nobody and daemon)")
-        return SKIP
-    shots = sys.argv[7]
-    os.makedirs(shots, exist_ok=True)
-    env = roles.Env(*sys.argv[2:6])
-    try:
-        scenario(env, sys.argv[6], shots)
-    except Exception:
-        traceback.print_exc()
+class Setup:
+    """What the scenario runs with: daemon-roles.py's Env, the page's folder, where shots go."""
+
+    def __init__(self, daemon_roles, stillpointd, cli, fake_agent, policy, package, shots):
+        self.env = load_roles(daemon_roles).Env(stillpointd, cli, fake_agent, policy)
+        self.package, self.shots = package, shots
+        os.makedirs(shots, exist_ok=True)
+
+    def cleanup(self):
+        self.env.cleanup()
+
+    def dump_log(self):
         for log in ("daemon.log", "cockpit-ws.log"):
-            if os.path.exists(env.path(log)):
-                sys.stderr.write("--- %s\n%s" % (log, open(env.path(log), errors="replace").read()))
-        return 1
-    finally:
-        env.cleanup()
-    print("ok: the Cockpit page")
-    return 0
+            sys.stderr.write(file_tail(self.env.path(log), 200))
+
+
+def prepare():
+    need_root("stillpointd runs as root; cockpit-ws logs the users in through PAM")
+    need_tools("dbus-daemon", "gdbus", "qemu-system-x86_64", "qemu-img", "unshare", "openssl",
+               "chromium", "chromedriver", "/usr/lib/cockpit/cockpit-ws", "cockpit-bridge")
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(scenario_main({"page": scenario}, "DAEMON_ROLES STILLPOINTD STILLPOINT FAKE_AGENT "
+                           "BUS_POLICY PACKAGE SHOTS", Setup, prepare))
