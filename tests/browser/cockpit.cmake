@@ -1,6 +1,7 @@
-# The Cockpit page (cockpit/) in headless Chromium against stillpointd on a private bus, as a
-# backup operator and an administrator (root: stillpointd runs as root, the users are nobody and
-# daemon). Screenshots go to the build tree (tests/browser/screenshots).
+# The Cockpit page (cockpit/) in headless Chromium against stillpointd on a private bus: a backup
+# operator, an administrator and a reader log in to cockpit-ws with a password (root: stillpointd
+# runs as root, cockpit-ws logs the users in through PAM). Screenshots go to the build tree
+# (tests/browser/screenshots).
 sp_test(NAME cockpit
         COMMAND /usr/bin/python3 ${CMAKE_CURRENT_LIST_DIR}/cockpit.py
                 ${PROJECT_SOURCE_DIR}/tests/e2e/daemon-roles.py

@@ -37,6 +37,7 @@ sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "guest"))
 from sptest import check, file_tail, need_root, need_tools, ok, scenario_main  # noqa: E402
 from spguest import QmpClient  # noqa: E402  (the suite's QMP client)
+
 WAIT_S = 60
 OPERATOR = {"user": "nobody", "group": "nogroup", "extra_groups": []}
 ADMIN = {"user": "daemon", "group": "daemon", "extra_groups": []}
