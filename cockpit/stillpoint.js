@@ -177,17 +177,16 @@ function nodeLabel(cp) {
 
 /* Hyper-V draws "Now" as a child of the checkpoint the VM runs from. */
 function nowItem() {
-    return el("li", { role: "treeitem", class: "sp-now" },
+    return el("li", { class: "sp-now" },
               el("span", { class: "sp-now-label", text: "▶ Now" }));
 }
 
 function treeItem(cp, kids) {
-    const sub = el("ul", { role: "group" });
+    const sub = el("ul", {});
     (kids.get(cp.id) || []).forEach(child => sub.append(treeItem(child, kids)));
     if (cp.current)
         sub.append(nowItem());
-    const li = el("li", { role: "treeitem", "aria-selected": String(state.selected === cp.id) },
-                  nodeLabel(cp));
+    const li = el("li", {}, nodeLabel(cp));
     if (sub.childElementCount)
         li.append(sub);
     return li;
@@ -200,6 +199,17 @@ function renderTree() {
     if (state.doc.current === null)
         roots.push(nowItem());
     $("sp-tree").replaceChildren(...roots);
+}
+
+/* Up and Down move between the tree's checkpoints in the order they are drawn (Tab does too). */
+function treeKey(event) {
+    const nodes = [...document.querySelectorAll("#sp-tree .sp-node")];
+    const at = nodes.indexOf(document.activeElement);
+    const step = { ArrowDown: 1, ArrowUp: -1 }[event.key];
+    if (at < 0 || !step || !nodes[at + step])
+        return;
+    event.preventDefault();
+    nodes[at + step].focus();
 }
 
 /* ---- what the caller may do: asked of stillpointd itself ---- */
@@ -446,6 +456,7 @@ function wire() {
     $("sp-delete-subtree-go").addEventListener("click", () => doDelete(true));
     $("sp-export-go").addEventListener("click", doExport);
     $("sp-export-dir").addEventListener("input", renderGates);
+    $("sp-tree").addEventListener("keydown", treeKey);
 }
 
 function init() {

@@ -440,9 +440,10 @@ def reader_sees(driver, port):
     ok(not by_id(driver, "sp-create-go").is_enabled() and
           "not authorized to create checkpoints" in reason,
           "the reader sees create disabled, with the reason: %s" % reason)
-    tab_to(driver, '.sp-node[data-id]').send_keys(Keys.ENTER)
+    tab_to(driver, '.sp-node[data-id]').send_keys(Keys.ARROW_DOWN)
+    driver.switch_to.active_element.send_keys(Keys.ENTER)
     wait(driver, "a checkpoint chosen with the keyboard",
-         lambda: by_id(driver, "sp-actions-title").text == "Checkpoint “second”")
+         lambda: by_id(driver, "sp-actions-title").text == "Checkpoint “saved present”")
     for button in ("sp-apply-go", "sp-rename-go", "sp-delete-go", "sp-export-go"):
         ok(not by_id(driver, button).is_enabled(), "the reader sees %s disabled" % button)
 
