@@ -541,6 +541,14 @@ static GVariant *run_begin_backup(SpDaemonJob *job, GError **error)
     if (!open_vm(job, FALSE, &store, &lock, &vm, error) ||
         (session = sp_backup_begin(store, vm, incremental, progress_cb, job, error)) == NULL)
         return NULL;
+    /* The caller reads what it was authorized for, without root; nobody else can. */
+    if (!sp_backup_socket_give(
+            sp_json_object_get_string(sp_json_object_get(session, "nbd"), "socket"),
+            job->caller_uid, error)) {
+        sp_json_free(session);
+        sp_backup_end(store, vm, FALSE, TRUE, progress_cb, job, NULL);
+        return NULL;
+    }
     return document_reply(session, error);
 }
 

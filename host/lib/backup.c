@@ -12,6 +12,9 @@
  * With the libvirt driver, libvirt owns QEMU's monitor: a session is libvirt's own pull-mode
  * backup job and checkpoint (backup-libvirt.c). */
 #include <errno.h>
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include "stillpoint/backup.h"
 
 #include <gio/gio.h>
@@ -47,8 +50,89 @@ static char *session_path(SpStore *store, const SpVm *vm)
 char *sp_backup_socket_path(const char *store_path, const char *vm_name)
 {
     if (g_strcmp0(store_path, SP_STORE_DEFAULT_PATH) == 0)
-        return g_strdup_printf("%s/%s.nbd.sock", SP_RUNTIME_DIR, vm_name);
-    return g_strdup_printf("%s.%s.nbd.sock", store_path, vm_name);
+        return g_strdup_printf("%s/%s.nbd/" SP_BACKUP_SOCKET_NAME, SP_RUNTIME_DIR, vm_name);
+    return g_strdup_printf("%s.%s.nbd/" SP_BACKUP_SOCKET_NAME, store_path, vm_name);
+}
+
+/* Removes the socket's own directory (name in parent_fd) and the socket in it, by fd: nothing
+ * a caller it was given to left there is followed. A directory it filled stays (and is said). */
+static gboolean socket_dir_remove(int parent_fd, const char *name)
+{
+    int fd = openat(parent_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd >= 0) {
+        unlinkat(fd, SP_BACKUP_SOCKET_NAME, 0);
+        close(fd);
+    }
+    return unlinkat(parent_fd, name, AT_REMOVEDIR) == 0 || errno == ENOENT;
+}
+
+/* The socket's directory, made afresh, root's (0700) until QEMU has bound the socket in it.
+ * SP_RUNTIME_DIR is 0711: a caller given its session's directory can reach it, list nothing. */
+static gboolean socket_dir_make(const char *socket, GError **error)
+{
+    g_autofree char *dir = g_path_get_dirname(socket);
+    g_autofree char *parent = g_path_get_dirname(dir), *name = g_path_get_basename(dir);
+    int fd, errsv = 0;
+
+    if (g_strcmp0(parent, SP_RUNTIME_DIR) == 0 &&
+        ((g_mkdir(SP_RUNTIME_DIR, 0711) < 0 && errno != EEXIST) || chmod(SP_RUNTIME_DIR, 0711) < 0))
+        errsv = errno;
+    else if ((fd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+        errsv = errno;
+    else {
+        if (!socket_dir_remove(fd, name) || mkdirat(fd, name, 0700) < 0)
+            errsv = errno;
+        close(fd);
+    }
+    if (errsv != 0)
+        g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errsv),
+                    "cannot make %s for the NBD socket (remove what is left in it): %s", dir,
+                    g_strerror(errsv));
+    return errsv == 0;
+}
+
+/* The socket and its directory; a journal of an older session names a bare socket. */
+static void socket_remove(const char *socket)
+{
+    g_autofree char *dir = g_path_get_dirname(socket), *base = g_path_get_basename(socket);
+    g_autofree char *parent = g_path_get_dirname(dir), *name = g_path_get_basename(dir);
+    int fd;
+
+    if (g_strcmp0(base, SP_BACKUP_SOCKET_NAME) != 0) {
+        g_unlink(socket);
+        return;
+    }
+    if ((fd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC)) < 0)
+        return;
+    if (!socket_dir_remove(fd, name))
+        g_warning("backup: cannot remove %s: %s", dir, g_strerror(errno));
+    close(fd);
+}
+
+gboolean sp_backup_socket_give(const char *socket, guint32 uid, GError **error)
+{
+    g_autofree char *dir = g_path_get_dirname(socket), *base = g_path_get_basename(socket);
+    struct stat st;
+    int fd, errsv = 0;
+
+    if (uid == 0 || g_strcmp0(base, SP_BACKUP_SOCKET_NAME) != 0)
+        return TRUE;
+    if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+        errsv = errno;
+    else if (fstat(fd, &st) < 0)
+        errsv = errno;
+    else if (st.st_uid != geteuid())
+        errsv = EPERM;
+    /* Ours alone so far: what is in it is QEMU's socket. The directory goes last. */
+    else if (fchownat(fd, base, uid, (gid_t)-1, AT_SYMLINK_NOFOLLOW) < 0 ||
+             fchmodat(fd, base, 0600, 0) < 0 || fchown(fd, uid, (gid_t)-1) < 0)
+        errsv = errno;
+    if (fd >= 0)
+        close(fd);
+    if (errsv != 0)
+        g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errsv),
+                    "cannot give %s to uid %u: %s", dir, uid, g_strerror(errsv));
+    return errsv == 0;
 }
 
 static char *nbd_socket_path(SpStore *store, const SpVm *vm)
@@ -136,15 +220,8 @@ static gboolean nbd_start(SpQmp *qmp, const char *socket, gboolean *ret_started,
     g_autoptr(GError) local = NULL;
     SpJson *addr = sp_json_new_object(), *data = sp_json_new_object();
 
-    /* /run/stillpoint: made by stillpointd.service (RuntimeDirectory=) or here, root's alone. */
-    if (g_str_has_prefix(socket, SP_RUNTIME_DIR "/") && g_mkdir(SP_RUNTIME_DIR, 0700) < 0 &&
-        errno != EEXIST) {
-        int errsv = errno;
-        g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errsv), "cannot create %s: %s",
-                    SP_RUNTIME_DIR, g_strerror(errsv));
+    if (!socket_dir_make(socket, error)) /* a stale socket of a QEMU that died goes with it */
         return FALSE;
-    }
-    g_unlink(socket); /* a stale socket of a QEMU that died */
     sp_json_object_set_string(data, "path", socket);
     sp_json_object_set_string(addr, "type", "unix");
     sp_json_object_set(addr, "data", data);
@@ -220,7 +297,7 @@ static gboolean exports_remove(SpQmp *qmp, SpJson *session, GError **error)
             g_propagate_error(error, g_steal_pointer(&local));
             return FALSE;
         }
-        g_unlink(sp_json_object_get_string(nbd, "socket"));
+        socket_remove(sp_json_object_get_string(nbd, "socket"));
     }
     return TRUE;
 }

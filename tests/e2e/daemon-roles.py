@@ -123,6 +123,9 @@ class Env:
         os.makedirs(self.path("img"))
         subprocess.run(["qemu-img", "create", "-q", "-f", "qcow2", self.path("img", "a.qcow2"), "32M"],
                        check=True)
+        # Data a backup session must read back (not zeros a wrong export would also give).
+        subprocess.run(["qemu-io", "-f", "qcow2", "-c", "write -P 0x5a 1M 256k",
+                        self.path("img", "a.qcow2")], check=True, stdout=subprocess.DEVNULL)
         self.spawn(["qemu-system-x86_64", "-machine", "q35", "-accel", "tcg", "-S", "-nodefaults",
                     "-display", "none", "-qmp", "unix:%s,server=on,wait=off" % self.path("qmp.sock"),
                     "-blockdev", "driver=qcow2,node-name=disk0,file.driver=file,file.filename=%s"
@@ -541,9 +544,41 @@ def whole_api(env):
               "BeginBackup %s: the session, typed, with the changed extents when incremental"
               % options)
         check("'state': <'open'>" in env.ok(OPERATOR, "GetBackupStatus", "vm1"), "it is open")
+        sock_dir = session_read_by_caller(env, out)
         env.refused(NO_ROLE, "EndBackup", "vm1", "{}")
         env.ok(OPERATOR, "EndBackup", "vm1", "{}")
         check("'state': <'closed'>" in env.ok(OPERATOR, "GetBackupStatus", "vm1"), "then closed")
+        check(not os.path.exists(sock_dir), "EndBackup removed the socket's directory")
+
+
+def session_read_by_caller(env, out):
+    """A session begun through stillpointd is its caller's to read, without root: the operator
+    reads the checkpoint's data over NBD (the frozen image's, byte for byte); another user cannot
+    connect. Returns the socket's directory."""
+    uri = re.search(r"'nbd-uri': <'([^']+)'>", out).group(1)
+    image = re.search(r"'image': <'([^']+)'>", out).group(1)
+    sock_dir = os.path.dirname(uri.split("socket=", 1)[1])
+    st = os.stat(sock_dir)
+    check(st.st_uid == 65534 and (st.st_mode & 0o777) == 0o700,
+          "the session's socket directory is the caller's alone (uid %d, %o)"
+          % (st.st_uid, st.st_mode & 0o777))
+    copy = env.path("operator", "copy.raw")
+    shutil.rmtree(env.path("operator"), ignore_errors=True)
+    os.mkdir(env.path("operator"), 0o700)
+    os.chown(env.path("operator"), 65534, -1)
+    r = subprocess.run(["qemu-img", "convert", "-f", "raw", "-O", "raw", uri, copy],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                       cwd=env.path("operator"), timeout=PROMPT_S * 4, **OPERATOR)
+    check(r.returncode == 0, "the operator (not root) reads the session's disk over NBD (%s)"
+          % r.stdout.strip())
+    r = subprocess.run(["qemu-img", "compare", "-U", "-f", "raw", "-F", "qcow2", copy, image],
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    check(r.returncode == 0, "what it read is the checkpoint's data, the frozen image's (%s)"
+          % r.stdout.strip())
+    r = subprocess.run(["qemu-img", "info", uri], stdout=subprocess.PIPE,
+                       stderr=subprocess.STDOUT, text=True, timeout=PROMPT_S * 4, **OTHER_USER)
+    check(r.returncode != 0, "another user cannot connect to the session (%s)" % r.stdout.strip())
+    return sock_dir
 
 
 # Connects to the bus, calls Watch (unless told "listen") and prints every signal of stillpointd
@@ -934,7 +969,7 @@ def main():
     if os.geteuid() != 0:
         print("skipped: needs root (the daemon runs as root; callers run as nobody)")
         return SKIP
-    for tool in ("dbus-daemon", "gdbus", "qemu-system-x86_64", "qemu-img"):
+    for tool in ("dbus-daemon", "gdbus", "qemu-system-x86_64", "qemu-img", "qemu-io"):
         if not shutil.which(tool):
             print("skipped: %s not installed" % tool)
             return SKIP

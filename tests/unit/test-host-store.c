@@ -533,14 +533,15 @@ static void test_store_path_resolution(void **state)
 }
 
 /* Backup sessions of the system's store put their NBD socket in /run/stillpoint (root's, not
- * persistent), not in /var/lib beside the store; a private store keeps it beside itself. */
+ * persistent), not in /var/lib beside the store; a private store keeps it beside itself. Either
+ * way alone in a directory of its own (stillpointd gives it to its caller). */
 static void test_backup_socket_goes_to_run(void **state)
 {
     g_autofree char *system = sp_backup_socket_path(SP_STORE_DEFAULT_PATH, "web");
     g_autofree char *private = sp_backup_socket_path("/srv/test/store.db", "web");
 
-    assert_string_equal(system, "/run/stillpoint/web.nbd.sock");
-    assert_string_equal(private, "/srv/test/store.db.web.nbd.sock");
+    assert_string_equal(system, "/run/stillpoint/web.nbd/nbd.sock");
+    assert_string_equal(private, "/srv/test/store.db.web.nbd/nbd.sock");
 }
 
 int main(void)

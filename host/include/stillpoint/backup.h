@@ -8,13 +8,21 @@
 
 G_BEGIN_DECLS
 
-/* Runtime files of the system's store (NBD sockets of backup sessions): root's, not persistent. */
+/* Runtime files of the system's store (NBD sockets of backup sessions): root's (0711: a session's
+ * directory in it can be given to a caller), not persistent. */
 #define SP_RUNTIME_DIR "/run/stillpoint"
+#define SP_BACKUP_SOCKET_NAME "nbd.sock"
 
-/* Where a backup session of vm_name puts its NBD socket: for the system's store
- * (SP_STORE_DEFAULT_PATH), in SP_RUNTIME_DIR (stillpointd.service's RuntimeDirectory=), not
- * beside the store in /var/lib; for any other store, beside it (STORE.VM.nbd.sock). */
+/* Where a backup session of vm_name puts its NBD socket, alone in a directory of its own (0700)
+ * so that it can be given to one user: for the system's store (SP_STORE_DEFAULT_PATH), in
+ * SP_RUNTIME_DIR (stillpointd.service's RuntimeDirectory=), not beside the store in /var/lib
+ * (SP_RUNTIME_DIR/VM.nbd/nbd.sock); for any other store, beside it (STORE.VM.nbd/nbd.sock). */
 char *sp_backup_socket_path(const char *store_path, const char *vm_name);
+
+/* Gives an open session's socket and its directory to uid (stillpointd's caller: it may read
+ * the session, nobody else may), by fd, never following a path. No-op for root and for a socket
+ * not in a directory of its own (the libvirt driver's). */
+gboolean sp_backup_socket_give(const char *socket, guint32 uid, GError **error);
 
 /* Begins a session (the caller holds the VM's lock): a production checkpoint whose transaction
  * also adds a persistent dirty bitmap on every frozen node, then an NBD export of each frozen
