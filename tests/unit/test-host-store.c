@@ -8,6 +8,7 @@
 #include <gio/gio.h>
 #include <sqlite3.h>
 #include <glib/gstdio.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <string.h>
 #include <unistd.h>
@@ -544,6 +545,45 @@ static void test_backup_socket_goes_to_run(void **state)
     assert_string_equal(private, "/srv/test/store.db.web.nbd/nbd.sock");
 }
 
+/* stillpointd gives a session's socket to its caller through its directory's fd: never through
+ * a symlink, never a directory that is not its own, nothing for root or a bare socket. */
+static void test_backup_socket_given_by_fd(void **state)
+{
+    g_autofree char *tmp = g_dir_make_tmp("sp-give-XXXXXX", NULL);
+    g_autofree char *dir = g_build_filename(tmp, "s.nbd", NULL);
+    g_autofree char *sock = g_build_filename(dir, SP_BACKUP_SOCKET_NAME, NULL);
+    g_autofree char *link = g_build_filename(tmp, "l.nbd", NULL);
+    g_autofree char *via_link = g_build_filename(link, SP_BACKUP_SOCKET_NAME, NULL);
+    g_autofree char *bare = g_build_filename(tmp, "bare.sock", NULL);
+    struct stat st;
+    GError *error = NULL;
+
+    (void)state;
+    assert_int_equal(g_mkdir(dir, 0700), 0);
+    assert_true(g_file_set_contents(sock, "", 0, NULL));
+    assert_int_equal(symlink(dir, link), 0);
+    assert_false(sp_backup_socket_give(via_link, 65534, &error)); /* O_NOFOLLOW */
+    g_clear_error(&error);
+    assert_true(sp_backup_socket_give(sock, 0, NULL));
+    assert_true(sp_backup_socket_give(bare, 65534, NULL));
+    if (geteuid() == 0) {
+        assert_true(sp_backup_socket_give(sock, 65534, NULL));
+        assert_int_equal(stat(sock, &st), 0);
+        assert_true(st.st_uid == 65534 && (st.st_mode & 0777) == 0600);
+        assert_int_equal(stat(dir, &st), 0);
+        assert_true(st.st_uid == 65534 && (st.st_mode & 0777) == 0700);
+        /* The caller's now: not given again (nothing in it is trusted). */
+        assert_false(sp_backup_socket_give(sock, 65533, &error));
+    } else {
+        assert_false(sp_backup_socket_give(sock, 65534, &error)); /* only root can give */
+    }
+    g_clear_error(&error);
+    g_unlink(link);
+    g_unlink(sock);
+    g_rmdir(dir);
+    g_rmdir(tmp);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -563,6 +603,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test(test_store_path_resolution),
         cmocka_unit_test(test_backup_socket_goes_to_run),
+        cmocka_unit_test(test_backup_socket_given_by_fd),
         cmocka_unit_test_setup_teardown(test_image_formats_are_recorded_not_guessed, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_v5_store_migrates_overlay_formats, setup, teardown),
