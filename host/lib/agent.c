@@ -6,6 +6,7 @@
 #include <gio/gio.h>
 #include <string.h>
 
+#include "stillpoint/driver.h"
 #include "stillpoint/guest-text.h"
 #include "stillpoint/libvirt.h"
 #include "stillpoint/message.h"
@@ -171,18 +172,22 @@ SpAgent *sp_agent_connect(const char *path, guint timeout_ms, GError **error)
 
 SpAgent *sp_agent_connect_vm(const SpVm *vm, guint timeout_ms, GError **error)
 {
-    g_autoptr(SpAgent) agent = NULL;
+    const SpDriverOps *ops = sp_driver_ops_of(vm);
+    if (ops->agent_connect != NULL)
+        return ops->agent_connect(vm, timeout_ms, error);
+    if (vm->agent_socket == NULL || vm->agent_socket[0] == '\0') {
+        g_set_error(error, SP_AGENT_ERROR, SP_AGENT_ERROR_UNREACHABLE,
+                    "VM '%s' has no agent socket configured", vm->name);
+        return NULL;
+    }
+    return sp_agent_connect(vm->agent_socket, timeout_ms, error);
+}
+
+SpAgent *sp_agent_connect_libvirt(const SpVm *vm, guint timeout_ms, GError **error)
+{
+    g_autoptr(SpAgent) agent = g_new0(SpAgent, 1);
     g_autoptr(GError) local = NULL;
 
-    if (g_strcmp0(vm->driver, "libvirt") != 0) {
-        if (vm->agent_socket == NULL || vm->agent_socket[0] == '\0') {
-            g_set_error(error, SP_AGENT_ERROR, SP_AGENT_ERROR_UNREACHABLE,
-                        "VM '%s' has no agent socket configured", vm->name);
-            return NULL;
-        }
-        return sp_agent_connect(vm->agent_socket, timeout_ms, error);
-    }
-    agent = g_new0(SpAgent, 1);
     agent->lv = sp_libvirt_open(vm->libvirt_uri, vm->libvirt_domain, &local);
     if (agent->lv == NULL) {
         g_set_error(error, SP_AGENT_ERROR, SP_AGENT_ERROR_UNREACHABLE, "%s", local->message);
@@ -195,9 +200,15 @@ SpAgent *sp_agent_connect_vm(const SpVm *vm, guint timeout_ms, GError **error)
 
 char *sp_agent_describe_vm(const SpVm *vm)
 {
-    if (g_strcmp0(vm->driver, "libvirt") == 0)
-        return g_strdup_printf("through libvirt (domain '%s')", vm->libvirt_domain);
+    const SpDriverOps *ops = sp_driver_ops_of(vm);
+    if (ops->agent_describe != NULL)
+        return ops->agent_describe(vm);
     return g_strdup_printf("on %s", vm->agent_socket);
+}
+
+char *sp_agent_describe_libvirt(const SpVm *vm)
+{
+    return g_strdup_printf("through libvirt (domain '%s')", vm->libvirt_domain);
 }
 
 /* One request/reply through libvirt: it owns the channel, the sync and the deadline. */

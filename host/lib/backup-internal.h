@@ -24,10 +24,18 @@ gboolean sp_backup_session_save(SpStore *store, SpVm *vm, SpJson *session, const
 SpJson *sp_backup_changed_extents(const char *socket, const char *export_name,
                                   const char *bitmap, gint64 *ret_bytes, GError **error);
 
-/* The libvirt driver's sessions (backup-libvirt.c): session is the planned one (taken); old the
- * last closed one, restored when nothing was begun. */
-SpJson *sp_backup_libvirt_begin(SpStore *store, SpVm *vm, SpJson *session, SpJson *old,
-                                const SpBackupReport *r, GError **error);
-gboolean sp_backup_libvirt_end(SpStore *store, SpVm *vm, SpJson *session, gboolean keep,
-                               gboolean aborted, const SpBackupReport *r, GError **error);
-gboolean sp_backup_libvirt_alive(SpVm *vm, gboolean *ret_alive, GError **error);
+/* A driver's backup sessions (SpDriverOps.backup). begin: session is the planned one (taken),
+ * old the last closed one, restored when nothing was begun. end: the exports go, the session's
+ * checkpoint is merged back unless kept. alive: the session's exports still serve. */
+typedef struct SpBackupOps {
+    SpJson *(*begin)(SpStore *store, SpVm *vm, SpJson *session, SpJson *old,
+                     const SpBackupReport *r, GError **error);
+    gboolean (*end)(SpStore *store, SpVm *vm, SpJson *session, gboolean keep, gboolean aborted,
+                    const SpBackupReport *r, GError **error);
+    gboolean (*alive)(SpStore *store, SpVm *vm, SpJson *session, gboolean *ret_alive,
+                      GError **error);
+} SpBackupOps;
+
+/* Exports from the VM's own QEMU (backup.c); through libvirt's backup job (backup-libvirt.c). */
+extern const SpBackupOps sp_backup_qemu_ops;
+extern const SpBackupOps sp_backup_libvirt_ops;

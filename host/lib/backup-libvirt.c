@@ -156,8 +156,11 @@ static SpLibvirt *open_running(SpVm *vm, GError **error)
     return g_steal_pointer(&lv);
 }
 
-SpJson *sp_backup_libvirt_begin(SpStore *store, SpVm *vm, SpJson *session, SpJson *old,
-                                const SpBackupReport *r, GError **error)
+static gboolean libvirt_end(SpStore *store, SpVm *vm, SpJson *session, gboolean keep,
+                            gboolean aborted, const SpBackupReport *r, GError **error);
+
+static SpJson *libvirt_begin(SpStore *store, SpVm *vm, SpJson *session, SpJson *old,
+                             const SpBackupReport *r, GError **error)
 {
     g_autoptr(SpJson) s = session;
     g_autoptr(SpLibvirt) lv = open_running(vm, error);
@@ -183,7 +186,7 @@ SpJson *sp_backup_libvirt_begin(SpStore *store, SpVm *vm, SpJson *session, SpJso
         g_autoptr(GError) cleanup = NULL;
         /* A job that started (the journal write after it failed) is ended, not left behind. */
         if (!sp_libvirt_backup_running(lv, &running, &cleanup) || running) {
-            if (cleanup == NULL && !sp_backup_libvirt_end(store, vm, s, FALSE, TRUE, r, &cleanup))
+            if (cleanup == NULL && !libvirt_end(store, vm, s, FALSE, TRUE, r, &cleanup))
                 g_prefix_error(error, "(ending the session failed too: %s) ", cleanup->message);
             return NULL;
         }
@@ -197,7 +200,7 @@ SpJson *sp_backup_libvirt_begin(SpStore *store, SpVm *vm, SpJson *session, SpJso
         (sp_json_object_set(s, "disks", disks_json),
          !sp_backup_session_save(store, vm, s, STATE_OPEN, error))) {
         g_autoptr(GError) cleanup = NULL;
-        if (!sp_backup_libvirt_end(store, vm, s, FALSE, TRUE, r, &cleanup))
+        if (!libvirt_end(store, vm, s, FALSE, TRUE, r, &cleanup))
             g_prefix_error(error, "(ending the session failed too: %s) ", cleanup->message);
         return NULL;
     }
@@ -226,8 +229,8 @@ static gboolean settle_checkpoints(SpLibvirt *lv, SpJson *session, gboolean abor
     return TRUE;
 }
 
-gboolean sp_backup_libvirt_end(SpStore *store, SpVm *vm, SpJson *session, gboolean keep,
-                               gboolean aborted, const SpBackupReport *r, GError **error)
+static gboolean libvirt_end(SpStore *store, SpVm *vm, SpJson *session, gboolean keep,
+                            gboolean aborted, const SpBackupReport *r, GError **error)
 {
     const char *state = sp_json_object_get_string(session, "state");
     gboolean resumed = g_strcmp0(state, STATE_ENDING) == 0;
@@ -260,9 +263,12 @@ gboolean sp_backup_libvirt_end(SpStore *store, SpVm *vm, SpJson *session, gboole
     return sp_backup_session_save(store, vm, session, STATE_CLOSED, error);
 }
 
-gboolean sp_backup_libvirt_alive(SpVm *vm, gboolean *ret_alive, GError **error)
+static gboolean libvirt_alive(SpStore *store, SpVm *vm, SpJson *session, gboolean *ret_alive,
+                              GError **error)
 {
     g_autoptr(SpLibvirt) lv = sp_libvirt_open(vm->libvirt_uri, vm->libvirt_domain, error);
+    (void)store;
+    (void)session;
     *ret_alive = FALSE;
     if (lv == NULL)
         return FALSE;
@@ -270,3 +276,9 @@ gboolean sp_backup_libvirt_alive(SpVm *vm, gboolean *ret_alive, GError **error)
         return TRUE; /* shut down or restarted: the job is gone with its QEMU */
     return sp_libvirt_backup_running(lv, ret_alive, error);
 }
+
+const SpBackupOps sp_backup_libvirt_ops = {
+    .begin = libvirt_begin,
+    .end = libvirt_end,
+    .alive = libvirt_alive,
+};

@@ -140,9 +140,11 @@ static char *nbd_socket_path(SpStore *store, const SpVm *vm)
     return sp_backup_socket_path(sp_store_get_path(store), vm->name);
 }
 
-static gboolean uses_libvirt(const SpVm *vm)
+/* The VM's driver's sessions (a session once begun has them). */
+static const SpBackupOps *backup_ops(const SpVm *vm)
 {
-    return g_strcmp0(vm->driver, "libvirt") == 0;
+    const SpBackupOps *ops = sp_driver_ops_of(vm)->backup;
+    return ops != NULL ? ops : &sp_backup_qemu_ops;
 }
 
 /* The QEMU whose NBD server holds the session's exports. */
@@ -425,8 +427,8 @@ static gboolean begin_exports(SpStore *store, SpVm *vm, SpJson *session, const R
     return TRUE;
 }
 
-static gboolean end_session(SpStore *store, SpVm *vm, SpJson *session, gboolean keep,
-                            gboolean aborted, const Report *r, GError **error);
+static gboolean end_qemu(SpStore *store, SpVm *vm, SpJson *session, gboolean keep,
+                         gboolean aborted, const Report *r, GError **error);
 
 /* The bitmap the next incremental starts from, if the last session closed cleanly. */
 static char *previous_bitmap(SpJson *old)
@@ -461,8 +463,8 @@ static SpJson *new_session(SpStore *store, SpVm *vm, gboolean incremental, const
 
 /* The qemu driver: a production checkpoint whose transaction also handles the bitmaps, then the
  * exports from the VM's own QEMU. */
-static SpJson *begin_qemu(SpStore *store, SpVm *vm, SpJson *session, SpJson *old,
-                          const Report *r, GError **error)
+static SpJson *begin_exports_qemu(SpStore *store, SpVm *vm, SpJson *session, SpJson *old,
+                                  const Report *r, GError **error)
 {
     SpJson *cpj = (SpJson *)sp_json_object_get(session, "checkpoint");
     const char *socket = sp_json_object_get_string(sp_json_object_get(session, "nbd"), "socket");
@@ -495,11 +497,24 @@ static SpJson *begin_qemu(SpStore *store, SpVm *vm, SpJson *session, SpJson *old
         (sp_test_crash_point("backup-exported"), FALSE) ||
         !sp_backup_session_save(store, vm, session, STATE_OPEN, error)) {
         g_autoptr(GError) cleanup = NULL;
-        if (!end_session(store, vm, session, FALSE, TRUE, r, &cleanup))
+        if (!end_qemu(store, vm, session, FALSE, TRUE, r, &cleanup))
             g_prefix_error(error, "(ending the session failed too: %s) ", cleanup->message);
         return NULL;
     }
     return session;
+}
+
+static SpJson *begin_qemu(SpStore *store, SpVm *vm, SpJson *session, SpJson *old,
+                          const Report *r, GError **error)
+{
+    g_autoptr(SpJson) s = session;
+    /* Before the checkpoint: a crash from here on is found by sp_backup_recover. */
+    if (!sp_backup_session_save(store, vm, s, STATE_BEGINNING, error))
+        return NULL;
+    sp_test_crash_point("backup-planned");
+    if (begin_exports_qemu(store, vm, s, old, r, error) == NULL)
+        return NULL;
+    return g_steal_pointer(&s);
 }
 
 /* No other session open (a closed one is *ret_old, for its bitmap). */
@@ -529,7 +544,9 @@ SpJson *sp_backup_begin(SpStore *store, SpVm *vm, gboolean incremental, SpProgre
     g_autoptr(SpJson) session = NULL;
     g_autofree char *prev = NULL;
 
-    if (!uses_libvirt(vm) && (g_strcmp0(vm->driver, "qemu") != 0 || vm->qmp_socket == NULL)) {
+    const SpDriverOps *driver = sp_driver_ops_of(vm);
+
+    if (driver->backup == NULL || (driver->needs_qmp && vm->qmp_socket == NULL)) {
         g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
                     "VM '%s': backup sessions need the qemu or libvirt driver (an NBD export of "
                     "the frozen images)",
@@ -544,15 +561,7 @@ SpJson *sp_backup_begin(SpStore *store, SpVm *vm, gboolean incremental, SpProgre
         sp_backup_say(&r, "WARNING: no bitmap of a previous backup session: this backup is a "
                           "full one");
     session = new_session(store, vm, incremental, prev);
-    if (uses_libvirt(vm))
-        return sp_backup_libvirt_begin(store, vm, g_steal_pointer(&session), old, &r, error);
-    /* Before the checkpoint: a crash from here on is found by sp_backup_recover. */
-    if (!sp_backup_session_save(store, vm, session, STATE_BEGINNING, error))
-        return NULL;
-    sp_test_crash_point("backup-planned");
-    if (begin_qemu(store, vm, session, old, &r, error) == NULL)
-        return NULL;
-    return g_steal_pointer(&session);
+    return driver->backup->begin(store, vm, g_steal_pointer(&session), old, &r, error);
 }
 
 /* ---- end ---- */
@@ -626,8 +635,8 @@ static gboolean bitmaps_settle(SpVm *vm, SpJson *session, gboolean chain_ok, gbo
     return TRUE;
 }
 
-static gboolean end_session(SpStore *store, SpVm *vm, SpJson *session, gboolean keep,
-                            gboolean aborted, const Report *r, GError **error)
+static gboolean end_qemu(SpStore *store, SpVm *vm, SpJson *session, gboolean keep,
+                         gboolean aborted, const Report *r, GError **error)
 {
     const SpJson *cpj = sp_json_object_get(session, "checkpoint");
     int64_t cp_id = sp_json_object_get_int(cpj, "id", 0);
@@ -636,8 +645,6 @@ static gboolean end_session(SpStore *store, SpVm *vm, SpJson *session, gboolean 
     g_autoptr(SpQmp) qmp = NULL;
     g_autoptr(SpVm) fresh = NULL;
 
-    if (uses_libvirt(vm))
-        return sp_backup_libvirt_end(store, vm, session, keep, aborted, r, error);
     sp_backup_say(r, "ending the backup session of VM '%s': removing the NBD exports", vm->name);
     if ((qmp = exporter_connect(store, vm, error)) == NULL ||
         !exports_remove(qmp, session, error))
@@ -707,16 +714,20 @@ static gboolean adopt_checkpoint(SpStore *store, SpVm *vm, SpJson *session, GErr
     return TRUE;
 }
 
-static gboolean exports_alive(SpStore *store, SpVm *vm, SpJson *session, gboolean *ret_alive,
-                              GError **error)
+static gboolean end_session(SpStore *store, SpVm *vm, SpJson *session, gboolean keep,
+                            gboolean aborted, const Report *r, GError **error)
+{
+    return backup_ops(vm)->end(store, vm, session, keep, aborted, r, error);
+}
+
+static gboolean alive_qemu(SpStore *store, SpVm *vm, SpJson *session, gboolean *ret_alive,
+                           GError **error)
 {
     g_autoptr(GError) local = NULL;
     g_autoptr(SpQmp) qmp = NULL;
     g_autoptr(SpJson) list = NULL;
     const SpJson *disk0 = sp_json_array_get(sp_json_object_get(session, "disks"), 0);
     *ret_alive = FALSE;
-    if (uses_libvirt(vm))
-        return sp_backup_libvirt_alive(vm, ret_alive, error);
     if ((qmp = exporter_connect(store, vm, &local)) == NULL) {
         g_propagate_error(error, g_steal_pointer(&local));
         return FALSE;
@@ -743,7 +754,7 @@ gboolean sp_backup_recover(SpStore *store, SpVm *vm, SpProgressFn progress, gpoi
     if (g_strcmp0(state, STATE_CLOSED) == 0)
         return TRUE;
     if (g_strcmp0(state, STATE_OPEN) == 0) {
-        if (!exports_alive(store, vm, session, &alive, error))
+        if (!backup_ops(vm)->alive(store, vm, session, &alive, error))
             return FALSE;
         if (alive)
             return TRUE;
@@ -785,3 +796,9 @@ gboolean sp_backup_end(SpStore *store, SpVm *vm, gboolean keep, gboolean aborted
         return FALSE;
     return end_session(store, vm, session, keep, aborted, &r, error);
 }
+
+const SpBackupOps sp_backup_qemu_ops = {
+    .begin = begin_qemu,
+    .end = end_qemu,
+    .alive = alive_qemu,
+};

@@ -341,7 +341,7 @@ static gboolean snapshot_and_thaw(CreateRun *run, gboolean frozen, guint lease_m
     guint timeout_ms = window_ms(run, frozen, lease_ms);
     gboolean snapped;
 
-    if (run->driver->ops == &sp_driver_qemu_ops)
+    if (run->driver->ops->one_transaction)
         say(run, "snapshotting %u disk(s) in one transaction", run->plan->disks->len);
     else
         say(run, "taking the snapshot through the %s driver", run->driver->ops->name);
@@ -542,7 +542,7 @@ SpCheckpoint *sp_coordinator_create(SpStore *store, SpVm *vm, const SpCreateOpti
         goto fail;
     if (!plan_create(&run, opts, error))
         goto fail;
-    if (run.driver->ops == &sp_driver_qemu_ops)
+    if (run.driver->ops->one_transaction)
         say(&run, "preparing %u overlay(s) before the freeze", run.plan->disks->len);
     if (!run.driver->ops->prepare(run.driver, run.plan, error) ||
         !journal_step(&run, STEP_PREPARED, error)) {

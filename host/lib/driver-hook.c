@@ -222,6 +222,15 @@ gboolean sp_driver_hook_delete(const SpVm *vm, const SpCheckpoint *cp, GError **
     return hook_run(vm, &call, own_ms, own_ms, error);
 }
 
+static const char *hook_config_problem(const SpVm *vm)
+{
+    if (vm->libvirt_domain != NULL || vm->libvirt_uri != NULL)
+        return SP_DRIVER_PROBLEM_LIBVIRT_ONLY;
+    if (vm->hook_command == NULL)
+        return "the hook driver needs its command (--hook-command)";
+    return NULL;
+}
+
 const SpDriverOps sp_driver_hook_ops = {
     .name = "hook",
     .plan = hook_plan,
@@ -230,4 +239,7 @@ const SpDriverOps sp_driver_hook_ops = {
     .snapshot = hook_snapshot,
     .abort = hook_noop,
     .committed = NULL, /* the journal decides */
+    .opaque_storage = TRUE,
+    .delete_snapshot = sp_driver_hook_delete,
+    .config_problem = hook_config_problem,
 };

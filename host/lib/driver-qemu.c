@@ -5,6 +5,7 @@
 
 #include <gio/gio.h>
 #include <string.h>
+#include "backup-internal.h"
 #include "test-hooks.h"
 
 static gboolean qemu_plan(SpDriver *drv, SpSnapshotPlan *plan, const char *overlay_dir,
@@ -149,6 +150,17 @@ static gboolean qemu_committed(SpDriver *drv, SpSnapshotPlan *plan, gboolean *re
     return disks != NULL && sp_plan_committed(plan, disks, ret_committed, error);
 }
 
+static const char *qemu_config_problem(const SpVm *vm)
+{
+    if (vm->libvirt_domain != NULL || vm->libvirt_uri != NULL)
+        return SP_DRIVER_PROBLEM_LIBVIRT_ONLY;
+    if (!sp_vm_has_qmp(vm))
+        return "the qemu driver needs the VM's QMP socket (--qmp)";
+    if (vm->disks != NULL && vm->disks->len > 0)
+        return SP_DRIVER_PROBLEM_DISKS;
+    return NULL;
+}
+
 const SpDriverOps sp_driver_qemu_ops = {
     .name = "qemu",
     .plan = qemu_plan,
@@ -156,4 +168,9 @@ const SpDriverOps sp_driver_qemu_ops = {
     .snapshot = qemu_snapshot,
     .abort = qemu_abort,
     .committed = qemu_committed,
+    .needs_qmp = TRUE,
+    .one_transaction = TRUE,
+    .stable_links = TRUE,
+    .config_problem = qemu_config_problem,
+    .backup = &sp_backup_qemu_ops,
 };

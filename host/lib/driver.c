@@ -11,7 +11,6 @@
 #include <string.h>
 
 #include "stillpoint/coordinator.h"
-#include "stillpoint/libvirt.h"
 
 void sp_disk_free(SpDisk *disk)
 {
@@ -477,37 +476,28 @@ static gboolean overlay_dir_valid(const char *dir, GError **error)
 
 gboolean sp_vm_config_valid(const SpVm *vm, GError **error)
 {
-    const char *driver = vm->driver;
-    gboolean libvirt = g_strcmp0(driver, "libvirt") == 0;
-    gboolean has_qmp = vm->qmp_socket != NULL && vm->qmp_socket[0] != '\0';
+    const SpDriverOps *ops = sp_driver_ops_lookup(vm->driver);
     const char *problem = NULL;
 
-    if (g_strcmp0(driver, "qemu") != 0 && g_strcmp0(driver, "hook") != 0 && !libvirt) {
+    /* Only the drivers a user may register (not the tests' fake) have config rules. */
+    if (ops == NULL || ops->config_problem == NULL) {
         g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
-                    "unknown driver '%s' (qemu, hook or libvirt)", driver);
+                    "unknown driver '%s' (qemu, hook or libvirt)", vm->driver);
         return FALSE;
     }
-    if (libvirt && vm->libvirt_domain == NULL)
-        problem = "the libvirt driver needs the domain's name (--domain)";
-    else if (!libvirt && (vm->libvirt_domain != NULL || vm->libvirt_uri != NULL))
-        problem = "a libvirt domain and URI (--domain, --uri) are for the libvirt driver";
-    else if (libvirt && (has_qmp || vm->agent_socket != NULL))
-        problem = "libvirt owns the domain's QMP and agent sockets; give the domain (--domain, "
-                  "--uri), not --qmp or --agent";
-    else if (g_strcmp0(driver, "qemu") == 0 && !has_qmp)
-        problem = "the qemu driver needs the VM's QMP socket (--qmp)";
-    else if (g_strcmp0(driver, "hook") == 0 && vm->hook_command == NULL)
-        problem = "the hook driver needs its command (--hook-command)";
-    else if (g_strcmp0(driver, "hook") != 0 && vm->disks != NULL && vm->disks->len > 0)
-        problem = "disks are given (--disk) for the hook driver only; the qemu driver finds them "
-                  "through QMP, the libvirt driver in the domain's XML";
-    else if (vm->hook_timeout_ms < 0 || vm->hook_timeout_ms > 3600 * 1000)
+    problem = ops->config_problem(vm);
+    if (problem == NULL && (vm->hook_timeout_ms < 0 || vm->hook_timeout_ms > 3600 * 1000))
         problem = "the hook's timeout (--hook-timeout) is 1 to 3600 seconds";
     if (problem != NULL) {
         g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT, "%s", problem);
         return FALSE;
     }
     return overlay_dir_valid(vm->overlay_dir, error) && vm_disks_distinct(vm, error);
+}
+
+gboolean sp_vm_has_qmp(const SpVm *vm)
+{
+    return vm->qmp_socket != NULL && vm->qmp_socket[0] != '\0';
 }
 
 GPtrArray *sp_vm_registered_disks(const SpVm *vm)
@@ -528,18 +518,14 @@ GPtrArray *sp_vm_registered_disks(const SpVm *vm)
 
 GPtrArray *sp_vm_discover_disks(const SpVm *vm, GError **error)
 {
+    const SpDriverOps *ops = sp_driver_ops_of(vm);
     g_autoptr(SpQmp) qmp = NULL;
-    g_autoptr(SpLibvirt) lv = NULL;
 
     if (vm->disks != NULL && vm->disks->len > 0)
         return sp_vm_registered_disks(vm);
-
-    if (g_strcmp0(vm->driver, "libvirt") == 0) {
-        if ((lv = sp_libvirt_open(vm->libvirt_uri, vm->libvirt_domain, error)) == NULL)
-            return NULL;
-        return sp_libvirt_disks(lv, error);
-    }
-    if (vm->qmp_socket == NULL || vm->qmp_socket[0] == '\0') {
+    if (ops->discover_disks != NULL)
+        return ops->discover_disks(vm, error);
+    if (!sp_vm_has_qmp(vm)) {
         g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
                     "VM '%s' has no QMP socket: its disks are not known to stillpoint", vm->name);
         return NULL;
@@ -556,18 +542,29 @@ void sp_driver_register(const SpDriverOps *ops)
     registered_ops = ops;
 }
 
+const SpDriverOps *sp_driver_ops_lookup(const char *name)
+{
+    static const SpDriverOps *const builtin[] = {&sp_driver_qemu_ops, &sp_driver_hook_ops,
+                                                 &sp_driver_libvirt_ops};
+    for (guint i = 0; i < G_N_ELEMENTS(builtin); i++)
+        if (g_strcmp0(name, builtin[i]->name) == 0)
+            return builtin[i];
+    if (registered_ops != NULL && g_strcmp0(name, registered_ops->name) == 0)
+        return registered_ops;
+    return NULL;
+}
+
+const SpDriverOps *sp_driver_ops_of(const SpVm *vm)
+{
+    static const SpDriverOps defaults = {.name = NULL};
+    const SpDriverOps *ops = sp_driver_ops_lookup(vm->driver);
+    return ops != NULL ? ops : &defaults;
+}
+
 SpDriver *sp_driver_new(SpVm *vm, SpQmp *qmp, GError **error)
 {
-    const SpDriverOps *ops = NULL;
+    const SpDriverOps *ops = sp_driver_ops_lookup(vm->driver);
     SpDriver *drv;
-    if (g_strcmp0(vm->driver, "qemu") == 0)
-        ops = &sp_driver_qemu_ops;
-    else if (g_strcmp0(vm->driver, "hook") == 0)
-        ops = &sp_driver_hook_ops;
-    else if (g_strcmp0(vm->driver, "libvirt") == 0)
-        ops = &sp_driver_libvirt_ops;
-    else if (registered_ops != NULL && g_strcmp0(vm->driver, registered_ops->name) == 0)
-        ops = registered_ops;
     if (ops == NULL) {
         g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
                     "VM '%s': unknown driver '%s' (known: qemu, hook, libvirt)", vm->name, vm->driver);

@@ -201,16 +201,21 @@ static gboolean step_frozen(Member *m, const char *name, GError **error)
     return TRUE;
 }
 
-/* A qemu member: the driver's plan finds the disks through QMP. */
-static gboolean open_qemu_member(Member *m, const char *vm_name, GError **error)
+/* A member's driver makes the checkpoint of stillpoint's own images; through the VM's QMP socket
+ * when it needs it (qemu), else reaching the VM itself (libvirt's domain XML names the disks). */
+static gboolean open_member_driver(Member *m, const char *vm_name, GError **error)
 {
-    if (m->vm->qmp_socket == NULL || g_strcmp0(m->vm->driver, "qemu") != 0) {
+    const SpDriverOps *ops = sp_driver_ops_of(m->vm);
+    if (ops->name == NULL || ops->opaque_storage ||
+        (ops->needs_qmp && m->vm->qmp_socket == NULL)) {
         g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
                     "VM '%s': group members need the qemu or libvirt driver", vm_name);
         return FALSE;
     }
-    return (m->qmp = sp_qmp_connect(m->vm->qmp_socket, SP_QMP_CONNECT_TIMEOUT_MS, error)) != NULL &&
-           (m->driver = sp_driver_new(m->vm, m->qmp, error)) != NULL;
+    if (ops->needs_qmp &&
+        (m->qmp = sp_qmp_connect(m->vm->qmp_socket, SP_QMP_CONNECT_TIMEOUT_MS, error)) == NULL)
+        return FALSE;
+    return (m->driver = sp_driver_new(m->vm, m->qmp, error)) != NULL;
 }
 
 /* Lock, recover, connect, plan and journal one member; nothing is touched yet. */
@@ -224,13 +229,8 @@ static Member *member_open(SpStore *store, const char *vm_name, const char *cp_n
         (m->lock = sp_vm_lock_acquire(store, vm_name, error)) == NULL ||
         !sp_coordinator_recover(store, m->vm, NULL, r->progress, r->user_data, error))
         goto fail;
-    if (g_strcmp0(m->vm->driver, "libvirt") == 0) {
-        /* libvirt's domain XML names the disks: the driver's plan finds them. */
-        if ((m->driver = sp_driver_new(m->vm, NULL, error)) == NULL)
-            goto fail;
-    } else if (!open_qemu_member(m, vm_name, error)) {
+    if (!open_member_driver(m, vm_name, error))
         goto fail;
-    }
     m->plan = sp_snapshot_plan_new(vm_name, cp_name);
     m->plan->type = g_strdup("production");
     /* A group never falls back: every member is frozen, or none gets a checkpoint. */

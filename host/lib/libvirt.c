@@ -96,17 +96,9 @@ gboolean sp_libvirt_is_running(SpLibvirt *lv)
 
 gboolean sp_libvirt_open_if_running(const SpVm *vm, SpLibvirt **ret, GError **error)
 {
-    g_autoptr(SpLibvirt) lv = NULL;
+    const SpDriverOps *ops = sp_driver_ops_of(vm);
     *ret = NULL;
-    if (g_strcmp0(vm->driver, "libvirt") != 0)
-        return TRUE;
-    if ((lv = sp_libvirt_open(vm->libvirt_uri, vm->libvirt_domain, error)) == NULL) {
-        g_prefix_error(error, "VM '%s': ", vm->name);
-        return FALSE;
-    }
-    if (sp_libvirt_is_running(lv))
-        *ret = g_steal_pointer(&lv);
-    return TRUE;
+    return ops->domain_if_running == NULL || ops->domain_if_running(vm, ret, error);
 }
 
 static GPtrArray *domain_disks(SpLibvirt *lv, GError **error)

@@ -140,35 +140,16 @@ static ApplyPlan *plan_from_json(const char *text, GError **error)
     return g_steal_pointer(&p);
 }
 
-/* The VM must be off. With force, a running QEMU is told to quit and waited for. */
-/* A libvirt domain: off, or destroyed (--force). */
-static gboolean ensure_domain_off(SpVm *vm, const char *force, const SpOpReport *report,
-                                  GError **error)
-{
-    g_autoptr(SpLibvirt) lv = NULL;
-    if (!sp_libvirt_open_if_running(vm, &lv, error))
-        return FALSE;
-    if (lv == NULL)
-        return TRUE;
-    if (!force) {
-        g_set_error(error, G_IO_ERROR, G_IO_ERROR_BUSY,
-                    "VM '%s': libvirt domain '%s' is running; shut it down first (virsh "
-                    "shutdown), or pass --force to destroy it now (like pulling the plug, "
-                    "unsaved guest data is lost)",
-                    vm->name, vm->libvirt_domain);
-        return FALSE;
-    }
-    sp_op_say(report, "stopping libvirt domain '%s' (destroy, %s)", vm->libvirt_domain, force);
-    return sp_libvirt_destroy(lv, error);
-}
-
+/* The VM must be off. With force, a running QEMU is told to quit and waited for (the driver
+ * stops a VM it reaches otherwise). */
 /* force: NULL, or why the VM may be stopped (for the message). */
 static gboolean ensure_off(SpVm *vm, const char *force, const SpOpReport *report, GError **error)
 {
     g_autoptr(SpQmp) qmp = NULL;
     gint64 deadline = g_get_monotonic_time() + QUIT_WAIT_MS * 1000;
-    if (g_strcmp0(vm->driver, "libvirt") == 0)
-        return ensure_domain_off(vm, force, report, error);
+    const SpDriverOps *ops = sp_driver_ops_of(vm);
+    if (ops->stop != NULL)
+        return ops->stop(vm, force, report, error);
     if (!sp_op_connect_qmp_if_running(vm, &qmp, error))
         return FALSE;
     if (qmp == NULL)
@@ -369,27 +350,22 @@ static gboolean referenced(SpStore *store, SpVm *vm, const char *path, gboolean 
     return TRUE;
 }
 
-/* The VM's launcher starts from the new overlays: its stable links re-pointed, or for a libvirt
- * domain its definition. */
+/* The VM's launcher starts from the new overlays: its stable links re-pointed, or what its
+ * driver keeps instead (a libvirt domain's definition). */
 static gboolean point_vm(SpVm *vm, ApplyPlan *p, const SpOpReport *report, GError **error)
 {
     g_autoptr(GHashTable) sources = g_hash_table_new(g_str_hash, g_str_equal);
-    g_autoptr(SpLibvirt) lv = NULL;
+    const SpDriverOps *ops = sp_driver_ops_of(vm);
     for (guint i = 0; i < p->disks->len; i++) {
         ApplyDisk *d = g_ptr_array_index(p->disks, i);
         g_hash_table_insert(sources, d->disk, d->overlay);
-        if (g_strcmp0(vm->driver, "libvirt") == 0)
+        if (ops->point != NULL)
             continue;
         if (!sp_present_point(d->link, d->overlay, d->disk, error))
             return FALSE;
         sp_op_say(report, "disk %s: %s -> %s", d->disk, d->link, d->overlay);
     }
-    if (g_strcmp0(vm->driver, "libvirt") != 0)
-        return TRUE;
-    sp_op_say(report, "redefining libvirt domain '%s' on the checkpoint's new overlays",
-              vm->libvirt_domain);
-    return (lv = sp_libvirt_open(vm->libvirt_uri, vm->libvirt_domain, error)) != NULL &&
-           sp_libvirt_redefine_disks(lv, sources, error);
+    return ops->point == NULL || ops->point(vm, sources, report, error);
 }
 
 static gboolean finish(SpStore *store, SpVm *vm, ApplyPlan *p, const SpOpReport *report,
@@ -427,13 +403,9 @@ static gboolean prepare(SpStore *store, SpVm *vm, ApplyPlan *plan, GError **erro
 static gboolean vm_running(SpVm *vm, gboolean *ret, GError **error)
 {
     g_autoptr(SpQmp) qmp = NULL;
-    g_autoptr(SpLibvirt) lv = NULL;
-    if (g_strcmp0(vm->driver, "libvirt") == 0) {
-        if (!sp_libvirt_open_if_running(vm, &lv, error))
-            return FALSE;
-        *ret = lv != NULL;
-        return TRUE;
-    }
+    const SpDriverOps *ops = sp_driver_ops_of(vm);
+    if (ops->running != NULL)
+        return ops->running(vm, ret, error);
     if (!sp_op_connect_qmp_if_running(vm, &qmp, error))
         return FALSE;
     *ret = qmp != NULL;
@@ -566,31 +538,6 @@ static gboolean overlay_written(SpStore *store, const SpVm *vm, const char *over
     return TRUE;
 }
 
-/* A libvirt domain goes on from the saved state through libvirt's restore, its disks on the
- * overlays the apply made. */
-static gboolean resume_libvirt(SpVm *vm, const SpCheckpoint *cp, const SpOpReport *report,
-                               GError **error)
-{
-    g_autoptr(SpLibvirt) lv = sp_libvirt_open(vm->libvirt_uri, vm->libvirt_domain, error);
-    g_autoptr(GHashTable) sources = g_hash_table_new(g_str_hash, g_str_equal);
-
-    if (lv == NULL)
-        return FALSE;
-    if (sp_libvirt_is_running(lv)) {
-        g_set_error(error, G_IO_ERROR, G_IO_ERROR_FAILED,
-                    "VM '%s': libvirt domain '%s' is running: resume restores a shut-off domain "
-                    "from checkpoint '%s' (apply it again first)",
-                    vm->name, vm->libvirt_domain, cp->name);
-        return FALSE;
-    }
-    for (guint i = 0; i < cp->disks->len; i++) {
-        SpCheckpointDisk *d = g_ptr_array_index(cp->disks, i);
-        g_hash_table_insert(sources, d->disk, d->overlay);
-    }
-    sp_op_say(report, "restoring libvirt domain '%s' from %s", vm->libvirt_domain, cp->state);
-    return sp_libvirt_restore(lv, cp->state, sources, error);
-}
-
 gboolean sp_op_resume(SpStore *store, SpVm *vm, const SpOpReport *report, GError **error)
 {
     g_autoptr(SpCheckpoint) cp = NULL;
@@ -621,8 +568,8 @@ gboolean sp_op_resume(SpStore *store, SpVm *vm, const SpOpReport *report, GError
             return FALSE;
         }
     }
-    if (g_strcmp0(vm->driver, "libvirt") == 0)
-        return resume_libvirt(vm, cp, report, error);
+    if (sp_driver_ops_of(vm)->resume != NULL)
+        return sp_driver_ops_of(vm)->resume(vm, cp, report, error);
     if (!sp_op_connect_qmp_if_running(vm, &qmp, error))
         return FALSE;
     if (qmp == NULL || !sp_standard_runstate(qmp, &status, error) ||

@@ -271,28 +271,14 @@ static gboolean find_live(SpQmp *qmp, SpLibvirt *lv, const char *image, SpLiveIm
     return qmp == NULL || sp_op_live_find(qmp, image, li, error);
 }
 
-/* libvirt's domain definition names the image it writes to; a file-level merge of that image
- * (domain shut off) would leave the definition pointing at a removed file. */
-static gboolean libvirt_merge_possible(const SpVm *vm, SpLibvirt *lv, const SpCheckpoint *cp,
-                                       const DelDisk *d, GError **error)
+/* A merge the VM's driver cannot follow is refused (libvirt: branches, or the image its domain
+ * writes to while it is shut off). */
+static gboolean merge_possible(const SpVm *vm, SpLibvirt *lv, const SpCheckpoint *cp,
+                               const DelDisk *d, GError **error)
 {
-    if (g_strcmp0(vm->driver, "libvirt") != 0)
-        return TRUE;
-    if (strcmp(d->mode, "stream") == 0) {
-        g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
-                    "checkpoint '%s', disk %s: branches are not supported with the libvirt "
-                    "driver", cp->name, d->disk);
-        return FALSE;
-    }
-    if (lv == NULL && strcmp(d->mode, "commit") == 0 && d->child == 0) {
-        g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
-                    "checkpoint '%s', disk %s: merging the image libvirt's domain '%s' writes to "
-                    "needs the domain running (libvirt moves its definition onto the merged "
-                    "image); start it, or delete an older checkpoint",
-                    cp->name, d->disk, vm->libvirt_domain);
-        return FALSE;
-    }
-    return TRUE;
+    const SpDriverOps *ops = sp_driver_ops_of(vm);
+    return ops->merge_possible == NULL ||
+           ops->merge_possible(vm, lv != NULL, cp->name, d->disk, d->mode, d->child == 0, error);
 }
 
 /* Plans one disk: which file merges into which, and what else must be re-pointed. */
@@ -800,6 +786,7 @@ static DelPlan *make_plan(SpStore *store, SpVm *vm, SpQmp *qmp, SpLibvirt *lv,
 {
     g_autoptr(GPtrArray) cps = sp_store_checkpoint_list(store, vm->id, error);
     g_autoptr(DelPlan) p = del_plan_new();
+    const SpDriverOps *ops = sp_driver_ops_of(vm);
     if (cps == NULL)
         return NULL;
     p->cp_id = cp->id;
@@ -810,14 +797,12 @@ static DelPlan *make_plan(SpStore *store, SpVm *vm, SpQmp *qmp, SpLibvirt *lv,
         DelDisk *d = del_disk_new();
         g_ptr_array_add(p->disks, d);
         if (!plan_disk(cps, vm, cp, g_ptr_array_index(cp->disks, i), qmp, lv, d, error) ||
-            !libvirt_merge_possible(vm, lv, cp, d, error))
+            !merge_possible(vm, lv, cp, d, error))
             return NULL;
     }
-    if (g_strcmp0(vm->driver, "libvirt") == 0) {
-        g_autoptr(SpLibvirt) conn = sp_libvirt_open(vm->libvirt_uri, vm->libvirt_domain, error);
-        if (conn == NULL || !sp_libvirt_snapshot_find(conn, cp->name, &p->libvirt_snapshot, error))
-            return NULL;
-    }
+    if (ops->snapshot_find != NULL &&
+        !ops->snapshot_find(vm, cp->name, &p->libvirt_snapshot, error))
+        return NULL;
     return g_steal_pointer(&p);
 }
 
@@ -895,7 +880,7 @@ static gboolean delete_by_hook(SpStore *store, SpVm *vm, int64_t cp_id, const Sp
         return FALSE;
     sp_op_say(report, "deleting checkpoint '%s' (#%" G_GINT64_FORMAT ") by the VM's hook",
               cp->name, cp->id);
-    if (!sp_driver_hook_delete(vm, cp, error)) {
+    if (!sp_driver_ops_of(vm)->delete_snapshot(vm, cp, error)) {
         g_prefix_error(error, "checkpoint '%s' is kept: ", cp->name);
         return FALSE;
     }
@@ -916,7 +901,7 @@ gboolean sp_op_delete(SpStore *store, SpVm *vm, const char *ref, gboolean subtre
     g_autoptr(GArray) order = g_array_new(FALSE, FALSE, sizeof(int64_t));
     g_autoptr(SpQmp) qmp = NULL;
     g_autoptr(SpLibvirt) lv = NULL;
-    gboolean hook = g_strcmp0(vm->driver, "hook") == 0;
+    gboolean hook = sp_driver_ops_of(vm)->delete_snapshot != NULL;
 
     if (cp == NULL || (cps = sp_store_checkpoint_list(store, vm->id, error)) == NULL)
         return FALSE;

@@ -580,7 +580,7 @@ gboolean sp_op_unlink(const char *path, GError **error)
 
 gboolean sp_op_images_ours(const SpVm *vm, const char *what, GError **error)
 {
-    if (g_strcmp0(vm->driver, "hook") != 0)
+    if (!sp_driver_ops_of(vm)->opaque_storage)
         return TRUE;
     g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
                 "VM '%s' uses the hook driver: its checkpoints live in the hook's storage (LVM, "

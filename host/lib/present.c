@@ -35,9 +35,9 @@ gboolean sp_present_point(const char *link, const char *target, const char *disk
     return TRUE;
 }
 
-static gboolean qemu_driver(const SpVm *vm)
+static gboolean has_stable_links(const SpVm *vm)
 {
-    return g_strcmp0(vm->driver, "qemu") == 0;
+    return sp_driver_ops_of(vm)->stable_links;
 }
 
 /* The link follows target; make: also when it does not exist yet. */
@@ -134,10 +134,10 @@ gboolean sp_present_sync(SpStore *store, SpVm *vm, GHashTable *now_if_none, GErr
     now = now_images(cps, fresh, now_if_none);
     g_hash_table_iter_init(&it, now);
     while (g_hash_table_iter_next(&it, &disk, &image))
-        if (!follow(store, fresh, disk, image, qemu_driver(fresh), error))
+        if (!follow(store, fresh, disk, image, has_stable_links(fresh), error))
             return FALSE;
     /* A hook VM's images are the live disks; a libvirt domain's files are libvirt's to label. */
-    if (!qemu_driver(fresh))
+    if (!has_stable_links(fresh))
         return TRUE;
     for (guint i = 0; i < cps->len; i++) {
         SpCheckpoint *cp = g_ptr_array_index(cps, i);
@@ -232,7 +232,7 @@ gboolean sp_present_check(SpStore *store, SpVm *vm, SpQmp *qmp, GError **error)
     g_autoptr(GHashTable) now = NULL;
     g_autoptr(SpVm) fresh = NULL;
 
-    if (!qemu_driver(vm))
+    if (!has_stable_links(vm))
         return TRUE;
     if ((fresh = sp_store_vm_get(store, vm->name, error)) == NULL ||
         (cps = sp_store_checkpoint_list(store, fresh->id, error)) == NULL)
@@ -374,7 +374,7 @@ gboolean sp_present_adopt(SpStore *store, SpVm *vm, const SpOpReport *report,
     g_autoptr(SpVm) fresh = NULL;
     SpCheckpoint *x;
 
-    if (!qemu_driver(vm)) {
+    if (!has_stable_links(vm)) {
         g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_SUPPORTED,
                     "VM '%s': --adopt-running is for VMs of the qemu driver", vm->name);
         return FALSE;

@@ -55,11 +55,15 @@ typedef struct {
 
 /* Connects and syncs (guest-sync-delimited), then asks for stillpoint-capabilities. */
 SpAgent *sp_agent_connect(const char *path, guint timeout_ms, GError **error);
-/* The VM's agent: through libvirt for the libvirt driver (libvirt owns the channel; it syncs),
- * else on its agent socket. */
+/* The VM's agent: as its driver reaches it (SpDriverOps.agent_connect), else on its agent
+ * socket. */
 SpAgent *sp_agent_connect_vm(const SpVm *vm, guint timeout_ms, GError **error);
-/* "on SOCKET" or "through libvirt (domain 'D')", for progress messages. */
+/* "on SOCKET" or the driver's description ("through libvirt (domain 'D')"), for progress
+ * messages. */
 char *sp_agent_describe_vm(const SpVm *vm);
+/* The libvirt driver's agent channel: libvirt owns it (and syncs). */
+SpAgent *sp_agent_connect_libvirt(const SpVm *vm, guint timeout_ms, GError **error);
+char *sp_agent_describe_libvirt(const SpVm *vm);
 void sp_agent_free(SpAgent *agent);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(SpAgent, sp_agent_free)
 

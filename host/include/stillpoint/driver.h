@@ -72,6 +72,10 @@ char *sp_snapshot_plan_to_json(const SpSnapshotPlan *plan);
 SpSnapshotPlan *sp_snapshot_plan_from_json(const char *text, GError **error);
 
 typedef struct SpDriver SpDriver;
+struct SpAgent;
+struct SpLibvirt;
+struct SpOpReport;
+struct SpBackupOps;
 
 typedef struct {
     const char *name;
@@ -95,6 +99,61 @@ typedef struct {
      * plan->state_file, pausing and resuming the VM itself (libvirt). Otherwise the coordinator
      * stops the VM, snapshots and saves through QMP. */
     gboolean saves_state;
+
+    /* ---- What the other operations ask of the VM's driver. A NULL function or FALSE flag is
+     * the default: the VM is a QEMU reached on its own QMP and agent sockets. ---- */
+    /* The driver's plan and snapshot work through the VM's QMP socket, which it needs. */
+    gboolean needs_qmp;
+    /* Overlays are opened before the freeze and the snapshot is one QMP transaction (for the
+     * progress messages). */
+    gboolean one_transaction;
+    /* The VM's launcher opens its disks by their stable links (present.c), which stillpoint keeps
+     * on the present and apply re-points; the checkpoints' files are stillpoint's to make
+     * read-only (a libvirt domain's are libvirt's to label, a hook's live in its storage). */
+    gboolean stable_links;
+    /* SpDisk.node is the driver's name for the disk (libvirt's target), not a QEMU block node. */
+    gboolean own_disk_nodes;
+    /* Checkpoints live in the driver's own storage (the hook's): stillpoint cannot merge, apply,
+     * copy, group or back them up, and deletes them through delete_snapshot. */
+    gboolean opaque_storage;
+    gboolean (*delete_snapshot)(const SpVm *vm, const SpCheckpoint *cp, GError **error);
+    /* The config rules of the driver's VMs (sp_vm_config_valid's driver part). */
+    const char *(*config_problem)(const SpVm *vm);
+    /* The VM's disks as the hypervisor sees them now (sp_vm_discover_disks). */
+    GPtrArray *(*discover_disks)(const SpVm *vm, GError **error);
+    /* The guest agent's channel, and how it is described in messages. */
+    struct SpAgent *(*agent_connect)(const SpVm *vm, guint timeout_ms, GError **error);
+    char *(*agent_describe)(const SpVm *vm);
+    /* The VM's domain in libvirt, open when it runs (*ret NULL otherwise): the live merges, and
+     * the block jobs' view, go through it. */
+    gboolean (*domain_if_running)(const SpVm *vm, struct SpLibvirt **ret, GError **error);
+    /* Whether the VM runs, and stopping it (force: why it may be, for the message; NULL: it must
+     * be off already) before apply replaces its disks. */
+    gboolean (*running)(const SpVm *vm, gboolean *ret, GError **error);
+    gboolean (*stop)(const SpVm *vm, const char *force, const struct SpOpReport *report,
+                     GError **error);
+    /* Apply: the VM starts from the new overlays (sources: disk name -> overlay); NULL: its
+     * stable links are re-pointed. */
+    gboolean (*point)(const SpVm *vm, GHashTable *sources, const struct SpOpReport *report,
+                      GError **error);
+    /* Resumes a VM at a standard checkpoint cp from its saved state. */
+    gboolean (*resume)(const SpVm *vm, const SpCheckpoint *cp, const struct SpOpReport *report,
+                       GError **error);
+    /* Delete: refuses a merge of disk (mode "commit" or "stream"; top: into the image the VM
+     * writes to) the driver cannot follow; running says whether the VM runs. */
+    gboolean (*merge_possible)(const SpVm *vm, gboolean running, const char *cp_name,
+                               const char *disk, const char *mode, gboolean top,
+                               GError **error);
+    /* The hypervisor's own record of checkpoint cp_name (*ret NULL: none), and forgetting it
+     * when the checkpoint is deleted (*ret_found: it was there). */
+    gboolean (*snapshot_find)(const SpVm *vm, const char *cp_name, char **ret, GError **error);
+    gboolean (*snapshot_forget)(const SpVm *vm, const char *snapshot, gboolean *ret_found,
+                                GError **error);
+    /* Rename: the hypervisor's record of cp follows to new_name (the store is still unchanged). */
+    gboolean (*rename)(SpStore *store, const SpVm *vm, const SpCheckpoint *cp,
+                       const char *new_name, GError **error);
+    /* Backup sessions (backup.c); NULL: the driver has none. */
+    const struct SpBackupOps *backup;
 } SpDriverOps;
 
 struct SpDriver {
@@ -121,6 +180,14 @@ gboolean sp_plan_committed(const SpSnapshotPlan *plan, GPtrArray *disks, gboolea
  * command (and a timeout of at most an hour), libvirt a domain and no sockets (libvirt owns
  * them); domain and URI are the libvirt driver's only. */
 gboolean sp_vm_config_valid(const SpVm *vm, GError **error);
+/* What sp_vm_config_valid says of a VM that names another driver's things. */
+#define SP_DRIVER_PROBLEM_LIBVIRT_ONLY \
+    "a libvirt domain and URI (--domain, --uri) are for the libvirt driver"
+#define SP_DRIVER_PROBLEM_DISKS \
+    "disks are given (--disk) for the hook driver only; the qemu driver finds them through " \
+    "QMP, the libvirt driver in the domain's XML"
+/* The VM's registration names a QMP socket. */
+gboolean sp_vm_has_qmp(const SpVm *vm);
 /* The disks a checkpoint of the VM would hold: as QMP or libvirt sees them now, or as given at
  * registration (vm add --disk). */
 GPtrArray *sp_vm_discover_disks(const SpVm *vm, GError **error);
@@ -136,6 +203,11 @@ char *sp_qmp_local_filename(const char *filename);
 GPtrArray *sp_qmp_discover_disks(SpQmp *qmp, GError **error);
 /* The same without the serials (one round trip instead of one per disk more). */
 GPtrArray *sp_qmp_discover_disks_quick(SpQmp *qmp, GError **error);
+
+/* The one place a VM's driver name maps to its ops: NULL for a name no driver has. */
+const SpDriverOps *sp_driver_ops_lookup(const char *name);
+/* The VM's driver's ops; all defaults (none of the above) for an unknown driver. */
+const SpDriverOps *sp_driver_ops_of(const SpVm *vm);
 
 SpDriver *sp_driver_new(SpVm *vm, SpQmp *qmp, GError **error);
 void sp_driver_free(SpDriver *drv);

@@ -11,7 +11,7 @@ G_BEGIN_DECLS
 /* Progress of a long image job (a merge, a copy): percent in 0..100 for one disk. */
 typedef void (*SpPercentFn)(const char *disk, double percent, gpointer user_data);
 
-typedef struct {
+typedef struct SpOpReport {
     SpProgressFn progress;  /* may be NULL */
     SpPercentFn percent;    /* may be NULL */
     gpointer user_data;
