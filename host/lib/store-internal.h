@@ -20,10 +20,17 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC(SpStmt, sp_stmt_finalize)
 /* Sets error from SQLite's message (G_IO_ERROR_BUSY when locked) and returns FALSE. */
 gboolean sp_db_error(SpStore *store, int rc, const char *what, GError **error);
 gboolean sp_db_exec(SpStore *store, const char *sql, GError **error);
-sqlite3_stmt *sp_db_prepare(SpStore *store, const char *sql, GError **error);
-/* Steps a statement that returns no rows. */
-gboolean sp_db_step_done(SpStore *store, sqlite3_stmt *stmt, const char *what, GError **error);
-void sp_db_bind_text_or_null(sqlite3_stmt *stmt, int idx, const char *s);
+/* The store's one statement pattern: prepares sql and binds its parameters, in order, as binds
+ * says: 'i' an int64_t, 'z' an int64_t that binds NULL when 0, 't' a string (NULL binds NULL). */
+SpStmt *sp_db_query(SpStore *store, GError **error, const char *sql, const char *binds, ...);
+/* The same, stepped once: a statement that returns no rows (what: for the error). */
+gboolean sp_db_run(SpStore *store, const char *what, GError **error, const char *sql,
+                   const char *binds, ...);
+/* Steps stmt to its end, each row made by from_row into the array (freed by free_row). */
+GPtrArray *sp_db_rows(SpStore *store, SpStmt *stmt, gpointer (*from_row)(SpStmt *stmt),
+                      GDestroyNotify free_row, const char *what, GError **error);
+/* A text column, copied (NULL stays NULL). */
+char *sp_db_col_text(SpStmt *stmt, int col);
 
 /* The disks given at registration (store-vm-disk.c): recorded with the VM (inside the caller's
  * transaction), loaded into vm->disks. */

@@ -28,31 +28,21 @@ void sp_store_transaction_rollback(SpStore *store)
 gboolean sp_store_checkpoint_set_disk_image(SpStore *store, int64_t cp_id, const char *disk,
                                             const char *image, GError **error)
 {
-    g_autoptr(SpStmt) stmt = sp_db_prepare(store,
-                                        "UPDATE checkpoint_disks SET image = ? WHERE "
-                                        "checkpoint_id = ? AND disk = ?",
-                                        error);
-    if (stmt == NULL)
-        return FALSE;
-    sqlite3_bind_text(stmt, 1, image, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(stmt, 2, cp_id);
-    sqlite3_bind_text(stmt, 3, disk, -1, SQLITE_TRANSIENT);
-    return sp_db_step_done(store, stmt, "updating checkpoint image", error);
+    return sp_db_run(store, "updating checkpoint image", error,
+                     "UPDATE checkpoint_disks SET image = ? WHERE checkpoint_id = ? AND disk = ?",
+                     "tit", image, cp_id, disk);
 }
 
 /* The identity recorded for path: FALSE in *ret_known when the record has none yet. */
 static gboolean identity_get(SpStore *store, int64_t vm_id, const char *path, gboolean *ret_known,
                              uint64_t *ret_dev, uint64_t *ret_ino, GError **error)
 {
-    g_autoptr(SpStmt) stmt = sp_db_prepare(store,
-                                        "SELECT dev, ino FROM image_formats WHERE vm_id = ? AND "
-                                        "path = ?",
-                                        error);
+    g_autoptr(SpStmt) stmt = sp_db_query(
+        store, error, "SELECT dev, ino FROM image_formats WHERE vm_id = ? AND path = ?", "it",
+        vm_id, path);
     int rc;
     if (stmt == NULL)
         return FALSE;
-    sqlite3_bind_int64(stmt, 1, vm_id);
-    sqlite3_bind_text(stmt, 2, path, -1, SQLITE_TRANSIENT);
     rc = sqlite3_step(stmt);
     *ret_known = rc == SQLITE_ROW && sqlite3_column_type(stmt, 0) != SQLITE_NULL &&
                  sqlite3_column_type(stmt, 1) != SQLITE_NULL;
@@ -68,17 +58,10 @@ static gboolean identity_get(SpStore *store, int64_t vm_id, const char *path, gb
 static gboolean identity_set(SpStore *store, int64_t vm_id, const char *path, uint64_t dev,
                              uint64_t ino, GError **error)
 {
-    g_autoptr(SpStmt) stmt = sp_db_prepare(store,
-                                        "UPDATE image_formats SET dev = ?, ino = ? WHERE "
-                                        "vm_id = ? AND path = ? AND dev IS NULL",
-                                        error);
-    if (stmt == NULL)
-        return FALSE;
-    sqlite3_bind_int64(stmt, 1, (sqlite3_int64)dev);
-    sqlite3_bind_int64(stmt, 2, (sqlite3_int64)ino);
-    sqlite3_bind_int64(stmt, 3, vm_id);
-    sqlite3_bind_text(stmt, 4, path, -1, SQLITE_TRANSIENT);
-    return sp_db_step_done(store, stmt, "recording image identity", error);
+    return sp_db_run(store, "recording image identity", error,
+                     "UPDATE image_formats SET dev = ?, ino = ? WHERE vm_id = ? AND path = ? AND "
+                     "dev IS NULL",
+                     "iiit", (int64_t)dev, (int64_t)ino, vm_id, path);
 }
 
 /* A recorded image meets its record: the same file as first seen, else refused. A record
@@ -115,7 +98,6 @@ static gboolean identity_check(SpStore *store, int64_t vm_id, const char *path,
 gboolean sp_db_image_format_record(SpStore *store, int64_t vm_id, const char *path,
                                    const char *format, GError **error)
 {
-    g_autoptr(SpStmt) stmt = NULL;
     if (format == NULL || format[0] == '\0') {
         /* Already known (an overlay that becomes a checkpoint's image): nothing to record. */
         g_autofree char *known = sp_store_image_format(store, vm_id, path, NULL);
@@ -125,16 +107,9 @@ gboolean sp_db_image_format_record(SpStore *store, int64_t vm_id, const char *pa
                     "image %s: no format given for it; stillpoint never guesses one", path);
         return FALSE;
     }
-    stmt = sp_db_prepare(store,
-                         "INSERT OR IGNORE INTO image_formats (vm_id, path, format) "
-                         "VALUES (?, ?, ?)",
-                         error);
-    if (stmt == NULL)
-        return FALSE;
-    sqlite3_bind_int64(stmt, 1, vm_id);
-    sqlite3_bind_text(stmt, 2, path, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(stmt, 3, format, -1, SQLITE_TRANSIENT);
-    return sp_db_step_done(store, stmt, "recording image format", error) &&
+    return sp_db_run(store, "recording image format", error,
+                     "INSERT OR IGNORE INTO image_formats (vm_id, path, format) VALUES (?, ?, ?)",
+                     "itt", vm_id, path, format) &&
            identity_check(store, vm_id, path, FALSE, error);
 }
 
@@ -151,15 +126,12 @@ gboolean sp_store_image_format_record(SpStore *store, int64_t vm_id, const char 
 
 char *sp_store_image_format(SpStore *store, int64_t vm_id, const char *path, GError **error)
 {
-    g_autoptr(SpStmt) stmt = sp_db_prepare(store,
-                                        "SELECT format FROM image_formats WHERE vm_id = ? AND "
-                                        "path = ?",
-                                        error);
+    g_autoptr(SpStmt) stmt = sp_db_query(
+        store, error, "SELECT format FROM image_formats WHERE vm_id = ? AND path = ?", "it", vm_id,
+        path);
     int rc;
     if (stmt == NULL)
         return NULL;
-    sqlite3_bind_int64(stmt, 1, vm_id);
-    sqlite3_bind_text(stmt, 2, path, -1, SQLITE_TRANSIENT);
     rc = sqlite3_step(stmt);
     if (rc == SQLITE_ROW && sqlite3_column_text(stmt, 0) != NULL)
         return g_strdup((const char *)sqlite3_column_text(stmt, 0));
@@ -178,11 +150,10 @@ char *sp_store_image_format(SpStore *store, int64_t vm_id, const char *path, GEr
 static gboolean overlay_identity_check(SpStore *store, int64_t cp_id, const char *overlay,
                                        GError **error)
 {
-    g_autoptr(SpStmt) stmt = sp_db_prepare(store, "SELECT vm_id FROM checkpoints WHERE id = ?",
-                                        error);
+    g_autoptr(SpStmt) stmt =
+        sp_db_query(store, error, "SELECT vm_id FROM checkpoints WHERE id = ?", "i", cp_id);
     if (stmt == NULL)
         return FALSE;
-    sqlite3_bind_int64(stmt, 1, cp_id);
     if (sqlite3_step(stmt) != SQLITE_ROW)
         return TRUE; /* no such checkpoint: the UPDATE below changes nothing either */
     return identity_check(store, sqlite3_column_int64(stmt, 0), overlay, FALSE, error);
@@ -193,31 +164,17 @@ gboolean sp_store_checkpoint_set_disk_overlay(SpStore *store, int64_t cp_id, con
                                               GError **error)
 {
     /* Every overlay is one stillpoint made: qcow2. */
-    if (overlay != NULL) {
-        g_autoptr(SpStmt) q = sp_db_prepare(store,
-                                         "INSERT OR IGNORE INTO image_formats (vm_id, path, "
-                                         "format) SELECT vm_id, ?, 'qcow2' FROM checkpoints "
-                                         "WHERE id = ?",
-                                         error);
-        if (q == NULL)
-            return FALSE;
-        sqlite3_bind_text(q, 1, overlay, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_int64(q, 2, cp_id);
-        if (!sp_db_step_done(store, q, "recording overlay format", error) ||
-            !overlay_identity_check(store, cp_id, overlay, error))
-            return FALSE;
-    }
-    g_autoptr(SpStmt) stmt = sp_db_prepare(store,
-                                        "UPDATE checkpoint_disks SET overlay = ?, overlay_node = "
-                                        "? WHERE checkpoint_id = ? AND disk = ?",
-                                        error);
-    if (stmt == NULL)
+    if (overlay != NULL &&
+        (!sp_db_run(store, "recording overlay format", error,
+                    "INSERT OR IGNORE INTO image_formats (vm_id, path, format) "
+                    "SELECT vm_id, ?, 'qcow2' FROM checkpoints WHERE id = ?",
+                    "ti", overlay, cp_id) ||
+         !overlay_identity_check(store, cp_id, overlay, error)))
         return FALSE;
-    sp_db_bind_text_or_null(stmt, 1, overlay);
-    sp_db_bind_text_or_null(stmt, 2, overlay_node);
-    sqlite3_bind_int64(stmt, 3, cp_id);
-    sqlite3_bind_text(stmt, 4, disk, -1, SQLITE_TRANSIENT);
-    return sp_db_step_done(store, stmt, "updating checkpoint overlay", error);
+    return sp_db_run(store, "updating checkpoint overlay", error,
+                     "UPDATE checkpoint_disks SET overlay = ?, overlay_node = ? WHERE "
+                     "checkpoint_id = ? AND disk = ?",
+                     "ttit", overlay, overlay_node, cp_id, disk);
 }
 
 gboolean sp_store_checkpoint_remove(SpStore *store, int64_t cp_id, GError **error)
@@ -231,11 +188,7 @@ gboolean sp_store_checkpoint_remove(SpStore *store, int64_t cp_id, GError **erro
         "DELETE FROM checkpoints WHERE id = ?1",
     };
     for (guint i = 0; i < G_N_ELEMENTS(sql); i++) {
-        g_autoptr(SpStmt) stmt = sp_db_prepare(store, sql[i], error);
-        if (stmt == NULL)
-            return FALSE;
-        sqlite3_bind_int64(stmt, 1, cp_id);
-        if (!sp_db_step_done(store, stmt, "removing checkpoint", error))
+        if (!sp_db_run(store, "removing checkpoint", error, sql[i], "i", cp_id))
             return FALSE;
     }
     return TRUE;
@@ -245,19 +198,16 @@ gboolean sp_store_checkpoint_rename(SpStore *store, int64_t cp_id, const char *n
                                     GError **error)
 {
     g_autoptr(SpStmt) dup = NULL;
-    g_autoptr(SpStmt) upd = NULL;
     int rc;
 
     if (!sp_checkpoint_name_valid(name, error))
         return FALSE;
-    dup = sp_db_prepare(store,
-                     "SELECT id FROM checkpoints WHERE name = ?1 AND id != ?2 AND vm_id = "
-                     "(SELECT vm_id FROM checkpoints WHERE id = ?2)",
-                     error);
+    dup = sp_db_query(store, error,
+                      "SELECT id FROM checkpoints WHERE name = ?1 AND id != ?2 AND vm_id = "
+                      "(SELECT vm_id FROM checkpoints WHERE id = ?2)",
+                      "ti", name, cp_id);
     if (dup == NULL)
         return FALSE;
-    sqlite3_bind_text(dup, 1, name, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(dup, 2, cp_id);
     rc = sqlite3_step(dup);
     if (rc == SQLITE_ROW) {
         g_set_error(error, G_IO_ERROR, G_IO_ERROR_EXISTS,
@@ -268,12 +218,8 @@ gboolean sp_store_checkpoint_rename(SpStore *store, int64_t cp_id, const char *n
     }
     if (rc != SQLITE_DONE)
         return sp_db_error(store, rc, "looking up checkpoint name", error);
-    upd = sp_db_prepare(store, "UPDATE checkpoints SET name = ? WHERE id = ?", error);
-    if (upd == NULL)
-        return FALSE;
-    sqlite3_bind_text(upd, 1, name, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(upd, 2, cp_id);
-    if (!sp_db_step_done(store, upd, "renaming checkpoint", error))
+    if (!sp_db_run(store, "renaming checkpoint", error,
+                   "UPDATE checkpoints SET name = ? WHERE id = ?", "ti", name, cp_id))
         return FALSE;
     if (sqlite3_changes(store->db) != 1) {
         g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
@@ -285,24 +231,13 @@ gboolean sp_store_checkpoint_rename(SpStore *store, int64_t cp_id, const char *n
 
 gboolean sp_store_vm_set_current(SpStore *store, int64_t vm_id, int64_t cp_id, GError **error)
 {
-    g_autoptr(SpStmt) stmt = sp_db_prepare(store, "UPDATE vms SET current = ? WHERE id = ?", error);
-    if (stmt == NULL)
-        return FALSE;
-    if (cp_id != 0)
-        sqlite3_bind_int64(stmt, 1, cp_id);
-    else
-        sqlite3_bind_null(stmt, 1);
-    sqlite3_bind_int64(stmt, 2, vm_id);
-    return sp_db_step_done(store, stmt, "setting current checkpoint", error);
+    return sp_db_run(store, "setting current checkpoint", error,
+                     "UPDATE vms SET current = ? WHERE id = ?", "zi", cp_id, vm_id);
 }
 
 gboolean sp_store_op_set_payload(SpStore *store, int64_t op_id, const char *payload,
                                  GError **error)
 {
-    g_autoptr(SpStmt) stmt = sp_db_prepare(store, "UPDATE ops SET payload = ? WHERE id = ?", error);
-    if (stmt == NULL)
-        return FALSE;
-    sqlite3_bind_text(stmt, 1, payload, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(stmt, 2, op_id);
-    return sp_db_step_done(store, stmt, "journaling the plan", error);
+    return sp_db_run(store, "journaling the plan", error, "UPDATE ops SET payload = ? WHERE id = ?",
+                     "ti", payload, op_id);
 }

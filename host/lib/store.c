@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <gio/gio.h>
 #include <sqlite3.h>
+#include <stdarg.h>
 #include <string.h>
 #include <sys/file.h>
 #include <unistd.h>
@@ -134,7 +135,7 @@ gboolean sp_db_exec(SpStore *store, const char *sql, GError **error)
     return TRUE;
 }
 
-sqlite3_stmt *sp_db_prepare(SpStore *store, const char *sql, GError **error)
+static SpStmt *db_prepare(SpStore *store, const char *sql, GError **error)
 {
     sqlite3_stmt *stmt = NULL;
     int rc = sqlite3_prepare_v2(store->db, sql, -1, &stmt, NULL);
@@ -147,8 +148,7 @@ sqlite3_stmt *sp_db_prepare(SpStore *store, const char *sql, GError **error)
 
 
 /* Steps a statement that returns no rows. */
-gboolean sp_db_step_done(SpStore *store, sqlite3_stmt *stmt, const char *what,
-                         GError **error)
+static gboolean db_step_done(SpStore *store, SpStmt *stmt, const char *what, GError **error)
 {
     int rc = sqlite3_step(stmt);
     if (rc != SQLITE_DONE)
@@ -156,7 +156,71 @@ gboolean sp_db_step_done(SpStore *store, sqlite3_stmt *stmt, const char *what,
     return TRUE;
 }
 
-static char *col_text(sqlite3_stmt *stmt, int col)
+static void db_bind_text_or_null(SpStmt *stmt, int idx, const char *s)
+{
+    if (s != NULL)
+        sqlite3_bind_text(stmt, idx, s, -1, SQLITE_TRANSIENT);
+    else
+        sqlite3_bind_null(stmt, idx);
+}
+
+static SpStmt *db_vquery(SpStore *store, GError **error, const char *sql, const char *binds,
+                         va_list ap)
+{
+    SpStmt *stmt = db_prepare(store, sql, error);
+    for (int i = 0; stmt != NULL && binds[i] != '\0'; i++) {
+        int64_t v;
+        if (binds[i] == 't') {
+            db_bind_text_or_null(stmt, i + 1, va_arg(ap, const char *));
+            continue;
+        }
+        v = va_arg(ap, int64_t);
+        if (binds[i] == 'z' && v == 0)
+            sqlite3_bind_null(stmt, i + 1);
+        else
+            sqlite3_bind_int64(stmt, i + 1, v);
+    }
+    return stmt;
+}
+
+SpStmt *sp_db_query(SpStore *store, GError **error, const char *sql, const char *binds, ...)
+{
+    SpStmt *stmt;
+    va_list ap;
+    va_start(ap, binds);
+    stmt = db_vquery(store, error, sql, binds, ap);
+    va_end(ap);
+    return stmt;
+}
+
+gboolean sp_db_run(SpStore *store, const char *what, GError **error, const char *sql,
+                   const char *binds, ...)
+{
+    g_autoptr(SpStmt) stmt = NULL;
+    va_list ap;
+    va_start(ap, binds);
+    stmt = db_vquery(store, error, sql, binds, ap);
+    va_end(ap);
+    return stmt != NULL && db_step_done(store, stmt, what, error);
+}
+
+GPtrArray *sp_db_rows(SpStore *store, SpStmt *stmt, gpointer (*from_row)(SpStmt *stmt),
+                      GDestroyNotify free_row, const char *what, GError **error)
+{
+    g_autoptr(GPtrArray) rows = g_ptr_array_new_with_free_func(free_row);
+    int rc;
+    if (stmt == NULL)
+        return NULL;
+    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW)
+        g_ptr_array_add(rows, from_row(stmt));
+    if (rc != SQLITE_DONE) {
+        sp_db_error(store, rc, what, error);
+        return NULL;
+    }
+    return g_steal_pointer(&rows);
+}
+
+char *sp_db_col_text(SpStmt *stmt, int col)
 {
     const unsigned char *t = sqlite3_column_text(stmt, col);
     return t != NULL ? g_strdup((const char *)t) : NULL;
@@ -164,16 +228,64 @@ static char *col_text(sqlite3_stmt *stmt, int col)
 
 static int sp_store_user_version(SpStore *store)
 {
-    g_autoptr(SpStmt) stmt = sp_db_prepare(store, "PRAGMA user_version", NULL);
+    g_autoptr(SpStmt) stmt = db_prepare(store, "PRAGMA user_version", NULL);
     return stmt != NULL && sqlite3_step(stmt) == SQLITE_ROW ? sqlite3_column_int(stmt, 0) : 0;
 }
 
-void sp_db_bind_text_or_null(sqlite3_stmt *stmt, int idx, const char *s)
+/* The schema's versions after the first: each added when its probe (a statement that fails on
+ * an older store) fails, or, without one, when the store's user_version is below version. */
+static const struct {
+    int version;
+    const char *probe;
+    const char *sql;
+} migrations[] = {
+    /* Standard checkpoints name their saved state. */
+    {2, "SELECT state FROM checkpoints LIMIT 0", "ALTER TABLE checkpoints ADD COLUMN state TEXT;"},
+    /* VMs of the libvirt driver name their domain and connection. */
+    {3, "SELECT libvirt_domain FROM vms LIMIT 0",
+     "BEGIN; ALTER TABLE vms ADD COLUMN libvirt_uri TEXT;"
+     "ALTER TABLE vms ADD COLUMN libvirt_domain TEXT; COMMIT;"},
+    /* A VM's checkpoint type; what each checkpoint was asked to be, why it is not, and who asked
+     * (retention keeps to its schedule's own). */
+    {5, "SELECT origin FROM checkpoints LIMIT 0",
+     "BEGIN; ALTER TABLE vms ADD COLUMN checkpoint_type TEXT;"
+     "ALTER TABLE checkpoints ADD COLUMN requested TEXT;"
+     "ALTER TABLE checkpoints ADD COLUMN reason TEXT;"
+     "ALTER TABLE checkpoints ADD COLUMN origin TEXT;"
+     "ALTER TABLE checkpoints ADD COLUMN made_by TEXT; COMMIT;"},
+    /* Records older than image_formats name overlays stillpoint made (qcow2, as is every
+     * checkpoint image that has a parent); a root's image stays unknown until recorded. */
+    {6, NULL,
+     "BEGIN;"
+     "INSERT OR IGNORE INTO image_formats (vm_id, path, format)"
+     "  SELECT c.vm_id, d.overlay, 'qcow2' FROM checkpoint_disks d"
+     "  JOIN checkpoints c ON c.id = d.checkpoint_id WHERE d.overlay IS NOT NULL;"
+     "INSERT OR IGNORE INTO image_formats (vm_id, path, format)"
+     "  SELECT c.vm_id, d.image, 'qcow2' FROM checkpoint_disks d"
+     "  JOIN checkpoints c ON c.id = d.checkpoint_id WHERE c.parent IS NOT NULL;"
+     "COMMIT;"},
+    /* The identity (st_dev, st_ino) of each recorded image, so that a path swapped outside
+     * stillpoint is refused (image-path.h); older records learn it at their next use. */
+    {7, "SELECT ino FROM image_formats LIMIT 0",
+     "BEGIN; ALTER TABLE image_formats ADD COLUMN dev INTEGER;"
+     "ALTER TABLE image_formats ADD COLUMN ino INTEGER; COMMIT;"},
+    /* The journal entry that made a checkpoint (a hook's delete finds its snapshot by it); NULL
+     * for older records. */
+    {8, "SELECT op_id FROM checkpoints LIMIT 0",
+     "ALTER TABLE checkpoints ADD COLUMN op_id INTEGER;"},
+};
+
+static gboolean store_migrate(SpStore *store, GError **error)
 {
-    if (s != NULL)
-        sqlite3_bind_text(stmt, idx, s, -1, SQLITE_TRANSIENT);
-    else
-        sqlite3_bind_null(stmt, idx);
+    for (guint i = 0; i < G_N_ELEMENTS(migrations); i++) {
+        gboolean due = migrations[i].probe != NULL
+                           ? sqlite3_exec(store->db, migrations[i].probe, NULL, NULL, NULL) !=
+                                 SQLITE_OK
+                           : sp_store_user_version(store) < migrations[i].version;
+        if (due && !sp_db_exec(store, migrations[i].sql, error))
+            return FALSE;
+    }
+    return sp_db_exec(store, "PRAGMA user_version = 8;", error);
 }
 
 SpStore *sp_store_open(const char *path, GError **error)
@@ -202,63 +314,7 @@ SpStore *sp_store_open(const char *path, GError **error)
     /* WAL + FULL: a committed journal entry survives a crash of the process or the host. */
     if (!sp_db_exec(store, "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL;", error))
         return NULL;
-    if (!sp_db_exec(store, schema_sql, error))
-        return NULL;
-    /* Version 2: standard checkpoints name their saved state. */
-    if (sqlite3_exec(store->db, "SELECT state FROM checkpoints LIMIT 0", NULL, NULL, NULL) !=
-            SQLITE_OK &&
-        !sp_db_exec(store, "ALTER TABLE checkpoints ADD COLUMN state TEXT;", error))
-        return NULL;
-    /* Version 3: VMs of the libvirt driver name their domain and connection. */
-    if (sqlite3_exec(store->db, "SELECT libvirt_domain FROM vms LIMIT 0", NULL, NULL, NULL) !=
-            SQLITE_OK &&
-        !sp_db_exec(store,
-                    "BEGIN; ALTER TABLE vms ADD COLUMN libvirt_uri TEXT;"
-                    "ALTER TABLE vms ADD COLUMN libvirt_domain TEXT; COMMIT;",
-                    error))
-        return NULL;
-    /* Version 5: a VM's checkpoint type; what each checkpoint was asked to be, why it is not,
-     * and who asked (retention keeps to its schedule's own). */
-    if (sqlite3_exec(store->db, "SELECT origin FROM checkpoints LIMIT 0", NULL, NULL, NULL) !=
-            SQLITE_OK &&
-        !sp_db_exec(store,
-                    "BEGIN; ALTER TABLE vms ADD COLUMN checkpoint_type TEXT;"
-                    "ALTER TABLE checkpoints ADD COLUMN requested TEXT;"
-                    "ALTER TABLE checkpoints ADD COLUMN reason TEXT;"
-                    "ALTER TABLE checkpoints ADD COLUMN origin TEXT;"
-                    "ALTER TABLE checkpoints ADD COLUMN made_by TEXT; COMMIT;",
-                    error))
-        return NULL;
-    /* Version 6: records older than image_formats name overlays stillpoint made (qcow2, as is
-     * every checkpoint image that has a parent); a root's image stays unknown until recorded. */
-    if (sp_store_user_version(store) < 6 &&
-        !sp_db_exec(store,
-                    "BEGIN;"
-                    "INSERT OR IGNORE INTO image_formats (vm_id, path, format)"
-                    "  SELECT c.vm_id, d.overlay, 'qcow2' FROM checkpoint_disks d"
-                    "  JOIN checkpoints c ON c.id = d.checkpoint_id WHERE d.overlay IS NOT NULL;"
-                    "INSERT OR IGNORE INTO image_formats (vm_id, path, format)"
-                    "  SELECT c.vm_id, d.image, 'qcow2' FROM checkpoint_disks d"
-                    "  JOIN checkpoints c ON c.id = d.checkpoint_id WHERE c.parent IS NOT NULL;"
-                    "COMMIT;",
-                    error))
-        return NULL;
-    /* Version 7: the identity (st_dev, st_ino) of each recorded image, so that a path swapped
-     * outside stillpoint is refused (image-path.h); older records learn it at their next use. */
-    if (sqlite3_exec(store->db, "SELECT ino FROM image_formats LIMIT 0", NULL, NULL, NULL) !=
-            SQLITE_OK &&
-        !sp_db_exec(store,
-                    "BEGIN; ALTER TABLE image_formats ADD COLUMN dev INTEGER;"
-                    "ALTER TABLE image_formats ADD COLUMN ino INTEGER; COMMIT;",
-                    error))
-        return NULL;
-    /* Version 8: the journal entry that made a checkpoint (a hook's delete finds its snapshot by
-     * it); NULL for older records. */
-    if (sqlite3_exec(store->db, "SELECT op_id FROM checkpoints LIMIT 0", NULL, NULL, NULL) !=
-            SQLITE_OK &&
-        !sp_db_exec(store, "ALTER TABLE checkpoints ADD COLUMN op_id INTEGER;", error))
-        return NULL;
-    if (!sp_db_exec(store, "PRAGMA user_version = 8;", error))
+    if (!sp_db_exec(store, schema_sql, error) || !store_migrate(store, error))
         return NULL;
     return g_steal_pointer(&store);
 }
@@ -345,30 +401,19 @@ gboolean sp_checkpoint_type_valid(const char *type, GError **error)
 
 static gboolean vm_insert(SpStore *store, const SpVm *vm, int64_t *ret_id, GError **error)
 {
-    g_autoptr(SpStmt) stmt = sp_db_prepare(store,
-                      "INSERT INTO vms (name, qmp, agent, driver, hook_command, overlay_dir, "
-                      "created, hook_timeout_ms, libvirt_uri, libvirt_domain, checkpoint_type) "
-                      "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                      error);
+    g_autoptr(SpStmt) stmt = sp_db_query(
+        store, error,
+        "INSERT INTO vms (name, qmp, agent, driver, hook_command, overlay_dir, created, "
+        "hook_timeout_ms, libvirt_uri, libvirt_domain, checkpoint_type) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "ttttttizttt", vm->name, vm->qmp_socket != NULL ? vm->qmp_socket : "", vm->agent_socket,
+        vm->driver != NULL ? vm->driver : "qemu", vm->hook_command, vm->overlay_dir,
+        (int64_t)g_get_real_time(), vm->hook_timeout_ms > 0 ? vm->hook_timeout_ms : 0,
+        vm->libvirt_uri, vm->libvirt_domain, vm->checkpoint_type);
     int rc;
 
     if (stmt == NULL)
         return FALSE;
-    sqlite3_bind_text(stmt, 1, vm->name, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(stmt, 2, vm->qmp_socket != NULL ? vm->qmp_socket : "", -1,
-                      SQLITE_TRANSIENT);
-    sp_db_bind_text_or_null(stmt, 3, vm->agent_socket);
-    sqlite3_bind_text(stmt, 4, vm->driver != NULL ? vm->driver : "qemu", -1, SQLITE_TRANSIENT);
-    sp_db_bind_text_or_null(stmt, 5, vm->hook_command);
-    sp_db_bind_text_or_null(stmt, 6, vm->overlay_dir);
-    sqlite3_bind_int64(stmt, 7, g_get_real_time());
-    if (vm->hook_timeout_ms > 0)
-        sqlite3_bind_int64(stmt, 8, vm->hook_timeout_ms);
-    else
-        sqlite3_bind_null(stmt, 8);
-    sp_db_bind_text_or_null(stmt, 9, vm->libvirt_uri);
-    sp_db_bind_text_or_null(stmt, 10, vm->libvirt_domain);
-    sp_db_bind_text_or_null(stmt, 11, vm->checkpoint_type);
     rc = sqlite3_step(stmt);
     if (rc == SQLITE_CONSTRAINT) {
         g_set_error(error, G_IO_ERROR, G_IO_ERROR_EXISTS,
@@ -406,22 +451,22 @@ gboolean sp_store_vm_add(SpStore *store, const SpVm *vm, int64_t *ret_id, GError
     return TRUE;
 }
 
-static SpVm *vm_from_row(sqlite3_stmt *stmt)
+static gpointer vm_from_row(SpStmt *stmt)
 {
     SpVm *vm = g_new0(SpVm, 1);
     vm->id = sqlite3_column_int64(stmt, 0);
-    vm->name = col_text(stmt, 1);
-    vm->qmp_socket = col_text(stmt, 2);
-    vm->agent_socket = col_text(stmt, 3);
-    vm->driver = col_text(stmt, 4);
-    vm->hook_command = col_text(stmt, 5);
-    vm->overlay_dir = col_text(stmt, 6);
+    vm->name = sp_db_col_text(stmt, 1);
+    vm->qmp_socket = sp_db_col_text(stmt, 2);
+    vm->agent_socket = sp_db_col_text(stmt, 3);
+    vm->driver = sp_db_col_text(stmt, 4);
+    vm->hook_command = sp_db_col_text(stmt, 5);
+    vm->overlay_dir = sp_db_col_text(stmt, 6);
     vm->current = sqlite3_column_int64(stmt, 7);
     vm->created_us = sqlite3_column_int64(stmt, 8);
     vm->hook_timeout_ms = sqlite3_column_int64(stmt, 9);
-    vm->libvirt_uri = col_text(stmt, 10);
-    vm->libvirt_domain = col_text(stmt, 11);
-    vm->checkpoint_type = col_text(stmt, 12);
+    vm->libvirt_uri = sp_db_col_text(stmt, 10);
+    vm->libvirt_domain = sp_db_col_text(stmt, 11);
+    vm->checkpoint_type = sp_db_col_text(stmt, 12);
     if (vm->checkpoint_type == NULL)
         vm->checkpoint_type = g_strdup(SP_CHECKPOINT_TYPE_DEFAULT);
     return vm;
@@ -433,13 +478,12 @@ static SpVm *vm_from_row(sqlite3_stmt *stmt)
 
 SpVm *sp_store_vm_get(SpStore *store, const char *name, GError **error)
 {
-    g_autoptr(SpStmt) stmt = sp_db_prepare(store, "SELECT " VM_COLUMNS " FROM vms WHERE name = ?",
-                                        error);
+    g_autoptr(SpStmt) stmt =
+        sp_db_query(store, error, "SELECT " VM_COLUMNS " FROM vms WHERE name = ?", "t", name);
     g_autoptr(SpVm) vm = NULL;
     int rc;
     if (stmt == NULL)
         return NULL;
-    sqlite3_bind_text(stmt, 1, name, -1, SQLITE_TRANSIENT);
     rc = sqlite3_step(stmt);
     if (rc == SQLITE_DONE) {
         g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
@@ -459,18 +503,12 @@ SpVm *sp_store_vm_get(SpStore *store, const char *name, GError **error)
 
 GPtrArray *sp_store_vm_list(SpStore *store, GError **error)
 {
-    g_autoptr(SpStmt) stmt = sp_db_prepare(store, "SELECT " VM_COLUMNS " FROM vms ORDER BY name",
-                                        error);
-    g_autoptr(GPtrArray) vms = g_ptr_array_new_with_free_func((GDestroyNotify)sp_vm_free);
-    int rc;
-    if (stmt == NULL)
+    g_autoptr(SpStmt) stmt = db_prepare(store, "SELECT " VM_COLUMNS " FROM vms ORDER BY name",
+                                           error);
+    g_autoptr(GPtrArray) vms = sp_db_rows(store, stmt, vm_from_row,
+                                          (GDestroyNotify)sp_vm_free, "listing VMs", error);
+    if (vms == NULL)
         return NULL;
-    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW)
-        g_ptr_array_add(vms, vm_from_row(stmt));
-    if (rc != SQLITE_DONE) {
-        sp_db_error(store, rc, "listing VMs", error);
-        return NULL;
-    }
     for (guint i = 0; i < vms->len; i++) {
         if (!sp_db_vm_disks_load(store, g_ptr_array_index(vms, i), error))
             return NULL;
@@ -481,15 +519,10 @@ GPtrArray *sp_store_vm_list(SpStore *store, GError **error)
 gboolean sp_store_vm_set_checkpoint_type(SpStore *store, const char *name, const char *type,
                                          GError **error)
 {
-    g_autoptr(SpStmt) stmt = NULL;
     if (!sp_checkpoint_type_valid(type, error))
         return FALSE;
-    stmt = sp_db_prepare(store, "UPDATE vms SET checkpoint_type = ? WHERE name = ?", error);
-    if (stmt == NULL)
-        return FALSE;
-    sqlite3_bind_text(stmt, 1, type, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(stmt, 2, name, -1, SQLITE_TRANSIENT);
-    if (!sp_db_step_done(store, stmt, "setting the checkpoint type", error))
+    if (!sp_db_run(store, "setting the checkpoint type", error,
+                   "UPDATE vms SET checkpoint_type = ? WHERE name = ?", "tt", type, name))
         return FALSE;
     if (sqlite3_changes(store->db) == 0) {
         g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
@@ -503,18 +536,16 @@ gboolean sp_store_vm_remove(SpStore *store, const char *name, gboolean force, GE
 {
     g_autoptr(SpVm) vm = sp_store_vm_get(store, name, error);
     g_autoptr(SpStmt) count = NULL;
-    g_autoptr(SpStmt) del = NULL;
     int64_t n;
 
     if (vm == NULL)
         return FALSE;
-    count = sp_db_prepare(store,
-                       "SELECT (SELECT COUNT(*) FROM checkpoints WHERE vm_id = ?1) + "
-                       "(SELECT COUNT(*) FROM ops WHERE vm_id = ?1 AND state = 'intent')",
-                       error);
+    count = sp_db_query(store, error,
+                        "SELECT (SELECT COUNT(*) FROM checkpoints WHERE vm_id = ?1) + "
+                        "(SELECT COUNT(*) FROM ops WHERE vm_id = ?1 AND state = 'intent')",
+                        "i", vm->id);
     if (count == NULL)
         return FALSE;
-    sqlite3_bind_int64(count, 1, vm->id);
     if (sqlite3_step(count) != SQLITE_ROW)
         return sp_db_error(store, SQLITE_ERROR, "counting checkpoints", error);
     n = sqlite3_column_int64(count, 0);
@@ -525,11 +556,7 @@ gboolean sp_store_vm_remove(SpStore *store, const char *name, gboolean force, GE
                     name, n);
         return FALSE;
     }
-    del = sp_db_prepare(store, "DELETE FROM vms WHERE id = ?", error);
-    if (del == NULL)
-        return FALSE;
-    sqlite3_bind_int64(del, 1, vm->id);
-    return sp_db_step_done(store, del, "removing VM", error);
+    return sp_db_run(store, "removing VM", error, "DELETE FROM vms WHERE id = ?", "i", vm->id);
 }
 
 static gboolean checkpoint_insert_disks(SpStore *store, const SpCheckpoint *cp, GError **error)
@@ -541,22 +568,12 @@ static gboolean checkpoint_insert_disks(SpStore *store, const SpCheckpoint *cp, 
              !sp_db_image_format_record(store, cp->vm_id, d->overlay, "qcow2", error)))
             return FALSE;
     }
-    g_autoptr(SpStmt) stmt = sp_db_prepare(store,
-                                        "INSERT INTO checkpoint_disks (checkpoint_id, disk, node, "
-                                        "image, overlay, overlay_node) VALUES (?, ?, ?, ?, ?, ?)",
-                                        error);
-    if (stmt == NULL)
-        return FALSE;
     for (guint i = 0; cp->disks != NULL && i < cp->disks->len; i++) {
         SpCheckpointDisk *d = g_ptr_array_index(cp->disks, i);
-        sqlite3_reset(stmt);
-        sqlite3_bind_int64(stmt, 1, cp->id);
-        sqlite3_bind_text(stmt, 2, d->disk, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(stmt, 3, d->node, -1, SQLITE_TRANSIENT);
-        sqlite3_bind_text(stmt, 4, d->image, -1, SQLITE_TRANSIENT);
-        sp_db_bind_text_or_null(stmt, 5, d->overlay);
-        sp_db_bind_text_or_null(stmt, 6, d->overlay_node);
-        if (!sp_db_step_done(store, stmt, "recording checkpoint disk", error))
+        if (!sp_db_run(store, "recording checkpoint disk", error,
+                       "INSERT INTO checkpoint_disks (checkpoint_id, disk, node, image, overlay, "
+                       "overlay_node) VALUES (?, ?, ?, ?, ?, ?)",
+                       "ittttt", cp->id, d->disk, d->node, d->image, d->overlay, d->overlay_node))
             return FALSE;
     }
     return TRUE;
@@ -564,27 +581,19 @@ static gboolean checkpoint_insert_disks(SpStore *store, const SpCheckpoint *cp, 
 
 static gboolean op_set_state(SpStore *store, int64_t op_id, SpOpState state, GError **error)
 {
-    g_autoptr(SpStmt) stmt = sp_db_prepare(store,
-                                        "UPDATE ops SET state = ?, finished = ? WHERE id = ?",
-                                        error);
-    if (stmt == NULL)
-        return FALSE;
-    sqlite3_bind_text(stmt, 1, op_state_names[state], -1, SQLITE_STATIC);
-    sqlite3_bind_int64(stmt, 2, g_get_real_time());
-    sqlite3_bind_int64(stmt, 3, op_id);
-    return sp_db_step_done(store, stmt, "finishing operation", error);
+    return sp_db_run(store, "finishing operation", error,
+                     "UPDATE ops SET state = ?, finished = ? WHERE id = ?", "tii",
+                     op_state_names[state], (int64_t)g_get_real_time(), op_id);
 }
 
 static gboolean checkpoint_add_locked(SpStore *store, SpCheckpoint *cp, int64_t op_id,
                                       GError **error)
 {
-    g_autoptr(SpStmt) cur = sp_db_prepare(store, "SELECT current FROM vms WHERE id = ?", error);
-    g_autoptr(SpStmt) ins = NULL;
-    g_autoptr(SpStmt) upd = NULL;
+    g_autoptr(SpStmt) cur =
+        sp_db_query(store, error, "SELECT current FROM vms WHERE id = ?", "i", cp->vm_id);
 
     if (cur == NULL)
         return FALSE;
-    sqlite3_bind_int64(cur, 1, cp->vm_id);
     if (sqlite3_step(cur) != SQLITE_ROW) {
         g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
                     "checkpoint '%s': its VM (id %" G_GINT64_FORMAT ") is not registered",
@@ -592,42 +601,18 @@ static gboolean checkpoint_add_locked(SpStore *store, SpCheckpoint *cp, int64_t 
         return FALSE;
     }
     cp->parent = sqlite3_column_int64(cur, 0);
-    ins = sp_db_prepare(store,
-                     "INSERT INTO checkpoints (vm_id, parent, name, type, consistency, created, "
-                     "state, requested, reason, origin, made_by, op_id) "
-                     "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                     error);
-    if (ins == NULL)
-        return FALSE;
-    sqlite3_bind_int64(ins, 1, cp->vm_id);
-    if (cp->parent != 0)
-        sqlite3_bind_int64(ins, 2, cp->parent);
-    else
-        sqlite3_bind_null(ins, 2);
-    sqlite3_bind_text(ins, 3, cp->name, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(ins, 4, cp->type, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(ins, 5, cp->consistency, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(ins, 6, cp->created_us != 0 ? cp->created_us : g_get_real_time());
-    sp_db_bind_text_or_null(ins, 7, cp->state);
-    sp_db_bind_text_or_null(ins, 8, cp->requested);
-    sp_db_bind_text_or_null(ins, 9, cp->reason);
-    sp_db_bind_text_or_null(ins, 10, cp->origin);
-    sp_db_bind_text_or_null(ins, 11, cp->made_by);
-    if (op_id != 0)
-        sqlite3_bind_int64(ins, 12, op_id);
-    else
-        sqlite3_bind_null(ins, 12);
-    if (!sp_db_step_done(store, ins, "recording checkpoint", error))
+    if (!sp_db_run(store, "recording checkpoint", error,
+                   "INSERT INTO checkpoints (vm_id, parent, name, type, consistency, created, "
+                   "state, requested, reason, origin, made_by, op_id) "
+                   "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                   "iztttitttttz", cp->vm_id, cp->parent, cp->name, cp->type, cp->consistency,
+                   cp->created_us != 0 ? cp->created_us : (int64_t)g_get_real_time(), cp->state,
+                   cp->requested, cp->reason, cp->origin, cp->made_by, op_id))
         return FALSE;
     cp->id = sqlite3_last_insert_rowid(store->db);
-    if (!checkpoint_insert_disks(store, cp, error))
-        return FALSE;
-    upd = sp_db_prepare(store, "UPDATE vms SET current = ? WHERE id = ?", error);
-    if (upd == NULL)
-        return FALSE;
-    sqlite3_bind_int64(upd, 1, cp->id);
-    sqlite3_bind_int64(upd, 2, cp->vm_id);
-    if (!sp_db_step_done(store, upd, "setting current checkpoint", error))
+    if (!checkpoint_insert_disks(store, cp, error) ||
+        !sp_db_run(store, "setting current checkpoint", error,
+                   "UPDATE vms SET current = ? WHERE id = ?", "ii", cp->id, cp->vm_id))
         return FALSE;
     if (op_id != 0 && !op_set_state(store, op_id, SP_OP_DONE, error))
         return FALSE;
@@ -654,68 +639,68 @@ gboolean sp_store_checkpoint_add(SpStore *store, SpCheckpoint *cp, int64_t op_id
     return TRUE;
 }
 
+static gpointer checkpoint_disk_from_row(SpStmt *stmt)
+{
+    SpCheckpointDisk *d = g_new0(SpCheckpointDisk, 1);
+    d->disk = sp_db_col_text(stmt, 0);
+    d->node = sp_db_col_text(stmt, 1);
+    d->image = sp_db_col_text(stmt, 2);
+    d->overlay = sp_db_col_text(stmt, 3);
+    d->overlay_node = sp_db_col_text(stmt, 4);
+    d->image_format = sp_db_col_text(stmt, 5);
+    return d;
+}
+
 static gboolean checkpoint_load_disks(SpStore *store, SpCheckpoint *cp, GError **error)
 {
-    g_autoptr(SpStmt) stmt = sp_db_prepare(store,
-                                        "SELECT disk, node, image, overlay, overlay_node, "
-                                        "(SELECT format FROM image_formats f WHERE f.vm_id = ?2 "
-                                        "AND f.path = image) FROM checkpoint_disks WHERE "
-                                        "checkpoint_id = ?1 ORDER BY rowid",
-                                        error);
-    int rc;
-    if (stmt == NULL)
+    g_autoptr(SpStmt) stmt = sp_db_query(store, error,
+                                         "SELECT disk, node, image, overlay, overlay_node, "
+                                         "(SELECT format FROM image_formats f WHERE f.vm_id = ?2 "
+                                         "AND f.path = image) FROM checkpoint_disks WHERE "
+                                         "checkpoint_id = ?1 ORDER BY rowid",
+                                         "ii", cp->id, cp->vm_id);
+    GPtrArray *disks = sp_db_rows(store, stmt, checkpoint_disk_from_row,
+                                  (GDestroyNotify)sp_checkpoint_disk_free,
+                                  "reading checkpoint disks", error);
+    if (disks == NULL)
         return FALSE;
-    sqlite3_bind_int64(stmt, 1, cp->id);
-    sqlite3_bind_int64(stmt, 2, cp->vm_id);
-    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-        SpCheckpointDisk *d = g_new0(SpCheckpointDisk, 1);
-        d->disk = col_text(stmt, 0);
-        d->node = col_text(stmt, 1);
-        d->image = col_text(stmt, 2);
-        d->overlay = col_text(stmt, 3);
-        d->overlay_node = col_text(stmt, 4);
-        d->image_format = col_text(stmt, 5);
-        g_ptr_array_add(cp->disks, d);
-    }
-    if (rc != SQLITE_DONE)
-        return sp_db_error(store, rc, "reading checkpoint disks", error);
+    g_ptr_array_unref(cp->disks);
+    cp->disks = disks;
     return TRUE;
+}
+
+static gpointer checkpoint_from_row(SpStmt *stmt)
+{
+    SpCheckpoint *cp = g_new0(SpCheckpoint, 1);
+    cp->id = sqlite3_column_int64(stmt, 0);
+    cp->vm_id = sqlite3_column_int64(stmt, 1);
+    cp->parent = sqlite3_column_int64(stmt, 2);
+    cp->name = sp_db_col_text(stmt, 3);
+    cp->type = sp_db_col_text(stmt, 4);
+    cp->consistency = sp_db_col_text(stmt, 5);
+    cp->created_us = sqlite3_column_int64(stmt, 6);
+    cp->state = sp_db_col_text(stmt, 7);
+    cp->requested = sp_db_col_text(stmt, 8);
+    cp->reason = sp_db_col_text(stmt, 9);
+    cp->origin = sp_db_col_text(stmt, 10);
+    cp->made_by = sp_db_col_text(stmt, 11);
+    cp->op_id = sqlite3_column_int64(stmt, 12);
+    cp->disks = g_ptr_array_new_with_free_func((GDestroyNotify)sp_checkpoint_disk_free);
+    return cp;
 }
 
 GPtrArray *sp_store_checkpoint_list(SpStore *store, int64_t vm_id, GError **error)
 {
-    g_autoptr(SpStmt) stmt = sp_db_prepare(store,
-                                        "SELECT id, vm_id, parent, name, type, consistency, "
-                                        "created, state, requested, reason, origin, made_by, "
-                                        "op_id FROM checkpoints WHERE vm_id = ? ORDER BY id",
-                                        error);
-    g_autoptr(GPtrArray) cps = g_ptr_array_new_with_free_func((GDestroyNotify)sp_checkpoint_free);
-    int rc;
-    if (stmt == NULL)
+    g_autoptr(SpStmt) stmt = sp_db_query(store, error,
+                                         "SELECT id, vm_id, parent, name, type, consistency, "
+                                         "created, state, requested, reason, origin, made_by, "
+                                         "op_id FROM checkpoints WHERE vm_id = ? ORDER BY id",
+                                         "i", vm_id);
+    g_autoptr(GPtrArray) cps = sp_db_rows(store, stmt, checkpoint_from_row,
+                                          (GDestroyNotify)sp_checkpoint_free,
+                                          "listing checkpoints", error);
+    if (cps == NULL)
         return NULL;
-    sqlite3_bind_int64(stmt, 1, vm_id);
-    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW) {
-        SpCheckpoint *cp = g_new0(SpCheckpoint, 1);
-        cp->id = sqlite3_column_int64(stmt, 0);
-        cp->vm_id = sqlite3_column_int64(stmt, 1);
-        cp->parent = sqlite3_column_int64(stmt, 2);
-        cp->name = col_text(stmt, 3);
-        cp->type = col_text(stmt, 4);
-        cp->consistency = col_text(stmt, 5);
-        cp->created_us = sqlite3_column_int64(stmt, 6);
-        cp->state = col_text(stmt, 7);
-        cp->requested = col_text(stmt, 8);
-        cp->reason = col_text(stmt, 9);
-        cp->origin = col_text(stmt, 10);
-        cp->made_by = col_text(stmt, 11);
-        cp->op_id = sqlite3_column_int64(stmt, 12);
-        cp->disks = g_ptr_array_new_with_free_func((GDestroyNotify)sp_checkpoint_disk_free);
-        g_ptr_array_add(cps, cp);
-    }
-    if (rc != SQLITE_DONE) {
-        sp_db_error(store, rc, "listing checkpoints", error);
-        return NULL;
-    }
     for (guint i = 0; i < cps->len; i++) {
         if (!checkpoint_load_disks(store, g_ptr_array_index(cps, i), error))
             return NULL;
@@ -726,14 +711,12 @@ GPtrArray *sp_store_checkpoint_list(SpStore *store, int64_t vm_id, GError **erro
 gboolean sp_store_checkpoint_name_exists(SpStore *store, int64_t vm_id, const char *name,
                                          gboolean *ret_exists, GError **error)
 {
-    g_autoptr(SpStmt) stmt = sp_db_prepare(store,
-                                        "SELECT 1 FROM checkpoints WHERE vm_id = ? AND name = ?",
-                                        error);
+    g_autoptr(SpStmt) stmt = sp_db_query(store, error,
+                                         "SELECT 1 FROM checkpoints WHERE vm_id = ? AND name = ?",
+                                         "it", vm_id, name);
     int rc;
     if (stmt == NULL)
         return FALSE;
-    sqlite3_bind_int64(stmt, 1, vm_id);
-    sqlite3_bind_text(stmt, 2, name, -1, SQLITE_TRANSIENT);
     rc = sqlite3_step(stmt);
     if (rc != SQLITE_ROW && rc != SQLITE_DONE)
         return sp_db_error(store, rc, "looking up checkpoint name", error);
@@ -744,17 +727,10 @@ gboolean sp_store_checkpoint_name_exists(SpStore *store, int64_t vm_id, const ch
 gboolean sp_store_op_begin(SpStore *store, int64_t vm_id, const char *kind, const char *payload,
                            int64_t *ret_id, GError **error)
 {
-    g_autoptr(SpStmt) stmt = sp_db_prepare(store,
-                                        "INSERT INTO ops (vm_id, kind, state, step, payload, "
-                                        "created) VALUES (?, ?, 'intent', 'planned', ?, ?)",
-                                        error);
-    if (stmt == NULL)
-        return FALSE;
-    sqlite3_bind_int64(stmt, 1, vm_id);
-    sqlite3_bind_text(stmt, 2, kind, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_text(stmt, 3, payload, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(stmt, 4, g_get_real_time());
-    if (!sp_db_step_done(store, stmt, "journaling operation", error))
+    if (!sp_db_run(store, "journaling operation", error,
+                   "INSERT INTO ops (vm_id, kind, state, step, payload, created) "
+                   "VALUES (?, ?, 'intent', 'planned', ?, ?)",
+                   "itti", vm_id, kind, payload, (int64_t)g_get_real_time()))
         return FALSE;
     *ret_id = sqlite3_last_insert_rowid(store->db);
     return TRUE;
@@ -762,12 +738,8 @@ gboolean sp_store_op_begin(SpStore *store, int64_t vm_id, const char *kind, cons
 
 gboolean sp_store_op_step(SpStore *store, int64_t op_id, const char *step, GError **error)
 {
-    g_autoptr(SpStmt) stmt = sp_db_prepare(store, "UPDATE ops SET step = ? WHERE id = ?", error);
-    if (stmt == NULL)
-        return FALSE;
-    sqlite3_bind_text(stmt, 1, step, -1, SQLITE_TRANSIENT);
-    sqlite3_bind_int64(stmt, 2, op_id);
-    return sp_db_step_done(store, stmt, "journaling step", error);
+    return sp_db_run(store, "journaling step", error, "UPDATE ops SET step = ? WHERE id = ?",
+                     "ti", step, op_id);
 }
 
 gboolean sp_store_op_step_in_window(SpStore *store, int64_t op_id, const char *step,
@@ -789,21 +761,21 @@ gboolean sp_store_op_finish(SpStore *store, int64_t op_id, SpOpState state, GErr
     return op_set_state(store, op_id, state, error);
 }
 
-static SpOp *op_from_row(sqlite3_stmt *stmt)
+static gpointer op_from_row(SpStmt *stmt)
 {
     SpOp *op = g_new0(SpOp, 1);
     g_autofree char *state = NULL;
     op->id = sqlite3_column_int64(stmt, 0);
     op->vm_id = sqlite3_column_int64(stmt, 1);
-    op->kind = col_text(stmt, 2);
-    state = col_text(stmt, 3);
+    op->kind = sp_db_col_text(stmt, 2);
+    state = sp_db_col_text(stmt, 3);
     op->state = SP_OP_INTENT;
     for (guint i = 0; i < G_N_ELEMENTS(op_state_names); i++) {
         if (g_strcmp0(state, op_state_names[i]) == 0)
             op->state = (SpOpState)i;
     }
-    op->step = col_text(stmt, 4);
-    op->payload = col_text(stmt, 5);
+    op->step = sp_db_col_text(stmt, 4);
+    op->payload = sp_db_col_text(stmt, 5);
     op->created_us = sqlite3_column_int64(stmt, 6);
     return op;
 }
@@ -812,32 +784,21 @@ static SpOp *op_from_row(sqlite3_stmt *stmt)
 
 GPtrArray *sp_store_op_list_unfinished(SpStore *store, int64_t vm_id, GError **error)
 {
-    g_autoptr(SpStmt) stmt = sp_db_prepare(store,
-                                        "SELECT " OP_COLUMNS " FROM ops WHERE vm_id = ? AND "
-                                        "state = 'intent' ORDER BY id",
-                                        error);
-    g_autoptr(GPtrArray) ops = g_ptr_array_new_with_free_func((GDestroyNotify)sp_op_free);
-    int rc;
-    if (stmt == NULL)
-        return NULL;
-    sqlite3_bind_int64(stmt, 1, vm_id);
-    while ((rc = sqlite3_step(stmt)) == SQLITE_ROW)
-        g_ptr_array_add(ops, op_from_row(stmt));
-    if (rc != SQLITE_DONE) {
-        sp_db_error(store, rc, "listing operations", error);
-        return NULL;
-    }
-    return g_steal_pointer(&ops);
+    g_autoptr(SpStmt) stmt = sp_db_query(store, error,
+                                         "SELECT " OP_COLUMNS " FROM ops WHERE vm_id = ? AND "
+                                         "state = 'intent' ORDER BY id",
+                                         "i", vm_id);
+    return sp_db_rows(store, stmt, op_from_row, (GDestroyNotify)sp_op_free, "listing operations",
+                      error);
 }
 
 SpOp *sp_store_op_get(SpStore *store, int64_t op_id, GError **error)
 {
-    g_autoptr(SpStmt) stmt = sp_db_prepare(store, "SELECT " OP_COLUMNS " FROM ops WHERE id = ?",
-                                        error);
+    g_autoptr(SpStmt) stmt =
+        sp_db_query(store, error, "SELECT " OP_COLUMNS " FROM ops WHERE id = ?", "i", op_id);
     int rc;
     if (stmt == NULL)
         return NULL;
-    sqlite3_bind_int64(stmt, 1, op_id);
     rc = sqlite3_step(stmt);
     if (rc != SQLITE_ROW) {
         g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
