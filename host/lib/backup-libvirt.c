@@ -87,11 +87,8 @@ static SpJson *session_disks(GPtrArray *exports, GPtrArray *disks, const char *s
                                                socket);
         sp_json_array_append(out, d);
         sp_json_object_set_string(d, "disk", e->target);
-        for (guint j = 0; j < disks->len; j++) {
-            SpDisk *ld = g_ptr_array_index(disks, j);
-            if (g_strcmp0(ld->name, e->target) == 0)
-                sp_json_object_set_int(d, "size", ld->size);
-        }
+        if (sp_disk_find(disks, e->target) != NULL)
+            sp_json_object_set_int(d, "size", sp_disk_find(disks, e->target)->size);
         sp_json_object_set_string(d, "export", e->export_name);
         sp_json_object_set_string(d, "nbd-uri", uri);
         if (incremental && e->bitmap != NULL) {

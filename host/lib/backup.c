@@ -32,14 +32,10 @@ typedef SpBackupReport Report;
 
 void sp_backup_say(const Report *r, const char *fmt, ...)
 {
-    g_autofree char *msg = NULL;
     va_list ap;
-    if (r->progress == NULL)
-        return;
     va_start(ap, fmt);
-    msg = g_strdup_vprintf(fmt, ap);
+    sp_progress_vsay(r->progress, r->user_data, fmt, ap);
     va_end(ap);
-    r->progress(msg, r->user_data);
 }
 
 static char *session_path(SpStore *store, const SpVm *vm)
@@ -375,11 +371,8 @@ static SpJson *session_disks(const SpCheckpoint *cp, GPtrArray *live, const char
         sp_json_object_set_string(d, "node", cd->node);
         sp_json_object_set_string(d, "image", cd->image);
         sp_json_object_set_string(d, "overlay", cd->overlay);
-        for (guint j = 0; j < live->len; j++) {
-            SpDisk *ld = g_ptr_array_index(live, j);
-            if (g_strcmp0(ld->name, cd->disk) == 0)
-                sp_json_object_set_int(d, "size", ld->size);
-        }
+        if (sp_disk_find(live, cd->disk) != NULL)
+            sp_json_object_set_int(d, "size", sp_disk_find(live, cd->disk)->size);
         sp_json_object_set_string(d, "export", cd->disk);
         sp_json_object_set_string(d, "export-id", id);
         sp_json_object_set_string(d, "nbd-uri", uri);

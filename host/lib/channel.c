@@ -34,6 +34,15 @@ static int remaining_ms(gint64 deadline)
     return (int)MIN((left + 999) / 1000, G_MAXINT);
 }
 
+/* Sets error from errno for the system call call on ch; FALSE. */
+static gboolean channel_errno(const SpChannel *ch, const char *call, GError **error)
+{
+    int errsv = errno;
+    g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errsv), "%s %s: %s: %s", ch->what,
+                ch->path, call, g_strerror(errsv));
+    return FALSE;
+}
+
 static gboolean channel_poll(SpChannel *ch, short events, gint64 deadline, const char *doing,
                              GError **error)
 {
@@ -45,12 +54,8 @@ static gboolean channel_poll(SpChannel *ch, short events, gint64 deadline, const
             return TRUE;
         if (n < 0 && errno == EINTR)
             continue;
-        if (n < 0) {
-            int errsv = errno;
-            g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errsv), "%s %s: poll: %s",
-                        ch->what, ch->path, g_strerror(errsv));
-            return FALSE;
-        }
+        if (n < 0)
+            return channel_errno(ch, "poll", error);
         if (ms == 0) {
             g_set_error(error, G_IO_ERROR, G_IO_ERROR_TIMED_OUT, "%s %s: timed out %s",
                         ch->what, ch->path, doing);
@@ -83,9 +88,7 @@ SpChannel *sp_channel_connect_unix(const char *path, const char *what, gint64 de
     strcpy(addr.sun_path, path);
     ch->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (ch->fd < 0) {
-        int errsv = errno;
-        g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errsv), "%s %s: socket: %s", what,
-                    path, g_strerror(errsv));
+        channel_errno(ch, "socket", error);
         return NULL;
     }
     rc = connect(ch->fd, (struct sockaddr *)&addr, sizeof(addr));
@@ -99,9 +102,7 @@ SpChannel *sp_channel_connect_unix(const char *path, const char *what, gint64 de
         rc = soerr == 0 ? 0 : -1;
     }
     if (rc != 0) {
-        int errsv = errno;
-        g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errsv), "%s %s: cannot connect: %s",
-                    what, path, g_strerror(errsv));
+        channel_errno(ch, "cannot connect", error);
         return NULL;
     }
     return g_steal_pointer(&ch);
@@ -143,12 +144,8 @@ gboolean sp_channel_send_raw(SpChannel *ch, const void *data, gsize len, gint64 
                         "%s %s: the peer closed the connection", ch->what, ch->path);
             return FALSE;
         }
-        if (n < 0) {
-            int errsv = errno;
-            g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errsv), "%s %s: send: %s",
-                        ch->what, ch->path, g_strerror(errsv));
-            return FALSE;
-        }
+        if (n < 0)
+            return channel_errno(ch, "send", error);
         p += n;
         len -= (gsize)n;
     }
@@ -246,9 +243,7 @@ SpJson *sp_channel_recv(SpChannel *ch, gint64 deadline, GError **error)
         if (n < 0 && errno == ECONNRESET)
             n = 0; /* the same as a hang-up */
         if (n < 0) {
-            int errsv = errno;
-            g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errsv), "%s %s: recv: %s",
-                        ch->what, ch->path, g_strerror(errsv));
+            channel_errno(ch, "recv", error);
             return NULL;
         }
         if (n == 0) {

@@ -2,6 +2,7 @@
  * with every step journaled, and recovers operations a crash interrupted. Thaw always happens
  * once a freeze was asked for, whatever failed after it. */
 #include "stillpoint/coordinator.h"
+#include "op-util.h"
 
 #include <gio/gio.h>
 #include <glib/gstdio.h>
@@ -50,14 +51,10 @@ typedef struct {
 static void say(CreateRun *run, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
 static void say(CreateRun *run, const char *fmt, ...)
 {
-    g_autofree char *msg = NULL;
     va_list ap;
-    if (run->progress == NULL)
-        return;
     va_start(ap, fmt);
-    msg = g_strdup_vprintf(fmt, ap);
+    sp_progress_vsay(run->progress, run->user_data, fmt, ap);
     va_end(ap);
-    run->progress(msg, run->user_data);
 }
 
 char *sp_checkpoint_default_name(const char *vm_name, GDateTime *when)
@@ -264,37 +261,6 @@ static gboolean plan_create(CreateRun *run, const SpCreateOptions *opts, GError 
         return FALSE;
     sp_test_crash_point("planned");
     return TRUE;
-}
-
-static SpCheckpoint *checkpoint_from_plan(SpSnapshotPlan *plan, int64_t vm_id,
-                                          const char *consistency)
-{
-    SpCheckpoint *cp = g_new0(SpCheckpoint, 1);
-    cp->vm_id = vm_id;
-    cp->name = g_strdup(plan->checkpoint_name);
-    cp->type = g_strdup(plan->type != NULL ? plan->type : "production");
-    cp->consistency = g_strdup(consistency);
-    cp->requested = g_strdup(plan->requested);
-    cp->reason = g_strdup(plan->reason);
-    cp->origin = g_strdup(plan->origin);
-    cp->made_by = g_strdup(plan->made_by);
-    cp->created_us = g_get_real_time();
-    if (g_strcmp0(plan->type, "standard") == 0)
-        cp->state = g_strdup(plan->state_file);
-    cp->disks = g_ptr_array_new_with_free_func((GDestroyNotify)sp_checkpoint_disk_free);
-    for (guint i = 0; i < plan->disks->len; i++) {
-        SpPlanDisk *pd = g_ptr_array_index(plan->disks, i);
-        SpCheckpointDisk *d = g_new0(SpCheckpointDisk, 1);
-        d->disk = g_strdup(pd->disk->name);
-        d->node = g_strdup(pd->disk->node);
-        d->image = g_strdup(pd->disk->image);
-        d->overlay = g_strdup(pd->overlay);
-        d->overlay_node = g_strdup(pd->overlay_node);
-        /* What QEMU (or the VM's definition) says the image is, never its header. */
-        d->image_format = g_strdup(pd->disk->format);
-        g_ptr_array_add(cp->disks, d);
-    }
-    return cp;
 }
 
 static gboolean thaw_by_new_connection(CreateRun *run, gboolean frozen, SpThawResult *ret);
@@ -578,7 +544,7 @@ SpCheckpoint *sp_coordinator_create(SpStore *store, SpVm *vm, const SpCreateOpti
     } else if (run.plan->state_file != NULL) {
         g_clear_pointer(&run.plan->state_file, g_free);
     }
-    cp = checkpoint_from_plan(run.plan, vm->id, consistent ? "application" : "crash");
+    cp = sp_checkpoint_from_plan(run.plan, vm->id, consistent ? "application" : "crash");
     if (!sp_plan_record_formats(store, vm->id, run.plan, error) ||
         !sp_store_checkpoint_add(store, cp, run.plan->op_id, NULL, error))
         goto fail; /* the journal keeps the op: the next run records it */
@@ -710,7 +676,7 @@ static gboolean recover_create(CreateRun *run, SpOp *op, GError **error)
     }
     /* The VM runs on the overlays: the checkpoint exists. Only a journaled thaw verdict makes it
      * application-consistent. */
-    cp = checkpoint_from_plan(run->plan, run->vm->id,
+    cp = sp_checkpoint_from_plan(run->plan, run->vm->id,
                               g_strcmp0(op->step, STEP_THAWED_CONSISTENT) == 0 ? "application"
                                                                                : "crash");
     say(run, "recovery: recording checkpoint '%s' (%s-consistent) of an interrupted run",

@@ -198,17 +198,9 @@ static GPtrArray *checkpoint_disks(const SpVm *vm, const SpCheckpoint *cp)
     GPtrArray *disks = g_ptr_array_new_with_free_func((GDestroyNotify)sp_disk_free);
     for (guint i = 0; i < cp->disks->len; i++) {
         const SpCheckpointDisk *cd = g_ptr_array_index(cp->disks, i);
-        SpDisk *d = g_new0(SpDisk, 1);
-        d->name = g_strdup(cd->disk);
-        d->node = g_strdup(cd->node);
-        d->image = g_strdup(cd->image);
-        d->format = g_strdup(cd->image_format);
-        for (guint j = 0; registered != NULL && j < registered->len; j++) {
-            SpDisk *r = g_ptr_array_index(registered, j);
-            if (g_strcmp0(r->name, cd->disk) == 0)
-                d->serial = g_strdup(r->serial);
-        }
-        g_ptr_array_add(disks, d);
+        const SpDisk *r = sp_disk_find(registered, cd->disk);
+        g_ptr_array_add(disks, sp_disk_new(cd->disk, cd->node, cd->image, cd->image_format,
+                                           r != NULL ? r->serial : NULL));
     }
     return disks;
 }

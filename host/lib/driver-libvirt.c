@@ -33,15 +33,8 @@ static gboolean libvirt_plan(SpDriver *drv, SpSnapshotPlan *plan, const char *ov
                     drv->vm->libvirt_domain);
         return FALSE;
     }
-    if ((disks = sp_libvirt_disks(lv, error)) == NULL)
-        return FALSE;
-    if (disks->len == 0) {
-        g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
-                    "VM '%s' has no writable disk to checkpoint", plan->vm_name);
-        return FALSE;
-    }
-    sp_snapshot_plan_add_disks(plan, disks);
-    return sp_plan_overlays(plan, overlay_dir, FALSE, error);
+    return (disks = sp_libvirt_disks(lv, error)) != NULL &&
+           sp_plan_overlay_disks(plan, disks, overlay_dir, FALSE, error);
 }
 
 static gboolean libvirt_prepare(SpDriver *drv, SpSnapshotPlan *plan, GError **error)

@@ -12,15 +12,7 @@ static gboolean qemu_plan(SpDriver *drv, SpSnapshotPlan *plan, const char *overl
                           GError **error)
 {
     g_autoptr(GPtrArray) disks = sp_qmp_discover_disks(drv->qmp, error);
-    if (disks == NULL)
-        return FALSE;
-    if (disks->len == 0) {
-        g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
-                    "VM '%s' has no writable disk to checkpoint", plan->vm_name);
-        return FALSE;
-    }
-    sp_snapshot_plan_add_disks(plan, disks);
-    return sp_plan_overlays(plan, overlay_dir, TRUE, error);
+    return disks != NULL && sp_plan_overlay_disks(plan, disks, overlay_dir, TRUE, error);
 }
 
 static gboolean add_overlay_node(SpDriver *drv, SpPlanDisk *pd, GError **error)

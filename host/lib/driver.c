@@ -26,6 +26,28 @@ void sp_disk_free(SpDisk *disk)
     g_free(disk);
 }
 
+SpDisk *sp_disk_new(const char *name, const char *node, const char *image, const char *format,
+                    const char *serial)
+{
+    SpDisk *d = g_new0(SpDisk, 1);
+    d->name = g_strdup(name);
+    d->node = g_strdup(node);
+    d->image = g_strdup(image);
+    d->format = g_strdup(format);
+    d->serial = g_strdup(serial);
+    return d;
+}
+
+const SpDisk *sp_disk_find(GPtrArray *disks, const char *name)
+{
+    for (guint i = 0; disks != NULL && i < disks->len; i++) {
+        const SpDisk *d = g_ptr_array_index(disks, i);
+        if (g_strcmp0(d->name, name) == 0)
+            return d;
+    }
+    return NULL;
+}
+
 static void disk_layer_free(SpDiskLayer *l)
 {
     g_free(l->image);
@@ -105,6 +127,37 @@ void sp_snapshot_plan_free(SpSnapshotPlan *plan)
     g_free(plan);
 }
 
+SpCheckpoint *sp_checkpoint_from_plan(const SpSnapshotPlan *plan, int64_t vm_id,
+                                      const char *consistency)
+{
+    SpCheckpoint *cp = g_new0(SpCheckpoint, 1);
+    cp->vm_id = vm_id;
+    cp->name = g_strdup(plan->checkpoint_name);
+    cp->type = g_strdup(plan->type != NULL ? plan->type : "production");
+    cp->consistency = g_strdup(consistency);
+    cp->requested = g_strdup(plan->requested);
+    cp->reason = g_strdup(plan->reason);
+    cp->origin = g_strdup(plan->origin);
+    cp->made_by = g_strdup(plan->made_by);
+    cp->created_us = g_get_real_time();
+    if (g_strcmp0(plan->type, "standard") == 0)
+        cp->state = g_strdup(plan->state_file);
+    cp->disks = g_ptr_array_new_with_free_func((GDestroyNotify)sp_checkpoint_disk_free);
+    for (guint i = 0; i < plan->disks->len; i++) {
+        SpPlanDisk *pd = g_ptr_array_index(plan->disks, i);
+        SpCheckpointDisk *d = g_new0(SpCheckpointDisk, 1);
+        d->disk = g_strdup(pd->disk->name);
+        d->node = g_strdup(pd->disk->node);
+        d->image = g_strdup(pd->disk->image);
+        d->overlay = g_strdup(pd->overlay);
+        d->overlay_node = g_strdup(pd->overlay_node);
+        /* What QEMU (or the VM's definition) says the image is, never its header. */
+        d->image_format = g_strdup(pd->disk->format);
+        g_ptr_array_add(cp->disks, d);
+    }
+    return cp;
+}
+
 void sp_snapshot_plan_add_disks(SpSnapshotPlan *plan, GPtrArray *disks)
 {
     for (guint i = 0; i < disks->len; i++) {
@@ -115,24 +168,18 @@ void sp_snapshot_plan_add_disks(SpSnapshotPlan *plan, GPtrArray *disks)
     g_ptr_array_set_size(disks, 0);
 }
 
-static void set_opt_string(SpJson *obj, const char *key, const char *s)
-{
-    if (s != NULL)
-        sp_json_object_set_string(obj, key, s);
-}
-
 char *sp_snapshot_plan_to_json(const SpSnapshotPlan *plan)
 {
     g_autoptr(SpJson) root = sp_json_new_object();
     SpJson *disks = sp_json_new_array();
     sp_json_object_set_string(root, "vm", plan->vm_name);
     sp_json_object_set_string(root, "name", plan->checkpoint_name);
-    set_opt_string(root, "type", plan->type);
-    set_opt_string(root, "requested", plan->requested);
-    set_opt_string(root, "reason", plan->reason);
-    set_opt_string(root, "origin", plan->origin);
-    set_opt_string(root, "made-by", plan->made_by);
-    set_opt_string(root, "state-file", plan->state_file);
+    sp_json_set_opt_string(root, "type", plan->type);
+    sp_json_set_opt_string(root, "requested", plan->requested);
+    sp_json_set_opt_string(root, "reason", plan->reason);
+    sp_json_set_opt_string(root, "origin", plan->origin);
+    sp_json_set_opt_string(root, "made-by", plan->made_by);
+    sp_json_set_opt_string(root, "state-file", plan->state_file);
     sp_json_object_set_bool(root, "was-running", plan->was_running);
     for (guint i = 0; i < plan->disks->len; i++) {
         SpPlanDisk *pd = g_ptr_array_index(plan->disks, i);
@@ -140,20 +187,14 @@ char *sp_snapshot_plan_to_json(const SpSnapshotPlan *plan)
         sp_json_object_set_string(d, "disk", pd->disk->name);
         sp_json_object_set_string(d, "node", pd->disk->node);
         sp_json_object_set_string(d, "image", pd->disk->image);
-        set_opt_string(d, "format", pd->disk->format);
+        sp_json_set_opt_string(d, "format", pd->disk->format);
         sp_json_object_set_int(d, "size", pd->disk->size);
-        set_opt_string(d, "serial", pd->disk->serial);
-        set_opt_string(d, "overlay", pd->overlay);
-        set_opt_string(d, "overlay-node", pd->overlay_node);
+        sp_json_set_opt_string(d, "serial", pd->disk->serial);
+        sp_json_set_opt_string(d, "overlay", pd->overlay);
+        sp_json_set_opt_string(d, "overlay-node", pd->overlay_node);
         sp_json_array_append(disks, d);
     }
-    sp_json_object_set(root, "disks", disks);
-    return sp_json_serialize(root, NULL);
-}
-
-static char *dup_member(const SpJson *obj, const char *key)
-{
-    return g_strdup(sp_json_object_get_string(obj, key));
+    return sp_op_plan_serialize(root, disks);
 }
 
 SpSnapshotPlan *sp_snapshot_plan_from_json(const char *text, GError **error)
@@ -171,26 +212,26 @@ SpSnapshotPlan *sp_snapshot_plan_from_json(const char *text, GError **error)
     }
     plan = sp_snapshot_plan_new(sp_json_object_get_string(root, "vm"),
                                 sp_json_object_get_string(root, "name"));
-    plan->type = dup_member(root, "type");
-    plan->requested = dup_member(root, "requested");
-    plan->reason = dup_member(root, "reason");
-    plan->origin = dup_member(root, "origin");
-    plan->made_by = dup_member(root, "made-by");
-    plan->state_file = dup_member(root, "state-file");
+    plan->type = sp_json_dup_string(root, "type");
+    plan->requested = sp_json_dup_string(root, "requested");
+    plan->reason = sp_json_dup_string(root, "reason");
+    plan->origin = sp_json_dup_string(root, "origin");
+    plan->made_by = sp_json_dup_string(root, "made-by");
+    plan->state_file = sp_json_dup_string(root, "state-file");
     plan->was_running = sp_json_object_get_bool(root, "was-running", false);
     disks = sp_json_object_get(root, "disks");
     for (size_t i = 0; i < sp_json_array_len(disks); i++) {
         const SpJson *d = sp_json_array_get(disks, i);
         SpPlanDisk *pd = g_new0(SpPlanDisk, 1);
         pd->disk = g_new0(SpDisk, 1);
-        pd->disk->name = dup_member(d, "disk");
-        pd->disk->node = dup_member(d, "node");
-        pd->disk->image = dup_member(d, "image");
-        pd->disk->format = dup_member(d, "format");
+        pd->disk->name = sp_json_dup_string(d, "disk");
+        pd->disk->node = sp_json_dup_string(d, "node");
+        pd->disk->image = sp_json_dup_string(d, "image");
+        pd->disk->format = sp_json_dup_string(d, "format");
         pd->disk->size = sp_json_object_get_int(d, "size", 0);
-        pd->disk->serial = dup_member(d, "serial");
-        pd->overlay = dup_member(d, "overlay");
-        pd->overlay_node = dup_member(d, "overlay-node");
+        pd->disk->serial = sp_json_dup_string(d, "serial");
+        pd->overlay = sp_json_dup_string(d, "overlay");
+        pd->overlay_node = sp_json_dup_string(d, "overlay-node");
         /* After a crash we do not know how far it got: abort must try everything. */
         pd->created = pd->overlay != NULL;
         pd->added = pd->overlay_node != NULL;
@@ -305,7 +346,7 @@ static GPtrArray *discover(SpQmp *qmp, gboolean with_serials, GError **error)
         }
         disk = g_new0(SpDisk, 1);
         disk->name = disk_name(entry, inserted);
-        disk->node = dup_member(inserted, "node-name");
+        disk->node = sp_json_dup_string(inserted, "node-name");
         /* A launcher may open a stable symlink (see checkpoint apply): overlays and records
          * must name the file itself, or re-pointing the link would change what they mean. */
         {
@@ -313,7 +354,7 @@ static GPtrArray *discover(SpQmp *qmp, gboolean with_serials, GError **error)
             disk->image = g_strdup(real != NULL ? real : file);
             free(real);
         }
-        disk->format = dup_member(inserted, "drv");
+        disk->format = sp_json_dup_string(inserted, "drv");
         disk->below = layers_below(image);
         disk->size = sp_json_object_get_int(image, "virtual-size", 0);
         if (with_serials)
@@ -355,6 +396,18 @@ gboolean sp_plan_overlays(SpSnapshotPlan *plan, const char *overlay_dir, gboolea
         }
     }
     return TRUE;
+}
+
+gboolean sp_plan_overlay_disks(SpSnapshotPlan *plan, GPtrArray *disks, const char *overlay_dir,
+                               gboolean with_nodes, GError **error)
+{
+    if (disks->len == 0) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND,
+                    "VM '%s' has no writable disk to checkpoint", plan->vm_name);
+        return FALSE;
+    }
+    sp_snapshot_plan_add_disks(plan, disks);
+    return sp_plan_overlays(plan, overlay_dir, with_nodes, error);
 }
 
 gboolean sp_overlay_create(SpPlanDisk *pd, GError **error)
@@ -505,13 +558,7 @@ GPtrArray *sp_vm_registered_disks(const SpVm *vm)
     GPtrArray *disks = g_ptr_array_new_with_free_func((GDestroyNotify)sp_disk_free);
     for (guint i = 0; vm->disks != NULL && i < vm->disks->len; i++) {
         const SpVmDisk *vd = g_ptr_array_index(vm->disks, i);
-        SpDisk *d = g_new0(SpDisk, 1);
-        d->name = g_strdup(vd->name);
-        d->node = g_strdup(vd->name);
-        d->image = g_strdup(vd->path);
-        d->format = g_strdup(vd->format);
-        d->serial = g_strdup(vd->serial);
-        g_ptr_array_add(disks, d);
+        g_ptr_array_add(disks, sp_disk_new(vd->name, vd->name, vd->path, vd->format, vd->serial));
     }
     return disks;
 }

@@ -4,6 +4,7 @@
  * over members: every freeze before the first transaction, the freezes and thaws concurrent (one
  * thread per guest: freezing runs the guest's hooks and writers, which take their time). */
 #include "stillpoint/group.h"
+#include "op-util.h"
 
 #include <gio/gio.h>
 #include <stdlib.h>
@@ -174,14 +175,10 @@ typedef struct {
 static void say(const Report *r, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
 static void say(const Report *r, const char *fmt, ...)
 {
-    g_autofree char *msg = NULL;
     va_list ap;
-    if (r->progress == NULL)
-        return;
     va_start(ap, fmt);
-    msg = g_strdup_vprintf(fmt, ap);
+    sp_progress_vsay(r->progress, r->user_data, fmt, ap);
     va_end(ap);
-    r->progress(msg, r->user_data);
 }
 
 static gboolean step(Member *m, const char *name, GError **error)
@@ -399,29 +396,9 @@ static gboolean group_snapshot(GPtrArray *members, const Report *r, GError **err
 
 static SpCheckpoint *member_record(Member *m, GError **error)
 {
-    SpCheckpoint *cp = g_new0(SpCheckpoint, 1);
-    cp->vm_id = m->vm->id;
-    cp->name = g_strdup(m->plan->checkpoint_name);
-    cp->type = g_strdup("production");
-    cp->consistency = g_strdup(m->consistent ? "application" : "crash");
-    cp->requested = g_strdup(m->plan->requested);
-    cp->reason = g_strdup(m->plan->reason);
-    cp->origin = g_strdup(m->plan->origin);
-    cp->made_by = g_strdup(m->plan->made_by);
-    cp->created_us = g_get_real_time();
-    cp->disks = g_ptr_array_new_with_free_func((GDestroyNotify)sp_checkpoint_disk_free);
-    for (guint i = 0; i < m->plan->disks->len; i++) {
-        SpPlanDisk *pd = g_ptr_array_index(m->plan->disks, i);
-        SpCheckpointDisk *d = g_new0(SpCheckpointDisk, 1);
-        d->disk = g_strdup(pd->disk->name);
-        d->node = g_strdup(pd->disk->node);
-        d->image = g_strdup(pd->disk->image);
-        d->overlay = g_strdup(pd->overlay);
-        d->overlay_node = g_strdup(pd->overlay_node);
-        /* What QEMU (or the VM's definition) says the image is, never its header. */
-        d->image_format = g_strdup(pd->disk->format);
-        g_ptr_array_add(cp->disks, d);
-    }
+    /* plan->type is "production": a group never falls back. */
+    SpCheckpoint *cp =
+        sp_checkpoint_from_plan(m->plan, m->vm->id, m->consistent ? "application" : "crash");
     if (!step(m, m->consistent ? STEP_THAWED_CONSISTENT : STEP_THAWED_CRASH, error) ||
         !sp_plan_record_formats(m->store, m->vm->id, m->plan, error) ||
         !sp_store_checkpoint_add(m->store, cp, m->plan->op_id, NULL, error) ||

@@ -74,12 +74,6 @@ static ApplyPlan *apply_plan_new(void)
     return p;
 }
 
-static void set_opt(SpJson *o, const char *k, const char *v)
-{
-    if (v != NULL)
-        sp_json_object_set_string(o, k, v);
-}
-
 static char *plan_to_json(const ApplyPlan *p)
 {
     g_autoptr(SpJson) root = sp_json_new_object();
@@ -87,49 +81,39 @@ static char *plan_to_json(const ApplyPlan *p)
     sp_json_object_set_int(root, "target", p->target);
     sp_json_object_set_string(root, "name", p->target_name);
     sp_json_object_set_int(root, "old-current", p->old_current);
-    set_opt(root, "save", p->save);
+    sp_json_set_opt_string(root, "save", p->save);
     for (guint i = 0; i < p->disks->len; i++) {
         ApplyDisk *d = g_ptr_array_index(p->disks, i);
         SpJson *o = sp_json_new_object();
-        set_opt(o, "disk", d->disk);
-        set_opt(o, "image", d->image);
-        set_opt(o, "overlay", d->overlay);
-        set_opt(o, "present", d->present);
-        set_opt(o, "link", d->link);
+        sp_json_set_opt_string(o, "disk", d->disk);
+        sp_json_set_opt_string(o, "image", d->image);
+        sp_json_set_opt_string(o, "overlay", d->overlay);
+        sp_json_set_opt_string(o, "present", d->present);
+        sp_json_set_opt_string(o, "link", d->link);
         sp_json_array_append(disks, o);
     }
-    sp_json_object_set(root, "disks", disks);
-    return sp_json_serialize(root, NULL);
-}
-
-static char *dup_str(const SpJson *o, const char *k)
-{
-    return g_strdup(sp_json_object_get_string(o, k));
+    return sp_op_plan_serialize(root, disks);
 }
 
 static ApplyPlan *plan_from_json(const char *text, GError **error)
 {
-    g_autoptr(SpJson) root = NULL;
+    const SpJson *disks = NULL;
+    g_autoptr(SpJson) root = sp_op_plan_parse(text, "apply plan", &disks, error);
     g_autoptr(ApplyPlan) p = apply_plan_new();
-    const SpJson *disks;
-    if (sp_json_parse(text, strlen(text), NULL, &root, NULL) != SP_OK ||
-        (disks = sp_json_object_get(root, "disks")) == NULL) {
-        g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-                    "journal entry is not a valid apply plan");
+    if (root == NULL)
         return NULL;
-    }
     p->target = sp_json_object_get_int(root, "target", 0);
-    p->target_name = dup_str(root, "name");
+    p->target_name = sp_json_dup_string(root, "name");
     p->old_current = sp_json_object_get_int(root, "old-current", 0);
-    p->save = dup_str(root, "save");
+    p->save = sp_json_dup_string(root, "save");
     for (size_t i = 0; i < sp_json_array_len(disks); i++) {
         const SpJson *o = sp_json_array_get(disks, i);
         ApplyDisk *d = g_new0(ApplyDisk, 1);
-        d->disk = dup_str(o, "disk");
-        d->image = dup_str(o, "image");
-        d->overlay = dup_str(o, "overlay");
-        d->present = dup_str(o, "present");
-        d->link = dup_str(o, "link");
+        d->disk = sp_json_dup_string(o, "disk");
+        d->image = sp_json_dup_string(o, "image");
+        d->overlay = sp_json_dup_string(o, "overlay");
+        d->present = sp_json_dup_string(o, "present");
+        d->link = sp_json_dup_string(o, "link");
         g_ptr_array_add(p->disks, d);
         if (d->disk == NULL || d->image == NULL || d->overlay == NULL || d->link == NULL) {
             g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,

@@ -94,10 +94,8 @@ static char *plan_to_json(const DelPlan *p)
     sp_json_object_set_int(root, "checkpoint", p->cp_id);
     sp_json_object_set_string(root, "name", p->cp_name);
     sp_json_object_set_int(root, "parent", p->parent);
-    if (p->state != NULL)
-        sp_json_object_set_string(root, "state", p->state);
-    if (p->libvirt_snapshot != NULL)
-        sp_json_object_set_string(root, "libvirt-snapshot", p->libvirt_snapshot);
+    sp_json_set_opt_string(root, "state", p->state);
+    sp_json_set_opt_string(root, "libvirt-snapshot", p->libvirt_snapshot);
     for (guint i = 0; i < p->disks->len; i++) {
         DelDisk *d = g_ptr_array_index(p->disks, i);
         SpJson *o = sp_json_new_object();
@@ -105,64 +103,50 @@ static char *plan_to_json(const DelPlan *p)
         sp_json_object_set_string(o, "disk", d->disk);
         sp_json_object_set_string(o, "mode", d->mode);
         sp_json_object_set_string(o, "base", d->base);
-        if (d->top != NULL)
-            sp_json_object_set_string(o, "top", d->top);
+        sp_json_set_opt_string(o, "top", d->top);
         sp_json_object_set_int(o, "child", d->child);
         sp_json_object_set_bool(o, "live", d->live);
         sp_json_object_set_bool(o, "active", d->active);
         sp_json_object_set_bool(o, "clear-parent-overlay", d->unlink_parent_overlay);
-        if (d->parent_image != NULL)
-            sp_json_object_set_string(o, "parent-image", d->parent_image);
-        if (d->present != NULL)
-            sp_json_object_set_string(o, "present", d->present);
-        if (d->job != NULL)
-            sp_json_object_set_string(o, "job", d->job);
+        sp_json_set_opt_string(o, "parent-image", d->parent_image);
+        sp_json_set_opt_string(o, "present", d->present);
+        sp_json_set_opt_string(o, "job", d->job);
         for (guint j = 0; j < d->rebase->len; j++)
             sp_json_array_append(rb, sp_json_new_string(g_ptr_array_index(d->rebase, j)));
         sp_json_object_set(o, "rebase", rb);
         sp_json_array_append(disks, o);
     }
-    sp_json_object_set(root, "disks", disks);
-    return sp_json_serialize(root, NULL);
-}
-
-static char *dup_str(const SpJson *o, const char *key)
-{
-    return g_strdup(sp_json_object_get_string(o, key));
+    return sp_op_plan_serialize(root, disks);
 }
 
 static DelPlan *plan_from_json(const char *text, GError **error)
 {
-    g_autoptr(SpJson) root = NULL;
+    const SpJson *disks = NULL;
+    g_autoptr(SpJson) root = sp_op_plan_parse(text, "delete plan", &disks, error);
     g_autoptr(DelPlan) p = del_plan_new();
-    const SpJson *disks;
 
-    if (sp_json_parse(text, strlen(text), NULL, &root, NULL) != SP_OK ||
-        (disks = sp_json_object_get(root, "disks")) == NULL) {
-        g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-                    "journal entry is not a valid delete plan");
+    if (root == NULL)
         return NULL;
-    }
     p->cp_id = sp_json_object_get_int(root, "checkpoint", 0);
-    p->cp_name = dup_str(root, "name");
+    p->cp_name = sp_json_dup_string(root, "name");
     p->parent = sp_json_object_get_int(root, "parent", 0);
-    p->state = dup_str(root, "state");
-    p->libvirt_snapshot = dup_str(root, "libvirt-snapshot");
+    p->state = sp_json_dup_string(root, "state");
+    p->libvirt_snapshot = sp_json_dup_string(root, "libvirt-snapshot");
     for (size_t i = 0; i < sp_json_array_len(disks); i++) {
         const SpJson *o = sp_json_array_get(disks, i);
         const SpJson *rb = sp_json_object_get(o, "rebase");
         DelDisk *d = del_disk_new();
-        d->disk = dup_str(o, "disk");
-        d->mode = dup_str(o, "mode");
-        d->base = dup_str(o, "base");
-        d->top = dup_str(o, "top");
+        d->disk = sp_json_dup_string(o, "disk");
+        d->mode = sp_json_dup_string(o, "mode");
+        d->base = sp_json_dup_string(o, "base");
+        d->top = sp_json_dup_string(o, "top");
         d->child = sp_json_object_get_int(o, "child", 0);
         d->live = sp_json_object_get_bool(o, "live", false);
         d->active = sp_json_object_get_bool(o, "active", false);
         d->unlink_parent_overlay = sp_json_object_get_bool(o, "clear-parent-overlay", false);
-        d->parent_image = dup_str(o, "parent-image");
-        d->present = dup_str(o, "present");
-        d->job = dup_str(o, "job");
+        d->parent_image = sp_json_dup_string(o, "parent-image");
+        d->present = sp_json_dup_string(o, "present");
+        d->job = sp_json_dup_string(o, "job");
         for (size_t j = 0; j < sp_json_array_len(rb); j++)
             g_ptr_array_add(d->rebase, g_strdup(sp_json_get_string(sp_json_array_get(rb, j))));
         if (d->disk == NULL || d->mode == NULL || d->base == NULL) {

@@ -20,16 +20,53 @@
 
 #define JOB_POLL_MS 250
 
-void sp_op_say(const SpOpReport *report, const char *fmt, ...)
+void sp_progress_vsay(SpProgressFn progress, gpointer user_data, const char *fmt, va_list ap)
 {
     g_autofree char *msg = NULL;
+    if (progress == NULL)
+        return;
+    msg = g_strdup_vprintf(fmt, ap);
+    progress(msg, user_data);
+}
+
+void sp_op_say(const SpOpReport *report, const char *fmt, ...)
+{
     va_list ap;
-    if (report == NULL || report->progress == NULL)
+    if (report == NULL)
         return;
     va_start(ap, fmt);
-    msg = g_strdup_vprintf(fmt, ap);
+    sp_progress_vsay(report->progress, report->user_data, fmt, ap);
     va_end(ap);
-    report->progress(msg, report->user_data);
+}
+
+void sp_json_set_opt_string(SpJson *obj, const char *key, const char *s)
+{
+    if (s != NULL)
+        sp_json_object_set_string(obj, key, s);
+}
+
+char *sp_json_dup_string(const SpJson *obj, const char *key)
+{
+    return g_strdup(sp_json_object_get_string(obj, key));
+}
+
+SpJson *sp_op_plan_parse(const char *text, const char *what, const SpJson **ret_disks,
+                         GError **error)
+{
+    g_autoptr(SpJson) root = NULL;
+    if (sp_json_parse(text, strlen(text), NULL, &root, NULL) != SP_OK ||
+        (*ret_disks = sp_json_object_get(root, "disks")) == NULL) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                    "journal entry is not a valid %s", what);
+        return NULL;
+    }
+    return g_steal_pointer(&root);
+}
+
+char *sp_op_plan_serialize(SpJson *root, SpJson *disks)
+{
+    sp_json_object_set(root, "disks", disks);
+    return sp_json_serialize(root, NULL);
 }
 
 static int64_t parse_id(const char *ref)

@@ -2,11 +2,25 @@
  * locating an image in a running VM's block graph, and driving a QMP block job. */
 #pragma once
 #include <glib.h>
+#include <stdarg.h>
 #include "stillpoint/ops.h"
 #include "qemu-img.h"
 #include "test-hooks.h"
 
 void sp_op_say(const SpOpReport *report, const char *fmt, ...) G_GNUC_PRINTF(2, 3);
+/* One progress message to progress (may be NULL), for the say()s of the coordinator, groups and
+ * backup sessions. */
+void sp_progress_vsay(SpProgressFn progress, gpointer user_data, const char *fmt, va_list ap)
+    G_GNUC_PRINTF(3, 0);
+
+/* Journal plans as JSON: a string member set only when s is not NULL; a member's string, copied;
+ * the plan's text parsed into its root with a "disks" array, else G_IO_ERROR_INVALID_DATA
+ * ("journal entry is not a valid WHAT"); the root serialized with disks (taken) as "disks". */
+void sp_json_set_opt_string(SpJson *obj, const char *key, const char *s);
+char *sp_json_dup_string(const SpJson *obj, const char *key);
+SpJson *sp_op_plan_parse(const char *text, const char *what, const SpJson **ret_disks,
+                         GError **error);
+char *sp_op_plan_serialize(SpJson *root, SpJson *disks);
 
 /* The deadline of one qemu-img run or block job over bytes of image data: $STILLPOINT_IMAGE_TIMEOUT
  * seconds when set, else 10 min + 2 min per GiB (test builds may shorten it). */

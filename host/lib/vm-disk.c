@@ -49,40 +49,47 @@ static gboolean has_control(const char *s)
     return FALSE;
 }
 
-static gboolean name_ok(const char *name)
+static gboolean is_name_char(char c)
 {
-    size_t len = strlen(name);
-    if (len == 0 || len > DISK_NAME_MAX || name[0] == '.' || name[0] == '-')
+    return g_ascii_isalnum(c) || strchr("._-", c) != NULL;
+}
+
+static gboolean is_serial_char(char c)
+{
+    return g_ascii_isgraph(c);
+}
+
+static gboolean is_format_char(char c)
+{
+    return g_ascii_islower(c) || g_ascii_isdigit(c);
+}
+
+/* 1 to max characters, each one char_ok accepts. */
+static gboolean text_ok(const char *s, size_t max, gboolean (*char_ok)(char c))
+{
+    size_t len = strlen(s);
+    if (len == 0 || len > max)
         return FALSE;
     for (size_t i = 0; i < len; i++) {
-        if (!g_ascii_isalnum(name[i]) && strchr("._-", name[i]) == NULL)
+        if (!char_ok(s[i]))
             return FALSE;
     }
     return TRUE;
+}
+
+static gboolean name_ok(const char *name)
+{
+    return text_ok(name, DISK_NAME_MAX, is_name_char) && name[0] != '.' && name[0] != '-';
 }
 
 static gboolean serial_ok(const char *serial)
 {
-    size_t len = strlen(serial);
-    if (len == 0 || len > DISK_SERIAL_MAX)
-        return FALSE;
-    for (size_t i = 0; i < len; i++) {
-        if (!g_ascii_isgraph(serial[i]))
-            return FALSE;
-    }
-    return TRUE;
+    return text_ok(serial, DISK_SERIAL_MAX, is_serial_char);
 }
 
 static gboolean format_ok(const char *format)
 {
-    size_t len = strlen(format);
-    if (len == 0 || len > DISK_FORMAT_MAX)
-        return FALSE;
-    for (size_t i = 0; i < len; i++) {
-        if (!g_ascii_islower(format[i]) && !g_ascii_isdigit(format[i]))
-            return FALSE;
-    }
-    return TRUE;
+    return text_ok(format, DISK_FORMAT_MAX, is_format_char);
 }
 
 /* One "key=value" option after NAME=PATH. */

@@ -24,7 +24,11 @@ typedef struct {
     char *format;
 } SpDiskLayer;
 
+SpDisk *sp_disk_new(const char *name, const char *node, const char *image, const char *format,
+                    const char *serial);
 void sp_disk_free(SpDisk *disk);
+/* The disk named name in disks (of SpDisk; may be NULL), or NULL. */
+const SpDisk *sp_disk_find(GPtrArray *disks, const char *name);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(SpDisk, sp_disk_free)
 
 /* One disk's part of a checkpoint: the image that will be frozen and the overlay on top. */
@@ -67,6 +71,9 @@ void sp_snapshot_plan_free(SpSnapshotPlan *plan);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(SpSnapshotPlan, sp_snapshot_plan_free)
 /* Moves every disk of disks (of SpDisk; left empty) into the plan. */
 void sp_snapshot_plan_add_disks(SpSnapshotPlan *plan, GPtrArray *disks);
+/* The checkpoint record of a plan whose snapshot was taken, of the given consistency. */
+SpCheckpoint *sp_checkpoint_from_plan(const SpSnapshotPlan *plan, int64_t vm_id,
+                                      const char *consistency);
 /* The plan as JSON text for the journal, and back (files and nodes only). */
 char *sp_snapshot_plan_to_json(const SpSnapshotPlan *plan);
 SpSnapshotPlan *sp_snapshot_plan_from_json(const char *text, GError **error);
@@ -169,6 +176,9 @@ struct SpDriver {
  * as backing file, not opened: QEMU has it open read-write); removes one this run created. */
 gboolean sp_plan_overlays(SpSnapshotPlan *plan, const char *overlay_dir, gboolean with_nodes,
                           GError **error);
+/* The discovered disks (moved into the plan) with their overlays named; none is an error. */
+gboolean sp_plan_overlay_disks(SpSnapshotPlan *plan, GPtrArray *disks, const char *overlay_dir,
+                               gboolean with_nodes, GError **error);
 gboolean sp_overlay_create(SpPlanDisk *pd, GError **error);
 gboolean sp_overlay_remove(SpPlanDisk *pd, GError **error);
 /* After a crash: do the VM's disks (as discovered now) run on the plan's overlays? All or none;
