@@ -153,27 +153,18 @@ static SpQmp *exporter_connect(SpStore *store, SpVm *vm, GError **error)
 SpJson *sp_backup_status(SpStore *store, SpVm *vm, GError **error)
 {
     g_autofree char *path = session_path(store, vm);
-    g_autofree char *text = NULL;
-    g_autoptr(GError) local = NULL;
     SpJson *root = NULL;
-    gsize len = 0;
+    gboolean invalid = FALSE;
 
-    if (!g_file_get_contents(path, &text, &len, &local)) {
-        if (g_error_matches(local, G_FILE_ERROR, G_FILE_ERROR_NOENT))
-            return NULL;
-        g_propagate_prefixed_error(error, g_steal_pointer(&local), "VM '%s': backup session: ",
-                                   vm->name);
+    if (!sp_json_file_read(path, &root, &invalid, error)) {
+        g_prefix_error(error, "VM '%s': backup session: ", vm->name);
         return NULL;
     }
-    if (sp_json_parse(text, len, NULL, &root, NULL) != SP_OK ||
-        sp_json_type(root) != SP_JSON_OBJECT) {
-        sp_json_free(root);
+    if (invalid)
         g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
                     "VM '%s': backup session file %s is not a JSON object; move it away after "
                     "checking the VM's chain with 'stillpoint checkpoint list'",
                     vm->name, path);
-        return NULL;
-    }
     return root;
 }
 

@@ -12,15 +12,38 @@
 
 #include "stillpoint/coordinator.h"
 
+/* The journal form of a plan and its disks (the keys are the journal's: keep them). */
+static const SpField disk_fields[] = {
+    SP_FIELD("disk", STRING, SpDisk, name),
+    SP_FIELD("node", STRING, SpDisk, node),
+    SP_FIELD("image", STRING, SpDisk, image),
+    SP_FIELD("format", OPT_STRING, SpDisk, format),
+    SP_FIELD("size", INT, SpDisk, size),
+    SP_FIELD("serial", OPT_STRING, SpDisk, serial),
+};
+
+static const SpField plan_disk_fields[] = {
+    SP_FIELD("overlay", OPT_STRING, SpPlanDisk, overlay),
+    SP_FIELD("overlay-node", OPT_STRING, SpPlanDisk, overlay_node),
+};
+
+static const SpField plan_fields[] = {
+    SP_FIELD("vm", STRING, SpSnapshotPlan, vm_name),
+    SP_FIELD("name", STRING, SpSnapshotPlan, checkpoint_name),
+    SP_FIELD("type", OPT_STRING, SpSnapshotPlan, type),
+    SP_FIELD("requested", OPT_STRING, SpSnapshotPlan, requested),
+    SP_FIELD("reason", OPT_STRING, SpSnapshotPlan, reason),
+    SP_FIELD("origin", OPT_STRING, SpSnapshotPlan, origin),
+    SP_FIELD("made-by", OPT_STRING, SpSnapshotPlan, made_by),
+    SP_FIELD("state-file", OPT_STRING, SpSnapshotPlan, state_file),
+    SP_FIELD("was-running", BOOL, SpSnapshotPlan, was_running),
+};
+
 void sp_disk_free(SpDisk *disk)
 {
     if (disk == NULL)
         return;
-    g_free(disk->name);
-    g_free(disk->node);
-    g_free(disk->image);
-    g_free(disk->format);
-    g_free(disk->serial);
+    sp_fields_clear(disk_fields, G_N_ELEMENTS(disk_fields), disk);
     if (disk->below != NULL)
         g_ptr_array_unref(disk->below);
     g_free(disk);
@@ -97,8 +120,7 @@ static GPtrArray *layers_below(const SpJson *image)
 static void plan_disk_free(SpPlanDisk *pd)
 {
     sp_disk_free(pd->disk);
-    g_free(pd->overlay);
-    g_free(pd->overlay_node);
+    sp_fields_clear(plan_disk_fields, G_N_ELEMENTS(plan_disk_fields), pd);
     g_free(pd);
 }
 
@@ -115,14 +137,7 @@ void sp_snapshot_plan_free(SpSnapshotPlan *plan)
 {
     if (plan == NULL)
         return;
-    g_free(plan->vm_name);
-    g_free(plan->checkpoint_name);
-    g_free(plan->type);
-    g_free(plan->requested);
-    g_free(plan->reason);
-    g_free(plan->origin);
-    g_free(plan->made_by);
-    g_free(plan->state_file);
+    sp_fields_clear(plan_fields, G_N_ELEMENTS(plan_fields), plan);
     g_ptr_array_unref(plan->disks);
     g_free(plan);
 }
@@ -172,26 +187,12 @@ char *sp_snapshot_plan_to_json(const SpSnapshotPlan *plan)
 {
     g_autoptr(SpJson) root = sp_json_new_object();
     SpJson *disks = sp_json_new_array();
-    sp_json_object_set_string(root, "vm", plan->vm_name);
-    sp_json_object_set_string(root, "name", plan->checkpoint_name);
-    sp_json_set_opt_string(root, "type", plan->type);
-    sp_json_set_opt_string(root, "requested", plan->requested);
-    sp_json_set_opt_string(root, "reason", plan->reason);
-    sp_json_set_opt_string(root, "origin", plan->origin);
-    sp_json_set_opt_string(root, "made-by", plan->made_by);
-    sp_json_set_opt_string(root, "state-file", plan->state_file);
-    sp_json_object_set_bool(root, "was-running", plan->was_running);
+    sp_fields_to_json(root, plan_fields, G_N_ELEMENTS(plan_fields), plan);
     for (guint i = 0; i < plan->disks->len; i++) {
         SpPlanDisk *pd = g_ptr_array_index(plan->disks, i);
         SpJson *d = sp_json_new_object();
-        sp_json_object_set_string(d, "disk", pd->disk->name);
-        sp_json_object_set_string(d, "node", pd->disk->node);
-        sp_json_object_set_string(d, "image", pd->disk->image);
-        sp_json_set_opt_string(d, "format", pd->disk->format);
-        sp_json_object_set_int(d, "size", pd->disk->size);
-        sp_json_set_opt_string(d, "serial", pd->disk->serial);
-        sp_json_set_opt_string(d, "overlay", pd->overlay);
-        sp_json_set_opt_string(d, "overlay-node", pd->overlay_node);
+        sp_fields_to_json(d, disk_fields, G_N_ELEMENTS(disk_fields), pd->disk);
+        sp_fields_to_json(d, plan_disk_fields, G_N_ELEMENTS(plan_disk_fields), pd);
         sp_json_array_append(disks, d);
     }
     return sp_op_plan_serialize(root, disks);
@@ -210,28 +211,15 @@ SpSnapshotPlan *sp_snapshot_plan_from_json(const char *text, GError **error)
                     "journal entry is not a valid plan");
         return NULL;
     }
-    plan = sp_snapshot_plan_new(sp_json_object_get_string(root, "vm"),
-                                sp_json_object_get_string(root, "name"));
-    plan->type = sp_json_dup_string(root, "type");
-    plan->requested = sp_json_dup_string(root, "requested");
-    plan->reason = sp_json_dup_string(root, "reason");
-    plan->origin = sp_json_dup_string(root, "origin");
-    plan->made_by = sp_json_dup_string(root, "made-by");
-    plan->state_file = sp_json_dup_string(root, "state-file");
-    plan->was_running = sp_json_object_get_bool(root, "was-running", false);
+    plan = sp_snapshot_plan_new(NULL, NULL);
+    sp_fields_from_json(root, plan_fields, G_N_ELEMENTS(plan_fields), plan);
     disks = sp_json_object_get(root, "disks");
     for (size_t i = 0; i < sp_json_array_len(disks); i++) {
         const SpJson *d = sp_json_array_get(disks, i);
         SpPlanDisk *pd = g_new0(SpPlanDisk, 1);
         pd->disk = g_new0(SpDisk, 1);
-        pd->disk->name = sp_json_dup_string(d, "disk");
-        pd->disk->node = sp_json_dup_string(d, "node");
-        pd->disk->image = sp_json_dup_string(d, "image");
-        pd->disk->format = sp_json_dup_string(d, "format");
-        pd->disk->size = sp_json_object_get_int(d, "size", 0);
-        pd->disk->serial = sp_json_dup_string(d, "serial");
-        pd->overlay = sp_json_dup_string(d, "overlay");
-        pd->overlay_node = sp_json_dup_string(d, "overlay-node");
+        sp_fields_from_json(d, disk_fields, G_N_ELEMENTS(disk_fields), pd->disk);
+        sp_fields_from_json(d, plan_disk_fields, G_N_ELEMENTS(plan_disk_fields), pd);
         /* After a crash we do not know how far it got: abort must try everything. */
         pd->created = pd->overlay != NULL;
         pd->added = pd->overlay_node != NULL;

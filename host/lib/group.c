@@ -38,24 +38,18 @@ static char *groups_path(SpStore *store)
 static SpJson *groups_load(SpStore *store, GError **error)
 {
     g_autofree char *path = groups_path(store);
-    g_autofree char *text = NULL;
-    g_autoptr(GError) local = NULL;
     SpJson *root = NULL;
-    gsize len = 0;
-    if (!g_file_get_contents(path, &text, &len, &local)) {
-        if (g_error_matches(local, G_FILE_ERROR, G_FILE_ERROR_NOENT))
-            return sp_json_new_object();
-        g_propagate_prefixed_error(error, g_steal_pointer(&local), "groups: ");
+    gboolean invalid = FALSE;
+    if (!sp_json_file_read(path, &root, &invalid, error)) {
+        g_prefix_error(error, "groups: ");
         return NULL;
     }
-    if (sp_json_parse(text, len, NULL, &root, NULL) != SP_OK ||
-        sp_json_type(root) != SP_JSON_OBJECT) {
-        sp_json_free(root);
+    if (invalid) {
         g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
                     "groups file %s is not a JSON object", path);
         return NULL;
     }
-    return root;
+    return root != NULL ? root : sp_json_new_object();
 }
 
 static gboolean groups_save(SpStore *store, const SpJson *groups, GError **error)

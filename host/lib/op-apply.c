@@ -46,22 +46,38 @@ typedef struct {
     GPtrArray *disks;
 } ApplyPlan;
 
+/* The plan's journal form (the keys are the journal's: keep them). */
+static const SpField apply_plan_fields[] = {
+    SP_FIELD("target", INT, ApplyPlan, target),
+    SP_FIELD("name", STRING, ApplyPlan, target_name),
+    SP_FIELD("old-current", INT, ApplyPlan, old_current),
+    SP_FIELD("save", OPT_STRING, ApplyPlan, save),
+};
+
+static const SpField apply_disk_fields[] = {
+    SP_FIELD("disk", OPT_STRING, ApplyDisk, disk),
+    SP_FIELD("image", OPT_STRING, ApplyDisk, image),
+    SP_FIELD("overlay", OPT_STRING, ApplyDisk, overlay),
+    SP_FIELD("present", OPT_STRING, ApplyDisk, present),
+    SP_FIELD("link", OPT_STRING, ApplyDisk, link),
+};
+
 static void apply_disk_free(ApplyDisk *d)
 {
-    g_free(d->disk);
-    g_free(d->image);
-    g_free(d->overlay);
-    g_free(d->present);
-    g_free(d->link);
+    sp_fields_clear(apply_disk_fields, G_N_ELEMENTS(apply_disk_fields), d);
     g_free(d);
+}
+
+static gpointer apply_disk_new(void)
+{
+    return g_new0(ApplyDisk, 1);
 }
 
 static void apply_plan_free(ApplyPlan *p)
 {
     if (p == NULL)
         return;
-    g_free(p->target_name);
-    g_free(p->save);
+    sp_fields_clear(apply_plan_fields, G_N_ELEMENTS(apply_plan_fields), p);
     g_ptr_array_unref(p->disks);
     g_free(p);
 }
@@ -76,48 +92,22 @@ static ApplyPlan *apply_plan_new(void)
 
 static char *plan_to_json(const ApplyPlan *p)
 {
-    g_autoptr(SpJson) root = sp_json_new_object();
-    SpJson *disks = sp_json_new_array();
-    sp_json_object_set_int(root, "target", p->target);
-    sp_json_object_set_string(root, "name", p->target_name);
-    sp_json_object_set_int(root, "old-current", p->old_current);
-    sp_json_set_opt_string(root, "save", p->save);
-    for (guint i = 0; i < p->disks->len; i++) {
-        ApplyDisk *d = g_ptr_array_index(p->disks, i);
-        SpJson *o = sp_json_new_object();
-        sp_json_set_opt_string(o, "disk", d->disk);
-        sp_json_set_opt_string(o, "image", d->image);
-        sp_json_set_opt_string(o, "overlay", d->overlay);
-        sp_json_set_opt_string(o, "present", d->present);
-        sp_json_set_opt_string(o, "link", d->link);
-        sp_json_array_append(disks, o);
-    }
-    return sp_op_plan_serialize(root, disks);
+    return sp_op_plan_write(apply_plan_fields, G_N_ELEMENTS(apply_plan_fields), p,
+                            apply_disk_fields, G_N_ELEMENTS(apply_disk_fields), p->disks);
 }
 
 static ApplyPlan *plan_from_json(const char *text, GError **error)
 {
-    const SpJson *disks = NULL;
-    g_autoptr(SpJson) root = sp_op_plan_parse(text, "apply plan", &disks, error);
     g_autoptr(ApplyPlan) p = apply_plan_new();
-    if (root == NULL)
+    if (!sp_op_plan_read(text, "apply plan", apply_plan_fields, G_N_ELEMENTS(apply_plan_fields),
+                         p, apply_disk_fields, G_N_ELEMENTS(apply_disk_fields), apply_disk_new,
+                         p->disks, error))
         return NULL;
-    p->target = sp_json_object_get_int(root, "target", 0);
-    p->target_name = sp_json_dup_string(root, "name");
-    p->old_current = sp_json_object_get_int(root, "old-current", 0);
-    p->save = sp_json_dup_string(root, "save");
-    for (size_t i = 0; i < sp_json_array_len(disks); i++) {
-        const SpJson *o = sp_json_array_get(disks, i);
-        ApplyDisk *d = g_new0(ApplyDisk, 1);
-        d->disk = sp_json_dup_string(o, "disk");
-        d->image = sp_json_dup_string(o, "image");
-        d->overlay = sp_json_dup_string(o, "overlay");
-        d->present = sp_json_dup_string(o, "present");
-        d->link = sp_json_dup_string(o, "link");
-        g_ptr_array_add(p->disks, d);
+    for (guint i = 0; i < p->disks->len; i++) {
+        ApplyDisk *d = g_ptr_array_index(p->disks, i);
         if (d->disk == NULL || d->image == NULL || d->overlay == NULL || d->link == NULL) {
             g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-                        "journal entry is not a valid apply plan (disk %zu)", i);
+                        "journal entry is not a valid apply plan (disk %u)", i);
             return NULL;
         }
     }

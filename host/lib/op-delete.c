@@ -48,20 +48,37 @@ typedef struct {
     GPtrArray *disks; /* of DelDisk */
 } DelPlan;
 
+/* The plan's journal form (the keys are the journal's: keep them). */
+static const SpField del_plan_fields[] = {
+    SP_FIELD("checkpoint", INT, DelPlan, cp_id),
+    SP_FIELD("name", STRING, DelPlan, cp_name),
+    SP_FIELD("parent", INT, DelPlan, parent),
+    SP_FIELD("state", OPT_STRING, DelPlan, state),
+    SP_FIELD("libvirt-snapshot", OPT_STRING, DelPlan, libvirt_snapshot),
+};
+
+static const SpField del_disk_fields[] = {
+    SP_FIELD("disk", STRING, DelDisk, disk),
+    SP_FIELD("mode", STRING, DelDisk, mode),
+    SP_FIELD("base", STRING, DelDisk, base),
+    SP_FIELD("top", OPT_STRING, DelDisk, top),
+    SP_FIELD("child", INT, DelDisk, child),
+    SP_FIELD("live", BOOL, DelDisk, live),
+    SP_FIELD("active", BOOL, DelDisk, active),
+    SP_FIELD("clear-parent-overlay", BOOL, DelDisk, unlink_parent_overlay),
+    SP_FIELD("parent-image", OPT_STRING, DelDisk, parent_image),
+    SP_FIELD("present", OPT_STRING, DelDisk, present),
+    SP_FIELD("job", OPT_STRING, DelDisk, job),
+    SP_FIELD("rebase", STRINGS, DelDisk, rebase),
+};
+
 static void del_disk_free(DelDisk *d)
 {
-    g_free(d->disk);
-    g_free(d->mode);
-    g_free(d->base);
-    g_free(d->top);
-    g_free(d->job);
-    g_free(d->parent_image);
-    g_free(d->present);
-    g_ptr_array_unref(d->rebase);
+    sp_fields_clear(del_disk_fields, G_N_ELEMENTS(del_disk_fields), d);
     g_free(d);
 }
 
-static DelDisk *del_disk_new(void)
+static gpointer del_disk_new(void)
 {
     DelDisk *d = g_new0(DelDisk, 1);
     d->rebase = g_ptr_array_new_with_free_func(g_free);
@@ -72,9 +89,7 @@ static void del_plan_free(DelPlan *p)
 {
     if (p == NULL)
         return;
-    g_free(p->cp_name);
-    g_free(p->state);
-    g_free(p->libvirt_snapshot);
+    sp_fields_clear(del_plan_fields, G_N_ELEMENTS(del_plan_fields), p);
     g_ptr_array_unref(p->disks);
     g_free(p);
 }
@@ -89,73 +104,24 @@ static DelPlan *del_plan_new(void)
 
 static char *plan_to_json(const DelPlan *p)
 {
-    g_autoptr(SpJson) root = sp_json_new_object();
-    SpJson *disks = sp_json_new_array();
-    sp_json_object_set_int(root, "checkpoint", p->cp_id);
-    sp_json_object_set_string(root, "name", p->cp_name);
-    sp_json_object_set_int(root, "parent", p->parent);
-    sp_json_set_opt_string(root, "state", p->state);
-    sp_json_set_opt_string(root, "libvirt-snapshot", p->libvirt_snapshot);
-    for (guint i = 0; i < p->disks->len; i++) {
-        DelDisk *d = g_ptr_array_index(p->disks, i);
-        SpJson *o = sp_json_new_object();
-        SpJson *rb = sp_json_new_array();
-        sp_json_object_set_string(o, "disk", d->disk);
-        sp_json_object_set_string(o, "mode", d->mode);
-        sp_json_object_set_string(o, "base", d->base);
-        sp_json_set_opt_string(o, "top", d->top);
-        sp_json_object_set_int(o, "child", d->child);
-        sp_json_object_set_bool(o, "live", d->live);
-        sp_json_object_set_bool(o, "active", d->active);
-        sp_json_object_set_bool(o, "clear-parent-overlay", d->unlink_parent_overlay);
-        sp_json_set_opt_string(o, "parent-image", d->parent_image);
-        sp_json_set_opt_string(o, "present", d->present);
-        sp_json_set_opt_string(o, "job", d->job);
-        for (guint j = 0; j < d->rebase->len; j++)
-            sp_json_array_append(rb, sp_json_new_string(g_ptr_array_index(d->rebase, j)));
-        sp_json_object_set(o, "rebase", rb);
-        sp_json_array_append(disks, o);
-    }
-    return sp_op_plan_serialize(root, disks);
+    return sp_op_plan_write(del_plan_fields, G_N_ELEMENTS(del_plan_fields), p, del_disk_fields,
+                            G_N_ELEMENTS(del_disk_fields), p->disks);
 }
 
 static DelPlan *plan_from_json(const char *text, GError **error)
 {
-    const SpJson *disks = NULL;
-    g_autoptr(SpJson) root = sp_op_plan_parse(text, "delete plan", &disks, error);
     g_autoptr(DelPlan) p = del_plan_new();
-
-    if (root == NULL)
+    if (!sp_op_plan_read(text, "delete plan", del_plan_fields, G_N_ELEMENTS(del_plan_fields), p,
+                         del_disk_fields, G_N_ELEMENTS(del_disk_fields),
+                         del_disk_new, p->disks, error))
         return NULL;
-    p->cp_id = sp_json_object_get_int(root, "checkpoint", 0);
-    p->cp_name = sp_json_dup_string(root, "name");
-    p->parent = sp_json_object_get_int(root, "parent", 0);
-    p->state = sp_json_dup_string(root, "state");
-    p->libvirt_snapshot = sp_json_dup_string(root, "libvirt-snapshot");
-    for (size_t i = 0; i < sp_json_array_len(disks); i++) {
-        const SpJson *o = sp_json_array_get(disks, i);
-        const SpJson *rb = sp_json_object_get(o, "rebase");
-        DelDisk *d = del_disk_new();
-        d->disk = sp_json_dup_string(o, "disk");
-        d->mode = sp_json_dup_string(o, "mode");
-        d->base = sp_json_dup_string(o, "base");
-        d->top = sp_json_dup_string(o, "top");
-        d->child = sp_json_object_get_int(o, "child", 0);
-        d->live = sp_json_object_get_bool(o, "live", false);
-        d->active = sp_json_object_get_bool(o, "active", false);
-        d->unlink_parent_overlay = sp_json_object_get_bool(o, "clear-parent-overlay", false);
-        d->parent_image = sp_json_dup_string(o, "parent-image");
-        d->present = sp_json_dup_string(o, "present");
-        d->job = sp_json_dup_string(o, "job");
-        for (size_t j = 0; j < sp_json_array_len(rb); j++)
-            g_ptr_array_add(d->rebase, g_strdup(sp_json_get_string(sp_json_array_get(rb, j))));
+    for (guint i = 0; i < p->disks->len; i++) {
+        const DelDisk *d = g_ptr_array_index(p->disks, i);
         if (d->disk == NULL || d->mode == NULL || d->base == NULL) {
-            del_disk_free(d);
             g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-                        "journal entry is not a valid delete plan (disk %zu)", i);
+                        "journal entry is not a valid delete plan (disk %u)", i);
             return NULL;
         }
-        g_ptr_array_add(p->disks, d);
     }
     return g_steal_pointer(&p);
 }

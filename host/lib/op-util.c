@@ -69,6 +69,132 @@ char *sp_op_plan_serialize(SpJson *root, SpJson *disks)
     return sp_json_serialize(root, NULL);
 }
 
+#define FIELD_AT(record, f) ((char *)(record) + (f)->offset)
+
+void sp_fields_to_json(SpJson *obj, const SpField *fields, gsize n, gconstpointer record)
+{
+    for (gsize i = 0; i < n; i++) {
+        const SpField *f = &fields[i];
+        const char *at = FIELD_AT(record, f);
+        const GPtrArray *list = *(GPtrArray *const *)at;
+        SpJson *arr;
+        switch (f->type) {
+        case SP_FIELD_STRING:
+            sp_json_object_set_string(obj, f->key, *(char *const *)at);
+            break;
+        case SP_FIELD_OPT_STRING:
+            sp_json_set_opt_string(obj, f->key, *(char *const *)at);
+            break;
+        case SP_FIELD_INT:
+            sp_json_object_set_int(obj, f->key, *(const int64_t *)at);
+            break;
+        case SP_FIELD_BOOL:
+            sp_json_object_set_bool(obj, f->key, *(const gboolean *)at);
+            break;
+        case SP_FIELD_STRINGS:
+            arr = sp_json_new_array();
+            for (guint j = 0; list != NULL && j < list->len; j++)
+                sp_json_array_append(arr, sp_json_new_string(g_ptr_array_index(list, j)));
+            sp_json_object_set(obj, f->key, arr);
+            break;
+        }
+    }
+}
+
+static void strings_from_json(const SpJson *arr, GPtrArray **list)
+{
+    if (*list == NULL)
+        *list = g_ptr_array_new_with_free_func(g_free);
+    for (size_t j = 0; j < sp_json_array_len(arr); j++)
+        g_ptr_array_add(*list, g_strdup(sp_json_get_string(sp_json_array_get(arr, j))));
+}
+
+void sp_fields_from_json(const SpJson *obj, const SpField *fields, gsize n, gpointer record)
+{
+    for (gsize i = 0; i < n; i++) {
+        const SpField *f = &fields[i];
+        char *at = FIELD_AT(record, f);
+        switch (f->type) {
+        case SP_FIELD_STRING:
+        case SP_FIELD_OPT_STRING:
+            *(char **)at = sp_json_dup_string(obj, f->key);
+            break;
+        case SP_FIELD_INT:
+            *(int64_t *)at = sp_json_object_get_int(obj, f->key, 0);
+            break;
+        case SP_FIELD_BOOL:
+            *(gboolean *)at = sp_json_object_get_bool(obj, f->key, false);
+            break;
+        case SP_FIELD_STRINGS:
+            strings_from_json(sp_json_object_get(obj, f->key), (GPtrArray **)at);
+            break;
+        }
+    }
+}
+
+void sp_fields_clear(const SpField *fields, gsize n, gpointer record)
+{
+    for (gsize i = 0; i < n; i++) {
+        char *at = FIELD_AT(record, &fields[i]);
+        if (fields[i].type == SP_FIELD_STRING || fields[i].type == SP_FIELD_OPT_STRING)
+            g_clear_pointer((char **)at, g_free);
+        else if (fields[i].type == SP_FIELD_STRINGS)
+            g_clear_pointer((GPtrArray **)at, g_ptr_array_unref);
+    }
+}
+
+char *sp_op_plan_write(const SpField *fields, gsize n, gconstpointer plan,
+                       const SpField *disk_fields, gsize disk_n, GPtrArray *disks)
+{
+    g_autoptr(SpJson) root = sp_json_new_object();
+    SpJson *arr = sp_json_new_array();
+    sp_fields_to_json(root, fields, n, plan);
+    for (guint i = 0; i < disks->len; i++) {
+        SpJson *o = sp_json_new_object();
+        sp_fields_to_json(o, disk_fields, disk_n, g_ptr_array_index(disks, i));
+        sp_json_array_append(arr, o);
+    }
+    return sp_op_plan_serialize(root, arr);
+}
+
+gboolean sp_op_plan_read(const char *text, const char *what, const SpField *fields, gsize n,
+                         gpointer plan, const SpField *disk_fields, gsize disk_n,
+                         gpointer (*new_disk)(void), GPtrArray *disks, GError **error)
+{
+    const SpJson *arr = NULL;
+    g_autoptr(SpJson) root = sp_op_plan_parse(text, what, &arr, error);
+    if (root == NULL)
+        return FALSE;
+    sp_fields_from_json(root, fields, n, plan);
+    for (size_t i = 0; i < sp_json_array_len(arr); i++) {
+        gpointer d = new_disk();
+        sp_fields_from_json(sp_json_array_get(arr, i), disk_fields, disk_n, d);
+        g_ptr_array_add(disks, d);
+    }
+    return TRUE;
+}
+
+gboolean sp_json_file_read(const char *path, SpJson **ret, gboolean *ret_invalid, GError **error)
+{
+    g_autofree char *text = NULL;
+    g_autoptr(GError) local = NULL;
+    gsize len = 0;
+
+    *ret = NULL;
+    *ret_invalid = FALSE;
+    if (!g_file_get_contents(path, &text, &len, &local)) {
+        if (g_error_matches(local, G_FILE_ERROR, G_FILE_ERROR_NOENT))
+            return TRUE;
+        g_propagate_error(error, g_steal_pointer(&local));
+        return FALSE;
+    }
+    if (sp_json_parse(text, len, NULL, ret, NULL) != SP_OK || sp_json_type(*ret) != SP_JSON_OBJECT) {
+        g_clear_pointer(ret, sp_json_free);
+        *ret_invalid = TRUE;
+    }
+    return TRUE;
+}
+
 static int64_t parse_id(const char *ref)
 {
     const char *p = ref[0] == '#' ? ref + 1 : ref;

@@ -21,6 +21,43 @@ char *sp_json_dup_string(const SpJson *obj, const char *key);
 SpJson *sp_op_plan_parse(const char *text, const char *what, const SpJson **ret_disks,
                          GError **error);
 char *sp_op_plan_serialize(SpJson *root, SpJson *disks);
+/* A record's fields, listed once: its journal JSON (to and from, in the table's order) and its
+ * freeing follow from the table. A string is written always, an optional one when not NULL; a
+ * string list (GPtrArray of char *) as an array; a field missing from the JSON reads as NULL, 0
+ * or FALSE. */
+typedef enum {
+    SP_FIELD_STRING,
+    SP_FIELD_OPT_STRING,
+    SP_FIELD_INT,     /* int64_t */
+    SP_FIELD_BOOL,    /* gboolean */
+    SP_FIELD_STRINGS, /* GPtrArray * of char * */
+} SpFieldType;
+
+typedef struct {
+    const char *key;
+    SpFieldType type;
+    size_t offset;
+} SpField;
+
+#define SP_FIELD(key, type, record, member) {key, SP_FIELD_##type, G_STRUCT_OFFSET(record, member)}
+
+void sp_fields_to_json(SpJson *obj, const SpField *fields, gsize n, gconstpointer record);
+void sp_fields_from_json(const SpJson *obj, const SpField *fields, gsize n, gpointer record);
+/* Frees the record's strings and string lists (not the record). */
+void sp_fields_clear(const SpField *fields, gsize n, gpointer record);
+
+/* A journal plan of fields: the plan's own, then "disks", an object for each record in disks
+ * (of disk_fields). Reading makes each disk's record with new_disk and adds it to disks. */
+char *sp_op_plan_write(const SpField *fields, gsize n, gconstpointer plan,
+                       const SpField *disk_fields, gsize disk_n, GPtrArray *disks);
+gboolean sp_op_plan_read(const char *text, const char *what, const SpField *fields, gsize n,
+                         gpointer plan, const SpField *disk_fields, gsize disk_n,
+                         gpointer (*new_disk)(void), GPtrArray *disks, GError **error);
+
+/* The JSON object in file path (the group file, a backup session) into *ret: FALSE with error
+ * when the file exists but cannot be read; else TRUE, *ret NULL when there is no such file or
+ * when it holds no JSON object (then *ret_invalid). */
+gboolean sp_json_file_read(const char *path, SpJson **ret, gboolean *ret_invalid, GError **error);
 
 /* The deadline of one qemu-img run or block job over bytes of image data: $STILLPOINT_IMAGE_TIMEOUT
  * seconds when set, else 10 min + 2 min per GiB (test builds may shorten it). */
