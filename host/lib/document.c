@@ -97,8 +97,7 @@ static SpJson *vm_disks_to_json(GPtrArray *disks)
         sp_json_object_set_string(o, "disk", d->name);
         sp_json_object_set_string(o, "path", d->path);
         sp_json_object_set_string(o, "format", d->format);
-        sp_json_object_set(o, "serial", d->serial != NULL ? sp_json_new_string(d->serial)
-                                                          : sp_json_new_null());
+        sp_json_object_set(o, "serial", opt_string(d->serial));
         sp_json_array_append(arr, o);
     }
     return arr;
@@ -110,8 +109,7 @@ static SpJson *vm_to_json(const SpVm *vm)
     sp_json_object_set_string(o, "name", vm->name);
     sp_json_object_set_string(o, "driver", vm->driver);
     sp_json_object_set_string(o, "qmp", vm->qmp_socket);
-    sp_json_object_set(o, "agent", vm->agent_socket != NULL ? sp_json_new_string(vm->agent_socket)
-                                                            : sp_json_new_null());
+    sp_json_object_set(o, "agent", opt_string(vm->agent_socket));
     if (vm->hook_command != NULL)
         sp_json_object_set_string(o, "hook-command", vm->hook_command);
     if (vm->hook_timeout_ms > 0)
@@ -186,13 +184,11 @@ SpJson *sp_document_vm_disks(GPtrArray *disks)
         SpDisk *d = g_ptr_array_index(disks, i);
         SpJson *o = sp_json_new_object();
         sp_json_object_set_string(o, "disk", d->name);
-        sp_json_object_set(o, "node", d->node != NULL ? sp_json_new_string(d->node)
-                                                      : sp_json_new_null());
+        sp_json_object_set(o, "node", opt_string(d->node));
         sp_json_object_set_string(o, "image", d->image);
         sp_json_object_set_string(o, "format", d->format);
         sp_json_object_set_int(o, "size", d->size);
-        sp_json_object_set(o, "serial", d->serial != NULL ? sp_json_new_string(d->serial)
-                                                          : sp_json_new_null());
+        sp_json_object_set(o, "serial", opt_string(d->serial));
         sp_json_array_append(out, o);
     }
     return out;
