@@ -4,6 +4,7 @@
 #include <glib.h>
 #include <stdarg.h>
 #include "stillpoint/ops.h"
+#include "fields.h"
 #include "qemu-img.h"
 #include "test-hooks.h"
 
@@ -13,39 +14,12 @@ void sp_op_say(const SpOpReport *report, const char *fmt, ...) G_GNUC_PRINTF(2, 
 void sp_progress_vsay(SpProgressFn progress, gpointer user_data, const char *fmt, va_list ap)
     G_GNUC_PRINTF(3, 0);
 
-/* Journal plans as JSON: a string member set only when s is not NULL; a member's string, copied;
- * the plan's text parsed into its root with a "disks" array, else G_IO_ERROR_INVALID_DATA
- * ("journal entry is not a valid WHAT"); the root serialized with disks (taken) as "disks". */
-void sp_json_set_opt_string(SpJson *obj, const char *key, const char *s);
-char *sp_json_dup_string(const SpJson *obj, const char *key);
+/* Journal plans as JSON: the plan's text parsed into its root with a "disks" array, else
+ * G_IO_ERROR_INVALID_DATA ("journal entry is not a valid WHAT"); the root serialized with disks
+ * (taken) as "disks". */
 SpJson *sp_op_plan_parse(const char *text, const char *what, const SpJson **ret_disks,
                          GError **error);
 char *sp_op_plan_serialize(SpJson *root, SpJson *disks);
-/* A record's fields, listed once: its journal JSON (to and from, in the table's order) and its
- * freeing follow from the table. A string is written always, an optional one when not NULL; a
- * string list (GPtrArray of char *) as an array; a field missing from the JSON reads as NULL, 0
- * or FALSE. */
-typedef enum {
-    SP_FIELD_STRING,
-    SP_FIELD_OPT_STRING,
-    SP_FIELD_INT,     /* int64_t */
-    SP_FIELD_BOOL,    /* gboolean */
-    SP_FIELD_STRINGS, /* GPtrArray * of char * */
-} SpFieldType;
-
-typedef struct {
-    const char *key;
-    SpFieldType type;
-    size_t offset;
-} SpField;
-
-#define SP_FIELD(key, type, record, member) {key, SP_FIELD_##type, G_STRUCT_OFFSET(record, member)}
-
-void sp_fields_to_json(SpJson *obj, const SpField *fields, gsize n, gconstpointer record);
-void sp_fields_from_json(const SpJson *obj, const SpField *fields, gsize n, gpointer record);
-/* Frees the record's strings and string lists (not the record). */
-void sp_fields_clear(const SpField *fields, gsize n, gpointer record);
-
 /* A journal plan of fields: the plan's own, then "disks", an object for each record in disks
  * (of disk_fields). Reading makes each disk's record with new_disk and adds it to disks. */
 char *sp_op_plan_write(const SpField *fields, gsize n, gconstpointer plan,

@@ -2,6 +2,7 @@
  * per-VM lock. Library code: errors go up as GError, nothing is logged here. */
 #include "stillpoint/store.h"
 #include "store-internal.h"
+#include "fields.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -46,21 +47,55 @@ static const char schema_sql[] =
 
 static const char *op_state_names[] = {"intent", "done", "rolled-back"};
 
+/* The records' columns, in the order the SELECTs below name them. */
+static const SpField vm_fields[] = {
+    SP_FIELD("id", INT, SpVm, id),
+    SP_FIELD("name", STRING, SpVm, name),
+    SP_FIELD("qmp", STRING, SpVm, qmp_socket),
+    SP_FIELD("agent", STRING, SpVm, agent_socket),
+    SP_FIELD("driver", STRING, SpVm, driver),
+    SP_FIELD("hook_command", STRING, SpVm, hook_command),
+    SP_FIELD("overlay_dir", STRING, SpVm, overlay_dir),
+    SP_FIELD("current", INT, SpVm, current),
+    SP_FIELD("created", INT, SpVm, created_us),
+    SP_FIELD("hook_timeout_ms", INT, SpVm, hook_timeout_ms),
+    SP_FIELD("libvirt_uri", STRING, SpVm, libvirt_uri),
+    SP_FIELD("libvirt_domain", STRING, SpVm, libvirt_domain),
+    SP_FIELD("checkpoint_type", STRING, SpVm, checkpoint_type),
+};
+
+static const SpField checkpoint_fields[] = {
+    SP_FIELD("id", INT, SpCheckpoint, id),
+    SP_FIELD("vm_id", INT, SpCheckpoint, vm_id),
+    SP_FIELD("parent", INT, SpCheckpoint, parent),
+    SP_FIELD("name", STRING, SpCheckpoint, name),
+    SP_FIELD("type", STRING, SpCheckpoint, type),
+    SP_FIELD("consistency", STRING, SpCheckpoint, consistency),
+    SP_FIELD("created", INT, SpCheckpoint, created_us),
+    SP_FIELD("state", STRING, SpCheckpoint, state),
+    SP_FIELD("requested", STRING, SpCheckpoint, requested),
+    SP_FIELD("reason", STRING, SpCheckpoint, reason),
+    SP_FIELD("origin", STRING, SpCheckpoint, origin),
+    SP_FIELD("made_by", STRING, SpCheckpoint, made_by),
+    SP_FIELD("op_id", INT, SpCheckpoint, op_id),
+};
+
+static const SpField checkpoint_disk_fields[] = {
+    SP_FIELD("disk", STRING, SpCheckpointDisk, disk),
+    SP_FIELD("node", STRING, SpCheckpointDisk, node),
+    SP_FIELD("image", STRING, SpCheckpointDisk, image),
+    SP_FIELD("overlay", STRING, SpCheckpointDisk, overlay),
+    SP_FIELD("overlay_node", STRING, SpCheckpointDisk, overlay_node),
+    SP_FIELD("format", STRING, SpCheckpointDisk, image_format),
+};
+
 void sp_vm_free(SpVm *vm)
 {
     if (vm == NULL)
         return;
-    g_free(vm->name);
-    g_free(vm->qmp_socket);
-    g_free(vm->agent_socket);
-    g_free(vm->driver);
-    g_free(vm->hook_command);
-    g_free(vm->libvirt_uri);
-    g_free(vm->libvirt_domain);
-    g_free(vm->overlay_dir);
+    sp_fields_clear(vm_fields, G_N_ELEMENTS(vm_fields), vm);
     if (vm->disks != NULL)
         g_ptr_array_unref(vm->disks);
-    g_free(vm->checkpoint_type);
     g_free(vm);
 }
 
@@ -68,12 +103,7 @@ void sp_checkpoint_disk_free(SpCheckpointDisk *disk)
 {
     if (disk == NULL)
         return;
-    g_free(disk->disk);
-    g_free(disk->node);
-    g_free(disk->image);
-    g_free(disk->overlay);
-    g_free(disk->overlay_node);
-    g_free(disk->image_format);
+    sp_fields_clear(checkpoint_disk_fields, G_N_ELEMENTS(checkpoint_disk_fields), disk);
     g_free(disk);
 }
 
@@ -81,14 +111,7 @@ void sp_checkpoint_free(SpCheckpoint *cp)
 {
     if (cp == NULL)
         return;
-    g_free(cp->name);
-    g_free(cp->type);
-    g_free(cp->consistency);
-    g_free(cp->state);
-    g_free(cp->requested);
-    g_free(cp->reason);
-    g_free(cp->origin);
-    g_free(cp->made_by);
+    sp_fields_clear(checkpoint_fields, G_N_ELEMENTS(checkpoint_fields), cp);
     if (cp->disks != NULL)
         g_ptr_array_unref(cp->disks);
     g_free(cp);
@@ -224,6 +247,18 @@ char *sp_db_col_text(SpStmt *stmt, int col)
 {
     const unsigned char *t = sqlite3_column_text(stmt, col);
     return t != NULL ? g_strdup((const char *)t) : NULL;
+}
+
+/* A row into record: column i into fields[i] (strings copied). */
+static void fields_from_row(SpStmt *stmt, const SpField *fields, gsize n, gpointer record)
+{
+    for (gsize i = 0; i < n; i++) {
+        char *at = (char *)record + fields[i].offset;
+        if (fields[i].type == SP_FIELD_INT)
+            *(int64_t *)at = sqlite3_column_int64(stmt, (int)i);
+        else
+            *(char **)at = sp_db_col_text(stmt, (int)i);
+    }
 }
 
 static int sp_store_user_version(SpStore *store)
@@ -454,19 +489,7 @@ gboolean sp_store_vm_add(SpStore *store, const SpVm *vm, int64_t *ret_id, GError
 static gpointer vm_from_row(SpStmt *stmt)
 {
     SpVm *vm = g_new0(SpVm, 1);
-    vm->id = sqlite3_column_int64(stmt, 0);
-    vm->name = sp_db_col_text(stmt, 1);
-    vm->qmp_socket = sp_db_col_text(stmt, 2);
-    vm->agent_socket = sp_db_col_text(stmt, 3);
-    vm->driver = sp_db_col_text(stmt, 4);
-    vm->hook_command = sp_db_col_text(stmt, 5);
-    vm->overlay_dir = sp_db_col_text(stmt, 6);
-    vm->current = sqlite3_column_int64(stmt, 7);
-    vm->created_us = sqlite3_column_int64(stmt, 8);
-    vm->hook_timeout_ms = sqlite3_column_int64(stmt, 9);
-    vm->libvirt_uri = sp_db_col_text(stmt, 10);
-    vm->libvirt_domain = sp_db_col_text(stmt, 11);
-    vm->checkpoint_type = sp_db_col_text(stmt, 12);
+    fields_from_row(stmt, vm_fields, G_N_ELEMENTS(vm_fields), vm);
     if (vm->checkpoint_type == NULL)
         vm->checkpoint_type = g_strdup(SP_CHECKPOINT_TYPE_DEFAULT);
     return vm;
@@ -642,12 +665,7 @@ gboolean sp_store_checkpoint_add(SpStore *store, SpCheckpoint *cp, int64_t op_id
 static gpointer checkpoint_disk_from_row(SpStmt *stmt)
 {
     SpCheckpointDisk *d = g_new0(SpCheckpointDisk, 1);
-    d->disk = sp_db_col_text(stmt, 0);
-    d->node = sp_db_col_text(stmt, 1);
-    d->image = sp_db_col_text(stmt, 2);
-    d->overlay = sp_db_col_text(stmt, 3);
-    d->overlay_node = sp_db_col_text(stmt, 4);
-    d->image_format = sp_db_col_text(stmt, 5);
+    fields_from_row(stmt, checkpoint_disk_fields, G_N_ELEMENTS(checkpoint_disk_fields), d);
     return d;
 }
 
@@ -672,19 +690,7 @@ static gboolean checkpoint_load_disks(SpStore *store, SpCheckpoint *cp, GError *
 static gpointer checkpoint_from_row(SpStmt *stmt)
 {
     SpCheckpoint *cp = g_new0(SpCheckpoint, 1);
-    cp->id = sqlite3_column_int64(stmt, 0);
-    cp->vm_id = sqlite3_column_int64(stmt, 1);
-    cp->parent = sqlite3_column_int64(stmt, 2);
-    cp->name = sp_db_col_text(stmt, 3);
-    cp->type = sp_db_col_text(stmt, 4);
-    cp->consistency = sp_db_col_text(stmt, 5);
-    cp->created_us = sqlite3_column_int64(stmt, 6);
-    cp->state = sp_db_col_text(stmt, 7);
-    cp->requested = sp_db_col_text(stmt, 8);
-    cp->reason = sp_db_col_text(stmt, 9);
-    cp->origin = sp_db_col_text(stmt, 10);
-    cp->made_by = sp_db_col_text(stmt, 11);
-    cp->op_id = sqlite3_column_int64(stmt, 12);
+    fields_from_row(stmt, checkpoint_fields, G_N_ELEMENTS(checkpoint_fields), cp);
     cp->disks = g_ptr_array_new_with_free_func((GDestroyNotify)sp_checkpoint_disk_free);
     return cp;
 }
