@@ -19,7 +19,6 @@
 #include "stillpoint/channel.h"
 #include "stillpoint/checkpoint-type.h"
 #include "stillpoint/driver.h"
-#include "stillpoint/libvirt.h"
 #include "stillpoint/present.h"
 #include "stillpoint/standard.h"
 #include "test-hooks.h"

@@ -1,5 +1,9 @@
 /* The hypervisor driver interface: discover disks, prepare (outside the frozen window), snapshot
- * all disks at once (inside it), abort what was prepared, and recover after a crash. */
+ * all disks at once (inside it), abort what was prepared, and recover after a crash; and what the
+ * other operations need of a VM's driver (its agent channel, its domain, stopping, re-pointing
+ * and resuming it for apply, the merges it can follow, its own snapshot records, backup
+ * sessions). The operations ask the VM's SpDriverOps (sp_driver_ops_of), never its driver's
+ * name: driver.c maps the name to the ops, in one place. */
 #pragma once
 #include <glib.h>
 #include "stillpoint/qmp.h"
