@@ -55,7 +55,7 @@ static void add_overlay_dir_absolute(void)
 static gboolean show_discovered_disks(const SpVm *vm, GError **error)
 {
     g_autoptr(GPtrArray) disks = sp_vm_discover_disks(vm, error);
-    gboolean libvirt = g_strcmp0(vm->driver, "libvirt") == 0; /* its nodes are its own */
+    gboolean libvirt = sp_driver_ops_of(vm)->own_disk_nodes; /* its nodes are its own */
     if (disks == NULL)
         return FALSE;
     for (guint i = 0; i < disks->len; i++) {
