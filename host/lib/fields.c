@@ -19,7 +19,7 @@ void sp_fields_to_json(SpJson *obj, const SpField *fields, gsize n, gconstpointe
     for (gsize i = 0; i < n; i++) {
         const SpField *f = &fields[i];
         const char *at = FIELD_AT(record, f);
-        const GPtrArray *list = *(GPtrArray *const *)at;
+        const GPtrArray *list;
         SpJson *arr;
         switch (f->type) {
         case SP_FIELD_STRING:
@@ -35,6 +35,7 @@ void sp_fields_to_json(SpJson *obj, const SpField *fields, gsize n, gconstpointe
             sp_json_object_set_bool(obj, f->key, *(const gboolean *)at);
             break;
         case SP_FIELD_STRINGS:
+            list = *(GPtrArray *const *)at;
             arr = sp_json_new_array();
             for (guint j = 0; list != NULL && j < list->len; j++)
                 sp_json_array_append(arr, sp_json_new_string(g_ptr_array_index(list, j)));
