@@ -1,6 +1,6 @@
 /* daemon-authority: may the caller of a D-Bus method perform a polkit action? One small
- * interface with two implementations: polkit itself (daemon-authority-polkit.c) and a rules
- * file for tests and hosts without polkitd (daemon-authority-file.c). */
+ * interface with two implementations: polkit itself (daemon-authority-polkit.c) and, in test
+ * builds only (SP_TEST_HOOKS), a rules file (daemon-authority-file.c). */
 #pragma once
 #include <gio/gio.h>
 
@@ -50,7 +50,9 @@ SpAuthority *sp_authority_polkit_new(void);
 /* A key file: [actions] ACTION-ID = user:NAME;group:NAME;uid:N (who may), and [vm:NAME] with
  * the same keys for that VM only. Groups are the caller's as the bus recorded them. uid 0 may
  * always. */
+#ifdef SP_TEST_HOOKS
 SpAuthority *sp_authority_file_new(const char *path, GError **error);
+#endif
 
 /* May the sender of invocation (caller: as the bus gave it) perform action_id on what
  * details name? uid 0 may. Interactive only when the caller set the D-Bus flag and quiet is

@@ -522,15 +522,21 @@ static gboolean signal_cb(gpointer user_data)
 
 int main(int argc, char **argv)
 {
-    g_autofree char *store = NULL, *rules = NULL;
+    g_autofree char *store = NULL;
+#ifdef SP_TEST_HOOKS
+    g_autofree char *rules = NULL;
+#endif
     int ready_fd = 0;
     const GOptionEntry entries[] = {
         {"store", 0, 0, G_OPTION_ARG_FILENAME, &store,
          "Checkpoint store (default $" SP_STORE_ENV " or " SP_STORE_DEFAULT_PATH ")", "PATH"},
-        {"rules", 0, 0, G_OPTION_ARG_FILENAME, &rules,
+#ifdef SP_TEST_HOOKS
+        /* The suite's stand-in for polkitd; hidden, since stillpointd(8) documents what ships. */
+        {"rules", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_FILENAME, &rules,
          "Decide with this rules file instead of polkit ([actions] or [vm:NAME] "
          "ACTION=user:U;group:G;uid:N)",
          "FILE"},
+#endif
         {"ready-fd", 0, 0, G_OPTION_ARG_INT, &ready_fd,
          "Write READY to this file descriptor once serving", "FD"},
         G_OPTION_ENTRY_NULL};
@@ -550,7 +556,11 @@ int main(int argc, char **argv)
     }
     d.store_path = g_strdup(sp_store_resolve_path(store));
     d.ready_fd = ready_fd;
+#ifdef SP_TEST_HOOKS
     d.authority = rules ? sp_authority_file_new(rules, &error) : sp_authority_polkit_new();
+#else
+    d.authority = sp_authority_polkit_new();
+#endif
     if (d.authority == NULL) {
         fprintf(stderr, "stillpointd: %s\n", error->message);
         g_free(d.store_path);
