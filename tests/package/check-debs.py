@@ -57,8 +57,10 @@ BINARIES = {"stillpoint-agent": ["usr/sbin/stillpoint-agent", "usr/libexec/still
             "stillpoint": ["usr/bin/stillpoint", "usr/sbin/stillpointd"]}
 SANITIZER_MARKS = (b"__asan_init", b"__ubsan_handle", b"__sanitizer_")
 # The suite's switches (SP_TEST_HOOKS builds only): the fault injection variables, and the
-# example writer's misbehaviour options (their names as C strings, as GOptionEntry holds them).
-TEST_SWITCH_MARKS = (b"STILLPOINT_TEST_", b"\0fail-in\0", b"\0exit-in\0", b"\0delay-in\0")
+# example writer's misbehaviour options and stillpointd's rules-file authority (their names as C
+# strings, as GOptionEntry holds them).
+TEST_SWITCH_MARKS = (b"STILLPOINT_TEST_", b"\0fail-in\0", b"\0exit-in\0", b"\0delay-in\0",
+                     b"\0rules\0")
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 from sptest import Problems  # noqa: E402
