@@ -134,5 +134,8 @@ extern const GOptionEntry sp_cli_retention_options[], sp_cli_schedule_create_opt
 gboolean sp_cli_retention(int argc, char **argv, GError **error);
 gboolean sp_cli_retention_dbus(SpDaemonClient *c, int argc, char **argv, GError **error);
 gboolean sp_cli_schedule_create(int argc, char **argv, GError **error);
+gboolean sp_cli_schedule_create_dbus(SpDaemonClient *c, int argc, char **argv, GError **error);
 gboolean sp_cli_schedule_list(int argc, char **argv, GError **error);
+gboolean sp_cli_schedule_list_dbus(SpDaemonClient *c, int argc, char **argv, GError **error);
 gboolean sp_cli_schedule_remove(int argc, char **argv, GError **error);
+gboolean sp_cli_schedule_remove_dbus(SpDaemonClient *c, int argc, char **argv, GError **error);

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "stillpoint/schedule.h"
 #include "stillpoint/coordinator.h"
 
 SpCliGlobals sp_cli_globals;
@@ -113,16 +114,16 @@ static const SpCliCommand commands[] = {
     {"schedule", "create", "VM",
      "Write a systemd timer and service that make a checkpoint of VM on a calendar (then apply "
      "--keep); when systemd runs, reload it and enable and start the timer.",
-     sp_cli_schedule_create_options, sp_cli_schedule_create, NULL, NULL},
+     sp_cli_schedule_create_options, sp_cli_schedule_create, sp_cli_schedule_create_dbus, NULL},
     {"schedule", "list", "[VM]",
      "Show the schedules: calendar, retention and, when systemd runs, whether the timer is "
      "enabled, its next run, its last run and that run's result (the journal has its log: "
      "journalctl -u stillpoint-checkpoint-VM).",
-     sp_cli_schedule_units_options, sp_cli_schedule_list, NULL, NULL},
+     sp_cli_schedule_units_options, sp_cli_schedule_list, sp_cli_schedule_list_dbus, NULL},
     {"schedule", "remove", "VM",
      "Stop and disable the VM's schedule (its timer) and delete its units. The checkpoints it "
      "made stay.",
-     sp_cli_schedule_units_options, sp_cli_schedule_remove, NULL, NULL},
+     sp_cli_schedule_units_options, sp_cli_schedule_remove, sp_cli_schedule_remove_dbus, NULL},
 };
 
 static void usage(FILE *out)
@@ -179,7 +180,7 @@ static void usage(FILE *out)
             "\nunless --store is given.\n"
             "\n"
             "--daemon: go through stillpointd on the system bus (polkit decides who may do what;\n"
-            "every command but schedule ...).\n"
+            "every command; schedules then go under " SP_SCHEDULE_UNIT_DIR ", no --unit-dir).\n"
             "Without --store or $" SP_STORE_ENV ", a user who is not root goes through it by itself\n"
             "when it runs; the results are the same as working on the store directly.\n");
 }

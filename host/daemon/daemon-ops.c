@@ -19,6 +19,7 @@
 #include "stillpoint/ops.h"
 #include "stillpoint/qmp.h"
 #include "stillpoint/retention.h"
+#include "stillpoint/schedule.h"
 #include "stillpoint/store.h"
 
 void sp_daemon_job_free(SpDaemonJob *job)
@@ -26,6 +27,7 @@ void sp_daemon_job_free(SpDaemonJob *job)
     if (job == NULL)
         return;
     g_free(job->store_path);
+    g_free(job->unit_dir);
     g_free(job->vm);
     g_clear_pointer(&job->parameters, g_variant_unref);
     g_free(job);
@@ -487,6 +489,45 @@ static GVariant *run_retention(SpDaemonJob *job, GError **error)
     return g_variant_new("(u)", merged);
 }
 
+/* ---- schedules: their units go under job->unit_dir ---- */
+
+/* As `stillpoint schedule list [VM]`: "" lists every VM's. */
+static GVariant *run_list_schedules(SpDaemonJob *job, GError **error)
+{
+    const char *vm = job->vm != NULL && job->vm[0] != '\0' ? job->vm : NULL;
+
+    return document_reply(sp_schedule_list(job->unit_dir, vm, error), error);
+}
+
+/* As `stillpoint schedule create VM`: the units run the installed CLI on the daemon's store. */
+static GVariant *run_create_schedule(SpDaemonJob *job, GError **error)
+{
+    g_autoptr(GVariant) opts = NULL;
+    g_autoptr(SpStore) store = NULL;
+    const char *calendar = "daily";
+    guint32 keep = 0;
+    gboolean has_keep;
+
+    g_variant_get(job->parameters, "(&s@a{sv})", NULL, &opts);
+    g_variant_lookup(opts, "on_calendar", "&s", &calendar);
+    has_keep = g_variant_lookup(opts, "keep", "u", &keep);
+    if (keep > G_MAXINT) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                    "schedule create: keep %u is too large", keep);
+        return NULL;
+    }
+    if ((store = sp_store_open(job->store_path, error)) == NULL)
+        return NULL;
+    return document_reply(sp_schedule_create(store, job->unit_dir, job->vm, calendar,
+                                             has_keep ? (int)keep : -1, SP_CLI_PATH, error),
+                          error);
+}
+
+static GVariant *run_remove_schedule(SpDaemonJob *job, GError **error)
+{
+    return document_reply(sp_schedule_remove(job->unit_dir, job->vm, error), error);
+}
+
 /* Authorized: the daemon adds the caller to its watchers (stillpointd.c). */
 static GVariant *run_watch(SpDaemonJob *job, GError **error)
 {
@@ -615,6 +656,9 @@ static const struct {
     {"GetBackupStatus", run_backup_status},
     {"Watch", run_watch},
     {"ApplyRetention", run_retention},
+    {"ListSchedules", run_list_schedules},
+    {"CreateSchedule", run_create_schedule},
+    {"RemoveSchedule", run_remove_schedule},
 };
 
 GVariant *sp_daemon_job_run(SpDaemonJob *job, GError **error)

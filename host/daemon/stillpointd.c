@@ -12,6 +12,7 @@
 #include "daemon-authority.h"
 #include "daemon-ops.h"
 #include "sp-coordinator1-generated.h"
+#include "stillpoint/schedule.h"
 #include "stillpoint/store.h"
 
 #define SP_DAEMON_BUS_NAME "org.stillpoint.Coordinator1"
@@ -31,6 +32,7 @@ typedef struct {
     GDBusConnection *bus;
     guint registration;       /* the object on the bus; 0 before */
     char *store_path;
+    char *unit_dir;           /* schedules' units: SP_SCHEDULE_UNIT_DIR, or --unit-dir */
     int ready_fd;
     guint calls;              /* in progress: identifying, authorizing or running */
     guint jobs;               /* running on a worker thread */
@@ -78,6 +80,9 @@ static const struct {
     {"ResumeCheckpoint", "org.stillpoint.checkpoint.apply", ON_VM, NO_CHANGE, "resume", "resume VMs"},
     {"DeleteCheckpoint", "org.stillpoint.checkpoint.delete", ON_VM, CPS_CHANGED, "delete", "delete checkpoints"},
     {"ApplyRetention", "org.stillpoint.checkpoint.delete", ON_VM, CPS_CHANGED, "retention", "delete checkpoints"},
+    {"ListSchedules", "org.stillpoint.read", ON_VM, NO_CHANGE, NULL, "list schedules"},
+    {"CreateSchedule", "org.stillpoint.schedule", ON_VM, NO_CHANGE, NULL, "create schedules"},
+    {"RemoveSchedule", "org.stillpoint.schedule", ON_VM, NO_CHANGE, NULL, "remove schedules"},
     {"RenameCheckpoint", "org.stillpoint.checkpoint.rename", ON_VM, CPS_CHANGED, NULL, "rename checkpoints"},
     {"BeginBackup", "org.stillpoint.backup", ON_VM, CPS_CHANGED, "backup", "begin backup sessions"},
     {"EndBackup", "org.stillpoint.backup", ON_VM, CPS_CHANGED, "backup", "end backup sessions"},
@@ -428,6 +433,7 @@ static gboolean dispatch(Daemon *d, GDBusMethodInvocation *inv)
         c->job->method = actions[i].method;
         c->job->operation = actions[i].operation;
         c->job->store_path = g_strdup(d->store_path);
+        c->job->unit_dir = g_strdup(d->unit_dir);
         c->job->parameters = g_variant_ref(params);
         if (actions[i].detail != ON_NOTHING)   /* the VM or group, first */
             g_variant_get_child(params, 0, "s", &c->job->vm);
@@ -520,9 +526,24 @@ static gboolean signal_cb(gpointer user_data)
     return G_SOURCE_CONTINUE;
 }
 
+/* Schedules' units go where systemd reads them. Test builds take another directory from root
+ * (the tests' own, where nothing is enabled); a caller of a method never chooses it. */
+static char *choose_unit_dir(char *unit_dir, GError **error)
+{
+    if (unit_dir == NULL)
+        return g_strdup(SP_SCHEDULE_UNIT_DIR);
+    if (getuid() != 0) {
+        g_free(unit_dir);
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_PERMISSION_DENIED, "--unit-dir is root's");
+        return NULL;
+    }
+    return unit_dir;
+}
+
 int main(int argc, char **argv)
 {
     g_autofree char *store = NULL;
+    char *unit_dir = NULL;
 #ifdef SP_TEST_HOOKS
     g_autofree char *rules = NULL;
 #endif
@@ -536,6 +557,10 @@ int main(int argc, char **argv)
          "Decide with this rules file instead of polkit ([actions] or [vm:NAME] "
          "ACTION=user:U;group:G;uid:N)",
          "FILE"},
+        /* The tests' own directory for schedules' units (nothing is enabled there); hidden
+         * likewise. */
+        {"unit-dir", 0, G_OPTION_FLAG_HIDDEN, G_OPTION_ARG_FILENAME, &unit_dir,
+         "Write schedules' units here, not enabled (root only)", "DIR"},
 #endif
         {"ready-fd", 0, 0, G_OPTION_ARG_INT, &ready_fd,
          "Write READY to this file descriptor once serving", "FD"},
@@ -554,6 +579,10 @@ int main(int argc, char **argv)
         fprintf(stderr, "stillpointd: %s (try --help)\n", error->message);
         return 2;
     }
+    if ((d.unit_dir = choose_unit_dir(unit_dir, &error)) == NULL) {
+        fprintf(stderr, "stillpointd: %s\n", error->message);
+        return 2;
+    }
     d.store_path = g_strdup(sp_store_resolve_path(store));
     d.ready_fd = ready_fd;
 #ifdef SP_TEST_HOOKS
@@ -564,6 +593,7 @@ int main(int argc, char **argv)
     if (d.authority == NULL) {
         fprintf(stderr, "stillpointd: %s\n", error->message);
         g_free(d.store_path);
+        g_free(d.unit_dir);
         return 2;
     }
     d.loop = g_main_loop_new(NULL, FALSE);
@@ -586,5 +616,6 @@ int main(int argc, char **argv)
     g_object_unref(d.stop);
     sp_authority_free(d.authority);
     g_free(d.store_path);
+    g_free(d.unit_dir);
     return d.status;
 }

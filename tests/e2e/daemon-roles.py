@@ -33,7 +33,8 @@ NO_ROLE = {"user": "nobody", "group": "daemon", "extra_groups": []}
 # A second local user (another uid than nobody's).
 OTHER_USER = {"user": "daemon", "group": "daemon", "extra_groups": []}
 BACKUP_ACTIONS = ["org.stillpoint.read", "org.stillpoint.checkpoint.create",
-                  "org.stillpoint.checkpoint.export", "org.stillpoint.backup"]
+                  "org.stillpoint.checkpoint.export", "org.stillpoint.backup",
+                  "org.stillpoint.schedule"]
 
 BUS_CONFIG = """<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-BUS Bus Configuration 1.0//EN"
  "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
@@ -421,10 +422,32 @@ def same_more(env):
             same(" ".join(j + args), d, ran(via(env, *(j + args)), " ".join(j + args)),
                  creates=False)
     same_sessions(env)
+    same_schedules(env)
     r = via(env, "vm", "recover", "vm1", "--adopt-running")
     check(r.returncode == 1 and "not available through stillpointd" in r.stderr,
           "vm recover --adopt-running is refused through stillpointd, not dropped (%s)"
           % r.stderr.strip())
+
+
+def same_schedules(env):
+    """schedule create|list|remove through stillpointd print what they print directly, text and
+    --json: the daemon runs with --unit-dir UNITS (test builds, root's), the direct runs are
+    given the same directory; the caller's --unit-dir is refused through the daemon."""
+    units = ["--unit-dir", env.path("units")]
+    create = ["schedule", "create", "vm1", "--on-calendar", "Mon *-*-* 02:30:00", "--keep", "3"]
+    for j in ([], ["--json"]):
+        for args, undo in ((create, ["schedule", "remove", "vm1"]),
+                           (["schedule", "list"], None),
+                           (["schedule", "list", "vm1"], None),
+                           (["schedule", "remove", "vm1"], create)):
+            d = ran(direct(env, *(j + args + units)), " ".join(j + args))
+            if undo:
+                ran(direct(env, *(undo + units)), " ".join(undo))
+            same(" ".join(j + args), d, ran(via(env, *(j + args)), " ".join(j + args)),
+                 creates=False)
+    r = via(env, "schedule", "list", *units)
+    check(r.returncode != 0 and "--unit-dir" in r.stderr and r.stdout == "",
+          "--unit-dir is refused through stillpointd (%s)" % r.stderr.strip())
 
 
 def same_group(env):
@@ -535,6 +558,7 @@ def whole_api(env):
     check(out.strip() == "(uint32 1,)" and "sched-1" not in listed and "sched-2" in listed,
           "ApplyRetention keeps the newest scheduled checkpoint, merges the older (%s)" % out)
     ran(direct(env, "checkpoint", "delete", "vm1", "sched-2"), "delete sched-2")
+    schedule_api(env)
     # A backup session, full then incremental: the operator's (org.stillpoint.backup).
     env.refused(NO_ROLE, "BeginBackup", "vm1", "{}")
     env.refused(NO_ROLE, "GetBackupStatus", "vm1")
@@ -636,6 +660,34 @@ def watching(env):
     env.ok(None, "DeleteCheckpoint", "vm1", "watched", "false")
 
 
+def schedule_api(env):
+    """Schedules are the operator's (org.stillpoint.schedule; listing is read's): the units go
+    into the daemon's directory, run the installed CLI on the daemon's store, and the caller's
+    calendar cannot add a line to them."""
+    units = env.path("units")
+    env.refused(NO_ROLE, "CreateSchedule", "vm1", "{}")
+    env.refused(NO_ROLE, "ListSchedules", "")
+    out = env.ok(OPERATOR, "CreateSchedule", "vm1",
+                 "{'on_calendar': <'hourly'>, 'keep': <uint32 2>}")
+    check("'event': <'schedule-written'>" in out and "'enabled': <false>" in out and
+          "'unit_dir': <'%s'>" % units in out, "CreateSchedule: the document, typed (%s)" % out)
+    with open(os.path.join(units, "stillpoint-checkpoint-vm1.service")) as f:
+        service = f.read()
+    check('--store "%s" checkpoint create --scheduled "vm1"' % env.path("store.db") in service
+          and "--keep 2" in service and "ExecStart=\"/" in service,
+          "the service runs the installed CLI on the daemon's store:\n" + service)
+    ok, msg = env.call(OPERATOR, "CreateSchedule", "vm1", "{'on_calendar': <'daily\nOnBootSec=1'>}")
+    check(not ok and "InvalidArgs" in msg, "a calendar with a line break is refused (%s)" % msg)
+    out = env.ok(OPERATOR, "ListSchedules", "")
+    check("'on_calendar': <'hourly'>" in out and "'keep': <int64 2>" in out,
+          "ListSchedules: the schedule, typed (%s)" % out)
+    env.refused(NO_ROLE, "RemoveSchedule", "vm1")
+    env.ok(OPERATOR, "RemoveSchedule", "vm1")
+    check(os.listdir(units) == [], "RemoveSchedule deleted both units")
+    ok, msg = env.call(OPERATOR, "RemoveSchedule", "vm1")
+    check(not ok and "NotFound" in msg, "a second RemoveSchedule finds none (%s)" % msg)
+
+
 def roles(env, operator_setup):
     out = env.ok(None, "AddVm", "vm1", "{'qmp-socket': <'%s'>, 'agent-socket': <'%s'>}"
                  % (env.path("qmp.sock"), env.path("agent.sock")))
@@ -706,7 +758,7 @@ def test_rules_file(env):
     rules = env.path("rules.conf")
     with open(rules, "w") as f:
         f.write("[actions]\n" + "".join("%s=group:nogroup\n" % a for a in BACKUP_ACTIONS))
-    env.start_daemon("--rules", rules)
+    env.start_daemon("--rules", rules, "--unit-dir", env.path("units"))
     roles(env, None)
 
 
