@@ -312,6 +312,30 @@ function renderBackup(session) {
                         el("ul", {}, ...disks));
 }
 
+/* ---- schedules (ListSchedules: read; creating and removing stays with the CLI) ---- */
+
+function scheduleLine(entry, systemd) {
+    let text = entry.on_calendar + (entry.keep !== undefined ? ", keep " + entry.keep : "");
+    if (systemd)
+        text += ", timer " + (entry.enabled || "?") + ", next " + (entry.next || "-") +
+                ", last " + (entry.last || "-") + (entry.result ? " (" + entry.result + ")" : "");
+    return el("li", { class: "sp-schedule", text: text });
+}
+
+function renderSchedules(doc) {
+    const box = $("sp-schedules");
+    const entries = doc.schedules || [];
+    box.replaceChildren(entries.length
+        ? el("ul", {}, ...entries.map(e => scheduleLine(e, doc.systemd)))
+        : el("p", { text: "No schedule." }));
+}
+
+function loadSchedules(vm) {
+    return call("ListSchedules", "s", [vm], "a{sv}").then(renderSchedules).catch(error => {
+        $("sp-schedules").replaceChildren(el("p", { text: cliError(error) }));
+    });
+}
+
 /* ---- one VM ---- */
 
 function loadVm() {
@@ -322,7 +346,8 @@ function loadVm() {
         state.doc = doc;
         renderTree();
         renderActions();
-        return call("GetBackupStatus", "s", [vm], "v").then(renderBackup);
+        return call("GetBackupStatus", "s", [vm], "v").then(renderBackup)
+                .then(() => loadSchedules(vm));
     });
 }
 

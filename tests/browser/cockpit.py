@@ -281,6 +281,9 @@ def operator_creates(driver, port):
     ok("vm1" in row and "qemu" in row and "vda" in row and "none" in row,
           "the VM list shows vm1, its driver and disks, no checkpoint yet (%s)" % row)
     open_vm(driver, "vm1")
+    wait(driver, "the VM's schedule", lambda: "hourly" in by_id(driver, "sp-schedules").text)
+    text = by_id(driver, "sp-schedules").text
+    ok(text == "hourly, keep 3", "the page lists the schedule root made (ListSchedules): %r" % text)
     # Keyboard only: type the name, choose the type, Enter submits.
     name = by_id(driver, "sp-create-name")
     name.send_keys("nightly")
@@ -457,9 +460,10 @@ def scenario(setup):
     # A live merge at 4 MiB/s (a test switch): the delete runs long enough (7 s) to be seen
     # running and photographed under load.
     env.env["STILLPOINT_TEST_COMMIT_SPEED"] = str(4 << 20)
-    env.start_daemon("--rules", env.path("rules.conf"))
+    env.start_daemon("--rules", env.path("rules.conf"), "--unit-dir", env.path("units"))
     env.ok(None, "AddVm", "vm1", "{'qmp-socket': <'%s'>, 'agent-socket': <'%s'>}"
            % (env.path("qmp.sock"), env.path("agent.sock")))
+    env.ok(None, "CreateSchedule", "vm1", "{'on_calendar': <'hourly'>, 'keep': <uint32 3>}")
     share = install_package(env, setup.package)
     port = start_cockpit(env, share)
     driver = browser(env)
