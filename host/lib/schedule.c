@@ -109,7 +109,7 @@ gboolean sp_schedule_calendar_valid(const char *spec, GError **error)
 #define UNIT_PREFIX "stillpoint-checkpoint-"
 #define UNIT_MARK "# Written by 'stillpoint schedule'.\n"
 /* systemctl answers at once, or waits for a job (enable --now starts the timer, not the
- * checkpoint); a hung manager must not hang the CLI. */
+ * checkpoint); a hung manager must not hang the CLI or stillpointd. */
 #define SYSTEMCTL_TIMEOUT_S 30
 
 /* systemd runs as the init system (as sd_booted() decides). */

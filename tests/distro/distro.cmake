@@ -14,7 +14,8 @@
 #                        stillpoint-agent; domfsfreeze and snapshot --quiesce are its freezes
 #   distro/polkit        the image as a host: stillpointd from the .deb, started by D-Bus
 #                        activation, with the real polkitd and the shipped policy and rule: the
-#                        backup group creates and exports and is refused delete; others refused
+#                        backup group creates and exports and is refused delete; others refused;
+#                        the group's schedule through stillpointd is enabled under systemd
 #   distro/schedule      schedule create enables a timer that fires; list shows next, last run and
 #                        result, a failed run in list and journal; remove disables and deletes
 set(SP_DISTRO_DIR ${CMAKE_CURRENT_BINARY_DIR}/distro)

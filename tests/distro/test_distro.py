@@ -27,7 +27,8 @@ CASE: udev        udev starts the agent when the port appears: unplugged, the ag
                   as an administrator would): a member of stillpoint-backup creates and exports
                   a checkpoint of a VM (a QEMU that runs no guest code, -machine none) and is
                   refused delete; a user outside the group is refused; the first call starts
-                  stillpointd by D-Bus activation through systemd
+                  stillpointd by D-Bus activation through systemd; the member's schedule through
+                  stillpointd is enabled by its systemctl from inside the hardened unit
       schedule    schedule create enables a timer that fires and makes a checkpoint; schedule
                   list shows its next and last run and the result; with the VM gone the next run
                   fails, in schedule list and in the journal; schedule remove disables the timer
@@ -510,9 +511,33 @@ def case_polkit(c):
         ok(len(re.findall(r"refused (DeleteCheckpoint|RenameCheckpoint|CreateCheckpoint|"
                           r"ExportCheckpoint|ListCheckpoints\w*) vm", log)) >= 5,
            "stillpointd's journal has each refusal")
+        schedule_through_daemon(g)
         # Root is authorized by polkitd: the refusal was the role, not the operation.
         status, out, err = g.sh("stillpoint --daemon checkpoint delete vm c1", timeout=120)
         ok(status == 0, f"root deletes c1 through stillpointd ({err.strip()[-200:]})")
+
+
+def schedule_through_daemon(g):
+    """alice's schedule, through stillpointd under systemd: the units under /etc/systemd/system
+    (the unit's one writable path under /etc), the timer enabled by the daemon's systemctl from
+    inside its sandbox; bob is refused."""
+    unit = "/etc/systemd/system/stillpoint-checkpoint-vm"
+    ok(refused(as_user(g, "bob", "schedule create vm --on-calendar daily"),
+               "org.stillpoint.schedule"), "bob is refused schedule create")
+    status, out, err = as_user(g, "alice", "schedule create vm --on-calendar daily --keep 2")
+    ok(status == 0 and "enabled and started the timer" in out,
+       f"alice creates a schedule through stillpointd: {out.strip()} {err.strip()[-300:]}")
+    ok(g.sh("systemctl is-enabled stillpoint-checkpoint-vm.timer")[1].strip() == "enabled" and
+       g.sh("systemctl is-active stillpoint-checkpoint-vm.timer")[1].strip() == "active",
+       "the timer is enabled and active")
+    ok(g.sh(f"grep -c '^ExecStart=\"/usr/bin/stillpoint\" --store ' {unit}.service")[1].strip() == "1",
+       "its service runs the installed CLI on stillpointd's store")
+    listed = json.loads(as_user(g, "alice", "--json schedule list vm")[1])
+    ok(listed["systemd"] and listed["schedules"][0]["enabled"] == "enabled",
+       f"alice lists it, enabled ({listed})")
+    status, out, err = as_user(g, "alice", "schedule remove vm")
+    ok(status == 0 and g.sh(f"ls {unit}.* 2>/dev/null")[1] == "",
+       f"alice removes it, both units deleted ({err.strip()[-300:]})")
 
 
 def wait_schedule(g, cond, what, timeout=60):
