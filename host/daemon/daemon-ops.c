@@ -27,7 +27,6 @@ void sp_daemon_job_free(SpDaemonJob *job)
     if (job == NULL)
         return;
     g_free(job->store_path);
-    g_free(job->unit_dir);
     g_free(job->vm);
     g_clear_pointer(&job->parameters, g_variant_unref);
     g_free(job);

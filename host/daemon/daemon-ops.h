@@ -14,7 +14,8 @@ struct SpDaemonJob {
     const char *method;       /* D-Bus method name */
     const char *operation;    /* "create", ... for Progress; NULL for quick methods */
     char *store_path;
-    char *unit_dir;           /* where schedules' units go: the daemon's, never the caller's */
+    const char *unit_dir;     /* where schedules' units go: the daemon's (it outlives its
+                               * jobs), never the caller's */
     char *vm;                 /* the VM the method names, or NULL */
     GVariant *parameters;     /* the method's parameters */
     guint32 caller_uid;

@@ -433,7 +433,7 @@ static gboolean dispatch(Daemon *d, GDBusMethodInvocation *inv)
         c->job->method = actions[i].method;
         c->job->operation = actions[i].operation;
         c->job->store_path = g_strdup(d->store_path);
-        c->job->unit_dir = g_strdup(d->unit_dir);
+        c->job->unit_dir = d->unit_dir;
         c->job->parameters = g_variant_ref(params);
         if (actions[i].detail != ON_NOTHING)   /* the VM or group, first */
             g_variant_get_child(params, 0, "s", &c->job->vm);
