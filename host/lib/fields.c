@@ -86,3 +86,11 @@ void sp_fields_clear(const SpField *fields, gsize n, gpointer record)
             g_clear_pointer((GPtrArray **)at, g_ptr_array_unref);
     }
 }
+
+void sp_fields_free(const SpField *fields, gsize n, gpointer record)
+{
+    if (record == NULL)
+        return;
+    sp_fields_clear(fields, n, record);
+    g_free(record);
+}

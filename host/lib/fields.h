@@ -31,6 +31,8 @@ void sp_fields_to_json(SpJson *obj, const SpField *fields, gsize n, gconstpointe
 void sp_fields_from_json(const SpJson *obj, const SpField *fields, gsize n, gpointer record);
 /* Frees the record's strings and string lists (not the record). */
 void sp_fields_clear(const SpField *fields, gsize n, gpointer record);
+/* The same, then the record (NULL is fine). */
+void sp_fields_free(const SpField *fields, gsize n, gpointer record);
 /* The JSON helpers the tables use: a string member set only when s is not NULL; a member's
  * string, copied. */
 void sp_json_set_opt_string(SpJson *obj, const char *key, const char *s);

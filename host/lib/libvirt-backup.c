@@ -8,6 +8,7 @@
 #include <libvirt/virterror.h>
 #include <string.h>
 
+#include "fields.h"
 #include "libvirt-internal.h"
 
 static gboolean fail(GError **error, SpLibvirt *lv, const char *what)
@@ -93,14 +94,15 @@ typedef struct {
     gboolean in_disks;
 } ExportParse;
 
+static const SpField export_fields[] = {
+    SP_FIELD("target", STRING, SpLibvirtExport, target),
+    SP_FIELD("export", STRING, SpLibvirtExport, export_name),
+    SP_FIELD("bitmap", OPT_STRING, SpLibvirtExport, bitmap),
+};
+
 void sp_libvirt_export_free(SpLibvirtExport *e)
 {
-    if (e == NULL)
-        return;
-    g_free(e->target);
-    g_free(e->export_name);
-    g_free(e->bitmap);
-    g_free(e);
+    sp_fields_free(export_fields, G_N_ELEMENTS(export_fields), e);
 }
 
 static void export_start_cb(GMarkupParseContext *ctx, const char *element, const char **names,

@@ -89,42 +89,41 @@ static const SpField checkpoint_disk_fields[] = {
     SP_FIELD("format", STRING, SpCheckpointDisk, image_format),
 };
 
+/* An op's strings, for freeing (op_from_row reads its row: the state is not a string). */
+static const SpField op_fields[] = {
+    SP_FIELD("kind", STRING, SpOp, kind),
+    SP_FIELD("step", STRING, SpOp, step),
+    SP_FIELD("payload", STRING, SpOp, payload),
+};
+
+/* A record of fields freed with its disks (may be NULL). */
+static void record_free(const SpField *fields, gsize n, gpointer record, GPtrArray *disks)
+{
+    if (disks != NULL)
+        g_ptr_array_unref(disks);
+    sp_fields_free(fields, n, record);
+}
+
 void sp_vm_free(SpVm *vm)
 {
-    if (vm == NULL)
-        return;
-    sp_fields_clear(vm_fields, G_N_ELEMENTS(vm_fields), vm);
-    if (vm->disks != NULL)
-        g_ptr_array_unref(vm->disks);
-    g_free(vm);
+    if (vm != NULL)
+        record_free(vm_fields, G_N_ELEMENTS(vm_fields), vm, vm->disks);
 }
 
 void sp_checkpoint_disk_free(SpCheckpointDisk *disk)
 {
-    if (disk == NULL)
-        return;
-    sp_fields_clear(checkpoint_disk_fields, G_N_ELEMENTS(checkpoint_disk_fields), disk);
-    g_free(disk);
+    sp_fields_free(checkpoint_disk_fields, G_N_ELEMENTS(checkpoint_disk_fields), disk);
 }
 
 void sp_checkpoint_free(SpCheckpoint *cp)
 {
-    if (cp == NULL)
-        return;
-    sp_fields_clear(checkpoint_fields, G_N_ELEMENTS(checkpoint_fields), cp);
-    if (cp->disks != NULL)
-        g_ptr_array_unref(cp->disks);
-    g_free(cp);
+    if (cp != NULL)
+        record_free(checkpoint_fields, G_N_ELEMENTS(checkpoint_fields), cp, cp->disks);
 }
 
 void sp_op_free(SpOp *op)
 {
-    if (op == NULL)
-        return;
-    g_free(op->kind);
-    g_free(op->step);
-    g_free(op->payload);
-    g_free(op);
+    sp_fields_free(op_fields, G_N_ELEMENTS(op_fields), op);
 }
 
 const char *sp_store_resolve_path(const char *explicit_path)

@@ -5,19 +5,22 @@
 #include <gio/gio.h>
 #include <string.h>
 
+#include "fields.h"
+
 #define DISK_NAME_MAX 32
 #define DISK_SERIAL_MAX 64
 #define DISK_FORMAT_MAX 16
 
+static const SpField vm_disk_fields[] = {
+    SP_FIELD("name", STRING, SpVmDisk, name),
+    SP_FIELD("path", STRING, SpVmDisk, path),
+    SP_FIELD("serial", OPT_STRING, SpVmDisk, serial),
+    SP_FIELD("format", STRING, SpVmDisk, format),
+};
+
 void sp_vm_disk_free(SpVmDisk *disk)
 {
-    if (disk == NULL)
-        return;
-    g_free(disk->name);
-    g_free(disk->path);
-    g_free(disk->serial);
-    g_free(disk->format);
-    g_free(disk);
+    sp_fields_free(vm_disk_fields, G_N_ELEMENTS(vm_disk_fields), disk);
 }
 
 /* Splits at commas; ",," stands for a comma inside a value (QEMU's -drive convention). */
