@@ -61,57 +61,27 @@ static const SpField apply_disk_fields[] = {
     SP_FIELD("link", OPT_STRING, ApplyDisk, link),
 };
 
-static void apply_disk_free(ApplyDisk *d)
-{
-    sp_fields_clear(apply_disk_fields, G_N_ELEMENTS(apply_disk_fields), d);
-    g_free(d);
-}
-
 static gpointer apply_disk_new(void)
 {
     return g_new0(ApplyDisk, 1);
 }
 
+static gboolean apply_disk_ok(gconstpointer disk)
+{
+    const ApplyDisk *d = disk;
+    return d->disk != NULL && d->image != NULL && d->overlay != NULL && d->link != NULL;
+}
+
+static const SpOpPlanForm apply_form = {
+    "apply plan", sizeof(ApplyPlan), G_STRUCT_OFFSET(ApplyPlan, disks), apply_plan_fields,
+    G_N_ELEMENTS(apply_plan_fields), apply_disk_fields, G_N_ELEMENTS(apply_disk_fields),
+    apply_disk_new, apply_disk_ok};
+
 static void apply_plan_free(ApplyPlan *p)
 {
-    if (p == NULL)
-        return;
-    sp_fields_clear(apply_plan_fields, G_N_ELEMENTS(apply_plan_fields), p);
-    g_ptr_array_unref(p->disks);
-    g_free(p);
+    sp_op_plan_free(&apply_form, p);
 }
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(ApplyPlan, apply_plan_free)
-
-static ApplyPlan *apply_plan_new(void)
-{
-    ApplyPlan *p = g_new0(ApplyPlan, 1);
-    p->disks = g_ptr_array_new_with_free_func((GDestroyNotify)apply_disk_free);
-    return p;
-}
-
-static char *plan_to_json(const ApplyPlan *p)
-{
-    return sp_op_plan_write(apply_plan_fields, G_N_ELEMENTS(apply_plan_fields), p,
-                            apply_disk_fields, G_N_ELEMENTS(apply_disk_fields), p->disks);
-}
-
-static ApplyPlan *plan_from_json(const char *text, GError **error)
-{
-    g_autoptr(ApplyPlan) p = apply_plan_new();
-    if (!sp_op_plan_read(text, "apply plan", apply_plan_fields, G_N_ELEMENTS(apply_plan_fields),
-                         p, apply_disk_fields, G_N_ELEMENTS(apply_disk_fields), apply_disk_new,
-                         p->disks, error))
-        return NULL;
-    for (guint i = 0; i < p->disks->len; i++) {
-        ApplyDisk *d = g_ptr_array_index(p->disks, i);
-        if (d->disk == NULL || d->image == NULL || d->overlay == NULL || d->link == NULL) {
-            g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-                        "journal entry is not a valid apply plan (disk %u)", i);
-            return NULL;
-        }
-    }
-    return g_steal_pointer(&p);
-}
 
 /* The VM must be off. With force, a running QEMU is told to quit and waited for (the driver
  * stops a VM it reaches otherwise). */
@@ -165,7 +135,7 @@ static const SpCheckpointDisk *cp_disk(const SpCheckpoint *cp, const char *disk)
 static ApplyPlan *make_plan(SpStore *store, SpVm *vm, const SpCheckpoint *target,
                             const char *save, GError **error)
 {
-    g_autoptr(ApplyPlan) p = apply_plan_new();
+    g_autoptr(ApplyPlan) p = sp_op_plan_new(&apply_form);
     g_autoptr(SpCheckpoint) current = NULL;
     g_autoptr(GDateTime) now = g_date_time_new_now_utc();
     g_autofree char *stamp = g_date_time_format(now, "%Y%m%dT%H%M%S");
@@ -448,7 +418,7 @@ gboolean sp_op_apply(SpStore *store, SpVm *vm, const char *ref, const char *save
                                                                               : NULL,
                     report, error))
         return FALSE;
-    payload = plan_to_json(plan);
+    payload = sp_op_plan_write(&apply_form, plan);
     if (!sp_store_op_begin(store, vm->id, "apply", payload, &plan->op_id, error))
         return FALSE;
     sp_test_crash_point("planned");
@@ -468,7 +438,7 @@ gboolean sp_op_apply(SpStore *store, SpVm *vm, const char *ref, const char *save
 gboolean sp_op_recover_apply(SpStore *store, SpVm *vm, SpOp *op, const SpOpReport *report,
                              GError **error)
 {
-    g_autoptr(ApplyPlan) plan = plan_from_json(op->payload, error);
+    g_autoptr(ApplyPlan) plan = sp_op_plan_read(&apply_form, op->payload, error);
     if (plan == NULL)
         return FALSE;
     plan->op_id = op->id;

@@ -72,12 +72,6 @@ static const SpField del_disk_fields[] = {
     SP_FIELD("rebase", STRINGS, DelDisk, rebase),
 };
 
-static void del_disk_free(DelDisk *d)
-{
-    sp_fields_clear(del_disk_fields, G_N_ELEMENTS(del_disk_fields), d);
-    g_free(d);
-}
-
 static gpointer del_disk_new(void)
 {
     DelDisk *d = g_new0(DelDisk, 1);
@@ -85,46 +79,22 @@ static gpointer del_disk_new(void)
     return d;
 }
 
+static gboolean del_disk_ok(gconstpointer disk)
+{
+    const DelDisk *d = disk;
+    return d->disk != NULL && d->mode != NULL && d->base != NULL;
+}
+
+static const SpOpPlanForm del_form = {
+    "delete plan", sizeof(DelPlan), G_STRUCT_OFFSET(DelPlan, disks), del_plan_fields,
+    G_N_ELEMENTS(del_plan_fields), del_disk_fields, G_N_ELEMENTS(del_disk_fields), del_disk_new,
+    del_disk_ok};
+
 static void del_plan_free(DelPlan *p)
 {
-    if (p == NULL)
-        return;
-    sp_fields_clear(del_plan_fields, G_N_ELEMENTS(del_plan_fields), p);
-    g_ptr_array_unref(p->disks);
-    g_free(p);
+    sp_op_plan_free(&del_form, p);
 }
 G_DEFINE_AUTOPTR_CLEANUP_FUNC(DelPlan, del_plan_free)
-
-static DelPlan *del_plan_new(void)
-{
-    DelPlan *p = g_new0(DelPlan, 1);
-    p->disks = g_ptr_array_new_with_free_func((GDestroyNotify)del_disk_free);
-    return p;
-}
-
-static char *plan_to_json(const DelPlan *p)
-{
-    return sp_op_plan_write(del_plan_fields, G_N_ELEMENTS(del_plan_fields), p, del_disk_fields,
-                            G_N_ELEMENTS(del_disk_fields), p->disks);
-}
-
-static DelPlan *plan_from_json(const char *text, GError **error)
-{
-    g_autoptr(DelPlan) p = del_plan_new();
-    if (!sp_op_plan_read(text, "delete plan", del_plan_fields, G_N_ELEMENTS(del_plan_fields), p,
-                         del_disk_fields, G_N_ELEMENTS(del_disk_fields),
-                         del_disk_new, p->disks, error))
-        return NULL;
-    for (guint i = 0; i < p->disks->len; i++) {
-        const DelDisk *d = g_ptr_array_index(p->disks, i);
-        if (d->disk == NULL || d->mode == NULL || d->base == NULL) {
-            g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-                        "journal entry is not a valid delete plan (disk %u)", i);
-            return NULL;
-        }
-    }
-    return g_steal_pointer(&p);
-}
 
 static const SpCheckpointDisk *cp_disk(const SpCheckpoint *cp, const char *disk)
 {
@@ -735,7 +705,7 @@ static DelPlan *make_plan(SpStore *store, SpVm *vm, SpQmp *qmp, SpLibvirt *lv,
                           const SpCheckpoint *cp, GError **error)
 {
     g_autoptr(GPtrArray) cps = sp_store_checkpoint_list(store, vm->id, error);
-    g_autoptr(DelPlan) p = del_plan_new();
+    g_autoptr(DelPlan) p = sp_op_plan_new(&del_form);
     const SpDriverOps *ops = sp_driver_ops_of(vm);
     if (cps == NULL)
         return NULL;
@@ -797,7 +767,7 @@ static gboolean delete_one(SpStore *store, SpVm *vm, SpQmp *qmp, SpLibvirt *lv, 
         g_prefix_error(error, "deleting checkpoint '%s': ", cp->name);
         return FALSE;
     }
-    payload = plan_to_json(plan);
+    payload = sp_op_plan_write(&del_form, plan);
     if (!sp_store_op_begin(store, fresh->id, "delete", payload, &plan->op_id, error))
         return FALSE;
     sp_test_crash_point("planned");
@@ -878,7 +848,7 @@ gboolean sp_op_delete(SpStore *store, SpVm *vm, const char *ref, gboolean subtre
 gboolean sp_op_recover_delete(SpStore *store, SpVm *vm, SpQmp *qmp, SpOp *op,
                               const SpOpReport *report, GError **error)
 {
-    g_autoptr(DelPlan) plan = plan_from_json(op->payload, error);
+    g_autoptr(DelPlan) plan = sp_op_plan_read(&del_form, op->payload, error);
     g_autoptr(SpLibvirt) lv = NULL;
     DelRun run = {.store = store, .vm = vm, .qmp = qmp, .report = report};
     if (plan == NULL || !sp_libvirt_open_if_running(vm, &lv, error))

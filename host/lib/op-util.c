@@ -58,35 +58,67 @@ char *sp_op_plan_serialize(SpJson *root, SpJson *disks)
     return sp_json_serialize(root, NULL);
 }
 
-char *sp_op_plan_write(const SpField *fields, gsize n, gconstpointer plan,
-                       const SpField *disk_fields, gsize disk_n, GPtrArray *disks)
+static GPtrArray *plan_disks(const SpOpPlanForm *form, gconstpointer plan)
+{
+    return *(GPtrArray *const *)((const char *)plan + form->disks_offset);
+}
+
+gpointer sp_op_plan_new(const SpOpPlanForm *form)
+{
+    gpointer plan = g_malloc0(form->size);
+    *(GPtrArray **)((char *)plan + form->disks_offset) = g_ptr_array_new();
+    return plan;
+}
+
+void sp_op_plan_free(const SpOpPlanForm *form, gpointer plan)
+{
+    GPtrArray *disks;
+    if (plan == NULL)
+        return;
+    disks = plan_disks(form, plan);
+    for (guint i = 0; i < disks->len; i++)
+        sp_fields_free(form->disk_fields, form->disk_n, g_ptr_array_index(disks, i));
+    g_ptr_array_unref(disks);
+    sp_fields_free(form->fields, form->n, plan);
+}
+
+char *sp_op_plan_write(const SpOpPlanForm *form, gconstpointer plan)
 {
     g_autoptr(SpJson) root = sp_json_new_object();
     SpJson *arr = sp_json_new_array();
-    sp_fields_to_json(root, fields, n, plan);
+    GPtrArray *disks = plan_disks(form, plan);
+    sp_fields_to_json(root, form->fields, form->n, plan);
     for (guint i = 0; i < disks->len; i++) {
         SpJson *o = sp_json_new_object();
-        sp_fields_to_json(o, disk_fields, disk_n, g_ptr_array_index(disks, i));
+        sp_fields_to_json(o, form->disk_fields, form->disk_n, g_ptr_array_index(disks, i));
         sp_json_array_append(arr, o);
     }
     return sp_op_plan_serialize(root, arr);
 }
 
-gboolean sp_op_plan_read(const char *text, const char *what, const SpField *fields, gsize n,
-                         gpointer plan, const SpField *disk_fields, gsize disk_n,
-                         gpointer (*new_disk)(void), GPtrArray *disks, GError **error)
+gpointer sp_op_plan_read(const SpOpPlanForm *form, const char *text, GError **error)
 {
     const SpJson *arr = NULL;
-    g_autoptr(SpJson) root = sp_op_plan_parse(text, what, &arr, error);
+    g_autoptr(SpJson) root = sp_op_plan_parse(text, form->what, &arr, error);
+    gpointer plan;
+    GPtrArray *disks;
     if (root == NULL)
-        return FALSE;
-    sp_fields_from_json(root, fields, n, plan);
+        return NULL;
+    plan = sp_op_plan_new(form);
+    disks = plan_disks(form, plan);
+    sp_fields_from_json(root, form->fields, form->n, plan);
     for (size_t i = 0; i < sp_json_array_len(arr); i++) {
-        gpointer d = new_disk();
-        sp_fields_from_json(sp_json_array_get(arr, i), disk_fields, disk_n, d);
+        gpointer d = form->new_disk();
+        sp_fields_from_json(sp_json_array_get(arr, i), form->disk_fields, form->disk_n, d);
         g_ptr_array_add(disks, d);
+        if (!form->disk_ok(d)) {
+            g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                        "journal entry is not a valid %s (disk %u)", form->what, (guint)i);
+            sp_op_plan_free(form, plan);
+            return NULL;
+        }
     }
-    return TRUE;
+    return plan;
 }
 
 gboolean sp_json_file_read(const char *path, SpJson **ret, gboolean *ret_invalid, GError **error)

@@ -20,13 +20,26 @@ void sp_progress_vsay(SpProgressFn progress, gpointer user_data, const char *fmt
 SpJson *sp_op_plan_parse(const char *text, const char *what, const SpJson **ret_disks,
                          GError **error);
 char *sp_op_plan_serialize(SpJson *root, SpJson *disks);
-/* A journal plan of fields: the plan's own, then "disks", an object for each record in disks
- * (of disk_fields). Reading makes each disk's record with new_disk and adds it to disks. */
-char *sp_op_plan_write(const SpField *fields, gsize n, gconstpointer plan,
-                       const SpField *disk_fields, gsize disk_n, GPtrArray *disks);
-gboolean sp_op_plan_read(const char *text, const char *what, const SpField *fields, gsize n,
-                         gpointer plan, const SpField *disk_fields, gsize disk_n,
-                         gpointer (*new_disk)(void), GPtrArray *disks, GError **error);
+/* A journal plan's form: a record of fields with "disks" (GPtrArray *, at disks_offset), an
+ * object for each disk record (of disk_fields, made by new_disk). The plan owns its disks:
+ * add only records of disk_fields. disk_ok says a read disk record is complete; what names the
+ * plan in errors ("apply plan"). */
+typedef struct {
+    const char *what;
+    gsize size, disks_offset;
+    const SpField *fields;
+    gsize n;
+    const SpField *disk_fields;
+    gsize disk_n;
+    gpointer (*new_disk)(void);
+    gboolean (*disk_ok)(gconstpointer disk);
+} SpOpPlanForm;
+/* A new plan, with no disks; freed (with its disks) by sp_op_plan_free (NULL is fine). */
+gpointer sp_op_plan_new(const SpOpPlanForm *form);
+void sp_op_plan_free(const SpOpPlanForm *form, gpointer plan);
+char *sp_op_plan_write(const SpOpPlanForm *form, gconstpointer plan);
+/* The plan journaled as text, else NULL with G_IO_ERROR_INVALID_DATA. */
+gpointer sp_op_plan_read(const SpOpPlanForm *form, const char *text, GError **error);
 
 /* The JSON object in file path (the group file, a backup session) into *ret: FALSE with error
  * when the file exists but cannot be read; else TRUE, *ret NULL when there is no such file or
