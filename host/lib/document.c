@@ -87,24 +87,30 @@ SpJson *sp_document_checkpoint(const SpCheckpoint *cp, int64_t current)
     return o;
 }
 
-/* The disks given at registration (vm add --disk). */
-static SpJson *vm_disks_to_json(GPtrArray *disks)
+/* An array of each item's object. */
+static SpJson *array_of(GPtrArray *items, SpJson *(*item_to_json)(gconstpointer item))
 {
     SpJson *arr = sp_json_new_array();
-    for (guint i = 0; i < disks->len; i++) {
-        const SpVmDisk *d = g_ptr_array_index(disks, i);
-        SpJson *o = sp_json_new_object();
-        sp_json_object_set_string(o, "disk", d->name);
-        sp_json_object_set_string(o, "path", d->path);
-        sp_json_object_set_string(o, "format", d->format);
-        sp_json_object_set(o, "serial", opt_string(d->serial));
-        sp_json_array_append(arr, o);
-    }
+    for (guint i = 0; i < items->len; i++)
+        sp_json_array_append(arr, item_to_json(g_ptr_array_index(items, i)));
     return arr;
 }
 
-static SpJson *vm_to_json(const SpVm *vm)
+/* A disk given at registration (vm add --disk). */
+static SpJson *vm_disk_to_json(gconstpointer item)
 {
+    const SpVmDisk *d = item;
+    SpJson *o = sp_json_new_object();
+    sp_json_object_set_string(o, "disk", d->name);
+    sp_json_object_set_string(o, "path", d->path);
+    sp_json_object_set_string(o, "format", d->format);
+    sp_json_object_set(o, "serial", opt_string(d->serial));
+    return o;
+}
+
+static SpJson *vm_to_json(gconstpointer item)
+{
+    const SpVm *vm = item;
     SpJson *o = sp_json_new_object();
     sp_json_object_set_string(o, "name", vm->name);
     sp_json_object_set_string(o, "driver", vm->driver);
@@ -122,7 +128,7 @@ static SpJson *vm_to_json(const SpVm *vm)
         sp_json_object_set_string(o, "overlay-dir", vm->overlay_dir);
     sp_json_object_set(o, "checkpoint-type", opt_string(vm->checkpoint_type));
     if (vm->disks != NULL && vm->disks->len > 0)
-        sp_json_object_set(o, "disks", vm_disks_to_json(vm->disks));
+        sp_json_object_set(o, "disks", array_of(vm->disks, vm_disk_to_json));
     sp_json_object_set(o, "current", vm->current != 0 ? sp_json_new_int(vm->current)
                                                       : sp_json_new_null());
     return o;
@@ -158,10 +164,7 @@ SpJson *sp_document_checkpoint_show(const SpVm *vm, GPtrArray *cps, const SpChec
 
 SpJson *sp_document_vm_list(GPtrArray *vms)
 {
-    SpJson *out = sp_json_new_array();
-    for (guint i = 0; i < vms->len; i++)
-        sp_json_array_append(out, vm_to_json(g_ptr_array_index(vms, i)));
-    return out;
+    return array_of(vms, vm_to_json);
 }
 
 SpJson *sp_document_checkpoint_list(const SpVm *vm, GPtrArray *cps)
@@ -177,21 +180,23 @@ SpJson *sp_document_checkpoint_list(const SpVm *vm, GPtrArray *cps)
     return out;
 }
 
+/* A disk of a VM's disk graph (vm disks). */
+static SpJson *disk_to_json(gconstpointer item)
+{
+    const SpDisk *d = item;
+    SpJson *o = sp_json_new_object();
+    sp_json_object_set_string(o, "disk", d->name);
+    sp_json_object_set(o, "node", opt_string(d->node));
+    sp_json_object_set_string(o, "image", d->image);
+    sp_json_object_set_string(o, "format", d->format);
+    sp_json_object_set_int(o, "size", d->size);
+    sp_json_object_set(o, "serial", opt_string(d->serial));
+    return o;
+}
+
 SpJson *sp_document_vm_disks(GPtrArray *disks)
 {
-    SpJson *out = sp_json_new_array();
-    for (guint i = 0; i < disks->len; i++) {
-        SpDisk *d = g_ptr_array_index(disks, i);
-        SpJson *o = sp_json_new_object();
-        sp_json_object_set_string(o, "disk", d->name);
-        sp_json_object_set(o, "node", opt_string(d->node));
-        sp_json_object_set_string(o, "image", d->image);
-        sp_json_object_set_string(o, "format", d->format);
-        sp_json_object_set_int(o, "size", d->size);
-        sp_json_object_set(o, "serial", opt_string(d->serial));
-        sp_json_array_append(out, o);
-    }
-    return out;
+    return array_of(disks, disk_to_json);
 }
 
 SpJson *sp_document_vm_added(const char *name, int64_t id)
