@@ -8,6 +8,14 @@
 #include "stillpoint/driver.h"
 #include "stillpoint/present.h"
 
+/* A local command's document (taken), printed as print shows the daemon's answer. */
+static gboolean print_document(SpJson *doc, void (*print)(const SpJson *doc, gboolean json))
+{
+    g_autoptr(SpJson) owned = doc;
+    print(owned, sp_cli_globals.json);
+    return TRUE;
+}
+
 /* ---- vm add ---- */
 
 static struct {
@@ -96,7 +104,6 @@ gboolean sp_cli_vm_add(int argc, char **argv, GError **error)
 {
     g_autoptr(GPtrArray) disks = NULL;
     g_autoptr(SpStore) store = NULL;
-    g_autoptr(SpJson) doc = NULL;
     SpVm vm = {0};
     int64_t id = 0;
 
@@ -120,9 +127,7 @@ gboolean sp_cli_vm_add(int argc, char **argv, GError **error)
                             "be discovered now: %s\n",
                     argv[1], local->message);
     }
-    doc = sp_document_vm_added(argv[1], id);
-    sp_cli_print_vm_added(doc, sp_cli_globals.json);
-    return TRUE;
+    return print_document(sp_document_vm_added(argv[1], id), sp_cli_print_vm_added);
 }
 
 gboolean sp_cli_vm_add_dbus(SpDaemonClient *c, int argc, char **argv, GError **error)
@@ -157,14 +162,11 @@ gboolean sp_cli_vm_list(int argc, char **argv, GError **error)
 {
     g_autoptr(SpStore) store = NULL;
     g_autoptr(GPtrArray) vms = NULL;
-    g_autoptr(SpJson) doc = NULL;
 
     if ((store = sp_cli_open_store(error)) == NULL ||
         (vms = sp_store_vm_list(store, error)) == NULL)
         return FALSE;
-    doc = sp_document_vm_list(vms);
-    sp_cli_print_vm_list(doc, sp_cli_globals.json);
-    return TRUE;
+    return print_document(sp_document_vm_list(vms), sp_cli_print_vm_list);
 }
 
 gboolean sp_cli_vm_list_dbus(SpDaemonClient *c, int argc, char **argv, GError **error)
@@ -324,16 +326,13 @@ gboolean sp_cli_vm_disks(int argc, char **argv, GError **error)
     g_autoptr(SpStore) store = NULL;
     g_autoptr(SpVm) vm = NULL;
     g_autoptr(GPtrArray) disks = NULL;
-    g_autoptr(SpJson) doc = NULL;
 
     if (!sp_cli_expect(argc, 2, "vm disks", "one VM name", error) ||
         (store = sp_cli_open_store(error)) == NULL ||
         (vm = sp_store_vm_get(store, argv[1], error)) == NULL ||
         (disks = sp_vm_discover_disks(vm, error)) == NULL)
         return FALSE;
-    doc = sp_document_vm_disks(disks);
-    sp_cli_print_vm_disks(doc, sp_cli_globals.json);
-    return TRUE;
+    return print_document(sp_document_vm_disks(disks), sp_cli_print_vm_disks);
 }
 
 gboolean sp_cli_vm_disks_dbus(SpDaemonClient *c, int argc, char **argv, GError **error)
