@@ -263,6 +263,9 @@ static void job_thread_cb(GTask *task, gpointer source, gpointer data, GCancella
     GError *error = NULL;
     GVariant *reply = sp_daemon_job_run(c->job, &error);
 
+    if (reply == NULL && error == NULL) /* a bug, but the caller must still get an answer */
+        error = g_error_new(G_IO_ERROR, G_IO_ERROR_FAILED, "%s failed without a reason",
+                            c->job->method);
     if (reply == NULL)
         g_task_return_error(task, error);
     else

@@ -5,6 +5,19 @@
 #include <gio/gio.h>
 #include <string.h>
 
+/* D-Bus strings are UTF-8 without U+0000; a document's strings come from the store and the
+ * filesystem (paths, names) and may be neither. Refused with an error: a NULL without one
+ * would leave the call unanswered. */
+static gboolean dbus_text(const char *s, size_t len, GError **error)
+{
+    if (memchr(s, '\0', len) != NULL || !g_utf8_validate(s, (gssize)len, NULL)) {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
+                    "a string is not UTF-8 without U+0000, which D-Bus cannot carry");
+        return FALSE;
+    }
+    return TRUE;
+}
+
 static GVariant *object_to_variant(const SpJson *doc, GError **error)
 {
     GVariantBuilder b;
@@ -13,7 +26,8 @@ static GVariant *object_to_variant(const SpJson *doc, GError **error)
     for (size_t i = 0; i < sp_json_object_len(doc); i++) {
         const SpJson *member = NULL;
         const char *key = sp_json_object_member(doc, i, &member);
-        GVariant *v = sp_document_to_variant(member, error);
+        GVariant *v = dbus_text(key, strlen(key), error) ? sp_document_to_variant(member, error)
+                                                         : NULL;
         if (v == NULL) {
             g_variant_builder_clear(&b);
             g_prefix_error(error, "%s: ", key);
@@ -52,11 +66,8 @@ GVariant *sp_document_to_variant(const SpJson *doc, GError **error)
     case SP_JSON_DOUBLE:
         return g_variant_new_double(sp_json_get_double(doc));
     case SP_JSON_STRING:
-        if (memchr(sp_json_get_string(doc), '\0', sp_json_get_string_len(doc)) != NULL) {
-            g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA,
-                        "a string holds U+0000, which D-Bus cannot carry");
+        if (!dbus_text(sp_json_get_string(doc), sp_json_get_string_len(doc), error))
             return NULL;
-        }
         return g_variant_new_string(sp_json_get_string(doc));
     case SP_JSON_ARRAY:
         return array_to_variant(doc, error);

@@ -100,6 +100,17 @@ static void what_cannot_be_carried_is_refused(void **state)
     assert_null(sp_document_to_variant(doc, &error));
     assert_non_null(strstr(error->message, "U+0000"));
     g_clear_error(&error);
+    /* Not UTF-8 (a path from the filesystem), as a value and as a key: an error, never a NULL
+     * without one (stillpointd would leave the call unanswered). */
+    sp_json_object_set(doc, "k", sp_json_new_string("/images/\xff.qcow2"));
+    assert_null(sp_document_to_variant(doc, &error));
+    assert_true(g_error_matches(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA));
+    g_clear_error(&error);
+    sp_json_object_set(doc, "k", sp_json_new_string("ok"));
+    sp_json_object_set(doc, "\xc3(", sp_json_new_int(1));
+    assert_null(sp_document_to_variant(doc, &error));
+    assert_true(g_error_matches(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA));
+    g_clear_error(&error);
     assert_null(sp_document_from_variant(tuple, &error));
     assert_true(g_error_matches(error, G_IO_ERROR, G_IO_ERROR_INVALID_DATA));
     g_clear_error(&error);
