@@ -45,12 +45,17 @@ void sp_fields_to_json(SpJson *obj, const SpField *fields, gsize n, gconstpointe
     }
 }
 
+/* A member that is not a string (a corrupt journal) is left out rather than read as a NULL
+ * path that later code would use. */
 static void strings_from_json(const SpJson *arr, GPtrArray **list)
 {
     if (*list == NULL)
         *list = g_ptr_array_new_with_free_func(g_free);
-    for (size_t j = 0; j < sp_json_array_len(arr); j++)
-        g_ptr_array_add(*list, g_strdup(sp_json_get_string(sp_json_array_get(arr, j))));
+    for (size_t j = 0; j < sp_json_array_len(arr); j++) {
+        const char *s = sp_json_get_string(sp_json_array_get(arr, j));
+        if (s != NULL)
+            g_ptr_array_add(*list, g_strdup(s));
+    }
 }
 
 void sp_fields_from_json(const SpJson *obj, const SpField *fields, gsize n, gpointer record)

@@ -8,6 +8,7 @@
 #include <gio/gio.h>
 #include <glib/gstdio.h>
 
+#include "../../host/lib/fields.h"
 #include "stillpoint/ops.h"
 #include "stillpoint/store.h"
 
@@ -181,9 +182,39 @@ static void test_find_by_name_or_id_refuses_ambiguous_names(void **state)
     assert_true(g_error_matches(error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND));
 }
 
+/* A journal record read back from corrupt JSON: a string list with members that are not strings
+ * keeps only the strings (never a NULL path for later code to use). */
+typedef struct {
+    char *name;
+    GPtrArray *paths;
+} ListRecord;
+
+static void test_corrupt_string_list_keeps_only_strings(void **state)
+{
+    static const SpField fields[] = {
+        SP_FIELD("name", STRING, ListRecord, name),
+        SP_FIELD("paths", STRINGS, ListRecord, paths),
+    };
+    const SpJsonLimits limits = {.max_size = 4096};
+    const char *text = "{\"name\":\"d\",\"paths\":[\"/a\",1,null,{},\"/b\"]}";
+    g_autoptr(SpJson) doc = NULL;
+    SpJsonError jerr = {0};
+    ListRecord r = {0};
+
+    (void)state;
+    assert_int_equal(sp_json_parse(text, strlen(text), &limits, &doc, &jerr), 0);
+    sp_fields_from_json(doc, fields, G_N_ELEMENTS(fields), &r);
+    assert_string_equal(r.name, "d");
+    assert_int_equal(r.paths->len, 2);
+    assert_string_equal(g_ptr_array_index(r.paths, 0), "/a");
+    assert_string_equal(g_ptr_array_index(r.paths, 1), "/b");
+    sp_fields_clear(fields, G_N_ELEMENTS(fields), &r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_corrupt_string_list_keeps_only_strings),
         cmocka_unit_test_setup_teardown(test_remove_moves_children_up_and_current_to_parent,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_rolled_back_tree_edit_changes_nothing, setup,
