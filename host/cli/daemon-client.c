@@ -95,6 +95,10 @@ static void progress_cb(GDBusConnection *bus, const char *sender, const char *pa
     const char *vm, *op, *message;
     double percent;
 
+    /* Only the name's owner reaches us, but an older GLib may not filter by sender: a
+     * Progress of another shape is dropped, not read. */
+    if (!g_variant_is_of_type(params, G_VARIANT_TYPE("(sssd)")))
+        return;
     g_variant_get(params, "(&s&s&sd)", &vm, &op, &message, &percent);
     /* stillpointd sends Progress to its caller only; still, only this command's VM is ours
      * (a group checkpoint names the group). */
