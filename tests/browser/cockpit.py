@@ -19,6 +19,7 @@ Headless Chromium (chromedriver, python3-selenium) drives the page; screenshots 
 """
 import importlib.util
 import os
+import secrets
 import shutil
 import socket
 import subprocess
@@ -42,7 +43,9 @@ WAIT_S = 60
 OPERATOR = {"user": "nobody", "group": "nogroup", "extra_groups": []}
 ADMIN = {"user": "daemon", "group": "daemon", "extra_groups": []}
 READER = {"user": "bin", "group": "bin", "extra_groups": []}
-PASSWORD = "sp-browser-test"
+# A new password each run: the test users are real accounts (daemon, bin, nobody) inside
+# cockpit-ws's namespace, reachable on 127.0.0.1 by any local user while the test runs.
+PASSWORD = secrets.token_urlsafe(24)
 RULES = """[actions]
 org.stillpoint.read=group:nogroup;user:daemon;user:bin
 org.stillpoint.checkpoint.create=group:nogroup;user:daemon
@@ -88,9 +91,10 @@ def etc_copy(env, name, change):
             fields = line.split(":")
             lines.append(":".join(change(fields)))
     path = env.path(name)
-    with open(path, "w") as f:
+    # Created with its final mode: the copy of shadow holds every account's hash.
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644 if name == "passwd" else 0o600)
+    with os.fdopen(fd, "w") as f:
         f.write("\n".join(lines) + "\n")
-    os.chmod(path, 0o644 if name == "passwd" else 0o640)
     return path
 
 
