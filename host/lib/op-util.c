@@ -164,7 +164,8 @@ SpCheckpoint *sp_op_find_checkpoint(SpStore *store, SpVm *vm, const char *ref, G
         return NULL;
     for (guint i = 0; i < cps->len; i++) {
         SpCheckpoint *cp = g_ptr_array_index(cps, i);
-        if (g_strcmp0(cp->name, ref) == 0) {
+        /* '#N' is an id, never a name: a name of that form (older stores) cannot catch it. */
+        if (ref[0] != '#' && g_strcmp0(cp->name, ref) == 0) {
             match = i;
             g_string_append_printf(ids, "%s#%" G_GINT64_FORMAT, n++ ? ", " : "", cp->id);
         }

@@ -409,6 +409,13 @@ gboolean sp_checkpoint_name_valid(const char *name, GError **error)
                     "checkpoint name '%s' must not start with '-'", name);
         return FALSE;
     }
+    /* '#N' names a checkpoint by id: a name of that form would catch what is meant for another. */
+    if (name[0] == '#') {
+        g_set_error(error, G_IO_ERROR, G_IO_ERROR_INVALID_ARGUMENT,
+                    "checkpoint name '%s' must not start with '#' ('#ID' gives a checkpoint by its id)",
+                    name);
+        return FALSE;
+    }
     for (const char *p = name; *p != '\0'; p = g_utf8_next_char(p)) {
         gunichar c = g_utf8_get_char(p);
         GUnicodeType t = g_unichar_type(c);

@@ -23,6 +23,8 @@ refused "a VM name with a newline is refused" "only letters" vm add "$(printf 'v
 # Checkpoint names: refused before anything reaches the VM (there is none here to reach).
 refused "a checkpoint name starting with '-' is refused" "must not start with '-'" \
   checkpoint create vm1 --name=-rf
+refused "a checkpoint name starting with '#' (an id's form) is refused" "must not start with '#'" \
+  checkpoint create vm1 --name '#0'
 refused "a checkpoint name with a newline is refused" "line breaks" \
   checkpoint create vm1 --name "$(printf 'a\nb')"
 refused "a checkpoint name with U+2028 is refused" "line breaks" \

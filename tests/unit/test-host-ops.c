@@ -7,6 +7,7 @@
 
 #include <gio/gio.h>
 #include <glib/gstdio.h>
+#include <sqlite3.h>
 
 #include "../../host/lib/fields.h"
 #include "stillpoint/ops.h"
@@ -149,6 +150,7 @@ static void test_rename_rules_checked_before_any_change(void **state)
     expect_rename_error(f, "a\tb", G_IO_ERROR_INVALID_ARGUMENT);
     expect_rename_error(f, "a\x7f", G_IO_ERROR_INVALID_ARGUMENT);
     expect_rename_error(f, "\xff", G_IO_ERROR_INVALID_ARGUMENT);
+    expect_rename_error(f, "#0", G_IO_ERROR_INVALID_ARGUMENT); /* '#N' is an id */
     expect_rename_error(f, "b", G_IO_ERROR_EXISTS);
     assert_true(sp_op_rename(f->store, vm, "a", "y", &error));
     assert_true(sp_op_rename(f->store, vm, "y", n100, &error));
@@ -211,10 +213,38 @@ static void test_corrupt_string_list_keeps_only_strings(void **state)
     sp_fields_clear(fields, G_N_ELEMENTS(fields), &r);
 }
 
+/* A name shaped like an id (left by an older store, which took them) never catches '#N': the
+ * id wins, and '#0' (a permission probe) finds nothing. */
+static void test_hash_argument_is_only_an_id(void **state)
+{
+    Fixture *f = *state;
+    g_autoptr(GError) error = NULL;
+    g_autoptr(SpVm) vm = get_vm(f);
+    g_autofree char *path = g_build_filename(f->dir, "store.db", NULL);
+    g_autofree char *hash = g_strdup_printf("#%" G_GINT64_FORMAT, f->id[1]);
+    g_autofree char *sql = g_strdup_printf(
+        "UPDATE checkpoints SET name = '%s' WHERE id = %" G_GINT64_FORMAT "; "
+        "UPDATE checkpoints SET name = '#0' WHERE id = %" G_GINT64_FORMAT ";",
+        hash, f->id[2], f->id[0]);
+    g_autoptr(SpCheckpoint) by_hash = NULL, by_zero = NULL;
+    sqlite3 *db = NULL;
+
+    assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+    assert_int_equal(sqlite3_exec(db, sql, NULL, NULL, NULL), SQLITE_OK);
+    sqlite3_close(db);
+    by_hash = sp_op_find_checkpoint(f->store, vm, hash, &error);
+    assert_non_null(by_hash);
+    assert_int_equal(by_hash->id, f->id[1]);
+    by_zero = sp_op_find_checkpoint(f->store, vm, "#0", &error);
+    assert_null(by_zero);
+    assert_true(g_error_matches(error, G_IO_ERROR, G_IO_ERROR_NOT_FOUND));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_corrupt_string_list_keeps_only_strings),
+        cmocka_unit_test_setup_teardown(test_hash_argument_is_only_an_id, setup, teardown),
         cmocka_unit_test_setup_teardown(test_remove_moves_children_up_and_current_to_parent,
                                         setup, teardown),
         cmocka_unit_test_setup_teardown(test_rolled_back_tree_edit_changes_nothing, setup,

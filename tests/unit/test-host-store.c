@@ -242,6 +242,11 @@ static void test_checkpoint_name_limits(void **state)
     assert_false(sp_checkpoint_name_valid("-rf", &error));
     assert_non_null(strstr(error->message, "must not start with '-'"));
     g_clear_error(&error);
+    /* '#N' gives a checkpoint by id: a name of that form would catch another's operations. */
+    assert_false(sp_checkpoint_name_valid("#0", &error));
+    assert_non_null(strstr(error->message, "must not start with '#'"));
+    g_clear_error(&error);
+    assert_true(sp_checkpoint_name_valid("a#1", &error));
     assert_false(sp_checkpoint_name_valid("a\nb", &error));
     g_clear_error(&error);
     assert_false(sp_checkpoint_name_valid("a\xe2\x80\xa8" "b", &error)); /* U+2028 */
