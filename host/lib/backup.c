@@ -51,7 +51,7 @@ char *sp_backup_socket_path(const char *store_path, const char *vm_name)
 }
 
 /* Removes the socket's own directory (name in parent_fd) and the socket in it, by fd: nothing
- * a caller it was given to left there is followed. A directory it filled stays (and is said). */
+ * in it is followed. The directory stays root's, so nothing but the socket is in it. */
 static gboolean socket_dir_remove(int parent_fd, const char *name)
 {
     int fd = openat(parent_fd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
@@ -62,8 +62,8 @@ static gboolean socket_dir_remove(int parent_fd, const char *name)
     return unlinkat(parent_fd, name, AT_REMOVEDIR) == 0 || errno == ENOENT;
 }
 
-/* The socket's directory, made afresh, root's (0700) until QEMU has bound the socket in it.
- * SP_RUNTIME_DIR is 0711: a caller given its session's directory can reach it, list nothing. */
+/* The socket's directory, made afresh, root's (0700; 0711 once its socket is given). SP_RUNTIME_DIR
+ * is 0711: a caller given its session's socket can reach it, list nothing, write nothing. */
 static gboolean socket_dir_make(const char *socket, GError **error)
 {
     g_autofree char *dir = g_path_get_dirname(socket);
@@ -105,29 +105,43 @@ static void socket_remove(const char *socket)
     close(fd);
 }
 
+/* Gives the socket (never the directory, nor anything a symlink points at) in dir_fd, root's. */
+static int socket_give_in(int dir_fd, const char *base, guint32 uid)
+{
+    struct stat st;
+
+    if (fstat(dir_fd, &st) < 0)
+        return errno;
+    if (st.st_uid != geteuid())
+        return EPERM;
+    if (fstatat(dir_fd, base, &st, AT_SYMLINK_NOFOLLOW) < 0)
+        return errno;
+    /* Only QEMU's socket, still ours: what is given once is not given again. */
+    if (!S_ISSOCK(st.st_mode) || st.st_uid != geteuid())
+        return EPERM;
+    /* The directory stays root's: the caller can reach the socket, and write nothing beside it. */
+    if (fchmod(dir_fd, 0711) < 0 || fchmodat(dir_fd, base, 0600, AT_SYMLINK_NOFOLLOW) < 0 ||
+        fchownat(dir_fd, base, uid, (gid_t)-1, AT_SYMLINK_NOFOLLOW) < 0)
+        return errno;
+    return 0;
+}
+
 gboolean sp_backup_socket_give(const char *socket, guint32 uid, GError **error)
 {
     g_autofree char *dir = g_path_get_dirname(socket), *base = g_path_get_basename(socket);
-    struct stat st;
-    int fd, errsv = 0;
+    int fd, errsv;
 
     if (uid == 0 || g_strcmp0(base, SP_BACKUP_SOCKET_NAME) != 0)
         return TRUE;
     if ((fd = open(dir, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0)
         errsv = errno;
-    else if (fstat(fd, &st) < 0)
-        errsv = errno;
-    else if (st.st_uid != geteuid())
-        errsv = EPERM;
-    /* Ours alone so far: what is in it is QEMU's socket. The directory goes last. */
-    else if (fchownat(fd, base, uid, (gid_t)-1, AT_SYMLINK_NOFOLLOW) < 0 ||
-             fchmodat(fd, base, 0600, 0) < 0 || fchown(fd, uid, (gid_t)-1) < 0)
-        errsv = errno;
-    if (fd >= 0)
+    else {
+        errsv = socket_give_in(fd, base, uid);
         close(fd);
+    }
     if (errsv != 0)
         g_set_error(error, G_IO_ERROR, g_io_error_from_errno(errsv),
-                    "cannot give %s to uid %u: %s", dir, uid, g_strerror(errsv));
+                    "cannot give %s to uid %u: %s", socket, uid, g_strerror(errsv));
     return errsv == 0;
 }
 

@@ -20,6 +20,7 @@ import os
 import re
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -583,8 +584,12 @@ def session_read_by_caller(env, out):
     image = re.search(r"'image': <'([^']+)'>", out).group(1)
     sock_dir = os.path.dirname(uri.split("socket=", 1)[1])
     st = os.stat(sock_dir)
-    check(st.st_uid == 65534 and (st.st_mode & 0o777) == 0o700,
-          "the session's socket directory is the caller's alone (uid %d, %o)"
+    check(st.st_uid == 0 and (st.st_mode & 0o777) == 0o711,
+          "the session's socket directory stays root's, 0711: the caller can leave nothing in it"
+          " (uid %d, %o)" % (st.st_uid, st.st_mode & 0o777))
+    st = os.lstat(os.path.join(sock_dir, "nbd.sock"))
+    check(stat.S_ISSOCK(st.st_mode) and st.st_uid == 65534 and (st.st_mode & 0o777) == 0o600,
+          "the session's socket is the caller's alone (uid %d, %o)"
           % (st.st_uid, st.st_mode & 0o777))
     copy = env.path("operator", "copy.raw")
     shutil.rmtree(env.path("operator"), ignore_errors=True)

@@ -9,6 +9,8 @@
 #include <sqlite3.h>
 #include <glib/gstdio.h>
 #include <sys/stat.h>
+#include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <string.h>
 #include <unistd.h>
@@ -550,6 +552,16 @@ static void test_backup_socket_goes_to_run(void **state)
     assert_string_equal(private, "/srv/test/store.db.web.nbd/nbd.sock");
 }
 
+static int bind_unix_socket(const char *path)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    assert_true(fd >= 0 && strlen(path) < sizeof(sa.sun_path));
+    strcpy(sa.sun_path, path);
+    assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    return fd;
+}
+
 /* stillpointd gives a session's socket to its caller through its directory's fd: never through
  * a symlink, never a directory that is not its own, nothing for root or a bare socket. */
 static void test_backup_socket_given_by_fd(void **state)
@@ -562,27 +574,50 @@ static void test_backup_socket_given_by_fd(void **state)
     g_autofree char *bare = g_build_filename(tmp, "bare.sock", NULL);
     struct stat st;
     GError *error = NULL;
+    int listener;
 
     (void)state;
     assert_int_equal(g_mkdir(dir, 0700), 0);
-    assert_true(g_file_set_contents(sock, "", 0, NULL));
+    listener = bind_unix_socket(sock);
     assert_int_equal(symlink(dir, link), 0);
     assert_false(sp_backup_socket_give(via_link, 65534, &error)); /* O_NOFOLLOW */
     g_clear_error(&error);
     assert_true(sp_backup_socket_give(sock, 0, NULL));
     assert_true(sp_backup_socket_give(bare, 65534, NULL));
     if (geteuid() == 0) {
+        g_autofree char *file = g_build_filename(tmp, "f.nbd", NULL);
+        g_autofree char *not_sock = g_build_filename(file, SP_BACKUP_SOCKET_NAME, NULL);
+        g_autofree char *lnk = g_build_filename(tmp, "k.nbd", NULL);
+        g_autofree char *sock_link = g_build_filename(lnk, SP_BACKUP_SOCKET_NAME, NULL);
+
         assert_true(sp_backup_socket_give(sock, 65534, NULL));
-        assert_int_equal(stat(sock, &st), 0);
-        assert_true(st.st_uid == 65534 && (st.st_mode & 0777) == 0600);
+        assert_int_equal(lstat(sock, &st), 0);
+        assert_true(S_ISSOCK(st.st_mode) && st.st_uid == 65534 && (st.st_mode & 0777) == 0600);
+        /* The directory stays root's: the caller reaches the socket and can leave nothing. */
         assert_int_equal(stat(dir, &st), 0);
-        assert_true(st.st_uid == 65534 && (st.st_mode & 0777) == 0700);
-        /* The caller's now: not given again (nothing in it is trusted). */
+        assert_true(st.st_uid == 0 && (st.st_mode & 0777) == 0711);
+        /* The caller's now: not given again. */
         assert_false(sp_backup_socket_give(sock, 65533, &error));
+        g_clear_error(&error);
+        /* Only a socket is given, never what a symlink in its place points at. */
+        assert_int_equal(g_mkdir(file, 0700), 0);
+        assert_true(g_file_set_contents(not_sock, "", 0, NULL));
+        assert_false(sp_backup_socket_give(not_sock, 65534, &error));
+        g_clear_error(&error);
+        assert_int_equal(g_mkdir(lnk, 0700), 0);
+        assert_int_equal(symlink(not_sock, sock_link), 0);
+        assert_false(sp_backup_socket_give(sock_link, 65534, &error));
+        assert_int_equal(stat(not_sock, &st), 0);
+        assert_true(st.st_uid == 0 && (st.st_mode & 0777) != 0600);
+        g_unlink(sock_link);
+        g_rmdir(lnk);
+        g_unlink(not_sock);
+        g_rmdir(file);
     } else {
         assert_false(sp_backup_socket_give(sock, 65534, &error)); /* only root can give */
     }
     g_clear_error(&error);
+    close(listener);
     g_unlink(link);
     g_unlink(sock);
     g_rmdir(dir);
